@@ -1,0 +1,36 @@
+//! The error type of the ports.
+
+/// What a port implementation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A write lost a race: the stored version moved on (e.g. a late report
+    /// from a worker that lost its job).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The backend is closed or shutting down.
+    #[error("closed: {0}")]
+    Closed(String),
+    /// The backend failed; the message says which and why.
+    #[error("{context}: {source}")]
+    Backend {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    pub fn backend(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Backend {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! weft's pure domain: the workflow spec (TOML with source spans and
+//! compiler-style diagnostics), the step DAG, templating, `when` conditions,
+//! the run state machine (`apply(&mut RunState, Event) -> Vec<Action>`), and
+//! the ports the rest of weft implements.
+//!
+//! No I/O, no clock reads, no threads: callers pass time in, and carry the
+//! returned actions out. Depends on no other weft crate.
+
+pub mod dag;
+pub mod diagnostic;
+mod error;
+pub mod expr;
+pub mod ports;
+pub mod run;
+pub mod spec;
+pub mod template;
+
+pub use error::Error;

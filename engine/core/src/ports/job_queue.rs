@@ -1,0 +1,59 @@
+//! Jobs go from the orchestrator to workers; reports come back.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::run::{Job, Millis, Outcome, TaskId};
+use crate::Error;
+
+/// What a worker says about an attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub run_id: String,
+    pub task: TaskId,
+    pub attempt: u32,
+    pub worker: String,
+    pub at: Millis,
+    pub kind: ReportKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum ReportKind {
+    Started,
+    Finished { outcome: Outcome },
+}
+
+/// A job taken from the queue, held until acknowledged.
+///
+/// # Contract
+/// Dropping a delivery without `ack` returns the job to the queue, as a lost
+/// connection would: a job is never lost, only possibly delivered again.
+#[async_trait]
+pub trait Delivery: Send {
+    fn job(&self) -> &Job;
+    /// The job is done (its result is recorded); it will not be delivered again.
+    async fn ack(self: Box<Self>) -> Result<(), Error>;
+    /// Give the job back; `requeue = false` drops it (or dead-letters it).
+    async fn reject(self: Box<Self>, requeue: bool) -> Result<(), Error>;
+}
+
+/// The job queue port.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Queues a job on its pool (`job.pool`).
+    ///
+    /// # Contract
+    /// When this returns `Ok`, the job survives as long as the queue does.
+    async fn publish(&self, job: &Job) -> Result<(), Error>;
+
+    /// Waits for the next job of `pool`. Jobs of one pool are delivered in
+    /// publish order, each to one taker at a time.
+    async fn take(&self, pool: &str) -> Result<Box<dyn Delivery>, Error>;
+
+    /// Sends a report to the orchestrator.
+    async fn report(&self, report: &Report) -> Result<(), Error>;
+
+    /// Waits for the next report, in the order they were sent.
+    async fn next_report(&self) -> Result<Report, Error>;
+}

@@ -1,0 +1,11 @@
+//! The ports: what the engine needs from the outside world. Each has an
+//! embedded adapter and, later, a networked one; all must pass the contract
+//! tests in `weft-testkit`.
+
+mod clock;
+mod job_queue;
+mod run_store;
+
+pub use clock::Clock;
+pub use job_queue::{Delivery, JobQueue, Report, ReportKind};
+pub use run_store::{LogKey, RunRecord, RunStore};

@@ -1,0 +1,71 @@
+//! Runs, their event logs and step logs.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+use crate::run::{Event, Millis, RunStatus, TaskId};
+use crate::Error;
+
+/// What is stored about a run besides its events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub workflow: String,
+    /// Where the workflow was read from, for display.
+    pub file: String,
+    /// The workflow file's text: a run replays against exactly what it ran.
+    pub source: String,
+    pub params: Map<String, Json>,
+    pub status: RunStatus,
+    pub created_at: Millis,
+    pub finished_at: Option<Millis>,
+    /// Why it failed or was cancelled, in one line.
+    #[serde(default)]
+    pub summary: Option<String>,
+}
+
+/// One attempt's log.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LogKey {
+    pub run_id: String,
+    pub task: TaskId,
+    pub attempt: u32,
+}
+
+/// The run store port.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Stores a new run. Fails with `Conflict` if the id exists.
+    async fn create_run(&self, run: &RunRecord) -> Result<(), Error>;
+
+    /// Updates status, finish time and summary.
+    async fn update_run(&self, run: &RunRecord) -> Result<(), Error>;
+
+    async fn get_run(&self, id: &str) -> Result<Option<RunRecord>, Error>;
+
+    /// Newest first, at most `limit`.
+    async fn list_runs(&self, limit: usize) -> Result<Vec<RunRecord>, Error>;
+
+    /// Appends events at position `expected_len` of the run's log.
+    ///
+    /// # Contract
+    /// Version-checked: if the log does not have exactly `expected_len`
+    /// events, nothing is written and `Conflict` is returned, so two writers
+    /// can never interleave. All of `events` are written, or none.
+    async fn append_events(
+        &self,
+        run_id: &str,
+        expected_len: u64,
+        events: &[Event],
+    ) -> Result<(), Error>;
+
+    /// The run's whole event log, in order.
+    async fn events(&self, run_id: &str) -> Result<Vec<Event>, Error>;
+
+    /// Appends to an attempt's log.
+    async fn append_log(&self, key: &LogKey, chunk: &[u8]) -> Result<(), Error>;
+
+    /// An attempt's whole log (empty if none was written).
+    async fn read_log(&self, key: &LogKey) -> Result<Vec<u8>, Error>;
+}

@@ -1,0 +1,134 @@
+//! What happens to a run (events) and what the machine asks for (actions).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::spec::{Resources, StepAction};
+
+/// Milliseconds since the Unix epoch, as given by the caller's clock.
+pub type Millis = u64;
+
+/// One instance of a step: the step itself, or item `index` of a `for-each`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TaskId {
+    pub step: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+}
+
+impl TaskId {
+    pub fn new(step: impl Into<String>, index: Option<u32>) -> Self {
+        Self {
+            step: step.into(),
+            index,
+        }
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "{}[{i}]", self.step),
+            None => f.write_str(&self.step),
+        }
+    }
+}
+
+/// How an attempt ended, as reported by whoever ran it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "status")]
+pub enum Outcome {
+    Succeeded {
+        #[serde(default)]
+        outputs: Json,
+    },
+    Failed {
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        /// False where trying again cannot help (e.g. "not supported yet").
+        retryable: bool,
+    },
+}
+
+/// Something that happened to a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "event")]
+pub enum Event {
+    /// The run begins: roots are dispatched.
+    Started { at: Millis },
+    /// A worker began an attempt.
+    TaskStarted {
+        task: TaskId,
+        attempt: u32,
+        worker: String,
+        at: Millis,
+    },
+    /// An attempt ended.
+    TaskFinished {
+        task: TaskId,
+        attempt: u32,
+        outcome: Outcome,
+        at: Millis,
+    },
+    /// The wait before a retry is over.
+    RetryDue {
+        task: TaskId,
+        attempt: u32,
+        at: Millis,
+    },
+    /// An attempt's deadline passed without a result.
+    DeadlinePassed {
+        task: TaskId,
+        attempt: u32,
+        at: Millis,
+    },
+    /// Someone asked to cancel the run.
+    CancelRequested { reason: String, at: Millis },
+}
+
+/// A job for a worker: everything needed to run one attempt of one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub run_id: String,
+    pub workflow: String,
+    pub task: TaskId,
+    pub attempt: u32,
+    /// With templates rendered (for `run`).
+    pub action: StepAction,
+    pub env: BTreeMap<String, String>,
+    /// What `$WEFT_INPUTS` holds: params, upstream outputs, item, run.
+    pub inputs: Json,
+    pub timeout: Option<Duration>,
+    pub pool: String,
+    pub resources: Resources,
+    pub pre_hooks: Vec<String>,
+    pub post_hooks: Vec<String>,
+}
+
+/// What the machine asks its driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Hand this job to a worker.
+    Dispatch(Box<Job>),
+    /// After `delay`, feed `Event::RetryDue { task, attempt }`.
+    ScheduleRetry {
+        task: TaskId,
+        attempt: u32,
+        delay: Duration,
+    },
+    /// After `after` (plus the driver's grace), feed `Event::DeadlinePassed`.
+    ArmDeadline {
+        task: TaskId,
+        attempt: u32,
+        after: Duration,
+    },
+    /// Stop this attempt wherever it runs.
+    Abort { task: TaskId, attempt: u32 },
+    /// The run is over.
+    Finished { status: super::RunStatus },
+}

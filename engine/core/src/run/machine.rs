@@ -1,0 +1,513 @@
+//! The transition function. Every rule of scheduling lives here.
+
+use std::collections::VecDeque;
+
+use serde_json::{json, Map, Value as Json};
+
+use super::backoff::retry_delay;
+use super::event::{Action, Event, Job, Millis, Outcome, TaskId};
+use super::state::{
+    AttemptRecord, RunState, RunStatus, SkipReason, StepStatus, TaskState, TaskStatus,
+};
+use crate::expr::Condition;
+use crate::spec::{Command, ForEach, StepAction};
+use crate::template::{render_str, Path, Template};
+
+/// Applies one event; returns what the driver must do. Events that no longer
+/// matter (a late result for an attempt that was already settled, anything
+/// after the run finished) change nothing and return no actions.
+pub fn apply(state: &mut RunState, event: Event) -> Vec<Action> {
+    let mut m = Machine {
+        state,
+        actions: Vec::new(),
+        ready: VecDeque::new(),
+    };
+    m.handle(event);
+    m.actions
+}
+
+struct Machine<'s> {
+    state: &'s mut RunState,
+    actions: Vec<Action>,
+    /// Steps whose needs have all finished, to activate in order.
+    ready: VecDeque<usize>,
+}
+
+impl Machine<'_> {
+    fn handle(&mut self, event: Event) {
+        if self.state.status.is_terminal() {
+            return;
+        }
+        match event {
+            Event::Started { at } => {
+                if self.state.status != RunStatus::Pending {
+                    return;
+                }
+                self.state.status = RunStatus::Running;
+                self.state.started_at = Some(at);
+                self.ready.extend(
+                    (0..self.state.steps.len()).filter(|&i| self.state.steps[i].waiting_on == 0),
+                );
+                self.drain(at);
+            }
+            Event::TaskStarted {
+                task,
+                attempt,
+                worker,
+                at,
+            } => {
+                if let Some((_, t)) = self.current(&task, attempt) {
+                    let t = &mut self.state.steps[t.0].tasks[t.1];
+                    if t.status == TaskStatus::Queued {
+                        t.status = TaskStatus::Running;
+                    }
+                    if let Some(a) = t.attempts.last_mut() {
+                        a.started_at.get_or_insert(at);
+                        a.worker = Some(worker);
+                    }
+                }
+            }
+            Event::TaskFinished {
+                task,
+                attempt,
+                outcome,
+                at,
+            } => {
+                if let Some((_, at_idx)) = self.current(&task, attempt) {
+                    self.finish_attempt(at_idx, outcome, at);
+                    self.drain(at);
+                }
+            }
+            Event::DeadlinePassed { task, attempt, at } => {
+                if let Some((_, idx)) = self.current(&task, attempt) {
+                    let timeout = self.state.plan.workflow.steps[idx.0]
+                        .timeout
+                        .unwrap_or_default();
+                    self.actions.push(Action::Abort { task, attempt });
+                    let reason = format!(
+                        "timed out after {}",
+                        crate::spec::units::format_duration(timeout)
+                    );
+                    self.finish_attempt(
+                        idx,
+                        Outcome::Failed {
+                            reason,
+                            exit_code: None,
+                            retryable: true,
+                        },
+                        at,
+                    );
+                    self.drain(at);
+                }
+            }
+            Event::RetryDue { task, attempt, at } => {
+                let Some(si) = self.state.step_index(&task.step) else {
+                    return;
+                };
+                let ti = task.index.unwrap_or(0) as usize;
+                let ok = self.state.steps[si].tasks.get(ti).is_some_and(|t| {
+                    t.status == TaskStatus::RetryWaiting && t.attempt() + 1 == attempt
+                });
+                if ok {
+                    self.dispatch(si, ti, at);
+                    self.drain(at);
+                }
+            }
+            Event::CancelRequested { reason, at } => self.cancel(reason, at),
+        }
+    }
+
+    /// The task's indices if `attempt` is its live attempt (queued or running).
+    fn current(&self, task: &TaskId, attempt: u32) -> Option<((), (usize, usize))> {
+        let si = self.state.step_index(&task.step)?;
+        let ti = task.index.unwrap_or(0) as usize;
+        let t = self.state.steps[si].tasks.get(ti)?;
+        (matches!(t.status, TaskStatus::Queued | TaskStatus::Running) && t.attempt() == attempt)
+            .then_some(((), (si, ti)))
+    }
+
+    fn finish_attempt(&mut self, (si, ti): (usize, usize), outcome: Outcome, at: Millis) {
+        let policy = self.state.plan.workflow.steps[si].retries;
+        let task = &mut self.state.steps[si].tasks[ti];
+        let record = task
+            .attempts
+            .last_mut()
+            .expect("a live task has an attempt");
+        record.finished_at = Some(at);
+        match outcome {
+            Outcome::Succeeded { outputs } => {
+                record.error = Some(String::new());
+                task.status = TaskStatus::Succeeded;
+                task.outputs = Some(if outputs.is_null() {
+                    json!({})
+                } else {
+                    outputs
+                });
+            }
+            Outcome::Failed {
+                reason,
+                exit_code,
+                retryable,
+            } => {
+                record.error = Some(reason);
+                record.exit_code = exit_code;
+                let attempt = record.number;
+                if retryable && attempt <= policy.limit {
+                    task.status = TaskStatus::RetryWaiting;
+                    let id = task.id.clone();
+                    let seed = format!("{}/{}", self.state.run_id, id);
+                    let delay = retry_delay(&policy, attempt + 1, &seed);
+                    self.actions.push(Action::ScheduleRetry {
+                        task: id,
+                        attempt: attempt + 1,
+                        delay,
+                    });
+                    return;
+                }
+                task.status = TaskStatus::Failed;
+            }
+        }
+        let step = &mut self.state.steps[si];
+        step.open_tasks -= 1;
+        if step.open_tasks == 0 {
+            let failed = step.tasks.iter().any(|t| t.status == TaskStatus::Failed);
+            let outputs = if step.fan_out {
+                Json::Array(
+                    step.tasks
+                        .iter()
+                        .map(|t| t.outputs.clone().unwrap_or(Json::Null))
+                        .collect(),
+                )
+            } else {
+                step.tasks[0].outputs.clone().unwrap_or_else(|| json!({}))
+            };
+            step.outputs = Some(outputs);
+            self.close_step(
+                si,
+                if failed {
+                    StepStatus::Failed
+                } else {
+                    StepStatus::Succeeded
+                },
+                at,
+            );
+        }
+    }
+
+    /// Marks a step finished and releases its dependents.
+    fn close_step(&mut self, si: usize, status: StepStatus, at: Millis) {
+        let step = &mut self.state.steps[si];
+        step.status = status;
+        step.finished_at = Some(at);
+        self.state.open_steps -= 1;
+        let id = self.state.plan.workflow.steps[si].id.clone();
+        let plan = self.state.plan.clone();
+        for d in plan.dag.dependents(si) {
+            let dep = &mut self.state.steps[d];
+            if status != StepStatus::Succeeded && dep.blocked_by.is_none() {
+                dep.blocked_by = Some(id.clone());
+            }
+            dep.waiting_on -= 1;
+            if dep.waiting_on == 0 {
+                self.ready.push_back(d);
+            }
+        }
+    }
+
+    /// Activates ready steps until none is left; joins cascade without recursion.
+    fn drain(&mut self, at: Millis) {
+        while let Some(si) = self.ready.pop_front() {
+            self.activate(si, at);
+        }
+        if self.state.open_steps == 0 && !self.state.status.is_terminal() {
+            let failed = self
+                .state
+                .steps
+                .iter()
+                .any(|s| s.status == StepStatus::Failed);
+            self.state.status = if failed {
+                RunStatus::Failed
+            } else {
+                RunStatus::Succeeded
+            };
+            self.state.finished_at = Some(at);
+            self.actions.push(Action::Finished {
+                status: self.state.status,
+            });
+        }
+    }
+
+    fn activate(&mut self, si: usize, at: Millis) {
+        let plan = self.state.plan.clone();
+        let spec = &plan.workflow.steps[si];
+        self.state.steps[si].started_at = Some(at);
+        if let Some(up) = self.state.steps[si].blocked_by.clone() {
+            self.state.steps[si].skip = Some(SkipReason::Upstream(up));
+            return self.close_step(si, StepStatus::Skipped, at);
+        }
+        if let Some(when) = &spec.when {
+            let vars = self.variables(si, None);
+            match Condition::compile(&when.value)
+                .map_err(|e| e.message)
+                .and_then(|c| c.evaluate(&vars))
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.state.steps[si].skip = Some(SkipReason::Condition(when.value.clone()));
+                    return self.close_step(si, StepStatus::Skipped, at);
+                }
+                Err(e) => {
+                    return self.fail_step(si, format!("`when` could not be evaluated: {e}"), at)
+                }
+            }
+        }
+        let items: Vec<Option<Json>> = match &spec.for_each {
+            None => vec![None],
+            Some(ForEach::Items(items)) => items.iter().cloned().map(Some).collect(),
+            Some(ForEach::Template(t)) => {
+                let value = Template::parse(&t.value)
+                    .map_err(|e| e.message)
+                    .and_then(|tpl| tpl.evaluate(&|p| self.lookup(si, None, p)));
+                match value {
+                    Ok(Json::Array(items)) => items.into_iter().map(Some).collect(),
+                    Ok(other) => {
+                        return self.fail_step(
+                            si,
+                            format!("`for-each` must give a list, but `{}` is {other}", t.value),
+                            at,
+                        )
+                    }
+                    Err(e) => return self.fail_step(si, format!("`for-each`: {e}"), at),
+                }
+            }
+        };
+        let step = &mut self.state.steps[si];
+        step.status = StepStatus::Running;
+        step.open_tasks = items.len();
+        step.tasks = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| TaskState {
+                id: TaskId::new(&spec.id, spec.for_each.as_ref().map(|_| i as u32)),
+                item,
+                status: TaskStatus::Queued,
+                attempts: Vec::new(),
+                outputs: None,
+            })
+            .collect();
+        if step.tasks.is_empty() {
+            step.outputs = Some(Json::Array(Vec::new()));
+            return self.close_step(si, StepStatus::Succeeded, at);
+        }
+        for ti in 0..self.state.steps[si].tasks.len() {
+            self.dispatch(si, ti, at);
+        }
+    }
+
+    fn fail_step(&mut self, si: usize, error: String, at: Millis) {
+        self.state.steps[si].error = Some(error);
+        self.close_step(si, StepStatus::Failed, at);
+    }
+
+    /// Starts the next attempt of a task: joins finish at once, others become jobs.
+    fn dispatch(&mut self, si: usize, ti: usize, at: Millis) {
+        let plan = self.state.plan.clone();
+        let spec = &plan.workflow.steps[si];
+        let task = &mut self.state.steps[si].tasks[ti];
+        let attempt = task.attempt() + 1;
+        task.status = TaskStatus::Queued;
+        task.attempts.push(AttemptRecord {
+            number: attempt,
+            queued_at: at,
+            started_at: None,
+            finished_at: None,
+            worker: None,
+            error: None,
+            exit_code: None,
+        });
+        if spec.action == StepAction::Join {
+            task.attempts[0].started_at = Some(at);
+            return self.finish_attempt((si, ti), Outcome::Succeeded { outputs: json!({}) }, at);
+        }
+        let task_id = task.id.clone();
+        let item = task.item.clone();
+        match self.job(si, item.as_ref(), task_id.clone(), attempt) {
+            Ok(job) => {
+                if let Some(after) = spec.timeout {
+                    self.actions.push(Action::ArmDeadline {
+                        task: task_id,
+                        attempt,
+                        after,
+                    });
+                }
+                self.actions.push(Action::Dispatch(Box::new(job)));
+            }
+            Err(reason) => self.finish_attempt(
+                (si, ti),
+                Outcome::Failed {
+                    reason,
+                    exit_code: None,
+                    retryable: false,
+                },
+                at,
+            ),
+        }
+    }
+
+    fn job(
+        &self,
+        si: usize,
+        item: Option<&Json>,
+        task: TaskId,
+        attempt: u32,
+    ) -> Result<Job, String> {
+        let spec = &self.state.plan.workflow.steps[si];
+        let lookup = |p: &Path| self.lookup(si, item, p);
+        let action = match &spec.action {
+            StepAction::Run {
+                command: Command::Shell(s),
+            } => StepAction::Run {
+                command: Command::Shell(render_str(s, &lookup)?),
+            },
+            StepAction::Run {
+                command: Command::Argv(v),
+            } => StepAction::Run {
+                command: Command::Argv(
+                    v.iter()
+                        .map(|a| render_str(a, &lookup))
+                        .collect::<Result<_, _>>()?,
+                ),
+            },
+            other => other.clone(),
+        };
+        let env = spec
+            .env
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), render_str(&v.value, &lookup)?)))
+            .collect::<Result<_, String>>()?;
+        let mut inputs = self.variables(si, item);
+        inputs.remove("workflow");
+        Ok(Job {
+            run_id: self.state.run_id.clone(),
+            workflow: self.state.plan.workflow.name.clone(),
+            task,
+            attempt,
+            action,
+            env,
+            inputs: Json::Object(inputs),
+            timeout: spec.timeout,
+            pool: spec.pool.clone(),
+            resources: spec.resources,
+            pre_hooks: spec.hooks.pre.iter().map(|h| h.value.to_string()).collect(),
+            post_hooks: spec
+                .hooks
+                .post
+                .iter()
+                .map(|h| h.value.to_string())
+                .collect(),
+        })
+    }
+
+    /// What templates and conditions of step `si` can see: params, run,
+    /// workflow, item, and the outputs and status of its direct needs.
+    fn variables(&self, si: usize, item: Option<&Json>) -> Map<String, Json> {
+        let mut steps = Map::new();
+        for n in self.state.plan.dag.needs(si) {
+            let s = &self.state.steps[n];
+            steps.insert(
+                self.state.plan.workflow.steps[n].id.clone(),
+                json!({"outputs": s.outputs.clone().unwrap_or_else(|| json!({})), "status": s.status.as_str()}),
+            );
+        }
+        let mut vars = Map::new();
+        vars.insert("params".into(), Json::Object(self.state.params.clone()));
+        vars.insert("steps".into(), Json::Object(steps));
+        vars.insert("run".into(), json!({"id": self.state.run_id}));
+        vars.insert(
+            "workflow".into(),
+            json!({"name": self.state.plan.workflow.name}),
+        );
+        if let Some(item) = item {
+            vars.insert("item".into(), item.clone());
+        }
+        vars
+    }
+
+    fn lookup(&self, si: usize, item: Option<&Json>, path: &Path) -> Result<Json, String> {
+        let not_found = || format!("`{path}` has no value");
+        match path.root() {
+            "params" => path
+                .key(1)
+                .and_then(|k| self.state.params.get(k))
+                .and_then(|v| path.select(v, 2))
+                .cloned()
+                .ok_or_else(not_found),
+            "steps" => {
+                let id = path.key(1).ok_or_else(not_found)?;
+                let n = self.state.step_index(id).ok_or_else(not_found)?;
+                let s = &self.state.steps[n];
+                if !s.status.is_terminal() || !self.state.plan.dag.is_upstream(n, si) {
+                    return Err(format!(
+                        "`{path}`: step `{id}` is not upstream of this step"
+                    ));
+                }
+                let view = json!({"outputs": s.outputs.clone().unwrap_or_else(|| json!({})), "status": s.status.as_str()});
+                path.select(&view, 2)
+                    .cloned()
+                    .ok_or_else(|| match path.key(2) {
+                        Some("outputs") => format!(
+                            "`{path}`: step `{id}` wrote no such output (its outputs: {})",
+                            view["outputs"]
+                        ),
+                        _ => not_found(),
+                    })
+            }
+            "run" => path
+                .select(&json!({"id": self.state.run_id}), 1)
+                .cloned()
+                .ok_or_else(not_found),
+            "workflow" => path
+                .select(&json!({"name": self.state.plan.workflow.name}), 1)
+                .cloned()
+                .ok_or_else(not_found),
+            "item" => item
+                .and_then(|i| path.select(i, 1))
+                .cloned()
+                .ok_or_else(not_found),
+            _ => Err(not_found()),
+        }
+    }
+
+    fn cancel(&mut self, reason: String, at: Millis) {
+        for step in &mut self.state.steps {
+            for task in &mut step.tasks {
+                match task.status {
+                    TaskStatus::Queued | TaskStatus::Running => {
+                        self.actions.push(Action::Abort {
+                            task: task.id.clone(),
+                            attempt: task.attempt(),
+                        });
+                        if let Some(a) = task.attempts.last_mut() {
+                            a.finished_at = Some(at);
+                            a.error = Some(format!("cancelled: {reason}"));
+                        }
+                        task.status = TaskStatus::Cancelled;
+                    }
+                    TaskStatus::RetryWaiting => task.status = TaskStatus::Cancelled,
+                    _ => {}
+                }
+            }
+            if !step.status.is_terminal() {
+                step.status = StepStatus::Cancelled;
+                step.finished_at = Some(at);
+            }
+        }
+        self.state.open_steps = 0;
+        self.state.status = RunStatus::Cancelled;
+        self.state.cancel_reason = Some(reason);
+        self.state.finished_at = Some(at);
+        self.actions.push(Action::Finished {
+            status: RunStatus::Cancelled,
+        });
+    }
+}

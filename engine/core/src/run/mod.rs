@@ -1,0 +1,24 @@
+//! The run state machine: `apply(&mut RunState, Event) -> Vec<Action>`.
+//!
+//! Pure and deterministic: events carry the time, actions carry out the I/O
+//! (dispatching jobs, arming timers, aborting tasks). A run's history is its
+//! event log; replaying it through `apply` rebuilds the state exactly.
+
+mod backoff;
+mod event;
+mod machine;
+mod params;
+mod plan;
+mod state;
+
+pub use backoff::retry_delay;
+pub use event::{Action, Event, Job, Millis, Outcome, TaskId};
+pub use machine::apply;
+pub use params::resolve_params;
+pub use plan::Plan;
+pub use state::{
+    AttemptRecord, RunState, RunStatus, SkipReason, StepState, StepStatus, TaskState, TaskStatus,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! A run's state: per step and per task (step instance), with attempts.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+use super::event::{Millis, TaskId};
+use super::plan::Plan;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    /// Some needs are not finished.
+    Waiting,
+    /// Tasks are queued, running or waiting to retry.
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl StepStatus {
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, StepStatus::Waiting | StepStatus::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Waiting => "waiting",
+            StepStatus::Running => "running",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// `when` was false.
+    Condition(String),
+    /// A need failed, was skipped or was cancelled.
+    Upstream(String),
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::Condition(c) => write!(f, "`when` is false: {c}"),
+            SkipReason::Upstream(s) => write!(f, "upstream step `{s}` did not succeed"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    /// Handed to the queue, not yet started by a worker.
+    Queued,
+    Running,
+    /// Failed; the next attempt waits for its backoff.
+    RetryWaiting,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Cancelled
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::RetryWaiting => "retry-waiting",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One attempt of one task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRecord {
+    pub number: u32,
+    pub queued_at: Millis,
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    pub worker: Option<String>,
+    /// `None` while running; the failure reason, or `""` on success.
+    pub error: Option<String>,
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskState {
+    pub id: TaskId,
+    pub item: Option<Json>,
+    pub status: TaskStatus,
+    pub attempts: Vec<AttemptRecord>,
+    pub outputs: Option<Json>,
+}
+
+impl TaskState {
+    pub fn attempt(&self) -> u32 {
+        self.attempts.last().map_or(0, |a| a.number)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepState {
+    pub status: StepStatus,
+    /// Needs not yet finished.
+    pub(super) waiting_on: usize,
+    /// The first need that did not succeed, if any.
+    pub(super) blocked_by: Option<String>,
+    pub tasks: Vec<TaskState>,
+    /// Tasks not yet finished.
+    pub(super) open_tasks: usize,
+    pub skip: Option<SkipReason>,
+    /// Why the step failed before any task ran (bad `when`, bad `for-each`).
+    pub error: Option<String>,
+    /// For a `for-each` step, the list of instance outputs; else the task's outputs.
+    pub outputs: Option<Json>,
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    pub fan_out: bool,
+}
+
+/// Everything known about one run.
+#[derive(Debug, Clone)]
+pub struct RunState {
+    pub run_id: String,
+    pub plan: Arc<Plan>,
+    pub params: Map<String, Json>,
+    pub status: RunStatus,
+    pub steps: Vec<StepState>,
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    /// Steps not yet finished.
+    pub(super) open_steps: usize,
+    pub cancel_reason: Option<String>,
+}
+
+impl RunState {
+    pub fn new(run_id: impl Into<String>, plan: Arc<Plan>, params: Map<String, Json>) -> Self {
+        let steps = (0..plan.workflow.steps.len())
+            .map(|i| StepState {
+                status: StepStatus::Waiting,
+                waiting_on: plan.dag.needs(i).count(),
+                blocked_by: None,
+                tasks: Vec::new(),
+                open_tasks: 0,
+                skip: None,
+                error: None,
+                outputs: None,
+                started_at: None,
+                finished_at: None,
+                fan_out: plan.workflow.steps[i].for_each.is_some(),
+            })
+            .collect::<Vec<_>>();
+        Self {
+            run_id: run_id.into(),
+            open_steps: steps.len(),
+            plan,
+            params,
+            status: RunStatus::Pending,
+            steps,
+            started_at: None,
+            finished_at: None,
+            cancel_reason: None,
+        }
+    }
+
+    pub fn step_index(&self, id: &str) -> Option<usize> {
+        self.plan.dag.index_of(id)
+    }
+
+    pub fn task(&self, id: &TaskId) -> Option<&TaskState> {
+        let step = &self.steps[self.step_index(&id.step)?];
+        step.tasks.get(id.index.unwrap_or(0) as usize)
+    }
+
+    /// Why the run failed, in one line, if it did.
+    pub fn failure_summary(&self) -> Option<String> {
+        if self.status != RunStatus::Failed {
+            return None;
+        }
+        let failed: Vec<String> = self
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.status == StepStatus::Failed)
+            .map(|(i, s)| {
+                let id = &self.plan.workflow.steps[i].id;
+                let reason = s.error.clone().or_else(|| {
+                    s.tasks
+                        .iter()
+                        .find(|t| t.status == TaskStatus::Failed)
+                        .and_then(|t| t.attempts.last())
+                        .and_then(|a| a.error.clone())
+                });
+                format!("{id}: {}", reason.unwrap_or_else(|| "failed".into()))
+            })
+            .collect();
+        Some(failed.join("; "))
+    }
+}

@@ -1,0 +1,30 @@
+//! The workflow file: model, parser, validation and JSON Schema.
+
+mod model;
+pub mod parse;
+mod schema;
+pub mod units;
+mod validate;
+
+pub use model::*;
+pub use schema::json_schema;
+
+use crate::diagnostic::Diagnostic;
+
+/// Parses and validates a workflow; `Err` holds every problem found, in file order.
+pub fn load(source: &str) -> Result<Workflow, Vec<Diagnostic>> {
+    let (workflow, mut diags) = parse::parse(source);
+    if let Some(w) = &workflow {
+        diags.extend(validate::validate(w, source));
+    }
+    match workflow {
+        Some(w) if diags.is_empty() => Ok(w),
+        _ => {
+            diags.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
+            Err(diags)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

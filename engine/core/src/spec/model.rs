@@ -1,0 +1,231 @@
+//! The workflow model: what a parsed, defaults-applied workflow file says.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::diagnostic::{Span, Spanned};
+
+/// A parsed workflow. Steps keep file order.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub name: String,
+    pub description: Option<String>,
+    /// Parameter defaults, in file order.
+    pub params: Vec<Param>,
+    pub steps: Vec<Step>,
+}
+
+impl Workflow {
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// Parameter defaults as one JSON object.
+    pub fn param_defaults(&self) -> serde_json::Map<String, Json> {
+        self.params
+            .iter()
+            .map(|p| (p.name.clone(), p.default.clone()))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub default: Json,
+    pub span: Span,
+}
+
+/// One `[steps.<id>]` table, with `[defaults]` already applied.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    /// Span of the step's key (`[steps.<id>]`).
+    pub span: Span,
+    pub action: StepAction,
+    pub needs: Vec<Spanned<String>>,
+    pub when: Option<Spanned<String>>,
+    pub for_each: Option<ForEach>,
+    pub timeout: Option<Duration>,
+    pub retries: RetryPolicy,
+    pub env: BTreeMap<String, Spanned<String>>,
+    pub resources: Resources,
+    pub hooks: Hooks,
+    pub pool: String,
+    /// Every string of the step that may hold `{{ }}` templates, with its span.
+    pub texts: Vec<Spanned<String>>,
+}
+
+/// What a step does. Exactly one per step; none makes a join step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum StepAction {
+    /// A shell command: a string run by `sh -c`, or an argv list run directly.
+    Run { command: Command },
+    /// A container; the table is kept as written for the executor.
+    Container { spec: Json },
+    /// A CUDA kernel; the table is kept as written for the executor.
+    Cuda { spec: Json },
+    /// A WebAssembly plugin step.
+    Wasm { spec: Json },
+    /// No action: completes as soon as its needs do.
+    Join,
+}
+
+impl StepAction {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StepAction::Run { .. } => "run",
+            StepAction::Container { .. } => "container",
+            StepAction::Cuda { .. } => "cuda",
+            StepAction::Wasm { .. } => "wasm",
+            StepAction::Join => "join",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Command {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+/// `for-each`: a template that yields a list, or a literal list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForEach {
+    Template(Spanned<String>),
+    Items(Vec<Json>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backoff {
+    Fixed,
+    Exponential,
+}
+
+/// `retries = { limit, backoff, delay, max-delay, jitter }`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt; 0 means one attempt in all.
+    pub limit: u32,
+    pub backoff: Backoff,
+    pub delay: Duration,
+    pub max_delay: Duration,
+    pub jitter: bool,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            limit: 0,
+            backoff: Backoff::Exponential,
+            delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(300),
+            jitter: false,
+        }
+    }
+}
+
+/// `resources = { cpus, memory, gpus }`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Resources {
+    pub cpus: Option<f64>,
+    pub memory: Option<u64>,
+    pub gpus: u32,
+}
+
+/// `hooks = { pre = [...], post = [...] }`: plugin references, defaults first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Hooks {
+    pub pre: Vec<Spanned<PluginRef>>,
+    pub post: Vec<Spanned<PluginRef>>,
+}
+
+/// `name@version-requirement`, or a local path ending in `.wasm`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRef {
+    pub name: String,
+    /// `None` for "any version"; otherwise a semver requirement as written.
+    pub version: Option<String>,
+}
+
+impl PluginRef {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.ends_with(".wasm") {
+            return Ok(Self {
+                name: text.to_string(),
+                version: None,
+            });
+        }
+        let (name, version) = match text.split_once('@') {
+            Some((n, v)) => (n, Some(v)),
+            None => (text, None),
+        };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "`{text}` is not a plugin reference: write `name`, `name@1.2.3`, `name@^1` or a path ending in .wasm"
+            ));
+        }
+        if let Some(v) = version {
+            let ok = !v.is_empty()
+                && v.trim_start_matches(['^', '~', '=', '>', '<'])
+                    .split('.')
+                    .all(|part| {
+                        part == "*"
+                            || (!part.is_empty() && part.chars().all(|c| c.is_ascii_digit()))
+                    });
+            if !ok {
+                return Err(format!(
+                    "`{v}` is not a version requirement: write e.g. `1.2.3`, `^1.2` or `~0.3`"
+                ));
+            }
+        }
+        Ok(Self {
+            name: name.to_string(),
+            version: version.map(str::to_string),
+        })
+    }
+}
+
+impl std::fmt::Display for PluginRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.version {
+            Some(v) => write!(f, "{}@{}", self.name, v),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// The default worker pool.
+pub const DEFAULT_POOL: &str = "default";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_refs_accept_versions_ranges_and_paths() {
+        assert_eq!(
+            PluginRef::parse("redact@^1").unwrap().version.as_deref(),
+            Some("^1")
+        );
+        assert_eq!(PluginRef::parse("x@1.0.2").unwrap().name, "x");
+        assert!(PluginRef::parse("./p/hook.wasm").is_ok());
+        assert!(PluginRef::parse("bad name").is_err());
+        assert!(PluginRef::parse("x@latest").is_err());
+    }
+}

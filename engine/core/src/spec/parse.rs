@@ -1,0 +1,876 @@
+//! Reads a workflow file into the model, collecting every problem it finds
+//! (with spans) instead of stopping at the first.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned as TSpanned;
+
+use super::model::*;
+use super::units::{parse_bytes, parse_duration};
+use crate::diagnostic::{Diagnostic, Span, Spanned};
+
+/// Largest workflow file accepted, in bytes.
+pub const MAX_SOURCE_BYTES: usize = 32 << 20;
+/// Deepest nesting of arrays and inline tables accepted.
+pub const MAX_NESTING: usize = 64;
+
+const TOP_KEYS: &[&str] = &["workflow", "params", "defaults", "steps"];
+const WORKFLOW_KEYS: &[&str] = &["name", "description"];
+const SETTING_KEYS: &[&str] = &["timeout", "retries", "env", "resources", "hooks", "pool"];
+const ACTION_KEYS: &[&str] = &["run", "container", "cuda", "wasm"];
+const STEP_ONLY_KEYS: &[&str] = &["needs", "when", "for-each", "description"];
+const RETRY_KEYS: &[&str] = &["limit", "backoff", "delay", "max-delay", "jitter"];
+const RESOURCE_KEYS: &[&str] = &["cpus", "memory", "gpus"];
+const HOOK_KEYS: &[&str] = &["pre", "post"];
+const CONTAINER_KEYS: &[&str] = &[
+    "image", "command", "args", "env", "workdir", "user", "mounts", "network",
+];
+const CUDA_KEYS: &[&str] = &["source", "ptx", "entry", "grid", "block", "args"];
+const WASM_KEYS: &[&str] = &["plugin", "input", "timeout", "memory"];
+
+/// Every key a step table accepts.
+pub fn step_keys() -> Vec<&'static str> {
+    [ACTION_KEYS, STEP_ONLY_KEYS, SETTING_KEYS].concat()
+}
+
+/// Parses `source`; returns the workflow if it could be built, and every problem found.
+pub fn parse(source: &str) -> (Option<Workflow>, Vec<Diagnostic>) {
+    let mut p = Parser { diags: Vec::new() };
+    if source.len() > MAX_SOURCE_BYTES {
+        p.diags.push(Diagnostic::whole_file(format!(
+            "workflow file is {} bytes; the limit is {} bytes",
+            source.len(),
+            MAX_SOURCE_BYTES
+        )));
+        return (None, p.diags);
+    }
+    if let Some(at) = too_deep(source) {
+        p.diags.push(
+            Diagnostic::at(
+                at..at + 1,
+                format!("arrays and tables nest more than {MAX_NESTING} deep"),
+            )
+            .with_label("too deep"),
+        );
+        return (None, p.diags);
+    }
+    let (doc, errors) = DeTable::parse_recoverable(source);
+    for e in &errors {
+        let span = e.span().unwrap_or(0..0);
+        p.diags
+            .push(Diagnostic::at(span, toml_message(e.message())).with_label("here"));
+    }
+    if !errors.is_empty() {
+        return (None, p.diags);
+    }
+    let workflow = p.workflow(doc.get_ref(), doc.span());
+    (workflow, p.diags)
+}
+
+fn toml_message(message: &str) -> String {
+    let first = message.lines().next().unwrap_or(message).trim();
+    format!("invalid TOML: {first}")
+}
+
+/// Finds where bracket nesting passes `MAX_NESTING`, skipping strings and comments.
+fn too_deep(source: &str) -> Option<usize> {
+    let bytes = source.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            q @ (b'"' | b'\'') => {
+                let triple = bytes[i..].starts_with(if q == b'"' { b"\"\"\"" } else { b"'''" });
+                i += if triple { 3 } else { 1 };
+                while i < bytes.len() {
+                    if q == b'"' && bytes[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if bytes[i] == q && (!triple || bytes[i..].starts_with(&[q, q, q])) {
+                        i += if triple { 2 } else { 0 };
+                        break;
+                    }
+                    if !triple && bytes[i] == b'\n' {
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+type Value<'a> = TSpanned<DeValue<'a>>;
+
+/// Settings shared by `[defaults]` and steps; `None` where not written.
+#[derive(Default, Clone)]
+struct Settings {
+    timeout: Option<Duration>,
+    limit: Option<u32>,
+    backoff: Option<Backoff>,
+    delay: Option<Duration>,
+    max_delay: Option<Duration>,
+    jitter: Option<bool>,
+    env: BTreeMap<String, Spanned<String>>,
+    resources: Resources,
+    cpus_set: bool,
+    memory_set: bool,
+    gpus_set: bool,
+    pre: Vec<Spanned<PluginRef>>,
+    post: Vec<Spanned<PluginRef>>,
+    pool: Option<String>,
+}
+
+impl Settings {
+    /// `self` (a step's) over `defaults`.
+    fn over(self, defaults: &Settings) -> Settings {
+        let mut env = defaults.env.clone();
+        env.extend(self.env);
+        Settings {
+            timeout: self.timeout.or(defaults.timeout),
+            limit: self.limit.or(defaults.limit),
+            backoff: self.backoff.or(defaults.backoff),
+            delay: self.delay.or(defaults.delay),
+            max_delay: self.max_delay.or(defaults.max_delay),
+            jitter: self.jitter.or(defaults.jitter),
+            env,
+            resources: Resources {
+                cpus: if self.cpus_set {
+                    self.resources.cpus
+                } else {
+                    defaults.resources.cpus
+                },
+                memory: if self.memory_set {
+                    self.resources.memory
+                } else {
+                    defaults.resources.memory
+                },
+                gpus: if self.gpus_set {
+                    self.resources.gpus
+                } else {
+                    defaults.resources.gpus
+                },
+            },
+            cpus_set: true,
+            memory_set: true,
+            gpus_set: true,
+            pre: defaults.pre.iter().cloned().chain(self.pre).collect(),
+            post: defaults.post.iter().cloned().chain(self.post).collect(),
+            pool: self.pool.or_else(|| defaults.pool.clone()),
+        }
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        let d = RetryPolicy::default();
+        RetryPolicy {
+            limit: self.limit.unwrap_or(d.limit),
+            backoff: self.backoff.unwrap_or(d.backoff),
+            delay: self.delay.unwrap_or(d.delay),
+            max_delay: self.max_delay.unwrap_or(d.max_delay),
+            jitter: self.jitter.unwrap_or(d.jitter),
+        }
+    }
+}
+
+struct Parser {
+    diags: Vec<Diagnostic>,
+}
+
+impl Parser {
+    fn error(&mut self, span: Span, message: impl Into<String>, label: impl Into<String>) {
+        self.diags
+            .push(Diagnostic::at(span, message).with_label(label));
+    }
+
+    fn wrong_type(&mut self, v: &Value, what: &str, expected: &str) {
+        self.error(
+            v.span(),
+            format!("{what} must be {expected}, not {}", type_name(v.get_ref())),
+            format!("expected {expected}"),
+        );
+    }
+
+    fn check_keys(&mut self, table: &DeTable, allowed: &[&str], what: &str) {
+        for key in table.keys() {
+            if !allowed.contains(&key.get_ref().as_ref()) {
+                let mut d = Diagnostic::at(
+                    key.span(),
+                    format!("unknown key `{}` in {what}", key.get_ref()),
+                )
+                .with_label("unknown key");
+                if let Some(near) = closest(key.get_ref(), allowed.iter().copied()) {
+                    d = d.with_note(format!("did you mean `{near}`?"));
+                } else {
+                    d = d.with_note(format!("{what} accepts: {}", allowed.join(", ")));
+                }
+                self.diags.push(d);
+            }
+        }
+    }
+
+    fn table<'v, 'a>(&mut self, v: &'v Value<'a>, what: &str) -> Option<&'v DeTable<'a>> {
+        match v.get_ref() {
+            DeValue::Table(t) => Some(t),
+            _ => {
+                self.wrong_type(v, what, "a table");
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, v: &Value, what: &str) -> Option<Spanned<String>> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(Spanned::new(s.to_string(), v.span())),
+            _ => {
+                self.wrong_type(v, what, "a string");
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, v: &Value, what: &str) -> Option<Vec<Spanned<String>>> {
+        match v.get_ref() {
+            DeValue::Array(items) => {
+                let out: Vec<_> = items
+                    .iter()
+                    .filter_map(|i| self.string(i, &format!("each of {what}")))
+                    .collect();
+                (out.len() == items.len()).then_some(out)
+            }
+            _ => {
+                self.wrong_type(v, what, "a list of strings");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, v: &Value, what: &str) -> Option<bool> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.wrong_type(v, what, "true or false");
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, v: &Value, what: &str, max: i64) -> Option<i64> {
+        match v.get_ref() {
+            DeValue::Integer(i) => {
+                match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
+                    Ok(n) if (0..=max).contains(&n) => Some(n),
+                    _ => {
+                        self.error(
+                            v.span(),
+                            format!("{what} must be between 0 and {max}"),
+                            "out of range",
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.wrong_type(v, what, "an integer");
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, v: &Value, what: &str) -> Option<Duration> {
+        let s = self.string(v, what)?;
+        match parse_duration(&s.value) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.diags.push(
+                    Diagnostic::at(s.span, format!("{what}: bad duration `{}`: {e}", s.value))
+                        .with_label("not a duration")
+                        .with_note("durations look like `30s`, `10m`, `1h30m`, `250ms`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn json(&mut self, v: &Value, what: &str) -> Option<Json> {
+        match to_json(v) {
+            Ok(j) => Some(j),
+            Err((span, msg)) => {
+                self.error(span, format!("{what}: {msg}"), "cannot be used");
+                None
+            }
+        }
+    }
+
+    fn workflow(&mut self, doc: &DeTable, doc_span: Span) -> Option<Workflow> {
+        self.check_keys(doc, TOP_KEYS, "the workflow file");
+        let mut name = None;
+        let mut description = None;
+        match doc.get("workflow") {
+            Some(v) => {
+                if let Some(t) = self.table(v, "`workflow`") {
+                    self.check_keys(t, WORKFLOW_KEYS, "`[workflow]`");
+                    match t.get("name") {
+                        Some(n) => name = self.string(n, "`workflow.name`").map(|s| s.value),
+                        None => {
+                            self.error(v.span(), "`[workflow]` needs a `name`", "no `name` here")
+                        }
+                    }
+                    if let Some(d) = t.get("description") {
+                        description = self.string(d, "`workflow.description`").map(|s| s.value);
+                    }
+                }
+            }
+            None => self.diags.push(
+                Diagnostic::at(doc_span.start..doc_span.start, "missing `[workflow]` table")
+                    .with_label("add `[workflow]` with a `name`")
+                    .with_note(
+                        "every workflow file starts with:\n[workflow]\nname = \"my-workflow\"",
+                    ),
+            ),
+        }
+
+        let mut params = Vec::new();
+        if let Some(v) = doc.get("params") {
+            if let Some(t) = self.table(v, "`params`") {
+                for (key, value) in t.iter() {
+                    if !is_name(key.get_ref()) {
+                        self.error(
+                            key.span(),
+                            format!(
+                                "parameter name `{}` may hold only letters, digits, `_` and `-`",
+                                key.get_ref()
+                            ),
+                            "bad name",
+                        );
+                    }
+                    if let Some(default) =
+                        self.json(value, &format!("parameter `{}`", key.get_ref()))
+                    {
+                        params.push(Param {
+                            name: key.get_ref().to_string(),
+                            default,
+                            span: key.span(),
+                        });
+                    }
+                }
+            }
+        }
+
+        let defaults = match doc.get("defaults") {
+            Some(v) => match self.table(v, "`defaults`") {
+                Some(t) => {
+                    self.check_keys(t, SETTING_KEYS, "`[defaults]`");
+                    self.settings(t, "defaults")
+                }
+                None => Settings::default(),
+            },
+            None => Settings::default(),
+        };
+
+        let mut steps = Vec::new();
+        match doc.get("steps") {
+            Some(v) => {
+                if let Some(t) = self.table(v, "`steps`") {
+                    if t.is_empty() {
+                        self.error(
+                            v.span(),
+                            "the workflow has no steps",
+                            "add `[steps.<id>]` tables",
+                        );
+                    }
+                    for (key, value) in t.iter() {
+                        if let Some(step) = self.step(key, value, &defaults) {
+                            steps.push(step);
+                        }
+                    }
+                }
+            }
+            None => self.diags.push(
+                Diagnostic::at(doc_span.start..doc_span.start, "the workflow has no steps")
+                    .with_label("add `[steps.<id>]` tables"),
+            ),
+        }
+        Some(Workflow {
+            name: name.unwrap_or_default(),
+            description,
+            params,
+            steps,
+        })
+    }
+
+    fn settings(&mut self, t: &DeTable, owner: &str) -> Settings {
+        let mut s = Settings::default();
+        if let Some(v) = t.get("timeout") {
+            s.timeout = self.duration(v, &format!("`{owner}.timeout`"));
+        }
+        if let Some(v) = t.get("retries") {
+            match v.get_ref() {
+                DeValue::Integer(_) => {
+                    s.limit = self.integer(v, "`retries`", 100).map(|n| n as u32)
+                }
+                DeValue::Table(r) => {
+                    self.check_keys(r, RETRY_KEYS, "`retries`");
+                    if let Some(v) = r.get("limit") {
+                        s.limit = self.integer(v, "`retries.limit`", 100).map(|n| n as u32);
+                    }
+                    if let Some(v) = r.get("backoff") {
+                        s.backoff = match self.string(v, "`retries.backoff`") {
+                            Some(b) if b.value == "fixed" => Some(Backoff::Fixed),
+                            Some(b) if b.value == "exponential" => Some(Backoff::Exponential),
+                            Some(b) => {
+                                self.error(
+                                    b.span,
+                                    format!(
+                                        "`retries.backoff` is `exponential` or `fixed`, not `{}`",
+                                        b.value
+                                    ),
+                                    "unknown backoff",
+                                );
+                                None
+                            }
+                            None => None,
+                        };
+                    }
+                    if let Some(v) = r.get("delay") {
+                        s.delay = self.duration(v, "`retries.delay`");
+                    }
+                    if let Some(v) = r.get("max-delay") {
+                        s.max_delay = self.duration(v, "`retries.max-delay`");
+                    }
+                    if let Some(v) = r.get("jitter") {
+                        s.jitter = self.boolean(v, "`retries.jitter`");
+                    }
+                }
+                _ => self.wrong_type(
+                    v,
+                    "`retries`",
+                    "a table like `{ limit = 3, delay = \"2s\" }` or an integer",
+                ),
+            }
+        }
+        if let Some(v) = t.get("env") {
+            if let Some(e) = self.table(v, "`env`") {
+                for (k, val) in e.iter() {
+                    let value = match val.get_ref() {
+                        DeValue::String(_) => self.string(val, "an `env` value"),
+                        DeValue::Integer(i) => {
+                            Some(Spanned::new(i.as_str().to_string(), val.span()))
+                        }
+                        DeValue::Float(f) => Some(Spanned::new(f.as_str().to_string(), val.span())),
+                        DeValue::Boolean(b) => Some(Spanned::new(b.to_string(), val.span())),
+                        _ => {
+                            self.wrong_type(val, &format!("`env.{}`", k.get_ref()), "a string");
+                            None
+                        }
+                    };
+                    if let Some(value) = value {
+                        s.env.insert(k.get_ref().to_string(), value);
+                    }
+                }
+            }
+        }
+        if let Some(v) = t.get("resources") {
+            if let Some(r) = self.table(v, "`resources`") {
+                self.check_keys(r, RESOURCE_KEYS, "`resources`");
+                if let Some(c) = r.get("cpus") {
+                    s.cpus_set = true;
+                    s.resources.cpus = match c.get_ref() {
+                        DeValue::Integer(_) => {
+                            self.integer(c, "`resources.cpus`", 4096).map(|n| n as f64)
+                        }
+                        DeValue::Float(f) => match f.as_str().parse::<f64>() {
+                            Ok(x) if x > 0.0 && x.is_finite() => Some(x),
+                            _ => {
+                                self.error(
+                                    c.span(),
+                                    "`resources.cpus` must be a positive number",
+                                    "bad value",
+                                );
+                                None
+                            }
+                        },
+                        _ => {
+                            self.wrong_type(c, "`resources.cpus`", "a number");
+                            None
+                        }
+                    };
+                }
+                if let Some(m) = r.get("memory") {
+                    s.memory_set = true;
+                    s.resources.memory = match m.get_ref() {
+                        DeValue::Integer(_) => self
+                            .integer(m, "`resources.memory`", i64::MAX)
+                            .map(|n| n as u64),
+                        DeValue::String(text) => match parse_bytes(text) {
+                            Ok(b) => Some(b),
+                            Err(e) => {
+                                self.diags.push(
+                                    Diagnostic::at(
+                                        m.span(),
+                                        format!("`resources.memory`: bad size `{text}`: {e}"),
+                                    )
+                                    .with_label("not a size")
+                                    .with_note("sizes look like `512MiB`, `4GiB`, `1.5GB`"),
+                                );
+                                None
+                            }
+                        },
+                        _ => {
+                            self.wrong_type(m, "`resources.memory`", "a size such as \"4GiB\"");
+                            None
+                        }
+                    };
+                }
+                if let Some(g) = r.get("gpus") {
+                    s.gpus_set = true;
+                    s.resources.gpus = self.integer(g, "`resources.gpus`", 64).unwrap_or(0) as u32;
+                }
+            }
+        }
+        if let Some(v) = t.get("hooks") {
+            if let Some(h) = self.table(v, "`hooks`") {
+                self.check_keys(h, HOOK_KEYS, "`hooks`");
+                for (which, list) in [("pre", &mut s.pre), ("post", &mut s.post)] {
+                    if let Some(v) = h.get(which) {
+                        for r in self
+                            .strings(v, &format!("`hooks.{which}`"))
+                            .unwrap_or_default()
+                        {
+                            match PluginRef::parse(&r.value) {
+                                Ok(p) => list.push(Spanned::new(p, r.span)),
+                                Err(e) => self.diags.push(
+                                    Diagnostic::at(r.span, e).with_label("bad plugin reference"),
+                                ),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(v) = t.get("pool") {
+            if let Some(p) = self.string(v, "`pool`") {
+                if is_name(&p.value) {
+                    s.pool = Some(p.value);
+                } else {
+                    self.error(
+                        p.span,
+                        format!(
+                            "pool name `{}` may hold only letters, digits, `_` and `-`",
+                            p.value
+                        ),
+                        "bad pool name",
+                    );
+                }
+            }
+        }
+        s
+    }
+
+    fn step(
+        &mut self,
+        key: &TSpanned<std::borrow::Cow<'_, str>>,
+        value: &Value,
+        defaults: &Settings,
+    ) -> Option<Step> {
+        let id = key.get_ref().to_string();
+        if !is_name(&id) {
+            self.error(
+                key.span(),
+                format!("step id `{id}` may hold only letters, digits, `_` and `-`"),
+                "bad step id",
+            );
+        }
+        let t = self.table(value, &format!("step `{id}`"))?;
+        self.check_keys(t, &step_keys(), &format!("step `{id}`"));
+
+        let actions: Vec<(&str, &Value)> = ACTION_KEYS
+            .iter()
+            .filter_map(|k| t.get(*k).map(|v| (*k, v)))
+            .collect();
+        if actions.len() > 1 {
+            let names: Vec<_> = actions.iter().map(|(k, _)| format!("`{k}`")).collect();
+            let second = t
+                .keys()
+                .find(|k| k.get_ref() == actions[1].0)
+                .map(|k| k.span())
+                .unwrap_or(key.span());
+            let first = t
+                .keys()
+                .find(|k| k.get_ref() == actions[0].0)
+                .map(|k| k.span())
+                .unwrap_or(key.span());
+            self.diags.push(
+                Diagnostic::at(
+                    second,
+                    format!(
+                        "step `{id}` has {} actions ({}); a step does exactly one",
+                        actions.len(),
+                        names.join(", ")
+                    ),
+                )
+                .with_label("second action")
+                .with_related(first, "first action")
+                .with_note("split it into two steps joined by `needs`"),
+            );
+        }
+        let action = match actions.first() {
+            None => StepAction::Join,
+            Some(("run", v)) => match v.get_ref() {
+                DeValue::String(_) => self.string(v, "`run`").map(|s| StepAction::Run {
+                    command: Command::Shell(s.value),
+                })?,
+                DeValue::Array(a) if !a.is_empty() => {
+                    self.strings(v, "`run`").map(|s| StepAction::Run {
+                        command: Command::Argv(s.into_iter().map(|s| s.value).collect()),
+                    })?
+                }
+                DeValue::Array(_) => {
+                    self.error(
+                        v.span(),
+                        "`run` is an empty list",
+                        "give a program and its arguments",
+                    );
+                    return None;
+                }
+                _ => {
+                    self.wrong_type(v, "`run`", "a shell command string or an argv list");
+                    return None;
+                }
+            },
+            Some(("container", v)) => StepAction::Container {
+                spec: self.container(v)?,
+            },
+            Some(("cuda", v)) => StepAction::Cuda {
+                spec: self.cuda(v)?,
+            },
+            Some((_, v)) => StepAction::Wasm {
+                spec: self.wasm(v)?,
+            },
+        };
+
+        let needs = match t.get("needs") {
+            Some(v) => match v.get_ref() {
+                DeValue::String(_) => self.string(v, "`needs`").into_iter().collect(),
+                _ => self.strings(v, "`needs`").unwrap_or_default(),
+            },
+            None => Vec::new(),
+        };
+        let when = t.get("when").and_then(|v| self.string(v, "`when`"));
+        let for_each = match t.get("for-each") {
+            Some(v) => match v.get_ref() {
+                DeValue::String(_) => self.string(v, "`for-each`").map(ForEach::Template),
+                DeValue::Array(items) => items
+                    .iter()
+                    .map(|i| self.json(i, "a `for-each` item"))
+                    .collect::<Option<Vec<_>>>()
+                    .map(ForEach::Items),
+                _ => {
+                    self.wrong_type(
+                        v,
+                        "`for-each`",
+                        "a list or a template such as \"{{ params.items }}\"",
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(v) = t.get("description") {
+            self.string(v, "`description`");
+        }
+        let settings = self.settings(t, &id).over(defaults);
+        let mut texts = Vec::new();
+        if let Some((_, v)) = actions.first() {
+            collect_strings(v, &mut texts);
+        }
+        texts.extend(settings.env.values().cloned());
+        Some(Step {
+            id,
+            span: key.span(),
+            action,
+            needs,
+            when,
+            for_each,
+            timeout: settings.timeout,
+            retries: settings.retry_policy(),
+            env: settings.env.clone(),
+            resources: settings.resources,
+            hooks: Hooks {
+                pre: settings.pre.clone(),
+                post: settings.post.clone(),
+            },
+            pool: settings
+                .pool
+                .clone()
+                .unwrap_or_else(|| DEFAULT_POOL.to_string()),
+            texts,
+        })
+    }
+
+    fn container(&mut self, v: &Value) -> Option<Json> {
+        let t = self.table(v, "`container`")?;
+        self.check_keys(t, CONTAINER_KEYS, "`container`");
+        match t.get("image") {
+            Some(i) => {
+                self.string(i, "`container.image`")?;
+            }
+            None => {
+                self.error(v.span(), "`container` needs an `image`", "no `image`");
+                return None;
+            }
+        }
+        self.json(v, "`container`")
+    }
+
+    fn cuda(&mut self, v: &Value) -> Option<Json> {
+        let t = self.table(v, "`cuda`")?;
+        self.check_keys(t, CUDA_KEYS, "`cuda`");
+        match (t.get("source"), t.get("ptx")) {
+            (Some(_), Some(p)) => self.error(
+                p.span(),
+                "`cuda` takes `source` or `ptx`, not both",
+                "second kernel",
+            ),
+            (None, None) => self.error(
+                v.span(),
+                "`cuda` needs `source` (a .cu file) or `ptx`",
+                "no kernel",
+            ),
+            _ => {}
+        }
+        if t.get("entry").is_none() {
+            self.error(
+                v.span(),
+                "`cuda` needs an `entry` (the kernel's name)",
+                "no `entry`",
+            );
+        }
+        for dim in ["grid", "block"] {
+            if let Some(d) = t.get(dim) {
+                let ok = matches!(d.get_ref(), DeValue::Array(a) if (1..=3).contains(&a.len()) && a.iter().all(|x| x.get_ref().is_integer()));
+                if !ok {
+                    self.wrong_type(d, &format!("`cuda.{dim}`"), "a list of 1 to 3 integers");
+                }
+            }
+        }
+        self.json(v, "`cuda`")
+    }
+
+    fn wasm(&mut self, v: &Value) -> Option<Json> {
+        let t = self.table(v, "`wasm`")?;
+        self.check_keys(t, WASM_KEYS, "`wasm`");
+        match t.get("plugin") {
+            Some(p) => {
+                let r = self.string(p, "`wasm.plugin`")?;
+                if let Err(e) = PluginRef::parse(&r.value) {
+                    self.diags
+                        .push(Diagnostic::at(r.span, e).with_label("bad plugin reference"));
+                }
+            }
+            None => self.error(v.span(), "`wasm` needs a `plugin`", "no `plugin`"),
+        }
+        if let Some(d) = t.get("timeout") {
+            self.duration(d, "`wasm.timeout`");
+        }
+        self.json(v, "`wasm`")
+    }
+}
+
+fn collect_strings(v: &Value, out: &mut Vec<Spanned<String>>) {
+    match v.get_ref() {
+        DeValue::String(s) if s.contains("{{") => out.push(Spanned::new(s.to_string(), v.span())),
+        DeValue::Array(a) => a.iter().for_each(|i| collect_strings(i, out)),
+        DeValue::Table(t) => t.values().for_each(|i| collect_strings(i, out)),
+        _ => {}
+    }
+}
+
+fn type_name(v: &DeValue) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "a list",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// Names of steps, params and pools.
+pub fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Converts a TOML value to JSON (date-times become strings).
+fn to_json(v: &Value) -> Result<Json, (Span, String)> {
+    Ok(match v.get_ref() {
+        DeValue::String(s) => Json::String(s.to_string()),
+        DeValue::Integer(i) => {
+            let n = i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
+                .map_err(|_| (v.span(), "integer out of range".to_string()))?;
+            Json::from(n)
+        }
+        DeValue::Float(f) => {
+            let x: f64 = f
+                .as_str()
+                .replace('_', "")
+                .parse()
+                .map_err(|_| (v.span(), "bad float".to_string()))?;
+            serde_json::Number::from_f64(x)
+                .map(Json::Number)
+                .ok_or((v.span(), "inf and nan are not allowed".to_string()))?
+        }
+        DeValue::Boolean(b) => Json::Bool(*b),
+        DeValue::Datetime(d) => Json::String(d.to_string()),
+        DeValue::Array(a) => Json::Array(a.iter().map(to_json).collect::<Result<_, _>>()?),
+        DeValue::Table(t) => Json::Object(
+            t.iter()
+                .map(|(k, v)| Ok((k.get_ref().to_string(), to_json(v)?)))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
+/// The candidate closest to `word` by edit distance, if any is close.
+pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

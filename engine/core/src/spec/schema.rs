@@ -1,0 +1,85 @@
+//! The JSON Schema of the workflow format, for editors with a TOML language
+//! server (Taplo, Even Better TOML).
+
+use serde_json::{json, Value};
+
+use super::parse::step_keys;
+
+fn duration() -> Value {
+    json!({"type": "string", "pattern": "^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$", "description": "A duration such as \"30s\", \"10m\", \"1h30m\"."})
+}
+
+fn settings() -> serde_json::Map<String, Value> {
+    let plugin_list = json!({"type": "array", "items": {"type": "string", "description": "A plugin: name, name@1.2.3, name@^1, or a path to a .wasm file."}});
+    json!({
+        "timeout": duration(),
+        "retries": {
+            "description": "How often to retry a failed attempt, and how long to wait between attempts.",
+            "oneOf": [
+                {"type": "integer", "minimum": 0, "maximum": 100},
+                {"type": "object", "additionalProperties": false, "properties": {
+                    "limit": {"type": "integer", "minimum": 0, "maximum": 100, "description": "Retries after the first attempt."},
+                    "backoff": {"enum": ["exponential", "fixed"]},
+                    "delay": duration(),
+                    "max-delay": duration(),
+                    "jitter": {"type": "boolean"}
+                }}
+            ]
+        },
+        "env": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+        "resources": {"type": "object", "additionalProperties": false, "properties": {
+            "cpus": {"type": "number", "exclusiveMinimum": 0},
+            "memory": {"type": ["string", "integer"], "description": "Bytes, or a size such as \"4GiB\"."},
+            "gpus": {"type": "integer", "minimum": 0}
+        }},
+        "hooks": {"type": "object", "additionalProperties": false, "properties": {"pre": plugin_list, "post": plugin_list}},
+        "pool": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "Which workers may take the step."}
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default()
+}
+
+/// The schema as a JSON value.
+pub fn json_schema() -> Value {
+    let mut step = settings();
+    let string_or_list =
+        json!({"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]});
+    step.insert("run".into(), json!({"description": "A shell command (run by sh -c) or an argv list.", "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}));
+    step.insert("container".into(), json!({"type": "object", "required": ["image"], "additionalProperties": false, "properties": {
+        "image": {"type": "string"}, "command": string_or_list, "args": {"type": "array", "items": {"type": "string"}},
+        "env": {"type": "object"}, "workdir": {"type": "string"}, "user": {"type": "string"},
+        "mounts": {"type": "array"}, "network": {"type": ["boolean", "string"]}
+    }}));
+    step.insert("cuda".into(), json!({"type": "object", "required": ["entry"], "additionalProperties": false, "properties": {
+        "source": {"type": "string"}, "ptx": {"type": "string"}, "entry": {"type": "string"},
+        "grid": {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3},
+        "block": {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3},
+        "args": {"type": "array", "items": {"type": "object"}}
+    }}));
+    step.insert("wasm".into(), json!({"type": "object", "required": ["plugin"], "additionalProperties": false, "properties": {
+        "plugin": {"type": "string"}, "input": {}, "timeout": duration(), "memory": {"type": ["string", "integer"]}
+    }}));
+    step.insert("needs".into(), json!({"description": "Steps that must finish first.", "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}));
+    step.insert("when".into(), json!({"type": "string", "description": "A CEL condition over params and upstream outputs; the step is skipped when false."}));
+    step.insert("for-each".into(), json!({"description": "A list, or one reference to a list: one instance of the step per item.", "oneOf": [{"type": "array"}, {"type": "string"}]}));
+    step.insert("description".into(), json!({"type": "string"}));
+    debug_assert_eq!(step.len(), step_keys().len());
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://weft.dev/schemas/workflow.json",
+        "title": "weft workflow",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["workflow", "steps"],
+        "properties": {
+            "workflow": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
+                "name": {"type": "string"}, "description": {"type": "string"}
+            }},
+            "params": {"type": "object", "description": "Parameters with their defaults; override with --param key=value."},
+            "defaults": {"type": "object", "additionalProperties": false, "properties": settings()},
+            "steps": {"type": "object", "minProperties": 1, "propertyNames": {"pattern": "^[A-Za-z0-9_-]+$"},
+                "additionalProperties": {"type": "object", "additionalProperties": false, "properties": step}}
+        }
+    })
+}

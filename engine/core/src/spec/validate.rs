@@ -1,0 +1,360 @@
+//! Whole-workflow checks that need every step at once: needs, cycles,
+//! template and condition references.
+
+use std::collections::HashMap;
+
+use super::model::{ForEach, Step, Workflow};
+use crate::dag::Dag;
+use crate::diagnostic::{Diagnostic, Span, Spanned};
+use crate::expr::Condition;
+use crate::spec::parse::closest;
+use crate::template::{Path, Template};
+
+/// Roots a template or condition may reference.
+pub const ROOTS: &[&str] = &["params", "steps", "run", "workflow", "item"];
+
+pub fn validate(workflow: &Workflow, source: &str) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let mut first_seen: HashMap<&str, &Step> = HashMap::new();
+    for step in &workflow.steps {
+        first_seen.entry(step.id.as_str()).or_insert(step);
+    }
+    for step in &workflow.steps {
+        let mut seen = Vec::new();
+        for need in &step.needs {
+            if need.value == step.id {
+                diags.push(
+                    Diagnostic::at(
+                        need.span.clone(),
+                        format!("step `{}` needs itself", step.id),
+                    )
+                    .with_label("remove this"),
+                );
+            } else if !first_seen.contains_key(need.value.as_str()) {
+                let mut d = Diagnostic::at(
+                    need.span.clone(),
+                    format!(
+                        "step `{}` needs `{}`, which is not a step",
+                        step.id, need.value
+                    ),
+                )
+                .with_label("no such step");
+                if let Some(near) =
+                    closest(&need.value, workflow.steps.iter().map(|s| s.id.as_str()))
+                {
+                    d = d.with_note(format!("did you mean `{near}`?"));
+                }
+                diags.push(d);
+            } else if seen.contains(&need.value.as_str()) {
+                diags.push(
+                    Diagnostic::at(
+                        need.span.clone(),
+                        format!("step `{}` needs `{}` twice", step.id, need.value),
+                    )
+                    .with_label("repeated"),
+                );
+            }
+            seen.push(need.value.as_str());
+        }
+    }
+
+    let dag = Dag::new(workflow.steps.iter().map(|s| {
+        (
+            s.id.as_str(),
+            s.needs.iter().map(|n| n.value.as_str()).collect(),
+        )
+    }));
+    for cycle in dag.cycles() {
+        let ids: Vec<&str> = cycle
+            .iter()
+            .map(|&i| workflow.steps[i].id.as_str())
+            .collect();
+        let first = &workflow.steps[cycle[0]];
+        let shown = if ids.len() > 12 {
+            format!(
+                "{} -> ... ({} steps) ... -> {} -> {}",
+                ids[..6].join(" -> "),
+                ids.len(),
+                ids[ids.len() - 1],
+                ids[0]
+            )
+        } else {
+            format!("{} -> {}", ids.join(" -> "), ids[0])
+        };
+        let mut d = Diagnostic::at(first.span.clone(), format!("steps form a cycle: {shown}"))
+            .with_label("this step waits on itself through the cycle")
+            .with_note("`needs` must form a DAG: remove one of these edges");
+        for &i in cycle.iter().skip(1).take(5) {
+            let s = &workflow.steps[i];
+            if let Some(need) = s
+                .needs
+                .iter()
+                .find(|n| cycle.iter().any(|&c| workflow.steps[c].id == n.value))
+            {
+                d = d.with_related(
+                    need.span.clone(),
+                    format!("`{}` needs `{}`", s.id, need.value),
+                );
+            }
+        }
+        diags.push(d);
+    }
+    let has_cycles = diags
+        .iter()
+        .any(|d| d.message.starts_with("steps form a cycle"));
+
+    let refs = RefChecker {
+        workflow,
+        dag: &dag,
+        source,
+        check_upstream: !has_cycles,
+    };
+    for (index, step) in workflow.steps.iter().enumerate() {
+        for text in &step.texts {
+            refs.template(index, step, text, &mut diags);
+        }
+        if let Some(ForEach::Template(t)) = &step.for_each {
+            match Template::parse(&t.value) {
+                Ok(tpl) if tpl.references().count() == 1 && tpl.parts.len() == 1 => refs.template(index, step, t, &mut diags),
+                Ok(_) => diags.push(
+                    Diagnostic::at(t.span.clone(), "`for-each` must be a list or one reference to a list, such as \"{{ params.shards }}\"")
+                        .with_label("not a single reference"),
+                ),
+                Err(_) => refs.template(index, step, t, &mut diags),
+            }
+        }
+        if let Some(when) = &step.when {
+            refs.condition(index, step, when, &mut diags);
+        }
+    }
+    diags
+}
+
+struct RefChecker<'a> {
+    workflow: &'a Workflow,
+    dag: &'a Dag,
+    source: &'a str,
+    check_upstream: bool,
+}
+
+impl RefChecker<'_> {
+    fn template(
+        &self,
+        index: usize,
+        step: &Step,
+        text: &Spanned<String>,
+        diags: &mut Vec<Diagnostic>,
+    ) {
+        match Template::parse(&text.value) {
+            Err(e) => diags.push(
+                Diagnostic::at(self.inner(text, e.range), e.message).with_label("bad template"),
+            ),
+            Ok(tpl) => {
+                for (path, range) in tpl.references() {
+                    let segments: Vec<String> = path
+                        .0
+                        .iter()
+                        .map(|s| match s {
+                            crate::template::Segment::Key(k) => k.clone(),
+                            crate::template::Segment::Index(i) => i.to_string(),
+                        })
+                        .collect();
+                    if let Err(d) = self.reference(index, step, &segments, path) {
+                        diags.push(d.at_span(self.inner(text, range.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    fn condition(
+        &self,
+        index: usize,
+        step: &Step,
+        when: &Spanned<String>,
+        diags: &mut Vec<Diagnostic>,
+    ) {
+        match Condition::compile(&when.value) {
+            Err(e) => {
+                let span = match e.offset {
+                    Some(o) => {
+                        let byte = when
+                            .value
+                            .char_indices()
+                            .nth(o)
+                            .map_or(when.value.len(), |(b, _)| b);
+                        self.inner(when, byte..byte + 1)
+                    }
+                    None => when.span.clone(),
+                };
+                diags.push(
+                    Diagnostic::at(
+                        span,
+                        format!(
+                            "`when` of step `{}` is not a valid CEL expression: {}",
+                            step.id, e.message
+                        ),
+                    )
+                    .with_label("here"),
+                );
+            }
+            Ok(cond) => {
+                for r in cond.references() {
+                    let path = Path(
+                        r.iter()
+                            .map(|k| crate::template::Segment::Key(k.clone()))
+                            .collect(),
+                    );
+                    if let Err(d) = self.reference(index, step, &r, &path) {
+                        diags.push(d.at_span(when.span.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn reference(
+        &self,
+        index: usize,
+        step: &Step,
+        seg: &[String],
+        path: &Path,
+    ) -> Result<(), Pending> {
+        let root = seg[0].as_str();
+        match root {
+            "params" => match seg.get(1) {
+                None => Ok(()),
+                Some(name) if self.workflow.param(name).is_some() => Ok(()),
+                Some(name) => {
+                    let near = closest(name, self.workflow.params.iter().map(|p| p.name.as_str()));
+                    Err(Pending::new(
+                        format!(
+                            "`{path}` in step `{}`: no parameter `{name}` in `[params]`",
+                            step.id
+                        ),
+                        "unknown parameter",
+                    )
+                    .note(
+                        near.map(|n| format!("did you mean `params.{n}`?"))
+                            .unwrap_or_else(|| "declare it in `[params]` with a default".into()),
+                    ))
+                }
+            },
+            "steps" => {
+                let Some(id) = seg.get(1) else {
+                    return Err(Pending::new(
+                        format!("`{path}`: name a step, as in `steps.<id>.outputs.<key>`"),
+                        "incomplete",
+                    ));
+                };
+                let Some(target) = self.dag.index_of(id) else {
+                    let near = closest(id, self.workflow.steps.iter().map(|s| s.id.as_str()));
+                    return Err(Pending::new(
+                        format!("`{path}` in step `{}`: there is no step `{id}`", step.id),
+                        "unknown step",
+                    )
+                    .note(
+                        near.map(|n| format!("did you mean `{n}`?"))
+                            .unwrap_or_default(),
+                    ));
+                };
+                if self.check_upstream && target != index && !self.dag.is_upstream(target, index) {
+                    return Err(Pending::new(
+                        format!(
+                            "step `{}` reads `{path}`, but `{id}` is not upstream of it",
+                            step.id
+                        ),
+                        "not upstream",
+                    )
+                    .note(format!(
+                        "add `\"{id}\"` to the `needs` of `{}` (directly or through another step)",
+                        step.id
+                    )));
+                }
+                if target == index {
+                    return Err(Pending::new(
+                        format!("step `{}` reads its own outputs", step.id),
+                        "not upstream",
+                    ));
+                }
+                match seg.get(2).map(String::as_str) {
+                    None | Some("outputs") | Some("status") => Ok(()),
+                    Some(other) => Err(Pending::new(
+                        format!("`{path}`: a step has `outputs` and `status`, not `{other}`"),
+                        "unknown field",
+                    )),
+                }
+            }
+            "run" => match seg.get(1).map(String::as_str) {
+                None | Some("id") => Ok(()),
+                Some(other) => Err(Pending::new(
+                    format!("`{path}`: `run` has `id`, not `{other}`"),
+                    "unknown field",
+                )),
+            },
+            "workflow" => match seg.get(1).map(String::as_str) {
+                None | Some("name") => Ok(()),
+                Some(other) => Err(Pending::new(
+                    format!("`{path}`: `workflow` has `name`, not `{other}`"),
+                    "unknown field",
+                )),
+            },
+            "item" if step.for_each.is_some() => Ok(()),
+            "item" => Err(Pending::new(
+                format!("step `{}` uses `item`, but has no `for-each`", step.id),
+                "no `for-each` here",
+            )),
+            other => Err(
+                Pending::new(format!("`{path}`: unknown name `{other}`"), "unknown name").note(
+                    format!("references start with one of: {}", ROOTS.join(", ")),
+                ),
+            ),
+        }
+    }
+
+    /// Maps a byte range inside a string value to the file, when the value is
+    /// written without escapes; otherwise the whole string's span.
+    fn inner(&self, text: &Spanned<String>, range: std::ops::Range<usize>) -> Span {
+        let raw = self.source.get(text.span.clone()).unwrap_or("");
+        let quote = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
+            3
+        } else {
+            1
+        };
+        match raw.get(quote..raw.len().saturating_sub(quote)) {
+            Some(body) if body == text.value => {
+                text.span.start + quote + range.start..text.span.start + quote + range.end
+            }
+            _ => text.span.clone(),
+        }
+    }
+}
+
+/// A diagnostic waiting for its span.
+struct Pending {
+    message: String,
+    label: &'static str,
+    note: String,
+}
+
+impl Pending {
+    fn new(message: String, label: &'static str) -> Self {
+        Self {
+            message,
+            label,
+            note: String::new(),
+        }
+    }
+    fn note(mut self, note: String) -> Self {
+        self.note = note;
+        self
+    }
+    fn at_span(self, span: Span) -> Diagnostic {
+        let d = Diagnostic::at(span, self.message).with_label(self.label);
+        if self.note.is_empty() {
+            d
+        } else {
+            d.with_note(self.note)
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! A durable [`RunStore`] in one redb file under the data directory
+//! (`.weft/weft.redb` by default). Every write is a committed transaction,
+//! so history survives crashes and restarts. Depends on `weft-core` only.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use weft_core::ports::{LogKey, RunRecord, RunStore};
+use weft_core::run::Event;
+use weft_core::Error;
+
+const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
+const EVENT_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("event_counts");
+/// (run, task, attempt, chunk number) -> bytes
+const LOGS: TableDefinition<(&str, &str, u32, u64), &[u8]> = TableDefinition::new("logs");
+
+/// The embedded store. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedRunStore {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+fn backend(context: &str) -> impl Fn(redb::Error) -> Error + '_ {
+    move |e| Error::backend(context, e)
+}
+
+fn err<E: Into<redb::Error>>(context: &'static str) -> impl Fn(E) -> Error {
+    move |e| Error::backend(context, e.into())
+}
+
+impl EmbeddedRunStore {
+    /// Opens (or creates) the store at `dir/weft.redb`.
+    pub fn open(dir: &Path) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::backend(format!("creating data directory {}", dir.display()), e))?;
+        let path = dir.join("weft.redb");
+        let db = Database::create(&path)
+            .map_err(|e| backend(&format!("opening {}", path.display()))(e.into()))?;
+        let txn = db.begin_write().map_err(err("opening store"))?;
+        {
+            txn.open_table(RUNS).map_err(err("creating tables"))?;
+            txn.open_table(EVENTS).map_err(err("creating tables"))?;
+            txn.open_table(EVENT_COUNTS)
+                .map_err(err("creating tables"))?;
+            txn.open_table(LOGS).map_err(err("creating tables"))?;
+        }
+        txn.commit().map_err(err("creating tables"))?;
+        Ok(Self {
+            db: Arc::new(db),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the blocking pool: redb commits fsync.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| Error::backend("store task", e))?
+    }
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(v).map_err(|e| Error::backend("encoding", e))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::backend("decoding stored record", e))
+}
+
+fn put_run(db: &Database, run: &RunRecord, must_be_new: bool) -> Result<(), Error> {
+    let txn = db.begin_write().map_err(err("writing run"))?;
+    {
+        let mut runs = txn.open_table(RUNS).map_err(err("writing run"))?;
+        let exists = runs
+            .get(run.id.as_str())
+            .map_err(err("reading run"))?
+            .is_some();
+        if must_be_new && exists {
+            return Err(Error::Conflict(format!("run {} exists", run.id)));
+        }
+        if !must_be_new && !exists {
+            return Err(Error::NotFound(format!("run {}", run.id)));
+        }
+        runs.insert(run.id.as_str(), encode(run)?.as_slice())
+            .map_err(err("writing run"))?;
+    }
+    txn.commit().map_err(err("committing run"))
+}
+
+#[async_trait]
+impl RunStore for EmbeddedRunStore {
+    async fn create_run(&self, run: &RunRecord) -> Result<(), Error> {
+        let run = run.clone();
+        self.blocking(move |db| put_run(db, &run, true)).await
+    }
+
+    async fn update_run(&self, run: &RunRecord) -> Result<(), Error> {
+        let run = run.clone();
+        self.blocking(move |db| put_run(db, &run, false)).await
+    }
+
+    async fn get_run(&self, id: &str) -> Result<Option<RunRecord>, Error> {
+        let id = id.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(err("reading run"))?;
+            let runs = txn.open_table(RUNS).map_err(err("reading run"))?;
+            let found = runs.get(id.as_str()).map_err(err("reading run"))?;
+            found.map(|g| decode(g.value())).transpose()
+        })
+        .await
+    }
+
+    async fn list_runs(&self, limit: usize) -> Result<Vec<RunRecord>, Error> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(err("listing runs"))?;
+            let runs = txn.open_table(RUNS).map_err(err("listing runs"))?;
+            let mut out: Vec<RunRecord> = Vec::new();
+            for entry in runs.iter().map_err(err("listing runs"))? {
+                let (_, v) = entry.map_err(err("listing runs"))?;
+                out.push(decode(v.value())?);
+            }
+            out.sort_by(|a, b| {
+                b.created_at
+                    .cmp(&a.created_at)
+                    .then_with(|| b.id.cmp(&a.id))
+            });
+            out.truncate(limit);
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn append_events(
+        &self,
+        run_id: &str,
+        expected_len: u64,
+        events: &[Event],
+    ) -> Result<(), Error> {
+        let run_id = run_id.to_string();
+        let encoded = events.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(err("appending events"))?;
+            {
+                let mut counts = txn
+                    .open_table(EVENT_COUNTS)
+                    .map_err(err("appending events"))?;
+                let len = counts
+                    .get(run_id.as_str())
+                    .map_err(err("appending events"))?
+                    .map_or(0, |g| g.value());
+                if len != expected_len {
+                    return Err(Error::Conflict(format!(
+                        "run {run_id} has {len} events, writer expected {expected_len}"
+                    )));
+                }
+                let mut table = txn.open_table(EVENTS).map_err(err("appending events"))?;
+                for (i, e) in encoded.iter().enumerate() {
+                    table
+                        .insert((run_id.as_str(), len + i as u64), e.as_slice())
+                        .map_err(err("appending events"))?;
+                }
+                counts
+                    .insert(run_id.as_str(), len + encoded.len() as u64)
+                    .map_err(err("appending events"))?;
+            }
+            txn.commit().map_err(err("committing events"))
+        })
+        .await
+    }
+
+    async fn events(&self, run_id: &str) -> Result<Vec<Event>, Error> {
+        let run_id = run_id.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(err("reading events"))?;
+            let table = txn.open_table(EVENTS).map_err(err("reading events"))?;
+            let mut out = Vec::new();
+            for entry in table
+                .range((run_id.as_str(), 0u64)..=(run_id.as_str(), u64::MAX))
+                .map_err(err("reading events"))?
+            {
+                let (_, v) = entry.map_err(err("reading events"))?;
+                out.push(decode(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn append_log(&self, key: &LogKey, chunk: &[u8]) -> Result<(), Error> {
+        let (run, task, attempt) = (key.run_id.clone(), key.task.to_string(), key.attempt);
+        let chunk = chunk.to_vec();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(err("appending log"))?;
+            {
+                let mut logs = txn.open_table(LOGS).map_err(err("appending log"))?;
+                let next = logs
+                    .range(
+                        (run.as_str(), task.as_str(), attempt, 0u64)
+                            ..=(run.as_str(), task.as_str(), attempt, u64::MAX),
+                    )
+                    .map_err(err("appending log"))?
+                    .next_back()
+                    .transpose()
+                    .map_err(err("appending log"))?
+                    .map_or(0, |(k, _)| k.value().3 + 1);
+                logs.insert(
+                    (run.as_str(), task.as_str(), attempt, next),
+                    chunk.as_slice(),
+                )
+                .map_err(err("appending log"))?;
+            }
+            txn.commit().map_err(err("committing log"))
+        })
+        .await
+    }
+
+    async fn read_log(&self, key: &LogKey) -> Result<Vec<u8>, Error> {
+        let (run, task, attempt) = (key.run_id.clone(), key.task.to_string(), key.attempt);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(err("reading log"))?;
+            let logs = txn.open_table(LOGS).map_err(err("reading log"))?;
+            let mut out = Vec::new();
+            for entry in logs
+                .range(
+                    (run.as_str(), task.as_str(), attempt, 0u64)
+                        ..=(run.as_str(), task.as_str(), attempt, u64::MAX),
+                )
+                .map_err(err("reading log"))?
+            {
+                out.extend_from_slice(entry.map_err(err("reading log"))?.1.value());
+            }
+            Ok(out)
+        })
+        .await
+    }
+}

@@ -1,0 +1,25 @@
+//! The embedded store passes the `RunStore` contract, and keeps data across reopen.
+use weft_core::ports::RunStore;
+use weft_store_embedded::EmbeddedRunStore;
+
+async fn fresh() -> EmbeddedRunStore {
+    // Leaked on purpose: the directory must outlive the store inside the test.
+    let dir = Box::leak(Box::new(tempfile::tempdir().unwrap()));
+    EmbeddedRunStore::open(dir.path()).unwrap()
+}
+
+weft_testkit::run_store_contract!(fresh());
+
+#[tokio::test]
+async fn history_survives_reopening_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = EmbeddedRunStore::open(dir.path()).unwrap();
+        store
+            .append_events("r", 0, &[weft_core::run::Event::Started { at: 5 }])
+            .await
+            .unwrap();
+    }
+    let store = EmbeddedRunStore::open(dir.path()).unwrap();
+    assert_eq!(store.events("r").await.unwrap().len(), 1);
+}

@@ -1,0 +1,51 @@
+//! Test helpers and the port contract tests. Every adapter of a port runs
+//! the same contract through a macro, so the embedded adapters and the
+//! networked ones are held to one standard:
+//!
+//! ```ignore
+//! weft_testkit::job_queue_contract!(async { LocalJobQueue::new() });
+//! weft_testkit::run_store_contract!(async { EmbeddedRunStore::open(dir).unwrap() });
+//! ```
+
+pub mod clock;
+pub mod job_queue;
+pub mod run_store;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use clock::ManualClock;
+
+/// A name no other test (in this or another process) uses: for queue
+/// names, key prefixes and run ids on shared services.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A minimal job for queue tests.
+pub fn job(run_id: &str, step: &str, pool: &str) -> weft_core::run::Job {
+    weft_core::run::Job {
+        run_id: run_id.into(),
+        workflow: "contract".into(),
+        task: weft_core::run::TaskId::new(step, None),
+        attempt: 1,
+        action: weft_core::spec::StepAction::Run {
+            command: weft_core::spec::Command::Shell(format!("echo {step}")),
+        },
+        env: Default::default(),
+        inputs: serde_json::json!({"params": {}}),
+        timeout: None,
+        pool: pool.into(),
+        resources: Default::default(),
+        pre_hooks: vec![],
+        post_hooks: vec![],
+    }
+}

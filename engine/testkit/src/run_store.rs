@@ -1,0 +1,127 @@
+//! The `RunStore` contract.
+
+use weft_core::ports::{LogKey, RunRecord, RunStore};
+use weft_core::run::{Event, RunStatus, TaskId};
+use weft_core::Error;
+
+use crate::unique;
+
+fn record(id: &str, created_at: u64) -> RunRecord {
+    RunRecord {
+        id: id.into(),
+        workflow: "contract".into(),
+        file: "contract.toml".into(),
+        source: "[workflow]\nname = \"contract\"\n".into(),
+        params: serde_json::Map::new(),
+        status: RunStatus::Running,
+        created_at,
+        finished_at: None,
+        summary: None,
+    }
+}
+
+pub async fn created_run_reads_back_and_lists_newest_first(s: &dyn RunStore) {
+    let (a, b) = (unique("run"), unique("run"));
+    // Far-future times so other runs in a shared store sort after these.
+    s.create_run(&record(&a, u64::MAX - 2000)).await.unwrap();
+    s.create_run(&record(&b, u64::MAX - 1000)).await.unwrap();
+    assert_eq!(
+        s.get_run(&a).await.unwrap(),
+        Some(record(&a, u64::MAX - 2000))
+    );
+    let listed: Vec<String> = s
+        .list_runs(2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, vec![b, a]);
+    assert_eq!(s.get_run(&unique("missing")).await.unwrap(), None);
+}
+
+pub async fn creating_a_run_twice_conflicts(s: &dyn RunStore) {
+    let a = unique("run");
+    s.create_run(&record(&a, 1)).await.unwrap();
+    assert!(matches!(
+        s.create_run(&record(&a, 1)).await,
+        Err(Error::Conflict(_))
+    ));
+}
+
+pub async fn updated_run_keeps_its_new_status(s: &dyn RunStore) {
+    let a = unique("run");
+    let mut r = record(&a, 1);
+    s.create_run(&r).await.unwrap();
+    r.status = RunStatus::Failed;
+    r.finished_at = Some(9);
+    r.summary = Some("a: exit 1".into());
+    s.update_run(&r).await.unwrap();
+    assert_eq!(s.get_run(&a).await.unwrap(), Some(r));
+    assert!(matches!(
+        s.update_run(&record(&unique("missing"), 1)).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+pub async fn events_append_in_order_and_read_back(s: &dyn RunStore) {
+    let a = unique("run");
+    let e = |at| Event::Started { at };
+    s.append_events(&a, 0, &[e(1), e(2)]).await.unwrap();
+    s.append_events(&a, 2, &[e(3)]).await.unwrap();
+    assert_eq!(s.events(&a).await.unwrap(), vec![e(1), e(2), e(3)]);
+    assert!(s.events(&unique("run")).await.unwrap().is_empty());
+}
+
+pub async fn append_at_a_stale_length_conflicts_and_writes_nothing(s: &dyn RunStore) {
+    let a = unique("run");
+    let e = |at| Event::Started { at };
+    s.append_events(&a, 0, &[e(1)]).await.unwrap();
+    assert!(matches!(
+        s.append_events(&a, 0, &[e(2), e(3)]).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(s.events(&a).await.unwrap(), vec![e(1)]);
+}
+
+pub async fn logs_append_per_attempt(s: &dyn RunStore) {
+    let run_id = unique("run");
+    let key = |attempt| LogKey {
+        run_id: run_id.clone(),
+        task: TaskId::new("a", Some(2)),
+        attempt,
+    };
+    s.append_log(&key(1), b"hello ").await.unwrap();
+    s.append_log(&key(1), b"world\n").await.unwrap();
+    s.append_log(&key(2), b"second\n").await.unwrap();
+    assert_eq!(s.read_log(&key(1)).await.unwrap(), b"hello world\n");
+    assert_eq!(s.read_log(&key(2)).await.unwrap(), b"second\n");
+    assert!(s.read_log(&key(3)).await.unwrap().is_empty());
+}
+
+/// Runs every `RunStore` contract case as its own test.
+#[macro_export]
+macro_rules! run_store_contract {
+    ($make:expr) => {
+        mod run_store_contract {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::run_store_contract!(@cases $make;
+                created_run_reads_back_and_lists_newest_first,
+                creating_a_run_twice_conflicts,
+                updated_run_keeps_its_new_status,
+                events_append_in_order_and_read_back,
+                append_at_a_stale_length_conflicts_and_writes_nothing,
+                logs_append_per_attempt);
+        }
+    };
+    (@cases $make:expr; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store = $make.await;
+                $crate::run_store::$case(&store).await;
+            }
+        )*
+    };
+}

@@ -242,3 +242,19 @@ impl RunState {
         Some(failed.join("; "))
     }
 }
+
+impl RunState {
+    /// Rebuilds a run's state from its event log.
+    pub fn replay(
+        run_id: impl Into<String>,
+        plan: Arc<Plan>,
+        params: Map<String, Json>,
+        events: impl IntoIterator<Item = super::Event>,
+    ) -> Self {
+        let mut state = Self::new(run_id, plan, params);
+        for event in events {
+            super::apply(&mut state, event);
+        }
+        state
+    }
+}

@@ -1,0 +1,126 @@
+//! `weft run`: run a workflow in-process and watch it.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tokio::sync::watch;
+use weft_core::run::{resolve_params, RunStatus};
+use weft_orchestrator::NewRun;
+
+use super::check::load_or_report;
+use crate::{embedded, progress::Reporter, table, DataDir};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The workflow file.
+    file: PathBuf,
+    /// Override a parameter: `--param epochs=5` (repeatable).
+    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Steps run at once. Default: the number of CPUs.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Plain line output even on a terminal.
+    #[arg(long)]
+    plain: bool,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let Some((source, workflow)) = load_or_report(&args.file)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let overrides = args
+        .params
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("`--param {p}`: write it as KEY=VALUE"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let params = resolve_params(&workflow, &overrides).map_err(|e| anyhow::anyhow!(e))?;
+
+    let store = embedded::open_store(&args.data.data_dir)?;
+    // Steps run in the workflow's directory: every path handed to them is absolute.
+    let data_dir = std::path::absolute(&args.data.data_dir)?;
+    let mut options = weft_worker::Options::default();
+    if let Some(n) = args.concurrency {
+        options.concurrency = n.max(1);
+    }
+    let mut pools: Vec<String> = workflow.steps.iter().map(|s| s.pool.clone()).collect();
+    pools.sort();
+    pools.dedup();
+    options.pools = pools;
+    options.work_dir = data_dir.join("work");
+    options.cwd = Some(match args.file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    });
+    let (orchestrator, worker) = embedded::engine(store.clone(), options);
+
+    let record = orchestrator
+        .create(&NewRun {
+            workflow: workflow.clone(),
+            source,
+            file: args.file.display().to_string(),
+            params,
+        })
+        .await?;
+    let (stop_worker, worker_stop) = watch::channel(false);
+    let worker_task = tokio::spawn(worker.run(worker_stop));
+
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ncancelling (press Ctrl-C again to exit at once)");
+            let _ = cancel_tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+
+    let live = std::io::stdout().is_terminal() && !args.plain;
+    let mut reporter = Reporter::new(live, &workflow);
+    println!(
+        "run {} of {} ({} steps)",
+        record.id,
+        workflow.name,
+        workflow.steps.len()
+    );
+    let state = orchestrator
+        .drive(record.clone(), workflow, cancel_rx, &mut reporter)
+        .await?;
+    reporter.finish();
+    let _ = stop_worker.send(true);
+    if let Ok(Err(e)) = worker_task.await {
+        eprintln!("warning: worker: {e}");
+    }
+
+    print!("{}", table::steps(&state));
+    let took = state
+        .finished_at
+        .unwrap_or(0)
+        .saturating_sub(state.started_at.unwrap_or(0));
+    println!(
+        "\nrun {} {} in {}",
+        state.run_id,
+        state.status.as_str(),
+        weft_core::spec::units::format_duration(std::time::Duration::from_millis(took))
+    );
+    if let Some(summary) = state.failure_summary() {
+        println!("  {summary}");
+    }
+    println!(
+        "  details: weft show {}   logs: weft logs {} <step>",
+        state.run_id, state.run_id
+    );
+    Ok(match state.status {
+        RunStatus::Succeeded => ExitCode::SUCCESS,
+        RunStatus::Cancelled => ExitCode::from(130),
+        _ => ExitCode::FAILURE,
+    })
+}

@@ -1,0 +1,227 @@
+//! Live progress of a run: bars on a terminal, plain lines elsewhere.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use weft_core::run::{Event, Outcome, RunState, StepStatus, TaskStatus};
+use weft_core::spec::units::format_duration;
+use weft_core::spec::Workflow;
+
+pub struct Reporter {
+    live: Option<Live>,
+    last: Vec<StepStatus>,
+    start: Option<u64>,
+}
+
+struct Live {
+    multi: MultiProgress,
+    bars: HashMap<usize, ProgressBar>,
+    width: usize,
+}
+
+impl Reporter {
+    pub fn new(live: bool, workflow: &Workflow) -> Self {
+        let width = workflow
+            .steps
+            .iter()
+            .map(|s| s.id.len())
+            .max()
+            .unwrap_or(4)
+            .min(30);
+        let live = live.then(|| Live {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
+            bars: HashMap::new(),
+            width,
+        });
+        Self {
+            live,
+            last: vec![StepStatus::Waiting; workflow.steps.len()],
+            start: None,
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(live) = &self.live {
+            for bar in live.bars.values() {
+                if !bar.is_finished() {
+                    bar.abandon();
+                }
+            }
+        }
+    }
+
+    fn stamp(&self, at: u64) -> String {
+        format!(
+            "[{:>7}]",
+            format_duration(Duration::from_millis(
+                at.saturating_sub(self.start.unwrap_or(at))
+            ))
+        )
+    }
+
+    fn line(&self, text: String) {
+        match &self.live {
+            Some(live) => {
+                let _ = live.multi.println(text);
+            }
+            None => println!("{text}"),
+        }
+    }
+
+    fn event_time(event: &Event) -> u64 {
+        match event {
+            Event::Started { at }
+            | Event::TaskStarted { at, .. }
+            | Event::TaskFinished { at, .. }
+            | Event::RetryDue { at, .. }
+            | Event::DeadlinePassed { at, .. }
+            | Event::CancelRequested { at, .. } => *at,
+        }
+    }
+}
+
+impl weft_orchestrator::Progress for Reporter {
+    fn on_event(&mut self, state: &RunState, event: &Event) {
+        let at = Self::event_time(event);
+        self.start.get_or_insert(at);
+        // Attempt-level lines: starts, failures and retries.
+        match event {
+            Event::TaskStarted { task, attempt, .. } if self.live.is_none() => {
+                let note = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                self.line(format!("{} {task} started{note}", self.stamp(at)));
+            }
+            Event::TaskFinished {
+                task,
+                attempt,
+                outcome: Outcome::Failed { reason, .. },
+                ..
+            } => {
+                let retrying = state
+                    .task(task)
+                    .is_some_and(|t| t.status == TaskStatus::RetryWaiting);
+                let tail = if retrying {
+                    format!("; will retry (attempt {} next)", attempt + 1)
+                } else {
+                    String::new()
+                };
+                self.line(format!(
+                    "{} {task} attempt {attempt} failed: {reason}{tail}",
+                    self.stamp(at)
+                ));
+            }
+            Event::TaskFinished {
+                task,
+                outcome: Outcome::Succeeded { .. },
+                ..
+            } if task.index.is_some() && self.live.is_none() => {
+                self.line(format!("{} {task} succeeded", self.stamp(at)));
+            }
+            _ => {}
+        }
+        // Step-level changes.
+        for (i, step) in state.steps.iter().enumerate() {
+            let id = &state.plan.workflow.steps[i].id;
+            let changed = self.last[i] != step.status;
+            if let Some(live) = &mut self.live {
+                if step.status == StepStatus::Running
+                    || (changed && step.status.is_terminal())
+                    || live.bars.contains_key(&i)
+                {
+                    let width = live.width;
+                    let bar = live.bars.entry(i).or_insert_with(|| {
+                        let style = if step.fan_out {
+                            ProgressStyle::with_template(
+                                "{prefix} {spinner} [{bar:24}] {pos}/{len} {elapsed:>4} {msg}",
+                            )
+                        } else {
+                            ProgressStyle::with_template("{prefix} {spinner} {elapsed:>4} {msg}")
+                        }
+                        .unwrap_or_else(|_| ProgressStyle::default_bar());
+                        let b = live.multi.add(
+                            ProgressBar::new(step.tasks.len() as u64)
+                                .with_style(style.progress_chars("=> ")),
+                        );
+                        b.set_prefix(format!("{id:<width$}"));
+                        b.enable_steady_tick(Duration::from_millis(120));
+                        b
+                    });
+                    if step.fan_out {
+                        bar.set_length(step.tasks.len() as u64);
+                        bar.set_position(
+                            step.tasks.iter().filter(|t| t.status.is_terminal()).count() as u64,
+                        );
+                    }
+                    let attempt = step.tasks.iter().map(|t| t.attempt()).max().unwrap_or(0);
+                    let running = step.tasks.iter().any(|t| t.status == TaskStatus::Running);
+                    let msg = match step.status {
+                        StepStatus::Running if running && attempt > 1 => {
+                            format!("running (attempt {attempt})")
+                        }
+                        StepStatus::Running if running => "running".into(),
+                        StepStatus::Running
+                            if step
+                                .tasks
+                                .iter()
+                                .any(|t| t.status == TaskStatus::RetryWaiting) =>
+                        {
+                            format!("waiting to retry (attempt {attempt} failed)")
+                        }
+                        StepStatus::Running => "queued".into(),
+                        StepStatus::Skipped => format!(
+                            "skipped: {}",
+                            step.skip
+                                .as_ref()
+                                .map(|s| s.to_string())
+                                .unwrap_or_default()
+                        ),
+                        StepStatus::Failed => format!("failed: {}", failure(step)),
+                        s => s.as_str().to_string(),
+                    };
+                    bar.set_message(msg);
+                    if changed && step.status.is_terminal() && !bar.is_finished() {
+                        bar.disable_steady_tick();
+                        bar.tick();
+                        bar.abandon();
+                    }
+                }
+            } else if changed && step.status.is_terminal() {
+                let took = match (step.started_at, step.finished_at) {
+                    (Some(a), Some(b)) => {
+                        format!(" in {}", format_duration(Duration::from_millis(b - a)))
+                    }
+                    _ => String::new(),
+                };
+                let text = match step.status {
+                    StepStatus::Succeeded => format!("{id} succeeded{took}"),
+                    StepStatus::Failed => format!("{id} failed{took}: {}", failure(step)),
+                    StepStatus::Skipped => format!(
+                        "{id} skipped: {}",
+                        step.skip
+                            .as_ref()
+                            .map(|s| s.to_string())
+                            .unwrap_or_default()
+                    ),
+                    StepStatus::Cancelled => format!("{id} cancelled"),
+                    _ => continue,
+                };
+                self.line(format!("{} {text}", self.stamp(at)));
+            }
+            self.last[i] = step.status;
+        }
+    }
+}
+
+fn failure(step: &weft_core::run::StepState) -> String {
+    step.error.clone().unwrap_or_else(|| {
+        step.tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Failed)
+            .find_map(|t| t.attempts.last().and_then(|a| a.error.clone()))
+            .unwrap_or_else(|| "failed".into())
+    })
+}

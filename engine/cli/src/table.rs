@@ -1,0 +1,105 @@
+//! Plain-text tables for run summaries.
+
+use std::time::Duration;
+
+use weft_core::run::{RunState, StepStatus};
+use weft_core::spec::units::format_duration;
+
+fn dur(from: Option<u64>, to: Option<u64>) -> String {
+    match (from, to) {
+        (Some(a), Some(b)) => format_duration(Duration::from_millis(b.saturating_sub(a))),
+        _ => "-".into(),
+    }
+}
+
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+/// Renders rows as aligned columns.
+pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        out.push_str(&line(row.clone()));
+    }
+    out
+}
+
+/// One row per step (fan-outs summarised), with the reason or outputs.
+pub fn steps(state: &RunState) -> String {
+    let mut rows = Vec::new();
+    for (i, step) in state.steps.iter().enumerate() {
+        let id = &state.plan.workflow.steps[i].id;
+        let attempts = step
+            .tasks
+            .iter()
+            .map(|t| t.attempts.len())
+            .max()
+            .unwrap_or(0);
+        let detail = match step.status {
+            StepStatus::Skipped => step
+                .skip
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            StepStatus::Failed => step.error.clone().unwrap_or_else(|| {
+                step.tasks
+                    .iter()
+                    .filter_map(|t| {
+                        t.attempts
+                            .last()
+                            .and_then(|a| a.error.clone())
+                            .filter(|e| !e.is_empty())
+                    })
+                    .next()
+                    .unwrap_or_default()
+            }),
+            _ => match &step.outputs {
+                Some(o)
+                    if o.as_object().is_some_and(|m| !m.is_empty())
+                        || o.as_array().is_some_and(|a| !a.is_empty()) =>
+                {
+                    o.to_string()
+                }
+                _ => String::new(),
+            },
+        };
+        let name = if step.fan_out {
+            format!("{id} [{}]", step.tasks.len())
+        } else {
+            id.clone()
+        };
+        rows.push(vec![
+            name,
+            step.status.as_str().into(),
+            attempts.to_string(),
+            dur(step.started_at, step.finished_at),
+            clip(&detail, 80),
+        ]);
+    }
+    render(
+        &["STEP", "STATUS", "ATTEMPTS", "TIME", "OUTPUTS / REASON"],
+        &rows,
+    )
+}

@@ -1,0 +1,9 @@
+//! The orchestrator's error type.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the stored workflow of run {0} no longer parses")]
+    StoredWorkflow(String),
+    #[error(transparent)]
+    Port(#[from] weft_core::Error),
+}

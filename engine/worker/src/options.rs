@@ -1,0 +1,40 @@
+//! The worker's settings.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// How a worker runs. Every field has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Options {
+    /// Name reported with every attempt. Default: `local`.
+    pub name: String,
+    /// Pools this worker takes jobs from. Default: `["default"]`.
+    pub pools: Vec<String>,
+    /// Attempts run at once. Default: the number of CPUs.
+    pub concurrency: usize,
+    /// Where attempts get their scratch directories (outputs and inputs files).
+    /// Default: the system temp directory, under `weft/`.
+    pub work_dir: PathBuf,
+    /// Directory commands run in. Default: the worker's current directory.
+    pub cwd: Option<PathBuf>,
+    /// Largest outputs file accepted, in bytes. Default: 1 MiB.
+    pub max_output_bytes: u64,
+    /// Largest log kept per attempt, in bytes; the rest is dropped with a note. Default: 64 MiB.
+    pub max_log_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            name: "local".into(),
+            pools: vec![weft_core::spec::DEFAULT_POOL.into()],
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            work_dir: std::env::temp_dir().join("weft"),
+            cwd: None,
+            max_output_bytes: 1 << 20,
+            max_log_bytes: 64 << 20,
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Runs a shell step: its own process group, captured output, timeout and
+//! abort that kill the whole group, outputs read from `$WEFT_OUTPUTS`.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command as Process;
+use tokio::sync::{watch, Mutex};
+use weft_core::ports::{LogKey, RunStore};
+use weft_core::run::{Job, Outcome};
+use weft_core::spec::{units::format_duration, Command};
+
+use crate::{outputs, Options};
+
+/// How often buffered output is written to the store.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+pub(crate) async fn run(
+    job: &Job,
+    command: &Command,
+    options: &Options,
+    store: &Arc<dyn RunStore>,
+    mut abort: watch::Receiver<bool>,
+) -> Outcome {
+    let dir = options
+        .work_dir
+        .join(&job.run_id)
+        .join(job.task.to_string())
+        .join(job.attempt.to_string());
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return failed(
+            format!("preparing the work directory {}: {e}", dir.display()),
+            None,
+            true,
+        );
+    }
+    let outputs_path = dir.join("outputs.json");
+    let inputs_path = dir.join("inputs.json");
+    let _ = std::fs::remove_file(&outputs_path);
+    let inputs = job.inputs.to_string();
+    if let Err(e) = std::fs::write(&inputs_path, &inputs) {
+        return failed(format!("writing inputs file: {e}"), None, true);
+    }
+
+    let (program, mut process) = match command {
+        Command::Shell(script) => {
+            let mut p = Process::new("sh");
+            p.arg("-c").arg(script);
+            ("sh".to_string(), p)
+        }
+        Command::Argv(argv) => {
+            let mut p = Process::new(&argv[0]);
+            p.args(&argv[1..]);
+            (argv[0].clone(), p)
+        }
+    };
+    process
+        .envs(&job.env)
+        .env("WEFT_OUTPUTS", &outputs_path)
+        .env("WEFT_INPUTS", &inputs)
+        .env("WEFT_INPUTS_FILE", &inputs_path)
+        .env("WEFT_RUN_ID", &job.run_id)
+        .env("WEFT_STEP", &job.task.step)
+        .env("WEFT_ATTEMPT", job.attempt.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(item) = job.inputs.get("item") {
+        process.env(
+            "WEFT_ITEM",
+            item.as_str()
+                .map_or_else(|| item.to_string(), str::to_string),
+        );
+    }
+    if let Some(cwd) = &options.cwd {
+        process.current_dir(cwd);
+    }
+    let mut child = match process.spawn() {
+        Ok(c) => c,
+        Err(e) => return failed(format!("starting `{program}`: {e}"), None, false),
+    };
+    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    let key = LogKey {
+        run_id: job.run_id.clone(),
+        task: job.task.clone(),
+        attempt: job.attempt,
+    };
+    let log = Arc::new(Mutex::new(LogBuffer {
+        pending: Vec::new(),
+        written: 0,
+        max: options.max_log_bytes,
+        truncated: false,
+    }));
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|s| tokio::spawn(pump(s, log.clone()))),
+        child
+            .stderr
+            .take()
+            .map(|s| tokio::spawn(pump(s, log.clone()))),
+    ];
+    let flusher = {
+        let (log, store, key) = (log.clone(), store.clone(), key.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(FLUSH_EVERY).await;
+                flush(&log, &store, &key).await;
+            }
+        })
+    };
+
+    let timeout = job.timeout.unwrap_or(Duration::MAX);
+    let ended = tokio::select! {
+        status = child.wait() => Ended::Exited(status),
+        _ = tokio::time::sleep(timeout.min(Duration::from_secs(u32::MAX as u64))) => Ended::TimedOut,
+        _ = abort.wait_for(|a| *a) => Ended::Aborted,
+    };
+    if !matches!(ended, Ended::Exited(_)) {
+        if let Some(pgid) = pgid {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+        let _ = child.wait().await;
+    } else if let Some(pgid) = pgid {
+        // Background children of the step die with it.
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
+    for r in readers.into_iter().flatten() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), r).await;
+    }
+    flusher.abort();
+    flush(&log, store, &key).await;
+
+    let outcome = match ended {
+        Ended::TimedOut => failed(
+            format!("timed out after {}", format_duration(timeout)),
+            None,
+            true,
+        ),
+        Ended::Aborted => failed("aborted".into(), None, false),
+        Ended::Exited(Err(e)) => failed(format!("waiting for `{program}`: {e}"), None, true),
+        Ended::Exited(Ok(status)) => match status.code() {
+            Some(0) => match outputs::read(&outputs_path, options.max_output_bytes) {
+                Ok(outputs) => Outcome::Succeeded { outputs },
+                Err(e) => failed(e, Some(0), false),
+            },
+            Some(code) => failed(format!("exited with code {code}"), Some(code), true),
+            None => {
+                use std::os::unix::process::ExitStatusExt;
+                failed(
+                    format!("killed by signal {}", status.signal().unwrap_or(0)),
+                    None,
+                    true,
+                )
+            }
+        },
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+enum Ended {
+    Exited(std::io::Result<std::process::ExitStatus>),
+    TimedOut,
+    Aborted,
+}
+
+fn failed(reason: String, exit_code: Option<i32>, retryable: bool) -> Outcome {
+    Outcome::Failed {
+        reason,
+        exit_code,
+        retryable,
+    }
+}
+
+struct LogBuffer {
+    pending: Vec<u8>,
+    written: u64,
+    max: u64,
+    truncated: bool,
+}
+
+async fn pump(mut pipe: impl AsyncRead + Unpin, log: Arc<Mutex<LogBuffer>>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = pipe.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let mut log = log.lock().await;
+        let room = log
+            .max
+            .saturating_sub(log.written + log.pending.len() as u64) as usize;
+        if n <= room {
+            log.pending.extend_from_slice(&buf[..n]);
+        } else if !log.truncated {
+            log.pending.extend_from_slice(&buf[..room]);
+            let note = format!("\n[weft: log truncated at {} bytes]\n", log.max);
+            log.pending.extend_from_slice(note.as_bytes());
+            log.truncated = true;
+        }
+    }
+}
+
+async fn flush(log: &Mutex<LogBuffer>, store: &Arc<dyn RunStore>, key: &LogKey) {
+    let chunk = {
+        let mut log = log.lock().await;
+        log.written += log.pending.len() as u64;
+        std::mem::take(&mut log.pending)
+    };
+    if !chunk.is_empty() {
+        // A log write that fails must not fail the step; the outcome still counts.
+        let _ = store.append_log(key, &chunk).await;
+    }
+}

@@ -1,0 +1,148 @@
+//! The worker loop: one taker per pool, at most `concurrency` attempts at once.
+
+use std::sync::Arc;
+
+use tokio::sync::{watch, Semaphore};
+use weft_core::ports::{Clock, Delivery, JobQueue, Report, ReportKind, RunStore};
+use weft_core::run::{Job, Outcome};
+use weft_core::spec::StepAction;
+
+use crate::{shell, Aborts, Error, Options};
+
+/// A worker bound to a queue and a store.
+pub struct Worker {
+    queue: Arc<dyn JobQueue>,
+    store: Arc<dyn RunStore>,
+    clock: Arc<dyn Clock>,
+    options: Arc<Options>,
+    aborts: Aborts,
+}
+
+impl Worker {
+    pub fn new(
+        queue: Arc<dyn JobQueue>,
+        store: Arc<dyn RunStore>,
+        clock: Arc<dyn Clock>,
+        options: Options,
+    ) -> Self {
+        Self {
+            queue,
+            store,
+            clock,
+            options: Arc::new(options),
+            aborts: Aborts::default(),
+        }
+    }
+
+    /// The handle the orchestrator uses to stop attempts running here.
+    pub fn aborts(&self) -> Aborts {
+        self.aborts.clone()
+    }
+
+    /// Takes and runs jobs until `shutdown` turns true; then waits for
+    /// running attempts to finish.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+        std::fs::create_dir_all(&self.options.work_dir).map_err(|source| Error::WorkDir {
+            path: self.options.work_dir.display().to_string(),
+            source,
+        })?;
+        let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let this = Arc::new(self);
+        let mut takers = tokio::task::JoinSet::new();
+        for pool in this.options.pools.clone() {
+            let (this, slots) = (this.clone(), slots.clone());
+            takers.spawn(async move {
+                loop {
+                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                        return Ok::<_, Error>(());
+                    };
+                    let delivery = this.queue.take(&pool).await?;
+                    let this = this.clone();
+                    tokio::spawn(async move {
+                        this.execute(delivery).await;
+                        drop(permit);
+                    });
+                }
+            });
+        }
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => {}
+            Some(Ok(Err(e))) = takers.join_next() => return Err(e),
+        }
+        takers.abort_all();
+        // Drain: wait until every slot is free again.
+        let _ = slots
+            .acquire_many(this.options.concurrency.max(1) as u32)
+            .await;
+        Ok(())
+    }
+
+    async fn execute(&self, delivery: Box<dyn Delivery>) {
+        let job = delivery.job().clone();
+        let abort = self.aborts.watch(&job.run_id, &job.task, job.attempt);
+        if *abort.borrow() {
+            self.aborts.forget(&job.run_id, &job.task, job.attempt);
+            let _ = delivery.ack().await;
+            return;
+        }
+        let report = |kind| Report {
+            run_id: job.run_id.clone(),
+            task: job.task.clone(),
+            attempt: job.attempt,
+            worker: self.options.name.clone(),
+            at: self.clock.now(),
+            kind,
+        };
+        if self
+            .queue
+            .report(&report(ReportKind::Started))
+            .await
+            .is_err()
+        {
+            let _ = delivery.reject(true).await;
+            return;
+        }
+        let outcome = self.attempt(&job, abort).await;
+        self.aborts.forget(&job.run_id, &job.task, job.attempt);
+        match self
+            .queue
+            .report(&report(ReportKind::Finished { outcome }))
+            .await
+        {
+            Ok(()) => {
+                let _ = delivery.ack().await;
+            }
+            // Not recorded: let the job come back rather than lose its result.
+            Err(_) => {
+                let _ = delivery.reject(true).await;
+            }
+        }
+    }
+
+    async fn attempt(&self, job: &Job, abort: watch::Receiver<bool>) -> Outcome {
+        let unsupported = |what: &str, with: &str| Outcome::Failed {
+            reason: format!("{what} steps are not supported yet: they arrive with {with}"),
+            exit_code: None,
+            retryable: false,
+        };
+        if !job.pre_hooks.is_empty() || !job.post_hooks.is_empty() {
+            return Outcome::Failed {
+                reason: "plugin hooks are not supported yet: they arrive with the WASM plugin host"
+                    .into(),
+                exit_code: None,
+                retryable: false,
+            };
+        }
+        match &job.action {
+            StepAction::Run { command } => {
+                shell::run(job, command, &self.options, &self.store, abort).await
+            }
+            StepAction::Container { .. } => unsupported("container", "the Docker executor"),
+            StepAction::Cuda { .. } => unsupported("cuda", "the CUDA executor"),
+            StepAction::Wasm { .. } => unsupported("wasm", "the WASM plugin host"),
+            StepAction::Join => Outcome::Succeeded {
+                outputs: serde_json::json!({}),
+            },
+        }
+    }
+}

@@ -214,7 +214,12 @@ impl RunState {
 
     pub fn task(&self, id: &TaskId) -> Option<&TaskState> {
         let step = &self.steps[self.step_index(&id.step)?];
-        step.tasks.get(id.index.unwrap_or(0) as usize)
+        // An instance index is required exactly for for-each steps.
+        match (step.fan_out, id.index) {
+            (true, Some(i)) => step.tasks.get(i as usize),
+            (false, None) => step.tasks.first(),
+            _ => None,
+        }
     }
 
     /// Why the run failed, in one line, if it did.

@@ -1,0 +1,148 @@
+//! The CLI around runs: params, history, logs per attempt, Ctrl-C.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{text, weft, weft_bin};
+
+fn last_run_id(data: &std::path::Path) -> String {
+    let out = weft(&["runs"], data);
+    text(&out)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a run")
+        .to_string()
+}
+
+#[test]
+fn params_override_defaults_and_unknown_params_are_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let out = weft(
+        &[
+            "run",
+            "workflows/hello.toml",
+            "--plain",
+            "--param",
+            "who=weft",
+        ],
+        data.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("hello, weft"), "{}", text(&out));
+    let out = weft(
+        &["run", "workflows/hello.toml", "--param", "whom=x"],
+        data.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("unknown parameter `whom`"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn history_and_logs_survive_the_process() {
+    let data = tempfile::tempdir().unwrap();
+    let out = weft(&["run", "workflows/retries.toml", "--plain"], data.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = last_run_id(data.path());
+    let runs = text(&weft(&["runs"], data.path()));
+    assert!(
+        runs.contains("retries") && runs.contains("succeeded"),
+        "{runs}"
+    );
+    let first = text(&weft(
+        &["logs", &id, "flaky", "--attempt", "1"],
+        data.path(),
+    ));
+    assert!(
+        first.contains("attempt 1") && first.contains("not yet"),
+        "{first}"
+    );
+    let last = text(&weft(&["logs", &id[..10], "flaky"], data.path()));
+    assert!(
+        last.contains("attempt 3") && !last.contains("not yet"),
+        "{last}"
+    );
+    let show = text(&weft(&["show", &id], data.path()));
+    assert!(
+        show.contains("flaky") && show.contains("exited with code 1") && show.contains("succeeded"),
+        "{show}"
+    );
+}
+
+#[test]
+fn fan_out_instances_have_their_own_logs() {
+    let data = tempfile::tempdir().unwrap();
+    assert_eq!(
+        weft(&["run", "workflows/fan-out.toml", "--plain"], data.path())
+            .status
+            .code(),
+        Some(0)
+    );
+    let id = last_run_id(data.path());
+    assert_eq!(
+        text(&weft(&["logs", &id, "prepare[2]"], data.path())).trim(),
+        "preparing s2"
+    );
+    assert!(text(&weft(&["logs", &id, "prepare"], data.path())).contains("name an instance"));
+}
+
+#[test]
+fn ctrl_c_cancels_the_run_and_kills_the_step_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let wf = dir.path().join("long.toml");
+    std::fs::write(
+        &wf,
+        format!(
+            "[workflow]\nname = 'long'\n[steps.sleep]\nrun = 'sleep 60 & echo $! > {}; wait'\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(weft_bin())
+        .args(["run", wf.to_str().unwrap(), "--plain"])
+        .env("WEFT_DATA_DIR", dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !pid_file.exists()
+        || std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the step never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sleeper: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    std::thread::sleep(Duration::from_millis(200));
+    // A zombie (dead, not yet reaped by this container's init) counts as gone.
+    let stat = std::fs::read_to_string(format!("/proc/{sleeper}/stat")).unwrap_or_default();
+    let alive = stat
+        .rsplit(')')
+        .next()
+        .is_some_and(|rest| !rest.trim_start().starts_with('Z'));
+    assert!(!alive, "the step's background sleep survived the cancel");
+    let runs = text(&weft(&["runs"], &dir.path().join("data")));
+    assert!(runs.contains("cancelled"), "{runs}");
+}

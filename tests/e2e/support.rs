@@ -1,0 +1,52 @@
+//! Finding the binary and the repository, running commands.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the repository")
+        .to_path_buf()
+}
+
+/// The `weft` binary built beside this test (`cargo build --workspace` or nextest builds it).
+pub fn weft_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/..");
+    let bin = dir.join("weft");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace first (`cargo build --workspace`)",
+        bin.display()
+    );
+    bin
+}
+
+pub fn weft(args: &[&str], data_dir: &Path) -> Output {
+    Command::new(weft_bin())
+        .args(args)
+        .env("WEFT_DATA_DIR", data_dir)
+        .env("NO_COLOR", "1")
+        .current_dir(repo())
+        .output()
+        .expect("running weft")
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// No Rust panic message in the output of a command given bad input.
+pub fn assert_no_panic(out: &Output) {
+    let t = text(out);
+    assert!(!t.contains("panicked"), "weft panicked:\n{t}");
+    assert!(out.status.code().is_some(), "weft died by a signal:\n{t}");
+}

@@ -23,7 +23,11 @@ use weft_store_embedded::EmbeddedRunStore;
 fn chain(n: usize, action: &str) -> String {
     let mut s = String::from("[workflow]\nname = 'chain'\n");
     for i in 0..n {
-        let needs = if i == 0 { String::new() } else { format!("needs = ['s{}']\n", i - 1) };
+        let needs = if i == 0 {
+            String::new()
+        } else {
+            format!("needs = ['s{}']\n", i - 1)
+        };
         writeln!(s, "[steps.s{i}]\n{needs}{action}").unwrap();
     }
     s
@@ -40,25 +44,54 @@ async fn drive(source: &str, with_worker: bool) -> (Duration, usize) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let workflow = weft_core::spec::load(source).unwrap();
     let steps = workflow.steps.len();
-    let orch = Orchestrator::new(queue.clone(), store, clock.clone(), Arc::new(|_: &str, _: &weft_core::run::TaskId, _: u32| {}));
+    let orch = Orchestrator::new(
+        queue.clone(),
+        store,
+        clock.clone(),
+        Arc::new(|_: &str, _: &weft_core::run::TaskId, _: u32| {}),
+    );
     if with_worker {
         let q = queue.clone();
         tokio::spawn(async move {
             loop {
                 let d = q.take("default").await.unwrap();
                 let job = d.job().clone();
-                let report = Report { run_id: job.run_id, task: job.task, attempt: job.attempt, worker: "bench".into(), at: clock.now(), kind: ReportKind::Finished { outcome: Outcome::Succeeded { outputs: serde_json::json!({}) } } };
+                let report = Report {
+                    run_id: job.run_id,
+                    task: job.task,
+                    attempt: job.attempt,
+                    worker: "bench".into(),
+                    at: clock.now(),
+                    kind: ReportKind::Finished {
+                        outcome: Outcome::Succeeded {
+                            outputs: serde_json::json!({}),
+                        },
+                    },
+                };
                 q.report(&report).await.unwrap();
                 d.ack().await.unwrap();
             }
         });
     }
     let params = workflow.param_defaults();
-    let run = NewRun { workflow: workflow.clone(), source: source.to_string(), file: "bench.toml".into(), params };
+    let run = NewRun {
+        workflow: workflow.clone(),
+        source: source.to_string(),
+        file: "bench.toml".into(),
+        params,
+    };
     let record = orch.create(&run).await.unwrap();
     let (_tx, rx) = watch::channel(false);
     let start = Instant::now();
-    let state = orch.drive(record, workflow, rx, &mut |_: &weft_core::run::RunState, _: &weft_core::run::Event| {}).await.unwrap();
+    let state = orch
+        .drive(
+            record,
+            workflow,
+            rx,
+            &mut |_: &weft_core::run::RunState, _: &weft_core::run::Event| {},
+        )
+        .await
+        .unwrap();
     let took = start.elapsed();
     assert_eq!(state.status, weft_core::run::RunStatus::Succeeded);
     let tasks: usize = state.steps.iter().map(|s| s.tasks.len()).sum();
@@ -77,20 +110,34 @@ fn best_of<T>(n: usize, mut f: impl FnMut() -> (Duration, T)) -> (Duration, T) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
-    println!("weft engine benchmarks ({} CPUs)", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "weft engine benchmarks ({} CPUs)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
 
     if wanted("chain") {
         let src = chain(1000, "");
         let (t, n) = best_of(5, || rt.block_on(drive(&src, false)));
-        println!("chain      1,000 join steps     {:>9.3} ms  {:>8.2} µs/step", t.as_secs_f64() * 1e3, t.as_secs_f64() * 1e6 / n as f64);
+        println!(
+            "chain      1,000 join steps     {:>9.3} ms  {:>8.2} µs/step",
+            t.as_secs_f64() * 1e3,
+            t.as_secs_f64() * 1e6 / n as f64
+        );
     }
     if wanted("fan-out") {
         let src = fan_out(10_000);
         let (t, n) = best_of(5, || rt.block_on(drive(&src, false)));
-        println!("fan-out    10,000 instances     {:>9.3} ms  {:>8.0} steps/s", t.as_secs_f64() * 1e3, n as f64 / t.as_secs_f64());
+        println!(
+            "fan-out    10,000 instances     {:>9.3} ms  {:>8.0} steps/s",
+            t.as_secs_f64() * 1e3,
+            n as f64 / t.as_secs_f64()
+        );
     }
     if wanted("dispatched") {
         let src = chain(1000, "run = 'true'");
@@ -100,14 +147,26 @@ fn main() {
     if wanted("check") {
         let mut src = String::from("[workflow]\nname = 'big'\n[params]\nn = 1\n");
         for i in 0..100_000 {
-            let needs = if i == 0 { String::new() } else { format!("needs = ['s{}']\n", i - 1) };
-            writeln!(src, "[steps.s{i}]\n{needs}run = 'echo {{{{ params.n }}}}'\ntimeout = '1m'").unwrap();
+            let needs = if i == 0 {
+                String::new()
+            } else {
+                format!("needs = ['s{}']\n", i - 1)
+            };
+            writeln!(
+                src,
+                "[steps.s{i}]\n{needs}run = 'echo {{{{ params.n }}}}'\ntimeout = '1m'"
+            )
+            .unwrap();
         }
         let (t, _) = best_of(3, || {
             let start = Instant::now();
             let w = weft_core::spec::load(&src).unwrap();
             (start.elapsed(), w.steps.len())
         });
-        println!("check      100,000-step file    {:>9.3} ms  ({} MiB)", t.as_secs_f64() * 1e3, src.len() >> 20);
+        println!(
+            "check      100,000-step file    {:>9.3} ms  ({} MiB)",
+            t.as_secs_f64() * 1e3,
+            src.len() >> 20
+        );
     }
 }

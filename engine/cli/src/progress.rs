@@ -150,6 +150,9 @@ impl weft_orchestrator::Progress for Reporter {
                         b.enable_steady_tick(Duration::from_millis(120));
                         b
                     });
+                    if bar.is_finished() {
+                        continue;
+                    }
                     if step.fan_out {
                         bar.set_length(step.tasks.len() as u64);
                         bar.set_position(
@@ -184,9 +187,23 @@ impl weft_orchestrator::Progress for Reporter {
                     };
                     bar.set_message(msg);
                     if changed && step.status.is_terminal() && !bar.is_finished() {
+                        // Freeze the bar at the step's real duration, not the bar's age.
+                        let took = match (step.started_at, step.finished_at) {
+                            (Some(a), Some(b)) => {
+                                format_duration(Duration::from_millis(b.saturating_sub(a)))
+                            }
+                            _ => String::new(),
+                        };
+                        let frozen = if step.fan_out {
+                            "{prefix}   [{bar:24}] {pos}/{len} {msg}"
+                        } else {
+                            "{prefix}   {msg}"
+                        };
+                        if let Ok(style) = ProgressStyle::with_template(frozen) {
+                            bar.set_style(style.progress_chars("=> "));
+                        }
                         bar.disable_steady_tick();
-                        bar.tick();
-                        bar.abandon();
+                        bar.abandon_with_message(format!("{:>5} {}", took, bar.message()));
                     }
                 }
             } else if changed && step.status.is_terminal() {

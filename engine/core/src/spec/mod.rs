@@ -3,8 +3,10 @@
 mod model;
 pub mod parse;
 mod schema;
+mod settings;
 pub mod units;
 mod validate;
+mod values;
 
 pub use model::*;
 pub use schema::json_schema;

@@ -1,7 +1,6 @@
 //! Reads a workflow file into the model, collecting every problem it finds
 //! (with spans) instead of stopping at the first.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -9,7 +8,10 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned as TSpanned;
 
 use super::model::*;
-use super::units::{parse_bytes, parse_duration};
+use super::settings::Settings;
+use super::units::parse_duration;
+pub use super::values::is_name;
+use super::values::{closest, collect_strings, to_json, too_deep, type_name};
 use crate::diagnostic::{Diagnostic, Span, Spanned};
 
 /// Largest workflow file accepted, in bytes.
@@ -19,12 +21,13 @@ pub const MAX_NESTING: usize = 64;
 
 const TOP_KEYS: &[&str] = &["workflow", "params", "defaults", "steps"];
 const WORKFLOW_KEYS: &[&str] = &["name", "description"];
-const SETTING_KEYS: &[&str] = &["timeout", "retries", "env", "resources", "hooks", "pool"];
+pub(super) const SETTING_KEYS: &[&str] =
+    &["timeout", "retries", "env", "resources", "hooks", "pool"];
 const ACTION_KEYS: &[&str] = &["run", "container", "cuda", "wasm"];
 const STEP_ONLY_KEYS: &[&str] = &["needs", "when", "for-each", "description"];
-const RETRY_KEYS: &[&str] = &["limit", "backoff", "delay", "max-delay", "jitter"];
-const RESOURCE_KEYS: &[&str] = &["cpus", "memory", "gpus"];
-const HOOK_KEYS: &[&str] = &["pre", "post"];
+pub(super) const RETRY_KEYS: &[&str] = &["limit", "backoff", "delay", "max-delay", "jitter"];
+pub(super) const RESOURCE_KEYS: &[&str] = &["cpus", "memory", "gpus"];
+pub(super) const HOOK_KEYS: &[&str] = &["pre", "post"];
 const CONTAINER_KEYS: &[&str] = &[
     "image", "command", "args", "env", "workdir", "user", "mounts", "network",
 ];
@@ -75,132 +78,24 @@ fn toml_message(message: &str) -> String {
     format!("invalid TOML: {first}")
 }
 
-/// Finds where bracket nesting passes `MAX_NESTING`, skipping strings and comments.
-fn too_deep(source: &str) -> Option<usize> {
-    let bytes = source.as_bytes();
-    let (mut depth, mut i) = (0usize, 0usize);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            q @ (b'"' | b'\'') => {
-                let triple = bytes[i..].starts_with(if q == b'"' { b"\"\"\"" } else { b"'''" });
-                i += if triple { 3 } else { 1 };
-                while i < bytes.len() {
-                    if q == b'"' && bytes[i] == b'\\' {
-                        i += 2;
-                        continue;
-                    }
-                    if bytes[i] == q && (!triple || bytes[i..].starts_with(&[q, q, q])) {
-                        i += if triple { 2 } else { 0 };
-                        break;
-                    }
-                    if !triple && bytes[i] == b'\n' {
-                        break;
-                    }
-                    i += 1;
-                }
-            }
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Some(i);
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        i += 1;
-    }
-    None
-}
+pub(super) type Value<'a> = TSpanned<DeValue<'a>>;
 
-type Value<'a> = TSpanned<DeValue<'a>>;
-
-/// Settings shared by `[defaults]` and steps; `None` where not written.
-#[derive(Default, Clone)]
-struct Settings {
-    timeout: Option<Duration>,
-    limit: Option<u32>,
-    backoff: Option<Backoff>,
-    delay: Option<Duration>,
-    max_delay: Option<Duration>,
-    jitter: Option<bool>,
-    env: BTreeMap<String, Spanned<String>>,
-    resources: Resources,
-    cpus_set: bool,
-    memory_set: bool,
-    gpus_set: bool,
-    pre: Vec<Spanned<PluginRef>>,
-    post: Vec<Spanned<PluginRef>>,
-    pool: Option<String>,
-}
-
-impl Settings {
-    /// `self` (a step's) over `defaults`.
-    fn over(self, defaults: &Settings) -> Settings {
-        let mut env = defaults.env.clone();
-        env.extend(self.env);
-        Settings {
-            timeout: self.timeout.or(defaults.timeout),
-            limit: self.limit.or(defaults.limit),
-            backoff: self.backoff.or(defaults.backoff),
-            delay: self.delay.or(defaults.delay),
-            max_delay: self.max_delay.or(defaults.max_delay),
-            jitter: self.jitter.or(defaults.jitter),
-            env,
-            resources: Resources {
-                cpus: if self.cpus_set {
-                    self.resources.cpus
-                } else {
-                    defaults.resources.cpus
-                },
-                memory: if self.memory_set {
-                    self.resources.memory
-                } else {
-                    defaults.resources.memory
-                },
-                gpus: if self.gpus_set {
-                    self.resources.gpus
-                } else {
-                    defaults.resources.gpus
-                },
-            },
-            cpus_set: true,
-            memory_set: true,
-            gpus_set: true,
-            pre: defaults.pre.iter().cloned().chain(self.pre).collect(),
-            post: defaults.post.iter().cloned().chain(self.post).collect(),
-            pool: self.pool.or_else(|| defaults.pool.clone()),
-        }
-    }
-
-    fn retry_policy(&self) -> RetryPolicy {
-        let d = RetryPolicy::default();
-        RetryPolicy {
-            limit: self.limit.unwrap_or(d.limit),
-            backoff: self.backoff.unwrap_or(d.backoff),
-            delay: self.delay.unwrap_or(d.delay),
-            max_delay: self.max_delay.unwrap_or(d.max_delay),
-            jitter: self.jitter.unwrap_or(d.jitter),
-        }
-    }
-}
-
-struct Parser {
-    diags: Vec<Diagnostic>,
+pub(super) struct Parser {
+    pub(super) diags: Vec<Diagnostic>,
 }
 
 impl Parser {
-    fn error(&mut self, span: Span, message: impl Into<String>, label: impl Into<String>) {
+    pub(super) fn error(
+        &mut self,
+        span: Span,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) {
         self.diags
             .push(Diagnostic::at(span, message).with_label(label));
     }
 
-    fn wrong_type(&mut self, v: &Value, what: &str, expected: &str) {
+    pub(super) fn wrong_type(&mut self, v: &Value, what: &str, expected: &str) {
         self.error(
             v.span(),
             format!("{what} must be {expected}, not {}", type_name(v.get_ref())),
@@ -208,7 +103,7 @@ impl Parser {
         );
     }
 
-    fn check_keys(&mut self, table: &DeTable, allowed: &[&str], what: &str) {
+    pub(super) fn check_keys(&mut self, table: &DeTable, allowed: &[&str], what: &str) {
         for key in table.keys() {
             if !allowed.contains(&key.get_ref().as_ref()) {
                 let mut d = Diagnostic::at(
@@ -226,7 +121,11 @@ impl Parser {
         }
     }
 
-    fn table<'v, 'a>(&mut self, v: &'v Value<'a>, what: &str) -> Option<&'v DeTable<'a>> {
+    pub(super) fn table<'v, 'a>(
+        &mut self,
+        v: &'v Value<'a>,
+        what: &str,
+    ) -> Option<&'v DeTable<'a>> {
         match v.get_ref() {
             DeValue::Table(t) => Some(t),
             _ => {
@@ -236,7 +135,7 @@ impl Parser {
         }
     }
 
-    fn string(&mut self, v: &Value, what: &str) -> Option<Spanned<String>> {
+    pub(super) fn string(&mut self, v: &Value, what: &str) -> Option<Spanned<String>> {
         match v.get_ref() {
             DeValue::String(s) => Some(Spanned::new(s.to_string(), v.span())),
             _ => {
@@ -246,7 +145,7 @@ impl Parser {
         }
     }
 
-    fn strings(&mut self, v: &Value, what: &str) -> Option<Vec<Spanned<String>>> {
+    pub(super) fn strings(&mut self, v: &Value, what: &str) -> Option<Vec<Spanned<String>>> {
         match v.get_ref() {
             DeValue::Array(items) => {
                 let out: Vec<_> = items
@@ -262,7 +161,7 @@ impl Parser {
         }
     }
 
-    fn boolean(&mut self, v: &Value, what: &str) -> Option<bool> {
+    pub(super) fn boolean(&mut self, v: &Value, what: &str) -> Option<bool> {
         match v.get_ref() {
             DeValue::Boolean(b) => Some(*b),
             _ => {
@@ -272,7 +171,7 @@ impl Parser {
         }
     }
 
-    fn integer(&mut self, v: &Value, what: &str, max: i64) -> Option<i64> {
+    pub(super) fn integer(&mut self, v: &Value, what: &str, max: i64) -> Option<i64> {
         match v.get_ref() {
             DeValue::Integer(i) => {
                 match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
@@ -294,7 +193,7 @@ impl Parser {
         }
     }
 
-    fn duration(&mut self, v: &Value, what: &str) -> Option<Duration> {
+    pub(super) fn duration(&mut self, v: &Value, what: &str) -> Option<Duration> {
         let s = self.string(v, what)?;
         match parse_duration(&s.value) {
             Ok(d) => Some(d),
@@ -309,7 +208,7 @@ impl Parser {
         }
     }
 
-    fn json(&mut self, v: &Value, what: &str) -> Option<Json> {
+    pub(super) fn json(&mut self, v: &Value, what: &str) -> Option<Json> {
         match to_json(v) {
             Ok(j) => Some(j),
             Err((span, msg)) => {
@@ -414,174 +313,6 @@ impl Parser {
             params,
             steps,
         })
-    }
-
-    fn settings(&mut self, t: &DeTable, owner: &str) -> Settings {
-        let mut s = Settings::default();
-        if let Some(v) = t.get("timeout") {
-            s.timeout = self.duration(v, &format!("`{owner}.timeout`"));
-        }
-        if let Some(v) = t.get("retries") {
-            match v.get_ref() {
-                DeValue::Integer(_) => {
-                    s.limit = self.integer(v, "`retries`", 100).map(|n| n as u32)
-                }
-                DeValue::Table(r) => {
-                    self.check_keys(r, RETRY_KEYS, "`retries`");
-                    if let Some(v) = r.get("limit") {
-                        s.limit = self.integer(v, "`retries.limit`", 100).map(|n| n as u32);
-                    }
-                    if let Some(v) = r.get("backoff") {
-                        s.backoff = match self.string(v, "`retries.backoff`") {
-                            Some(b) if b.value == "fixed" => Some(Backoff::Fixed),
-                            Some(b) if b.value == "exponential" => Some(Backoff::Exponential),
-                            Some(b) => {
-                                self.error(
-                                    b.span,
-                                    format!(
-                                        "`retries.backoff` is `exponential` or `fixed`, not `{}`",
-                                        b.value
-                                    ),
-                                    "unknown backoff",
-                                );
-                                None
-                            }
-                            None => None,
-                        };
-                    }
-                    if let Some(v) = r.get("delay") {
-                        s.delay = self.duration(v, "`retries.delay`");
-                    }
-                    if let Some(v) = r.get("max-delay") {
-                        s.max_delay = self.duration(v, "`retries.max-delay`");
-                    }
-                    if let Some(v) = r.get("jitter") {
-                        s.jitter = self.boolean(v, "`retries.jitter`");
-                    }
-                }
-                _ => self.wrong_type(
-                    v,
-                    "`retries`",
-                    "a table like `{ limit = 3, delay = \"2s\" }` or an integer",
-                ),
-            }
-        }
-        if let Some(v) = t.get("env") {
-            if let Some(e) = self.table(v, "`env`") {
-                for (k, val) in e.iter() {
-                    let value = match val.get_ref() {
-                        DeValue::String(_) => self.string(val, "an `env` value"),
-                        DeValue::Integer(i) => {
-                            Some(Spanned::new(i.as_str().to_string(), val.span()))
-                        }
-                        DeValue::Float(f) => Some(Spanned::new(f.as_str().to_string(), val.span())),
-                        DeValue::Boolean(b) => Some(Spanned::new(b.to_string(), val.span())),
-                        _ => {
-                            self.wrong_type(val, &format!("`env.{}`", k.get_ref()), "a string");
-                            None
-                        }
-                    };
-                    if let Some(value) = value {
-                        s.env.insert(k.get_ref().to_string(), value);
-                    }
-                }
-            }
-        }
-        if let Some(v) = t.get("resources") {
-            if let Some(r) = self.table(v, "`resources`") {
-                self.check_keys(r, RESOURCE_KEYS, "`resources`");
-                if let Some(c) = r.get("cpus") {
-                    s.cpus_set = true;
-                    s.resources.cpus = match c.get_ref() {
-                        DeValue::Integer(_) => {
-                            self.integer(c, "`resources.cpus`", 4096).map(|n| n as f64)
-                        }
-                        DeValue::Float(f) => match f.as_str().parse::<f64>() {
-                            Ok(x) if x > 0.0 && x.is_finite() => Some(x),
-                            _ => {
-                                self.error(
-                                    c.span(),
-                                    "`resources.cpus` must be a positive number",
-                                    "bad value",
-                                );
-                                None
-                            }
-                        },
-                        _ => {
-                            self.wrong_type(c, "`resources.cpus`", "a number");
-                            None
-                        }
-                    };
-                }
-                if let Some(m) = r.get("memory") {
-                    s.memory_set = true;
-                    s.resources.memory = match m.get_ref() {
-                        DeValue::Integer(_) => self
-                            .integer(m, "`resources.memory`", i64::MAX)
-                            .map(|n| n as u64),
-                        DeValue::String(text) => match parse_bytes(text) {
-                            Ok(b) => Some(b),
-                            Err(e) => {
-                                self.diags.push(
-                                    Diagnostic::at(
-                                        m.span(),
-                                        format!("`resources.memory`: bad size `{text}`: {e}"),
-                                    )
-                                    .with_label("not a size")
-                                    .with_note("sizes look like `512MiB`, `4GiB`, `1.5GB`"),
-                                );
-                                None
-                            }
-                        },
-                        _ => {
-                            self.wrong_type(m, "`resources.memory`", "a size such as \"4GiB\"");
-                            None
-                        }
-                    };
-                }
-                if let Some(g) = r.get("gpus") {
-                    s.gpus_set = true;
-                    s.resources.gpus = self.integer(g, "`resources.gpus`", 64).unwrap_or(0) as u32;
-                }
-            }
-        }
-        if let Some(v) = t.get("hooks") {
-            if let Some(h) = self.table(v, "`hooks`") {
-                self.check_keys(h, HOOK_KEYS, "`hooks`");
-                for (which, list) in [("pre", &mut s.pre), ("post", &mut s.post)] {
-                    if let Some(v) = h.get(which) {
-                        for r in self
-                            .strings(v, &format!("`hooks.{which}`"))
-                            .unwrap_or_default()
-                        {
-                            match PluginRef::parse(&r.value) {
-                                Ok(p) => list.push(Spanned::new(p, r.span)),
-                                Err(e) => self.diags.push(
-                                    Diagnostic::at(r.span, e).with_label("bad plugin reference"),
-                                ),
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(v) = t.get("pool") {
-            if let Some(p) = self.string(v, "`pool`") {
-                if is_name(&p.value) {
-                    s.pool = Some(p.value);
-                } else {
-                    self.error(
-                        p.span,
-                        format!(
-                            "pool name `{}` may hold only letters, digits, `_` and `-`",
-                            p.value
-                        ),
-                        "bad pool name",
-                    );
-                }
-            }
-        }
-        s
     }
 
     fn step(
@@ -792,85 +523,4 @@ impl Parser {
         }
         self.json(v, "`wasm`")
     }
-}
-
-fn collect_strings(v: &Value, out: &mut Vec<Spanned<String>>) {
-    match v.get_ref() {
-        DeValue::String(s) if s.contains("{{") => out.push(Spanned::new(s.to_string(), v.span())),
-        DeValue::Array(a) => a.iter().for_each(|i| collect_strings(i, out)),
-        DeValue::Table(t) => t.values().for_each(|i| collect_strings(i, out)),
-        _ => {}
-    }
-}
-
-fn type_name(v: &DeValue) -> &'static str {
-    match v {
-        DeValue::String(_) => "a string",
-        DeValue::Integer(_) => "an integer",
-        DeValue::Float(_) => "a float",
-        DeValue::Boolean(_) => "a boolean",
-        DeValue::Datetime(_) => "a date-time",
-        DeValue::Array(_) => "a list",
-        DeValue::Table(_) => "a table",
-    }
-}
-
-/// Names of steps, params and pools.
-pub fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-/// Converts a TOML value to JSON (date-times become strings).
-fn to_json(v: &Value) -> Result<Json, (Span, String)> {
-    Ok(match v.get_ref() {
-        DeValue::String(s) => Json::String(s.to_string()),
-        DeValue::Integer(i) => {
-            let n = i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
-                .map_err(|_| (v.span(), "integer out of range".to_string()))?;
-            Json::from(n)
-        }
-        DeValue::Float(f) => {
-            let x: f64 = f
-                .as_str()
-                .replace('_', "")
-                .parse()
-                .map_err(|_| (v.span(), "bad float".to_string()))?;
-            serde_json::Number::from_f64(x)
-                .map(Json::Number)
-                .ok_or((v.span(), "inf and nan are not allowed".to_string()))?
-        }
-        DeValue::Boolean(b) => Json::Bool(*b),
-        DeValue::Datetime(d) => Json::String(d.to_string()),
-        DeValue::Array(a) => Json::Array(a.iter().map(to_json).collect::<Result<_, _>>()?),
-        DeValue::Table(t) => Json::Object(
-            t.iter()
-                .map(|(k, v)| Ok((k.get_ref().to_string(), to_json(v)?)))
-                .collect::<Result<_, _>>()?,
-        ),
-    })
-}
-
-/// The candidate closest to `word` by edit distance, if any is close.
-pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }

@@ -7,7 +7,7 @@ use super::model::{ForEach, Step, Workflow};
 use crate::dag::Dag;
 use crate::diagnostic::{Diagnostic, Span, Spanned};
 use crate::expr::Condition;
-use crate::spec::parse::closest;
+use crate::spec::values::closest;
 use crate::template::{Path, Template};
 
 /// Roots a template or condition may reference.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value as Json};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use weft_core::ports::{Clock, JobQueue, ReportKind, RunRecord, RunStore};
+use weft_core::ports::{Clock, JobQueue, ReportDelivery, ReportKind, RunRecord, RunStore};
 use weft_core::run::{apply, Action, Event, Plan, RunState, RunStatus, TaskId};
 use weft_core::spec::Workflow;
 
@@ -99,11 +99,16 @@ impl Orchestrator {
             at: self.clock.now(),
         };
         let mut cancel_sent = false;
+        let mut pending_ack: Option<Box<dyn ReportDelivery>> = None;
         loop {
             self.store
                 .append_events(&record.id, logged, std::slice::from_ref(&event))
                 .await?;
             logged += 1;
+            // Stored: the report behind this event may go.
+            if let Some(delivery) = pending_ack.take() {
+                delivery.ack().await?;
+            }
             let actions = apply(&mut state, event.clone());
             progress.on_event(&state, &event);
             for action in actions {
@@ -117,11 +122,13 @@ impl Orchestrator {
                     .next_due()
                     .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
                 tokio::select! {
-                    report = self.queue.next_report() => {
-                        let report = report?;
+                    delivery = self.queue.next_report() => {
+                        let delivery = delivery?;
+                        let report = delivery.report().clone();
                         if report.run_id != record.id {
                             continue;
                         }
+                        pending_ack = Some(delivery);
                         break match report.kind {
                             ReportKind::Started => Event::TaskStarted { task: report.task, attempt: report.attempt, worker: report.worker, at: self.clock.now() },
                             ReportKind::Finished { outcome } => Event::TaskFinished { task: report.task, attempt: report.attempt, outcome, at: self.clock.now() },

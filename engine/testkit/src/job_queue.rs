@@ -104,8 +104,50 @@ pub async fn reports_arrive_in_order(q: &dyn JobQueue) {
             .expect("a report")
             .unwrap()
     };
-    assert_eq!(next().await, started);
-    assert_eq!(next().await, finished);
+    let first = next().await;
+    assert_eq!(first.report(), &started);
+    first.ack().await.unwrap();
+    let second = next().await;
+    assert_eq!(second.report(), &finished);
+    second.ack().await.unwrap();
+}
+
+pub async fn unacked_report_is_delivered_again(q: &dyn JobQueue) {
+    let run = unique("run");
+    let report = Report {
+        run_id: run,
+        task: TaskId::new("a", None),
+        attempt: 1,
+        worker: "w".into(),
+        at: 1,
+        kind: ReportKind::Started,
+    };
+    q.report(&report).await.unwrap();
+    let first = tokio::time::timeout(WAIT, q.next_report())
+        .await
+        .expect("a report")
+        .unwrap();
+    assert_eq!(first.report(), &report);
+    drop(first);
+    let again = tokio::time::timeout(WAIT, q.next_report())
+        .await
+        .expect("the report again")
+        .unwrap();
+    assert_eq!(again.report(), &report);
+    again.ack().await.unwrap();
+}
+
+pub async fn a_batch_publishes_every_job(q: &dyn JobQueue) {
+    let pool = unique("pool");
+    let jobs: Vec<_> = (0..50)
+        .map(|i| job("r1", &format!("s{i}"), &pool))
+        .collect();
+    q.publish_all(&jobs).await.unwrap();
+    for j in &jobs {
+        let d = take(q, &pool).await;
+        assert_eq!(d.job(), j);
+        d.ack().await.unwrap();
+    }
 }
 
 /// Runs every `JobQueue` contract case as its own test. `$make` is an
@@ -123,7 +165,9 @@ macro_rules! job_queue_contract {
                 acked_job_is_not_delivered_again,
                 rejected_job_is_delivered_again_when_requeued,
                 dropped_delivery_is_delivered_again,
-                reports_arrive_in_order);
+                reports_arrive_in_order,
+                unacked_report_is_delivered_again,
+                a_batch_publishes_every_job);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {

@@ -1,51 +1,65 @@
-//! An in-process [`JobQueue`]: jobs live in memory for the life of the
-//! process. Used by `weft run` (embedded mode) and by tests. Depends on
-//! `weft-core` only.
+//! An in-process [`JobQueue`]: jobs and reports live in memory for the life
+//! of the process. Used by `weft run` (embedded mode) and by tests. Depends
+//! on `weft-core` only.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, Notify};
-use weft_core::ports::{Delivery, JobQueue, Report};
+use tokio::sync::Notify;
+use weft_core::ports::{Delivery, JobQueue, Report, ReportDelivery};
 use weft_core::run::Job;
 use weft_core::Error;
 
-#[derive(Default)]
-struct Pool {
-    jobs: Mutex<VecDeque<Job>>,
+/// A FIFO that wakes a waiting taker.
+struct Fifo<T> {
+    items: Mutex<VecDeque<T>>,
     ready: Notify,
 }
 
-impl Pool {
-    fn push_back(&self, job: Job) {
-        self.jobs.lock().expect("pool lock").push_back(job);
+impl<T> Default for Fifo<T> {
+    fn default() -> Self {
+        Self {
+            items: Mutex::new(VecDeque::new()),
+            ready: Notify::new(),
+        }
+    }
+}
+
+impl<T> Fifo<T> {
+    fn push_back(&self, item: T) {
+        self.items.lock().expect("fifo lock").push_back(item);
         self.ready.notify_one();
     }
+
+    fn push_front(&self, item: T) {
+        self.items.lock().expect("fifo lock").push_front(item);
+        self.ready.notify_one();
+    }
+
+    async fn pop(&self) -> T {
+        loop {
+            let notified = self.ready.notified();
+            if let Some(item) = self.items.lock().expect("fifo lock").pop_front() {
+                return item;
+            }
+            notified.await;
+        }
+    }
 }
+
+type Pool = Fifo<Job>;
 
 /// The in-process queue. Cheap to clone; clones share the queue.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct LocalJobQueue {
     pools: Arc<Mutex<HashMap<String, Arc<Pool>>>>,
-    reports_tx: mpsc::UnboundedSender<Report>,
-    reports_rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Report>>>,
-}
-
-impl Default for LocalJobQueue {
-    fn default() -> Self {
-        Self::new()
-    }
+    reports: Arc<Fifo<Report>>,
 }
 
 impl LocalJobQueue {
     pub fn new() -> Self {
-        let (reports_tx, reports_rx) = mpsc::unbounded_channel();
-        Self {
-            pools: Arc::default(),
-            reports_tx,
-            reports_rx: Arc::new(tokio::sync::Mutex::new(reports_rx)),
-        }
+        Self::default()
     }
 
     fn pool(&self, name: &str) -> Arc<Pool> {
@@ -93,6 +107,34 @@ impl Delivery for LocalDelivery {
     }
 }
 
+struct LocalReport {
+    report: Option<Report>,
+    reports: Arc<Fifo<Report>>,
+}
+
+impl Drop for LocalReport {
+    fn drop(&mut self) {
+        // Unacked: first in line again, so order is kept.
+        if let Some(report) = self.report.take() {
+            self.reports.push_front(report);
+        }
+    }
+}
+
+#[async_trait]
+impl ReportDelivery for LocalReport {
+    fn report(&self) -> &Report {
+        self.report
+            .as_ref()
+            .expect("a live delivery holds its report")
+    }
+
+    async fn ack(mut self: Box<Self>) -> Result<(), Error> {
+        self.report = None;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl JobQueue for LocalJobQueue {
     async fn publish(&self, job: &Job) -> Result<(), Error> {
@@ -102,30 +144,23 @@ impl JobQueue for LocalJobQueue {
 
     async fn take(&self, pool_name: &str) -> Result<Box<dyn Delivery>, Error> {
         let pool = self.pool(pool_name);
-        loop {
-            let notified = pool.ready.notified();
-            if let Some(job) = pool.jobs.lock().expect("pool lock").pop_front() {
-                return Ok(Box::new(LocalDelivery {
-                    job: Some(job),
-                    pool: pool.clone(),
-                }));
-            }
-            notified.await;
-        }
+        let job = pool.pop().await;
+        Ok(Box::new(LocalDelivery {
+            job: Some(job),
+            pool,
+        }))
     }
 
     async fn report(&self, report: &Report) -> Result<(), Error> {
-        self.reports_tx
-            .send(report.clone())
-            .map_err(|_| Error::Closed("local report channel".into()))
+        self.reports.push_back(report.clone());
+        Ok(())
     }
 
-    async fn next_report(&self) -> Result<Report, Error> {
-        self.reports_rx
-            .lock()
-            .await
-            .recv()
-            .await
-            .ok_or_else(|| Error::Closed("local report channel".into()))
+    async fn next_report(&self) -> Result<Box<dyn ReportDelivery>, Error> {
+        let report = self.reports.pop().await;
+        Ok(Box::new(LocalReport {
+            report: Some(report),
+            reports: self.reports.clone(),
+        }))
     }
 }

@@ -38,6 +38,17 @@ pub trait Delivery: Send {
     async fn reject(self: Box<Self>, requeue: bool) -> Result<(), Error>;
 }
 
+/// A report taken from the queue, held until its event is recorded.
+///
+/// # Contract
+/// Dropping it without `ack` returns the report to the queue.
+#[async_trait]
+pub trait ReportDelivery: Send {
+    fn report(&self) -> &Report;
+    /// The report's event is durably stored; it will not be delivered again.
+    async fn ack(self: Box<Self>) -> Result<(), Error>;
+}
+
 /// The job queue port.
 #[async_trait]
 pub trait JobQueue: Send + Sync {
@@ -54,6 +65,14 @@ pub trait JobQueue: Send + Sync {
     /// Sends a report to the orchestrator.
     async fn report(&self, report: &Report) -> Result<(), Error>;
 
+    /// Queues several jobs; adapters may pipeline them.
+    async fn publish_all(&self, jobs: &[Job]) -> Result<(), Error> {
+        for job in jobs {
+            self.publish(job).await?;
+        }
+        Ok(())
+    }
+
     /// Waits for the next report, in the order they were sent.
-    async fn next_report(&self) -> Result<Report, Error>;
+    async fn next_report(&self) -> Result<Box<dyn ReportDelivery>, Error>;
 }

@@ -7,5 +7,5 @@ mod job_queue;
 mod run_store;
 
 pub use clock::Clock;
-pub use job_queue::{Delivery, JobQueue, Report, ReportKind};
+pub use job_queue::{Delivery, JobQueue, Report, ReportDelivery, ReportKind};
 pub use run_store::{LogKey, RunRecord, RunStore};

@@ -1,0 +1,83 @@
+//! Held messages: jobs and reports that are acked (or returned) by their holder.
+
+use async_trait::async_trait;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::Acker;
+use weft_core::ports::{Delivery, Report, ReportDelivery};
+use weft_core::run::Job;
+use weft_core::Error;
+
+use crate::link::amqp_err;
+
+/// An unacked message; returned to its queue if dropped unsettled.
+pub(crate) struct Held<T> {
+    pub body: T,
+    pub acker: Option<Acker>,
+}
+
+impl<T> Held<T> {
+    async fn settle(&mut self, ack: bool, requeue: bool) -> Result<(), Error> {
+        let Some(acker) = self.acker.take() else {
+            return Ok(());
+        };
+        if ack {
+            acker
+                .ack(BasicAckOptions::default())
+                .await
+                .map_err(amqp_err("acking"))?;
+        } else {
+            acker
+                .nack(BasicNackOptions {
+                    requeue,
+                    multiple: false,
+                })
+                .await
+                .map_err(amqp_err("returning"))?;
+        }
+        Ok(())
+    }
+}
+
+impl<T> Drop for Held<T> {
+    fn drop(&mut self) {
+        if let (Some(acker), Ok(handle)) =
+            (self.acker.take(), tokio::runtime::Handle::try_current())
+        {
+            handle.spawn(async move {
+                // If the channel is gone the broker requeues it anyway.
+                let _ = acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        multiple: false,
+                    })
+                    .await;
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl Delivery for Held<Job> {
+    fn job(&self) -> &Job {
+        &self.body
+    }
+
+    async fn ack(mut self: Box<Self>) -> Result<(), Error> {
+        self.settle(true, false).await
+    }
+
+    async fn reject(mut self: Box<Self>, requeue: bool) -> Result<(), Error> {
+        self.settle(false, requeue).await
+    }
+}
+
+#[async_trait]
+impl ReportDelivery for Held<Report> {
+    fn report(&self) -> &Report {
+        &self.body
+    }
+
+    async fn ack(mut self: Box<Self>) -> Result<(), Error> {
+        self.settle(true, false).await
+    }
+}

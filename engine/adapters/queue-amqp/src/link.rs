@@ -1,0 +1,231 @@
+//! One connection to RabbitMQ that comes back after it breaks.
+//!
+//! lapin does not reconnect on its own: `Link::session` hands out the live
+//! session, or opens a new one with capped exponential backoff, declaring
+//! the topology again. Each session has a generation so holders of an old
+//! channel know to start over.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::options::{
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::Mutex;
+use weft_core::Error;
+
+use crate::Options;
+
+pub(crate) struct Session {
+    pub connection: Connection,
+    /// In confirm mode; shared by every publisher of this process.
+    pub publisher: Channel,
+    pub generation: u64,
+    declared_pools: std::sync::Mutex<HashSet<String>>,
+}
+
+impl Session {
+    pub fn is_open(&self) -> bool {
+        self.connection.status().connected() && self.publisher.status().connected()
+    }
+}
+
+pub(crate) struct Link {
+    pub options: Options,
+    current: Mutex<Option<Arc<Session>>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+pub(crate) fn amqp_err(context: &str) -> impl Fn(lapin::Error) -> Error + '_ {
+    move |e| Error::backend(format!("rabbitmq: {context}"), e)
+}
+
+impl Link {
+    pub fn new(options: Options) -> Self {
+        Self {
+            options,
+            current: Mutex::new(None),
+            generation: Default::default(),
+        }
+    }
+
+    /// The live session, reconnecting (and waiting as long as it takes) if needed.
+    pub async fn session(&self) -> Arc<Session> {
+        let mut current = self.current.lock().await;
+        if let Some(s) = current.as_ref().filter(|s| s.is_open()) {
+            return s.clone();
+        }
+        let mut delay = Duration::from_millis(100);
+        let max = Duration::from_millis(self.options.reconnect_max_delay_ms.max(100));
+        let mut failures = 0u32;
+        loop {
+            match self.open().await {
+                Ok(session) => {
+                    if failures > 0 {
+                        eprintln!(
+                            "weft: reconnected to rabbitmq after {failures} failed attempt(s)"
+                        );
+                    }
+                    let session = Arc::new(session);
+                    *current = Some(session.clone());
+                    return session;
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_power_of_two() {
+                        eprintln!("weft: rabbitmq unavailable ({e}); retrying in {delay:?}");
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(max);
+                }
+            }
+        }
+    }
+
+    /// Forgets `session` if it is still the current one (after an error on it).
+    pub async fn drop_session(&self, generation: u64) {
+        let mut current = self.current.lock().await;
+        if current.as_ref().is_some_and(|s| s.generation == generation) {
+            *current = None;
+        }
+    }
+
+    async fn open(&self) -> Result<Session, Error> {
+        let o = &self.options;
+        let connection = Connection::connect(&o.connect_url(), ConnectionProperties::default())
+            .await
+            .map_err(amqp_err("connecting"))?;
+        let publisher = connection
+            .create_channel()
+            .await
+            .map_err(amqp_err("opening a channel"))?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(amqp_err("enabling confirms"))?;
+        let ephemeral = o.expire_after_ms.is_some();
+        let xopts = ExchangeDeclareOptions {
+            durable: !ephemeral,
+            auto_delete: ephemeral,
+            ..Default::default()
+        };
+        publisher
+            .exchange_declare(
+                o.jobs_exchange().into(),
+                ExchangeKind::Direct,
+                xopts,
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp_err("declaring the jobs exchange"))?;
+        publisher
+            .exchange_declare(
+                o.dead_exchange().into(),
+                ExchangeKind::Fanout,
+                xopts,
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp_err("declaring the dead-letter exchange"))?;
+        declare_queue(&publisher, o, &o.dead_queue(), false).await?;
+        publisher
+            .queue_bind(
+                o.dead_queue().into(),
+                o.dead_exchange().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp_err("binding the dead-letter queue"))?;
+        declare_queue(&publisher, o, &o.reports_queue(), false).await?;
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        Ok(Session {
+            connection,
+            publisher,
+            generation,
+            declared_pools: Default::default(),
+        })
+    }
+
+    /// Declares a pool's queue once per session.
+    pub async fn ensure_pool(&self, session: &Session, pool: &str) -> Result<(), Error> {
+        if session
+            .declared_pools
+            .lock()
+            .expect("pools lock")
+            .contains(pool)
+        {
+            return Ok(());
+        }
+        let o = &self.options;
+        let queue = o.pool_queue(pool);
+        declare_queue(&session.publisher, o, &queue, true).await?;
+        session
+            .publisher
+            .queue_bind(
+                queue.as_str().into(),
+                o.jobs_exchange().into(),
+                pool.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp_err("binding a pool queue"))?;
+        session
+            .declared_pools
+            .lock()
+            .expect("pools lock")
+            .insert(pool.to_string());
+        Ok(())
+    }
+}
+
+/// Job and report queues are quorum queues (replicated, delivery-counted);
+/// pool queues also dead-letter after `delivery_limit` deliveries.
+async fn declare_queue(
+    channel: &Channel,
+    o: &Options,
+    name: &str,
+    dead_letters: bool,
+) -> Result<(), Error> {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    if dead_letters {
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongInt(o.delivery_limit as i32),
+        );
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(o.dead_exchange().into()),
+        );
+    }
+    if let Some(ms) = o.expire_after_ms {
+        args.insert(
+            "x-expires".into(),
+            AMQPValue::LongInt(ms.min(i32::MAX as u64) as i32),
+        );
+    }
+    channel
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::backend(format!("rabbitmq: declaring queue {name}"), e))
+}

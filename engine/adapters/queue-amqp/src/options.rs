@@ -1,0 +1,66 @@
+//! How to reach RabbitMQ and name things there.
+
+use serde::Deserialize;
+
+/// RabbitMQ settings. Every field has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Options {
+    /// Broker URL. Default: `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    pub url: String,
+    /// Prefix of every exchange and queue weft declares. Default: `weft`.
+    pub prefix: String,
+    /// Unacked jobs one taker may hold per pool (a worker sets it to its
+    /// free slots). Default: 1.
+    pub prefetch: u16,
+    /// Deliveries of one job before it is dead-lettered. Default: 3.
+    pub delivery_limit: u32,
+    /// AMQP heartbeat, in seconds. Default: 10.
+    pub heartbeat_secs: u16,
+    /// Longest wait between reconnection attempts, in milliseconds. Default: 5000.
+    pub reconnect_max_delay_ms: u64,
+    /// Queues expire after this many idle milliseconds and exchanges
+    /// auto-delete: for tests on a shared broker. Default: none (durable).
+    pub expire_after_ms: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            prefix: "weft".into(),
+            prefetch: 1,
+            delivery_limit: 3,
+            heartbeat_secs: 10,
+            reconnect_max_delay_ms: 5000,
+            expire_after_ms: None,
+        }
+    }
+}
+
+impl Options {
+    pub(crate) fn jobs_exchange(&self) -> String {
+        format!("{}.jobs", self.prefix)
+    }
+    pub(crate) fn dead_exchange(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+    pub(crate) fn dead_queue(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+    pub(crate) fn reports_queue(&self) -> String {
+        format!("{}.reports", self.prefix)
+    }
+    pub(crate) fn pool_queue(&self, pool: &str) -> String {
+        format!("{}.jobs.{pool}", self.prefix)
+    }
+
+    /// The URL with the heartbeat set, unless it already names one.
+    pub(crate) fn connect_url(&self) -> String {
+        if self.url.contains("heartbeat=") {
+            return self.url.clone();
+        }
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}heartbeat={}", self.url, self.heartbeat_secs)
+    }
+}

@@ -1,0 +1,18 @@
+//! The Redis [`RunStore`](weft_core::ports::RunStore).
+//!
+//! Keys (all under `Options::prefix`, `weft` by default):
+//! - `P:run:<id>`: the run record (JSON); `P:runs`: a sorted set of run ids by creation time;
+//! - `P:events:<id>`: the run's event log, a list appended by a Lua script that
+//!   checks the expected length first, so a stale writer is refused, never applied;
+//! - `P:log:<run>:<task>:<attempt>`: the attempt's output, a capped stream
+//!   (`XADD MAXLEN ~`), so it can be tailed live and replayed later.
+//!
+//! Durability is Redis's: run it with AOF (`appendonly yes`,
+//! `appendfsync everysec` or `always`); see `docs/operations.md`.
+//! Depends on `weft-core` only.
+
+mod options;
+mod store;
+
+pub use options::Options;
+pub use store::RedisRunStore;

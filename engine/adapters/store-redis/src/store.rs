@@ -1,0 +1,234 @@
+//! `RedisRunStore`.
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use weft_core::ports::{LogKey, RunRecord, RunStore};
+use weft_core::run::Event;
+use weft_core::Error;
+
+use crate::Options;
+
+/// Appends events only if the log has the expected length.
+/// KEYS[1] = events list; ARGV[1] = expected length; ARGV[2] = ttl (0: none); ARGV[3..] = events.
+const APPEND_EVENTS: &str = r"
+local len = redis.call('LLEN', KEYS[1])
+if len ~= tonumber(ARGV[1]) then return -1 - len end
+for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return len + #ARGV - 2
+";
+
+/// The Redis store. Cheap to clone; clones share one auto-reconnecting connection.
+#[derive(Clone)]
+pub struct RedisRunStore {
+    conn: ConnectionManager,
+    options: Options,
+    append: Script,
+}
+
+fn redis_err(context: &'static str) -> impl Fn(redis::RedisError) -> Error {
+    move |e| Error::backend(format!("redis: {context}"), e)
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<String, Error> {
+    serde_json::to_string(v).map_err(|e| Error::backend("encoding", e))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, Error> {
+    serde_json::from_str(s).map_err(|e| Error::backend("decoding a stored record", e))
+}
+
+impl RedisRunStore {
+    pub async fn connect(options: Options) -> Result<Self, Error> {
+        let client =
+            redis::Client::open(options.url.as_str()).map_err(redis_err("parsing the URL"))?;
+        let conn = client
+            .get_connection_manager()
+            .await
+            .map_err(redis_err("connecting"))?;
+        Ok(Self {
+            conn,
+            options,
+            append: Script::new(APPEND_EVENTS),
+        })
+    }
+
+    fn key(&self, parts: &[&str]) -> String {
+        let mut k = self.options.prefix.clone();
+        for p in parts {
+            k.push(':');
+            k.push_str(p);
+        }
+        k
+    }
+
+    fn ttl(&self) -> u64 {
+        self.options.expire_after_secs.unwrap_or(0)
+    }
+
+    async fn expire(&self, key: &str) -> Result<(), Error> {
+        if let Some(secs) = self.options.expire_after_secs {
+            let _: () = self
+                .conn
+                .clone()
+                .expire(key, secs as i64)
+                .await
+                .map_err(redis_err("setting expiry"))?;
+        }
+        Ok(())
+    }
+
+    fn log_key(&self, key: &LogKey) -> String {
+        self.key(&[
+            "log",
+            &key.run_id,
+            &key.task.to_string(),
+            &key.attempt.to_string(),
+        ])
+    }
+}
+
+#[async_trait]
+impl RunStore for RedisRunStore {
+    async fn create_run(&self, run: &RunRecord) -> Result<(), Error> {
+        let key = self.key(&["run", &run.id]);
+        let created: bool = redis::cmd("SET")
+            .arg(&key)
+            .arg(encode(run)?)
+            .arg("NX")
+            .query_async::<Option<String>>(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("creating a run"))?
+            .is_some();
+        if !created {
+            return Err(Error::Conflict(format!("run {} exists", run.id)));
+        }
+        let index = self.key(&["runs"]);
+        let _: () = self
+            .conn
+            .clone()
+            .zadd(&index, &run.id, run.created_at as f64)
+            .await
+            .map_err(redis_err("indexing a run"))?;
+        self.expire(&key).await?;
+        self.expire(&index).await
+    }
+
+    async fn update_run(&self, run: &RunRecord) -> Result<(), Error> {
+        let key = self.key(&["run", &run.id]);
+        let updated = redis::cmd("SET")
+            .arg(&key)
+            .arg(encode(run)?)
+            .arg("XX")
+            .arg("KEEPTTL")
+            .query_async::<Option<String>>(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("updating a run"))?
+            .is_some();
+        if updated {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("run {}", run.id)))
+        }
+    }
+
+    async fn get_run(&self, id: &str) -> Result<Option<RunRecord>, Error> {
+        let raw: Option<String> = self
+            .conn
+            .clone()
+            .get(self.key(&["run", id]))
+            .await
+            .map_err(redis_err("reading a run"))?;
+        raw.map(|s| decode(&s)).transpose()
+    }
+
+    async fn list_runs(&self, limit: usize) -> Result<Vec<RunRecord>, Error> {
+        let stop = if limit == 0 {
+            return Ok(Vec::new());
+        } else {
+            (limit.min(isize::MAX as usize) - 1) as isize
+        };
+        let ids: Vec<String> = self
+            .conn
+            .clone()
+            .zrevrange(self.key(&["runs"]), 0, stop)
+            .await
+            .map_err(redis_err("listing runs"))?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.key(&["run", id])).collect();
+        let raws: Vec<Option<String>> = self
+            .conn
+            .clone()
+            .mget(&keys)
+            .await
+            .map_err(redis_err("reading runs"))?;
+        raws.into_iter().flatten().map(|s| decode(&s)).collect()
+    }
+
+    async fn append_events(
+        &self,
+        run_id: &str,
+        expected_len: u64,
+        events: &[Event],
+    ) -> Result<(), Error> {
+        let mut invocation = self.append.key(self.key(&["events", run_id]));
+        invocation.arg(expected_len).arg(self.ttl());
+        for e in events {
+            invocation.arg(encode(e)?);
+        }
+        let result: i64 = invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("appending events"))?;
+        if result < 0 {
+            let len = -1 - result;
+            return Err(Error::Conflict(format!(
+                "run {run_id} has {len} events, writer expected {expected_len}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn events(&self, run_id: &str) -> Result<Vec<Event>, Error> {
+        let raws: Vec<String> = self
+            .conn
+            .clone()
+            .lrange(self.key(&["events", run_id]), 0, -1)
+            .await
+            .map_err(redis_err("reading events"))?;
+        raws.iter().map(|s| decode(s)).collect()
+    }
+
+    async fn append_log(&self, key: &LogKey, chunk: &[u8]) -> Result<(), Error> {
+        let stream = self.log_key(key);
+        let _: String = redis::cmd("XADD")
+            .arg(&stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.options.log_max_chunks)
+            .arg("*")
+            .arg("d")
+            .arg(chunk)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("appending a log"))?;
+        self.expire(&stream).await
+    }
+
+    async fn read_log(&self, key: &LogKey) -> Result<Vec<u8>, Error> {
+        let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+            .arg(self.log_key(key))
+            .arg("-")
+            .arg("+")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("reading a log"))?;
+        Ok(entries
+            .into_iter()
+            .flat_map(|(_, fields)| fields.into_iter().flat_map(|(_, v)| v))
+            .collect())
+    }
+}

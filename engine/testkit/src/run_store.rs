@@ -99,6 +99,43 @@ pub async fn logs_append_per_attempt(s: &dyn RunStore) {
     assert!(s.read_log(&key(3)).await.unwrap().is_empty());
 }
 
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub async fn a_lease_is_exclusive_until_it_expires(s: &dyn RunStore) {
+    let run = unique("run");
+    assert!(s.lease(&run, "a", now(), 400).await.unwrap());
+    assert!(
+        !s.lease(&run, "b", now(), 400).await.unwrap(),
+        "b took a live lease"
+    );
+    assert!(
+        s.lease(&run, "a", now(), 400).await.unwrap(),
+        "the holder renews"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(
+        s.lease(&run, "b", now(), 400).await.unwrap(),
+        "b takes an expired lease"
+    );
+    assert!(!s.lease(&run, "a", now(), 400).await.unwrap());
+}
+
+pub async fn a_released_lease_is_free(s: &dyn RunStore) {
+    let run = unique("run");
+    assert!(s.lease(&run, "a", now(), 60_000).await.unwrap());
+    s.release(&run, "b").await.unwrap();
+    assert!(
+        !s.lease(&run, "b", now(), 60_000).await.unwrap(),
+        "only the holder releases"
+    );
+    s.release(&run, "a").await.unwrap();
+    assert!(s.lease(&run, "b", now(), 60_000).await.unwrap());
+}
+
 /// Runs every `RunStore` contract case as its own test.
 #[macro_export]
 macro_rules! run_store_contract {
@@ -112,7 +149,9 @@ macro_rules! run_store_contract {
                 updated_run_keeps_its_new_status,
                 events_append_in_order_and_read_back,
                 append_at_a_stale_length_conflicts_and_writes_nothing,
-                logs_append_per_attempt);
+                logs_append_per_attempt,
+                a_lease_is_exclusive_until_it_expires,
+                a_released_lease_is_free);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {

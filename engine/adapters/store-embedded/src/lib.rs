@@ -14,6 +14,8 @@ use weft_core::Error;
 const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
 const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
 const EVENT_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("event_counts");
+/// run -> (owner, expires at)
+const LEASES: TableDefinition<&str, (&str, u64)> = TableDefinition::new("leases");
 /// (run, task, attempt, chunk number) -> bytes
 const LOGS: TableDefinition<(&str, &str, u32, u64), &[u8]> = TableDefinition::new("logs");
 
@@ -47,6 +49,7 @@ impl EmbeddedRunStore {
             txn.open_table(EVENT_COUNTS)
                 .map_err(err("creating tables"))?;
             txn.open_table(LOGS).map_err(err("creating tables"))?;
+            txn.open_table(LEASES).map_err(err("creating tables"))?;
         }
         txn.commit().map_err(err("creating tables"))?;
         Ok(Self {
@@ -242,6 +245,53 @@ impl RunStore for EmbeddedRunStore {
                 out.extend_from_slice(entry.map_err(err("reading log"))?.1.value());
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn lease(&self, run_id: &str, owner: &str, now: u64, ttl_ms: u64) -> Result<bool, Error> {
+        let (run, owner) = (run_id.to_string(), owner.to_string());
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(err("taking a lease"))?;
+            let taken = {
+                let mut leases = txn.open_table(LEASES).map_err(err("taking a lease"))?;
+                let free = match leases.get(run.as_str()).map_err(err("reading a lease"))? {
+                    Some(g) => {
+                        let (holder, expires) = g.value();
+                        holder == owner || expires <= now
+                    }
+                    None => true,
+                };
+                if free {
+                    leases
+                        .insert(run.as_str(), (owner.as_str(), now.saturating_add(ttl_ms)))
+                        .map_err(err("taking a lease"))?;
+                }
+                free
+            };
+            txn.commit().map_err(err("committing a lease"))?;
+            Ok(taken)
+        })
+        .await
+    }
+
+    async fn release(&self, run_id: &str, owner: &str) -> Result<(), Error> {
+        let (run, owner) = (run_id.to_string(), owner.to_string());
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(err("releasing a lease"))?;
+            {
+                let mut leases = txn.open_table(LEASES).map_err(err("releasing a lease"))?;
+                let held = leases
+                    .get(run.as_str())
+                    .map_err(err("reading a lease"))?
+                    .is_some_and(|g| g.value().0 == owner);
+                if held {
+                    leases
+                        .remove(run.as_str())
+                        .map_err(err("releasing a lease"))?;
+                }
+            }
+            txn.commit().map_err(err("committing a lease"))
         })
         .await
     }

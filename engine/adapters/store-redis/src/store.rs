@@ -19,12 +19,28 @@ if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return len + #ARGV - 2
 ";
 
+/// Takes or renews a lease. KEYS[1] = lease key; ARGV[1] = owner; ARGV[2] = ttl ms.
+const TAKE_LEASE: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+";
+
+/// Releases a lease held by ARGV[1].
+const RELEASE_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+";
+
 /// The Redis store. Cheap to clone; clones share one auto-reconnecting connection.
 #[derive(Clone)]
 pub struct RedisRunStore {
     conn: ConnectionManager,
     options: Options,
     append: Script,
+    take_lease: Script,
+    release_lease: Script,
 }
 
 fn redis_err(context: &'static str) -> impl Fn(redis::RedisError) -> Error {
@@ -51,6 +67,8 @@ impl RedisRunStore {
             conn,
             options,
             append: Script::new(APPEND_EVENTS),
+            take_lease: Script::new(TAKE_LEASE),
+            release_lease: Script::new(RELEASE_LEASE),
         })
     }
 
@@ -230,5 +248,35 @@ impl RunStore for RedisRunStore {
             .into_iter()
             .flat_map(|(_, fields)| fields.into_iter().flat_map(|(_, v)| v))
             .collect())
+    }
+
+    async fn lease(
+        &self,
+        run_id: &str,
+        owner: &str,
+        _now: u64,
+        ttl_ms: u64,
+    ) -> Result<bool, Error> {
+        // Redis keeps the time: the key's expiry is the lease's.
+        let taken: i64 = self
+            .take_lease
+            .key(self.key(&["lease", run_id]))
+            .arg(owner)
+            .arg(ttl_ms.max(1))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("taking a lease"))?;
+        Ok(taken == 1)
+    }
+
+    async fn release(&self, run_id: &str, owner: &str) -> Result<(), Error> {
+        let _: i64 = self
+            .release_lease
+            .key(self.key(&["lease", run_id]))
+            .arg(owner)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("releasing a lease"))?;
+        Ok(())
     }
 }

@@ -68,4 +68,22 @@ pub trait RunStore: Send + Sync {
 
     /// An attempt's whole log (empty if none was written).
     async fn read_log(&self, key: &LogKey) -> Result<Vec<u8>, Error>;
+
+    /// Takes, or renews, the right to drive `run_id` for `owner`, until
+    /// `ttl_ms` after `now`.
+    ///
+    /// # Contract
+    /// Returns `true` if `owner` holds the lease afterwards, `false` if
+    /// another owner holds one that has not expired. Two owners never hold
+    /// the same run's lease at once.
+    async fn lease(
+        &self,
+        run_id: &str,
+        owner: &str,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> Result<bool, Error>;
+
+    /// Gives the lease up if `owner` holds it.
+    async fn release(&self, run_id: &str, owner: &str) -> Result<(), Error>;
 }

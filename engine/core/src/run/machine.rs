@@ -26,6 +26,65 @@ pub fn apply(state: &mut RunState, event: Event) -> Vec<Action> {
     m.actions
 }
 
+/// Actions that put a replayed run back in motion when a new driver takes
+/// it over (after a crash or restart): queued attempts are dispatched again,
+/// deadlines re-armed, pending retries rescheduled. Succeeded work is never
+/// redone. A job that was already in the queue may then be delivered twice;
+/// the second result of one attempt is ignored.
+pub fn resume(state: &mut RunState) -> Vec<Action> {
+    let mut m = Machine {
+        state,
+        actions: Vec::new(),
+        ready: VecDeque::new(),
+    };
+    if m.state.status != RunStatus::Running {
+        return m.actions;
+    }
+    let plan = m.state.plan.clone();
+    for si in 0..m.state.steps.len() {
+        let spec = &plan.workflow.steps[si];
+        for ti in 0..m.state.steps[si].tasks.len() {
+            let task = &m.state.steps[si].tasks[ti];
+            let (id, attempt, item, status) = (
+                task.id.clone(),
+                task.attempt(),
+                task.item.clone(),
+                task.status,
+            );
+            match status {
+                TaskStatus::Queued | TaskStatus::Running => {
+                    if let Some(after) = spec.timeout {
+                        m.actions.push(Action::ArmDeadline {
+                            task: id.clone(),
+                            attempt,
+                            after,
+                        });
+                    }
+                    if status == TaskStatus::Queued {
+                        if let Ok(job) = m.job(si, item.as_ref(), id, attempt) {
+                            m.actions.push(Action::Dispatch(Box::new(job)));
+                        }
+                    }
+                }
+                TaskStatus::RetryWaiting => {
+                    let delay = retry_delay(
+                        &spec.retries,
+                        attempt + 1,
+                        &format!("{}/{}", m.state.run_id, id),
+                    );
+                    m.actions.push(Action::ScheduleRetry {
+                        task: id,
+                        attempt: attempt + 1,
+                        delay,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    m.actions
+}
+
 struct Machine<'s> {
     state: &'s mut RunState,
     actions: Vec<Action>,
@@ -202,7 +261,10 @@ impl Machine<'_> {
         self.state.open_steps -= 1;
         let id = self.state.plan.workflow.steps[si].id.clone();
         let plan = self.state.plan.clone();
-        for d in plan.dag.dependents(si) {
+        let mut dependents: Vec<usize> = plan.dag.dependents(si).collect();
+        // File order, so siblings start in the order they are written.
+        dependents.sort_unstable();
+        for d in dependents {
             let dep = &mut self.state.steps[d];
             if status != StepStatus::Succeeded && dep.blocked_by.is_none() {
                 dep.blocked_by = Some(id.clone());

@@ -13,7 +13,7 @@ mod state;
 
 pub use backoff::retry_delay;
 pub use event::{Action, Event, Job, Millis, Outcome, TaskId};
-pub use machine::apply;
+pub use machine::{apply, resume};
 pub use params::resolve_params;
 pub use plan::Plan;
 pub use state::{

@@ -278,6 +278,57 @@ fn a_template_that_cannot_resolve_fails_the_task_without_retrying() {
         .contains("wrote no such output"));
 }
 
+#[test]
+fn a_replayed_run_resumes_without_redoing_succeeded_steps() {
+    let toml = "[workflow]\nname='r'\n[steps.a]\nrun='x'\n[steps.b]\nneeds=['a']\nrun='y'\ntimeout='5s'\n[steps.c]\nneeds=['a']\nrun='z'\nretries={limit=1, delay='1s'}\n";
+    let mut s = state(toml);
+    let mut log = vec![Event::Started { at: 0 }];
+    let a = dispatched(&apply(&mut s, log[0].clone())).remove(0);
+    log.push(ok(&a, json!({})));
+    let next = dispatched(&apply(&mut s, log[1].clone()));
+    let by = |id: &str| next.iter().find(|j| j.task.step == id).unwrap().clone();
+    let (b, c) = (&by("b"), &by("c"));
+    log.push(Event::TaskStarted {
+        task: b.task.clone(),
+        attempt: 1,
+        worker: "w".into(),
+        at: 11,
+    });
+    log.push(fail(c));
+    for e in &log[2..] {
+        apply(&mut s, e.clone());
+    }
+    let mut replayed = RunState::replay("run-1", s.plan.clone(), s.params.clone(), log);
+    let actions = resume(&mut replayed);
+    assert!(actions.contains(&Action::ArmDeadline {
+        task: b.task.clone(),
+        attempt: 1,
+        after: Duration::from_secs(5)
+    }));
+    assert!(actions.contains(&Action::ScheduleRetry {
+        task: c.task.clone(),
+        attempt: 2,
+        delay: Duration::from_secs(1)
+    }));
+    assert!(
+        dispatched(&actions).is_empty(),
+        "a (succeeded) and b (running) are not dispatched again"
+    );
+}
+
+#[test]
+fn a_queued_attempt_is_dispatched_again_on_resume() {
+    let mut s = state("[workflow]\nname='q'\n[steps.a]\nrun='x'\n");
+    let job = dispatched(&apply(&mut s, Event::Started { at: 0 })).remove(0);
+    let mut replayed = RunState::replay(
+        "run-1",
+        s.plan.clone(),
+        s.params.clone(),
+        [Event::Started { at: 0 }],
+    );
+    assert_eq!(dispatched(&resume(&mut replayed)), vec![job]);
+}
+
 // ---- properties over random DAGs and random outcomes ----
 
 fn random_workflow(n: usize, edges: &[(usize, usize)], limits: &[u32], fan: &[bool]) -> String {

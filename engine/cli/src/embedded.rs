@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use weft_core::ports::{Clock, JobQueue, RunStore};
-use weft_orchestrator::{Orchestrator, SystemClock};
+use weft_orchestrator::{Service, SystemClock};
 use weft_queue_local::LocalJobQueue;
 use weft_store_embedded::EmbeddedRunStore;
 use weft_worker::{Options as WorkerOptions, Worker};
@@ -16,7 +16,7 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn RunStore>> {
 }
 
 /// An orchestrator and a worker sharing one local queue.
-pub fn engine(store: Arc<dyn RunStore>, worker_options: WorkerOptions) -> (Orchestrator, Worker) {
+pub fn engine(store: Arc<dyn RunStore>, worker_options: WorkerOptions) -> (Service, Worker) {
     let queue: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let worker = Worker::new(queue.clone(), store.clone(), clock.clone(), worker_options);
@@ -26,5 +26,14 @@ pub fn engine(store: Arc<dyn RunStore>, worker_options: WorkerOptions) -> (Orche
             aborts.abort(run, task, attempt)
         },
     );
-    (Orchestrator::new(queue, store, clock, abort), worker)
+    (
+        Service::new(
+            queue,
+            store,
+            clock,
+            abort,
+            weft_orchestrator::Options::default(),
+        ),
+        worker,
+    )
 }

@@ -41,7 +41,7 @@ impl Reporter {
         }
     }
 
-    pub fn finish(&mut self) {
+    fn finish(&mut self) {
         if let Some(live) = &self.live {
             for bar in live.bars.values() {
                 if !bar.is_finished() {
@@ -84,7 +84,14 @@ impl Reporter {
 impl weft_orchestrator::Progress for Reporter {
     fn on_event(&mut self, state: &RunState, event: &Event) {
         let at = Self::event_time(event);
-        self.start.get_or_insert(at);
+        if self.start.is_none() {
+            self.start = Some(at);
+            let steps = state.plan.workflow.steps.len();
+            self.line(format!(
+                "run {} of {} ({steps} steps)",
+                state.run_id, state.plan.workflow.name
+            ));
+        }
         // Attempt-level lines: starts, failures and retries.
         match event {
             Event::TaskStarted { task, attempt, .. } if self.live.is_none() => {
@@ -229,6 +236,9 @@ impl weft_orchestrator::Progress for Reporter {
                 self.line(format!("{} {text}", self.stamp(at)));
             }
             self.last[i] = step.status;
+        }
+        if state.status.is_terminal() {
+            self.finish();
         }
     }
 }

@@ -13,10 +13,9 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
 use weft_core::ports::{Clock, JobQueue, Report, ReportKind, RunStore};
 use weft_core::run::Outcome;
-use weft_orchestrator::{NewRun, Orchestrator, SystemClock};
+use weft_orchestrator::{NewRun, Options, Service, SystemClock};
 use weft_queue_local::LocalJobQueue;
 use weft_store_embedded::EmbeddedRunStore;
 
@@ -40,59 +39,72 @@ fn fan_out(n: usize) -> String {
 async fn drive(source: &str, with_worker: bool) -> (Duration, usize) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn RunStore> = Arc::new(EmbeddedRunStore::open(dir.path()).unwrap());
-    let queue = Arc::new(LocalJobQueue::new());
+    let queue: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new());
+    drive_on(source, queue, store, with_worker).await
+}
+
+/// Drives one run of `source`; with a no-op worker loop when `with_worker`.
+async fn drive_on(
+    source: &str,
+    queue: Arc<dyn JobQueue>,
+    store: Arc<dyn RunStore>,
+    with_worker: bool,
+) -> (Duration, usize) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let workflow = weft_core::spec::load(source).unwrap();
     let steps = workflow.steps.len();
-    let orch = Orchestrator::new(
+    let abort = Arc::new(|_: &str, _: &weft_core::run::TaskId, _: u32| {});
+    let service = Service::new(
         queue.clone(),
         store,
         clock.clone(),
-        Arc::new(|_: &str, _: &weft_core::run::TaskId, _: u32| {}),
+        abort,
+        Options::default(),
     );
-    if with_worker {
+    let router = service.spawn_router();
+    let worker = with_worker.then(|| {
         let q = queue.clone();
         tokio::spawn(async move {
             loop {
                 let d = q.take("default").await.unwrap();
                 let job = d.job().clone();
+                let outcome = Outcome::Succeeded {
+                    outputs: serde_json::json!({}),
+                };
                 let report = Report {
                     run_id: job.run_id,
                     task: job.task,
                     attempt: job.attempt,
                     worker: "bench".into(),
                     at: clock.now(),
-                    kind: ReportKind::Finished {
-                        outcome: Outcome::Succeeded {
-                            outputs: serde_json::json!({}),
-                        },
-                    },
+                    kind: ReportKind::Finished { outcome },
                 };
                 q.report(&report).await.unwrap();
                 d.ack().await.unwrap();
             }
-        });
-    }
+        })
+    });
     let params = workflow.param_defaults();
     let run = NewRun {
-        workflow: workflow.clone(),
+        workflow,
         source: source.to_string(),
         file: "bench.toml".into(),
         params,
     };
-    let record = orch.create(&run).await.unwrap();
-    let (_tx, rx) = watch::channel(false);
     let start = Instant::now();
-    let state = orch
-        .drive(
-            record,
-            workflow,
-            rx,
-            &mut |_: &weft_core::run::RunState, _: &weft_core::run::Event| {},
+    let (_, handle) = service
+        .submit(
+            run,
+            Box::new(|_: &weft_core::run::RunState, _: &weft_core::run::Event| {}),
         )
         .await
         .unwrap();
+    let state = handle.await.unwrap().unwrap();
     let took = start.elapsed();
+    router.abort();
+    if let Some(w) = worker {
+        w.abort();
+    }
     assert_eq!(state.status, weft_core::run::RunStatus::Succeeded);
     let tasks: usize = state.steps.iter().map(|s| s.tasks.len()).sum();
     (took, tasks.max(steps))

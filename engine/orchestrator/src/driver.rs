@@ -1,24 +1,16 @@
-//! Driving one run from start to finish.
+//! Driving one run: events in, stored, applied, actions out.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value as Json};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use weft_core::ports::{Clock, JobQueue, ReportDelivery, ReportKind, RunRecord, RunStore};
-use weft_core::run::{apply, Action, Event, Plan, RunState, RunStatus, TaskId};
-use weft_core::spec::Workflow;
+use weft_core::ports::{ReportDelivery, ReportKind, RunRecord};
+use weft_core::run::{apply, resume, Action, Event, RunState};
 
+use crate::service::Shared;
 use crate::timers::Timers;
 use crate::Error;
-
-/// Extra time a worker gets past a step's timeout to report it before the
-/// orchestrator gives up on the attempt.
-const DEADLINE_GRACE: Duration = Duration::from_secs(5);
-
-/// Stops an attempt wherever it runs: `(run_id, task, attempt)`.
-pub type AbortFn = Arc<dyn Fn(&str, &TaskId, u32) + Send + Sync>;
 
 /// Called after every event with the state and the event.
 pub trait Progress: Send {
@@ -31,159 +23,147 @@ impl<F: FnMut(&RunState, &Event) + Send> Progress for F {
     }
 }
 
-/// A run to start.
-pub struct NewRun {
-    pub workflow: Workflow,
-    pub source: String,
-    pub file: String,
-    pub params: Map<String, Json>,
+pub(crate) struct Driver {
+    pub shared: Arc<Shared>,
+    pub record: RunRecord,
+    pub state: RunState,
+    /// Events already in the store.
+    pub logged: u64,
+    pub inbox: mpsc::UnboundedReceiver<Box<dyn ReportDelivery>>,
+    pub cancel: watch::Receiver<bool>,
 }
 
-pub struct Orchestrator {
-    queue: Arc<dyn JobQueue>,
-    store: Arc<dyn RunStore>,
-    clock: Arc<dyn Clock>,
-    abort: AbortFn,
+/// Resolves when `cancel` turns true (holding no borrow across awaits).
+async fn cancelled(cancel: &mut watch::Receiver<bool>) {
+    let _ = cancel.wait_for(|c| *c).await;
 }
 
-impl Orchestrator {
-    pub fn new(
-        queue: Arc<dyn JobQueue>,
-        store: Arc<dyn RunStore>,
-        clock: Arc<dyn Clock>,
-        abort: AbortFn,
-    ) -> Self {
-        Self {
-            queue,
-            store,
-            clock,
-            abort,
-        }
-    }
-
-    /// Records a new run and returns its id.
-    pub async fn create(&self, run: &NewRun) -> Result<RunRecord, Error> {
-        let record = RunRecord {
-            id: ulid::Ulid::new().to_string().to_lowercase(),
-            workflow: run.workflow.name.clone(),
-            file: run.file.clone(),
-            source: run.source.clone(),
-            params: run.params.clone(),
-            status: RunStatus::Running,
-            created_at: self.clock.now(),
-            finished_at: None,
-            summary: None,
-        };
-        self.store.create_run(&record).await?;
-        Ok(record)
-    }
-
-    /// Drives the run until it finishes. `cancel` turning true cancels it.
-    /// Every event is stored before its actions are carried out, so the
-    /// event log is the run's truth.
-    pub async fn drive(
-        &self,
-        mut record: RunRecord,
-        workflow: Workflow,
-        mut cancel: watch::Receiver<bool>,
-        progress: &mut dyn Progress,
-    ) -> Result<RunState, Error> {
-        let mut state = RunState::new(
-            record.id.clone(),
-            Plan::new(workflow),
-            record.params.clone(),
-        );
-        let mut logged = 0u64;
+impl Driver {
+    /// Runs until the run finishes (or the lease is lost: `NotOwner`).
+    pub async fn drive(mut self, mut progress: Box<dyn Progress>) -> Result<RunState, Error> {
+        let shared = self.shared.clone();
         let mut timers = Timers::default();
-        let mut event = Event::Started {
-            at: self.clock.now(),
-        };
-        let mut cancel_sent = false;
+        let renew_every = Duration::from_millis((shared.options.lease_ttl_ms / 3).max(50));
+        let mut next_renewal = Instant::now() + renew_every;
         let mut pending_ack: Option<Box<dyn ReportDelivery>> = None;
+        let mut cancel_sent = false;
+
+        let first = if self.logged == 0 {
+            Some(Event::Started {
+                at: shared.clock.now(),
+            })
+        } else {
+            // Taken over: put the replayed run back in motion.
+            let actions = resume(&mut self.state);
+            self.carry_out_all(actions, &mut timers).await?;
+            None
+        };
+        let mut next_event = first;
         loop {
-            self.store
-                .append_events(&record.id, logged, std::slice::from_ref(&event))
-                .await?;
-            logged += 1;
-            // Stored: the report behind this event may go.
-            if let Some(delivery) = pending_ack.take() {
-                delivery.ack().await?;
+            if let Some(event) = next_event.take() {
+                self.shared
+                    .store
+                    .append_events(&self.record.id, self.logged, std::slice::from_ref(&event))
+                    .await
+                    .map_err(|e| match e {
+                        weft_core::Error::Conflict(_) => Error::NotOwner(self.record.id.clone()),
+                        other => other.into(),
+                    })?;
+                self.logged += 1;
+                if let Some(delivery) = pending_ack.take() {
+                    delivery.ack().await?;
+                }
+                let actions = apply(&mut self.state, event.clone());
+                progress.on_event(&self.state, &event);
+                self.carry_out_all(actions, &mut timers).await?;
+                if self.state.status.is_terminal() {
+                    break;
+                }
             }
-            let actions = apply(&mut state, event.clone());
-            progress.on_event(&state, &event);
-            for action in actions {
-                self.carry_out(&record.id, action, &mut timers).await?;
-            }
-            if state.status.is_terminal() {
-                break;
-            }
-            event = loop {
-                let sleep_until = timers
-                    .next_due()
-                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-                tokio::select! {
-                    delivery = self.queue.next_report() => {
-                        let delivery = delivery?;
-                        let report = delivery.report().clone();
-                        if report.run_id != record.id {
-                            continue;
+            let wake = timers
+                .next_due()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+                .min(next_renewal);
+            tokio::select! {
+                delivery = self.inbox.recv() => {
+                    let Some(delivery) = delivery else { return Err(Error::Port(weft_core::Error::Closed("report router".into()))) };
+                    let r = delivery.report().clone();
+                    let at = shared.clock.now();
+                    next_event = Some(match r.kind {
+                        ReportKind::Started => Event::TaskStarted { task: r.task, attempt: r.attempt, worker: r.worker, at },
+                        ReportKind::Finished { outcome } => Event::TaskFinished { task: r.task, attempt: r.attempt, outcome, at },
+                    });
+                    pending_ack = Some(delivery);
+                }
+                _ = tokio::time::sleep_until(wake) => {
+                    if Instant::now() >= next_renewal {
+                        if !shared.store.lease(&self.record.id, &shared.options.owner, shared.clock.now(), shared.options.lease_ttl_ms).await? {
+                            return Err(Error::NotOwner(self.record.id.clone()));
                         }
-                        pending_ack = Some(delivery);
-                        break match report.kind {
-                            ReportKind::Started => Event::TaskStarted { task: report.task, attempt: report.attempt, worker: report.worker, at: self.clock.now() },
-                            ReportKind::Finished { outcome } => Event::TaskFinished { task: report.task, attempt: report.attempt, outcome, at: self.clock.now() },
-                        };
+                        next_renewal = Instant::now() + renew_every;
                     }
-                    _ = tokio::time::sleep_until(sleep_until) => {
-                        if let Some(e) = timers.pop_due(Instant::now()) {
-                            break with_time(e, self.clock.now());
-                        }
-                    }
-                    _ = cancel.wait_for(|c| *c), if !cancel_sent => {
-                        cancel_sent = true;
-                        break Event::CancelRequested { reason: "cancelled by user".into(), at: self.clock.now() };
+                    if let Some(e) = timers.pop_due(Instant::now()) {
+                        next_event = Some(stamp(e, shared.clock.now()));
                     }
                 }
-            };
+                _ = cancelled(&mut self.cancel), if !cancel_sent => {
+                    cancel_sent = true;
+                    next_event = Some(Event::CancelRequested { reason: "cancelled by user".into(), at: shared.clock.now() });
+                }
+            }
         }
-        record.status = state.status;
-        record.finished_at = state.finished_at;
-        record.summary = state
+        self.record.status = self.state.status;
+        self.record.finished_at = self.state.finished_at;
+        self.record.summary = self
+            .state
             .failure_summary()
-            .or_else(|| state.cancel_reason.clone());
-        self.store.update_run(&record).await?;
-        Ok(state)
+            .or_else(|| self.state.cancel_reason.clone());
+        shared.store.update_run(&self.record).await?;
+        shared
+            .store
+            .release(&self.record.id, &shared.options.owner)
+            .await?;
+        Ok(self.state)
     }
 
-    async fn carry_out(
-        &self,
-        run_id: &str,
-        action: Action,
-        timers: &mut Timers,
-    ) -> Result<(), Error> {
+    /// Carries out actions; jobs go out as one pipelined batch.
+    async fn carry_out_all(&self, actions: Vec<Action>, timers: &mut Timers) -> Result<(), Error> {
+        let mut jobs = Vec::new();
+        for action in actions {
+            match action {
+                Action::Dispatch(job) => jobs.push(*job),
+                other => self.carry_out(other, timers).await?,
+            }
+        }
+        if !jobs.is_empty() {
+            self.shared.queue.publish_all(&jobs).await?;
+        }
+        Ok(())
+    }
+
+    async fn carry_out(&self, action: Action, timers: &mut Timers) -> Result<(), Error> {
+        let grace = Duration::from_millis(self.shared.options.deadline_grace_ms);
         match action {
-            Action::Dispatch(job) => self.queue.publish(&job).await?,
+            Action::Dispatch(job) => self.shared.queue.publish(&job).await?,
             Action::ScheduleRetry {
                 task,
                 attempt,
                 delay,
-            } => {
-                timers.arm(
-                    Instant::now() + delay,
-                    Event::RetryDue {
-                        task,
-                        attempt,
-                        at: 0,
-                    },
-                );
-            }
+            } => timers.arm(
+                Instant::now() + delay,
+                Event::RetryDue {
+                    task,
+                    attempt,
+                    at: 0,
+                },
+            ),
             Action::ArmDeadline {
                 task,
                 attempt,
                 after,
             } => {
                 let at = Instant::now()
-                    .checked_add(after + DEADLINE_GRACE)
+                    .checked_add(after + grace)
                     .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
                 timers.arm(
                     at,
@@ -194,7 +174,7 @@ impl Orchestrator {
                     },
                 );
             }
-            Action::Abort { task, attempt } => (self.abort)(run_id, &task, attempt),
+            Action::Abort { task, attempt } => (self.shared.abort)(&self.record.id, &task, attempt),
             Action::Finished { .. } => {}
         }
         Ok(())
@@ -202,7 +182,7 @@ impl Orchestrator {
 }
 
 /// Stamps a timer's event with the time it fired.
-fn with_time(event: Event, now: u64) -> Event {
+fn stamp(event: Event, now: u64) -> Event {
     match event {
         Event::RetryDue { task, attempt, .. } => Event::RetryDue {
             task,

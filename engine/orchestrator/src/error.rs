@@ -4,6 +4,10 @@
 pub enum Error {
     #[error("the stored workflow of run {0} no longer parses")]
     StoredWorkflow(String),
+    #[error("run {0} is driven by another orchestrator")]
+    NotOwner(String),
+    #[error("run {0} does not exist")]
+    NoSuchRun(String),
     #[error(transparent)]
     Port(#[from] weft_core::Error),
 }

@@ -2,16 +2,24 @@
 //! cancellation) through `weft_core::run::apply`, records each event in the
 //! [`RunStore`](weft_core::ports::RunStore) before acting on it, and carries
 //! out the actions (publishing jobs, arming timers, aborting attempts).
-//! Depends on `weft-core` only.
+//!
+//! One [`Service`] drives many runs: a router hands each report to its run's
+//! driver; a driver holds a lease on its run in the store, so two
+//! orchestrators never drive the same run, and a run whose orchestrator died
+//! is resumed from its event log by the next one. Depends on `weft-core` only.
 
 mod clock;
 mod driver;
 mod error;
+mod options;
+mod service;
 mod timers;
 
 pub use clock::SystemClock;
-pub use driver::{AbortFn, NewRun, Orchestrator, Progress};
+pub use driver::Progress;
 pub use error::Error;
+pub use options::Options;
+pub use service::{AbortFn, NewRun, RunHandle, Service};
 
 use weft_core::ports::{RunRecord, RunStore};
 use weft_core::run::{Plan, RunState};

@@ -59,42 +59,42 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     });
-    let (orchestrator, worker) = embedded::engine(store.clone(), options);
-
-    let record = orchestrator
-        .create(&NewRun {
-            workflow: workflow.clone(),
-            source,
-            file: args.file.display().to_string(),
-            params,
-        })
-        .await?;
+    let (service, worker) = embedded::engine(store.clone(), options);
     let (stop_worker, worker_stop) = watch::channel(false);
     let worker_task = tokio::spawn(worker.run(worker_stop));
+    let router = service.spawn_router();
 
-    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let live = std::io::stdout().is_terminal() && !args.plain;
+    let reporter = Reporter::new(live, &workflow);
+    let file = args.file.display().to_string();
+    let (record, handle) = service
+        .submit(
+            NewRun {
+                workflow,
+                source,
+                file,
+                params,
+            },
+            Box::new(reporter),
+        )
+        .await?;
+
+    let canceller = service.clone();
+    let run_id = record.id.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("\ncancelling (press Ctrl-C again to exit at once)");
-            let _ = cancel_tx.send(true);
+            let _ = canceller.cancel(&run_id).await;
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
             }
         }
     });
 
-    let live = std::io::stdout().is_terminal() && !args.plain;
-    let mut reporter = Reporter::new(live, &workflow);
-    println!(
-        "run {} of {} ({} steps)",
-        record.id,
-        workflow.name,
-        workflow.steps.len()
-    );
-    let state = orchestrator
-        .drive(record.clone(), workflow, cancel_rx, &mut reporter)
-        .await?;
-    reporter.finish();
+    let state = handle
+        .await
+        .map_err(|e| anyhow::anyhow!("run driver: {e}"))??;
+    router.abort();
     let _ = stop_worker.send(true);
     if let Ok(Err(e)) = worker_task.await {
         eprintln!("warning: worker: {e}");

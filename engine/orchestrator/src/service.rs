@@ -1,0 +1,263 @@
+//! The orchestrator service: many runs, one report router, leases.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value as Json};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use weft_core::ports::{Clock, JobQueue, ReportDelivery, RunRecord, RunStore};
+use weft_core::run::{Plan, RunState, RunStatus, TaskId};
+use weft_core::spec::Workflow;
+
+use crate::driver::{Driver, Progress};
+use crate::{Error, Options};
+
+/// Stops an attempt wherever it runs: `(run_id, task, attempt)`.
+pub type AbortFn = Arc<dyn Fn(&str, &TaskId, u32) + Send + Sync>;
+
+/// A run to start.
+pub struct NewRun {
+    pub workflow: Workflow,
+    pub source: String,
+    pub file: String,
+    pub params: Map<String, Json>,
+}
+
+/// What the service keeps per run it drives.
+struct Live {
+    inbox: mpsc::UnboundedSender<Box<dyn ReportDelivery>>,
+    cancel: watch::Sender<bool>,
+}
+
+pub(crate) struct Shared {
+    pub queue: Arc<dyn JobQueue>,
+    pub store: Arc<dyn RunStore>,
+    pub clock: Arc<dyn Clock>,
+    pub abort: AbortFn,
+    pub options: Options,
+    live: Mutex<HashMap<String, Live>>,
+}
+
+/// The orchestrator. Cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    shared: Arc<Shared>,
+}
+
+/// A run being driven here; `join` yields its final state.
+pub type RunHandle = JoinHandle<Result<RunState, Error>>;
+
+impl Service {
+    pub fn new(
+        queue: Arc<dyn JobQueue>,
+        store: Arc<dyn RunStore>,
+        clock: Arc<dyn Clock>,
+        abort: AbortFn,
+        options: Options,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                queue,
+                store,
+                clock,
+                abort,
+                options,
+                live: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn RunStore> {
+        &self.shared.store
+    }
+
+    /// Routes reports to the drivers until the queue closes. Reports of runs
+    /// not driven here adopt the run if it is unfinished and unleased.
+    pub fn spawn_router(&self) -> JoinHandle<Result<(), Error>> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let delivery = this.shared.queue.next_report().await?;
+                let run_id = delivery.report().run_id.clone();
+                let routed = this.route(&run_id, delivery);
+                if let Err(delivery) = routed {
+                    match this.adopt(&run_id).await {
+                        Ok(Some(_)) => {
+                            // Adopted: the driver takes the report.
+                            let _ = this.route(&run_id, delivery);
+                        }
+                        Ok(None) => {
+                            // Finished or unknown: nothing will use this report.
+                            let _ = delivery.ack().await;
+                        }
+                        Err(Error::NotOwner(_)) => {
+                            // Another orchestrator drives it: back to the queue for it.
+                            drop(delivery);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        })
+    }
+
+    fn route(
+        &self,
+        run_id: &str,
+        delivery: Box<dyn ReportDelivery>,
+    ) -> Result<(), Box<dyn ReportDelivery>> {
+        let live = self.shared.live.lock().expect("live lock");
+        match live.get(run_id) {
+            Some(l) => l.inbox.send(delivery).map_err(|e| e.0),
+            None => Err(delivery),
+        }
+    }
+
+    /// Creates a run and starts driving it.
+    pub async fn submit(
+        &self,
+        run: NewRun,
+        progress: Box<dyn Progress>,
+    ) -> Result<(RunRecord, RunHandle), Error> {
+        let record = RunRecord {
+            id: ulid::Ulid::new().to_string().to_lowercase(),
+            workflow: run.workflow.name.clone(),
+            file: run.file,
+            source: run.source,
+            params: run.params,
+            status: RunStatus::Running,
+            created_at: self.shared.clock.now(),
+            finished_at: None,
+            summary: None,
+        };
+        self.shared.store.create_run(&record).await?;
+        if !self.take_lease(&record.id).await? {
+            return Err(Error::NotOwner(record.id));
+        }
+        let state = RunState::new(
+            record.id.clone(),
+            Plan::new(run.workflow),
+            record.params.clone(),
+        );
+        let handle = self.start(record.clone(), state, 0, progress);
+        Ok((record, handle))
+    }
+
+    async fn take_lease(&self, run_id: &str) -> Result<bool, Error> {
+        let s = &self.shared;
+        Ok(s.store
+            .lease(
+                run_id,
+                &s.options.owner,
+                s.clock.now(),
+                s.options.lease_ttl_ms,
+            )
+            .await?)
+    }
+
+    /// Takes over an unfinished run from its event log. `None` if it is
+    /// finished or unknown; `NotOwner` if another orchestrator holds it.
+    pub async fn adopt(&self, run_id: &str) -> Result<Option<RunHandle>, Error> {
+        if self
+            .shared
+            .live
+            .lock()
+            .expect("live lock")
+            .contains_key(run_id)
+        {
+            return Ok(None);
+        }
+        let Some(record) = self.shared.store.get_run(run_id).await? else {
+            return Ok(None);
+        };
+        if record.status.is_terminal() {
+            return Ok(None);
+        }
+        if !self.take_lease(run_id).await? {
+            return Err(Error::NotOwner(run_id.to_string()));
+        }
+        let workflow = weft_core::spec::load(&record.source)
+            .map_err(|_| Error::StoredWorkflow(record.id.clone()))?;
+        let events = self.shared.store.events(run_id).await?;
+        let logged = events.len() as u64;
+        let state = RunState::replay(
+            record.id.clone(),
+            Plan::new(workflow),
+            record.params.clone(),
+            events,
+        );
+        Ok(Some(self.start(
+            record,
+            state,
+            logged,
+            Box::new(|_: &RunState, _: &weft_core::run::Event| {}),
+        )))
+    }
+
+    /// Adopts every unfinished run not held by another orchestrator.
+    pub async fn resume_unfinished(&self) -> Result<usize, Error> {
+        let mut adopted = 0;
+        for record in self.shared.store.list_runs(usize::MAX).await? {
+            if !record.status.is_terminal() {
+                match self.adopt(&record.id).await {
+                    Ok(Some(_)) => adopted += 1,
+                    Ok(None) | Err(Error::NotOwner(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(adopted)
+    }
+
+    fn start(
+        &self,
+        record: RunRecord,
+        state: RunState,
+        logged: u64,
+        progress: Box<dyn Progress>,
+    ) -> RunHandle {
+        let (inbox_tx, inbox) = mpsc::unbounded_channel();
+        let (cancel_tx, cancel) = watch::channel(false);
+        let id = record.id.clone();
+        self.shared.live.lock().expect("live lock").insert(
+            id.clone(),
+            Live {
+                inbox: inbox_tx,
+                cancel: cancel_tx,
+            },
+        );
+        let driver = Driver {
+            shared: self.shared.clone(),
+            record,
+            state,
+            logged,
+            inbox,
+            cancel,
+        };
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let result = driver.drive(progress).await;
+            shared.live.lock().expect("live lock").remove(&id);
+            if let Err(e) = &result {
+                eprintln!("weft: run {id}: {e}");
+            }
+            result
+        })
+    }
+
+    /// Asks a run driven here to cancel. `NotOwner` if it is driven elsewhere.
+    pub async fn cancel(&self, run_id: &str) -> Result<(), Error> {
+        if let Some(live) = self.shared.live.lock().expect("live lock").get(run_id) {
+            let _ = live.cancel.send(true);
+            return Ok(());
+        }
+        match self.shared.store.get_run(run_id).await? {
+            None => Err(Error::NoSuchRun(run_id.to_string())),
+            Some(r) if r.status.is_terminal() => Ok(()),
+            Some(_) => Err(Error::NotOwner(run_id.to_string())),
+        }
+    }
+}

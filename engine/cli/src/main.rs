@@ -1,7 +1,9 @@
-//! The `weft` binary: parses the command line, wires concrete adapters to
-//! the engine, and prints results. No engine logic lives here.
+//! The `weft` binary: parses the command line, loads the configuration,
+//! wires concrete adapters to the engine, and prints results. No engine
+//! logic lives here.
 
 mod commands;
+mod config;
 mod embedded;
 mod progress;
 mod table;
@@ -10,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use commands::inspect::Source;
 
 #[derive(Parser)]
 #[command(
@@ -19,6 +22,13 @@ use clap::{Parser, Subcommand};
     propagate_version = true
 )]
 struct Cli {
+    /// Configuration file. Default: `WEFT_CONFIG`, else `./weft.toml` if present.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A `weft serve` URL for `submit`, `runs`, `show` and `logs`
+    /// (also `WEFT_SERVER`, or `[client] server`). Without one they use the embedded store.
+    #[arg(long, global = true, value_name = "URL")]
+    server: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,6 +52,16 @@ enum Command {
     },
     /// Print the JSON Schema of the workflow format (for editors).
     Schema,
+    /// Start the orchestrator and its HTTP API (RabbitMQ + Redis).
+    Serve {
+        /// Address to listen on (overrides `[server] listen`).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Start a worker that takes jobs from RabbitMQ.
+    Worker(commands::worker::Args),
+    /// Send a workflow to a server.
+    Submit(commands::submit::Args),
     /// List past runs, newest first.
     Runs {
         #[arg(long, default_value_t = 20)]
@@ -70,6 +90,45 @@ enum Command {
     },
 }
 
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let needs_config = !matches!(
+        cli.command,
+        Command::Run(_) | Command::Check { .. } | Command::Schema
+    );
+    let config = if needs_config {
+        config::Config::load(cli.config.as_deref())?
+    } else {
+        config::Config::default()
+    };
+    let server = cli.server.clone().or(config.client.server.clone());
+    let source = |data: &DataDir| match &server {
+        Some(url) => Source::Server(weft_api::Client::new(url)),
+        None => commands::inspect::embedded_source(&data.data_dir),
+    };
+    match cli.command {
+        Command::Run(args) => commands::run::run(args).await,
+        Command::Check { files } => commands::check::check(&files),
+        Command::Schema => {
+            println!("{:#}", weft_core::spec::json_schema());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { listen } => commands::serve::serve(config, listen).await,
+        Command::Worker(args) => commands::worker::worker(config, args).await,
+        Command::Submit(args) => {
+            let url = server.ok_or_else(|| anyhow::anyhow!("`weft submit` needs a server: --server URL, WEFT_SERVER, or `[client] server` in weft.toml"))?;
+            commands::submit::submit(weft_api::Client::new(&url), args).await
+        }
+        Command::Runs { limit, data } => commands::inspect::runs(&source(&data), limit).await,
+        Command::Show { run, data } => commands::inspect::show(&source(&data), &run).await,
+        Command::Logs {
+            run,
+            step,
+            attempt,
+            data,
+        } => commands::inspect::logs(&source(&data), &run, &step, attempt).await,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -82,25 +141,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Run(args) => commands::run::run(args).await,
-            Command::Check { files } => commands::check::check(&files),
-            Command::Schema => {
-                println!("{:#}", weft_core::spec::json_schema());
-                Ok(ExitCode::SUCCESS)
-            }
-            Command::Runs { limit, data } => commands::inspect::runs(&data, limit).await,
-            Command::Show { run, data } => commands::inspect::show(&data, &run).await,
-            Command::Logs {
-                run,
-                step,
-                attempt,
-                data,
-            } => commands::inspect::logs(&data, &run, &step, attempt).await,
-        }
-    });
-    match result {
+    match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use weft_core::run::{RunState, StepStatus};
+use weft_api::views::RunView;
 use weft_core::spec::units::format_duration;
 
 fn dur(from: Option<u64>, to: Option<u64>) -> String {
@@ -47,35 +47,18 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// One row per step (fan-outs summarised), with the reason or outputs.
-pub fn steps(state: &RunState) -> String {
+pub fn steps(view: &RunView) -> String {
     let mut rows = Vec::new();
-    for (i, step) in state.steps.iter().enumerate() {
-        let id = &state.plan.workflow.steps[i].id;
+    for step in &view.steps {
         let attempts = step
             .tasks
             .iter()
             .map(|t| t.attempts.len())
             .max()
             .unwrap_or(0);
-        let detail = match step.status {
-            StepStatus::Skipped => step
-                .skip
-                .as_ref()
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
-            StepStatus::Failed => step.error.clone().unwrap_or_else(|| {
-                step.tasks
-                    .iter()
-                    .filter_map(|t| {
-                        t.attempts
-                            .last()
-                            .and_then(|a| a.error.clone())
-                            .filter(|e| !e.is_empty())
-                    })
-                    .next()
-                    .unwrap_or_default()
-            }),
-            _ => match &step.outputs {
+        let detail = match &step.reason {
+            Some(r) => r.clone(),
+            None => match &step.outputs {
                 Some(o)
                     if o.as_object().is_some_and(|m| !m.is_empty())
                         || o.as_array().is_some_and(|a| !a.is_empty()) =>
@@ -86,13 +69,13 @@ pub fn steps(state: &RunState) -> String {
             },
         };
         let name = if step.fan_out {
-            format!("{id} [{}]", step.tasks.len())
+            format!("{} [{}]", step.id, step.tasks.len())
         } else {
-            id.clone()
+            step.id.clone()
         };
         rows.push(vec![
             name,
-            step.status.as_str().into(),
+            step.status.clone(),
             attempts.to_string(),
             dur(step.started_at, step.finished_at),
             clip(&detail, 80),
@@ -102,4 +85,31 @@ pub fn steps(state: &RunState) -> String {
         &["STEP", "STATUS", "ATTEMPTS", "TIME", "OUTPUTS / REASON"],
         &rows,
     )
+}
+
+/// One row per attempt.
+pub fn attempts(view: &RunView) -> String {
+    let mut rows = Vec::new();
+    for step in &view.steps {
+        for task in &step.tasks {
+            for a in &task.attempts {
+                let result = match &a.error {
+                    None => "running".to_string(),
+                    Some(e) if e.is_empty() => "ok".to_string(),
+                    Some(e) => e.clone(),
+                };
+                rows.push(vec![
+                    task.id.clone(),
+                    a.number.to_string(),
+                    a.worker.clone().unwrap_or_else(|| "-".into()),
+                    dur(a.started_at.or(Some(a.queued_at)), a.finished_at),
+                    result,
+                ]);
+            }
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    render(&["TASK", "ATTEMPT", "WORKER", "TIME", "RESULT"], &rows)
 }

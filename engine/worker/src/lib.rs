@@ -9,9 +9,11 @@ mod error;
 mod options;
 mod outputs;
 mod shell;
+mod stats;
 mod worker;
 
 pub use abort::Aborts;
 pub use error::Error;
 pub use options::Options;
+pub use stats::Stats;
 pub use worker::Worker;

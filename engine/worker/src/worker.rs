@@ -7,7 +7,9 @@ use weft_core::ports::{Clock, Delivery, JobQueue, Report, ReportKind, RunStore};
 use weft_core::run::{Job, Outcome};
 use weft_core::spec::StepAction;
 
-use crate::{shell, Aborts, Error, Options};
+use std::sync::atomic::Ordering;
+
+use crate::{shell, Aborts, Error, Options, Stats};
 
 /// A worker bound to a queue and a store.
 pub struct Worker {
@@ -16,6 +18,7 @@ pub struct Worker {
     clock: Arc<dyn Clock>,
     options: Arc<Options>,
     aborts: Aborts,
+    stats: Arc<Stats>,
 }
 
 impl Worker {
@@ -31,7 +34,13 @@ impl Worker {
             clock,
             options: Arc::new(options),
             aborts: Aborts::default(),
+            stats: Arc::default(),
         }
+    }
+
+    /// Live counters, for the status endpoint.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
     }
 
     /// The handle the orchestrator uses to stop attempts running here.
@@ -47,6 +56,9 @@ impl Worker {
             source,
         })?;
         let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        self.stats
+            .slots
+            .store(self.options.concurrency.max(1) as u64, Ordering::Relaxed);
         let this = Arc::new(self);
         let mut takers = tokio::task::JoinSet::new();
         for pool in this.options.pools.clone() {
@@ -102,7 +114,14 @@ impl Worker {
             let _ = delivery.reject(true).await;
             return;
         }
+        self.stats.running.fetch_add(1, Ordering::Relaxed);
         let outcome = self.attempt(&job, abort).await;
+        self.stats.running.fetch_sub(1, Ordering::Relaxed);
+        let counter = match &outcome {
+            Outcome::Succeeded { .. } => &self.stats.succeeded,
+            Outcome::Failed { .. } => &self.stats.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         self.aborts.forget(&job.run_id, &job.task, job.attempt);
         match self
             .queue

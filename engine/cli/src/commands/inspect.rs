@@ -1,14 +1,23 @@
-//! `weft runs`, `weft show`, `weft logs`: reading history from the store.
+//! `weft runs`, `weft show`, `weft logs`: history from the embedded store,
+//! or from a server when one is configured.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use weft_core::ports::{LogKey, RunStore};
-use weft_core::run::TaskId;
+use weft_api::views::{RunSummary, RunView};
+use weft_api::Client;
+use weft_core::ports::LogKey;
 use weft_core::spec::units::format_duration;
 
-use crate::{embedded, table, DataDir};
+use crate::{embedded, table};
+
+/// Where history is read from.
+pub enum Source {
+    Server(Client),
+    Embedded(std::path::PathBuf),
+}
 
 fn ago(ms: u64) -> String {
     let now = std::time::SystemTime::now()
@@ -21,13 +30,11 @@ fn ago(ms: u64) -> String {
 }
 
 /// Finds a run by id or unique id prefix.
-async fn resolve(store: &dyn RunStore, run: &str) -> anyhow::Result<String> {
-    if store.get_run(run).await?.is_some() {
+async fn resolve(runs: Vec<RunSummary>, run: &str) -> anyhow::Result<String> {
+    if runs.iter().any(|r| r.id == run) {
         return Ok(run.to_string());
     }
-    let matches: Vec<String> = store
-        .list_runs(usize::MAX)
-        .await?
+    let matches: Vec<String> = runs
         .into_iter()
         .map(|r| r.id)
         .filter(|id| id.starts_with(run))
@@ -39,11 +46,36 @@ async fn resolve(store: &dyn RunStore, run: &str) -> anyhow::Result<String> {
     }
 }
 
-pub async fn runs(data: &DataDir, limit: usize) -> anyhow::Result<ExitCode> {
-    let store = embedded::open_store(&data.data_dir)?;
-    let runs = store.list_runs(limit).await?;
+async fn list(source: &Source, limit: usize) -> anyhow::Result<Vec<RunSummary>> {
+    Ok(match source {
+        Source::Server(c) => c.runs(limit).await?,
+        Source::Embedded(dir) => embedded::open_store(dir)?
+            .list_runs(limit)
+            .await?
+            .iter()
+            .map(RunSummary::from)
+            .collect(),
+    })
+}
+
+async fn view(source: &Source, run: &str) -> anyhow::Result<RunView> {
+    let id = resolve(list(source, 100_000).await?, run).await?;
+    Ok(match source {
+        Source::Server(c) => c.run(&id).await?,
+        Source::Embedded(dir) => {
+            let store = embedded::open_store(dir)?;
+            let (record, state) = weft_orchestrator::load_run(store.as_ref(), &id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no run `{run}`"))?;
+            RunView::new(&record, &state)
+        }
+    })
+}
+
+pub async fn runs(source: &Source, limit: usize) -> anyhow::Result<ExitCode> {
+    let runs = list(source, limit).await?;
     if runs.is_empty() {
-        println!("no runs yet in {}", data.data_dir.display());
+        println!("no runs yet");
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = runs
@@ -56,7 +88,7 @@ pub async fn runs(data: &DataDir, limit: usize) -> anyhow::Result<ExitCode> {
             vec![
                 r.id.clone(),
                 r.workflow.clone(),
-                r.status.as_str().into(),
+                r.status.clone(),
                 ago(r.created_at),
                 took,
                 r.summary.clone().unwrap_or_default(),
@@ -73,111 +105,71 @@ pub async fn runs(data: &DataDir, limit: usize) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn show(data: &DataDir, run: &str) -> anyhow::Result<ExitCode> {
-    let store = embedded::open_store(&data.data_dir)?;
-    let id = resolve(store.as_ref(), run).await?;
-    let Some((record, state)) = weft_orchestrator::load_run(store.as_ref(), &id).await? else {
-        anyhow::bail!("no run `{run}`")
-    };
-    println!("run       {}", record.id);
-    println!("workflow  {} ({})", record.workflow, record.file);
-    println!("status    {}", state.status.as_str());
-    println!("started   {}", ago(record.created_at));
-    if !record.params.is_empty() {
-        println!(
-            "params    {}",
-            serde_json::Value::Object(record.params.clone())
-        );
+pub async fn show(source: &Source, run: &str) -> anyhow::Result<ExitCode> {
+    let v = view(source, run).await?;
+    println!("run       {}", v.run.id);
+    println!("workflow  {} ({})", v.run.workflow, v.run.file);
+    println!("status    {}", v.run.status);
+    println!("started   {}", ago(v.run.created_at));
+    if !v.params.is_empty() {
+        println!("params    {}", serde_json::Value::Object(v.params.clone()));
     }
-    if let Some(s) = &record.summary {
+    if let Some(s) = &v.run.summary {
         println!("summary   {s}");
     }
     println!();
-    print!("{}", table::steps(&state));
-    let mut rows = Vec::new();
-    for step in &state.steps {
-        for task in &step.tasks {
-            for a in &task.attempts {
-                let took = match (a.started_at.or(Some(a.queued_at)), a.finished_at) {
-                    (Some(s), Some(f)) => {
-                        format_duration(Duration::from_millis(f.saturating_sub(s)))
-                    }
-                    _ => "-".into(),
-                };
-                let result = match &a.error {
-                    None => "running".to_string(),
-                    Some(e) if e.is_empty() => "ok".to_string(),
-                    Some(e) => e.clone(),
-                };
-                rows.push(vec![
-                    task.id.to_string(),
-                    a.number.to_string(),
-                    a.worker.clone().unwrap_or_else(|| "-".into()),
-                    took,
-                    result,
-                ]);
-            }
-        }
-    }
-    if !rows.is_empty() {
+    print!("{}", table::steps(&v));
+    let attempts = table::attempts(&v);
+    if !attempts.is_empty() {
         println!();
-        print!(
-            "{}",
-            table::render(&["TASK", "ATTEMPT", "WORKER", "TIME", "RESULT"], &rows)
-        );
+        print!("{attempts}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_task(step: &str) -> anyhow::Result<TaskId> {
-    match step.split_once('[') {
-        Some((name, rest)) => {
-            let index = rest
-                .trim_end_matches(']')
-                .parse()
-                .map_err(|_| anyhow::anyhow!("`{step}`: write an instance as `step[2]`"))?;
-            Ok(TaskId::new(name, Some(index)))
-        }
-        None => Ok(TaskId::new(step, None)),
-    }
-}
-
 pub async fn logs(
-    data: &DataDir,
+    source: &Source,
     run: &str,
     step: &str,
     attempt: Option<u32>,
 ) -> anyhow::Result<ExitCode> {
-    let store = embedded::open_store(&data.data_dir)?;
-    let id = resolve(store.as_ref(), run).await?;
-    let Some((_, state)) = weft_orchestrator::load_run(store.as_ref(), &id).await? else {
-        anyhow::bail!("no run `{run}`")
+    let v = view(source, run).await?;
+    let task = weft_api::parse_task(step)
+        .ok_or_else(|| anyhow::anyhow!("`{step}`: write an instance as `step[2]`"))?;
+    let Some(s) = v.steps.iter().find(|s| s.id == task.step) else {
+        anyhow::bail!("run {} has no step `{}`", v.run.id, task.step)
     };
-    let task = parse_task(step)?;
-    let Some(t) = state.task(&task) else {
-        if state.step_index(&task.step).is_none() {
-            anyhow::bail!("run {id} has no step `{}`", task.step);
-        }
-        if task.index.is_none() && state.steps[state.step_index(&task.step).unwrap_or(0)].fan_out {
-            anyhow::bail!(
-                "`{}` is a for-each step: name an instance, e.g. `{}[0]`",
-                task.step,
-                task.step
-            );
-        }
-        anyhow::bail!("`{task}` never ran in run {id}");
-    };
-    let attempt = attempt.unwrap_or_else(|| t.attempt());
-    if attempt == 0 || attempt > t.attempt() {
-        anyhow::bail!("`{task}` has attempts 1 to {}", t.attempt());
+    if s.fan_out && task.index.is_none() {
+        anyhow::bail!(
+            "`{}` is a for-each step: name an instance, e.g. `{}[0]`",
+            task.step,
+            task.step
+        );
     }
-    let log = store
-        .read_log(&LogKey {
-            run_id: id,
-            task,
-            attempt,
-        })
-        .await?;
+    let Some(t) = s.tasks.iter().find(|t| t.id == task.to_string()) else {
+        anyhow::bail!("`{task}` never ran in run {}", v.run.id)
+    };
+    let last = t.attempts.len() as u32;
+    let attempt = attempt.unwrap_or(last);
+    if attempt == 0 || attempt > last {
+        anyhow::bail!("`{task}` has attempts 1 to {last}");
+    }
+    let log = match source {
+        Source::Server(c) => c.logs(&v.run.id, &task.to_string(), Some(attempt)).await?,
+        Source::Embedded(dir) => {
+            embedded::open_store(dir)?
+                .read_log(&LogKey {
+                    run_id: v.run.id.clone(),
+                    task,
+                    attempt,
+                })
+                .await?
+        }
+    };
     std::io::stdout().write_all(&log)?;
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn embedded_source(dir: &Path) -> Source {
+    Source::Embedded(dir.to_path_buf())
 }

@@ -32,15 +32,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let Some((source, workflow)) = load_or_report(&args.file)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let overrides = args
-        .params
-        .iter()
-        .map(|p| {
-            p.split_once('=')
-                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
-                .ok_or_else(|| anyhow::anyhow!("`--param {p}`: write it as KEY=VALUE"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let overrides = super::submit::parse_params(&args.params)?;
     let params = resolve_params(&workflow, &overrides).map_err(|e| anyhow::anyhow!(e))?;
 
     let store = embedded::open_store(&args.data.data_dir)?;
@@ -100,7 +92,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("warning: worker: {e}");
     }
 
-    print!("{}", table::steps(&state));
+    print!(
+        "{}",
+        table::steps(&weft_api::views::RunView::new(&record, &state))
+    );
     let took = state
         .finished_at
         .unwrap_or(0)

@@ -1,0 +1,78 @@
+//! API errors: a status code and a JSON body `{"error": "..."}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+/// What an API call can fail with, on either side of the wire.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with an error status.
+    #[error("{message}")]
+    Api {
+        status: u16,
+        message: String,
+        details: Option<serde_json::Value>,
+    },
+    #[error("cannot reach the weft server at {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("unexpected answer from the weft server: {0}")]
+    Protocol(String),
+}
+
+impl Error {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Error::Api {
+            status: status.as_u16(),
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, what)
+    }
+}
+
+impl From<weft_orchestrator::Error> for Error {
+    fn from(e: weft_orchestrator::Error) -> Self {
+        use weft_orchestrator::Error as O;
+        let status = match &e {
+            O::NoSuchRun(_) => StatusCode::NOT_FOUND,
+            O::NotOwner(_) => StatusCode::CONFLICT,
+            O::StoredWorkflow(_) | O::Port(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<weft_core::Error> for Error {
+    fn from(e: weft_core::Error) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        match self {
+            Error::Api {
+                status,
+                message,
+                details,
+            } => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let mut body = serde_json::json!({ "error": message });
+                if let Some(d) = details {
+                    body["details"] = d;
+                }
+                (status, Json(body)).into_response()
+            }
+            other => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(serde_json::json!({ "error": other.to_string() })),
+            )
+                .into_response(),
+        }
+    }
+}

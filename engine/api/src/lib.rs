@@ -1,0 +1,14 @@
+//! The HTTP side of weft, and the only crate that knows HTTP: the REST API
+//! that `weft serve` exposes, the status endpoint of `weft worker`, the JSON
+//! views both sides share, and the client the CLI uses to talk to a server.
+
+mod client;
+mod error;
+mod routes;
+mod status;
+pub mod views;
+
+pub use client::Client;
+pub use error::Error;
+pub use routes::{parse_task, router, ApiState};
+pub use status::status_router;

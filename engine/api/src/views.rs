@@ -1,0 +1,154 @@
+//! JSON views of runs, shared by the server (which builds them from the
+//! replayed state) and the CLI (which prints them, local or remote).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use weft_core::ports::RunRecord;
+use weft_core::run::{RunState, StepStatus};
+
+/// A run without its workflow text, for lists.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub workflow: String,
+    pub file: String,
+    pub status: String,
+    pub created_at: u64,
+    pub finished_at: Option<u64>,
+    pub summary: Option<String>,
+}
+
+impl From<&RunRecord> for RunSummary {
+    fn from(r: &RunRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            workflow: r.workflow.clone(),
+            file: r.file.clone(),
+            status: r.status.as_str().into(),
+            created_at: r.created_at,
+            finished_at: r.finished_at,
+            summary: r.summary.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttemptView {
+    pub number: u32,
+    pub queued_at: u64,
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
+    pub worker: Option<String>,
+    /// `None` while running; `""` on success; else why it failed.
+    pub error: Option<String>,
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskView {
+    pub id: String,
+    pub status: String,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepView {
+    pub id: String,
+    pub status: String,
+    pub fan_out: bool,
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
+    pub outputs: Option<Json>,
+    /// Why it was skipped or failed.
+    pub reason: Option<String>,
+    pub tasks: Vec<TaskView>,
+}
+
+/// A run with its steps, tasks and attempts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunView {
+    #[serde(flatten)]
+    pub run: RunSummary,
+    pub params: serde_json::Map<String, Json>,
+    pub steps: Vec<StepView>,
+}
+
+impl RunView {
+    pub fn new(record: &RunRecord, state: &RunState) -> Self {
+        let steps = state
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let reason = match s.status {
+                    StepStatus::Skipped => s.skip.as_ref().map(|r| r.to_string()),
+                    StepStatus::Failed => s.error.clone().or_else(|| {
+                        s.tasks
+                            .iter()
+                            .filter_map(|t| t.attempts.last().and_then(|a| a.error.clone()))
+                            .find(|e| !e.is_empty())
+                    }),
+                    _ => None,
+                };
+                StepView {
+                    id: state.plan.workflow.steps[i].id.clone(),
+                    status: s.status.as_str().into(),
+                    fan_out: s.fan_out,
+                    started_at: s.started_at,
+                    finished_at: s.finished_at,
+                    outputs: s.outputs.clone(),
+                    reason,
+                    tasks: s
+                        .tasks
+                        .iter()
+                        .map(|t| TaskView {
+                            id: t.id.to_string(),
+                            status: t.status.as_str().into(),
+                            attempts: t
+                                .attempts
+                                .iter()
+                                .map(|a| AttemptView {
+                                    number: a.number,
+                                    queued_at: a.queued_at,
+                                    started_at: a.started_at,
+                                    finished_at: a.finished_at,
+                                    worker: a.worker.clone(),
+                                    error: a.error.clone(),
+                                    exit_code: a.exit_code,
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let mut run = RunSummary::from(record);
+        // The replayed state is the truth while the record catches up.
+        run.status = state.status.as_str().into();
+        Self {
+            run,
+            params: record.params.clone(),
+            steps,
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.run.status.as_str(),
+            "succeeded" | "failed" | "cancelled"
+        )
+    }
+}
+
+/// `POST /api/runs` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    /// The workflow file's text.
+    pub workflow: String,
+    /// Its name, for display and diagnostics. Default: `workflow.toml`.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Parameter overrides, as `--param` would give them.
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
+}

@@ -1,0 +1,48 @@
+//! `weft serve`: the orchestrator and the HTTP API, over RabbitMQ and Redis.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use weft_api::ApiState;
+use weft_core::ports::{Clock, JobQueue, RunStore};
+use weft_orchestrator::{Service, SystemClock};
+use weft_queue_amqp::AmqpJobQueue;
+use weft_store_redis::RedisRunStore;
+
+use crate::config::Config;
+
+pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result<ExitCode> {
+    if let Some(l) = listen {
+        config.server.listen = l;
+    }
+    let queue: Arc<dyn JobQueue> = Arc::new(AmqpJobQueue::connect(config.broker.clone()).await?);
+    let store: Arc<dyn RunStore> = Arc::new(RedisRunStore::connect(config.redis.clone()).await?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Aborting an attempt on a remote worker is not wired yet: a cancelled
+    // or timed-out attempt's late result is ignored instead.
+    let abort = Arc::new(|_: &str, _: &weft_core::run::TaskId, _: u32| {});
+    let service = Service::new(
+        queue,
+        store.clone(),
+        clock,
+        abort,
+        config.orchestrator.clone(),
+    );
+    let router_task = service.spawn_router();
+    let resumed = service.resume_unfinished().await?;
+    if resumed > 0 {
+        eprintln!("weft: resumed {resumed} unfinished run(s)");
+    }
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.server.listen))?;
+    println!("weft serve listening on http://{}", listener.local_addr()?);
+    let app = weft_api::router(ApiState { service, store });
+    tokio::select! {
+        served = axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()) => served?,
+        routed = router_task => {
+            routed.map_err(|e| anyhow::anyhow!("report router: {e}"))??;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,67 @@
+//! `weft submit`: send a workflow to a server, optionally wait for it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use weft_api::views::SubmitRequest;
+use weft_api::Client;
+
+use super::check::load_or_report;
+use crate::table;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The workflow file.
+    file: PathBuf,
+    /// Override a parameter: `--param epochs=5` (repeatable).
+    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Wait for the run to finish; exit 0 only if it succeeded.
+    #[arg(long)]
+    wait: bool,
+}
+
+pub fn parse_params(params: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    params
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("`--param {p}`: write it as KEY=VALUE"))
+        })
+        .collect()
+}
+
+pub async fn submit(client: Client, args: Args) -> anyhow::Result<ExitCode> {
+    // Checked here first, so mistakes show with colour and context.
+    let Some((source, _)) = load_or_report(&args.file)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let request = SubmitRequest {
+        workflow: source,
+        file: Some(args.file.display().to_string()),
+        params: parse_params(&args.params)?.into_iter().collect(),
+    };
+    let run = client.submit(&request).await?;
+    println!("submitted run {} of {}", run.id, run.workflow);
+    if !args.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut delay = Duration::from_millis(100);
+    let view = loop {
+        let view = client.run(&run.id).await?;
+        if view.is_finished() {
+            break view;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    };
+    print!("{}", table::steps(&view));
+    println!("\nrun {} {}", view.run.id, view.run.status);
+    Ok(match view.run.status.as_str() {
+        "succeeded" => ExitCode::SUCCESS,
+        "cancelled" => ExitCode::from(130),
+        _ => ExitCode::FAILURE,
+    })
+}

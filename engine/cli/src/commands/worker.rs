@@ -1,0 +1,85 @@
+//! `weft worker`: takes jobs from RabbitMQ, records logs in Redis.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use weft_core::ports::{Clock, JobQueue, RunStore};
+use weft_orchestrator::SystemClock;
+use weft_queue_amqp::AmqpJobQueue;
+use weft_store_redis::RedisRunStore;
+use weft_worker::Worker;
+
+use crate::config::Config;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Pools to take jobs from (repeatable). Default: from the config, else `default`.
+    #[arg(long = "pool")]
+    pools: Vec<String>,
+    /// Steps run at once. Default: from the config, else the number of CPUs.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Name shown for this worker. Default: from the config.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
+    if !args.pools.is_empty() {
+        config.worker.pools = args.pools;
+    }
+    if let Some(n) = args.concurrency {
+        config.worker.concurrency = n.max(1);
+    }
+    if let Some(n) = args.name {
+        config.worker.name = n;
+    } else if config.worker.name == weft_worker::Options::default().name {
+        config.worker.name = format!("worker-{}", std::process::id());
+    }
+    // Hold at most as many unacked jobs as there are free slots.
+    config.broker.prefetch = config.worker.concurrency.clamp(1, u16::MAX as usize) as u16;
+    let queue: Arc<dyn JobQueue> = Arc::new(AmqpJobQueue::connect(config.broker.clone()).await?);
+    let store: Arc<dyn RunStore> = Arc::new(RedisRunStore::connect(config.redis.clone()).await?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let name = config.worker.name.clone();
+    let pools = config.worker.pools.join(", ");
+    let worker = Worker::new(queue, store, clock, config.worker);
+    let stats = worker.stats();
+
+    let listener = tokio::net::TcpListener::bind(&config.worker_http.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.worker_http.listen))?;
+    println!(
+        "weft worker {name} taking pools [{pools}]; status on http://{}",
+        listener.local_addr()?
+    );
+    let status = weft_api::status_router(Arc::new(move || stats.render()));
+    tokio::spawn(async move { axum::serve(listener, status).await });
+
+    let (stop, stopped) = watch::channel(false);
+    let mut running = tokio::spawn(worker.run(stopped));
+    tokio::select! {
+        result = &mut running => {
+            result??;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ = super::shutdown_signal() => {}
+    }
+    eprintln!(
+        "weft: draining: no new jobs; waiting up to {}ms for running steps",
+        config.worker_http.drain_grace_ms
+    );
+    let _ = stop.send(true);
+    match tokio::time::timeout(
+        Duration::from_millis(config.worker_http.drain_grace_ms),
+        &mut running,
+    )
+    .await
+    {
+        Ok(result) => result??,
+        Err(_) => eprintln!("weft: grace period over; unfinished jobs return to the queue"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

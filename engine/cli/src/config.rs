@@ -1,0 +1,121 @@
+//! `weft.toml`: one typed configuration for every process, loaded once.
+//!
+//! Sources, later ones winning: built-in defaults, the file (`--config`,
+//! `WEFT_CONFIG`, or `./weft.toml` if present), `WEFT_*` environment
+//! variables, command-line flags. Every option is documented in
+//! `docs/configuration.md`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Config {
+    /// RabbitMQ (`weft serve`, `weft worker`).
+    pub broker: weft_queue_amqp::Options,
+    /// Redis (`weft serve`, `weft worker`).
+    pub redis: weft_store_redis::Options,
+    /// How `weft serve` drives runs.
+    pub orchestrator: weft_orchestrator::Options,
+    /// The HTTP API of `weft serve`.
+    pub server: ServerOptions,
+    /// `weft worker`.
+    pub worker: weft_worker::Options,
+    /// The status endpoint of `weft worker`.
+    pub worker_http: WorkerHttpOptions,
+    /// Commands that talk to a server (`submit`, `runs`, `show`, `logs`).
+    pub client: ClientOptions,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ServerOptions {
+    /// Address the API listens on. Default: `127.0.0.1:7420`.
+    pub listen: String,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7420".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct WorkerHttpOptions {
+    /// Address of `/healthz` and `/metrics`. Default: `127.0.0.1:7421`.
+    pub listen: String,
+    /// How long a stopping worker lets running steps finish, in
+    /// milliseconds, before it exits and their jobs go back to the queue.
+    /// Default: 30000.
+    pub drain_grace_ms: u64,
+}
+
+impl Default for WorkerHttpOptions {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7421".into(),
+            drain_grace_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ClientOptions {
+    /// A `weft serve` URL; without one, commands use the embedded store.
+    pub server: Option<String>,
+}
+
+impl Config {
+    /// Loads the file (if any) and applies `WEFT_*` variables.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let path: Option<PathBuf> = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => std::env::var_os("WEFT_CONFIG")
+                .map(PathBuf::from)
+                .or_else(|| Some(PathBuf::from("weft.toml")).filter(|p| p.exists())),
+        };
+        let mut config = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("reading config {}: {e}", p.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", p.display()))?
+            }
+            None => Config::default(),
+        };
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let Some(v) = var("WEFT_BROKER_URL") {
+            config.broker.url = v;
+        }
+        if let Some(v) = var("WEFT_REDIS_URL") {
+            config.redis.url = v;
+        }
+        if let Some(v) = var("WEFT_PREFIX") {
+            config.broker.prefix = v.clone();
+            config.redis.prefix = v;
+        }
+        if let Some(v) = var("WEFT_LISTEN") {
+            config.server.listen = v;
+        }
+        if let Some(v) = var("WEFT_WORKER_LISTEN") {
+            config.worker_http.listen = v;
+        }
+        if let Some(v) = var("WEFT_SERVER") {
+            config.client.server = Some(v);
+        }
+        if let Some(v) = var("WEFT_WORKER_NAME") {
+            config.worker.name = v;
+        }
+        if let Some(v) = var("WEFT_LEASE_TTL_MS") {
+            config.orchestrator.lease_ttl_ms = v
+                .parse()
+                .map_err(|_| anyhow::anyhow!("WEFT_LEASE_TTL_MS: `{v}` is not a number"))?;
+        }
+        Ok(config)
+    }
+}

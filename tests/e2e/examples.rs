@@ -1,15 +1,18 @@
-//! Every workflow in `workflows/` runs to its expected outcome
-//! (`workflows/expected/<name>.toml`).
+//! Every workflow in `workflows/` reaches its expected outcome
+//! (`workflows/expected/<name>.toml`), embedded and distributed alike.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde_json::Value as Json;
+use weft_api::views::RunView;
 use weft_store_embedded::EmbeddedRunStore;
 
+use crate::cluster::Cluster;
 use crate::support::{repo, text, weft};
 
 #[derive(Debug, Default)]
-struct Expected {
+pub struct Expected {
     status: String,
     summary_contains: Option<String>,
     steps: BTreeMap<String, String>,
@@ -18,7 +21,18 @@ struct Expected {
     attempts: BTreeMap<String, usize>,
 }
 
-fn expected(name: &str) -> Expected {
+pub fn examples() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("workflows"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+pub fn expected(name: &str) -> Expected {
     let path = repo()
         .join("workflows/expected")
         .join(format!("{name}.toml"));
@@ -58,7 +72,53 @@ fn expected(name: &str) -> Expected {
     }
 }
 
-async fn run_example(name: &str) {
+/// Asserts that `view` is what `workflows/expected/<name>.toml` says.
+pub fn check_outcome(name: &str, view: &RunView, context: &str) {
+    let want = expected(name);
+    assert_eq!(
+        view.run.status, want.status,
+        "{name}: run status\n{context}"
+    );
+    if let Some(s) = &want.summary_contains {
+        assert!(
+            view.run
+                .summary
+                .as_deref()
+                .unwrap_or("")
+                .contains(s.as_str()),
+            "{name}: summary {:?} lacks {s:?}",
+            view.run.summary
+        );
+    }
+    let step = |id: &str| {
+        view.steps
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap_or_else(|| panic!("{name}: no step {id}"))
+    };
+    for (id, status) in &want.steps {
+        assert_eq!(&step(id).status, status, "{name}: step {id}\n{context}");
+    }
+    for (id, outputs) in &want.outputs {
+        assert_eq!(
+            step(id).outputs.as_ref(),
+            Some(outputs),
+            "{name}: outputs of {id}"
+        );
+    }
+    for (id, n) in &want.tasks {
+        assert_eq!(step(id).tasks.len(), *n, "{name}: instances of {id}");
+    }
+    for (id, n) in &want.attempts {
+        assert_eq!(
+            step(id).tasks[0].attempts.len(),
+            *n,
+            "{name}: attempts of {id}"
+        );
+    }
+}
+
+async fn run_embedded(name: &str) {
     let data = tempfile::tempdir().unwrap();
     let file = format!("workflows/{name}.toml");
     let out = weft(&["run", &file, "--plain"], data.path());
@@ -69,7 +129,6 @@ async fn run_example(name: &str) {
         "{}",
         text(&out)
     );
-
     let store = EmbeddedRunStore::open(data.path()).unwrap();
     let runs = weft_core::ports::RunStore::list_runs(&store, 10)
         .await
@@ -79,108 +138,76 @@ async fn run_example(name: &str) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(record.status.as_str(), want.status, "{}", text(&out));
     assert_eq!(
         state.status, record.status,
         "replayed state agrees with the record"
     );
-    if let Some(s) = &want.summary_contains {
-        assert!(
-            record.summary.as_deref().unwrap_or("").contains(s.as_str()),
-            "summary {:?} lacks {s:?}",
-            record.summary
-        );
-    }
-    for (step, status) in &want.steps {
-        let i = state
-            .step_index(step)
-            .unwrap_or_else(|| panic!("no step {step}"));
-        assert_eq!(
-            state.steps[i].status.as_str(),
-            status,
-            "step {step}\n{}",
-            text(&out)
-        );
-    }
-    for (step, outputs) in &want.outputs {
-        let i = state.step_index(step).unwrap();
-        assert_eq!(
-            state.steps[i].outputs.as_ref(),
-            Some(outputs),
-            "outputs of {step}"
-        );
-    }
-    for (step, n) in &want.tasks {
-        assert_eq!(
-            state.steps[state.step_index(step).unwrap()].tasks.len(),
-            *n,
-            "instances of {step}"
-        );
-    }
-    for (step, n) in &want.attempts {
-        assert_eq!(
-            state.steps[state.step_index(step).unwrap()].tasks[0]
-                .attempts
-                .len(),
-            *n,
-            "attempts of {step}"
-        );
-    }
+    check_outcome(name, &RunView::new(&record, &state), &text(&out));
 }
 
 #[tokio::test]
 async fn every_example_has_an_expected_outcome() {
-    for entry in std::fs::read_dir(repo().join("workflows")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            let name = path.file_stem().unwrap().to_string_lossy().to_string();
-            assert!(
-                repo()
-                    .join("workflows/expected")
-                    .join(format!("{name}.toml"))
-                    .exists(),
-                "workflows/{name}.toml has no workflows/expected/{name}.toml"
-            );
-        }
+    for name in examples() {
+        assert!(
+            repo()
+                .join("workflows/expected")
+                .join(format!("{name}.toml"))
+                .exists(),
+            "workflows/{name}.toml has no workflows/expected/{name}.toml"
+        );
     }
 }
 
 #[tokio::test]
 async fn hello_runs_three_steps() {
-    run_example("hello").await;
+    run_embedded("hello").await;
 }
 
 #[tokio::test]
 async fn diamond_passes_outputs_between_steps() {
-    run_example("diamond").await;
+    run_embedded("diamond").await;
 }
 
 #[tokio::test]
 async fn fan_out_runs_every_item_and_fans_in() {
-    run_example("fan-out").await;
+    run_embedded("fan-out").await;
 }
 
 #[tokio::test]
 async fn retries_succeed_on_the_third_attempt() {
-    run_example("retries").await;
+    run_embedded("retries").await;
 }
 
 #[tokio::test]
 async fn timeout_kills_the_step_and_fails_the_run() {
     let started = std::time::Instant::now();
-    run_example("timeout").await;
+    run_embedded("timeout").await;
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(25),
+        started.elapsed() < Duration::from_secs(25),
         "the 30s sleeps were not killed"
     );
 }
 
 #[tokio::test]
 async fn when_false_skips_a_step() {
-    run_example("when-skip").await;
+    run_embedded("when-skip").await;
 }
 
 #[tokio::test]
 async fn failing_step_skips_its_dependents() {
-    run_example("failure").await;
+    run_embedded("failure").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_has_the_same_outcome_in_distributed_mode() {
+    let cluster = Cluster::start(2);
+    let mut runs = Vec::new();
+    for name in examples() {
+        let id = cluster.submit(&format!("workflows/{name}.toml"), &[]).await;
+        runs.push((name, id));
+    }
+    for (name, id) in runs {
+        let view = cluster.wait(&id, Duration::from_secs(60)).await;
+        check_outcome(&name, &view, &format!("distributed run {id}"));
+    }
 }

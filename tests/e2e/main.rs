@@ -3,5 +3,7 @@
 mod bad_input;
 mod check;
 mod cli;
+mod cluster;
 mod examples;
+mod guarantees;
 mod support;

@@ -197,6 +197,19 @@ impl Service {
         )))
     }
 
+    /// Every lease period, adopts unfinished runs whose orchestrator is gone
+    /// (their lease expired), so no run waits for a report to be noticed.
+    pub fn spawn_adopter(&self) -> JoinHandle<Result<(), Error>> {
+        let this = self.clone();
+        let every = Duration::from_millis(self.shared.options.lease_ttl_ms.max(100));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                this.resume_unfinished().await?;
+            }
+        })
+    }
+
     /// Adopts every unfinished run not held by another orchestrator.
     pub async fn resume_unfinished(&self) -> Result<usize, Error> {
         let mut adopted = 0;

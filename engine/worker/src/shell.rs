@@ -71,6 +71,7 @@ pub(crate) async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    die_with_worker(&mut process);
     if let Some(item) = job.inputs.get("item") {
         process.env(
             "WEFT_ITEM",
@@ -164,6 +165,19 @@ pub(crate) async fn run(
     };
     let _ = std::fs::remove_dir_all(&dir);
     outcome
+}
+
+/// The step's shell gets SIGKILL if the worker dies (even by `kill -9`), so
+/// a job the broker redelivers never runs beside an orphan of itself.
+#[allow(unsafe_code)]
+fn die_with_worker(process: &mut Process) {
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls prctl(2), which is async-signal-safe; it allocates nothing.
+    unsafe {
+        process.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
 }
 
 enum Ended {

@@ -29,6 +29,7 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
         config.orchestrator.clone(),
     );
     let router_task = service.spawn_router();
+    let adopter_task = service.spawn_adopter();
     let resumed = service.resume_unfinished().await?;
     if resumed > 0 {
         eprintln!("weft: resumed {resumed} unfinished run(s)");
@@ -42,6 +43,9 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
         served = axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()) => served?,
         routed = router_task => {
             routed.map_err(|e| anyhow::anyhow!("report router: {e}"))??;
+        }
+        adopted = adopter_task => {
+            adopted.map_err(|e| anyhow::anyhow!("run adopter: {e}"))??;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,182 @@
+//! A private weft cluster for one test: `weft serve` and `weft worker`
+//! processes on the shared RabbitMQ and Redis, under a prefix no other test
+//! uses; its queues and keys expire after the test.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use weft_api::views::{RunView, SubmitRequest};
+use weft_api::Client;
+
+use crate::support::{repo, weft_bin};
+
+pub struct Cluster {
+    pub prefix: String,
+    pub dir: tempfile::TempDir,
+    config: PathBuf,
+    pub serve: Option<Child>,
+    pub url: String,
+    pub workers: Vec<Child>,
+}
+
+/// Starts `cmd`, waits for its first stdout line (the address it serves on).
+fn start(mut cmd: Command, what: &str) -> (Child, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(first)) = lines.next() {
+            let _ = tx.send(first);
+        }
+        // Keep draining so the process never blocks on a full pipe.
+        for _ in lines {}
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("{what} did not start within 30s"));
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("{what} printed no address: {line}"))
+        .to_string();
+    (child, url)
+}
+
+impl Cluster {
+    /// A server and `workers` workers (concurrency 2 each) on the shared broker and Redis.
+    pub fn start(workers: usize) -> Self {
+        Self::start_with(workers, "amqp://guest:guest@127.0.0.1:5672/%2f")
+    }
+
+    pub fn start_with(workers: usize, broker_url: &str) -> Self {
+        let prefix = weft_testkit::unique("e2e");
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("weft.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[broker]\nurl = \"{broker_url}\"\nprefix = \"{prefix}\"\nexpire-after-ms = 600000\nreconnect-max-delay-ms = 1000\n\n\
+                 [redis]\nprefix = \"{prefix}\"\nexpire-after-secs = 900\n\n\
+                 [orchestrator]\nlease-ttl-ms = 2000\n\n\
+                 [server]\nlisten = \"127.0.0.1:0\"\n\n\
+                 [worker]\nconcurrency = 2\nwork-dir = \"{}\"\n\n\
+                 [worker-http]\nlisten = \"127.0.0.1:0\"\ndrain-grace-ms = 5000\n",
+                dir.path().join("work").display()
+            ),
+        )
+        .unwrap();
+        let mut cluster = Self {
+            prefix,
+            dir,
+            config,
+            serve: None,
+            url: String::new(),
+            workers: Vec::new(),
+        };
+        cluster.start_serve();
+        for _ in 0..workers {
+            cluster.start_worker();
+        }
+        cluster
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(weft_bin());
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .current_dir(repo())
+            .env_remove("WEFT_SERVER")
+            .env_remove("WEFT_PREFIX");
+        cmd
+    }
+
+    pub fn start_serve(&mut self) {
+        let (child, url) = start(self.command(&["serve"]), "weft serve");
+        self.serve = Some(child);
+        self.url = url;
+    }
+
+    /// Starts a worker; returns its pid.
+    pub fn start_worker(&mut self) -> u32 {
+        let n = self.workers.len();
+        let (child, _) = start(
+            self.command(&["worker", "--name", &format!("w{n}")]),
+            "weft worker",
+        );
+        let pid = child.id();
+        self.workers.push(child);
+        pid
+    }
+
+    pub fn kill_serve(&mut self) {
+        if let Some(mut s) = self.serve.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.url)
+    }
+
+    pub async fn submit(&self, file: &str, params: &[(&str, &str)]) -> String {
+        let source = std::fs::read_to_string(if file.starts_with('/') {
+            PathBuf::from(file)
+        } else {
+            repo().join(file)
+        })
+        .unwrap();
+        let request = SubmitRequest {
+            workflow: source,
+            file: Some(file.into()),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        self.client().submit(&request).await.expect("submit").id
+    }
+
+    /// Polls the run until it finishes (the server may be restarted meanwhile).
+    pub async fn wait(&self, id: &str, limit: Duration) -> RunView {
+        let start = Instant::now();
+        loop {
+            if let Ok(view) = self.client().run(id).await {
+                if view.is_finished() {
+                    return view;
+                }
+            }
+            assert!(
+                start.elapsed() < limit,
+                "run {id} did not finish within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn store(&self) -> weft_store_redis::RedisRunStore {
+        weft_store_redis::RedisRunStore::connect(weft_store_redis::Options {
+            prefix: self.prefix.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.workers.iter_mut().chain(self.serve.iter_mut()) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! What distributed mode promises when processes die, proven with real
+//! `weft serve` and `weft worker` processes, RabbitMQ and Redis.
+
+use std::time::{Duration, Instant};
+
+use weft_core::ports::RunStore;
+use weft_core::run::Event;
+
+use crate::cluster::Cluster;
+
+fn wait_for_lines(path: &std::path::Path, n: usize, limit: Duration) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let lines: Vec<String> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{} never had {n} lines",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn kill9(pid: i32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_killed_mid_step_is_redelivered_and_recorded_once() {
+    let mut cluster = Cluster::start(1);
+    let pids = cluster.dir.path().join("pids");
+    let wf = cluster.dir.path().join("kill-worker.toml");
+    std::fs::write(
+        &wf,
+        format!("[workflow]\nname = 'kill-worker'\n[steps.slow]\nrun = \"echo $PPID >> {}; sleep 2; echo '{{\\\"done\\\": true}}' > \\\"$WEFT_OUTPUTS\\\"\"\n", pids.display()),
+    )
+    .unwrap();
+    let id = cluster.submit(wf.to_str().unwrap(), &[]).await;
+    let first: i32 = wait_for_lines(&pids, 1, Duration::from_secs(30))[0]
+        .parse()
+        .unwrap();
+    cluster.start_worker();
+    kill9(first);
+
+    let view = cluster.wait(&id, Duration::from_secs(60)).await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    let lines = wait_for_lines(&pids, 2, Duration::from_secs(1));
+    assert_eq!(lines.len(), 2, "ran once on each worker: {lines:?}");
+    assert_ne!(lines[0], lines[1], "the second run was on another worker");
+    let events = cluster.store().await.events(&id).await.unwrap();
+    let finished = events
+        .iter()
+        .filter(|e| matches!(e, Event::TaskFinished { .. }))
+        .count();
+    assert_eq!(
+        finished, 1,
+        "the step's result is recorded exactly once: {events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orchestrator_killed_mid_run_resumes_without_rerunning_succeeded_steps() {
+    let mut cluster = Cluster::start(1);
+    let trace = cluster.dir.path().join("trace");
+    let wf = cluster.dir.path().join("chain.toml");
+    let t = trace.display();
+    std::fs::write(
+        &wf,
+        format!(
+            "[workflow]\nname = 'chain'\n[steps.a]\nrun = 'echo a >> {t}'\n[steps.b]\nneeds = ['a']\nrun = 'echo b >> {t}; sleep 2'\n[steps.c]\nneeds = ['b']\nrun = 'echo c >> {t}'\n[steps.d]\nneeds = ['c']\nrun = 'echo d >> {t}'\n"
+        ),
+    )
+    .unwrap();
+    let id = cluster.submit(wf.to_str().unwrap(), &[]).await;
+    wait_for_lines(&trace, 2, Duration::from_secs(30));
+    // `a` succeeded and `b` is running: the orchestrator dies.
+    cluster.kill_serve();
+    cluster.start_serve();
+
+    let view = cluster.wait(&id, Duration::from_secs(60)).await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    let lines = std::fs::read_to_string(&trace).unwrap();
+    assert_eq!(lines, "a\nb\nc\nd\n", "every step ran exactly once");
+}

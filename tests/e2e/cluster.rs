@@ -52,17 +52,18 @@ fn start(mut cmd: Command, what: &str) -> (Child, String) {
 impl Cluster {
     /// A server and `workers` workers (concurrency 2 each) on the shared broker and Redis.
     pub fn start(workers: usize) -> Self {
-        Self::start_with(workers, "amqp://guest:guest@127.0.0.1:5672/%2f")
+        Self::start_with(workers, "amqp://guest:guest@127.0.0.1:5672/%2f", 3)
     }
 
-    pub fn start_with(workers: usize, broker_url: &str) -> Self {
+    /// `delivery_limit`: deliveries of a job before it is dead-lettered.
+    pub fn start_with(workers: usize, broker_url: &str, delivery_limit: u32) -> Self {
         let prefix = weft_testkit::unique("e2e");
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("weft.toml");
         std::fs::write(
             &config,
             format!(
-                "[broker]\nurl = \"{broker_url}\"\nprefix = \"{prefix}\"\nexpire-after-ms = 600000\nreconnect-max-delay-ms = 1000\n\n\
+                "[broker]\nurl = \"{broker_url}\"\nprefix = \"{prefix}\"\nexpire-after-ms = 600000\ndelivery-limit = {delivery_limit}\nreconnect-max-delay-ms = 1000\n\n\
                  [redis]\nprefix = \"{prefix}\"\nexpire-after-secs = 900\n\n\
                  [orchestrator]\nlease-ttl-ms = 2000\n\n\
                  [server]\nlisten = \"127.0.0.1:0\"\n\n\

@@ -93,3 +93,23 @@ async fn orchestrator_killed_mid_run_resumes_without_rerunning_succeeded_steps()
     let lines = std::fs::read_to_string(&trace).unwrap();
     assert_eq!(lines, "a\nb\nc\nd\n", "every step ran exactly once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_always_crashes_its_worker_is_dead_lettered_and_fails_the_run() {
+    // Limit 1: the first crash returns the job once, the second dead-letters it.
+    let cluster = Cluster::start_with(2, "amqp://guest:guest@127.0.0.1:5672/%2f", 1);
+    let wf = cluster.dir.path().join("crash.toml");
+    std::fs::write(&wf, "[workflow]\nname = 'crash'\n[steps.crash]\nretries = 3\nrun = 'kill -9 $PPID'\n[steps.after]\nneeds = ['crash']\nrun = 'true'\n").unwrap();
+    let id = cluster.submit(wf.to_str().unwrap(), &[]).await;
+    let view = cluster.wait(&id, Duration::from_secs(60)).await;
+    assert_eq!(view.run.status, "failed", "{view:?}");
+    let summary = view.run.summary.clone().unwrap_or_default();
+    assert!(summary.contains("dead-lettered"), "{summary}");
+    let crash = &view.steps[0];
+    assert_eq!(
+        crash.tasks[0].attempts.len(),
+        1,
+        "a poison job is not retried"
+    );
+    assert_eq!(view.steps[1].status, "skipped");
+}

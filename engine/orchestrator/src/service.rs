@@ -7,8 +7,10 @@ use std::time::Duration;
 use serde_json::{Map, Value as Json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use weft_core::ports::{Clock, JobQueue, ReportDelivery, RunRecord, RunStore};
-use weft_core::run::{Plan, RunState, RunStatus, TaskId};
+use weft_core::ports::{
+    Clock, Delivery, JobQueue, Report, ReportDelivery, ReportKind, RunRecord, RunStore,
+};
+use weft_core::run::{Outcome, Plan, RunState, RunStatus, TaskId};
 use weft_core::spec::Workflow;
 
 use crate::driver::{Driver, Progress};
@@ -23,6 +25,24 @@ pub struct NewRun {
     pub source: String,
     pub file: String,
     pub params: Map<String, Json>,
+}
+
+/// A dead-lettered job, seen by its run's driver as a failure report; acking
+/// it removes the job from the dead-letter queue.
+struct DeadLetter {
+    report: Report,
+    job: Box<dyn Delivery>,
+}
+
+#[async_trait::async_trait]
+impl ReportDelivery for DeadLetter {
+    fn report(&self) -> &Report {
+        &self.report
+    }
+
+    async fn ack(self: Box<Self>) -> Result<(), weft_core::Error> {
+        self.job.ack().await
+    }
 }
 
 /// What the service keeps per run it drives.
@@ -81,27 +101,61 @@ impl Service {
             loop {
                 let delivery = this.shared.queue.next_report().await?;
                 let run_id = delivery.report().run_id.clone();
-                let routed = this.route(&run_id, delivery);
-                if let Err(delivery) = routed {
-                    match this.adopt(&run_id).await {
-                        Ok(Some(_)) => {
-                            // Adopted: the driver takes the report.
-                            let _ = this.route(&run_id, delivery);
-                        }
-                        Ok(None) => {
-                            // Finished or unknown: nothing will use this report.
-                            let _ = delivery.ack().await;
-                        }
-                        Err(Error::NotOwner(_)) => {
-                            // Another orchestrator drives it: back to the queue for it.
-                            drop(delivery);
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
+                this.deliver(&run_id, delivery).await?;
             }
         })
+    }
+
+    /// Turns jobs the queue gave up on into failed attempts, so their runs
+    /// fail with the reason instead of waiting forever.
+    pub fn spawn_dead_letters(&self) -> JoinHandle<Result<(), Error>> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let dead = this.shared.queue.next_dead_job().await?;
+                let job = dead.job().clone();
+                let reason = "the job was delivered again and again and never finished: it keeps crashing or losing its worker, so the queue dead-lettered it".to_string();
+                let report = Report {
+                    run_id: job.run_id.clone(),
+                    task: job.task.clone(),
+                    attempt: job.attempt,
+                    worker: "dead-letter queue".into(),
+                    at: this.shared.clock.now(),
+                    kind: ReportKind::Finished {
+                        outcome: Outcome::Failed {
+                            reason,
+                            exit_code: None,
+                            retryable: false,
+                        },
+                    },
+                };
+                let delivery: Box<dyn ReportDelivery> = Box::new(DeadLetter { report, job: dead });
+                this.deliver(&job.run_id, delivery).await?;
+            }
+        })
+    }
+
+    /// Hands a report to its run's driver, adopting the run if it is
+    /// unfinished and unleased; acks reports nobody needs; returns reports
+    /// of runs another orchestrator drives to the queue.
+    async fn deliver(&self, run_id: &str, delivery: Box<dyn ReportDelivery>) -> Result<(), Error> {
+        let Err(delivery) = self.route(run_id, delivery) else {
+            return Ok(());
+        };
+        match self.adopt(run_id).await {
+            Ok(Some(_)) => {
+                let _ = self.route(run_id, delivery);
+            }
+            Ok(None) => {
+                let _ = delivery.ack().await;
+            }
+            Err(Error::NotOwner(_)) => {
+                drop(delivery);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
     }
 
     fn route(

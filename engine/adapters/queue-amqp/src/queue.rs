@@ -267,6 +267,12 @@ impl JobQueue for AmqpJobQueue {
         self.publish_confirmed(std::slice::from_ref(&message)).await
     }
 
+    async fn next_dead_job(&self) -> Result<Box<dyn Delivery>, Error> {
+        let queue = self.link.options.dead_queue();
+        let held: Held<Job> = self.next(&queue, 16, None).await?;
+        Ok(Box::new(held))
+    }
+
     async fn next_report(&self) -> Result<Box<dyn ReportDelivery>, Error> {
         let queue = self.link.options.reports_queue();
         let held: Held<Report> = self.next(&queue, 256, None).await?;

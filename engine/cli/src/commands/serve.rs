@@ -30,6 +30,7 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
     );
     let router_task = service.spawn_router();
     let adopter_task = service.spawn_adopter();
+    let dead_letter_task = service.spawn_dead_letters();
     let resumed = service.resume_unfinished().await?;
     if resumed > 0 {
         eprintln!("weft: resumed {resumed} unfinished run(s)");
@@ -43,6 +44,9 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
         served = axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()) => served?,
         routed = router_task => {
             routed.map_err(|e| anyhow::anyhow!("report router: {e}"))??;
+        }
+        dead = dead_letter_task => {
+            dead.map_err(|e| anyhow::anyhow!("dead-letter reader: {e}"))??;
         }
         adopted = adopter_task => {
             adopted.map_err(|e| anyhow::anyhow!("run adopter: {e}"))??;

@@ -73,6 +73,13 @@ pub trait JobQueue: Send + Sync {
         Ok(())
     }
 
+    /// Waits for the next job the queue gave up on: one delivered more than
+    /// its delivery limit without an ack (it keeps crashing its worker).
+    /// Queues that never give up on a job never return from this.
+    async fn next_dead_job(&self) -> Result<Box<dyn Delivery>, Error> {
+        std::future::pending().await
+    }
+
     /// Waits for the next report, in the order they were sent.
     async fn next_report(&self) -> Result<Box<dyn ReportDelivery>, Error>;
 }

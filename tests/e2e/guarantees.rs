@@ -113,3 +113,40 @@ async fn a_step_that_always_crashes_its_worker_is_dead_lettered_and_fails_the_ru
     );
     assert_eq!(view.steps[1].status, "skipped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_mid_run_completes_without_help() {
+    let mut rabbit = crate::rabbit::PrivateRabbit::start();
+    let cluster = Cluster::start_with(2, &rabbit.url(), 3);
+    let wf = cluster.dir.path().join("many.toml");
+    let items: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+    std::fs::write(&wf, format!("[workflow]\nname = 'many'\n[steps.each]\nfor-each = [{}]\nrun = 'sleep 0.02'\n[steps.join]\nneeds = ['each']\n", items.join(","))).unwrap();
+    let id = cluster.submit(wf.to_str().unwrap(), &[]).await;
+    // Wait for the run to be under way, then take the broker away.
+    let start = Instant::now();
+    loop {
+        let view = cluster.client().run(&id).await.unwrap();
+        let done = view.steps[0]
+            .tasks
+            .iter()
+            .filter(|t| t.status == "succeeded")
+            .count();
+        if done >= 30 {
+            assert!(done < 300, "the run finished before the broker restart");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rabbit.stop();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    rabbit.start_again();
+
+    let view = cluster.wait(&id, Duration::from_secs(180)).await;
+    assert_eq!(view.run.status, "succeeded", "{:?}", view.run);
+    assert_eq!(view.steps[0].tasks.len(), 300);
+    assert!(view.steps[0].tasks.iter().all(|t| t.status == "succeeded"));
+}

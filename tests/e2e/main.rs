@@ -6,4 +6,5 @@ mod cli;
 mod cluster;
 mod examples;
 mod guarantees;
+mod rabbit;
 mod support;

@@ -1,0 +1,108 @@
+//! A private RabbitMQ node that a test may stop and start (never the shared one).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct PrivateRabbit {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    dist_port: u16,
+    node: String,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+impl PrivateRabbit {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, dist_port) = (free_port(), free_port());
+        let node = format!("weft-test-{}-{port}@localhost", std::process::id());
+        std::fs::create_dir_all(dir.path().join("mnesia")).unwrap();
+        std::fs::create_dir_all(dir.path().join("log")).unwrap();
+        std::fs::write(dir.path().join("plugins"), "[].\n").unwrap();
+        std::fs::write(
+            dir.path().join("rabbitmq.conf"),
+            format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n"),
+        )
+        .unwrap();
+        // The server drops to the rabbitmq user: it must own its files.
+        let chown = Command::new("chown")
+            .args(["-R", "rabbitmq:rabbitmq"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(chown.success(), "chown for the private RabbitMQ failed");
+        let mut rabbit = Self {
+            dir,
+            port,
+            dist_port,
+            node,
+            child: None,
+        };
+        rabbit.start_again();
+        rabbit
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    pub fn start_again(&mut self) {
+        let d = self.dir.path();
+        let child = Command::new("rabbitmq-server")
+            .env("RABBITMQ_NODENAME", &self.node)
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", d.join("log"))
+            .env("RABBITMQ_LOGS", "-")
+            .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq.conf"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("plugins"))
+            .env("RABBITMQ_FEATURE_FLAGS_FILE", d.join("feature_flags"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting rabbitmq-server");
+        self.child = Some(child);
+        let start = Instant::now();
+        while !port_open(self.port) {
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "the private RabbitMQ did not start"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["-n", &self.node, "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+        let start = Instant::now();
+        while port_open(self.port) && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for PrivateRabbit {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -150,3 +150,45 @@ async fn broker_restart_mid_run_completes_without_help() {
     assert_eq!(view.steps[0].tasks.len(), 300);
     assert!(view.steps[0].tasks.iter().all(|t| t.status == "succeeded"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_report_their_slots_and_leave_when_drained() {
+    let mut cluster = Cluster::start(2);
+    let start = Instant::now();
+    let listed = loop {
+        let w = cluster.client().workers().await.unwrap();
+        if w.len() == 2 {
+            break w;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "workers never showed up: {w:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(listed.iter().all(|w| w.slots.cpus >= 1
+        && w.slots.concurrency == 2
+        && w.pools == vec!["default".to_string()]));
+    let status = listed[0].status_url.clone().expect("a status url");
+    let metrics = reqwest::get(format!("{status}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("weft_worker_slots 2"), "{metrics}");
+    // SIGTERM drains and leaves the registry at once.
+    let pid = cluster.workers[0].id() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = cluster.workers[0].wait().unwrap();
+    assert!(
+        status.success(),
+        "a drained worker exits cleanly: {status:?}"
+    );
+    let left = cluster.client().workers().await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+}

@@ -107,6 +107,11 @@ impl Client {
         .map(|_| ())
     }
 
+    pub async fn workers(&self) -> Result<Vec<weft_core::ports::WorkerInfo>, Error> {
+        self.json(self.http.get(self.url("/api/workers")).send().await)
+            .await
+    }
+
     pub async fn logs(&self, id: &str, task: &str, attempt: Option<u32>) -> Result<Vec<u8>, Error> {
         let mut url = self.url(&format!("/api/runs/{id}/logs/{task}"));
         if let Some(a) = attempt {

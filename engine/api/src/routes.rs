@@ -5,6 +5,7 @@
 //! - `GET /api/runs/{id}`: a run with its steps, tasks and attempts.
 //! - `POST /api/runs/{id}/cancel`: ask the run to cancel; 202.
 //! - `GET /api/runs/{id}/logs/{task}?attempt=N`: one attempt's log, as text.
+//! - `GET /api/workers`: live workers, their pools, slots and running attempts.
 //! - `GET /healthz`.
 //!
 //! Errors are JSON: `{"error": "...", "details": ...}`.
@@ -18,7 +19,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use weft_core::ports::{LogKey, RunStore};
+use weft_core::ports::{LogKey, RunStore, WorkerInfo, WorkerRegistry};
 use weft_core::run::{resolve_params, TaskId};
 use weft_orchestrator::{NewRun, Service};
 
@@ -30,6 +31,7 @@ use crate::Error;
 pub struct ApiState {
     pub service: Service,
     pub store: Arc<dyn RunStore>,
+    pub workers: Arc<dyn WorkerRegistry>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -39,6 +41,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/runs/{id}", get(show))
         .route("/api/runs/{id}/cancel", post(cancel))
         .route("/api/runs/{id}/logs/{task}", get(logs))
+        .route("/api/workers", get(workers))
         .fallback(|| async { Error::not_found("no such endpoint") })
         .with_state(state)
 }
@@ -168,6 +171,13 @@ async fn logs(
         )],
         log,
     ))
+}
+
+async fn workers(State(api): State<ApiState>) -> Result<Json<Vec<WorkerInfo>>, Error> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Ok(Json(api.workers.workers(now).await?))
 }
 
 /// `step` or `step[2]`.

@@ -60,6 +60,8 @@ enum Command {
     },
     /// Start a worker that takes jobs from RabbitMQ.
     Worker(commands::worker::Args),
+    /// List live workers: pools, resource slots, running attempts.
+    Workers,
     /// Send a workflow to a server.
     Submit(commands::submit::Args),
     /// List past runs, newest first.
@@ -114,6 +116,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve { listen } => commands::serve::serve(config, listen).await,
         Command::Worker(args) => commands::worker::worker(config, args).await,
+        Command::Workers => commands::workers::workers(config, server).await,
         Command::Submit(args) => {
             let url = server.ok_or_else(|| anyhow::anyhow!("`weft submit` needs a server: --server URL, WEFT_SERVER, or `[client] server` in weft.toml"))?;
             commands::submit::submit(weft_api::Client::new(&url), args).await

@@ -6,6 +6,7 @@
 
 mod abort;
 mod error;
+mod heartbeat;
 mod options;
 mod outputs;
 mod shell;

@@ -23,6 +23,9 @@ pub struct Options {
     pub max_output_bytes: u64,
     /// Largest log kept per attempt, in bytes; the rest is dropped with a note. Default: 64 MiB.
     pub max_log_bytes: u64,
+    /// How often the worker reports itself and its slots, in milliseconds;
+    /// it is listed as gone after three missed beats. Default: 3000.
+    pub heartbeat_ms: u64,
 }
 
 impl Default for Options {
@@ -35,6 +38,7 @@ impl Default for Options {
             cwd: None,
             max_output_bytes: 1 << 20,
             max_log_bytes: 64 << 20,
+            heartbeat_ms: 3000,
         }
     }
 }

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use tokio::sync::{watch, Semaphore};
-use weft_core::ports::{Clock, Delivery, JobQueue, Report, ReportKind, RunStore};
+use weft_core::ports::{Clock, Delivery, JobQueue, Report, ReportKind, RunStore, WorkerRegistry};
 use weft_core::run::{Job, Outcome};
 use weft_core::spec::StepAction;
 
 use std::sync::atomic::Ordering;
 
+use crate::heartbeat::{beat, Running};
 use crate::{shell, Aborts, Error, Options, Stats};
 
 /// A worker bound to a queue and a store.
@@ -19,6 +20,8 @@ pub struct Worker {
     options: Arc<Options>,
     aborts: Aborts,
     stats: Arc<Stats>,
+    registry: Option<(Arc<dyn WorkerRegistry>, Option<String>)>,
+    running: Running,
 }
 
 impl Worker {
@@ -35,7 +38,20 @@ impl Worker {
             options: Arc::new(options),
             aborts: Aborts::default(),
             stats: Arc::default(),
+            registry: None,
+            running: Running::default(),
         }
+    }
+
+    /// Reports this worker to `registry` every heartbeat; `status_url` is
+    /// where its `/healthz` and `/metrics` are.
+    pub fn with_registry(
+        mut self,
+        registry: Arc<dyn WorkerRegistry>,
+        status_url: Option<String>,
+    ) -> Self {
+        self.registry = Some((registry, status_url));
+        self
     }
 
     /// Live counters, for the status endpoint.
@@ -60,6 +76,15 @@ impl Worker {
             .slots
             .store(self.options.concurrency.max(1) as u64, Ordering::Relaxed);
         let this = Arc::new(self);
+        let heartbeat = this.registry.clone().map(|(registry, url)| {
+            tokio::spawn(beat(
+                registry.clone(),
+                this.clock.clone(),
+                this.options.clone(),
+                this.running.clone(),
+                url,
+            ))
+        });
         let mut takers = tokio::task::JoinSet::new();
         for pool in this.options.pools.clone() {
             let (this, slots) = (this.clone(), slots.clone());
@@ -82,10 +107,16 @@ impl Worker {
             Some(Ok(Err(e))) = takers.join_next() => return Err(e),
         }
         takers.abort_all();
+        if let Some(h) = heartbeat {
+            h.abort();
+        }
         // Drain: wait until every slot is free again.
         let _ = slots
             .acquire_many(this.options.concurrency.max(1) as u32)
             .await;
+        if let Some((registry, _)) = &this.registry {
+            let _ = registry.leave(&this.options.name).await;
+        }
         Ok(())
     }
 
@@ -114,9 +145,15 @@ impl Worker {
             let _ = delivery.reject(true).await;
             return;
         }
+        let label = format!("{}/{}#{}", job.run_id, job.task, job.attempt);
+        self.running
+            .lock()
+            .expect("running lock")
+            .insert(label.clone());
         self.stats.running.fetch_add(1, Ordering::Relaxed);
         let outcome = self.attempt(&job, abort).await;
         self.stats.running.fetch_sub(1, Ordering::Relaxed);
+        self.running.lock().expect("running lock").remove(&label);
         let counter = match &outcome {
             Outcome::Succeeded { .. } => &self.stats.succeeded,
             Outcome::Failed { .. } => &self.stats.failed,

@@ -16,6 +16,8 @@ const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events
 const EVENT_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("event_counts");
 /// run -> (owner, expires at)
 const LEASES: TableDefinition<&str, (&str, u64)> = TableDefinition::new("leases");
+/// worker name -> (expires at, info as JSON)
+const WORKERS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("workers");
 /// (run, task, attempt, chunk number) -> bytes
 const LOGS: TableDefinition<(&str, &str, u32, u64), &[u8]> = TableDefinition::new("logs");
 
@@ -50,6 +52,7 @@ impl EmbeddedRunStore {
                 .map_err(err("creating tables"))?;
             txn.open_table(LOGS).map_err(err("creating tables"))?;
             txn.open_table(LEASES).map_err(err("creating tables"))?;
+            txn.open_table(WORKERS).map_err(err("creating tables"))?;
         }
         txn.commit().map_err(err("creating tables"))?;
         Ok(Self {
@@ -292,6 +295,60 @@ impl RunStore for EmbeddedRunStore {
                 }
             }
             txn.commit().map_err(err("committing a lease"))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl weft_core::ports::WorkerRegistry for EmbeddedRunStore {
+    async fn heartbeat(
+        &self,
+        info: &weft_core::ports::WorkerInfo,
+        ttl_ms: u64,
+    ) -> Result<(), Error> {
+        let (name, expires, body) = (
+            info.name.clone(),
+            info.seen_at.saturating_add(ttl_ms),
+            encode(info)?,
+        );
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(err("recording a heartbeat"))?;
+            txn.open_table(WORKERS)
+                .map_err(err("recording a heartbeat"))?
+                .insert(name.as_str(), (expires, body.as_slice()))
+                .map_err(err("recording a heartbeat"))?;
+            txn.commit().map_err(err("committing a heartbeat"))
+        })
+        .await
+    }
+
+    async fn workers(&self, now: u64) -> Result<Vec<weft_core::ports::WorkerInfo>, Error> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(err("listing workers"))?;
+            let table = txn.open_table(WORKERS).map_err(err("listing workers"))?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(err("listing workers"))? {
+                let (_, v) = entry.map_err(err("listing workers"))?;
+                let (expires, body) = v.value();
+                if expires > now {
+                    out.push(decode(body)?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn leave(&self, name: &str) -> Result<(), Error> {
+        let name = name.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(err("removing a worker"))?;
+            txn.open_table(WORKERS)
+                .map_err(err("removing a worker"))?
+                .remove(name.as_str())
+                .map_err(err("removing a worker"))?;
+            txn.commit().map_err(err("committing"))
         })
         .await
     }

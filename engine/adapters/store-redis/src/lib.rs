@@ -12,6 +12,7 @@
 //! Depends on `weft-core` only.
 
 mod options;
+mod registry;
 mod store;
 
 pub use options::Options;

@@ -43,15 +43,15 @@ pub struct RedisRunStore {
     release_lease: Script,
 }
 
-fn redis_err(context: &'static str) -> impl Fn(redis::RedisError) -> Error {
+pub(crate) fn redis_err(context: &'static str) -> impl Fn(redis::RedisError) -> Error {
     move |e| Error::backend(format!("redis: {context}"), e)
 }
 
-fn encode<T: serde::Serialize>(v: &T) -> Result<String, Error> {
+pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Result<String, Error> {
     serde_json::to_string(v).map_err(|e| Error::backend("encoding", e))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, Error> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, Error> {
     serde_json::from_str(s).map_err(|e| Error::backend("decoding a stored record", e))
 }
 
@@ -72,7 +72,11 @@ impl RedisRunStore {
         })
     }
 
-    fn key(&self, parts: &[&str]) -> String {
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub(crate) fn key(&self, parts: &[&str]) -> String {
         let mut k = self.options.prefix.clone();
         for p in parts {
             k.push(':');

@@ -13,3 +13,5 @@ pub fn options() -> Options {
 }
 
 weft_testkit::run_store_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
+
+weft_testkit::worker_registry_contract!(async { RedisRunStore::connect(options()).await.unwrap() });

@@ -6,6 +6,7 @@ pub mod run;
 pub mod serve;
 pub mod submit;
 pub mod worker;
+pub mod workers;
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

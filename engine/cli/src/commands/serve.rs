@@ -16,7 +16,8 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
         config.server.listen = l;
     }
     let queue: Arc<dyn JobQueue> = Arc::new(AmqpJobQueue::connect(config.broker.clone()).await?);
-    let store: Arc<dyn RunStore> = Arc::new(RedisRunStore::connect(config.redis.clone()).await?);
+    let redis = Arc::new(RedisRunStore::connect(config.redis.clone()).await?);
+    let store: Arc<dyn RunStore> = redis.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Aborting an attempt on a remote worker is not wired yet: a cancelled
     // or timed-out attempt's late result is ignored instead.
@@ -39,7 +40,11 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
         .await
         .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.server.listen))?;
     println!("weft serve listening on http://{}", listener.local_addr()?);
-    let app = weft_api::router(ApiState { service, store });
+    let app = weft_api::router(ApiState {
+        service,
+        store,
+        workers: redis,
+    });
     tokio::select! {
         served = axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()) => served?,
         routed = router_task => {

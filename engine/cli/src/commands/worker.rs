@@ -41,20 +41,19 @@ pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> 
     // Hold at most as many unacked jobs as there are free slots.
     config.broker.prefetch = config.worker.concurrency.clamp(1, u16::MAX as usize) as u16;
     let queue: Arc<dyn JobQueue> = Arc::new(AmqpJobQueue::connect(config.broker.clone()).await?);
-    let store: Arc<dyn RunStore> = Arc::new(RedisRunStore::connect(config.redis.clone()).await?);
+    let redis = Arc::new(RedisRunStore::connect(config.redis.clone()).await?);
+    let store: Arc<dyn RunStore> = redis.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let name = config.worker.name.clone();
     let pools = config.worker.pools.join(", ");
-    let worker = Worker::new(queue, store, clock, config.worker);
-    let stats = worker.stats();
-
     let listener = tokio::net::TcpListener::bind(&config.worker_http.listen)
         .await
         .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.worker_http.listen))?;
-    println!(
-        "weft worker {name} taking pools [{pools}]; status on http://{}",
-        listener.local_addr()?
-    );
+    let status_url = format!("http://{}", listener.local_addr()?);
+    let worker = Worker::new(queue, store, clock, config.worker)
+        .with_registry(redis, Some(status_url.clone()));
+    let stats = worker.stats();
+    println!("weft worker {name} taking pools [{pools}]; status on {status_url}");
     let status = weft_api::status_router(Arc::new(move || stats.render()));
     tokio::spawn(async move { axum::serve(listener, status).await });
 

@@ -5,7 +5,9 @@
 mod clock;
 mod job_queue;
 mod run_store;
+mod worker_registry;
 
 pub use clock::Clock;
 pub use job_queue::{Delivery, JobQueue, Report, ReportDelivery, ReportKind};
 pub use run_store::{LogKey, RunRecord, RunStore};
+pub use worker_registry::{Slots, WorkerInfo, WorkerRegistry};

@@ -1,0 +1,75 @@
+//! `WorkerRegistry` on Redis: one key per worker that expires with its
+//! heartbeat, and a set of names to find them.
+
+use async_trait::async_trait;
+use redis::AsyncCommands;
+use weft_core::ports::{WorkerInfo, WorkerRegistry};
+use weft_core::Error;
+
+use crate::store::{decode, encode, redis_err};
+use crate::RedisRunStore;
+
+#[async_trait]
+impl WorkerRegistry for RedisRunStore {
+    async fn heartbeat(&self, info: &WorkerInfo, ttl_ms: u64) -> Result<(), Error> {
+        let key = self.key(&["worker", &info.name]);
+        let mut conn = self.conn();
+        let _: () = redis::pipe()
+            .cmd("SET")
+            .arg(&key)
+            .arg(encode(info)?)
+            .arg("PX")
+            .arg(ttl_ms.max(1))
+            .ignore()
+            .sadd(self.key(&["workers"]), &info.name)
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err("recording a heartbeat"))?;
+        Ok(())
+    }
+
+    async fn workers(&self, _now: u64) -> Result<Vec<WorkerInfo>, Error> {
+        let mut conn = self.conn();
+        let names: Vec<String> = conn
+            .smembers(self.key(&["workers"]))
+            .await
+            .map_err(redis_err("listing workers"))?;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = names.iter().map(|n| self.key(&["worker", n])).collect();
+        let raws: Vec<Option<String>> = conn
+            .mget(&keys)
+            .await
+            .map_err(redis_err("reading workers"))?;
+        let mut live = Vec::new();
+        for (name, raw) in names.iter().zip(raws) {
+            match raw {
+                Some(r) => live.push(decode::<WorkerInfo>(&r)?),
+                // Expired: forget the name too.
+                None => {
+                    let _: () = conn
+                        .srem(self.key(&["workers"]), name)
+                        .await
+                        .map_err(redis_err("pruning workers"))?;
+                }
+            }
+        }
+        live.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(live)
+    }
+
+    async fn leave(&self, name: &str) -> Result<(), Error> {
+        let mut conn = self.conn();
+        let _: () = conn
+            .del(self.key(&["worker", name]))
+            .await
+            .map_err(redis_err("removing a worker"))?;
+        let _: () = conn
+            .srem(self.key(&["workers"]), name)
+            .await
+            .map_err(redis_err("removing a worker"))?;
+        Ok(())
+    }
+}

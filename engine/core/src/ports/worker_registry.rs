@@ -1,0 +1,54 @@
+//! Live workers: who they are, which pools they serve, their resource slots
+//! and what they are running, refreshed by heartbeats.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::run::Millis;
+use crate::Error;
+
+/// A worker's resource slots.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Slots {
+    pub cpus: u32,
+    pub memory_bytes: u64,
+    /// GPU indices and names; empty where there is no GPU driver.
+    #[serde(default)]
+    pub gpus: Vec<String>,
+    /// Steps it runs at once.
+    pub concurrency: u32,
+}
+
+/// What a worker says in each heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub name: String,
+    pub host: String,
+    pub pid: u32,
+    pub pools: Vec<String>,
+    pub slots: Slots,
+    /// Attempts running now, as `run/task#attempt`.
+    pub running: Vec<String>,
+    pub started_at: Millis,
+    pub seen_at: Millis,
+    /// Its `/healthz` and `/metrics` address, if it serves one.
+    #[serde(default)]
+    pub status_url: Option<String>,
+}
+
+/// The worker registry port.
+#[async_trait]
+pub trait WorkerRegistry: Send + Sync {
+    /// Records a heartbeat.
+    ///
+    /// # Contract
+    /// The worker is listed until `ttl_ms` after `info.seen_at` unless it
+    /// beats again; a later beat replaces the earlier one.
+    async fn heartbeat(&self, info: &WorkerInfo, ttl_ms: u64) -> Result<(), Error>;
+
+    /// Live workers, by name.
+    async fn workers(&self, now: Millis) -> Result<Vec<WorkerInfo>, Error>;
+
+    /// Removes a worker that is shutting down.
+    async fn leave(&self, name: &str) -> Result<(), Error>;
+}

@@ -71,7 +71,11 @@ impl Driver {
                     })?;
                 self.logged += 1;
                 if let Some(delivery) = pending_ack.take() {
-                    delivery.ack().await?;
+                    // The event is stored: if the ack is lost, the report
+                    // comes back and is ignored as stale.
+                    if let Err(e) = delivery.ack().await {
+                        eprintln!("weft: run {}: acking a report: {e}", self.record.id);
+                    }
                 }
                 let actions = apply(&mut self.state, event.clone());
                 progress.on_event(&self.state, &event);

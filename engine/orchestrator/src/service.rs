@@ -99,9 +99,15 @@ impl Service {
         let this = self.clone();
         tokio::spawn(async move {
             loop {
-                let delivery = this.shared.queue.next_report().await?;
-                let run_id = delivery.report().run_id.clone();
-                this.deliver(&run_id, delivery).await?;
+                let step = async {
+                    let delivery = this.shared.queue.next_report().await?;
+                    let run_id = delivery.report().run_id.clone();
+                    this.deliver(&run_id, delivery).await
+                };
+                if let Err(e) = step.await {
+                    eprintln!("weft: report router: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
             }
         })
     }
@@ -112,25 +118,32 @@ impl Service {
         let this = self.clone();
         tokio::spawn(async move {
             loop {
-                let dead = this.shared.queue.next_dead_job().await?;
-                let job = dead.job().clone();
-                let reason = "the job was delivered again and again and never finished: it keeps crashing or losing its worker, so the queue dead-lettered it".to_string();
-                let report = Report {
-                    run_id: job.run_id.clone(),
-                    task: job.task.clone(),
-                    attempt: job.attempt,
-                    worker: "dead-letter queue".into(),
-                    at: this.shared.clock.now(),
-                    kind: ReportKind::Finished {
-                        outcome: Outcome::Failed {
-                            reason,
-                            exit_code: None,
-                            retryable: false,
+                let step = async {
+                    let dead = this.shared.queue.next_dead_job().await?;
+                    let job = dead.job().clone();
+                    let reason = "the job was delivered again and again and never finished: it keeps crashing or losing its worker, so the queue dead-lettered it".to_string();
+                    let report = Report {
+                        run_id: job.run_id.clone(),
+                        task: job.task.clone(),
+                        attempt: job.attempt,
+                        worker: "dead-letter queue".into(),
+                        at: this.shared.clock.now(),
+                        kind: ReportKind::Finished {
+                            outcome: Outcome::Failed {
+                                reason,
+                                exit_code: None,
+                                retryable: false,
+                            },
                         },
-                    },
+                    };
+                    let delivery: Box<dyn ReportDelivery> =
+                        Box::new(DeadLetter { report, job: dead });
+                    this.deliver(&job.run_id, delivery).await
                 };
-                let delivery: Box<dyn ReportDelivery> = Box::new(DeadLetter { report, job: dead });
-                this.deliver(&job.run_id, delivery).await?;
+                if let Err(e) = step.await {
+                    eprintln!("weft: dead-letter reader: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
             }
         })
     }
@@ -259,7 +272,9 @@ impl Service {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                this.resume_unfinished().await?;
+                if let Err(e) = this.resume_unfinished().await {
+                    eprintln!("weft: adopting unfinished runs: {e}; retrying");
+                }
             }
         })
     }

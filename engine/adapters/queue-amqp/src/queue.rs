@@ -91,8 +91,13 @@ impl AmqpJobQueue {
             match self.try_publish(&session, messages).await {
                 Ok(()) => return Ok(()),
                 Err(e @ Error::Invalid(_)) => return Err(e),
-                Err(_) if !session.is_open() => self.link.drop_session(session.generation).await,
-                Err(e) => return Err(e),
+                // Any other failure is the broker's: start over on a fresh
+                // connection (a message may then arrive twice, never zero times).
+                Err(e) => {
+                    eprintln!("weft: publishing to rabbitmq failed ({e}); reconnecting");
+                    self.link.drop_session(session.generation).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
             }
         }
     }

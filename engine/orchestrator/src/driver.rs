@@ -23,6 +23,9 @@ impl<F: FnMut(&RunState, &Event) + Send> Progress for F {
     }
 }
 
+/// Most events stored and applied in one go.
+const MAX_BATCH: usize = 512;
+
 pub(crate) struct Driver {
     pub shared: Arc<Shared>,
     pub record: RunRecord,
@@ -40,45 +43,51 @@ async fn cancelled(cancel: &mut watch::Receiver<bool>) {
 
 impl Driver {
     /// Runs until the run finishes (or the lease is lost: `NotOwner`).
+    ///
+    /// Reports that arrive together are handled as one batch: one store
+    /// append, then their acks, then one apply pass whose jobs go out as one
+    /// pipelined publish.
     pub async fn drive(mut self, mut progress: Box<dyn Progress>) -> Result<RunState, Error> {
         let shared = self.shared.clone();
         let mut timers = Timers::default();
         let renew_every = Duration::from_millis((shared.options.lease_ttl_ms / 3).max(50));
         let mut next_renewal = Instant::now() + renew_every;
-        let mut pending_ack: Option<Box<dyn ReportDelivery>> = None;
         let mut cancel_sent = false;
+        let mut events: Vec<Event> = Vec::new();
+        let mut acks: Vec<Box<dyn ReportDelivery>> = Vec::new();
 
-        let first = if self.logged == 0 {
-            Some(Event::Started {
+        if self.logged == 0 {
+            events.push(Event::Started {
                 at: shared.clock.now(),
-            })
+            });
         } else {
             // Taken over: put the replayed run back in motion.
             let actions = resume(&mut self.state);
             self.carry_out_all(actions, &mut timers).await?;
-            None
-        };
-        let mut next_event = first;
+        }
         loop {
-            if let Some(event) = next_event.take() {
+            if !events.is_empty() {
                 self.shared
                     .store
-                    .append_events(&self.record.id, self.logged, std::slice::from_ref(&event))
+                    .append_events(&self.record.id, self.logged, &events)
                     .await
                     .map_err(|e| match e {
                         weft_core::Error::Conflict(_) => Error::NotOwner(self.record.id.clone()),
                         other => other.into(),
                     })?;
-                self.logged += 1;
-                if let Some(delivery) = pending_ack.take() {
+                self.logged += events.len() as u64;
+                for delivery in acks.drain(..) {
                     // The event is stored: if the ack is lost, the report
                     // comes back and is ignored as stale.
                     if let Err(e) = delivery.ack().await {
                         eprintln!("weft: run {}: acking a report: {e}", self.record.id);
                     }
                 }
-                let actions = apply(&mut self.state, event.clone());
-                progress.on_event(&self.state, &event);
+                let mut actions = Vec::new();
+                for event in events.drain(..) {
+                    actions.extend(apply(&mut self.state, event.clone()));
+                    progress.on_event(&self.state, &event);
+                }
                 self.carry_out_all(actions, &mut timers).await?;
                 if self.state.status.is_terminal() {
                     break;
@@ -91,13 +100,13 @@ impl Driver {
             tokio::select! {
                 delivery = self.inbox.recv() => {
                     let Some(delivery) = delivery else { return Err(Error::Port(weft_core::Error::Closed("report router".into()))) };
-                    let r = delivery.report().clone();
-                    let at = shared.clock.now();
-                    next_event = Some(match r.kind {
-                        ReportKind::Started => Event::TaskStarted { task: r.task, attempt: r.attempt, worker: r.worker, at },
-                        ReportKind::Finished { outcome } => Event::TaskFinished { task: r.task, attempt: r.attempt, outcome, at },
-                    });
-                    pending_ack = Some(delivery);
+                    self.take_report(delivery, &mut events, &mut acks);
+                    while events.len() < MAX_BATCH {
+                        match self.inbox.try_recv() {
+                            Ok(d) => self.take_report(d, &mut events, &mut acks),
+                            Err(_) => break,
+                        }
+                    }
                 }
                 _ = tokio::time::sleep_until(wake) => {
                     if Instant::now() >= next_renewal {
@@ -106,13 +115,13 @@ impl Driver {
                         }
                         next_renewal = Instant::now() + renew_every;
                     }
-                    if let Some(e) = timers.pop_due(Instant::now()) {
-                        next_event = Some(stamp(e, shared.clock.now()));
+                    while let Some(e) = timers.pop_due(Instant::now()) {
+                        events.push(stamp(e, shared.clock.now()));
                     }
                 }
                 _ = cancelled(&mut self.cancel), if !cancel_sent => {
                     cancel_sent = true;
-                    next_event = Some(Event::CancelRequested { reason: "cancelled by user".into(), at: shared.clock.now() });
+                    events.push(Event::CancelRequested { reason: "cancelled by user".into(), at: shared.clock.now() });
                 }
             }
         }
@@ -128,6 +137,31 @@ impl Driver {
             .release(&self.record.id, &shared.options.owner)
             .await?;
         Ok(self.state)
+    }
+
+    fn take_report(
+        &self,
+        delivery: Box<dyn ReportDelivery>,
+        events: &mut Vec<Event>,
+        acks: &mut Vec<Box<dyn ReportDelivery>>,
+    ) {
+        let r = delivery.report().clone();
+        let at = self.shared.clock.now();
+        events.push(match r.kind {
+            ReportKind::Started => Event::TaskStarted {
+                task: r.task,
+                attempt: r.attempt,
+                worker: r.worker,
+                at,
+            },
+            ReportKind::Finished { outcome } => Event::TaskFinished {
+                task: r.task,
+                attempt: r.attempt,
+                outcome,
+                at,
+            },
+        });
+        acks.push(delivery);
     }
 
     /// Carries out actions; jobs go out as one pipelined batch.

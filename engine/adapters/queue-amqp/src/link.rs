@@ -130,7 +130,7 @@ impl Link {
             )
             .await
             .map_err(amqp_err("declaring the dead-letter exchange"))?;
-        declare_queue(&publisher, o, &o.dead_queue(), false).await?;
+        declare_queue(&publisher, o, &o.dead_queue(), QueueKind::Dead).await?;
         publisher
             .queue_bind(
                 o.dead_queue().into(),
@@ -141,7 +141,7 @@ impl Link {
             )
             .await
             .map_err(amqp_err("binding the dead-letter queue"))?;
-        declare_queue(&publisher, o, &o.reports_queue(), false).await?;
+        declare_queue(&publisher, o, &o.reports_queue(), QueueKind::Reports).await?;
         let generation = self
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
@@ -166,7 +166,7 @@ impl Link {
         }
         let o = &self.options;
         let queue = o.pool_queue(pool);
-        declare_queue(&session.publisher, o, &queue, true).await?;
+        declare_queue(&session.publisher, o, &queue, QueueKind::Jobs).await?;
         session
             .publisher
             .queue_bind(
@@ -187,20 +187,32 @@ impl Link {
     }
 }
 
-/// Job and report queues are quorum queues (replicated, delivery-counted);
-/// pool queues also dead-letter after `delivery_limit` deliveries.
+/// What a queue holds, which decides its type.
+#[derive(Clone, Copy, PartialEq)]
+enum QueueKind {
+    /// Pool queues: quorum queues (replicated, delivery-counted) that
+    /// dead-letter a job after `delivery_limit` deliveries.
+    Jobs,
+    /// Reports: a durable classic queue of persistent messages. It needs no
+    /// delivery count, and a classic queue hands a message on before its
+    /// fsync, which keeps a step's critical path to one quorum commit.
+    Reports,
+    /// Dead letters: a durable classic queue.
+    Dead,
+}
+
 async fn declare_queue(
     channel: &Channel,
     o: &Options,
     name: &str,
-    dead_letters: bool,
+    kind: QueueKind,
 ) -> Result<(), Error> {
     let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    if dead_letters {
+    if kind == QueueKind::Jobs {
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
         args.insert(
             "x-delivery-limit".into(),
             AMQPValue::LongInt(o.delivery_limit as i32),

@@ -1,0 +1,191 @@
+//! Distributed engine overhead (`cargo bench -p weft-orchestrator --bench distributed`):
+//! no-op steps through the real RabbitMQ (persistent messages, publisher
+//! confirms, manual acks) and Redis (every event stored), one orchestrator
+//! and one in-process worker loop that acks each job with an immediate
+//! success (no process is spawned: this measures the engine, not `sh`).
+//!
+//! Shapes: a chain of 200 steps (goal: at most 1.5 ms per step), a fan-out
+//! of 2,000 with one join (goal: at least 5,000 steps/s), and 10 layers of
+//! 100 steps each joined to the next (goal: at least 3,000 steps/s).
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use weft_core::ports::{Clock, JobQueue, Report, ReportKind, RunStore};
+use weft_core::run::Outcome;
+use weft_orchestrator::{NewRun, Options, Service, SystemClock};
+
+fn chain(n: usize) -> String {
+    let mut s = String::from("[workflow]\nname = 'chain'\n");
+    for i in 0..n {
+        let needs = if i == 0 {
+            String::new()
+        } else {
+            format!("needs = ['s{}']\n", i - 1)
+        };
+        writeln!(s, "[steps.s{i}]\n{needs}run = 'true'").unwrap();
+    }
+    s
+}
+
+fn fan_out(n: usize) -> String {
+    format!("[workflow]\nname = 'fan'\n[steps.each]\nfor-each = {:?}\nrun = 'true'\n[steps.join]\nneeds = ['each']\nrun = 'true'\n", (0..n).collect::<Vec<_>>())
+}
+
+fn layers(layers: usize, width: usize) -> String {
+    let mut s = String::from("[workflow]\nname = 'layers'\n");
+    for l in 0..layers {
+        let needs = if l == 0 {
+            String::new()
+        } else {
+            format!("needs = ['l{}']\n", l - 1)
+        };
+        writeln!(
+            s,
+            "[steps.l{l}]\n{needs}for-each = {:?}\nrun = 'true'",
+            (0..width).collect::<Vec<_>>()
+        )
+        .unwrap();
+    }
+    s
+}
+
+/// Jobs acked with success as fast as they come, up to `slots` at once.
+fn noop_worker(
+    queue: Arc<dyn JobQueue>,
+    clock: Arc<dyn Clock>,
+    slots: usize,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let permits = Arc::new(Semaphore::new(slots));
+        loop {
+            let permit = permits.clone().acquire_owned().await.unwrap();
+            let Ok(d) = queue.take("default").await else {
+                return;
+            };
+            let (queue, clock) = (queue.clone(), clock.clone());
+            tokio::spawn(async move {
+                let job = d.job().clone();
+                let outcome = Outcome::Succeeded {
+                    outputs: serde_json::json!({}),
+                };
+                let report = Report {
+                    run_id: job.run_id,
+                    task: job.task,
+                    attempt: job.attempt,
+                    worker: "bench".into(),
+                    at: clock.now(),
+                    kind: ReportKind::Finished { outcome },
+                };
+                queue.report(&report).await.unwrap();
+                d.ack().await.unwrap();
+                drop(permit);
+            });
+        }
+    })
+}
+
+async fn run_once(source: &str) -> (Duration, usize) {
+    let prefix = format!("weft-bench-{}-{}", std::process::id(), SystemClock.now());
+    let slots = 64;
+    let amqp = weft_queue_amqp::Options {
+        prefix: prefix.clone(),
+        prefetch: slots as u16,
+        expire_after_ms: Some(120_000),
+        ..Default::default()
+    };
+    let redis = weft_store_redis::Options {
+        prefix: prefix.clone(),
+        expire_after_secs: Some(300),
+        ..Default::default()
+    };
+    let worker_queue: Arc<dyn JobQueue> = Arc::new(
+        weft_queue_amqp::AmqpJobQueue::connect(amqp.clone())
+            .await
+            .unwrap(),
+    );
+    let queue: Arc<dyn JobQueue> =
+        Arc::new(weft_queue_amqp::AmqpJobQueue::connect(amqp).await.unwrap());
+    let store: Arc<dyn RunStore> = Arc::new(
+        weft_store_redis::RedisRunStore::connect(redis)
+            .await
+            .unwrap(),
+    );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let worker = noop_worker(worker_queue, clock.clone(), slots);
+    let service = Service::new(
+        queue,
+        store,
+        clock,
+        Arc::new(|_: &str, _: &weft_core::run::TaskId, _: u32| {}),
+        Options::default(),
+    );
+    let router = service.spawn_router();
+    let workflow = weft_core::spec::load(source).unwrap();
+    let params = workflow.param_defaults();
+    let run = NewRun {
+        workflow,
+        source: source.into(),
+        file: "bench.toml".into(),
+        params,
+    };
+    let start = Instant::now();
+    let (_, handle) = service
+        .submit(
+            run,
+            Box::new(|_: &weft_core::run::RunState, _: &weft_core::run::Event| {}),
+        )
+        .await
+        .unwrap();
+    let state = handle.await.unwrap().unwrap();
+    let took = start.elapsed();
+    router.abort();
+    worker.abort();
+    assert_eq!(state.status, weft_core::run::RunStatus::Succeeded);
+    (took, state.steps.iter().map(|s| s.tasks.len()).sum())
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    println!(
+        "weft distributed benchmarks: RabbitMQ + Redis on 127.0.0.1 ({} CPUs)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let best = |src: &str| {
+        (0..3)
+            .map(|_| rt.block_on(run_once(src)))
+            .min_by_key(|r| r.0)
+            .unwrap()
+    };
+    if wanted("chain") {
+        let (t, n) = best(&chain(200));
+        println!(
+            "chain    200 steps            {:>9.1} ms  {:>7.2} ms/step",
+            t.as_secs_f64() * 1e3,
+            t.as_secs_f64() * 1e3 / n as f64
+        );
+    }
+    if wanted("fan-out") {
+        let (t, n) = best(&fan_out(2000));
+        println!(
+            "fan-out  2,000 + join         {:>9.1} ms  {:>7.0} steps/s",
+            t.as_secs_f64() * 1e3,
+            n as f64 / t.as_secs_f64()
+        );
+    }
+    if wanted("layers") {
+        let (t, n) = best(&layers(10, 100));
+        println!(
+            "layers   10 x 100             {:>9.1} ms  {:>7.0} steps/s",
+            t.as_secs_f64() * 1e3,
+            n as f64 / t.as_secs_f64()
+        );
+    }
+}

@@ -67,7 +67,7 @@ impl Cluster {
                  [redis]\nprefix = \"{prefix}\"\nexpire-after-secs = 900\n\n\
                  [orchestrator]\nlease-ttl-ms = 2000\n\n\
                  [server]\nlisten = \"127.0.0.1:0\"\n\n\
-                 [worker]\nconcurrency = 2\nwork-dir = \"{}\"\n\n\
+                 [worker]\nconcurrency = 2\nheartbeat-ms = 500\nwork-dir = \"{}\"\n\n\
                  [worker-http]\nlisten = \"127.0.0.1:0\"\ndrain-grace-ms = 5000\n",
                 dir.path().join("work").display()
             ),

@@ -192,3 +192,74 @@ async fn workers_report_their_slots_and_leave_when_drained() {
     let left = cluster.client().workers().await.unwrap();
     assert_eq!(left.len(), 1, "{left:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_run_kills_its_step_on_the_worker() {
+    let cluster = Cluster::start(1);
+    let pid_file = cluster.dir.path().join("pid");
+    let wf = cluster.dir.path().join("long.toml");
+    std::fs::write(&wf, format!("[workflow]\nname = 'long'\n[steps.sleep]\nrun = 'echo $$ > {}; exec sleep 120'\n[steps.after]\nneeds = ['sleep']\nrun = 'true'\n", pid_file.display())).unwrap();
+    let id = cluster.submit(wf.to_str().unwrap(), &[]).await;
+    let pid: i32 = wait_for_lines(&pid_file, 1, Duration::from_secs(30))[0]
+        .parse()
+        .unwrap();
+    cluster.client().cancel(&id).await.unwrap();
+    let view = cluster.wait(&id, Duration::from_secs(30)).await;
+    assert_eq!(view.run.status, "cancelled");
+    assert_eq!(view.steps[1].status, "cancelled");
+    let start = Instant::now();
+    while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    }) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the step still runs after the cancel"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_longer_than_the_consumer_timeout_never_runs_twice_at_once() {
+    // The broker gives up on an unacked delivery after 5 s (checked about
+    // once a minute) and hands the job to the other worker while it runs.
+    let rabbit = crate::rabbit::PrivateRabbit::start_with("consumer_timeout = 5000");
+    let cluster = Cluster::start_with(2, &rabbit.url(), 5);
+    let trace = cluster.dir.path().join("trace");
+    let wf = cluster.dir.path().join("long.toml");
+    let t = trace.display();
+    std::fs::write(&wf, format!("[workflow]\nname = 'long'\n[steps.long]\nrun = 'echo start >> {t}; sleep 75; echo end >> {t}'\n")).unwrap();
+    let id = cluster.submit(wf.to_str().unwrap(), &[]).await;
+    let view = cluster.wait(&id, Duration::from_secs(240)).await;
+    assert_eq!(view.run.status, "succeeded", "{:?}", view.run);
+    // Let any redelivered copy settle, then check nothing ran beside it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        std::fs::read_to_string(&trace).unwrap(),
+        "start\nend\n",
+        "the step ran once, never twice at the same time"
+    );
+    // And the broker did hand the running job out again: a worker deferred it.
+    let mut deferred = 0;
+    for w in cluster.client().workers().await.unwrap() {
+        let metrics = reqwest::get(format!("{}/metrics", w.status_url.unwrap()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        deferred += metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("weft_worker_deferred_total "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    assert!(
+        deferred >= 1,
+        "the consumer timeout never redelivered the job; the test proved nothing"
+    );
+}

@@ -25,6 +25,11 @@ fn port_open(port: u16) -> bool {
 
 impl PrivateRabbit {
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// `extra`: lines appended to the node's `rabbitmq.conf`.
+    pub fn start_with(extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (port, dist_port) = (free_port(), free_port());
         let node = format!("weft-test-{}-{port}@localhost", std::process::id());
@@ -33,7 +38,7 @@ impl PrivateRabbit {
         std::fs::write(dir.path().join("plugins"), "[].\n").unwrap();
         std::fs::write(
             dir.path().join("rabbitmq.conf"),
-            format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n"),
+            format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n{extra}\n"),
         )
         .unwrap();
         // The server drops to the rabbitmq user: it must own its files.

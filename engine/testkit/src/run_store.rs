@@ -136,6 +136,78 @@ pub async fn a_released_lease_is_free(s: &dyn RunStore) {
     assert!(s.lease(&run, "b", now(), 60_000).await.unwrap());
 }
 
+pub async fn one_worker_holds_an_attempt_until_its_claim_expires(s: &dyn RunStore) {
+    use weft_core::ports::Claim;
+    let key = LogKey {
+        run_id: unique("run"),
+        task: TaskId::new("a", None),
+        attempt: 1,
+    };
+    assert_eq!(s.claim(&key, "w1", now(), 400).await.unwrap(), Claim::Held);
+    assert_eq!(
+        s.claim(&key, "w2", now(), 400).await.unwrap(),
+        Claim::HeldBy("w1".into())
+    );
+    assert_eq!(
+        s.claim(&key, "w1", now(), 400).await.unwrap(),
+        Claim::Held,
+        "the holder renews"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(
+        s.claim(&key, "w2", now(), 400).await.unwrap(),
+        Claim::Held,
+        "an expired claim is free"
+    );
+    assert_eq!(
+        s.claim(&key, "w1", now(), 400).await.unwrap(),
+        Claim::HeldBy("w2".into())
+    );
+}
+
+pub async fn finished_and_aborted_claims_are_final(s: &dyn RunStore) {
+    use weft_core::ports::Claim;
+    let key = |attempt| LogKey {
+        run_id: "claims".into(),
+        task: TaskId::new(unique("t"), None),
+        attempt,
+    };
+    let done = key(1);
+    assert_eq!(
+        s.claim(&done, "w1", now(), 60_000).await.unwrap(),
+        Claim::Held
+    );
+    s.finish_claim(&done).await.unwrap();
+    assert_eq!(
+        s.claim(&done, "w2", now(), 60_000).await.unwrap(),
+        Claim::Done
+    );
+    s.abort_claim(&done).await.unwrap();
+    assert_eq!(
+        s.claim(&done, "w1", now(), 60_000).await.unwrap(),
+        Claim::Done,
+        "a finished attempt stays finished"
+    );
+    let aborted = key(2);
+    assert_eq!(
+        s.claim(&aborted, "w1", now(), 60_000).await.unwrap(),
+        Claim::Held
+    );
+    s.abort_claim(&aborted).await.unwrap();
+    assert_eq!(
+        s.claim(&aborted, "w1", now(), 60_000).await.unwrap(),
+        Claim::Aborted,
+        "the holder learns on renewal"
+    );
+    let never = key(3);
+    s.abort_claim(&never).await.unwrap();
+    assert_eq!(
+        s.claim(&never, "w1", now(), 60_000).await.unwrap(),
+        Claim::Aborted,
+        "aborted before it started"
+    );
+}
+
 /// Runs every `RunStore` contract case as its own test.
 #[macro_export]
 macro_rules! run_store_contract {
@@ -151,7 +223,9 @@ macro_rules! run_store_contract {
                 append_at_a_stale_length_conflicts_and_writes_nothing,
                 logs_append_per_attempt,
                 a_lease_is_exclusive_until_it_expires,
-                a_released_lease_is_free);
+                a_released_lease_is_free,
+                one_worker_holds_an_attempt_until_its_claim_expires,
+                finished_and_aborted_claims_are_final);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {

@@ -1,9 +1,12 @@
 //! The worker loop: one taker per pool, at most `concurrency` attempts at once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{watch, Semaphore};
-use weft_core::ports::{Clock, Delivery, JobQueue, Report, ReportKind, RunStore, WorkerRegistry};
+use weft_core::ports::{
+    Claim, Clock, Delivery, JobQueue, LogKey, Report, ReportKind, RunStore, WorkerRegistry,
+};
 use weft_core::run::{Job, Outcome};
 use weft_core::spec::StepAction;
 
@@ -120,14 +123,98 @@ impl Worker {
         Ok(())
     }
 
+    /// How long a claim on a running attempt lasts without renewal.
+    fn claim_ttl(&self) -> Duration {
+        Duration::from_millis(self.options.heartbeat_ms.saturating_mul(3).max(300))
+    }
+
+    /// Claims the attempt: `true` to run it, `false` if it is finished or
+    /// aborted (the delivery is then settled). While another live worker
+    /// holds it (the broker redelivered a job that is still running, e.g.
+    /// past its consumer timeout), waits holding the delivery.
+    async fn claim(&self, key: &LogKey, delivery: &mut Option<Box<dyn Delivery>>) -> bool {
+        let ttl = self.claim_ttl();
+        let mut deferred = false;
+        loop {
+            match self
+                .store
+                .claim(
+                    key,
+                    &self.options.name,
+                    self.clock.now(),
+                    ttl.as_millis() as u64,
+                )
+                .await
+            {
+                Ok(Claim::Held) => return true,
+                Ok(Claim::Done | Claim::Aborted) => {
+                    if let Some(d) = delivery.take() {
+                        let _ = d.ack().await;
+                    }
+                    return false;
+                }
+                Ok(Claim::HeldBy(_)) => {
+                    if !std::mem::replace(&mut deferred, true) {
+                        self.stats.deferred.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(ttl / 3).await;
+                }
+                Err(e) => {
+                    eprintln!(
+                        "weft: claiming {}/{}#{}: {e}; retrying",
+                        key.run_id, key.task, key.attempt
+                    );
+                    tokio::time::sleep(ttl / 3).await;
+                }
+            }
+        }
+    }
+
     async fn execute(&self, delivery: Box<dyn Delivery>) {
         let job = delivery.job().clone();
+        let key = LogKey {
+            run_id: job.run_id.clone(),
+            task: job.task.clone(),
+            attempt: job.attempt,
+        };
+        let mut delivery = Some(delivery);
+        if !self.claim(&key, &mut delivery).await {
+            return;
+        }
+        let Some(delivery) = delivery else { return };
         let abort = self.aborts.watch(&job.run_id, &job.task, job.attempt);
         if *abort.borrow() {
             self.aborts.forget(&job.run_id, &job.task, job.attempt);
             let _ = delivery.ack().await;
             return;
         }
+        // Renew the claim while the step runs; stop the step if the claim
+        // is aborted or lost to another worker.
+        let renewal = {
+            let (store, clock, aborts, name, key, ttl) = (
+                self.store.clone(),
+                self.clock.clone(),
+                self.aborts.clone(),
+                self.options.name.clone(),
+                key.clone(),
+                self.claim_ttl(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(ttl / 3).await;
+                    match store
+                        .claim(&key, &name, clock.now(), ttl.as_millis() as u64)
+                        .await
+                    {
+                        Ok(Claim::Held) | Err(_) => {}
+                        Ok(_) => {
+                            aborts.abort(&key.run_id, &key.task, key.attempt);
+                            return;
+                        }
+                    }
+                }
+            })
+        };
         let report = |kind| Report {
             run_id: job.run_id.clone(),
             task: job.task.clone(),
@@ -142,6 +229,7 @@ impl Worker {
             .await
             .is_err()
         {
+            renewal.abort();
             let _ = delivery.reject(true).await;
             return;
         }
@@ -152,6 +240,7 @@ impl Worker {
             .insert(label.clone());
         self.stats.running.fetch_add(1, Ordering::Relaxed);
         let outcome = self.attempt(&job, abort).await;
+        renewal.abort();
         self.stats.running.fetch_sub(1, Ordering::Relaxed);
         self.running.lock().expect("running lock").remove(&label);
         let counter = match &outcome {
@@ -166,6 +255,8 @@ impl Worker {
             .await
         {
             Ok(()) => {
+                // Recorded: a redelivered copy of this job will find it done.
+                let _ = self.store.finish_claim(&key).await;
                 let _ = delivery.ack().await;
             }
             // Not recorded: let the job come back rather than lose its result.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use weft_core::ports::{LogKey, RunRecord, RunStore};
+use weft_core::ports::{Claim, LogKey, RunRecord, RunStore};
 use weft_core::run::Event;
 use weft_core::Error;
 
@@ -16,6 +16,8 @@ const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events
 const EVENT_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("event_counts");
 /// run -> (owner, expires at)
 const LEASES: TableDefinition<&str, (&str, u64)> = TableDefinition::new("leases");
+/// "run/task/attempt" -> (state, expires at): `held:<worker>`, `done`, `aborted`
+const CLAIMS: TableDefinition<&str, (&str, u64)> = TableDefinition::new("claims");
 /// worker name -> (expires at, info as JSON)
 const WORKERS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("workers");
 /// (run, task, attempt, chunk number) -> bytes
@@ -53,6 +55,7 @@ impl EmbeddedRunStore {
             txn.open_table(LOGS).map_err(err("creating tables"))?;
             txn.open_table(LEASES).map_err(err("creating tables"))?;
             txn.open_table(WORKERS).map_err(err("creating tables"))?;
+            txn.open_table(CLAIMS).map_err(err("creating tables"))?;
         }
         txn.commit().map_err(err("creating tables"))?;
         Ok(Self {
@@ -65,6 +68,33 @@ impl EmbeddedRunStore {
         &self.path
     }
 
+    /// Sets a claim's final state; `unless_done` keeps a finished attempt finished.
+    async fn set_claim(
+        &self,
+        key: &LogKey,
+        state: &'static str,
+        unless_done: bool,
+    ) -> Result<(), Error> {
+        let id = claim_id(key);
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(err("updating a claim"))?;
+            {
+                let mut claims = txn.open_table(CLAIMS).map_err(err("updating a claim"))?;
+                let done = claims
+                    .get(id.as_str())
+                    .map_err(err("reading a claim"))?
+                    .is_some_and(|g| g.value().0 == "done");
+                if !(unless_done && done) {
+                    claims
+                        .insert(id.as_str(), (state, u64::MAX))
+                        .map_err(err("updating a claim"))?;
+                }
+            }
+            txn.commit().map_err(err("committing a claim"))
+        })
+        .await
+    }
+
     /// Runs `f` on the blocking pool: redb commits fsync.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -75,6 +105,10 @@ impl EmbeddedRunStore {
             .await
             .map_err(|e| Error::backend("store task", e))?
     }
+}
+
+fn claim_id(key: &LogKey) -> String {
+    format!("{}/{}/{}", key.run_id, key.task, key.attempt)
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Error> {
@@ -297,6 +331,54 @@ impl RunStore for EmbeddedRunStore {
             txn.commit().map_err(err("committing a lease"))
         })
         .await
+    }
+
+    async fn claim(
+        &self,
+        key: &LogKey,
+        worker: &str,
+        now: u64,
+        ttl_ms: u64,
+    ) -> Result<Claim, Error> {
+        let (id, worker) = (claim_id(key), worker.to_string());
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(err("claiming an attempt"))?;
+            let claim = {
+                let mut claims = txn.open_table(CLAIMS).map_err(err("claiming an attempt"))?;
+                let current = claims
+                    .get(id.as_str())
+                    .map_err(err("reading a claim"))?
+                    .map(|g| {
+                        let (state, expires) = g.value();
+                        (state.to_string(), expires)
+                    });
+                let mine = format!("held:{worker}");
+                match current {
+                    Some((state, _)) if state == "done" => Claim::Done,
+                    Some((state, _)) if state == "aborted" => Claim::Aborted,
+                    Some((state, expires)) if state != mine && expires > now => {
+                        Claim::HeldBy(state.trim_start_matches("held:").to_string())
+                    }
+                    _ => {
+                        claims
+                            .insert(id.as_str(), (mine.as_str(), now.saturating_add(ttl_ms)))
+                            .map_err(err("claiming an attempt"))?;
+                        Claim::Held
+                    }
+                }
+            };
+            txn.commit().map_err(err("committing a claim"))?;
+            Ok(claim)
+        })
+        .await
+    }
+
+    async fn finish_claim(&self, key: &LogKey) -> Result<(), Error> {
+        self.set_claim(key, "done", false).await
+    }
+
+    async fn abort_claim(&self, key: &LogKey) -> Result<(), Error> {
+        self.set_claim(key, "aborted", true).await
     }
 }
 

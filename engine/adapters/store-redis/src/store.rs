@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
-use weft_core::ports::{LogKey, RunRecord, RunStore};
+use weft_core::ports::{Claim, LogKey, RunRecord, RunStore};
 use weft_core::run::Event;
 use weft_core::Error;
 
@@ -33,6 +33,23 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 ";
 
+/// Claims or renews an attempt. KEYS[1] = claim key; ARGV[1] = worker; ARGV[2] = ttl ms.
+/// Values: `held:<worker>` (expiring), `done`, `aborted`.
+const CLAIM: &str = r"
+local v = redis.call('GET', KEYS[1])
+if (not v) or v == ('held:' .. ARGV[1]) then
+  redis.call('SET', KEYS[1], 'held:' .. ARGV[1], 'PX', ARGV[2])
+  return 'held'
+end
+return v
+";
+
+/// Aborts an attempt unless it is done.
+const ABORT_CLAIM: &str = r"
+if redis.call('GET', KEYS[1]) ~= 'done' then redis.call('SET', KEYS[1], 'aborted', 'EX', 86400) end
+return 1
+";
+
 /// The Redis store. Cheap to clone; clones share one auto-reconnecting connection.
 #[derive(Clone)]
 pub struct RedisRunStore {
@@ -41,6 +58,8 @@ pub struct RedisRunStore {
     append: Script,
     take_lease: Script,
     release_lease: Script,
+    claim: Script,
+    abort_claim: Script,
 }
 
 pub(crate) fn redis_err(context: &'static str) -> impl Fn(redis::RedisError) -> Error {
@@ -69,6 +88,8 @@ impl RedisRunStore {
             append: Script::new(APPEND_EVENTS),
             take_lease: Script::new(TAKE_LEASE),
             release_lease: Script::new(RELEASE_LEASE),
+            claim: Script::new(CLAIM),
+            abort_claim: Script::new(ABORT_CLAIM),
         })
     }
 
@@ -99,6 +120,15 @@ impl RedisRunStore {
                 .map_err(redis_err("setting expiry"))?;
         }
         Ok(())
+    }
+
+    fn claim_key(&self, key: &LogKey) -> String {
+        self.key(&[
+            "claim",
+            &key.run_id,
+            &key.task.to_string(),
+            &key.attempt.to_string(),
+        ])
     }
 
     fn log_key(&self, key: &LogKey) -> String {
@@ -281,6 +311,49 @@ impl RunStore for RedisRunStore {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(redis_err("releasing a lease"))?;
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        key: &LogKey,
+        worker: &str,
+        _now: u64,
+        ttl_ms: u64,
+    ) -> Result<Claim, Error> {
+        let state: String = self
+            .claim
+            .key(self.claim_key(key))
+            .arg(worker)
+            .arg(ttl_ms.max(1))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("claiming an attempt"))?;
+        Ok(match state.as_str() {
+            "held" => Claim::Held,
+            "done" => Claim::Done,
+            "aborted" => Claim::Aborted,
+            other => Claim::HeldBy(other.strip_prefix("held:").unwrap_or(other).to_string()),
+        })
+    }
+
+    async fn finish_claim(&self, key: &LogKey) -> Result<(), Error> {
+        let _: () = self
+            .conn
+            .clone()
+            .set_ex(self.claim_key(key), "done", 86_400)
+            .await
+            .map_err(redis_err("finishing a claim"))?;
+        Ok(())
+    }
+
+    async fn abort_claim(&self, key: &LogKey) -> Result<(), Error> {
+        let _: i64 = self
+            .abort_claim
+            .key(self.claim_key(key))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("aborting a claim"))?;
         Ok(())
     }
 }

@@ -19,9 +19,29 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
     let redis = Arc::new(RedisRunStore::connect(config.redis.clone()).await?);
     let store: Arc<dyn RunStore> = redis.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    // Aborting an attempt on a remote worker is not wired yet: a cancelled
-    // or timed-out attempt's late result is ignored instead.
-    let abort = Arc::new(|_: &str, _: &weft_core::run::TaskId, _: u32| {});
+    // Aborts reach remote workers through the attempt's claim: the worker
+    // holding it sees `Aborted` on its next renewal and kills the step.
+    let claims = store.clone();
+    let abort = Arc::new(
+        move |run: &str, task: &weft_core::run::TaskId, attempt: u32| {
+            let (claims, key) = (
+                claims.clone(),
+                weft_core::ports::LogKey {
+                    run_id: run.to_string(),
+                    task: task.clone(),
+                    attempt,
+                },
+            );
+            tokio::spawn(async move {
+                if let Err(e) = claims.abort_claim(&key).await {
+                    eprintln!(
+                        "weft: aborting {}/{}#{}: {e}",
+                        key.run_id, key.task, key.attempt
+                    );
+                }
+            });
+        },
+    );
     let service = Service::new(
         queue,
         store.clone(),

@@ -9,5 +9,5 @@ mod worker_registry;
 
 pub use clock::Clock;
 pub use job_queue::{Delivery, JobQueue, Report, ReportDelivery, ReportKind};
-pub use run_store::{LogKey, RunRecord, RunStore};
+pub use run_store::{Claim, LogKey, RunRecord, RunStore};
 pub use worker_registry::{Slots, WorkerInfo, WorkerRegistry};

@@ -33,6 +33,20 @@ pub struct LogKey {
     pub attempt: u32,
 }
 
+/// The state of an attempt's claim, as `claim` finds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Claim {
+    /// The caller holds it (newly, or renewed).
+    Held,
+    /// Another worker holds it and has renewed it in time.
+    HeldBy(String),
+    /// The attempt finished; its result is recorded.
+    Done,
+    /// The orchestrator asked for the attempt to stop.
+    Aborted,
+}
+
 /// The run store port.
 #[async_trait]
 pub trait RunStore: Send + Sync {
@@ -86,4 +100,25 @@ pub trait RunStore: Send + Sync {
 
     /// Gives the lease up if `owner` holds it.
     async fn release(&self, run_id: &str, owner: &str) -> Result<(), Error>;
+
+    /// Claims (or renews the claim on) running attempt `key` for `worker`
+    /// until `ttl_ms` after `now`.
+    ///
+    /// # Contract
+    /// At most one worker holds a claim at a time; a claim not renewed in
+    /// time expires and may be taken by another. `Done` and `Aborted` are
+    /// final: no one can hold the claim after them.
+    async fn claim(
+        &self,
+        key: &LogKey,
+        worker: &str,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> Result<Claim, Error>;
+
+    /// Marks attempt `key` finished (its result is recorded).
+    async fn finish_claim(&self, key: &LogKey) -> Result<(), Error>;
+
+    /// Asks whoever runs attempt `key` to stop; a finished attempt stays finished.
+    async fn abort_claim(&self, key: &LogKey) -> Result<(), Error>;
 }

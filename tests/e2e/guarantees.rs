@@ -263,3 +263,27 @@ async fn a_step_longer_than_the_consumer_timeout_never_runs_twice_at_once() {
         "the consumer timeout never redelivered the job; the test proved nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_prints_a_step_log_live_until_it_finishes() {
+    let cluster = Cluster::start(1);
+    let wf = cluster.dir.path().join("talk.toml");
+    std::fs::write(&wf, "[workflow]\nname = 'talk'\n[steps.talk]\nrun = 'for i in 1 2 3 4; do echo line $i; sleep 0.4; done'\n").unwrap();
+    let id = cluster.submit(wf.to_str().unwrap(), &[]).await;
+    let started = Instant::now();
+    let follow = std::process::Command::new(crate::support::weft_bin())
+        .args(["logs", "--server", &cluster.url, &id, "talk", "-f"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&follow.stdout);
+    assert!(
+        follow.status.success(),
+        "{}",
+        String::from_utf8_lossy(&follow.stderr)
+    );
+    assert_eq!(text, "line 1\nline 2\nline 3\nline 4\n");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1200),
+        "it followed the step to its end"
+    );
+}

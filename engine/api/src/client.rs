@@ -113,14 +113,31 @@ impl Client {
     }
 
     pub async fn logs(&self, id: &str, task: &str, attempt: Option<u32>) -> Result<Vec<u8>, Error> {
-        let mut url = self.url(&format!("/api/runs/{id}/logs/{task}"));
+        Ok(self.logs_from(id, task, attempt, 0).await?.0)
+    }
+
+    /// The log from byte `offset` on, and whether the attempt has finished.
+    pub async fn logs_from(
+        &self,
+        id: &str,
+        task: &str,
+        attempt: Option<u32>,
+        offset: usize,
+    ) -> Result<(Vec<u8>, bool), Error> {
+        let mut url = self.url(&format!("/api/runs/{id}/logs/{task}?offset={offset}"));
         if let Some(a) = attempt {
-            url.push_str(&format!("?attempt={a}"));
+            url.push_str(&format!("&attempt={a}"));
         }
         let r = self.answer(self.http.get(url).send().await).await?;
-        r.bytes()
+        let finished = r
+            .headers()
+            .get(crate::routes::FINISHED_HEADER)
+            .is_some_and(|v| v == "true");
+        let bytes = r
+            .bytes()
             .await
             .map(|b| b.to_vec())
-            .map_err(|e| Error::Protocol(e.to_string()))
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        Ok((bytes, finished))
     }
 }

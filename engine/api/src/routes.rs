@@ -4,7 +4,8 @@
 //! - `GET /api/runs?limit=N`: runs, newest first.
 //! - `GET /api/runs/{id}`: a run with its steps, tasks and attempts.
 //! - `POST /api/runs/{id}/cancel`: ask the run to cancel; 202.
-//! - `GET /api/runs/{id}/logs/{task}?attempt=N`: one attempt's log, as text.
+//! - `GET /api/runs/{id}/logs/{task}?attempt=N&offset=K`: one attempt's log, as text,
+//!   from byte K; header `x-weft-attempt-finished` says whether more may come.
 //! - `GET /api/workers`: live workers, their pools, slots and running attempts.
 //! - `GET /healthz`.
 //!
@@ -130,7 +131,12 @@ async fn cancel(
 #[derive(Deserialize)]
 struct LogQuery {
     attempt: Option<u32>,
+    /// Bytes to skip, for following a log as it grows.
+    offset: Option<usize>,
 }
+
+/// Response header: whether the attempt has finished (its log is complete).
+pub const FINISHED_HEADER: &str = "x-weft-attempt-finished";
 
 async fn logs(
     State(api): State<ApiState>,
@@ -156,6 +162,10 @@ async fn logs(
             t.attempt()
         )));
     }
+    let finished = state.status.is_terminal()
+        || t.attempts
+            .get(attempt as usize - 1)
+            .is_some_and(|a| a.finished_at.is_some());
     let log = api
         .store
         .read_log(&LogKey {
@@ -164,12 +174,23 @@ async fn logs(
             attempt,
         })
         .await?;
+    let tail = log
+        .get(q.offset.unwrap_or(0).min(log.len())..)
+        .unwrap_or_default()
+        .to_vec();
+    let finished = axum::http::HeaderValue::from_static(if finished { "true" } else { "false" });
     Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; charset=utf-8",
-        )],
-        log,
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (
+                axum::http::HeaderName::from_static(FINISHED_HEADER),
+                finished,
+            ),
+        ],
+        tail,
     ))
 }
 

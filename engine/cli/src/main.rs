@@ -87,6 +87,9 @@ enum Command {
         /// Attempt number; the last attempt by default.
         #[arg(long)]
         attempt: Option<u32>,
+        /// Keep printing as the log grows, until the attempt finishes (needs a server).
+        #[arg(long, short = 'f')]
+        follow: bool,
         #[command(flatten)]
         data: DataDir,
     },
@@ -127,8 +130,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             run,
             step,
             attempt,
+            follow,
             data,
-        } => commands::inspect::logs(&source(&data), &run, &step, attempt).await,
+        } => commands::inspect::logs(&source(&data), &run, &step, attempt, follow).await,
     }
 }
 

@@ -132,10 +132,23 @@ pub async fn logs(
     run: &str,
     step: &str,
     attempt: Option<u32>,
+    follow: bool,
 ) -> anyhow::Result<ExitCode> {
-    let v = view(source, run).await?;
     let task = weft_api::parse_task(step)
         .ok_or_else(|| anyhow::anyhow!("`{step}`: write an instance as `step[2]`"))?;
+    if follow {
+        let Source::Server(client) = source else {
+            anyhow::bail!("following a log needs a server (--server URL): an embedded run's store is held by the `weft run` that runs it, which prints progress itself");
+        };
+        return follow_log(
+            client,
+            &view(source, run).await?.run.id,
+            &task.to_string(),
+            attempt,
+        )
+        .await;
+    }
+    let v = view(source, run).await?;
     let Some(s) = v.steps.iter().find(|s| s.id == task.step) else {
         anyhow::bail!("run {} has no step `{}`", v.run.id, task.step)
     };
@@ -168,6 +181,35 @@ pub async fn logs(
     };
     std::io::stdout().write_all(&log)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a log as it grows, until its attempt finishes; waits for the
+/// step to start if it has not yet.
+async fn follow_log(
+    client: &Client,
+    run_id: &str,
+    task: &str,
+    attempt: Option<u32>,
+) -> anyhow::Result<ExitCode> {
+    let mut offset = 0;
+    let mut out = std::io::stdout();
+    loop {
+        match client.logs_from(run_id, task, attempt, offset).await {
+            Ok((bytes, finished)) => {
+                offset += bytes.len();
+                out.write_all(&bytes)?;
+                out.flush()?;
+                if finished && bytes.is_empty() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            // Not started yet: keep waiting unless the run is over.
+            Err(weft_api::Error::Api { status: 404, .. })
+                if !client.run(run_id).await?.is_finished() => {}
+            Err(e) => return Err(e.into()),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 pub fn embedded_source(dir: &Path) -> Source {

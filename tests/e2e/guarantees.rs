@@ -287,3 +287,39 @@ async fn logs_follow_prints_a_step_log_live_until_it_finishes() {
         "it followed the step to its end"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_running_step_finish_before_the_worker_exits() {
+    let mut cluster = Cluster::start(1);
+    let marker = cluster.dir.path().join("started");
+    let wf = cluster.dir.path().join("drain.toml");
+    std::fs::write(&wf, format!("[workflow]\nname = 'drain'\n[steps.slow]\nrun = \"touch {}; sleep 1.5; echo '{{\\\"finished\\\": true}}' > \\\"$WEFT_OUTPUTS\\\"\"\n", marker.display())).unwrap();
+    let id = cluster.submit(wf.to_str().unwrap(), &[]).await;
+    let start = Instant::now();
+    while !marker.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the step never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = cluster.workers[0].id() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = cluster.workers[0].wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let view = cluster.wait(&id, Duration::from_secs(30)).await;
+    assert_eq!(
+        view.run.status, "succeeded",
+        "the draining worker finished the step: {:?}",
+        view.run
+    );
+    assert_eq!(
+        view.steps[0].outputs,
+        Some(serde_json::json!({"finished": true}))
+    );
+    assert_eq!(view.steps[0].tasks[0].attempts.len(), 1);
+}

@@ -76,19 +76,20 @@ impl Driver {
                         other => other.into(),
                     })?;
                 self.logged += events.len() as u64;
-                for delivery in acks.drain(..) {
-                    // The event is stored: if the ack is lost, the report
-                    // comes back and is ignored as stale.
-                    if let Err(e) = delivery.ack().await {
-                        eprintln!("weft: run {}: acking a report: {e}", self.record.id);
-                    }
-                }
                 let mut actions = Vec::new();
                 for event in events.drain(..) {
                     actions.extend(apply(&mut self.state, event.clone()));
                     progress.on_event(&self.state, &event);
                 }
                 self.carry_out_all(actions, &mut timers).await?;
+                // The events are stored: acks may come last, off the path
+                // from a result to the next job. A lost ack only brings the
+                // report back, to be ignored as stale.
+                for delivery in acks.drain(..) {
+                    if let Err(e) = delivery.ack().await {
+                        eprintln!("weft: run {}: acking a report: {e}", self.record.id);
+                    }
+                }
                 if self.state.status.is_terminal() {
                     break;
                 }

@@ -8,27 +8,14 @@
 //! of 2,000 with one join (goal: at least 5,000 steps/s), and 10 layers of
 //! 100 steps each joined to the next (goal: at least 3,000 steps/s).
 
+mod common;
+
 use std::fmt::Write;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::Semaphore;
-use weft_core::ports::{Clock, JobQueue, Report, ReportKind, RunStore};
-use weft_core::run::Outcome;
-use weft_orchestrator::{NewRun, Options, Service, SystemClock};
-
-fn chain(n: usize) -> String {
-    let mut s = String::from("[workflow]\nname = 'chain'\n");
-    for i in 0..n {
-        let needs = if i == 0 {
-            String::new()
-        } else {
-            format!("needs = ['s{}']\n", i - 1)
-        };
-        writeln!(s, "[steps.s{i}]\n{needs}run = 'true'").unwrap();
-    }
-    s
-}
+use weft_core::ports::{Clock, JobQueue, RunStore};
+use weft_orchestrator::SystemClock;
 
 fn fan_out(n: usize) -> String {
     format!("[workflow]\nname = 'fan'\n[steps.each]\nfor-each = {:?}\nrun = 'true'\n[steps.join]\nneeds = ['each']\nrun = 'true'\n", (0..n).collect::<Vec<_>>())
@@ -52,41 +39,6 @@ fn layers(layers: usize, width: usize) -> String {
     s
 }
 
-/// Jobs acked with success as fast as they come, up to `slots` at once.
-fn noop_worker(
-    queue: Arc<dyn JobQueue>,
-    clock: Arc<dyn Clock>,
-    slots: usize,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let permits = Arc::new(Semaphore::new(slots));
-        loop {
-            let permit = permits.clone().acquire_owned().await.unwrap();
-            let Ok(d) = queue.take("default").await else {
-                return;
-            };
-            let (queue, clock) = (queue.clone(), clock.clone());
-            tokio::spawn(async move {
-                let job = d.job().clone();
-                let outcome = Outcome::Succeeded {
-                    outputs: serde_json::json!({}),
-                };
-                let report = Report {
-                    run_id: job.run_id,
-                    task: job.task,
-                    attempt: job.attempt,
-                    worker: "bench".into(),
-                    at: clock.now(),
-                    kind: ReportKind::Finished { outcome },
-                };
-                queue.report(&report).await.unwrap();
-                d.ack().await.unwrap();
-                drop(permit);
-            });
-        }
-    })
-}
-
 async fn run_once(source: &str) -> (Duration, usize) {
     let prefix = format!("weft-bench-{}-{}", std::process::id(), SystemClock.now());
     let slots = 64;
@@ -97,7 +49,7 @@ async fn run_once(source: &str) -> (Duration, usize) {
         ..Default::default()
     };
     let redis = weft_store_redis::Options {
-        prefix: prefix.clone(),
+        prefix,
         expire_after_secs: Some(300),
         ..Default::default()
     };
@@ -113,38 +65,7 @@ async fn run_once(source: &str) -> (Duration, usize) {
             .await
             .unwrap(),
     );
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let worker = noop_worker(worker_queue, clock.clone(), slots);
-    let service = Service::new(
-        queue,
-        store,
-        clock,
-        Arc::new(|_: &str, _: &weft_core::run::TaskId, _: u32| {}),
-        Options::default(),
-    );
-    let router = service.spawn_router();
-    let workflow = weft_core::spec::load(source).unwrap();
-    let params = workflow.param_defaults();
-    let run = NewRun {
-        workflow,
-        source: source.into(),
-        file: "bench.toml".into(),
-        params,
-    };
-    let start = Instant::now();
-    let (_, handle) = service
-        .submit(
-            run,
-            Box::new(|_: &weft_core::run::RunState, _: &weft_core::run::Event| {}),
-        )
-        .await
-        .unwrap();
-    let state = handle.await.unwrap().unwrap();
-    let took = start.elapsed();
-    router.abort();
-    worker.abort();
-    assert_eq!(state.status, weft_core::run::RunStatus::Succeeded);
-    (took, state.steps.iter().map(|s| s.tasks.len()).sum())
+    common::drive(source, queue, store, Some((worker_queue, slots))).await
 }
 
 fn main() {
@@ -165,7 +86,7 @@ fn main() {
             .unwrap()
     };
     if wanted("chain") {
-        let (t, n) = best(&chain(200));
+        let (t, n) = best(&common::chain(200, "run = 'true'"));
         println!(
             "chain    200 steps            {:>9.1} ms  {:>7.2} ms/step",
             t.as_secs_f64() * 1e3,

@@ -9,28 +9,15 @@
 //! - check: parsing and validating a generated 100,000-step workflow
 //!   (target: under 1 s).
 
+mod common;
+
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use weft_core::ports::{Clock, JobQueue, Report, ReportKind, RunStore};
-use weft_core::run::Outcome;
-use weft_orchestrator::{NewRun, Options, Service, SystemClock};
+use weft_core::ports::{JobQueue, RunStore};
 use weft_queue_local::LocalJobQueue;
 use weft_store_embedded::EmbeddedRunStore;
-
-fn chain(n: usize, action: &str) -> String {
-    let mut s = String::from("[workflow]\nname = 'chain'\n");
-    for i in 0..n {
-        let needs = if i == 0 {
-            String::new()
-        } else {
-            format!("needs = ['s{}']\n", i - 1)
-        };
-        writeln!(s, "[steps.s{i}]\n{needs}{action}").unwrap();
-    }
-    s
-}
 
 fn fan_out(n: usize) -> String {
     format!("[workflow]\nname = 'fan'\n[params]\nitems = {:?}\n[steps.each]\nfor-each = '{{{{ params.items }}}}'\n[steps.done]\nneeds = ['each']\n", (0..n).collect::<Vec<_>>())
@@ -40,74 +27,8 @@ async fn drive(source: &str, with_worker: bool) -> (Duration, usize) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn RunStore> = Arc::new(EmbeddedRunStore::open(dir.path()).unwrap());
     let queue: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new());
-    drive_on(source, queue, store, with_worker).await
-}
-
-/// Drives one run of `source`; with a no-op worker loop when `with_worker`.
-async fn drive_on(
-    source: &str,
-    queue: Arc<dyn JobQueue>,
-    store: Arc<dyn RunStore>,
-    with_worker: bool,
-) -> (Duration, usize) {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let workflow = weft_core::spec::load(source).unwrap();
-    let steps = workflow.steps.len();
-    let abort = Arc::new(|_: &str, _: &weft_core::run::TaskId, _: u32| {});
-    let service = Service::new(
-        queue.clone(),
-        store,
-        clock.clone(),
-        abort,
-        Options::default(),
-    );
-    let router = service.spawn_router();
-    let worker = with_worker.then(|| {
-        let q = queue.clone();
-        tokio::spawn(async move {
-            loop {
-                let d = q.take("default").await.unwrap();
-                let job = d.job().clone();
-                let outcome = Outcome::Succeeded {
-                    outputs: serde_json::json!({}),
-                };
-                let report = Report {
-                    run_id: job.run_id,
-                    task: job.task,
-                    attempt: job.attempt,
-                    worker: "bench".into(),
-                    at: clock.now(),
-                    kind: ReportKind::Finished { outcome },
-                };
-                q.report(&report).await.unwrap();
-                d.ack().await.unwrap();
-            }
-        })
-    });
-    let params = workflow.param_defaults();
-    let run = NewRun {
-        workflow,
-        source: source.to_string(),
-        file: "bench.toml".into(),
-        params,
-    };
-    let start = Instant::now();
-    let (_, handle) = service
-        .submit(
-            run,
-            Box::new(|_: &weft_core::run::RunState, _: &weft_core::run::Event| {}),
-        )
-        .await
-        .unwrap();
-    let state = handle.await.unwrap().unwrap();
-    let took = start.elapsed();
-    router.abort();
-    if let Some(w) = worker {
-        w.abort();
-    }
-    assert_eq!(state.status, weft_core::run::RunStatus::Succeeded);
-    let tasks: usize = state.steps.iter().map(|s| s.tasks.len()).sum();
-    (took, tasks.max(steps))
+    let worker = with_worker.then(|| (queue.clone(), 1));
+    common::drive(source, queue, store, worker).await
 }
 
 fn best_of<T>(n: usize, mut f: impl FnMut() -> (Duration, T)) -> (Duration, T) {
@@ -134,7 +55,7 @@ fn main() {
     );
 
     if wanted("chain") {
-        let src = chain(1000, "");
+        let src = common::chain(1000, "");
         let (t, n) = best_of(5, || rt.block_on(drive(&src, false)));
         println!(
             "chain      1,000 join steps     {:>9.3} ms  {:>8.2} µs/step",
@@ -152,7 +73,7 @@ fn main() {
         );
     }
     if wanted("dispatched") {
-        let src = chain(1000, "run = 'true'");
+        let src = common::chain(1000, "run = 'true'");
         let (t, n) = best_of(3, || rt.block_on(drive(&src, true)));
         println!("dispatched 1,000 no-op jobs     {:>9.3} ms  {:>8.2} µs/step (local queue + one durable redb event per step)", t.as_secs_f64() * 1e3, t.as_secs_f64() * 1e6 / n as f64);
     }

@@ -8,6 +8,16 @@ pub mod submit;
 pub mod worker;
 pub mod workers;
 
+/// A workflow file and its parameter overrides (`run`, `submit`).
+#[derive(clap::Args)]
+pub struct WorkflowArgs {
+    /// The workflow file.
+    pub file: std::path::PathBuf,
+    /// Override a parameter: `--param epochs=5` (repeatable).
+    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let term = async {

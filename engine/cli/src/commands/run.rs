@@ -13,11 +13,8 @@ use crate::{embedded, progress::Reporter, table, DataDir};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The workflow file.
-    file: PathBuf,
-    /// Override a parameter: `--param epochs=5` (repeatable).
-    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
-    params: Vec<String>,
+    #[command(flatten)]
+    workflow: super::WorkflowArgs,
     /// Steps run at once. Default: the number of CPUs.
     #[arg(long)]
     concurrency: Option<usize>,
@@ -29,10 +26,10 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let Some((source, workflow)) = load_or_report(&args.file)? else {
+    let Some((source, workflow)) = load_or_report(&args.workflow.file)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let overrides = super::submit::parse_params(&args.params)?;
+    let overrides = super::submit::parse_params(&args.workflow.params)?;
     let params = resolve_params(&workflow, &overrides).map_err(|e| anyhow::anyhow!(e))?;
 
     let store = embedded::open_store(&args.data.data_dir)?;
@@ -47,7 +44,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     pools.dedup();
     options.pools = pools;
     options.work_dir = data_dir.join("work");
-    options.cwd = Some(match args.file.parent() {
+    options.cwd = Some(match args.workflow.file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     });
@@ -58,7 +55,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let live = std::io::stdout().is_terminal() && !args.plain;
     let reporter = Reporter::new(live, &workflow);
-    let file = args.file.display().to_string();
+    let file = args.workflow.file.display().to_string();
     let (record, handle) = service
         .submit(
             NewRun {

@@ -1,6 +1,5 @@
 //! `weft submit`: send a workflow to a server, optionally wait for it.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,11 +11,8 @@ use crate::table;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The workflow file.
-    file: PathBuf,
-    /// Override a parameter: `--param epochs=5` (repeatable).
-    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
-    params: Vec<String>,
+    #[command(flatten)]
+    workflow: super::WorkflowArgs,
     /// Wait for the run to finish; exit 0 only if it succeeded.
     #[arg(long)]
     wait: bool,
@@ -35,13 +31,13 @@ pub fn parse_params(params: &[String]) -> anyhow::Result<Vec<(String, String)>> 
 
 pub async fn submit(client: Client, args: Args) -> anyhow::Result<ExitCode> {
     // Checked here first, so mistakes show with colour and context.
-    let Some((source, _)) = load_or_report(&args.file)? else {
+    let Some((source, _)) = load_or_report(&args.workflow.file)? else {
         return Ok(ExitCode::FAILURE);
     };
     let request = SubmitRequest {
         workflow: source,
-        file: Some(args.file.display().to_string()),
-        params: parse_params(&args.params)?.into_iter().collect(),
+        file: Some(args.workflow.file.display().to_string()),
+        params: parse_params(&args.workflow.params)?.into_iter().collect(),
     };
     let run = client.submit(&request).await?;
     println!("submitted run {} of {}", run.id, run.workflow);

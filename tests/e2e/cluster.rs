@@ -18,11 +18,14 @@ pub struct Cluster {
     config: PathBuf,
     pub serve: Option<Child>,
     pub url: String,
+    /// The admin token the first `weft serve` printed.
+    pub admin_token: String,
     pub workers: Vec<Child>,
 }
 
-/// Starts `cmd`, waits for its first stdout line (the address it serves on).
-fn start(mut cmd: Command, what: &str) -> (Child, String) {
+/// Starts `cmd` and reads its stdout until it prints the address it serves
+/// on; returns the process, that URL, and the lines before it.
+fn start(mut cmd: Command, what: &str) -> (Child, String, Vec<String>) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -31,22 +34,23 @@ fn start(mut cmd: Command, what: &str) -> (Child, String) {
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(first)) = lines.next() {
-            let _ = tx.send(first);
+        // Keep draining after the URL so the process never blocks on a full pipe.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
         }
-        // Keep draining so the process never blocks on a full pipe.
-        for _ in lines {}
     });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("{what} did not start within 30s"));
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("{what} printed no address: {line}"))
-        .to_string();
-    (child, url)
+    let mut before = Vec::new();
+    loop {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not start within 30s; it printed {before:?}");
+        };
+        if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+            return (child, url.to_string(), before);
+        }
+        before.push(line);
+    }
 }
 
 impl Cluster {
@@ -79,6 +83,7 @@ impl Cluster {
             config,
             serve: None,
             url: String::new(),
+            admin_token: String::new(),
             workers: Vec::new(),
         };
         cluster.start_serve();
@@ -100,15 +105,21 @@ impl Cluster {
     }
 
     pub fn start_serve(&mut self) {
-        let (child, url) = start(self.command(&["serve"]), "weft serve");
+        let (child, url, before) = start(self.command(&["serve"]), "weft serve");
         self.serve = Some(child);
         self.url = url;
+        if let Some(token) = before
+            .iter()
+            .find_map(|l| l.split_whitespace().find(|w| w.starts_with("weft_")))
+        {
+            self.admin_token = token.to_string();
+        }
     }
 
     /// Starts a worker; returns its pid.
     pub fn start_worker(&mut self) -> u32 {
         let n = self.workers.len();
-        let (child, _) = start(
+        let (child, _, _) = start(
             self.command(&["worker", "--name", &format!("w{n}")]),
             "weft worker",
         );
@@ -124,8 +135,9 @@ impl Cluster {
         }
     }
 
+    /// A client with the admin token.
     pub fn client(&self) -> Client {
-        Client::new(&self.url)
+        Client::new(&self.url).with_token(Some(self.admin_token.clone()))
     }
 
     pub async fn submit(&self, file: &str, params: &[(&str, &str)]) -> String {

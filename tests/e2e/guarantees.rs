@@ -272,7 +272,16 @@ async fn logs_follow_prints_a_step_log_live_until_it_finishes() {
     let id = cluster.submit(wf.to_str().unwrap(), &[]).await;
     let started = Instant::now();
     let follow = std::process::Command::new(crate::support::weft_bin())
-        .args(["logs", "--server", &cluster.url, &id, "talk", "-f"])
+        .args([
+            "logs",
+            "--server",
+            &cluster.url,
+            "--token",
+            &cluster.admin_token,
+            &id,
+            "talk",
+            "-f",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&follow.stdout);

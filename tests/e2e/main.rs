@@ -1,5 +1,6 @@
 //! End-to-end tests: run the real `weft` binary the way users do.
 
+mod api_auth;
 mod bad_input;
 mod check;
 mod cli;

@@ -4,13 +4,14 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::views::{RunSummary, RunView, SubmitRequest};
+use crate::views::{NewToken, RunSummary, RunView, SubmitRequest, TokenView};
 use crate::Error;
 
 #[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 impl Client {
@@ -22,11 +23,30 @@ impl Client {
         Self {
             base: base.trim_end_matches('/').to_string(),
             http,
+            token: None,
         }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+    /// Sends `Authorization: Bearer <token>` with every call.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        }
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, path)
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, path)
     }
 
     async fn answer(
@@ -56,9 +76,9 @@ impl Client {
 
     async fn json<T: DeserializeOwned>(
         &self,
-        response: Result<reqwest::Response, reqwest::Error>,
+        request: reqwest::RequestBuilder,
     ) -> Result<T, Error> {
-        self.answer(response)
+        self.answer(request.send().await)
             .await?
             .json()
             .await
@@ -66,50 +86,48 @@ impl Client {
     }
 
     pub async fn submit(&self, request: &SubmitRequest) -> Result<RunSummary, Error> {
-        self.json(
-            self.http
-                .post(self.url("/api/runs"))
-                .json(request)
-                .send()
-                .await,
-        )
-        .await
+        self.json(self.post("/api/runs").json(request)).await
     }
 
     pub async fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, Error> {
-        self.json(
-            self.http
-                .get(self.url(&format!("/api/runs?limit={limit}")))
-                .send()
-                .await,
-        )
-        .await
+        self.json(self.get(&format!("/api/runs?limit={limit}")))
+            .await
     }
 
     pub async fn run(&self, id: &str) -> Result<RunView, Error> {
-        self.json(
-            self.http
-                .get(self.url(&format!("/api/runs/{id}")))
-                .send()
-                .await,
-        )
-        .await
+        self.json(self.get(&format!("/api/runs/{id}"))).await
     }
 
     pub async fn cancel(&self, id: &str) -> Result<(), Error> {
+        self.answer(self.post(&format!("/api/runs/{id}/cancel")).send().await)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn workers(&self) -> Result<Vec<weft_core::ports::WorkerInfo>, Error> {
+        self.json(self.get("/api/workers")).await
+    }
+
+    pub async fn create_token(&self, name: &str, role: &str) -> Result<TokenView, Error> {
+        self.json(self.post("/api/tokens").json(&NewToken {
+            name: name.into(),
+            role: role.into(),
+        }))
+        .await
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<TokenView>, Error> {
+        self.json(self.get("/api/tokens")).await
+    }
+
+    pub async fn revoke_token(&self, id: &str) -> Result<(), Error> {
         self.answer(
-            self.http
-                .post(self.url(&format!("/api/runs/{id}/cancel")))
+            self.request(reqwest::Method::DELETE, &format!("/api/tokens/{id}"))
                 .send()
                 .await,
         )
         .await
         .map(|_| ())
-    }
-
-    pub async fn workers(&self) -> Result<Vec<weft_core::ports::WorkerInfo>, Error> {
-        self.json(self.http.get(self.url("/api/workers")).send().await)
-            .await
     }
 
     pub async fn logs(&self, id: &str, task: &str, attempt: Option<u32>) -> Result<Vec<u8>, Error> {
@@ -124,11 +142,11 @@ impl Client {
         attempt: Option<u32>,
         offset: usize,
     ) -> Result<(Vec<u8>, bool), Error> {
-        let mut url = self.url(&format!("/api/runs/{id}/logs/{task}?offset={offset}"));
+        let mut path = format!("/api/runs/{id}/logs/{task}?offset={offset}");
         if let Some(a) = attempt {
-            url.push_str(&format!("&attempt={a}"));
+            path.push_str(&format!("&attempt={a}"));
         }
-        let r = self.answer(self.http.get(url).send().await).await?;
+        let r = self.answer(self.get(&path).send().await).await?;
         let finished = r
             .headers()
             .get(crate::routes::FINISHED_HEADER)

@@ -2,12 +2,14 @@
 //! that `weft serve` exposes, the status endpoint of `weft worker`, the JSON
 //! views both sides share, and the client the CLI uses to talk to a server.
 
+mod auth;
 mod client;
 mod error;
 mod routes;
 mod status;
 pub mod views;
 
+pub use auth::{first_admin_token, Caller};
 pub use client::Client;
 pub use error::Error;
 pub use routes::{parse_task, router, ApiState};

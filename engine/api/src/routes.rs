@@ -1,31 +1,42 @@
-//! The REST API of `weft serve`.
+//! The REST API of `weft serve`. Every route but `/healthz` needs a bearer
+//! token (unless the server runs without auth); the role each needs is
+//! noted.
 //!
-//! - `POST /api/runs` `{workflow, file?, params?}`: validate and start a run; 201 with the run.
-//! - `GET /api/runs?limit=N`: runs, newest first.
-//! - `GET /api/runs/{id}`: a run with its steps, tasks and attempts.
-//! - `POST /api/runs/{id}/cancel`: ask the run to cancel; 202.
-//! - `GET /api/runs/{id}/logs/{task}?attempt=N&offset=K`: one attempt's log, as text,
+//! - `POST /api/runs` `{workflow, file?, params?}` (operator): validate and start a run; 201.
+//! - `GET /api/runs?limit=N` (viewer): runs, newest first.
+//! - `GET /api/runs/{id}` (viewer): a run with its steps, tasks and attempts.
+//! - `POST /api/runs/{id}/cancel` (operator): ask the run to cancel; 202.
+//! - `GET /api/runs/{id}/logs/{task}?attempt=N&offset=K` (viewer): one attempt's log, as text,
 //!   from byte K; header `x-weft-attempt-finished` says whether more may come.
-//! - `GET /api/workers`: live workers, their pools, slots and running attempts.
+//! - `GET /api/workers` (viewer): live workers, their pools, slots and running attempts.
+//! - `POST /api/tokens` `{name, role}`, `GET /api/tokens`, `DELETE /api/tokens/{id}` (admin).
 //! - `GET /healthz`.
 //!
-//! Errors are JSON: `{"error": "...", "details": ...}`.
+//! Errors are JSON: `{"error": "...", "details": ...}`. Bodies over
+//! `MAX_BODY_BYTES` get 413.
 
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use weft_core::ports::{LogKey, RunStore, WorkerInfo, WorkerRegistry};
+use weft_core::ports::{LogKey, Role, RunStore, TokenStore, WorkerInfo, WorkerRegistry};
 use weft_core::run::{resolve_params, TaskId};
 use weft_orchestrator::{NewRun, Service};
 
-use crate::views::{RunSummary, RunView, SubmitRequest};
+use crate::auth::{mint, Caller};
+use crate::views::{NewToken, RunSummary, RunView, SubmitRequest, TokenView};
 use crate::Error;
+
+/// Largest request body: a workflow file's limit with room for JSON escaping.
+pub const MAX_BODY_BYTES: usize = 40 << 20;
+
+/// Response header: whether the attempt has finished (its log is complete).
+pub const FINISHED_HEADER: &str = "x-weft-attempt-finished";
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -33,6 +44,8 @@ pub struct ApiState {
     pub service: Service,
     pub store: Arc<dyn RunStore>,
     pub workers: Arc<dyn WorkerRegistry>,
+    /// `None` runs the API without auth (single-user opt-out).
+    pub tokens: Option<Arc<dyn TokenStore>>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -43,20 +56,37 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/runs/{id}/cancel", post(cancel))
         .route("/api/runs/{id}/logs/{task}", get(logs))
         .route("/api/workers", get(workers))
+        .route("/api/tokens", post(create_token).get(list_tokens))
+        .route("/api/tokens/{id}", delete(revoke_token))
         .fallback(|| async { Error::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Error> {
+    body.map(|Json(b)| b).map_err(|e| {
+        let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Error::new(status, format!("bad request body: {}", e.body_text()))
+    })
 }
 
 async fn submit(
     State(api): State<ApiState>,
-    body: Result<Json<SubmitRequest>, JsonRejection>,
+    caller: Caller,
+    request: Result<Json<SubmitRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, Error> {
-    let Json(request) = body.map_err(|e| {
-        Error::new(
-            StatusCode::BAD_REQUEST,
-            format!("bad request body: {}", e.body_text()),
-        )
-    })?;
+    caller.require(Role::Operator)?;
+    let request = body(request)?;
     let file = request
         .file
         .clone()
@@ -79,15 +109,16 @@ async fn submit(
     let overrides: Vec<(String, String)> = request.params.into_iter().collect();
     let params = resolve_params(&workflow, &overrides)
         .map_err(|e| Error::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let run = NewRun {
+        workflow,
+        source: request.workflow,
+        file,
+        params,
+    };
     let (record, _handle) = api
         .service
         .submit(
-            NewRun {
-                workflow,
-                source: request.workflow,
-                file,
-                params,
-            },
+            run,
             Box::new(|_: &weft_core::run::RunState, _: &weft_core::run::Event| {}),
         )
         .await?;
@@ -101,8 +132,10 @@ struct ListQuery {
 
 async fn list(
     State(api): State<ApiState>,
+    caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<RunSummary>>, Error> {
+    caller.require(Role::Viewer)?;
     let runs = api
         .store
         .list_runs(q.limit.unwrap_or(50).min(10_000))
@@ -110,7 +143,12 @@ async fn list(
     Ok(Json(runs.iter().map(RunSummary::from).collect()))
 }
 
-async fn show(State(api): State<ApiState>, Path(id): Path<String>) -> Result<Json<RunView>, Error> {
+async fn show(
+    State(api): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RunView>, Error> {
+    caller.require(Role::Viewer)?;
     let (record, state) = weft_orchestrator::load_run(api.store.as_ref(), &id)
         .await?
         .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
@@ -119,8 +157,10 @@ async fn show(State(api): State<ApiState>, Path(id): Path<String>) -> Result<Jso
 
 async fn cancel(
     State(api): State<ApiState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, Error> {
+    caller.require(Role::Operator)?;
     api.service.cancel(&id).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -135,14 +175,13 @@ struct LogQuery {
     offset: Option<usize>,
 }
 
-/// Response header: whether the attempt has finished (its log is complete).
-pub const FINISHED_HEADER: &str = "x-weft-attempt-finished";
-
 async fn logs(
     State(api): State<ApiState>,
+    caller: Caller,
     Path((id, task)): Path<(String, String)>,
     Query(q): Query<LogQuery>,
 ) -> Result<impl IntoResponse, Error> {
+    caller.require(Role::Viewer)?;
     let (_, state) = weft_orchestrator::load_run(api.store.as_ref(), &id)
         .await?
         .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
@@ -178,27 +217,98 @@ async fn logs(
         .get(q.offset.unwrap_or(0).min(log.len())..)
         .unwrap_or_default()
         .to_vec();
-    let finished = axum::http::HeaderValue::from_static(if finished { "true" } else { "false" });
+    let finished = HeaderValue::from_static(if finished { "true" } else { "false" });
+    let text = HeaderValue::from_static("text/plain; charset=utf-8");
     Ok((
         [
-            (
-                axum::http::header::CONTENT_TYPE,
-                axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
-            ),
-            (
-                axum::http::HeaderName::from_static(FINISHED_HEADER),
-                finished,
-            ),
+            (axum::http::header::CONTENT_TYPE, text),
+            (HeaderName::from_static(FINISHED_HEADER), finished),
         ],
         tail,
     ))
 }
 
-async fn workers(State(api): State<ApiState>) -> Result<Json<Vec<WorkerInfo>>, Error> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    Ok(Json(api.workers.workers(now).await?))
+async fn workers(
+    State(api): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Vec<WorkerInfo>>, Error> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(api.workers.workers(now()).await?))
+}
+
+fn token_store(api: &ApiState) -> Result<&Arc<dyn TokenStore>, Error> {
+    api.tokens.as_ref().ok_or_else(|| {
+        Error::new(
+            StatusCode::NOT_FOUND,
+            "this server runs without auth: it has no tokens",
+        )
+    })
+}
+
+async fn create_token(
+    State(api): State<ApiState>,
+    caller: Caller,
+    request: Result<Json<NewToken>, JsonRejection>,
+) -> Result<impl IntoResponse, Error> {
+    caller.require(Role::Admin)?;
+    let request = body(request)?;
+    let role = Role::parse(&request.role).ok_or_else(|| {
+        Error::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "`{}` is not a role: use viewer, operator or admin",
+                request.role
+            ),
+        )
+    })?;
+    let (token, record) = mint(&request.name, role, now())?;
+    token_store(&api)?.add_token(&record).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenView {
+            id: record.id,
+            name: record.name,
+            role: role.as_str().into(),
+            created_at: record.created_at,
+            token: Some(token),
+        }),
+    ))
+}
+
+async fn list_tokens(
+    State(api): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Vec<TokenView>>, Error> {
+    caller.require(Role::Admin)?;
+    let tokens = token_store(&api)?.tokens().await?;
+    Ok(Json(
+        tokens
+            .into_iter()
+            .map(|t| TokenView {
+                id: t.id,
+                name: t.name,
+                role: t.role.as_str().into(),
+                created_at: t.created_at,
+                token: None,
+            })
+            .collect(),
+    ))
+}
+
+async fn revoke_token(
+    State(api): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Error> {
+    caller.require(Role::Admin)?;
+    token_store(&api)?
+        .revoke_token(&id)
+        .await
+        .map_err(|e| match e {
+            weft_core::Error::NotFound(_) => Error::not_found(format!("no token {id}")),
+            other => other.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `step` or `step[2]`.

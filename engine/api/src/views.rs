@@ -152,3 +152,22 @@ pub struct SubmitRequest {
     #[serde(default)]
     pub params: std::collections::BTreeMap<String, String>,
 }
+
+/// `POST /api/tokens` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewToken {
+    pub name: String,
+    /// `viewer`, `operator` or `admin`.
+    pub role: String,
+}
+
+/// A token as the API shows it; `token` (the secret) only when just created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub created_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}

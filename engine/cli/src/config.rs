@@ -34,12 +34,16 @@ pub struct Config {
 pub struct ServerOptions {
     /// Address the API listens on. Default: `127.0.0.1:7420`.
     pub listen: String,
+    /// Require bearer tokens on every route but `/healthz`. Default: true.
+    /// Turn off only for a single-user server on a trusted loopback.
+    pub auth: bool,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:7420".into(),
+            auth: true,
         }
     }
 }
@@ -69,6 +73,8 @@ impl Default for WorkerHttpOptions {
 pub struct ClientOptions {
     /// A `weft serve` URL; without one, commands use the embedded store.
     pub server: Option<String>,
+    /// The bearer token to send (`weft token create` makes one).
+    pub token: Option<String>,
 }
 
 impl Config {
@@ -107,6 +113,9 @@ impl Config {
         }
         if let Some(v) = var("WEFT_SERVER") {
             config.client.server = Some(v);
+        }
+        if let Some(v) = var("WEFT_TOKEN") {
+            config.client.token = Some(v);
         }
         if let Some(v) = var("WEFT_WORKER_NAME") {
             config.worker.name = v;

@@ -29,6 +29,9 @@ struct Cli {
     /// (also `WEFT_SERVER`, or `[client] server`). Without one they use the embedded store.
     #[arg(long, global = true, value_name = "URL")]
     server: Option<String>,
+    /// Bearer token for the server (also `WEFT_TOKEN`, or `[client] token`).
+    #[arg(long, global = true, value_name = "TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,6 +65,9 @@ enum Command {
     Worker(commands::worker::Args),
     /// List live workers: pools, resource slots, running attempts.
     Workers,
+    /// Manage API tokens (needs an admin token).
+    #[command(subcommand)]
+    Token(commands::token::Command),
     /// Send a workflow to a server.
     Submit(commands::submit::Args),
     /// List past runs, newest first.
@@ -106,8 +112,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         config::Config::default()
     };
     let server = cli.server.clone().or(config.client.server.clone());
+    let token = cli.token.clone().or(config.client.token.clone());
+    let client = |url: &str| weft_api::Client::new(url).with_token(token.clone());
     let source = |data: &DataDir| match &server {
-        Some(url) => Source::Server(weft_api::Client::new(url)),
+        Some(url) => Source::Server(client(url)),
         None => commands::inspect::embedded_source(&data.data_dir),
     };
     match cli.command {
@@ -119,10 +127,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve { listen } => commands::serve::serve(config, listen).await,
         Command::Worker(args) => commands::worker::worker(config, args).await,
-        Command::Workers => commands::workers::workers(config, server).await,
+        Command::Workers => {
+            commands::workers::workers(config, server.map(|url| client(&url))).await
+        }
+        Command::Token(command) => {
+            let url = server.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "`weft token` needs a server: --server URL, WEFT_SERVER, or `[client] server`"
+                )
+            })?;
+            commands::token::token(client(&url), command).await
+        }
         Command::Submit(args) => {
             let url = server.ok_or_else(|| anyhow::anyhow!("`weft submit` needs a server: --server URL, WEFT_SERVER, or `[client] server` in weft.toml"))?;
-            commands::submit::submit(weft_api::Client::new(&url), args).await
+            commands::submit::submit(client(&url), args).await
         }
         Command::Runs { limit, data } => commands::inspect::runs(&source(&data), limit).await,
         Command::Show { run, data } => commands::inspect::show(&source(&data), &run).await,

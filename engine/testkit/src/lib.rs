@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod job_queue;
 pub mod run_store;
+pub mod token_store;
 pub mod worker_registry;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -14,6 +14,7 @@
 mod options;
 mod registry;
 mod store;
+mod tokens;
 
 pub use options::Options;
 pub use store::RedisRunStore;

@@ -110,6 +110,10 @@ impl RedisRunStore {
         self.options.expire_after_secs.unwrap_or(0)
     }
 
+    pub(crate) async fn expire_key(&self, key: &str) -> Result<(), Error> {
+        self.expire(key).await
+    }
+
     async fn expire(&self, key: &str) -> Result<(), Error> {
         if let Some(secs) = self.options.expire_after_secs {
             let _: () = self

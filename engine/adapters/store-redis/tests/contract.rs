@@ -15,3 +15,4 @@ pub fn options() -> Options {
 weft_testkit::run_store_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
 
 weft_testkit::worker_registry_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
+weft_testkit::token_store_contract!(async { RedisRunStore::connect(options()).await.unwrap() });

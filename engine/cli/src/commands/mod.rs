@@ -5,6 +5,7 @@ pub mod inspect;
 pub mod run;
 pub mod serve;
 pub mod submit;
+pub mod token;
 pub mod worker;
 pub mod workers;
 

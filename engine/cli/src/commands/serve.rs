@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use weft_api::ApiState;
-use weft_core::ports::{Clock, JobQueue, RunStore};
+use weft_core::ports::{Clock, JobQueue, RunStore, TokenStore};
 use weft_orchestrator::{Service, SystemClock};
 use weft_queue_amqp::AmqpJobQueue;
 use weft_store_redis::RedisRunStore;
@@ -56,6 +56,15 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
     if resumed > 0 {
         eprintln!("weft: resumed {resumed} unfinished run(s)");
     }
+    let tokens: Option<Arc<dyn TokenStore>> = if config.server.auth {
+        if let Some(token) = weft_api::first_admin_token(redis.as_ref(), clock_now()).await? {
+            println!("weft: first start: admin token (shown once; keep it): {token}");
+        }
+        Some(redis.clone())
+    } else {
+        eprintln!("weft: warning: [server] auth = false: anyone who reaches the API may use it");
+        None
+    };
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.server.listen))?;
@@ -64,6 +73,7 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
         service,
         store,
         workers: redis,
+        tokens,
     });
     tokio::select! {
         served = axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()) => served?,
@@ -78,4 +88,10 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn clock_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

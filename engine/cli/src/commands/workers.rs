@@ -13,9 +13,9 @@ fn gib(bytes: u64) -> String {
     format!("{:.1}GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
-pub async fn workers(config: Config, server: Option<String>) -> anyhow::Result<ExitCode> {
+pub async fn workers(config: Config, server: Option<weft_api::Client>) -> anyhow::Result<ExitCode> {
     let list: Vec<WorkerInfo> = match server {
-        Some(url) => weft_api::Client::new(&url).workers().await?,
+        Some(client) => client.workers().await?,
         None => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

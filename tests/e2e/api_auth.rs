@@ -1,0 +1,275 @@
+//! The API's tokens and roles, route by route, and its limits.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::cluster::Cluster;
+
+async fn call(
+    cluster: &Cluster,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
+    let mut request = reqwest::Client::new().request(method, format!("{}{path}", cluster.url));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+const WORKFLOW: &str = "[workflow]\nname = 'auth'\n[steps.a]\nrun = 'sleep 30'\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_checks_the_token_and_its_role() {
+    let cluster = Cluster::start(0);
+    let admin = cluster.admin_token.clone();
+    assert!(
+        admin.starts_with("weft_"),
+        "serve printed an admin token on first start"
+    );
+    let mint = |role: &'static str| {
+        let (cluster, admin) = (&cluster, admin.clone());
+        async move {
+            let (status, body) = call(
+                cluster,
+                Some(&admin),
+                Method::POST,
+                "/api/tokens",
+                Some(json!({"name": role, "role": role})),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            body["token"].as_str().unwrap().to_string()
+        }
+    };
+    let (viewer, operator) = (mint("viewer").await, mint("operator").await);
+    let forged = format!("{}0", &admin[..admin.len() - 1]);
+
+    // Without a (valid) token, nothing but /healthz answers.
+    let (status, _) = call(&cluster, None, Method::GET, "/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    for token in [None, Some(forged.as_str()), Some("weft_nonsense")] {
+        for (method, path) in [
+            (Method::GET, "/api/runs"),
+            (Method::POST, "/api/runs"),
+            (Method::GET, "/api/workers"),
+            (Method::GET, "/api/tokens"),
+        ] {
+            let (status, body) = call(
+                &cluster,
+                token,
+                method.clone(),
+                path,
+                Some(json!({"workflow": WORKFLOW})),
+            )
+            .await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {token:?}: {body}"
+            );
+            assert!(
+                body["error"].as_str().is_some(),
+                "errors are JSON with a message"
+            );
+        }
+    }
+
+    // Operators submit and cancel; viewers only read.
+    let (status, body) = call(
+        &cluster,
+        Some(&viewer),
+        Method::POST,
+        "/api/runs",
+        Some(json!({"workflow": WORKFLOW})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = call(
+        &cluster,
+        Some(&operator),
+        Method::POST,
+        "/api/runs",
+        Some(json!({"workflow": WORKFLOW})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    for path in [
+        "/api/runs".to_string(),
+        format!("/api/runs/{id}"),
+        "/api/workers".to_string(),
+    ] {
+        let (status, body) = call(&cluster, Some(&viewer), Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "viewer GET {path}: {body}");
+    }
+    let cancel = format!("/api/runs/{id}/cancel");
+    assert_eq!(
+        call(&cluster, Some(&viewer), Method::POST, &cancel, None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&cluster, Some(&operator), Method::POST, &cancel, None)
+            .await
+            .0,
+        StatusCode::ACCEPTED
+    );
+
+    // Only admins manage tokens; a listing never shows secrets.
+    for token in [&viewer, &operator] {
+        assert_eq!(
+            call(&cluster, Some(token), Method::GET, "/api/tokens", None)
+                .await
+                .0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            call(
+                &cluster,
+                Some(token),
+                Method::POST,
+                "/api/tokens",
+                Some(json!({"name": "x", "role": "admin"}))
+            )
+            .await
+            .0,
+            StatusCode::FORBIDDEN
+        );
+    }
+    let (status, list) = call(&cluster, Some(&admin), Method::GET, "/api/tokens", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    assert!(
+        !list.to_string().contains(&viewer[20..]),
+        "a secret leaked into the listing"
+    );
+    let (status, body) = call(
+        &cluster,
+        Some(&admin),
+        Method::POST,
+        "/api/tokens",
+        Some(json!({"name": "x", "role": "root"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // A revoked token stops working at once.
+    let viewer_id = viewer.split('_').nth(1).unwrap();
+    assert_eq!(
+        call(
+            &cluster,
+            Some(&admin),
+            Method::DELETE,
+            &format!("/api/tokens/{viewer_id}"),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&cluster, Some(&viewer), Method::GET, "/api/runs", None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(
+            &cluster,
+            Some(&admin),
+            Method::DELETE,
+            &format!("/api/tokens/{viewer_id}"),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_malformed_bodies_get_json_errors() {
+    let cluster = Cluster::start(0);
+    let admin = cluster.admin_token.clone();
+    let huge = json!({"workflow": "#".repeat(41 << 20)});
+    let (status, body) = call(
+        &cluster,
+        Some(&admin),
+        Method::POST,
+        "/api/runs",
+        Some(huge),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/runs", cluster.url))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("bad request body"),
+        "{body}"
+    );
+    let (status, body) = call(
+        &cluster,
+        Some(&admin),
+        Method::POST,
+        "/api/runs",
+        Some(json!({"workflow": "[workflow]\nname = 3\n"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let name = body["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["message"].as_str().unwrap().contains("must be a string"))
+        .expect("the type error");
+    assert_eq!(
+        (name["line"].as_u64(), name["column"].as_u64()),
+        (Some(2), Some(8)),
+        "diagnostics carry line and column: {body}"
+    );
+}
+
+#[test]
+fn weft_token_create_list_and_revoke_work_from_the_cli() {
+    let cluster = Cluster::start(0);
+    let weft = |args: &[&str]| {
+        let out = std::process::Command::new(crate::support::weft_bin())
+            .args(["--server", &cluster.url, "--token", &cluster.admin_token])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "weft {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let created = weft(&["token", "create", "--name", "ci", "--role", "operator"]);
+    let token = created.lines().last().unwrap().trim().to_string();
+    assert!(token.starts_with("weft_"), "{created}");
+    let id = token.split('_').nth(1).unwrap().to_string();
+    assert!(weft(&["token", "list"]).contains(&id));
+    weft(&["token", "revoke", &id]);
+    assert!(!weft(&["token", "list"]).contains(&id));
+}

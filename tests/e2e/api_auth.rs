@@ -273,3 +273,36 @@ fn weft_token_create_list_and_revoke_work_from_the_cli() {
     weft(&["token", "revoke", &id]);
     assert!(!weft(&["token", "list"]).contains(&id));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_shows_a_run_change_by_change() {
+    let cluster = Cluster::start(1);
+    let mut stream = reqwest::Client::new()
+        .get(format!("{}/api/events", cluster.url))
+        .bearer_auth(&cluster.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let id = cluster.submit("workflows/hello.toml", &[]).await;
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !seen.contains("\"status\":\"succeeded\"") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no finish seen; got:\n{seen}"
+        );
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("a change within 10s")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: run"), "{seen}");
+    assert!(seen.contains(&id));
+    for kind in ["\"started\"", "\"task-started\"", "\"task-finished\""] {
+        assert!(seen.contains(kind), "no {kind} event in:\n{seen}");
+    }
+}

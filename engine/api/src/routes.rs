@@ -9,6 +9,8 @@
 //! - `GET /api/runs/{id}/logs/{task}?attempt=N&offset=K` (viewer): one attempt's log, as text,
 //!   from byte K; header `x-weft-attempt-finished` says whether more may come.
 //! - `GET /api/workers` (viewer): live workers, their pools, slots and running attempts.
+//! - `GET /api/events?run=ID` (viewer): Server-Sent Events, one `run` event per state change
+//!   of the runs this server drives (all of them, or one).
 //! - `POST /api/tokens` `{name, role}`, `GET /api/tokens`, `DELETE /api/tokens/{id}` (admin).
 //! - `GET /healthz`.
 //!
@@ -20,10 +22,12 @@ use std::sync::Arc;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use tokio::sync::broadcast;
 use weft_core::ports::{LogKey, Role, RunStore, TokenStore, WorkerInfo, WorkerRegistry};
 use weft_core::run::{resolve_params, TaskId};
 use weft_orchestrator::{NewRun, Service};
@@ -56,6 +60,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/runs/{id}/cancel", post(cancel))
         .route("/api/runs/{id}/logs/{task}", get(logs))
         .route("/api/workers", get(workers))
+        .route("/api/events", get(events))
         .route("/api/tokens", post(create_token).get(list_tokens))
         .route("/api/tokens/{id}", delete(revoke_token))
         .fallback(|| async { Error::not_found("no such endpoint") })
@@ -234,6 +239,41 @@ async fn workers(
 ) -> Result<Json<Vec<WorkerInfo>>, Error> {
     caller.require(Role::Viewer)?;
     Ok(Json(api.workers.workers(now()).await?))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    run: Option<String>,
+}
+
+async fn events(
+    State(api): State<ApiState>,
+    caller: Caller,
+    Query(q): Query<EventsQuery>,
+) -> Result<impl IntoResponse, Error> {
+    caller.require(Role::Viewer)?;
+    let changes = api.service.watch();
+    let stream = futures_util::stream::unfold((changes, q.run), |(mut changes, run)| async move {
+        loop {
+            match changes.recv().await {
+                Ok(change) if run.as_ref().is_none_or(|r| *r == change.run_id) => {
+                    let event = Event::default()
+                        .event("run")
+                        .json_data(&change)
+                        .unwrap_or_else(|_| Event::default().event("error"));
+                    return Some((Ok::<_, std::convert::Infallible>(event), (changes, run)));
+                }
+                Ok(_) => {}
+                // Too slow: say so, and go on from the newest change.
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let event = Event::default().event("lagged").data(missed.to_string());
+                    return Some((Ok(event), (changes, run)));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 fn token_store(api: &ApiState) -> Result<&Arc<dyn TokenStore>, Error> {

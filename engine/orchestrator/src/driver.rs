@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use weft_core::ports::{ReportDelivery, ReportKind, RunRecord};
 use weft_core::run::{apply, resume, Action, Event, RunState};
 
-use crate::service::Shared;
+use crate::service::{RunChange, Shared};
 use crate::timers::Timers;
 use crate::Error;
 
@@ -80,6 +80,12 @@ impl Driver {
                 for event in events.drain(..) {
                     actions.extend(apply(&mut self.state, event.clone()));
                     progress.on_event(&self.state, &event);
+                    // Nobody listening is fine.
+                    let _ = shared.changes.send(RunChange {
+                        run_id: self.record.id.clone(),
+                        status: self.state.status,
+                        event,
+                    });
                 }
                 self.carry_out_all(actions, &mut timers).await?;
                 // The events are stored: acks may come last, off the path

@@ -19,7 +19,7 @@ pub use clock::SystemClock;
 pub use driver::Progress;
 pub use error::Error;
 pub use options::Options;
-pub use service::{AbortFn, NewRun, RunHandle, Service};
+pub use service::{AbortFn, NewRun, RunChange, RunHandle, Service};
 
 use weft_core::ports::{RunRecord, RunStore};
 use weft_core::run::{Plan, RunState};

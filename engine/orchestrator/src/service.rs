@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use weft_core::ports::{
     Clock, Delivery, JobQueue, Report, ReportDelivery, ReportKind, RunRecord, RunStore,
@@ -58,6 +58,16 @@ pub(crate) struct Shared {
     pub abort: AbortFn,
     pub options: Options,
     live: Mutex<HashMap<String, Live>>,
+    /// Every event applied to a run driven here, for live watchers.
+    pub changes: broadcast::Sender<RunChange>,
+}
+
+/// One event applied to a run, with the run's status after it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunChange {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub event: weft_core::run::Event,
 }
 
 /// The orchestrator. Cheap to clone.
@@ -85,12 +95,19 @@ impl Service {
                 abort,
                 options,
                 live: Mutex::new(HashMap::new()),
+                changes: broadcast::channel(4096).0,
             }),
         }
     }
 
     pub fn store(&self) -> &Arc<dyn RunStore> {
         &self.shared.store
+    }
+
+    /// Changes of the runs this orchestrator drives, as they are applied.
+    /// A watcher that falls behind by more than 4096 changes skips ahead.
+    pub fn watch(&self) -> broadcast::Receiver<RunChange> {
+        self.shared.changes.subscribe()
     }
 
     /// Routes reports to the drivers until the queue closes. Reports of runs

@@ -306,3 +306,48 @@ async fn the_event_stream_shows_a_run_change_by_change() {
         assert!(seen.contains(kind), "no {kind} event in:\n{seen}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_filter_by_status_and_workflow_and_page_with_a_cursor() {
+    let cluster = Cluster::start(1);
+    let mut ids = Vec::new();
+    for file in [
+        "workflows/hello.toml",
+        "workflows/failure.toml",
+        "workflows/hello.toml",
+    ] {
+        let id = cluster.submit(file, &[]).await;
+        cluster.wait(&id, std::time::Duration::from_secs(60)).await;
+        ids.push(id);
+    }
+    let client = cluster.client();
+    let ids_of =
+        |runs: Vec<weft_api::views::RunSummary>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let (failed, _) = client
+        .runs_page(Some("failed"), None, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(ids_of(failed), vec![ids[1].clone()]);
+    let (hello, _) = client
+        .runs_page(None, Some("hello"), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(ids_of(hello), vec![ids[2].clone(), ids[0].clone()]);
+    let (first, next) = client.runs_page(None, None, 2, None).await.unwrap();
+    assert_eq!(ids_of(first), vec![ids[2].clone(), ids[1].clone()]);
+    let (second, after) = client
+        .runs_page(None, None, 2, next.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(ids_of(second), vec![ids[0].clone()]);
+    assert_eq!(after, None, "the last page says so");
+    let (status, body) = call(
+        &cluster,
+        Some(&cluster.admin_token),
+        Method::GET,
+        "/api/runs?status=sideways",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}

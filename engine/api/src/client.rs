@@ -94,6 +94,38 @@ impl Client {
             .await
     }
 
+    /// Runs matching the filters, and the cursor of the next page if any.
+    pub async fn runs_page(
+        &self,
+        status: Option<&str>,
+        workflow: Option<&str>,
+        limit: usize,
+        before: Option<&str>,
+    ) -> Result<(Vec<RunSummary>, Option<String>), Error> {
+        let mut request = self.get("/api/runs").query(&[("limit", limit.to_string())]);
+        for (key, value) in [
+            ("status", status),
+            ("workflow", workflow),
+            ("before", before),
+        ] {
+            if let Some(v) = value {
+                request = request.query(&[(key, v)]);
+            }
+        }
+        let response = self.answer(request.send().await).await?;
+        let next = response
+            .headers()
+            .get(crate::routes::NEXT_PAGE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string);
+        let runs = response
+            .json()
+            .await
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        Ok((runs, next))
+    }
+
     pub async fn run(&self, id: &str) -> Result<RunView, Error> {
         self.json(self.get(&format!("/api/runs/{id}"))).await
     }

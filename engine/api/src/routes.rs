@@ -3,7 +3,8 @@
 //! noted.
 //!
 //! - `POST /api/runs` `{workflow, file?, params?}` (operator): validate and start a run; 201.
-//! - `GET /api/runs?limit=N` (viewer): runs, newest first.
+//! - `GET /api/runs?status=S&workflow=W&limit=N&before=C` (viewer): runs, newest first;
+//!   header `x-weft-next-before` holds the cursor of the next page.
 //! - `GET /api/runs/{id}` (viewer): a run with its steps, tasks and attempts.
 //! - `POST /api/runs/{id}/cancel` (operator): ask the run to cancel; 202.
 //! - `GET /api/runs/{id}/logs/{task}?attempt=N&offset=K` (viewer): one attempt's log, as text,
@@ -28,8 +29,8 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::sync::broadcast;
-use weft_core::ports::{LogKey, Role, RunStore, TokenStore, WorkerInfo, WorkerRegistry};
-use weft_core::run::{resolve_params, TaskId};
+use weft_core::ports::{LogKey, Role, RunQuery, RunStore, TokenStore, WorkerInfo, WorkerRegistry};
+use weft_core::run::{resolve_params, RunStatus, TaskId};
 use weft_orchestrator::{NewRun, Service};
 
 use crate::auth::{mint, Caller};
@@ -133,19 +134,55 @@ async fn submit(
 #[derive(Deserialize)]
 struct ListQuery {
     limit: Option<usize>,
+    status: Option<String>,
+    workflow: Option<String>,
+    /// `<created_at>:<id>` of the last run of the previous page.
+    before: Option<String>,
 }
+
+/// Response header of `GET /api/runs`: the `before` of the next page, when there may be one.
+pub const NEXT_PAGE_HEADER: &str = "x-weft-next-before";
 
 async fn list(
     State(api): State<ApiState>,
     caller: Caller,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<RunSummary>>, Error> {
+) -> Result<impl IntoResponse, Error> {
     caller.require(Role::Viewer)?;
+    let bad = |what: String| Error::new(StatusCode::BAD_REQUEST, what);
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| RunStatus::parse(s).ok_or_else(|| bad(format!("`{s}` is not a run status"))))
+        .transpose()?;
+    let before = q
+        .before
+        .as_deref()
+        .map(|b| {
+            b.split_once(':')
+                .and_then(|(at, id)| Some((at.parse().ok()?, id.to_string())))
+                .ok_or_else(|| bad(format!("`{b}` is not a page cursor")))
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let runs = api
         .store
-        .list_runs(q.limit.unwrap_or(50).min(10_000))
+        .query_runs(&RunQuery {
+            status,
+            workflow: q.workflow,
+            before,
+            limit,
+        })
         .await?;
-    Ok(Json(runs.iter().map(RunSummary::from).collect()))
+    let next = (runs.len() == limit)
+        .then(|| runs.last().map(|r| format!("{}:{}", r.created_at, r.id)))
+        .flatten()
+        .unwrap_or_default();
+    let next = HeaderValue::from_str(&next).unwrap_or_else(|_| HeaderValue::from_static(""));
+    Ok((
+        [(HeaderName::from_static(NEXT_PAGE_HEADER), next)],
+        Json(runs.iter().map(RunSummary::from).collect::<Vec<_>>()),
+    ))
 }
 
 async fn show(

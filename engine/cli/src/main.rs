@@ -74,6 +74,12 @@ enum Command {
     Runs {
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Only runs with this status (running, succeeded, failed, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only runs of this workflow (its `[workflow] name`).
+        #[arg(long)]
+        workflow: Option<String>,
         #[command(flatten)]
         data: DataDir,
     },
@@ -142,7 +148,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let url = server.ok_or_else(|| anyhow::anyhow!("`weft submit` needs a server: --server URL, WEFT_SERVER, or `[client] server` in weft.toml"))?;
             commands::submit::submit(client(&url), args).await
         }
-        Command::Runs { limit, data } => commands::inspect::runs(&source(&data), limit).await,
+        Command::Runs {
+            limit,
+            status,
+            workflow,
+            data,
+        } => {
+            commands::inspect::runs(
+                &source(&data),
+                limit,
+                status.as_deref(),
+                workflow.as_deref(),
+            )
+            .await
+        }
         Command::Show { run, data } => commands::inspect::show(&source(&data), &run).await,
         Command::Logs {
             run,

@@ -208,6 +208,47 @@ pub async fn finished_and_aborted_claims_are_final(s: &dyn RunStore) {
     );
 }
 
+pub async fn runs_page_by_filter_and_cursor(s: &dyn RunStore) {
+    use weft_core::ports::RunQuery;
+    let workflow = unique("wf");
+    let ids: Vec<String> = (0..3).map(|_| unique("run")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let mut r = record(id, u64::MAX - 10_000 + i as u64);
+        r.workflow = workflow.clone();
+        r.status = if i == 1 {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        s.create_run(&r).await.unwrap();
+    }
+    let page = |status, before, limit| RunQuery {
+        status,
+        workflow: Some(workflow.clone()),
+        before,
+        limit,
+    };
+    let got = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        got(s.query_runs(&page(None, None, 10)).await.unwrap()),
+        vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]
+    );
+    assert_eq!(
+        got(s
+            .query_runs(&page(Some(RunStatus::Failed), None, 10))
+            .await
+            .unwrap()),
+        vec![ids[1].clone()]
+    );
+    let first = s.query_runs(&page(None, None, 2)).await.unwrap();
+    let last = first.last().unwrap();
+    let next = s
+        .query_runs(&page(None, Some((last.created_at, last.id.clone())), 2))
+        .await
+        .unwrap();
+    assert_eq!(got(next), vec![ids[0].clone()]);
+}
+
 /// Runs every `RunStore` contract case as its own test.
 #[macro_export]
 macro_rules! run_store_contract {
@@ -225,7 +266,8 @@ macro_rules! run_store_contract {
                 a_lease_is_exclusive_until_it_expires,
                 a_released_lease_is_free,
                 one_worker_holds_an_attempt_until_its_claim_expires,
-                finished_and_aborted_claims_are_final);
+                finished_and_aborted_claims_are_final,
+                runs_page_by_filter_and_cursor);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use weft_api::views::{RunSummary, RunView};
 use weft_api::Client;
-use weft_core::ports::LogKey;
+use weft_core::ports::{LogKey, RunQuery};
+use weft_core::run::RunStatus;
 use weft_core::spec::units::format_duration;
 
 use crate::{embedded, table};
@@ -72,8 +73,34 @@ async fn view(source: &Source, run: &str) -> anyhow::Result<RunView> {
     })
 }
 
-pub async fn runs(source: &Source, limit: usize) -> anyhow::Result<ExitCode> {
-    let runs = list(source, limit).await?;
+pub async fn runs(
+    source: &Source,
+    limit: usize,
+    status: Option<&str>,
+    workflow: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let runs = match source {
+        Source::Server(c) => c.runs_page(status, workflow, limit, None).await?.0,
+        Source::Embedded(dir) => {
+            let status = status
+                .map(|s| {
+                    RunStatus::parse(s).ok_or_else(|| anyhow::anyhow!("`{s}` is not a run status"))
+                })
+                .transpose()?;
+            let query = RunQuery {
+                status,
+                workflow: workflow.map(str::to_string),
+                before: None,
+                limit,
+            };
+            embedded::open_store(dir)?
+                .query_runs(&query)
+                .await?
+                .iter()
+                .map(RunSummary::from)
+                .collect()
+        }
+    };
     if runs.is_empty() {
         println!("no runs yet");
         return Ok(ExitCode::SUCCESS);

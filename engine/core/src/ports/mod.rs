@@ -10,6 +10,6 @@ mod worker_registry;
 
 pub use clock::Clock;
 pub use job_queue::{Delivery, JobQueue, Report, ReportDelivery, ReportKind};
-pub use run_store::{Claim, LogKey, RunRecord, RunStore};
+pub use run_store::{Claim, LogKey, RunQuery, RunRecord, RunStore};
 pub use token_store::{Role, TokenRecord, TokenStore};
 pub use worker_registry::{Slots, WorkerInfo, WorkerRegistry};

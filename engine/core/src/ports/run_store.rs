@@ -25,6 +25,27 @@ pub struct RunRecord {
     pub summary: Option<String>,
 }
 
+/// A page of runs: filters, newest first, after a cursor.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunQuery {
+    pub status: Option<RunStatus>,
+    pub workflow: Option<String>,
+    /// Only runs older than this `(created_at, id)`: the last run of the previous page.
+    pub before: Option<(Millis, String)>,
+    pub limit: usize,
+}
+
+impl RunQuery {
+    pub fn matches(&self, run: &RunRecord) -> bool {
+        self.status.is_none_or(|s| s == run.status)
+            && self.workflow.as_ref().is_none_or(|w| *w == run.workflow)
+            && self
+                .before
+                .as_ref()
+                .is_none_or(|(at, id)| (run.created_at, &run.id) < (*at, id))
+    }
+}
+
 /// One attempt's log.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LogKey {
@@ -60,6 +81,20 @@ pub trait RunStore: Send + Sync {
 
     /// Newest first, at most `limit`.
     async fn list_runs(&self, limit: usize) -> Result<Vec<RunRecord>, Error>;
+
+    /// Runs matching `query`, newest first. The default scans every run;
+    /// stores with an index may do better.
+    async fn query_runs(&self, query: &RunQuery) -> Result<Vec<RunRecord>, Error> {
+        let mut runs: Vec<RunRecord> = self
+            .list_runs(usize::MAX)
+            .await?
+            .into_iter()
+            .filter(|r| query.matches(r))
+            .collect();
+        runs.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        runs.truncate(query.limit);
+        Ok(runs)
+    }
 
     /// Appends events at position `expected_len` of the run's log.
     ///

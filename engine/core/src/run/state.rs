@@ -26,6 +26,18 @@ impl RunStatus {
         )
     }
 
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            RunStatus::Pending,
+            RunStatus::Running,
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Pending => "pending",

@@ -351,3 +351,37 @@ async fn runs_filter_by_status_and_workflow_and_page_with_a_cursor() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_metrics_count_runs_attempts_queues_and_slots() {
+    let cluster = Cluster::start(1);
+    // The worker shows up before we count its slots.
+    let start = std::time::Instant::now();
+    while cluster.client().workers().await.unwrap().is_empty() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for file in ["workflows/hello.toml", "workflows/failure.toml"] {
+        let id = cluster.submit(file, &[]).await;
+        cluster.wait(&id, std::time::Duration::from_secs(60)).await;
+    }
+    // Open to scrapers: no token.
+    let response = reqwest::get(format!("{}/metrics", cluster.url))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    for line in [
+        "weft_runs_finished_total{status=\"succeeded\"} 1",
+        "weft_runs_finished_total{status=\"failed\"} 1",
+        "weft_attempts_finished_total{outcome=\"succeeded\"} 4",
+        "weft_attempts_finished_total{outcome=\"failed\"} 1",
+        "weft_attempt_duration_seconds_count 5",
+        "weft_runs_active 0",
+        "weft_queue_depth{pool=\"default\"} 0",
+        "weft_workers 1",
+        "weft_worker_slots 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+}

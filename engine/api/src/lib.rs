@@ -5,6 +5,7 @@
 mod auth;
 mod client;
 mod error;
+mod metrics;
 mod routes;
 mod status;
 pub mod views;
@@ -12,5 +13,6 @@ pub mod views;
 pub use auth::{first_admin_token, Caller};
 pub use client::Client;
 pub use error::Error;
+pub use metrics::ServerMetrics;
 pub use routes::{parse_task, router, ApiState};
 pub use status::status_router;

@@ -13,7 +13,7 @@
 //! - `GET /api/events?run=ID` (viewer): Server-Sent Events, one `run` event per state change
 //!   of the runs this server drives (all of them, or one).
 //! - `POST /api/tokens` `{name, role}`, `GET /api/tokens`, `DELETE /api/tokens/{id}` (admin).
-//! - `GET /healthz`.
+//! - `GET /healthz`, `GET /metrics` (Prometheus; open, for scrapers).
 //!
 //! Errors are JSON: `{"error": "...", "details": ...}`. Bodies over
 //! `MAX_BODY_BYTES` get 413.
@@ -34,6 +34,7 @@ use weft_core::run::{resolve_params, RunStatus, TaskId};
 use weft_orchestrator::{NewRun, Service};
 
 use crate::auth::{mint, Caller};
+use crate::metrics::ServerMetrics;
 use crate::views::{NewToken, RunSummary, RunView, SubmitRequest, TokenView};
 use crate::Error;
 
@@ -51,11 +52,13 @@ pub struct ApiState {
     pub workers: Arc<dyn WorkerRegistry>,
     /// `None` runs the API without auth (single-user opt-out).
     pub tokens: Option<Arc<dyn TokenStore>>,
+    pub metrics: Arc<ServerMetrics>,
 }
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .route("/api/runs", post(submit).get(list))
         .route("/api/runs/{id}", get(show))
         .route("/api/runs/{id}/cancel", post(cancel))
@@ -276,6 +279,37 @@ async fn workers(
 ) -> Result<Json<Vec<WorkerInfo>>, Error> {
     caller.require(Role::Viewer)?;
     Ok(Json(api.workers.workers(now()).await?))
+}
+
+/// Open like `/healthz`, for scrapers.
+async fn metrics(State(api): State<ApiState>) -> Result<impl IntoResponse, Error> {
+    let workers = api.workers.workers(now()).await?;
+    let mut pools: Vec<String> = workers.iter().flat_map(|w| w.pools.clone()).collect();
+    pools.push(weft_core::spec::DEFAULT_POOL.to_string());
+    pools.sort();
+    pools.dedup();
+    let mut depths = Vec::new();
+    for pool in pools {
+        if let Some(depth) = api.service.queue().depth(&pool).await? {
+            depths.push((pool, depth));
+        }
+    }
+    let slots = workers.iter().map(|w| u64::from(w.slots.concurrency)).sum();
+    let busy = workers.iter().map(|w| w.running.len() as u64).sum();
+    let text = api.metrics.render(
+        api.service.active_runs(),
+        &depths,
+        slots,
+        busy,
+        workers.len(),
+    );
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        text,
+    ))
 }
 
 #[derive(Deserialize)]

@@ -78,13 +78,25 @@ impl Driver {
                 self.logged += events.len() as u64;
                 let mut actions = Vec::new();
                 for event in events.drain(..) {
+                    let was_over = self.state.status.is_terminal();
                     actions.extend(apply(&mut self.state, event.clone()));
+                    let finished = !was_over && self.state.status.is_terminal();
                     progress.on_event(&self.state, &event);
+                    let duration_ms = match &event {
+                        Event::TaskFinished { task, at, .. } => self
+                            .state
+                            .task(task)
+                            .and_then(|t| t.attempts.last())
+                            .map(|a| at.saturating_sub(a.started_at.unwrap_or(a.queued_at))),
+                        _ => None,
+                    };
                     // Nobody listening is fine.
                     let _ = shared.changes.send(RunChange {
                         run_id: self.record.id.clone(),
                         status: self.state.status,
+                        finished,
                         event,
+                        duration_ms,
                     });
                 }
                 self.carry_out_all(actions, &mut timers).await?;

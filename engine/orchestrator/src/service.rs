@@ -67,7 +67,12 @@ pub(crate) struct Shared {
 pub struct RunChange {
     pub run_id: String,
     pub status: RunStatus,
+    /// This change ended the run.
+    pub finished: bool,
     pub event: weft_core::run::Event,
+    /// For a finished attempt: how long it took from start (or queueing) to finish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 /// The orchestrator. Cheap to clone.
@@ -102,6 +107,15 @@ impl Service {
 
     pub fn store(&self) -> &Arc<dyn RunStore> {
         &self.shared.store
+    }
+
+    pub fn queue(&self) -> &Arc<dyn JobQueue> {
+        &self.shared.queue
+    }
+
+    /// Runs driven by this orchestrator right now.
+    pub fn active_runs(&self) -> usize {
+        self.shared.live.lock().expect("live lock").len()
     }
 
     /// Changes of the runs this orchestrator drives, as they are applied.

@@ -272,6 +272,33 @@ impl JobQueue for AmqpJobQueue {
         self.publish_confirmed(std::slice::from_ref(&message)).await
     }
 
+    async fn depth(&self, pool: &str) -> Result<Option<u64>, Error> {
+        // A passive declare of a missing queue closes its channel: use a throwaway one.
+        let session = self.link.session().await;
+        let channel = session
+            .connection
+            .create_channel()
+            .await
+            .map_err(amqp_err("opening a channel"))?;
+        let options = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let depth = match channel
+            .queue_declare(
+                self.link.options.pool_queue(pool).into(),
+                options,
+                FieldTable::default(),
+            )
+            .await
+        {
+            Ok(queue) => Some(u64::from(queue.message_count())),
+            Err(_) => Some(0),
+        };
+        let _ = channel.close(200, "".into()).await;
+        Ok(depth)
+    }
+
     async fn next_dead_job(&self) -> Result<Box<dyn Delivery>, Error> {
         let queue = self.link.options.dead_queue();
         let held: Held<Job> = self.next(&queue, 16, None).await?;

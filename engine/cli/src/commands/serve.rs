@@ -69,11 +69,13 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
         .await
         .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.server.listen))?;
     println!("weft serve listening on http://{}", listener.local_addr()?);
+    let metrics = weft_api::ServerMetrics::collect(&service);
     let app = weft_api::router(ApiState {
         service,
         store,
         workers: redis,
         tokens,
+        metrics,
     });
     tokio::select! {
         served = axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()) => served?,

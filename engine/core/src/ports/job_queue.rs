@@ -73,6 +73,11 @@ pub trait JobQueue: Send + Sync {
         Ok(())
     }
 
+    /// Jobs waiting in `pool` (not yet delivered), if the queue can tell.
+    async fn depth(&self, _pool: &str) -> Result<Option<u64>, Error> {
+        Ok(None)
+    }
+
     /// Waits for the next job the queue gave up on: one delivered more than
     /// its delivery limit without an ack (it keeps crashing its worker).
     /// Queues that never give up on a job never return from this.

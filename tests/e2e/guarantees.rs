@@ -332,3 +332,85 @@ async fn sigterm_lets_the_running_step_finish_before_the_worker_exits() {
     );
     assert_eq!(view.steps[0].tasks[0].attempts.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_reruns_what_failed_and_reuses_what_succeeded() {
+    let cluster = Cluster::start(1);
+    let (trace, flag) = (
+        cluster.dir.path().join("trace"),
+        cluster.dir.path().join("fixed"),
+    );
+    let wf = cluster.dir.path().join("retry.toml");
+    let (t, f) = (trace.display(), flag.display());
+    std::fs::write(
+        &wf,
+        format!("[workflow]\nname = 'retry'\n[steps.a]\nrun = \"echo a >> {t}; echo '{{\\\"n\\\": 7}}' > \\\"$WEFT_OUTPUTS\\\"\"\n[steps.b]\nneeds = ['a']\nrun = 'echo b >> {t}; test -f {f} && echo got {{{{ steps.a.outputs.n }}}}'\n[steps.c]\nneeds = ['b']\nrun = 'echo c >> {t}'\n"),
+    )
+    .unwrap();
+    let first = cluster.submit(wf.to_str().unwrap(), &[]).await;
+    assert_eq!(
+        cluster
+            .wait(&first, Duration::from_secs(60))
+            .await
+            .run
+            .status,
+        "failed"
+    );
+    std::fs::write(&flag, "").unwrap();
+
+    let out = std::process::Command::new(crate::support::weft_bin())
+        .args([
+            "--server",
+            &cluster.url,
+            "--token",
+            &cluster.admin_token,
+            "retry",
+            &first,
+            "--wait",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(&format!("reused from run {first}")), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(&trace).unwrap(),
+        "a\nb\nb\nc\n",
+        "a ran once; b and c after the fix"
+    );
+    let second = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("retrying {first} as run ")))
+        .unwrap()
+        .trim()
+        .to_string();
+    let log = cluster.client().logs(&second, "b", None).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&log).contains("got 7"),
+        "b saw a's reused outputs"
+    );
+
+    // From a chosen step, that step runs again too.
+    let third = cluster.client().retry(&second, Some("a")).await.unwrap().id;
+    assert_eq!(
+        cluster
+            .wait(&third, Duration::from_secs(60))
+            .await
+            .run
+            .status,
+        "succeeded"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&trace).unwrap(),
+        "a\nb\nb\nc\na\nb\nc\n"
+    );
+    let (status, _) = (cluster.client().retry(&third, Some("nope")).await, ());
+    assert!(
+        matches!(status, Err(weft_api::Error::Api { status: 422, .. })),
+        "{status:?}"
+    );
+}

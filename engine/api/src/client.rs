@@ -136,6 +136,15 @@ impl Client {
             .map(|_| ())
     }
 
+    /// Retries run `id` (from step `from`, or from what did not succeed).
+    pub async fn retry(&self, id: &str, from: Option<&str>) -> Result<RunSummary, Error> {
+        self.json(
+            self.post(&format!("/api/runs/{id}/retry"))
+                .json(&serde_json::json!({ "from": from })),
+        )
+        .await
+    }
+
     pub async fn workers(&self) -> Result<Vec<weft_core::ports::WorkerInfo>, Error> {
         self.json(self.get("/api/workers")).await
     }

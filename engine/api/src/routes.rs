@@ -7,6 +7,8 @@
 //!   header `x-weft-next-before` holds the cursor of the next page.
 //! - `GET /api/runs/{id}` (viewer): a run with its steps, tasks and attempts.
 //! - `POST /api/runs/{id}/cancel` (operator): ask the run to cancel; 202.
+//! - `POST /api/runs/{id}/retry` `{from?}` (operator): a new run that reuses the outputs of
+//!   the steps that succeeded (all but `from` and its downstream); 201.
 //! - `GET /api/runs/{id}/logs/{task}?attempt=N&offset=K` (viewer): one attempt's log, as text,
 //!   from byte K; header `x-weft-attempt-finished` says whether more may come.
 //! - `GET /api/workers` (viewer): live workers, their pools, slots and running attempts.
@@ -62,6 +64,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/runs", post(submit).get(list))
         .route("/api/runs/{id}", get(show))
         .route("/api/runs/{id}/cancel", post(cancel))
+        .route("/api/runs/{id}/retry", post(retry))
         .route("/api/runs/{id}/logs/{task}", get(logs))
         .route("/api/workers", get(workers))
         .route("/api/events", get(events))
@@ -123,6 +126,7 @@ async fn submit(
         source: request.workflow,
         file,
         params,
+        reuse: Vec::new(),
     };
     let (record, _handle) = api
         .service
@@ -211,6 +215,25 @@ async fn cancel(
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"id": id, "cancel": "requested"})),
     ))
+}
+
+#[derive(Deserialize, Default)]
+struct RetryRequest {
+    /// Run again from this step (and what is downstream of it); by default
+    /// from the steps that did not succeed.
+    from: Option<String>,
+}
+
+async fn retry(
+    State(api): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    request: Option<Json<RetryRequest>>,
+) -> Result<impl IntoResponse, Error> {
+    caller.require(Role::Operator)?;
+    let request = request.map(|Json(r)| r).unwrap_or_default();
+    let (record, _handle) = api.service.retry(&id, request.from.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(RunSummary::from(&record))))
 }
 
 #[derive(Deserialize)]

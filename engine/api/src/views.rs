@@ -61,6 +61,9 @@ pub struct StepView {
     pub outputs: Option<Json>,
     /// Why it was skipped or failed.
     pub reason: Option<String>,
+    /// The run whose outputs a retry reused for this step.
+    #[serde(default)]
+    pub reused_from: Option<String>,
     pub tasks: Vec<TaskView>,
 }
 
@@ -98,6 +101,7 @@ impl RunView {
                     finished_at: s.finished_at,
                     outputs: s.outputs.clone(),
                     reason,
+                    reused_from: s.reused_from.clone(),
                     tasks: s
                         .tasks
                         .iter()

@@ -68,6 +68,18 @@ enum Command {
     /// Manage API tokens (needs an admin token).
     #[command(subcommand)]
     Token(commands::token::Command),
+    /// Run a finished run again on a server, reusing the outputs of its
+    /// succeeded steps: from the steps that did not succeed, or from `--from`.
+    Retry {
+        /// The run to retry.
+        run: String,
+        /// Run again from this step and everything downstream of it.
+        #[arg(long)]
+        from: Option<String>,
+        /// Wait for the new run to finish.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Send a workflow to a server.
     Submit(commands::submit::Args),
     /// List past runs, newest first.
@@ -143,6 +155,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
             })?;
             commands::token::token(client(&url), command).await
+        }
+        Command::Retry { run, from, wait } => {
+            let url = server.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "`weft retry` needs a server: --server URL, WEFT_SERVER, or `[client] server`"
+                )
+            })?;
+            commands::submit::retry(client(&url), &run, from.as_deref(), wait).await
         }
         Command::Submit(args) => {
             let url = server.ok_or_else(|| anyhow::anyhow!("`weft submit` needs a server: --server URL, WEFT_SERVER, or `[client] server` in weft.toml"))?;

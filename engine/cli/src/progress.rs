@@ -72,6 +72,7 @@ impl Reporter {
     fn event_time(event: &Event) -> u64 {
         match event {
             Event::Started { at }
+            | Event::StepReused { at, .. }
             | Event::TaskStarted { at, .. }
             | Event::TaskFinished { at, .. }
             | Event::RetryDue { at, .. }

@@ -34,6 +34,8 @@ pub(crate) struct Driver {
     pub logged: u64,
     pub inbox: mpsc::UnboundedReceiver<Box<dyn ReportDelivery>>,
     pub cancel: watch::Receiver<bool>,
+    /// `StepReused` events that open a retry, before `Started`.
+    pub reuse: Vec<Event>,
 }
 
 /// Resolves when `cancel` turns true (holding no borrow across awaits).
@@ -57,6 +59,7 @@ impl Driver {
         let mut acks: Vec<Box<dyn ReportDelivery>> = Vec::new();
 
         if self.logged == 0 {
+            events.append(&mut self.reuse);
             events.push(Event::Started {
                 at: shared.clock.now(),
             });

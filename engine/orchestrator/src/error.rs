@@ -8,6 +8,8 @@ pub enum Error {
     NotOwner(String),
     #[error("run {0} does not exist")]
     NoSuchRun(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Port(#[from] weft_core::Error),
 }

@@ -25,6 +25,8 @@ pub struct NewRun {
     pub source: String,
     pub file: String,
     pub params: Map<String, Json>,
+    /// For a retry: `StepReused` events of the steps not to run again.
+    pub reuse: Vec<weft_core::run::Event>,
 }
 
 /// A dead-lettered job, seen by its run's driver as a failure report; acking
@@ -240,7 +242,7 @@ impl Service {
             Plan::new(run.workflow),
             record.params.clone(),
         );
-        let handle = self.start(record.clone(), state, 0, progress);
+        let handle = self.start(record.clone(), state, 0, run.reuse, progress);
         Ok((record, handle))
     }
 
@@ -291,6 +293,7 @@ impl Service {
             record,
             state,
             logged,
+            Vec::new(),
             Box::new(|_: &RunState, _: &weft_core::run::Event| {}),
         )))
     }
@@ -330,6 +333,7 @@ impl Service {
         record: RunRecord,
         state: RunState,
         logged: u64,
+        reuse: Vec<weft_core::run::Event>,
         progress: Box<dyn Progress>,
     ) -> RunHandle {
         let (inbox_tx, inbox) = mpsc::unbounded_channel();
@@ -349,6 +353,7 @@ impl Service {
             logged,
             inbox,
             cancel,
+            reuse,
         };
         let shared = self.shared.clone();
         tokio::spawn(async move {
@@ -359,6 +364,37 @@ impl Service {
             }
             result
         })
+    }
+
+    /// Starts a new run of `run_id`'s workflow and params that reuses the
+    /// outputs of its succeeded steps, except `from` and what is downstream
+    /// of it, and runs the rest.
+    pub async fn retry(
+        &self,
+        run_id: &str,
+        from: Option<&str>,
+    ) -> Result<(RunRecord, RunHandle), Error> {
+        let (record, previous) = crate::load_run(self.shared.store.as_ref(), run_id)
+            .await?
+            .ok_or_else(|| Error::NoSuchRun(run_id.to_string()))?;
+        if !previous.status.is_terminal() {
+            return Err(Error::Invalid(format!(
+                "run {run_id} is still {}; retry it when it has finished",
+                previous.status.as_str()
+            )));
+        }
+        let reuse = weft_core::run::reuse_events(&previous, from, self.shared.clock.now())
+            .map_err(Error::Invalid)?;
+        let workflow = previous.plan.workflow.clone();
+        let run = NewRun {
+            workflow,
+            source: record.source,
+            file: record.file,
+            params: record.params,
+            reuse,
+        };
+        self.submit(run, Box::new(|_: &RunState, _: &weft_core::run::Event| {}))
+            .await
     }
 
     /// Asks a run driven here to cancel. `NotOwner` if it is driven elsewhere.

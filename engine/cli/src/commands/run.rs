@@ -63,6 +63,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 source,
                 file,
                 params,
+                reuse: Vec::new(),
             },
             Box::new(reporter),
         )

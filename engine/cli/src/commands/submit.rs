@@ -44,9 +44,14 @@ pub async fn submit(client: Client, args: Args) -> anyhow::Result<ExitCode> {
     if !args.wait {
         return Ok(ExitCode::SUCCESS);
     }
+    wait_and_report(&client, &run.id).await
+}
+
+/// Waits for run `id` to finish, prints its steps; the exit code follows its status.
+pub async fn wait_and_report(client: &Client, id: &str) -> anyhow::Result<ExitCode> {
     let mut delay = Duration::from_millis(100);
     let view = loop {
-        let view = client.run(&run.id).await?;
+        let view = client.run(id).await?;
         if view.is_finished() {
             break view;
         }
@@ -60,4 +65,19 @@ pub async fn submit(client: Client, args: Args) -> anyhow::Result<ExitCode> {
         "cancelled" => ExitCode::from(130),
         _ => ExitCode::FAILURE,
     })
+}
+
+/// `weft retry RUN [--from STEP] [--wait]`.
+pub async fn retry(
+    client: Client,
+    run: &str,
+    from: Option<&str>,
+    wait: bool,
+) -> anyhow::Result<ExitCode> {
+    let new = client.retry(run, from).await?;
+    println!("retrying {run} as run {}", new.id);
+    if wait {
+        return wait_and_report(&client, &new.id).await;
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -59,6 +59,14 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "event")]
 pub enum Event {
+    /// Before `Started`, in a retry: step `step` succeeded in run `from`
+    /// with these outputs; it is not run again.
+    StepReused {
+        step: String,
+        from: String,
+        outputs: Json,
+        at: Millis,
+    },
     /// The run begins: roots are dispatched.
     Started { at: Millis },
     /// A worker began an attempt.

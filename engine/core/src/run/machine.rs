@@ -104,10 +104,31 @@ impl Machine<'_> {
                 }
                 self.state.status = RunStatus::Running;
                 self.state.started_at = Some(at);
-                self.ready.extend(
-                    (0..self.state.steps.len()).filter(|&i| self.state.steps[i].waiting_on == 0),
-                );
+                self.ready.extend((0..self.state.steps.len()).filter(|&i| {
+                    self.state.steps[i].waiting_on == 0 && !self.state.steps[i].status.is_terminal()
+                }));
                 self.drain(at);
+            }
+            Event::StepReused {
+                step,
+                from,
+                outputs,
+                at,
+            } => {
+                let Some(si) = self.state.step_index(&step) else {
+                    return;
+                };
+                if self.state.status != RunStatus::Pending
+                    || self.state.steps[si].status.is_terminal()
+                {
+                    return;
+                }
+                self.state.steps[si].outputs = Some(outputs);
+                self.state.steps[si].started_at = Some(at);
+                self.state.steps[si].reused_from = Some(from);
+                self.close_step(si, StepStatus::Succeeded, at);
+                // Dependents start with `Started`, not now.
+                self.ready.clear();
             }
             Event::TaskStarted {
                 task,

@@ -9,6 +9,7 @@ mod event;
 mod machine;
 mod params;
 mod plan;
+mod retry;
 mod state;
 
 pub use backoff::retry_delay;
@@ -16,6 +17,7 @@ pub use event::{Action, Event, Job, Millis, Outcome, TaskId};
 pub use machine::{apply, resume};
 pub use params::resolve_params;
 pub use plan::Plan;
+pub use retry::reuse_events;
 pub use state::{
     AttemptRecord, RunState, RunStatus, SkipReason, StepState, StepStatus, TaskState, TaskStatus,
 };

@@ -173,6 +173,8 @@ pub struct StepState {
     pub started_at: Option<Millis>,
     pub finished_at: Option<Millis>,
     pub fan_out: bool,
+    /// Set when a retry took this step's outputs from an earlier run.
+    pub reused_from: Option<String>,
 }
 
 /// Everything known about one run.
@@ -205,6 +207,7 @@ impl RunState {
                 started_at: None,
                 finished_at: None,
                 fan_out: plan.workflow.steps[i].for_each.is_some(),
+                reused_from: None,
             })
             .collect::<Vec<_>>();
         Self {

@@ -329,6 +329,43 @@ fn a_queued_attempt_is_dispatched_again_on_resume() {
     assert_eq!(dispatched(&resume(&mut replayed)), vec![job]);
 }
 
+#[test]
+fn a_retry_reuses_succeeded_steps_and_runs_the_rest() {
+    let toml = "[workflow]\nname='r'\n[steps.a]\nrun='a'\n[steps.b]\nneeds=['a']\nrun='echo {{ steps.a.outputs.n }}'\n[steps.c]\nneeds=['b']\nrun='c'\n[steps.d]\nrun='d'\n";
+    let mut first = state(toml);
+    let jobs = dispatched(&apply(&mut first, Event::Started { at: 0 }));
+    let (a, d) = (
+        jobs.iter().find(|j| j.task.step == "a").unwrap().clone(),
+        jobs.iter().find(|j| j.task.step == "d").unwrap().clone(),
+    );
+    apply(&mut first, ok(&d, json!({})));
+    let b = dispatched(&apply(&mut first, ok(&a, json!({"n": 5})))).remove(0);
+    apply(&mut first, fail(&b));
+    assert_eq!(first.status, RunStatus::Failed);
+
+    let mut second = RunState::new("run-2", first.plan.clone(), first.params.clone());
+    let reused = reuse_events(&first, None, 1).unwrap();
+    assert_eq!(reused.len(), 2, "a and d succeeded");
+    for e in reused {
+        assert!(apply(&mut second, e).is_empty());
+    }
+    let jobs = dispatched(&apply(&mut second, Event::Started { at: 2 }));
+    assert_eq!(jobs.len(), 1, "only b runs again: {jobs:?}");
+    assert_eq!(
+        jobs[0].action,
+        StepAction::Run {
+            command: Command::Shell("echo 5".into())
+        },
+        "with a's outputs"
+    );
+    assert_eq!(second.steps[0].reused_from.as_deref(), Some("run-1"));
+
+    // From a chosen step: it and its downstream run again.
+    let from_a = reuse_events(&first, Some("a"), 1).unwrap();
+    assert_eq!(from_a.len(), 1, "only d is reused");
+    assert!(reuse_events(&first, Some("nope"), 1).is_err());
+}
+
 // ---- properties over random DAGs and random outcomes ----
 
 fn random_workflow(n: usize, edges: &[(usize, usize)], limits: &[u32], fan: &[bool]) -> String {

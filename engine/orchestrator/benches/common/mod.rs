@@ -81,6 +81,7 @@ pub async fn drive(
         source: source.into(),
         file: "bench.toml".into(),
         params,
+        reuse: Vec::new(),
     };
     let start = Instant::now();
     let (_, handle) = service

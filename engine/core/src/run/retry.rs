@@ -1,0 +1,40 @@
+//! Retrying a run: which steps of an earlier run a new run may reuse.
+
+use serde_json::Value as Json;
+
+use super::event::{Event, Millis};
+use super::state::{RunState, StepStatus};
+
+/// The `StepReused` events that start a retry of `previous`: every step
+/// that succeeded there, except `from` (a step id to run again from) and
+/// everything downstream of it.
+pub fn reuse_events(
+    previous: &RunState,
+    from: Option<&str>,
+    at: Millis,
+) -> Result<Vec<Event>, String> {
+    let dag = &previous.plan.dag;
+    let redo = match from {
+        Some(id) => Some(
+            dag.index_of(id)
+                .ok_or_else(|| format!("run {} has no step `{id}`", previous.run_id))?,
+        ),
+        None => None,
+    };
+    let mut events = Vec::new();
+    for (i, step) in previous.steps.iter().enumerate() {
+        let downstream_of_redo = redo.is_some_and(|r| r == i || dag.is_upstream(r, i));
+        if step.status == StepStatus::Succeeded && !downstream_of_redo {
+            events.push(Event::StepReused {
+                step: previous.plan.workflow.steps[i].id.clone(),
+                from: previous.run_id.clone(),
+                outputs: step
+                    .outputs
+                    .clone()
+                    .unwrap_or(Json::Object(Default::default())),
+                at,
+            });
+        }
+    }
+    Ok(events)
+}

@@ -385,3 +385,34 @@ async fn server_metrics_count_runs_attempts_queues_and_slots() {
         assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_log_streams_live_over_sse_until_it_ends() {
+    let cluster = Cluster::start(1);
+    let wf = cluster.dir.path().join("talk.toml");
+    std::fs::write(&wf, "[workflow]\nname = 'talk'\n[steps.talk]\nrun = 'for i in 1 2 3; do echo line $i; sleep 0.3; done'\n").unwrap();
+    let id = cluster.submit(wf.to_str().unwrap(), &[]).await;
+    let mut stream = reqwest::Client::new()
+        .get(format!("{}/api/runs/{id}/logs/talk/stream", cluster.url))
+        .bearer_auth(&cluster.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let mut seen = String::new();
+    while !seen.contains("event: end") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(15), stream.chunk())
+            .await
+            .expect("log within 15s")
+            .unwrap();
+        let Some(chunk) = chunk else { break };
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    for line in ["data: line 1", "data: line 2", "data: line 3", "event: end"] {
+        assert!(seen.contains(line), "no `{line}` in:\n{seen}");
+    }
+    assert!(
+        seen.matches("event: log").count() >= 2,
+        "the log arrived in pieces, live:\n{seen}"
+    );
+}

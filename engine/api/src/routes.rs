@@ -11,6 +11,8 @@
 //!   the steps that succeeded (all but `from` and its downstream); 201.
 //! - `GET /api/runs/{id}/logs/{task}?attempt=N&offset=K` (viewer): one attempt's log, as text,
 //!   from byte K; header `x-weft-attempt-finished` says whether more may come.
+//! - `GET /api/runs/{id}/logs/{task}/stream?attempt=N` (viewer): the same log live, as
+//!   Server-Sent Events: `log` events with new text, then one `end` event.
 //! - `GET /api/workers` (viewer): live workers, their pools, slots and running attempts.
 //! - `GET /api/events?run=ID` (viewer): Server-Sent Events, one `run` event per state change
 //!   of the runs this server drives (all of them, or one).
@@ -66,6 +68,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/runs/{id}/cancel", post(cancel))
         .route("/api/runs/{id}/retry", post(retry))
         .route("/api/runs/{id}/logs/{task}", get(logs))
+        .route("/api/runs/{id}/logs/{task}/stream", get(log_stream))
         .route("/api/workers", get(workers))
         .route("/api/events", get(events))
         .route("/api/tokens", post(create_token).get(list_tokens))
@@ -294,6 +297,95 @@ async fn logs(
         ],
         tail,
     ))
+}
+
+/// Polls the store for new log bytes (every 250 ms) and sends them as they
+/// come, until the attempt has finished and its log is drained.
+async fn log_stream(
+    State(api): State<ApiState>,
+    caller: Caller,
+    Path((id, task)): Path<(String, String)>,
+    Query(q): Query<LogQuery>,
+) -> Result<impl IntoResponse, Error> {
+    caller.require(Role::Viewer)?;
+    let task_id = parse_task(&task).ok_or_else(|| {
+        Error::new(
+            StatusCode::BAD_REQUEST,
+            format!("`{task}`: write a task as `step` or `step[2]`"),
+        )
+    })?;
+    if api.store.get_run(&id).await?.is_none() {
+        return Err(Error::not_found(format!("no run {id}")));
+    }
+    struct Tail {
+        api: ApiState,
+        id: String,
+        task: TaskId,
+        attempt: Option<u32>,
+        offset: usize,
+        done: bool,
+    }
+    let start = Tail {
+        api,
+        id,
+        task: task_id,
+        attempt: q.attempt,
+        offset: q.offset.unwrap_or(0),
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(start, |mut tail| async move {
+        if tail.done {
+            return None;
+        }
+        loop {
+            // Which attempt, and is it over? The run's state says.
+            let state = weft_orchestrator::load_run(tail.api.store.as_ref(), &tail.id)
+                .await
+                .ok()
+                .flatten()
+                .map(|(_, s)| s);
+            let Some(state) = state else {
+                tail.done = true;
+                return Some((
+                    Ok::<_, std::convert::Infallible>(
+                        Event::default().event("end").data("run gone"),
+                    ),
+                    tail,
+                ));
+            };
+            let task = state.task(&tail.task);
+            let attempt = tail
+                .attempt
+                .or_else(|| task.map(|t| t.attempt()))
+                .unwrap_or(0);
+            let finished = state.status.is_terminal()
+                || task
+                    .and_then(|t| t.attempts.get((attempt as usize).wrapping_sub(1)))
+                    .is_some_and(|a| a.finished_at.is_some());
+            if attempt > 0 {
+                let key = LogKey {
+                    run_id: tail.id.clone(),
+                    task: tail.task.clone(),
+                    attempt,
+                };
+                let log = tail.api.store.read_log(&key).await.unwrap_or_default();
+                if log.len() > tail.offset {
+                    let text = String::from_utf8_lossy(&log[tail.offset..]).to_string();
+                    tail.offset = log.len();
+                    return Some((Ok(Event::default().event("log").data(text)), tail));
+                }
+            }
+            if finished {
+                tail.done = true;
+                return Some((
+                    Ok(Event::default().event("end").data(attempt.to_string())),
+                    tail,
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 async fn workers(

@@ -416,3 +416,57 @@ async fn a_step_log_streams_live_over_sse_until_it_ends() {
         "the log arrived in pieces, live:\n{seen}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_route() {
+    let cluster = Cluster::start(0);
+    assert_eq!(
+        call(&cluster, None, Method::GET, "/api/openapi.json", None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, doc) = call(
+        &cluster,
+        Some(&cluster.admin_token),
+        Method::GET,
+        "/api/openapi.json",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/runs",
+        "/api/runs/{id}",
+        "/api/runs/{id}/cancel",
+        "/api/runs/{id}/retry",
+        "/api/runs/{id}/logs/{task}",
+        "/api/runs/{id}/logs/{task}/stream",
+        "/api/workers",
+        "/api/events",
+        "/api/tokens",
+        "/api/tokens/{id}",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(path), "the document lacks {path}");
+    }
+    assert!(paths["/api/runs"].get("post").is_some() && paths["/api/runs"].get("get").is_some());
+    for schema in [
+        "RunView",
+        "RunSummary",
+        "StepView",
+        "SubmitRequest",
+        "TokenView",
+    ] {
+        assert!(
+            doc["components"]["schemas"].get(schema).is_some(),
+            "no schema {schema}"
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}

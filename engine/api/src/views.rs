@@ -7,7 +7,7 @@ use weft_core::ports::RunRecord;
 use weft_core::run::{RunState, StepStatus};
 
 /// A run without its workflow text, for lists.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunSummary {
     pub id: String,
     pub workflow: String,
@@ -32,7 +32,7 @@ impl From<&RunRecord> for RunSummary {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttemptView {
     pub number: u32,
     pub queued_at: u64,
@@ -44,20 +44,21 @@ pub struct AttemptView {
     pub exit_code: Option<i32>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskView {
     pub id: String,
     pub status: String,
     pub attempts: Vec<AttemptView>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepView {
     pub id: String,
     pub status: String,
     pub fan_out: bool,
     pub started_at: Option<u64>,
     pub finished_at: Option<u64>,
+    #[schema(value_type = Option<Object>)]
     pub outputs: Option<Json>,
     /// Why it was skipped or failed.
     pub reason: Option<String>,
@@ -68,10 +69,11 @@ pub struct StepView {
 }
 
 /// A run with its steps, tasks and attempts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunView {
     #[serde(flatten)]
     pub run: RunSummary,
+    #[schema(value_type = Object)]
     pub params: serde_json::Map<String, Json>,
     pub steps: Vec<StepView>,
 }
@@ -145,7 +147,7 @@ impl RunView {
 }
 
 /// `POST /api/runs` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubmitRequest {
     /// The workflow file's text.
     pub workflow: String,
@@ -158,7 +160,7 @@ pub struct SubmitRequest {
 }
 
 /// `POST /api/tokens` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewToken {
     pub name: String,
     /// `viewer`, `operator` or `admin`.
@@ -166,7 +168,7 @@ pub struct NewToken {
 }
 
 /// A token as the API shows it; `token` (the secret) only when just created.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenView {
     pub id: String,
     pub name: String,

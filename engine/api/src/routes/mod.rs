@@ -1,0 +1,112 @@
+//! The REST API of `weft serve`. Every route but `/healthz` needs a bearer
+//! token (unless the server runs without auth); the role each needs is
+//! noted.
+//!
+//! - `POST /api/runs` `{workflow, file?, params?}` (operator): validate and start a run; 201.
+//! - `GET /api/runs?status=S&workflow=W&limit=N&before=C` (viewer): runs, newest first;
+//!   header `x-weft-next-before` holds the cursor of the next page.
+//! - `GET /api/runs/{id}` (viewer): a run with its steps, tasks and attempts.
+//! - `POST /api/runs/{id}/cancel` (operator): ask the run to cancel; 202.
+//! - `POST /api/runs/{id}/retry` `{from?}` (operator): a new run that reuses the outputs of
+//!   the steps that succeeded (all but `from` and its downstream); 201.
+//! - `GET /api/runs/{id}/logs/{task}?attempt=N&offset=K` (viewer): one attempt's log, as text,
+//!   from byte K; header `x-weft-attempt-finished` says whether more may come.
+//! - `GET /api/runs/{id}/logs/{task}/stream?attempt=N` (viewer): the same log live, as
+//!   Server-Sent Events: `log` events with new text, then one `end` event.
+//! - `GET /api/workers` (viewer): live workers, their pools, slots and running attempts.
+//! - `GET /api/events?run=ID` (viewer): Server-Sent Events, one `run` event per state change
+//!   of the runs this server drives (all of them, or one).
+//! - `POST /api/tokens` `{name, role}`, `GET /api/tokens`, `DELETE /api/tokens/{id}` (admin).
+//! - `GET /api/openapi.json` (viewer): this API as an OpenAPI document.
+//! - `GET /healthz`, `GET /metrics` (Prometheus; open, for scrapers).
+//!
+//! Errors are JSON: `{"error": "...", "details": ...}`. Bodies over
+//! `MAX_BODY_BYTES` get 413.
+
+mod logs;
+mod openapi;
+mod ops;
+mod runs;
+mod tokens;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use weft_core::ports::{RunStore, TokenStore, WorkerRegistry};
+use weft_core::run::TaskId;
+use weft_orchestrator::Service;
+
+use crate::metrics::ServerMetrics;
+use crate::Error;
+
+pub use logs::FINISHED_HEADER;
+pub use runs::NEXT_PAGE_HEADER;
+
+/// Largest request body: a workflow file's limit with room for JSON escaping.
+pub const MAX_BODY_BYTES: usize = 40 << 20;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub service: Service,
+    pub store: Arc<dyn RunStore>,
+    pub workers: Arc<dyn WorkerRegistry>,
+    /// `None` runs the API without auth (single-user opt-out).
+    pub tokens: Option<Arc<dyn TokenStore>>,
+    pub metrics: Arc<ServerMetrics>,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/runs", post(runs::submit).get(runs::list))
+        .route("/api/runs/{id}", get(runs::show))
+        .route("/api/runs/{id}/cancel", post(runs::cancel))
+        .route("/api/runs/{id}/retry", post(runs::retry))
+        .route("/api/runs/{id}/logs/{task}", get(logs::logs))
+        .route("/api/runs/{id}/logs/{task}/stream", get(logs::log_stream))
+        .route("/api/workers", get(ops::workers))
+        .route("/api/events", get(runs::events))
+        .route(
+            "/api/tokens",
+            post(tokens::create_token).get(tokens::list_tokens),
+        )
+        .route("/api/tokens/{id}", delete(tokens::revoke_token))
+        .route("/api/openapi.json", get(openapi::openapi))
+        .fallback(|| async { Error::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+pub(super) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub(super) fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Error> {
+    body.map(|Json(b)| b).map_err(|e| {
+        let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Error::new(status, format!("bad request body: {}", e.body_text()))
+    })
+}
+
+/// `step` or `step[2]`.
+pub fn parse_task(text: &str) -> Option<TaskId> {
+    match text.split_once('[') {
+        Some((name, rest)) => Some(TaskId::new(
+            name,
+            Some(rest.strip_suffix(']')?.parse().ok()?),
+        )),
+        None => Some(TaskId::new(text, None)),
+    }
+}

@@ -1,0 +1,44 @@
+//! The OpenAPI document, generated from the handlers' annotations and the view types.
+
+use axum::Json;
+use weft_core::ports::Role;
+
+// `paths(...)` needs each handler's generated `__path_*` item in scope.
+use super::logs::*;
+use super::ops::*;
+use super::runs::*;
+use super::tokens::*;
+use crate::auth::Caller;
+use crate::Error;
+
+/// The OpenAPI document, generated from the handlers' annotations and the view types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "weft", description = "The REST API of `weft serve`."),
+    paths(submit, list, show, cancel, retry, logs, log_stream, workers, events, metrics, create_token, list_tokens, revoke_token),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("weft_<id>_<secret>")
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub(super) async fn openapi(caller: Caller) -> Result<Json<utoipa::openapi::OpenApi>, Error> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(<ApiDoc as utoipa::OpenApi>::openapi()))
+}

@@ -1,0 +1,203 @@
+//! Runs: submit, list, show, cancel, retry, and the live change stream.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use tokio::sync::broadcast;
+use weft_core::ports::{Role, RunQuery};
+use weft_core::run::{resolve_params, RunStatus};
+use weft_orchestrator::NewRun;
+
+use super::{body, ApiState};
+use crate::auth::Caller;
+use crate::views::{RunSummary, RunView, SubmitRequest};
+use crate::Error;
+
+#[utoipa::path(post, path = "/api/runs", tag = "runs", request_body = SubmitRequest, responses((status = 201, body = RunSummary), (status = 422, description = "problems in the workflow, each with line and column")), security(("bearer" = [])))]
+pub(super) async fn submit(
+    State(api): State<ApiState>,
+    caller: Caller,
+    request: Result<Json<SubmitRequest>, JsonRejection>,
+) -> Result<impl IntoResponse, Error> {
+    caller.require(Role::Operator)?;
+    let request = body(request)?;
+    let file = request
+        .file
+        .clone()
+        .unwrap_or_else(|| "workflow.toml".into());
+    let workflow = weft_core::spec::load(&request.workflow).map_err(|diagnostics| {
+        let rendered = weft_core::diagnostic::render(&file, &request.workflow, &diagnostics);
+        let list: Vec<_> = diagnostics
+            .iter()
+            .map(|d| {
+                let (line, column) = d.line_column(&request.workflow).unwrap_or((0, 0));
+                serde_json::json!({"message": d.message, "line": line, "column": column})
+            })
+            .collect();
+        Error::Api {
+            status: StatusCode::UNPROCESSABLE_ENTITY.as_u16(),
+            message: format!("{file}: {} problem(s) found\n{rendered}", diagnostics.len()),
+            details: Some(serde_json::Value::Array(list)),
+        }
+    })?;
+    let overrides: Vec<(String, String)> = request.params.into_iter().collect();
+    let params = resolve_params(&workflow, &overrides)
+        .map_err(|e| Error::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let run = NewRun {
+        workflow,
+        source: request.workflow,
+        file,
+        params,
+        reuse: Vec::new(),
+    };
+    let (record, _handle) = api
+        .service
+        .submit(
+            run,
+            Box::new(|_: &weft_core::run::RunState, _: &weft_core::run::Event| {}),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(RunSummary::from(&record))))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ListQuery {
+    limit: Option<usize>,
+    status: Option<String>,
+    workflow: Option<String>,
+    /// `<created_at>:<id>` of the last run of the previous page.
+    before: Option<String>,
+}
+
+/// Response header of `GET /api/runs`: the `before` of the next page, when there may be one.
+pub const NEXT_PAGE_HEADER: &str = "x-weft-next-before";
+
+#[utoipa::path(get, path = "/api/runs", tag = "runs", params(("status" = Option<String>, Query), ("workflow" = Option<String>, Query), ("limit" = Option<usize>, Query), ("before" = Option<String>, Query, description = "cursor from x-weft-next-before")), responses((status = 200, body = [RunSummary])), security(("bearer" = [])))]
+pub(super) async fn list(
+    State(api): State<ApiState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<impl IntoResponse, Error> {
+    caller.require(Role::Viewer)?;
+    let bad = |what: String| Error::new(StatusCode::BAD_REQUEST, what);
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| RunStatus::parse(s).ok_or_else(|| bad(format!("`{s}` is not a run status"))))
+        .transpose()?;
+    let before = q
+        .before
+        .as_deref()
+        .map(|b| {
+            b.split_once(':')
+                .and_then(|(at, id)| Some((at.parse().ok()?, id.to_string())))
+                .ok_or_else(|| bad(format!("`{b}` is not a page cursor")))
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let runs = api
+        .store
+        .query_runs(&RunQuery {
+            status,
+            workflow: q.workflow,
+            before,
+            limit,
+        })
+        .await?;
+    let next = (runs.len() == limit)
+        .then(|| runs.last().map(|r| format!("{}:{}", r.created_at, r.id)))
+        .flatten()
+        .unwrap_or_default();
+    let next = HeaderValue::from_str(&next).unwrap_or_else(|_| HeaderValue::from_static(""));
+    Ok((
+        [(HeaderName::from_static(NEXT_PAGE_HEADER), next)],
+        Json(runs.iter().map(RunSummary::from).collect::<Vec<_>>()),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/runs/{id}", tag = "runs", params(("id" = String, Path)), responses((status = 200, body = RunView), (status = 404, description = "no such run")), security(("bearer" = [])))]
+pub(super) async fn show(
+    State(api): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RunView>, Error> {
+    caller.require(Role::Viewer)?;
+    let (record, state) = weft_orchestrator::load_run(api.store.as_ref(), &id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
+    Ok(Json(RunView::new(&record, &state)))
+}
+
+#[utoipa::path(post, path = "/api/runs/{id}/cancel", tag = "runs", params(("id" = String, Path)), responses((status = 202, description = "cancel requested"), (status = 404, description = "no such run")), security(("bearer" = [])))]
+pub(super) async fn cancel(
+    State(api): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Error> {
+    caller.require(Role::Operator)?;
+    api.service.cancel(&id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"id": id, "cancel": "requested"})),
+    ))
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub(super) struct RetryRequest {
+    /// Run again from this step (and what is downstream of it); by default
+    /// from the steps that did not succeed.
+    from: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/runs/{id}/retry", tag = "runs", params(("id" = String, Path)), request_body(content = RetryRequest, description = "optional"), responses((status = 201, body = RunSummary), (status = 422, description = "unfinished run or unknown step")), security(("bearer" = [])))]
+pub(super) async fn retry(
+    State(api): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    request: Option<Json<RetryRequest>>,
+) -> Result<impl IntoResponse, Error> {
+    caller.require(Role::Operator)?;
+    let request = request.map(|Json(r)| r).unwrap_or_default();
+    let (record, _handle) = api.service.retry(&id, request.from.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(RunSummary::from(&record))))
+}
+
+#[derive(Deserialize)]
+pub(super) struct EventsQuery {
+    run: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/events", tag = "runs", params(("run" = Option<String>, Query)), responses((status = 200, content_type = "text/event-stream", description = "`run` events, one per change")), security(("bearer" = [])))]
+pub(super) async fn events(
+    State(api): State<ApiState>,
+    caller: Caller,
+    Query(q): Query<EventsQuery>,
+) -> Result<impl IntoResponse, Error> {
+    caller.require(Role::Viewer)?;
+    let changes = api.service.watch();
+    let stream = futures_util::stream::unfold((changes, q.run), |(mut changes, run)| async move {
+        loop {
+            match changes.recv().await {
+                Ok(change) if run.as_ref().is_none_or(|r| *r == change.run_id) => {
+                    let event = Event::default()
+                        .event("run")
+                        .json_data(&change)
+                        .unwrap_or_else(|_| Event::default().event("error"));
+                    return Some((Ok::<_, std::convert::Infallible>(event), (changes, run)));
+                }
+                Ok(_) => {}
+                // Too slow: say so, and go on from the newest change.
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let event = Event::default().event("lagged").data(missed.to_string());
+                    return Some((Ok(event), (changes, run)));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

@@ -470,3 +470,49 @@ async fn the_openapi_document_describes_every_route() {
         "bearer"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error() {
+    let cluster = Cluster::start(0);
+    let (_, doc) = call(
+        &cluster,
+        Some(&cluster.admin_token),
+        Method::GET,
+        "/api/openapi.json",
+        None,
+    )
+    .await;
+    let schema = cluster.dir.path().join("openapi.json");
+    std::fs::write(&schema, doc.to_string()).unwrap();
+    let out = tokio::process::Command::new("st")
+        .arg("run")
+        .arg(&schema)
+        .args([
+            "--url",
+            &cluster.url,
+            "-H",
+            &format!("Authorization: Bearer {}", cluster.admin_token),
+        ])
+        .args([
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "20",
+            "--seed",
+            "20261123",
+            "--no-color",
+        ])
+        .output()
+        .await
+        .expect("schemathesis (`st`) is installed by scripts/test");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "schemathesis found a problem:\n{text}"
+    );
+    assert!(text.contains("passed"), "{text}");
+}

@@ -448,6 +448,9 @@ async fn the_openapi_document_describes_every_route() {
         "/api/events",
         "/api/tokens",
         "/api/tokens/{id}",
+        "/api/workflows",
+        "/api/workflows/{name}",
+        "/api/workflows/{name}/runs",
         "/metrics",
     ] {
         assert!(paths.contains_key(path), "the document lacks {path}");
@@ -515,4 +518,90 @@ async fn schemathesis_finds_no_server_error() {
         "schemathesis found a problem:\n{text}"
     );
     assert!(text.contains("passed"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_workflows_keep_versions_and_run_by_name() {
+    let cluster = Cluster::start(1);
+    let admin = cluster.admin_token.clone();
+    let hello =
+        std::fs::read_to_string(crate::support::repo().join("workflows/hello.toml")).unwrap();
+    let (status, v1) = call(
+        &cluster,
+        Some(&admin),
+        Method::POST,
+        "/api/workflows",
+        Some(json!({"workflow": hello})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v1}");
+    assert_eq!(
+        (v1["name"].as_str(), v1["version"].as_u64()),
+        (Some("hello"), Some(1))
+    );
+    let changed = hello.replace("who = \"world\"", "who = \"versions\"");
+    let (_, v2) = call(
+        &cluster,
+        Some(&admin),
+        Method::POST,
+        "/api/workflows",
+        Some(json!({"workflow": changed})),
+    )
+    .await;
+    assert_eq!(v2["version"], 2);
+    let (status, bad) = call(
+        &cluster,
+        Some(&admin),
+        Method::POST,
+        "/api/workflows",
+        Some(json!({"workflow": "[workflow]\nname = 'x'\n"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+
+    let (_, list) = call(&cluster, Some(&admin), Method::GET, "/api/workflows", None).await;
+    assert_eq!(
+        list,
+        json!([{"name": "hello", "version": 2, "saved_at": v2["saved_at"]}])
+    );
+    let (_, first) = call(
+        &cluster,
+        Some(&admin),
+        Method::GET,
+        "/api/workflows/hello?version=1",
+        None,
+    )
+    .await;
+    assert_eq!(first["source"], hello.as_str());
+    assert_eq!(
+        call(
+            &cluster,
+            Some(&admin),
+            Method::GET,
+            "/api/workflows/hello?version=9",
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Run the first version by name; its output says which one ran.
+    let (status, run) = call(
+        &cluster,
+        Some(&admin),
+        Method::POST,
+        "/api/workflows/hello/runs",
+        Some(json!({"version": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let id = run["id"].as_str().unwrap().to_string();
+    let view = cluster.wait(&id, std::time::Duration::from_secs(60)).await;
+    assert_eq!(view.run.status, "succeeded");
+    assert_eq!(view.run.file, "hello@1");
+    assert_eq!(
+        view.steps[0].outputs,
+        Some(json!({"greeting": "hello, world"}))
+    );
 }

@@ -177,3 +177,13 @@ pub struct TokenView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
 }
+
+/// A saved workflow version; `source` only when one version is asked for.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SavedWorkflowView {
+    pub name: String,
+    pub version: u32,
+    pub saved_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}

@@ -12,6 +12,7 @@ pub mod job_queue;
 pub mod run_store;
 pub mod token_store;
 pub mod worker_registry;
+pub mod workflow_store;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

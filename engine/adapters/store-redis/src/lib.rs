@@ -15,6 +15,7 @@ mod options;
 mod registry;
 mod store;
 mod tokens;
+mod workflows;
 
 pub use options::Options;
 pub use store::RedisRunStore;

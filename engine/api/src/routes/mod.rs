@@ -17,6 +17,8 @@
 //! - `GET /api/events?run=ID` (viewer): Server-Sent Events, one `run` event per state change
 //!   of the runs this server drives (all of them, or one).
 //! - `POST /api/tokens` `{name, role}`, `GET /api/tokens`, `DELETE /api/tokens/{id}` (admin).
+//! - `POST /api/workflows` `{workflow, name?}` (operator), `GET /api/workflows`, `GET /api/workflows/{name}?version=`
+//!   (viewer), `POST /api/workflows/{name}/runs` `{version?, params?}` (operator): saved definitions.
 //! - `GET /api/openapi.json` (viewer): this API as an OpenAPI document.
 //! - `GET /healthz`, `GET /metrics` (Prometheus; open, for scrapers).
 //!
@@ -28,6 +30,7 @@ mod openapi;
 mod ops;
 mod runs;
 mod tokens;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -36,7 +39,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use weft_core::ports::{RunStore, TokenStore, WorkerRegistry};
+use weft_core::ports::{RunStore, TokenStore, WorkerRegistry, WorkflowStore};
 use weft_core::run::TaskId;
 use weft_orchestrator::Service;
 
@@ -58,6 +61,7 @@ pub struct ApiState {
     /// `None` runs the API without auth (single-user opt-out).
     pub tokens: Option<Arc<dyn TokenStore>>,
     pub metrics: Arc<ServerMetrics>,
+    pub workflows: Arc<dyn WorkflowStore>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -77,6 +81,9 @@ pub fn router(state: ApiState) -> Router {
             post(tokens::create_token).get(tokens::list_tokens),
         )
         .route("/api/tokens/{id}", delete(tokens::revoke_token))
+        .route("/api/workflows", post(workflows::save).get(workflows::list))
+        .route("/api/workflows/{name}", get(workflows::show))
+        .route("/api/workflows/{name}/runs", post(workflows::run))
         .route("/api/openapi.json", get(openapi::openapi))
         .fallback(|| async { Error::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

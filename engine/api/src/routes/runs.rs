@@ -29,12 +29,18 @@ pub(super) async fn submit(
         .file
         .clone()
         .unwrap_or_else(|| "workflow.toml".into());
-    let workflow = weft_core::spec::load(&request.workflow).map_err(|diagnostics| {
-        let rendered = weft_core::diagnostic::render(&file, &request.workflow, &diagnostics);
+    let record = start(&api, request.workflow, file, request.params).await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// Checks a workflow's text (422 with the diagnostics) and parses it.
+pub(super) fn check(file: &str, source: &str) -> Result<weft_core::spec::Workflow, Error> {
+    weft_core::spec::load(source).map_err(|diagnostics| {
+        let rendered = weft_core::diagnostic::render(file, source, &diagnostics);
         let list: Vec<_> = diagnostics
             .iter()
             .map(|d| {
-                let (line, column) = d.line_column(&request.workflow).unwrap_or((0, 0));
+                let (line, column) = d.line_column(source).unwrap_or((0, 0));
                 serde_json::json!({"message": d.message, "line": line, "column": column})
             })
             .collect();
@@ -43,13 +49,23 @@ pub(super) async fn submit(
             message: format!("{file}: {} problem(s) found\n{rendered}", diagnostics.len()),
             details: Some(serde_json::Value::Array(list)),
         }
-    })?;
-    let overrides: Vec<(String, String)> = request.params.into_iter().collect();
+    })
+}
+
+/// Validates `source` with `params` overrides and starts a run of it.
+pub(super) async fn start(
+    api: &ApiState,
+    source: String,
+    file: String,
+    params: std::collections::BTreeMap<String, String>,
+) -> Result<RunSummary, Error> {
+    let workflow = check(&file, &source)?;
+    let overrides: Vec<(String, String)> = params.into_iter().collect();
     let params = resolve_params(&workflow, &overrides)
         .map_err(|e| Error::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     let run = NewRun {
         workflow,
-        source: request.workflow,
+        source,
         file,
         params,
         reuse: Vec::new(),
@@ -61,7 +77,7 @@ pub(super) async fn submit(
             Box::new(|_: &weft_core::run::RunState, _: &weft_core::run::Event| {}),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(RunSummary::from(&record))))
+    Ok(RunSummary::from(&record))
 }
 
 #[derive(Deserialize)]

@@ -73,9 +73,10 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
     let app = weft_api::router(ApiState {
         service,
         store,
-        workers: redis,
+        workers: redis.clone(),
         tokens,
         metrics,
+        workflows: redis,
     });
     tokio::select! {
         served = axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()) => served?,

@@ -7,9 +7,11 @@ mod job_queue;
 mod run_store;
 mod token_store;
 mod worker_registry;
+mod workflow_store;
 
 pub use clock::Clock;
 pub use job_queue::{Delivery, JobQueue, Report, ReportDelivery, ReportKind};
 pub use run_store::{Claim, LogKey, RunQuery, RunRecord, RunStore};
 pub use token_store::{Role, TokenRecord, TokenStore};
 pub use worker_registry::{Slots, WorkerInfo, WorkerRegistry};
+pub use workflow_store::{SavedWorkflow, WorkflowStore};

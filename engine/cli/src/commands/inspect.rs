@@ -30,47 +30,38 @@ fn ago(ms: u64) -> String {
     )
 }
 
-/// Finds a run by id or unique id prefix.
-async fn resolve(runs: Vec<RunSummary>, run: &str) -> anyhow::Result<String> {
-    if runs.iter().any(|r| r.id == run) {
-        return Ok(run.to_string());
-    }
-    let matches: Vec<String> = runs
-        .into_iter()
-        .map(|r| r.id)
-        .filter(|id| id.starts_with(run))
-        .collect();
+/// The one run whose id starts with `prefix`.
+fn by_prefix(runs: Vec<RunSummary>, prefix: &str) -> anyhow::Result<String> {
+    let matches: Vec<String> = runs.into_iter().map(|r| r.id).filter(|id| id.starts_with(prefix)).collect();
     match matches.as_slice() {
         [one] => Ok(one.clone()),
-        [] => anyhow::bail!("no run `{run}`; `weft runs` lists them"),
-        many => anyhow::bail!("`{run}` matches {} runs; give more of the id", many.len()),
+        [] => anyhow::bail!("no run `{prefix}`; `weft runs` lists them"),
+        many => anyhow::bail!("`{prefix}` matches {} runs; give more of the id", many.len()),
     }
 }
 
-async fn list(source: &Source, limit: usize) -> anyhow::Result<Vec<RunSummary>> {
-    Ok(match source {
-        Source::Server(c) => c.runs(limit).await?,
-        Source::Embedded(dir) => embedded::open_store(dir)?
-            .list_runs(limit)
-            .await?
-            .iter()
-            .map(RunSummary::from)
-            .collect(),
-    })
-}
-
+/// A run by its id or a unique prefix of it: the exact id is tried first,
+/// so only a shortened id costs a listing.
 async fn view(source: &Source, run: &str) -> anyhow::Result<RunView> {
-    let id = resolve(list(source, 100_000).await?, run).await?;
-    Ok(match source {
-        Source::Server(c) => c.run(&id).await?,
+    match source {
+        Source::Server(c) => match c.run(run).await {
+            Ok(v) => Ok(v),
+            Err(weft_api::Error::Api { status: 404, .. }) => Ok(c.run(&by_prefix(c.runs(100_000).await?, run)?).await?),
+            Err(e) => Err(e.into()),
+        },
         Source::Embedded(dir) => {
             let store = embedded::open_store(dir)?;
-            let (record, state) = weft_orchestrator::load_run(store.as_ref(), &id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no run `{run}`"))?;
-            RunView::new(&record, &state)
+            let found = match weft_orchestrator::load_run(store.as_ref(), run).await? {
+                Some(found) => found,
+                None => {
+                    let runs = store.list_runs(usize::MAX).await?.iter().map(RunSummary::from).collect();
+                    let id = by_prefix(runs, run)?;
+                    weft_orchestrator::load_run(store.as_ref(), &id).await?.ok_or_else(|| anyhow::anyhow!("no run `{run}`"))?
+                }
+            };
+            Ok(RunView::new(&found.0, &found.1))
         }
-    })
+    }
 }
 
 pub async fn runs(

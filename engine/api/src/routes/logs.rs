@@ -6,7 +6,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use weft_core::ports::{LogKey, Role};
-use weft_core::run::TaskId;
+use weft_core::run::{RunState, TaskId};
 
 use super::{parse_task, ApiState};
 use crate::auth::Caller;
@@ -30,29 +30,17 @@ pub(super) async fn logs(
     Query(q): Query<LogQuery>,
 ) -> Result<impl IntoResponse, Error> {
     caller.require(Role::Viewer)?;
+    let task_id = task_param(&task)?;
     let (_, state) = weft_orchestrator::load_run(api.store.as_ref(), &id)
         .await?
         .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
-    let task_id = parse_task(&task).ok_or_else(|| {
-        Error::new(
-            StatusCode::BAD_REQUEST,
-            format!("`{task}`: write a task as `step` or `step[2]`"),
-        )
-    })?;
-    let t = state
-        .task(&task_id)
-        .ok_or_else(|| Error::not_found(format!("`{task}` never ran in run {id}")))?;
-    let attempt = q.attempt.unwrap_or_else(|| t.attempt());
-    if attempt == 0 || attempt > t.attempt() {
-        return Err(Error::not_found(format!(
-            "`{task}` has attempts 1 to {}",
-            t.attempt()
-        )));
-    }
-    let finished = state.status.is_terminal()
-        || t.attempts
-            .get(attempt as usize - 1)
-            .is_some_and(|a| a.finished_at.is_some());
+    let (attempt, finished) =
+        attempt_state(&state, &task_id, q.attempt).ok_or_else(|| match state.task(&task_id) {
+            Some(t) if t.attempt() > 0 => {
+                Error::not_found(format!("`{task}` has attempts 1 to {}", t.attempt()))
+            }
+            _ => Error::not_found(format!("`{task}` never ran in run {id}")),
+        })?;
     let log = api
         .store
         .read_log(&LogKey {
@@ -86,12 +74,7 @@ pub(super) async fn log_stream(
     Query(q): Query<LogQuery>,
 ) -> Result<impl IntoResponse, Error> {
     caller.require(Role::Viewer)?;
-    let task_id = parse_task(&task).ok_or_else(|| {
-        Error::new(
-            StatusCode::BAD_REQUEST,
-            format!("`{task}`: write a task as `step` or `step[2]`"),
-        )
-    })?;
+    let task_id = task_param(&task)?;
     if api.store.get_run(&id).await?.is_none() {
         return Err(Error::not_found(format!("no run {id}")));
     }
@@ -131,15 +114,9 @@ pub(super) async fn log_stream(
                     tail,
                 ));
             };
-            let task = state.task(&tail.task);
-            let attempt = tail
-                .attempt
-                .or_else(|| task.map(|t| t.attempt()))
-                .unwrap_or(0);
-            let finished = state.status.is_terminal()
-                || task
-                    .and_then(|t| t.attempts.get((attempt as usize).wrapping_sub(1)))
-                    .is_some_and(|a| a.finished_at.is_some());
+            // Not started yet: nothing to send until it is, or the run ends.
+            let (attempt, finished) = attempt_state(&state, &tail.task, tail.attempt)
+                .unwrap_or((0, state.status.is_terminal()));
             if attempt > 0 {
                 let key = LogKey {
                     run_id: tail.id.clone(),
@@ -164,4 +141,26 @@ pub(super) async fn log_stream(
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// `step` or `step[2]` from the path; 400 otherwise.
+fn task_param(task: &str) -> Result<TaskId, Error> {
+    parse_task(task).ok_or_else(|| {
+        Error::new(
+            StatusCode::BAD_REQUEST,
+            format!("`{task}`: write a task as `step` or `step[2]`"),
+        )
+    })
+}
+
+/// The attempt of `task` a caller means (`asked`, else the last one) and
+/// whether its log is complete; `None` if that attempt never started.
+fn attempt_state(state: &RunState, task: &TaskId, asked: Option<u32>) -> Option<(u32, bool)> {
+    let t = state.task(task)?;
+    let attempt = asked.unwrap_or_else(|| t.attempt());
+    let record = t.attempts.get((attempt as usize).checked_sub(1)?)?;
+    Some((
+        attempt,
+        state.status.is_terminal() || record.finished_at.is_some(),
+    ))
 }

@@ -32,11 +32,18 @@ fn ago(ms: u64) -> String {
 
 /// The one run whose id starts with `prefix`.
 fn by_prefix(runs: Vec<RunSummary>, prefix: &str) -> anyhow::Result<String> {
-    let matches: Vec<String> = runs.into_iter().map(|r| r.id).filter(|id| id.starts_with(prefix)).collect();
+    let matches: Vec<String> = runs
+        .into_iter()
+        .map(|r| r.id)
+        .filter(|id| id.starts_with(prefix))
+        .collect();
     match matches.as_slice() {
         [one] => Ok(one.clone()),
         [] => anyhow::bail!("no run `{prefix}`; `weft runs` lists them"),
-        many => anyhow::bail!("`{prefix}` matches {} runs; give more of the id", many.len()),
+        many => anyhow::bail!(
+            "`{prefix}` matches {} runs; give more of the id",
+            many.len()
+        ),
     }
 }
 
@@ -46,7 +53,9 @@ async fn view(source: &Source, run: &str) -> anyhow::Result<RunView> {
     match source {
         Source::Server(c) => match c.run(run).await {
             Ok(v) => Ok(v),
-            Err(weft_api::Error::Api { status: 404, .. }) => Ok(c.run(&by_prefix(c.runs(100_000).await?, run)?).await?),
+            Err(weft_api::Error::Api { status: 404, .. }) => {
+                Ok(c.run(&by_prefix(c.runs(100_000).await?, run)?).await?)
+            }
             Err(e) => Err(e.into()),
         },
         Source::Embedded(dir) => {
@@ -54,9 +63,16 @@ async fn view(source: &Source, run: &str) -> anyhow::Result<RunView> {
             let found = match weft_orchestrator::load_run(store.as_ref(), run).await? {
                 Some(found) => found,
                 None => {
-                    let runs = store.list_runs(usize::MAX).await?.iter().map(RunSummary::from).collect();
+                    let runs = store
+                        .list_runs(usize::MAX)
+                        .await?
+                        .iter()
+                        .map(RunSummary::from)
+                        .collect();
                     let id = by_prefix(runs, run)?;
-                    weft_orchestrator::load_run(store.as_ref(), &id).await?.ok_or_else(|| anyhow::anyhow!("no run `{run}`"))?
+                    weft_orchestrator::load_run(store.as_ref(), &id)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no run `{run}`"))?
                 }
             };
             Ok(RunView::new(&found.0, &found.1))

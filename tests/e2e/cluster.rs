@@ -175,6 +175,29 @@ impl Cluster {
         }
     }
 
+    /// One API call with `token`; the status and the JSON body (`null` if none).
+    pub async fn call(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     pub async fn store(&self) -> weft_store_redis::RedisRunStore {
         weft_store_redis::RedisRunStore::connect(weft_store_redis::Options {
             prefix: self.prefix.clone(),

@@ -1,6 +1,7 @@
 //! End-to-end tests: run the real `weft` binary the way users do.
 
 mod api_auth;
+mod api_resources;
 mod bad_input;
 mod check;
 mod cli;

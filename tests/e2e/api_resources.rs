@@ -221,6 +221,8 @@ async fn schemathesis_finds_no_server_error() {
     let schema = cluster.dir.path().join("openapi.json");
     std::fs::write(&schema, doc.to_string()).unwrap();
     let out = tokio::process::Command::new("st")
+        // It keeps a cache in its working directory: not in the repository.
+        .current_dir(cluster.dir.path())
         .arg("run")
         .arg(&schema)
         .args([

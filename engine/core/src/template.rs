@@ -159,6 +159,31 @@ pub fn render_str(
     Template::parse(text).map_err(|e| e.message)?.render(lookup)
 }
 
+/// Renders every string inside `value`; a string that is exactly one
+/// reference becomes the referenced value (a list stays a list).
+pub fn render_json(
+    value: &Json,
+    lookup: &dyn Fn(&Path) -> Result<Json, String>,
+) -> Result<Json, String> {
+    Ok(match value {
+        Json::String(text) if text.contains("{{") => Template::parse(text)
+            .map_err(|e| e.message)?
+            .evaluate(lookup)?,
+        Json::Array(items) => Json::Array(
+            items
+                .iter()
+                .map(|i| render_json(i, lookup))
+                .collect::<Result<_, _>>()?,
+        ),
+        Json::Object(map) => Json::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_json(v, lookup)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
 fn is_ident_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }

@@ -3,15 +3,21 @@
 //! tests in `weft-testkit`.
 
 mod clock;
+mod container_runtime;
 mod job_queue;
+mod plugin_store;
 mod run_store;
 mod token_store;
 mod worker_registry;
 mod workflow_store;
 
 pub use clock::Clock;
+pub use container_runtime::{
+    ContainerExit, ContainerMount, ContainerRun, ContainerRuntime, LogSink, WORKER_LABEL,
+};
 pub use job_queue::{Delivery, JobQueue, Report, ReportDelivery, ReportKind};
+pub use plugin_store::PluginStore;
 pub use run_store::{Claim, LogKey, RunQuery, RunRecord, RunStore};
 pub use token_store::{Role, TokenRecord, TokenStore};
-pub use worker_registry::{Slots, WorkerInfo, WorkerRegistry};
+pub use worker_registry::{GpuSlot, Slots, WorkerInfo, WorkerRegistry};
 pub use workflow_store::{SavedWorkflow, WorkflowStore};

@@ -1,9 +1,12 @@
 //! Runs, their event logs and step logs.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
+use crate::plugins::ResolvedPlugin;
 use crate::run::{Event, Millis, RunStatus, TaskId};
 use crate::Error;
 
@@ -23,6 +26,9 @@ pub struct RunRecord {
     /// Why it failed or was cancelled, in one line.
     #[serde(default)]
     pub summary: Option<String>,
+    /// The exact plugin (version and hash) each reference resolved to at submit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plugins: BTreeMap<String, ResolvedPlugin>,
 }
 
 /// A page of runs: filters, newest first, after a cursor.

@@ -12,11 +12,25 @@ use crate::Error;
 pub struct Slots {
     pub cpus: u32,
     pub memory_bytes: u64,
-    /// GPU indices and names; empty where there is no GPU driver.
+    /// Its GPUs; empty where there is no GPU driver.
     #[serde(default)]
-    pub gpus: Vec<String>,
+    pub gpus: Vec<GpuSlot>,
     /// Steps it runs at once.
     pub concurrency: u32,
+}
+
+/// One GPU of a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GpuSlot {
+    /// The device index the driver gives it.
+    pub index: u32,
+    pub name: String,
+    #[serde(default)]
+    pub memory_bytes: u64,
+    /// Whether a step holds it now.
+    #[serde(default)]
+    pub busy: bool,
 }
 
 /// What a worker says in each heartbeat.

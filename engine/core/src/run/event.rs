@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::plugins::PluginCall;
 use crate::spec::{Resources, StepAction};
 
 /// Milliseconds since the Unix epoch, as given by the caller's clock.
@@ -114,8 +115,14 @@ pub struct Job {
     pub timeout: Option<Duration>,
     pub pool: String,
     pub resources: Resources,
-    pub pre_hooks: Vec<String>,
-    pub post_hooks: Vec<String>,
+    /// `[defaults]` hooks first, then the step's own.
+    #[serde(default)]
+    pub pre_hooks: Vec<PluginCall>,
+    #[serde(default)]
+    pub post_hooks: Vec<PluginCall>,
+    /// For a `wasm` step: the plugin that is the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_plugin: Option<PluginCall>,
 }
 
 /// What the machine asks its driver to do.

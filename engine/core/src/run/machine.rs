@@ -10,8 +10,9 @@ use super::state::{
     AttemptRecord, RunState, RunStatus, SkipReason, StepStatus, TaskState, TaskStatus,
 };
 use crate::expr::Condition;
+use crate::plugins::{hook_call, PluginCall, ResolvedPlugin};
 use crate::spec::{Command, ForEach, StepAction};
-use crate::template::{render_str, Path, Template};
+use crate::template::{render_json, render_str, Path, Template};
 
 /// Applies one event; returns what the driver must do. Events that no longer
 /// matter (a late result for an attempt that was already settled, anything
@@ -461,7 +462,22 @@ impl Machine<'_> {
                         .collect::<Result<_, _>>()?,
                 ),
             },
+            StepAction::Container { spec: container } => StepAction::Container {
+                spec: render_json(container, &lookup)?,
+            },
+            StepAction::Wasm { spec: wasm } => {
+                let mut wasm = wasm.clone();
+                if let Some(input) = wasm.get("input") {
+                    let rendered = render_json(input, &lookup)?;
+                    wasm["input"] = rendered;
+                }
+                StepAction::Wasm { spec: wasm }
+            }
             other => other.clone(),
+        };
+        let step_plugin = match &action {
+            StepAction::Wasm { spec: wasm } => wasm_call(wasm, &self.state.plugins),
+            _ => None,
         };
         let env = spec
             .env
@@ -479,15 +495,21 @@ impl Machine<'_> {
             env,
             inputs: Json::Object(inputs),
             timeout: spec.timeout,
-            pool: spec.pool.clone(),
+            pool: crate::spec::queue_pool(&spec.pool, &spec.resources),
             resources: spec.resources,
-            pre_hooks: spec.hooks.pre.iter().map(|h| h.value.to_string()).collect(),
+            pre_hooks: spec
+                .hooks
+                .pre
+                .iter()
+                .map(|h| hook_call(&h.value, &self.state.plugins))
+                .collect(),
             post_hooks: spec
                 .hooks
                 .post
                 .iter()
-                .map(|h| h.value.to_string())
+                .map(|h| hook_call(&h.value, &self.state.plugins))
                 .collect(),
+            step_plugin,
         })
     }
 
@@ -593,4 +615,31 @@ impl Machine<'_> {
             status: RunStatus::Cancelled,
         });
     }
+}
+
+/// A `wasm` step's plugin call, from its table (`plugin`, `timeout`, `memory`).
+fn wasm_call(
+    wasm: &Json,
+    resolved: &std::collections::BTreeMap<String, ResolvedPlugin>,
+) -> Option<PluginCall> {
+    let reference = crate::spec::PluginRef::parse(wasm.get("plugin")?.as_str()?)
+        .ok()?
+        .to_string();
+    let timeout_ms = wasm
+        .get("timeout")
+        .and_then(Json::as_str)
+        .and_then(|t| crate::spec::units::parse_duration(t).ok())
+        .map(|d| d.as_millis() as u64);
+    let memory = match wasm.get("memory") {
+        Some(Json::Number(n)) => n.as_u64(),
+        Some(Json::String(t)) => crate::spec::units::parse_bytes(t).ok(),
+        _ => None,
+    };
+    Some(PluginCall {
+        resolved: resolved.get(&reference).cloned(),
+        reference,
+        config: json!({}),
+        timeout_ms,
+        memory,
+    })
 }

@@ -1,5 +1,6 @@
 //! A run's state: per step and per task (step instance), with attempts.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -7,6 +8,7 @@ use serde_json::{Map, Value as Json};
 
 use super::event::{Millis, TaskId};
 use super::plan::Plan;
+use crate::plugins::ResolvedPlugin;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -190,6 +192,8 @@ pub struct RunState {
     /// Steps not yet finished.
     pub(super) open_steps: usize,
     pub cancel_reason: Option<String>,
+    /// The exact plugin each reference of the workflow resolved to at submit.
+    pub plugins: BTreeMap<String, ResolvedPlugin>,
 }
 
 impl RunState {
@@ -220,6 +224,7 @@ impl RunState {
             started_at: None,
             finished_at: None,
             cancel_reason: None,
+            plugins: BTreeMap::new(),
         }
     }
 

@@ -146,8 +146,32 @@ pub struct Resources {
 /// `hooks = { pre = [...], post = [...] }`: plugin references, defaults first.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Hooks {
-    pub pre: Vec<Spanned<PluginRef>>,
-    pub post: Vec<Spanned<PluginRef>>,
+    pub pre: Vec<Spanned<HookRef>>,
+    pub post: Vec<Spanned<HookRef>>,
+}
+
+/// One hook: `"name@^1"`, or `{ plugin = "name@^1", config = {...},
+/// timeout = "2s", memory = "64MiB" }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookRef {
+    pub plugin: PluginRef,
+    /// Given to the plugin as JSON; `{}` if none.
+    pub config: Json,
+    /// Deadline of each call; the worker's default if none.
+    pub timeout: Option<Duration>,
+    /// Memory cap of the plugin's instance, in bytes; the worker's default if none.
+    pub memory: Option<u64>,
+}
+
+impl HookRef {
+    pub fn new(plugin: PluginRef) -> Self {
+        Self {
+            plugin,
+            config: Json::Object(Default::default()),
+            timeout: None,
+            memory: None,
+        }
+    }
 }
 
 /// `name@version-requirement`, or a local path ending in `.wasm`.
@@ -212,6 +236,21 @@ impl std::fmt::Display for PluginRef {
 
 /// The default worker pool.
 pub const DEFAULT_POOL: &str = "default";
+
+/// The queue a step's jobs go to: its pool's, or, for a step that asks for
+/// GPUs, the pool's GPU queue, which only workers with GPUs take from.
+pub fn queue_pool(pool: &str, resources: &Resources) -> String {
+    if resources.gpus > 0 {
+        gpu_pool(pool)
+    } else {
+        pool.to_string()
+    }
+}
+
+/// The GPU queue of `pool` (`+` cannot appear in a pool name).
+pub fn gpu_pool(pool: &str) -> String {
+    format!("{pool}+gpu")
+}
 
 #[cfg(test)]
 mod tests {

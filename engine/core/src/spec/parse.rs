@@ -28,8 +28,30 @@ const STEP_ONLY_KEYS: &[&str] = &["needs", "when", "for-each", "description"];
 pub(super) const RETRY_KEYS: &[&str] = &["limit", "backoff", "delay", "max-delay", "jitter"];
 pub(super) const RESOURCE_KEYS: &[&str] = &["cpus", "memory", "gpus"];
 pub(super) const HOOK_KEYS: &[&str] = &["pre", "post"];
+pub(super) const HOOK_ENTRY_KEYS: &[&str] = &["plugin", "config", "timeout", "memory"];
 const CONTAINER_KEYS: &[&str] = &[
     "image", "command", "args", "env", "workdir", "user", "mounts", "network",
+];
+/// Container settings weft refuses: they would give a step the host.
+const CONTAINER_REFUSED: &[&str] = &[
+    "privileged",
+    "cap-add",
+    "capabilities",
+    "pid",
+    "ipc",
+    "uts",
+    "userns",
+    "network-mode",
+    "host-network",
+    "devices",
+    "security-opt",
+];
+/// Mount sources that hand a container the Docker engine, i.e. the host.
+const DOCKER_SOCKETS: &[&str] = &[
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/var/run",
+    "/run",
 ];
 const CUDA_KEYS: &[&str] = &["source", "ptx", "entry", "grid", "block", "args"];
 const WASM_KEYS: &[&str] = &["plugin", "input", "timeout", "memory"];
@@ -458,7 +480,53 @@ impl Parser {
 
     fn container(&mut self, v: &Value) -> Option<Json> {
         let t = self.table(v, "`container`")?;
-        self.check_keys(t, CONTAINER_KEYS, "`container`");
+        let mut refused = false;
+        for (key, _) in t.iter() {
+            if CONTAINER_REFUSED.contains(&key.get_ref().as_ref()) {
+                refused = true;
+                self.diags.push(
+                    Diagnostic::at(
+                        key.span(),
+                        format!("`container.{}` is refused", key.get_ref()),
+                    )
+                    .with_label("not allowed")
+                    .with_note(
+                        "weft runs containers unprivileged: no privileged mode, host namespaces, \
+                         added capabilities or devices (GPUs come from `resources.gpus`)",
+                    ),
+                );
+            }
+        }
+        let allowed: Vec<&str> = CONTAINER_KEYS
+            .iter()
+            .chain(CONTAINER_REFUSED)
+            .copied()
+            .collect();
+        self.check_keys(t, &allowed, "`container`");
+        if let Some(DeValue::Array(mounts)) = t.get("mounts").map(|m| m.get_ref()) {
+            for m in mounts {
+                let source = match m.get_ref() {
+                    DeValue::String(s) => s.split(':').next().map(str::to_string),
+                    DeValue::Table(mt) => mt.get("source").and_then(|s| match s.get_ref() {
+                        DeValue::String(s) => Some(s.to_string()),
+                        _ => None,
+                    }),
+                    _ => None,
+                };
+                let Some(source) = source else { continue };
+                if DOCKER_SOCKETS.contains(&source.trim_end_matches('/')) {
+                    refused = true;
+                    self.diags.push(
+                        Diagnostic::at(m.span(), format!("mounting `{source}` is refused"))
+                            .with_label("the Docker socket")
+                            .with_note("a container with the Docker socket controls the host"),
+                    );
+                }
+            }
+        }
+        if refused {
+            return None;
+        }
         match t.get("image") {
             Some(i) => {
                 self.string(i, "`container.image`")?;
@@ -520,6 +588,9 @@ impl Parser {
         }
         if let Some(d) = t.get("timeout") {
             self.duration(d, "`wasm.timeout`");
+        }
+        if let Some(m) = t.get("memory") {
+            self.bytes(m, "`wasm.memory`");
         }
         self.json(v, "`wasm`")
     }

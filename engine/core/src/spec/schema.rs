@@ -10,7 +10,11 @@ fn duration() -> Value {
 }
 
 fn settings() -> serde_json::Map<String, Value> {
-    let plugin_list = json!({"type": "array", "items": {"type": "string", "description": "A plugin: name, name@1.2.3, name@^1, or a path to a .wasm file."}});
+    let reference = json!({"type": "string", "description": "A plugin: name, name@1.2.3, name@^1, or a path to a .wasm file."});
+    let plugin_list = json!({"type": "array", "items": {"oneOf": [reference.clone(), {
+        "type": "object", "required": ["plugin"], "additionalProperties": false,
+        "properties": {"plugin": reference, "config": {"type": "object", "description": "Given to the plugin as JSON."},
+            "timeout": duration(), "memory": {"type": ["string", "integer"], "description": "Memory cap, e.g. 64MiB."}}}]}});
     json!({
         "timeout": duration(),
         "retries": {

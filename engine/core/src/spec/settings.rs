@@ -7,7 +7,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use super::model::*;
-use super::parse::{Parser, HOOK_KEYS, RESOURCE_KEYS, RETRY_KEYS};
+use super::parse::{Parser, Value, HOOK_ENTRY_KEYS, HOOK_KEYS, RESOURCE_KEYS, RETRY_KEYS};
 use super::units::parse_bytes;
 use super::values::is_name;
 use crate::diagnostic::{Diagnostic, Spanned};
@@ -26,8 +26,8 @@ pub(super) struct Settings {
     pub(super) cpus_set: bool,
     pub(super) memory_set: bool,
     pub(super) gpus_set: bool,
-    pub(super) pre: Vec<Spanned<PluginRef>>,
-    pub(super) post: Vec<Spanned<PluginRef>>,
+    pub(super) pre: Vec<Spanned<HookRef>>,
+    pub(super) post: Vec<Spanned<HookRef>>,
     pub(super) pool: Option<String>,
 }
 
@@ -182,29 +182,7 @@ impl Parser {
                 }
                 if let Some(m) = r.get("memory") {
                     s.memory_set = true;
-                    s.resources.memory = match m.get_ref() {
-                        DeValue::Integer(_) => self
-                            .integer(m, "`resources.memory`", i64::MAX)
-                            .map(|n| n as u64),
-                        DeValue::String(text) => match parse_bytes(text) {
-                            Ok(b) => Some(b),
-                            Err(e) => {
-                                self.diags.push(
-                                    Diagnostic::at(
-                                        m.span(),
-                                        format!("`resources.memory`: bad size `{text}`: {e}"),
-                                    )
-                                    .with_label("not a size")
-                                    .with_note("sizes look like `512MiB`, `4GiB`, `1.5GB`"),
-                                );
-                                None
-                            }
-                        },
-                        _ => {
-                            self.wrong_type(m, "`resources.memory`", "a size such as \"4GiB\"");
-                            None
-                        }
-                    };
+                    s.resources.memory = self.bytes(m, "`resources.memory`");
                 }
                 if let Some(g) = r.get("gpus") {
                     s.gpus_set = true;
@@ -217,16 +195,12 @@ impl Parser {
                 self.check_keys(h, HOOK_KEYS, "`hooks`");
                 for (which, list) in [("pre", &mut s.pre), ("post", &mut s.post)] {
                     if let Some(v) = h.get(which) {
-                        for r in self
-                            .strings(v, &format!("`hooks.{which}`"))
-                            .unwrap_or_default()
-                        {
-                            match PluginRef::parse(&r.value) {
-                                Ok(p) => list.push(Spanned::new(p, r.span)),
-                                Err(e) => self.diags.push(
-                                    Diagnostic::at(r.span, e).with_label("bad plugin reference"),
-                                ),
+                        let what = format!("`hooks.{which}`");
+                        match v.get_ref() {
+                            DeValue::Array(items) => {
+                                list.extend(items.iter().filter_map(|i| self.hook(i, &what)))
                             }
+                            _ => self.wrong_type(v, &what, "a list of plugins"),
                         }
                     }
                 }
@@ -249,5 +223,81 @@ impl Parser {
             }
         }
         s
+    }
+}
+
+impl Parser {
+    /// A size: bytes as an integer, or text like `512MiB`.
+    pub(super) fn bytes(&mut self, v: &Value, what: &str) -> Option<u64> {
+        match v.get_ref() {
+            DeValue::Integer(_) => self.integer(v, what, i64::MAX).map(|n| n as u64),
+            DeValue::String(text) => match parse_bytes(text) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    self.diags.push(
+                        Diagnostic::at(v.span(), format!("{what}: bad size `{text}`: {e}"))
+                            .with_label("not a size")
+                            .with_note("sizes look like `512MiB`, `4GiB`, `1.5GB`"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.wrong_type(v, what, "a size like `64MiB`");
+                None
+            }
+        }
+    }
+
+    /// One entry of `hooks.pre` or `hooks.post`: a reference, or a table.
+    fn hook(&mut self, v: &Value, what: &str) -> Option<Spanned<HookRef>> {
+        let reference = |this: &mut Self, r: Spanned<String>| match PluginRef::parse(&r.value) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                this.diags
+                    .push(Diagnostic::at(r.span, e).with_label("bad plugin reference"));
+                None
+            }
+        };
+        match v.get_ref() {
+            DeValue::String(_) => {
+                let r = self.string(v, what)?;
+                let p = reference(self, r)?;
+                Some(Spanned::new(HookRef::new(p), v.span()))
+            }
+            DeValue::Table(t) => {
+                self.check_keys(t, HOOK_ENTRY_KEYS, &format!("a hook of {what}"));
+                let Some(p) = t.get("plugin") else {
+                    self.error(
+                        v.span(),
+                        format!("a hook of {what} needs a `plugin`"),
+                        "no `plugin`",
+                    );
+                    return None;
+                };
+                let r = self.string(p, "`plugin`")?;
+                let mut hook = HookRef::new(reference(self, r)?);
+                if let Some(c) = t.get("config") {
+                    if self.table(c, "`config`").is_some() {
+                        hook.config = self.json(c, "`config`")?;
+                    }
+                }
+                if let Some(d) = t.get("timeout") {
+                    hook.timeout = self.duration(d, "`timeout`");
+                }
+                if let Some(m) = t.get("memory") {
+                    hook.memory = self.bytes(m, "`memory`");
+                }
+                Some(Spanned::new(hook, v.span()))
+            }
+            _ => {
+                self.wrong_type(
+                    v,
+                    &format!("each of {what}"),
+                    "a plugin reference or a table",
+                );
+                None
+            }
+        }
     }
 }

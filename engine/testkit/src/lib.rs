@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod job_queue;
+pub mod plugin_store;
 pub mod run_store;
 pub mod token_store;
 pub mod worker_registry;
@@ -50,5 +51,6 @@ pub fn job(run_id: &str, step: &str, pool: &str) -> weft_core::run::Job {
         resources: Default::default(),
         pre_hooks: vec![],
         post_hooks: vec![],
+        step_plugin: None,
     }
 }

@@ -17,6 +17,7 @@ fn record(id: &str, created_at: u64) -> RunRecord {
         created_at,
         finished_at: None,
         summary: None,
+        plugins: Default::default(),
     }
 }
 

@@ -2,6 +2,8 @@
 //! (`.weft/weft.redb` by default). Every write is a committed transaction,
 //! so history survives crashes and restarts. Depends on `weft-core` only.
 
+mod plugins;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -56,6 +58,10 @@ impl EmbeddedRunStore {
             txn.open_table(LEASES).map_err(err("creating tables"))?;
             txn.open_table(WORKERS).map_err(err("creating tables"))?;
             txn.open_table(CLAIMS).map_err(err("creating tables"))?;
+            txn.open_table(plugins::PLUGINS)
+                .map_err(err("creating tables"))?;
+            txn.open_table(plugins::WASM)
+                .map_err(err("creating tables"))?;
         }
         txn.commit().map_err(err("creating tables"))?;
         Ok(Self {

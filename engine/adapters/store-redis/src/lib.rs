@@ -12,6 +12,7 @@
 //! Depends on `weft-core` only.
 
 mod options;
+mod plugins;
 mod registry;
 mod store;
 mod tokens;

@@ -12,6 +12,7 @@ mod clock;
 mod driver;
 mod error;
 mod options;
+mod plugins;
 mod service;
 mod timers;
 
@@ -19,6 +20,7 @@ pub use clock::SystemClock;
 pub use driver::Progress;
 pub use error::Error;
 pub use options::Options;
+pub use plugins::resolve_plugins;
 pub use service::{AbortFn, NewRun, RunChange, RunHandle, Service};
 
 use weft_core::ports::{RunRecord, RunStore};
@@ -35,11 +37,12 @@ pub async fn load_run(
     let workflow = weft_core::spec::load(&record.source)
         .map_err(|_| Error::StoredWorkflow(record.id.clone()))?;
     let events = store.events(run_id).await?;
-    let state = RunState::replay(
+    let mut state = RunState::replay(
         record.id.clone(),
         Plan::new(workflow),
         record.params.clone(),
         events,
     );
+    state.plugins = record.plugins.clone();
     Ok(Some((record, state)))
 }

@@ -1,12 +1,13 @@
 //! The orchestrator service: many runs, one report router, leases.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+use weft_core::plugins::ResolvedPlugin;
 use weft_core::ports::{
     Clock, Delivery, JobQueue, Report, ReportDelivery, ReportKind, RunRecord, RunStore,
 };
@@ -27,6 +28,8 @@ pub struct NewRun {
     pub params: Map<String, Json>,
     /// For a retry: `StepReused` events of the steps not to run again.
     pub reuse: Vec<weft_core::run::Event>,
+    /// What each plugin reference resolved to (see `resolve_plugins`).
+    pub plugins: BTreeMap<String, ResolvedPlugin>,
 }
 
 /// A dead-lettered job, seen by its run's driver as a failure report; acking
@@ -232,16 +235,18 @@ impl Service {
             created_at: self.shared.clock.now(),
             finished_at: None,
             summary: None,
+            plugins: run.plugins,
         };
         self.shared.store.create_run(&record).await?;
         if !self.take_lease(&record.id).await? {
             return Err(Error::NotOwner(record.id));
         }
-        let state = RunState::new(
+        let mut state = RunState::new(
             record.id.clone(),
             Plan::new(run.workflow),
             record.params.clone(),
         );
+        state.plugins = record.plugins.clone();
         let handle = self.start(record.clone(), state, 0, run.reuse, progress);
         Ok((record, handle))
     }
@@ -283,12 +288,13 @@ impl Service {
             .map_err(|_| Error::StoredWorkflow(record.id.clone()))?;
         let events = self.shared.store.events(run_id).await?;
         let logged = events.len() as u64;
-        let state = RunState::replay(
+        let mut state = RunState::replay(
             record.id.clone(),
             Plan::new(workflow),
             record.params.clone(),
             events,
         );
+        state.plugins = record.plugins.clone();
         Ok(Some(self.start(
             record,
             state,
@@ -392,6 +398,8 @@ impl Service {
             file: record.file,
             params: record.params,
             reuse,
+            // The same plugin versions as the run it retries.
+            plugins: record.plugins,
         };
         self.submit(run, Box::new(|_: &RunState, _: &weft_core::run::Event| {}))
             .await

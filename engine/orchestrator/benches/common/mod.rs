@@ -82,6 +82,7 @@ pub async fn drive(
         file: "bench.toml".into(),
         params,
         reuse: Vec::new(),
+        plugins: Default::default(),
     };
     let start = Instant::now();
     let (_, handle) = service

@@ -12,6 +12,8 @@ pub enum Error {
         program: String,
         source: std::io::Error,
     },
+    #[error("starting the plugin host: {0}")]
+    Plugins(String),
     #[error(transparent)]
     Port(#[from] weft_core::Error),
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use weft_core::ports::{Clock, Slots, WorkerInfo, WorkerRegistry};
 
+use crate::gpus::Gpus;
 use crate::Options;
 
 /// Attempts running on this worker, as `run/task#attempt`.
@@ -32,11 +33,12 @@ pub(crate) async fn beat(
     clock: Arc<dyn Clock>,
     options: Arc<Options>,
     running: Running,
+    gpus: Arc<Gpus>,
     status_url: Option<String>,
 ) {
     let every = Duration::from_millis(options.heartbeat_ms.max(100));
     let started_at = clock.now();
-    let slots = Slots {
+    let mut slots = Slots {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         memory_bytes: memory_bytes(),
         gpus: Vec::new(),
@@ -44,6 +46,7 @@ pub(crate) async fn beat(
     };
     let (host, pid) = (host(), std::process::id());
     loop {
+        slots.gpus = gpus.snapshot();
         let info = WorkerInfo {
             name: options.name.clone(),
             host: host.clone(),

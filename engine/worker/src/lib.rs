@@ -1,20 +1,27 @@
 //! The worker: takes jobs from the [`JobQueue`](weft_core::ports::JobQueue)
-//! for its pools, runs each attempt (shell commands now; containers, CUDA and
-//! WASM come with their executors), streams output into the
+//! for its pools, runs each attempt (shell commands and WASM plugin steps,
+//! with pre and post plugin hooks around them; containers and CUDA come with
+//! their executors), streams output into the
 //! [`RunStore`](weft_core::ports::RunStore)'s step log, reports the outcome,
-//! and only then acknowledges the job. Depends on `weft-core` only.
+//! and only then acknowledges the job. Depends on `weft-core` and
+//! `weft-wasm-host`.
 
 mod abort;
+mod container;
 mod error;
+mod gpus;
 mod heartbeat;
 mod options;
 mod outputs;
+mod plugins;
 mod shell;
 mod stats;
+mod steplog;
 mod worker;
 
 pub use abort::Aborts;
 pub use error::Error;
 pub use options::Options;
+pub use plugins::Plugins;
 pub use stats::Stats;
 pub use worker::Worker;

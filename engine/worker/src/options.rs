@@ -26,6 +26,13 @@ pub struct Options {
     /// How often the worker reports itself and its slots, in milliseconds;
     /// it is listed as gone after three missed beats. Default: 3000.
     pub heartbeat_ms: u64,
+    /// The plugin host: default deadlines and memory caps of plugin calls,
+    /// and where compiled plugins are cached (default: `plugin-cache` under
+    /// `work-dir`).
+    pub plugins: weft_wasm_host::Options,
+    /// The GPUs this worker offers to steps that ask for `resources.gpus`.
+    /// Default: those `nvidia-smi` reports, none without the driver.
+    pub gpus: Option<Vec<weft_core::ports::GpuSlot>>,
 }
 
 impl Default for Options {
@@ -39,6 +46,8 @@ impl Default for Options {
             max_output_bytes: 1 << 20,
             max_log_bytes: 64 << 20,
             heartbeat_ms: 3000,
+            plugins: weft_wasm_host::Options::default(),
+            gpus: None,
         }
     }
 }

@@ -9,15 +9,14 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command as Process;
-use tokio::sync::{watch, Mutex};
+use tokio::sync::watch;
 use weft_core::ports::{LogKey, RunStore};
 use weft_core::run::{Job, Outcome};
 use weft_core::spec::{units::format_duration, Command};
 
+use crate::plugins::PostHooks;
+use crate::steplog::StepLog;
 use crate::{outputs, Options};
-
-/// How often buffered output is written to the store.
-const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 pub(crate) async fn run(
     job: &Job,
@@ -25,6 +24,7 @@ pub(crate) async fn run(
     options: &Options,
     store: &Arc<dyn RunStore>,
     mut abort: watch::Receiver<bool>,
+    filter: Option<Arc<PostHooks>>,
 ) -> Outcome {
     let dir = options
         .work_dir
@@ -92,12 +92,7 @@ pub(crate) async fn run(
         task: job.task.clone(),
         attempt: job.attempt,
     };
-    let log = Arc::new(Mutex::new(LogBuffer {
-        pending: Vec::new(),
-        written: 0,
-        max: options.max_log_bytes,
-        truncated: false,
-    }));
+    let log = StepLog::new(store.clone(), key, options.max_log_bytes, filter);
     let readers = [
         child
             .stdout
@@ -108,15 +103,7 @@ pub(crate) async fn run(
             .take()
             .map(|s| tokio::spawn(pump(s, log.clone()))),
     ];
-    let flusher = {
-        let (log, store, key) = (log.clone(), store.clone(), key.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(FLUSH_EVERY).await;
-                flush(&log, &store, &key).await;
-            }
-        })
-    };
+    let flusher = log.spawn_flusher();
 
     let timeout = job.timeout.unwrap_or(Duration::MAX);
     let ended = tokio::select! {
@@ -137,7 +124,7 @@ pub(crate) async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(2), r).await;
     }
     flusher.abort();
-    flush(&log, store, &key).await;
+    log.finish().await;
 
     let outcome = match ended {
         Ended::TimedOut => failed(
@@ -194,42 +181,12 @@ fn failed(reason: String, exit_code: Option<i32>, retryable: bool) -> Outcome {
     }
 }
 
-struct LogBuffer {
-    pending: Vec<u8>,
-    written: u64,
-    max: u64,
-    truncated: bool,
-}
-
-async fn pump(mut pipe: impl AsyncRead + Unpin, log: Arc<Mutex<LogBuffer>>) {
+async fn pump(mut pipe: impl AsyncRead + Unpin, log: Arc<StepLog>) {
     let mut buf = vec![0u8; 16 * 1024];
     while let Ok(n) = pipe.read(&mut buf).await {
         if n == 0 {
             break;
         }
-        let mut log = log.lock().await;
-        let room = log
-            .max
-            .saturating_sub(log.written + log.pending.len() as u64) as usize;
-        if n <= room {
-            log.pending.extend_from_slice(&buf[..n]);
-        } else if !log.truncated {
-            log.pending.extend_from_slice(&buf[..room]);
-            let note = format!("\n[weft: log truncated at {} bytes]\n", log.max);
-            log.pending.extend_from_slice(note.as_bytes());
-            log.truncated = true;
-        }
-    }
-}
-
-async fn flush(log: &Mutex<LogBuffer>, store: &Arc<dyn RunStore>, key: &LogKey) {
-    let chunk = {
-        let mut log = log.lock().await;
-        log.written += log.pending.len() as u64;
-        std::mem::take(&mut log.pending)
-    };
-    if !chunk.is_empty() {
-        // A log write that fails must not fail the step; the outcome still counts.
-        let _ = store.append_log(key, &chunk).await;
+        log.push(&buf[..n]).await;
     }
 }

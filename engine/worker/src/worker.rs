@@ -5,15 +5,18 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Semaphore};
 use weft_core::ports::{
-    Claim, Clock, Delivery, JobQueue, LogKey, Report, ReportKind, RunStore, WorkerRegistry,
+    Claim, Clock, ContainerRuntime, Delivery, JobQueue, LogKey, Report, ReportKind, RunStore,
+    WorkerRegistry,
 };
 use weft_core::run::{Job, Outcome};
-use weft_core::spec::StepAction;
+use weft_core::spec::{gpu_pool, StepAction};
 
 use std::sync::atomic::Ordering;
 
+use crate::gpus::{self, Gpus};
 use crate::heartbeat::{beat, Running};
-use crate::{shell, Aborts, Error, Options, Stats};
+use crate::plugins::{self, Plugins, PostHooks};
+use crate::{container, shell, Aborts, Error, Options, Stats};
 
 /// A worker bound to a queue and a store.
 pub struct Worker {
@@ -25,6 +28,9 @@ pub struct Worker {
     stats: Arc<Stats>,
     registry: Option<(Arc<dyn WorkerRegistry>, Option<String>)>,
     running: Running,
+    plugins: Option<Plugins>,
+    containers: Option<Arc<dyn ContainerRuntime>>,
+    gpus: Arc<Gpus>,
 }
 
 impl Worker {
@@ -34,6 +40,7 @@ impl Worker {
         clock: Arc<dyn Clock>,
         options: Options,
     ) -> Self {
+        let gpus = Arc::new(Gpus::new(gpus::detect(options.gpus.as_deref())));
         Self {
             queue,
             store,
@@ -43,6 +50,9 @@ impl Worker {
             stats: Arc::default(),
             registry: None,
             running: Running::default(),
+            plugins: None,
+            containers: None,
+            gpus,
         }
     }
 
@@ -54,6 +64,19 @@ impl Worker {
         status_url: Option<String>,
     ) -> Self {
         self.registry = Some((registry, status_url));
+        self
+    }
+
+    /// Runs plugin hooks and `wasm` steps with this host and store; a
+    /// worker without them fails steps that use plugins.
+    pub fn with_plugins(mut self, plugins: Plugins) -> Self {
+        self.plugins = Some(plugins);
+        self
+    }
+
+    /// Runs container steps on this runtime; a worker without one fails them.
+    pub fn with_containers(mut self, runtime: Arc<dyn ContainerRuntime>) -> Self {
+        self.containers = Some(runtime);
         self
     }
 
@@ -74,6 +97,16 @@ impl Worker {
             path: self.options.work_dir.display().to_string(),
             source,
         })?;
+        if let Some(runtime) = &self.containers {
+            // Containers of an earlier life of this worker have no one to report them.
+            match runtime.remove_orphans(&self.options.name).await {
+                Ok(0) => {}
+                Ok(n) => eprintln!(
+                    "weft: removed {n} container(s) left by an earlier run of this worker"
+                ),
+                Err(e) => eprintln!("weft: removing leftover containers: {e}"),
+            }
+        }
         let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
         self.stats
             .slots
@@ -85,17 +118,29 @@ impl Worker {
                 this.clock.clone(),
                 this.options.clone(),
                 this.running.clone(),
+                this.gpus.clone(),
                 url,
             ))
         });
         let mut takers = tokio::task::JoinSet::new();
-        for pool in this.options.pools.clone() {
+        // A worker with GPUs also takes its pools' GPU steps; so does a
+        // worker on its own (embedded), to fail those it cannot run.
+        let takes_gpu_steps = this.gpus.total() > 0 || this.registry.is_none();
+        let queues = this.options.pools.iter().flat_map(|p| {
+            let gpu = takes_gpu_steps.then(|| (gpu_pool(p), true));
+            std::iter::once((p.clone(), false)).chain(gpu)
+        });
+        for (pool, needs_gpu) in queues.collect::<Vec<_>>() {
             let (this, slots) = (this.clone(), slots.clone());
             takers.spawn(async move {
                 loop {
                     let Ok(permit) = slots.clone().acquire_owned().await else {
                         return Ok::<_, Error>(());
                     };
+                    if needs_gpu && this.gpus.total() > 0 {
+                        // Take a GPU step only with a GPU free to run it.
+                        this.gpus.any_free().await;
+                    }
                     let delivery = this.queue.take(&pool).await?;
                     let this = this.clone();
                     tokio::spawn(async move {
@@ -177,6 +222,13 @@ impl Worker {
             task: job.task.clone(),
             attempt: job.attempt,
         };
+        let need = job.resources.gpus as usize;
+        if need > self.gpus.total() && self.bigger_worker(need).await {
+            // Leave it to a worker with enough GPUs.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = delivery.reject(true).await;
+            return;
+        }
         let mut delivery = Some(delivery);
         if !self.claim(&key, &mut delivery).await {
             return;
@@ -266,30 +318,135 @@ impl Worker {
         }
     }
 
+    /// Whether another live worker has at least `need` GPUs.
+    async fn bigger_worker(&self, need: usize) -> bool {
+        let Some((registry, _)) = &self.registry else {
+            return false;
+        };
+        registry
+            .workers(self.clock.now())
+            .await
+            .map(|all| {
+                all.iter()
+                    .any(|w| w.name != self.options.name && w.slots.gpus.len() >= need)
+            })
+            .unwrap_or(false)
+    }
+
+    /// Holds the GPUs the step asks for while it runs; they are named to it
+    /// in `CUDA_VISIBLE_DEVICES` and `WEFT_GPUS`, and given to its container.
     async fn attempt(&self, job: &Job, abort: watch::Receiver<bool>) -> Outcome {
+        let need = job.resources.gpus as usize;
+        if need == 0 {
+            return self.run_attempt(job, abort, &[]).await;
+        }
+        if need > self.gpus.total() {
+            return Outcome::Failed {
+                reason: format!(
+                    "unschedulable: the step asks for {need} GPU(s); no live worker has that many \
+                     (this one, {}, has {})",
+                    self.options.name,
+                    self.gpus.total()
+                ),
+                exit_code: None,
+                retryable: false,
+            };
+        }
+        let ids = self.gpus.acquire(need).await;
+        let mut job = job.clone();
+        let list = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        job.env.insert("CUDA_VISIBLE_DEVICES".into(), list.clone());
+        job.env.insert("WEFT_GPUS".into(), list);
+        let outcome = self.run_attempt(&job, abort, &ids).await;
+        self.gpus.release(&ids);
+        outcome
+    }
+
+    async fn run_attempt(
+        &self,
+        job: &Job,
+        abort: watch::Receiver<bool>,
+        gpu_ids: &[u32],
+    ) -> Outcome {
         let unsupported = |what: &str, with: &str| Outcome::Failed {
             reason: format!("{what} steps are not supported yet: they arrive with {with}"),
             exit_code: None,
             retryable: false,
         };
-        if !job.pre_hooks.is_empty() || !job.post_hooks.is_empty() {
-            return Outcome::Failed {
-                reason: "plugin hooks are not supported yet: they arrive with the WASM plugin host"
-                    .into(),
-                exit_code: None,
-                retryable: false,
-            };
-        }
-        match &job.action {
-            StepAction::Run { command } => {
-                shell::run(job, command, &self.options, &self.store, abort).await
+        let plugins = match (&self.plugins, plugins::needs_plugins(job)) {
+            (Some(p), true) => Some(p),
+            (None, true) => {
+                return Outcome::Failed {
+                    reason: format!(
+                        "worker {} has no plugin host, and this step uses plugins",
+                        self.options.name
+                    ),
+                    exit_code: None,
+                    retryable: false,
+                }
             }
-            StepAction::Container { .. } => unsupported("container", "the Docker executor"),
+            (_, false) => None,
+        };
+        let (job, post) = match plugins {
+            Some(p) => {
+                let job = match plugins::pre_process(p, &self.store, job.clone()).await {
+                    Ok(job) => job,
+                    Err(outcome) => return outcome,
+                };
+                match PostHooks::start(p, &self.store, &job).await {
+                    Ok(post) => (job, post.map(Arc::new)),
+                    Err(outcome) => return outcome,
+                }
+            }
+            None => (job.clone(), None),
+        };
+        let outcome = match &job.action {
+            StepAction::Run { command } => {
+                shell::run(
+                    &job,
+                    command,
+                    &self.options,
+                    &self.store,
+                    abort,
+                    post.clone(),
+                )
+                .await
+            }
+            StepAction::Container { spec } => match &self.containers {
+                Some(runtime) => {
+                    container::run(
+                        &job,
+                        spec,
+                        runtime,
+                        &self.options,
+                        &self.store,
+                        abort,
+                        post.clone(),
+                        gpu_ids,
+                    )
+                    .await
+                }
+                None => Outcome::Failed {
+                    reason: format!(
+                        "worker {} has no container runtime (no Docker engine was reachable when it started)",
+                        self.options.name
+                    ),
+                    exit_code: None,
+                    retryable: false,
+                },
+            },
             StepAction::Cuda { .. } => unsupported("cuda", "the CUDA executor"),
-            StepAction::Wasm { .. } => unsupported("wasm", "the WASM plugin host"),
+            StepAction::Wasm { spec } => match plugins {
+                Some(p) => plugins::run_step(p, &self.store, &job, spec).await,
+                None => unsupported("wasm", "a plugin host"),
+            },
             StepAction::Join => Outcome::Succeeded {
                 outputs: serde_json::json!({}),
             },
+        };
+        match post {
+            Some(post) => post.finish(outcome).await,
+            None => outcome,
         }
     }
 }

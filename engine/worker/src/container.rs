@@ -1,0 +1,327 @@
+//! Runs a container step through the worker's [`ContainerRuntime`]: the
+//! step's scratch directory is mounted at `/weft`, so `$WEFT_OUTPUTS` and
+//! the inputs file work as for shell steps; a timeout or an abort kills
+//! the container.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use tokio::sync::watch;
+use weft_core::ports::{
+    ContainerExit, ContainerMount, ContainerRun, ContainerRuntime, LogKey, RunStore, WORKER_LABEL,
+};
+use weft_core::run::{Job, Outcome};
+use weft_core::spec::units::format_duration;
+
+use crate::plugins::PostHooks;
+use crate::steplog::StepLog;
+use crate::{outputs, Options};
+
+/// Labels on every container a worker starts, besides `WORKER_LABEL`.
+const LABEL_RUN: &str = "dev.weft.run";
+const LABEL_TASK: &str = "dev.weft.task";
+const LABEL_ATTEMPT: &str = "dev.weft.attempt";
+
+/// Processes a container may run at once.
+const PIDS_LIMIT: i64 = 1024;
+
+fn failed(reason: String, exit_code: Option<i32>, retryable: bool) -> Outcome {
+    Outcome::Failed {
+        reason,
+        exit_code,
+        retryable,
+    }
+}
+
+/// A name Docker accepts, unique per attempt.
+fn container_name(job: &Job) -> String {
+    let task: String = job
+        .task
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!(
+        "weft-{}-{}-{}",
+        job.run_id,
+        task.trim_end_matches('-'),
+        job.attempt
+    )
+}
+
+fn strings(v: Option<&Json>, what: &str) -> Result<Option<Vec<String>>, String> {
+    match v {
+        None => Ok(None),
+        Some(Json::String(s)) => Ok(Some(vec!["sh".into(), "-c".into(), s.clone()])),
+        Some(Json::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                Json::String(s) => Ok(s.clone()),
+                other => Ok(other.to_string()),
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map(Some),
+        Some(_) => Err(format!("`container.{what}` must be a string or a list")),
+    }
+}
+
+fn mounts(v: Option<&Json>) -> Result<Vec<ContainerMount>, String> {
+    let Some(v) = v else { return Ok(Vec::new()) };
+    let Json::Array(items) = v else {
+        return Err("`container.mounts` must be a list".into());
+    };
+    items
+        .iter()
+        .map(|m| match m {
+            Json::String(s) => {
+                let parts: Vec<&str> = s.split(':').collect();
+                match parts.as_slice() {
+                    [source, target] => Ok((source.to_string(), target.to_string(), false)),
+                    [source, target, "ro"] => Ok((source.to_string(), target.to_string(), true)),
+                    [source, target, "rw"] => Ok((source.to_string(), target.to_string(), false)),
+                    _ => Err(format!(
+                        "mount `{s}`: write `/host/path:/container/path[:ro]`"
+                    )),
+                }
+            }
+            Json::Object(t) => {
+                let get = |k: &str| t.get(k).and_then(Json::as_str).map(str::to_string);
+                match (get("source"), get("target")) {
+                    (Some(s), Some(d)) => Ok((
+                        s,
+                        d,
+                        t.get("read-only").and_then(Json::as_bool).unwrap_or(false),
+                    )),
+                    _ => Err("a mount table needs `source` and `target`".into()),
+                }
+            }
+            _ => Err("each mount is `src:dst[:ro]` or `{ source, target, read-only }`".into()),
+        })
+        .map(|r| {
+            r.and_then(|(source, target, read_only)| {
+                if !source.starts_with('/') || !target.starts_with('/') {
+                    return Err(format!(
+                        "mount {source}:{target}: both paths must be absolute"
+                    ));
+                }
+                Ok(ContainerMount {
+                    source,
+                    target,
+                    read_only,
+                })
+            })
+        })
+        .collect()
+}
+
+/// What the runtime gets for this attempt.
+fn request(job: &Job, spec: &Json, scratch: &str, worker: &str) -> Result<ContainerRun, String> {
+    let image = spec
+        .get("image")
+        .and_then(Json::as_str)
+        .ok_or("`container.image` is missing")?
+        .to_string();
+    let mut env: BTreeMap<String, String> = job.env.clone();
+    if let Some(Json::Object(extra)) = spec.get("env") {
+        for (k, v) in extra {
+            env.insert(
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_string),
+            );
+        }
+    }
+    env.insert("WEFT_OUTPUTS".into(), "/weft/outputs.json".into());
+    env.insert("WEFT_INPUTS_FILE".into(), "/weft/inputs.json".into());
+    env.insert("WEFT_INPUTS".into(), job.inputs.to_string());
+    env.insert("WEFT_RUN_ID".into(), job.run_id.clone());
+    env.insert("WEFT_STEP".into(), job.task.step.clone());
+    env.insert("WEFT_ATTEMPT".into(), job.attempt.to_string());
+    let labels = BTreeMap::from([
+        (WORKER_LABEL.to_string(), worker.to_string()),
+        (LABEL_RUN.to_string(), job.run_id.clone()),
+        (LABEL_TASK.to_string(), job.task.to_string()),
+        (LABEL_ATTEMPT.to_string(), job.attempt.to_string()),
+    ]);
+    Ok(ContainerRun {
+        name: container_name(job),
+        labels,
+        image,
+        command: strings(spec.get("command"), "command")?,
+        args: match spec.get("args") {
+            Some(Json::String(_)) => return Err("`container.args` must be a list".into()),
+            other => strings(other, "args")?,
+        },
+        env,
+        workdir: spec
+            .get("workdir")
+            .and_then(Json::as_str)
+            .map(str::to_string),
+        user: spec.get("user").and_then(Json::as_str).map(str::to_string),
+        mounts: mounts(spec.get("mounts"))?,
+        scratch: scratch.to_string(),
+        cpus: job.resources.cpus,
+        memory_bytes: job.resources.memory,
+        pids_limit: PIDS_LIMIT,
+        network: spec.get("network").and_then(Json::as_bool).unwrap_or(false),
+        gpus: Vec::new(),
+    })
+}
+
+enum Ended {
+    Exited(Result<ContainerExit, weft_core::Error>),
+    TimedOut,
+    Aborted,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run(
+    job: &Job,
+    spec: &Json,
+    runtime: &Arc<dyn ContainerRuntime>,
+    options: &Options,
+    store: &Arc<dyn RunStore>,
+    mut abort: watch::Receiver<bool>,
+    filter: Option<Arc<PostHooks>>,
+    gpus: &[u32],
+) -> Outcome {
+    let dir = options
+        .work_dir
+        .join(&job.run_id)
+        .join(job.task.to_string())
+        .join(job.attempt.to_string());
+    let prepared = (|| {
+        std::fs::create_dir_all(&dir)?;
+        // The container's user may be anyone; the directory is the attempt's own.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
+        let _ = std::fs::remove_file(dir.join("outputs.json"));
+        std::fs::write(dir.join("inputs.json"), job.inputs.to_string())
+    })();
+    if let Err(e) = prepared {
+        return failed(format!("preparing {}: {e}", dir.display()), None, true);
+    }
+    let scratch = match std::path::absolute(&dir) {
+        Ok(p) => p.display().to_string(),
+        Err(e) => return failed(format!("preparing {}: {e}", dir.display()), None, true),
+    };
+    let request = match request(job, spec, &scratch, &options.name) {
+        Ok(r) => ContainerRun {
+            gpus: gpus.to_vec(),
+            ..r
+        },
+        Err(e) => return failed(e, None, false),
+    };
+    let key = LogKey {
+        run_id: job.run_id.clone(),
+        task: job.task.clone(),
+        attempt: job.attempt,
+    };
+    let log = StepLog::new(store.clone(), key, options.max_log_bytes, filter);
+    let flusher = log.spawn_flusher();
+    let timeout = job.timeout.unwrap_or(Duration::MAX);
+    let ended = tokio::select! {
+        exit = runtime.run(&request, log.as_ref()) => Ended::Exited(exit),
+        _ = tokio::time::sleep(timeout.min(Duration::from_secs(u32::MAX as u64))) => Ended::TimedOut,
+        _ = abort.wait_for(|a| *a) => Ended::Aborted,
+    };
+    if !matches!(ended, Ended::Exited(_)) {
+        if let Err(e) = runtime.kill(&request.name).await {
+            log.push(format!("\n[weft: stopping the container: {e}]\n").as_bytes())
+                .await;
+        }
+    }
+    flusher.abort();
+    log.finish().await;
+    let outcome = match ended {
+        Ended::TimedOut => failed(
+            format!(
+                "timed out after {}; the container was killed",
+                format_duration(timeout)
+            ),
+            None,
+            true,
+        ),
+        Ended::Aborted => failed("aborted".into(), None, false),
+        Ended::Exited(Err(weft_core::Error::Invalid(e))) => failed(e, None, false),
+        Ended::Exited(Err(e)) => failed(format!("container runtime: {e}"), None, true),
+        Ended::Exited(Ok(ContainerExit::OomKilled)) => failed(
+            format!(
+                "oom-killed: the container went over its memory limit{}",
+                job.resources
+                    .memory
+                    .map(|m| format!(" of {} MiB", m >> 20))
+                    .unwrap_or_default()
+            ),
+            None,
+            true,
+        ),
+        Ended::Exited(Ok(ContainerExit::Exited(0))) => {
+            match outputs::read(&dir.join("outputs.json"), options.max_output_bytes) {
+                Ok(outputs) => Outcome::Succeeded { outputs },
+                Err(e) => failed(e, Some(0), false),
+            }
+        }
+        Ended::Exited(Ok(ContainerExit::Exited(code))) => {
+            failed(format!("exited with code {code}"), Some(code as i32), true)
+        }
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use weft_core::run::TaskId;
+
+    #[test]
+    fn requests_are_built_from_the_step_and_refuse_bad_mounts() {
+        let mut job = weft_testkit_job();
+        job.task = TaskId::new("prep", Some(2));
+        job.resources.memory = Some(64 << 20);
+        let spec = json!({"image": "busybox", "command": "echo hi", "env": {"A": 1},
+            "mounts": ["/data:/data:ro", {"source": "/x", "target": "/y"}], "network": true});
+        let r = request(&job, &spec, "/tmp/s", "w1").unwrap();
+        assert_eq!(r.name, "weft-r1-prep-2-1");
+        assert_eq!(r.command.unwrap(), ["sh", "-c", "echo hi"]);
+        assert_eq!(r.env["A"], "1");
+        assert_eq!(r.env["WEFT_OUTPUTS"], "/weft/outputs.json");
+        assert!(r.mounts[0].read_only);
+        assert!(!r.mounts[1].read_only);
+        assert_eq!(r.labels[WORKER_LABEL], "w1");
+        assert_eq!((r.memory_bytes, r.network), (Some(64 << 20), true));
+        let bad = json!({"image": "b", "mounts": ["relative:/x"]});
+        assert!(request(&job, &bad, "/s", "w")
+            .unwrap_err()
+            .contains("absolute"));
+        let bad = json!({"image": "b", "args": "not a list"});
+        assert!(request(&job, &bad, "/s", "w").is_err());
+    }
+
+    fn weft_testkit_job() -> Job {
+        Job {
+            run_id: "r1".into(),
+            workflow: "w".into(),
+            task: TaskId::new("s", None),
+            attempt: 1,
+            action: weft_core::spec::StepAction::Join,
+            env: Default::default(),
+            inputs: json!({}),
+            timeout: None,
+            pool: "default".into(),
+            resources: Default::default(),
+            pre_hooks: vec![],
+            post_hooks: vec![],
+            step_plugin: None,
+        }
+    }
+}

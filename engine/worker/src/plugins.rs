@@ -1,0 +1,369 @@
+//! Plugins on the worker: fetching a run's resolved plugins from the store,
+//! running pre hooks before a step, post hooks (log filter and outcome)
+//! after it, and `wasm` steps. Every call runs on the blocking pool: a
+//! plugin holds its thread until it returns or hits its deadline.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Map, Value as Json};
+use weft_core::plugins::PluginCall;
+use weft_core::ports::{LogKey, PluginStore, RunStore};
+use weft_core::run::{Job, Outcome};
+use weft_core::spec::StepAction;
+use weft_wasm_host::{CallContext, HookInstance, Host, Limits, LogLine, Plugin};
+
+/// How much of a step's log a post hook sees as `log-tail`.
+const LOG_TAIL_BYTES: usize = 64 << 10;
+
+/// A worker's plugin host and where it fetches plugins from.
+#[derive(Clone)]
+pub struct Plugins {
+    store: Arc<dyn PluginStore>,
+    host: Arc<Host>,
+}
+
+impl Plugins {
+    pub fn new(store: Arc<dyn PluginStore>, host: Arc<Host>) -> Self {
+        Self { store, host }
+    }
+
+    /// A host set up from the worker's options, fetching from `store`.
+    pub fn from_options(
+        store: Arc<dyn PluginStore>,
+        options: &crate::Options,
+    ) -> Result<Self, crate::Error> {
+        let mut host_options = options.plugins.clone();
+        if host_options.cache_dir.is_none() {
+            host_options.cache_dir = Some(options.work_dir.join("plugin-cache"));
+        }
+        let host = Host::new(host_options).map_err(|e| crate::Error::Plugins(e.to_string()))?;
+        Ok(Self::new(store, Arc::new(host)))
+    }
+
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
+    }
+
+    /// The compiled plugin a call names: from memory, or fetched by hash
+    /// and compiled (or read from the host's disk cache).
+    async fn load(&self, call: &PluginCall) -> Result<Arc<Plugin>, String> {
+        let Some(resolved) = &call.resolved else {
+            return Err(format!(
+                "plugin `{}` was not resolved when the run was submitted",
+                call.reference
+            ));
+        };
+        if let Some(p) = self.host.loaded(&resolved.sha256) {
+            return Ok(p);
+        }
+        let wasm = self
+            .store
+            .wasm(&resolved.sha256)
+            .await
+            .map_err(|e| format!("fetching plugin {resolved}: {e}"))?
+            .ok_or_else(|| {
+                format!(
+                    "plugin {resolved} ({}) is not in the store",
+                    resolved.sha256
+                )
+            })?;
+        let host = self.host.clone();
+        let plugin = tokio::task::spawn_blocking(move || host.load(&wasm))
+            .await
+            .map_err(|e| format!("loading plugin {resolved}: {e}"))?
+            .map_err(|e| format!("loading plugin {resolved}: {e}"))?;
+        if plugin.sha256 != resolved.sha256 {
+            return Err(format!(
+                "plugin {resolved}: stored bytes do not match their hash"
+            ));
+        }
+        Ok(plugin)
+    }
+}
+
+fn context(job: &Job, call: &PluginCall) -> CallContext {
+    CallContext {
+        run_id: job.run_id.clone(),
+        workflow: job.workflow.clone(),
+        step: job.task.step.clone(),
+        task: job.task.to_string(),
+        attempt: job.attempt,
+        plugin: call.label(),
+        config: call.config.clone(),
+    }
+}
+
+fn limits(call: &PluginCall) -> Limits {
+    Limits {
+        timeout: call.timeout_ms.map(Duration::from_millis),
+        memory_bytes: call.memory,
+    }
+}
+
+/// A plugin failure fails the attempt; its retry policy decides what next.
+fn failed(reason: String) -> Outcome {
+    Outcome::Failed {
+        reason,
+        exit_code: None,
+        retryable: true,
+    }
+}
+
+async fn write_logs(store: &Arc<dyn RunStore>, key: &LogKey, plugin: &str, lines: Vec<LogLine>) {
+    if lines.is_empty() {
+        return;
+    }
+    let mut text = String::new();
+    for l in lines {
+        text.push_str(&format!("[{plugin}] {}: {}\n", l.level.as_str(), l.message));
+    }
+    let _ = store.append_log(key, text.as_bytes()).await;
+}
+
+fn key(job: &Job) -> LogKey {
+    LogKey {
+        run_id: job.run_id.clone(),
+        task: job.task.clone(),
+        attempt: job.attempt,
+    }
+}
+
+/// Runs the pre hooks in order over `job`; returns the job to run, or the
+/// outcome that ends the attempt.
+pub(crate) async fn pre_process(
+    plugins: &Plugins,
+    store: &Arc<dyn RunStore>,
+    mut job: Job,
+) -> Result<Job, Outcome> {
+    let calls = job.pre_hooks.clone();
+    for call in &calls {
+        let plugin = plugins.load(call).await.map_err(failed)?;
+        let payload = json!({"inputs": job.inputs, "env": job.env, "action": job.action});
+        let (host, ctx, limits) = (plugins.host.clone(), context(&job, call), limits(call));
+        let (result, lines) =
+            tokio::task::spawn_blocking(move || match host.hook(&plugin, &ctx, limits) {
+                Ok(mut hook) => {
+                    let r = hook.pre_process(&payload);
+                    (r, hook.take_logs())
+                }
+                Err(e) => (Err(e), Vec::new()),
+            })
+            .await
+            .map_err(|e| failed(format!("pre hook {}: {e}", call.label())))?;
+        write_logs(store, &key(&job), &call.label(), lines).await;
+        let changed = result.map_err(|e| failed(e.to_string()))?;
+        apply_pre(&mut job, changed).map_err(|e| {
+            failed(format!(
+                "pre hook {} returned a bad input: {e}",
+                call.label()
+            ))
+        })?;
+    }
+    Ok(job)
+}
+
+fn apply_pre(job: &mut Job, changed: Json) -> Result<(), String> {
+    let Json::Object(mut map) = changed else {
+        return Err("expected a JSON object with `inputs`, `env` and `action`".into());
+    };
+    if let Some(inputs) = map.remove("inputs") {
+        job.inputs = inputs;
+    }
+    if let Some(env) = map.remove("env") {
+        job.env = serde_json::from_value(env).map_err(|e| format!("`env`: {e}"))?;
+    }
+    if let Some(action) = map.remove("action") {
+        job.action = serde_json::from_value(action).map_err(|e| format!("`action`: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The post hooks of one attempt, instantiated before the step runs so they
+/// can filter its log as it is written.
+pub(crate) struct PostHooks {
+    hooks: Arc<Mutex<Vec<(String, HookInstance)>>>,
+    store: Arc<dyn RunStore>,
+    key: LogKey,
+}
+
+impl PostHooks {
+    pub(crate) async fn start(
+        plugins: &Plugins,
+        store: &Arc<dyn RunStore>,
+        job: &Job,
+    ) -> Result<Option<Self>, Outcome> {
+        if job.post_hooks.is_empty() {
+            return Ok(None);
+        }
+        let mut hooks = Vec::new();
+        for call in &job.post_hooks {
+            let plugin = plugins.load(call).await.map_err(failed)?;
+            let (host, ctx, limits) = (plugins.host.clone(), context(job, call), limits(call));
+            let hook = tokio::task::spawn_blocking(move || host.hook(&plugin, &ctx, limits))
+                .await
+                .map_err(|e| failed(format!("post hook {}: {e}", call.label())))?
+                .map_err(|e| failed(e.to_string()))?;
+            hooks.push((call.label(), hook));
+        }
+        Ok(Some(Self {
+            hooks: Arc::new(Mutex::new(hooks)),
+            store: store.clone(),
+            key: key(job),
+        }))
+    }
+
+    /// Passes a chunk of whole log lines through every post hook. A hook
+    /// that fails here drops the chunk (it may hold what it was to hide)
+    /// and fails the attempt at post-processing.
+    pub(crate) async fn filter_log(&self, chunk: Vec<u8>) -> Vec<u8> {
+        let hooks = self.hooks.clone();
+        let text = String::from_utf8_lossy(&chunk).into_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut hooks = hooks.lock().expect("post hooks");
+            let mut text = text;
+            for (label, hook) in hooks.iter_mut() {
+                match hook.filter_log(&text) {
+                    Ok(t) => text = t,
+                    Err(e) => {
+                        return format!("[weft: log chunk withheld: {label}: {e}]\n").into_bytes()
+                    }
+                }
+            }
+            text.into_bytes()
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Runs `post-process` of every hook in order over the outcome.
+    pub(crate) async fn finish(&self, outcome: Outcome) -> Outcome {
+        let log = self.store.read_log(&self.key).await.unwrap_or_default();
+        let tail_start = log.len().saturating_sub(LOG_TAIL_BYTES);
+        let tail = String::from_utf8_lossy(&log[tail_start..]).into_owned();
+        let mut payload = outcome_json(&outcome, tail);
+        let hooks = self.hooks.clone();
+        let (result, logs) = tokio::task::spawn_blocking(move || {
+            let mut hooks = hooks.lock().expect("post hooks");
+            let mut logs = Vec::new();
+            for (label, hook) in hooks.iter_mut() {
+                let r = hook.post_process(&payload);
+                logs.push((label.clone(), hook.take_logs()));
+                match r {
+                    Ok(p) => payload = p,
+                    Err(e) => return (Err(e.to_string()), logs),
+                }
+            }
+            (Ok(payload), logs)
+        })
+        .await
+        .unwrap_or_else(|e| (Err(format!("post hooks: {e}")), Vec::new()));
+        for (label, lines) in logs {
+            write_logs(&self.store, &self.key, &label, lines).await;
+        }
+        match result {
+            Ok(payload) => outcome_from(payload)
+                .unwrap_or_else(|e| failed(format!("a post hook returned a bad outcome: {e}"))),
+            Err(e) => failed(e),
+        }
+    }
+}
+
+fn outcome_json(outcome: &Outcome, log_tail: String) -> Json {
+    match outcome {
+        Outcome::Succeeded { outputs } => json!({
+            "status": "succeeded", "exit-code": 0, "reason": null, "retryable": false,
+            "outputs": outputs, "log-tail": log_tail,
+        }),
+        Outcome::Failed {
+            reason,
+            exit_code,
+            retryable,
+        } => json!({
+            "status": "failed", "exit-code": exit_code, "reason": reason, "retryable": retryable,
+            "outputs": {}, "log-tail": log_tail,
+        }),
+    }
+}
+
+fn outcome_from(payload: Json) -> Result<Outcome, String> {
+    let map: Map<String, Json> = match payload {
+        Json::Object(m) => m,
+        _ => return Err("expected a JSON object".into()),
+    };
+    match map.get("status").and_then(Json::as_str) {
+        Some("succeeded") => {
+            let outputs = map.get("outputs").cloned().unwrap_or_else(|| json!({}));
+            if !outputs.is_object() {
+                return Err("`outputs` must be an object".into());
+            }
+            Ok(Outcome::Succeeded { outputs })
+        }
+        Some("failed") => Ok(Outcome::Failed {
+            reason: map
+                .get("reason")
+                .and_then(Json::as_str)
+                .unwrap_or("failed in a post hook")
+                .to_string(),
+            exit_code: map
+                .get("exit-code")
+                .and_then(Json::as_i64)
+                .map(|c| c as i32),
+            retryable: map.get("retryable").and_then(Json::as_bool).unwrap_or(true),
+        }),
+        other => Err(format!(
+            "`status` must be \"succeeded\" or \"failed\", not {other:?}"
+        )),
+    }
+}
+
+/// A `wasm` step: the plugin's `run` on the step's rendered `input`.
+pub(crate) async fn run_step(
+    plugins: &Plugins,
+    store: &Arc<dyn RunStore>,
+    job: &Job,
+    spec: &Json,
+) -> Outcome {
+    let Some(call) = &job.step_plugin else {
+        return Outcome::Failed {
+            reason: "the wasm step names no plugin".into(),
+            exit_code: None,
+            retryable: false,
+        };
+    };
+    let plugin = match plugins.load(call).await {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
+    let input = spec.get("input").cloned().unwrap_or_else(|| json!({}));
+    let mut limits = limits(call);
+    // The step's own timeout bounds the call when the plugin sets none.
+    limits.timeout = limits.timeout.or(job.timeout);
+    let (host, ctx) = (plugins.host.clone(), context(job, call));
+    let joined =
+        tokio::task::spawn_blocking(move || host.run_step(&plugin, &ctx, limits, &input)).await;
+    let (result, lines) = match joined {
+        Ok(r) => r,
+        Err(e) => return failed(format!("wasm step {}: {e}", call.label())),
+    };
+    write_logs(store, &key(job), &call.label(), lines).await;
+    match result {
+        Ok(outputs @ Json::Object(_)) => Outcome::Succeeded { outputs },
+        Ok(_) => Outcome::Failed {
+            reason: format!(
+                "plugin {} returned outputs that are not a JSON object",
+                call.label()
+            ),
+            exit_code: None,
+            retryable: false,
+        },
+        Err(e) => failed(e.to_string()),
+    }
+}
+
+/// Why a job with plugins cannot run on a worker without a plugin host.
+pub(crate) fn needs_plugins(job: &Job) -> bool {
+    !job.pre_hooks.is_empty()
+        || !job.post_hooks.is_empty()
+        || matches!(job.action, StepAction::Wasm { .. })
+}

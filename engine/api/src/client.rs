@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::views::{NewToken, RunSummary, RunView, SubmitRequest, TokenView};
+use crate::views::{NewToken, PluginView, RunSummary, RunView, SubmitRequest, TokenView};
 use crate::Error;
 
 #[derive(Clone)]
@@ -169,6 +169,52 @@ impl Client {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Uploads a component as `name@version`; compiling it may take a while.
+    pub async fn push_plugin(
+        &self,
+        name: &str,
+        version: &str,
+        wasm: Vec<u8>,
+    ) -> Result<PluginView, Error> {
+        self.json(
+            self.post("/api/plugins")
+                .query(&[("name", name), ("version", version)])
+                .header("content-type", "application/octet-stream")
+                .timeout(Duration::from_secs(300))
+                .body(wasm),
+        )
+        .await
+    }
+
+    pub async fn plugins(&self) -> Result<Vec<PluginView>, Error> {
+        self.json(self.get("/api/plugins")).await
+    }
+
+    /// Every version of `name`, or the one `version` (a version or a requirement) picks.
+    pub async fn plugin(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Vec<PluginView>, Error> {
+        match version {
+            Some(v) => Ok(vec![
+                self.json(self.get(&format!("/api/plugins/{name}/{v}")))
+                    .await?,
+            ]),
+            None => self.json(self.get(&format!("/api/plugins/{name}"))).await,
+        }
+    }
+
+    pub async fn remove_plugin(&self, name: &str, version: Option<&str>) -> Result<(), Error> {
+        let path = match version {
+            Some(v) => format!("/api/plugins/{name}/{v}"),
+            None => format!("/api/plugins/{name}"),
+        };
+        self.answer(self.request(reqwest::Method::DELETE, &path).send().await)
+            .await
+            .map(|_| ())
     }
 
     pub async fn logs(&self, id: &str, task: &str, attempt: Option<u32>) -> Result<Vec<u8>, Error> {

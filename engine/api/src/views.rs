@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
+use weft_core::plugins::PluginRecord;
 use weft_core::ports::RunRecord;
 use weft_core::run::{RunState, StepStatus};
 
@@ -76,6 +77,49 @@ pub struct RunView {
     #[schema(value_type = Object)]
     pub params: serde_json::Map<String, Json>,
     pub steps: Vec<StepView>,
+    /// The exact plugin each reference of the workflow resolved to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<ResolvedPluginView>,
+}
+
+/// A workflow's plugin reference and what the run resolved it to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ResolvedPluginView {
+    /// As the workflow wrote it, e.g. `redact@^1`.
+    pub reference: String,
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+/// One version of a plugin in the registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PluginView {
+    pub name: String,
+    pub version: String,
+    /// `hook` or `step`.
+    pub world: String,
+    pub sha256: String,
+    pub size: u64,
+    /// Exported functions, as `interface#function`.
+    pub exports: Vec<String>,
+    pub imports: Vec<String>,
+    pub uploaded_at: u64,
+}
+
+impl From<PluginRecord> for PluginView {
+    fn from(r: PluginRecord) -> Self {
+        Self {
+            name: r.name,
+            version: r.version,
+            world: r.world.as_str().into(),
+            sha256: r.sha256,
+            size: r.size,
+            exports: r.exports,
+            imports: r.imports,
+            uploaded_at: r.uploaded_at,
+        }
+    }
 }
 
 impl RunView {
@@ -135,6 +179,16 @@ impl RunView {
             run,
             params: record.params.clone(),
             steps,
+            plugins: record
+                .plugins
+                .iter()
+                .map(|(reference, p)| ResolvedPluginView {
+                    reference: reference.clone(),
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    sha256: p.sha256.clone(),
+                })
+                .collect(),
         }
     }
 

@@ -28,6 +28,7 @@
 mod logs;
 mod openapi;
 mod ops;
+mod plugins;
 mod runs;
 mod tokens;
 mod workflows;
@@ -39,7 +40,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use weft_core::ports::{RunStore, TokenStore, WorkerRegistry, WorkflowStore};
+use weft_core::ports::{PluginStore, RunStore, TokenStore, WorkerRegistry, WorkflowStore};
 use weft_core::run::TaskId;
 use weft_orchestrator::Service;
 
@@ -62,6 +63,9 @@ pub struct ApiState {
     pub tokens: Option<Arc<dyn TokenStore>>,
     pub metrics: Arc<ServerMetrics>,
     pub workflows: Arc<dyn WorkflowStore>,
+    pub plugins: Arc<dyn PluginStore>,
+    /// Validates uploads (compiles them) before they are stored.
+    pub plugin_host: Arc<weft_wasm_host::Host>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -84,6 +88,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/workflows", post(workflows::save).get(workflows::list))
         .route("/api/workflows/{name}", get(workflows::show))
         .route("/api/workflows/{name}/runs", post(workflows::run))
+        .route("/api/plugins", post(plugins::push).get(plugins::list))
+        .route(
+            "/api/plugins/{name}",
+            get(plugins::versions).delete(plugins::remove_all),
+        )
+        .route(
+            "/api/plugins/{name}/{version}",
+            get(plugins::show).delete(plugins::remove),
+        )
         .route("/api/openapi.json", get(openapi::openapi))
         .fallback(|| async { Error::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

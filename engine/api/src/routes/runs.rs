@@ -63,12 +63,14 @@ pub(super) async fn start(
     let overrides: Vec<(String, String)> = params.into_iter().collect();
     let params = resolve_params(&workflow, &overrides)
         .map_err(|e| Error::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let plugins = weft_orchestrator::resolve_plugins(&workflow, api.plugins.as_ref(), None).await?;
     let run = NewRun {
         workflow,
         source,
         file,
         params,
         reuse: Vec::new(),
+        plugins,
     };
     let (record, _handle) = api
         .service

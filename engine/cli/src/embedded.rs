@@ -3,37 +3,66 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use weft_core::ports::{Clock, JobQueue, RunStore};
+use weft_core::ports::{Clock, ContainerRuntime, JobQueue, RunStore};
 use weft_orchestrator::{Service, SystemClock};
 use weft_queue_local::LocalJobQueue;
 use weft_store_embedded::EmbeddedRunStore;
-use weft_worker::{Options as WorkerOptions, Worker};
+use weft_worker::{Options as WorkerOptions, Plugins, Worker};
 
-pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn RunStore>> {
+pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<EmbeddedRunStore>> {
     let store = EmbeddedRunStore::open(data_dir)
         .map_err(|e| anyhow::anyhow!("opening the store in {}: {e}", data_dir.display()))?;
     Ok(Arc::new(store))
 }
 
-/// An orchestrator and a worker sharing one local queue.
-pub fn engine(store: Arc<dyn RunStore>, worker_options: WorkerOptions) -> (Service, Worker) {
+/// An orchestrator and a worker (with a plugin host) sharing one local queue.
+pub fn engine(
+    store: Arc<EmbeddedRunStore>,
+    worker_options: WorkerOptions,
+    containers: Option<Arc<dyn ContainerRuntime>>,
+) -> anyhow::Result<(Service, Worker)> {
     let queue: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let worker = Worker::new(queue.clone(), store.clone(), clock.clone(), worker_options);
+    let plugins = Plugins::from_options(store.clone(), &worker_options)?;
+    let run_store: Arc<dyn RunStore> = store;
+    let mut worker = Worker::new(
+        queue.clone(),
+        run_store.clone(),
+        clock.clone(),
+        worker_options,
+    )
+    .with_plugins(plugins);
+    if let Some(runtime) = containers {
+        worker = worker.with_containers(runtime);
+    }
     let aborts = worker.aborts();
     let abort = Arc::new(
         move |run: &str, task: &weft_core::run::TaskId, attempt: u32| {
             aborts.abort(run, task, attempt)
         },
     );
-    (
+    Ok((
         Service::new(
             queue,
-            store,
+            run_store,
             clock,
             abort,
             weft_orchestrator::Options::default(),
         ),
         worker,
+    ))
+}
+
+/// The local Docker engine, if one answers; `None` (and why) otherwise.
+pub async fn docker() -> Result<Arc<dyn ContainerRuntime>, String> {
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        weft_executor_docker::DockerRuntime::connect(),
     )
+    .await
+    {
+        Ok(Ok(runtime)) => Ok(Arc::new(runtime)),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the Docker engine did not answer within 5 s".into()),
+    }
 }

@@ -25,7 +25,7 @@ struct Cli {
     /// Configuration file. Default: `WEFT_CONFIG`, else `./weft.toml` if present.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// A `weft serve` URL for `submit`, `runs`, `show` and `logs`
+    /// A `weft serve` URL for `submit`, `runs`, `show`, `logs` and `plugin`
     /// (also `WEFT_SERVER`, or `[client] server`). Without one they use the embedded store.
     #[arg(long, global = true, value_name = "URL")]
     server: Option<String>,
@@ -52,6 +52,8 @@ enum Command {
         /// Workflow files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        data: DataDir,
     },
     /// Print the JSON Schema of the workflow format (for editors).
     Schema,
@@ -65,6 +67,13 @@ enum Command {
     Worker(commands::worker::Args),
     /// List live workers: pools, resource slots, running attempts.
     Workers,
+    /// Manage plugins: push, list, show, rm (on a server: admins push and remove).
+    Plugin {
+        #[command(subcommand)]
+        command: commands::plugin::Command,
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// Manage API tokens (needs an admin token).
     #[command(subcommand)]
     Token(commands::token::Command),
@@ -120,10 +129,7 @@ enum Command {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let needs_config = !matches!(
-        cli.command,
-        Command::Run(_) | Command::Check { .. } | Command::Schema
-    );
+    let needs_config = !matches!(cli.command, Command::Run(_) | Command::Schema);
     let config = if needs_config {
         config::Config::load(cli.config.as_deref())?
     } else {
@@ -138,7 +144,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Run(args) => commands::run::run(args).await,
-        Command::Check { files } => commands::check::check(&files),
+        Command::Check { files, data } => {
+            // Plugins are checked against the server's registry, or the
+            // embedded store's when it exists; never create one here.
+            let registry = match &server {
+                Some(url) => Some(commands::plugin::Registry::Server(client(url))),
+                None if data.data_dir.join("weft.redb").exists() => {
+                    Some(commands::plugin::Registry::Embedded(data.data_dir.clone()))
+                }
+                None => None,
+            };
+            commands::check::check(&files, registry.as_ref()).await
+        }
         Command::Schema => {
             println!("{:#}", weft_core::spec::json_schema());
             Ok(ExitCode::SUCCESS)
@@ -147,6 +164,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => commands::worker::worker(config, args).await,
         Command::Workers => {
             commands::workers::workers(config, server.map(|url| client(&url))).await
+        }
+        Command::Plugin { command, data } => {
+            let registry = match &server {
+                Some(url) => commands::plugin::Registry::Server(client(url)),
+                None => commands::plugin::Registry::Embedded(data.data_dir.clone()),
+            };
+            commands::plugin::plugin(registry, command).await
         }
         Command::Token(command) => {
             let url = server.clone().ok_or_else(|| {

@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use codespan_reporting::files::SimpleFile;
 use codespan_reporting::term::{self, termcolor};
 use weft_core::diagnostic::Diagnostic;
+use weft_core::plugins::{self, PluginRecord, PluginWorld};
+use weft_core::ports::PluginStore;
 use weft_core::spec::{self, Workflow};
+
+use super::plugin::Registry;
 
 /// Reads a workflow file, refusing what cannot be a workflow before parsing.
 pub fn read_source(path: &Path) -> anyhow::Result<String> {
@@ -66,11 +70,26 @@ pub fn load_or_report(path: &Path) -> anyhow::Result<Option<(String, Workflow)>>
     }
 }
 
-pub fn check(files: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
+/// Checks each file, and its plugin references against `registry` (the
+/// server's, or the embedded store's when it exists).
+pub async fn check(
+    files: &[std::path::PathBuf],
+    registry: Option<&Registry>,
+) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for path in files {
         match load_or_report(path) {
-            Ok(Some((_, w))) => println!("{}: ok ({} steps)", path.display(), w.steps.len()),
+            Ok(Some((source, w))) => {
+                let diags = plugin_problems(path, &w, registry).await;
+                if diags.is_empty() {
+                    println!("{}: ok ({} steps)", path.display(), w.steps.len());
+                } else {
+                    let name = path.display().to_string();
+                    print_diagnostics(&name, &source, &diags);
+                    eprintln!("error: {name}: {} plugin problem(s) found", diags.len());
+                    failed = true;
+                }
+            }
             Ok(None) => failed = true,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -83,4 +102,110 @@ pub fn check(files: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Unknown plugins, versions that match nothing, and plugins of the wrong
+/// world; local `.wasm` paths are read and inspected.
+async fn plugin_problems(
+    path: &Path,
+    workflow: &Workflow,
+    registry: Option<&Registry>,
+) -> Vec<Diagnostic> {
+    let references = plugins::references(workflow);
+    if references.is_empty() {
+        return Vec::new();
+    }
+    let mut diags = Vec::new();
+    let records = match registry {
+        Some(Registry::Server(c)) => c
+            .plugins()
+            .await
+            .map(|all| {
+                all.into_iter()
+                    .filter_map(|p| {
+                        let world = match p.world.as_str() {
+                            "hook" => PluginWorld::Hook,
+                            "step" => PluginWorld::Step,
+                            _ => return None,
+                        };
+                        Some(PluginRecord {
+                            name: p.name,
+                            version: p.version,
+                            sha256: p.sha256,
+                            size: p.size,
+                            world,
+                            exports: p.exports,
+                            imports: p.imports,
+                            uploaded_at: p.uploaded_at,
+                        })
+                    })
+                    .collect()
+            })
+            .map_err(|e| e.to_string()),
+        Some(Registry::Embedded(dir)) => match crate::embedded::open_store(dir) {
+            Ok(store) => store.plugins().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+        None => Err("no server and no embedded store".into()),
+    };
+    let has_registry_refs = references.iter().any(|(r, _)| !plugins::is_local(&r.value));
+    match records {
+        Ok(records) => diags.extend(plugins::check(workflow, &records)),
+        Err(e) if has_registry_refs => {
+            eprintln!(
+                "{}: note: plugin references not checked: {e}",
+                path.display()
+            )
+        }
+        Err(_) => {}
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut host = None;
+    for (r, need) in references
+        .iter()
+        .filter(|(r, _)| plugins::is_local(&r.value))
+    {
+        let file = dir.join(&r.value.name);
+        let wasm = match std::fs::read(&file) {
+            Ok(w) => w,
+            Err(e) => {
+                diags.push(
+                    Diagnostic::at(
+                        r.span.clone(),
+                        format!("cannot read plugin {}: {e}", file.display()),
+                    )
+                    .with_label("no such plugin file"),
+                );
+                continue;
+            }
+        };
+        if host.is_none() {
+            host = weft_wasm_host::Host::new(weft_wasm_host::Options {
+                max_instances: 1,
+                ..Default::default()
+            })
+            .ok();
+        }
+        let Some(h) = &host else { continue };
+        match h.inspect(&wasm) {
+            Ok(found) if found.world.as_str() != need.as_str() => diags.push(
+                Diagnostic::at(
+                    r.span.clone(),
+                    format!(
+                        "{} is a {} plugin; this needs a {} plugin",
+                        r.value.name,
+                        found.world.as_str(),
+                        need.as_str()
+                    ),
+                )
+                .with_label(format!("not a {} plugin", need.as_str())),
+            ),
+            Ok(_) => {}
+            Err(e) => diags.push(
+                Diagnostic::at(r.span.clone(), format!("{}: {e}", r.value.name))
+                    .with_label("not a usable plugin"),
+            ),
+        }
+    }
+    diags
 }

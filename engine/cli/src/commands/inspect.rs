@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use weft_api::views::{RunSummary, RunView};
 use weft_api::Client;
-use weft_core::ports::{LogKey, RunQuery};
+use weft_core::ports::{LogKey, RunQuery, RunStore};
 use weft_core::run::RunStatus;
 use weft_core::spec::units::format_duration;
 
@@ -147,6 +147,15 @@ pub async fn show(source: &Source, run: &str) -> anyhow::Result<ExitCode> {
     println!("started   {}", ago(v.run.created_at));
     if !v.params.is_empty() {
         println!("params    {}", serde_json::Value::Object(v.params.clone()));
+    }
+    for p in &v.plugins {
+        println!(
+            "plugin    {} -> {}@{} (sha256 {})",
+            p.reference,
+            p.name,
+            p.version,
+            p.sha256.chars().take(12).collect::<String>()
+        );
     }
     if let Some(s) = &v.run.summary {
         println!("summary   {s}");

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod inspect;
+pub mod plugin;
 pub mod run;
 pub mod serve;
 pub mod submit;

@@ -44,11 +44,29 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     pools.dedup();
     options.pools = pools;
     options.work_dir = data_dir.join("work");
+    // Its own name: a worker removes containers left under its name, and
+    // another `weft run` may be running beside this one.
+    options.name = format!("local-{}", std::process::id());
     options.cwd = Some(match args.workflow.file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     });
-    let (service, worker) = embedded::engine(store.clone(), options);
+    let uses_containers = workflow
+        .steps
+        .iter()
+        .any(|s| matches!(s.action, weft_core::spec::StepAction::Container { .. }));
+    let containers = if uses_containers {
+        match embedded::docker().await {
+            Ok(runtime) => Some(runtime),
+            Err(e) => {
+                eprintln!("warning: container steps will fail: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let (service, worker) = embedded::engine(store.clone(), options, containers)?;
     let (stop_worker, worker_stop) = watch::channel(false);
     let worker_task = tokio::spawn(worker.run(worker_stop));
     let router = service.spawn_router();
@@ -56,6 +74,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let live = std::io::stdout().is_terminal() && !args.plain;
     let reporter = Reporter::new(live, &workflow);
     let file = args.workflow.file.display().to_string();
+    let plugin_dir = args
+        .workflow
+        .file
+        .parent()
+        .unwrap_or(std::path::Path::new("."));
+    let plugins =
+        match weft_orchestrator::resolve_plugins(&workflow, store.as_ref(), Some(plugin_dir)).await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {file}: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
     let (record, handle) = service
         .submit(
             NewRun {
@@ -64,6 +96,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 file,
                 params,
                 reuse: Vec::new(),
+                plugins,
             },
             Box::new(reporter),
         )

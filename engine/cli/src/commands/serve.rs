@@ -70,13 +70,20 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
         .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.server.listen))?;
     println!("weft serve listening on http://{}", listener.local_addr()?);
     let metrics = weft_api::ServerMetrics::collect(&service);
+    // Compiles uploads to validate them; it runs no plugin.
+    let plugin_host = Arc::new(weft_wasm_host::Host::new(weft_wasm_host::Options {
+        max_instances: 1,
+        ..Default::default()
+    })?);
     let app = weft_api::router(ApiState {
         service,
         store,
         workers: redis.clone(),
         tokens,
         metrics,
-        workflows: redis,
+        workflows: redis.clone(),
+        plugins: redis,
+        plugin_host,
     });
     tokio::select! {
         served = axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()) => served?,

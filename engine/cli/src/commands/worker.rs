@@ -9,7 +9,7 @@ use weft_core::ports::{Clock, JobQueue, RunStore};
 use weft_orchestrator::SystemClock;
 use weft_queue_amqp::AmqpJobQueue;
 use weft_store_redis::RedisRunStore;
-use weft_worker::Worker;
+use weft_worker::{Plugins, Worker};
 
 use crate::config::Config;
 
@@ -24,6 +24,10 @@ pub struct Args {
     /// Name shown for this worker. Default: from the config.
     #[arg(long)]
     name: Option<String>,
+    /// Offer this GPU to steps, as `INDEX:NAME` (repeatable); replaces what
+    /// the driver reports. Default: from the config, else `nvidia-smi`.
+    #[arg(long = "gpu", value_name = "INDEX:NAME")]
+    gpus: Vec<String>,
 }
 
 pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
@@ -32,6 +36,25 @@ pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> 
     }
     if let Some(n) = args.concurrency {
         config.worker.concurrency = n.max(1);
+    }
+    if !args.gpus.is_empty() {
+        let parsed = args
+            .gpus
+            .iter()
+            .map(|g| {
+                let (index, name) = g.split_once(':').unwrap_or((g.as_str(), "GPU"));
+                let index = index
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("--gpu {g}: write INDEX:NAME, e.g. 0:H100"))?;
+                Ok(weft_core::ports::GpuSlot {
+                    index,
+                    name: name.to_string(),
+                    memory_bytes: 0,
+                    busy: false,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        config.worker.gpus = Some(parsed);
     }
     if let Some(n) = args.name {
         config.worker.name = n;
@@ -50,8 +73,14 @@ pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> 
         .await
         .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.worker_http.listen))?;
     let status_url = format!("http://{}", listener.local_addr()?);
-    let worker = Worker::new(queue, store, clock, config.worker)
-        .with_registry(redis, Some(status_url.clone()));
+    let plugins = Plugins::from_options(redis.clone(), &config.worker)?;
+    let mut worker = Worker::new(queue, store, clock, config.worker)
+        .with_registry(redis, Some(status_url.clone()))
+        .with_plugins(plugins);
+    match crate::embedded::docker().await {
+        Ok(runtime) => worker = worker.with_containers(runtime),
+        Err(e) => eprintln!("weft: no container runtime, container steps will fail here: {e}"),
+    }
     let stats = worker.stats();
     println!("weft worker {name} taking pools [{pools}]; status on {status_url}");
     let status = weft_api::status_router(Arc::new(move || stats.render()));

@@ -33,10 +33,19 @@ pub async fn workers(config: Config, server: Option<weft_api::Client>) -> anyhow
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|w| {
+            // `0:H100(busy),1:H100`: index, name, and whether a step holds it.
             let gpus = if w.slots.gpus.is_empty() {
-                "0".to_string()
+                "-".to_string()
             } else {
-                w.slots.gpus.join(",")
+                w.slots
+                    .gpus
+                    .iter()
+                    .map(|g| {
+                        let busy = if g.busy { "(busy)" } else { "" };
+                        format!("{}:{}{busy}", g.index, g.name.replace(' ', "_"))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
             };
             vec![
                 w.name.clone(),

@@ -11,12 +11,18 @@ pub struct PrivateRabbit {
     child: Option<Child>,
 }
 
+/// A free port below Linux's ephemeral range (32768+): the broker is down
+/// for a while during a restart, and a port the kernel hands out for
+/// `bind(0)` could meanwhile go to another test's listener.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    (0..1000u32)
+        .map(|i| 20_000 + (seed.wrapping_add(i.wrapping_mul(7919)) % 12_000) as u16)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port in 20000..32000")
 }
 
 fn port_open(port: u16) -> bool {

@@ -118,11 +118,18 @@ impl Cluster {
 
     /// Starts a worker; returns its pid.
     pub fn start_worker(&mut self) -> u32 {
+        self.start_worker_with(&[])
+    }
+
+    /// Starts a worker named `<prefix>-w<n>` with more arguments; returns its pid.
+    pub fn start_worker_with(&mut self, extra: &[&str]) -> u32 {
         let n = self.workers.len();
-        let (child, _, _) = start(
-            self.command(&["worker", "--name", &format!("w{n}")]),
-            "weft worker",
-        );
+        // Unique across clusters: a worker removes the leftover containers
+        // of its name when it starts.
+        let name = format!("{}-w{n}", self.prefix);
+        let mut args = vec!["worker", "--name", &name];
+        args.extend_from_slice(extra);
+        let (child, _, _) = start(self.command(&args), "weft worker");
         let pid = child.id();
         self.workers.push(child);
         pid

@@ -9,7 +9,7 @@ use weft_api::views::RunView;
 use weft_store_embedded::EmbeddedRunStore;
 
 use crate::cluster::Cluster;
-use crate::support::{repo, text, weft};
+use crate::support::{plugin_wasm, push_example_plugins, repo, text, weft, EXAMPLE_PLUGINS};
 
 #[derive(Debug, Default)]
 pub struct Expected {
@@ -120,6 +120,9 @@ pub fn check_outcome(name: &str, view: &RunView, context: &str) {
 
 async fn run_embedded(name: &str) {
     let data = tempfile::tempdir().unwrap();
+    if name == "plugins" {
+        push_example_plugins(data.path());
+    }
     let file = format!("workflows/{name}.toml");
     let out = weft(&["run", &file, "--plain"], data.path());
     let want = expected(name);
@@ -194,6 +197,11 @@ async fn when_false_skips_a_step() {
 }
 
 #[tokio::test]
+async fn plugins_check_measure_and_redact_around_a_step_and_run_as_one() {
+    run_embedded("plugins").await;
+}
+
+#[tokio::test]
 async fn failing_step_skips_its_dependents() {
     run_embedded("failure").await;
 }
@@ -201,6 +209,13 @@ async fn failing_step_skips_its_dependents() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_has_the_same_outcome_in_distributed_mode() {
     let cluster = Cluster::start(2);
+    for name in EXAMPLE_PLUGINS {
+        cluster
+            .client()
+            .push_plugin(name, "0.1.0", plugin_wasm(name))
+            .await
+            .expect("push");
+    }
     let mut runs = Vec::new();
     for name in examples() {
         let id = cluster.submit(&format!("workflows/{name}.toml"), &[]).await;

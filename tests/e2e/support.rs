@@ -50,3 +50,42 @@ pub fn assert_no_panic(out: &Output) {
     assert!(!t.contains("panicked"), "weft panicked:\n{t}");
     assert!(out.status.code().is_some(), "weft died by a signal:\n{t}");
 }
+
+/// A component built by `plugins/build` (which `scripts/test` runs first).
+pub fn plugin_wasm(name: &str) -> Vec<u8> {
+    let path = repo().join("plugins/dist").join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the plugins with plugins/build",
+            path.display()
+        )
+    })
+}
+
+/// The plugins `workflows/plugins.toml` uses, as version 0.1.0.
+pub const EXAMPLE_PLUGINS: &[&str] = &[
+    "validate-inputs",
+    "metrics-extract",
+    "redact-secrets",
+    "text-stats",
+];
+
+/// Pushes the example plugins into the embedded store in `data_dir`.
+pub fn push_example_plugins(data_dir: &Path) {
+    for name in EXAMPLE_PLUGINS {
+        let file = format!("plugins/dist/{name}.wasm");
+        let out = weft(
+            &[
+                "plugin",
+                "push",
+                &file,
+                "--name",
+                name,
+                "--version",
+                "0.1.0",
+            ],
+            data_dir,
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+}

@@ -47,6 +47,8 @@ pub struct Param {
 #[derive(Debug, Clone)]
 pub struct Step {
     pub id: String,
+    /// Free text shown instead of the id (dashboard, `weft show`).
+    pub name: Option<String>,
     /// Span of the step's key (`[steps.<id>]`).
     pub span: Span,
     pub action: StepAction,

@@ -24,7 +24,7 @@ const WORKFLOW_KEYS: &[&str] = &["name", "description"];
 pub(super) const SETTING_KEYS: &[&str] =
     &["timeout", "retries", "env", "resources", "hooks", "pool"];
 const ACTION_KEYS: &[&str] = &["run", "container", "cuda", "wasm"];
-const STEP_ONLY_KEYS: &[&str] = &["needs", "when", "for-each", "description"];
+const STEP_ONLY_KEYS: &[&str] = &["needs", "when", "for-each", "description", "name"];
 pub(super) const RETRY_KEYS: &[&str] = &["limit", "backoff", "delay", "max-delay", "jitter"];
 pub(super) const RESOURCE_KEYS: &[&str] = &["cpus", "memory", "gpus"];
 pub(super) const HOOK_KEYS: &[&str] = &["pre", "post"];
@@ -449,6 +449,10 @@ impl Parser {
         if let Some(v) = t.get("description") {
             self.string(v, "`description`");
         }
+        let name = t
+            .get("name")
+            .and_then(|v| self.string(v, "`name`"))
+            .map(|s| s.value);
         let settings = self.settings(t, &id).over(defaults);
         let mut texts = Vec::new();
         if let Some((_, v)) = actions.first() {
@@ -457,6 +461,7 @@ impl Parser {
         texts.extend(settings.env.values().cloned());
         Some(Step {
             id,
+            name,
             span: key.span(),
             action,
             needs,

@@ -68,6 +68,10 @@ pub fn json_schema() -> Value {
     step.insert("when".into(), json!({"type": "string", "description": "A CEL condition over params and upstream outputs; the step is skipped when false."}));
     step.insert("for-each".into(), json!({"description": "A list, or one reference to a list: one instance of the step per item.", "oneOf": [{"type": "array"}, {"type": "string"}]}));
     step.insert("description".into(), json!({"type": "string"}));
+    step.insert(
+        "name".into(),
+        json!({"type": "string", "description": "A display name, shown instead of the step id."}),
+    );
     debug_assert_eq!(step.len(), step_keys().len());
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",

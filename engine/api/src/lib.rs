@@ -1,6 +1,7 @@
 //! The HTTP side of weft, and the only crate that knows HTTP: the REST API
 //! that `weft serve` exposes, the status endpoint of `weft worker`, the JSON
-//! views both sides share, and the client the CLI uses to talk to a server.
+//! views both sides share, the client the CLI uses to talk to a server, and
+//! the web dashboard (`web/`, embedded in the binary).
 
 mod auth;
 mod client;
@@ -9,6 +10,7 @@ mod metrics;
 mod routes;
 mod status;
 pub mod views;
+mod web;
 
 pub use auth::{first_admin_token, Caller};
 pub use client::Client;

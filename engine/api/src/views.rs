@@ -55,6 +55,9 @@ pub struct TaskView {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepView {
     pub id: String,
+    /// The step's display name, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub status: String,
     pub fan_out: bool,
     pub started_at: Option<u64>,
@@ -141,6 +144,7 @@ impl RunView {
                 };
                 StepView {
                     id: state.plan.workflow.steps[i].id.clone(),
+                    name: state.plan.workflow.steps[i].name.clone(),
                     status: s.status.as_str().into(),
                     fan_out: s.fan_out,
                     started_at: s.started_at,
@@ -240,4 +244,118 @@ pub struct SavedWorkflowView {
     pub saved_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+}
+
+/// The step graph laid out for drawing (`weft_core::layout`), with each
+/// step's state: the dashboard draws it as given.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GraphView {
+    pub width: f64,
+    pub height: f64,
+    pub node_width: f64,
+    pub node_height: f64,
+    pub nodes: Vec<GraphNode>,
+    pub edges: Vec<GraphEdge>,
+}
+
+/// One step: its box's top-left corner, and for a run its state. A fan-out
+/// step is one node; `counts` holds its tasks per state.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GraphNode {
+    pub id: String,
+    /// The step's display name, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub layer: usize,
+    pub x: f64,
+    pub y: f64,
+    /// `pending` for a workflow that is not running.
+    pub status: String,
+    pub fan_out: bool,
+    /// Tasks by state (fan-out steps have many).
+    pub counts: std::collections::BTreeMap<String, usize>,
+}
+
+/// An edge from a need to the step that needs it, as a polyline.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GraphEdge {
+    pub from: String,
+    pub to: String,
+    pub points: Vec<[f64; 2]>,
+}
+
+impl GraphView {
+    /// The graph of `plan`, with states from `state` when a run is given.
+    pub fn new(plan: &weft_core::run::Plan, state: Option<&RunState>) -> Self {
+        let layout = weft_core::layout::layered(&plan.dag);
+        let steps = &plan.workflow.steps;
+        let nodes = layout
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, place)| {
+                let step = state.and_then(|s| s.steps.get(i));
+                let mut counts = std::collections::BTreeMap::new();
+                for t in step.map(|s| s.tasks.as_slice()).unwrap_or_default() {
+                    *counts.entry(t.status.as_str().to_string()).or_insert(0) += 1;
+                }
+                GraphNode {
+                    id: steps[i].id.clone(),
+                    name: steps[i].name.clone(),
+                    layer: place.layer,
+                    x: place.x,
+                    y: place.y,
+                    status: step.map_or("pending", |s| s.status.as_str()).into(),
+                    fan_out: step.map_or(steps[i].for_each.is_some(), |s| s.fan_out),
+                    counts,
+                }
+            })
+            .collect();
+        let edges = layout
+            .edges
+            .into_iter()
+            .map(|e| GraphEdge {
+                from: steps[e.from].id.clone(),
+                to: steps[e.to].id.clone(),
+                points: e.points.into_iter().map(|(x, y)| [x, y]).collect(),
+            })
+            .collect();
+        Self {
+            width: layout.width,
+            height: layout.height,
+            node_width: weft_core::layout::NODE_WIDTH,
+            node_height: weft_core::layout::NODE_HEIGHT,
+            nodes,
+            edges,
+        }
+    }
+}
+
+/// `POST /api/check` body.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CheckRequest {
+    /// The workflow file's text.
+    pub workflow: String,
+    /// Its name, for diagnostics. Default: `workflow.toml`.
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+/// What `POST /api/check` finds: problems with line and column, and the
+/// graph when there are none.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CheckView {
+    pub ok: bool,
+    pub diagnostics: Vec<DiagnosticView>,
+    /// The whole report as `weft check` prints it.
+    pub rendered: String,
+    pub graph: Option<GraphView>,
+}
+
+/// One problem in a workflow file (line and column from 1).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DiagnosticView {
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
 }

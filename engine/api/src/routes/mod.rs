@@ -6,6 +6,9 @@
 //! - `GET /api/runs?status=S&workflow=W&limit=N&before=C` (viewer): runs, newest first;
 //!   header `x-weft-next-before` holds the cursor of the next page.
 //! - `GET /api/runs/{id}` (viewer): a run with its steps, tasks and attempts.
+//! - `GET /api/runs/{id}/graph` (viewer): the step graph laid out left to right, with states.
+//! - `POST /api/check` `{workflow, file?}` (viewer): diagnostics with line and column, and the
+//!   graph the workflow would run; 200 either way.
 //! - `POST /api/runs/{id}/cancel` (operator): ask the run to cancel; 202.
 //! - `POST /api/runs/{id}/retry` `{from?}` (operator): a new run that reuses the outputs of
 //!   the steps that succeeded (all but `from` and its downstream); 201.
@@ -21,10 +24,12 @@
 //!   (viewer), `POST /api/workflows/{name}/runs` `{version?, params?}` (operator): saved definitions.
 //! - `GET /api/openapi.json` (viewer): this API as an OpenAPI document.
 //! - `GET /healthz`, `GET /metrics` (Prometheus; open, for scrapers).
+//! - `GET /` and `GET /ui/...`: the dashboard's files (open: they hold no data).
 //!
 //! Errors are JSON: `{"error": "...", "details": ...}`. Bodies over
 //! `MAX_BODY_BYTES` get 413.
 
+mod graph;
 mod logs;
 mod openapi;
 mod ops;
@@ -71,9 +76,13 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/", get(crate::web::index))
+        .route("/ui/{*path}", get(crate::web::asset))
         .route("/metrics", get(ops::metrics))
         .route("/api/runs", post(runs::submit).get(runs::list))
         .route("/api/runs/{id}", get(runs::show))
+        .route("/api/runs/{id}/graph", get(graph::run_graph))
+        .route("/api/check", post(graph::check))
         .route("/api/runs/{id}/cancel", post(runs::cancel))
         .route("/api/runs/{id}/retry", post(runs::retry))
         .route("/api/runs/{id}/logs/{task}", get(logs::logs))

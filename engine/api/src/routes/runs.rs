@@ -37,17 +37,11 @@ pub(super) async fn submit(
 pub(super) fn check(file: &str, source: &str) -> Result<weft_core::spec::Workflow, Error> {
     weft_core::spec::load(source).map_err(|diagnostics| {
         let rendered = weft_core::diagnostic::render(file, source, &diagnostics);
-        let list: Vec<_> = diagnostics
-            .iter()
-            .map(|d| {
-                let (line, column) = d.line_column(source).unwrap_or((0, 0));
-                serde_json::json!({"message": d.message, "line": line, "column": column})
-            })
-            .collect();
+        let list = super::graph::diagnostic_views(source, &diagnostics);
         Error::Api {
             status: StatusCode::UNPROCESSABLE_ENTITY.as_u16(),
             message: format!("{file}: {} problem(s) found\n{rendered}", diagnostics.len()),
-            details: Some(serde_json::Value::Array(list)),
+            details: serde_json::to_value(list).ok(),
         }
     })
 }

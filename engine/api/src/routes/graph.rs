@@ -1,0 +1,67 @@
+//! The drawn step graph of a run, and the editor's check of a workflow text
+//! (diagnostics, and the graph it would run).
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::Json;
+use weft_core::diagnostic::Diagnostic;
+use weft_core::ports::Role;
+use weft_core::run::Plan;
+
+use super::{body, ApiState};
+use crate::auth::Caller;
+use crate::views::{CheckRequest, CheckView, DiagnosticView, GraphView};
+use crate::Error;
+
+#[utoipa::path(get, path = "/api/runs/{id}/graph", tag = "runs", params(("id" = String, Path)), responses((status = 200, body = GraphView), (status = 404, description = "no such run")), security(("bearer" = [])))]
+pub(super) async fn run_graph(
+    State(api): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<GraphView>, Error> {
+    caller.require(Role::Viewer)?;
+    let (_, state) = weft_orchestrator::load_run(api.store.as_ref(), &id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
+    Ok(Json(GraphView::new(&state.plan, Some(&state))))
+}
+
+#[utoipa::path(post, path = "/api/check", tag = "workflows", request_body = CheckRequest, responses((status = 200, body = CheckView)), security(("bearer" = [])))]
+pub(super) async fn check(
+    caller: Caller,
+    request: Result<Json<CheckRequest>, JsonRejection>,
+) -> Result<Json<CheckView>, Error> {
+    caller.require(Role::Viewer)?;
+    let request = body(request)?;
+    let file = request.file.as_deref().unwrap_or("workflow.toml");
+    let source = &request.workflow;
+    Ok(Json(match weft_core::spec::load(source) {
+        Ok(workflow) => CheckView {
+            ok: true,
+            diagnostics: Vec::new(),
+            rendered: String::new(),
+            graph: Some(GraphView::new(&Plan::new(workflow), None)),
+        },
+        Err(diagnostics) => CheckView {
+            ok: false,
+            diagnostics: diagnostic_views(source, &diagnostics),
+            rendered: weft_core::diagnostic::render(file, source, &diagnostics),
+            graph: None,
+        },
+    }))
+}
+
+/// Diagnostics with line and column (0 where one has no place).
+pub(super) fn diagnostic_views(source: &str, diagnostics: &[Diagnostic]) -> Vec<DiagnosticView> {
+    diagnostics
+        .iter()
+        .map(|d| {
+            let (line, column) = d.line_column(source).unwrap_or((0, 0));
+            DiagnosticView {
+                message: d.message.clone(),
+                line,
+                column,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,212 @@
+// One run: its graph (laid out by the server) or timeline, coloured live;
+// a side panel with the chosen step's outputs, tasks, attempts and live log.
+
+import { api, stream } from '../api.js';
+import { h, clear, badge, duration, time, throttle, errorBox } from '../dom.js';
+import { drawGraph } from '../graph.js';
+import { timeline } from '../timeline.js';
+
+const TASKS_SHOWN = 200;
+
+function nodeStates(view) {
+  return view.steps.map((step) => {
+    const counts = {};
+    for (const t of step.tasks) counts[t.status] = (counts[t.status] || 0) + 1;
+    return { id: step.id, status: step.status, fan_out: step.fan_out, counts };
+  });
+}
+
+function finished(status) {
+  return ['succeeded', 'failed', 'cancelled'].includes(status);
+}
+
+export function mount(el, [id]) {
+  const abort = new AbortController();
+  let view = null;
+  let graph = null;
+  let mode = sessionStorage.getItem('weft.run.mode') || 'graph';
+  let chosen = { step: null, task: null, attempt: null, showAll: false };
+  let logFor = null;
+  let logAbort = null;
+
+  const head = h('div', { class: 'bar' });
+  const problem = h('div');
+  const canvas = h('section', { class: 'canvas', 'aria-label': 'run graph' });
+  const panel = h('aside', { class: 'panel', 'aria-label': 'step' }, h('p', { class: 'hint' }, 'Choose a step to see its outputs, attempts and log.'));
+  const info = h('div');
+  const logBox = h('pre', { class: 'log', 'aria-label': 'log', tabindex: 0 });
+  const logHead = h('div', { class: 'log-head' });
+  const extra = h('div', { class: 'extra' });
+  el.append(head, problem, h('div', { class: 'split' }, canvas, panel), extra);
+
+  function header() {
+    const r = view;
+    const end = r.finished_at || Date.now();
+    const actions = [];
+    if (!finished(r.status)) {
+      actions.push(h('button', { type: 'button', class: 'danger', onclick: cancel }, 'Cancel'));
+    } else if (r.status !== 'succeeded') {
+      actions.push(h('button', { type: 'button', onclick: () => retry(null) }, 'Retry failed'));
+    }
+    const tab = (name, text) => h('button', {
+      type: 'button', 'aria-pressed': String(mode === name), class: 'tab',
+      onclick: () => { mode = name; sessionStorage.setItem('weft.run.mode', mode); draw(); header(); },
+    }, text);
+    clear(head).append(
+      h('h1', {}, r.workflow, ' ', h('small', {}, r.id)), badge(r.status),
+      h('span', { class: 'muted' }, `${time(r.created_at)} · ${duration(end - r.created_at)}`),
+      h('span', { class: 'spacer' }), tab('graph', 'Graph'), tab('timeline', 'Timeline'), ...actions);
+  }
+
+  async function cancel() {
+    try { await api(`/api/runs/${encodeURIComponent(id)}/cancel`, { method: 'POST' }); }
+    catch (e) { clear(problem).append(errorBox(e)); }
+  }
+
+  async function retry(from) {
+    try {
+      const r = await api(`/api/runs/${encodeURIComponent(id)}/retry`, { method: 'POST', json: from ? { from } : {} });
+      location.hash = `#/runs/${encodeURIComponent(r.id)}`;
+    } catch (e) { clear(problem).append(errorBox(e)); }
+  }
+
+  function select(step) {
+    chosen = { step, task: null, attempt: null, showAll: false };
+    if (graph) graph.select(step);
+    details();
+  }
+
+  function draw() {
+    clear(canvas);
+    if (mode === 'timeline') {
+      canvas.append(timeline(view, select, chosen.step));
+    } else if (graph) {
+      canvas.append(graph.element);
+      graph.update(nodeStates(view));
+    }
+  }
+
+  function attemptRow(task, a) {
+    const current = chosen.task === task.id && chosen.attempt === a.number;
+    return h('tr', { class: current ? 'current' : '' },
+      h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => { chosen.task = task.id; chosen.attempt = a.number; details(); } }, `#${a.number}`)),
+      h('td', {}, a.worker || ''),
+      h('td', {}, a.started_at ? duration((a.finished_at || Date.now()) - a.started_at) : 'queued'),
+      h('td', {}, a.exit_code ?? ''),
+      h('td', { class: 'error-text' }, a.error || ''));
+  }
+
+  function details() {
+    const step = view && view.steps.find((s) => s.id === chosen.step);
+    if (!step) return;
+    const tasks = step.tasks;
+    if (!chosen.task && tasks.length) chosen.task = tasks[0].id;
+    const task = tasks.find((t) => t.id === chosen.task);
+    const last = task && task.attempts.length ? task.attempts[task.attempts.length - 1].number : null;
+    const attempt = chosen.attempt ?? last;
+
+    const parts = [
+      h('h2', {}, step.name || step.id, ' ', badge(step.status)),
+      step.name ? h('p', { class: 'muted' }, h('code', {}, step.id)) : null,
+      step.reason ? h('p', { class: 'error-text' }, step.reason) : null,
+      step.reused_from ? h('p', { class: 'muted' }, `outputs reused from run ${step.reused_from}`) : null,
+      h('dl', {},
+        h('dt', {}, 'Started'), h('dd', {}, time(step.started_at) || '—'),
+        h('dt', {}, 'Took'), h('dd', {}, step.started_at ? duration((step.finished_at || Date.now()) - step.started_at) : '—')),
+    ];
+    if (step.outputs && Object.keys(step.outputs).length) {
+      parts.push(h('h3', {}, 'Outputs'), h('pre', { class: 'outputs' }, JSON.stringify(step.outputs, null, 2)));
+    }
+    if (tasks.length > 1 || step.fan_out) {
+      const shown = chosen.showAll ? tasks : tasks.slice(0, TASKS_SHOWN);
+      parts.push(h('h3', {}, `Tasks (${tasks.length})`),
+        h('ul', { class: 'tasks' }, shown.map((t) => h('li', {},
+          h('button', { type: 'button', class: `link${t.id === chosen.task ? ' current' : ''}`, onclick: () => { chosen.task = t.id; chosen.attempt = null; details(); } }, t.id),
+          ' ', badge(t.status)))),
+        tasks.length > shown.length ? h('button', { type: 'button', onclick: () => { chosen.showAll = true; details(); } }, `Show all ${tasks.length}`) : null);
+    }
+    if (task && task.attempts.length) {
+      parts.push(h('h3', {}, `Attempts of ${task.id}`),
+        h('table', { class: 'attempts' },
+          h('thead', {}, h('tr', {}, ['', 'Worker', 'Took', 'Exit', 'Error'].map((t) => h('th', {}, t)))),
+          h('tbody', {}, task.attempts.map((a) => attemptRow(task, a)))));
+    }
+    if (finished(view.status) && view.status !== 'succeeded') {
+      parts.push(h('button', { type: 'button', onclick: () => retry(step.id) }, 'Retry from this step'));
+    }
+    clear(info).append(...parts.filter(Boolean));
+    if (!panel.contains(info)) clear(panel).append(info, logHead, logBox);
+    follow(task, attempt);
+  }
+
+  function follow(task, attempt) {
+    const key = task && attempt ? `${task.id}#${attempt}` : null;
+    if (key === logFor) return;
+    logFor = key;
+    if (logAbort) logAbort.abort();
+    clear(logBox);
+    clear(logHead);
+    if (!key) { logBox.textContent = 'No attempt yet.'; return; }
+    logHead.append(h('h3', {}, `Log of ${task.id}, attempt ${attempt}`));
+    logAbort = new AbortController();
+    const path = `/api/runs/${encodeURIComponent(id)}/logs/${encodeURIComponent(task.id)}/stream?attempt=${attempt}`;
+    const signal = AbortSignal.any([abort.signal, logAbort.signal]);
+    stream(path, (name, data) => {
+      if (name === 'log') {
+        const atBottom = logBox.scrollTop + logBox.clientHeight >= logBox.scrollHeight - 8;
+        logBox.append(document.createTextNode(data));
+        if (atBottom) logBox.scrollTop = logBox.scrollHeight;
+        return true;
+      }
+      if (name === 'end') { logHead.append(h('span', { class: 'muted' }, ' (ended)')); return false; }
+      return true;
+    }, signal, (on) => { if (on) clear(logBox); });
+  }
+
+  function more() {
+    const rows = [];
+    const params = Object.entries(view.params || {});
+    if (params.length) {
+      rows.push(h('details', {}, h('summary', {}, `Parameters (${params.length})`),
+        h('dl', {}, params.map(([k, v]) => [h('dt', {}, k), h('dd', {}, typeof v === 'string' ? v : JSON.stringify(v))]))));
+    }
+    if (view.plugins && view.plugins.length) {
+      rows.push(h('details', {}, h('summary', {}, `Plugins (${view.plugins.length})`),
+        h('ul', {}, view.plugins.map((p) => h('li', {}, `${p.reference} → ${p.name}@${p.version} `, h('code', {}, p.sha256.slice(0, 12)))))));
+    }
+    clear(extra).append(...rows);
+  }
+
+  async function refresh() {
+    try {
+      view = await api(`/api/runs/${encodeURIComponent(id)}`, { signal: abort.signal });
+      header();
+      if (mode === 'timeline') draw();
+      else if (graph) graph.update(nodeStates(view));
+      if (chosen.step) details();
+      more();
+      clear(problem);
+      return view;
+    } catch (e) {
+      if (!abort.signal.aborted) clear(problem).append(errorBox(e));
+      return null;
+    }
+  }
+
+  (async () => {
+    if (!(await refresh())) return;
+    try {
+      const layout = await api(`/api/runs/${encodeURIComponent(id)}/graph`, { signal: abort.signal });
+      graph = drawGraph(layout, select);
+      draw();
+      if (layout.width > canvas.clientWidth) graph.fit();
+    } catch (e) {
+      if (!abort.signal.aborted) clear(problem).append(errorBox(e));
+    }
+    if (finished(view.status)) return;
+    const tick = throttle(refresh, 250);
+    stream(`/api/events?run=${encodeURIComponent(id)}`, () => { tick(); return true; }, abort.signal,
+      (on) => { window.dispatchEvent(new CustomEvent('weft:live', { detail: on })); if (on) tick(); });
+  })();
+  return () => { abort.abort(); if (logAbort) logAbort.abort(); };
+}

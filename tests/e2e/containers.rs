@@ -118,7 +118,8 @@ async fn a_timeout_kills_the_container_and_an_oom_kill_is_reported_as_such() {
 [workflow]
 name = "limits"
 [steps.slow]
-timeout = "2s"
+# Room for a slow engine to start the container on a loaded machine.
+timeout = "6s"
 container = { image = "IMAGE", command = "echo sleeping; sleep 60" }
 [steps.greedy]
 resources = { memory = "32MiB" }
@@ -135,7 +136,7 @@ container = { image = "IMAGE", command = "tail /dev/zero" }
         slow.reason
             .as_deref()
             .unwrap()
-            .starts_with("timed out after 2"),
+            .starts_with("timed out after 6"),
         "{out}"
     );
     assert!(out.contains("sleeping"), "{out}");

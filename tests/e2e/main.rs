@@ -3,10 +3,12 @@
 mod api_auth;
 mod api_resources;
 mod bad_input;
+mod browser;
 mod check;
 mod cli;
 mod cluster;
 mod containers;
+mod dashboard;
 mod examples;
 mod guarantees;
 mod plugins;

@@ -40,7 +40,8 @@ export function drawGraph(graph, onSelect = () => {}) {
   const height = graph.height + 2 * PAD;
   let scale = 1;
   const svg = s('svg', {
-    class: 'graph', viewBox: `${-PAD} ${-PAD} ${width} ${height}`,
+    // Big graphs skip the running pulse: animating many nodes costs frames.
+    class: graph.nodes.length > 200 ? 'graph big' : 'graph', viewBox: `${-PAD} ${-PAD} ${width} ${height}`,
     width, height, role: 'img', 'aria-label': 'step graph',
   });
   const edges = s('g', { class: 'edges' });

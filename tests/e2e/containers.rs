@@ -333,3 +333,31 @@ async fn gpu_steps_go_only_to_workers_with_a_free_gpu() {
         "{greedy:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_step_no_live_worker_can_take_says_why_it_waits() {
+    let mut cluster = Cluster::start(1);
+    let file = cluster.dir.path().join("waits.toml");
+    std::fs::write(
+        &file,
+        "[workflow]\nname = \"waits\"\n[steps.train]\nresources = { gpus = 1 }\nrun = \"echo trained\"\n",
+    )
+    .unwrap();
+    let id = cluster.submit(file.to_str().unwrap(), &[]).await;
+    let started = Instant::now();
+    loop {
+        let view = cluster.client().run(&id).await.unwrap();
+        let reason = step(&view, "train").reason.clone().unwrap_or_default();
+        if reason == "waiting: the step needs 1 GPU(s), and no live worker of pool `default` has more than 0" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{view:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A worker with a GPU joins: the step runs, and the reason is gone.
+    cluster.start_worker_with(&["--gpu", "0:FakeGPU"]);
+    let view = cluster.wait(&id, Duration::from_secs(60)).await;
+    let train = step(&view, "train");
+    assert_eq!(train.status, "succeeded", "{view:?}");
+    assert_eq!(train.reason, None);
+}

@@ -108,7 +108,7 @@ export function mount(el, [id]) {
     const parts = [
       h('h2', {}, step.name || step.id, ' ', badge(step.status)),
       step.name ? h('p', { class: 'muted' }, h('code', {}, step.id)) : null,
-      step.reason ? h('p', { class: 'error-text' }, step.reason) : null,
+      step.reason ? h('p', { class: step.reason.startsWith('waiting:') ? 'notice' : 'error-text' }, step.reason) : null,
       step.reused_from ? h('p', { class: 'muted' }, `outputs reused from run ${step.reused_from}`) : null,
       h('dl', {},
         h('dt', {}, 'Started'), h('dd', {}, time(step.started_at) || '—'),
@@ -180,12 +180,15 @@ export function mount(el, [id]) {
   async function refresh() {
     try {
       view = await api(`/api/runs/${encodeURIComponent(id)}`, { signal: abort.signal });
+      const applying = performance.now();
       header();
       if (mode === 'timeline') draw();
       else if (graph) graph.update(nodeStates(view));
       if (chosen.step) details();
       more();
       clear(problem);
+      // For benchmarks and the curious: how long applying an update took.
+      performance.measure('weft:apply-update', { start: applying });
       return view;
     } catch (e) {
       if (!abort.signal.aborted) clear(problem).append(errorBox(e));
@@ -194,12 +197,16 @@ export function mount(el, [id]) {
   }
 
   (async () => {
+    // The run and its layout at once: the graph is drawn when both are in.
+    const layout = api(`/api/runs/${encodeURIComponent(id)}/graph`, { signal: abort.signal });
+    layout.catch(() => {});
     if (!(await refresh())) return;
     try {
-      const layout = await api(`/api/runs/${encodeURIComponent(id)}/graph`, { signal: abort.signal });
-      graph = drawGraph(layout, select);
+      const drawn = await layout;
+      graph = drawGraph(drawn, select);
       draw();
-      if (layout.width > canvas.clientWidth) graph.fit();
+      if (drawn.width > canvas.clientWidth) graph.fit();
+      performance.mark('weft:graph-drawn');
     } catch (e) {
       if (!abort.signal.aborted) clear(problem).append(errorBox(e));
     }

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use tokio::sync::broadcast;
-use weft_core::ports::{Role, RunQuery};
+use weft_core::ports::{Role, RunQuery, WorkerInfo};
 use weft_core::run::{resolve_params, RunStatus};
 use weft_orchestrator::NewRun;
 
@@ -141,7 +141,44 @@ pub(super) async fn show(
     let (record, state) = weft_orchestrator::load_run(api.store.as_ref(), &id)
         .await?
         .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
-    Ok(Json(RunView::new(&record, &state)))
+    let mut view = RunView::new(&record, &state);
+    if view
+        .steps
+        .iter()
+        .any(|s| s.tasks.iter().any(|t| t.status == "queued"))
+    {
+        let workers = api.workers.workers(super::now()).await?;
+        waiting_reasons(&mut view, &state, &workers);
+    }
+    Ok(Json(view))
+}
+
+/// Says why a queued step may wait for ever: no live worker serves its
+/// pool, or none has the GPUs it asks for. A worker that joins later takes
+/// it; until then the run shows the reason instead of looking stuck.
+fn waiting_reasons(view: &mut RunView, state: &weft_core::run::RunState, workers: &[WorkerInfo]) {
+    for (step, spec) in view.steps.iter_mut().zip(&state.plan.workflow.steps) {
+        if step.reason.is_some() || !step.tasks.iter().any(|t| t.status == "queued") {
+            continue;
+        }
+        let pool = &spec.pool;
+        let serving: Vec<&WorkerInfo> = workers.iter().filter(|w| w.pools.contains(pool)).collect();
+        let gpus = spec.resources.gpus as usize;
+        let most = serving
+            .iter()
+            .map(|w| w.slots.gpus.len())
+            .max()
+            .unwrap_or(0);
+        step.reason = if serving.is_empty() {
+            Some(format!("waiting: no live worker serves pool `{pool}`"))
+        } else if gpus > most {
+            Some(format!(
+                "waiting: the step needs {gpus} GPU(s), and no live worker of pool `{pool}` has more than {most}"
+            ))
+        } else {
+            None
+        };
+    }
 }
 
 #[utoipa::path(post, path = "/api/runs/{id}/cancel", tag = "runs", params(("id" = String, Path)), responses((status = 202, description = "cancel requested"), (status = 404, description = "no such run")), security(("bearer" = [])))]

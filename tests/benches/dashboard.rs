@@ -1,0 +1,273 @@
+//! The dashboard and API under a 2,000-step run, in headless Chromium
+//! against a real server and workers (RabbitMQ, Redis):
+//!
+//! - time until the run page of a finished 2,000-step run has drawn its graph;
+//! - a live 2,000-step run on the page: state changes per second reaching the
+//!   browser, the cost of applying an update, and long frames (> 50 ms);
+//! - `GET /api/runs/{id}` of that run with 200 Server-Sent-Event clients
+//!   connected, while another run streams changes to them: p50 and p99.
+//!
+//! Run: `cargo build --release -p weft-cli && cargo bench -p weft-tests --bench dashboard`
+//! (the bench drives `target/release/weft`).
+
+#[allow(dead_code)]
+#[path = "../e2e/browser.rs"]
+mod browser;
+#[allow(dead_code)]
+#[path = "../e2e/cluster.rs"]
+mod cluster;
+#[allow(dead_code)]
+#[path = "../e2e/support.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use browser::Browser;
+use cluster::Cluster;
+
+const LAYERS: usize = 20;
+const WIDTH: usize = 100;
+const LONG: Duration = Duration::from_secs(300);
+
+/// 20 layers of 100 steps; each step needs two of the layer before.
+fn workflow() -> String {
+    let mut w = String::from("[workflow]\nname = \"wide-2000\"\n\n");
+    for l in 0..LAYERS {
+        for i in 0..WIDTH {
+            w.push_str(&format!("[steps.l{l}_s{i}]\n"));
+            if l > 0 {
+                w.push_str(&format!(
+                    "needs = [\"l{}_s{i}\", \"l{}_s{}\"]\n",
+                    l - 1,
+                    l - 1,
+                    (i + 1) % WIDTH
+                ));
+            }
+            w.push_str("run = \"true\"\n\n");
+        }
+    }
+    w
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn open(cluster: &Cluster) -> Browser {
+    let b = Browser::start().await;
+    b.goto(&format!("{}/healthz", cluster.url)).await;
+    b.eval(
+        "localStorage.clear(); localStorage.setItem('weft.token', arguments[0])",
+        json!([cluster.admin_token]),
+    )
+    .await;
+    b
+}
+
+/// Milliseconds from navigation start to the graph drawn.
+async fn time_to_graph(b: &Browser, url: &str) -> f64 {
+    b.goto(url).await;
+    let v = b
+        .wait_for(
+            "the graph",
+            "const m = performance.getEntriesByName('weft:graph-drawn')[0]; return m ? m.startTime : 0",
+            LONG,
+        )
+        .await;
+    v.as_f64().unwrap()
+}
+
+const FRAME_RECORDER: &str = "window.weftFrames = []; let last = performance.now();
+    (function tick(t) { window.weftFrames.push(t - last); last = t; requestAnimationFrame(tick); })(performance.now());";
+
+#[tokio::main]
+async fn main() {
+    let source = workflow();
+    let file = std::env::temp_dir().join(format!("weft-bench-{}.toml", std::process::id()));
+    std::fs::write(&file, &source).unwrap();
+    let file = file.to_str().unwrap().to_string();
+    let mut cluster = Cluster::start(2);
+    cluster.start_worker();
+    cluster.start_worker();
+    println!(
+        "dashboard bench: {} steps ({LAYERS} layers of {WIDTH}), 4 workers of concurrency 2",
+        LAYERS * WIDTH
+    );
+
+    // 1. A finished run's page, opened cold five times.
+    let started = Instant::now();
+    let done = cluster.submit(&file, &[]).await;
+    let view = cluster.wait(&done, LONG).await;
+    assert_eq!(view.run.status, "succeeded");
+    println!(
+        "  run of 2,000 steps took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let b = open(&cluster).await;
+    let url = format!("{}/#/runs/{done}", cluster.url);
+    let mut loads = Vec::new();
+    for i in 0..6 {
+        b.goto(&format!("{}/healthz", cluster.url)).await;
+        let ms = time_to_graph(&b, &url).await;
+        if i > 0 {
+            loads.push(ms); // the first warms the browser's cache of the files
+        }
+    }
+    let nodes = b
+        .eval(
+            "return document.querySelectorAll('.canvas g.node').length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(nodes, json!(LAYERS * WIDTH));
+    loads.sort_by(f64::total_cmp);
+    println!(
+        "  run page drawn (navigation to 2,000 nodes on screen): median {:.0} ms, worst {:.0} ms (target: under 1,000 ms)",
+        percentile(&loads, 0.5),
+        loads.last().unwrap()
+    );
+
+    // 2. A live run on the page.
+    let live = cluster.submit(&file, &[]).await;
+    b.goto(&format!("{}/healthz", cluster.url)).await;
+    time_to_graph(&b, &format!("{}/#/runs/{live}", cluster.url)).await;
+    b.eval(FRAME_RECORDER, json!([])).await;
+    let counter = count_changes(&cluster, &live);
+    let started = Instant::now();
+    b.wait_for(
+        "the live run to finish on the page",
+        "return document.querySelectorAll('.canvas g.node.st-succeeded').length === 2000",
+        LONG,
+    )
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    let changes = counter.await.unwrap();
+    let page: Value = b
+        .eval(
+            "return {frames: window.weftFrames, applies: performance.getEntriesByName('weft:apply-update').map((m) => m.duration)}",
+            json!([]),
+        )
+        .await;
+    let mut frames: Vec<f64> = page["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    let mut applies: Vec<f64> = page["applies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    frames.sort_by(f64::total_cmp);
+    applies.sort_by(f64::total_cmp);
+    let long = frames.iter().filter(|f| **f > 50.0).count();
+    println!(
+        "  live run: {changes} state changes in {seconds:.1} s ({:.0}/s) reached the page as {} applied updates",
+        changes as f64 / seconds,
+        applies.len()
+    );
+    println!(
+        "    applying an update (2,000 nodes): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        percentile(&applies, 0.5),
+        percentile(&applies, 0.99),
+        applies.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "    frames: {} drawn, p50 {:.1} ms, p99 {:.1} ms, {long} over 50 ms",
+        frames.len(),
+        percentile(&frames, 0.5),
+        percentile(&frames, 0.99)
+    );
+    drop(b);
+
+    // 3. The API with 200 SSE clients listening while a run streams to them.
+    let http = reqwest::Client::new();
+    let mut listeners = Vec::new();
+    for _ in 0..200 {
+        let response = http
+            .get(format!("{}/api/events", cluster.url))
+            .bearer_auth(&cluster.admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        listeners.push(tokio::spawn(async move {
+            let mut body = response.bytes_stream();
+            let mut bytes = 0usize;
+            while let Some(Ok(chunk)) = body.next().await {
+                bytes += chunk.len();
+            }
+            bytes
+        }));
+    }
+    let traffic = cluster.submit(&file, &[]).await;
+    let mut latencies = Vec::new();
+    let url = format!("{}/api/runs/{done}", cluster.url);
+    for _ in 0..500 {
+        let t = Instant::now();
+        let r = http
+            .get(&url)
+            .bearer_auth(&cluster.admin_token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        assert!(
+            status.is_success(),
+            "{status}: {}",
+            r.text().await.unwrap_or_default()
+        );
+        let body = r.bytes().await.unwrap();
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert!(body.len() > 100_000);
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "  GET /api/runs/{{id}} (2,000 steps) with 200 SSE clients and a run streaming: p50 {:.1} ms, p99 {:.1} ms (target p99 under 20 ms)",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    cluster.wait(&traffic, LONG).await;
+    for l in listeners {
+        l.abort();
+    }
+    let _ = std::fs::remove_file(&file);
+}
+
+/// Counts the run's change events until it finishes.
+fn count_changes(cluster: &Cluster, run: &str) -> tokio::task::JoinHandle<usize> {
+    let url = format!("{}/api/events?run={run}", cluster.url);
+    let token = cluster.admin_token.clone();
+    tokio::spawn(async move {
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let mut body = response.bytes_stream();
+        let mut count = 0;
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(cut) = text.find("\n\n") {
+                let event: String = text.drain(..cut + 2).collect();
+                if event.contains("event: run") {
+                    count += 1;
+                    if event.contains("\"finished\":true") {
+                        return count;
+                    }
+                }
+            }
+        }
+        count
+    })
+}

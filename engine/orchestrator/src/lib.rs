@@ -12,6 +12,7 @@ mod clock;
 mod driver;
 mod error;
 mod options;
+mod plans;
 mod plugins;
 mod service;
 mod timers;
@@ -20,29 +21,35 @@ pub use clock::SystemClock;
 pub use driver::Progress;
 pub use error::Error;
 pub use options::Options;
+pub use plans::PlanCache;
 pub use plugins::resolve_plugins;
 pub use service::{AbortFn, NewRun, RunChange, RunHandle, Service};
 
 use weft_core::ports::{RunRecord, RunStore};
-use weft_core::run::{Plan, RunState};
+use weft_core::run::RunState;
 
 /// Loads a run's record and rebuilds its state from its events (for `show`).
 pub async fn load_run(
     store: &dyn RunStore,
     run_id: &str,
 ) -> Result<Option<(RunRecord, RunState)>, Error> {
+    load_run_with(store, run_id, &PlanCache::new()).await
+}
+
+/// [`load_run`], taking the parsed workflow from `plans` when it has it.
+pub async fn load_run_with(
+    store: &dyn RunStore,
+    run_id: &str,
+    plans: &PlanCache,
+) -> Result<Option<(RunRecord, RunState)>, Error> {
     let Some(record) = store.get_run(run_id).await? else {
         return Ok(None);
     };
-    let workflow = weft_core::spec::load(&record.source)
-        .map_err(|_| Error::StoredWorkflow(record.id.clone()))?;
+    let plan = plans
+        .plan(&record.source)
+        .ok_or_else(|| Error::StoredWorkflow(record.id.clone()))?;
     let events = store.events(run_id).await?;
-    let mut state = RunState::replay(
-        record.id.clone(),
-        Plan::new(workflow),
-        record.params.clone(),
-        events,
-    );
+    let mut state = RunState::replay(record.id.clone(), plan, record.params.clone(), events);
     state.plugins = record.plugins.clone();
     Ok(Some((record, state)))
 }

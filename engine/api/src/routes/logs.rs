@@ -31,7 +31,7 @@ pub(super) async fn logs(
 ) -> Result<impl IntoResponse, Error> {
     caller.require(Role::Viewer)?;
     let task_id = task_param(&task)?;
-    let (_, state) = weft_orchestrator::load_run(api.store.as_ref(), &id)
+    let (_, state) = weft_orchestrator::load_run_with(api.store.as_ref(), &id, &api.plans)
         .await?
         .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
     let (attempt, finished) =
@@ -100,11 +100,15 @@ pub(super) async fn log_stream(
         }
         loop {
             // Which attempt, and is it over? The run's state says.
-            let state = weft_orchestrator::load_run(tail.api.store.as_ref(), &tail.id)
-                .await
-                .ok()
-                .flatten()
-                .map(|(_, s)| s);
+            let state = weft_orchestrator::load_run_with(
+                tail.api.store.as_ref(),
+                &tail.id,
+                &tail.api.plans,
+            )
+            .await
+            .ok()
+            .flatten()
+            .map(|(_, s)| s);
             let Some(state) = state else {
                 tail.done = true;
                 return Some((

@@ -71,6 +71,8 @@ pub struct ApiState {
     pub plugins: Arc<dyn PluginStore>,
     /// Validates uploads (compiles them) before they are stored.
     pub plugin_host: Arc<weft_wasm_host::Host>,
+    /// Parsed workflows of the runs being read.
+    pub plans: Arc<weft_orchestrator::PlanCache>,
 }
 
 pub fn router(state: ApiState) -> Router {

@@ -138,7 +138,7 @@ pub(super) async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<RunView>, Error> {
     caller.require(Role::Viewer)?;
-    let (record, state) = weft_orchestrator::load_run(api.store.as_ref(), &id)
+    let (record, state) = weft_orchestrator::load_run_with(api.store.as_ref(), &id, &api.plans)
         .await?
         .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
     let mut view = RunView::new(&record, &state);

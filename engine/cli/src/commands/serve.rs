@@ -84,6 +84,7 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
         workflows: redis.clone(),
         plugins: redis,
         plugin_host,
+        plans: Arc::new(weft_orchestrator::PlanCache::new()),
     });
     tokio::select! {
         served = axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()) => served?,

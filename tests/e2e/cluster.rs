@@ -124,15 +124,30 @@ impl Cluster {
     /// Starts a worker named `<prefix>-w<n>` with more arguments; returns its pid.
     pub fn start_worker_with(&mut self, extra: &[&str]) -> u32 {
         let n = self.workers.len();
+        let child = self.spawn_worker(n, extra);
+        let pid = child.id();
+        self.workers.push(child);
+        pid
+    }
+
+    /// Kills worker `n` with SIGKILL (no clean-up of any kind).
+    pub fn kill_worker(&mut self, n: usize) {
+        let _ = self.workers[n].kill();
+        let _ = self.workers[n].wait();
+    }
+
+    /// Starts worker `n` again under its name, as after a crash.
+    pub fn restart_worker(&mut self, n: usize) {
+        self.workers[n] = self.spawn_worker(n, &[]);
+    }
+
+    fn spawn_worker(&self, n: usize, extra: &[&str]) -> Child {
         // Unique across clusters: a worker removes the leftover containers
         // of its name when it starts.
         let name = format!("{}-w{n}", self.prefix);
         let mut args = vec!["worker", "--name", &name];
         args.extend_from_slice(extra);
-        let (child, _, _) = start(self.command(&args), "weft worker");
-        let pid = child.id();
-        self.workers.push(child);
-        pid
+        start(self.command(&args), "weft worker").0
     }
 
     pub fn kill_serve(&mut self) {

@@ -360,3 +360,47 @@ async fn a_gpu_step_no_live_worker_can_take_says_why_it_waits() {
     assert_eq!(train.status, "succeeded", "{view:?}");
     assert_eq!(train.reason, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_step_leaves_no_container_once_restarted() {
+    let mut cluster = Cluster::start(1);
+    let file = cluster.dir.path().join("crash.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[workflow]\nname = \"crash\"\n[steps.long]\ncontainer = {{ image = \"{IMAGE}\", command = \"echo started; sleep 4; echo finished\" }}\n"
+        ),
+    )
+    .unwrap();
+    let id = cluster.submit(file.to_str().unwrap(), &[]).await;
+    let started = Instant::now();
+    let first = loop {
+        let running = containers_of(&id);
+        if !running.trim().is_empty() {
+            break running.trim().to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no container started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // SIGKILL: the worker gets no chance to stop its container.
+    cluster.kill_worker(0);
+    assert!(
+        docker(&["ps", "-q"]).contains(&first[..12]),
+        "the container should outlive its killed worker"
+    );
+    cluster.restart_worker(0);
+    let view = cluster.wait(&id, Duration::from_secs(90)).await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    let all = docker(&["ps", "-aq"]);
+    assert!(
+        !all.contains(&first[..12]),
+        "the orphan {first} is still there"
+    );
+    assert!(
+        containers_of(&id).trim().is_empty(),
+        "containers of the run left behind"
+    );
+}

@@ -221,6 +221,15 @@ async fn dashboard_lists_runs_live_and_shows_plugins_and_workers() {
         LONG,
     )
     .await;
+    let by = b
+        .eval(
+            &format!(
+                "return document.querySelector('tr[data-run=\"{second}\"] td.by').textContent"
+            ),
+            json!([]),
+        )
+        .await;
+    assert_eq!(by, json!("first admin"), "who submitted");
     b.screenshot("runs").await;
 
     // Upload a plugin from a file.

@@ -54,7 +54,7 @@ export function mount(el, [id]) {
     }, text);
     clear(head).append(
       h('h1', {}, r.workflow, ' ', h('small', {}, r.id)), badge(r.status),
-      h('span', { class: 'muted' }, `${time(r.created_at)} · ${duration(end - r.created_at)}`),
+      h('span', { class: 'muted' }, `${time(r.created_at)} · ${duration(end - r.created_at)}${r.submitted_by ? ` · by ${r.submitted_by}` : ''}`),
       h('span', { class: 'spacer' }), tab('graph', 'Graph'), tab('timeline', 'Timeline'), ...actions);
   }
 

@@ -27,7 +27,7 @@ export function mount(el) {
       h('a', { class: 'button', href: '#/editor' }, 'New run')),
     problem,
     h('table', { class: 'runs' },
-      h('thead', {}, h('tr', {}, ['Run', 'Workflow', 'Status', 'Started', 'Duration', 'Summary'].map((t) => h('th', {}, t)))),
+      h('thead', {}, h('tr', {}, ['Run', 'Workflow', 'Status', 'Started', 'Duration', 'By', 'Summary'].map((t) => h('th', {}, t)))),
       body),
     more,
   );
@@ -48,6 +48,7 @@ export function mount(el) {
       h('td', {}, badge(r.status)),
       h('td', { title: new Date(r.created_at).toLocaleString() }, ago(r.created_at)),
       h('td', {}, end ? duration(end - r.created_at) : ''),
+      h('td', { class: 'by' }, r.submitted_by || ''),
       h('td', { class: 'summary' }, r.summary || ''));
   }
 
@@ -57,7 +58,7 @@ export function mount(el) {
       if (!append) clear(body);
       if (append) shown += list.length;
       for (const r of list) body.append(row(r));
-      if (!list.length && !append) body.append(h('tr', {}, h('td', { colspan: 6, class: 'empty' }, 'No runs yet. Write one in the editor, or run `weft submit`.')));
+      if (!list.length && !append) body.append(h('tr', {}, h('td', { colspan: 7, class: 'empty' }, 'No runs yet. Write one in the editor, or run `weft submit`.')));
       cursor = response.headers.get('x-weft-next-before');
       more.hidden = !cursor;
       clear(problem);

@@ -19,6 +19,8 @@ pub struct Caller {
     pub role: Role,
     /// `None` when the server runs without auth.
     pub token_id: Option<String>,
+    /// The token's name, recorded as who submitted a run.
+    pub name: Option<String>,
 }
 
 impl Caller {
@@ -110,6 +112,7 @@ async fn check(tokens: &Arc<dyn TokenStore>, header: Option<&str>) -> Result<Cal
     Ok(Caller {
         role: record.role,
         token_id: Some(record.id),
+        name: Some(record.name),
     })
 }
 
@@ -124,6 +127,7 @@ impl FromRequestParts<ApiState> for Caller {
             None => Ok(Caller {
                 role: Role::Admin,
                 token_id: None,
+                name: None,
             }),
             Some(tokens) => {
                 check(

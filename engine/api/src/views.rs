@@ -17,6 +17,9 @@ pub struct RunSummary {
     pub created_at: u64,
     pub finished_at: Option<u64>,
     pub summary: Option<String>,
+    /// Who asked for it: the API token's name, or the local user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
 }
 
 impl From<&RunRecord> for RunSummary {
@@ -29,6 +32,7 @@ impl From<&RunRecord> for RunSummary {
             created_at: r.created_at,
             finished_at: r.finished_at,
             summary: r.summary.clone(),
+            submitted_by: r.submitted_by.clone(),
         }
     }
 }

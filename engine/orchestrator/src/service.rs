@@ -30,6 +30,8 @@ pub struct NewRun {
     pub reuse: Vec<weft_core::run::Event>,
     /// What each plugin reference resolved to (see `resolve_plugins`).
     pub plugins: BTreeMap<String, ResolvedPlugin>,
+    /// Who asked for it, for display.
+    pub submitted_by: Option<String>,
 }
 
 /// A dead-lettered job, seen by its run's driver as a failure report; acking
@@ -236,6 +238,7 @@ impl Service {
             finished_at: None,
             summary: None,
             plugins: run.plugins,
+            submitted_by: run.submitted_by,
         };
         self.shared.store.create_run(&record).await?;
         if !self.take_lease(&record.id).await? {
@@ -379,6 +382,7 @@ impl Service {
         &self,
         run_id: &str,
         from: Option<&str>,
+        submitted_by: Option<String>,
     ) -> Result<(RunRecord, RunHandle), Error> {
         let (record, previous) = crate::load_run(self.shared.store.as_ref(), run_id)
             .await?
@@ -400,6 +404,7 @@ impl Service {
             reuse,
             // The same plugin versions as the run it retries.
             plugins: record.plugins,
+            submitted_by,
         };
         self.submit(run, Box::new(|_: &RunState, _: &weft_core::run::Event| {}))
             .await

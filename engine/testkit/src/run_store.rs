@@ -8,6 +8,7 @@ use crate::unique;
 
 fn record(id: &str, created_at: u64) -> RunRecord {
     RunRecord {
+        submitted_by: Some("tester".into()),
         id: id.into(),
         workflow: "contract".into(),
         file: "contract.toml".into(),

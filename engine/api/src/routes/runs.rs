@@ -29,7 +29,7 @@ pub(super) async fn submit(
         .file
         .clone()
         .unwrap_or_else(|| "workflow.toml".into());
-    let record = start(&api, request.workflow, file, request.params).await?;
+    let record = start(&api, request.workflow, file, request.params, caller.name).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -52,6 +52,7 @@ pub(super) async fn start(
     source: String,
     file: String,
     params: std::collections::BTreeMap<String, String>,
+    submitted_by: Option<String>,
 ) -> Result<RunSummary, Error> {
     let workflow = check(&file, &source)?;
     let overrides: Vec<(String, String)> = params.into_iter().collect();
@@ -65,6 +66,7 @@ pub(super) async fn start(
         params,
         reuse: Vec::new(),
         plugins,
+        submitted_by,
     };
     let (record, _handle) = api
         .service
@@ -211,7 +213,10 @@ pub(super) async fn retry(
 ) -> Result<impl IntoResponse, Error> {
     caller.require(Role::Operator)?;
     let request = request.map(|Json(r)| r).unwrap_or_default();
-    let (record, _handle) = api.service.retry(&id, request.from.as_deref()).await?;
+    let (record, _handle) = api
+        .service
+        .retry(&id, request.from.as_deref(), caller.name)
+        .await?;
     Ok((StatusCode::CREATED, Json(RunSummary::from(&record))))
 }
 

@@ -97,6 +97,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 params,
                 reuse: Vec::new(),
                 plugins,
+                submitted_by: std::env::var("USER").ok().filter(|u| !u.is_empty()),
             },
             Box::new(reporter),
         )

@@ -29,6 +29,9 @@ pub struct RunRecord {
     /// The exact plugin (version and hash) each reference resolved to at submit.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub plugins: BTreeMap<String, ResolvedPlugin>,
+    /// Who asked for it: the API token's name, or the local user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
 }
 
 /// A page of runs: filters, newest first, after a cursor.

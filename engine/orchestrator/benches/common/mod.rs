@@ -83,6 +83,7 @@ pub async fn drive(
         params,
         reuse: Vec::new(),
         plugins: Default::default(),
+        submitted_by: None,
     };
     let start = Instant::now();
     let (_, handle) = service

@@ -3,6 +3,10 @@
 
 import { h, duration } from './dom.js';
 
+function tasks(step) {
+  return Object.values(step.counts || {}).reduce((a, b) => a + b, 0);
+}
+
 export function timeline(view, onSelect, selected) {
   const t0 = view.created_at;
   const now = Date.now();
@@ -25,7 +29,7 @@ export function timeline(view, onSelect, selected) {
       onclick: () => onSelect(step.id),
       onkeydown: (e) => { if (e.key === 'Enter') onSelect(step.id); },
     },
-    h('span', { class: 'gantt-label', title: step.id }, step.name || step.id, step.tasks.length > 1 ? ` ×${step.tasks.length}` : ''),
+    h('span', { class: 'gantt-label', title: step.id }, step.name || step.id, tasks(step) > 1 ? ` ×${tasks(step)}` : ''),
     h('span', { class: 'gantt-track' }, bar),
     h('span', { class: 'gantt-took' }, start ? duration(end - start) : step.status));
   });

@@ -2,6 +2,7 @@
 
 mod api_auth;
 mod api_resources;
+mod api_views;
 mod bad_input;
 mod browser;
 mod check;

@@ -9,11 +9,7 @@ import { timeline } from '../timeline.js';
 const TASKS_SHOWN = 200;
 
 function nodeStates(view) {
-  return view.steps.map((step) => {
-    const counts = {};
-    for (const t of step.tasks) counts[t.status] = (counts[t.status] || 0) + 1;
-    return { id: step.id, status: step.status, fan_out: step.fan_out, counts };
-  });
+  return view.steps.map((step) => ({ id: step.id, status: step.status, fan_out: step.fan_out, counts: step.counts }));
 }
 
 function finished(status) {
@@ -22,7 +18,10 @@ function finished(status) {
 
 export function mount(el, [id]) {
   const abort = new AbortController();
+  // The run's states (GET .../states: small, polled on every change) and
+  // the chosen step in full (GET .../steps/{step}).
   let view = null;
+  let stepView = null;
   let graph = null;
   let mode = sessionStorage.getItem('weft.run.mode') || 'graph';
   let chosen = { step: null, task: null, attempt: null, showAll: false };
@@ -72,8 +71,22 @@ export function mount(el, [id]) {
 
   function select(step) {
     chosen = { step, task: null, attempt: null, showAll: false };
+    stepView = null;
     if (graph) graph.select(step);
-    details();
+    loadStep();
+  }
+
+  async function loadStep() {
+    const wanted = chosen.step;
+    if (!wanted) return;
+    try {
+      const got = await api(`/api/runs/${encodeURIComponent(id)}/steps/${encodeURIComponent(wanted)}`, { signal: abort.signal });
+      if (chosen.step !== wanted) return;
+      stepView = got;
+      details();
+    } catch (e) {
+      if (!abort.signal.aborted) clear(problem).append(errorBox(e));
+    }
   }
 
   function draw() {
@@ -97,8 +110,8 @@ export function mount(el, [id]) {
   }
 
   function details() {
-    const step = view && view.steps.find((s) => s.id === chosen.step);
-    if (!step) return;
+    const step = stepView;
+    if (!step || step.id !== chosen.step) return;
     const tasks = step.tasks;
     if (!chosen.task && tasks.length) chosen.task = tasks[0].id;
     const task = tasks.find((t) => t.id === chosen.task);
@@ -179,13 +192,13 @@ export function mount(el, [id]) {
 
   async function refresh() {
     try {
-      view = await api(`/api/runs/${encodeURIComponent(id)}`, { signal: abort.signal });
+      view = await api(`/api/runs/${encodeURIComponent(id)}/states`, { signal: abort.signal });
       const applying = performance.now();
       header();
       if (mode === 'timeline') draw();
       else if (graph) graph.update(nodeStates(view));
-      if (chosen.step) details();
-      more();
+      if (chosen.step) loadStep();
+      if (!extra.firstChild) more();
       clear(problem);
       // For benchmarks and the curious: how long applying an update took.
       performance.measure('weft:apply-update', { start: applying });

@@ -129,56 +129,59 @@ impl From<PluginRecord> for PluginView {
     }
 }
 
-impl RunView {
-    pub fn new(record: &RunRecord, state: &RunState) -> Self {
-        let steps = state
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let reason = match s.status {
-                    StepStatus::Skipped => s.skip.as_ref().map(|r| r.to_string()),
-                    StepStatus::Failed => s.error.clone().or_else(|| {
-                        s.tasks
-                            .iter()
-                            .filter_map(|t| t.attempts.last().and_then(|a| a.error.clone()))
-                            .find(|e| !e.is_empty())
-                    }),
-                    _ => None,
-                };
-                StepView {
-                    id: state.plan.workflow.steps[i].id.clone(),
-                    name: state.plan.workflow.steps[i].name.clone(),
-                    status: s.status.as_str().into(),
-                    fan_out: s.fan_out,
-                    started_at: s.started_at,
-                    finished_at: s.finished_at,
-                    outputs: s.outputs.clone(),
-                    reason,
-                    reused_from: s.reused_from.clone(),
-                    tasks: s
-                        .tasks
+impl StepView {
+    /// Step `i` of `state`, with its tasks and attempts.
+    pub fn new(state: &RunState, i: usize) -> Self {
+        let s = &state.steps[i];
+        let reason = match s.status {
+            StepStatus::Skipped => s.skip.as_ref().map(|r| r.to_string()),
+            StepStatus::Failed => s.error.clone().or_else(|| {
+                s.tasks
+                    .iter()
+                    .filter_map(|t| t.attempts.last().and_then(|a| a.error.clone()))
+                    .find(|e| !e.is_empty())
+            }),
+            _ => None,
+        };
+        StepView {
+            id: state.plan.workflow.steps[i].id.clone(),
+            name: state.plan.workflow.steps[i].name.clone(),
+            status: s.status.as_str().into(),
+            fan_out: s.fan_out,
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+            outputs: s.outputs.clone(),
+            reason,
+            reused_from: s.reused_from.clone(),
+            tasks: s
+                .tasks
+                .iter()
+                .map(|t| TaskView {
+                    id: t.id.to_string(),
+                    status: t.status.as_str().into(),
+                    attempts: t
+                        .attempts
                         .iter()
-                        .map(|t| TaskView {
-                            id: t.id.to_string(),
-                            status: t.status.as_str().into(),
-                            attempts: t
-                                .attempts
-                                .iter()
-                                .map(|a| AttemptView {
-                                    number: a.number,
-                                    queued_at: a.queued_at,
-                                    started_at: a.started_at,
-                                    finished_at: a.finished_at,
-                                    worker: a.worker.clone(),
-                                    error: a.error.clone(),
-                                    exit_code: a.exit_code,
-                                })
-                                .collect(),
+                        .map(|a| AttemptView {
+                            number: a.number,
+                            queued_at: a.queued_at,
+                            started_at: a.started_at,
+                            finished_at: a.finished_at,
+                            worker: a.worker.clone(),
+                            error: a.error.clone(),
+                            exit_code: a.exit_code,
                         })
                         .collect(),
-                }
-            })
+                })
+                .collect(),
+        }
+    }
+}
+
+impl RunView {
+    pub fn new(record: &RunRecord, state: &RunState) -> Self {
+        let steps = (0..state.steps.len())
+            .map(|i| StepView::new(state, i))
             .collect();
         let mut run = RunSummary::from(record);
         // The replayed state is the truth while the record catches up.
@@ -187,16 +190,7 @@ impl RunView {
             run,
             params: record.params.clone(),
             steps,
-            plugins: record
-                .plugins
-                .iter()
-                .map(|(reference, p)| ResolvedPluginView {
-                    reference: reference.clone(),
-                    name: p.name.clone(),
-                    version: p.version.clone(),
-                    sha256: p.sha256.clone(),
-                })
-                .collect(),
+            plugins: resolved_plugins(record),
         }
     }
 
@@ -299,10 +293,7 @@ impl GraphView {
             .enumerate()
             .map(|(i, place)| {
                 let step = state.and_then(|s| s.steps.get(i));
-                let mut counts = std::collections::BTreeMap::new();
-                for t in step.map(|s| s.tasks.as_slice()).unwrap_or_default() {
-                    *counts.entry(t.status.as_str().to_string()).or_insert(0) += 1;
-                }
+                let counts = step.map(task_counts).unwrap_or_default();
                 GraphNode {
                     id: steps[i].id.clone(),
                     name: steps[i].name.clone(),
@@ -362,4 +353,80 @@ pub struct DiagnosticView {
     pub message: String,
     pub line: usize,
     pub column: usize,
+}
+
+/// A run's states without tasks and attempts: what a live page needs on
+/// every change (`GET /api/runs/{id}/states`), small even for 5,000 steps.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RunStates {
+    #[serde(flatten)]
+    pub run: RunSummary,
+    #[schema(value_type = Object)]
+    pub params: serde_json::Map<String, Json>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<ResolvedPluginView>,
+    pub steps: Vec<StepState>,
+}
+
+/// One step's state, timings and task counts.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StepState {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub status: String,
+    pub fan_out: bool,
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
+    /// Tasks by state.
+    pub counts: std::collections::BTreeMap<String, usize>,
+}
+
+impl RunStates {
+    pub fn new(record: &RunRecord, state: &RunState) -> Self {
+        let specs = &state.plan.workflow.steps;
+        let steps = state
+            .steps
+            .iter()
+            .zip(specs)
+            .map(|(s, spec)| StepState {
+                id: spec.id.clone(),
+                name: spec.name.clone(),
+                status: s.status.as_str().into(),
+                fan_out: s.fan_out,
+                started_at: s.started_at,
+                finished_at: s.finished_at,
+                counts: task_counts(s),
+            })
+            .collect();
+        let mut run = RunSummary::from(record);
+        run.status = state.status.as_str().into();
+        Self {
+            run,
+            params: record.params.clone(),
+            plugins: resolved_plugins(record),
+            steps,
+        }
+    }
+}
+
+fn task_counts(step: &weft_core::run::StepState) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for t in &step.tasks {
+        *counts.entry(t.status.as_str().to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn resolved_plugins(record: &RunRecord) -> Vec<ResolvedPluginView> {
+    record
+        .plugins
+        .iter()
+        .map(|(reference, p)| ResolvedPluginView {
+            reference: reference.clone(),
+            name: p.name.clone(),
+            version: p.version.clone(),
+            sha256: p.sha256.clone(),
+        })
+        .collect()
 }

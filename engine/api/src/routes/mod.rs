@@ -6,6 +6,9 @@
 //! - `GET /api/runs?status=S&workflow=W&limit=N&before=C` (viewer): runs, newest first;
 //!   header `x-weft-next-before` holds the cursor of the next page.
 //! - `GET /api/runs/{id}` (viewer): a run with its steps, tasks and attempts.
+//! - `GET /api/runs/{id}/states` (viewer): the run's step states and task counts, without
+//!   tasks and attempts (what a live page polls).
+//! - `GET /api/runs/{id}/steps/{step}` (viewer): one step with its tasks and attempts.
 //! - `GET /api/runs/{id}/graph` (viewer): the step graph laid out left to right, with states.
 //! - `POST /api/check` `{workflow, file?}` (viewer): diagnostics with line and column, and the
 //!   graph the workflow would run; 200 either way.
@@ -84,6 +87,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/runs", post(runs::submit).get(runs::list))
         .route("/api/runs/{id}", get(runs::show))
         .route("/api/runs/{id}/graph", get(graph::run_graph))
+        .route("/api/runs/{id}/states", get(runs::states))
+        .route("/api/runs/{id}/steps/{step}", get(runs::step))
         .route("/api/check", post(graph::check))
         .route("/api/runs/{id}/cancel", post(runs::cancel))
         .route("/api/runs/{id}/retry", post(runs::retry))

@@ -14,7 +14,7 @@ use weft_orchestrator::NewRun;
 
 use super::{body, ApiState};
 use crate::auth::Caller;
-use crate::views::{RunSummary, RunView, SubmitRequest};
+use crate::views::{RunStates, RunSummary, RunView, StepView, SubmitRequest};
 use crate::Error;
 
 #[utoipa::path(post, path = "/api/runs", tag = "runs", request_body = SubmitRequest, responses((status = 201, body = RunSummary), (status = 422, description = "problems in the workflow, each with line and column")), security(("bearer" = [])))]
@@ -144,42 +144,87 @@ pub(super) async fn show(
         .await?
         .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
     let mut view = RunView::new(&record, &state);
-    if view
-        .steps
-        .iter()
-        .any(|s| s.tasks.iter().any(|t| t.status == "queued"))
-    {
+    let waiting = queued_steps(&state);
+    if !waiting.is_empty() {
         let workers = api.workers.workers(super::now()).await?;
-        waiting_reasons(&mut view, &state, &workers);
+        for i in waiting {
+            let step = &mut view.steps[i];
+            if step.reason.is_none() {
+                step.reason = waiting_reason(&state.plan.workflow.steps[i], &workers);
+            }
+        }
     }
     Ok(Json(view))
+}
+
+#[utoipa::path(get, path = "/api/runs/{id}/states", tag = "runs", params(("id" = String, Path)), responses((status = 200, body = RunStates), (status = 404, description = "no such run")), security(("bearer" = [])))]
+pub(super) async fn states(
+    State(api): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RunStates>, Error> {
+    caller.require(Role::Viewer)?;
+    let (record, state) = weft_orchestrator::load_run_with(api.store.as_ref(), &id, &api.plans)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
+    Ok(Json(RunStates::new(&record, &state)))
+}
+
+#[utoipa::path(get, path = "/api/runs/{id}/steps/{step}", tag = "runs", params(("id" = String, Path), ("step" = String, Path)), responses((status = 200, body = StepView), (status = 404, description = "no such run or step")), security(("bearer" = [])))]
+pub(super) async fn step(
+    State(api): State<ApiState>,
+    caller: Caller,
+    Path((id, step)): Path<(String, String)>,
+) -> Result<Json<StepView>, Error> {
+    caller.require(Role::Viewer)?;
+    let (_, state) = weft_orchestrator::load_run_with(api.store.as_ref(), &id, &api.plans)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
+    let i = state
+        .plan
+        .dag
+        .index_of(&step)
+        .ok_or_else(|| Error::not_found(format!("run {id} has no step {step}")))?;
+    let mut view = StepView::new(&state, i);
+    if view.reason.is_none() && queued_steps(&state).contains(&i) {
+        let workers = api.workers.workers(super::now()).await?;
+        view.reason = waiting_reason(&state.plan.workflow.steps[i], &workers);
+    }
+    Ok(Json(view))
+}
+
+/// Steps with a task waiting in a queue.
+fn queued_steps(state: &weft_core::run::RunState) -> Vec<usize> {
+    (0..state.steps.len())
+        .filter(|&i| {
+            state.steps[i]
+                .tasks
+                .iter()
+                .any(|t| t.status == weft_core::run::TaskStatus::Queued)
+        })
+        .collect()
 }
 
 /// Says why a queued step may wait for ever: no live worker serves its
 /// pool, or none has the GPUs it asks for. A worker that joins later takes
 /// it; until then the run shows the reason instead of looking stuck.
-fn waiting_reasons(view: &mut RunView, state: &weft_core::run::RunState, workers: &[WorkerInfo]) {
-    for (step, spec) in view.steps.iter_mut().zip(&state.plan.workflow.steps) {
-        if step.reason.is_some() || !step.tasks.iter().any(|t| t.status == "queued") {
-            continue;
-        }
-        let pool = &spec.pool;
-        let serving: Vec<&WorkerInfo> = workers.iter().filter(|w| w.pools.contains(pool)).collect();
-        let gpus = spec.resources.gpus as usize;
-        let most = serving
-            .iter()
-            .map(|w| w.slots.gpus.len())
-            .max()
-            .unwrap_or(0);
-        step.reason = if serving.is_empty() {
-            Some(format!("waiting: no live worker serves pool `{pool}`"))
-        } else if gpus > most {
-            Some(format!(
-                "waiting: the step needs {gpus} GPU(s), and no live worker of pool `{pool}` has more than {most}"
-            ))
-        } else {
-            None
-        };
+fn waiting_reason(spec: &weft_core::spec::Step, workers: &[WorkerInfo]) -> Option<String> {
+    let pool = &spec.pool;
+    let serving: Vec<&WorkerInfo> = workers.iter().filter(|w| w.pools.contains(pool)).collect();
+    let gpus = spec.resources.gpus as usize;
+    let most = serving
+        .iter()
+        .map(|w| w.slots.gpus.len())
+        .max()
+        .unwrap_or(0);
+    if serving.is_empty() {
+        Some(format!("waiting: no live worker serves pool `{pool}`"))
+    } else if gpus > most {
+        Some(format!(
+            "waiting: the step needs {gpus} GPU(s), and no live worker of pool `{pool}` has more than {most}"
+        ))
+    } else {
+        None
     }
 }
 

@@ -1,0 +1,128 @@
+//! The routes the dashboard reads: a run's states, one step, its laid-out
+//! graph, and the check of a workflow text.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::cluster::Cluster;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn states_step_and_graph_describe_a_run() {
+    let cluster = Cluster::start(1);
+    let id = cluster.submit("workflows/diamond.toml", &[]).await;
+    cluster.wait(&id, Duration::from_secs(60)).await;
+    let token = Some(cluster.admin_token.as_str());
+
+    let (status, states) = cluster
+        .call(token, Method::GET, &format!("/api/runs/{id}/states"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(states["status"], "succeeded");
+    assert_eq!(states["submitted_by"], "first admin");
+    let steps = states["steps"].as_array().unwrap();
+    assert!(steps.len() >= 4, "{states}");
+    for s in steps {
+        assert_eq!(s["status"], "succeeded", "{s}");
+        assert!(s.get("tasks").is_none(), "states carry no tasks: {s}");
+        assert_eq!(s["counts"]["succeeded"], 1, "{s}");
+    }
+
+    let first = steps[0]["id"].as_str().unwrap();
+    let (status, step) = cluster
+        .call(
+            token,
+            Method::GET,
+            &format!("/api/runs/{id}/steps/{first}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(step["id"], first);
+    assert_eq!(step["tasks"][0]["attempts"][0]["number"], 1);
+    let (status, missing) = cluster
+        .call(
+            token,
+            Method::GET,
+            &format!("/api/runs/{id}/steps/nope"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(missing["error"].as_str().unwrap().contains("no step nope"));
+
+    let (status, graph) = cluster
+        .call(token, Method::GET, &format!("/api/runs/{id}/graph"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let nodes = graph["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), steps.len());
+    // Every edge runs left to right, from the right side of one box to the
+    // left side of the next.
+    let width = graph["node_width"].as_f64().unwrap();
+    for e in graph["edges"].as_array().unwrap() {
+        let at = |id: &serde_json::Value| nodes.iter().find(|n| n["id"] == *id).unwrap();
+        let (from, to) = (at(&e["from"]), at(&e["to"]));
+        assert!(from["layer"].as_u64() < to["layer"].as_u64(), "{e}");
+        let points = e["points"].as_array().unwrap();
+        assert_eq!(
+            points[0][0].as_f64().unwrap(),
+            from["x"].as_f64().unwrap() + width
+        );
+        assert_eq!(points.last().unwrap()[0], to["x"]);
+    }
+    assert!(nodes.iter().all(|n| n["status"] == "succeeded"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_problems_with_places_and_a_graph_when_clean() {
+    let cluster = Cluster::start(0);
+    let token = Some(cluster.admin_token.as_str());
+    let bad = "[workflow]\nname = \"x\"\n[steps.a]\nneeds = [\"ghost\"]\nrun = \"true\"\n";
+    let (status, report) = cluster
+        .call(
+            token,
+            Method::POST,
+            "/api/check",
+            Some(json!({"workflow": bad, "file": "x.toml"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["diagnostics"][0]["line"], 4, "{report}");
+    assert!(
+        report["rendered"].as_str().unwrap().contains("x.toml:4:"),
+        "{report}"
+    );
+    assert!(report["graph"].is_null());
+
+    let good =
+        std::fs::read_to_string(crate::support::repo().join("workflows/diamond.toml")).unwrap();
+    let (_, report) = cluster
+        .call(
+            token,
+            Method::POST,
+            "/api/check",
+            Some(json!({"workflow": good})),
+        )
+        .await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["graph"]["nodes"].as_array().unwrap().len() >= 4);
+    assert!(report["graph"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["status"] == "pending"));
+
+    // No token, no check.
+    let (status, _) = cluster
+        .call(
+            None,
+            Method::POST,
+            "/api/check",
+            Some(json!({"workflow": good})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

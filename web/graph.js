@@ -67,16 +67,20 @@ export function drawGraph(graph, onSelect = () => {}) {
   }
   svg.append(edges, nodes);
 
-  const zoom = (f) => {
-    scale = f === 0 ? 1 : Math.min(4, Math.max(0.1, scale * f));
+  const resize = () => {
     svg.setAttribute('width', width * scale);
     svg.setAttribute('height', height * scale);
+    // Text too small to read is not drawn: on a big graph it is most of the paint.
+    svg.classList.toggle('tiny', scale < 0.5);
+  };
+  const zoom = (f) => {
+    scale = f === 0 ? 1 : Math.min(4, Math.max(0.1, scale * f));
+    resize();
   };
   const fit = () => {
     const box = wrap.clientWidth || width;
     scale = Math.min(1, Math.max(0.1, (box - 4) / width));
-    svg.setAttribute('width', width * scale);
-    svg.setAttribute('height', height * scale);
+    resize();
   };
   const wrap = h('div', { class: 'graph-wrap' }, svg);
   const element = h('div', { class: 'graph-box' },

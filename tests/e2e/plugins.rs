@@ -65,6 +65,43 @@ async fn misbehaving_plugins_fail_their_step_at_their_limits_and_workers_keep_se
     assert_eq!(status, "failed");
     assert!(why.contains("trap@0.1.0: `pre-process` trapped"), "{why}");
     assert_eq!(reason("escapes").0, "succeeded");
+    // Each attempt records its hooks: plugin, phase, time and error.
+    let hooks = |step: &str| {
+        let s = view.steps.iter().find(|s| s.id == step).unwrap();
+        s.tasks[0].attempts[0].hooks.clone()
+    };
+    let spin = hooks("loops");
+    assert_eq!(spin.len(), 1, "{spin:?}");
+    assert_eq!(
+        (spin[0].phase.as_str(), spin[0].plugin.as_str()),
+        ("pre", "spin@0.1.0")
+    );
+    assert!(spin[0].ms >= 250.0, "{spin:?}");
+    assert!(
+        spin[0].error.as_deref().unwrap().contains("deadline"),
+        "{spin:?}"
+    );
+    let escape = hooks("escapes");
+    assert_eq!(escape[0].plugin, "escape@0.1.0");
+    assert_eq!(escape[0].error, None);
+    // And /metrics counts them: four pre hooks, three failed (the change
+    // stream feeds the counters, a moment after the run ends).
+    let started = std::time::Instant::now();
+    loop {
+        let metrics = reqwest::get(format!("{}/metrics", cluster.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("weft_hook_duration_seconds_count{phase=\"pre\"} 4")
+            && metrics.contains("weft_hook_failures_total{phase=\"pre\"} 3")
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let log = cluster.client().logs(&id, "escapes", None).await.unwrap();
     let log = String::from_utf8_lossy(&log);
     assert!(

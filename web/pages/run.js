@@ -144,6 +144,12 @@ export function mount(el, [id]) {
           h('thead', {}, h('tr', {}, ['', 'Worker', 'Took', 'Exit', 'Error'].map((t) => h('th', {}, t)))),
           h('tbody', {}, task.attempts.map((a) => attemptRow(task, a)))));
     }
+    const current = task && task.attempts.find((a) => a.number === attempt);
+    if (current && current.hooks && current.hooks.length) {
+      parts.push(h('h3', {}, `Hooks of attempt ${attempt}`),
+        h('ul', { class: 'hooks' }, current.hooks.map((k) => h('li', { class: k.error ? 'error-text' : '' },
+          `${k.phase} ${k.plugin}: ${k.error ? `failed: ${k.error}` : 'ok'} in ${k.ms < 1 ? k.ms.toFixed(2) : k.ms.toFixed(1)} ms`))));
+    }
     if (finished(view.status) && view.status !== 'succeeded') {
       parts.push(h('button', { type: 'button', onclick: () => retry(step.id) }, 'Retry from this step'));
     }

@@ -1,6 +1,7 @@
 //! `GET /metrics` of `weft serve`, in Prometheus text format: runs and
-//! attempts by outcome and attempt durations (counted from the live change
-//! stream), runs driven now, queue depth per pool, and worker slots.
+//! attempts by outcome, attempt and plugin-hook durations (counted from the
+//! live change stream), runs driven now, queue depth per pool, and worker
+//! slots.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +13,10 @@ use weft_orchestrator::Service;
 /// Upper bounds of the attempt-duration histogram, in seconds.
 const BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 3600.0];
 
+/// Upper bounds of the hook-duration histogram, in seconds: hooks are fast.
+const HOOK_BUCKETS: [f64; 10] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+const PHASES: [&str; 2] = ["pre", "post"];
+
 /// Counters kept from the change stream.
 #[derive(Debug, Default)]
 pub struct ServerMetrics {
@@ -20,6 +25,11 @@ pub struct ServerMetrics {
     buckets: [AtomicU64; BUCKETS.len()],
     duration_count: AtomicU64,
     duration_sum_ms: AtomicU64,
+    /// Per phase (pre, post).
+    hook_buckets: [[AtomicU64; HOOK_BUCKETS.len()]; 2],
+    hook_count: [AtomicU64; 2],
+    hook_sum_us: [AtomicU64; 2],
+    hook_failed: [AtomicU64; 2],
 }
 
 impl ServerMetrics {
@@ -45,7 +55,21 @@ impl ServerMetrics {
 
     /// `finished`: the run's final status, if this change ended it.
     fn count(&self, event: &Event, finished: Option<RunStatus>, duration_ms: Option<u64>) {
-        if let Event::TaskFinished { outcome, .. } = event {
+        if let Event::TaskFinished { outcome, hooks, .. } = event {
+            for hook in hooks {
+                let p = usize::from(hook.phase == "post");
+                let secs = hook.ms / 1000.0;
+                for (b, bound) in HOOK_BUCKETS.iter().enumerate() {
+                    if secs <= *bound {
+                        self.hook_buckets[p][b].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                self.hook_count[p].fetch_add(1, Ordering::Relaxed);
+                self.hook_sum_us[p].fetch_add((hook.ms * 1000.0) as u64, Ordering::Relaxed);
+                if hook.error.is_some() {
+                    self.hook_failed[p].fetch_add(1, Ordering::Relaxed);
+                }
+            }
             let i = usize::from(matches!(outcome, Outcome::Failed { .. }));
             self.attempts[i].fetch_add(1, Ordering::Relaxed);
             if let Some(ms) = duration_ms {
@@ -118,6 +142,38 @@ impl ServerMetrics {
             g(&self.duration_sum_ms) as f64 / 1000.0
         );
         let _ = writeln!(out, "weft_attempt_duration_seconds_count {count}");
+        let _ = writeln!(out, "# TYPE weft_hook_duration_seconds histogram");
+        for (p, phase) in PHASES.iter().enumerate() {
+            for (b, bound) in HOOK_BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "weft_hook_duration_seconds_bucket{{phase=\"{phase}\",le=\"{bound}\"}} {}",
+                    g(&self.hook_buckets[p][b])
+                );
+            }
+            let count = g(&self.hook_count[p]);
+            let _ = writeln!(
+                out,
+                "weft_hook_duration_seconds_bucket{{phase=\"{phase}\",le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(
+                out,
+                "weft_hook_duration_seconds_sum{{phase=\"{phase}\"}} {}",
+                g(&self.hook_sum_us[p]) as f64 / 1e6
+            );
+            let _ = writeln!(
+                out,
+                "weft_hook_duration_seconds_count{{phase=\"{phase}\"}} {count}"
+            );
+        }
+        let _ = writeln!(out, "# TYPE weft_hook_failures_total counter");
+        for (p, phase) in PHASES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "weft_hook_failures_total{{phase=\"{phase}\"}} {}",
+                g(&self.hook_failed[p])
+            );
+        }
         let _ = writeln!(out, "# TYPE weft_queue_depth gauge");
         for (pool, depth) in depths {
             let _ = writeln!(out, "weft_queue_depth{{pool=\"{pool}\"}} {depth}");

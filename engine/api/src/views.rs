@@ -47,6 +47,19 @@ pub struct AttemptView {
     /// `None` while running; `""` on success; else why it failed.
     pub error: Option<String>,
     pub exit_code: Option<i32>,
+    /// The plugin hooks that ran around it: phase, plugin, time, error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookView>,
+}
+
+/// One plugin hook's part in an attempt.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HookView {
+    pub phase: String,
+    pub plugin: String,
+    pub ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -170,6 +183,16 @@ impl StepView {
                             worker: a.worker.clone(),
                             error: a.error.clone(),
                             exit_code: a.exit_code,
+                            hooks: a
+                                .hooks
+                                .iter()
+                                .map(|h| HookView {
+                                    phase: h.phase.clone(),
+                                    plugin: h.plugin.clone(),
+                                    ms: h.ms,
+                                    error: h.error.clone(),
+                                })
+                                .collect(),
                         })
                         .collect(),
                 })

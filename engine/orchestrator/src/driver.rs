@@ -176,11 +176,12 @@ impl Driver {
                 worker: r.worker,
                 at,
             },
-            ReportKind::Finished { outcome } => Event::TaskFinished {
+            ReportKind::Finished { outcome, hooks } => Event::TaskFinished {
                 task: r.task,
                 attempt: r.attempt,
                 outcome,
                 at,
+                hooks,
             },
         });
         acks.push(delivery);

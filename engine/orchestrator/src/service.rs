@@ -172,6 +172,7 @@ impl Service {
                                 exit_code: None,
                                 retryable: false,
                             },
+                            hooks: Vec::new(),
                         },
                     };
                     let delivery: Box<dyn ReportDelivery> =

@@ -95,6 +95,12 @@ pub async fn reports_arrive_in_order(q: &dyn JobQueue) {
         outcome: Outcome::Succeeded {
             outputs: serde_json::json!({"x": 1}),
         },
+        hooks: vec![weft_core::run::HookRun {
+            phase: "pre".into(),
+            plugin: "validate@1.0.0".into(),
+            ms: 0.25,
+            error: None,
+        }],
     });
     q.report(&started).await.unwrap();
     q.report(&finished).await.unwrap();

@@ -4,12 +4,12 @@
 //! plugin holds its thread until it returns or hits its deadline.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value as Json};
 use weft_core::plugins::PluginCall;
 use weft_core::ports::{LogKey, PluginStore, RunStore};
-use weft_core::run::{Job, Outcome};
+use weft_core::run::{HookRun, Job, Outcome};
 use weft_core::spec::StepAction;
 use weft_wasm_host::{CallContext, HookInstance, Host, Limits, LogLine, Plugin};
 
@@ -135,32 +135,57 @@ pub(crate) async fn pre_process(
     plugins: &Plugins,
     store: &Arc<dyn RunStore>,
     mut job: Job,
+    runs: &mut Vec<HookRun>,
 ) -> Result<Job, Outcome> {
     let calls = job.pre_hooks.clone();
     for call in &calls {
-        let plugin = plugins.load(call).await.map_err(failed)?;
-        let payload = json!({"inputs": job.inputs, "env": job.env, "action": job.action});
-        let (host, ctx, limits) = (plugins.host.clone(), context(&job, call), limits(call));
-        let (result, lines) =
-            tokio::task::spawn_blocking(move || match host.hook(&plugin, &ctx, limits) {
-                Ok(mut hook) => {
-                    let r = hook.pre_process(&payload);
-                    (r, hook.take_logs())
-                }
-                Err(e) => (Err(e), Vec::new()),
-            })
-            .await
-            .map_err(|e| failed(format!("pre hook {}: {e}", call.label())))?;
-        write_logs(store, &key(&job), &call.label(), lines).await;
-        let changed = result.map_err(|e| failed(e.to_string()))?;
-        apply_pre(&mut job, changed).map_err(|e| {
-            failed(format!(
-                "pre hook {} returned a bad input: {e}",
-                call.label()
-            ))
-        })?;
+        let started = Instant::now();
+        let result = pre_one(plugins, store, &mut job, call).await;
+        runs.push(HookRun {
+            phase: "pre".into(),
+            plugin: call.label(),
+            ms: started.elapsed().as_secs_f64() * 1000.0,
+            error: result.as_ref().err().map(reason_of),
+        });
+        result?;
     }
     Ok(job)
+}
+
+async fn pre_one(
+    plugins: &Plugins,
+    store: &Arc<dyn RunStore>,
+    job: &mut Job,
+    call: &PluginCall,
+) -> Result<(), Outcome> {
+    let plugin = plugins.load(call).await.map_err(failed)?;
+    let payload = json!({"inputs": job.inputs, "env": job.env, "action": job.action});
+    let (host, ctx, limits) = (plugins.host.clone(), context(job, call), limits(call));
+    let (result, lines) =
+        tokio::task::spawn_blocking(move || match host.hook(&plugin, &ctx, limits) {
+            Ok(mut hook) => {
+                let r = hook.pre_process(&payload);
+                (r, hook.take_logs())
+            }
+            Err(e) => (Err(e), Vec::new()),
+        })
+        .await
+        .map_err(|e| failed(format!("pre hook {}: {e}", call.label())))?;
+    write_logs(store, &key(job), &call.label(), lines).await;
+    let changed = result.map_err(|e| failed(e.to_string()))?;
+    apply_pre(job, changed).map_err(|e| {
+        failed(format!(
+            "pre hook {} returned a bad input: {e}",
+            call.label()
+        ))
+    })
+}
+
+fn reason_of(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Failed { reason, .. } => reason.clone(),
+        Outcome::Succeeded { .. } => String::new(),
+    }
 }
 
 fn apply_pre(job: &mut Job, changed: Json) -> Result<(), String> {
@@ -237,27 +262,36 @@ impl PostHooks {
     }
 
     /// Runs `post-process` of every hook in order over the outcome.
-    pub(crate) async fn finish(&self, outcome: Outcome) -> Outcome {
+    pub(crate) async fn finish(&self, outcome: Outcome, runs: &mut Vec<HookRun>) -> Outcome {
         let log = self.store.read_log(&self.key).await.unwrap_or_default();
         let tail_start = log.len().saturating_sub(LOG_TAIL_BYTES);
         let tail = String::from_utf8_lossy(&log[tail_start..]).into_owned();
         let mut payload = outcome_json(&outcome, tail);
         let hooks = self.hooks.clone();
-        let (result, logs) = tokio::task::spawn_blocking(move || {
+        let (result, logs, timed) = tokio::task::spawn_blocking(move || {
             let mut hooks = hooks.lock().expect("post hooks");
             let mut logs = Vec::new();
+            let mut timed = Vec::new();
             for (label, hook) in hooks.iter_mut() {
+                let started = Instant::now();
                 let r = hook.post_process(&payload);
+                timed.push(HookRun {
+                    phase: "post".into(),
+                    plugin: label.clone(),
+                    ms: started.elapsed().as_secs_f64() * 1000.0,
+                    error: r.as_ref().err().map(ToString::to_string),
+                });
                 logs.push((label.clone(), hook.take_logs()));
                 match r {
                     Ok(p) => payload = p,
-                    Err(e) => return (Err(e.to_string()), logs),
+                    Err(e) => return (Err(e.to_string()), logs, timed),
                 }
             }
-            (Ok(payload), logs)
+            (Ok(payload), logs, timed)
         })
         .await
-        .unwrap_or_else(|e| (Err(format!("post hooks: {e}")), Vec::new()));
+        .unwrap_or_else(|e| (Err(format!("post hooks: {e}")), Vec::new(), Vec::new()));
+        runs.extend(timed);
         for (label, lines) in logs {
             write_logs(&self.store, &self.key, &label, lines).await;
         }

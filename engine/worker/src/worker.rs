@@ -8,7 +8,7 @@ use weft_core::ports::{
     Claim, Clock, ContainerRuntime, Delivery, JobQueue, LogKey, Report, ReportKind, RunStore,
     WorkerRegistry,
 };
-use weft_core::run::{Job, Outcome};
+use weft_core::run::{HookRun, Job, Outcome};
 use weft_core::spec::{gpu_pool, StepAction};
 
 use std::sync::atomic::Ordering;
@@ -291,7 +291,8 @@ impl Worker {
             .expect("running lock")
             .insert(label.clone());
         self.stats.running.fetch_add(1, Ordering::Relaxed);
-        let outcome = self.attempt(&job, abort).await;
+        let mut hooks = Vec::new();
+        let outcome = self.attempt(&job, abort, &mut hooks).await;
         renewal.abort();
         self.stats.running.fetch_sub(1, Ordering::Relaxed);
         self.running.lock().expect("running lock").remove(&label);
@@ -303,7 +304,7 @@ impl Worker {
         self.aborts.forget(&job.run_id, &job.task, job.attempt);
         match self
             .queue
-            .report(&report(ReportKind::Finished { outcome }))
+            .report(&report(ReportKind::Finished { outcome, hooks }))
             .await
         {
             Ok(()) => {
@@ -335,10 +336,15 @@ impl Worker {
 
     /// Holds the GPUs the step asks for while it runs; they are named to it
     /// in `CUDA_VISIBLE_DEVICES` and `WEFT_GPUS`, and given to its container.
-    async fn attempt(&self, job: &Job, abort: watch::Receiver<bool>) -> Outcome {
+    async fn attempt(
+        &self,
+        job: &Job,
+        abort: watch::Receiver<bool>,
+        hooks: &mut Vec<HookRun>,
+    ) -> Outcome {
         let need = job.resources.gpus as usize;
         if need == 0 {
-            return self.run_attempt(job, abort, &[]).await;
+            return self.run_attempt(job, abort, &[], hooks).await;
         }
         if need > self.gpus.total() {
             return Outcome::Failed {
@@ -357,7 +363,7 @@ impl Worker {
         let list = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
         job.env.insert("CUDA_VISIBLE_DEVICES".into(), list.clone());
         job.env.insert("WEFT_GPUS".into(), list);
-        let outcome = self.run_attempt(&job, abort, &ids).await;
+        let outcome = self.run_attempt(&job, abort, &ids, hooks).await;
         self.gpus.release(&ids);
         outcome
     }
@@ -367,6 +373,7 @@ impl Worker {
         job: &Job,
         abort: watch::Receiver<bool>,
         gpu_ids: &[u32],
+        hooks: &mut Vec<HookRun>,
     ) -> Outcome {
         let unsupported = |what: &str, with: &str| Outcome::Failed {
             reason: format!("{what} steps are not supported yet: they arrive with {with}"),
@@ -389,7 +396,7 @@ impl Worker {
         };
         let (job, post) = match plugins {
             Some(p) => {
-                let job = match plugins::pre_process(p, &self.store, job.clone()).await {
+                let job = match plugins::pre_process(p, &self.store, job.clone(), hooks).await {
                     Ok(job) => job,
                     Err(outcome) => return outcome,
                 };
@@ -445,7 +452,7 @@ impl Worker {
             },
         };
         match post {
-            Some(post) => post.finish(outcome).await,
+            Some(post) => post.finish(outcome, hooks).await,
             None => outcome,
         }
     }

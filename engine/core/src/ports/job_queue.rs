@@ -21,7 +21,12 @@ pub struct Report {
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum ReportKind {
     Started,
-    Finished { outcome: Outcome },
+    Finished {
+        outcome: Outcome,
+        /// The plugin hooks that ran around the step.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        hooks: Vec<crate::run::HookRun>,
+    },
 }
 
 /// A job taken from the queue, held until acknowledged.

@@ -56,6 +56,20 @@ pub enum Outcome {
     },
 }
 
+/// One plugin hook's part in an attempt, as the worker saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookRun {
+    /// `pre` or `post`.
+    pub phase: String,
+    /// The plugin as `name@version` (or its local path).
+    pub plugin: String,
+    /// Wall time of its call, instantiation included.
+    pub ms: f64,
+    /// Why it failed; `None` when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// Something that happened to a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "event")]
@@ -83,6 +97,9 @@ pub enum Event {
         attempt: u32,
         outcome: Outcome,
         at: Millis,
+        /// The plugin hooks that ran around it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        hooks: Vec<HookRun>,
     },
     /// The wait before a retry is over.
     RetryDue {

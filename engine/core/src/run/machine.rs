@@ -153,8 +153,15 @@ impl Machine<'_> {
                 attempt,
                 outcome,
                 at,
+                hooks,
             } => {
                 if let Some((_, at_idx)) = self.current(&task, attempt) {
+                    if let Some(a) = self.state.steps[at_idx.0].tasks[at_idx.1]
+                        .attempts
+                        .last_mut()
+                    {
+                        a.hooks = hooks;
+                    }
                     self.finish_attempt(at_idx, outcome, at);
                     self.drain(at);
                 }
@@ -408,6 +415,7 @@ impl Machine<'_> {
             worker: None,
             error: None,
             exit_code: None,
+            hooks: Vec::new(),
         });
         if spec.action == StepAction::Join {
             task.attempts[0].started_at = Some(at);

@@ -13,7 +13,7 @@ mod retry;
 mod state;
 
 pub use backoff::retry_delay;
-pub use event::{Action, Event, Job, Millis, Outcome, TaskId};
+pub use event::{Action, Event, HookRun, Job, Millis, Outcome, TaskId};
 pub use machine::{apply, resume};
 pub use params::resolve_params;
 pub use plan::Plan;

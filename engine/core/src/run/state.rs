@@ -140,6 +140,8 @@ pub struct AttemptRecord {
     /// `None` while running; the failure reason, or `""` on success.
     pub error: Option<String>,
     pub exit_code: Option<i32>,
+    /// The plugin hooks that ran around it.
+    pub hooks: Vec<super::HookRun>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

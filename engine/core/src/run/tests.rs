@@ -31,6 +31,7 @@ fn ok(job: &Job, outputs: Json) -> Event {
         attempt: job.attempt,
         outcome: Outcome::Succeeded { outputs },
         at: 10,
+        hooks: Vec::new(),
     }
 }
 
@@ -44,6 +45,7 @@ fn fail(job: &Job) -> Event {
             retryable: true,
         },
         at: 10,
+        hooks: Vec::new(),
     }
 }
 
@@ -417,7 +419,7 @@ proptest! {
                         }
                         prop_assert!(seen_attempts.insert((job.task.clone(), job.attempt)), "attempt dispatched twice");
                         prop_assert!(job.attempt <= s.plan.workflow.steps[si].retries.limit + 1, "too many attempts");
-                        pending.push(Event::TaskFinished { task: job.task.clone(), attempt: job.attempt, outcome: Outcome::Succeeded { outputs: json!({}) }, at: 0 });
+                        pending.push(Event::TaskFinished { task: job.task.clone(), attempt: job.attempt, outcome: Outcome::Succeeded { outputs: json!({}) }, at: 0, hooks: Vec::new() });
                     }
                     Action::ScheduleRetry { task, attempt, .. } => pending.push(Event::RetryDue { task, attempt, at: 0 }),
                     Action::Finished { .. } => *finished += 1,

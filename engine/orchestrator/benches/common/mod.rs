@@ -45,7 +45,10 @@ pub fn noop_worker(queue: Arc<dyn JobQueue>, slots: usize) -> tokio::task::JoinH
                     attempt: job.attempt,
                     worker: "bench".into(),
                     at: SystemClock.now(),
-                    kind: ReportKind::Finished { outcome },
+                    kind: ReportKind::Finished {
+                        outcome,
+                        hooks: Vec::new(),
+                    },
                 };
                 queue.report(&report).await.unwrap();
                 d.ack().await.unwrap();

@@ -20,9 +20,7 @@ pub(super) async fn run_graph(
     Path(id): Path<String>,
 ) -> Result<Json<GraphView>, Error> {
     caller.require(Role::Viewer)?;
-    let (_, state) = weft_orchestrator::load_run_with(api.store.as_ref(), &id, &api.plans)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
+    let (_, state) = super::load_run(&api, &id).await?;
     Ok(Json(GraphView::new(&state.plan, Some(&state))))
 }
 

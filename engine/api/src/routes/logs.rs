@@ -31,9 +31,7 @@ pub(super) async fn logs(
 ) -> Result<impl IntoResponse, Error> {
     caller.require(Role::Viewer)?;
     let task_id = task_param(&task)?;
-    let (_, state) = weft_orchestrator::load_run_with(api.store.as_ref(), &id, &api.plans)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
+    let (_, state) = super::load_run(&api, &id).await?;
     let (attempt, finished) =
         attempt_state(&state, &task_id, q.attempt).ok_or_else(|| match state.task(&task_id) {
             Some(t) if t.attempt() > 0 => {

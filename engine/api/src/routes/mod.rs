@@ -119,6 +119,16 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// A run's record and its state replayed from its events; 404 if unknown.
+pub(super) async fn load_run(
+    api: &ApiState,
+    id: &str,
+) -> Result<(weft_core::ports::RunRecord, weft_core::run::RunState), Error> {
+    weft_orchestrator::load_run_with(api.store.as_ref(), id, &api.plans)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no run {id}")))
+}
+
 pub(super) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -140,9 +140,7 @@ pub(super) async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<RunView>, Error> {
     caller.require(Role::Viewer)?;
-    let (record, state) = weft_orchestrator::load_run_with(api.store.as_ref(), &id, &api.plans)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
+    let (record, state) = super::load_run(&api, &id).await?;
     let mut view = RunView::new(&record, &state);
     let waiting = queued_steps(&state);
     if !waiting.is_empty() {
@@ -164,9 +162,7 @@ pub(super) async fn states(
     Path(id): Path<String>,
 ) -> Result<Json<RunStates>, Error> {
     caller.require(Role::Viewer)?;
-    let (record, state) = weft_orchestrator::load_run_with(api.store.as_ref(), &id, &api.plans)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
+    let (record, state) = super::load_run(&api, &id).await?;
     Ok(Json(RunStates::new(&record, &state)))
 }
 
@@ -177,9 +173,7 @@ pub(super) async fn step(
     Path((id, step)): Path<(String, String)>,
 ) -> Result<Json<StepView>, Error> {
     caller.require(Role::Viewer)?;
-    let (_, state) = weft_orchestrator::load_run_with(api.store.as_ref(), &id, &api.plans)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("no run {id}")))?;
+    let (_, state) = super::load_run(&api, &id).await?;
     let i = state
         .plan
         .dag

@@ -94,6 +94,18 @@ fn exact(text: &str) -> Option<semver::Version> {
     semver::Version::parse(text.trim_start_matches('=')).ok()
 }
 
+/// The order every plugin store lists in: by name, then oldest upload first.
+pub fn by_upload(mut records: Vec<PluginRecord>) -> Vec<PluginRecord> {
+    records.sort_by(|a, b| {
+        (a.name.as_str(), a.uploaded_at, a.version.as_str()).cmp(&(
+            b.name.as_str(),
+            b.uploaded_at,
+            b.version.as_str(),
+        ))
+    });
+    records
+}
+
 /// The version of `versions` a reference picks: an exact version picks
 /// itself; a range (`^1.2`, `~0.3`, `1`, `>=1, <2`) or no version picks the
 /// highest that matches (pre-releases only when asked for exactly).

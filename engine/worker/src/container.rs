@@ -192,11 +192,7 @@ pub(crate) async fn run(
     filter: Option<Arc<PostHooks>>,
     gpus: &[u32],
 ) -> Outcome {
-    let dir = options
-        .work_dir
-        .join(&job.run_id)
-        .join(job.task.to_string())
-        .join(job.attempt.to_string());
+    let dir = options.attempt_dir(job);
     let prepared = (|| {
         std::fs::create_dir_all(&dir)?;
         // The container's user may be anyone; the directory is the attempt's own.

@@ -35,6 +35,16 @@ pub struct Options {
     pub gpus: Option<Vec<weft_core::ports::GpuSlot>>,
 }
 
+impl Options {
+    /// The scratch directory of one attempt: `work-dir/<run>/<task>/<attempt>`.
+    pub fn attempt_dir(&self, job: &weft_core::run::Job) -> PathBuf {
+        self.work_dir
+            .join(&job.run_id)
+            .join(job.task.to_string())
+            .join(job.attempt.to_string())
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Self {

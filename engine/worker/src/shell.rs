@@ -26,11 +26,7 @@ pub(crate) async fn run(
     mut abort: watch::Receiver<bool>,
     filter: Option<Arc<PostHooks>>,
 ) -> Outcome {
-    let dir = options
-        .work_dir
-        .join(&job.run_id)
-        .join(job.task.to_string())
-        .join(job.attempt.to_string());
+    let dir = options.attempt_dir(job);
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return failed(
             format!("preparing the work directory {}: {e}", dir.display()),

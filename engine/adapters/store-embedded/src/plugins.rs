@@ -11,17 +11,6 @@ use crate::{decode, encode, err, EmbeddedRunStore};
 pub(crate) const PLUGINS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("plugins");
 pub(crate) const WASM: TableDefinition<&str, &[u8]> = TableDefinition::new("wasm");
 
-fn by_upload(mut records: Vec<PluginRecord>) -> Vec<PluginRecord> {
-    records.sort_by(|a, b| {
-        (a.name.as_str(), a.uploaded_at, a.version.as_str()).cmp(&(
-            b.name.as_str(),
-            b.uploaded_at,
-            b.version.as_str(),
-        ))
-    });
-    records
-}
-
 #[async_trait]
 impl PluginStore for EmbeddedRunStore {
     async fn put_wasm(&self, sha256: &str, wasm: &[u8]) -> Result<(), Error> {
@@ -111,7 +100,7 @@ impl PluginStore for EmbeddedRunStore {
                 }
                 out.push(decode(v.value())?);
             }
-            Ok(by_upload(out))
+            Ok(weft_core::plugins::by_upload(out))
         })
         .await
     }
@@ -125,7 +114,7 @@ impl PluginStore for EmbeddedRunStore {
                 let (_, v) = entry.map_err(err("listing plugins"))?;
                 out.push(decode(v.value())?);
             }
-            Ok(by_upload(out))
+            Ok(weft_core::plugins::by_upload(out))
         })
         .await
     }

@@ -11,17 +11,6 @@ use weft_core::Error;
 use crate::store::{decode, encode, redis_err};
 use crate::RedisRunStore;
 
-fn by_upload(mut records: Vec<PluginRecord>) -> Vec<PluginRecord> {
-    records.sort_by(|a, b| {
-        (a.name.as_str(), a.uploaded_at, a.version.as_str()).cmp(&(
-            b.name.as_str(),
-            b.uploaded_at,
-            b.version.as_str(),
-        ))
-    });
-    records
-}
-
 #[async_trait]
 impl PluginStore for RedisRunStore {
     async fn put_wasm(&self, sha256: &str, wasm: &[u8]) -> Result<(), Error> {
@@ -86,7 +75,7 @@ impl PluginStore for RedisRunStore {
             .hvals(self.key(&["plugin", name]))
             .await
             .map_err(redis_err("listing plugins"))?;
-        Ok(by_upload(
+        Ok(weft_core::plugins::by_upload(
             raw.iter().map(|r| decode(r)).collect::<Result<_, _>>()?,
         ))
     }
@@ -101,7 +90,7 @@ impl PluginStore for RedisRunStore {
         for name in names {
             out.extend(self.plugin_versions(&name).await?);
         }
-        Ok(by_upload(out))
+        Ok(weft_core::plugins::by_upload(out))
     }
 
     async fn remove_plugin(&self, name: &str, version: Option<&str>) -> Result<usize, Error> {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use weft_api::views::{RunView, SubmitRequest};
+use weft_api::views::{RunView, StepView, SubmitRequest};
 use weft_api::Client;
 
 use crate::support::{repo, weft_bin};
@@ -237,4 +237,12 @@ impl Drop for Cluster {
             let _ = c.wait();
         }
     }
+}
+
+/// The step `id` of a run view.
+pub fn step<'a>(view: &'a RunView, id: &str) -> &'a StepView {
+    view.steps
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("no step {id} in {view:?}"))
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use weft_store_embedded::EmbeddedRunStore;
 
-use crate::cluster::Cluster;
+use crate::cluster::{step, Cluster};
 use crate::support::{text, weft};
 
 const IMAGE: &str = "weft-test/busybox:1";
@@ -64,10 +64,6 @@ async fn run(workflow: &str) -> (weft_api::views::RunView, String) {
         ));
     }
     (weft_api::views::RunView::new(&record, &state), output)
-}
-
-fn step<'a>(view: &'a weft_api::views::RunView, id: &str) -> &'a weft_api::views::StepView {
-    view.steps.iter().find(|s| s.id == id).unwrap()
 }
 
 #[tokio::test]

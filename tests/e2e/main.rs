@@ -11,6 +11,7 @@ mod cluster;
 mod containers;
 mod dashboard;
 mod examples;
+mod gpu;
 mod guarantees;
 mod plugins;
 mod rabbit;

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use weft_core::ports::{Clock, ContainerRuntime, JobQueue, RunStore};
+use weft_core::ports::{Clock, ContainerRuntime, JobQueue, KernelRuntime, RunStore};
 use weft_orchestrator::{Service, SystemClock};
 use weft_queue_local::LocalJobQueue;
 use weft_store_embedded::EmbeddedRunStore;
@@ -35,6 +35,9 @@ pub fn engine(
     if let Some(runtime) = containers {
         worker = worker.with_containers(runtime);
     }
+    if let Ok(runtime) = kernels(worker.options()) {
+        worker = worker.with_kernels(runtime);
+    }
     let aborts = worker.aborts();
     let abort = Arc::new(
         move |run: &str, task: &weft_core::run::TaskId, attempt: u32| {
@@ -65,4 +68,20 @@ pub async fn docker() -> Result<Arc<dyn ContainerRuntime>, String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("the Docker engine did not answer within 5 s".into()),
     }
+}
+
+/// Kernel processes on this machine's GPUs (`weft cuda-host`), if the CUDA
+/// driver is here; why not otherwise.
+pub fn kernels(options: &WorkerOptions) -> Result<Arc<dyn KernelRuntime>, String> {
+    if !weft_gpu_cuda::driver_present() {
+        return Err("no CUDA driver (libcuda.so) on this machine".into());
+    }
+    let program = std::env::current_exe().map_err(|e| format!("finding the weft binary: {e}"))?;
+    Ok(Arc::new(weft_gpu_cuda::CudaRuntime::new(
+        weft_gpu_cuda::Options {
+            program,
+            args: vec!["cuda-host".into()],
+            ptx_cache: options.work_dir.join("ptx-cache"),
+        },
+    )))
 }

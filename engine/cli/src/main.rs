@@ -65,6 +65,10 @@ enum Command {
     },
     /// Start a worker that takes jobs from RabbitMQ.
     Worker(commands::worker::Args),
+    /// The kernel process a worker starts per GPU (internal: speaks a
+    /// binary protocol on stdin and stdout).
+    #[command(hide = true)]
+    CudaHost,
     /// List live workers: pools, resource slots, running attempts.
     Workers,
     /// Manage plugins: push, list, show, rm (on a server: admins push and remove).
@@ -162,6 +166,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve { listen } => commands::serve::serve(config, listen).await,
         Command::Worker(args) => commands::worker::worker(config, args).await,
+        Command::CudaHost => unreachable!("handled before the runtime starts"),
         Command::Workers => {
             commands::workers::workers(config, server.map(|url| client(&url))).await
         }
@@ -219,6 +224,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::CudaHost = cli.command {
+        // Blocking CUDA calls, on a runtime of its own.
+        return weft_gpu_cuda::host::main();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

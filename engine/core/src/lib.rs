@@ -10,6 +10,7 @@ pub mod dag;
 pub mod diagnostic;
 mod error;
 pub mod expr;
+pub mod kernel;
 pub mod layout;
 pub mod plugins;
 pub mod ports;

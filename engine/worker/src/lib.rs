@@ -1,13 +1,14 @@
 //! The worker: takes jobs from the [`JobQueue`](weft_core::ports::JobQueue)
-//! for its pools, runs each attempt (shell commands and WASM plugin steps,
-//! with pre and post plugin hooks around them; containers and CUDA come with
-//! their executors), streams output into the
+//! for its pools, runs each attempt (shell commands, WASM plugin steps, and
+//! containers and CUDA kernels through their runtimes, with pre and post
+//! plugin hooks around them), streams output into the
 //! [`RunStore`](weft_core::ports::RunStore)'s step log, reports the outcome,
 //! and only then acknowledges the job. Depends on `weft-core` and
 //! `weft-wasm-host`.
 
 mod abort;
 mod container;
+mod cuda;
 mod error;
 mod gpus;
 mod heartbeat;

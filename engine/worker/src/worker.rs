@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Semaphore};
 use weft_core::ports::{
-    Claim, Clock, ContainerRuntime, Delivery, JobQueue, LogKey, Report, ReportKind, RunStore,
-    WorkerRegistry,
+    Claim, Clock, ContainerRuntime, Delivery, JobQueue, KernelRuntime, LogKey, Report, ReportKind,
+    RunStore, WorkerRegistry,
 };
 use weft_core::run::{HookRun, Job, Outcome};
 use weft_core::spec::{gpu_pool, StepAction};
@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use crate::gpus::{self, Gpus};
 use crate::heartbeat::{beat, Running};
 use crate::plugins::{self, Plugins, PostHooks};
-use crate::{container, shell, Aborts, Error, Options, Stats};
+use crate::{container, cuda, shell, Aborts, Error, Options, Stats};
 
 /// A worker bound to a queue and a store.
 pub struct Worker {
@@ -30,6 +30,7 @@ pub struct Worker {
     running: Running,
     plugins: Option<Plugins>,
     containers: Option<Arc<dyn ContainerRuntime>>,
+    kernels: Option<Arc<dyn KernelRuntime>>,
     gpus: Arc<Gpus>,
 }
 
@@ -52,6 +53,7 @@ impl Worker {
             running: Running::default(),
             plugins: None,
             containers: None,
+            kernels: None,
             gpus,
         }
     }
@@ -78,6 +80,16 @@ impl Worker {
     pub fn with_containers(mut self, runtime: Arc<dyn ContainerRuntime>) -> Self {
         self.containers = Some(runtime);
         self
+    }
+
+    /// Runs CUDA steps on this runtime; a worker without one fails them.
+    pub fn with_kernels(mut self, runtime: Arc<dyn KernelRuntime>) -> Self {
+        self.kernels = Some(runtime);
+        self
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
     }
 
     /// Live counters, for the status endpoint.
@@ -442,7 +454,29 @@ impl Worker {
                     retryable: false,
                 },
             },
-            StepAction::Cuda { .. } => unsupported("cuda", "the CUDA executor"),
+            StepAction::Cuda { spec } => match &self.kernels {
+                Some(runtime) => {
+                    cuda::run(
+                        &job,
+                        spec,
+                        runtime,
+                        &self.options,
+                        &self.store,
+                        abort,
+                        post.clone(),
+                        gpu_ids,
+                    )
+                    .await
+                }
+                None => Outcome::Failed {
+                    reason: format!(
+                        "worker {} cannot run CUDA kernels: no CUDA driver (libcuda.so) was found when it started",
+                        self.options.name
+                    ),
+                    exit_code: None,
+                    retryable: false,
+                },
+            },
             StepAction::Wasm { spec } => match plugins {
                 Some(p) => plugins::run_step(p, &self.store, &job, spec).await,
                 None => unsupported("wasm", "a plugin host"),

@@ -81,6 +81,10 @@ pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> 
         Ok(runtime) => worker = worker.with_containers(runtime),
         Err(e) => eprintln!("weft: no container runtime, container steps will fail here: {e}"),
     }
+    match crate::embedded::kernels(worker.options()) {
+        Ok(runtime) => worker = worker.with_kernels(runtime),
+        Err(e) => eprintln!("weft: cuda steps will fail here: {e}"),
+    }
     let stats = worker.stats();
     println!("weft worker {name} taking pools [{pools}]; status on {status_url}");
     let status = weft_api::status_router(Arc::new(move || stats.render()));

@@ -5,6 +5,7 @@
 mod clock;
 mod container_runtime;
 mod job_queue;
+mod kernel_runtime;
 mod plugin_store;
 mod run_store;
 mod token_store;
@@ -16,6 +17,9 @@ pub use container_runtime::{
     ContainerExit, ContainerMount, ContainerRun, ContainerRuntime, LogSink, WORKER_LABEL,
 };
 pub use job_queue::{Delivery, JobQueue, Report, ReportDelivery, ReportKind};
+pub use kernel_runtime::{
+    BufferData, KernelLaunch, KernelOutput, KernelReport, KernelRuntime, LaunchArg, LaunchCode,
+};
 pub use plugin_store::PluginStore;
 pub use run_store::{Claim, LogKey, RunQuery, RunRecord, RunStore};
 pub use token_store::{Role, TokenRecord, TokenStore};

@@ -53,7 +53,15 @@ const DOCKER_SOCKETS: &[&str] = &[
     "/var/run",
     "/run",
 ];
-const CUDA_KEYS: &[&str] = &["source", "ptx", "entry", "grid", "block", "args"];
+const CUDA_KEYS: &[&str] = &[
+    "source",
+    "ptx",
+    "entry",
+    "grid",
+    "block",
+    "shared-mem",
+    "args",
+];
 const WASM_KEYS: &[&str] = &["plugin", "input", "timeout", "memory"];
 
 /// Every key a step table accepts.
@@ -459,6 +467,14 @@ impl Parser {
             collect_strings(v, &mut texts);
         }
         texts.extend(settings.env.values().cloned());
+        // A kernel needs a GPU to run on, whether or not the step says so.
+        let resources = match &action {
+            StepAction::Cuda { .. } if settings.resources.gpus == 0 => Resources {
+                gpus: 1,
+                ..settings.resources
+            },
+            _ => settings.resources,
+        };
         Some(Step {
             id,
             name,
@@ -470,7 +486,7 @@ impl Parser {
             timeout: settings.timeout,
             retries: settings.retry_policy(),
             env: settings.env.clone(),
-            resources: settings.resources,
+            resources,
             hooks: Hooks {
                 pre: settings.pre.clone(),
                 post: settings.post.clone(),
@@ -573,6 +589,25 @@ impl Parser {
                 if !ok {
                     self.wrong_type(d, &format!("`cuda.{dim}`"), "a list of 1 to 3 integers");
                 }
+            }
+        }
+        if let Some(args) = t.get("args") {
+            match args.get_ref() {
+                DeValue::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let Some(arg) = self.json(item, "a kernel argument") else {
+                            continue;
+                        };
+                        if let Err(e) = crate::kernel::KernelArg::from_json(&arg, false) {
+                            self.error(
+                                item.span(),
+                                format!("kernel argument {i}: {e}"),
+                                "bad argument",
+                            );
+                        }
+                    }
+                }
+                _ => self.wrong_type(args, "`cuda.args`", "a list of argument tables"),
             }
         }
         self.json(v, "`cuda`")

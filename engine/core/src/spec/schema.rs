@@ -59,7 +59,13 @@ pub fn json_schema() -> Value {
         "source": {"type": "string"}, "ptx": {"type": "string"}, "entry": {"type": "string"},
         "grid": {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3},
         "block": {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3},
-        "args": {"type": "array", "items": {"type": "object"}}
+        "shared-mem": {"type": "integer", "minimum": 0, "description": "Dynamic shared memory per block, in bytes."},
+        "args": {"type": "array", "items": {"type": "object", "additionalProperties": false, "properties": {
+            "scalar": {"description": "A value passed by value."}, "buffer": {"type": "string", "description": "A device buffer's name."},
+            "type": {"enum": ["f32", "f64", "i32", "u32", "i64", "u64", "u8"]},
+            "len": {"type": ["integer", "string"]}, "fill": {}, "values": {"type": ["array", "string"]}, "file": {"type": "string"},
+            "output": {"type": "boolean", "description": "Copy the buffer back into the step's outputs."}
+        }}}
     }}));
     step.insert("wasm".into(), json!({"type": "object", "required": ["plugin"], "additionalProperties": false, "properties": {
         "plugin": {"type": "string"}, "input": {}, "timeout": duration(), "memory": {"type": ["string", "integer"]}

@@ -17,6 +17,13 @@ async fn the_event_stream_shows_a_run_change_by_change() {
         .unwrap();
     assert_eq!(stream.status(), StatusCode::OK);
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    // A stream of another run's changes stays quiet.
+    let mut other = reqwest::Client::new()
+        .get(format!("{}/api/events?run=someone-else", cluster.url))
+        .bearer_auth(&cluster.admin_token)
+        .send()
+        .await
+        .unwrap();
     let id = cluster.submit("workflows/hello.toml", &[]).await;
     let mut seen = String::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -36,6 +43,15 @@ async fn the_event_stream_shows_a_run_change_by_change() {
     assert!(seen.contains(&id));
     for kind in ["\"started\"", "\"task-started\"", "\"task-finished\""] {
         assert!(seen.contains(kind), "no {kind} event in:\n{seen}");
+    }
+    if let Ok(chunk) =
+        tokio::time::timeout(std::time::Duration::from_millis(300), other.chunk()).await
+    {
+        let chunk = chunk.unwrap().unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&chunk).contains(&id),
+            "a filtered stream got {chunk:?}"
+        );
     }
 }
 

@@ -4,6 +4,7 @@
 //! the web dashboard (`web/`, embedded in the binary).
 
 mod auth;
+mod changes;
 mod client;
 mod error;
 mod metrics;
@@ -13,6 +14,7 @@ pub mod views;
 mod web;
 
 pub use auth::{first_admin_token, Caller};
+pub use changes::ChangeFeed;
 pub use client::Client;
 pub use error::Error;
 pub use metrics::ServerMetrics;

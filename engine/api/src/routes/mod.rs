@@ -76,6 +76,8 @@ pub struct ApiState {
     pub plugin_host: Arc<weft_wasm_host::Host>,
     /// Parsed workflows of the runs being read.
     pub plans: Arc<weft_orchestrator::PlanCache>,
+    /// The service's changes, serialized once for every event stream.
+    pub changes: crate::ChangeFeed,
 }
 
 pub fn router(state: ApiState) -> Router {

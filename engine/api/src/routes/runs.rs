@@ -14,6 +14,7 @@ use weft_orchestrator::NewRun;
 
 use super::{body, ApiState};
 use crate::auth::Caller;
+use crate::changes::Change;
 use crate::views::{RunStates, RunSummary, RunView, StepView, SubmitRequest};
 use crate::Error;
 
@@ -271,25 +272,26 @@ pub(super) async fn events(
     Query(q): Query<EventsQuery>,
 ) -> Result<impl IntoResponse, Error> {
     caller.require(Role::Viewer)?;
-    let changes = api.service.watch();
+    let changes = api.changes.subscribe();
     let stream = futures_util::stream::unfold((changes, q.run), |(mut changes, run)| async move {
         loop {
-            match changes.recv().await {
-                Ok(change) if run.as_ref().is_none_or(|r| *r == change.run_id) => {
-                    let event = Event::default()
-                        .event("run")
-                        .json_data(&change)
-                        .unwrap_or_else(|_| Event::default().event("error"));
-                    return Some((Ok::<_, std::convert::Infallible>(event), (changes, run)));
-                }
-                Ok(_) => {}
+            let event = match changes.recv().await {
+                Ok(change) => match &*change {
+                    Change::Run { run_id, json } if run.as_ref().is_none_or(|r| r == run_id) => {
+                        Event::default().event("run").data(json)
+                    }
+                    Change::Run { .. } => continue,
+                    Change::Lagged(missed) => {
+                        Event::default().event("lagged").data(missed.to_string())
+                    }
+                },
                 // Too slow: say so, and go on from the newest change.
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    let event = Event::default().event("lagged").data(missed.to_string());
-                    return Some((Ok(event), (changes, run)));
+                    Event::default().event("lagged").data(missed.to_string())
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
-            }
+            };
+            return Some((Ok::<_, std::convert::Infallible>(event), (changes, run)));
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))

@@ -75,7 +75,9 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
         max_instances: 1,
         ..Default::default()
     })?);
+    let changes = weft_api::ChangeFeed::start(&service);
     let app = weft_api::router(ApiState {
+        changes,
         service,
         store,
         workers: redis.clone(),

@@ -1,5 +1,6 @@
 //! The workflow file: model, parser, validation and JSON Schema.
 
+mod actions;
 mod model;
 pub mod parse;
 mod schema;

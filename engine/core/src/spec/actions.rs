@@ -1,0 +1,183 @@
+//! The tables of the step actions that carry one: `container`, `cuda` and
+//! `wasm`. Each is checked here (refused container settings, kernel
+//! arguments, plugin references) and kept as JSON for its executor.
+
+use serde_json::Value as Json;
+use toml::de::DeValue;
+
+use super::model::PluginRef;
+use super::parse::{Parser, Value};
+use crate::diagnostic::Diagnostic;
+
+const CONTAINER_KEYS: &[&str] = &[
+    "image", "command", "args", "env", "workdir", "user", "mounts", "network",
+];
+/// Container settings weft refuses: they would give a step the host.
+const CONTAINER_REFUSED: &[&str] = &[
+    "privileged",
+    "cap-add",
+    "capabilities",
+    "pid",
+    "ipc",
+    "uts",
+    "userns",
+    "network-mode",
+    "host-network",
+    "devices",
+    "security-opt",
+];
+/// Mount sources that hand a container the Docker engine, i.e. the host.
+const DOCKER_SOCKETS: &[&str] = &[
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/var/run",
+    "/run",
+];
+const CUDA_KEYS: &[&str] = &[
+    "source",
+    "ptx",
+    "entry",
+    "grid",
+    "block",
+    "shared-mem",
+    "args",
+];
+const WASM_KEYS: &[&str] = &["plugin", "input", "timeout", "memory"];
+
+impl Parser {
+    pub(super) fn container(&mut self, v: &Value) -> Option<Json> {
+        let t = self.table(v, "`container`")?;
+        let mut refused = false;
+        for (key, _) in t.iter() {
+            if CONTAINER_REFUSED.contains(&key.get_ref().as_ref()) {
+                refused = true;
+                self.diags.push(
+                    Diagnostic::at(
+                        key.span(),
+                        format!("`container.{}` is refused", key.get_ref()),
+                    )
+                    .with_label("not allowed")
+                    .with_note(
+                        "weft runs containers unprivileged: no privileged mode, host namespaces, \
+                         added capabilities or devices (GPUs come from `resources.gpus`)",
+                    ),
+                );
+            }
+        }
+        let allowed: Vec<&str> = CONTAINER_KEYS
+            .iter()
+            .chain(CONTAINER_REFUSED)
+            .copied()
+            .collect();
+        self.check_keys(t, &allowed, "`container`");
+        if let Some(DeValue::Array(mounts)) = t.get("mounts").map(|m| m.get_ref()) {
+            for m in mounts {
+                let source = match m.get_ref() {
+                    DeValue::String(s) => s.split(':').next().map(str::to_string),
+                    DeValue::Table(mt) => mt.get("source").and_then(|s| match s.get_ref() {
+                        DeValue::String(s) => Some(s.to_string()),
+                        _ => None,
+                    }),
+                    _ => None,
+                };
+                let Some(source) = source else { continue };
+                if DOCKER_SOCKETS.contains(&source.trim_end_matches('/')) {
+                    refused = true;
+                    self.diags.push(
+                        Diagnostic::at(m.span(), format!("mounting `{source}` is refused"))
+                            .with_label("the Docker socket")
+                            .with_note("a container with the Docker socket controls the host"),
+                    );
+                }
+            }
+        }
+        if refused {
+            return None;
+        }
+        match t.get("image") {
+            Some(i) => {
+                self.string(i, "`container.image`")?;
+            }
+            None => {
+                self.error(v.span(), "`container` needs an `image`", "no `image`");
+                return None;
+            }
+        }
+        self.json(v, "`container`")
+    }
+
+    pub(super) fn cuda(&mut self, v: &Value) -> Option<Json> {
+        let t = self.table(v, "`cuda`")?;
+        self.check_keys(t, CUDA_KEYS, "`cuda`");
+        match (t.get("source"), t.get("ptx")) {
+            (Some(_), Some(p)) => self.error(
+                p.span(),
+                "`cuda` takes `source` or `ptx`, not both",
+                "second kernel",
+            ),
+            (None, None) => self.error(
+                v.span(),
+                "`cuda` needs `source` (a .cu file) or `ptx`",
+                "no kernel",
+            ),
+            _ => {}
+        }
+        if t.get("entry").is_none() {
+            self.error(
+                v.span(),
+                "`cuda` needs an `entry` (the kernel's name)",
+                "no `entry`",
+            );
+        }
+        for dim in ["grid", "block"] {
+            if let Some(d) = t.get(dim) {
+                let ok = matches!(d.get_ref(), DeValue::Array(a) if (1..=3).contains(&a.len()) && a.iter().all(|x| x.get_ref().is_integer()));
+                if !ok {
+                    self.wrong_type(d, &format!("`cuda.{dim}`"), "a list of 1 to 3 integers");
+                }
+            }
+        }
+        if let Some(args) = t.get("args") {
+            match args.get_ref() {
+                DeValue::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let Some(arg) = self.json(item, "a kernel argument") else {
+                            continue;
+                        };
+                        if let Err(e) = crate::kernel::KernelArg::from_json(&arg, false) {
+                            self.error(
+                                item.span(),
+                                format!("kernel argument {i}: {e}"),
+                                "bad argument",
+                            );
+                        }
+                    }
+                }
+                _ => self.wrong_type(args, "`cuda.args`", "a list of argument tables"),
+            }
+        }
+        self.json(v, "`cuda`")
+    }
+
+    pub(super) fn wasm(&mut self, v: &Value) -> Option<Json> {
+        let t = self.table(v, "`wasm`")?;
+        self.check_keys(t, WASM_KEYS, "`wasm`");
+        match t.get("plugin") {
+            Some(p) => {
+                let r = self.string(p, "`wasm.plugin`")?;
+                if let Err(e) = PluginRef::parse(&r.value) {
+                    self.diags
+                        .push(Diagnostic::at(r.span, e).with_label("bad plugin reference"));
+                }
+            }
+            None => self.error(v.span(), "`wasm` needs a `plugin`", "no `plugin`"),
+        }
+        if let Some(d) = t.get("timeout") {
+            self.duration(d, "`wasm.timeout`");
+        }
+        if let Some(m) = t.get("memory") {
+            self.bytes(m, "`wasm.memory`");
+        }
+        self.json(v, "`wasm`")
+    }
+}

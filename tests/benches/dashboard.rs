@@ -4,6 +4,7 @@
 //! - time until the run page of a finished 2,000-step run has drawn its graph;
 //! - a live 2,000-step run on the page: state changes per second reaching the
 //!   browser, the cost of applying an update, and long frames (> 50 ms);
+//!   once as fast as four workers go, once paced near 100 changes/s;
 //! - `GET /api/runs/{id}` of that run with 200 Server-Sent-Event clients
 //!   connected, while another run streams changes to them: p50 and p99.
 //!
@@ -32,8 +33,14 @@ const LAYERS: usize = 20;
 const WIDTH: usize = 100;
 const LONG: Duration = Duration::from_secs(300);
 
-/// 20 layers of 100 steps; each step needs two of the layer before.
-fn workflow() -> String {
+/// Seconds each step of the paced run sleeps: with 8 worker slots and about
+/// 1.75 changes per step, near 100 changes per second.
+const PACED_SLEEP: &str = "0.14";
+/// How long the paced run is watched.
+const PACED_WINDOW: Duration = Duration::from_secs(20);
+
+/// 20 layers of 100 steps running `command`; each step needs two of the layer before.
+fn workflow(command: &str) -> String {
     let mut w = String::from("[workflow]\nname = \"wide-2000\"\n\n");
     for l in 0..LAYERS {
         for i in 0..WIDTH {
@@ -46,7 +53,7 @@ fn workflow() -> String {
                     (i + 1) % WIDTH
                 ));
             }
-            w.push_str("run = \"true\"\n\n");
+            w.push_str(&format!("run = \"{command}\"\n\n"));
         }
     }
     w
@@ -88,10 +95,14 @@ const FRAME_RECORDER: &str = "window.weftFrames = []; let last = performance.now
 
 #[tokio::main]
 async fn main() {
-    let source = workflow();
-    let file = std::env::temp_dir().join(format!("weft-bench-{}.toml", std::process::id()));
-    std::fs::write(&file, &source).unwrap();
-    let file = file.to_str().unwrap().to_string();
+    let write = |name: &str, source: String| {
+        let file =
+            std::env::temp_dir().join(format!("weft-bench-{}-{name}.toml", std::process::id()));
+        std::fs::write(&file, source).unwrap();
+        file.to_str().unwrap().to_string()
+    };
+    let file = write("fast", workflow("true"));
+    let paced_file = write("paced", workflow(&format!("sleep {PACED_SLEEP}")));
     let mut cluster = Cluster::start(2);
     cluster.start_worker();
     cluster.start_worker();
@@ -138,7 +149,7 @@ async fn main() {
     b.goto(&format!("{}/healthz", cluster.url)).await;
     time_to_graph(&b, &format!("{}/#/runs/{live}", cluster.url)).await;
     b.eval(FRAME_RECORDER, json!([])).await;
-    let counter = count_changes(&cluster, &live);
+    let counter = count_changes(&cluster, &live, LONG);
     let started = Instant::now();
     b.wait_for(
         "the live run to finish on the page",
@@ -148,44 +159,30 @@ async fn main() {
     .await;
     let seconds = started.elapsed().as_secs_f64();
     let changes = counter.await.unwrap();
-    let page: Value = b
-        .eval(
-            "return {frames: window.weftFrames, applies: performance.getEntriesByName('weft:apply-update').map((m) => m.duration)}",
-            json!([]),
-        )
-        .await;
-    let mut frames: Vec<f64> = page["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_f64)
-        .collect();
-    let mut applies: Vec<f64> = page["applies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_f64)
-        .collect();
-    frames.sort_by(f64::total_cmp);
-    applies.sort_by(f64::total_cmp);
-    let long = frames.iter().filter(|f| **f > 50.0).count();
+    let (frames, applies) = frames_and_applies(&b).await;
     println!(
         "  live run: {changes} state changes in {seconds:.1} s ({:.0}/s) reached the page as {} applied updates",
         changes as f64 / seconds,
         applies.len()
     );
+    report_frames(&frames, &applies);
+    // 2b. The same page while a run goes at about 100 changes per second.
+    let paced = cluster.submit(&paced_file, &[]).await;
+    b.goto(&format!("{}/healthz", cluster.url)).await;
+    time_to_graph(&b, &format!("{}/#/runs/{paced}", cluster.url)).await;
+    b.eval(FRAME_RECORDER, json!([])).await;
+    let counter = count_changes(&cluster, &paced, PACED_WINDOW);
+    tokio::time::sleep(PACED_WINDOW).await;
+    let changes = counter.await.unwrap();
+    let (frames, applies) = frames_and_applies(&b).await;
+    cluster.client().cancel(&paced).await.unwrap();
     println!(
-        "    applying an update (2,000 nodes): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        percentile(&applies, 0.5),
-        percentile(&applies, 0.99),
-        applies.last().copied().unwrap_or(f64::NAN)
+        "  paced run: {changes} state changes in {:.0} s ({:.0}/s) reached the page as {} applied updates",
+        PACED_WINDOW.as_secs_f64(),
+        changes as f64 / PACED_WINDOW.as_secs_f64(),
+        applies.len()
     );
-    println!(
-        "    frames: {} drawn, p50 {:.1} ms, p99 {:.1} ms, {long} over 50 ms",
-        frames.len(),
-        percentile(&frames, 0.5),
-        percentile(&frames, 0.99)
-    );
+    report_frames(&frames, &applies);
     drop(b);
 
     // 3. The API with 200 SSE clients listening while a run streams to them.
@@ -281,10 +278,48 @@ async fn main() {
         l.abort();
     }
     let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&paced_file);
 }
 
-/// Counts the run's change events until it finishes.
-fn count_changes(cluster: &Cluster, run: &str) -> tokio::task::JoinHandle<usize> {
+/// The page's frame times and update costs (ms), sorted.
+async fn frames_and_applies(b: &Browser) -> (Vec<f64>, Vec<f64>) {
+    let page: Value = b
+        .eval(
+            "return {frames: window.weftFrames, applies: performance.getEntriesByName('weft:apply-update').map((m) => m.duration)}",
+            json!([]),
+        )
+        .await;
+    let sorted = |key: &str| {
+        let mut v: Vec<f64> = page[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    (sorted("frames"), sorted("applies"))
+}
+
+fn report_frames(frames: &[f64], applies: &[f64]) {
+    let long = frames.iter().filter(|f| **f > 50.0).count();
+    println!(
+        "    applying an update (2,000 nodes): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        percentile(applies, 0.5),
+        percentile(applies, 0.99),
+        applies.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "    frames: {} drawn, p50 {:.1} ms, p99 {:.1} ms, {long} over 50 ms",
+        frames.len(),
+        percentile(frames, 0.5),
+        percentile(frames, 0.99)
+    );
+}
+
+/// Counts the run's change events until it finishes, or for `window`.
+fn count_changes(cluster: &Cluster, run: &str, window: Duration) -> tokio::task::JoinHandle<usize> {
     let url = format!("{}/api/events?run={run}", cluster.url);
     let token = cluster.admin_token.clone();
     tokio::spawn(async move {
@@ -297,7 +332,8 @@ fn count_changes(cluster: &Cluster, run: &str) -> tokio::task::JoinHandle<usize>
         let mut body = response.bytes_stream();
         let mut count = 0;
         let mut text = String::new();
-        while let Some(Ok(chunk)) = body.next().await {
+        let until = tokio::time::Instant::now() + window;
+        while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(until, body.next()).await {
             text.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(cut) = text.find("\n\n") {
                 let event: String = text.drain(..cut + 2).collect();

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
-use weft_orchestrator::Service;
+use weft_orchestrator::{RunChange, Service};
 
 /// How many serialized changes a slow client may fall behind before it is
 /// told it lagged.
@@ -15,7 +15,7 @@ const BACKLOG: usize = 4096;
 #[derive(Debug)]
 pub(crate) enum Change {
     Run {
-        run_id: String,
+        change: RunChange,
         json: String,
     },
     /// The feed itself fell this many changes behind the orchestrator.
@@ -39,11 +39,8 @@ impl ChangeFeed {
                 let change = match changes.recv().await {
                     // Nobody listening: nothing to serialize.
                     Ok(_) if out.receiver_count() == 0 => continue,
-                    Ok(c) => match serde_json::to_string(&c) {
-                        Ok(json) => Change::Run {
-                            run_id: c.run_id,
-                            json,
-                        },
+                    Ok(change) => match serde_json::to_string(&change) {
+                        Ok(json) => Change::Run { change, json },
                         Err(_) => continue,
                     },
                     Err(broadcast::error::RecvError::Lagged(n)) => Change::Lagged(n),

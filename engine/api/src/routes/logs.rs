@@ -4,12 +4,17 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use serde::Deserialize;
+use tokio::sync::broadcast;
 use weft_core::ports::{LogKey, Role};
 use weft_core::run::{RunState, TaskId};
 
 use super::{parse_task, ApiState};
 use crate::auth::Caller;
+use crate::changes::Change;
 use crate::Error;
 
 #[derive(Deserialize)]
@@ -62,8 +67,11 @@ pub(super) async fn logs(
     ))
 }
 
-/// Polls the store for new log bytes (every 250 ms) and sends them as they
-/// come, until the attempt has finished and its log is drained.
+/// Sends new log bytes as they come (the store is read every 250 ms) until
+/// the attempt has finished and its log is drained. The run's state, which
+/// says which attempt and whether it is over, is read again only when a
+/// change of this run concerns the task, or every 2 s for runs driven by
+/// another server.
 #[utoipa::path(get, path = "/api/runs/{id}/logs/{task}/stream", tag = "logs", params(("id" = String, Path), ("task" = String, Path), ("attempt" = Option<u32>, Query)), responses((status = 200, content_type = "text/event-stream", description = "`log` events, then `end`")), security(("bearer" = [])))]
 pub(super) async fn log_stream(
     State(api): State<ApiState>,
@@ -76,20 +84,14 @@ pub(super) async fn log_stream(
     if api.store.get_run(&id).await?.is_none() {
         return Err(Error::not_found(format!("no run {id}")));
     }
-    struct Tail {
-        api: ApiState,
-        id: String,
-        task: TaskId,
-        attempt: Option<u32>,
-        offset: usize,
-        done: bool,
-    }
     let start = Tail {
+        changes: api.changes.subscribe(),
         api,
         id,
         task: task_id,
-        attempt: q.attempt,
+        asked: q.attempt,
         offset: q.offset.unwrap_or(0),
+        known: None,
         done: false,
     };
     let stream = futures_util::stream::unfold(start, |mut tail| async move {
@@ -97,17 +99,7 @@ pub(super) async fn log_stream(
             return None;
         }
         loop {
-            // Which attempt, and is it over? The run's state says.
-            let state = weft_orchestrator::load_run_with(
-                tail.api.store.as_ref(),
-                &tail.id,
-                &tail.api.plans,
-            )
-            .await
-            .ok()
-            .flatten()
-            .map(|(_, s)| s);
-            let Some(state) = state else {
+            let Some((attempt, finished)) = tail.attempt().await else {
                 tail.done = true;
                 return Some((
                     Ok::<_, std::convert::Infallible>(
@@ -116,9 +108,6 @@ pub(super) async fn log_stream(
                     tail,
                 ));
             };
-            // Not started yet: nothing to send until it is, or the run ends.
-            let (attempt, finished) = attempt_state(&state, &tail.task, tail.attempt)
-                .unwrap_or((0, state.status.is_terminal()));
             if attempt > 0 {
                 let key = LogKey {
                     run_id: tail.id.clone(),
@@ -139,10 +128,64 @@ pub(super) async fn log_stream(
                     tail,
                 ));
             }
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            tokio::time::sleep(LOG_POLL).await;
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// How often a followed log is read from the store.
+const LOG_POLL: Duration = Duration::from_millis(250);
+/// How long the run's state is trusted without a change seen for it.
+const STATE_TRUSTED: Duration = Duration::from_secs(2);
+
+/// One followed log.
+struct Tail {
+    api: ApiState,
+    changes: broadcast::Receiver<Arc<Change>>,
+    id: String,
+    task: TaskId,
+    asked: Option<u32>,
+    offset: usize,
+    /// The attempt and whether it is over, and when that was read.
+    known: Option<((u32, bool), Instant)>,
+    done: bool,
+}
+
+impl Tail {
+    /// The attempt to follow and whether it has finished (`(0, false)`
+    /// before it starts); `None` once the run is gone.
+    async fn attempt(&mut self) -> Option<(u32, bool)> {
+        let mut stale = self
+            .known
+            .is_none_or(|(_, at)| at.elapsed() >= STATE_TRUSTED);
+        loop {
+            match self.changes.try_recv() {
+                Ok(c) => {
+                    if let Change::Run { change, .. } = &*c {
+                        stale |= change.run_id == self.id
+                            && (change.finished
+                                || change.event.task().is_none_or(|t| *t == self.task));
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => stale = true,
+                Err(_) => break,
+            }
+        }
+        if let (Some((known, _)), false) = (self.known, stale) {
+            return Some(known);
+        }
+        let (_, state) =
+            weft_orchestrator::load_run_with(self.api.store.as_ref(), &self.id, &self.api.plans)
+                .await
+                .ok()
+                .flatten()?;
+        // Not started yet: nothing to send until it is, or the run ends.
+        let known = attempt_state(&state, &self.task, self.asked)
+            .unwrap_or((0, state.status.is_terminal()));
+        self.known = Some((known, Instant::now()));
+        Some(known)
+    }
 }
 
 /// `step` or `step[2]` from the path; 400 otherwise.

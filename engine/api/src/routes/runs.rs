@@ -277,7 +277,9 @@ pub(super) async fn events(
         loop {
             let event = match changes.recv().await {
                 Ok(change) => match &*change {
-                    Change::Run { run_id, json } if run.as_ref().is_none_or(|r| r == run_id) => {
+                    Change::Run { change, json }
+                        if run.as_ref().is_none_or(|r| *r == change.run_id) =>
+                    {
                         Event::default().event("run").data(json)
                     }
                     Change::Run { .. } => continue,

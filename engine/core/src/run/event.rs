@@ -117,6 +117,21 @@ pub enum Event {
     CancelRequested { reason: String, at: Millis },
 }
 
+impl Event {
+    /// The task this event is about, if it is about one.
+    pub fn task(&self) -> Option<&TaskId> {
+        match self {
+            Event::TaskStarted { task, .. }
+            | Event::TaskFinished { task, .. }
+            | Event::RetryDue { task, .. }
+            | Event::DeadlinePassed { task, .. } => Some(task),
+            Event::StepReused { .. } | Event::Started { .. } | Event::CancelRequested { .. } => {
+                None
+            }
+        }
+    }
+}
+
 /// A job for a worker: everything needed to run one attempt of one task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {

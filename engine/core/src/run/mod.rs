@@ -6,6 +6,7 @@
 
 mod backoff;
 mod event;
+mod job;
 mod machine;
 mod params;
 mod plan;

@@ -28,6 +28,26 @@ async fn states_step_and_graph_describe_a_run() {
         assert!(s.get("tasks").is_none(), "states carry no tasks: {s}");
         assert_eq!(s["counts"]["succeeded"], 1, "{s}");
     }
+    // A finished run's views are kept once built: asked again, the same.
+    for path in [format!("/api/runs/{id}/states"), format!("/api/runs/{id}")] {
+        let (_, a) = cluster.call(token, Method::GET, &path, None).await;
+        let (status, b) = cluster.call(token, Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(a, b, "{path}");
+        assert_eq!(
+            b["run"]["id"].as_str().or(b["id"].as_str()),
+            Some(id.as_str()),
+            "{b}"
+        );
+    }
+    let (status, _) = cluster
+        .call(None, Method::GET, &format!("/api/runs/{id}"), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "kept views still need a token"
+    );
 
     let first = steps[0]["id"].as_str().unwrap();
     let (status, step) = cluster

@@ -78,6 +78,8 @@ pub struct ApiState {
     pub plans: Arc<weft_orchestrator::PlanCache>,
     /// The service's changes, serialized once for every event stream.
     pub changes: crate::ChangeFeed,
+    /// Views of finished runs, serialized once.
+    pub finished: Arc<crate::FinishedViews>,
 }
 
 pub fn router(state: ApiState) -> Router {

@@ -4,7 +4,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use tokio::sync::broadcast;
@@ -15,6 +15,7 @@ use weft_orchestrator::NewRun;
 use super::{body, ApiState};
 use crate::auth::Caller;
 use crate::changes::Change;
+use crate::finished::ViewKind;
 use crate::views::{RunStates, RunSummary, RunView, StepView, SubmitRequest};
 use crate::Error;
 
@@ -139,8 +140,11 @@ pub(super) async fn show(
     State(api): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<RunView>, Error> {
+) -> Result<Response, Error> {
     caller.require(Role::Viewer)?;
+    if let Some(json) = api.finished.get(ViewKind::Run, &id) {
+        return Ok(json_response(json));
+    }
     let (record, state) = super::load_run(&api, &id).await?;
     let mut view = RunView::new(&record, &state);
     let waiting = queued_steps(&state);
@@ -153,7 +157,49 @@ pub(super) async fn show(
             }
         }
     }
-    Ok(Json(view))
+    Ok(finished_or_not(
+        &api,
+        ViewKind::Run,
+        &id,
+        finished(&record, &state),
+        &view,
+    ))
+}
+
+/// Whether nothing about the run can change any more: its state and its
+/// record (written after the last event) both say it ended.
+fn finished(record: &weft_core::ports::RunRecord, state: &weft_core::run::RunState) -> bool {
+    state.status.is_terminal() && record.status.is_terminal()
+}
+
+/// The view as a JSON response, kept for next time if the run is finished.
+fn finished_or_not(
+    api: &ApiState,
+    kind: ViewKind,
+    id: &str,
+    finished: bool,
+    view: &impl serde::Serialize,
+) -> Response {
+    let Ok(json) = serde_json::to_vec(view) else {
+        return Error::new(StatusCode::INTERNAL_SERVER_ERROR, "serializing a run view")
+            .into_response();
+    };
+    let json = axum::body::Bytes::from(json);
+    if finished {
+        api.finished.put(kind, id, json.clone());
+    }
+    json_response(json)
+}
+
+fn json_response(json: axum::body::Bytes) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json,
+    )
+        .into_response()
 }
 
 #[utoipa::path(get, path = "/api/runs/{id}/states", tag = "runs", params(("id" = String, Path)), responses((status = 200, body = RunStates), (status = 404, description = "no such run")), security(("bearer" = [])))]
@@ -161,10 +207,20 @@ pub(super) async fn states(
     State(api): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<RunStates>, Error> {
+) -> Result<Response, Error> {
     caller.require(Role::Viewer)?;
+    if let Some(json) = api.finished.get(ViewKind::States, &id) {
+        return Ok(json_response(json));
+    }
     let (record, state) = super::load_run(&api, &id).await?;
-    Ok(Json(RunStates::new(&record, &state)))
+    let view = RunStates::new(&record, &state);
+    Ok(finished_or_not(
+        &api,
+        ViewKind::States,
+        &id,
+        finished(&record, &state),
+        &view,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/runs/{id}/steps/{step}", tag = "runs", params(("id" = String, Path), ("step" = String, Path)), responses((status = 200, body = StepView), (status = 404, description = "no such run or step")), security(("bearer" = [])))]

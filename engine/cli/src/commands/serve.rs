@@ -87,6 +87,7 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
         plugins: redis,
         plugin_host,
         plans: Arc::new(weft_orchestrator::PlanCache::new()),
+        finished: Arc::default(),
     });
     tokio::select! {
         served = axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()) => served?,

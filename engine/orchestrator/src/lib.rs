@@ -12,8 +12,8 @@ mod clock;
 mod driver;
 mod error;
 mod options;
-mod plans;
 mod plugins;
+mod read_cache;
 mod service;
 mod timers;
 
@@ -21,8 +21,8 @@ pub use clock::SystemClock;
 pub use driver::Progress;
 pub use error::Error;
 pub use options::Options;
-pub use plans::PlanCache;
 pub use plugins::resolve_plugins;
+pub use read_cache::ReadCache;
 pub use service::{AbortFn, NewRun, RunChange, RunHandle, Service};
 
 use weft_core::ports::{RunRecord, RunStore};
@@ -33,23 +33,41 @@ pub async fn load_run(
     store: &dyn RunStore,
     run_id: &str,
 ) -> Result<Option<(RunRecord, RunState)>, Error> {
-    load_run_with(store, run_id, &PlanCache::new()).await
+    load_run_with(store, run_id, &ReadCache::new()).await
 }
 
-/// [`load_run`], taking the parsed workflow from `plans` when it has it.
+/// [`load_run`], with what `cache` kept from earlier reads: the parsed
+/// workflow, and an unfinished run's state, to which only the events
+/// since are applied.
 pub async fn load_run_with(
     store: &dyn RunStore,
     run_id: &str,
-    plans: &PlanCache,
+    cache: &ReadCache,
 ) -> Result<Option<(RunRecord, RunState)>, Error> {
     let Some(record) = store.get_run(run_id).await? else {
         return Ok(None);
     };
-    let plan = plans
-        .plan(&record.source)
-        .ok_or_else(|| Error::StoredWorkflow(record.id.clone()))?;
-    let events = store.events(run_id).await?;
-    let mut state = RunState::replay(record.id.clone(), plan, record.params.clone(), events);
+    let (seen, mut state) = match cache.state(run_id) {
+        Some(kept) => kept,
+        None => {
+            let plan = cache
+                .plan(&record.source)
+                .ok_or_else(|| Error::StoredWorkflow(record.id.clone()))?;
+            (
+                0,
+                RunState::new(record.id.clone(), plan, record.params.clone()),
+            )
+        }
+    };
+    let events = store.events_since(run_id, seen).await?;
+    let seen = seen + events.len() as u64;
+    let changed = !events.is_empty();
+    for event in events {
+        weft_core::run::apply(&mut state, event);
+    }
+    if changed || seen == 0 {
+        cache.keep(run_id, seen, &state);
+    }
     state.plugins = record.plugins.clone();
     Ok(Some((record, state)))
 }

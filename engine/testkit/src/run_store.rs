@@ -73,6 +73,12 @@ pub async fn events_append_in_order_and_read_back(s: &dyn RunStore) {
     s.append_events(&a, 2, &[e(3)]).await.unwrap();
     assert_eq!(s.events(&a).await.unwrap(), vec![e(1), e(2), e(3)]);
     assert!(s.events(&unique("run")).await.unwrap().is_empty());
+    // A reader that has seen some gets the rest only.
+    assert_eq!(s.events_since(&a, 0).await.unwrap(), vec![e(1), e(2), e(3)]);
+    assert_eq!(s.events_since(&a, 2).await.unwrap(), vec![e(3)]);
+    assert!(s.events_since(&a, 3).await.unwrap().is_empty());
+    assert!(s.events_since(&a, 99).await.unwrap().is_empty());
+    assert!(s.events_since(&unique("run"), 1).await.unwrap().is_empty());
 }
 
 pub async fn append_at_a_stale_length_conflicts_and_writes_nothing(s: &dyn RunStore) {

@@ -227,13 +227,17 @@ impl RunStore for EmbeddedRunStore {
     }
 
     async fn events(&self, run_id: &str) -> Result<Vec<Event>, Error> {
+        self.events_since(run_id, 0).await
+    }
+
+    async fn events_since(&self, run_id: &str, from: u64) -> Result<Vec<Event>, Error> {
         let run_id = run_id.to_string();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(err("reading events"))?;
             let table = txn.open_table(EVENTS).map_err(err("reading events"))?;
             let mut out = Vec::new();
             for entry in table
-                .range((run_id.as_str(), 0u64)..=(run_id.as_str(), u64::MAX))
+                .range((run_id.as_str(), from)..=(run_id.as_str(), u64::MAX))
                 .map_err(err("reading events"))?
             {
                 let (_, v) = entry.map_err(err("reading events"))?;

@@ -258,6 +258,20 @@ impl RunStore for RedisRunStore {
         raws.iter().map(|s| decode(s)).collect()
     }
 
+    async fn events_since(&self, run_id: &str, from: u64) -> Result<Vec<Event>, Error> {
+        let raws: Vec<String> = self
+            .conn
+            .clone()
+            .lrange(
+                self.key(&["events", run_id]),
+                from.min(i64::MAX as u64) as isize,
+                -1,
+            )
+            .await
+            .map_err(redis_err("reading events"))?;
+        raws.iter().map(|s| decode(s)).collect()
+    }
+
     async fn append_log(&self, key: &LogKey, chunk: &[u8]) -> Result<(), Error> {
         let stream = self.log_key(key);
         let _: String = redis::cmd("XADD")

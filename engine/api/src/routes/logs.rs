@@ -176,7 +176,7 @@ impl Tail {
             return Some(known);
         }
         let (_, state) =
-            weft_orchestrator::load_run_with(self.api.store.as_ref(), &self.id, &self.api.plans)
+            weft_orchestrator::load_run_with(self.api.store.as_ref(), &self.id, &self.api.reads)
                 .await
                 .ok()
                 .flatten()?;

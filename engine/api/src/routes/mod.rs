@@ -74,8 +74,8 @@ pub struct ApiState {
     pub plugins: Arc<dyn PluginStore>,
     /// Validates uploads (compiles them) before they are stored.
     pub plugin_host: Arc<weft_wasm_host::Host>,
-    /// Parsed workflows of the runs being read.
-    pub plans: Arc<weft_orchestrator::PlanCache>,
+    /// What reading runs keeps: parsed workflows, unfinished runs' states.
+    pub reads: Arc<weft_orchestrator::ReadCache>,
     /// The service's changes, serialized once for every event stream.
     pub changes: crate::ChangeFeed,
     /// Views of finished runs, serialized once.
@@ -128,7 +128,7 @@ pub(super) async fn load_run(
     api: &ApiState,
     id: &str,
 ) -> Result<(weft_core::ports::RunRecord, weft_core::run::RunState), Error> {
-    weft_orchestrator::load_run_with(api.store.as_ref(), id, &api.plans)
+    weft_orchestrator::load_run_with(api.store.as_ref(), id, &api.reads)
         .await?
         .ok_or_else(|| Error::not_found(format!("no run {id}")))
 }

@@ -86,7 +86,7 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
         workflows: redis.clone(),
         plugins: redis,
         plugin_host,
-        plans: Arc::new(weft_orchestrator::PlanCache::new()),
+        reads: Arc::new(weft_orchestrator::ReadCache::new()),
         finished: Arc::default(),
     });
     tokio::select! {

@@ -83,7 +83,11 @@ pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> 
     }
     match crate::embedded::kernels(worker.options()) {
         Ok(runtime) => worker = worker.with_kernels(runtime),
-        Err(e) => eprintln!("weft: cuda steps will fail here: {e}"),
+        // Without GPUs it takes no GPU steps; with GPUs given, say so.
+        Err(e) if worker.options().gpus.is_some() => {
+            eprintln!("weft: this worker offers GPUs, but its cuda steps will fail: {e}")
+        }
+        Err(_) => {}
     }
     let stats = worker.stats();
     println!("weft worker {name} taking pools [{pools}]; status on {status_url}");

@@ -121,6 +121,14 @@ pub trait RunStore: Send + Sync {
     /// The run's whole event log, in order.
     async fn events(&self, run_id: &str) -> Result<Vec<Event>, Error>;
 
+    /// The run's events from position `from` (0-based) on: what a reader
+    /// that has seen `from` of them has not. Stores override this to read
+    /// only those.
+    async fn events_since(&self, run_id: &str, from: u64) -> Result<Vec<Event>, Error> {
+        let mut events = self.events(run_id).await?;
+        Ok(events.split_off((from as usize).min(events.len())))
+    }
+
     /// Appends to an attempt's log.
     async fn append_log(&self, key: &LogKey, chunk: &[u8]) -> Result<(), Error>;
 

@@ -1,18 +1,21 @@
-//! Parsed workflows by their text, so that reading a run (the API's run
-//! page, a log stream polling whether its attempt ended) does not parse and
-//! validate the same file again on every request.
+//! What reading runs keeps between requests, so that the API's run page or
+//! a log stream asking whether its attempt ended does not redo it each time:
+//! parsed workflows by their text, and the state of unfinished runs with
+//! how many of their events it has seen, so the next read replays only the
+//! events that came since.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use weft_core::run::Plan;
+use weft_core::run::{Plan, RunState};
 
-/// A bounded map from workflow text to its plan. When full it starts over:
-/// simple, and the working set (runs people are looking at) is small.
+/// Bounded maps; when one is full it starts over: simple, and the working
+/// set (runs people are looking at) is small.
 #[derive(Default)]
-pub struct PlanCache {
+pub struct ReadCache {
     plans: Mutex<Plans>,
+    states: Mutex<HashMap<String, (u64, RunState)>>,
 }
 
 /// By hash of the text: the text itself (to rule out collisions) and its plan.
@@ -20,10 +23,35 @@ type Plans = HashMap<u64, (Arc<str>, Arc<Plan>)>;
 
 /// Plans kept at most.
 const CAPACITY: usize = 256;
+/// Unfinished runs' states kept at most.
+const STATES: usize = 64;
 
-impl PlanCache {
+fn unpoisoned<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere while holding it leaves a valid map.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ReadCache {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The state of run `id` as last read, and how many events it has seen.
+    pub(crate) fn state(&self, id: &str) -> Option<(u64, RunState)> {
+        unpoisoned(&self.states).get(id).cloned()
+    }
+
+    /// Keeps an unfinished run's state after `seen` events; forgets a finished one.
+    pub(crate) fn keep(&self, id: &str, seen: u64, state: &RunState) {
+        let mut states = unpoisoned(&self.states);
+        if state.status.is_terminal() {
+            states.remove(id);
+            return;
+        }
+        if states.len() >= STATES && !states.contains_key(id) {
+            states.clear();
+        }
+        states.insert(id.to_string(), (seen, state.clone()));
     }
 
     /// The plan of `source`, parsed once; `None` if it does not parse.
@@ -46,8 +74,7 @@ impl PlanCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Plans> {
-        // A panic elsewhere while holding it leaves a valid map.
-        self.plans.lock().unwrap_or_else(|e| e.into_inner())
+        unpoisoned(&self.plans)
     }
 }
 
@@ -57,7 +84,7 @@ mod tests {
 
     #[test]
     fn the_same_text_gives_the_same_plan_and_bad_text_none() {
-        let cache = PlanCache::new();
+        let cache = ReadCache::new();
         let src = "[workflow]\nname = \"a\"\n[steps.s]\nrun = \"true\"\n";
         let a = cache.plan(src).unwrap();
         let b = cache.plan(src).unwrap();

@@ -371,7 +371,8 @@ async fn a_worker_killed_mid_step_leaves_no_container_once_restarted() {
     let id = cluster.submit(file.to_str().unwrap(), &[]).await;
     let started = Instant::now();
     let first = loop {
-        let running = containers_of(&id);
+        // Running, not just created: the kill must catch it mid-step.
+        let running = docker(&["ps", "-q", "--filter", &format!("label=dev.weft.run={id}")]);
         if !running.trim().is_empty() {
             break running.trim().to_string();
         }

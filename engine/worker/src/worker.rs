@@ -387,22 +387,19 @@ impl Worker {
         gpu_ids: &[u32],
         hooks: &mut Vec<HookRun>,
     ) -> Outcome {
-        let unsupported = |what: &str, with: &str| Outcome::Failed {
-            reason: format!("{what} steps are not supported yet: they arrive with {with}"),
+        // What this worker lacks is not the step's fault, and trying again here cannot help.
+        let cannot = |reason: String| Outcome::Failed {
+            reason,
             exit_code: None,
             retryable: false,
         };
         let plugins = match (&self.plugins, plugins::needs_plugins(job)) {
             (Some(p), true) => Some(p),
             (None, true) => {
-                return Outcome::Failed {
-                    reason: format!(
-                        "worker {} has no plugin host, and this step uses plugins",
-                        self.options.name
-                    ),
-                    exit_code: None,
-                    retryable: false,
-                }
+                return cannot(format!(
+                    "worker {} has no plugin host, and this step uses plugins",
+                    self.options.name
+                ))
             }
             (_, false) => None,
         };
@@ -445,14 +442,10 @@ impl Worker {
                     )
                     .await
                 }
-                None => Outcome::Failed {
-                    reason: format!(
-                        "worker {} has no container runtime (no Docker engine was reachable when it started)",
-                        self.options.name
-                    ),
-                    exit_code: None,
-                    retryable: false,
-                },
+                None => cannot(format!(
+                    "worker {} has no container runtime (no Docker engine was reachable when it started)",
+                    self.options.name
+                )),
             },
             StepAction::Cuda { spec } => match &self.kernels {
                 Some(runtime) => {
@@ -468,18 +461,14 @@ impl Worker {
                     )
                     .await
                 }
-                None => Outcome::Failed {
-                    reason: format!(
-                        "worker {} cannot run CUDA kernels: no CUDA driver (libcuda.so) was found when it started",
-                        self.options.name
-                    ),
-                    exit_code: None,
-                    retryable: false,
-                },
+                None => cannot(format!(
+                    "worker {} cannot run CUDA kernels: no CUDA driver (libcuda.so) was found when it started",
+                    self.options.name
+                )),
             },
             StepAction::Wasm { spec } => match plugins {
                 Some(p) => plugins::run_step(p, &self.store, &job, spec).await,
-                None => unsupported("wasm", "a plugin host"),
+                None => cannot(format!("worker {} has no plugin host", self.options.name)),
             },
             StepAction::Join => Outcome::Succeeded {
                 outputs: serde_json::json!({}),

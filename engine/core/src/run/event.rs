@@ -51,7 +51,7 @@ pub enum Outcome {
         reason: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exit_code: Option<i32>,
-        /// False where trying again cannot help (e.g. "not supported yet").
+        /// False where trying again cannot help (e.g. the worker lacks a runtime).
         retryable: bool,
     },
 }

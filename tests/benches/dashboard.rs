@@ -120,7 +120,7 @@ async fn main() {
         LAYERS * WIDTH
     );
 
-    // 1. A finished run's page, opened cold five times.
+    // 1. A finished 2,000-step run, whose page `pages` opens.
     let started = Instant::now();
     let done = cluster.submit(&file, &[]).await;
     let view = cluster.wait(&done, LONG).await;
@@ -129,88 +129,16 @@ async fn main() {
         "  run of 2,000 steps took {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let b = open(&cluster).await;
-    let url = format!("{}/#/runs/{done}", cluster.url);
-    let mut loads = Vec::new();
-    for i in 0..6 {
-        b.goto(&format!("{}/healthz", cluster.url)).await;
-        let ms = time_to_graph(&b, &url).await;
-        if i > 0 {
-            loads.push(ms); // the first warms the browser's cache of the files
-        }
+    // `WEFT_BENCH_API_ONLY=1` skips the browser, for work on the server.
+    if std::env::var_os("WEFT_BENCH_API_ONLY").is_none() {
+        pages(&cluster, &done, &file, &paced_file, &file_5k).await;
     }
-    let nodes = b
-        .eval(
-            "return document.querySelectorAll('.canvas g.node').length",
-            json!([]),
-        )
-        .await;
-    assert_eq!(nodes, json!(LAYERS * WIDTH));
-    loads.sort_by(f64::total_cmp);
-    println!(
-        "  run page drawn (navigation to 2,000 nodes on screen): median {:.0} ms, worst {:.0} ms (target: under 1,000 ms)",
-        percentile(&loads, 0.5),
-        loads.last().unwrap()
-    );
 
-    // 1b. The page of a finished 5,000-step run (distinct steps, no fan-out).
-    let done_5k = cluster.submit(&file_5k, &[]).await;
-    assert_eq!(cluster.wait(&done_5k, LONG).await.run.status, "succeeded");
-    let mut loads = Vec::new();
-    for _ in 0..3 {
-        b.goto(&format!("{}/healthz", cluster.url)).await;
-        loads.push(time_to_graph(&b, &format!("{}/#/runs/{done_5k}", cluster.url)).await);
-    }
-    loads.sort_by(f64::total_cmp);
-    println!(
-        "  5,000-step run page drawn: median {:.0} ms, worst {:.0} ms",
-        percentile(&loads, 0.5),
-        loads.last().unwrap()
-    );
-
-    // 2. A live run on the page.
-    let live = cluster.submit(&file, &[]).await;
-    b.goto(&format!("{}/healthz", cluster.url)).await;
-    time_to_graph(&b, &format!("{}/#/runs/{live}", cluster.url)).await;
-    b.eval(FRAME_RECORDER, json!([])).await;
-    let counter = count_changes(&cluster, &live, LONG);
-    let started = Instant::now();
-    b.wait_for(
-        "the live run to finish on the page",
-        "return document.querySelectorAll('.canvas g.node.st-succeeded').length === 2000",
-        LONG,
-    )
-    .await;
-    let seconds = started.elapsed().as_secs_f64();
-    let changes = counter.await.unwrap();
-    let (frames, applies) = frames_and_applies(&b).await;
-    println!(
-        "  live run: {changes} state changes in {seconds:.1} s ({:.0}/s) reached the page as {} applied updates",
-        changes as f64 / seconds,
-        applies.len()
-    );
-    report_frames(&frames, &applies);
-    // 2b. The same page while a run goes at about 100 changes per second.
-    let paced = cluster.submit(&paced_file, &[]).await;
-    b.goto(&format!("{}/healthz", cluster.url)).await;
-    time_to_graph(&b, &format!("{}/#/runs/{paced}", cluster.url)).await;
-    b.eval(FRAME_RECORDER, json!([])).await;
-    let counter = count_changes(&cluster, &paced, PACED_WINDOW);
-    tokio::time::sleep(PACED_WINDOW).await;
-    let changes = counter.await.unwrap();
-    let (frames, applies) = frames_and_applies(&b).await;
-    cluster.client().cancel(&paced).await.unwrap();
-    println!(
-        "  paced run: {changes} state changes in {:.0} s ({:.0}/s) reached the page as {} applied updates",
-        PACED_WINDOW.as_secs_f64(),
-        changes as f64 / PACED_WINDOW.as_secs_f64(),
-        applies.len()
-    );
-    report_frames(&frames, &applies);
-    drop(b);
-
-    // 3. The API with 200 SSE clients listening while a run streams to them.
+    // 3. The API while a run is live, without and then with 200 SSE clients.
     let http = reqwest::Client::new();
+    println!("  while another 2,000-step run is live, no SSE clients connected:");
+    requests_while_live(&cluster, &http, &done, &file).await;
+
     let mut listeners = Vec::new();
     for _ in 0..200 {
         let response = http
@@ -249,7 +177,104 @@ async fn main() {
         percentile(&idle, 0.5),
         percentile(&idle, 0.99)
     );
-    let traffic = cluster.submit(&file, &[]).await;
+    println!("  while another 2,000-step run is live, with the 200 SSE clients receiving its every change:");
+    requests_while_live(&cluster, &http, &done, &file).await;
+    for l in listeners {
+        l.abort();
+    }
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&paced_file);
+    let _ = std::fs::remove_file(&file_5k);
+}
+
+/// The run pages in Chromium: a finished run opened cold, a 5,000-step run,
+/// a live run at full speed and one paced near 100 changes per second.
+async fn pages(cluster: &Cluster, done: &str, file: &str, paced_file: &str, file_5k: &str) {
+    let b = open(cluster).await;
+    let url = format!("{}/#/runs/{done}", cluster.url);
+    let mut loads = Vec::new();
+    for i in 0..6 {
+        b.goto(&format!("{}/healthz", cluster.url)).await;
+        let ms = time_to_graph(&b, &url).await;
+        if i > 0 {
+            loads.push(ms); // the first warms the browser's cache of the files
+        }
+    }
+    let nodes = b
+        .eval(
+            "return document.querySelectorAll('.canvas g.node').length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(nodes, json!(LAYERS * WIDTH));
+    loads.sort_by(f64::total_cmp);
+    println!(
+        "  run page drawn (navigation to 2,000 nodes on screen): median {:.0} ms, worst {:.0} ms (target: under 1,000 ms)",
+        percentile(&loads, 0.5),
+        loads.last().unwrap()
+    );
+
+    // 1b. The page of a finished 5,000-step run (distinct steps, no fan-out).
+    let done_5k = cluster.submit(file_5k, &[]).await;
+    assert_eq!(cluster.wait(&done_5k, LONG).await.run.status, "succeeded");
+    let mut loads = Vec::new();
+    for _ in 0..3 {
+        b.goto(&format!("{}/healthz", cluster.url)).await;
+        loads.push(time_to_graph(&b, &format!("{}/#/runs/{done_5k}", cluster.url)).await);
+    }
+    loads.sort_by(f64::total_cmp);
+    println!(
+        "  5,000-step run page drawn: median {:.0} ms, worst {:.0} ms",
+        percentile(&loads, 0.5),
+        loads.last().unwrap()
+    );
+
+    // 2. A live run on the page.
+    let live = cluster.submit(file, &[]).await;
+    b.goto(&format!("{}/healthz", cluster.url)).await;
+    time_to_graph(&b, &format!("{}/#/runs/{live}", cluster.url)).await;
+    b.eval(FRAME_RECORDER, json!([])).await;
+    let counter = count_changes(cluster, &live, LONG);
+    let started = Instant::now();
+    b.wait_for(
+        "the live run to finish on the page",
+        "return document.querySelectorAll('.canvas g.node.st-succeeded').length === 2000",
+        LONG,
+    )
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    let changes = counter.await.unwrap();
+    let (frames, applies) = frames_and_applies(&b).await;
+    println!(
+        "  live run: {changes} state changes in {seconds:.1} s ({:.0}/s) reached the page as {} applied updates",
+        changes as f64 / seconds,
+        applies.len()
+    );
+    report_frames(&frames, &applies);
+    // 2b. The same page while a run goes at about 100 changes per second.
+    let paced = cluster.submit(paced_file, &[]).await;
+    b.goto(&format!("{}/healthz", cluster.url)).await;
+    time_to_graph(&b, &format!("{}/#/runs/{paced}", cluster.url)).await;
+    b.eval(FRAME_RECORDER, json!([])).await;
+    let counter = count_changes(cluster, &paced, PACED_WINDOW);
+    tokio::time::sleep(PACED_WINDOW).await;
+    let changes = counter.await.unwrap();
+    let (frames, applies) = frames_and_applies(&b).await;
+    cluster.client().cancel(&paced).await.unwrap();
+    println!(
+        "  paced run: {changes} state changes in {:.0} s ({:.0}/s) reached the page as {} applied updates",
+        PACED_WINDOW.as_secs_f64(),
+        changes as f64 / PACED_WINDOW.as_secs_f64(),
+        applies.len()
+    );
+    report_frames(&frames, &applies);
+    drop(b);
+}
+
+/// Latencies of reading a finished and a live 2,000-step run, measured only
+/// while the live one (submitted here from `file`) runs.
+async fn requests_while_live(cluster: &Cluster, http: &reqwest::Client, done: &str, file: &str) {
+    let traffic = cluster.submit(file, &[]).await;
     let paths = [
         ("GET /api/runs/{id} (finished)", format!("/api/runs/{done}")),
         (
@@ -265,8 +290,6 @@ async fn main() {
             format!("/api/runs/{traffic}/states"),
         ),
     ];
-    println!("  with the 200 SSE clients receiving every change of another 2,000-step run:");
-    // Only while the other run is live: rounds stop once its states say it ended.
     let mut latencies: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
     let mut live = true;
     while live {
@@ -302,12 +325,6 @@ async fn main() {
         );
     }
     cluster.wait(&traffic, LONG).await;
-    for l in listeners {
-        l.abort();
-    }
-    let _ = std::fs::remove_file(&file);
-    let _ = std::fs::remove_file(&paced_file);
-    let _ = std::fs::remove_file(&file_5k);
 }
 
 /// The page's frame times and update costs (ms), sorted.

@@ -44,22 +44,20 @@ pub async fn load_run_with(
     run_id: &str,
     cache: &ReadCache,
 ) -> Result<Option<(RunRecord, RunState)>, Error> {
-    let Some(record) = store.get_run(run_id).await? else {
+    let kept = cache.state(run_id);
+    let seen = kept.as_ref().map_or(0, |(seen, _)| *seen);
+    let Some((record, events)) = store.run_since(run_id, seen).await? else {
         return Ok(None);
     };
-    let (seen, mut state) = match cache.state(run_id) {
-        Some(kept) => kept,
+    let mut state = match kept {
+        Some((_, state)) => state,
         None => {
             let plan = cache
                 .plan(&record.source)
                 .ok_or_else(|| Error::StoredWorkflow(record.id.clone()))?;
-            (
-                0,
-                RunState::new(record.id.clone(), plan, record.params.clone()),
-            )
+            RunState::new(record.id.clone(), plan, record.params.clone())
         }
     };
-    let events = store.events_since(run_id, seen).await?;
     let seen = seen + events.len() as u64;
     let changed = !events.is_empty();
     for event in events {

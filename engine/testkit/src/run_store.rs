@@ -73,12 +73,22 @@ pub async fn events_append_in_order_and_read_back(s: &dyn RunStore) {
     s.append_events(&a, 2, &[e(3)]).await.unwrap();
     assert_eq!(s.events(&a).await.unwrap(), vec![e(1), e(2), e(3)]);
     assert!(s.events(&unique("run")).await.unwrap().is_empty());
-    // A reader that has seen some gets the rest only.
-    assert_eq!(s.events_since(&a, 0).await.unwrap(), vec![e(1), e(2), e(3)]);
-    assert_eq!(s.events_since(&a, 2).await.unwrap(), vec![e(3)]);
-    assert!(s.events_since(&a, 3).await.unwrap().is_empty());
-    assert!(s.events_since(&a, 99).await.unwrap().is_empty());
-    assert!(s.events_since(&unique("run"), 1).await.unwrap().is_empty());
+    // A reader that has seen some gets the record and the rest only.
+    assert_eq!(s.run_since(&a, 0).await.unwrap(), None, "no record yet");
+    let r = record(&a, 1);
+    s.create_run(&r).await.unwrap();
+    for (from, rest) in [
+        (0, vec![e(1), e(2), e(3)]),
+        (2, vec![e(3)]),
+        (3, vec![]),
+        (99, vec![]),
+    ] {
+        let read = s.run_since(&a, from).await.unwrap();
+        assert_eq!(read, Some((r.clone(), rest)), "from {from}");
+    }
+    let b = unique("run");
+    s.create_run(&record(&b, 1)).await.unwrap();
+    assert!(s.run_since(&b, 1).await.unwrap().unwrap().1.is_empty());
 }
 
 pub async fn append_at_a_stale_length_conflicts_and_writes_nothing(s: &dyn RunStore) {

@@ -125,6 +125,20 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(bytes).map_err(|e| Error::backend("decoding stored record", e))
 }
 
+/// A run's events from position `from` on, within `txn`.
+fn events_from(txn: &redb::ReadTransaction, run_id: &str, from: u64) -> Result<Vec<Event>, Error> {
+    let table = txn.open_table(EVENTS).map_err(err("reading events"))?;
+    let mut out = Vec::new();
+    for entry in table
+        .range((run_id, from)..=(run_id, u64::MAX))
+        .map_err(err("reading events"))?
+    {
+        let (_, v) = entry.map_err(err("reading events"))?;
+        out.push(decode(v.value())?);
+    }
+    Ok(out)
+}
+
 fn put_run(db: &Database, run: &RunRecord, must_be_new: bool) -> Result<(), Error> {
     let txn = db.begin_write().map_err(err("writing run"))?;
     {
@@ -227,23 +241,29 @@ impl RunStore for EmbeddedRunStore {
     }
 
     async fn events(&self, run_id: &str) -> Result<Vec<Event>, Error> {
-        self.events_since(run_id, 0).await
-    }
-
-    async fn events_since(&self, run_id: &str, from: u64) -> Result<Vec<Event>, Error> {
         let run_id = run_id.to_string();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(err("reading events"))?;
-            let table = txn.open_table(EVENTS).map_err(err("reading events"))?;
-            let mut out = Vec::new();
-            for entry in table
-                .range((run_id.as_str(), from)..=(run_id.as_str(), u64::MAX))
-                .map_err(err("reading events"))?
-            {
-                let (_, v) = entry.map_err(err("reading events"))?;
-                out.push(decode(v.value())?);
-            }
-            Ok(out)
+            events_from(&txn, &run_id, 0)
+        })
+        .await
+    }
+
+    async fn run_since(
+        &self,
+        run_id: &str,
+        from: u64,
+    ) -> Result<Option<(RunRecord, Vec<Event>)>, Error> {
+        let run_id = run_id.to_string();
+        self.blocking(move |db| {
+            // One transaction: the record and the events agree.
+            let txn = db.begin_read().map_err(err("reading run"))?;
+            let runs = txn.open_table(RUNS).map_err(err("reading run"))?;
+            let Some(record) = runs.get(run_id.as_str()).map_err(err("reading run"))? else {
+                return Ok(None);
+            };
+            let record = decode(record.value())?;
+            Ok(Some((record, events_from(&txn, &run_id, from)?)))
         })
         .await
     }

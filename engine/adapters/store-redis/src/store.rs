@@ -258,18 +258,28 @@ impl RunStore for RedisRunStore {
         raws.iter().map(|s| decode(s)).collect()
     }
 
-    async fn events_since(&self, run_id: &str, from: u64) -> Result<Vec<Event>, Error> {
-        let raws: Vec<String> = self
-            .conn
-            .clone()
+    async fn run_since(
+        &self,
+        run_id: &str,
+        from: u64,
+    ) -> Result<Option<(RunRecord, Vec<Event>)>, Error> {
+        // One atomic round trip: the record and the events agree.
+        let (raw, events): (Option<String>, Vec<String>) = redis::pipe()
+            .atomic()
+            .get(self.key(&["run", run_id]))
             .lrange(
                 self.key(&["events", run_id]),
                 from.min(i64::MAX as u64) as isize,
                 -1,
             )
+            .query_async(&mut self.conn.clone())
             .await
-            .map_err(redis_err("reading events"))?;
-        raws.iter().map(|s| decode(s)).collect()
+            .map_err(redis_err("reading a run and its events"))?;
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let events = events.iter().map(|s| decode(s)).collect::<Result<_, _>>()?;
+        Ok(Some((decode(&raw)?, events)))
     }
 
     async fn append_log(&self, key: &LogKey, chunk: &[u8]) -> Result<(), Error> {

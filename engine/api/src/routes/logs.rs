@@ -14,7 +14,7 @@ use weft_core::run::{RunState, TaskId};
 
 use super::{parse_task, ApiState};
 use crate::auth::Caller;
-use crate::changes::Change;
+use crate::changes::Batch;
 use crate::Error;
 
 #[derive(Deserialize)]
@@ -142,7 +142,7 @@ const STATE_TRUSTED: Duration = Duration::from_secs(2);
 /// One followed log.
 struct Tail {
     api: ApiState,
-    changes: broadcast::Receiver<Arc<Change>>,
+    changes: broadcast::Receiver<Arc<Batch>>,
     id: String,
     task: TaskId,
     asked: Option<u32>,
@@ -161,12 +161,12 @@ impl Tail {
             .is_none_or(|(_, at)| at.elapsed() >= STATE_TRUSTED);
         loop {
             match self.changes.try_recv() {
-                Ok(c) => {
-                    if let Change::Run { change, .. } = &*c {
-                        stale |= change.run_id == self.id
+                Ok(batch) => {
+                    stale |= batch.changes().any(|change| {
+                        change.run_id == self.id
                             && (change.finished
-                                || change.event.task().is_none_or(|t| *t == self.task));
-                    }
+                                || change.event.task().is_none_or(|t| *t == self.task))
+                    });
                 }
                 Err(broadcast::error::TryRecvError::Lagged(_)) => stale = true,
                 Err(_) => break,

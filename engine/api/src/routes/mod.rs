@@ -39,6 +39,7 @@ mod ops;
 mod plugins;
 mod runs;
 mod tokens;
+mod waiting;
 mod workflows;
 
 use std::sync::Arc;
@@ -57,6 +58,7 @@ use crate::Error;
 
 pub use logs::FINISHED_HEADER;
 pub use runs::NEXT_PAGE_HEADER;
+pub use waiting::LiveWorkers;
 
 /// Largest request body: a workflow file's limit with room for JSON escaping.
 pub const MAX_BODY_BYTES: usize = 40 << 20;
@@ -80,6 +82,8 @@ pub struct ApiState {
     pub changes: crate::ChangeFeed,
     /// Views of finished runs, serialized once.
     pub finished: Arc<crate::FinishedViews>,
+    /// The live workers as last read, for why queued steps wait.
+    pub live_workers: Arc<LiveWorkers>,
 }
 
 pub fn router(state: ApiState) -> Router {

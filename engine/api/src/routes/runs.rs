@@ -1,20 +1,20 @@
 //! Runs: submit, list, show, cancel, retry, and the live change stream.
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use tokio::sync::broadcast;
-use weft_core::ports::{Role, RunQuery, WorkerInfo};
+use weft_core::ports::{Role, RunQuery};
 use weft_core::run::{resolve_params, RunStatus};
 use weft_orchestrator::NewRun;
 
+use super::waiting::{queued_steps, waiting_reason};
 use super::{body, ApiState};
 use crate::auth::Caller;
-use crate::changes::Change;
 use crate::finished::ViewKind;
 use crate::views::{RunStates, RunSummary, RunView, StepView, SubmitRequest};
 use crate::Error;
@@ -149,7 +149,7 @@ pub(super) async fn show(
     let mut view = RunView::new(&record, &state);
     let waiting = queued_steps(&state);
     if !waiting.is_empty() {
-        let workers = api.workers.workers(super::now()).await?;
+        let workers = api.live_workers.get(api.workers.as_ref()).await?;
         for i in waiting {
             let step = &mut view.steps[i];
             if step.reason.is_none() {
@@ -184,17 +184,17 @@ fn finished_or_not(
         return Error::new(StatusCode::INTERNAL_SERVER_ERROR, "serializing a run view")
             .into_response();
     };
-    let json = axum::body::Bytes::from(json);
+    let json = Bytes::from(json);
     if finished {
         api.finished.put(kind, id, json.clone());
     }
     json_response(json)
 }
 
-fn json_response(json: axum::body::Bytes) -> Response {
+fn json_response(json: Bytes) -> Response {
     (
         [(
-            axum::http::header::CONTENT_TYPE,
+            header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
         json,
@@ -238,45 +238,10 @@ pub(super) async fn step(
         .ok_or_else(|| Error::not_found(format!("run {id} has no step {step}")))?;
     let mut view = StepView::new(&state, i);
     if view.reason.is_none() && queued_steps(&state).contains(&i) {
-        let workers = api.workers.workers(super::now()).await?;
+        let workers = api.live_workers.get(api.workers.as_ref()).await?;
         view.reason = waiting_reason(&state.plan.workflow.steps[i], &workers);
     }
     Ok(Json(view))
-}
-
-/// Steps with a task waiting in a queue.
-fn queued_steps(state: &weft_core::run::RunState) -> Vec<usize> {
-    (0..state.steps.len())
-        .filter(|&i| {
-            state.steps[i]
-                .tasks
-                .iter()
-                .any(|t| t.status == weft_core::run::TaskStatus::Queued)
-        })
-        .collect()
-}
-
-/// Says why a queued step may wait for ever: no live worker serves its
-/// pool, or none has the GPUs it asks for. A worker that joins later takes
-/// it; until then the run shows the reason instead of looking stuck.
-fn waiting_reason(spec: &weft_core::spec::Step, workers: &[WorkerInfo]) -> Option<String> {
-    let pool = &spec.pool;
-    let serving: Vec<&WorkerInfo> = workers.iter().filter(|w| w.pools.contains(pool)).collect();
-    let gpus = spec.resources.gpus as usize;
-    let most = serving
-        .iter()
-        .map(|w| w.slots.gpus.len())
-        .max()
-        .unwrap_or(0);
-    if serving.is_empty() {
-        Some(format!("waiting: no live worker serves pool `{pool}`"))
-    } else if gpus > most {
-        Some(format!(
-            "waiting: the step needs {gpus} GPU(s), and no live worker of pool `{pool}` has more than {most}"
-        ))
-    } else {
-        None
-    }
 }
 
 #[utoipa::path(post, path = "/api/runs/{id}/cancel", tag = "runs", params(("id" = String, Path)), responses((status = 202, description = "cancel requested"), (status = 404, description = "no such run")), security(("bearer" = [])))]
@@ -331,26 +296,30 @@ pub(super) async fn events(
     let changes = api.changes.subscribe();
     let stream = futures_util::stream::unfold((changes, q.run), |(mut changes, run)| async move {
         loop {
-            let event = match changes.recv().await {
-                Ok(change) => match &*change {
-                    Change::Run { change, json }
-                        if run.as_ref().is_none_or(|r| *r == change.run_id) =>
-                    {
-                        Event::default().event("run").data(json)
-                    }
-                    Change::Run { .. } => continue,
-                    Change::Lagged(missed) => {
-                        Event::default().event("lagged").data(missed.to_string())
-                    }
+            let frames = match tokio::time::timeout(KEEP_ALIVE, changes.recv()).await {
+                // A comment, so proxies and browsers keep a quiet stream open.
+                Err(_) => Bytes::from_static(b":\n\n"),
+                Ok(Ok(batch)) => match batch.frames_for(run.as_deref()) {
+                    Some(frames) => frames,
+                    None => continue,
                 },
                 // Too slow: say so, and go on from the newest change.
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    Event::default().event("lagged").data(missed.to_string())
+                Ok(Err(broadcast::error::RecvError::Lagged(missed))) => {
+                    Bytes::from(format!("event: lagged\ndata: {missed}\n\n"))
                 }
-                Err(broadcast::error::RecvError::Closed) => return None,
+                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
             };
-            return Some((Ok::<_, std::convert::Infallible>(event), (changes, run)));
+            return Some((Ok::<_, std::convert::Infallible>(frames), (changes, run)));
         }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    ))
 }
+
+/// How long an event stream may stay silent before a keep-alive comment.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);

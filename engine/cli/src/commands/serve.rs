@@ -88,6 +88,7 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
         plugin_host,
         reads: Arc::new(weft_orchestrator::ReadCache::new()),
         finished: Arc::default(),
+        live_workers: Arc::default(),
     });
     tokio::select! {
         served = axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()) => served?,

@@ -121,12 +121,23 @@ pub trait RunStore: Send + Sync {
     /// The run's whole event log, in order.
     async fn events(&self, run_id: &str) -> Result<Vec<Event>, Error>;
 
-    /// The run's events from position `from` (0-based) on: what a reader
-    /// that has seen `from` of them has not. Stores override this to read
-    /// only those.
-    async fn events_since(&self, run_id: &str, from: u64) -> Result<Vec<Event>, Error> {
+    /// The run's record with its events from position `from` (0-based) on,
+    /// read together (`None` if there is no such run): what a reader that
+    /// has seen `from` events needs to bring its state up to date. Stores
+    /// override this to read it in one round trip, and only the new events.
+    async fn run_since(
+        &self,
+        run_id: &str,
+        from: u64,
+    ) -> Result<Option<(RunRecord, Vec<Event>)>, Error> {
+        let Some(record) = self.get_run(run_id).await? else {
+            return Ok(None);
+        };
         let mut events = self.events(run_id).await?;
-        Ok(events.split_off((from as usize).min(events.len())))
+        Ok(Some((
+            record,
+            events.split_off((from as usize).min(events.len())),
+        )))
     }
 
     /// Appends to an attempt's log.

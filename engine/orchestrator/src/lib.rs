@@ -25,6 +25,8 @@ pub use plugins::resolve_plugins;
 pub use read_cache::ReadCache;
 pub use service::{AbortFn, NewRun, RunChange, RunHandle, Service};
 
+use std::sync::Arc;
+
 use weft_core::ports::{RunRecord, RunStore};
 use weft_core::run::RunState;
 
@@ -33,7 +35,9 @@ pub async fn load_run(
     store: &dyn RunStore,
     run_id: &str,
 ) -> Result<Option<(RunRecord, RunState)>, Error> {
-    load_run_with(store, run_id, &ReadCache::new()).await
+    let found = load_run_with(store, run_id, &ReadCache::new()).await?;
+    // The cache is gone: the state is this caller's alone, not copied.
+    Ok(found.map(|(record, state)| (record, Arc::unwrap_or_clone(state))))
 }
 
 /// [`load_run`], with what `cache` kept from earlier reads: the parsed
@@ -43,29 +47,29 @@ pub async fn load_run_with(
     store: &dyn RunStore,
     run_id: &str,
     cache: &ReadCache,
-) -> Result<Option<(RunRecord, RunState)>, Error> {
-    let kept = cache.state(run_id);
-    let seen = kept.as_ref().map_or(0, |(seen, _)| *seen);
-    let Some((record, events)) = store.run_since(run_id, seen).await? else {
+) -> Result<Option<(RunRecord, Arc<RunState>)>, Error> {
+    if let Some(seen) = cache.seen(run_id) {
+        let Some((record, events)) = store.run_since(run_id, seen).await? else {
+            return Ok(None);
+        };
+        if let Some(state) = cache.advance(run_id, seen, events, &record.plugins) {
+            return Ok(Some((record, state)));
+        }
+    }
+    // Not kept (or kept from elsewhere meanwhile): from the first event.
+    let Some((record, events)) = store.run_since(run_id, 0).await? else {
         return Ok(None);
     };
-    let mut state = match kept {
-        Some((_, state)) => state,
-        None => {
-            let plan = cache
-                .plan(&record.source)
-                .ok_or_else(|| Error::StoredWorkflow(record.id.clone()))?;
-            RunState::new(record.id.clone(), plan, record.params.clone())
-        }
-    };
-    let seen = seen + events.len() as u64;
-    let changed = !events.is_empty();
+    let plan = cache
+        .plan(&record.source)
+        .ok_or_else(|| Error::StoredWorkflow(record.id.clone()))?;
+    let mut state = RunState::new(record.id.clone(), plan, record.params.clone());
+    let seen = events.len() as u64;
     for event in events {
         weft_core::run::apply(&mut state, event);
     }
-    if changed || seen == 0 {
-        cache.keep(run_id, seen, &state);
-    }
     state.plugins = record.plugins.clone();
+    let state = Arc::new(state);
+    cache.keep(run_id, seen, state.clone());
     Ok(Some((record, state)))
 }

@@ -2,21 +2,26 @@
 //! a log stream asking whether its attempt ended does not redo it each time:
 //! parsed workflows by their text, and the state of unfinished runs with
 //! how many of their events it has seen, so the next read replays only the
-//! events that came since.
+//! events that came since. The state is shared, not copied: a reader gets
+//! it behind an `Arc`, and new events are applied in place when no earlier
+//! reader still holds it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use weft_core::run::{Plan, RunState};
+use weft_core::run::{Event, Plan, RunState};
 
 /// Bounded maps; when one is full it starts over: simple, and the working
 /// set (runs people are looking at) is small.
 #[derive(Default)]
 pub struct ReadCache {
     plans: Mutex<Plans>,
-    states: Mutex<HashMap<String, (u64, RunState)>>,
+    states: Mutex<HashMap<String, (u64, Arc<RunState>)>>,
 }
+
+/// A run's plugins as resolved when it started, by reference.
+type Plugins = BTreeMap<String, weft_core::plugins::ResolvedPlugin>;
 
 /// By hash of the text: the text itself (to rule out collisions) and its plan.
 type Plans = HashMap<u64, (Arc<str>, Arc<Plan>)>;
@@ -36,13 +41,48 @@ impl ReadCache {
         Self::default()
     }
 
-    /// The state of run `id` as last read, and how many events it has seen.
-    pub(crate) fn state(&self, id: &str) -> Option<(u64, RunState)> {
-        unpoisoned(&self.states).get(id).cloned()
+    /// How many events the kept state of run `id` has seen, if one is kept.
+    pub(crate) fn seen(&self, id: &str) -> Option<u64> {
+        unpoisoned(&self.states).get(id).map(|(seen, _)| *seen)
+    }
+
+    /// Brings the kept state of run `id` from `from` events to `from +
+    /// events.len()` and returns it; `None` if what is kept does not cover
+    /// `from` (forgotten, or rebuilt meanwhile from fewer events). Another
+    /// reader may have applied some of these events already: they are
+    /// skipped.
+    pub(crate) fn advance(
+        &self,
+        id: &str,
+        from: u64,
+        events: Vec<Event>,
+        plugins: &Plugins,
+    ) -> Option<Arc<RunState>> {
+        let mut states = unpoisoned(&self.states);
+        let (seen, state) = states.get_mut(id)?;
+        let upto = from + events.len() as u64;
+        if *seen < from || *seen > upto {
+            return None;
+        }
+        let skip = (*seen - from) as usize;
+        if skip < events.len() || state.plugins != *plugins {
+            // In place, unless a reader still holds this state.
+            let state = Arc::make_mut(state);
+            for event in events.into_iter().skip(skip) {
+                weft_core::run::apply(state, event);
+            }
+            state.plugins = plugins.clone();
+            *seen = upto;
+        }
+        let state = state.clone();
+        if state.status.is_terminal() {
+            states.remove(id);
+        }
+        Some(state)
     }
 
     /// Keeps an unfinished run's state after `seen` events; forgets a finished one.
-    pub(crate) fn keep(&self, id: &str, seen: u64, state: &RunState) {
+    pub(crate) fn keep(&self, id: &str, seen: u64, state: Arc<RunState>) {
         let mut states = unpoisoned(&self.states);
         if state.status.is_terminal() {
             states.remove(id);
@@ -51,7 +91,7 @@ impl ReadCache {
         if states.len() >= STATES && !states.contains_key(id) {
             states.clear();
         }
-        states.insert(id.to_string(), (seen, state.clone()));
+        states.insert(id.to_string(), (seen, state));
     }
 
     /// The plan of `source`, parsed once; `None` if it does not parse.
@@ -92,5 +132,38 @@ mod tests {
         let other = cache.plan(&src.replace("true", "false")).unwrap();
         assert!(!Arc::ptr_eq(&a, &other));
         assert!(cache.plan("not toml [").is_none());
+    }
+
+    #[test]
+    fn new_events_are_applied_in_place_unless_a_reader_holds_the_state() {
+        let cache = ReadCache::new();
+        let src = "[workflow]\nname = \"a\"\n[steps.s]\nrun = \"true\"\n";
+        let state = RunState::new("r", cache.plan(src).unwrap(), Default::default());
+        cache.keep("r", 0, Arc::new(state));
+        let plugins = Plugins::new();
+        let first = Arc::as_ptr(&cache.advance("r", 0, vec![], &plugins).unwrap());
+        // No new event, nobody holding it: the same state, untouched.
+        let held = cache
+            .advance("r", 0, vec![Event::Started { at: 5 }], &plugins)
+            .unwrap();
+        assert_eq!(Arc::as_ptr(&held), first, "applied in place");
+        assert_eq!(held.started_at, Some(5));
+        // A reader holds it: the next event goes to a copy.
+        let before = format!("{:?}", (&held.status, &held.steps, &held.finished_at));
+        let cancel = Event::CancelRequested {
+            reason: "test".into(),
+            at: 6,
+        };
+        let next = cache.advance("r", 1, vec![cancel], &plugins).unwrap();
+        assert_ne!(Arc::as_ptr(&next), Arc::as_ptr(&held));
+        let after = format!("{:?}", (&held.status, &held.steps, &held.finished_at));
+        assert_eq!(before, after, "the holder's read did not change");
+        assert_ne!(
+            format!("{:?}", (&next.status, &next.steps)),
+            format!("{:?}", (&held.status, &held.steps)),
+            "the cancel was applied to the copy"
+        );
+        // Events another reader applied already are skipped; a gap is refused.
+        assert!(cache.advance("r", 5, vec![], &plugins).is_none());
     }
 }

@@ -66,9 +66,19 @@ async fn a_cached_read_applies_only_new_events_and_agrees_with_a_full_replay() {
         ],
     ];
     let mut seen = 0;
+    // A reader still holding an earlier read keeps what it read.
+    let mut held: Option<(u64, std::sync::Arc<weft_core::run::RunState>, String)> = None;
     for batch in batches {
         store.append_events("r1", seen, &batch).await.unwrap();
         seen += batch.len() as u64;
+        if let Some((at, state, before)) = held.take() {
+            let _ = load_run_with(&store, "r1", &cache).await.unwrap();
+            assert_eq!(
+                format!("{:?}", state.steps),
+                before,
+                "read after {at} events changed"
+            );
+        }
         // Read twice: once with the new events, once with none new.
         for _ in 0..2 {
             let (_, cached) = load_run_with(&store, "r1", &cache).await.unwrap().unwrap();
@@ -82,7 +92,11 @@ async fn a_cached_read_applies_only_new_events_and_agrees_with_a_full_replay() {
             };
             assert_eq!(same(&cached), same(&fresh), "after {seen} events");
         }
+        let (_, state) = load_run_with(&store, "r1", &cache).await.unwrap().unwrap();
+        let before = format!("{:?}", state.steps);
+        held = Some((seen, state, before));
     }
+    drop(held);
     let (_, state) = load_run_with(&store, "r1", &cache).await.unwrap().unwrap();
     assert_eq!(state.status, RunStatus::Succeeded);
     assert!(load_run_with(&store, "nope", &cache)

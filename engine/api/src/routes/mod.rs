@@ -131,7 +131,7 @@ pub fn router(state: ApiState) -> Router {
 pub(super) async fn load_run(
     api: &ApiState,
     id: &str,
-) -> Result<(weft_core::ports::RunRecord, weft_core::run::RunState), Error> {
+) -> Result<(weft_core::ports::RunRecord, Arc<weft_core::run::RunState>), Error> {
     weft_orchestrator::load_run_with(api.store.as_ref(), id, &api.reads)
         .await?
         .ok_or_else(|| Error::not_found(format!("no run {id}")))

@@ -136,8 +136,10 @@ async fn main() {
 
     // 3. The API while a run is live, without and then with 200 SSE clients.
     let http = reqwest::Client::new();
-    println!("  while another 2,000-step run is live, no SSE clients connected:");
-    requests_while_live(&cluster, &http, &done, &file).await;
+    println!(
+        "  while another 2,000-step run goes as fast as the workers can, no SSE clients connected:"
+    );
+    requests_while_live(&cluster, &http, &done, &file, LONG).await;
 
     let mut listeners = Vec::new();
     for _ in 0..200 {
@@ -177,8 +179,27 @@ async fn main() {
         percentile(&idle, 0.5),
         percentile(&idle, 0.99)
     );
-    println!("  while another 2,000-step run is live, with the 200 SSE clients receiving its every change:");
-    requests_while_live(&cluster, &http, &done, &file).await;
+    // Like wrk: connections each sending the next request as soon as the
+    // last is answered, over keep-alive, for a few seconds.
+    for connections in [8, 32] {
+        let (latencies, per_second) = hammer(
+            &cluster,
+            &format!("/api/runs/{done}"),
+            connections,
+            LOAD_WINDOW,
+        )
+        .await;
+        println!(
+            "    under load, {connections} connections for {:.0} s: {per_second:.0} requests/s, p50 {:.1} ms, p99 {:.1} ms",
+            LOAD_WINDOW.as_secs_f64(),
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        );
+    }
+    println!("  while another 2,000-step run goes at about 100 changes/s, the 200 SSE clients receiving its every change:");
+    requests_while_live(&cluster, &http, &done, &paced_file, PACED_WINDOW).await;
+    println!("  while another 2,000-step run goes as fast as the workers can, the 200 SSE clients receiving its every change:");
+    requests_while_live(&cluster, &http, &done, &file, LONG).await;
     for l in listeners {
         l.abort();
     }
@@ -271,10 +292,59 @@ async fn pages(cluster: &Cluster, done: &str, file: &str, paced_file: &str, file
     drop(b);
 }
 
+/// How long each load of `hammer` lasts.
+const LOAD_WINDOW: Duration = Duration::from_secs(5);
+
+/// `connections` clients asking for `path` back to back for `window`: the
+/// sorted latencies (ms) and the requests answered per second.
+async fn hammer(
+    cluster: &Cluster,
+    path: &str,
+    connections: usize,
+    window: Duration,
+) -> (Vec<f64>, f64) {
+    let until = Instant::now() + window;
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let url = format!("{}{path}", cluster.url);
+        let token = cluster.admin_token.clone();
+        tasks.push(tokio::spawn(async move {
+            // One client each, so each keeps its own connection.
+            let http = reqwest::Client::new();
+            let mut latencies = Vec::new();
+            while Instant::now() < until {
+                let t = Instant::now();
+                let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
+                assert!(r.status().is_success());
+                r.bytes().await.unwrap();
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            latencies
+        }));
+    }
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let per_second = all.len() as f64 / started.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    (all, per_second)
+}
+
 /// Latencies of reading a finished and a live 2,000-step run, measured only
 /// while the live one (submitted here from `file`) runs.
-async fn requests_while_live(cluster: &Cluster, http: &reqwest::Client, done: &str, file: &str) {
+/// Stops after `window` (cancelling the live run) if it has not ended.
+async fn requests_while_live(
+    cluster: &Cluster,
+    http: &reqwest::Client,
+    done: &str,
+    file: &str,
+    window: Duration,
+) {
     let traffic = cluster.submit(file, &[]).await;
+    let counter = count_changes(cluster, &traffic, window);
+    let started = Instant::now();
     let paths = [
         ("GET /api/runs/{id} (finished)", format!("/api/runs/{done}")),
         (
@@ -292,7 +362,7 @@ async fn requests_while_live(cluster: &Cluster, http: &reqwest::Client, done: &s
     ];
     let mut latencies: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
     let mut live = true;
-    while live {
+    while live && started.elapsed() < window {
         for (k, (_, path)) in paths.iter().enumerate() {
             let t = Instant::now();
             let r = http
@@ -315,6 +385,15 @@ async fn requests_while_live(cluster: &Cluster, http: &reqwest::Client, done: &s
             }
         }
     }
+    let seconds = started.elapsed().as_secs_f64();
+    if live {
+        cluster.client().cancel(&traffic).await.unwrap();
+    }
+    let changes = counter.await.unwrap();
+    println!(
+        "    ({changes} changes of the live run in {seconds:.1} s: {:.0}/s)",
+        changes as f64 / seconds
+    );
     for ((what, _), mut l) in paths.iter().zip(latencies) {
         l.sort_by(f64::total_cmp);
         println!(

@@ -8,16 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value as Json;
-use tokio::sync::watch;
 use weft_core::ports::{
-    ContainerExit, ContainerMount, ContainerRun, ContainerRuntime, LogKey, RunStore, WORKER_LABEL,
+    ContainerExit, ContainerMount, ContainerRun, ContainerRuntime, LogKey, WORKER_LABEL,
 };
 use weft_core::run::{Job, Outcome};
 use weft_core::spec::units::format_duration;
 
-use crate::plugins::PostHooks;
+use crate::attempt::Attempt;
+use crate::outputs;
 use crate::steplog::StepLog;
-use crate::{outputs, Options};
 
 /// Labels on every container a worker starts, besides `WORKER_LABEL`.
 const LABEL_RUN: &str = "dev.weft.run";
@@ -181,17 +180,19 @@ enum Ended {
     Aborted,
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
-    job: &Job,
+    attempt: Attempt<'_>,
     spec: &Json,
     runtime: &Arc<dyn ContainerRuntime>,
-    options: &Options,
-    store: &Arc<dyn RunStore>,
-    mut abort: watch::Receiver<bool>,
-    filter: Option<Arc<PostHooks>>,
-    gpus: &[u32],
 ) -> Outcome {
+    let Attempt {
+        job,
+        options,
+        store,
+        mut abort,
+        filter,
+        gpus,
+    } = attempt;
     let dir = options.attempt_dir(job);
     let prepared = (|| {
         std::fs::create_dir_all(&dir)?;

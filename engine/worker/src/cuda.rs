@@ -9,15 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value as Json};
-use tokio::sync::watch;
 use weft_core::kernel::{BufferInit, DType, KernelArg, KernelCode, KernelSpec, MAX_BUFFER_BYTES};
 use weft_core::ports::{
-    BufferData, KernelLaunch, KernelReport, KernelRuntime, LaunchArg, LaunchCode, LogKey, RunStore,
+    BufferData, KernelLaunch, KernelReport, KernelRuntime, LaunchArg, LaunchCode, LogKey,
 };
-use weft_core::run::{Job, Outcome};
+use weft_core::run::Outcome;
 use weft_core::spec::units::format_duration;
 
-use crate::plugins::PostHooks;
+use crate::attempt::Attempt;
 use crate::steplog::StepLog;
 use crate::Options;
 
@@ -171,17 +170,19 @@ enum Ended {
     Aborted,
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
-    job: &Job,
+    attempt: Attempt<'_>,
     spec: &Json,
     runtime: &Arc<dyn KernelRuntime>,
-    options: &Options,
-    store: &Arc<dyn RunStore>,
-    mut abort: watch::Receiver<bool>,
-    filter: Option<Arc<PostHooks>>,
-    gpus: &[u32],
 ) -> Outcome {
+    let Attempt {
+        job,
+        options,
+        store,
+        mut abort,
+        filter,
+        gpus,
+    } = attempt;
     let spec = match KernelSpec::from_json(spec) {
         Ok(s) => s,
         Err(e) => return failed(e, false),

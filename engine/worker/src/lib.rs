@@ -7,6 +7,7 @@
 //! `weft-wasm-host`.
 
 mod abort;
+mod attempt;
 mod container;
 mod cuda;
 mod error;

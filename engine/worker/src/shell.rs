@@ -9,23 +9,23 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command as Process;
-use tokio::sync::watch;
-use weft_core::ports::{LogKey, RunStore};
-use weft_core::run::{Job, Outcome};
+use weft_core::ports::LogKey;
+use weft_core::run::Outcome;
 use weft_core::spec::{units::format_duration, Command};
 
-use crate::plugins::PostHooks;
+use crate::attempt::Attempt;
+use crate::outputs;
 use crate::steplog::StepLog;
-use crate::{outputs, Options};
 
-pub(crate) async fn run(
-    job: &Job,
-    command: &Command,
-    options: &Options,
-    store: &Arc<dyn RunStore>,
-    mut abort: watch::Receiver<bool>,
-    filter: Option<Arc<PostHooks>>,
-) -> Outcome {
+pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
+    let Attempt {
+        job,
+        options,
+        store,
+        mut abort,
+        filter,
+        ..
+    } = attempt;
     let dir = options.attempt_dir(job);
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return failed(

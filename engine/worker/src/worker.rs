@@ -13,6 +13,7 @@ use weft_core::spec::{gpu_pool, StepAction};
 
 use std::sync::atomic::Ordering;
 
+use crate::attempt::Attempt;
 use crate::gpus::{self, Gpus};
 use crate::heartbeat::{beat, Running};
 use crate::plugins::{self, Plugins, PostHooks};
@@ -416,51 +417,25 @@ impl Worker {
             }
             None => (job.clone(), None),
         };
+        let attempt = Attempt {
+            job: &job,
+            options: &self.options,
+            store: &self.store,
+            abort,
+            filter: post.clone(),
+            gpus: gpu_ids,
+        };
         let outcome = match &job.action {
-            StepAction::Run { command } => {
-                shell::run(
-                    &job,
-                    command,
-                    &self.options,
-                    &self.store,
-                    abort,
-                    post.clone(),
-                )
-                .await
-            }
+            StepAction::Run { command } => shell::run(attempt, command).await,
             StepAction::Container { spec } => match &self.containers {
-                Some(runtime) => {
-                    container::run(
-                        &job,
-                        spec,
-                        runtime,
-                        &self.options,
-                        &self.store,
-                        abort,
-                        post.clone(),
-                        gpu_ids,
-                    )
-                    .await
-                }
+                Some(runtime) => container::run(attempt, spec, runtime).await,
                 None => cannot(format!(
                     "worker {} has no container runtime (no Docker engine was reachable when it started)",
                     self.options.name
                 )),
             },
             StepAction::Cuda { spec } => match &self.kernels {
-                Some(runtime) => {
-                    cuda::run(
-                        &job,
-                        spec,
-                        runtime,
-                        &self.options,
-                        &self.store,
-                        abort,
-                        post.clone(),
-                        gpu_ids,
-                    )
-                    .await
-                }
+                Some(runtime) => cuda::run(attempt, spec, runtime).await,
                 None => cannot(format!(
                     "worker {} cannot run CUDA kernels: no CUDA driver (libcuda.so) was found when it started",
                     self.options.name

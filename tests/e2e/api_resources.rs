@@ -163,6 +163,16 @@ async fn a_step_log_streams_live_over_sse_until_it_ends() {
         seen.matches("event: log").count() >= 2,
         "the log arrived in pieces, live:\n{seen}"
     );
+    // Paged: from a byte offset, saying where the body begins.
+    let page = reqwest::Client::new()
+        .get(format!("{}/api/runs/{id}/logs/talk?offset=7", cluster.url))
+        .bearer_auth(&cluster.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.headers()["x-weft-log-start"], "7");
+    assert_eq!(page.headers()["x-weft-attempt-finished"], "true");
+    assert_eq!(page.text().await.unwrap(), "line 2\nline 3\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

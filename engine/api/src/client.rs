@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use weft_core::ports::LogSlice;
 
 use crate::views::{NewToken, PluginView, RunSummary, RunView, SubmitRequest, TokenView};
 use crate::Error;
@@ -218,17 +219,18 @@ impl Client {
     }
 
     pub async fn logs(&self, id: &str, task: &str, attempt: Option<u32>) -> Result<Vec<u8>, Error> {
-        Ok(self.logs_from(id, task, attempt, 0).await?.0)
+        Ok(self.logs_from(id, task, attempt, 0).await?.0.bytes)
     }
 
-    /// The log from byte `offset` on, and whether the attempt has finished.
+    /// The log from byte `offset` on (later, if the server dropped the bytes
+    /// before), and whether the attempt has finished.
     pub async fn logs_from(
         &self,
         id: &str,
         task: &str,
         attempt: Option<u32>,
-        offset: usize,
-    ) -> Result<(Vec<u8>, bool), Error> {
+        offset: u64,
+    ) -> Result<(LogSlice, bool), Error> {
         let mut path = format!("/api/runs/{id}/logs/{task}?offset={offset}");
         if let Some(a) = attempt {
             path.push_str(&format!("&attempt={a}"));
@@ -238,11 +240,16 @@ impl Client {
             .headers()
             .get(crate::routes::FINISHED_HEADER)
             .is_some_and(|v| v == "true");
+        let start = r
+            .headers()
+            .get(crate::routes::LOG_START_HEADER)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(offset);
         let bytes = r
             .bytes()
             .await
             .map(|b| b.to_vec())
             .map_err(|e| Error::Protocol(e.to_string()))?;
-        Ok((bytes, finished))
+        Ok((LogSlice { start, bytes }, finished))
     }
 }

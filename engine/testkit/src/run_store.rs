@@ -1,6 +1,6 @@
 //! The `RunStore` contract.
 
-use weft_core::ports::{LogKey, RunRecord, RunStore};
+use weft_core::ports::{LogKey, LogSlice, RunRecord, RunStore};
 use weft_core::run::{Event, RunStatus, TaskId};
 use weft_core::Error;
 
@@ -115,6 +115,32 @@ pub async fn logs_append_per_attempt(s: &dyn RunStore) {
     assert_eq!(s.read_log(&key(1)).await.unwrap(), b"hello world\n");
     assert_eq!(s.read_log(&key(2)).await.unwrap(), b"second\n");
     assert!(s.read_log(&key(3)).await.unwrap().is_empty());
+    // A follower reads from where it stopped, inside a chunk or between two.
+    for (offset, rest) in [
+        (0, &b"hello world\n"[..]),
+        (3, b"lo world\n"),
+        (6, b"world\n"),
+        (11, b"\n"),
+        (12, b""),
+    ] {
+        let slice = s.read_log_from(&key(1), offset).await.unwrap();
+        assert_eq!(
+            (slice.start, &slice.bytes[..]),
+            (offset, rest),
+            "from {offset}"
+        );
+        assert_eq!(slice.end(), 12);
+    }
+    let past = s.read_log_from(&key(1), 99).await.unwrap();
+    assert_eq!(
+        (past.start, past.bytes.len()),
+        (12, 0),
+        "past the end: at the end"
+    );
+    assert_eq!(
+        s.read_log_from(&key(3), 5).await.unwrap(),
+        LogSlice::default()
+    );
 }
 
 fn now() -> u64 {

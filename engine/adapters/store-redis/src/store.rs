@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
-use weft_core::ports::{Claim, LogKey, RunRecord, RunStore};
+use weft_core::ports::{Claim, LogKey, LogSlice, RunRecord, RunStore};
 use weft_core::run::Event;
 use weft_core::Error;
 
@@ -50,6 +50,29 @@ if redis.call('GET', KEYS[1]) ~= 'done' then redis.call('SET', KEYS[1], 'aborted
 return 1
 ";
 
+/// Appends a chunk to a log stream whose entry IDs are `<start + 1>-0`,
+/// `start` being the chunk's first byte in the log as written, so a reader
+/// can seek by byte offset even after the oldest chunks were trimmed.
+/// KEYS[1] = stream; ARGV[1] = chunk; ARGV[2] = chunks kept (about).
+const APPEND_LOG: &str = r"
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local start = 0
+if #last > 0 then
+  start = tonumber(string.match(last[1][1], '^(%d+)')) - 1 + string.len(last[1][2][2])
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], string.format('%d-0', start + 1), 'd', ARGV[1])
+return start
+";
+
+/// The chunks of a log stream (see `APPEND_LOG`) from the one holding byte
+/// ARGV[1] on. KEYS[1] = stream; ARGV[1] = byte offset.
+const READ_LOG_FROM: &str = r"
+local at = redis.call('XREVRANGE', KEYS[1], string.format('%d-0', tonumber(ARGV[1]) + 1), '-', 'COUNT', 1)
+local from = '-'
+if #at > 0 then from = at[1][1] end
+return redis.call('XRANGE', KEYS[1], from, '+')
+";
+
 /// The Redis store. Cheap to clone; clones share one auto-reconnecting connection.
 #[derive(Clone)]
 pub struct RedisRunStore {
@@ -60,6 +83,8 @@ pub struct RedisRunStore {
     release_lease: Script,
     claim: Script,
     abort_claim: Script,
+    append_log: Script,
+    read_log_from: Script,
 }
 
 pub(crate) fn redis_err(context: &'static str) -> impl Fn(redis::RedisError) -> Error {
@@ -90,6 +115,8 @@ impl RedisRunStore {
             release_lease: Script::new(RELEASE_LEASE),
             claim: Script::new(CLAIM),
             abort_claim: Script::new(ABORT_CLAIM),
+            append_log: Script::new(APPEND_LOG),
+            read_log_from: Script::new(READ_LOG_FROM),
         })
     }
 
@@ -284,15 +311,12 @@ impl RunStore for RedisRunStore {
 
     async fn append_log(&self, key: &LogKey, chunk: &[u8]) -> Result<(), Error> {
         let stream = self.log_key(key);
-        let _: String = redis::cmd("XADD")
-            .arg(&stream)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.options.log_max_chunks)
-            .arg("*")
-            .arg("d")
+        let _: i64 = self
+            .append_log
+            .key(&stream)
             .arg(chunk)
-            .query_async(&mut self.conn.clone())
+            .arg(self.options.log_max_chunks)
+            .invoke_async(&mut self.conn.clone())
             .await
             .map_err(redis_err("appending a log"))?;
         self.expire(&stream).await
@@ -310,6 +334,41 @@ impl RunStore for RedisRunStore {
             .into_iter()
             .flat_map(|(_, fields)| fields.into_iter().flat_map(|(_, v)| v))
             .collect())
+    }
+
+    async fn read_log_from(&self, key: &LogKey, offset: u64) -> Result<LogSlice, Error> {
+        let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = self
+            .read_log_from
+            .key(self.log_key(key))
+            .arg(offset)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("reading a log"))?;
+        // Past the end, the last chunk comes back and gives its end.
+        let mut slice = LogSlice::default();
+        let mut first = true;
+        for (id, fields) in entries {
+            let chunk_start = id
+                .split_once('-')
+                .and_then(|(ms, _)| ms.parse::<u64>().ok())
+                .and_then(|ms| ms.checked_sub(1))
+                .ok_or_else(|| {
+                    Error::Invalid(format!("redis: log entry {id} is not a byte offset"))
+                })?;
+            for (_, data) in fields {
+                if first {
+                    // From `offset` within it, or from its start when the
+                    // bytes before it were trimmed.
+                    let skip = offset.saturating_sub(chunk_start).min(data.len() as u64);
+                    slice.start = chunk_start + skip;
+                    slice.bytes.extend_from_slice(&data[skip as usize..]);
+                    first = false;
+                } else {
+                    slice.bytes.extend_from_slice(&data);
+                }
+            }
+        }
+        Ok(slice)
     }
 
     async fn lease(

@@ -21,13 +21,16 @@ use crate::Error;
 pub(super) struct LogQuery {
     attempt: Option<u32>,
     /// Bytes to skip, for following a log as it grows.
-    offset: Option<usize>,
+    offset: Option<u64>,
 }
 
 /// Response header: whether the attempt has finished (its log is complete).
 pub const FINISHED_HEADER: &str = "x-weft-attempt-finished";
+/// Response header: the byte of the log the body begins at: the asked-for
+/// offset, or later where the store dropped the log's oldest bytes.
+pub const LOG_START_HEADER: &str = "x-weft-log-start";
 
-#[utoipa::path(get, path = "/api/runs/{id}/logs/{task}", tag = "logs", params(("id" = String, Path), ("task" = String, Path, description = "step, or step[2]"), ("attempt" = Option<u32>, Query), ("offset" = Option<usize>, Query)), responses((status = 200, content_type = "text/plain", body = String)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/runs/{id}/logs/{task}", tag = "logs", params(("id" = String, Path), ("task" = String, Path, description = "step, or step[2]"), ("attempt" = Option<u32>, Query), ("offset" = Option<u64>, Query)), responses((status = 200, content_type = "text/plain", body = String, headers(("x-weft-attempt-finished" = String, description = "true once the attempt has ended"), ("x-weft-log-start" = u64, description = "the byte of the log the body begins at")))), security(("bearer" = [])))]
 pub(super) async fn logs(
     State(api): State<ApiState>,
     caller: Caller,
@@ -44,26 +47,24 @@ pub(super) async fn logs(
             }
             _ => Error::not_found(format!("`{task}` never ran in run {id}")),
         })?;
-    let log = api
-        .store
-        .read_log(&LogKey {
-            run_id: id,
-            task: task_id,
-            attempt,
-        })
-        .await?;
-    let tail = log
-        .get(q.offset.unwrap_or(0).min(log.len())..)
-        .unwrap_or_default()
-        .to_vec();
+    let key = LogKey {
+        run_id: id,
+        task: task_id,
+        attempt,
+    };
+    let slice = api.store.read_log_from(&key, q.offset.unwrap_or(0)).await?;
     let finished = HeaderValue::from_static(if finished { "true" } else { "false" });
     let text = HeaderValue::from_static("text/plain; charset=utf-8");
     Ok((
         [
             (axum::http::header::CONTENT_TYPE, text),
             (HeaderName::from_static(FINISHED_HEADER), finished),
+            (
+                HeaderName::from_static(LOG_START_HEADER),
+                slice.start.into(),
+            ),
         ],
-        tail,
+        slice.bytes,
     ))
 }
 
@@ -114,10 +115,15 @@ pub(super) async fn log_stream(
                     task: tail.task.clone(),
                     attempt,
                 };
-                let log = tail.api.store.read_log(&key).await.unwrap_or_default();
-                if log.len() > tail.offset {
-                    let text = String::from_utf8_lossy(&log[tail.offset..]).to_string();
-                    tail.offset = log.len();
+                let log = tail
+                    .api
+                    .store
+                    .read_log_from(&key, tail.offset)
+                    .await
+                    .unwrap_or_default();
+                if !log.bytes.is_empty() {
+                    tail.offset = log.end();
+                    let text = String::from_utf8_lossy(&log.bytes).to_string();
                     return Some((Ok(Event::default().event("log").data(text)), tail));
                 }
             }
@@ -146,7 +152,7 @@ struct Tail {
     id: String,
     task: TaskId,
     asked: Option<u32>,
-    offset: usize,
+    offset: u64,
     /// The attempt and whether it is over, and when that was read.
     known: Option<((u32, bool), Instant)>,
     done: bool,

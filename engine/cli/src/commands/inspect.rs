@@ -238,11 +238,17 @@ async fn follow_log(
     let mut out = std::io::stdout();
     loop {
         match client.logs_from(run_id, task, attempt, offset).await {
-            Ok((bytes, finished)) => {
-                offset += bytes.len();
-                out.write_all(&bytes)?;
+            Ok((slice, finished)) => {
+                if slice.start > offset {
+                    eprintln!(
+                        "weft: {} bytes of this log were dropped here: the store keeps a bounded log",
+                        slice.start - offset
+                    );
+                }
+                offset = slice.end();
+                out.write_all(&slice.bytes)?;
                 out.flush()?;
-                if finished && bytes.is_empty() {
+                if finished && slice.bytes.is_empty() {
                     return Ok(ExitCode::SUCCESS);
                 }
             }

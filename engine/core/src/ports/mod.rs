@@ -21,7 +21,7 @@ pub use kernel_runtime::{
     BufferData, KernelLaunch, KernelOutput, KernelReport, KernelRuntime, LaunchArg, LaunchCode,
 };
 pub use plugin_store::PluginStore;
-pub use run_store::{Claim, LogKey, RunQuery, RunRecord, RunStore};
+pub use run_store::{Claim, LogKey, LogSlice, RunQuery, RunRecord, RunStore};
 pub use token_store::{Role, TokenRecord, TokenStore};
 pub use worker_registry::{GpuSlot, Slots, WorkerInfo, WorkerRegistry};
 pub use workflow_store::{SavedWorkflow, WorkflowStore};

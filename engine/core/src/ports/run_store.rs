@@ -63,6 +63,24 @@ pub struct LogKey {
     pub attempt: u32,
 }
 
+/// Part of an attempt's log: `bytes` begin at byte `start` of the log as
+/// written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogSlice {
+    /// The asked-for offset, or later where a store has dropped the log's
+    /// oldest bytes (it keeps a bounded log), or the log's end when the
+    /// offset lies past it.
+    pub start: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl LogSlice {
+    /// Where the next read of the log carries on.
+    pub fn end(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
+}
+
 /// The state of an attempt's claim, as `claim` finds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -145,6 +163,17 @@ pub trait RunStore: Send + Sync {
 
     /// An attempt's whole log (empty if none was written).
     async fn read_log(&self, key: &LogKey) -> Result<Vec<u8>, Error>;
+
+    /// An attempt's log from byte `offset` on: what a reader following the
+    /// log has not seen. Stores override this to read only that part.
+    async fn read_log_from(&self, key: &LogKey, offset: u64) -> Result<LogSlice, Error> {
+        let mut log = self.read_log(key).await?;
+        let start = offset.min(log.len() as u64);
+        Ok(LogSlice {
+            start,
+            bytes: log.split_off(start as usize),
+        })
+    }
 
     /// Takes, or renews, the right to drive `run_id` for `owner`, until
     /// `ttl_ms` after `now`.

@@ -47,10 +47,10 @@ impl ReadCache {
     }
 
     /// Brings the kept state of run `id` from `from` events to `from +
-    /// events.len()` and returns it; `None` if what is kept does not cover
+    /// events.len()` and returns it; `None` if what is kept does not reach
     /// `from` (forgotten, or rebuilt meanwhile from fewer events). Another
-    /// reader may have applied some of these events already: they are
-    /// skipped.
+    /// reader may have applied some or all of these events already: those
+    /// are skipped, and a state that has seen more is returned as it is.
     pub(crate) fn advance(
         &self,
         id: &str,
@@ -61,7 +61,7 @@ impl ReadCache {
         let mut states = unpoisoned(&self.states);
         let (seen, state) = states.get_mut(id)?;
         let upto = from + events.len() as u64;
-        if *seen < from || *seen > upto {
+        if *seen < from {
             return None;
         }
         let skip = (*seen - from) as usize;
@@ -72,7 +72,7 @@ impl ReadCache {
                 weft_core::run::apply(state, event);
             }
             state.plugins = plugins.clone();
-            *seen = upto;
+            *seen = (*seen).max(upto);
         }
         let state = state.clone();
         if state.status.is_terminal() {
@@ -150,20 +150,27 @@ mod tests {
         assert_eq!(held.started_at, Some(5));
         // A reader holds it: the next event goes to a copy.
         let before = format!("{:?}", (&held.status, &held.steps, &held.finished_at));
-        let cancel = Event::CancelRequested {
-            reason: "test".into(),
+        let start = Event::TaskStarted {
+            task: weft_core::run::TaskId::new("s", None),
+            attempt: 1,
+            worker: "w".into(),
             at: 6,
         };
-        let next = cache.advance("r", 1, vec![cancel], &plugins).unwrap();
+        let next = cache.advance("r", 1, vec![start], &plugins).unwrap();
         assert_ne!(Arc::as_ptr(&next), Arc::as_ptr(&held));
         let after = format!("{:?}", (&held.status, &held.steps, &held.finished_at));
         assert_eq!(before, after, "the holder's read did not change");
         assert_ne!(
             format!("{:?}", (&next.status, &next.steps)),
             format!("{:?}", (&held.status, &held.steps)),
-            "the cancel was applied to the copy"
+            "the event was applied to the copy"
         );
         // Events another reader applied already are skipped; a gap is refused.
+        let newer = cache.advance("r", 0, vec![], &plugins).unwrap();
+        assert!(
+            Arc::ptr_eq(&newer, &next),
+            "a reader behind gets the newer state"
+        );
         assert!(cache.advance("r", 5, vec![], &plugins).is_none());
     }
 }

@@ -295,8 +295,11 @@ pub(super) async fn events(
     caller.require(Role::Viewer)?;
     let changes = api.changes.subscribe();
     let stream = futures_util::stream::unfold((changes, q.run), |(mut changes, run)| async move {
+        // Counted from the last thing sent: changes of other runs do not
+        // keep a filtered stream's connection alive.
+        let quiet_until = tokio::time::Instant::now() + KEEP_ALIVE;
         loop {
-            let frames = match tokio::time::timeout(KEEP_ALIVE, changes.recv()).await {
+            let frames = match tokio::time::timeout_at(quiet_until, changes.recv()).await {
                 // A comment, so proxies and browsers keep a quiet stream open.
                 Err(_) => Bytes::from_static(b":\n\n"),
                 Ok(Ok(batch)) => match batch.frames_for(run.as_deref()) {

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::Value as Json;
 use weft_core::ports::{
@@ -14,7 +13,7 @@ use weft_core::ports::{
 use weft_core::run::{Job, Outcome};
 use weft_core::spec::units::format_duration;
 
-use crate::attempt::Attempt;
+use crate::attempt::{bounded, Attempt, Ended};
 use crate::outputs;
 use crate::steplog::StepLog;
 
@@ -174,12 +173,6 @@ fn request(job: &Job, spec: &Json, scratch: &str, worker: &str) -> Result<Contai
     })
 }
 
-enum Ended {
-    Exited(Result<ContainerExit, weft_core::Error>),
-    TimedOut,
-    Aborted,
-}
-
 pub(crate) async fn run(
     attempt: Attempt<'_>,
     spec: &Json,
@@ -223,13 +216,8 @@ pub(crate) async fn run(
     };
     let log = StepLog::new(store.clone(), key, options.max_log_bytes, filter);
     let flusher = log.spawn_flusher();
-    let timeout = job.timeout.unwrap_or(Duration::MAX);
-    let ended = tokio::select! {
-        exit = runtime.run(&request, log.as_ref()) => Ended::Exited(exit),
-        _ = tokio::time::sleep(timeout.min(Duration::from_secs(u32::MAX as u64))) => Ended::TimedOut,
-        _ = abort.wait_for(|a| *a) => Ended::Aborted,
-    };
-    if !matches!(ended, Ended::Exited(_)) {
+    let ended = bounded(runtime.run(&request, log.as_ref()), job.timeout, &mut abort).await;
+    if !matches!(ended, Ended::Finished(_)) {
         if let Err(e) = runtime.kill(&request.name).await {
             log.push(format!("\n[weft: stopping the container: {e}]\n").as_bytes())
                 .await;
@@ -238,18 +226,18 @@ pub(crate) async fn run(
     flusher.abort();
     log.finish().await;
     let outcome = match ended {
-        Ended::TimedOut => failed(
+        Ended::TimedOut(after) => failed(
             format!(
                 "timed out after {}; the container was killed",
-                format_duration(timeout)
+                format_duration(after)
             ),
             None,
             true,
         ),
         Ended::Aborted => failed("aborted".into(), None, false),
-        Ended::Exited(Err(weft_core::Error::Invalid(e))) => failed(e, None, false),
-        Ended::Exited(Err(e)) => failed(format!("container runtime: {e}"), None, true),
-        Ended::Exited(Ok(ContainerExit::OomKilled)) => failed(
+        Ended::Finished(Err(weft_core::Error::Invalid(e))) => failed(e, None, false),
+        Ended::Finished(Err(e)) => failed(format!("container runtime: {e}"), None, true),
+        Ended::Finished(Ok(ContainerExit::OomKilled)) => failed(
             format!(
                 "oom-killed: the container went over its memory limit{}",
                 job.resources
@@ -260,13 +248,13 @@ pub(crate) async fn run(
             None,
             true,
         ),
-        Ended::Exited(Ok(ContainerExit::Exited(0))) => {
+        Ended::Finished(Ok(ContainerExit::Exited(0))) => {
             match outputs::read(&dir.join("outputs.json"), options.max_output_bytes) {
                 Ok(outputs) => Outcome::Succeeded { outputs },
                 Err(e) => failed(e, Some(0), false),
             }
         }
-        Ended::Exited(Ok(ContainerExit::Exited(code))) => {
+        Ended::Finished(Ok(ContainerExit::Exited(code))) => {
             failed(format!("exited with code {code}"), Some(code as i32), true)
         }
     };

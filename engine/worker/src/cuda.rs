@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Map, Value as Json};
 use weft_core::kernel::{BufferInit, DType, KernelArg, KernelCode, KernelSpec, MAX_BUFFER_BYTES};
@@ -16,7 +15,7 @@ use weft_core::ports::{
 use weft_core::run::Outcome;
 use weft_core::spec::units::format_duration;
 
-use crate::attempt::Attempt;
+use crate::attempt::{bounded, Attempt, Ended};
 use crate::steplog::StepLog;
 use crate::Options;
 
@@ -164,12 +163,6 @@ fn summary(spec: &KernelSpec, device: u32, r: &KernelReport) -> String {
     )
 }
 
-enum Ended {
-    Launched(Result<KernelReport, weft_core::Error>),
-    TimedOut,
-    Aborted,
-}
-
 pub(crate) async fn run(
     attempt: Attempt<'_>,
     spec: &Json,
@@ -203,25 +196,20 @@ pub(crate) async fn run(
         attempt: job.attempt,
     };
     let log = StepLog::new(store.clone(), key, options.max_log_bytes, filter);
-    let timeout = job.timeout.unwrap_or(Duration::MAX);
     // Losing the race drops the launch, and with it the kernel process.
-    let ended = tokio::select! {
-        r = runtime.launch(device, launch) => Ended::Launched(r),
-        _ = tokio::time::sleep(timeout.min(Duration::from_secs(u32::MAX as u64))) => Ended::TimedOut,
-        _ = abort.wait_for(|a| *a) => Ended::Aborted,
-    };
+    let ended = bounded(runtime.launch(device, launch), job.timeout, &mut abort).await;
     let outcome = match ended {
         Ended::Aborted => failed("aborted; the kernel process was stopped".into(), false),
-        Ended::TimedOut => failed(
+        Ended::TimedOut(after) => failed(
             format!(
                 "timed out after {}; the kernel process was killed",
-                format_duration(timeout)
+                format_duration(after)
             ),
             true,
         ),
-        Ended::Launched(Err(weft_core::Error::Invalid(e))) => failed(e, false),
-        Ended::Launched(Err(e)) => failed(format!("kernel runtime: {e}"), true),
-        Ended::Launched(Ok(report)) => {
+        Ended::Finished(Err(weft_core::Error::Invalid(e))) => failed(e, false),
+        Ended::Finished(Err(e)) => failed(format!("kernel runtime: {e}"), true),
+        Ended::Finished(Ok(report)) => {
             if !report.log.is_empty() {
                 log.push(report.log.as_bytes()).await;
             }

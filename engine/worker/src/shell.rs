@@ -13,7 +13,7 @@ use weft_core::ports::LogKey;
 use weft_core::run::Outcome;
 use weft_core::spec::{units::format_duration, Command};
 
-use crate::attempt::Attempt;
+use crate::attempt::{bounded, Attempt, Ended};
 use crate::outputs;
 use crate::steplog::StepLog;
 
@@ -101,13 +101,8 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
     ];
     let flusher = log.spawn_flusher();
 
-    let timeout = job.timeout.unwrap_or(Duration::MAX);
-    let ended = tokio::select! {
-        status = child.wait() => Ended::Exited(status),
-        _ = tokio::time::sleep(timeout.min(Duration::from_secs(u32::MAX as u64))) => Ended::TimedOut,
-        _ = abort.wait_for(|a| *a) => Ended::Aborted,
-    };
-    if !matches!(ended, Ended::Exited(_)) {
+    let ended = bounded(child.wait(), job.timeout, &mut abort).await;
+    if !matches!(ended, Ended::Finished(_)) {
         if let Some(pgid) = pgid {
             let _ = killpg(pgid, Signal::SIGKILL);
         }
@@ -123,14 +118,14 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
     log.finish().await;
 
     let outcome = match ended {
-        Ended::TimedOut => failed(
-            format!("timed out after {}", format_duration(timeout)),
+        Ended::TimedOut(after) => failed(
+            format!("timed out after {}", format_duration(after)),
             None,
             true,
         ),
         Ended::Aborted => failed("aborted".into(), None, false),
-        Ended::Exited(Err(e)) => failed(format!("waiting for `{program}`: {e}"), None, true),
-        Ended::Exited(Ok(status)) => match status.code() {
+        Ended::Finished(Err(e)) => failed(format!("waiting for `{program}`: {e}"), None, true),
+        Ended::Finished(Ok(status)) => match status.code() {
             Some(0) => match outputs::read(&outputs_path, options.max_output_bytes) {
                 Ok(outputs) => Outcome::Succeeded { outputs },
                 Err(e) => failed(e, Some(0), false),
@@ -161,12 +156,6 @@ fn die_with_worker(process: &mut Process) {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
         });
     }
-}
-
-enum Ended {
-    Exited(std::io::Result<std::process::ExitStatus>),
-    TimedOut,
-    Aborted,
 }
 
 fn failed(reason: String, exit_code: Option<i32>, retryable: bool) -> Outcome {

@@ -244,26 +244,15 @@ async fn pages(cluster: &Cluster, done: &str, file: &str, paced_file: &str, file
     // 1b. A 5,000-step run (distinct steps, no fan-out): its page while it
     // runs, then opened cold once it has finished.
     let done_5k = cluster.submit(file_5k, &[]).await;
-    b.goto(&format!("{}/healthz", cluster.url)).await;
-    time_to_graph(&b, &format!("{}/#/runs/{done_5k}", cluster.url)).await;
-    record_frames(&b).await;
-    let counter = count_changes(cluster, &done_5k, LONG);
-    let started = Instant::now();
-    b.wait_for(
-        "the 5,000-step run to finish on the page",
-        "return document.querySelectorAll('.canvas g.node.st-succeeded').length === 5000",
-        LONG,
+    watch_live(
+        &b,
+        cluster,
+        &done_5k,
+        "live 5,000-step run",
+        LAYERS_5K * WIDTH,
+        None,
     )
     .await;
-    let seconds = started.elapsed().as_secs_f64();
-    let changes = counter.await.unwrap();
-    let (frames, applies, busy) = frames_and_applies(&b).await;
-    println!(
-        "  live 5,000-step run: {changes} state changes in {seconds:.1} s ({:.0}/s) reached the page as {} applied updates",
-        changes as f64 / seconds,
-        applies.len()
-    );
-    report_frames(&frames, &applies, busy, LAYERS_5K * WIDTH);
     assert_eq!(cluster.wait(&done_5k, LONG).await.run.status, "succeeded");
     let mut loads = Vec::new();
     for _ in 0..3 {
@@ -279,44 +268,60 @@ async fn pages(cluster: &Cluster, done: &str, file: &str, paced_file: &str, file
 
     // 2. A live run on the page.
     let live = cluster.submit(file, &[]).await;
-    b.goto(&format!("{}/healthz", cluster.url)).await;
-    time_to_graph(&b, &format!("{}/#/runs/{live}", cluster.url)).await;
-    record_frames(&b).await;
-    let counter = count_changes(cluster, &live, LONG);
-    let started = Instant::now();
-    b.wait_for(
-        "the live run to finish on the page",
-        "return document.querySelectorAll('.canvas g.node.st-succeeded').length === 2000",
-        LONG,
+    watch_live(&b, cluster, &live, "live run", LAYERS * WIDTH, None).await;
+    // 2b. The same page while a run goes at about 100 changes per second.
+    let paced = cluster.submit(paced_file, &[]).await;
+    watch_live(
+        &b,
+        cluster,
+        &paced,
+        "paced run",
+        LAYERS * WIDTH,
+        Some(PACED_WINDOW),
     )
     .await;
+    drop(b);
+}
+
+/// Opens the page of live run `run` of `nodes` steps and watches it until
+/// every node is green, or for `window` (then cancels the run): changes
+/// that reached the page, the cost of applying them, long frames.
+async fn watch_live(
+    b: &Browser,
+    cluster: &Cluster,
+    run: &str,
+    what: &str,
+    nodes: usize,
+    window: Option<Duration>,
+) {
+    b.goto(&format!("{}/healthz", cluster.url)).await;
+    time_to_graph(b, &format!("{}/#/runs/{run}", cluster.url)).await;
+    record_frames(b).await;
+    let counter = count_changes(cluster, run, window.unwrap_or(LONG));
+    let started = Instant::now();
+    match window {
+        Some(window) => tokio::time::sleep(window).await,
+        None => {
+            b.wait_for(
+                &format!("the {what} to finish on the page"),
+                &format!("return document.querySelectorAll('.canvas g.node.st-succeeded').length === {nodes}"),
+                LONG,
+            )
+            .await;
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
     let changes = counter.await.unwrap();
-    let (frames, applies, busy) = frames_and_applies(&b).await;
+    let (frames, applies, busy) = frames_and_applies(b).await;
+    if window.is_some() {
+        cluster.client().cancel(run).await.unwrap();
+    }
     println!(
-        "  live run: {changes} state changes in {seconds:.1} s ({:.0}/s) reached the page as {} applied updates",
+        "  {what}: {changes} state changes in {seconds:.1} s ({:.0}/s) reached the page as {} applied updates",
         changes as f64 / seconds,
         applies.len()
     );
-    report_frames(&frames, &applies, busy, LAYERS * WIDTH);
-    // 2b. The same page while a run goes at about 100 changes per second.
-    let paced = cluster.submit(paced_file, &[]).await;
-    b.goto(&format!("{}/healthz", cluster.url)).await;
-    time_to_graph(&b, &format!("{}/#/runs/{paced}", cluster.url)).await;
-    record_frames(&b).await;
-    let counter = count_changes(cluster, &paced, PACED_WINDOW);
-    tokio::time::sleep(PACED_WINDOW).await;
-    let changes = counter.await.unwrap();
-    let (frames, applies, busy) = frames_and_applies(&b).await;
-    cluster.client().cancel(&paced).await.unwrap();
-    println!(
-        "  paced run: {changes} state changes in {:.0} s ({:.0}/s) reached the page as {} applied updates",
-        PACED_WINDOW.as_secs_f64(),
-        changes as f64 / PACED_WINDOW.as_secs_f64(),
-        applies.len()
-    );
-    report_frames(&frames, &applies, busy, LAYERS * WIDTH);
-    drop(b);
+    report_frames(&frames, &applies, busy, nodes);
 }
 
 /// How long each load of `hammer` lasts.

@@ -3,6 +3,10 @@
 //! reduced by barycenter sweeps, then coordinates. The dashboard only draws
 //! what this computes, so a browser never lays out thousands of nodes.
 
+mod groups;
+
+pub use groups::{layered_grouped, GroupedLayout, GROUP_MIN};
+
 use crate::dag::Dag;
 
 /// Size of a node box and the gaps between boxes, in drawing units (px).

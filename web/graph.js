@@ -20,6 +20,21 @@ function countsText(node) {
   return `${parts.join(' ')} of ${total}`;
 }
 
+/**
+ * One word for a group of steps, as the server says it (views.rs,
+ * group_status): their status if shared; running while any runs; then
+ * failed, cancelled; running while some are done and others wait.
+ */
+export function groupStatus(statuses) {
+  if (statuses.every((s) => s === statuses[0])) return statuses[0] || 'pending';
+  const any = (...wanted) => statuses.some((s) => wanted.includes(s));
+  if (any('running')) return 'running';
+  if (any('failed')) return 'failed';
+  if (any('cancelled')) return 'cancelled';
+  if (any('pending', 'waiting')) return 'running';
+  return 'succeeded';
+}
+
 function curve(points) {
   let d = `M${points[0][0]},${points[0][1]}`;
   for (let i = 1; i < points.length; i++) {
@@ -53,12 +68,13 @@ export function drawGraph(graph, onSelect = () => {}) {
   for (const n of graph.nodes) {
     const status = s('text', { x: 10, y: 32, class: 'sub' }, countsText(n));
     const g = s('g', {
-      class: `node st-${n.status}${n.fan_out ? ' fan' : ''}`, transform: `translate(${n.x},${n.y})`,
+      class: `node st-${n.status}${n.fan_out ? ' fan' : ''}${n.members ? ' group' : ''}`, transform: `translate(${n.x},${n.y})`,
       tabindex: 0, role: 'button', 'data-step': n.id, 'aria-label': `${n.id}: ${n.status}`,
       onclick: () => onSelect(n.id),
       onkeydown: (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); onSelect(n.id); } },
     },
-    s('title', {}, n.name ? `${n.name} (${n.id})` : n.id),
+    s('title', {}, n.members ? `${n.members.length} steps with the same needs and dependents: ${n.name}`
+      : n.name ? `${n.name} (${n.id})` : n.id),
     s('rect', { width: graph.node_width, height: graph.node_height, rx: 6 }),
     s('text', { x: 10, y: 16, class: 'name' }, label(n.name || n.id)),
     status);
@@ -104,7 +120,7 @@ export function drawGraph(graph, onSelect = () => {}) {
         const key = `${n.status}|${text}`;
         if (key === entry.key) continue;
         entry.key = key;
-        entry.g.setAttribute('class', `node st-${n.status}${n.fan_out ? ' fan' : ''}${selected === n.id ? ' selected' : ''}`);
+        entry.g.setAttribute('class', `node st-${n.status}${n.fan_out ? ' fan' : ''}${entry.node.members ? ' group' : ''}${selected === n.id ? ' selected' : ''}`);
         entry.g.setAttribute('aria-label', `${n.id}: ${n.status}`);
         entry.status.textContent = text;
       }

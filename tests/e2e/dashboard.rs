@@ -324,3 +324,72 @@ async fn dashboard_asks_for_a_token_and_serves_files_under_a_strict_policy() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_sibling_steps_are_one_node_that_lists_them_on_demand() {
+    let cluster = Cluster::start(1);
+    // 30 distinct steps with the same need and the same dependent.
+    let mut source =
+        String::from("[workflow]\nname = \"siblings\"\n[steps.prep]\nrun = \"true\"\n");
+    for i in 0..30 {
+        source.push_str(&format!(
+            "[steps.part_{i:02}]\nneeds = [\"prep\"]\nrun = \"echo part {i}\"\n"
+        ));
+    }
+    let parts: Vec<String> = (0..30).map(|i| format!("\"part_{i:02}\"")).collect();
+    source.push_str(&format!(
+        "[steps.join]\nneeds = [{}]\nrun = \"true\"\n",
+        parts.join(", ")
+    ));
+    let file = cluster.dir.path().join("siblings.toml");
+    std::fs::write(&file, source).unwrap();
+    let id = cluster.submit(file.to_str().unwrap(), &[]).await;
+    assert_eq!(cluster.wait(&id, LONG).await.run.status, "succeeded");
+
+    let b = open(&cluster, &format!("runs/{id}")).await;
+    b.wait_for(
+        "the grouped graph, all green",
+        "return document.querySelectorAll('.canvas g.node.st-succeeded').length === 3",
+        LONG,
+    )
+    .await;
+    assert_eq!(b.eval(&count(".canvas g.node"), json!([])).await, json!(3));
+    let group = "'.canvas g.node.group[data-step=\"group:part_00\"]'";
+    let text = b
+        .eval(
+            &format!("return document.querySelector({group}).textContent"),
+            json!([]),
+        )
+        .await;
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains("part_00 … part_29") && text.contains("30✓ of 30"),
+        "{text}"
+    );
+    assert_eq!(
+        b.eval(&count(".canvas .edges path"), json!([])).await,
+        json!(2),
+        "one edge into the group and one out, not sixty"
+    );
+
+    // On demand: the group lists its steps; choosing one opens it.
+    b.click(".canvas g.node.group").await;
+    b.wait_for(
+        "the group's steps",
+        "return document.querySelectorAll('.panel ul.tasks li').length === 30",
+        LONG,
+    )
+    .await;
+    b.screenshot("run-group").await;
+    b.eval(
+        "[...document.querySelectorAll('.panel ul.tasks button')].find((e) => e.textContent === 'part_07').click()",
+        json!([]),
+    )
+    .await;
+    b.wait_for(
+        "part_07's log",
+        "return document.querySelector('pre.log')?.textContent.includes('part 7')",
+        LONG,
+    )
+    .await;
+}

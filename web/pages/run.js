@@ -3,13 +3,23 @@
 
 import { api, stream } from '../api.js';
 import { h, clear, badge, duration, time, throttle, errorBox } from '../dom.js';
-import { drawGraph } from '../graph.js';
+import { drawGraph, groupStatus } from '../graph.js';
 import { timeline } from '../timeline.js';
 
 const TASKS_SHOWN = 200;
 
-function nodeStates(view) {
-  return view.steps.map((step) => ({ id: step.id, status: step.status, fan_out: step.fan_out, counts: step.counts }));
+/** Node states for the graph: one per step, and one per group of steps. */
+function nodeStates(view, groups) {
+  const states = view.steps.map((step) => ({ id: step.id, status: step.status, fan_out: step.fan_out, counts: step.counts }));
+  if (!groups.length) return states;
+  const status = new Map(view.steps.map((step) => [step.id, step.status]));
+  for (const group of groups) {
+    const statuses = group.members.map((m) => status.get(m) || 'pending');
+    const counts = {};
+    for (const st of statuses) counts[st] = (counts[st] || 0) + 1;
+    states.push({ id: group.id, status: groupStatus(statuses), fan_out: true, counts });
+  }
+  return states;
 }
 
 function finished(status) {
@@ -23,8 +33,10 @@ export function mount(el, [id]) {
   let view = null;
   let stepView = null;
   let graph = null;
+  // Groups of sibling steps the graph draws as one node: [{id, members}].
+  let groups = [];
   let mode = sessionStorage.getItem('weft.run.mode') || 'graph';
-  let chosen = { step: null, task: null, attempt: null, showAll: false };
+  let chosen = { step: null, group: null, task: null, attempt: null, showAll: false };
   let logFor = null;
   let logAbort = null;
 
@@ -70,10 +82,32 @@ export function mount(el, [id]) {
   }
 
   function select(step) {
-    chosen = { step, task: null, attempt: null, showAll: false };
+    const group = groups.find((g) => g.id === step) || null;
+    chosen = { step: group ? null : step, group, task: null, attempt: null, showAll: false };
     stepView = null;
     if (graph) graph.select(step);
-    loadStep();
+    if (group) showGroup();
+    else loadStep();
+  }
+
+  /** A group's steps, each with its state; choosing one opens it. */
+  function showGroup() {
+    const group = chosen.group;
+    if (!group) return;
+    const status = new Map(view.steps.map((step) => [step.id, step.status]));
+    const statuses = group.members.map((m) => status.get(m) || 'pending');
+    const shown = chosen.showAll ? group.members : group.members.slice(0, TASKS_SHOWN);
+    clear(info).append(
+      h('h2', {}, `${group.members.length} steps`, ' ', badge(groupStatus(statuses))),
+      h('p', { class: 'muted' }, 'Steps with the same needs and the same dependents, drawn as one node.'),
+      h('ul', { class: 'tasks' }, shown.map((m, i) => h('li', {},
+        h('button', { type: 'button', class: 'link', onclick: () => select(m) }, m), ' ', badge(statuses[i])))),
+      group.members.length > shown.length
+        ? h('button', { type: 'button', onclick: () => { chosen.showAll = true; showGroup(); } }, `Show all ${group.members.length}`) : '');
+    // No log for a group: stop following the last step's.
+    if (logAbort) logAbort.abort();
+    logFor = null;
+    clear(panel).append(info);
   }
 
   async function loadStep() {
@@ -95,7 +129,7 @@ export function mount(el, [id]) {
       canvas.append(timeline(view, select, chosen.step));
     } else if (graph) {
       canvas.append(graph.element);
-      graph.update(nodeStates(view));
+      graph.update(nodeStates(view, groups));
     }
   }
 
@@ -154,7 +188,7 @@ export function mount(el, [id]) {
       parts.push(h('button', { type: 'button', onclick: () => retry(step.id) }, 'Retry from this step'));
     }
     clear(info).append(...parts.filter(Boolean));
-    if (!panel.contains(info)) clear(panel).append(info, logHead, logBox);
+    if (!panel.contains(logBox)) clear(panel).append(info, logHead, logBox);
     follow(task, attempt);
   }
 
@@ -202,8 +236,9 @@ export function mount(el, [id]) {
       const applying = performance.now();
       header();
       if (mode === 'timeline') draw();
-      else if (graph) graph.update(nodeStates(view));
+      else if (graph) graph.update(nodeStates(view, groups));
       if (chosen.step) loadStep();
+      if (chosen.group) showGroup();
       if (!extra.firstChild) more();
       clear(problem);
       // For benchmarks and the curious: how long applying an update took.
@@ -222,6 +257,7 @@ export function mount(el, [id]) {
     if (!(await refresh())) return;
     try {
       const drawn = await layout;
+      groups = drawn.nodes.filter((n) => n.members && n.members.length);
       graph = drawGraph(drawn, select);
       draw();
       if (drawn.width > canvas.clientWidth) graph.fit();

@@ -279,8 +279,10 @@ pub struct GraphView {
     pub edges: Vec<GraphEdge>,
 }
 
-/// One step: its box's top-left corner, and for a run its state. A fan-out
-/// step is one node; `counts` holds its tasks per state.
+/// One step, or a group of sibling steps: its box's top-left corner, and
+/// for a run its state. A fan-out step is one node, `counts` holding its
+/// tasks per state; so is a group (at least 20 steps with the same needs
+/// and dependents), `members` listing its steps and `counts` their states.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GraphNode {
     pub id: String,
@@ -293,8 +295,11 @@ pub struct GraphNode {
     /// `pending` for a workflow that is not running.
     pub status: String,
     pub fan_out: bool,
-    /// Tasks by state (fan-out steps have many).
+    /// Tasks by state (fan-out steps have many); a group's steps by state.
     pub counts: std::collections::BTreeMap<String, usize>,
+    /// A group's steps (its `id` is `group:` and the first one's id).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
 }
 
 /// An edge from a need to the step that needs it, as a polyline.
@@ -308,24 +313,51 @@ pub struct GraphEdge {
 impl GraphView {
     /// The graph of `plan`, with states from `state` when a run is given.
     pub fn new(plan: &weft_core::run::Plan, state: Option<&RunState>) -> Self {
-        let layout = weft_core::layout::layered(&plan.dag);
+        let grouped = weft_core::layout::layered_grouped(&plan.dag, weft_core::layout::GROUP_MIN);
+        let layout = grouped.layout;
         let steps = &plan.workflow.steps;
-        let nodes = layout
+        let status_of = |i: usize| state.and_then(|s| s.steps.get(i));
+        let nodes: Vec<GraphNode> = layout
             .nodes
             .iter()
-            .enumerate()
-            .map(|(i, place)| {
-                let step = state.and_then(|s| s.steps.get(i));
-                let counts = step.map(task_counts).unwrap_or_default();
-                GraphNode {
-                    id: steps[i].id.clone(),
-                    name: steps[i].name.clone(),
-                    layer: place.layer,
-                    x: place.x,
-                    y: place.y,
-                    status: step.map_or("pending", |s| s.status.as_str()).into(),
-                    fan_out: step.map_or(steps[i].for_each.is_some(), |s| s.fan_out),
-                    counts,
+            .zip(&grouped.members)
+            .map(|(place, members)| match members.as_slice() {
+                &[i] => {
+                    let step = status_of(i);
+                    GraphNode {
+                        id: steps[i].id.clone(),
+                        name: steps[i].name.clone(),
+                        layer: place.layer,
+                        x: place.x,
+                        y: place.y,
+                        status: step.map_or("pending", |s| s.status.as_str()).into(),
+                        fan_out: step.map_or(steps[i].for_each.is_some(), |s| s.fan_out),
+                        counts: step.map(task_counts).unwrap_or_default(),
+                        members: Vec::new(),
+                    }
+                }
+                _ => {
+                    let statuses: Vec<&str> = members
+                        .iter()
+                        .map(|&i| status_of(i).map_or("pending", |s| s.status.as_str()))
+                        .collect();
+                    let mut counts = std::collections::BTreeMap::new();
+                    for s in &statuses {
+                        *counts.entry(s.to_string()).or_insert(0) += 1;
+                    }
+                    let (first, last) =
+                        (&steps[members[0]].id, &steps[members[members.len() - 1]].id);
+                    GraphNode {
+                        id: format!("group:{first}"),
+                        name: Some(format!("{first} … {last}")),
+                        layer: place.layer,
+                        x: place.x,
+                        y: place.y,
+                        status: group_status(&statuses).into(),
+                        fan_out: true,
+                        counts,
+                        members: members.iter().map(|&i| steps[i].id.clone()).collect(),
+                    }
                 }
             })
             .collect();
@@ -333,8 +365,8 @@ impl GraphView {
             .edges
             .into_iter()
             .map(|e| GraphEdge {
-                from: steps[e.from].id.clone(),
-                to: steps[e.to].id.clone(),
+                from: nodes[e.from].id.clone(),
+                to: nodes[e.to].id.clone(),
                 points: e.points.into_iter().map(|(x, y)| [x, y]).collect(),
             })
             .collect();
@@ -433,6 +465,22 @@ impl RunStates {
     }
 }
 
+/// One word for a group of steps (the dashboard's `groupStatus` says the
+/// same): their status if they share one; `running` while any runs; then
+/// `failed`, `cancelled`; `running` while some are done and others wait;
+/// `succeeded` for succeeded and skipped ones.
+fn group_status<'a>(statuses: &[&'a str]) -> &'a str {
+    let any = |wanted: &[&str]| statuses.iter().any(|s| wanted.contains(s));
+    match statuses {
+        [first, rest @ ..] if rest.iter().all(|s| s == first) => first,
+        _ if any(&["running"]) => "running",
+        _ if any(&["failed"]) => "failed",
+        _ if any(&["cancelled"]) => "cancelled",
+        _ if any(&["pending", "waiting"]) => "running",
+        _ => "succeeded",
+    }
+}
+
 fn task_counts(step: &weft_core::run::StepState) -> std::collections::BTreeMap<String, usize> {
     let mut counts = std::collections::BTreeMap::new();
     for t in &step.tasks {
@@ -452,4 +500,25 @@ fn resolved_plugins(record: &RunRecord) -> Vec<ResolvedPluginView> {
             sha256: p.sha256.clone(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_status;
+
+    #[test]
+    fn a_group_says_one_word_for_its_steps() {
+        for (statuses, word) in [
+            (&["succeeded", "succeeded"][..], "succeeded"),
+            (&["waiting", "waiting"], "waiting"),
+            (&["succeeded", "running", "waiting"], "running"),
+            (&["failed", "running"], "running"),
+            (&["failed", "succeeded", "skipped"], "failed"),
+            (&["cancelled", "succeeded"], "cancelled"),
+            (&["succeeded", "waiting"], "running"),
+            (&["succeeded", "skipped"], "succeeded"),
+        ] {
+            assert_eq!(group_status(statuses), word, "{statuses:?}");
+        }
+    }
 }

@@ -42,6 +42,24 @@ const PACED_WINDOW: Duration = Duration::from_secs(20);
 /// Layers of the 5,000-step run, whose page is only opened.
 const LAYERS_5K: usize = 50;
 
+/// `prep`, `width` distinct steps that need it, and `join` needing them all:
+/// a fan-out written out step by step, as a generator would.
+fn siblings(width: usize) -> String {
+    let mut w =
+        format!("[workflow]\nname = \"siblings-{width}\"\n\n[steps.prep]\nrun = \"true\"\n\n");
+    for i in 0..width {
+        w.push_str(&format!(
+            "[steps.s{i}]\nneeds = [\"prep\"]\nrun = \"true\"\n\n"
+        ));
+    }
+    let all: Vec<String> = (0..width).map(|i| format!("\"s{i}\"")).collect();
+    w.push_str(&format!(
+        "[steps.join]\nneeds = [{}]\nrun = \"true\"\n",
+        all.join(", ")
+    ));
+    w
+}
+
 /// 20 layers of 100 steps running `command`; each step needs two of the layer before.
 fn workflow(command: &str) -> String {
     layered(LAYERS, command)
@@ -118,6 +136,7 @@ async fn main() {
     let file = write("fast", workflow("true"));
     let paced_file = write("paced", workflow(&format!("sleep {PACED_SLEEP}")));
     let file_5k = write("5k", layered(LAYERS_5K, "true"));
+    let siblings_file = write("siblings", siblings(LAYERS_5K * WIDTH));
     let mut cluster = Cluster::start(2);
     cluster.start_worker();
     cluster.start_worker();
@@ -137,7 +156,15 @@ async fn main() {
     );
     // `WEFT_BENCH_API_ONLY=1` skips the browser, for work on the server.
     if std::env::var_os("WEFT_BENCH_API_ONLY").is_none() {
-        pages(&cluster, &done, &file, &paced_file, &file_5k).await;
+        pages(
+            &cluster,
+            &done,
+            &file,
+            &paced_file,
+            &file_5k,
+            &siblings_file,
+        )
+        .await;
     }
 
     // 3. The API while a run is live, without and then with 200 SSE clients.
@@ -212,11 +239,19 @@ async fn main() {
     let _ = std::fs::remove_file(&file);
     let _ = std::fs::remove_file(&paced_file);
     let _ = std::fs::remove_file(&file_5k);
+    let _ = std::fs::remove_file(&siblings_file);
 }
 
 /// The run pages in Chromium: a finished run opened cold, a 5,000-step run,
 /// a live run at full speed and one paced near 100 changes per second.
-async fn pages(cluster: &Cluster, done: &str, file: &str, paced_file: &str, file_5k: &str) {
+async fn pages(
+    cluster: &Cluster,
+    done: &str,
+    file: &str,
+    paced_file: &str,
+    file_5k: &str,
+    siblings_file: &str,
+) {
     let b = open(cluster).await;
     let url = format!("{}/#/runs/{done}", cluster.url);
     let mut loads = Vec::new();
@@ -262,6 +297,28 @@ async fn pages(cluster: &Cluster, done: &str, file: &str, paced_file: &str, file
     loads.sort_by(f64::total_cmp);
     println!(
         "  5,000-step run page drawn: median {:.0} ms, worst {:.0} ms",
+        percentile(&loads, 0.5),
+        loads.last().unwrap()
+    );
+
+    // 1c. 5,000 distinct sibling steps: drawn as one group node.
+    let fan = cluster.submit(siblings_file, &[]).await;
+    assert_eq!(cluster.wait(&fan, LONG).await.run.status, "succeeded");
+    let mut loads = Vec::new();
+    for _ in 0..3 {
+        b.goto(&format!("{}/healthz", cluster.url)).await;
+        loads.push(time_to_graph(&b, &format!("{}/#/runs/{fan}", cluster.url)).await);
+    }
+    let nodes = b
+        .eval(
+            "return document.querySelectorAll('.canvas g.node').length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(nodes, json!(3), "prep, the group of 5,000, join");
+    loads.sort_by(f64::total_cmp);
+    println!(
+        "  5,000 sibling steps (one group node) page drawn: median {:.0} ms, worst {:.0} ms",
         percentile(&loads, 0.5),
         loads.last().unwrap()
     );

@@ -146,3 +146,36 @@ fn ctrl_c_cancels_the_run_and_kills_the_step_process_group() {
     let runs = text(&weft(&["runs"], &dir.path().join("data")));
     assert!(runs.contains("cancelled"), "{runs}");
 }
+
+#[test]
+fn inputs_too_big_for_the_environment_come_in_their_file() {
+    let data = tempfile::tempdir().unwrap();
+    // 200 KB of outputs: more than one environment variable may hold.
+    let file = data.path().join("big-inputs.toml");
+    std::fs::write(
+        &file,
+        r#"[workflow]
+name = "big-inputs"
+[steps.big]
+run = "printf '{\"blob\": \"%0200000d\"}' 0 > \"$WEFT_OUTPUTS\""
+[steps.next]
+needs = ["big"]
+run = "test -z \"${WEFT_INPUTS+set}\" && wc -c < \"$WEFT_INPUTS_FILE\""
+"#,
+    )
+    .unwrap();
+    let out = weft(&["run", file.to_str().unwrap(), "--plain"], data.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = last_run_id(data.path());
+    let log = text(&weft(&["logs", &id, "next"], data.path()));
+    assert!(
+        log.contains("$WEFT_INPUTS is not set: the inputs are 196 KiB"),
+        "{log}"
+    );
+    let bytes: usize = log
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("the size of the inputs file");
+    assert!(bytes > 200_000, "{log}");
+}

@@ -120,8 +120,15 @@ fn mounts(v: Option<&Json>) -> Result<Vec<ContainerMount>, String> {
         .collect()
 }
 
-/// What the runtime gets for this attempt.
-fn request(job: &Job, spec: &Json, scratch: &str, worker: &str) -> Result<ContainerRun, String> {
+/// What the runtime gets for this attempt; `inputs` for `$WEFT_INPUTS`
+/// (none when too big for the environment).
+fn request(
+    job: &Job,
+    spec: &Json,
+    inputs: Option<&str>,
+    scratch: &str,
+    worker: &str,
+) -> Result<ContainerRun, String> {
     let image = spec
         .get("image")
         .and_then(Json::as_str)
@@ -138,7 +145,9 @@ fn request(job: &Job, spec: &Json, scratch: &str, worker: &str) -> Result<Contai
     }
     env.insert("WEFT_OUTPUTS".into(), "/weft/outputs.json".into());
     env.insert("WEFT_INPUTS_FILE".into(), "/weft/inputs.json".into());
-    env.insert("WEFT_INPUTS".into(), job.inputs.to_string());
+    if let Some(inputs) = inputs {
+        env.insert("WEFT_INPUTS".into(), inputs.into());
+    }
     env.insert("WEFT_RUN_ID".into(), job.run_id.clone());
     env.insert("WEFT_STEP".into(), job.task.step.clone());
     env.insert("WEFT_ATTEMPT".into(), job.attempt.to_string());
@@ -187,14 +196,20 @@ pub(crate) async fn run(
         gpus,
     } = attempt;
     let dir = options.attempt_dir(job);
+    let inputs = job.inputs.to_string();
     let prepared = (|| {
         std::fs::create_dir_all(&dir)?;
         // The container's user may be anyone; the directory is the attempt's own.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
         let _ = std::fs::remove_file(dir.join("outputs.json"));
-        std::fs::write(dir.join("inputs.json"), job.inputs.to_string())
+        std::fs::write(dir.join("inputs.json"), &inputs)
     })();
+    // Inputs too big for the environment are only in the file; the log says so.
+    let (inputs_env, inputs_note) = match outputs::inputs_env(&inputs) {
+        Ok(inputs) => (Some(inputs), None),
+        Err(note) => (None, Some(note)),
+    };
     if let Err(e) = prepared {
         return failed(format!("preparing {}: {e}", dir.display()), None, true);
     }
@@ -202,7 +217,7 @@ pub(crate) async fn run(
         Ok(p) => p.display().to_string(),
         Err(e) => return failed(format!("preparing {}: {e}", dir.display()), None, true),
     };
-    let request = match request(job, spec, &scratch, &options.name) {
+    let request = match request(job, spec, inputs_env, &scratch, &options.name) {
         Ok(r) => ContainerRun {
             gpus: gpus.to_vec(),
             ..r
@@ -215,6 +230,9 @@ pub(crate) async fn run(
         attempt: job.attempt,
     };
     let log = StepLog::new(store.clone(), key, options.max_log_bytes, filter);
+    if let Some(note) = inputs_note {
+        log.push(note.as_bytes()).await;
+    }
     let flusher = log.spawn_flusher();
     let ended = bounded(runtime.run(&request, log.as_ref()), job.timeout, &mut abort).await;
     if !matches!(ended, Ended::Finished(_)) {
@@ -275,7 +293,7 @@ mod tests {
         job.resources.memory = Some(64 << 20);
         let spec = json!({"image": "busybox", "command": "echo hi", "env": {"A": 1},
             "mounts": ["/data:/data:ro", {"source": "/x", "target": "/y"}], "network": true});
-        let r = request(&job, &spec, "/tmp/s", "w1").unwrap();
+        let r = request(&job, &spec, Some("{}"), "/tmp/s", "w1").unwrap();
         assert_eq!(r.name, "weft-r1-prep-2-1");
         assert_eq!(r.command.unwrap(), ["sh", "-c", "echo hi"]);
         assert_eq!(r.env["A"], "1");
@@ -285,11 +303,11 @@ mod tests {
         assert_eq!(r.labels[WORKER_LABEL], "w1");
         assert_eq!((r.memory_bytes, r.network), (Some(64 << 20), true));
         let bad = json!({"image": "b", "mounts": ["relative:/x"]});
-        assert!(request(&job, &bad, "/s", "w")
+        assert!(request(&job, &bad, Some("{}"), "/s", "w")
             .unwrap_err()
             .contains("absolute"));
         let bad = json!({"image": "b", "args": "not a list"});
-        assert!(request(&job, &bad, "/s", "w").is_err());
+        assert!(request(&job, &bad, Some("{}"), "/s", "w").is_err());
     }
 
     fn weft_testkit_job() -> Job {

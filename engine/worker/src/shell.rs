@@ -57,7 +57,6 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
     process
         .envs(&job.env)
         .env("WEFT_OUTPUTS", &outputs_path)
-        .env("WEFT_INPUTS", &inputs)
         .env("WEFT_INPUTS_FILE", &inputs_path)
         .env("WEFT_RUN_ID", &job.run_id)
         .env("WEFT_STEP", &job.task.step)
@@ -68,6 +67,13 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
         .process_group(0)
         .kill_on_drop(true);
     die_with_worker(&mut process);
+    let inputs_note = match outputs::inputs_env(&inputs) {
+        Ok(inputs) => {
+            process.env("WEFT_INPUTS", inputs);
+            None
+        }
+        Err(note) => Some(note),
+    };
     if let Some(item) = job.inputs.get("item") {
         process.env(
             "WEFT_ITEM",
@@ -89,6 +95,9 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
         attempt: job.attempt,
     };
     let log = StepLog::new(store.clone(), key, options.max_log_bytes, filter);
+    if let Some(note) = inputs_note {
+        log.push(note.as_bytes()).await;
+    }
     let readers = [
         child
             .stdout

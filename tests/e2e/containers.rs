@@ -4,10 +4,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use weft_store_embedded::EmbeddedRunStore;
-
 use crate::cluster::{step, Cluster};
-use crate::support::{text, weft};
+use crate::support::{newest_embedded_run, text, weft};
 
 const IMAGE: &str = "weft-test/busybox:1";
 
@@ -37,14 +35,7 @@ async fn run(workflow: &str) -> (weft_api::views::RunView, String) {
     let file = data.path().join("w.toml");
     std::fs::write(&file, workflow.replace("IMAGE", IMAGE)).unwrap();
     let out = weft(&["run", file.to_str().unwrap(), "--plain"], data.path());
-    let store = EmbeddedRunStore::open(data.path()).unwrap();
-    let runs = weft_core::ports::RunStore::list_runs(&store, 1)
-        .await
-        .unwrap();
-    let (record, state) = weft_orchestrator::load_run(&store, &runs[0].id)
-        .await
-        .unwrap()
-        .unwrap();
+    let (store, record, state) = newest_embedded_run(data.path()).await;
     let mut output = text(&out);
     for s in &state.plan.workflow.steps {
         let log = weft_core::ports::RunStore::read_log(

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 use weft_api::views::RunView;
-use weft_store_embedded::EmbeddedRunStore;
 
 use crate::cluster::Cluster;
-use crate::support::{plugin_wasm, push_example_plugins, repo, text, weft, EXAMPLE_PLUGINS};
+use crate::support::{
+    newest_embedded_run, plugin_wasm, push_example_plugins, repo, text, weft, EXAMPLE_PLUGINS,
+};
 
 #[derive(Debug, Default)]
 pub struct Expected {
@@ -132,15 +133,11 @@ async fn run_embedded(name: &str) {
         "{}",
         text(&out)
     );
-    let store = EmbeddedRunStore::open(data.path()).unwrap();
+    let (store, record, state) = newest_embedded_run(data.path()).await;
     let runs = weft_core::ports::RunStore::list_runs(&store, 10)
         .await
         .unwrap();
-    assert_eq!(runs.len(), 1);
-    let (record, state) = weft_orchestrator::load_run(&store, &runs[0].id)
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(runs.len(), 1, "one run per example");
     assert_eq!(
         state.status, record.status,
         "replayed state agrees with the record"

@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value as Json};
 use weft_api::views::RunView;
-use weft_store_embedded::EmbeddedRunStore;
 
 use crate::cluster::{step, Cluster};
-use crate::support::{text, weft};
+use crate::support::{newest_embedded_run, text, weft};
 
 /// Whether this machine has an NVIDIA GPU and driver.
 pub fn gpu_present() -> bool {
@@ -66,14 +65,7 @@ async fn needs_gpu_saxpy_and_reduction() {
     let data = tempfile::tempdir().unwrap();
     let out = weft(&["run", "workflows/gpu/saxpy.toml", "--plain"], data.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let store = EmbeddedRunStore::open(data.path()).unwrap();
-    let runs = weft_core::ports::RunStore::list_runs(&store, 10)
-        .await
-        .unwrap();
-    let (record, state) = weft_orchestrator::load_run(&store, &runs[0].id)
-        .await
-        .unwrap()
-        .unwrap();
+    let (_, record, state) = newest_embedded_run(data.path()).await;
     let view = RunView::new(&record, &state);
     let outputs = |id: &str| step(&view, id).outputs.clone().unwrap();
     // y = 2x + 1 over x = 0..1024, checked on the host.

@@ -1,4 +1,5 @@
-//! Finding the binary and the repository, running commands.
+//! Finding the binary and the repository, running commands, reading what
+//! an embedded run left.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -88,4 +89,25 @@ pub fn push_example_plugins(data_dir: &Path) {
         );
         assert!(out.status.success(), "{}", text(&out));
     }
+}
+
+/// The newest run in the embedded data directory `data_dir`, read back
+/// from its store: the store (for logs), the run's record, its replayed state.
+pub async fn newest_embedded_run(
+    data_dir: &Path,
+) -> (
+    weft_store_embedded::EmbeddedRunStore,
+    weft_core::ports::RunRecord,
+    weft_core::run::RunState,
+) {
+    let store = weft_store_embedded::EmbeddedRunStore::open(data_dir).unwrap();
+    let runs = weft_core::ports::RunStore::list_runs(&store, 1)
+        .await
+        .unwrap();
+    let newest = &runs.first().expect("a run in the data directory").id;
+    let (record, state) = weft_orchestrator::load_run(&store, newest)
+        .await
+        .unwrap()
+        .unwrap();
+    (store, record, state)
 }

@@ -12,7 +12,7 @@ export function mount(el) {
 
   function gpus(list) {
     if (!list || !list.length) return 'none';
-    return h('ul', { class: 'gpus' }, list.map((g) => h('li', { class: g.busy ? 'busy' : 'free' },
+    return h('ul', { class: 'gpus' }, list.map((g) => h('li', { class: g.busy ? 'busy' : 'free', ...(g.uuid ? { title: g.uuid } : {}) },
       `#${g.index} ${g.name}`, g['memory-bytes'] ? ` · ${bytes(g['memory-bytes'])}` : '', g.busy ? ' · busy' : ' · free')));
   }
 

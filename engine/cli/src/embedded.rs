@@ -18,9 +18,10 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<EmbeddedRunStore>> {
 /// An orchestrator and a worker (with a plugin host) sharing one local queue.
 pub fn engine(
     store: Arc<EmbeddedRunStore>,
-    worker_options: WorkerOptions,
+    mut worker_options: WorkerOptions,
     containers: Option<Arc<dyn ContainerRuntime>>,
 ) -> anyhow::Result<(Service, Worker)> {
+    driver_gpus(&mut worker_options);
     let queue: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let plugins = Plugins::from_options(store.clone(), &worker_options)?;
@@ -67,6 +68,19 @@ pub async fn docker() -> Result<Arc<dyn ContainerRuntime>, String> {
         Ok(Ok(runtime)) => Ok(Arc::new(runtime)),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("the Docker engine did not answer within 5 s".into()),
+    }
+}
+
+/// Offers the GPUs the CUDA driver reports, unless the worker was given
+/// its GPUs; where the driver cannot be asked, the worker falls back to
+/// `nvidia-smi`.
+pub fn driver_gpus(options: &mut WorkerOptions) {
+    if options.gpus.is_some() || !weft_gpu_cuda::driver_present() {
+        return;
+    }
+    match weft_gpu_cuda::devices() {
+        Ok(slots) => options.gpus = Some(slots),
+        Err(e) => eprintln!("weft: {e}; asking nvidia-smi instead"),
     }
 }
 

@@ -23,8 +23,9 @@ pub(crate) struct Attempt<'a> {
     pub(crate) abort: watch::Receiver<bool>,
     /// The plugins' log filter, applied before a line is stored.
     pub(crate) filter: Option<Arc<PostHooks>>,
-    /// The GPUs this worker gave the attempt (none for most steps).
-    pub(crate) gpus: &'a [u32],
+    /// The GPUs this worker gave the attempt (none for most steps), as
+    /// `CUDA_VISIBLE_DEVICES` names them.
+    pub(crate) gpus: &'a [String],
 }
 
 /// How an attempt's work ended.

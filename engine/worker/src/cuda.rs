@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value as Json};
 use weft_core::kernel::{BufferInit, DType, KernelArg, KernelCode, KernelSpec, MAX_BUFFER_BYTES};
 use weft_core::ports::{
-    BufferData, KernelLaunch, KernelReport, KernelRuntime, LaunchArg, LaunchCode, LogKey,
+    gpu_label, BufferData, KernelLaunch, KernelReport, KernelRuntime, LaunchArg, LaunchCode, LogKey,
 };
 use weft_core::run::Outcome;
 use weft_core::spec::units::format_duration;
@@ -151,15 +151,15 @@ pub(crate) fn outputs(report: &KernelReport, dir: &Path) -> Result<Json, String>
     Ok(Json::Object(out))
 }
 
-fn summary(spec: &KernelSpec, device: u32, r: &KernelReport) -> String {
+fn summary(spec: &KernelSpec, device: &str, r: &KernelReport) -> String {
     let compile = match r.compile.as_str() {
         "compiled" => format!("compiled with NVRTC in {:.1} ms", r.compile_ms),
         "cached" => "PTX from the cache".into(),
         _ => "PTX as given".into(),
     };
     format!(
-        "[weft] kernel `{}` on GPU {device}, grid {:?} block {:?}: {compile}; kernel {:.3} ms, launch {:.3} ms in all\n",
-        spec.entry, spec.grid, spec.block, r.kernel_ms, r.total_ms
+        "[weft] kernel `{}` on {}, grid {:?} block {:?}: {compile}; kernel {:.3} ms, launch {:.3} ms in all\n",
+        spec.entry, gpu_label(device), spec.grid, spec.block, r.kernel_ms, r.total_ms
     )
 }
 
@@ -180,7 +180,7 @@ pub(crate) async fn run(
         Ok(s) => s,
         Err(e) => return failed(e, false),
     };
-    let Some(&device) = gpus.first() else {
+    let Some(device) = gpus.first() else {
         return failed(
             "a cuda step needs a GPU, and none was assigned".into(),
             false,
@@ -361,7 +361,7 @@ mod tests {
         let file = out["y"]["file"].as_str().unwrap();
         assert!(Path::new(file).is_absolute());
         assert_eq!(std::fs::read(file).unwrap(), big);
-        let line = summary(&spec(json!([])), 0, &report);
+        let line = summary(&spec(json!([])), "0", &report);
         assert!(
             line.contains("PTX from the cache") && line.contains("kernel `saxpy` on GPU 0"),
             "{line}"

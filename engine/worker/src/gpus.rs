@@ -15,7 +15,8 @@ pub(crate) struct Gpus {
     freed: Notify,
 }
 
-/// The worker's GPUs, as given or as the NVIDIA driver reports them; none
+/// The worker's GPUs, as given (by the operator, or from the CUDA driver by
+/// the binary that wires the worker), else as `nvidia-smi` lists them; none
 /// where there is no driver.
 pub(crate) fn detect(given: Option<&[GpuSlot]>) -> Vec<GpuSlot> {
     if let Some(g) = given {
@@ -23,7 +24,7 @@ pub(crate) fn detect(given: Option<&[GpuSlot]>) -> Vec<GpuSlot> {
     }
     let Ok(out) = std::process::Command::new("nvidia-smi")
         .args([
-            "--query-gpu=index,name,memory.total",
+            "--query-gpu=index,name,memory.total,uuid",
             "--format=csv,noheader,nounits",
         ])
         .output()
@@ -33,17 +34,26 @@ pub(crate) fn detect(given: Option<&[GpuSlot]>) -> Vec<GpuSlot> {
     if !out.status.success() {
         return Vec::new();
     }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
+    from_nvidia_smi(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Slots from `nvidia-smi --query-gpu=index,name,memory.total,uuid` CSV.
+fn from_nvidia_smi(csv: &str) -> Vec<GpuSlot> {
+    csv.lines()
         .filter_map(|line| {
             let mut parts = line.split(',').map(str::trim);
             let index = parts.next()?.parse().ok()?;
             let name = parts.next()?.to_string();
-            let mib: u64 = parts.next()?.parse().ok()?;
+            let mib: u64 = parts.next()?.parse().unwrap_or(0);
+            let uuid = parts
+                .next()
+                .filter(|u| u.starts_with("GPU-") || u.starts_with("MIG-"))
+                .map(str::to_string);
             Some(GpuSlot {
                 index,
                 name,
                 memory_bytes: mib << 20,
+                uuid,
                 busy: false,
             })
         })
@@ -97,6 +107,18 @@ impl Gpus {
         }
     }
 
+    /// How `CUDA_VISIBLE_DEVICES` and container requests name these GPUs.
+    pub(crate) fn device_ids(&self, ids: &[u32]) -> Vec<String> {
+        ids.iter()
+            .map(|id| {
+                self.slots
+                    .iter()
+                    .find(|g| g.index == *id)
+                    .map_or_else(|| id.to_string(), GpuSlot::device_id)
+            })
+            .collect()
+    }
+
     pub(crate) fn release(&self, ids: &[u32]) {
         self.free.lock().expect("gpu lock").extend(ids);
         self.freed.notify_waiters();
@@ -124,8 +146,33 @@ mod tests {
             index,
             name: "Test".into(),
             memory_bytes: 0,
+            uuid: None,
             busy: false,
         }
+    }
+
+    #[test]
+    fn nvidia_smi_lines_become_slots_named_by_uuid() {
+        let csv = "0, NVIDIA H100 80GB HBM3, 81559, GPU-2b5f1344-9c01-4e8a-b36d-0011223344ff\n\
+                   1, NVIDIA A10, [N/A], [N/A]\n\
+                   garbage\n";
+        let slots = from_nvidia_smi(csv);
+        assert_eq!(slots.len(), 2, "{slots:?}");
+        assert_eq!(slots[0].name, "NVIDIA H100 80GB HBM3");
+        assert_eq!(slots[0].memory_bytes, 81559 << 20);
+        assert_eq!(
+            slots[0].device_id(),
+            "GPU-2b5f1344-9c01-4e8a-b36d-0011223344ff"
+        );
+        assert_eq!(
+            (slots[1].memory_bytes, slots[1].device_id()),
+            (0, "1".into())
+        );
+        let gpus = Gpus::new(slots);
+        assert_eq!(
+            gpus.device_ids(&[1, 0]),
+            vec!["1", "GPU-2b5f1344-9c01-4e8a-b36d-0011223344ff"]
+        );
     }
 
     #[tokio::test]

@@ -31,7 +31,8 @@ pub struct Options {
     /// `work-dir`).
     pub plugins: weft_wasm_host::Options,
     /// The GPUs this worker offers to steps that ask for `resources.gpus`.
-    /// Default: those `nvidia-smi` reports, none without the driver.
+    /// Default: those `nvidia-smi` reports, none without the driver (the
+    /// `weft` binary fills this in from the CUDA driver where it can).
     pub gpus: Option<Vec<weft_core::ports::GpuSlot>>,
 }
 

@@ -372,11 +372,13 @@ impl Worker {
             };
         }
         let ids = self.gpus.acquire(need).await;
+        let devices = self.gpus.device_ids(&ids);
         let mut job = job.clone();
-        let list = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-        job.env.insert("CUDA_VISIBLE_DEVICES".into(), list.clone());
-        job.env.insert("WEFT_GPUS".into(), list);
-        let outcome = self.run_attempt(&job, abort, &ids, hooks).await;
+        let indices = ids.iter().map(u32::to_string).collect::<Vec<_>>();
+        job.env
+            .insert("CUDA_VISIBLE_DEVICES".into(), devices.join(","));
+        job.env.insert("WEFT_GPUS".into(), indices.join(","));
+        let outcome = self.run_attempt(&job, abort, &devices, hooks).await;
         self.gpus.release(&ids);
         outcome
     }
@@ -385,7 +387,7 @@ impl Worker {
         &self,
         job: &Job,
         abort: watch::Receiver<bool>,
-        gpu_ids: &[u32],
+        gpus: &[String],
         hooks: &mut Vec<HookRun>,
     ) -> Outcome {
         // What this worker lacks is not the step's fault, and trying again here cannot help.
@@ -423,7 +425,7 @@ impl Worker {
             store: &self.store,
             abort,
             filter: post.clone(),
-            gpus: gpu_ids,
+            gpus,
         };
         let outcome = match &job.action {
             StepAction::Run { command } => shell::run(attempt, command).await,

@@ -118,7 +118,7 @@ impl DockerRuntime {
             device_requests: (!run.gpus.is_empty()).then(|| {
                 vec![DeviceRequest {
                     driver: Some("nvidia".into()),
-                    device_ids: Some(run.gpus.iter().map(u32::to_string).collect()),
+                    device_ids: Some(run.gpus.clone()),
                     capabilities: Some(vec![vec!["gpu".into()]]),
                     ..Default::default()
                 }]

@@ -76,7 +76,7 @@ fn main() {
         .expect("runtime");
     tokio.block_on(async {
         let first = Instant::now();
-        let cold = rt.launch(0, launch(256)).await.expect("first launch");
+        let cold = rt.launch("0", launch(256)).await.expect("first launch");
         println!(
             "first launch (process, context, NVRTC compile {:.1} ms): {:.1} ms",
             cold.compile_ms,
@@ -88,7 +88,7 @@ fn main() {
             let mut kernel = Vec::new();
             for _ in 0..LAUNCHES {
                 let started = Instant::now();
-                let r = rt.launch(0, launch(n)).await.expect("launch");
+                let r = rt.launch("0", launch(n)).await.expect("launch");
                 let total = started.elapsed().as_secs_f64() * 1e3;
                 assert_eq!(r.compile, "cached");
                 round_trip.push(total - r.kernel_ms);

@@ -10,6 +10,7 @@
 //! they are absent; there [`driver_present`] is false and a launch fails
 //! with a message that says so.
 
+mod devices;
 mod error;
 pub mod host;
 mod probe;
@@ -17,6 +18,7 @@ mod protocol;
 mod ptx_cache;
 mod runtime;
 
+pub use devices::devices;
 pub use error::Error;
 pub use probe::{driver_present, nvrtc_present};
 pub use ptx_cache::PtxCache;

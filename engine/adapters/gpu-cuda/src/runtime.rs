@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
-use weft_core::ports::{KernelLaunch, KernelReport, KernelRuntime};
+use weft_core::ports::{gpu_label, KernelLaunch, KernelReport, KernelRuntime};
 
 use crate::host::CACHE_ENV;
 use crate::protocol::{self, Hello, Reply};
@@ -29,8 +29,8 @@ pub struct Options {
 /// A [`KernelRuntime`] that runs each GPU's kernels in a process of its own.
 pub struct CudaRuntime {
     options: Options,
-    /// Kernel processes between launches, by GPU index.
-    idle: Mutex<HashMap<u32, Host>>,
+    /// Kernel processes between launches, by GPU (as the worker names it).
+    idle: Mutex<HashMap<String, Host>>,
 }
 
 /// The most of a kernel process's stderr kept for error messages.
@@ -66,10 +66,10 @@ impl CudaRuntime {
         }
     }
 
-    async fn start(&self, device: u32) -> Result<Host, weft_core::Error> {
+    async fn start(&self, device: &str) -> Result<Host, weft_core::Error> {
         let mut child = tokio::process::Command::new(&self.options.program)
             .args(&self.options.args)
-            .env("CUDA_VISIBLE_DEVICES", device.to_string())
+            .env("CUDA_VISIBLE_DEVICES", device)
             .env(CACHE_ENV, &self.options.ptx_cache)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -114,13 +114,14 @@ impl CudaRuntime {
         match protocol::read_frame::<_, Hello>(&mut host.stdout).await {
             Ok(Some((Hello::Ready { .. }, _))) => Ok(host),
             Ok(Some((Hello::Unavailable { message }, _))) => Err(weft_core::Error::Invalid(
-                format!("GPU {device} cannot run kernels: {message}"),
+                format!("{} cannot run kernels: {message}", gpu_label(device)),
             )),
             Ok(None) | Err(_) => {
                 // Give its last words a moment to arrive.
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 Err(weft_core::Error::Invalid(format!(
-                    "the kernel process for GPU {device} exited before it was ready{}",
+                    "the kernel process for {} exited before it was ready{}",
+                    gpu_label(device),
                     host.stderr_tail()
                 )))
             }
@@ -132,10 +133,10 @@ impl CudaRuntime {
 impl KernelRuntime for CudaRuntime {
     async fn launch(
         &self,
-        device: u32,
+        device: &str,
         mut launch: KernelLaunch,
     ) -> Result<KernelReport, weft_core::Error> {
-        let idle = self.idle.lock().expect("idle lock").remove(&device);
+        let idle = self.idle.lock().expect("idle lock").remove(device);
         // Taken out while it runs: if this future is dropped (a timeout, an
         // abort) the process goes with it, and the next launch starts anew.
         let mut host = match idle {
@@ -154,12 +155,18 @@ impl KernelRuntime for CudaRuntime {
                     .map_err(|e| weft_core::Error::backend("kernel process", e))?;
                 match reply {
                     Reply::Done(report) => {
-                        self.idle.lock().expect("idle lock").insert(device, host);
+                        self.idle
+                            .lock()
+                            .expect("idle lock")
+                            .insert(device.to_string(), host);
                         Ok(report)
                     }
                     Reply::Failed { message, fatal } => {
                         if !fatal {
-                            self.idle.lock().expect("idle lock").insert(device, host);
+                            self.idle
+                                .lock()
+                                .expect("idle lock")
+                                .insert(device.to_string(), host);
                         }
                         Err(weft_core::Error::Invalid(message))
                     }
@@ -168,7 +175,8 @@ impl KernelRuntime for CudaRuntime {
             Ok(None) | Err(_) => {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 Err(weft_core::Error::Invalid(format!(
-                    "the kernel process for GPU {device} died during the launch{}",
+                    "the kernel process for {} died during the launch{}",
+                    gpu_label(device),
                     host.stderr_tail()
                 )))
             }

@@ -94,7 +94,7 @@ fn check_saxpy(bytes: &[u8], n: u32) {
 #[tokio::test]
 async fn a_launch_runs_where_there_is_a_driver_and_says_why_not_where_there_is_none() {
     let dir = tempfile::tempdir().unwrap();
-    let result = host_runtime(dir.path()).launch(0, saxpy(1000)).await;
+    let result = host_runtime(dir.path()).launch("0", saxpy(1000)).await;
     if driver_present() {
         check_saxpy(&result.unwrap().outputs[0].bytes, 1000);
     } else {
@@ -114,7 +114,7 @@ async fn a_kernel_process_that_dies_before_it_is_ready_is_reported_with_its_last
         "import sys; sys.stderr.write('boom: no device\\n'); sys.exit(3)",
         dir.path(),
     );
-    let e = rt.launch(0, saxpy(4)).await.unwrap_err().to_string();
+    let e = rt.launch("0", saxpy(4)).await.unwrap_err().to_string();
     assert!(e.contains("exited before it was ready"), "{e}");
     assert!(e.contains("boom: no device"), "{e}");
 }
@@ -129,7 +129,7 @@ async fn a_kernel_process_that_dies_mid_launch_is_replaced_for_the_next() {
     );
     let rt = fake_runtime(&script, dir.path());
     for _ in 0..2 {
-        let e = rt.launch(0, saxpy(4)).await.unwrap_err().to_string();
+        let e = rt.launch("0", saxpy(4)).await.unwrap_err().to_string();
         assert!(e.contains("died during the launch"), "{e}");
         assert!(e.contains("segfault, say"), "{e}");
     }
@@ -149,7 +149,7 @@ async fn dropping_a_launch_kills_its_process_so_a_hung_kernel_cannot_hold_the_gp
         pid = pid_file.display().to_string()
     );
     let rt = fake_runtime(&script, dir.path());
-    let hung = tokio::time::timeout(Duration::from_millis(1500), rt.launch(0, saxpy(4))).await;
+    let hung = tokio::time::timeout(Duration::from_millis(1500), rt.launch("0", saxpy(4))).await;
     assert!(hung.is_err(), "the launch should hang");
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     let gone = (0..50).any(|_| {
@@ -166,14 +166,17 @@ async fn dropping_a_launch_kills_its_process_so_a_hung_kernel_cannot_hold_the_gp
 async fn needs_gpu_saxpy_compiles_once_then_comes_from_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let rt = host_runtime(dir.path());
-    let first = rt.launch(0, saxpy(100_000)).await.unwrap();
+    let first = rt.launch("0", saxpy(100_000)).await.unwrap();
     assert_eq!(first.compile, "compiled");
     check_saxpy(&first.outputs[0].bytes, 100_000);
-    let second = rt.launch(0, saxpy(100_000)).await.unwrap();
+    let second = rt.launch("0", saxpy(100_000)).await.unwrap();
     assert_eq!(second.compile, "cached");
     check_saxpy(&second.outputs[0].bytes, 100_000);
     // A new runtime (new processes) finds the PTX on disk.
-    let third = host_runtime(dir.path()).launch(0, saxpy(10)).await.unwrap();
+    let third = host_runtime(dir.path())
+        .launch("0", saxpy(10))
+        .await
+        .unwrap();
     assert_eq!(third.compile, "cached");
     assert!(third.kernel_ms >= 0.0 && third.total_ms >= third.kernel_ms);
 }
@@ -202,10 +205,10 @@ async fn needs_gpu_a_faulting_kernel_does_not_poison_the_next_launch() {
             output: false,
         }],
     };
-    let e = rt.launch(0, fault).await.unwrap_err().to_string();
+    let e = rt.launch("0", fault).await.unwrap_err().to_string();
     assert!(e.contains("CUDA"), "{e}");
     check_saxpy(
-        &rt.launch(0, saxpy(1000)).await.unwrap().outputs[0].bytes,
+        &rt.launch("0", saxpy(1000)).await.unwrap().outputs[0].bytes,
         1000,
     );
 }
@@ -249,7 +252,7 @@ async fn needs_gpu_every_scalar_type_reaches_the_kernel_and_mistakes_are_named()
             },
         ],
     };
-    let r = rt.launch(0, launch.clone()).await.unwrap();
+    let r = rt.launch("0", launch.clone()).await.unwrap();
     let out: Vec<f64> = r.outputs[0]
         .bytes
         .chunks_exact(8)
@@ -257,12 +260,16 @@ async fn needs_gpu_every_scalar_type_reaches_the_kernel_and_mistakes_are_named()
         .collect();
     assert_eq!(out, vec![0.5, -7.0, 200.0, -3.0, 9.0, 11.0, 1.25]);
     launch.entry = "missing".into();
-    let e = rt.launch(0, launch.clone()).await.unwrap_err().to_string();
+    let e = rt
+        .launch("0", launch.clone())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no kernel named `missing`"), "{e}");
     launch.code = LaunchCode::Source {
         name: "bad.cu".into(),
         text: "this is not CUDA".into(),
     };
-    let e = rt.launch(0, launch).await.unwrap_err().to_string();
+    let e = rt.launch("0", launch).await.unwrap_err().to_string();
     assert!(e.contains("compiling bad.cu"), "{e}");
 }

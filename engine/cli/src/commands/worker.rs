@@ -25,7 +25,8 @@ pub struct Args {
     #[arg(long)]
     name: Option<String>,
     /// Offer this GPU to steps, as `INDEX:NAME` (repeatable); replaces what
-    /// the driver reports. Default: from the config, else `nvidia-smi`.
+    /// the driver reports. Default: from the config, else the CUDA driver's
+    /// GPUs (those `CUDA_VISIBLE_DEVICES` leaves), else `nvidia-smi`'s.
     #[arg(long = "gpu", value_name = "INDEX:NAME")]
     gpus: Vec<String>,
 }
@@ -50,6 +51,7 @@ pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> 
                     index,
                     name: name.to_string(),
                     memory_bytes: 0,
+                    uuid: None,
                     busy: false,
                 })
             })
@@ -73,6 +75,7 @@ pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> 
         .await
         .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.worker_http.listen))?;
     let status_url = format!("http://{}", listener.local_addr()?);
+    crate::embedded::driver_gpus(&mut config.worker);
     let plugins = Plugins::from_options(redis.clone(), &config.worker)?;
     let mut worker = Worker::new(queue, store, clock, config.worker)
         .with_registry(redis, Some(status_url.clone()))

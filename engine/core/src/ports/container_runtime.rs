@@ -35,8 +35,10 @@ pub struct ContainerRun {
     /// Most processes at once.
     pub pids_limit: i64,
     pub network: bool,
-    /// GPU device indices to hand to the container.
-    pub gpus: Vec<u32>,
+    /// GPUs to hand to the container, as [`GpuSlot::device_id`] names them.
+    ///
+    /// [`GpuSlot::device_id`]: crate::ports::GpuSlot::device_id
+    pub gpus: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

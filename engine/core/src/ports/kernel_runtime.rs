@@ -96,9 +96,11 @@ pub struct KernelReport {
 /// The kernel runtime port.
 #[async_trait]
 pub trait KernelRuntime: Send + Sync {
-    /// Runs one launch on GPU `device` (the index the worker assigned) and
-    /// waits for it. A mistake in the kernel or its arguments is
+    /// Runs one launch on GPU `device` (as [`GpuSlot::device_id`] names the
+    /// GPU the worker assigned) and waits for it. A mistake in the kernel or its arguments is
     /// `Error::Invalid`. Dropping the future stops the launch: the process
     /// running it is killed, so a hung kernel cannot hold the GPU.
-    async fn launch(&self, device: u32, launch: KernelLaunch) -> Result<KernelReport, Error>;
+    ///
+    /// [`GpuSlot::device_id`]: crate::ports::GpuSlot::device_id
+    async fn launch(&self, device: &str, launch: KernelLaunch) -> Result<KernelReport, Error>;
 }

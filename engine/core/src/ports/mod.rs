@@ -23,5 +23,5 @@ pub use kernel_runtime::{
 pub use plugin_store::PluginStore;
 pub use run_store::{Claim, LogKey, LogSlice, RunQuery, RunRecord, RunStore};
 pub use token_store::{Role, TokenRecord, TokenStore};
-pub use worker_registry::{GpuSlot, Slots, WorkerInfo, WorkerRegistry};
+pub use worker_registry::{gpu_label, GpuSlot, Slots, WorkerInfo, WorkerRegistry};
 pub use workflow_store::{SavedWorkflow, WorkflowStore};

@@ -23,14 +23,37 @@ pub struct Slots {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct GpuSlot {
-    /// The device index the driver gives it.
+    /// Its index on the machine, in PCI order (as `nvidia-smi` numbers it).
     pub index: u32,
     pub name: String,
     #[serde(default)]
     pub memory_bytes: u64,
+    /// The driver's `GPU-…` identifier, when known: it names the same GPU
+    /// whatever `CUDA_DEVICE_ORDER` or the worker's own
+    /// `CUDA_VISIBLE_DEVICES` say, so steps are handed GPUs by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
     /// Whether a step holds it now.
     #[serde(default)]
     pub busy: bool,
+}
+
+impl GpuSlot {
+    /// How `CUDA_VISIBLE_DEVICES` and container device requests name this
+    /// GPU: its UUID when known, else its index.
+    pub fn device_id(&self) -> String {
+        self.uuid.clone().unwrap_or_else(|| self.index.to_string())
+    }
+}
+
+/// A GPU named by its [`GpuSlot::device_id`], as messages write it:
+/// `GPU 0`, or the UUID as it is (`GPU-…`, `MIG-…`).
+pub fn gpu_label(device_id: &str) -> String {
+    if device_id.starts_with("GPU-") || device_id.starts_with("MIG-") {
+        device_id.to_string()
+    } else {
+        format!("GPU {device_id}")
+    }
 }
 
 /// What a worker says in each heartbeat.

@@ -2,6 +2,7 @@
 //! (`.weft/weft.redb` by default). Every write is a committed transaction,
 //! so history survives crashes and restarts. Depends on `weft-core` only.
 
+mod logs;
 mod plugins;
 
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use weft_core::ports::{Claim, LogKey, RunRecord, RunStore};
+use weft_core::ports::{Claim, LogKey, LogSlice, RunRecord, RunStore};
 use weft_core::run::Event;
 use weft_core::Error;
 
@@ -22,8 +23,6 @@ const LEASES: TableDefinition<&str, (&str, u64)> = TableDefinition::new("leases"
 const CLAIMS: TableDefinition<&str, (&str, u64)> = TableDefinition::new("claims");
 /// worker name -> (expires at, info as JSON)
 const WORKERS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("workers");
-/// (run, task, attempt, chunk number) -> bytes
-const LOGS: TableDefinition<(&str, &str, u32, u64), &[u8]> = TableDefinition::new("logs");
 
 /// The embedded store. Cheap to clone.
 #[derive(Clone)]
@@ -54,7 +53,10 @@ impl EmbeddedRunStore {
             txn.open_table(EVENTS).map_err(err("creating tables"))?;
             txn.open_table(EVENT_COUNTS)
                 .map_err(err("creating tables"))?;
-            txn.open_table(LOGS).map_err(err("creating tables"))?;
+            txn.open_table(logs::LOG_CHUNKS)
+                .map_err(err("creating tables"))?;
+            txn.open_table(logs::NUMBERED_LOGS)
+                .map_err(err("creating tables"))?;
             txn.open_table(LEASES).map_err(err("creating tables"))?;
             txn.open_table(WORKERS).map_err(err("creating tables"))?;
             txn.open_table(CLAIMS).map_err(err("creating tables"))?;
@@ -269,49 +271,24 @@ impl RunStore for EmbeddedRunStore {
     }
 
     async fn append_log(&self, key: &LogKey, chunk: &[u8]) -> Result<(), Error> {
-        let (run, task, attempt) = (key.run_id.clone(), key.task.to_string(), key.attempt);
-        let chunk = chunk.to_vec();
+        let (key, chunk) = (key.clone(), chunk.to_vec());
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(err("appending log"))?;
-            {
-                let mut logs = txn.open_table(LOGS).map_err(err("appending log"))?;
-                let next = logs
-                    .range(
-                        (run.as_str(), task.as_str(), attempt, 0u64)
-                            ..=(run.as_str(), task.as_str(), attempt, u64::MAX),
-                    )
-                    .map_err(err("appending log"))?
-                    .next_back()
-                    .transpose()
-                    .map_err(err("appending log"))?
-                    .map_or(0, |(k, _)| k.value().3 + 1);
-                logs.insert(
-                    (run.as_str(), task.as_str(), attempt, next),
-                    chunk.as_slice(),
-                )
-                .map_err(err("appending log"))?;
-            }
+            logs::append(&txn, &key, &chunk).map_err(err("appending log"))?;
             txn.commit().map_err(err("committing log"))
         })
         .await
     }
 
     async fn read_log(&self, key: &LogKey) -> Result<Vec<u8>, Error> {
-        let (run, task, attempt) = (key.run_id.clone(), key.task.to_string(), key.attempt);
+        Ok(self.read_log_from(key, 0).await?.bytes)
+    }
+
+    async fn read_log_from(&self, key: &LogKey, offset: u64) -> Result<LogSlice, Error> {
+        let key = key.clone();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(err("reading log"))?;
-            let logs = txn.open_table(LOGS).map_err(err("reading log"))?;
-            let mut out = Vec::new();
-            for entry in logs
-                .range(
-                    (run.as_str(), task.as_str(), attempt, 0u64)
-                        ..=(run.as_str(), task.as_str(), attempt, u64::MAX),
-                )
-                .map_err(err("reading log"))?
-            {
-                out.extend_from_slice(entry.map_err(err("reading log"))?.1.value());
-            }
-            Ok(out)
+            logs::read_from(&txn, &key, offset).map_err(err("reading log"))
         })
         .await
     }

@@ -10,7 +10,7 @@
 use std::panic::catch_unwind;
 
 use cudarc::driver::result;
-use cudarc::driver::sys::CUdevice_attribute;
+use cudarc::driver::sys::{CUdevice_attribute, CUresult};
 use weft_core::ports::GpuSlot;
 
 use crate::{driver_present, Error};
@@ -41,7 +41,11 @@ pub fn devices() -> Result<Vec<GpuSlot>, Error> {
 #[allow(unsafe_code)]
 fn query() -> Result<Vec<Found>, Error> {
     let driver = |what: &str, e: result::DriverError| Error::Driver(format!("{what}: {e}"));
-    result::init().map_err(|e| driver("cuInit", e))?;
+    match result::init() {
+        // The driver is installed, but this machine (or container) has no GPU.
+        Err(result::DriverError(CUresult::CUDA_ERROR_NO_DEVICE)) => return Ok(Vec::new()),
+        other => other.map_err(|e| driver("cuInit", e))?,
+    }
     let count = result::device::get_count().map_err(|e| driver("counting GPUs", e))?;
     let mut found = Vec::new();
     for ordinal in 0..count {

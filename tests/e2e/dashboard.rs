@@ -198,7 +198,9 @@ async fn dashboard_runs_a_workflow_from_the_editor_live() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dashboard_lists_runs_live_and_shows_plugins_and_workers() {
-    let cluster = Cluster::start(1);
+    let mut cluster = Cluster::start(1);
+    // A second worker that says it has a GPU, for the workers page.
+    cluster.start_worker_with(&["--gpu", "0:Test GPU"]);
     let first = cluster.submit("workflows/hello.toml", &[]).await;
     let b = open(&cluster, "runs").await;
     b.wait_for(
@@ -283,6 +285,20 @@ async fn dashboard_lists_runs_live_and_shows_plugins_and_workers() {
             .unwrap()
             .contains(&format!("{}-w0", cluster.prefix)),
         "{text}"
+    );
+    let gpu_worker = b
+        .wait_for(
+            "the GPU worker's row",
+            &format!(
+                "return document.querySelector('tr[data-worker=\"{}-w1\"]')?.textContent",
+                cluster.prefix
+            ),
+            LONG,
+        )
+        .await;
+    assert!(
+        gpu_worker.as_str().unwrap().contains("#0 Test GPU · free"),
+        "{gpu_worker}"
     );
     b.screenshot("workers").await;
 }

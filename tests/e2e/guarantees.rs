@@ -203,10 +203,31 @@ async fn cancelling_a_run_kills_its_step_on_the_worker() {
     let pid: i32 = wait_for_lines(&pid_file, 1, Duration::from_secs(30))[0]
         .parse()
         .unwrap();
-    cluster.client().cancel(&id).await.unwrap();
+    // Through the CLI, by a prefix of the run's id, as an operator would.
+    let weft_cancel = || {
+        std::process::Command::new(crate::support::weft_bin())
+            .args(["--server", &cluster.url, "--token", &cluster.admin_token])
+            .args(["cancel", &id[..12], "--wait"])
+            .output()
+            .unwrap()
+    };
+    let out = weft_cancel();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(&format!("run {id} cancelled")), "{text}");
     let view = cluster.wait(&id, Duration::from_secs(30)).await;
     assert_eq!(view.run.status, "cancelled");
     assert_eq!(view.steps[1].status, "cancelled");
+    let again = weft_cancel();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already finished (cancelled)"),
+        "{again:?}"
+    );
     let start = Instant::now();
     while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
         !s.rsplit(')')

@@ -25,8 +25,10 @@ struct Cli {
     /// Configuration file. Default: `WEFT_CONFIG`, else `./weft.toml` if present.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// A `weft serve` URL for `submit`, `runs`, `show`, `logs` and `plugin`
-    /// (also `WEFT_SERVER`, or `[client] server`). Without one they use the embedded store.
+    /// A `weft serve` URL for `submit`, `retry`, `cancel`, `workers`, `token`,
+    /// `runs`, `show`, `logs` and `plugin` (also `WEFT_SERVER`, or `[client]
+    /// server`). Without one, `runs`, `show`, `logs` and `plugin` use the
+    /// embedded store.
     #[arg(long, global = true, value_name = "URL")]
     server: Option<String>,
     /// Bearer token for the server (also `WEFT_TOKEN`, or `[client] token`).
@@ -84,12 +86,21 @@ enum Command {
     /// Run a finished run again on a server, reusing the outputs of its
     /// succeeded steps: from the steps that did not succeed, or from `--from`.
     Retry {
-        /// The run to retry.
+        /// The run to retry (its id, or a unique prefix of it).
         run: String,
         /// Run again from this step and everything downstream of it.
         #[arg(long)]
         from: Option<String>,
         /// Wait for the new run to finish.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Cancel a run on a server: its running steps are stopped, nothing
+    /// else starts.
+    Cancel {
+        /// The run (its id, or a unique prefix of it).
+        run: String,
+        /// Wait until the run has ended; exit 0 once it is cancelled.
         #[arg(long)]
         wait: bool,
     },
@@ -192,6 +203,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
             })?;
             commands::submit::retry(client(&url), &run, from.as_deref(), wait).await
+        }
+        Command::Cancel { run, wait } => {
+            let url = server.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "`weft cancel` needs a server: --server URL, WEFT_SERVER, or `[client] server` \
+                     (a run of `weft run` stops with Ctrl-C)"
+                )
+            })?;
+            commands::submit::cancel(client(&url), &run, wait).await
         }
         Command::Submit(args) => {
             let url = server.ok_or_else(|| anyhow::anyhow!("`weft submit` needs a server: --server URL, WEFT_SERVER, or `[client] server` in weft.toml"))?;

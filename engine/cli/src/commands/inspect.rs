@@ -49,7 +49,7 @@ fn by_prefix(runs: Vec<RunSummary>, prefix: &str) -> anyhow::Result<String> {
 
 /// A run by its id or a unique prefix of it: the exact id is tried first,
 /// so only a shortened id costs a listing.
-async fn view(source: &Source, run: &str) -> anyhow::Result<RunView> {
+pub async fn view(source: &Source, run: &str) -> anyhow::Result<RunView> {
     match source {
         Source::Server(c) => match c.run(run).await {
             Ok(v) => Ok(v),

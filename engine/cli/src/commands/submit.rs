@@ -1,9 +1,10 @@
-//! `weft submit`: send a workflow to a server, optionally wait for it.
+//! `weft submit`, `weft retry`, `weft cancel`: start and stop runs on a
+//! server, optionally waiting for them.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use weft_api::views::SubmitRequest;
+use weft_api::views::{RunView, SubmitRequest};
 use weft_api::Client;
 
 use super::check::load_or_report;
@@ -47,19 +48,28 @@ pub async fn submit(client: Client, args: Args) -> anyhow::Result<ExitCode> {
     wait_and_report(&client, &run.id).await
 }
 
-/// Waits for run `id` to finish, prints its steps; the exit code follows its status.
-pub async fn wait_and_report(client: &Client, id: &str) -> anyhow::Result<ExitCode> {
+/// Run `id` once it has finished.
+async fn finished(client: &Client, id: &str) -> anyhow::Result<RunView> {
     let mut delay = Duration::from_millis(100);
-    let view = loop {
+    loop {
         let view = client.run(id).await?;
         if view.is_finished() {
-            break view;
+            return Ok(view);
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(1));
-    };
-    print!("{}", table::steps(&view));
+    }
+}
+
+fn report(view: &RunView) {
+    print!("{}", table::steps(view));
     println!("\nrun {} {}", view.run.id, view.run.status);
+}
+
+/// Waits for run `id` to finish, prints its steps; the exit code follows its status.
+pub async fn wait_and_report(client: &Client, id: &str) -> anyhow::Result<ExitCode> {
+    let view = finished(client, id).await?;
+    report(&view);
     Ok(match view.run.status.as_str() {
         "succeeded" => ExitCode::SUCCESS,
         "cancelled" => ExitCode::from(130),
@@ -74,10 +84,42 @@ pub async fn retry(
     from: Option<&str>,
     wait: bool,
 ) -> anyhow::Result<ExitCode> {
-    let new = client.retry(run, from).await?;
+    let run = find(&client, run).await?.run.id;
+    let new = client.retry(&run, from).await?;
     println!("retrying {run} as run {}", new.id);
     if wait {
         return wait_and_report(&client, &new.id).await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `weft cancel RUN [--wait]`: stops a run; with `--wait`, exits 0 once it
+/// has ended cancelled.
+pub async fn cancel(client: Client, run: &str, wait: bool) -> anyhow::Result<ExitCode> {
+    let view = find(&client, run).await?;
+    let id = view.run.id.clone();
+    if view.is_finished() {
+        eprintln!(
+            "weft: run {id} has already finished ({}); nothing to cancel",
+            view.run.status
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    client.cancel(&id).await?;
+    println!("cancelling run {id}");
+    if !wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let view = finished(&client, &id).await?;
+    report(&view);
+    Ok(if view.run.status == "cancelled" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A run on the server by its id or a unique prefix of it.
+async fn find(client: &Client, run: &str) -> anyhow::Result<RunView> {
+    super::inspect::view(&super::inspect::Source::Server(client.clone()), run).await
 }

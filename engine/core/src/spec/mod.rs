@@ -28,6 +28,3 @@ pub fn load(source: &str) -> Result<Workflow, Vec<Diagnostic>> {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -266,10 +266,20 @@ impl RefChecker<'_> {
                         ),
                         "not upstream",
                     )
-                    .note(format!(
-                        "add `\"{id}\"` to the `needs` of `{}` (directly or through another step)",
-                        step.id
-                    )));
+                    .note(if self.dag.is_upstream(index, target) {
+                        // Adding the need would make a cycle.
+                        format!(
+                            "`{id}` runs after `{}` (it needs it, directly or through another \
+                             step), so `{}` cannot read it; move the reading into `{id}` or \
+                             a step after it",
+                            step.id, step.id
+                        )
+                    } else {
+                        format!(
+                            "add `\"{id}\"` to the `needs` of `{}` (directly or through another step)",
+                            step.id
+                        )
+                    }));
                 }
                 if target == index {
                     return Err(Pending::new(

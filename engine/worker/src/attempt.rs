@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use weft_core::ports::RunStore;
+use weft_core::ports::{LogKey, RunStore};
 use weft_core::run::Job;
 
 use crate::plugins::PostHooks;
+use crate::steplog::StepLog;
 use crate::Options;
 
 /// One attempt, as handed to the shell, container and CUDA executors.
@@ -26,6 +27,23 @@ pub(crate) struct Attempt<'a> {
     /// The GPUs this worker gave the attempt (none for most steps), as
     /// `CUDA_VISIBLE_DEVICES` names them.
     pub(crate) gpus: &'a [String],
+}
+
+impl Attempt<'_> {
+    /// The attempt's step log, capped and filtered as the worker is told.
+    pub(crate) fn log(&self) -> Arc<StepLog> {
+        let key = LogKey {
+            run_id: self.job.run_id.clone(),
+            task: self.job.task.clone(),
+            attempt: self.job.attempt,
+        };
+        StepLog::new(
+            self.store.clone(),
+            key,
+            self.options.max_log_bytes,
+            self.filter.clone(),
+        )
+    }
 }
 
 /// How an attempt's work ended.

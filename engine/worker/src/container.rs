@@ -8,14 +8,13 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 use weft_core::ports::{
-    ContainerExit, ContainerMount, ContainerRun, ContainerRuntime, LogKey, WORKER_LABEL,
+    ContainerExit, ContainerMount, ContainerRun, ContainerRuntime, WORKER_LABEL,
 };
 use weft_core::run::{Job, Outcome};
 use weft_core::spec::units::format_duration;
 
 use crate::attempt::{bounded, Attempt, Ended};
 use crate::outputs;
-use crate::steplog::StepLog;
 
 /// Labels on every container a worker starts, besides `WORKER_LABEL`.
 const LABEL_RUN: &str = "dev.weft.run";
@@ -187,13 +186,13 @@ pub(crate) async fn run(
     spec: &Json,
     runtime: &Arc<dyn ContainerRuntime>,
 ) -> Outcome {
+    let log = attempt.log();
     let Attempt {
         job,
         options,
-        store,
         mut abort,
-        filter,
         gpus,
+        ..
     } = attempt;
     let dir = options.attempt_dir(job);
     let inputs = job.inputs.to_string();
@@ -224,12 +223,6 @@ pub(crate) async fn run(
         },
         Err(e) => return failed(e, None, false),
     };
-    let key = LogKey {
-        run_id: job.run_id.clone(),
-        task: job.task.clone(),
-        attempt: job.attempt,
-    };
-    let log = StepLog::new(store.clone(), key, options.max_log_bytes, filter);
     if let Some(note) = inputs_note {
         log.push(note.as_bytes()).await;
     }

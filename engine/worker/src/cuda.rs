@@ -10,13 +10,12 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value as Json};
 use weft_core::kernel::{BufferInit, DType, KernelArg, KernelCode, KernelSpec, MAX_BUFFER_BYTES};
 use weft_core::ports::{
-    gpu_label, BufferData, KernelLaunch, KernelReport, KernelRuntime, LaunchArg, LaunchCode, LogKey,
+    gpu_label, BufferData, KernelLaunch, KernelReport, KernelRuntime, LaunchArg, LaunchCode,
 };
 use weft_core::run::Outcome;
 use weft_core::spec::units::format_duration;
 
 use crate::attempt::{bounded, Attempt, Ended};
-use crate::steplog::StepLog;
 use crate::Options;
 
 /// An output buffer up to this size is inlined in the outputs as a list;
@@ -168,13 +167,13 @@ pub(crate) async fn run(
     spec: &Json,
     runtime: &Arc<dyn KernelRuntime>,
 ) -> Outcome {
+    let log = attempt.log();
     let Attempt {
         job,
         options,
-        store,
         mut abort,
-        filter,
         gpus,
+        ..
     } = attempt;
     let spec = match KernelSpec::from_json(spec) {
         Ok(s) => s,
@@ -190,12 +189,6 @@ pub(crate) async fn run(
         Ok(l) => l,
         Err(e) => return failed(e, false),
     };
-    let key = LogKey {
-        run_id: job.run_id.clone(),
-        task: job.task.clone(),
-        attempt: job.attempt,
-    };
-    let log = StepLog::new(store.clone(), key, options.max_log_bytes, filter);
     // Losing the race drops the launch, and with it the kernel process.
     let ended = bounded(runtime.launch(device, launch), job.timeout, &mut abort).await;
     let outcome = match ended {

@@ -9,7 +9,6 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command as Process;
-use weft_core::ports::LogKey;
 use weft_core::run::Outcome;
 use weft_core::spec::{units::format_duration, Command};
 
@@ -18,12 +17,11 @@ use crate::outputs;
 use crate::steplog::StepLog;
 
 pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
+    let log = attempt.log();
     let Attempt {
         job,
         options,
-        store,
         mut abort,
-        filter,
         ..
     } = attempt;
     let dir = options.attempt_dir(job);
@@ -89,12 +87,6 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
         Err(e) => return failed(format!("starting `{program}`: {e}"), None, false),
     };
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
-    let key = LogKey {
-        run_id: job.run_id.clone(),
-        task: job.task.clone(),
-        attempt: job.attempt,
-    };
-    let log = StepLog::new(store.clone(), key, options.max_log_bytes, filter);
     if let Some(note) = inputs_note {
         log.push(note.as_bytes()).await;
     }

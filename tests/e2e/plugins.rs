@@ -398,6 +398,21 @@ fn weft_plugin_commands_and_check_work_on_the_embedded_store() {
         !ok && out.contains("stats.wasm is a step plugin; this needs a hook plugin"),
         "{out}"
     );
+    // With a data directory of its own: both references were checked from
+    // one compile, left in the plugin cache `weft run` reads there.
+    let fresh = tempfile::tempdir().unwrap();
+    let out = weft(&["check", wf.to_str().unwrap()], fresh.path());
+    assert!(
+        text(&out).contains("stats.wasm is a step plugin"),
+        "{}",
+        text(&out)
+    );
+    let cached: Vec<_> = std::fs::read_dir(fresh.path().join("work/plugin-cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert!(cached[0].ends_with(".cwasm"), "{cached:?}");
     std::fs::write(
         &wf,
         "[workflow]\nname = \"l\"\n[steps.b]\nwasm = { plugin = \"stats.wasm\", input = { text = \"a b a\" } }\n",

@@ -169,7 +169,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => None,
             };
-            commands::check::check(&files, registry.as_ref()).await
+            // The plugin cache `weft run` reads, where its data directory is.
+            let plugin_cache = data
+                .data_dir
+                .is_dir()
+                .then(|| data.data_dir.join("work").join("plugin-cache"));
+            commands::check::check(&files, registry.as_ref(), plugin_cache).await
         }
         Command::Schema => {
             println!("{:#}", weft_core::spec::json_schema());

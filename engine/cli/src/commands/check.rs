@@ -71,16 +71,20 @@ pub fn load_or_report(path: &Path) -> anyhow::Result<Option<(String, Workflow)>>
 }
 
 /// Checks each file, and its plugin references against `registry` (the
-/// server's, or the embedded store's when it exists).
+/// server's, or the embedded store's when it exists). Local plugins are
+/// compiled once per content, through `plugin_cache` when given (the cache
+/// `weft run` reads, so a checked plugin is not compiled again there).
 pub async fn check(
     files: &[std::path::PathBuf],
     registry: Option<&Registry>,
+    plugin_cache: Option<std::path::PathBuf>,
 ) -> anyhow::Result<ExitCode> {
+    let mut host = None;
     let mut failed = false;
     for path in files {
         match load_or_report(path) {
             Ok(Some((source, w))) => {
-                let diags = plugin_problems(path, &w, registry).await;
+                let diags = plugin_problems(path, &w, registry, &plugin_cache, &mut host).await;
                 if diags.is_empty() {
                     println!("{}: ok ({} steps)", path.display(), w.steps.len());
                 } else {
@@ -110,6 +114,8 @@ async fn plugin_problems(
     path: &Path,
     workflow: &Workflow,
     registry: Option<&Registry>,
+    plugin_cache: &Option<std::path::PathBuf>,
+    host: &mut Option<weft_wasm_host::Host>,
 ) -> Vec<Diagnostic> {
     let references = plugins::references(workflow);
     if references.is_empty() {
@@ -160,7 +166,6 @@ async fn plugin_problems(
         Err(_) => {}
     }
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut host = None;
     for (r, need) in references
         .iter()
         .filter(|(r, _)| plugins::is_local(&r.value))
@@ -180,14 +185,17 @@ async fn plugin_problems(
             }
         };
         if host.is_none() {
-            host = weft_wasm_host::Host::new(weft_wasm_host::Options {
+            *host = weft_wasm_host::Host::new(weft_wasm_host::Options {
                 max_instances: 1,
+                cache_dir: plugin_cache.clone(),
                 ..Default::default()
             })
             .ok();
         }
-        let Some(h) = &host else { continue };
-        match h.inspect(&wasm) {
+        let Some(h) = host.as_ref() else { continue };
+        // Loaded, not just inspected: a second reference to the same plugin
+        // (its pre and post hooks, another file) costs nothing.
+        match h.load(&wasm).map(|p| p.inspection.clone()) {
             Ok(found) if found.world.as_str() != need.as_str() => diags.push(
                 Diagnostic::at(
                     r.span.clone(),

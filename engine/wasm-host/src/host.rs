@@ -19,6 +19,17 @@ use crate::{Error, Options};
 pub(crate) const TICK: Duration = Duration::from_millis(5);
 
 /// A compiled plugin, ready to instantiate.
+/// The interfaces a plugin may import: what the linker is given.
+const LINKED: [&str; 7] = [
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:filesystem/",
+    "wasi:io/",
+    "wasi:random/",
+    "wasi:sockets/",
+    "weft:plugin/",
+];
+
 pub struct Plugin {
     pub sha256: String,
     pub inspection: Inspection,
@@ -192,9 +203,27 @@ impl Host {
     }
 
     fn link(&self, component: &Component) -> Result<InstancePre<State>, Error> {
-        self.linker
-            .instantiate_pre(component)
-            .map_err(|e| Error::Imports(format!("{e:#}")))
+        self.linker.instantiate_pre(component).map_err(|e| {
+            let foreign: Vec<String> = component
+                .component_type()
+                .imports(&self.engine)
+                .map(|(name, _)| name.to_string())
+                .filter(|name| !LINKED.iter().any(|p| name.starts_with(p)))
+                .map(|name| format!("`{name}`"))
+                .collect();
+            // wasmtime names the first missing piece deep inside one
+            // interface; the author needs the interfaces to build without.
+            Error::Imports(if foreign.is_empty() {
+                format!("{e:#}")
+            } else {
+                format!(
+                    "{}: weft links only WASI's cli, clocks, filesystem, io, random and \
+                     sockets interfaces (granting nothing) and weft:plugin; build the plugin \
+                     without the others (for componentize-js: `-d http fetch-event`)",
+                    foreign.join(", ")
+                )
+            })
+        })
     }
 }
 

@@ -245,6 +245,25 @@ fn bad_uploads_are_refused_with_the_reason() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("the limit is 1000 bytes"), "{err}");
+    // What componentize-js builds by default: a component that imports HTTP.
+    let wants_http = wat::parse_str(
+        r#"(component
+             (import "wasi:http/types@0.2.10" (instance
+               (export "fields" (type (sub resource)))))
+             (import "wasi:http/outgoing-handler@0.2.10" (instance
+               (export "request-options" (type (sub resource)))))
+             (import "wasi:io/poll@0.2.10" (instance)))"#,
+    )
+    .unwrap();
+    let err = host.inspect(&wants_http).unwrap_err().to_string();
+    assert!(
+        err.starts_with(
+            "the plugin imports what weft does not provide: \
+             `wasi:http/types@0.2.10`, `wasi:http/outgoing-handler@0.2.10`: weft links only"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("-d http fetch-event"), "{err}");
 }
 
 #[test]

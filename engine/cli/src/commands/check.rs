@@ -166,36 +166,46 @@ async fn plugin_problems(
         Err(_) => {}
     }
     let dir = path.parent().unwrap_or(Path::new("."));
+    // Refusals by file, so a plugin referenced twice is refused once.
+    let mut refused: std::collections::HashMap<std::path::PathBuf, String> = Default::default();
     for (r, need) in references
         .iter()
         .filter(|(r, _)| plugins::is_local(&r.value))
     {
         let file = dir.join(&r.value.name);
-        let wasm = match std::fs::read(&file) {
-            Ok(w) => w,
-            Err(e) => {
-                diags.push(
-                    Diagnostic::at(
-                        r.span.clone(),
-                        format!("cannot read plugin {}: {e}", file.display()),
-                    )
-                    .with_label("no such plugin file"),
-                );
-                continue;
+        let loaded = match refused.get(&file) {
+            Some(e) => Err(e.clone()),
+            None => {
+                let wasm = match std::fs::read(&file) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        diags.push(
+                            Diagnostic::at(
+                                r.span.clone(),
+                                format!("cannot read plugin {}: {e}", file.display()),
+                            )
+                            .with_label("no such plugin file"),
+                        );
+                        continue;
+                    }
+                };
+                if host.is_none() {
+                    *host = weft_wasm_host::Host::new(weft_wasm_host::Options {
+                        max_instances: 1,
+                        cache_dir: plugin_cache.clone(),
+                        ..Default::default()
+                    })
+                    .ok();
+                }
+                let Some(h) = host.as_ref() else { continue };
+                // Loaded, not just inspected: a second reference to the same
+                // plugin (its pre and post hooks, another file) costs nothing.
+                h.load(&wasm)
+                    .map(|p| p.inspection.clone())
+                    .map_err(|e| e.to_string())
             }
         };
-        if host.is_none() {
-            *host = weft_wasm_host::Host::new(weft_wasm_host::Options {
-                max_instances: 1,
-                cache_dir: plugin_cache.clone(),
-                ..Default::default()
-            })
-            .ok();
-        }
-        let Some(h) = host.as_ref() else { continue };
-        // Loaded, not just inspected: a second reference to the same plugin
-        // (its pre and post hooks, another file) costs nothing.
-        match h.load(&wasm).map(|p| p.inspection.clone()) {
+        match loaded {
             Ok(found) if found.world.as_str() != need.as_str() => diags.push(
                 Diagnostic::at(
                     r.span.clone(),
@@ -209,10 +219,13 @@ async fn plugin_problems(
                 .with_label(format!("not a {} plugin", need.as_str())),
             ),
             Ok(_) => {}
-            Err(e) => diags.push(
-                Diagnostic::at(r.span.clone(), format!("{}: {e}", r.value.name))
-                    .with_label("not a usable plugin"),
-            ),
+            Err(e) => {
+                diags.push(
+                    Diagnostic::at(r.span.clone(), format!("{}: {e}", r.value.name))
+                        .with_label("not a usable plugin"),
+                );
+                refused.insert(file, e);
+            }
         }
     }
     diags

@@ -13,11 +13,13 @@ pub enum Error {
     #[error("closed: {0}")]
     Closed(String),
     /// The backend failed; the message says which and why.
-    #[error("{context}: {source}")]
+    // The cause is in the message and deliberately not a `source`: printers
+    // of error chains (anyhow's `{:#}`) would repeat it, once per level of
+    // the backend's own chain.
+    #[error("{context}: {cause}")]
     Backend {
         context: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("{0}")]
     Invalid(String),
@@ -30,7 +32,7 @@ impl Error {
     ) -> Self {
         Error::Backend {
             context: context.into(),
-            source: Box::new(source),
+            cause: Box::new(source),
         }
     }
 }

@@ -76,7 +76,10 @@ impl Link {
                 Err(e) => {
                     failures += 1;
                     if failures == 1 || failures.is_power_of_two() {
-                        eprintln!("weft: rabbitmq unavailable ({e}); retrying in {delay:?}");
+                        eprintln!(
+                            "weft: rabbitmq at {} unavailable ({e}); retrying in {delay:?}",
+                            weft_core::ports::redacted_url(&self.options.url)
+                        );
                     }
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(max);

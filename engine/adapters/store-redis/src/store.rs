@@ -103,10 +103,15 @@ impl RedisRunStore {
     pub async fn connect(options: Options) -> Result<Self, Error> {
         let client =
             redis::Client::open(options.url.as_str()).map_err(redis_err("parsing the URL"))?;
-        let conn = client
-            .get_connection_manager()
-            .await
-            .map_err(redis_err("connecting"))?;
+        let conn = client.get_connection_manager().await.map_err(|e| {
+            Error::backend(
+                format!(
+                    "redis: connecting to {}",
+                    weft_core::ports::redacted_url(&options.url)
+                ),
+                e,
+            )
+        })?;
         Ok(Self {
             conn,
             options,

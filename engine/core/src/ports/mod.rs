@@ -25,3 +25,35 @@ pub use run_store::{Claim, LogKey, LogSlice, RunQuery, RunRecord, RunStore};
 pub use token_store::{Role, TokenRecord, TokenStore};
 pub use worker_registry::{gpu_label, GpuSlot, Slots, WorkerInfo, WorkerRegistry};
 pub use workflow_store::{SavedWorkflow, WorkflowStore};
+
+/// A backend's URL as messages show it: without its password.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split(':').next().unwrap_or_default();
+            let at = if user.is_empty() { "" } else { "@" };
+            format!("{scheme}://{user}{at}{host}{}", &rest[authority_end..])
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_in_messages_carry_no_password() {
+        use super::redacted_url as r;
+        assert_eq!(
+            r("amqp://guest:s3cret@10.0.0.5:5672/%2f"),
+            "amqp://guest@10.0.0.5:5672/%2f"
+        );
+        assert_eq!(r("redis://:s3cret@cache:6379/0"), "redis://cache:6379/0");
+        assert_eq!(r("amqps://broker.example/vh"), "amqps://broker.example/vh");
+        assert_eq!(r("amqp://u:p@w@host"), "amqp://u@host");
+        assert_eq!(r("not a url"), "not a url");
+    }
+}

@@ -1,7 +1,9 @@
 //! A durable [`RunStore`] in one redb file under the data directory
 //! (`.weft/weft.redb` by default). Every write is a committed transaction,
-//! so history survives crashes and restarts. Depends on `weft-core` only.
+//! so history survives crashes and restarts. It is also the token, workflow,
+//! plugin and worker store of `weft serve --embedded`. Depends on `weft-core` only.
 
+mod accounts;
 mod logs;
 mod plugins;
 
@@ -45,8 +47,14 @@ impl EmbeddedRunStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::backend(format!("creating data directory {}", dir.display()), e))?;
         let path = dir.join("weft.redb");
-        let db = Database::create(&path)
-            .map_err(|e| backend(&format!("opening {}", path.display()))(e.into()))?;
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::Invalid(format!(
+                "{} is in use by another weft process (a `weft run`, or a `weft serve \
+                 --embedded`: ask that one with --server URL), or use another --data-dir",
+                path.display()
+            )),
+            e => backend(&format!("opening {}", path.display()))(e.into()),
+        })?;
         let txn = db.begin_write().map_err(err("opening store"))?;
         {
             txn.open_table(RUNS).map_err(err("creating tables"))?;
@@ -61,6 +69,10 @@ impl EmbeddedRunStore {
             txn.open_table(WORKERS).map_err(err("creating tables"))?;
             txn.open_table(CLAIMS).map_err(err("creating tables"))?;
             txn.open_table(plugins::PLUGINS)
+                .map_err(err("creating tables"))?;
+            txn.open_table(accounts::TOKENS)
+                .map_err(err("creating tables"))?;
+            txn.open_table(accounts::WORKFLOWS)
                 .map_err(err("creating tables"))?;
             txn.open_table(plugins::WASM)
                 .map_err(err("creating tables"))?;

@@ -11,6 +11,8 @@ async fn fresh() -> EmbeddedRunStore {
 weft_testkit::run_store_contract!(fresh());
 weft_testkit::worker_registry_contract!(fresh());
 weft_testkit::plugin_store_contract!(fresh());
+weft_testkit::token_store_contract!(fresh());
+weft_testkit::workflow_store_contract!(fresh());
 
 #[tokio::test]
 async fn history_survives_reopening_the_store() {

@@ -65,7 +65,7 @@ impl Driver {
             });
         } else {
             // Taken over: put the replayed run back in motion.
-            let actions = resume(&mut self.state);
+            let actions = resume(&mut self.state, shared.options.jobs_lost_on_restart);
             self.carry_out_all(actions, &mut timers).await?;
         }
         loop {

@@ -14,6 +14,11 @@ pub struct Options {
     /// Extra time past a step's timeout for its worker to report before the
     /// orchestrator gives up on the attempt, in milliseconds. Default: 5000.
     pub deadline_grace_ms: u64,
+    /// Whether dispatched jobs are lost when the orchestrator's process
+    /// ends (an in-process queue): a run taken over then has its running
+    /// attempts dispatched again. Set by the binary, not by configuration.
+    #[serde(skip)]
+    pub jobs_lost_on_restart: bool,
 }
 
 impl Default for Options {
@@ -25,6 +30,7 @@ impl Default for Options {
             owner: format!("{host}-{}", std::process::id()),
             lease_ttl_ms: 15_000,
             deadline_grace_ms: 5_000,
+            jobs_lost_on_restart: false,
         }
     }
 }

@@ -31,7 +31,11 @@ pub fn apply(state: &mut RunState, event: Event) -> Vec<Action> {
 /// deadlines re-armed, pending retries rescheduled. Succeeded work is never
 /// redone. A job that was already in the queue may then be delivered twice;
 /// the second result of one attempt is ignored.
-pub fn resume(state: &mut RunState) -> Vec<Action> {
+///
+/// With `jobs_lost` (the queue did not outlive the driver, as in the
+/// embedded engine), running attempts are dispatched again too: nothing
+/// else would ever finish them.
+pub fn resume(state: &mut RunState, jobs_lost: bool) -> Vec<Action> {
     let mut m = Machine {
         state,
         actions: Vec::new(),
@@ -60,7 +64,7 @@ pub fn resume(state: &mut RunState) -> Vec<Action> {
                             after,
                         });
                     }
-                    if status == TaskStatus::Queued {
+                    if status == TaskStatus::Queued || jobs_lost {
                         if let Ok(job) = m.job(si, item.as_ref(), id, attempt) {
                             m.actions.push(Action::Dispatch(Box::new(job)));
                         }

@@ -300,8 +300,8 @@ fn a_replayed_run_resumes_without_redoing_succeeded_steps() {
     for e in &log[2..] {
         apply(&mut s, e.clone());
     }
-    let mut replayed = RunState::replay("run-1", s.plan.clone(), s.params.clone(), log);
-    let actions = resume(&mut replayed);
+    let mut replayed = RunState::replay("run-1", s.plan.clone(), s.params.clone(), log.clone());
+    let actions = resume(&mut replayed, false);
     assert!(actions.contains(&Action::ArmDeadline {
         task: b.task.clone(),
         attempt: 1,
@@ -316,6 +316,16 @@ fn a_replayed_run_resumes_without_redoing_succeeded_steps() {
         dispatched(&actions).is_empty(),
         "a (succeeded) and b (running) are not dispatched again"
     );
+    // Where the queue did not survive, the running attempt is sent again.
+    let mut replayed = RunState::replay("run-1", s.plan.clone(), s.params.clone(), log);
+    let again = dispatched(&resume(&mut replayed, true));
+    assert_eq!(
+        again
+            .iter()
+            .map(|j| (j.task.clone(), j.attempt))
+            .collect::<Vec<_>>(),
+        vec![(b.task.clone(), 1)]
+    );
 }
 
 #[test]
@@ -328,7 +338,7 @@ fn a_queued_attempt_is_dispatched_again_on_resume() {
         s.params.clone(),
         [Event::Started { at: 0 }],
     );
-    assert_eq!(dispatched(&resume(&mut replayed)), vec![job]);
+    assert_eq!(dispatched(&resume(&mut replayed, false)), vec![job]);
 }
 
 #[test]

@@ -25,7 +25,7 @@ pub struct Cluster {
 
 /// Starts `cmd` and reads its stdout until it prints the address it serves
 /// on; returns the process, that URL, and the lines before it.
-fn start(mut cmd: Command, what: &str) -> (Child, String, Vec<String>) {
+pub fn start(mut cmd: Command, what: &str) -> (Child, String, Vec<String>) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod containers;
 mod dashboard;
+mod embedded_serve;
 mod examples;
 mod gpu;
 mod guarantees;

@@ -20,6 +20,7 @@ pub fn engine(
     store: Arc<EmbeddedRunStore>,
     mut worker_options: WorkerOptions,
     containers: Option<Arc<dyn ContainerRuntime>>,
+    orchestrator: weft_orchestrator::Options,
 ) -> anyhow::Result<(Service, Worker)> {
     driver_gpus(&mut worker_options);
     let queue: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new());
@@ -46,13 +47,7 @@ pub fn engine(
         },
     );
     Ok((
-        Service::new(
-            queue,
-            run_store,
-            clock,
-            abort,
-            weft_orchestrator::Options::default(),
-        ),
+        Service::new(queue, run_store, clock, abort, orchestrator),
         worker,
     ))
 }

@@ -59,11 +59,18 @@ enum Command {
     },
     /// Print the JSON Schema of the workflow format (for editors).
     Schema,
-    /// Start the orchestrator and its HTTP API (RabbitMQ + Redis).
+    /// Start the orchestrator, its HTTP API and the dashboard (RabbitMQ +
+    /// Redis; or `--embedded`, with a worker in this process and no servers).
     Serve {
         /// Address to listen on (overrides `[server] listen`).
         #[arg(long)]
         listen: Option<String>,
+        /// Serve the embedded store (`--data-dir`) with a worker in this
+        /// process: the API and the dashboard with no RabbitMQ or Redis.
+        #[arg(long)]
+        embedded: bool,
+        #[command(flatten)]
+        data: DataDir,
     },
     /// Start a worker that takes jobs from RabbitMQ.
     Worker(commands::worker::Args),
@@ -180,7 +187,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{:#}", weft_core::spec::json_schema());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen } => commands::serve::serve(config, listen).await,
+        Command::Serve {
+            listen,
+            embedded,
+            data,
+        } => {
+            let data_dir = embedded.then_some(data.data_dir.as_path());
+            commands::serve::serve(config, listen, data_dir).await
+        }
         Command::Worker(args) => commands::worker::worker(config, args).await,
         Command::CudaHost => unreachable!("handled before the runtime starts"),
         Command::Workers => {

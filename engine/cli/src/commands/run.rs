@@ -66,7 +66,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let (service, worker) = embedded::engine(store.clone(), options, containers)?;
+    let (service, worker) = embedded::engine(
+        store.clone(),
+        options,
+        containers,
+        weft_orchestrator::Options::default(),
+    )?;
     let (stop_worker, worker_stop) = watch::channel(false);
     let worker_task = tokio::spawn(worker.run(worker_stop));
     let router = service.spawn_router();

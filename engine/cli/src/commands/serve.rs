@@ -1,20 +1,47 @@
-//! `weft serve`: the orchestrator and the HTTP API, over RabbitMQ and Redis.
+//! `weft serve`: the orchestrator and the HTTP API (with the dashboard),
+//! over RabbitMQ and Redis, or with `--embedded` over the embedded store
+//! with a worker in the same process.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use tokio::task::JoinHandle;
 use weft_api::ApiState;
-use weft_core::ports::{Clock, JobQueue, RunStore, TokenStore};
+use weft_core::ports::{
+    Clock, JobQueue, PluginStore, RunStore, TokenStore, WorkerRegistry, WorkflowStore,
+};
 use weft_orchestrator::{Service, SystemClock};
 use weft_queue_amqp::AmqpJobQueue;
 use weft_store_redis::RedisRunStore;
 
 use crate::config::Config;
+use crate::embedded;
 
-pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result<ExitCode> {
+/// The ports the API serves from: Redis's, or the embedded store's.
+struct Backends {
+    store: Arc<dyn RunStore>,
+    workers: Arc<dyn WorkerRegistry>,
+    tokens: Arc<dyn TokenStore>,
+    workflows: Arc<dyn WorkflowStore>,
+    plugins: Arc<dyn PluginStore>,
+}
+
+pub async fn serve(
+    mut config: Config,
+    listen: Option<String>,
+    embedded: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     if let Some(l) = listen {
         config.server.listen = l;
     }
+    match embedded {
+        Some(data_dir) => serve_embedded(config, data_dir).await,
+        None => serve_distributed(config).await,
+    }
+}
+
+async fn serve_distributed(config: Config) -> anyhow::Result<ExitCode> {
     let queue: Arc<dyn JobQueue> = Arc::new(AmqpJobQueue::connect(config.broker.clone()).await?);
     let redis = Arc::new(RedisRunStore::connect(config.redis.clone()).await?);
     let store: Arc<dyn RunStore> = redis.clone();
@@ -42,13 +69,63 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
             });
         },
     );
-    let service = Service::new(
-        queue,
-        store.clone(),
-        clock,
-        abort,
-        config.orchestrator.clone(),
-    );
+    let service = Service::new(queue, store, clock, abort, config.orchestrator.clone());
+    let backends = Backends {
+        store: redis.clone(),
+        workers: redis.clone(),
+        tokens: redis.clone(),
+        workflows: redis.clone(),
+        plugins: redis,
+    };
+    serve_api(&config, service, backends, None).await
+}
+
+/// The whole engine in this process over the embedded store: the API, the
+/// orchestrator and one worker, with no RabbitMQ or Redis.
+async fn serve_embedded(config: Config, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let store = embedded::open_store(data_dir)?;
+    let data_dir = std::path::absolute(data_dir)?;
+    let mut options = config.worker.clone();
+    if options.work_dir == weft_worker::Options::default().work_dir {
+        options.work_dir = data_dir.join("work");
+    }
+    if options.name == weft_worker::Options::default().name {
+        options.name = format!("embedded-{}", std::process::id());
+    }
+    let containers = embedded::docker().await.ok();
+    // The store's lock makes this the only process driving its runs, so
+    // one owner name for every life of it: a restart takes its runs back
+    // at once instead of waiting for its old leases to expire. The queue
+    // was in the process, so their running attempts are sent again.
+    let orchestrator = weft_orchestrator::Options {
+        owner: "embedded".into(),
+        jobs_lost_on_restart: true,
+        ..config.orchestrator.clone()
+    };
+    let (service, worker) = embedded::engine(store.clone(), options, containers, orchestrator)?;
+    let worker = worker.with_registry(store.clone(), None);
+    let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
+    let worker_task = tokio::spawn(worker.run(worker_stop));
+    println!("weft serve: embedded engine in {}", data_dir.display());
+    let backends = Backends {
+        store: store.clone(),
+        workers: store.clone(),
+        tokens: store.clone(),
+        workflows: store.clone(),
+        plugins: store,
+    };
+    let served = serve_api(&config, service, backends, Some(worker_task)).await;
+    let _ = stop_worker.send(true);
+    served
+}
+
+/// Serves the API (and the dashboard) until a signal or a failing task.
+async fn serve_api(
+    config: &Config,
+    service: Service,
+    backends: Backends,
+    worker: Option<JoinHandle<Result<(), weft_worker::Error>>>,
+) -> anyhow::Result<ExitCode> {
     let router_task = service.spawn_router();
     let adopter_task = service.spawn_adopter();
     let dead_letter_task = service.spawn_dead_letters();
@@ -56,11 +133,13 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
     if resumed > 0 {
         eprintln!("weft: resumed {resumed} unfinished run(s)");
     }
-    let tokens: Option<Arc<dyn TokenStore>> = if config.server.auth {
-        if let Some(token) = weft_api::first_admin_token(redis.as_ref(), clock_now()).await? {
+    let tokens = if config.server.auth {
+        if let Some(token) =
+            weft_api::first_admin_token(backends.tokens.as_ref(), clock_now()).await?
+        {
             println!("weft: first start: admin token (shown once; keep it): {token}");
         }
-        Some(redis.clone())
+        Some(backends.tokens)
     } else {
         eprintln!("weft: warning: [server] auth = false: anyone who reaches the API may use it");
         None
@@ -79,17 +158,23 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
     let app = weft_api::router(ApiState {
         changes,
         service,
-        store,
-        workers: redis.clone(),
+        store: backends.store,
+        workers: backends.workers,
         tokens,
         metrics,
-        workflows: redis.clone(),
-        plugins: redis,
+        workflows: backends.workflows,
+        plugins: backends.plugins,
         plugin_host,
         reads: Arc::new(weft_orchestrator::ReadCache::new()),
         finished: Arc::default(),
         live_workers: Arc::default(),
     });
+    let worker = async {
+        match worker {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         served = axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()) => served?,
         routed = router_task => {
@@ -100,6 +185,9 @@ pub async fn serve(mut config: Config, listen: Option<String>) -> anyhow::Result
         }
         adopted = adopter_task => {
             adopted.map_err(|e| anyhow::anyhow!("run adopter: {e}"))??;
+        }
+        worked = worker => {
+            worked.map_err(|e| anyhow::anyhow!("worker: {e}"))??;
         }
     }
     Ok(ExitCode::SUCCESS)

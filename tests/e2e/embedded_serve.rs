@@ -1,0 +1,151 @@
+//! `weft serve --embedded`: the API and the dashboard over the embedded
+//! store, with a worker in the same process and no RabbitMQ or Redis.
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use weft_api::views::{RunView, SubmitRequest};
+use weft_api::Client;
+
+use crate::cluster::{start, step};
+use crate::support::{repo, text, weft, weft_bin};
+
+/// Starts `weft serve --embedded` in `dir`, with a broker and a Redis that
+/// are not there (nothing may need them); its URL and what it printed first.
+fn serve_embedded(dir: &Path) -> (Child, String, Vec<String>) {
+    std::fs::write(
+        dir.join("weft.toml"),
+        "[broker]\nurl = \"amqp://guest:guest@127.0.0.1:1/%2f\"\n\
+         [redis]\nurl = \"redis://127.0.0.1:1/\"\n\
+         [worker]\nheartbeat-ms = 300\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(weft_bin());
+    cmd.args(["serve", "--embedded", "--listen", "127.0.0.1:0"])
+        .env("WEFT_DATA_DIR", dir.join(".weft"))
+        .current_dir(dir);
+    start(cmd, "weft serve --embedded")
+}
+
+fn admin_token(printed: &[String]) -> String {
+    printed
+        .iter()
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("weft_")))
+        .expect("the first admin token")
+        .to_string()
+}
+
+async fn submit(client: &Client, source: String) -> String {
+    let request = SubmitRequest {
+        workflow: source,
+        file: None,
+        params: Default::default(),
+    };
+    client.submit(&request).await.unwrap().id
+}
+
+async fn finished(client: &Client, id: &str) -> RunView {
+    let start_at = Instant::now();
+    loop {
+        if let Ok(view) = client.run(id).await {
+            if view.is_finished() {
+                return view;
+            }
+        }
+        assert!(
+            start_at.elapsed() < Duration::from_secs(60),
+            "run {id} did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_embedded_runs_workflows_with_no_broker_and_no_redis() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut serve, url, printed) = serve_embedded(data.path());
+    let client = Client::new(&url).with_token(Some(admin_token(&printed)));
+    assert!(client.runs(10).await.is_ok());
+    assert!(
+        Client::new(&url).runs(10).await.is_err(),
+        "a token is still needed"
+    );
+
+    let source = std::fs::read_to_string(repo().join("workflows/diamond.toml")).unwrap();
+    let id = submit(&client, source).await;
+    let view = finished(&client, &id).await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    assert_eq!(
+        step(&view, "sum").outputs,
+        Some(serde_json::json!({"total": 120}))
+    );
+    let workers = client.workers().await.unwrap();
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    assert!(workers[0].name.starts_with("embedded-"), "{workers:?}");
+    let page = reqwest::get(&url).await.unwrap();
+    assert!(page
+        .headers()
+        .get("content-type")
+        .is_some_and(|t| t.to_str().unwrap().starts_with("text/html")));
+
+    // The store is the server's while it runs, and says so.
+    let busy = weft(&["runs"], &data.path().join(".weft"));
+    assert!(!busy.status.success());
+    assert!(
+        text(&busy).contains("in use by another weft process"),
+        "{}",
+        text(&busy)
+    );
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(serve.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(serve.wait().unwrap().success());
+    // Its history is the embedded store's: `weft runs` reads it afterwards.
+    let after = weft(&["runs"], &data.path().join(".weft"));
+    assert!(text(&after).contains(&id), "{}", text(&after));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_embedded_server_finishes_its_runs_once_restarted() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut serve, url, printed) = serve_embedded(data.path());
+    let token = admin_token(&printed);
+    let client = Client::new(&url).with_token(Some(token.clone()));
+    let marks = data.path().join("marks");
+    let id = submit(
+        &client,
+        format!(
+            "[workflow]\nname = 'slow'\n[steps.a]\nrun = 'echo start >> {m}; sleep 2; echo end >> {m}'\n\
+             [steps.b]\nneeds = ['a']\nrun = 'echo b >> {m}'\n",
+            m = marks.display()
+        ),
+    )
+    .await;
+    let start_at = Instant::now();
+    while !std::fs::read_to_string(&marks).is_ok_and(|m| m.contains("start")) {
+        assert!(
+            start_at.elapsed() < Duration::from_secs(30),
+            "a never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // No clean-up of any kind: its queue, with a's job, dies with it.
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+
+    let (mut serve, url, _) = serve_embedded(data.path());
+    let client = Client::new(&url).with_token(Some(token));
+    let view = finished(&client, &id).await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    let marks = std::fs::read_to_string(&marks).unwrap();
+    assert!(
+        marks.ends_with("end\nb\n"),
+        "a ran again to its end, then b: {marks}"
+    );
+    let _ = serve.kill();
+    let _ = serve.wait();
+}

@@ -13,21 +13,42 @@ pub(crate) const LOG_CHUNKS: TableDefinition<(&str, &str, u32, u64), &[u8]> =
 pub(crate) const NUMBERED_LOGS: TableDefinition<(&str, &str, u32, u64), &[u8]> =
     TableDefinition::new("logs");
 
+/// An attempt's part of a log table's key.
+struct Attempt<'a> {
+    run: &'a str,
+    task: String,
+    attempt: u32,
+}
+
+impl<'a> Attempt<'a> {
+    fn of(key: &'a LogKey) -> Self {
+        Self {
+            run: &key.run_id,
+            task: key.task.to_string(),
+            attempt: key.attempt,
+        }
+    }
+
+    /// The key of its chunk `n` (a byte offset or a number, by table).
+    fn at(&self, n: u64) -> (&str, &str, u32, u64) {
+        (self.run, &self.task, self.attempt, n)
+    }
+}
+
 /// Appends `chunk` after the attempt's last chunk.
 pub(crate) fn append(
     txn: &WriteTransaction,
     key: &LogKey,
     chunk: &[u8],
 ) -> Result<(), redb::Error> {
-    let task = key.task.to_string();
-    let (run, attempt) = (key.run_id.as_str(), key.attempt);
+    let a = Attempt::of(key);
     let mut chunks = txn.open_table(LOG_CHUNKS)?;
     let end = chunks
-        .range((run, task.as_str(), attempt, 0)..=(run, task.as_str(), attempt, u64::MAX))?
+        .range(a.at(0)..=a.at(u64::MAX))?
         .next_back()
         .transpose()?
         .map_or(0, |(k, v)| k.value().3 + v.value().len() as u64);
-    chunks.insert((run, task.as_str(), attempt, end), chunk)?;
+    chunks.insert(a.at(end), chunk)?;
     Ok(())
 }
 
@@ -38,13 +59,11 @@ pub(crate) fn read_from(
     key: &LogKey,
     offset: u64,
 ) -> Result<LogSlice, redb::Error> {
-    let task = key.task.to_string();
-    let (run, attempt) = (key.run_id.as_str(), key.attempt);
-    let last = (run, task.as_str(), attempt, u64::MAX);
+    let a = Attempt::of(key);
     let chunks = txn.open_table(LOG_CHUNKS)?;
     // The chunk holding `offset` is the last one that starts at or before it.
     let holding = chunks
-        .range((run, task.as_str(), attempt, 0)..=(run, task.as_str(), attempt, offset))?
+        .range(a.at(0)..=a.at(offset))?
         .next_back()
         .transpose()?
         .map(|(k, _)| k.value().3);
@@ -52,7 +71,7 @@ pub(crate) fn read_from(
         return read_numbered(txn, key, offset);
     };
     let (mut bytes, mut end) = (Vec::new(), first);
-    for entry in chunks.range((run, task.as_str(), attempt, first)..=last)? {
+    for entry in chunks.range(a.at(first)..=a.at(u64::MAX))? {
         let (k, v) = entry?;
         let (start, chunk) = (k.value().3, v.value());
         let skip = offset.saturating_sub(start).min(chunk.len() as u64) as usize;
@@ -71,13 +90,10 @@ fn read_numbered(
     key: &LogKey,
     offset: u64,
 ) -> Result<LogSlice, redb::Error> {
-    let task = key.task.to_string();
-    let (run, attempt) = (key.run_id.as_str(), key.attempt);
+    let a = Attempt::of(key);
     let numbered = txn.open_table(NUMBERED_LOGS)?;
     let mut log = Vec::new();
-    for entry in numbered
-        .range((run, task.as_str(), attempt, 0)..=(run, task.as_str(), attempt, u64::MAX))?
-    {
+    for entry in numbered.range(a.at(0)..=a.at(u64::MAX))? {
         log.extend_from_slice(entry?.1.value());
     }
     let start = offset.min(log.len() as u64);

@@ -98,12 +98,31 @@ async fn serve_embedded_runs_workflows_with_no_broker_and_no_redis() {
         text(&busy)
     );
 
+    // SIGTERM drains: a step that is running gets to finish.
+    let marks = data.path().join("marks");
+    submit(
+        &client,
+        format!(
+            "[workflow]\nname = 'drain'\n[steps.a]\nrun = 'echo start >> {m}; sleep 1; echo end >> {m}'\n",
+            m = marks.display()
+        ),
+    )
+    .await;
+    let start_at = Instant::now();
+    while !std::fs::read_to_string(&marks).is_ok_and(|m| m.contains("start")) {
+        assert!(
+            start_at.elapsed() < Duration::from_secs(30),
+            "a never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(serve.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
     assert!(serve.wait().unwrap().success());
+    assert_eq!(std::fs::read_to_string(&marks).unwrap(), "start\nend\n");
     // Its history is the embedded store's: `weft runs` reads it afterwards.
     let after = weft(&["runs"], &data.path().join(".weft"));
     assert!(text(&after).contains(&id), "{}", text(&after));

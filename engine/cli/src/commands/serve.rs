@@ -114,9 +114,20 @@ async fn serve_embedded(config: Config, data_dir: &Path) -> anyhow::Result<ExitC
         workflows: store.clone(),
         plugins: store,
     };
-    let served = serve_api(&config, service, backends, Some(worker_task)).await;
+    let mut worker_task = worker_task;
+    serve_api(&config, service, backends, Some(&mut worker_task)).await?;
+    // As `weft worker` drains: no new jobs, a grace period for running steps;
+    // what is still running then is run again on the next start.
+    let grace = config.worker_http.drain_grace_ms;
+    eprintln!("weft: draining: no new jobs; waiting up to {grace}ms for running steps");
     let _ = stop_worker.send(true);
-    served
+    match tokio::time::timeout(std::time::Duration::from_millis(grace), &mut worker_task).await {
+        Ok(result) => result??,
+        Err(_) => {
+            eprintln!("weft: grace period over; unfinished steps run again on the next start")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Serves the API (and the dashboard) until a signal or a failing task.
@@ -124,7 +135,7 @@ async fn serve_api(
     config: &Config,
     service: Service,
     backends: Backends,
-    worker: Option<JoinHandle<Result<(), weft_worker::Error>>>,
+    worker: Option<&mut JoinHandle<Result<(), weft_worker::Error>>>,
 ) -> anyhow::Result<ExitCode> {
     let router_task = service.spawn_router();
     let adopter_task = service.spawn_adopter();
@@ -188,6 +199,7 @@ async fn serve_api(
         }
         worked = worker => {
             worked.map_err(|e| anyhow::anyhow!("worker: {e}"))??;
+            anyhow::bail!("the worker stopped on its own");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -96,7 +96,14 @@ impl Parser {
         }
         match t.get("image") {
             Some(i) => {
-                self.string(i, "`container.image`")?;
+                if self.string(i, "`container.image`")?.value.trim().is_empty() {
+                    self.error(
+                        i.span(),
+                        "`container.image` is empty",
+                        "name an image, such as `python:3.12`",
+                    );
+                    return None;
+                }
             }
             None => {
                 self.error(v.span(), "`container` needs an `image`", "no `image`");

@@ -292,9 +292,7 @@ impl Parser {
                         );
                     }
                     for (key, value) in t.iter() {
-                        if let Some(step) = self.step(key, value, &defaults) {
-                            steps.push(step);
-                        }
+                        steps.push(self.step(key, value, &defaults));
                     }
                 }
             }
@@ -316,7 +314,7 @@ impl Parser {
         key: &TSpanned<std::borrow::Cow<'_, str>>,
         value: &Value,
         defaults: &Settings,
-    ) -> Option<Step> {
+    ) -> Step {
         let id = key.get_ref().to_string();
         if !is_name(&id) {
             self.error(
@@ -325,7 +323,11 @@ impl Parser {
                 "bad step id",
             );
         }
-        let t = self.table(value, &format!("step `{id}`"))?;
+        // A step that is wrong is still kept (its error is recorded, so the
+        // file fails): its other keys are checked too, and the steps that
+        // need it or read its outputs are not told it does not exist.
+        let empty = DeTable::new();
+        let t = self.table(value, &format!("step `{id}`")).unwrap_or(&empty);
         self.check_keys(t, &step_keys(), &format!("step `{id}`"));
 
         let actions: Vec<(&str, &Value)> = ACTION_KEYS
@@ -358,16 +360,17 @@ impl Parser {
                 .with_note("split it into two steps joined by `needs`"),
             );
         }
+        let errors_before = self.diags.len();
         let action = match actions.first() {
-            None => StepAction::Join,
+            None => Some(StepAction::Join),
             Some(("run", v)) => match v.get_ref() {
                 DeValue::String(_) => self.string(v, "`run`").map(|s| StepAction::Run {
                     command: Command::Shell(s.value),
-                })?,
+                }),
                 DeValue::Array(a) if !a.is_empty() => {
                     self.strings(v, "`run`").map(|s| StepAction::Run {
                         command: Command::Argv(s.into_iter().map(|s| s.value).collect()),
-                    })?
+                    })
                 }
                 DeValue::Array(_) => {
                     self.error(
@@ -375,23 +378,28 @@ impl Parser {
                         "`run` is an empty list",
                         "give a program and its arguments",
                     );
-                    return None;
+                    None
                 }
                 _ => {
                     self.wrong_type(v, "`run`", "a shell command string or an argv list");
-                    return None;
+                    None
                 }
             },
-            Some(("container", v)) => StepAction::Container {
-                spec: self.container(v)?,
-            },
-            Some(("cuda", v)) => StepAction::Cuda {
-                spec: self.cuda(v)?,
-            },
-            Some((_, v)) => StepAction::Wasm {
-                spec: self.wasm(v)?,
-            },
+            Some(("container", v)) => self.container(v).map(|spec| StepAction::Container { spec }),
+            Some(("cuda", v)) => self.cuda(v).map(|spec| StepAction::Cuda { spec }),
+            Some((_, v)) => self.wasm(v).map(|spec| StepAction::Wasm { spec }),
         };
+        let action = action.unwrap_or_else(|| {
+            // The placeholder must never let a wrong file through.
+            if self.diags.len() == errors_before {
+                self.error(
+                    key.span(),
+                    format!("step `{id}` has no valid action"),
+                    "here",
+                );
+            }
+            StepAction::Join
+        });
 
         let needs = match t.get("needs") {
             Some(v) => match v.get_ref() {
@@ -441,7 +449,7 @@ impl Parser {
             },
             _ => settings.resources,
         };
-        Some(Step {
+        Step {
             id,
             name,
             span: key.span(),
@@ -462,6 +470,6 @@ impl Parser {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_POOL.to_string()),
             texts,
-        })
+        }
     }
 }

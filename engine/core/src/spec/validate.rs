@@ -39,9 +39,14 @@ pub fn validate(workflow: &Workflow, source: &str) -> Vec<Diagnostic> {
                     ),
                 )
                 .with_label("no such step");
-                if let Some(near) =
-                    closest(&need.value, workflow.steps.iter().map(|s| s.id.as_str()))
-                {
+                if let Some(near) = closest(
+                    &need.value,
+                    workflow
+                        .steps
+                        .iter()
+                        .map(|s| s.id.as_str())
+                        .filter(|id| *id != step.id),
+                ) {
                     d = d.with_note(format!("did you mean `{near}`?"));
                 }
                 diags.push(d);

@@ -179,3 +179,48 @@ run = "test -z \"${WEFT_INPUTS+set}\" && wc -c < \"$WEFT_INPUTS_FILE\""
         .expect("the size of the inputs file");
     assert!(bytes > 200_000, "{log}");
 }
+
+#[test]
+fn a_server_that_is_not_there_or_not_weft_is_named_plainly() {
+    let data = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bind one, then free it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let out = weft(&["runs", "--server", &url], data.path());
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "cannot reach the weft server at {url}: Connection refused"
+        )),
+        "{said}"
+    );
+    assert_eq!(
+        said.matches(&url).count(),
+        1,
+        "the URL is named once: {said}"
+    );
+
+    // Something that answers HTTP, but not as weft does.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", other.local_addr().unwrap());
+    let answering = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = other.accept().unwrap();
+        let mut request = [0u8; 4096];
+        let _ = conn.read(&mut request).unwrap();
+        conn.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .unwrap();
+    });
+    let out = weft(&["runs", "--server", &url], data.path());
+    answering.join().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "{url} answered 404 Not Found with no weft error message; is it a weft server?"
+        )),
+        "{said}"
+    );
+}

@@ -54,20 +54,25 @@ impl Client {
         &self,
         response: Result<reqwest::Response, reqwest::Error>,
     ) -> Result<reqwest::Response, Error> {
-        let response = response.map_err(|source| Error::Unreachable {
+        let response = response.map_err(|e| Error::Unreachable {
             url: self.base.clone(),
-            source,
+            reason: unreachable_reason(&e),
         })?;
         if response.status().is_success() {
             return Ok(response);
         }
-        let status = response.status().as_u16();
+        let status = response.status();
         let body: serde_json::Value = response.json().await.unwrap_or_default();
-        let message = body
-            .get("error")
-            .and_then(|m| m.as_str())
-            .unwrap_or("the server gave no reason")
-            .to_string();
+        let message = match body.get("error").and_then(|m| m.as_str()) {
+            Some(message) => message.to_string(),
+            // Every weft error has a JSON message; without one, something
+            // else (a proxy, another service) answered.
+            None => format!(
+                "{} answered {status} with no weft error message; is it a weft server?",
+                self.base
+            ),
+        };
+        let status = status.as_u16();
         Err(Error::Api {
             status,
             message,
@@ -252,4 +257,17 @@ impl Client {
             .map_err(|e| Error::Protocol(e.to_string()))?;
         Ok((LogSlice { start, bytes }, finished))
     }
+}
+
+/// Why a request got no answer, in a few words: reqwest's own chain repeats
+/// the URL at every level, and only its innermost cause says what happened.
+fn unreachable_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "no answer in time".into();
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }

@@ -14,8 +14,8 @@ pub enum Error {
         message: String,
         details: Option<serde_json::Value>,
     },
-    #[error("cannot reach the weft server at {url}: {source}")]
-    Unreachable { url: String, source: reqwest::Error },
+    #[error("cannot reach the weft server at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
     #[error("unexpected answer from the weft server: {0}")]
     Protocol(String),
 }

@@ -48,6 +48,61 @@ fn valid_examples_check_clean() {
 }
 
 #[test]
+fn a_directory_is_checked_file_by_file() {
+    let data = tempfile::tempdir().unwrap();
+    let out = weft(&["check", "workflows/invalid"], data.path());
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let files = std::fs::read_dir(repo().join("workflows/invalid"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "toml")
+        })
+        .count();
+    assert!(
+        said.contains(&format!("{files} files checked, {files} with problems")),
+        "{said}"
+    );
+    assert!(
+        said.contains("invalid/cycle.toml: 1 problem found"),
+        "{said}"
+    );
+
+    // Configuration files and hidden entries are not workflows.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo().join("workflows/hello.toml"),
+        dir.path().join("hello.toml"),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("more")).unwrap();
+    std::fs::copy(
+        repo().join("workflows/retries.toml"),
+        dir.path().join("more/retries.toml"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("weft.toml"), "[server]\n").unwrap();
+    std::fs::write(dir.path().join("Cargo.toml"), "[package]\n").unwrap();
+    std::fs::create_dir(dir.path().join(".hidden")).unwrap();
+    std::fs::write(dir.path().join(".hidden/x.toml"), "not a workflow").unwrap();
+    let out = weft(&["check", dir.path().to_str().unwrap()], data.path());
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("hello.toml: ok (3 steps)"), "{said}");
+    assert!(said.contains("retries.toml: ok (1 step)"), "{said}");
+    assert!(said.contains("2 files checked, 0 with problems"), "{said}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = weft(&["check", empty.path().to_str().unwrap()], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("no workflow files (*.toml) in this directory"));
+}
+
+#[test]
 fn schema_is_json_and_names_every_step_key() {
     let data = tempfile::tempdir().unwrap();
     let out = weft(&["schema"], data.path());

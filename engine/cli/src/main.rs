@@ -51,7 +51,8 @@ enum Command {
     Run(commands::run::Args),
     /// Check workflow files and report every problem with file, line and column.
     Check {
-        /// Workflow files to check.
+        /// Workflow files to check; a directory means every `*.toml` under
+        /// it but `weft.toml` and `Cargo.toml`.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         #[command(flatten)]

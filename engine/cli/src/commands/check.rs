@@ -1,7 +1,7 @@
 //! `weft check`: every problem of every file, compiler style.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use codespan_reporting::files::SimpleFile;
@@ -75,37 +75,87 @@ pub fn load_or_report(path: &Path) -> anyhow::Result<Option<(String, Workflow)>>
 /// compiled once per content, through `plugin_cache` when given (the cache
 /// `weft run` reads, so a checked plugin is not compiled again there).
 pub async fn check(
-    files: &[std::path::PathBuf],
+    files: &[PathBuf],
     registry: Option<&Registry>,
-    plugin_cache: Option<std::path::PathBuf>,
+    plugin_cache: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
+    let files = workflow_files(files)?;
     let mut host = None;
-    let mut failed = false;
-    for path in files {
+    let mut failed = 0;
+    for path in &files {
+        let path = path.as_path();
         match load_or_report(path) {
             Ok(Some((source, w))) => {
                 let diags = plugin_problems(path, &w, registry, &plugin_cache, &mut host).await;
                 if diags.is_empty() {
-                    println!("{}: ok ({} steps)", path.display(), w.steps.len());
+                    let steps = w.steps.len();
+                    let s = if steps == 1 { "" } else { "s" };
+                    println!("{}: ok ({steps} step{s})", path.display());
                 } else {
                     let name = path.display().to_string();
                     print_diagnostics(&name, &source, &diags);
                     eprintln!("error: {name}: {} plugin problem(s) found", diags.len());
-                    failed = true;
+                    failed += 1;
                 }
             }
-            Ok(None) => failed = true,
+            Ok(None) => failed += 1,
             Err(e) => {
                 eprintln!("error: {e:#}");
-                failed = true;
+                failed += 1;
             }
         }
     }
-    Ok(if failed {
+    if files.len() > 1 {
+        println!("{} files checked, {failed} with problems", files.len());
+    }
+    Ok(if failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The files named, with each directory replaced by the workflow files
+/// under it: every `*.toml` but configuration (`weft.toml`, `Cargo.toml`)
+/// and hidden entries, in path order.
+fn workflow_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
+                .path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if name.starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, found)?;
+            } else if name.ends_with(".toml") && name != "weft.toml" && name != "Cargo.toml" {
+                found.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found = Vec::new();
+            walk(path, &mut found)?;
+            if found.is_empty() {
+                anyhow::bail!(
+                    "{}: no workflow files (*.toml) in this directory",
+                    path.display()
+                );
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
 }
 
 /// Unknown plugins, versions that match nothing, and plugins of the wrong
@@ -114,7 +164,7 @@ async fn plugin_problems(
     path: &Path,
     workflow: &Workflow,
     registry: Option<&Registry>,
-    plugin_cache: &Option<std::path::PathBuf>,
+    plugin_cache: &Option<PathBuf>,
     host: &mut Option<weft_wasm_host::Host>,
 ) -> Vec<Diagnostic> {
     let references = plugins::references(workflow);
@@ -167,7 +217,7 @@ async fn plugin_problems(
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     // Refusals by file, so a plugin referenced twice is refused once.
-    let mut refused: std::collections::HashMap<std::path::PathBuf, String> = Default::default();
+    let mut refused: std::collections::HashMap<PathBuf, String> = Default::default();
     for (r, need) in references
         .iter()
         .filter(|(r, _)| plugins::is_local(&r.value))

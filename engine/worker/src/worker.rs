@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{oneshot, watch, Semaphore};
 use weft_core::ports::{
     Claim, Clock, ContainerRuntime, Delivery, JobQueue, KernelRuntime, LogKey, Report, ReportKind,
     RunStore, WorkerRegistry,
@@ -147,19 +147,32 @@ impl Worker {
             let (this, slots) = (this.clone(), slots.clone());
             takers.spawn(async move {
                 loop {
-                    let Ok(permit) = slots.clone().acquire_owned().await else {
-                        return Ok::<_, Error>(());
-                    };
                     if needs_gpu && this.gpus.total() > 0 {
                         // Take a GPU step only with a GPU free to run it.
                         this.gpus.any_free().await;
                     }
+                    // The job first, then a slot: a taker waiting on a quiet
+                    // queue (the GPU queue, most of the time) must not sit
+                    // on a slot that a step from another queue could run in.
+                    // A job waiting here is held as the broker's prefetch
+                    // would hold it, and goes back to the queue if dropped.
                     let delivery = this.queue.take(&pool).await?;
+                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                        return Ok::<_, Error>(());
+                    };
+                    let (held, gpus_held) = oneshot::channel();
                     let this = this.clone();
                     tokio::spawn(async move {
-                        this.execute(delivery).await;
+                        this.execute(delivery, held).await;
                         drop(permit);
                     });
+                    if needs_gpu {
+                        // Until this job holds its GPUs, they still look
+                        // free: wait, or the next one would be taken for
+                        // the same GPU. (A job that ends before holding any
+                        // drops the sender, which ends the wait too.)
+                        let _ = gpus_held.await;
+                    }
                 }
             });
         }
@@ -228,7 +241,9 @@ impl Worker {
         }
     }
 
-    async fn execute(&self, delivery: Box<dyn Delivery>) {
+    /// Runs one job; `held` is told once the job holds its GPUs (or
+    /// dropped, when it never will).
+    async fn execute(&self, delivery: Box<dyn Delivery>, held: oneshot::Sender<()>) {
         let job = delivery.job().clone();
         let key = LogKey {
             run_id: job.run_id.clone(),
@@ -305,7 +320,7 @@ impl Worker {
             .insert(label.clone());
         self.stats.running.fetch_add(1, Ordering::Relaxed);
         let mut hooks = Vec::new();
-        let outcome = self.attempt(&job, abort, &mut hooks).await;
+        let outcome = self.attempt(&job, abort, held, &mut hooks).await;
         renewal.abort();
         self.stats.running.fetch_sub(1, Ordering::Relaxed);
         self.running.lock().expect("running lock").remove(&label);
@@ -353,10 +368,12 @@ impl Worker {
         &self,
         job: &Job,
         abort: watch::Receiver<bool>,
+        held: oneshot::Sender<()>,
         hooks: &mut Vec<HookRun>,
     ) -> Outcome {
         let need = job.resources.gpus as usize;
         if need == 0 {
+            drop(held);
             return self.run_attempt(job, abort, &[], hooks).await;
         }
         if need > self.gpus.total() {
@@ -372,6 +389,7 @@ impl Worker {
             };
         }
         let ids = self.gpus.acquire(need).await;
+        let _ = held.send(());
         let devices = self.gpus.device_ids(&ids);
         let mut job = job.clone();
         let indices = ids.iter().map(u32::to_string).collect::<Vec<_>>();

@@ -224,3 +224,136 @@ fn a_server_that_is_not_there_or_not_weft_is_named_plainly() {
         "{said}"
     );
 }
+
+/// Lines of a child's standard output as they come, on a channel.
+fn lines_of(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn run_logs_prints_each_steps_output_while_it_runs_and_before_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let wf = dir.path().join("talk.toml");
+    std::fs::write(
+        &wf,
+        format!(
+            r#"[workflow]
+name = "talk"
+[steps.talk]
+timeout = "60s"
+run = "echo first; while [ ! -e {go} ]; do sleep 0.05; done; echo second >&2; printf 'no newline'"
+[steps.after]
+needs = ["talk"]
+run = "echo done"
+"#,
+            go = go.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(weft_bin())
+        .args(["run", "--logs", "--plain", wf.to_str().unwrap()])
+        .env("WEFT_DATA_DIR", dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(child.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    // The step waits for `go`, so its first line can only have come live.
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no `talk | first` while the step ran: {seen:?}"));
+        seen.push(line);
+        if seen.last().unwrap().ends_with("talk | first") {
+            break;
+        }
+    }
+    std::fs::write(&go, "").unwrap();
+    seen.extend(lines.iter());
+    assert!(child.wait().unwrap().success(), "{seen:#?}");
+    let at = |wanted: &str| {
+        seen.iter()
+            .position(|l| l.contains(wanted))
+            .unwrap_or_else(|| panic!("no line with `{wanted}`: {seen:#?}"))
+    };
+    assert!(at("talk | first") < at("talk | second"), "{seen:#?}");
+    assert!(at("talk | second") < at("talk | no newline"), "{seen:#?}");
+    assert!(at("talk | no newline") < at("talk succeeded"), "{seen:#?}");
+    assert!(at("after started") < at("after | done"), "{seen:#?}");
+    assert!(at("after | done") < at("after succeeded"), "{seen:#?}");
+}
+
+#[test]
+fn steps_run_side_by_side_up_to_the_concurrency() {
+    // Each step waits for the other to have started: they finish only if
+    // both run at once. A worker's idle GPU-queue taker once held one of
+    // the two slots, so they ran one after the other and timed out here.
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let step = |mine: &std::path::Path, other: &std::path::Path| {
+        format!(
+            "timeout = \"20s\"\nrun = \"touch {}; while [ ! -e {} ]; do sleep 0.05; done\"\n",
+            mine.display(),
+            other.display()
+        )
+    };
+    let wf = dir.path().join("pair.toml");
+    std::fs::write(
+        &wf,
+        format!(
+            "[workflow]\nname = \"pair\"\n[steps.a]\n{}[steps.b]\n{}",
+            step(&a, &b),
+            step(&b, &a)
+        ),
+    )
+    .unwrap();
+    let out = weft(
+        &["run", "--plain", "--concurrency", "2", wf.to_str().unwrap()],
+        &dir.path().join("data"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn a_closed_standard_output_ends_listings_quietly_and_runs_go_on() {
+    let data = tempfile::tempdir().unwrap();
+    let closed = |args: &[&str]| {
+        let mut child = Command::new(weft_bin())
+            .args(args)
+            .env("WEFT_DATA_DIR", data.path())
+            .current_dir(crate::support::repo())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Nobody reads: the first write finds the pipe closed.
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    };
+    let out = closed(&["run", "--plain", "workflows/hello.toml"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "the run still succeeds: {said}");
+    assert!(!said.contains("panicked"), "{said}");
+    assert!(
+        text(&weft(&["runs"], data.path())).contains("succeeded"),
+        "the run was kept"
+    );
+    for args in [&["runs"][..], &["schema"][..]] {
+        let out = closed(args);
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(141), "weft {args:?}: {said}");
+        assert!(!said.contains("panicked"), "weft {args:?}: {said}");
+    }
+}

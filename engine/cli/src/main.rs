@@ -5,6 +5,7 @@
 mod commands;
 mod config;
 mod embedded;
+mod log_tail;
 mod progress;
 mod table;
 
@@ -263,6 +264,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    quiet_when_stdout_closes();
     let cli = Cli::parse();
     if let Command::CudaHost = cli.command {
         // Blocking CUDA calls, on a runtime of its own.
@@ -285,4 +287,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `weft runs | head` ends quietly when `head` has read enough, as other
+/// tools do, not with a panic: Rust ignores SIGPIPE, so `println!` to a
+/// closed pipe panics. Exit status 141 is what a shell reports for SIGPIPE.
+/// (`weft run` does not print through `println!`: its run goes on.)
+fn quiet_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }

@@ -4,14 +4,21 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::mpsc::UnboundedSender;
+use weft_core::ports::LogKey;
 use weft_core::run::{Event, Outcome, RunState, StepStatus, TaskStatus};
 use weft_core::spec::units::format_duration;
 use weft_core::spec::Workflow;
+
+use crate::log_tail::{self, Message};
 
 pub struct Reporter {
     live: Option<Live>,
     last: Vec<StepStatus>,
     start: Option<u64>,
+    /// With `--logs`, lines go through the log printer, which puts each
+    /// step's output before the line that says the step ended.
+    tail: Option<UnboundedSender<Message>>,
 }
 
 struct Live {
@@ -38,6 +45,26 @@ impl Reporter {
             live,
             last: vec![StepStatus::Waiting; workflow.steps.len()],
             start: None,
+            tail: None,
+        }
+    }
+
+    /// Where the log printer should print: above the bars, if there are any.
+    pub fn printer(&self) -> log_tail::Printer {
+        match &self.live {
+            Some(live) => log_tail::Printer::Bars(live.multi.clone()),
+            None => log_tail::Printer::Plain,
+        }
+    }
+
+    pub fn with_tail(mut self, tail: UnboundedSender<Message>) -> Self {
+        self.tail = Some(tail);
+        self
+    }
+
+    fn tell(&self, message: Message) {
+        if let Some(tail) = &self.tail {
+            let _ = tail.send(message);
         }
     }
 
@@ -61,11 +88,15 @@ impl Reporter {
     }
 
     fn line(&self, text: String) {
+        if let Some(tail) = &self.tail {
+            let _ = tail.send(Message::Line(text));
+            return;
+        }
         match &self.live {
             Some(live) => {
                 let _ = live.multi.println(text);
             }
-            None => println!("{text}"),
+            None => say(&text),
         }
     }
 
@@ -92,6 +123,13 @@ impl weft_orchestrator::Progress for Reporter {
                 "run {} of {} ({steps} steps)",
                 state.run_id, state.plan.workflow.name
             ));
+        }
+        if let Event::TaskFinished { task, attempt, .. } = event {
+            self.tell(Message::Finished(LogKey {
+                run_id: state.run_id.clone(),
+                task: task.clone(),
+                attempt: *attempt,
+            }));
         }
         // Attempt-level lines: starts, failures and retries.
         match event {
@@ -130,6 +168,13 @@ impl weft_orchestrator::Progress for Reporter {
                 self.line(format!("{} {task} succeeded", self.stamp(at)));
             }
             _ => {}
+        }
+        if let Event::TaskStarted { task, attempt, .. } = event {
+            self.tell(Message::Started(LogKey {
+                run_id: state.run_id.clone(),
+                task: task.clone(),
+                attempt: *attempt,
+            }));
         }
         // Step-level changes.
         for (i, step) in state.steps.iter().enumerate() {
@@ -240,6 +285,7 @@ impl weft_orchestrator::Progress for Reporter {
         }
         if state.status.is_terminal() {
             self.finish();
+            self.tell(Message::Done);
         }
     }
 }
@@ -252,4 +298,12 @@ fn failure(step: &weft_core::run::StepState) -> String {
             .find_map(|t| t.attempts.last().and_then(|a| a.error.clone()))
             .unwrap_or_else(|| "failed".into())
     })
+}
+
+/// Prints a line for `weft run`, ignoring a closed standard output: the
+/// run goes on and is kept whether or not anyone still reads its progress
+/// (`weft run wf.toml | head`).
+pub fn say(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }

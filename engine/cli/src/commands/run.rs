@@ -9,7 +9,8 @@ use weft_core::run::{resolve_params, RunStatus};
 use weft_orchestrator::NewRun;
 
 use super::check::load_or_report;
-use crate::{embedded, progress::Reporter, table, DataDir};
+use crate::progress::{say, Reporter};
+use crate::{embedded, log_tail, table, DataDir};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,6 +22,10 @@ pub struct Args {
     /// Plain line output even on a terminal.
     #[arg(long)]
     plain: bool,
+    /// Print each step's output as it runs, every line prefixed with the
+    /// step's id.
+    #[arg(long)]
+    logs: bool,
     #[command(flatten)]
     data: DataDir,
 }
@@ -77,7 +82,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let router = service.spawn_router();
 
     let live = std::io::stdout().is_terminal() && !args.plain;
-    let reporter = Reporter::new(live, &workflow);
+    let mut reporter = Reporter::new(live, &workflow);
+    let mut printer = None;
+    if args.logs {
+        // Room for the id of a for-each instance, `step[12]`.
+        let width = workflow
+            .steps
+            .iter()
+            .map(|s| s.id.len() + if s.for_each.is_some() { 4 } else { 0 })
+            .max()
+            .unwrap_or(4)
+            .min(30);
+        let (tail, task) = log_tail::spawn(store.clone(), reporter.printer(), width);
+        reporter = reporter.with_tail(tail);
+        printer = Some(task);
+    }
     let file = args.workflow.file.display().to_string();
     let plugin_dir = args
         .workflow
@@ -123,33 +142,35 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let state = handle
         .await
         .map_err(|e| anyhow::anyhow!("run driver: {e}"))??;
+    if let Some(printer) = printer {
+        // It has been told the run ended; the bound is for a store that hangs.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), printer).await;
+    }
     router.abort();
     let _ = stop_worker.send(true);
     if let Ok(Err(e)) = worker_task.await {
         eprintln!("warning: worker: {e}");
     }
 
-    print!(
-        "{}",
-        table::steps(&weft_api::views::RunView::new(&record, &state))
-    );
+    let mut report = table::steps(&weft_api::views::RunView::new(&record, &state));
     let took = state
         .finished_at
         .unwrap_or(0)
         .saturating_sub(state.started_at.unwrap_or(0));
-    println!(
-        "\nrun {} {} in {}",
+    report += &format!(
+        "\nrun {} {} in {}\n",
         state.run_id,
         state.status.as_str(),
         weft_core::spec::units::format_duration(std::time::Duration::from_millis(took))
     );
     if let Some(summary) = state.failure_summary() {
-        println!("  {summary}");
+        report += &format!("  {summary}\n");
     }
-    println!(
+    report += &format!(
         "  details: weft show {}   logs: weft logs {} <step>",
         state.run_id, state.run_id
     );
+    say(&report);
     Ok(match state.status {
         RunStatus::Succeeded => ExitCode::SUCCESS,
         RunStatus::Cancelled => ExitCode::from(130),

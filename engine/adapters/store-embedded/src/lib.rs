@@ -49,8 +49,10 @@ impl EmbeddedRunStore {
         let path = dir.join("weft.redb");
         let db = Database::create(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::Invalid(format!(
-                "{} is in use by another weft process (a `weft run`, or a `weft serve \
-                 --embedded`: ask that one with --server URL), or use another --data-dir",
+                "{} is in use by another weft process: a `weft run` (it holds the store \
+                 until its run ends; `weft run --logs` prints the steps' output as they \
+                 run) or a `weft serve --embedded` (ask that one with --server URL); or \
+                 use another --data-dir",
                 path.display()
             )),
             e => backend(&format!("opening {}", path.display()))(e.into()),

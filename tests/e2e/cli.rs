@@ -357,3 +357,63 @@ fn a_closed_standard_output_ends_listings_quietly_and_runs_go_on() {
         assert!(!said.contains("panicked"), "weft {args:?}: {said}");
     }
 }
+
+#[test]
+fn retry_without_a_server_runs_again_here_reusing_what_succeeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let wf = dir.path().join("flaky.toml");
+    std::fs::write(
+        &wf,
+        r#"[workflow]
+name = "flaky"
+[steps.prep]
+run = "echo ran >> prep-ran; echo '{\"n\": 7}' > \"$WEFT_OUTPUTS\""
+[steps.flaky]
+needs = ["prep"]
+run = "test -e fixed || exit 3; echo 'fixed, n={{ steps.prep.outputs.n }}'"
+[steps.after]
+needs = ["flaky"]
+run = "echo after"
+"#,
+    )
+    .unwrap();
+    let prep_runs = || {
+        std::fs::read_to_string(dir.path().join("prep-ran"))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    let out = weft(&["run", "--plain", wf.to_str().unwrap()], &data);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let failed = last_run_id(&data);
+
+    std::fs::write(dir.path().join("fixed"), "").unwrap();
+    let out = weft(&["retry", &failed[..10], "--plain", "--logs"], &data);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains(&format!("retrying run {failed}")), "{said}");
+    assert!(
+        said.contains(&format!("prep reused from run {failed}")),
+        "{said}"
+    );
+    assert!(said.contains("flaky | fixed, n=7"), "{said}");
+    assert_eq!(prep_runs(), 1, "prep ran again: {said}");
+    let retried = last_run_id(&data);
+    assert_ne!(retried, failed);
+
+    let out = weft(&["retry", &retried, "--from", "prep", "--plain"], &data);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(prep_runs(), 2, "--from prep runs prep again");
+
+    let out = weft(&["retry", &retried, "--from", "nostep"], &data);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("has no step `nostep`"),
+        "{}",
+        text(&out)
+    );
+    let out = weft(&["retry", "nope"], &data);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("no run `nope`"), "{}", text(&out));
+}

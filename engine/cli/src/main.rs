@@ -28,8 +28,8 @@ struct Cli {
     config: Option<PathBuf>,
     /// A `weft serve` URL for `submit`, `retry`, `cancel`, `workers`, `token`,
     /// `runs`, `show`, `logs` and `plugin` (also `WEFT_SERVER`, or `[client]
-    /// server`). Without one, `runs`, `show`, `logs` and `plugin` use the
-    /// embedded store.
+    /// server`). Without one, `runs`, `show`, `logs`, `retry` and `plugin`
+    /// use the embedded store.
     #[arg(long, global = true, value_name = "URL")]
     server: Option<String>,
     /// Bearer token for the server (also `WEFT_TOKEN`, or `[client] token`).
@@ -92,17 +92,22 @@ enum Command {
     /// Manage API tokens (needs an admin token).
     #[command(subcommand)]
     Token(commands::token::Command),
-    /// Run a finished run again on a server, reusing the outputs of its
-    /// succeeded steps: from the steps that did not succeed, or from `--from`.
+    /// Run a finished run again, reusing the outputs of its succeeded
+    /// steps: from the steps that did not succeed, or from `--from`. On a
+    /// server with `--server`; otherwise here, as `weft run` runs.
     Retry {
         /// The run to retry (its id, or a unique prefix of it).
         run: String,
         /// Run again from this step and everything downstream of it.
         #[arg(long)]
         from: Option<String>,
-        /// Wait for the new run to finish.
+        /// Wait for the new run to finish (on a server; here, it always does).
         #[arg(long)]
         wait: bool,
+        #[command(flatten)]
+        watch: commands::run::Watch,
+        #[command(flatten)]
+        data: DataDir,
     },
     /// Cancel a run on a server: its running steps are stopped, nothing
     /// else starts.
@@ -217,14 +222,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             commands::token::token(client(&url), command).await
         }
-        Command::Retry { run, from, wait } => {
-            let url = server.clone().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "`weft retry` needs a server: --server URL, WEFT_SERVER, or `[client] server`"
-                )
-            })?;
-            commands::submit::retry(client(&url), &run, from.as_deref(), wait).await
-        }
+        Command::Retry {
+            run,
+            from,
+            wait,
+            watch,
+            data,
+        } => match &server {
+            Some(url) => commands::submit::retry(client(url), &run, from.as_deref(), wait).await,
+            None => commands::run::retry(&data, &watch, &run, from.as_deref()).await,
+        },
         Command::Cancel { run, wait } => {
             let url = server.clone().ok_or_else(|| {
                 anyhow::anyhow!(

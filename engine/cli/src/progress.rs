@@ -19,6 +19,8 @@ pub struct Reporter {
     /// With `--logs`, lines go through the log printer, which puts each
     /// step's output before the line that says the step ended.
     tail: Option<UnboundedSender<Message>>,
+    /// The run this one retries, said on the first line.
+    retry_of: Option<String>,
 }
 
 struct Live {
@@ -46,6 +48,7 @@ impl Reporter {
             last: vec![StepStatus::Waiting; workflow.steps.len()],
             start: None,
             tail: None,
+            retry_of: None,
         }
     }
 
@@ -55,6 +58,11 @@ impl Reporter {
             Some(live) => log_tail::Printer::Bars(live.multi.clone()),
             None => log_tail::Printer::Plain,
         }
+    }
+
+    pub fn retrying(mut self, run: &str) -> Self {
+        self.retry_of = Some(run.to_string());
+        self
     }
 
     pub fn with_tail(mut self, tail: UnboundedSender<Message>) -> Self {
@@ -119,8 +127,13 @@ impl weft_orchestrator::Progress for Reporter {
         if self.start.is_none() {
             self.start = Some(at);
             let steps = state.plan.workflow.steps.len();
+            let retry = match &self.retry_of {
+                Some(run) => format!(", retrying run {run}"),
+                None => String::new(),
+            };
+            let s = if steps == 1 { "" } else { "s" };
             self.line(format!(
-                "run {} of {} ({steps} steps)",
+                "run {} of {} ({steps} step{s}){retry}",
                 state.run_id, state.plan.workflow.name
             ));
         }
@@ -266,17 +279,25 @@ impl weft_orchestrator::Progress for Reporter {
                     }
                     _ => String::new(),
                 };
-                let text = match step.status {
-                    StepStatus::Succeeded => format!("{id} succeeded{took}"),
-                    StepStatus::Failed => format!("{id} failed{took}: {}", failure(step)),
-                    StepStatus::Skipped => format!(
+                let text = match (step.status, event) {
+                    (
+                        StepStatus::Succeeded,
+                        Event::StepReused {
+                            step: reused, from, ..
+                        },
+                    ) if reused == id => {
+                        format!("{id} reused from run {from}")
+                    }
+                    (StepStatus::Succeeded, _) => format!("{id} succeeded{took}"),
+                    (StepStatus::Failed, _) => format!("{id} failed{took}: {}", failure(step)),
+                    (StepStatus::Skipped, _) => format!(
                         "{id} skipped: {}",
                         step.skip
                             .as_ref()
                             .map(|s| s.to_string())
                             .unwrap_or_default()
                     ),
-                    StepStatus::Cancelled => format!("{id} cancelled"),
+                    (StepStatus::Cancelled, _) => format!("{id} cancelled"),
                     _ => continue,
                 };
                 self.line(format!("{} {text}", self.stamp(at)));

@@ -385,6 +385,19 @@ impl Service {
         from: Option<&str>,
         submitted_by: Option<String>,
     ) -> Result<(RunRecord, RunHandle), Error> {
+        let progress = Box::new(|_: &RunState, _: &weft_core::run::Event| {});
+        self.retry_watched(run_id, from, submitted_by, progress)
+            .await
+    }
+
+    /// [`Service::retry`], with `progress` told of every event of the new run.
+    pub async fn retry_watched(
+        &self,
+        run_id: &str,
+        from: Option<&str>,
+        submitted_by: Option<String>,
+        progress: Box<dyn Progress>,
+    ) -> Result<(RunRecord, RunHandle), Error> {
         let (record, previous) = crate::load_run(self.shared.store.as_ref(), run_id)
             .await?
             .ok_or_else(|| Error::NoSuchRun(run_id.to_string()))?;
@@ -407,8 +420,7 @@ impl Service {
             plugins: record.plugins,
             submitted_by,
         };
-        self.submit(run, Box::new(|_: &RunState, _: &weft_core::run::Event| {}))
-            .await
+        self.submit(run, progress).await
     }
 
     /// Asks a run driven here to cancel. `NotOwner` if it is driven elsewhere.

@@ -12,6 +12,8 @@ use weft_core::ports::{LogKey, RunQuery, RunStore};
 use weft_core::run::RunStatus;
 use weft_core::spec::units::format_duration;
 
+use weft_store_embedded::EmbeddedRunStore;
+
 use crate::{embedded, table};
 
 /// Where history is read from.
@@ -60,24 +62,28 @@ pub async fn view(source: &Source, run: &str) -> anyhow::Result<RunView> {
         },
         Source::Embedded(dir) => {
             let store = embedded::open_store(dir)?;
-            let found = match weft_orchestrator::load_run(store.as_ref(), run).await? {
-                Some(found) => found,
-                None => {
-                    let runs = store
-                        .list_runs(usize::MAX)
-                        .await?
-                        .iter()
-                        .map(RunSummary::from)
-                        .collect();
-                    let id = by_prefix(runs, run)?;
-                    weft_orchestrator::load_run(store.as_ref(), &id)
-                        .await?
-                        .ok_or_else(|| anyhow::anyhow!("no run `{run}`"))?
-                }
-            };
+            let id = find_embedded(&store, run).await?;
+            let found = weft_orchestrator::load_run(store.as_ref(), &id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no run `{run}`"))?;
             Ok(RunView::new(&found.0, &found.1))
         }
     }
+}
+
+/// The id of the embedded store's run `run`, or of the one run whose id
+/// starts with it.
+pub async fn find_embedded(store: &EmbeddedRunStore, run: &str) -> anyhow::Result<String> {
+    if store.get_run(run).await?.is_some() {
+        return Ok(run.to_string());
+    }
+    let runs = store
+        .list_runs(usize::MAX)
+        .await?
+        .iter()
+        .map(RunSummary::from)
+        .collect();
+    by_prefix(runs, run)
 }
 
 pub async fn runs(

@@ -1,12 +1,16 @@
-//! `weft run`: run a workflow in-process and watch it.
+//! `weft run`, and `weft retry` without a server: a run in this process,
+//! on the embedded store, watched until it ends.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use tokio::sync::watch;
 use weft_core::run::{resolve_params, RunStatus};
+use weft_core::spec::Workflow;
 use weft_orchestrator::NewRun;
+use weft_store_embedded::EmbeddedRunStore;
 
 use super::check::load_or_report;
 use crate::progress::{say, Reporter};
@@ -16,6 +20,15 @@ use crate::{embedded, log_tail, table, DataDir};
 pub struct Args {
     #[command(flatten)]
     workflow: super::WorkflowArgs,
+    #[command(flatten)]
+    watch: Watch,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+/// How a run in this process runs and is shown.
+#[derive(clap::Args)]
+pub struct Watch {
     /// Steps run at once. Default: the number of CPUs.
     #[arg(long)]
     concurrency: Option<usize>,
@@ -26,8 +39,12 @@ pub struct Args {
     /// step's id.
     #[arg(long)]
     logs: bool,
-    #[command(flatten)]
-    data: DataDir,
+}
+
+/// What to start: a new run, or a retry of a finished one.
+enum Start {
+    New(NewRun),
+    Retry { run: String, from: Option<String> },
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -38,8 +55,90 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let params = resolve_params(&workflow, &overrides).map_err(|e| anyhow::anyhow!(e))?;
 
     let store = embedded::open_store(&args.data.data_dir)?;
+    let file = args.workflow.file.display().to_string();
+    let dir = match args.workflow.file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let plugins =
+        match weft_orchestrator::resolve_plugins(&workflow, store.as_ref(), Some(&dir)).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {file}: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+    let new = NewRun {
+        workflow: workflow.clone(),
+        source,
+        file,
+        params,
+        reuse: Vec::new(),
+        plugins,
+        submitted_by: user(),
+    };
+    watch_here(
+        store,
+        &args.data,
+        &args.watch,
+        &workflow,
+        dir,
+        Start::New(new),
+    )
+    .await
+}
+
+/// `weft retry RUN [--from STEP]` without a server: the run again, here,
+/// reusing the outputs of its succeeded steps.
+pub async fn retry(
+    data: &DataDir,
+    watch: &Watch,
+    run: &str,
+    from: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let store = embedded::open_store(&data.data_dir)?;
+    let id = super::inspect::find_embedded(&store, run).await?;
+    let (record, previous) = weft_orchestrator::load_run(store.as_ref(), &id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no run `{run}`"))?;
+    // Relative paths in its steps were the workflow file's, as for `weft run`.
+    let dir = match Path::new(&record.file).parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = if dir.is_dir() {
+        dir
+    } else {
+        eprintln!(
+            "warning: {} (the directory of {}) is not here; its steps run in this one",
+            dir.display(),
+            record.file
+        );
+        PathBuf::from(".")
+    };
+    let workflow = previous.plan.workflow.clone();
+    let start = Start::Retry {
+        run: id,
+        from: from.map(str::to_string),
+    };
+    watch_here(store, data, watch, &workflow, dir, start).await
+}
+
+fn user() -> Option<String> {
+    std::env::var("USER").ok().filter(|u| !u.is_empty())
+}
+
+/// Runs the engine in this process until the run ends, showing it.
+async fn watch_here(
+    store: Arc<EmbeddedRunStore>,
+    data: &DataDir,
+    args: &Watch,
+    workflow: &Workflow,
+    dir: PathBuf,
+    start: Start,
+) -> anyhow::Result<ExitCode> {
     // Steps run in the workflow's directory: every path handed to them is absolute.
-    let data_dir = std::path::absolute(&args.data.data_dir)?;
+    let data_dir = std::path::absolute(&data.data_dir)?;
     let mut options = weft_worker::Options::default();
     if let Some(n) = args.concurrency {
         options.concurrency = n.max(1);
@@ -52,10 +151,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Its own name: a worker removes containers left under its name, and
     // another `weft run` may be running beside this one.
     options.name = format!("local-{}", std::process::id());
-    options.cwd = Some(match args.workflow.file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    });
+    options.cwd = Some(dir);
     let uses_containers = workflow
         .steps
         .iter()
@@ -82,7 +178,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let router = service.spawn_router();
 
     let live = std::io::stdout().is_terminal() && !args.plain;
-    let mut reporter = Reporter::new(live, &workflow);
+    let mut reporter = Reporter::new(live, workflow);
+    if let Start::Retry { run, .. } = &start {
+        reporter = reporter.retrying(run);
+    }
     let mut printer = None;
     if args.logs {
         // Room for the id of a for-each instance, `step[12]`.
@@ -97,35 +196,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         reporter = reporter.with_tail(tail);
         printer = Some(task);
     }
-    let file = args.workflow.file.display().to_string();
-    let plugin_dir = args
-        .workflow
-        .file
-        .parent()
-        .unwrap_or(std::path::Path::new("."));
-    let plugins =
-        match weft_orchestrator::resolve_plugins(&workflow, store.as_ref(), Some(plugin_dir)).await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: {file}: {e}");
-                return Ok(ExitCode::FAILURE);
-            }
-        };
-    let (record, handle) = service
-        .submit(
-            NewRun {
-                workflow,
-                source,
-                file,
-                params,
-                reuse: Vec::new(),
-                plugins,
-                submitted_by: std::env::var("USER").ok().filter(|u| !u.is_empty()),
-            },
-            Box::new(reporter),
-        )
-        .await?;
+    let (record, handle) = match start {
+        Start::New(new) => service.submit(new, Box::new(reporter)).await?,
+        Start::Retry { run, from } => {
+            service
+                .retry_watched(&run, from.as_deref(), user(), Box::new(reporter))
+                .await?
+        }
+    };
 
     let canceller = service.clone();
     let run_id = record.id.clone();

@@ -45,6 +45,15 @@ async fn submit(client: &Client, source: String) -> String {
     client.submit(&request).await.unwrap().id
 }
 
+/// Waits until the step writing to `marks` has written `start`.
+async fn step_started(marks: &Path) {
+    let since = Instant::now();
+    while !std::fs::read_to_string(marks).is_ok_and(|m| m.contains("start")) {
+        assert!(since.elapsed() < Duration::from_secs(30), "a never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn finished(client: &Client, id: &str) -> RunView {
     let start_at = Instant::now();
     loop {
@@ -108,14 +117,7 @@ async fn serve_embedded_runs_workflows_with_no_broker_and_no_redis() {
         ),
     )
     .await;
-    let start_at = Instant::now();
-    while !std::fs::read_to_string(&marks).is_ok_and(|m| m.contains("start")) {
-        assert!(
-            start_at.elapsed() < Duration::from_secs(30),
-            "a never started"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    step_started(&marks).await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(serve.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -144,14 +146,7 @@ async fn a_killed_embedded_server_finishes_its_runs_once_restarted() {
         ),
     )
     .await;
-    let start_at = Instant::now();
-    while !std::fs::read_to_string(&marks).is_ok_and(|m| m.contains("start")) {
-        assert!(
-            start_at.elapsed() < Duration::from_secs(30),
-            "a never started"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    step_started(&marks).await;
     // No clean-up of any kind: its queue, with a's job, dies with it.
     serve.kill().unwrap();
     serve.wait().unwrap();

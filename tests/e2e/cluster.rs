@@ -183,15 +183,18 @@ impl Cluster {
     /// Polls the run until it finishes (the server may be restarted meanwhile).
     pub async fn wait(&self, id: &str, limit: Duration) -> RunView {
         let start = Instant::now();
+        let mut last = None;
         loop {
             if let Ok(view) = self.client().run(id).await {
                 if view.is_finished() {
                     return view;
                 }
+                last = Some(view);
             }
             assert!(
                 start.elapsed() < limit,
-                "run {id} did not finish within {limit:?}"
+                "run {id} did not finish within {limit:?}; where it stood:\n{}",
+                last.as_ref().map_or("never read".into(), unfinished)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -245,4 +248,42 @@ pub fn step<'a>(view: &'a RunView, id: &str) -> &'a StepView {
         .iter()
         .find(|s| s.id == id)
         .unwrap_or_else(|| panic!("no step {id} in {view:?}"))
+}
+
+/// What a run that did not finish was waiting on: its unfinished tasks (at
+/// most 20) with their attempts, for the message of a failed test.
+fn unfinished(view: &RunView) -> String {
+    let mut lines = vec![format!("run status {}", view.run.status)];
+    let open = view.steps.iter().flat_map(|step| {
+        step.tasks
+            .iter()
+            .filter(|t| {
+                !matches!(
+                    t.status.as_str(),
+                    "succeeded" | "failed" | "skipped" | "cancelled"
+                )
+            })
+            .map(move |t| (step, t))
+    });
+    for (step, task) in open.take(20) {
+        let attempts: Vec<String> = task
+            .attempts
+            .iter()
+            .map(|a| {
+                format!(
+                    "#{} worker {:?} queued {} started {:?} finished {:?} error {:?}",
+                    a.number, a.worker, a.queued_at, a.started_at, a.finished_at, a.error
+                )
+            })
+            .collect();
+        lines.push(format!(
+            "{} {} (step {}; reason {:?}): {}",
+            task.id,
+            task.status,
+            step.status,
+            step.reason,
+            attempts.join("; ")
+        ));
+    }
+    lines.join("\n")
 }

@@ -88,6 +88,12 @@ impl Link {
         }
     }
 
+    /// The generation of the newest session opened: a holder of an older
+    /// one is on a connection that has been replaced.
+    pub fn latest_generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Forgets `session` if it is still the current one (after an error on it).
     pub async fn drop_session(&self, generation: u64) {
         let mut current = self.current.lock().await;

@@ -21,11 +21,14 @@ use crate::Options;
 /// A consumer bound to the session it was opened on.
 struct Subscription {
     generation: u64,
-    _channel: Channel,
+    channel: Channel,
     consumer: Consumer,
 }
 
 type Slot = Arc<Mutex<Option<Subscription>>>;
+
+/// How often a waiting consumer checks that its connection still stands.
+const STALE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The RabbitMQ job queue. Cheap to clone; clones share one connection.
 #[derive(Clone)]
@@ -164,7 +167,22 @@ impl AmqpJobQueue {
                 }
             }
             let sub = guard.as_mut().expect("subscribed above");
-            match sub.consumer.next().await {
+            let next = loop {
+                tokio::select! {
+                    next = sub.consumer.next() => break next,
+                    // A consumer on a connection that died may wait forever
+                    // instead of ending: start over once its channel is down
+                    // or a newer session has replaced its own.
+                    _ = tokio::time::sleep(STALE_CHECK) => {
+                        if !sub.channel.status().connected()
+                            || self.link.latest_generation() != sub.generation
+                        {
+                            break None;
+                        }
+                    }
+                }
+            };
+            match next {
                 Some(Ok(delivery)) => match serde_json::from_slice::<T>(&delivery.data) {
                     Ok(body) => {
                         return Ok(Held {
@@ -222,7 +240,7 @@ impl AmqpJobQueue {
             .map_err(amqp_err("consuming"))?;
         Ok(Subscription {
             generation: session.generation,
-            _channel: channel,
+            channel,
             consumer,
         })
     }

@@ -56,10 +56,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let store = embedded::open_store(&args.data.data_dir)?;
     let file = args.workflow.file.display().to_string();
-    let dir = match args.workflow.file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = workflow_dir(&args.workflow.file);
     let plugins =
         match weft_orchestrator::resolve_plugins(&workflow, store.as_ref(), Some(&dir)).await {
             Ok(p) => p,
@@ -102,10 +99,7 @@ pub async fn retry(
         .await?
         .ok_or_else(|| anyhow::anyhow!("no run `{run}`"))?;
     // Relative paths in its steps were the workflow file's, as for `weft run`.
-    let dir = match Path::new(&record.file).parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = workflow_dir(Path::new(&record.file));
     let dir = if dir.is_dir() {
         dir
     } else {
@@ -122,6 +116,15 @@ pub async fn retry(
         from: from.map(str::to_string),
     };
     watch_here(store, data, watch, &workflow, dir, start).await
+}
+
+/// Where a workflow's steps run and its relative paths start: its file's
+/// directory.
+fn workflow_dir(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 fn user() -> Option<String> {

@@ -105,7 +105,7 @@ async fn serve_embedded(config: Config, data_dir: &Path) -> anyhow::Result<ExitC
     let (service, worker) = embedded::engine(store.clone(), options, containers, orchestrator)?;
     let worker = worker.with_registry(store.clone(), None);
     let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
-    let worker_task = tokio::spawn(worker.run(worker_stop));
+    let mut worker_task = tokio::spawn(worker.run(worker_stop));
     println!("weft serve: embedded engine in {}", data_dir.display());
     let backends = Backends {
         store: store.clone(),
@@ -114,19 +114,16 @@ async fn serve_embedded(config: Config, data_dir: &Path) -> anyhow::Result<ExitC
         workflows: store.clone(),
         plugins: store,
     };
-    let mut worker_task = worker_task;
     serve_api(&config, service, backends, Some(&mut worker_task)).await?;
-    // As `weft worker` drains: no new jobs, a grace period for running steps;
-    // what is still running then is run again on the next start.
-    let grace = config.worker_http.drain_grace_ms;
-    eprintln!("weft: draining: no new jobs; waiting up to {grace}ms for running steps");
-    let _ = stop_worker.send(true);
-    match tokio::time::timeout(std::time::Duration::from_millis(grace), &mut worker_task).await {
-        Ok(result) => result??,
-        Err(_) => {
-            eprintln!("weft: grace period over; unfinished steps run again on the next start")
-        }
-    }
+    // As `weft worker` drains; what is still running then is run again on
+    // the next start.
+    super::worker::drain(
+        &stop_worker,
+        &mut worker_task,
+        config.worker_http.drain_grace_ms,
+        "unfinished steps run again on the next start",
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 

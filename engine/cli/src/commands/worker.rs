@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use weft_core::ports::{Clock, JobQueue, RunStore};
 use weft_orchestrator::SystemClock;
 use weft_queue_amqp::AmqpJobQueue;
@@ -106,19 +107,29 @@ pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> 
         }
         _ = super::shutdown_signal() => {}
     }
-    eprintln!(
-        "weft: draining: no new jobs; waiting up to {}ms for running steps",
-        config.worker_http.drain_grace_ms
-    );
-    let _ = stop.send(true);
-    match tokio::time::timeout(
-        Duration::from_millis(config.worker_http.drain_grace_ms),
+    drain(
+        &stop,
         &mut running,
+        config.worker_http.drain_grace_ms,
+        "unfinished jobs return to the queue",
     )
-    .await
-    {
-        Ok(result) => result??,
-        Err(_) => eprintln!("weft: grace period over; unfinished jobs return to the queue"),
-    }
+    .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stops a worker taking jobs and gives its running steps `grace_ms` to
+/// finish; `afterwards` says what becomes of those that do not.
+pub(crate) async fn drain(
+    stop: &watch::Sender<bool>,
+    running: &mut JoinHandle<Result<(), weft_worker::Error>>,
+    grace_ms: u64,
+    afterwards: &str,
+) -> anyhow::Result<()> {
+    eprintln!("weft: draining: no new jobs; waiting up to {grace_ms}ms for running steps");
+    let _ = stop.send(true);
+    match tokio::time::timeout(Duration::from_millis(grace_ms), running).await {
+        Ok(result) => result??,
+        Err(_) => eprintln!("weft: grace period over; {afterwards}"),
+    }
+    Ok(())
 }

@@ -57,12 +57,12 @@ pub fn spawn(
 ) -> (mpsc::UnboundedSender<Message>, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
-        let mut tail = Tail {
+        let tail = Tail {
             store,
             printer,
             width,
-            following: HashMap::new(),
         };
+        let mut following: HashMap<LogKey, Follow> = HashMap::new();
         let mut tick = tokio::time::interval(READ_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -70,29 +70,25 @@ pub fn spawn(
                 message = rx.recv() => match message {
                     Some(Message::Line(text)) => tail.printer.print(&text),
                     Some(Message::Started(key)) => {
-                        tail.following.insert(key, Follow::default());
+                        following.insert(key, Follow::default());
                     }
                     Some(Message::Finished(key)) => {
-                        if let Some(follow) = tail.following.remove(&key) {
-                            tail.read(&key, follow, true).await;
+                        if let Some(mut follow) = following.remove(&key) {
+                            tail.read(&key, &mut follow, true).await;
                         }
                     }
                     Some(Message::Done) | None => {
-                        let mut left: Vec<_> = tail.following.drain().collect();
+                        let mut left: Vec<_> = following.into_iter().collect();
                         left.sort_by(|a, b| a.0.task.cmp(&b.0.task));
-                        for (key, follow) in left {
-                            tail.read(&key, follow, true).await;
+                        for (key, mut follow) in left {
+                            tail.read(&key, &mut follow, true).await;
                         }
                         return;
                     }
                 },
                 _ = tick.tick() => {
-                    let keys: Vec<LogKey> = tail.following.keys().cloned().collect();
-                    for key in keys {
-                        if let Some(follow) = tail.following.remove(&key) {
-                            let follow = tail.read(&key, follow, false).await;
-                            tail.following.insert(key, follow);
-                        }
+                    for (key, follow) in following.iter_mut() {
+                        tail.read(key, follow, false).await;
                     }
                 }
             }
@@ -105,7 +101,6 @@ struct Tail {
     store: Arc<dyn RunStore>,
     printer: Printer,
     width: usize,
-    following: HashMap<LogKey, Follow>,
 }
 
 /// How far an attempt's log has been printed, and the start of a line not
@@ -119,7 +114,7 @@ struct Follow {
 impl Tail {
     /// Prints the whole lines written since the last read; with `last`, the
     /// unfinished one too.
-    async fn read(&self, key: &LogKey, mut follow: Follow, last: bool) -> Follow {
+    async fn read(&self, key: &LogKey, follow: &mut Follow, last: bool) {
         match self.store.read_log_from(key, follow.offset).await {
             Ok(slice) => {
                 follow.offset = slice.start + slice.bytes.len() as u64;
@@ -143,7 +138,6 @@ impl Tail {
         for line in String::from_utf8_lossy(&whole).lines() {
             self.line(key, line.trim_end_matches('\r'));
         }
-        follow
     }
 
     fn line(&self, key: &LogKey, text: &str) {

@@ -10,8 +10,16 @@ use weft_store_embedded::EmbeddedRunStore;
 use weft_worker::{Options as WorkerOptions, Plugins, Worker};
 
 pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<EmbeddedRunStore>> {
-    let store = EmbeddedRunStore::open(data_dir)
-        .map_err(|e| anyhow::anyhow!("opening the store in {}: {e}", data_dir.display()))?;
+    let store = EmbeddedRunStore::open(data_dir).map_err(|e| match e {
+        weft_core::Error::Conflict(_) => anyhow::anyhow!(
+            "opening the store in {}: it is in use by another weft process: a `weft run` \
+             (it holds the store until its run ends; `weft run --logs` prints the steps' \
+             output as they run) or a `weft serve --embedded` (ask that one with \
+             --server URL); or use another --data-dir",
+            data_dir.display()
+        ),
+        e => anyhow::anyhow!("opening the store in {}: {e}", data_dir.display()),
+    })?;
     Ok(Arc::new(store))
 }
 

@@ -48,13 +48,10 @@ impl EmbeddedRunStore {
             .map_err(|e| Error::backend(format!("creating data directory {}", dir.display()), e))?;
         let path = dir.join("weft.redb");
         let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::Invalid(format!(
-                "{} is in use by another weft process: a `weft run` (it holds the store \
-                 until its run ends; `weft run --logs` prints the steps' output as they \
-                 run) or a `weft serve --embedded` (ask that one with --server URL); or \
-                 use another --data-dir",
-                path.display()
-            )),
+            // Who holds it, and what to do then, is the binary's to say.
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                Error::Conflict(format!("{} is in use by another process", path.display()))
+            }
             e => backend(&format!("opening {}", path.display()))(e.into()),
         })?;
         let txn = db.begin_write().map_err(err("opening store"))?;

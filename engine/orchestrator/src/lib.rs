@@ -23,7 +23,7 @@ pub use error::Error;
 pub use options::Options;
 pub use plugins::resolve_plugins;
 pub use read_cache::ReadCache;
-pub use service::{AbortFn, NewRun, RunChange, RunHandle, Service};
+pub use service::{AbortFn, NewRun, RunChange, RunHandle, RunIds, Service};
 
 use std::sync::Arc;
 

@@ -67,6 +67,16 @@ pub(crate) struct Shared {
     live: Mutex<HashMap<String, Live>>,
     /// Every event applied to a run driven here, for live watchers.
     pub changes: broadcast::Sender<RunChange>,
+    /// Names new runs.
+    run_ids: RunIds,
+}
+
+/// Makes the id of each new run.
+pub type RunIds = Box<dyn Fn() -> String + Send + Sync>;
+
+/// Run ids by default: ULIDs, lower case, so they sort by creation time.
+fn ulid_run_id() -> String {
+    ulid::Ulid::new().to_string().to_lowercase()
 }
 
 /// One event applied to a run, with the run's status after it.
@@ -108,8 +118,19 @@ impl Service {
                 options,
                 live: Mutex::new(HashMap::new()),
                 changes: broadcast::channel(4096).0,
+                run_ids: Box::new(ulid_run_id),
             }),
         }
+    }
+
+    /// Names new runs with `ids` instead of ULIDs (a deterministic
+    /// simulation needs ids that do not depend on the machine). Call it
+    /// before the service is cloned.
+    pub fn with_run_ids(mut self, ids: RunIds) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("with_run_ids is called before the service is cloned")
+            .run_ids = ids;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn RunStore> {
@@ -229,7 +250,7 @@ impl Service {
         progress: Box<dyn Progress>,
     ) -> Result<(RunRecord, RunHandle), Error> {
         let record = RunRecord {
-            id: ulid::Ulid::new().to_string().to_lowercase(),
+            id: (self.shared.run_ids)(),
             workflow: run.workflow.name.clone(),
             file: run.file,
             source: run.source,

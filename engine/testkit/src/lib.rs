@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod job_queue;
+mod memory_store;
 pub mod plugin_store;
 pub mod run_store;
 pub mod token_store;
@@ -19,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use clock::ManualClock;
+pub use memory_store::{MemoryRunStore, MemoryState};
 
 /// A name no other test (in this or another process) uses: for queue
 /// names, key prefixes and run ids on shared services.

@@ -11,6 +11,7 @@ mod attempt;
 mod container;
 mod cuda;
 mod error;
+mod executor;
 mod gpus;
 mod heartbeat;
 mod options;
@@ -23,6 +24,7 @@ mod worker;
 
 pub use abort::Aborts;
 pub use error::Error;
+pub use executor::CommandExecutor;
 pub use options::Options;
 pub use plugins::Plugins;
 pub use stats::Stats;

@@ -17,7 +17,7 @@ use crate::attempt::Attempt;
 use crate::gpus::{self, Gpus};
 use crate::heartbeat::{beat, Running};
 use crate::plugins::{self, Plugins, PostHooks};
-use crate::{container, cuda, shell, Aborts, Error, Options, Stats};
+use crate::{container, cuda, shell, Aborts, CommandExecutor, Error, Options, Stats};
 
 /// A worker bound to a queue and a store.
 pub struct Worker {
@@ -32,6 +32,7 @@ pub struct Worker {
     plugins: Option<Plugins>,
     containers: Option<Arc<dyn ContainerRuntime>>,
     kernels: Option<Arc<dyn KernelRuntime>>,
+    commands: Option<Arc<dyn CommandExecutor>>,
     gpus: Arc<Gpus>,
 }
 
@@ -55,6 +56,7 @@ impl Worker {
             plugins: None,
             containers: None,
             kernels: None,
+            commands: None,
             gpus,
         }
     }
@@ -86,6 +88,12 @@ impl Worker {
     /// Runs CUDA steps on this runtime; a worker without one fails them.
     pub fn with_kernels(mut self, runtime: Arc<dyn KernelRuntime>) -> Self {
         self.kernels = Some(runtime);
+        self
+    }
+
+    /// Runs `run` steps with `executor` instead of a local shell.
+    pub fn with_command_executor(mut self, executor: Arc<dyn CommandExecutor>) -> Self {
+        self.commands = Some(executor);
         self
     }
 
@@ -446,7 +454,19 @@ impl Worker {
             gpus,
         };
         let outcome = match &job.action {
-            StepAction::Run { command } => shell::run(attempt, command).await,
+            StepAction::Run { command } => match &self.commands {
+                Some(executor) => {
+                    let log = attempt.log();
+                    let flusher = log.spawn_flusher();
+                    let outcome = executor
+                        .execute(&job, command, attempt.abort.clone(), log.as_ref())
+                        .await;
+                    flusher.abort();
+                    log.finish().await;
+                    outcome
+                }
+                None => shell::run(attempt, command).await,
+            },
             StepAction::Container { spec } => match &self.containers {
                 Some(runtime) => container::run(attempt, spec, runtime).await,
                 None => cannot(format!(

@@ -1,0 +1,351 @@
+//! The broker: RabbitMQ's part as weft relies on it. Queues per pool and one
+//! for reports; a delivery is held until acked, and goes back to its queue
+//! when its holder's connection is lost (a killed process, a broker
+//! restart) or the broker gives up on it (a consumer timeout). Messages may
+//! arrive late (and so out of order) and twice (a publish retried after a
+//! lost confirm). While the broker is down, publishing waits, as the AMQP
+//! adapter retries until it is back.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use weft_core::ports::{Delivery, JobQueue, Report, ReportDelivery};
+use weft_core::run::Job;
+use weft_core::Error;
+
+use crate::world::{Proc, World};
+
+const REPORTS: &str = "(reports)";
+
+#[derive(Debug, Clone)]
+enum Message {
+    Job(Job),
+    Report(Report),
+}
+
+#[derive(Debug)]
+struct Queued {
+    message: Message,
+    visible_at: Instant,
+}
+
+#[derive(Debug)]
+struct Held {
+    process: u64,
+    queue: String,
+    message: Message,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queues: BTreeMap<String, VecDeque<Queued>>,
+    unacked: BTreeMap<u64, Held>,
+    next_tag: u64,
+    down_until: Option<Instant>,
+}
+
+/// How the broker misbehaves.
+#[derive(Debug, Default, Clone)]
+pub struct BrokerFaults {
+    /// A message becomes visible up to this long after it is published.
+    pub max_delay: Duration,
+    /// A message is published twice, this often.
+    pub duplicate: f64,
+}
+
+/// The world's broker.
+#[derive(Default)]
+pub struct Broker {
+    state: Mutex<State>,
+    wake: Notify,
+    pub faults: Mutex<BrokerFaults>,
+}
+
+impl Broker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("broker lock")
+    }
+
+    fn down(&self) -> Option<Instant> {
+        self.lock().down_until.filter(|t| Instant::now() < *t)
+    }
+
+    /// Every delivery `process` held goes back to its queue.
+    pub fn connection_lost(&self, world: &World, process: u64) {
+        let mut s = self.lock();
+        let tags: Vec<u64> = s
+            .unacked
+            .iter()
+            .filter(|(_, h)| h.process == process)
+            .map(|(t, _)| *t)
+            .collect();
+        for tag in tags {
+            requeue(&mut s, tag);
+        }
+        drop(s);
+        world.trace(format!("broker: connection of process {process} lost"));
+        self.wake.notify_waiters();
+    }
+
+    /// The broker stops for `down`: every connection is lost, every held
+    /// delivery goes back to its queue.
+    pub fn restart(&self, world: &World, down: Duration) {
+        let mut s = self.lock();
+        s.down_until = Some(Instant::now() + down);
+        let tags: Vec<u64> = s.unacked.keys().copied().collect();
+        for tag in tags {
+            requeue(&mut s, tag);
+        }
+        drop(s);
+        world.trace(format!("broker: restarting, down for {down:?}"));
+        self.wake.notify_waiters();
+    }
+
+    /// Gives up on one held delivery (as a consumer timeout does): it goes
+    /// back to its queue while its holder still works on it.
+    pub fn redeliver_one(&self, world: &World) {
+        let mut s = self.lock();
+        let tags: Vec<u64> = s.unacked.keys().copied().collect();
+        if tags.is_empty() {
+            return;
+        }
+        let tag = tags[world.rng(|r| r.range(0, tags.len() as u64 - 1)) as usize];
+        requeue(&mut s, tag);
+        drop(s);
+        world.trace(format!("broker: delivery {tag} taken back from its holder"));
+        self.wake.notify_waiters();
+    }
+
+    /// Messages not yet acked, in queues or held.
+    pub fn pending(&self) -> usize {
+        let s = self.lock();
+        s.unacked.len() + s.queues.values().map(VecDeque::len).sum::<usize>()
+    }
+
+    fn publish(&self, world: &World, queue: &str, message: Message) {
+        let faults = self.faults.lock().expect("faults lock").clone();
+        let copies = if world.rng(|r| r.chance(faults.duplicate)) {
+            2
+        } else {
+            1
+        };
+        let mut s = self.lock();
+        for _ in 0..copies {
+            let delay = world.rng(|r| r.range(0, faults.max_delay.as_millis() as u64));
+            s.queues
+                .entry(queue.to_string())
+                .or_default()
+                .push_back(Queued {
+                    message: message.clone(),
+                    visible_at: Instant::now() + Duration::from_millis(delay),
+                });
+        }
+        drop(s);
+        self.wake.notify_waiters();
+    }
+
+    /// Waits for the next visible message of `queue`, held by `process`.
+    async fn take(&self, process: &Proc, queue: &str) -> (u64, Message) {
+        loop {
+            process.gate().await;
+            if let Some(up) = self.down() {
+                tokio::time::sleep_until(up).await;
+                continue;
+            }
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let next_visible = {
+                let mut s = self.lock();
+                let now = Instant::now();
+                let q = s.queues.entry(queue.to_string()).or_default();
+                match q.iter().position(|m| m.visible_at <= now) {
+                    Some(i) => {
+                        let message = q.remove(i).expect("found above").message;
+                        s.next_tag += 1;
+                        let tag = s.next_tag;
+                        s.unacked.insert(
+                            tag,
+                            Held {
+                                process: process.id,
+                                queue: queue.to_string(),
+                                message: message.clone(),
+                            },
+                        );
+                        return (tag, message);
+                    }
+                    None => q.iter().map(|m| m.visible_at).min(),
+                }
+            };
+            let wait = next_visible.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(wait) => {}
+            }
+        }
+    }
+
+    /// Settles delivery `tag`: acked, dropped or returned to its queue.
+    /// Fails when the broker no longer knows it (taken back meanwhile).
+    fn settle(&self, tag: u64, requeue_it: bool) -> Result<(), Error> {
+        let mut s = self.lock();
+        if s.down_until.is_some_and(|t| Instant::now() < t) || !s.unacked.contains_key(&tag) {
+            return Err(Error::Closed(format!(
+                "sim broker: delivery {tag} is no longer held"
+            )));
+        }
+        if requeue_it {
+            requeue(&mut s, tag);
+            drop(s);
+            self.wake.notify_waiters();
+        } else {
+            s.unacked.remove(&tag);
+        }
+        Ok(())
+    }
+}
+
+/// Puts a held delivery back at the head of its queue.
+fn requeue(s: &mut State, tag: u64) {
+    if let Some(held) = s.unacked.remove(&tag) {
+        s.queues.entry(held.queue).or_default().push_front(Queued {
+            message: held.message,
+            visible_at: Instant::now(),
+        });
+    }
+}
+
+/// One process's connection to the world's broker.
+pub struct SimQueue {
+    pub process: Proc,
+}
+
+impl SimQueue {
+    pub fn new(process: Proc) -> Self {
+        Self { process }
+    }
+
+    async fn publish(&self, queue: &str, message: Message) {
+        let world = &self.process.world;
+        loop {
+            self.process.gate().await;
+            match world.broker.down() {
+                Some(up) => tokio::time::sleep_until(up).await,
+                None => break,
+            }
+        }
+        world.broker.publish(world, queue, message);
+    }
+}
+
+/// A held message.
+struct SimDelivery<T> {
+    world: Arc<World>,
+    process: Proc,
+    tag: u64,
+    body: T,
+    settled: bool,
+}
+
+impl<T> SimDelivery<T> {
+    async fn settle(&mut self, requeue_it: bool) -> Result<(), Error> {
+        self.process.gate().await;
+        self.settled = true;
+        self.world.broker.settle(self.tag, requeue_it)
+    }
+}
+
+impl<T> Drop for SimDelivery<T> {
+    fn drop(&mut self) {
+        // Unsettled and dropped by a live holder: back to the queue. (A dead
+        // one's were taken back when it died.)
+        if !self.settled && self.process.is_alive() {
+            let _ = self.world.broker.settle(self.tag, true);
+        }
+    }
+}
+
+#[async_trait]
+impl Delivery for SimDelivery<Job> {
+    fn job(&self) -> &Job {
+        &self.body
+    }
+
+    async fn ack(mut self: Box<Self>) -> Result<(), Error> {
+        self.settle(false).await
+    }
+
+    async fn reject(mut self: Box<Self>, requeue: bool) -> Result<(), Error> {
+        if requeue {
+            self.settle(true).await
+        } else {
+            self.settle(false).await
+        }
+    }
+}
+
+#[async_trait]
+impl ReportDelivery for SimDelivery<Report> {
+    fn report(&self) -> &Report {
+        &self.body
+    }
+
+    async fn ack(mut self: Box<Self>) -> Result<(), Error> {
+        self.settle(false).await
+    }
+}
+
+#[async_trait]
+impl JobQueue for SimQueue {
+    async fn publish(&self, job: &Job) -> Result<(), Error> {
+        self.process.world.trace(format!(
+            "{}: publish {}/{}#{}",
+            self.process.name, job.run_id, job.task, job.attempt
+        ));
+        self.publish(&job.pool, Message::Job(job.clone())).await;
+        Ok(())
+    }
+
+    async fn take(&self, pool: &str) -> Result<Box<dyn Delivery>, Error> {
+        let world = &self.process.world;
+        let (tag, message) = world.broker.take(&self.process, pool).await;
+        let Message::Job(job) = message else {
+            unreachable!("pools hold jobs")
+        };
+        world.trace(format!(
+            "{}: took {}/{}#{} (delivery {tag})",
+            self.process.name, job.run_id, job.task, job.attempt
+        ));
+        Ok(Box::new(SimDelivery {
+            world: world.clone(),
+            process: self.process.clone(),
+            tag,
+            body: job,
+            settled: false,
+        }))
+    }
+
+    async fn report(&self, report: &Report) -> Result<(), Error> {
+        self.publish(REPORTS, Message::Report(report.clone())).await;
+        Ok(())
+    }
+
+    async fn next_report(&self) -> Result<Box<dyn ReportDelivery>, Error> {
+        let world = &self.process.world;
+        let (tag, message) = world.broker.take(&self.process, REPORTS).await;
+        let Message::Report(report) = message else {
+            unreachable!("the report queue holds reports")
+        };
+        Ok(Box::new(SimDelivery {
+            world: world.clone(),
+            process: self.process.clone(),
+            tag,
+            body: report,
+            settled: false,
+        }))
+    }
+}

@@ -1,0 +1,142 @@
+//! The properties a simulation checks: as every step's effect happens (no
+//! step that succeeded runs again), and when the simulation ends (every run
+//! ended, every execution is shown, no attempt is left open).
+
+use std::collections::BTreeMap;
+use weft_core::run::{Event, Outcome, Plan, RunState, TaskId, TaskStatus};
+
+use crate::world::{Effect, World};
+
+/// An event in one short line, for the trace.
+pub fn brief(event: &Event) -> String {
+    match event {
+        Event::StepReused { step, .. } => format!("reused {step}"),
+        Event::Started { .. } => "started".into(),
+        Event::TaskStarted {
+            task,
+            attempt,
+            worker,
+            ..
+        } => format!("task-started {task}#{attempt} on {worker}"),
+        Event::TaskFinished {
+            task,
+            attempt,
+            outcome,
+            ..
+        } => match outcome {
+            Outcome::Succeeded { .. } => format!("task-finished {task}#{attempt} succeeded"),
+            Outcome::Failed { reason, .. } => {
+                format!("task-finished {task}#{attempt} failed: {reason}")
+            }
+        },
+        Event::RetryDue { task, attempt, .. } => format!("retry-due {task}#{attempt}"),
+        Event::DeadlinePassed { task, attempt, .. } => {
+            format!("deadline-passed {task}#{attempt}")
+        }
+        Event::CancelRequested { reason, .. } => format!("cancel-requested: {reason}"),
+    }
+}
+
+/// A run's state as the store's events make it now.
+pub fn stored_state(world: &World, run_id: &str) -> Option<RunState> {
+    let (record, events) = world.store.with(|s| {
+        (
+            s.runs.get(run_id).cloned(),
+            s.events.get(run_id).cloned().unwrap_or_default(),
+        )
+    });
+    let record = record?;
+    let workflow = weft_core::spec::load(&record.source).ok()?;
+    Some(RunState::replay(
+        run_id,
+        Plan::new(workflow),
+        record.params.clone(),
+        events,
+    ))
+}
+
+/// Called as a step's side effect happens: it must not be a step whose
+/// success is already recorded.
+pub fn effect_happens(world: &World, effect: &Effect) {
+    let Some(state) = stored_state(world, &effect.run_id) else {
+        return;
+    };
+    if state
+        .task(&effect.task)
+        .is_some_and(|t| t.status == TaskStatus::Succeeded)
+    {
+        world.violation(format!(
+            "{}/{} ran again (attempt {} on {}) after its success was recorded",
+            effect.run_id, effect.task, effect.attempt, effect.worker
+        ));
+    }
+}
+
+/// How many times each task of a run is shown to have run: the attempts
+/// that a worker started.
+fn shown_executions(state: &RunState) -> BTreeMap<TaskId, usize> {
+    let mut shown = BTreeMap::new();
+    for step in &state.steps {
+        for task in &step.tasks {
+            let n = task
+                .attempts
+                .iter()
+                .filter(|a| a.started_at.is_some())
+                .count();
+            shown.insert(task.id.clone(), n);
+        }
+    }
+    shown
+}
+
+/// The properties of a finished simulation, for each run in `runs`.
+pub fn at_the_end(world: &World, runs: &[String]) {
+    let effects = world.effects.lock().expect("effects lock").clone();
+    for run_id in runs {
+        let Some(state) = stored_state(world, run_id) else {
+            world.violation(format!("{run_id}: no record or events in the store"));
+            continue;
+        };
+        if !state.status.is_terminal() {
+            world.violation(format!(
+                "{run_id} never ended: {}",
+                open_tasks(&state).join(", ")
+            ));
+            continue;
+        }
+        let shown = shown_executions(&state);
+        let mut ran: BTreeMap<TaskId, usize> = BTreeMap::new();
+        for e in effects.iter().filter(|e| &e.run_id == run_id) {
+            *ran.entry(e.task.clone()).or_default() += 1;
+        }
+        for (task, n) in &ran {
+            let s = shown.get(task).copied().unwrap_or(0);
+            if *n > s {
+                world.violation(format!(
+                    "{run_id}/{task} ran {n} time(s) but the run shows {s}"
+                ));
+            }
+        }
+        for step in &state.steps {
+            for task in &step.tasks {
+                if let Some(a) = task.attempts.iter().find(|a| a.finished_at.is_none()) {
+                    world.violation(format!(
+                        "{run_id}/{}#{} never ended though the run did",
+                        task.id, a.number
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn open_tasks(state: &RunState) -> Vec<String> {
+    state
+        .steps
+        .iter()
+        .flat_map(|s| &s.tasks)
+        .filter(|t| !t.status.is_terminal())
+        .map(|t| format!("{} {}#{}", t.id, t.status.as_str(), t.attempt()))
+        .take(10)
+        .collect()
+}

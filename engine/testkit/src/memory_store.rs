@@ -1,0 +1,211 @@
+//! An in-memory [`RunStore`]: the store of unit tests and of the
+//! deterministic simulation. It keeps time as Redis does for leases and
+//! claims (by the `now` it is given), passes the same contract as the real
+//! stores, and its whole state can be copied and put back, so a simulated
+//! store restart can lose exactly what was not yet durable.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use weft_core::ports::{Claim, LogKey, LogSlice, RunRecord, RunStore};
+use weft_core::run::Event;
+use weft_core::Error;
+
+/// Everything the store holds; `Clone` is a snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryState {
+    pub runs: BTreeMap<String, RunRecord>,
+    pub events: BTreeMap<String, Vec<Event>>,
+    /// Each attempt's log as chunks, each with the byte offset it starts at.
+    pub logs: BTreeMap<String, Vec<(u64, Vec<u8>)>>,
+    /// run -> (owner, expires at)
+    pub leases: BTreeMap<String, (String, u64)>,
+    /// attempt -> (state, expires at): `held:<worker>`, `done`, `aborted`
+    pub claims: BTreeMap<String, (String, u64)>,
+}
+
+/// The in-memory store. Cheap to clone; clones share the state.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryRunStore {
+    state: Arc<Mutex<MemoryState>>,
+}
+
+fn attempt_id(key: &LogKey) -> String {
+    format!("{}/{}/{}", key.run_id, key.task, key.attempt)
+}
+
+impl MemoryRunStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of everything stored now.
+    pub fn snapshot(&self) -> MemoryState {
+        self.lock().clone()
+    }
+
+    /// Puts back an earlier snapshot, losing every write since.
+    pub fn restore(&self, state: MemoryState) {
+        *self.lock() = state;
+    }
+
+    /// Reads the state in place.
+    pub fn with<T>(&self, f: impl FnOnce(&MemoryState) -> T) -> T {
+        f(&self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
+        self.state.lock().expect("memory store lock")
+    }
+}
+
+#[async_trait]
+impl RunStore for MemoryRunStore {
+    async fn create_run(&self, run: &RunRecord) -> Result<(), Error> {
+        let mut s = self.lock();
+        if s.runs.contains_key(&run.id) {
+            return Err(Error::Conflict(format!("run {} exists", run.id)));
+        }
+        s.runs.insert(run.id.clone(), run.clone());
+        Ok(())
+    }
+
+    async fn update_run(&self, run: &RunRecord) -> Result<(), Error> {
+        let mut s = self.lock();
+        match s.runs.get_mut(&run.id) {
+            Some(r) => {
+                *r = run.clone();
+                Ok(())
+            }
+            None => Err(Error::NotFound(format!("run {}", run.id))),
+        }
+    }
+
+    async fn get_run(&self, id: &str) -> Result<Option<RunRecord>, Error> {
+        Ok(self.lock().runs.get(id).cloned())
+    }
+
+    async fn list_runs(&self, limit: usize) -> Result<Vec<RunRecord>, Error> {
+        let mut runs: Vec<RunRecord> = self.lock().runs.values().cloned().collect();
+        runs.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        runs.truncate(limit);
+        Ok(runs)
+    }
+
+    async fn append_events(
+        &self,
+        run_id: &str,
+        expected_len: u64,
+        events: &[Event],
+    ) -> Result<(), Error> {
+        let mut s = self.lock();
+        let log = s.events.entry(run_id.to_string()).or_default();
+        if log.len() as u64 != expected_len {
+            return Err(Error::Conflict(format!(
+                "run {run_id} has {} events, writer expected {expected_len}",
+                log.len()
+            )));
+        }
+        log.extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn events(&self, run_id: &str) -> Result<Vec<Event>, Error> {
+        Ok(self.lock().events.get(run_id).cloned().unwrap_or_default())
+    }
+
+    async fn append_log(&self, key: &LogKey, chunk: &[u8]) -> Result<(), Error> {
+        let mut s = self.lock();
+        let log = s.logs.entry(attempt_id(key)).or_default();
+        let end = log.last().map_or(0, |(at, c)| at + c.len() as u64);
+        log.push((end, chunk.to_vec()));
+        Ok(())
+    }
+
+    async fn read_log(&self, key: &LogKey) -> Result<Vec<u8>, Error> {
+        Ok(self.read_log_from(key, 0).await?.bytes)
+    }
+
+    async fn read_log_from(&self, key: &LogKey, offset: u64) -> Result<LogSlice, Error> {
+        let s = self.lock();
+        let Some(log) = s.logs.get(&attempt_id(key)) else {
+            return Ok(LogSlice::default());
+        };
+        let end = log.last().map_or(0, |(at, c)| at + c.len() as u64);
+        let start = offset.min(end);
+        let mut bytes = Vec::new();
+        for (at, chunk) in log {
+            let chunk_end = at + chunk.len() as u64;
+            if chunk_end > start {
+                let skip = start.saturating_sub(*at) as usize;
+                bytes.extend_from_slice(&chunk[skip..]);
+            }
+        }
+        Ok(LogSlice { start, bytes })
+    }
+
+    async fn lease(&self, run_id: &str, owner: &str, now: u64, ttl_ms: u64) -> Result<bool, Error> {
+        let mut s = self.lock();
+        let free = s
+            .leases
+            .get(run_id)
+            .is_none_or(|(holder, expires)| holder == owner || *expires <= now);
+        if free {
+            s.leases.insert(
+                run_id.to_string(),
+                (owner.to_string(), now.saturating_add(ttl_ms)),
+            );
+        }
+        Ok(free)
+    }
+
+    async fn release(&self, run_id: &str, owner: &str) -> Result<(), Error> {
+        let mut s = self.lock();
+        if s.leases
+            .get(run_id)
+            .is_some_and(|(holder, _)| holder == owner)
+        {
+            s.leases.remove(run_id);
+        }
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        key: &LogKey,
+        worker: &str,
+        now: u64,
+        ttl_ms: u64,
+    ) -> Result<Claim, Error> {
+        let mut s = self.lock();
+        let id = attempt_id(key);
+        let mine = format!("held:{worker}");
+        match s.claims.get(&id) {
+            Some((state, _)) if state == "done" => return Ok(Claim::Done),
+            Some((state, _)) if state == "aborted" => return Ok(Claim::Aborted),
+            Some((state, expires)) if *state != mine && *expires > now => {
+                return Ok(Claim::HeldBy(state.trim_start_matches("held:").to_string()))
+            }
+            _ => {}
+        }
+        s.claims.insert(id, (mine, now.saturating_add(ttl_ms)));
+        Ok(Claim::Held)
+    }
+
+    async fn finish_claim(&self, key: &LogKey) -> Result<(), Error> {
+        self.lock()
+            .claims
+            .insert(attempt_id(key), ("done".into(), u64::MAX));
+        Ok(())
+    }
+
+    async fn abort_claim(&self, key: &LogKey) -> Result<(), Error> {
+        let mut s = self.lock();
+        let id = attempt_id(key);
+        if s.claims.get(&id).is_none_or(|(state, _)| state != "done") {
+            s.claims.insert(id, ("aborted".into(), u64::MAX));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,4 @@
+//! The in-memory store passes the `RunStore` contract the real stores pass.
+use weft_testkit::MemoryRunStore;
+
+weft_testkit::run_store_contract!(async { MemoryRunStore::new() });

@@ -46,6 +46,7 @@ fn events(layers: std::ops::Range<usize>) -> Vec<Event> {
                 attempt: 1,
                 worker: "w1".into(),
                 at: 1_000 + l as u64,
+                execution: 1,
             });
             out.push(Event::TaskFinished {
                 task: task(l, i),
@@ -55,6 +56,8 @@ fn events(layers: std::ops::Range<usize>) -> Vec<Event> {
                 },
                 at: 1_001 + l as u64,
                 hooks: vec![],
+                worker: "w1".into(),
+                execution: 1,
             });
         }
     }

@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod embedded;
 mod log_tail;
+mod logging;
 mod progress;
 mod table;
 
@@ -277,6 +278,7 @@ fn main() -> ExitCode {
         // Blocking CUDA calls, on a runtime of its own.
         return weft_gpu_cuda::host::main();
     }
+    logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

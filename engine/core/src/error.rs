@@ -7,6 +7,17 @@ pub enum Error {
     /// from a worker that lost its job).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A holder that has been replaced tried to write: another
+    /// orchestrator took the run's lease, or another execution the claim.
+    #[error("fenced: {0}")]
+    Fenced(String),
+    /// An event append found the log at another length than expected.
+    #[error("run {run_id} has {actual} events, writer expected {expected}")]
+    LogMoved {
+        run_id: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("not found: {0}")]
     NotFound(String),
     /// The backend is closed or shutting down.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use weft_core::ports::{ReportDelivery, ReportKind, RunRecord};
+use weft_core::ports::{Fence, ReportDelivery, ReportKind, RunRecord};
 use weft_core::run::{apply, resume, Action, Event, RunState};
 
 use crate::service::{RunChange, Shared};
@@ -32,19 +32,35 @@ pub(crate) struct Driver {
     pub state: RunState,
     /// Events already in the store.
     pub logged: u64,
+    /// The lease this driver writes with.
+    pub fence: Fence,
     pub inbox: mpsc::UnboundedReceiver<Box<dyn ReportDelivery>>,
     pub cancel: watch::Receiver<bool>,
     /// `StepReused` events that open a retry, before `Started`.
     pub reuse: Vec<Event>,
 }
 
-/// Resolves when `cancel` turns true (holding no borrow across awaits).
+/// Resolves when `cancel` turns true (holding no borrow across awaits);
+/// never, once its sender is gone (the driver is being replaced, which is
+/// no cancel).
 async fn cancelled(cancel: &mut watch::Receiver<bool>) {
-    let _ = cancel.wait_for(|c| *c).await;
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// How long to wait before trying the store again, after `tries` failures.
+fn backoff(tries: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << tries.min(5))).min(Duration::from_secs(3))
 }
 
 impl Driver {
-    /// Runs until the run finishes (or the lease is lost: `NotOwner`).
+    /// Runs until the run finishes, or another orchestrator takes the
+    /// run's lease (`NotOwner`). Failures of the store are waited out:
+    /// writes are tried again (appends are fenced and checked by length,
+    /// so a write that landed before its reply was lost is never made
+    /// twice), and the lease is renewed early and only given up when
+    /// another owner holds it.
     ///
     /// Reports that arrive together are handled as one batch: one store
     /// append, then their acks, then one apply pass whose jobs go out as one
@@ -70,15 +86,7 @@ impl Driver {
         }
         loop {
             if !events.is_empty() {
-                self.shared
-                    .store
-                    .append_events(&self.record.id, self.logged, &events)
-                    .await
-                    .map_err(|e| match e {
-                        weft_core::Error::Conflict(_) => Error::NotOwner(self.record.id.clone()),
-                        other => other.into(),
-                    })?;
-                self.logged += events.len() as u64;
+                self.append(&events).await?;
                 let mut actions = Vec::new();
                 for event in events.drain(..) {
                     let was_over = self.state.status.is_terminal();
@@ -108,7 +116,7 @@ impl Driver {
                 // report back, to be ignored as stale.
                 for delivery in acks.drain(..) {
                     if let Err(e) = delivery.ack().await {
-                        eprintln!("weft: run {}: acking a report: {e}", self.record.id);
+                        tracing::warn!(run = %self.record.id, "acking a report: {e}");
                     }
                 }
                 if self.state.status.is_terminal() {
@@ -132,10 +140,7 @@ impl Driver {
                 }
                 _ = tokio::time::sleep_until(wake) => {
                     if Instant::now() >= next_renewal {
-                        if !shared.store.lease(&self.record.id, &shared.options.owner, shared.clock.now(), shared.options.lease_ttl_ms).await? {
-                            return Err(Error::NotOwner(self.record.id.clone()));
-                        }
-                        next_renewal = Instant::now() + renew_every;
+                        next_renewal = Instant::now() + self.renew().await?.unwrap_or(renew_every);
                     }
                     while let Some(e) = timers.pop_due(Instant::now()) {
                         events.push(stamp(e, shared.clock.now()));
@@ -153,12 +158,76 @@ impl Driver {
             .state
             .failure_summary()
             .or_else(|| self.state.cancel_reason.clone());
-        shared.store.update_run(&self.record).await?;
-        shared
-            .store
-            .release(&self.record.id, &shared.options.owner)
-            .await?;
+        let mut tries = 0;
+        while let Err(e) = shared.store.update_run(&self.record).await {
+            tries += 1;
+            tracing::warn!(run = %self.record.id, "recording that the run ended: {e}; trying again");
+            tokio::time::sleep(backoff(tries)).await;
+        }
+        if let Err(e) = shared.store.release(&self.record.id, &self.fence).await {
+            // It expires on its own; the run is over either way.
+            tracing::warn!(run = %self.record.id, "releasing the lease: {e}");
+        }
         Ok(self.state)
+    }
+
+    /// Appends `events` with this driver's fence, trying again while the
+    /// store fails. `NotOwner` once another orchestrator holds the run.
+    async fn append(&mut self, events: &[Event]) -> Result<(), Error> {
+        let store = &self.shared.store;
+        let n = events.len() as u64;
+        let mut tries = 0;
+        loop {
+            let appended = store
+                .append_events(&self.record.id, &self.fence, self.logged, events)
+                .await;
+            match appended {
+                Ok(()) => break,
+                // An earlier try landed and its reply was lost: nobody
+                // else can write under this fence, so the batch is ours.
+                Err(weft_core::Error::LogMoved { actual, .. })
+                    if tries > 0 && actual == self.logged + n =>
+                {
+                    break
+                }
+                Err(weft_core::Error::Fenced(_) | weft_core::Error::LogMoved { .. }) => {
+                    return Err(Error::NotOwner(self.record.id.clone()))
+                }
+                Err(e) => {
+                    tries += 1;
+                    tracing::warn!(run = %self.record.id, "recording events: {e}; trying again");
+                    tokio::time::sleep(backoff(tries)).await;
+                }
+            }
+        }
+        self.logged += n;
+        Ok(())
+    }
+
+    /// Renews the lease. `Ok(None)`: renewed; `Ok(Some(wait))`: the store
+    /// failed, try again after `wait`; `NotOwner` when another owner has
+    /// taken the run since this driver's fence was given.
+    async fn renew(&self) -> Result<Option<Duration>, Error> {
+        let s = &self.shared;
+        match s
+            .store
+            .lease(
+                &self.record.id,
+                &s.options.owner,
+                s.clock.now(),
+                s.options.lease_ttl_ms,
+            )
+            .await
+        {
+            Ok(Some(fence)) if fence == self.fence => Ok(None),
+            Ok(_) => Err(Error::NotOwner(self.record.id.clone())),
+            Err(e) => {
+                tracing::warn!(run = %self.record.id, "renewing the lease: {e}; trying again");
+                Ok(Some(Duration::from_millis(
+                    (s.options.lease_ttl_ms / 10).clamp(50, 1_000),
+                )))
+            }
+        }
     }
 
     fn take_report(
@@ -167,23 +236,10 @@ impl Driver {
         events: &mut Vec<Event>,
         acks: &mut Vec<Box<dyn ReportDelivery>>,
     ) {
-        let r = delivery.report().clone();
-        let at = self.shared.clock.now();
-        events.push(match r.kind {
-            ReportKind::Started => Event::TaskStarted {
-                task: r.task,
-                attempt: r.attempt,
-                worker: r.worker,
-                at,
-            },
-            ReportKind::Finished { outcome, hooks } => Event::TaskFinished {
-                task: r.task,
-                attempt: r.attempt,
-                outcome,
-                at,
-                hooks,
-            },
-        });
+        events.push(report_event(
+            delivery.report().clone(),
+            self.shared.clock.now(),
+        ));
         acks.push(delivery);
     }
 
@@ -239,6 +295,28 @@ impl Driver {
             Action::Finished { .. } => {}
         }
         Ok(())
+    }
+}
+
+/// The event a worker's report becomes, stamped with the time it is heard.
+pub(crate) fn report_event(r: weft_core::ports::Report, at: u64) -> Event {
+    match r.kind {
+        ReportKind::Started => Event::TaskStarted {
+            task: r.task,
+            attempt: r.attempt,
+            worker: r.worker,
+            at,
+            execution: r.execution,
+        },
+        ReportKind::Finished { outcome, hooks } => Event::TaskFinished {
+            task: r.task,
+            attempt: r.attempt,
+            outcome,
+            at,
+            hooks,
+            worker: r.worker,
+            execution: r.execution,
+        },
     }
 }
 

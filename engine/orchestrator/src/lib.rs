@@ -8,15 +8,18 @@
 //! orchestrators never drive the same run, and a run whose orchestrator died
 //! is resumed from its event log by the next one. Depends on `weft-core` only.
 
+mod aborts;
 mod clock;
 mod driver;
 mod error;
+mod late;
 mod options;
 mod plugins;
 mod read_cache;
 mod service;
 mod timers;
 
+pub use aborts::abort_through_claims;
 pub use clock::SystemClock;
 pub use driver::Progress;
 pub use error::Error;

@@ -155,6 +155,7 @@ mod tests {
             attempt: 1,
             worker: "w".into(),
             at: 6,
+            execution: 1,
         };
         let next = cache.advance("r", 1, vec![start], &plugins).unwrap();
         assert_ne!(Arc::as_ptr(&next), Arc::as_ptr(&held));

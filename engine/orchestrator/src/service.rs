@@ -1,6 +1,6 @@
 //! The orchestrator service: many runs, one report router, leases.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use weft_core::plugins::ResolvedPlugin;
 use weft_core::ports::{
-    Clock, Delivery, JobQueue, Report, ReportDelivery, ReportKind, RunRecord, RunStore,
+    Clock, Delivery, Fence, JobQueue, Report, ReportDelivery, ReportKind, RunRecord, RunStore,
 };
 use weft_core::run::{Outcome, Plan, RunState, RunStatus, TaskId};
 use weft_core::spec::Workflow;
@@ -65,6 +65,9 @@ pub(crate) struct Shared {
     pub abort: AbortFn,
     pub options: Options,
     live: Mutex<HashMap<String, Live>>,
+    /// Runs being submitted or adopted here right now: one start at a
+    /// time per run, so a run never gets two drivers in one service.
+    starting: Mutex<HashSet<String>>,
     /// Every event applied to a run driven here, for live watchers.
     pub changes: broadcast::Sender<RunChange>,
     /// Names new runs.
@@ -77,6 +80,32 @@ pub type RunIds = Box<dyn Fn() -> String + Send + Sync>;
 /// Run ids by default: ULIDs, lower case, so they sort by creation time.
 fn ulid_run_id() -> String {
     ulid::Ulid::new().to_string().to_lowercase()
+}
+
+/// What adopting a run came to.
+enum Adoption {
+    Started(RunHandle),
+    /// It is driven, or being started, here already.
+    Busy,
+    /// It has ended, or is unknown.
+    Ended,
+}
+
+/// A run being started by this service (see `Service::starting`).
+pub(crate) struct Starting<'a> {
+    service: &'a Service,
+    run_id: String,
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.service
+            .shared
+            .starting
+            .lock()
+            .expect("starting lock")
+            .remove(&self.run_id);
+    }
 }
 
 /// One event applied to a run, with the run's status after it.
@@ -117,6 +146,7 @@ impl Service {
                 abort,
                 options,
                 live: Mutex::new(HashMap::new()),
+                starting: Mutex::new(HashSet::new()),
                 changes: broadcast::channel(4096).0,
                 run_ids: Box::new(ulid_run_id),
             }),
@@ -131,6 +161,10 @@ impl Service {
             .expect("with_run_ids is called before the service is cloned")
             .run_ids = ids;
         self
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     pub fn store(&self) -> &Arc<dyn RunStore> {
@@ -164,7 +198,7 @@ impl Service {
                     this.deliver(&run_id, delivery).await
                 };
                 if let Err(e) = step.await {
-                    eprintln!("weft: report router: {e}; retrying");
+                    tracing::warn!("report router: {e}; trying again");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
@@ -185,8 +219,10 @@ impl Service {
                         run_id: job.run_id.clone(),
                         task: job.task.clone(),
                         attempt: job.attempt,
-                        worker: "dead-letter queue".into(),
+                        // No worker ran this: it is no execution of the attempt.
+                        worker: String::new(),
                         at: this.shared.clock.now(),
+                        execution: 0,
                         kind: ReportKind::Finished {
                             outcome: Outcome::Failed {
                                 reason,
@@ -201,7 +237,7 @@ impl Service {
                     this.deliver(&job.run_id, delivery).await
                 };
                 if let Err(e) = step.await {
-                    eprintln!("weft: dead-letter reader: {e}; retrying");
+                    tracing::warn!("dead-letter reader: {e}; trying again");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
@@ -215,13 +251,19 @@ impl Service {
         let Err(delivery) = self.route(run_id, delivery) else {
             return Ok(());
         };
-        match self.adopt(run_id).await {
-            Ok(Some(_)) => {
+        match self.try_adopt(run_id).await {
+            Ok(Adoption::Started(_)) => {
                 let _ = self.route(run_id, delivery);
             }
-            Ok(None) => {
-                let _ = delivery.ack().await;
+            // Being started here by the adopter right now: in a moment it
+            // is live, and takes this report.
+            Ok(Adoption::Busy) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if let Err(delivery) = self.route(run_id, delivery) {
+                    drop(delivery);
+                }
             }
+            Ok(Adoption::Ended) => self.record_late(run_id, delivery).await?,
             Err(Error::NotOwner(_)) => {
                 drop(delivery);
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -262,21 +304,36 @@ impl Service {
             plugins: run.plugins,
             submitted_by: run.submitted_by,
         };
+        let _starting = self.starting(&record.id).expect("a new run id is unique");
         self.shared.store.create_run(&record).await?;
-        if !self.take_lease(&record.id).await? {
+        let Some(fence) = self.take_lease(&record.id).await? else {
             return Err(Error::NotOwner(record.id));
-        }
+        };
         let mut state = RunState::new(
             record.id.clone(),
             Plan::new(run.workflow),
             record.params.clone(),
         );
         state.plugins = record.plugins.clone();
-        let handle = self.start(record.clone(), state, 0, run.reuse, progress);
+        let handle = self.start(record.clone(), state, 0, fence, run.reuse, progress);
         Ok((record, handle))
     }
 
-    async fn take_lease(&self, run_id: &str) -> Result<bool, Error> {
+    /// Marks `run_id` as being started here; `None` if it is driven or
+    /// being started here already. Dropping the guard clears the mark.
+    pub(crate) fn starting(&self, run_id: &str) -> Option<Starting<'_>> {
+        let live = self.shared.live.lock().expect("live lock");
+        let mut starting = self.shared.starting.lock().expect("starting lock");
+        if live.contains_key(run_id) || !starting.insert(run_id.to_string()) {
+            return None;
+        }
+        Some(Starting {
+            service: self,
+            run_id: run_id.to_string(),
+        })
+    }
+
+    pub(crate) async fn take_lease(&self, run_id: &str) -> Result<Option<Fence>, Error> {
         let s = &self.shared;
         Ok(s.store
             .lease(
@@ -291,26 +348,28 @@ impl Service {
     /// Takes over an unfinished run from its event log. `None` if it is
     /// finished or unknown; `NotOwner` if another orchestrator holds it.
     pub async fn adopt(&self, run_id: &str) -> Result<Option<RunHandle>, Error> {
-        if self
-            .shared
-            .live
-            .lock()
-            .expect("live lock")
-            .contains_key(run_id)
-        {
-            return Ok(None);
-        }
+        Ok(match self.try_adopt(run_id).await? {
+            Adoption::Started(handle) => Some(handle),
+            Adoption::Busy | Adoption::Ended => None,
+        })
+    }
+
+    async fn try_adopt(&self, run_id: &str) -> Result<Adoption, Error> {
+        let Some(_starting) = self.starting(run_id) else {
+            return Ok(Adoption::Busy);
+        };
         let Some(record) = self.shared.store.get_run(run_id).await? else {
-            return Ok(None);
+            return Ok(Adoption::Ended);
         };
         if record.status.is_terminal() {
-            return Ok(None);
+            return Ok(Adoption::Ended);
         }
-        if !self.take_lease(run_id).await? {
+        let Some(fence) = self.take_lease(run_id).await? else {
             return Err(Error::NotOwner(run_id.to_string()));
-        }
+        };
         let workflow = weft_core::spec::load(&record.source)
             .map_err(|_| Error::StoredWorkflow(record.id.clone()))?;
+        // Read after the lease is taken: every event before it is in.
         let events = self.shared.store.events(run_id).await?;
         let logged = events.len() as u64;
         let mut state = RunState::replay(
@@ -320,10 +379,11 @@ impl Service {
             events,
         );
         state.plugins = record.plugins.clone();
-        Ok(Some(self.start(
+        Ok(Adoption::Started(self.start(
             record,
             state,
             logged,
+            fence,
             Vec::new(),
             Box::new(|_: &RunState, _: &weft_core::run::Event| {}),
         )))
@@ -338,7 +398,7 @@ impl Service {
             loop {
                 tokio::time::sleep(every).await;
                 if let Err(e) = this.resume_unfinished().await {
-                    eprintln!("weft: adopting unfinished runs: {e}; retrying");
+                    tracing::warn!("adopting unfinished runs: {e}; trying again");
                 }
             }
         })
@@ -364,6 +424,7 @@ impl Service {
         record: RunRecord,
         state: RunState,
         logged: u64,
+        fence: Fence,
         reuse: Vec<weft_core::run::Event>,
         progress: Box<dyn Progress>,
     ) -> RunHandle {
@@ -382,6 +443,7 @@ impl Service {
             record,
             state,
             logged,
+            fence,
             inbox,
             cancel,
             reuse,
@@ -391,7 +453,7 @@ impl Service {
             let result = driver.drive(progress).await;
             shared.live.lock().expect("live lock").remove(&id);
             if let Err(e) = &result {
-                eprintln!("weft: run {id}: {e}");
+                tracing::warn!(run = %id, "{e}");
             }
             result
         })

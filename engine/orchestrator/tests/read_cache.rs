@@ -39,6 +39,7 @@ async fn a_cached_read_applies_only_new_events_and_agrees_with_a_full_replay() {
             attempt: 1,
             worker: "w".into(),
             at: 11,
+            execution: 1,
         }],
         vec![Event::TaskFinished {
             task: task("a"),
@@ -48,6 +49,8 @@ async fn a_cached_read_applies_only_new_events_and_agrees_with_a_full_replay() {
             },
             at: 12,
             hooks: vec![],
+            worker: "w".into(),
+            execution: 1,
         }],
         vec![
             Event::TaskStarted {
@@ -55,6 +58,7 @@ async fn a_cached_read_applies_only_new_events_and_agrees_with_a_full_replay() {
                 attempt: 1,
                 worker: "w".into(),
                 at: 13,
+                execution: 1,
             },
             Event::TaskFinished {
                 task: task("b"),
@@ -62,14 +66,20 @@ async fn a_cached_read_applies_only_new_events_and_agrees_with_a_full_replay() {
                 outcome: Outcome::Succeeded { outputs: json!({}) },
                 at: 14,
                 hooks: vec![],
+                worker: "w".into(),
+                execution: 1,
             },
         ],
     ];
+    let fence = store.lease("r1", "o", 0, 60_000).await.unwrap().unwrap();
     let mut seen = 0;
     // A reader still holding an earlier read keeps what it read.
     let mut held: Option<(u64, std::sync::Arc<weft_core::run::RunState>, String)> = None;
     for batch in batches {
-        store.append_events("r1", seen, &batch).await.unwrap();
+        store
+            .append_events("r1", &fence, seen, &batch)
+            .await
+            .unwrap();
         seen += batch.len() as u64;
         if let Some((at, state, before)) = held.take() {
             let _ = load_run_with(&store, "r1", &cache).await.unwrap();

@@ -330,6 +330,14 @@ impl JobQueue for SimQueue {
     }
 
     async fn report(&self, report: &Report) -> Result<(), Error> {
+        let kind = match &report.kind {
+            weft_core::ports::ReportKind::Started => "started",
+            weft_core::ports::ReportKind::Finished { .. } => "finished",
+        };
+        self.process.world.trace(format!(
+            "{}: report {}/{}#{} {kind} (execution {})",
+            self.process.name, report.run_id, report.task, report.attempt, report.execution
+        ));
         self.publish(REPORTS, Message::Report(report.clone())).await;
         Ok(())
     }

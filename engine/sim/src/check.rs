@@ -3,9 +3,10 @@
 //! ended, every execution is shown, no attempt is left open).
 
 use std::collections::BTreeMap;
+use weft_core::ports::LogKey;
 use weft_core::run::{Event, Outcome, Plan, RunState, TaskId, TaskStatus};
 
-use crate::world::{Effect, World};
+use crate::world::World;
 
 /// An event in one short line, for the trace.
 pub fn brief(event: &Event) -> String {
@@ -55,35 +56,38 @@ pub fn stored_state(world: &World, run_id: &str) -> Option<RunState> {
     ))
 }
 
-/// Called as a step's side effect happens: it must not be a step whose
-/// success is already recorded.
-pub fn effect_happens(world: &World, effect: &Effect) {
-    let Some(state) = stored_state(world, &effect.run_id) else {
+/// Called as the store grants an execution its claim, the moment it
+/// begins: it must not be of a step whose success is already recorded. (An
+/// execution that began earlier may still end after it, when its worker
+/// was starved and lost its claim meanwhile: that is shown, and checked at
+/// the end.)
+pub fn execution_starts(world: &World, key: &LogKey, worker: &str, token: u64) {
+    let Some(state) = stored_state(world, &key.run_id) else {
         return;
     };
     if state
-        .task(&effect.task)
+        .task(&key.task)
         .is_some_and(|t| t.status == TaskStatus::Succeeded)
     {
         world.violation(format!(
-            "{}/{} ran again (attempt {} on {}) after its success was recorded",
-            effect.run_id, effect.task, effect.attempt, effect.worker
+            "{}/{} ran again (attempt {}, execution {token} on {worker}) after its success was recorded",
+            key.run_id, key.task, key.attempt
         ));
     }
 }
 
-/// How many times each task of a run is shown to have run: the attempts
-/// that a worker started.
-fn shown_executions(state: &RunState) -> BTreeMap<TaskId, usize> {
+/// How many executions of each attempt each worker is shown to have run.
+fn shown_executions(state: &RunState) -> BTreeMap<(TaskId, u32, String), usize> {
     let mut shown = BTreeMap::new();
     for step in &state.steps {
         for task in &step.tasks {
-            let n = task
-                .attempts
-                .iter()
-                .filter(|a| a.started_at.is_some())
-                .count();
-            shown.insert(task.id.clone(), n);
+            for a in &task.attempts {
+                for e in &a.executions {
+                    *shown
+                        .entry((task.id.clone(), a.number, e.worker.clone()))
+                        .or_default() += 1;
+                }
+            }
         }
     }
     shown
@@ -105,15 +109,17 @@ pub fn at_the_end(world: &World, runs: &[String]) {
             continue;
         }
         let shown = shown_executions(&state);
-        let mut ran: BTreeMap<TaskId, usize> = BTreeMap::new();
+        let mut ran: BTreeMap<(TaskId, u32, String), usize> = BTreeMap::new();
         for e in effects.iter().filter(|e| &e.run_id == run_id) {
-            *ran.entry(e.task.clone()).or_default() += 1;
+            *ran.entry((e.task.clone(), e.attempt, e.worker.clone()))
+                .or_default() += 1;
         }
-        for (task, n) in &ran {
-            let s = shown.get(task).copied().unwrap_or(0);
+        for ((task, attempt, worker), n) in &ran {
+            let key = (task.clone(), *attempt, worker.clone());
+            let s = shown.get(&key).copied().unwrap_or(0);
             if *n > s {
                 world.violation(format!(
-                    "{run_id}/{task} ran {n} time(s) but the run shows {s}"
+                    "{run_id}/{task}#{attempt} ran {n} time(s) on {worker} but the run shows {s}"
                 ));
             }
         }

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::watch;
-use weft_core::ports::{Clock, JobQueue, LogKey, RunStore};
-use weft_orchestrator::{AbortFn, Service};
+use weft_core::ports::{Clock, JobQueue, RunStore};
+use weft_orchestrator::Service;
 use weft_worker::Worker;
 
 use crate::broker::SimQueue;
@@ -70,20 +70,7 @@ impl Cluster {
         let store: Arc<dyn RunStore> = Arc::new(SimStore::new(process.clone()));
         let queue: Arc<dyn JobQueue> = Arc::new(SimQueue::new(process.clone()));
         let clock: Arc<dyn Clock> = Arc::new(SkewedClock(process.clone()));
-        let claims = store.clone();
-        let abort: AbortFn = Arc::new(move |run: &str, task, attempt| {
-            let (claims, key) = (
-                claims.clone(),
-                LogKey {
-                    run_id: run.to_string(),
-                    task: task.clone(),
-                    attempt,
-                },
-            );
-            tokio::spawn(async move {
-                let _ = claims.abort_claim(&key).await;
-            });
-        });
+        let abort = weft_orchestrator::abort_through_claims(store.clone());
         let options = weft_orchestrator::Options {
             owner: name.clone(),
             lease_ttl_ms: self.scenario.lease_ttl_ms,

@@ -30,6 +30,7 @@ mod store;
 mod world;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -101,7 +102,17 @@ pub fn simulate(seed: u64, profile: Profile) -> SimOutcome {
     #[cfg(tokio_unstable)]
     builder.rng_seed(tokio::runtime::RngSeed::from_bytes(&seed.to_le_bytes()));
     let runtime = builder.build().expect("a current-thread runtime");
-    let outcome = runtime.block_on(run(scenario));
+    let world = World::new(scenario.seed);
+    // What the engine logs goes into the trace, at the simulated time.
+    let logs = tracing_subscriber::fmt()
+        .with_writer(world::TraceWriter(world.clone()))
+        .without_time()
+        .with_target(false)
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let outcome =
+        tracing::subscriber::with_default(logs, || runtime.block_on(run(world, scenario)));
     // Dropping the runtime drops the frozen tasks of killed processes.
     drop(runtime);
     outcome
@@ -114,8 +125,7 @@ enum Due {
     RestartWorker(usize),
 }
 
-async fn run(scenario: Scenario) -> SimOutcome {
-    let world = World::new(scenario.seed);
+async fn run(world: Arc<World>, scenario: Scenario) -> SimOutcome {
     {
         let mut faults = world.store_faults.lock().expect("faults lock");
         faults.max_latency = scenario.store_latency;

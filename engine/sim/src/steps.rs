@@ -70,7 +70,6 @@ impl CommandExecutor for SimSteps {
             "{}: EFFECT {}/{}#{}",
             self.process.name, job.run_id, job.task, job.attempt
         ));
-        crate::check::effect_happens(world, &effect);
         world.effects.lock().expect("effects lock").push(effect);
         let line = format!(
             "effect of {}#{} on {}\n",

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use weft_core::ports::{Claim, LogKey, LogSlice, RunRecord, RunStore};
+use weft_core::ports::{Claim, Fence, LogKey, LogSlice, Report, RunRecord, RunStore};
 use weft_core::run::Event;
 use weft_core::Error;
 
@@ -115,6 +115,7 @@ impl RunStore for SimStore {
     async fn append_events(
         &self,
         run_id: &str,
+        fence: &Fence,
         expected_len: u64,
         events: &[Event],
     ) -> Result<(), Error> {
@@ -123,13 +124,13 @@ impl RunStore for SimStore {
             .call(
                 "append events",
                 true,
-                store.append_events(run_id, expected_len, events),
+                store.append_events(run_id, fence, expected_len, events),
             )
             .await;
         if result.is_ok() {
             for e in events {
                 self.process.world.trace(format!(
-                    "{}: + {}",
+                    "{}: + {run_id} {}",
                     self.process.name,
                     crate::check::brief(e)
                 ));
@@ -166,16 +167,16 @@ impl RunStore for SimStore {
         owner: &str,
         _now: u64,
         ttl_ms: u64,
-    ) -> Result<bool, Error> {
+    ) -> Result<Option<Fence>, Error> {
         let store = &self.process.world.store;
         let now = self.now();
         self.call("lease", true, store.lease(run_id, owner, now, ttl_ms))
             .await
     }
 
-    async fn release(&self, run_id: &str, owner: &str) -> Result<(), Error> {
+    async fn release(&self, run_id: &str, fence: &Fence) -> Result<(), Error> {
         let store = &self.process.world.store;
-        self.call("release", true, store.release(run_id, owner))
+        self.call("release", true, store.release(run_id, fence))
             .await
     }
 
@@ -186,16 +187,51 @@ impl RunStore for SimStore {
         _now: u64,
         ttl_ms: u64,
     ) -> Result<Claim, Error> {
-        let store = &self.process.world.store;
+        let world = &self.process.world;
         let now = self.now();
-        self.call("claim", true, store.claim(key, worker, now, ttl_ms))
-            .await
+        let claimed = async {
+            let claimed = world.store.claim(key, worker, now, ttl_ms).await;
+            if let Ok(Claim::Held { token }) = &claimed {
+                // The moment an execution begins.
+                crate::check::execution_starts(world, key, worker, *token);
+            }
+            claimed
+        };
+        self.call("claim", true, claimed).await
     }
 
-    async fn finish_claim(&self, key: &LogKey) -> Result<(), Error> {
+    async fn renew_claim(
+        &self,
+        key: &LogKey,
+        worker: &str,
+        token: u64,
+        _now: u64,
+        ttl_ms: u64,
+    ) -> Result<Claim, Error> {
         let store = &self.process.world.store;
-        self.call("finish claim", true, store.finish_claim(key))
-            .await
+        let now = self.now();
+        self.call(
+            "renew claim",
+            true,
+            store.renew_claim(key, worker, token, now, ttl_ms),
+        )
+        .await
+    }
+
+    async fn finish_claim(
+        &self,
+        key: &LogKey,
+        worker: &str,
+        token: u64,
+        report: &Report,
+    ) -> Result<(), Error> {
+        let store = &self.process.world.store;
+        self.call(
+            "finish claim",
+            true,
+            store.finish_claim(key, worker, token, report),
+        )
+        .await
     }
 
     async fn abort_claim(&self, key: &LogKey) -> Result<(), Error> {

@@ -182,3 +182,30 @@ impl Clock for SkewedClock {
 
 /// Shared, for handing to ports.
 pub type Proc = Arc<Process>;
+
+/// Where the engine's log lines go in a simulation: the world's trace.
+#[derive(Clone)]
+pub struct TraceWriter(pub Arc<World>);
+
+impl std::io::Write for TraceWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let line = String::from_utf8_lossy(buf);
+        let line = line.trim_end();
+        if !line.is_empty() {
+            self.0.trace(format!("  log: {line}"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for TraceWriter {
+    type Writer = TraceWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}

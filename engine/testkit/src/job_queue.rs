@@ -88,6 +88,7 @@ pub async fn reports_arrive_in_order(q: &dyn JobQueue) {
         attempt: 1,
         worker: "w".into(),
         at: 1,
+        execution: 3,
         kind,
     };
     let started = mk(ReportKind::Started);
@@ -126,6 +127,7 @@ pub async fn unacked_report_is_delivered_again(q: &dyn JobQueue) {
         attempt: 1,
         worker: "w".into(),
         at: 1,
+        execution: 1,
         kind: ReportKind::Started,
     };
     q.report(&report).await.unwrap();

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use weft_core::ports::{Claim, LogKey, LogSlice, RunRecord, RunStore};
+use weft_core::ports::{
+    Claim, ClaimRecord, Fence, LeaseRecord, LogKey, LogSlice, Report, RunRecord, RunStore,
+};
 use weft_core::run::Event;
 use weft_core::Error;
 
@@ -19,10 +21,9 @@ pub struct MemoryState {
     pub events: BTreeMap<String, Vec<Event>>,
     /// Each attempt's log as chunks, each with the byte offset it starts at.
     pub logs: BTreeMap<String, Vec<(u64, Vec<u8>)>>,
-    /// run -> (owner, expires at)
-    pub leases: BTreeMap<String, (String, u64)>,
-    /// attempt -> (state, expires at): `held:<worker>`, `done`, `aborted`
-    pub claims: BTreeMap<String, (String, u64)>,
+    pub leases: BTreeMap<String, LeaseRecord>,
+    /// By `run/task/attempt`.
+    pub claims: BTreeMap<String, ClaimRecord>,
 }
 
 /// The in-memory store. Cheap to clone; clones share the state.
@@ -96,16 +97,24 @@ impl RunStore for MemoryRunStore {
     async fn append_events(
         &self,
         run_id: &str,
+        fence: &Fence,
         expected_len: u64,
         events: &[Event],
     ) -> Result<(), Error> {
         let mut s = self.lock();
+        if !LeaseRecord::admits(s.leases.get(run_id), fence) {
+            return Err(Error::Fenced(format!(
+                "run {run_id}: {} no longer holds the lease",
+                fence.owner
+            )));
+        }
         let log = s.events.entry(run_id.to_string()).or_default();
         if log.len() as u64 != expected_len {
-            return Err(Error::Conflict(format!(
-                "run {run_id} has {} events, writer expected {expected_len}",
-                log.len()
-            )));
+            return Err(Error::LogMoved {
+                run_id: run_id.to_string(),
+                expected: expected_len,
+                actual: log.len() as u64,
+            });
         }
         log.extend_from_slice(events);
         Ok(())
@@ -145,28 +154,26 @@ impl RunStore for MemoryRunStore {
         Ok(LogSlice { start, bytes })
     }
 
-    async fn lease(&self, run_id: &str, owner: &str, now: u64, ttl_ms: u64) -> Result<bool, Error> {
+    async fn lease(
+        &self,
+        run_id: &str,
+        owner: &str,
+        now: u64,
+        ttl_ms: u64,
+    ) -> Result<Option<Fence>, Error> {
         let mut s = self.lock();
-        let free = s
-            .leases
-            .get(run_id)
-            .is_none_or(|(holder, expires)| holder == owner || *expires <= now);
-        if free {
-            s.leases.insert(
-                run_id.to_string(),
-                (owner.to_string(), now.saturating_add(ttl_ms)),
-            );
-        }
-        Ok(free)
+        let Some(taken) = LeaseRecord::take(s.leases.get(run_id), owner, now, ttl_ms) else {
+            return Ok(None);
+        };
+        let fence = taken.fence();
+        s.leases.insert(run_id.to_string(), taken);
+        Ok(Some(fence))
     }
 
-    async fn release(&self, run_id: &str, owner: &str) -> Result<(), Error> {
+    async fn release(&self, run_id: &str, fence: &Fence) -> Result<(), Error> {
         let mut s = self.lock();
-        if s.leases
-            .get(run_id)
-            .is_some_and(|(holder, _)| holder == owner)
-        {
-            s.leases.remove(run_id);
+        if let Some(released) = LeaseRecord::release(s.leases.get(run_id), fence) {
+            s.leases.insert(run_id.to_string(), released);
         }
         Ok(())
     }
@@ -180,31 +187,54 @@ impl RunStore for MemoryRunStore {
     ) -> Result<Claim, Error> {
         let mut s = self.lock();
         let id = attempt_id(key);
-        let mine = format!("held:{worker}");
-        match s.claims.get(&id) {
-            Some((state, _)) if state == "done" => return Ok(Claim::Done),
-            Some((state, _)) if state == "aborted" => return Ok(Claim::Aborted),
-            Some((state, expires)) if *state != mine && *expires > now => {
-                return Ok(Claim::HeldBy(state.trim_start_matches("held:").to_string()))
-            }
-            _ => {}
+        let (claim, record) = ClaimRecord::claim(s.claims.get(&id), worker, now, ttl_ms);
+        if let Some(r) = record {
+            s.claims.insert(id, r);
         }
-        s.claims.insert(id, (mine, now.saturating_add(ttl_ms)));
-        Ok(Claim::Held)
+        Ok(claim)
     }
 
-    async fn finish_claim(&self, key: &LogKey) -> Result<(), Error> {
-        self.lock()
-            .claims
-            .insert(attempt_id(key), ("done".into(), u64::MAX));
-        Ok(())
+    async fn renew_claim(
+        &self,
+        key: &LogKey,
+        worker: &str,
+        token: u64,
+        now: u64,
+        ttl_ms: u64,
+    ) -> Result<Claim, Error> {
+        let mut s = self.lock();
+        let id = attempt_id(key);
+        let (claim, record) = ClaimRecord::renew(s.claims.get(&id), worker, token, now, ttl_ms);
+        if let Some(r) = record {
+            s.claims.insert(id, r);
+        }
+        Ok(claim)
+    }
+
+    async fn finish_claim(
+        &self,
+        key: &LogKey,
+        worker: &str,
+        token: u64,
+        report: &Report,
+    ) -> Result<(), Error> {
+        let mut s = self.lock();
+        let id = attempt_id(key);
+        match ClaimRecord::finish(s.claims.get(&id), worker, token, report) {
+            Ok(Some(r)) => {
+                s.claims.insert(id, r);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(now) => Err(Error::Fenced(format!("attempt {id}: the claim is {now:?}"))),
+        }
     }
 
     async fn abort_claim(&self, key: &LogKey) -> Result<(), Error> {
         let mut s = self.lock();
         let id = attempt_id(key);
-        if s.claims.get(&id).is_none_or(|(state, _)| state != "done") {
-            s.claims.insert(id, ("aborted".into(), u64::MAX));
+        if let Some(r) = ClaimRecord::abort(s.claims.get(&id)) {
+            s.claims.insert(id, r);
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The `RunStore` contract.
 
-use weft_core::ports::{LogKey, LogSlice, RunRecord, RunStore};
-use weft_core::run::{Event, RunStatus, TaskId};
+use weft_core::ports::{Claim, Fence, LogKey, LogSlice, Report, ReportKind, RunRecord, RunStore};
+use weft_core::run::{Event, Outcome, RunStatus, TaskId};
 use weft_core::Error;
 
 use crate::unique;
@@ -66,11 +66,20 @@ pub async fn updated_run_keeps_its_new_status(s: &dyn RunStore) {
     ));
 }
 
+/// The lease of `run` for a fresh owner: what a driver writes with.
+async fn fence(s: &dyn RunStore, run: &str) -> Fence {
+    s.lease(run, &unique("owner"), now(), 60_000)
+        .await
+        .unwrap()
+        .expect("a free lease")
+}
+
 pub async fn events_append_in_order_and_read_back(s: &dyn RunStore) {
     let a = unique("run");
     let e = |at| Event::Started { at };
-    s.append_events(&a, 0, &[e(1), e(2)]).await.unwrap();
-    s.append_events(&a, 2, &[e(3)]).await.unwrap();
+    let f = fence(s, &a).await;
+    s.append_events(&a, &f, 0, &[e(1), e(2)]).await.unwrap();
+    s.append_events(&a, &f, 2, &[e(3)]).await.unwrap();
     assert_eq!(s.events(&a).await.unwrap(), vec![e(1), e(2), e(3)]);
     assert!(s.events(&unique("run")).await.unwrap().is_empty());
     // A reader that has seen some gets the record and the rest only.
@@ -94,12 +103,49 @@ pub async fn events_append_in_order_and_read_back(s: &dyn RunStore) {
 pub async fn append_at_a_stale_length_conflicts_and_writes_nothing(s: &dyn RunStore) {
     let a = unique("run");
     let e = |at| Event::Started { at };
-    s.append_events(&a, 0, &[e(1)]).await.unwrap();
-    assert!(matches!(
-        s.append_events(&a, 0, &[e(2), e(3)]).await,
-        Err(Error::Conflict(_))
-    ));
+    let f = fence(s, &a).await;
+    s.append_events(&a, &f, 0, &[e(1)]).await.unwrap();
+    assert!(
+        matches!(
+            s.append_events(&a, &f, 0, &[e(2), e(3)]).await,
+            Err(Error::LogMoved {
+                expected: 0,
+                actual: 1,
+                ..
+            })
+        ),
+        "the length it found is told"
+    );
     assert_eq!(s.events(&a).await.unwrap(), vec![e(1)]);
+}
+
+pub async fn an_owner_whose_lease_was_taken_over_cannot_append(s: &dyn RunStore) {
+    let run = unique("run");
+    let e = |at| Event::Started { at };
+    let a = s.lease(&run, "a", now(), 300).await.unwrap().unwrap();
+    s.append_events(&run, &a, 0, &[e(1)]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Expired, but nobody took it: a's writes still stand in line.
+    s.append_events(&run, &a, 1, &[e(2)]).await.unwrap();
+    let b = s.lease(&run, "b", now(), 60_000).await.unwrap().unwrap();
+    assert_ne!(a.token, b.token, "a new holder, a new token");
+    assert!(
+        matches!(
+            s.append_events(&run, &a, 2, &[e(3)]).await,
+            Err(Error::Fenced(_))
+        ),
+        "a stale driver is refused even at the right length"
+    );
+    s.append_events(&run, &b, 2, &[e(4)]).await.unwrap();
+    assert_eq!(s.events(&run).await.unwrap(), vec![e(1), e(2), e(4)]);
+    assert_eq!(s.lease(&run, "a", now(), 300).await.unwrap(), None);
+    assert!(
+        matches!(
+            s.append_events(&unique("run"), &a, 0, &[e(1)]).await,
+            Err(Error::Fenced(_))
+        ),
+        "no lease, no writes"
+    );
 }
 
 pub async fn logs_append_per_attempt(s: &dyn RunStore) {
@@ -151,95 +197,147 @@ fn now() -> u64 {
 
 pub async fn a_lease_is_exclusive_until_it_expires(s: &dyn RunStore) {
     let run = unique("run");
-    assert!(s.lease(&run, "a", now(), 400).await.unwrap());
-    assert!(
-        !s.lease(&run, "b", now(), 400).await.unwrap(),
+    let a = s.lease(&run, "a", now(), 400).await.unwrap().expect("free");
+    assert_eq!(
+        s.lease(&run, "b", now(), 400).await.unwrap(),
+        None,
         "b took a live lease"
     );
-    assert!(
+    assert_eq!(
         s.lease(&run, "a", now(), 400).await.unwrap(),
-        "the holder renews"
+        Some(a.clone()),
+        "the holder renews, with the same token"
     );
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let b = s.lease(&run, "b", now(), 400).await.unwrap();
     assert!(
-        s.lease(&run, "b", now(), 400).await.unwrap(),
-        "b takes an expired lease"
+        b.as_ref()
+            .is_some_and(|b| b.owner == "b" && b.token > a.token),
+        "b takes an expired lease, with a newer token: {b:?}"
     );
-    assert!(!s.lease(&run, "a", now(), 400).await.unwrap());
+    assert_eq!(s.lease(&run, "a", now(), 400).await.unwrap(), None);
 }
 
 pub async fn a_released_lease_is_free(s: &dyn RunStore) {
     let run = unique("run");
-    assert!(s.lease(&run, "a", now(), 60_000).await.unwrap());
-    s.release(&run, "b").await.unwrap();
-    assert!(
-        !s.lease(&run, "b", now(), 60_000).await.unwrap(),
+    let a = s.lease(&run, "a", now(), 60_000).await.unwrap().unwrap();
+    let not_a = Fence {
+        owner: "b".into(),
+        token: a.token,
+    };
+    s.release(&run, &not_a).await.unwrap();
+    assert_eq!(
+        s.lease(&run, "b", now(), 60_000).await.unwrap(),
+        None,
         "only the holder releases"
     );
-    s.release(&run, "a").await.unwrap();
-    assert!(s.lease(&run, "b", now(), 60_000).await.unwrap());
+    s.release(&run, &a).await.unwrap();
+    assert!(s.lease(&run, "b", now(), 60_000).await.unwrap().is_some());
 }
 
-pub async fn one_worker_holds_an_attempt_until_its_claim_expires(s: &dyn RunStore) {
-    use weft_core::ports::Claim;
+fn finished(key: &LogKey, token: u64) -> Report {
+    Report {
+        run_id: key.run_id.clone(),
+        task: key.task.clone(),
+        attempt: key.attempt,
+        worker: "w1".into(),
+        at: 7,
+        execution: token,
+        kind: ReportKind::Finished {
+            outcome: Outcome::Succeeded {
+                outputs: serde_json::json!({"n": 1}),
+            },
+            hooks: Vec::new(),
+        },
+    }
+}
+
+pub async fn one_execution_holds_an_attempt_until_its_claim_expires(s: &dyn RunStore) {
     let key = LogKey {
         run_id: unique("run"),
         task: TaskId::new("a", None),
         attempt: 1,
     };
-    assert_eq!(s.claim(&key, "w1", now(), 400).await.unwrap(), Claim::Held);
+    let Claim::Held { token: first } = s.claim(&key, "w1", now(), 400).await.unwrap() else {
+        panic!("a free attempt is claimed");
+    };
     assert_eq!(
         s.claim(&key, "w2", now(), 400).await.unwrap(),
         Claim::HeldBy("w1".into())
     );
     assert_eq!(
         s.claim(&key, "w1", now(), 400).await.unwrap(),
-        Claim::Held,
+        Claim::HeldBy("w1".into()),
+        "a second copy on the same worker is not a renewal"
+    );
+    assert_eq!(
+        s.renew_claim(&key, "w1", first, now(), 400).await.unwrap(),
+        Claim::Held { token: first },
         "the holder renews"
     );
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let Claim::Held { token: second } = s.claim(&key, "w2", now(), 400).await.unwrap() else {
+        panic!("an expired claim is free");
+    };
+    assert!(second > first, "a new execution has a newer token");
     assert_eq!(
-        s.claim(&key, "w2", now(), 400).await.unwrap(),
-        Claim::Held,
-        "an expired claim is free"
+        s.renew_claim(&key, "w1", first, now(), 400).await.unwrap(),
+        Claim::HeldBy("w2".into()),
+        "the old execution learns it lost the claim"
     );
+    // It finishes first all the same: the first execution to finish wins.
+    let report = finished(&key, first);
+    s.finish_claim(&key, "w1", first, &report).await.unwrap();
     assert_eq!(
-        s.claim(&key, "w1", now(), 400).await.unwrap(),
-        Claim::HeldBy("w2".into())
+        s.renew_claim(&key, "w2", second, now(), 400).await.unwrap(),
+        Claim::Done(Some(Box::new(report.clone()))),
+        "the newer execution learns at its next renewal, and stops"
+    );
+    assert!(
+        matches!(
+            s.finish_claim(&key, "w2", second, &finished(&key, second))
+                .await,
+            Err(Error::Fenced(_))
+        ),
+        "a second finish is refused"
     );
 }
 
 pub async fn finished_and_aborted_claims_are_final(s: &dyn RunStore) {
-    use weft_core::ports::Claim;
     let key = |attempt| LogKey {
         run_id: "claims".into(),
         task: TaskId::new(unique("t"), None),
         attempt,
     };
     let done = key(1);
-    assert_eq!(
-        s.claim(&done, "w1", now(), 60_000).await.unwrap(),
-        Claim::Held
-    );
-    s.finish_claim(&done).await.unwrap();
+    let Claim::Held { token } = s.claim(&done, "w1", now(), 60_000).await.unwrap() else {
+        panic!("held");
+    };
+    let report = finished(&done, token);
+    s.finish_claim(&done, "w1", token, &report).await.unwrap();
+    s.finish_claim(&done, "w1", token, &report)
+        .await
+        .expect("finishing again (a lost reply) is fine");
     assert_eq!(
         s.claim(&done, "w2", now(), 60_000).await.unwrap(),
-        Claim::Done
+        Claim::Done(Some(Box::new(report.clone()))),
+        "a redelivered copy gets the report"
     );
     s.abort_claim(&done).await.unwrap();
     assert_eq!(
         s.claim(&done, "w1", now(), 60_000).await.unwrap(),
-        Claim::Done,
+        Claim::Done(Some(Box::new(report))),
         "a finished attempt stays finished"
     );
     let aborted = key(2);
-    assert_eq!(
-        s.claim(&aborted, "w1", now(), 60_000).await.unwrap(),
-        Claim::Held
-    );
+    let Claim::Held { token } = s.claim(&aborted, "w1", now(), 60_000).await.unwrap() else {
+        panic!("held");
+    };
     s.abort_claim(&aborted).await.unwrap();
     assert_eq!(
-        s.claim(&aborted, "w1", now(), 60_000).await.unwrap(),
+        s.renew_claim(&aborted, "w1", token, now(), 60_000)
+            .await
+            .unwrap(),
         Claim::Aborted,
         "the holder learns on renewal"
     );
@@ -306,10 +404,11 @@ macro_rules! run_store_contract {
                 updated_run_keeps_its_new_status,
                 events_append_in_order_and_read_back,
                 append_at_a_stale_length_conflicts_and_writes_nothing,
+                an_owner_whose_lease_was_taken_over_cannot_append,
                 logs_append_per_attempt,
                 a_lease_is_exclusive_until_it_expires,
                 a_released_lease_is_free,
-                one_worker_holds_an_attempt_until_its_claim_expires,
+                one_execution_holds_an_attempt_until_its_claim_expires,
                 finished_and_aborted_claims_are_final,
                 runs_page_by_filter_and_cursor);
         }

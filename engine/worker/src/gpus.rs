@@ -8,6 +8,20 @@ use std::sync::Mutex;
 use tokio::sync::Notify;
 use weft_core::ports::GpuSlot;
 
+/// GPUs a step holds: free again when dropped, which the worker does only
+/// once the step's end is recorded and reported, so no one sees two steps
+/// on one GPU at once.
+pub(crate) struct HeldGpus {
+    gpus: std::sync::Arc<Gpus>,
+    ids: Vec<u32>,
+}
+
+impl Drop for HeldGpus {
+    fn drop(&mut self) {
+        self.gpus.release(&self.ids);
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Gpus {
     slots: Vec<GpuSlot>,
@@ -117,6 +131,14 @@ impl Gpus {
                     .map_or_else(|| id.to_string(), GpuSlot::device_id)
             })
             .collect()
+    }
+
+    /// Holds `ids` (from [`Gpus::acquire`]) until the guard is dropped.
+    pub(crate) fn hold(self: &std::sync::Arc<Self>, ids: Vec<u32>) -> HeldGpus {
+        HeldGpus {
+            gpus: self.clone(),
+            ids,
+        }
     }
 
     pub(crate) fn release(&self, ids: &[u32]) {

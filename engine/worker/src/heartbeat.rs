@@ -67,7 +67,7 @@ pub(crate) async fn beat(
             .heartbeat(&info, options.heartbeat_ms.saturating_mul(3))
             .await
         {
-            eprintln!("weft: heartbeat failed: {e}");
+            tracing::warn!("heartbeat failed: {e}");
         }
         tokio::time::sleep(every).await;
     }

@@ -2,12 +2,13 @@
 //! for its pools, runs each attempt (shell commands, WASM plugin steps, and
 //! containers and CUDA kernels through their runtimes, with pre and post
 //! plugin hooks around them), streams output into the
-//! [`RunStore`](weft_core::ports::RunStore)'s step log, reports the outcome,
-//! and only then acknowledges the job. Depends on `weft-core` and
-//! `weft-wasm-host`.
+//! [`RunStore`](weft_core::ports::RunStore)'s step log, records the outcome
+//! durably in the attempt's claim, reports it, and only then acknowledges
+//! the job. Depends on `weft-core` and `weft-wasm-host`.
 
 mod abort;
 mod attempt;
+mod claim;
 mod container;
 mod cuda;
 mod error;

@@ -14,7 +14,8 @@ use weft_core::spec::{gpu_pool, StepAction};
 use std::sync::atomic::Ordering;
 
 use crate::attempt::Attempt;
-use crate::gpus::{self, Gpus};
+use crate::claim::{backoff, label, HeldClaim, Recorded};
+use crate::gpus::{self, Gpus, HeldGpus};
 use crate::heartbeat::{beat, Running};
 use crate::plugins::{self, Plugins, PostHooks};
 use crate::{container, cuda, shell, Aborts, CommandExecutor, Error, Options, Stats};
@@ -122,10 +123,10 @@ impl Worker {
             // Containers of an earlier life of this worker have no one to report them.
             match runtime.remove_orphans(&self.options.name).await {
                 Ok(0) => {}
-                Ok(n) => eprintln!(
-                    "weft: removed {n} container(s) left by an earlier run of this worker"
-                ),
-                Err(e) => eprintln!("weft: removing leftover containers: {e}"),
+                Ok(n) => {
+                    tracing::info!("removed {n} container(s) left by an earlier run of this worker")
+                }
+                Err(e) => tracing::warn!("removing leftover containers: {e}"),
             }
         }
         let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
@@ -207,15 +208,19 @@ impl Worker {
         Duration::from_millis(self.options.heartbeat_ms.saturating_mul(3).max(300))
     }
 
-    /// Claims the attempt: `true` to run it, `false` if it is finished or
-    /// aborted (the delivery is then settled). While another live worker
-    /// holds it (the broker redelivered a job that is still running, e.g.
-    /// past its consumer timeout), waits holding the delivery.
-    async fn claim(&self, key: &LogKey, delivery: &mut Option<Box<dyn Delivery>>) -> bool {
+    /// Claims the attempt as a new execution: its token, to run it; `None`
+    /// if it finished or was aborted (the delivery is then settled, and a
+    /// finished attempt's report sent again: the execution that recorded
+    /// it may have died before sending it). While another execution holds
+    /// it (the broker delivered a job again that is still running, e.g.
+    /// past its consumer timeout), waits holding the delivery; while the
+    /// store fails, tries again.
+    async fn claim(&self, key: &LogKey, delivery: &mut Option<Box<dyn Delivery>>) -> Option<u64> {
         let ttl = self.claim_ttl();
         let mut deferred = false;
+        let mut tries = 0;
         loop {
-            match self
+            let claimed = self
                 .store
                 .claim(
                     key,
@@ -223,14 +228,27 @@ impl Worker {
                     self.clock.now(),
                     ttl.as_millis() as u64,
                 )
-                .await
-            {
-                Ok(Claim::Held) => return true,
-                Ok(Claim::Done | Claim::Aborted) => {
+                .await;
+            match claimed {
+                Ok(Claim::Held { token }) => return Some(token),
+                Ok(Claim::Done(report)) => {
+                    let d = delivery.take()?;
+                    match report {
+                        Some(report) if self.queue.report(&report).await.is_err() => {
+                            // Not sent: the job comes back, and with it this chance.
+                            let _ = d.reject(true).await;
+                        }
+                        _ => {
+                            let _ = d.ack().await;
+                        }
+                    }
+                    return None;
+                }
+                Ok(Claim::Aborted) => {
                     if let Some(d) = delivery.take() {
                         let _ = d.ack().await;
                     }
-                    return false;
+                    return None;
                 }
                 Ok(Claim::HeldBy(_)) => {
                     if !std::mem::replace(&mut deferred, true) {
@@ -239,11 +257,9 @@ impl Worker {
                     tokio::time::sleep(ttl / 3).await;
                 }
                 Err(e) => {
-                    eprintln!(
-                        "weft: claiming {}/{}#{}: {e}; retrying",
-                        key.run_id, key.task, key.attempt
-                    );
-                    tokio::time::sleep(ttl / 3).await;
+                    tries += 1;
+                    tracing::warn!(attempt = %label(key), "claiming: {e}; trying again");
+                    tokio::time::sleep(backoff(tries)).await;
                 }
             }
         }
@@ -266,9 +282,9 @@ impl Worker {
             return;
         }
         let mut delivery = Some(delivery);
-        if !self.claim(&key, &mut delivery).await {
+        let Some(token) = self.claim(&key, &mut delivery).await else {
             return;
-        }
+        };
         let Some(delivery) = delivery else { return };
         let abort = self.aborts.watch(&job.run_id, &job.task, job.attempt);
         if *abort.borrow() {
@@ -276,39 +292,24 @@ impl Worker {
             let _ = delivery.ack().await;
             return;
         }
-        // Renew the claim while the step runs; stop the step if the claim
-        // is aborted or lost to another worker.
-        let renewal = {
-            let (store, clock, aborts, name, key, ttl) = (
-                self.store.clone(),
-                self.clock.clone(),
-                self.aborts.clone(),
-                self.options.name.clone(),
-                key.clone(),
-                self.claim_ttl(),
-            );
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(ttl / 3).await;
-                    match store
-                        .claim(&key, &name, clock.now(), ttl.as_millis() as u64)
-                        .await
-                    {
-                        Ok(Claim::Held) | Err(_) => {}
-                        Ok(_) => {
-                            aborts.abort(&key.run_id, &key.task, key.attempt);
-                            return;
-                        }
-                    }
-                }
-            })
-        };
+        let claim = Arc::new(HeldClaim {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            worker: self.options.name.clone(),
+            key: key.clone(),
+            token,
+            ttl: self.claim_ttl(),
+        });
+        // Renewed until the end is recorded; the step is stopped if the
+        // claim is aborted or lost to another execution.
+        let renewal = claim.spawn_renewal(self.aborts.clone());
         let report = |kind| Report {
             run_id: job.run_id.clone(),
             task: job.task.clone(),
             attempt: job.attempt,
             worker: self.options.name.clone(),
             at: self.clock.now(),
+            execution: token,
             kind,
         };
         if self
@@ -321,15 +322,15 @@ impl Worker {
             let _ = delivery.reject(true).await;
             return;
         }
-        let label = format!("{}/{}#{}", job.run_id, job.task, job.attempt);
+        let label = label(&key);
         self.running
             .lock()
             .expect("running lock")
             .insert(label.clone());
         self.stats.running.fetch_add(1, Ordering::Relaxed);
         let mut hooks = Vec::new();
-        let outcome = self.attempt(&job, abort, held, &mut hooks).await;
-        renewal.abort();
+        let mut gpus = None;
+        let outcome = self.attempt(&job, abort, held, &mut hooks, &mut gpus).await;
         self.stats.running.fetch_sub(1, Ordering::Relaxed);
         self.running.lock().expect("running lock").remove(&label);
         let counter = match &outcome {
@@ -338,21 +339,27 @@ impl Worker {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.aborts.forget(&job.run_id, &job.task, job.attempt);
-        match self
-            .queue
-            .report(&report(ReportKind::Finished { outcome, hooks }))
-            .await
-        {
+        let finished = report(ReportKind::Finished { outcome, hooks });
+        // The end is durable before anything else: from here on a copy of
+        // this job finds the attempt done and re-sends this report.
+        let recorded = claim.finish(&finished).await;
+        renewal.abort();
+        if let Recorded::FinishedElsewhere(why) = recorded {
+            tracing::warn!(
+                attempt = %label,
+                "another execution of this attempt, which took it over while this one could not renew its claim, finished first ({why}); this execution is reported as well"
+            );
+        }
+        match self.queue.report(&finished).await {
             Ok(()) => {
-                // Recorded: a redelivered copy of this job will find it done.
-                let _ = self.store.finish_claim(&key).await;
                 let _ = delivery.ack().await;
             }
-            // Not recorded: let the job come back rather than lose its result.
+            // The claim holds the report: a copy delivered again sends it.
             Err(_) => {
                 let _ = delivery.reject(true).await;
             }
         }
+        drop(gpus);
     }
 
     /// Whether another live worker has at least `need` GPUs.
@@ -378,6 +385,7 @@ impl Worker {
         abort: watch::Receiver<bool>,
         held: oneshot::Sender<()>,
         hooks: &mut Vec<HookRun>,
+        holding: &mut Option<HeldGpus>,
     ) -> Outcome {
         let need = job.resources.gpus as usize;
         if need == 0 {
@@ -404,9 +412,8 @@ impl Worker {
         job.env
             .insert("CUDA_VISIBLE_DEVICES".into(), devices.join(","));
         job.env.insert("WEFT_GPUS".into(), indices.join(","));
-        let outcome = self.run_attempt(&job, abort, &devices, hooks).await;
-        self.gpus.release(&ids);
-        outcome
+        *holding = Some(self.gpus.hold(ids));
+        self.run_attempt(&job, abort, &devices, hooks).await
     }
 
     async fn run_attempt(

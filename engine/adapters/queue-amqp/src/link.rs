@@ -65,8 +65,8 @@ impl Link {
             match self.open().await {
                 Ok(session) => {
                     if failures > 0 {
-                        eprintln!(
-                            "weft: reconnected to rabbitmq after {failures} failed attempt(s)"
+                        tracing::info!(
+                            "reconnected to rabbitmq after {failures} failed attempt(s)"
                         );
                     }
                     let session = Arc::new(session);
@@ -76,8 +76,8 @@ impl Link {
                 Err(e) => {
                     failures += 1;
                     if failures == 1 || failures.is_power_of_two() {
-                        eprintln!(
-                            "weft: rabbitmq at {} unavailable ({e}); retrying in {delay:?}",
+                        tracing::warn!(
+                            "rabbitmq at {} unavailable ({e}); trying again in {delay:?}",
                             weft_core::ports::redacted_url(&self.options.url)
                         );
                     }

@@ -97,7 +97,7 @@ impl AmqpJobQueue {
                 // Any other failure is the broker's: start over on a fresh
                 // connection (a message may then arrive twice, never zero times).
                 Err(e) => {
-                    eprintln!("weft: publishing to rabbitmq failed ({e}); reconnecting");
+                    tracing::warn!("publishing to rabbitmq failed ({e}); reconnecting");
                     self.link.drop_session(session.generation).await;
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
@@ -191,7 +191,7 @@ impl AmqpJobQueue {
                         })
                     }
                     Err(e) => {
-                        eprintln!("weft: dropping an undecodable message from {queue}: {e}");
+                        tracing::warn!("dropping an undecodable message from {queue}: {e}");
                         let _ = delivery
                             .acker
                             .nack(BasicNackOptions {

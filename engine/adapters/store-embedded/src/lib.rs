@@ -12,17 +12,21 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use weft_core::ports::{Claim, LogKey, LogSlice, RunRecord, RunStore};
+use weft_core::ports::{
+    Claim, ClaimDecision, ClaimRecord, Fence, LeaseRecord, LogKey, LogSlice, Report, RunRecord,
+    RunStore,
+};
 use weft_core::run::Event;
 use weft_core::Error;
 
 const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
 const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
 const EVENT_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("event_counts");
-/// run -> (owner, expires at)
-const LEASES: TableDefinition<&str, (&str, u64)> = TableDefinition::new("leases");
-/// "run/task/attempt" -> (state, expires at): `held:<worker>`, `done`, `aborted`
-const CLAIMS: TableDefinition<&str, (&str, u64)> = TableDefinition::new("claims");
+/// run -> its lease (`LeaseRecord` as JSON). The tables before fencing
+/// (`leases`, `claims`) held other types; they are left alone, unread.
+const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases-fenced");
+/// "run/task/attempt" -> its claim (`ClaimRecord` as JSON)
+const CLAIMS: TableDefinition<&str, &[u8]> = TableDefinition::new("claims-fenced");
 /// worker name -> (expires at, info as JSON)
 const WORKERS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("workers");
 
@@ -87,29 +91,33 @@ impl EmbeddedRunStore {
         &self.path
     }
 
-    /// Sets a claim's final state; `unless_done` keeps a finished attempt finished.
-    async fn set_claim(
+    /// Applies a claim rule to attempt `key`'s claim in one transaction,
+    /// storing the record it decides on.
+    async fn update_claim(
         &self,
         key: &LogKey,
-        state: &'static str,
-        unless_done: bool,
-    ) -> Result<(), Error> {
+        rule: impl FnOnce(Option<&ClaimRecord>) -> Result<ClaimDecision, Error> + Send + 'static,
+    ) -> Result<Claim, Error> {
         let id = claim_id(key);
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(err("updating a claim"))?;
-            {
+            let claim = {
                 let mut claims = txn.open_table(CLAIMS).map_err(err("updating a claim"))?;
-                let done = claims
+                let current: Option<ClaimRecord> = claims
                     .get(id.as_str())
                     .map_err(err("reading a claim"))?
-                    .is_some_and(|g| g.value().0 == "done");
-                if !(unless_done && done) {
+                    .map(|g| decode(g.value()))
+                    .transpose()?;
+                let (claim, record) = rule(current.as_ref())?;
+                if let Some(record) = record {
                     claims
-                        .insert(id.as_str(), (state, u64::MAX))
+                        .insert(id.as_str(), encode(&record)?.as_slice())
                         .map_err(err("updating a claim"))?;
                 }
-            }
-            txn.commit().map_err(err("committing a claim"))
+                claim
+            };
+            txn.commit().map_err(err("committing a claim"))?;
+            Ok(claim)
         })
         .await
     }
@@ -218,14 +226,22 @@ impl RunStore for EmbeddedRunStore {
     async fn append_events(
         &self,
         run_id: &str,
+        fence: &Fence,
         expected_len: u64,
         events: &[Event],
     ) -> Result<(), Error> {
-        let run_id = run_id.to_string();
+        let (run_id, fence) = (run_id.to_string(), fence.clone());
         let encoded = events.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(err("appending events"))?;
             {
+                let lease = read_lease(&txn, &run_id)?;
+                if !LeaseRecord::admits(lease.as_ref(), &fence) {
+                    return Err(Error::Fenced(format!(
+                        "run {run_id}: {} no longer holds the lease",
+                        fence.owner
+                    )));
+                }
                 let mut counts = txn
                     .open_table(EVENT_COUNTS)
                     .map_err(err("appending events"))?;
@@ -234,9 +250,11 @@ impl RunStore for EmbeddedRunStore {
                     .map_err(err("appending events"))?
                     .map_or(0, |g| g.value());
                 if len != expected_len {
-                    return Err(Error::Conflict(format!(
-                        "run {run_id} has {len} events, writer expected {expected_len}"
-                    )));
+                    return Err(Error::LogMoved {
+                        run_id: run_id.clone(),
+                        expected: expected_len,
+                        actual: len,
+                    });
                 }
                 let mut table = txn.open_table(EVENTS).map_err(err("appending events"))?;
                 for (i, e) in encoded.iter().enumerate() {
@@ -304,47 +322,34 @@ impl RunStore for EmbeddedRunStore {
         .await
     }
 
-    async fn lease(&self, run_id: &str, owner: &str, now: u64, ttl_ms: u64) -> Result<bool, Error> {
+    async fn lease(
+        &self,
+        run_id: &str,
+        owner: &str,
+        now: u64,
+        ttl_ms: u64,
+    ) -> Result<Option<Fence>, Error> {
         let (run, owner) = (run_id.to_string(), owner.to_string());
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(err("taking a lease"))?;
-            let taken = {
-                let mut leases = txn.open_table(LEASES).map_err(err("taking a lease"))?;
-                let free = match leases.get(run.as_str()).map_err(err("reading a lease"))? {
-                    Some(g) => {
-                        let (holder, expires) = g.value();
-                        holder == owner || expires <= now
-                    }
-                    None => true,
-                };
-                if free {
-                    leases
-                        .insert(run.as_str(), (owner.as_str(), now.saturating_add(ttl_ms)))
-                        .map_err(err("taking a lease"))?;
-                }
-                free
+            let current = read_lease(&txn, &run)?;
+            let Some(taken) = LeaseRecord::take(current.as_ref(), &owner, now, ttl_ms) else {
+                return Ok(None);
             };
+            write_lease(&txn, &run, &taken)?;
             txn.commit().map_err(err("committing a lease"))?;
-            Ok(taken)
+            Ok(Some(taken.fence()))
         })
         .await
     }
 
-    async fn release(&self, run_id: &str, owner: &str) -> Result<(), Error> {
-        let (run, owner) = (run_id.to_string(), owner.to_string());
+    async fn release(&self, run_id: &str, fence: &Fence) -> Result<(), Error> {
+        let (run, fence) = (run_id.to_string(), fence.clone());
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(err("releasing a lease"))?;
-            {
-                let mut leases = txn.open_table(LEASES).map_err(err("releasing a lease"))?;
-                let held = leases
-                    .get(run.as_str())
-                    .map_err(err("reading a lease"))?
-                    .is_some_and(|g| g.value().0 == owner);
-                if held {
-                    leases
-                        .remove(run.as_str())
-                        .map_err(err("releasing a lease"))?;
-                }
+            let current = read_lease(&txn, &run)?;
+            if let Some(released) = LeaseRecord::release(current.as_ref(), &fence) {
+                write_lease(&txn, &run, &released)?;
             }
             txn.commit().map_err(err("committing a lease"))
         })
@@ -358,46 +363,65 @@ impl RunStore for EmbeddedRunStore {
         now: u64,
         ttl_ms: u64,
     ) -> Result<Claim, Error> {
-        let (id, worker) = (claim_id(key), worker.to_string());
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(err("claiming an attempt"))?;
-            let claim = {
-                let mut claims = txn.open_table(CLAIMS).map_err(err("claiming an attempt"))?;
-                let current = claims
-                    .get(id.as_str())
-                    .map_err(err("reading a claim"))?
-                    .map(|g| {
-                        let (state, expires) = g.value();
-                        (state.to_string(), expires)
-                    });
-                let mine = format!("held:{worker}");
-                match current {
-                    Some((state, _)) if state == "done" => Claim::Done,
-                    Some((state, _)) if state == "aborted" => Claim::Aborted,
-                    Some((state, expires)) if state != mine && expires > now => {
-                        Claim::HeldBy(state.trim_start_matches("held:").to_string())
-                    }
-                    _ => {
-                        claims
-                            .insert(id.as_str(), (mine.as_str(), now.saturating_add(ttl_ms)))
-                            .map_err(err("claiming an attempt"))?;
-                        Claim::Held
-                    }
-                }
-            };
-            txn.commit().map_err(err("committing a claim"))?;
-            Ok(claim)
+        let worker = worker.to_string();
+        self.update_claim(key, move |c| {
+            Ok(ClaimRecord::claim(c, &worker, now, ttl_ms))
         })
         .await
     }
 
-    async fn finish_claim(&self, key: &LogKey) -> Result<(), Error> {
-        self.set_claim(key, "done", false).await
+    async fn renew_claim(
+        &self,
+        key: &LogKey,
+        worker: &str,
+        token: u64,
+        now: u64,
+        ttl_ms: u64,
+    ) -> Result<Claim, Error> {
+        let worker = worker.to_string();
+        self.update_claim(key, move |c| {
+            Ok(ClaimRecord::renew(c, &worker, token, now, ttl_ms))
+        })
+        .await
+    }
+
+    async fn finish_claim(
+        &self,
+        key: &LogKey,
+        worker: &str,
+        token: u64,
+        report: &Report,
+    ) -> Result<(), Error> {
+        let (worker, report, id) = (worker.to_string(), report.clone(), claim_id(key));
+        self.update_claim(key, move |c| {
+            match ClaimRecord::finish(c, &worker, token, &report) {
+                Ok(record) => Ok((Claim::Held { token }, record)),
+                Err(now) => Err(Error::Fenced(format!("attempt {id}: the claim is {now:?}"))),
+            }
+        })
+        .await
+        .map(drop)
     }
 
     async fn abort_claim(&self, key: &LogKey) -> Result<(), Error> {
-        self.set_claim(key, "aborted", true).await
+        self.update_claim(key, |c| Ok((Claim::Aborted, ClaimRecord::abort(c))))
+            .await
+            .map(drop)
     }
+}
+
+fn read_lease(txn: &redb::WriteTransaction, run: &str) -> Result<Option<LeaseRecord>, Error> {
+    let leases = txn.open_table(LEASES).map_err(err("reading a lease"))?;
+    let found = leases.get(run).map_err(err("reading a lease"))?;
+    found.map(|g| decode(g.value())).transpose()
+}
+
+fn write_lease(txn: &redb::WriteTransaction, run: &str, lease: &LeaseRecord) -> Result<(), Error> {
+    txn.open_table(LEASES)
+        .map_err(err("taking a lease"))?
+        .insert(run, encode(lease)?.as_slice())
+        .map_err(err("taking a lease"))?;
+    Ok(())
 }
 
 #[async_trait]

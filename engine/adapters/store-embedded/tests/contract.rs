@@ -19,8 +19,9 @@ async fn history_survives_reopening_the_store() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = EmbeddedRunStore::open(dir.path()).unwrap();
+        let fence = store.lease("r", "o", 0, 1000).await.unwrap().unwrap();
         store
-            .append_events("r", 0, &[weft_core::run::Event::Started { at: 5 }])
+            .append_events("r", &fence, 0, &[weft_core::run::Event::Started { at: 5 }])
             .await
             .unwrap();
     }

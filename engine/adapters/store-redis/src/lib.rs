@@ -3,7 +3,11 @@
 //! Keys (all under `Options::prefix`, `weft` by default):
 //! - `P:run:<id>`: the run record (JSON); `P:runs`: a sorted set of run ids by creation time;
 //! - `P:events:<id>`: the run's event log, a list appended by a Lua script that
-//!   checks the expected length first, so a stale writer is refused, never applied;
+//!   checks the writer's fence against `P:lease:<id>` and the expected length
+//!   first, so a stale writer is refused, never applied;
+//! - `P:lease:<id>`: the run's lease (owner, token, expiry by Redis's clock);
+//! - `P:claim:<run>:<task>:<attempt>`: an attempt's claim (state, worker,
+//!   token, expiry, and once done the report of how it ended);
 //! - `P:log:<run>:<task>:<attempt>`: the attempt's output, a capped stream
 //!   (`XADD MAXLEN ~`), so it can be tailed live and replayed later.
 //!
@@ -14,6 +18,8 @@
 mod options;
 mod plugins;
 mod registry;
+mod retry;
+mod scripts;
 mod store;
 mod tokens;
 mod workflows;

@@ -15,6 +15,13 @@ pub struct Options {
     /// Every key written expires after this many seconds: for tests on a
     /// shared Redis. Default: none (keys persist).
     pub expire_after_secs: Option<u64>,
+    /// How long one command may take before it counts as failed, in
+    /// milliseconds. Default: 5000.
+    pub response_timeout_ms: u64,
+    /// How long calls that are safe to repeat (reads, renewals, finishing a
+    /// claim, appends checked by length) are tried again through timeouts
+    /// and lost connections before failing, in milliseconds. Default: 10000.
+    pub retry_for_ms: u64,
 }
 
 impl Default for Options {
@@ -24,6 +31,8 @@ impl Default for Options {
             prefix: "weft".into(),
             log_max_chunks: 100_000,
             expire_after_secs: None,
+            response_timeout_ms: 5_000,
+            retry_for_ms: 10_000,
         }
     }
 }

@@ -1,77 +1,16 @@
 //! `RedisRunStore`.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
-use weft_core::ports::{Claim, LogKey, LogSlice, RunRecord, RunStore};
+use weft_core::ports::{Claim, Fence, LogKey, LogSlice, Report, RunRecord, RunStore};
 use weft_core::run::Event;
 use weft_core::Error;
 
-use crate::Options;
-
-/// Appends events only if the log has the expected length.
-/// KEYS[1] = events list; ARGV[1] = expected length; ARGV[2] = ttl (0: none); ARGV[3..] = events.
-const APPEND_EVENTS: &str = r"
-local len = redis.call('LLEN', KEYS[1])
-if len ~= tonumber(ARGV[1]) then return -1 - len end
-for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
-if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return len + #ARGV - 2
-";
-
-/// Takes or renews a lease. KEYS[1] = lease key; ARGV[1] = owner; ARGV[2] = ttl ms.
-const TAKE_LEASE: &str = r"
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-";
-
-/// Releases a lease held by ARGV[1].
-const RELEASE_LEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 1
-";
-
-/// Claims or renews an attempt. KEYS[1] = claim key; ARGV[1] = worker; ARGV[2] = ttl ms.
-/// Values: `held:<worker>` (expiring), `done`, `aborted`.
-const CLAIM: &str = r"
-local v = redis.call('GET', KEYS[1])
-if (not v) or v == ('held:' .. ARGV[1]) then
-  redis.call('SET', KEYS[1], 'held:' .. ARGV[1], 'PX', ARGV[2])
-  return 'held'
-end
-return v
-";
-
-/// Aborts an attempt unless it is done.
-const ABORT_CLAIM: &str = r"
-if redis.call('GET', KEYS[1]) ~= 'done' then redis.call('SET', KEYS[1], 'aborted', 'EX', 86400) end
-return 1
-";
-
-/// Appends a chunk to a log stream whose entry IDs are `<start + 1>-0`,
-/// `start` being the chunk's first byte in the log as written, so a reader
-/// can seek by byte offset even after the oldest chunks were trimmed.
-/// KEYS[1] = stream; ARGV[1] = chunk; ARGV[2] = chunks kept (about).
-const APPEND_LOG: &str = r"
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local start = 0
-if #last > 0 then
-  start = tonumber(string.match(last[1][1], '^(%d+)')) - 1 + string.len(last[1][2][2])
-end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], string.format('%d-0', start + 1), 'd', ARGV[1])
-return start
-";
-
-/// The chunks of a log stream (see `APPEND_LOG`) from the one holding byte
-/// ARGV[1] on. KEYS[1] = stream; ARGV[1] = byte offset.
-const READ_LOG_FROM: &str = r"
-local at = redis.call('XREVRANGE', KEYS[1], string.format('%d-0', tonumber(ARGV[1]) + 1), '-', 'COUNT', 1)
-local from = '-'
-if #at > 0 then from = at[1][1] end
-return redis.call('XRANGE', KEYS[1], from, '+')
-";
+use crate::retry::retrying;
+use crate::{scripts, Options};
 
 /// The Redis store. Cheap to clone; clones share one auto-reconnecting connection.
 #[derive(Clone)]
@@ -82,6 +21,8 @@ pub struct RedisRunStore {
     take_lease: Script,
     release_lease: Script,
     claim: Script,
+    renew_claim: Script,
+    finish_claim: Script,
     abort_claim: Script,
     append_log: Script,
     read_log_from: Script,
@@ -103,25 +44,33 @@ impl RedisRunStore {
     pub async fn connect(options: Options) -> Result<Self, Error> {
         let client =
             redis::Client::open(options.url.as_str()).map_err(redis_err("parsing the URL"))?;
-        let conn = client.get_connection_manager().await.map_err(|e| {
-            Error::backend(
-                format!(
-                    "redis: connecting to {}",
-                    weft_core::ports::redacted_url(&options.url)
-                ),
-                e,
-            )
-        })?;
+        let config = ConnectionManagerConfig::new().set_response_timeout(Some(
+            Duration::from_millis(options.response_timeout_ms.max(1)),
+        ));
+        let conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(|e| {
+                Error::backend(
+                    format!(
+                        "redis: connecting to {}",
+                        weft_core::ports::redacted_url(&options.url)
+                    ),
+                    e,
+                )
+            })?;
         Ok(Self {
             conn,
             options,
-            append: Script::new(APPEND_EVENTS),
-            take_lease: Script::new(TAKE_LEASE),
-            release_lease: Script::new(RELEASE_LEASE),
-            claim: Script::new(CLAIM),
-            abort_claim: Script::new(ABORT_CLAIM),
-            append_log: Script::new(APPEND_LOG),
-            read_log_from: Script::new(READ_LOG_FROM),
+            append: Script::new(scripts::APPEND_EVENTS),
+            take_lease: Script::new(&scripts::take_lease()),
+            release_lease: Script::new(scripts::RELEASE_LEASE),
+            claim: Script::new(&scripts::claim()),
+            renew_claim: Script::new(&scripts::renew_claim()),
+            finish_claim: Script::new(scripts::FINISH_CLAIM),
+            abort_claim: Script::new(scripts::ABORT_CLAIM),
+            append_log: Script::new(scripts::APPEND_LOG),
+            read_log_from: Script::new(scripts::READ_LOG_FROM),
         })
     }
 
@@ -142,6 +91,35 @@ impl RedisRunStore {
         self.options.expire_after_secs.unwrap_or(0)
     }
 
+    /// How long idempotent calls are tried again.
+    pub(crate) fn retry_for(&self) -> Duration {
+        Duration::from_millis(self.options.retry_for_ms)
+    }
+
+    /// Runs a claim script on attempt `key`'s claim and reads its answer.
+    async fn claim_script(
+        &self,
+        script: &Script,
+        key: &LogKey,
+        args: &[String],
+        context: &'static str,
+    ) -> Result<Claim, Error> {
+        let claim_key = self.claim_key(key);
+        let answer: Vec<String> = retrying(self.retry_for(), context, || {
+            let mut invocation = script.key(&claim_key);
+            for a in args {
+                invocation.arg(a);
+            }
+            let mut conn = self.conn.clone();
+            async move { invocation.invoke_async(&mut conn).await }
+        })
+        .await?;
+        if self.options.expire_after_secs.is_some() {
+            self.expire(&claim_key).await?;
+        }
+        claim_answer(&answer)
+    }
+
     pub(crate) async fn expire_key(&self, key: &str) -> Result<(), Error> {
         self.expire(key).await
     }
@@ -156,6 +134,10 @@ impl RedisRunStore {
                 .map_err(redis_err("setting expiry"))?;
         }
         Ok(())
+    }
+
+    fn lease_key(&self, run_id: &str) -> String {
+        self.key(&["lease", run_id])
     }
 
     fn claim_key(&self, key: &LogKey) -> String {
@@ -259,25 +241,41 @@ impl RunStore for RedisRunStore {
     async fn append_events(
         &self,
         run_id: &str,
+        fence: &Fence,
         expected_len: u64,
         events: &[Event],
     ) -> Result<(), Error> {
-        let mut invocation = self.append.key(self.key(&["events", run_id]));
-        invocation.arg(expected_len).arg(self.ttl());
-        for e in events {
-            invocation.arg(encode(e)?);
+        let encoded = events.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+        let (events_key, lease_key) = (self.key(&["events", run_id]), self.lease_key(run_id));
+        // Safe to repeat: an append that landed before its reply was lost
+        // is found by its length (`LogMoved`), never written twice.
+        let result: i64 = retrying(self.retry_for(), "appending events", || {
+            let mut invocation = self.append.key(&events_key);
+            invocation
+                .key(&lease_key)
+                .arg(expected_len)
+                .arg(self.ttl())
+                .arg(&fence.owner)
+                .arg(fence.token);
+            for e in &encoded {
+                invocation.arg(e);
+            }
+            let mut conn = self.conn.clone();
+            async move { invocation.invoke_async(&mut conn).await }
+        })
+        .await?;
+        match result {
+            -1 => Err(Error::Fenced(format!(
+                "run {run_id}: {} no longer holds the lease",
+                fence.owner
+            ))),
+            r if r < -1 => Err(Error::LogMoved {
+                run_id: run_id.to_string(),
+                expected: expected_len,
+                actual: (-2 - r) as u64,
+            }),
+            _ => Ok(()),
         }
-        let result: i64 = invocation
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("appending events"))?;
-        if result < 0 {
-            let len = -1 - result;
-            return Err(Error::Conflict(format!(
-                "run {run_id} has {len} events, writer expected {expected_len}"
-            )));
-        }
-        Ok(())
     }
 
     async fn events(&self, run_id: &str) -> Result<Vec<Event>, Error> {
@@ -382,27 +380,34 @@ impl RunStore for RedisRunStore {
         owner: &str,
         _now: u64,
         ttl_ms: u64,
-    ) -> Result<bool, Error> {
-        // Redis keeps the time: the key's expiry is the lease's.
-        let taken: i64 = self
-            .take_lease
-            .key(self.key(&["lease", run_id]))
-            .arg(owner)
-            .arg(ttl_ms.max(1))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("taking a lease"))?;
-        Ok(taken == 1)
+    ) -> Result<Option<Fence>, Error> {
+        // Redis keeps the time: its clock, not the caller's, runs the lease.
+        let key = self.lease_key(run_id);
+        let token: Option<u64> = retrying(self.retry_for(), "taking a lease", || {
+            let mut invocation = self.take_lease.key(&key);
+            invocation.arg(owner).arg(ttl_ms.max(1));
+            let mut conn = self.conn.clone();
+            async move { invocation.invoke_async(&mut conn).await }
+        })
+        .await?;
+        if token.is_some() {
+            self.expire(&key).await?;
+        }
+        Ok(token.map(|token| Fence {
+            owner: owner.to_string(),
+            token,
+        }))
     }
 
-    async fn release(&self, run_id: &str, owner: &str) -> Result<(), Error> {
-        let _: i64 = self
-            .release_lease
-            .key(self.key(&["lease", run_id]))
-            .arg(owner)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("releasing a lease"))?;
+    async fn release(&self, run_id: &str, fence: &Fence) -> Result<(), Error> {
+        let key = self.lease_key(run_id);
+        let _: i64 = retrying(self.retry_for(), "releasing a lease", || {
+            let mut invocation = self.release_lease.key(&key);
+            invocation.arg(&fence.owner).arg(fence.token);
+            let mut conn = self.conn.clone();
+            async move { invocation.invoke_async(&mut conn).await }
+        })
+        .await?;
         Ok(())
     }
 
@@ -413,39 +418,89 @@ impl RunStore for RedisRunStore {
         _now: u64,
         ttl_ms: u64,
     ) -> Result<Claim, Error> {
-        let state: String = self
+        // Not repeated on a lost reply: a second try would find the claim
+        // held by this very call. The worker tries again later itself.
+        let claim_key = self.claim_key(key);
+        let answer: Vec<String> = self
             .claim
-            .key(self.claim_key(key))
+            .key(&claim_key)
             .arg(worker)
             .arg(ttl_ms.max(1))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(redis_err("claiming an attempt"))?;
-        Ok(match state.as_str() {
-            "held" => Claim::Held,
-            "done" => Claim::Done,
-            "aborted" => Claim::Aborted,
-            other => Claim::HeldBy(other.strip_prefix("held:").unwrap_or(other).to_string()),
-        })
+        self.expire(&claim_key).await?;
+        claim_answer(&answer)
     }
 
-    async fn finish_claim(&self, key: &LogKey) -> Result<(), Error> {
-        let _: () = self
-            .conn
-            .clone()
-            .set_ex(self.claim_key(key), "done", 86_400)
+    async fn renew_claim(
+        &self,
+        key: &LogKey,
+        worker: &str,
+        token: u64,
+        _now: u64,
+        ttl_ms: u64,
+    ) -> Result<Claim, Error> {
+        let args = [
+            worker.to_string(),
+            ttl_ms.max(1).to_string(),
+            token.to_string(),
+        ];
+        self.claim_script(&self.renew_claim, key, &args, "renewing a claim")
             .await
-            .map_err(redis_err("finishing a claim"))?;
-        Ok(())
+    }
+
+    async fn finish_claim(
+        &self,
+        key: &LogKey,
+        worker: &str,
+        token: u64,
+        report: &Report,
+    ) -> Result<(), Error> {
+        let args = [worker.to_string(), encode(report)?, token.to_string()];
+        let answer = self
+            .claim_script(&self.finish_claim, key, &args, "finishing a claim")
+            .await;
+        match answer {
+            // The script answers `{'ok'}`, which reads as `Held` here.
+            Ok(Claim::Held { .. }) => Ok(()),
+            Ok(other) => Err(Error::Fenced(format!(
+                "attempt {}/{}#{}: the claim is {other:?}",
+                key.run_id, key.task, key.attempt
+            ))),
+            Err(e) => Err(e),
+        }
     }
 
     async fn abort_claim(&self, key: &LogKey) -> Result<(), Error> {
-        let _: i64 = self
-            .abort_claim
-            .key(self.claim_key(key))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("aborting a claim"))?;
+        let claim_key = self.claim_key(key);
+        let _: i64 = retrying(self.retry_for(), "aborting a claim", || {
+            let invocation = self.abort_claim.key(&claim_key);
+            let mut conn = self.conn.clone();
+            async move { invocation.invoke_async(&mut conn).await }
+        })
+        .await?;
         Ok(())
     }
+}
+
+/// A claim script's answer: `{'held', token}`, `{'held-by', worker}`,
+/// `{'done', report}`, `{'aborted'}` (or `{'ok'}`, which reads as held).
+fn claim_answer(answer: &[String]) -> Result<Claim, Error> {
+    let word = |i: usize| answer.get(i).map(String::as_str).unwrap_or_default();
+    Ok(match word(0) {
+        "held" => Claim::Held {
+            token: word(1).parse().unwrap_or(0),
+        },
+        "ok" => Claim::Held { token: 0 },
+        "held-by" => Claim::HeldBy(word(1).to_string()),
+        "done" if word(1).is_empty() => Claim::Done(None),
+        "done" => Claim::Done(Some(Box::new(decode(word(1))?))),
+        "aborted" => Claim::Aborted,
+        other => {
+            return Err(Error::Invalid(format!(
+                "redis: unexpected answer from a claim script: {other:?}"
+            )))
+        }
+    })
 }

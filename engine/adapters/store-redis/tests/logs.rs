@@ -12,6 +12,7 @@ async fn a_trimmed_log_is_read_by_byte_offset_from_its_oldest_kept_byte() {
         prefix: weft_testkit::unique("weft-test"),
         expire_after_secs: Some(120),
         log_max_chunks: 10,
+        ..Options::default()
     })
     .await
     .unwrap();

@@ -48,27 +48,7 @@ async fn serve_distributed(config: Config) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Aborts reach remote workers through the attempt's claim: the worker
     // holding it sees `Aborted` on its next renewal and kills the step.
-    let claims = store.clone();
-    let abort = Arc::new(
-        move |run: &str, task: &weft_core::run::TaskId, attempt: u32| {
-            let (claims, key) = (
-                claims.clone(),
-                weft_core::ports::LogKey {
-                    run_id: run.to_string(),
-                    task: task.clone(),
-                    attempt,
-                },
-            );
-            tokio::spawn(async move {
-                if let Err(e) = claims.abort_claim(&key).await {
-                    eprintln!(
-                        "weft: aborting {}/{}#{}: {e}",
-                        key.run_id, key.task, key.attempt
-                    );
-                }
-            });
-        },
-    );
+    let abort = weft_orchestrator::abort_through_claims(store.clone());
     let service = Service::new(queue, store, clock, abort, config.orchestrator.clone());
     let backends = Backends {
         store: redis.clone(),

@@ -14,6 +14,10 @@ pub struct Report {
     pub attempt: u32,
     pub worker: String,
     pub at: Millis,
+    /// The execution of the attempt this is about: its claim's token (0
+    /// where none is known, as for a dead-lettered job).
+    #[serde(default)]
+    pub execution: u64,
     pub kind: ReportKind,
 }
 

@@ -4,6 +4,7 @@
 
 mod clock;
 mod container_runtime;
+mod fence;
 mod job_queue;
 mod kernel_runtime;
 mod plugin_store;
@@ -16,12 +17,13 @@ pub use clock::Clock;
 pub use container_runtime::{
     ContainerExit, ContainerMount, ContainerRun, ContainerRuntime, LogSink, WORKER_LABEL,
 };
+pub use fence::{Claim, ClaimDecision, ClaimRecord, ClaimState, Fence, LeaseRecord};
 pub use job_queue::{Delivery, JobQueue, Report, ReportDelivery, ReportKind};
 pub use kernel_runtime::{
     BufferData, KernelLaunch, KernelOutput, KernelReport, KernelRuntime, LaunchArg, LaunchCode,
 };
 pub use plugin_store::PluginStore;
-pub use run_store::{Claim, LogKey, LogSlice, RunQuery, RunRecord, RunStore};
+pub use run_store::{LogKey, LogSlice, RunQuery, RunRecord, RunStore};
 pub use token_store::{Role, TokenRecord, TokenStore};
 pub use worker_registry::{gpu_label, GpuSlot, Slots, WorkerInfo, WorkerRegistry};
 pub use workflow_store::{SavedWorkflow, WorkflowStore};

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
+use super::{Claim, Fence, Report};
 use crate::plugins::ResolvedPlugin;
 use crate::run::{Event, Millis, RunStatus, TaskId};
 use crate::Error;
@@ -81,20 +82,6 @@ impl LogSlice {
     }
 }
 
-/// The state of an attempt's claim, as `claim` finds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Claim {
-    /// The caller holds it (newly, or renewed).
-    Held,
-    /// Another worker holds it and has renewed it in time.
-    HeldBy(String),
-    /// The attempt finished; its result is recorded.
-    Done,
-    /// The orchestrator asked for the attempt to stop.
-    Aborted,
-}
-
 /// The run store port.
 #[async_trait]
 pub trait RunStore: Send + Sync {
@@ -123,15 +110,19 @@ pub trait RunStore: Send + Sync {
         Ok(runs)
     }
 
-    /// Appends events at position `expected_len` of the run's log.
+    /// Appends events at position `expected_len` of the run's log, for the
+    /// driver holding the run's lease as `fence`.
     ///
     /// # Contract
-    /// Version-checked: if the log does not have exactly `expected_len`
-    /// events, nothing is written and `Conflict` is returned, so two writers
-    /// can never interleave. All of `events` are written, or none.
+    /// Fenced and version-checked, atomically: if another owner has taken
+    /// the run's lease since `fence` was given, nothing is written and
+    /// `Fenced` is returned; if the log does not have exactly
+    /// `expected_len` events, nothing is written and `LogMoved` (with the
+    /// log's length) is returned. All of `events` are written, or none.
     async fn append_events(
         &self,
         run_id: &str,
+        fence: &Fence,
         expected_len: u64,
         events: &[Event],
     ) -> Result<(), Error>;
@@ -176,30 +167,34 @@ pub trait RunStore: Send + Sync {
     }
 
     /// Takes, or renews, the right to drive `run_id` for `owner`, until
-    /// `ttl_ms` after `now`.
+    /// `ttl_ms` after `now` (stores that keep their own time, as Redis
+    /// does, use theirs).
     ///
     /// # Contract
-    /// Returns `true` if `owner` holds the lease afterwards, `false` if
-    /// another owner holds one that has not expired. Two owners never hold
-    /// the same run's lease at once.
+    /// Returns the fence to write with if `owner` holds the lease
+    /// afterwards, `None` if another owner holds one that has not expired.
+    /// Two owners never hold the same run's lease at once. The fence's
+    /// token changes exactly when the lease changes hands (see
+    /// [`LeaseRecord::take`](super::LeaseRecord::take)).
     async fn lease(
         &self,
         run_id: &str,
         owner: &str,
         now: Millis,
         ttl_ms: u64,
-    ) -> Result<bool, Error>;
+    ) -> Result<Option<Fence>, Error>;
 
-    /// Gives the lease up if `owner` holds it.
-    async fn release(&self, run_id: &str, owner: &str) -> Result<(), Error>;
+    /// Gives the lease up if `fence` still holds it.
+    async fn release(&self, run_id: &str, fence: &Fence) -> Result<(), Error>;
 
-    /// Claims (or renews the claim on) running attempt `key` for `worker`
-    /// until `ttl_ms` after `now`.
+    /// A fresh claim of attempt `key` by `worker`, until `ttl_ms` after
+    /// `now`: `Held` with a new execution token if the attempt is free.
     ///
     /// # Contract
-    /// At most one worker holds a claim at a time; a claim not renewed in
-    /// time expires and may be taken by another. `Done` and `Aborted` are
-    /// final: no one can hold the claim after them.
+    /// At most one execution holds a claim at a time; a claim not renewed
+    /// in time expires and may be taken by another, as a new execution.
+    /// `Done` and `Aborted` are final: no one can hold the claim after
+    /// them. (Rules: [`ClaimRecord::claim`](super::ClaimRecord::claim).)
     async fn claim(
         &self,
         key: &LogKey,
@@ -208,8 +203,29 @@ pub trait RunStore: Send + Sync {
         ttl_ms: u64,
     ) -> Result<Claim, Error>;
 
-    /// Marks attempt `key` finished (its result is recorded).
-    async fn finish_claim(&self, key: &LogKey) -> Result<(), Error>;
+    /// Execution `token` of `worker` renews its claim: `Held` if it still
+    /// has it, else what became of it.
+    async fn renew_claim(
+        &self,
+        key: &LogKey,
+        worker: &str,
+        token: u64,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> Result<Claim, Error>;
+
+    /// Execution `token` of `worker` marks attempt `key` finished, keeping
+    /// `report` for redelivered copies of the job.
+    ///
+    /// # Errors
+    /// `Fenced` if another execution took the claim over.
+    async fn finish_claim(
+        &self,
+        key: &LogKey,
+        worker: &str,
+        token: u64,
+        report: &Report,
+    ) -> Result<(), Error>;
 
     /// Asks whoever runs attempt `key` to stop; a finished attempt stays finished.
     async fn abort_claim(&self, key: &LogKey) -> Result<(), Error>;

@@ -84,14 +84,18 @@ pub enum Event {
     },
     /// The run begins: roots are dispatched.
     Started { at: Millis },
-    /// A worker began an attempt.
+    /// A worker began an execution of an attempt.
     TaskStarted {
         task: TaskId,
         attempt: u32,
         worker: String,
         at: Millis,
+        /// Which execution: the attempt's claim token (0 in logs written
+        /// before executions were told apart).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        execution: u64,
     },
-    /// An attempt ended.
+    /// An execution of an attempt ended.
     TaskFinished {
         task: TaskId,
         attempt: u32,
@@ -100,6 +104,11 @@ pub enum Event {
         /// The plugin hooks that ran around it.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         hooks: Vec<HookRun>,
+        /// Who ran it ("" in logs written before this was kept).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        worker: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        execution: u64,
     },
     /// The wait before a retry is over.
     RetryDue {
@@ -130,6 +139,10 @@ impl Event {
             }
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A job for a worker: everything needed to run one attempt of one task.

@@ -7,7 +7,7 @@ use serde_json::{json, Value as Json};
 use super::backoff::retry_delay;
 use super::event::{Action, Event, Millis, Outcome, TaskId};
 use super::state::{
-    AttemptRecord, RunState, RunStatus, SkipReason, StepStatus, TaskState, TaskStatus,
+    AttemptRecord, Execution, RunState, RunStatus, SkipReason, StepStatus, TaskState, TaskStatus,
 };
 use crate::expr::Condition;
 use crate::spec::{ForEach, StepAction};
@@ -89,6 +89,36 @@ pub fn resume(state: &mut RunState, jobs_lost: bool) -> Vec<Action> {
     m.actions
 }
 
+/// The execution `token` of `worker` in attempt `a`, added if new; `None`
+/// where the worker is unknown (logs from before executions were kept).
+fn record_execution<'a>(
+    a: &'a mut AttemptRecord,
+    worker: &str,
+    token: u64,
+) -> Option<&'a mut Execution> {
+    if worker.is_empty() {
+        return None;
+    }
+    let i = match a
+        .executions
+        .iter()
+        .position(|e| e.worker == worker && e.token == token)
+    {
+        Some(i) => i,
+        None => {
+            a.executions.push(Execution {
+                worker: worker.to_string(),
+                token,
+                started_at: None,
+                finished_at: None,
+                error: None,
+            });
+            a.executions.len() - 1
+        }
+    };
+    a.executions.get_mut(i)
+}
+
 pub(super) struct Machine<'s> {
     pub(super) state: &'s mut RunState,
     actions: Vec<Action>,
@@ -98,6 +128,11 @@ pub(super) struct Machine<'s> {
 
 impl Machine<'_> {
     fn handle(&mut self, event: Event) {
+        // Every execution is recorded, even one of an attempt that has
+        // ended or of a run that has (a duplicate delivery, a late
+        // report): the run shows what ran. Only the live attempt of a live
+        // run changes state.
+        self.note_execution(&event);
         if self.state.status.is_terminal() {
             return;
         }
@@ -139,9 +174,10 @@ impl Machine<'_> {
                 attempt,
                 worker,
                 at,
+                ..
             } => {
-                if let Some((_, t)) = self.current(&task, attempt) {
-                    let t = &mut self.state.steps[t.0].tasks[t.1];
+                if let Some((_, (si, ti))) = self.current(&task, attempt) {
+                    let t = &mut self.state.steps[si].tasks[ti];
                     if t.status == TaskStatus::Queued {
                         t.status = TaskStatus::Running;
                     }
@@ -157,6 +193,8 @@ impl Machine<'_> {
                 outcome,
                 at,
                 hooks,
+                worker,
+                ..
             } => {
                 if let Some((_, at_idx)) = self.current(&task, attempt) {
                     if let Some(a) = self.state.steps[at_idx.0].tasks[at_idx.1]
@@ -164,6 +202,9 @@ impl Machine<'_> {
                         .last_mut()
                     {
                         a.hooks = hooks;
+                        if !worker.is_empty() {
+                            a.worker = Some(worker);
+                        }
                     }
                     self.finish_attempt(at_idx, outcome, at);
                     self.drain(at);
@@ -206,6 +247,63 @@ impl Machine<'_> {
             }
             Event::CancelRequested { reason, at } => self.cancel(reason, at),
         }
+    }
+
+    /// Adds the execution an event reports to its attempt.
+    fn note_execution(&mut self, event: &Event) {
+        let (task, attempt, worker, execution, started, ended) = match event {
+            Event::TaskStarted {
+                task,
+                attempt,
+                worker,
+                at,
+                execution,
+            } => (task, *attempt, worker, *execution, Some(*at), None),
+            Event::TaskFinished {
+                task,
+                attempt,
+                outcome,
+                at,
+                worker,
+                execution,
+                ..
+            } => {
+                let error = match outcome {
+                    Outcome::Succeeded { .. } => String::new(),
+                    Outcome::Failed { reason, .. } => reason.clone(),
+                };
+                (task, *attempt, worker, *execution, None, Some((*at, error)))
+            }
+            _ => return,
+        };
+        let Some((si, ti)) = self.locate(task) else {
+            return;
+        };
+        let t = &mut self.state.steps[si].tasks[ti];
+        let Some(a) = t.attempts.iter_mut().find(|a| a.number == attempt) else {
+            return;
+        };
+        if let Some(e) = record_execution(a, worker, execution) {
+            if let Some(at) = started {
+                e.started_at.get_or_insert(at);
+            }
+            if let Some((at, error)) = ended {
+                e.finished_at.get_or_insert(at);
+                e.error.get_or_insert(error);
+            }
+        }
+    }
+
+    /// Where a task is, whatever its state.
+    fn locate(&self, task: &TaskId) -> Option<(usize, usize)> {
+        let si = self.state.step_index(&task.step)?;
+        let step = &self.state.steps[si];
+        let ti = match (step.fan_out, task.index) {
+            (true, Some(i)) => i as usize,
+            (false, None) => 0,
+            _ => return None,
+        };
+        (ti < step.tasks.len()).then_some((si, ti))
     }
 
     /// The task's indices if `attempt` is its live attempt (queued or running).
@@ -419,6 +517,7 @@ impl Machine<'_> {
             error: None,
             exit_code: None,
             hooks: Vec::new(),
+            executions: Vec::new(),
         });
         if spec.action == StepAction::Join {
             task.attempts[0].started_at = Some(at);

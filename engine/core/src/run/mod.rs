@@ -20,7 +20,8 @@ pub use params::resolve_params;
 pub use plan::Plan;
 pub use retry::reuse_events;
 pub use state::{
-    AttemptRecord, RunState, RunStatus, SkipReason, StepState, StepStatus, TaskState, TaskStatus,
+    AttemptRecord, Execution, RunState, RunStatus, SkipReason, StepState, StepStatus, TaskState,
+    TaskStatus,
 };
 
 #[cfg(test)]

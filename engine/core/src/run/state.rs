@@ -129,6 +129,21 @@ impl TaskStatus {
     }
 }
 
+/// One execution of an attempt by a worker. An attempt normally has one;
+/// it has more when at-least-once delivery ran it again (its worker died
+/// after running it and before recording it, or lost its claim while the
+/// store was unreachable), and each is shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    pub worker: String,
+    /// The claim token that told it apart (0 when unknown).
+    pub token: u64,
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    /// `None` until it ends; `""` when it succeeded, else why it failed.
+    pub error: Option<String>,
+}
+
 /// One attempt of one task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {
@@ -142,6 +157,8 @@ pub struct AttemptRecord {
     pub exit_code: Option<i32>,
     /// The plugin hooks that ran around it.
     pub hooks: Vec<super::HookRun>,
+    /// Every execution a worker reported, in the order first heard of.
+    pub executions: Vec<Execution>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -45,6 +45,7 @@ pub fn noop_worker(queue: Arc<dyn JobQueue>, slots: usize) -> tokio::task::JoinH
                     attempt: job.attempt,
                     worker: "bench".into(),
                     at: SystemClock.now(),
+                    execution: 1,
                     kind: ReportKind::Finished {
                         outcome,
                         hooks: Vec::new(),

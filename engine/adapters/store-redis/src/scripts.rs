@@ -1,0 +1,144 @@
+//! The Lua scripts that make the store's writes atomic. The lease and claim
+//! scripts apply the same rules as `weft_core::ports::{LeaseRecord,
+//! ClaimRecord}` (the contract tests hold them to it), with Redis's own
+//! clock (`TIME`), so a process whose clock is off cannot stretch them.
+
+/// `now` in milliseconds, from the server's clock.
+const NOW: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+";
+
+/// Appends events if the lease was last taken by the writer's fence and the
+/// log has the expected length. KEYS[1] = events list, KEYS[2] = lease
+/// hash; ARGV[1] = expected length, ARGV[2] = key expiry in seconds (0:
+/// none), ARGV[3] = owner, ARGV[4] = token, ARGV[5..] = events.
+/// Returns the new length; -1 when fenced off; -2 - length when the log
+/// has another length.
+pub(crate) const APPEND_EVENTS: &str = r"
+local holder = redis.call('HMGET', KEYS[2], 'owner', 'token')
+if holder[1] ~= ARGV[3] or tonumber(holder[2]) ~= tonumber(ARGV[4]) then return -1 end
+local len = redis.call('LLEN', KEYS[1])
+if len ~= tonumber(ARGV[1]) then return -2 - len end
+for i = 5, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return len + #ARGV - 4
+";
+
+/// Takes or renews a lease (a hash: owner, token, expires). KEYS[1] = lease
+/// hash; ARGV[1] = owner, ARGV[2] = ttl ms. Returns the token, or nil while
+/// another owner holds it.
+pub(crate) fn take_lease() -> String {
+    format!(
+        "{NOW}{}",
+        r"
+local cur = redis.call('HMGET', KEYS[1], 'owner', 'token', 'expires')
+local token
+if not cur[1] then token = 1
+elseif cur[1] == ARGV[1] then token = tonumber(cur[2])
+elseif tonumber(cur[3]) > now then return false
+else token = tonumber(cur[2]) + 1 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token, 'expires', now + tonumber(ARGV[2]))
+return token
+"
+    )
+}
+
+/// Gives a lease up (expired, token kept for a day) if ARGV[1] = owner and
+/// ARGV[2] = token still hold it.
+pub(crate) const RELEASE_LEASE: &str = r"
+local cur = redis.call('HMGET', KEYS[1], 'owner', 'token')
+if cur[1] == ARGV[1] and tonumber(cur[2]) == tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'expires', 0)
+  redis.call('EXPIRE', KEYS[1], 86400)
+end
+return 1
+";
+
+/// A claim is a hash: state (`held`, `done`, `aborted`), worker, token,
+/// expires, report. What every claim script answers: `{'held', token}`,
+/// `{'held-by', worker}`, `{'done', report or ''}` or `{'aborted'}`.
+const SETTLED: &str = r"
+local c = redis.call('HMGET', KEYS[1], 'state', 'worker', 'token', 'expires', 'report')
+if c[1] == 'done' then return {'done', c[5] or ''} end
+if c[1] == 'aborted' then return {'aborted'} end
+local function hold(token)
+  redis.call('HSET', KEYS[1], 'state', 'held', 'worker', ARGV[1], 'token', token, 'expires', now + tonumber(ARGV[2]))
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 86400000)
+  return {'held', tostring(token)}
+end
+";
+
+/// A fresh claim. KEYS[1] = claim hash; ARGV[1] = worker, ARGV[2] = ttl ms.
+pub(crate) fn claim() -> String {
+    format!(
+        "{NOW}{SETTLED}{}",
+        r"
+if c[1] == 'held' and tonumber(c[4]) > now then return {'held-by', c[2]} end
+if c[3] then return hold(tonumber(c[3]) + 1) end
+return hold(1)
+"
+    )
+}
+
+/// The holder renews. KEYS[1] = claim hash; ARGV[1] = worker, ARGV[2] = ttl
+/// ms, ARGV[3] = token.
+pub(crate) fn renew_claim() -> String {
+    format!(
+        "{NOW}{SETTLED}{}",
+        r"
+if (not c[1]) or (c[2] == ARGV[1] and tonumber(c[3]) == tonumber(ARGV[3])) then
+  return hold(tonumber(ARGV[3]))
+end
+return {'held-by', c[2]}
+"
+    )
+}
+
+/// Execution ARGV[3] of worker ARGV[1] finishes the attempt with report
+/// ARGV[2]; the first execution to finish wins. Returns `{'ok'}`, or
+/// `{'done', report}` when another execution finished first.
+pub(crate) const FINISH_CLAIM: &str = r"
+local c = redis.call('HMGET', KEYS[1], 'state', 'worker', 'token', 'report')
+if (not c[1]) or c[1] == 'held' then
+  redis.call('HSET', KEYS[1], 'state', 'done', 'worker', ARGV[1], 'token', ARGV[3], 'report', ARGV[2])
+  redis.call('HDEL', KEYS[1], 'expires')
+  redis.call('EXPIRE', KEYS[1], 86400)
+  return {'ok'}
+end
+if (c[1] == 'done' and tonumber(c[3]) == tonumber(ARGV[3])) or c[1] == 'aborted' then return {'ok'} end
+return {'done', c[4] or ''}
+";
+
+/// Aborts an attempt unless it finished.
+pub(crate) const ABORT_CLAIM: &str = r"
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'done' and state ~= 'aborted' then
+  redis.call('HSET', KEYS[1], 'state', 'aborted')
+  redis.call('EXPIRE', KEYS[1], 86400)
+end
+return 1
+";
+
+/// Appends a chunk to a log stream whose entry IDs are `<start + 1>-0`,
+/// `start` being the chunk's first byte in the log as written, so a reader
+/// can seek by byte offset even after the oldest chunks were trimmed.
+/// KEYS[1] = stream; ARGV[1] = chunk; ARGV[2] = chunks kept (about).
+pub(crate) const APPEND_LOG: &str = r"
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local start = 0
+if #last > 0 then
+  start = tonumber(string.match(last[1][1], '^(%d+)')) - 1 + string.len(last[1][2][2])
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], string.format('%d-0', start + 1), 'd', ARGV[1])
+return start
+";
+
+/// The chunks of a log stream (see `APPEND_LOG`) from the one holding byte
+/// ARGV[1] on. KEYS[1] = stream; ARGV[1] = byte offset.
+pub(crate) const READ_LOG_FROM: &str = r"
+local at = redis.call('XREVRANGE', KEYS[1], string.format('%d-0', tonumber(ARGV[1]) + 1), '-', 'COUNT', 1)
+local from = '-'
+if #at > 0 then from = at[1][1] end
+return redis.call('XRANGE', KEYS[1], from, '+')
+";

@@ -1,0 +1,361 @@
+//! Fencing: the rules by which a store hands out a run's lease and an
+//! attempt's claim, each with a token that grows every time it changes
+//! hands, and refuses writes from a holder that has been replaced.
+//!
+//! The rules are pure functions over the stored record, so every store
+//! applies the same ones: the in-memory and embedded stores call them; the
+//! Redis store runs them in Lua; the contract tests hold all of them to it.
+//!
+//! - A **lease** lets one orchestrator drive a run. Its token changes when
+//!   another owner takes it (after it expired); the same owner renewing,
+//!   even late, keeps it, since no one else can have written meanwhile.
+//!   Every event append carries the driver's [`Fence`], and the store
+//!   refuses it unless the lease was last taken by that fence.
+//! - A **claim** lets one execution run an attempt. Every fresh claim that
+//!   succeeds is a new execution with a new token (a worker restarted
+//!   under the same name is a new execution too); only the holder's own
+//!   token renews it. The first execution to finish wins: its report is
+//!   kept, a later finish is refused, and an execution still running sees
+//!   the claim done at its next renewal and stops. (Two executions exist
+//!   only when one lost its claim, starved or cut off from the store, and
+//!   another took it over.) A redelivered copy of the job finds the
+//!   report and re-sends it instead of running the step again.
+
+use serde::{Deserialize, Serialize};
+
+use super::Report;
+use crate::run::Millis;
+
+/// Who may write a run's events: the lease's owner, with the token it got.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fence {
+    pub owner: String,
+    pub token: u64,
+}
+
+/// A run's lease as stored. Kept after release (expired), so its token
+/// keeps growing across holders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub owner: String,
+    pub token: u64,
+    pub expires_at: Millis,
+}
+
+impl LeaseRecord {
+    /// Takes or renews the lease for `owner` at `now`: the record to store,
+    /// or `None` while another owner holds an unexpired one.
+    pub fn take(
+        current: Option<&LeaseRecord>,
+        owner: &str,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> Option<LeaseRecord> {
+        let token = match current {
+            None => 1,
+            Some(c) if c.owner == owner => c.token,
+            Some(c) if c.expires_at > now => return None,
+            Some(c) => c.token + 1,
+        };
+        Some(LeaseRecord {
+            owner: owner.to_string(),
+            token,
+            expires_at: now.saturating_add(ttl_ms),
+        })
+    }
+
+    pub fn fence(&self) -> Fence {
+        Fence {
+            owner: self.owner.clone(),
+            token: self.token,
+        }
+    }
+
+    /// Whether the holder of `fence` may still write: nobody has taken the
+    /// lease since it did (whether or not it has expired).
+    pub fn admits(current: Option<&LeaseRecord>, fence: &Fence) -> bool {
+        current.is_some_and(|c| c.owner == fence.owner && c.token == fence.token)
+    }
+
+    /// The record after `fence` gives the lease up: expired, token kept.
+    pub fn release(current: Option<&LeaseRecord>, fence: &Fence) -> Option<LeaseRecord> {
+        current
+            .filter(|c| Self::admits(Some(c), fence))
+            .map(|c| LeaseRecord {
+                expires_at: 0,
+                ..c.clone()
+            })
+    }
+}
+
+/// An attempt's claim as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimRecord {
+    pub state: ClaimState,
+    /// The execution that holds (or held) it.
+    pub token: u64,
+    pub expires_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "state")]
+pub enum ClaimState {
+    Held {
+        worker: String,
+    },
+    /// The attempt finished; `report` is how (absent when it was recorded
+    /// before reports were kept).
+    Done {
+        #[serde(default)]
+        report: Option<Box<Report>>,
+    },
+    Aborted,
+}
+
+/// What a claim call found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Claim {
+    /// The caller holds it, as execution `token` of the attempt.
+    Held { token: u64 },
+    /// Another execution holds it and has renewed it in time.
+    HeldBy(String),
+    /// The attempt finished, with the report its execution recorded.
+    Done(Option<Box<Report>>),
+    /// The orchestrator asked for the attempt to stop.
+    Aborted,
+}
+
+/// What a claim rule decided: the answer, and the record to store if it changed.
+pub type ClaimDecision = (Claim, Option<ClaimRecord>);
+
+impl ClaimRecord {
+    fn settled(&self) -> Option<Claim> {
+        match &self.state {
+            ClaimState::Done { report } => Some(Claim::Done(report.clone())),
+            ClaimState::Aborted => Some(Claim::Aborted),
+            ClaimState::Held { .. } => None,
+        }
+    }
+
+    fn held(worker: &str, token: u64, now: Millis, ttl_ms: u64) -> ClaimDecision {
+        (
+            Claim::Held { token },
+            Some(ClaimRecord {
+                state: ClaimState::Held {
+                    worker: worker.to_string(),
+                },
+                token,
+                expires_at: now.saturating_add(ttl_ms),
+            }),
+        )
+    }
+
+    /// A fresh claim by `worker`: a new execution if the attempt is free
+    /// (never claimed, or its holder stopped renewing).
+    pub fn claim(
+        current: Option<&ClaimRecord>,
+        worker: &str,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> ClaimDecision {
+        let Some(c) = current else {
+            return Self::held(worker, 1, now, ttl_ms);
+        };
+        if let Some(settled) = c.settled() {
+            return (settled, None);
+        }
+        match &c.state {
+            ClaimState::Held { worker: holder } if c.expires_at > now => {
+                (Claim::HeldBy(holder.clone()), None)
+            }
+            _ => Self::held(worker, c.token + 1, now, ttl_ms),
+        }
+    }
+
+    /// The holder of execution `token` renews its claim; anyone else learns
+    /// who has it, or that the attempt finished or was aborted.
+    pub fn renew(
+        current: Option<&ClaimRecord>,
+        worker: &str,
+        token: u64,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> ClaimDecision {
+        let Some(c) = current else {
+            // The record is gone (a store that lost it): nobody else took
+            // it, since taking it writes one.
+            return Self::held(worker, token, now, ttl_ms);
+        };
+        if let Some(settled) = c.settled() {
+            return (settled, None);
+        }
+        match &c.state {
+            ClaimState::Held { worker: holder } if *holder == worker && c.token == token => {
+                Self::held(worker, token, now, ttl_ms)
+            }
+            ClaimState::Held { worker: holder } => (Claim::HeldBy(holder.clone()), None),
+            _ => unreachable!("settled states returned above"),
+        }
+    }
+
+    /// Execution `token` of `worker` records how the attempt ended: `Ok`
+    /// with the record to store (`None`: nothing to change), or `Err` with
+    /// the claim as it stands when another execution finished first.
+    pub fn finish(
+        current: Option<&ClaimRecord>,
+        _worker: &str,
+        token: u64,
+        report: &Report,
+    ) -> Result<Option<ClaimRecord>, Claim> {
+        let done = ClaimRecord {
+            state: ClaimState::Done {
+                report: Some(Box::new(report.clone())),
+            },
+            token,
+            expires_at: Millis::MAX,
+        };
+        match current.map(|c| (&c.state, c.token)) {
+            // Held by this execution, or by a newer one that took over
+            // while this one was cut off: the first to finish wins.
+            None | Some((ClaimState::Held { .. }, _)) => Ok(Some(done)),
+            // Recorded by an earlier try whose reply was lost.
+            Some((ClaimState::Done { .. }, t)) if t == token => Ok(None),
+            Some((ClaimState::Done { report }, _)) => Err(Claim::Done(report.clone())),
+            // Cancelled meanwhile: it stays aborted; the late report is
+            // still sent and recorded, and changes nothing.
+            Some((ClaimState::Aborted, _)) => Ok(None),
+        }
+    }
+
+    /// Aborts the attempt unless it finished.
+    pub fn abort(current: Option<&ClaimRecord>) -> Option<ClaimRecord> {
+        match current {
+            Some(c) if matches!(c.state, ClaimState::Done { .. } | ClaimState::Aborted) => None,
+            _ => Some(ClaimRecord {
+                state: ClaimState::Aborted,
+                token: current.map_or(0, |c| c.token),
+                expires_at: Millis::MAX,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::ReportKind;
+    use crate::run::{Outcome, TaskId};
+
+    fn report(token: u64) -> Report {
+        Report {
+            run_id: "r".into(),
+            task: TaskId::new("a", None),
+            attempt: 1,
+            worker: "w1".into(),
+            at: 5,
+            execution: token,
+            kind: ReportKind::Finished {
+                outcome: Outcome::Succeeded {
+                    outputs: serde_json::json!({}),
+                },
+                hooks: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_lease_changes_token_only_when_it_changes_hands() {
+        let a = LeaseRecord::take(None, "a", 0, 100).unwrap();
+        assert_eq!(a.token, 1);
+        assert_eq!(LeaseRecord::take(Some(&a), "b", 50, 100), None);
+        let late = LeaseRecord::take(Some(&a), "a", 500, 100).unwrap();
+        assert_eq!(late.token, 1, "the owner renewing late keeps its token");
+        let b = LeaseRecord::take(Some(&a), "b", 101, 100).unwrap();
+        assert_eq!(b.token, 2);
+        assert!(
+            !LeaseRecord::admits(Some(&b), &a.fence()),
+            "a is fenced off"
+        );
+        assert!(LeaseRecord::admits(Some(&b), &b.fence()));
+        let released = LeaseRecord::release(Some(&b), &b.fence()).unwrap();
+        assert_eq!(
+            LeaseRecord::take(Some(&released), "c", 102, 100)
+                .unwrap()
+                .token,
+            3
+        );
+        assert_eq!(LeaseRecord::release(Some(&b), &a.fence()), None);
+    }
+
+    #[test]
+    fn every_fresh_claim_is_a_new_execution_and_only_its_holder_finishes_it() {
+        let (c1, r1) = ClaimRecord::claim(None, "w1", 0, 100);
+        assert_eq!(c1, Claim::Held { token: 1 });
+        let r1 = r1.unwrap();
+        assert_eq!(
+            ClaimRecord::claim(Some(&r1), "w1", 50, 100).0,
+            Claim::HeldBy("w1".into()),
+            "a second copy on the same worker waits for the first"
+        );
+        let (renewed, _) = ClaimRecord::renew(Some(&r1), "w1", 1, 150, 100);
+        assert_eq!(renewed, Claim::Held { token: 1 }, "its holder renews late");
+        let (c2, r2) = ClaimRecord::claim(Some(&r1), "w1", 150, 100);
+        assert_eq!(
+            c2,
+            Claim::Held { token: 2 },
+            "a restarted worker is a new execution"
+        );
+        let r2 = r2.unwrap();
+        assert_eq!(
+            ClaimRecord::renew(Some(&r2), "w1", 1, 160, 100).0,
+            Claim::HeldBy("w1".into()),
+            "the old execution has lost it"
+        );
+        let done = ClaimRecord::finish(Some(&r2), "w1", 1, &report(1))
+            .unwrap()
+            .expect("the first execution to finish wins, even one that lost the claim");
+        assert_eq!(
+            ClaimRecord::renew(Some(&done), "w1", 2, 170, 100).0,
+            Claim::Done(Some(Box::new(report(1)))),
+            "the newer execution learns at its next renewal, and stops"
+        );
+        assert_eq!(
+            ClaimRecord::finish(Some(&done), "w1", 2, &report(2)),
+            Err(Claim::Done(Some(Box::new(report(1))))),
+            "a second finish is refused"
+        );
+        assert_eq!(
+            ClaimRecord::finish(Some(&done), "w1", 1, &report(1)),
+            Ok(None),
+            "finishing again after a lost reply is fine"
+        );
+        assert_eq!(
+            ClaimRecord::claim(Some(&done), "w2", 10_000, 100).0,
+            Claim::Done(Some(Box::new(report(1)))),
+            "a redelivered copy gets the report, never the step"
+        );
+        assert_eq!(
+            ClaimRecord::abort(Some(&done)),
+            None,
+            "finished stays finished"
+        );
+    }
+
+    #[test]
+    fn an_aborted_claim_stays_aborted() {
+        let aborted = ClaimRecord::abort(None).unwrap();
+        assert_eq!(
+            ClaimRecord::claim(Some(&aborted), "w1", 0, 100).0,
+            Claim::Aborted
+        );
+        assert_eq!(
+            ClaimRecord::renew(Some(&aborted), "w1", 0, 0, 100).0,
+            Claim::Aborted
+        );
+        assert_eq!(
+            ClaimRecord::finish(Some(&aborted), "w1", 0, &report(0)),
+            Ok(None)
+        );
+    }
+}

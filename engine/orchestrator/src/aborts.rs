@@ -1,0 +1,47 @@
+//! Stopping attempts on remote workers: through the attempt's claim, which
+//! the worker holding it renews and so learns of the abort; a worker that
+//! claims it later finds it aborted and never starts it. The write is tried
+//! again while the store fails, or a cancelled step could run on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft_core::ports::{LogKey, RunStore};
+
+use crate::AbortFn;
+
+/// How long an abort is tried before it is given up (the run has ended by
+/// then; a worker that finishes the step anyway has its report recorded as
+/// late, and nothing else changes).
+const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
+
+/// An [`AbortFn`] that aborts attempts through their claims in `store`.
+pub fn abort_through_claims(store: Arc<dyn RunStore>) -> AbortFn {
+    Arc::new(move |run: &str, task, attempt| {
+        let store = store.clone();
+        let key = LogKey {
+            run_id: run.to_string(),
+            task: task.clone(),
+            attempt,
+        };
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            let mut delay = Duration::from_millis(100);
+            while let Err(e) = store.abort_claim(&key).await {
+                if started.elapsed() > GIVE_UP_AFTER {
+                    tracing::warn!(
+                        attempt = %format!("{}/{}#{}", key.run_id, key.task, key.attempt),
+                        "aborting: {e}; giving up"
+                    );
+                    return;
+                }
+                tracing::warn!(
+                    attempt = %format!("{}/{}#{}", key.run_id, key.task, key.attempt),
+                    "aborting: {e}; trying again"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(3));
+            }
+        });
+    })
+}

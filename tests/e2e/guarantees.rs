@@ -67,6 +67,17 @@ async fn worker_killed_mid_step_is_redelivered_and_recorded_once() {
         finished, 1,
         "the step's result is recorded exactly once: {events:?}"
     );
+    // It ran twice, and the run says so: both executions of the attempt.
+    let attempt = &crate::cluster::step(&view, "slow").tasks[0].attempts[0];
+    let ran: Vec<(&str, Option<&str>)> = attempt
+        .executions
+        .iter()
+        .map(|e| (e.worker.as_str(), e.error.as_deref()))
+        .collect();
+    assert_eq!(ran.len(), 2, "both executions are shown: {attempt:?}");
+    assert_ne!(ran[0].0, ran[1].0, "on two workers: {ran:?}");
+    assert_eq!(ran[0].1, None, "the killed one has no result: {ran:?}");
+    assert_eq!(ran[1].1, Some(""), "the second succeeded: {ran:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@ mod api_auth;
 mod api_resources;
 mod api_views;
 mod bad_input;
+mod bounds;
 mod browser;
 mod check;
 mod cli;

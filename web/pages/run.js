@@ -135,12 +135,17 @@ export function mount(el, [id]) {
 
   function attemptRow(task, a) {
     const current = chosen.task === task.id && chosen.attempt === a.number;
-    return h('tr', { class: current ? 'current' : '' },
+    const row = h('tr', { class: current ? 'current' : '' },
       h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => { chosen.task = task.id; chosen.attempt = a.number; details(); } }, `#${a.number}`)),
       h('td', {}, a.worker || ''),
       h('td', {}, a.started_at ? duration((a.finished_at || Date.now()) - a.started_at) : 'queued'),
       h('td', {}, a.exit_code ?? ''),
       h('td', { class: 'error-text' }, a.error || ''));
+    if (!a.executions || !a.executions.length) return row;
+    // At-least-once delivery ran it more than once: every execution is shown.
+    const ran = a.executions.map((e) => `${e.worker} (${e.error == null ? 'no result' : e.error === '' ? 'ok' : `failed: ${e.error}`})`);
+    return [row, h('tr', { class: 'executions' },
+      h('td', {}), h('td', { colspan: '4', class: 'notice' }, `ran ${a.executions.length} times: ${ran.join(', ')}`))];
   }
 
   function details() {
@@ -176,7 +181,7 @@ export function mount(el, [id]) {
       parts.push(h('h3', {}, `Attempts of ${task.id}`),
         h('table', { class: 'attempts' },
           h('thead', {}, h('tr', {}, ['', 'Worker', 'Took', 'Exit', 'Error'].map((t) => h('th', {}, t)))),
-          h('tbody', {}, task.attempts.map((a) => attemptRow(task, a)))));
+          h('tbody', {}, task.attempts.flatMap((a) => attemptRow(task, a)))));
     }
     const current = task && task.attempts.find((a) => a.number === attempt);
     if (current && current.hooks && current.hooks.length) {

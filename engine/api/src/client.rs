@@ -223,12 +223,39 @@ impl Client {
             .map(|_| ())
     }
 
+    /// An attempt's whole log, read page by page.
     pub async fn logs(&self, id: &str, task: &str, attempt: Option<u32>) -> Result<Vec<u8>, Error> {
-        Ok(self.logs_from(id, task, attempt, 0).await?.0.bytes)
+        let mut log = Vec::new();
+        self.logs_each(id, task, attempt, |page| {
+            log.extend_from_slice(page);
+            Ok(())
+        })
+        .await?;
+        Ok(log)
     }
 
-    /// The log from byte `offset` on (later, if the server dropped the bytes
-    /// before), and whether the attempt has finished.
+    /// Reads an attempt's log page by page, handing each to `page` (which
+    /// may write it out), so a long log is never held whole.
+    pub async fn logs_each(
+        &self,
+        id: &str,
+        task: &str,
+        attempt: Option<u32>,
+        mut page: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<(), Error> {
+        let mut offset = 0;
+        loop {
+            let (slice, _) = self.logs_from(id, task, attempt, offset).await?;
+            page(&slice.bytes).map_err(|e| Error::Protocol(format!("writing the log: {e}")))?;
+            if !slice.more() || slice.bytes.is_empty() {
+                return Ok(());
+            }
+            offset = slice.end();
+        }
+    }
+
+    /// A page of the log from byte `offset` on (later, if the server
+    /// dropped the bytes before), and whether the attempt has finished.
     pub async fn logs_from(
         &self,
         id: &str,
@@ -250,12 +277,27 @@ impl Client {
             .get(crate::routes::LOG_START_HEADER)
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .unwrap_or(offset);
+        let header = |name: &str| -> Option<u64> {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+        };
+        let log_end = header(crate::routes::LOG_END_HEADER);
         let bytes = r
             .bytes()
             .await
             .map(|b| b.to_vec())
             .map_err(|e| Error::Protocol(e.to_string()))?;
-        Ok((LogSlice { start, bytes }, finished))
+        // A server without pages sends the whole rest of the log.
+        let log_end = log_end.unwrap_or(start + bytes.len() as u64);
+        Ok((
+            LogSlice {
+                start,
+                bytes,
+                log_end,
+            },
+            finished,
+        ))
     }
 }
 

@@ -50,6 +50,42 @@ pub struct AttemptView {
     /// The plugin hooks that ran around it: phase, plugin, time, error.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<HookView>,
+    /// Every execution of the attempt, when there was more than the one
+    /// the fields above describe: at-least-once delivery ran it again (its
+    /// worker died after running it and before recording it, or lost its
+    /// claim while starved or cut off from the store), or a copy ran after
+    /// the attempt had ended. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub executions: Vec<ExecutionView>,
+}
+
+/// One execution of an attempt by a worker.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExecutionView {
+    pub worker: String,
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
+    /// `None` while running (or never heard of); `""` on success; else why it failed.
+    pub error: Option<String>,
+}
+
+impl ExecutionView {
+    /// The executions of `a` worth showing beside it (see `AttemptView::executions`).
+    fn of(a: &weft_core::run::AttemptRecord) -> Vec<ExecutionView> {
+        let unseen = a.executions.len() == 1 && a.started_at.is_none();
+        if a.executions.len() < 2 && !unseen {
+            return Vec::new();
+        }
+        a.executions
+            .iter()
+            .map(|e| ExecutionView {
+                worker: e.worker.clone(),
+                started_at: e.started_at,
+                finished_at: e.finished_at,
+                error: e.error.clone(),
+            })
+            .collect()
+    }
 }
 
 /// One plugin hook's part in an attempt.
@@ -193,6 +229,7 @@ impl StepView {
                                     error: h.error.clone(),
                                 })
                                 .collect(),
+                            executions: ExecutionView::of(a),
                         })
                         .collect(),
                 })

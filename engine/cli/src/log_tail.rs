@@ -115,7 +115,11 @@ impl Tail {
     /// Prints the whole lines written since the last read; with `last`, the
     /// unfinished one too.
     async fn read(&self, key: &LogKey, follow: &mut Follow, last: bool) {
-        match self.store.read_log_from(key, follow.offset).await {
+        match self
+            .store
+            .read_log_from(key, follow.offset, weft_core::ports::LOG_PAGE_BYTES)
+            .await
+        {
             Ok(slice) => {
                 follow.offset = slice.start + slice.bytes.len() as u64;
                 follow.partial.extend_from_slice(&slice.bytes);

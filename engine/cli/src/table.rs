@@ -94,11 +94,27 @@ pub fn attempts(view: &RunView) -> String {
     for step in &view.steps {
         for task in &step.tasks {
             for a in &task.attempts {
-                let result = match &a.error {
+                let mut result = match &a.error {
                     None => "running".to_string(),
                     Some(e) if e.is_empty() => "ok".to_string(),
                     Some(e) => e.clone(),
                 };
+                if !a.executions.is_empty() {
+                    let ran: Vec<String> = a
+                        .executions
+                        .iter()
+                        .map(|e| match e.error.as_deref() {
+                            None => format!("{} (no result)", e.worker),
+                            Some("") => format!("{} (ok)", e.worker),
+                            Some(_) => format!("{} (failed)", e.worker),
+                        })
+                        .collect();
+                    result.push_str(&format!(
+                        "; ran {} times: {}",
+                        a.executions.len(),
+                        ran.join(", ")
+                    ));
+                }
                 rows.push(vec![
                     task.id.clone(),
                     a.number.to_string(),

@@ -11,10 +11,12 @@ pub enum Error {
     /// orchestrator took the run's lease, or another execution the claim.
     #[error("fenced: {0}")]
     Fenced(String),
-    /// An event append found the log at another length than expected.
-    #[error("run {run_id} has {actual} events, writer expected {expected}")]
+    /// An append found a log (a run's events, an attempt's output) at
+    /// another length than its writer expected.
+    #[error("{log} ends at {actual}, its writer expected {expected}")]
     LogMoved {
-        run_id: String,
+        /// Which log: `run R events`, `log of R/T#A`.
+        log: String,
         expected: u64,
         actual: u64,
     },

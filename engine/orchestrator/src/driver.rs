@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use weft_core::ports::{Fence, ReportDelivery, ReportKind, RunRecord};
-use weft_core::run::{apply, resume, Action, Event, RunState};
+use weft_core::run::{apply, resume, Action, Event, HookRun, RunState};
 
 use crate::service::{RunChange, Shared};
 use crate::timers::Timers;
@@ -308,12 +308,14 @@ pub(crate) fn report_event(r: weft_core::ports::Report, at: u64) -> Event {
             at,
             execution: r.execution,
         },
+        // Bounded here too, whatever the worker did: the event log and
+        // every view of it stay small.
         ReportKind::Finished { outcome, hooks } => Event::TaskFinished {
             task: r.task,
             attempt: r.attempt,
-            outcome,
+            outcome: outcome.bounded(),
             at,
-            hooks,
+            hooks: hooks.into_iter().map(HookRun::bounded).collect(),
             worker: r.worker,
             execution: r.execution,
         },

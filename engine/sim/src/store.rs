@@ -144,21 +144,25 @@ impl RunStore for SimStore {
         self.call("read events", false, store.events(run_id)).await
     }
 
-    async fn append_log(&self, key: &LogKey, chunk: &[u8]) -> Result<(), Error> {
+    async fn append_log(&self, key: &LogKey, offset: u64, chunk: &[u8]) -> Result<(), Error> {
         let store = &self.process.world.store;
-        self.call("append log", true, store.append_log(key, chunk))
+        self.call("append log", true, store.append_log(key, offset, chunk))
             .await
     }
 
-    async fn read_log(&self, key: &LogKey) -> Result<Vec<u8>, Error> {
+    async fn read_log_from(
+        &self,
+        key: &LogKey,
+        offset: u64,
+        max_bytes: u64,
+    ) -> Result<LogSlice, Error> {
         let store = &self.process.world.store;
-        self.call("read log", false, store.read_log(key)).await
-    }
-
-    async fn read_log_from(&self, key: &LogKey, offset: u64) -> Result<LogSlice, Error> {
-        let store = &self.process.world.store;
-        self.call("read log", false, store.read_log_from(key, offset))
-            .await
+        self.call(
+            "read log",
+            false,
+            store.read_log_from(key, offset, max_bytes),
+        )
+        .await
     }
 
     async fn lease(

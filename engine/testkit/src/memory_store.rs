@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use weft_core::ports::{
     Claim, ClaimRecord, Fence, LeaseRecord, LogKey, LogSlice, Report, RunRecord, RunStore,
+    LOG_CHUNK_BYTES,
 };
 use weft_core::run::Event;
 use weft_core::Error;
@@ -19,7 +20,8 @@ use weft_core::Error;
 pub struct MemoryState {
     pub runs: BTreeMap<String, RunRecord>,
     pub events: BTreeMap<String, Vec<Event>>,
-    /// Each attempt's log as chunks, each with the byte offset it starts at.
+    /// Each attempt's log as entries of at most `LOG_CHUNK_BYTES`, each
+    /// with the byte offset it starts at.
     pub logs: BTreeMap<String, Vec<(u64, Vec<u8>)>>,
     pub leases: BTreeMap<String, LeaseRecord>,
     /// By `run/task/attempt`.
@@ -111,7 +113,7 @@ impl RunStore for MemoryRunStore {
         let log = s.events.entry(run_id.to_string()).or_default();
         if log.len() as u64 != expected_len {
             return Err(Error::LogMoved {
-                run_id: run_id.to_string(),
+                log: format!("run {run_id} events"),
                 expected: expected_len,
                 actual: log.len() as u64,
             });
@@ -124,19 +126,31 @@ impl RunStore for MemoryRunStore {
         Ok(self.lock().events.get(run_id).cloned().unwrap_or_default())
     }
 
-    async fn append_log(&self, key: &LogKey, chunk: &[u8]) -> Result<(), Error> {
+    async fn append_log(&self, key: &LogKey, offset: u64, chunk: &[u8]) -> Result<(), Error> {
         let mut s = self.lock();
         let log = s.logs.entry(attempt_id(key)).or_default();
         let end = log.last().map_or(0, |(at, c)| at + c.len() as u64);
-        log.push((end, chunk.to_vec()));
+        if end != offset {
+            return Err(Error::LogMoved {
+                log: format!("log of {}", attempt_id(key)),
+                expected: offset,
+                actual: end,
+            });
+        }
+        let mut at = end;
+        for piece in chunk.chunks(LOG_CHUNK_BYTES) {
+            log.push((at, piece.to_vec()));
+            at += piece.len() as u64;
+        }
         Ok(())
     }
 
-    async fn read_log(&self, key: &LogKey) -> Result<Vec<u8>, Error> {
-        Ok(self.read_log_from(key, 0).await?.bytes)
-    }
-
-    async fn read_log_from(&self, key: &LogKey, offset: u64) -> Result<LogSlice, Error> {
+    async fn read_log_from(
+        &self,
+        key: &LogKey,
+        offset: u64,
+        max_bytes: u64,
+    ) -> Result<LogSlice, Error> {
         let s = self.lock();
         let Some(log) = s.logs.get(&attempt_id(key)) else {
             return Ok(LogSlice::default());
@@ -146,12 +160,18 @@ impl RunStore for MemoryRunStore {
         let mut bytes = Vec::new();
         for (at, chunk) in log {
             let chunk_end = at + chunk.len() as u64;
-            if chunk_end > start {
+            if chunk_end > start && (bytes.len() as u64) < max_bytes {
                 let skip = start.saturating_sub(*at) as usize;
-                bytes.extend_from_slice(&chunk[skip..]);
+                let room = (max_bytes - bytes.len() as u64) as usize;
+                let piece = &chunk[skip..];
+                bytes.extend_from_slice(&piece[..piece.len().min(room)]);
             }
         }
-        Ok(LogSlice { start, bytes })
+        Ok(LogSlice {
+            start,
+            bytes,
+            log_end: end,
+        })
     }
 
     async fn lease(

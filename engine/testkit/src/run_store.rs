@@ -155,9 +155,9 @@ pub async fn logs_append_per_attempt(s: &dyn RunStore) {
         task: TaskId::new("a", Some(2)),
         attempt,
     };
-    s.append_log(&key(1), b"hello ").await.unwrap();
-    s.append_log(&key(1), b"world\n").await.unwrap();
-    s.append_log(&key(2), b"second\n").await.unwrap();
+    s.append_log(&key(1), 0, b"hello ").await.unwrap();
+    s.append_log(&key(1), 6, b"world\n").await.unwrap();
+    s.append_log(&key(2), 0, b"second\n").await.unwrap();
     assert_eq!(s.read_log(&key(1)).await.unwrap(), b"hello world\n");
     assert_eq!(s.read_log(&key(2)).await.unwrap(), b"second\n");
     assert!(s.read_log(&key(3)).await.unwrap().is_empty());
@@ -169,24 +169,78 @@ pub async fn logs_append_per_attempt(s: &dyn RunStore) {
         (11, b"\n"),
         (12, b""),
     ] {
-        let slice = s.read_log_from(&key(1), offset).await.unwrap();
+        let slice = s.read_log_from(&key(1), offset, 1 << 20).await.unwrap();
         assert_eq!(
             (slice.start, &slice.bytes[..]),
             (offset, rest),
             "from {offset}"
         );
-        assert_eq!(slice.end(), 12);
+        assert_eq!((slice.end(), slice.log_end), (12, 12));
     }
-    let past = s.read_log_from(&key(1), 99).await.unwrap();
+    let past = s.read_log_from(&key(1), 99, 1 << 20).await.unwrap();
     assert_eq!(
         (past.start, past.bytes.len()),
         (12, 0),
         "past the end: at the end"
     );
     assert_eq!(
-        s.read_log_from(&key(3), 5).await.unwrap(),
+        s.read_log_from(&key(3), 5, 1 << 20).await.unwrap(),
         LogSlice::default()
     );
+}
+
+pub async fn a_log_append_lands_once_and_only_where_the_log_ends(s: &dyn RunStore) {
+    let key = LogKey {
+        run_id: unique("run"),
+        task: TaskId::new("a", None),
+        attempt: 1,
+    };
+    s.append_log(&key, 0, b"one\n").await.unwrap();
+    // Its writer tries again after a lost reply: found there, not doubled.
+    assert!(matches!(
+        s.append_log(&key, 0, b"one\n").await,
+        Err(Error::LogMoved {
+            expected: 0,
+            actual: 4,
+            ..
+        })
+    ));
+    assert!(
+        matches!(
+            s.append_log(&key, 9, b"gap").await,
+            Err(Error::LogMoved { actual: 4, .. })
+        ),
+        "no gap is left"
+    );
+    assert_eq!(s.read_log(&key).await.unwrap(), b"one\n");
+}
+
+pub async fn a_big_log_is_stored_in_bounded_chunks_and_read_in_pages(s: &dyn RunStore) {
+    let key = LogKey {
+        run_id: unique("run"),
+        task: TaskId::new("big", None),
+        attempt: 1,
+    };
+    // 1 MiB and a bit, in one write, each byte telling its place.
+    let big: Vec<u8> = (0..(1u32 << 20) + 1000).map(|i| (i % 251) as u8).collect();
+    s.append_log(&key, 0, &big).await.unwrap();
+    let mut read = Vec::new();
+    let mut offset = 0;
+    let mut pages = 0;
+    loop {
+        let page = s.read_log_from(&key, offset, 300_000).await.unwrap();
+        assert!(page.bytes.len() <= 300_000, "a page is bounded");
+        assert_eq!(page.start, offset);
+        assert_eq!(page.log_end, big.len() as u64);
+        read.extend_from_slice(&page.bytes);
+        pages += 1;
+        if !page.more() {
+            break;
+        }
+        offset = page.end();
+    }
+    assert!(pages >= 4, "read in {pages} pages");
+    assert!(read == big, "every byte back, in order");
 }
 
 fn now() -> u64 {
@@ -406,6 +460,8 @@ macro_rules! run_store_contract {
                 append_at_a_stale_length_conflicts_and_writes_nothing,
                 an_owner_whose_lease_was_taken_over_cannot_append,
                 logs_append_per_attempt,
+                a_log_append_lands_once_and_only_where_the_log_ends,
+                a_big_log_is_stored_in_bounded_chunks_and_read_in_pages,
                 a_lease_is_exclusive_until_it_expires,
                 a_released_lease_is_free,
                 one_execution_holds_an_attempt_until_its_claim_expires,

@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use weft_core::ports::{LogKey, RunStore};
 use weft_core::run::Job;
 
-use crate::plugins::PostHooks;
 use crate::steplog::StepLog;
 use crate::Options;
 
@@ -18,31 +16,19 @@ pub(crate) struct Attempt<'a> {
     /// The job, after the pre-process hooks.
     pub(crate) job: &'a Job,
     pub(crate) options: &'a Options,
-    /// Where the step log goes.
-    pub(crate) store: &'a Arc<dyn RunStore>,
+    /// The attempt's step log (capped, filtered by its post hooks).
+    pub(crate) log: Arc<StepLog>,
     /// Turns `true` when the attempt must stop (cancel, lost claim).
     pub(crate) abort: watch::Receiver<bool>,
-    /// The plugins' log filter, applied before a line is stored.
-    pub(crate) filter: Option<Arc<PostHooks>>,
     /// The GPUs this worker gave the attempt (none for most steps), as
     /// `CUDA_VISIBLE_DEVICES` names them.
     pub(crate) gpus: &'a [String],
 }
 
 impl Attempt<'_> {
-    /// The attempt's step log, capped and filtered as the worker is told.
+    /// The attempt's step log.
     pub(crate) fn log(&self) -> Arc<StepLog> {
-        let key = LogKey {
-            run_id: self.job.run_id.clone(),
-            task: self.job.task.clone(),
-            attempt: self.job.attempt,
-        };
-        StepLog::new(
-            self.store.clone(),
-            key,
-            self.options.max_log_bytes,
-            self.filter.clone(),
-        )
+        self.log.clone()
     }
 }
 

@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value as Json};
 use weft_core::plugins::PluginCall;
-use weft_core::ports::{LogKey, PluginStore, RunStore};
+use weft_core::ports::PluginStore;
 use weft_core::run::{HookRun, Job, Outcome};
 use weft_core::spec::StepAction;
 use weft_wasm_host::{CallContext, HookInstance, Host, Limits, LogLine, Plugin};
 
-/// How much of a step's log a post hook sees as `log-tail`.
-const LOG_TAIL_BYTES: usize = 64 << 10;
+use crate::steplog::StepLog;
 
 /// A worker's plugin host and where it fetches plugins from.
 #[derive(Clone)]
@@ -110,7 +109,7 @@ fn failed(reason: String) -> Outcome {
     }
 }
 
-async fn write_logs(store: &Arc<dyn RunStore>, key: &LogKey, plugin: &str, lines: Vec<LogLine>) {
+async fn write_logs(log: &StepLog, plugin: &str, lines: Vec<LogLine>) {
     if lines.is_empty() {
         return;
     }
@@ -118,29 +117,21 @@ async fn write_logs(store: &Arc<dyn RunStore>, key: &LogKey, plugin: &str, lines
     for l in lines {
         text.push_str(&format!("[{plugin}] {}: {}\n", l.level.as_str(), l.message));
     }
-    let _ = store.append_log(key, text.as_bytes()).await;
-}
-
-fn key(job: &Job) -> LogKey {
-    LogKey {
-        run_id: job.run_id.clone(),
-        task: job.task.clone(),
-        attempt: job.attempt,
-    }
+    log.push(text.as_bytes()).await;
 }
 
 /// Runs the pre hooks in order over `job`; returns the job to run, or the
 /// outcome that ends the attempt.
 pub(crate) async fn pre_process(
     plugins: &Plugins,
-    store: &Arc<dyn RunStore>,
+    log: &StepLog,
     mut job: Job,
     runs: &mut Vec<HookRun>,
 ) -> Result<Job, Outcome> {
     let calls = job.pre_hooks.clone();
     for call in &calls {
         let started = Instant::now();
-        let result = pre_one(plugins, store, &mut job, call).await;
+        let result = pre_one(plugins, log, &mut job, call).await;
         runs.push(HookRun {
             phase: "pre".into(),
             plugin: call.label(),
@@ -154,7 +145,7 @@ pub(crate) async fn pre_process(
 
 async fn pre_one(
     plugins: &Plugins,
-    store: &Arc<dyn RunStore>,
+    log: &StepLog,
     job: &mut Job,
     call: &PluginCall,
 ) -> Result<(), Outcome> {
@@ -171,7 +162,7 @@ async fn pre_one(
         })
         .await
         .map_err(|e| failed(format!("pre hook {}: {e}", call.label())))?;
-    write_logs(store, &key(job), &call.label(), lines).await;
+    write_logs(log, &call.label(), lines).await;
     let changed = result.map_err(|e| failed(e.to_string()))?;
     apply_pre(job, changed).map_err(|e| {
         failed(format!(
@@ -208,16 +199,10 @@ fn apply_pre(job: &mut Job, changed: Json) -> Result<(), String> {
 /// can filter its log as it is written.
 pub(crate) struct PostHooks {
     hooks: Arc<Mutex<Vec<(String, HookInstance)>>>,
-    store: Arc<dyn RunStore>,
-    key: LogKey,
 }
 
 impl PostHooks {
-    pub(crate) async fn start(
-        plugins: &Plugins,
-        store: &Arc<dyn RunStore>,
-        job: &Job,
-    ) -> Result<Option<Self>, Outcome> {
+    pub(crate) async fn start(plugins: &Plugins, job: &Job) -> Result<Option<Self>, Outcome> {
         if job.post_hooks.is_empty() {
             return Ok(None);
         }
@@ -233,8 +218,6 @@ impl PostHooks {
         }
         Ok(Some(Self {
             hooks: Arc::new(Mutex::new(hooks)),
-            store: store.clone(),
-            key: key(job),
         }))
     }
 
@@ -262,10 +245,14 @@ impl PostHooks {
     }
 
     /// Runs `post-process` of every hook in order over the outcome.
-    pub(crate) async fn finish(&self, outcome: Outcome, runs: &mut Vec<HookRun>) -> Outcome {
-        let log = self.store.read_log(&self.key).await.unwrap_or_default();
-        let tail_start = log.len().saturating_sub(LOG_TAIL_BYTES);
-        let tail = String::from_utf8_lossy(&log[tail_start..]).into_owned();
+    pub(crate) async fn finish(
+        &self,
+        outcome: Outcome,
+        runs: &mut Vec<HookRun>,
+        log: &StepLog,
+    ) -> Outcome {
+        log.finish().await;
+        let tail = String::from_utf8_lossy(&log.tail().await).into_owned();
         let mut payload = outcome_json(&outcome, tail);
         let hooks = self.hooks.clone();
         let (result, logs, timed) = tokio::task::spawn_blocking(move || {
@@ -293,7 +280,7 @@ impl PostHooks {
         .unwrap_or_else(|e| (Err(format!("post hooks: {e}")), Vec::new(), Vec::new()));
         runs.extend(timed);
         for (label, lines) in logs {
-            write_logs(&self.store, &self.key, &label, lines).await;
+            write_logs(log, &label, lines).await;
         }
         match result {
             Ok(payload) => outcome_from(payload)
@@ -352,12 +339,7 @@ fn outcome_from(payload: Json) -> Result<Outcome, String> {
 }
 
 /// A `wasm` step: the plugin's `run` on the step's rendered `input`.
-pub(crate) async fn run_step(
-    plugins: &Plugins,
-    store: &Arc<dyn RunStore>,
-    job: &Job,
-    spec: &Json,
-) -> Outcome {
+pub(crate) async fn run_step(plugins: &Plugins, log: &StepLog, job: &Job, spec: &Json) -> Outcome {
     let Some(call) = &job.step_plugin else {
         return Outcome::Failed {
             reason: "the wasm step names no plugin".into(),
@@ -380,7 +362,7 @@ pub(crate) async fn run_step(
         Ok(r) => r,
         Err(e) => return failed(format!("wasm step {}: {e}", call.label())),
     };
-    write_logs(store, &key(job), &call.label(), lines).await;
+    write_logs(log, &call.label(), lines).await;
     match result {
         Ok(outputs @ Json::Object(_)) => Outcome::Succeeded { outputs },
         Ok(_) => Outcome::Failed {

@@ -1,51 +1,92 @@
-//! An attempt's log on its way to the store: buffered, capped at the
-//! worker's limit, flushed every 200 ms, and passed through the step's post
-//! hooks (whole lines only) when it has any.
+//! An attempt's log on its way to the store: the one writer of that log
+//! (the executor's output, the plugin hooks' lines and the worker's notes
+//! all go through it), capped at the worker's limit, flushed every 200 ms
+//! or whenever 256 KiB wait, and passed through the step's post hooks
+//! (whole lines only) when it has any.
+//!
+//! Memory stays bounded whatever the step prints: past 1 MiB waiting, the
+//! writer waits for the store (so a step printing faster than the store
+//! takes it blocks on its own output). Each write goes at the byte where
+//! the stored log ends, so one tried again after a lost reply is found
+//! there, never doubled; while the store fails, writes are tried again,
+//! and only after a minute of failures is what waits dropped, with a note.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use weft_core::ports::{LogKey, LogSink, RunStore};
 
 use crate::plugins::PostHooks;
 
 /// How often buffered output is written to the store.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// A write goes out as soon as this much waits.
+const FLUSH_AT: usize = 256 << 10;
+/// Past this much waiting, the writer waits for the store.
+const MAX_PENDING: usize = 1 << 20;
+/// How long the store may fail before what waits is dropped.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+/// How much of the stored log is kept at hand for post hooks.
+pub(crate) const TAIL_BYTES: usize = 64 << 10;
 
 pub(crate) struct StepLog {
-    buffer: Mutex<Buffer>,
+    writer: Mutex<Writer>,
     store: Arc<dyn RunStore>,
     key: LogKey,
-    filter: Option<Arc<PostHooks>>,
+    /// The post hooks' filter, once they have started.
+    filter: SyncMutex<Option<Arc<PostHooks>>>,
 }
 
-struct Buffer {
+struct Writer {
+    /// Output not yet filtered.
     pending: Vec<u8>,
-    written: u64,
+    /// Filtered, waiting for the store.
+    ready: Vec<u8>,
+    /// Bytes of output taken, against the cap.
+    taken: u64,
     max: u64,
     truncated: bool,
+    /// Where the stored log ends: the offset of the next write.
+    stored: u64,
+    /// Since when writes have been failing.
+    failing_since: Option<Instant>,
+    /// Bytes dropped after a minute of failures, not yet noted in the log.
+    dropped: u64,
+    /// The end of what was stored, for post hooks.
+    tail: VecDeque<u8>,
 }
 
 impl StepLog {
-    pub(crate) fn new(
-        store: Arc<dyn RunStore>,
-        key: LogKey,
-        max_bytes: u64,
-        filter: Option<Arc<PostHooks>>,
-    ) -> Arc<Self> {
+    pub(crate) fn new(store: Arc<dyn RunStore>, key: LogKey, max_bytes: u64) -> Arc<Self> {
         Arc::new(Self {
-            buffer: Mutex::new(Buffer {
+            writer: Mutex::new(Writer {
                 pending: Vec::new(),
-                written: 0,
+                ready: Vec::new(),
+                taken: 0,
                 max: max_bytes,
                 truncated: false,
+                stored: 0,
+                failing_since: None,
+                dropped: 0,
+                tail: VecDeque::new(),
             }),
             store,
             key,
-            filter,
+            filter: SyncMutex::new(None),
         })
+    }
+
+    /// From now on, output passes through these post hooks.
+    pub(crate) fn set_filter(&self, hooks: Arc<PostHooks>) {
+        *self.filter.lock().expect("filter lock") = Some(hooks);
+    }
+
+    fn filter(&self) -> Option<Arc<PostHooks>> {
+        self.filter.lock().expect("filter lock").clone()
     }
 
     /// Flushes every 200 ms until aborted; call `finish` after aborting it.
@@ -54,57 +95,124 @@ impl StepLog {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(FLUSH_EVERY).await;
-                this.flush(false).await;
+                let mut w = this.writer.lock().await;
+                this.flush(&mut w, false).await;
             }
         })
     }
 
-    /// Takes output; past the cap it is dropped, with one note.
+    /// Takes output; past the cap it is dropped, with one note. Waits while
+    /// too much is waiting for the store.
     pub(crate) async fn push(&self, bytes: &[u8]) {
-        let mut log = self.buffer.lock().await;
-        let room = log
-            .max
-            .saturating_sub(log.written + log.pending.len() as u64) as usize;
+        let mut w = self.writer.lock().await;
+        let room = w.max.saturating_sub(w.taken) as usize;
         if bytes.len() <= room {
-            log.pending.extend_from_slice(bytes);
-        } else if !log.truncated {
-            log.pending.extend_from_slice(&bytes[..room]);
-            let note = format!("\n[weft: log truncated at {} bytes]\n", log.max);
-            log.pending.extend_from_slice(note.as_bytes());
-            log.truncated = true;
+            w.pending.extend_from_slice(bytes);
+            w.taken += bytes.len() as u64;
+        } else if !w.truncated {
+            w.pending.extend_from_slice(&bytes[..room]);
+            w.taken += room as u64;
+            let note = format!("\n[weft: log truncated at {} bytes]\n", w.max);
+            w.pending.extend_from_slice(note.as_bytes());
+            w.truncated = true;
+        }
+        let mut tries = 0;
+        while w.pending.len() + w.ready.len() >= FLUSH_AT {
+            if self.flush(&mut w, false).await {
+                continue;
+            }
+            if w.pending.len() + w.ready.len() < MAX_PENDING {
+                break;
+            }
+            tries += 1;
+            tokio::time::sleep(crate::claim::backoff(tries)).await;
         }
     }
 
-    /// Writes what is left.
+    /// Writes what is left, trying for as long as the store fails (up to
+    /// the minute after which it gives up).
     pub(crate) async fn finish(&self) {
-        self.flush(true).await;
+        let mut w = self.writer.lock().await;
+        let mut tries = 0;
+        while !self.flush(&mut w, true).await {
+            tries += 1;
+            tokio::time::sleep(crate::claim::backoff(tries)).await;
+        }
     }
 
-    /// With post hooks, their log filter sees whole lines only, so a secret
-    /// is never split across two chunks; the `last` flush takes the rest.
-    async fn flush(&self, last: bool) {
-        let chunk = {
-            let mut log = self.buffer.lock().await;
-            let cut = match self.filter {
-                Some(_) if !last => log
-                    .pending
-                    .iter()
-                    .rposition(|b| *b == b'\n')
-                    .map_or(0, |i| i + 1),
-                _ => log.pending.len(),
+    /// The last `TAIL_BYTES` of what was stored (after filtering).
+    pub(crate) async fn tail(&self) -> Vec<u8> {
+        self.writer.lock().await.tail.iter().copied().collect()
+    }
+
+    /// Moves waiting output to the store. With post hooks, their filter
+    /// sees whole lines only (so a secret is never split across two
+    /// writes), unless a line is longer than a write; the `last` flush
+    /// takes the rest. True once nothing that can go out waits.
+    async fn flush(&self, w: &mut Writer, last: bool) -> bool {
+        let filter = self.filter();
+        let cut = match &filter {
+            Some(_) if !last => match w.pending.iter().rposition(|b| *b == b'\n') {
+                Some(i) => i + 1,
+                None if w.pending.len() >= FLUSH_AT => w.pending.len(),
+                None => 0,
+            },
+            _ => w.pending.len(),
+        };
+        if cut > 0 {
+            let raw: Vec<u8> = w.pending.drain(..cut).collect();
+            let filtered = match &filter {
+                Some(f) => f.filter_log(raw).await,
+                None => raw,
             };
-            log.written += cut as u64;
-            log.pending.drain(..cut).collect::<Vec<u8>>()
-        };
-        if chunk.is_empty() {
-            return;
+            w.ready.extend_from_slice(&filtered);
         }
-        let chunk = match &self.filter {
-            Some(f) => f.filter_log(chunk).await,
-            None => chunk,
-        };
-        // A log write that fails must not fail the step; the outcome still counts.
-        let _ = self.store.append_log(&self.key, &chunk).await;
+        if w.dropped > 0 {
+            // Said once, ahead of what comes next; counted again if it too is lost.
+            let note = format!(
+                "\n[weft: {} bytes of this log were lost: the store was unreachable for a minute]\n",
+                w.dropped
+            );
+            w.ready.splice(0..0, note.into_bytes());
+            w.dropped = 0;
+        }
+        if w.ready.is_empty() {
+            return true;
+        }
+        let offset = w.stored;
+        match self.store.append_log(&self.key, offset, &w.ready).await {
+            Ok(()) => {}
+            // A write whose reply was lost had landed.
+            Err(weft_core::Error::LogMoved { actual, .. })
+                if actual == offset + w.ready.len() as u64 => {}
+            // The log ends elsewhere (another execution of this attempt
+            // wrote first): go on from its end.
+            Err(weft_core::Error::LogMoved { actual, .. }) => {
+                w.stored = actual;
+                return false;
+            }
+            Err(e) => {
+                let since = *w.failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < GIVE_UP_AFTER {
+                    tracing::warn!(attempt = %crate::claim::label(&self.key), "writing the step log: {e}; trying again");
+                    return false;
+                }
+                let lost = w.ready.len() + w.pending.len();
+                tracing::warn!(attempt = %crate::claim::label(&self.key), "writing the step log: {e}; {lost} bytes dropped after a minute of failures");
+                w.dropped += lost as u64;
+                w.ready.clear();
+                w.pending.clear();
+                w.failing_since = None;
+                return false;
+            }
+        }
+        w.failing_since = None;
+        w.stored = offset + w.ready.len() as u64;
+        let written = std::mem::take(&mut w.ready);
+        w.tail.extend(written);
+        let excess = w.tail.len().saturating_sub(TAIL_BYTES);
+        w.tail.drain(..excess);
+        w.pending.is_empty() || (filter.is_some() && !last)
     }
 }
 
@@ -112,5 +220,61 @@ impl StepLog {
 impl LogSink for StepLog {
     async fn write(&self, chunk: &[u8]) {
         self.push(chunk).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_core::run::TaskId;
+    use weft_testkit::MemoryRunStore;
+
+    fn key() -> LogKey {
+        LogKey {
+            run_id: "r".into(),
+            task: TaskId::new("s", None),
+            attempt: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn output_far_past_the_cap_is_stored_up_to_it_in_bounded_writes() {
+        let store = MemoryRunStore::new();
+        let log = StepLog::new(Arc::new(store.clone()), key(), 3 << 20);
+        let line = vec![b'x'; 64 << 10];
+        for _ in 0..100 {
+            log.push(&line).await;
+            let w = log.writer.lock().await;
+            assert!(
+                w.pending.len() + w.ready.len() < MAX_PENDING,
+                "memory stays bounded"
+            );
+        }
+        log.finish().await;
+        let stored = store.read_log(&key()).await.unwrap();
+        assert!(stored.starts_with(&line));
+        assert!(stored.ends_with(b"[weft: log truncated at 3145728 bytes]\n"));
+        assert_eq!(
+            stored.len(),
+            (3 << 20) + "\n[weft: log truncated at 3145728 bytes]\n".len()
+        );
+        let entries = store.with(|s| s.logs.values().next().map_or(0, Vec::len));
+        assert!(
+            entries >= 48,
+            "stored as bounded entries, not one: {entries}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_execution_of_an_attempt_writes_after_the_first() {
+        let store = MemoryRunStore::new();
+        let first = StepLog::new(Arc::new(store.clone()), key(), 1 << 20);
+        first.push(b"first\n").await;
+        first.finish().await;
+        let second = StepLog::new(Arc::new(store.clone()), key(), 1 << 20);
+        second.push(b"second\n").await;
+        second.finish().await;
+        assert_eq!(store.read_log(&key()).await.unwrap(), b"first\nsecond\n");
+        assert_eq!(second.tail().await, b"second\n");
     }
 }

@@ -8,7 +8,7 @@ use weft_core::ports::{
     Claim, Clock, ContainerRuntime, Delivery, JobQueue, KernelRuntime, LogKey, Report, ReportKind,
     RunStore, WorkerRegistry,
 };
-use weft_core::run::{HookRun, Job, Outcome};
+use weft_core::run::{HookRun, Job, Outcome, MAX_TEXT_BYTES};
 use weft_core::spec::{gpu_pool, StepAction};
 
 use std::sync::atomic::Ordering;
@@ -18,6 +18,7 @@ use crate::claim::{backoff, label, HeldClaim, Recorded};
 use crate::gpus::{self, Gpus, HeldGpus};
 use crate::heartbeat::{beat, Running};
 use crate::plugins::{self, Plugins, PostHooks};
+use crate::steplog::StepLog;
 use crate::{container, cuda, shell, Aborts, CommandExecutor, Error, Options, Stats};
 
 /// A worker bound to a queue and a store.
@@ -330,7 +331,21 @@ impl Worker {
         self.stats.running.fetch_add(1, Ordering::Relaxed);
         let mut hooks = Vec::new();
         let mut gpus = None;
-        let outcome = self.attempt(&job, abort, held, &mut hooks, &mut gpus).await;
+        // The attempt's one log writer: executors, hooks and the notes below.
+        let log = StepLog::new(self.store.clone(), key.clone(), self.options.max_log_bytes);
+        if token > 1 {
+            // An earlier execution of this attempt may have written some.
+            let note = format!(
+                "[weft] execution {token} of attempt {} of {}, on {}\n",
+                job.attempt, job.task, self.options.name
+            );
+            log.push(note.as_bytes()).await;
+        }
+        let outcome = self
+            .attempt(&job, abort, held, &mut hooks, &mut gpus, &log)
+            .await;
+        let (outcome, hooks) = bound_texts(outcome, hooks, &log).await;
+        log.finish().await;
         self.stats.running.fetch_sub(1, Ordering::Relaxed);
         self.running.lock().expect("running lock").remove(&label);
         let counter = match &outcome {
@@ -386,11 +401,12 @@ impl Worker {
         held: oneshot::Sender<()>,
         hooks: &mut Vec<HookRun>,
         holding: &mut Option<HeldGpus>,
+        log: &Arc<StepLog>,
     ) -> Outcome {
         let need = job.resources.gpus as usize;
         if need == 0 {
             drop(held);
-            return self.run_attempt(job, abort, &[], hooks).await;
+            return self.run_attempt(job, abort, &[], hooks, log).await;
         }
         if need > self.gpus.total() {
             return Outcome::Failed {
@@ -413,7 +429,7 @@ impl Worker {
             .insert("CUDA_VISIBLE_DEVICES".into(), devices.join(","));
         job.env.insert("WEFT_GPUS".into(), indices.join(","));
         *holding = Some(self.gpus.hold(ids));
-        self.run_attempt(&job, abort, &devices, hooks).await
+        self.run_attempt(&job, abort, &devices, hooks, log).await
     }
 
     async fn run_attempt(
@@ -422,6 +438,7 @@ impl Worker {
         abort: watch::Receiver<bool>,
         gpus: &[String],
         hooks: &mut Vec<HookRun>,
+        log: &Arc<StepLog>,
     ) -> Outcome {
         // What this worker lacks is not the step's fault, and trying again here cannot help.
         let cannot = |reason: String| Outcome::Failed {
@@ -441,23 +458,25 @@ impl Worker {
         };
         let (job, post) = match plugins {
             Some(p) => {
-                let job = match plugins::pre_process(p, &self.store, job.clone(), hooks).await {
+                let job = match plugins::pre_process(p, log, job.clone(), hooks).await {
                     Ok(job) => job,
                     Err(outcome) => return outcome,
                 };
-                match PostHooks::start(p, &self.store, &job).await {
+                match PostHooks::start(p, &job).await {
                     Ok(post) => (job, post.map(Arc::new)),
                     Err(outcome) => return outcome,
                 }
             }
             None => (job.clone(), None),
         };
+        if let Some(post) = &post {
+            log.set_filter(post.clone());
+        }
         let attempt = Attempt {
             job: &job,
             options: &self.options,
-            store: &self.store,
+            log: log.clone(),
             abort,
-            filter: post.clone(),
             gpus,
         };
         let outcome = match &job.action {
@@ -489,7 +508,7 @@ impl Worker {
                 )),
             },
             StepAction::Wasm { spec } => match plugins {
-                Some(p) => plugins::run_step(p, &self.store, &job, spec).await,
+                Some(p) => plugins::run_step(p, log, &job, spec).await,
                 None => cannot(format!("worker {} has no plugin host", self.options.name)),
             },
             StepAction::Join => Outcome::Succeeded {
@@ -497,8 +516,42 @@ impl Worker {
             },
         };
         match post {
-            Some(post) => post.finish(outcome, hooks).await,
+            Some(post) => post.finish(outcome, hooks, log).await,
             None => outcome,
         }
     }
+}
+
+/// Cuts an outcome's reason and the hooks' errors to the bound a run keeps
+/// (`MAX_TEXT_BYTES`), writing the whole of each oversized text to the step
+/// log first, where it belongs.
+async fn bound_texts(
+    outcome: Outcome,
+    hooks: Vec<HookRun>,
+    log: &StepLog,
+) -> (Outcome, Vec<HookRun>) {
+    if let Outcome::Failed { reason, .. } = &outcome {
+        if outcome.is_oversized() {
+            let note = format!(
+                "\n[weft] the attempt failed ({} bytes of reason):\n{reason}\n",
+                reason.len()
+            );
+            log.push(note.as_bytes()).await;
+        }
+    }
+    for hook in &hooks {
+        if let Some(e) = hook.error.as_ref().filter(|e| e.len() > MAX_TEXT_BYTES) {
+            let note = format!(
+                "\n[weft] {} hook {} failed ({} bytes):\n{e}\n",
+                hook.phase,
+                hook.plugin,
+                e.len()
+            );
+            log.push(note.as_bytes()).await;
+        }
+    }
+    (
+        outcome.bounded(),
+        hooks.into_iter().map(HookRun::bounded).collect(),
+    )
 }

@@ -251,7 +251,7 @@ impl RunStore for EmbeddedRunStore {
                     .map_or(0, |g| g.value());
                 if len != expected_len {
                     return Err(Error::LogMoved {
-                        run_id: run_id.clone(),
+                        log: format!("run {run_id} events"),
                         expected: expected_len,
                         actual: len,
                     });
@@ -299,25 +299,34 @@ impl RunStore for EmbeddedRunStore {
         .await
     }
 
-    async fn append_log(&self, key: &LogKey, chunk: &[u8]) -> Result<(), Error> {
+    async fn append_log(&self, key: &LogKey, offset: u64, chunk: &[u8]) -> Result<(), Error> {
         let (key, chunk) = (key.clone(), chunk.to_vec());
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(err("appending log"))?;
-            logs::append(&txn, &key, &chunk).map_err(err("appending log"))?;
+            if let Err(end) =
+                logs::append(&txn, &key, offset, &chunk).map_err(err("appending log"))?
+            {
+                return Err(Error::LogMoved {
+                    log: format!("log of {}", claim_id(&key)),
+                    expected: offset,
+                    actual: end,
+                });
+            }
             txn.commit().map_err(err("committing log"))
         })
         .await
     }
 
-    async fn read_log(&self, key: &LogKey) -> Result<Vec<u8>, Error> {
-        Ok(self.read_log_from(key, 0).await?.bytes)
-    }
-
-    async fn read_log_from(&self, key: &LogKey, offset: u64) -> Result<LogSlice, Error> {
+    async fn read_log_from(
+        &self,
+        key: &LogKey,
+        offset: u64,
+        max_bytes: u64,
+    ) -> Result<LogSlice, Error> {
         let key = key.clone();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(err("reading log"))?;
-            logs::read_from(&txn, &key, offset).map_err(err("reading log"))
+            logs::read_from(&txn, &key, offset, max_bytes).map_err(err("reading log"))
         })
         .await
     }

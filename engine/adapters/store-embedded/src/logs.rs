@@ -3,7 +3,7 @@
 //! reading the whole log on every poll.
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
-use weft_core::ports::{LogKey, LogSlice};
+use weft_core::ports::{LogKey, LogSlice, LOG_CHUNK_BYTES};
 
 /// (run, task, attempt, byte offset of the chunk) -> bytes
 pub(crate) const LOG_CHUNKS: TableDefinition<(&str, &str, u32, u64), &[u8]> =
@@ -35,29 +35,47 @@ impl<'a> Attempt<'a> {
     }
 }
 
-/// Appends `chunk` after the attempt's last chunk.
-pub(crate) fn append(
-    txn: &WriteTransaction,
-    key: &LogKey,
-    chunk: &[u8],
-) -> Result<(), redb::Error> {
-    let a = Attempt::of(key);
-    let mut chunks = txn.open_table(LOG_CHUNKS)?;
-    let end = chunks
+/// Where the attempt's log ends.
+fn end_of(
+    chunks: &impl ReadableTable<(&'static str, &'static str, u32, u64), &'static [u8]>,
+    a: &Attempt<'_>,
+) -> Result<u64, redb::Error> {
+    Ok(chunks
         .range(a.at(0)..=a.at(u64::MAX))?
         .next_back()
         .transpose()?
-        .map_or(0, |(k, v)| k.value().3 + v.value().len() as u64);
-    chunks.insert(a.at(end), chunk)?;
-    Ok(())
+        .map_or(0, |(k, v)| k.value().3 + v.value().len() as u64))
 }
 
-/// The attempt's log from byte `offset` on (from its end where `offset`
-/// lies past it).
+/// Appends `chunk` at byte `offset`, in entries of at most
+/// `LOG_CHUNK_BYTES`, if the log ends there; else says where it ends.
+pub(crate) fn append(
+    txn: &WriteTransaction,
+    key: &LogKey,
+    offset: u64,
+    chunk: &[u8],
+) -> Result<Result<(), u64>, redb::Error> {
+    let a = Attempt::of(key);
+    let mut chunks = txn.open_table(LOG_CHUNKS)?;
+    let end = end_of(&chunks, &a)?;
+    if end != offset {
+        return Ok(Err(end));
+    }
+    let mut at = end;
+    for piece in chunk.chunks(LOG_CHUNK_BYTES) {
+        chunks.insert(a.at(at), piece)?;
+        at += piece.len() as u64;
+    }
+    Ok(Ok(()))
+}
+
+/// At most `max_bytes` of the attempt's log from byte `offset` on (from
+/// its end where `offset` lies past it).
 pub(crate) fn read_from(
     txn: &ReadTransaction,
     key: &LogKey,
     offset: u64,
+    max_bytes: u64,
 ) -> Result<LogSlice, redb::Error> {
     let a = Attempt::of(key);
     let chunks = txn.open_table(LOG_CHUNKS)?;
@@ -68,19 +86,26 @@ pub(crate) fn read_from(
         .transpose()?
         .map(|(k, _)| k.value().3);
     let Some(first) = holding else {
-        return read_numbered(txn, key, offset);
+        return read_numbered(txn, key, offset, max_bytes);
     };
-    let (mut bytes, mut end) = (Vec::new(), first);
+    let log_end = end_of(&chunks, &a)?;
+    let start = offset.min(log_end);
+    let mut bytes = Vec::new();
     for entry in chunks.range(a.at(first)..=a.at(u64::MAX))? {
+        if bytes.len() as u64 >= max_bytes {
+            break;
+        }
         let (k, v) = entry?;
-        let (start, chunk) = (k.value().3, v.value());
-        let skip = offset.saturating_sub(start).min(chunk.len() as u64) as usize;
-        bytes.extend_from_slice(&chunk[skip..]);
-        end = start + chunk.len() as u64;
+        let (at, chunk) = (k.value().3, v.value());
+        let skip = start.saturating_sub(at).min(chunk.len() as u64) as usize;
+        let room = (max_bytes - bytes.len() as u64) as usize;
+        let piece = &chunk[skip..];
+        bytes.extend_from_slice(&piece[..piece.len().min(room)]);
     }
     Ok(LogSlice {
-        start: offset.min(end),
+        start,
         bytes,
+        log_end,
     })
 }
 
@@ -89,6 +114,7 @@ fn read_numbered(
     txn: &ReadTransaction,
     key: &LogKey,
     offset: u64,
+    max_bytes: u64,
 ) -> Result<LogSlice, redb::Error> {
     let a = Attempt::of(key);
     let numbered = txn.open_table(NUMBERED_LOGS)?;
@@ -96,10 +122,14 @@ fn read_numbered(
     for entry in numbered.range(a.at(0)..=a.at(u64::MAX))? {
         log.extend_from_slice(entry?.1.value());
     }
-    let start = offset.min(log.len() as u64);
+    let log_end = log.len() as u64;
+    let start = offset.min(log_end);
+    let mut bytes = log.split_off(start as usize);
+    bytes.truncate(max_bytes.min(usize::MAX as u64) as usize);
     Ok(LogSlice {
         start,
-        bytes: log.split_off(start as usize),
+        bytes,
+        log_end,
     })
 }
 
@@ -128,7 +158,7 @@ mod tests {
         }
         txn.commit()?;
         let txn = db.begin_read()?;
-        let from = |offset| read_from(&txn, &key, offset);
+        let from = |offset| read_from(&txn, &key, offset, 1 << 20);
         assert_eq!(from(0)?.bytes, b"hello world\n");
         assert_eq!((from(6)?.start, from(6)?.bytes), (6, b"world\n".to_vec()));
         assert_eq!((from(50)?.start, from(50)?.bytes.len()), (12, 0));

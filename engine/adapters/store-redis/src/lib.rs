@@ -8,13 +8,15 @@
 //! - `P:lease:<id>`: the run's lease (owner, token, expiry by Redis's clock);
 //! - `P:claim:<run>:<task>:<attempt>`: an attempt's claim (state, worker,
 //!   token, expiry, and once done the report of how it ended);
-//! - `P:log:<run>:<task>:<attempt>`: the attempt's output, a capped stream
-//!   (`XADD MAXLEN ~`), so it can be tailed live and replayed later.
+//! - `P:log:<run>:<task>:<attempt>`: the attempt's output, a capped stream of
+//!   entries of at most 64 KiB keyed by byte offset (`XADD MAXLEN ~`), so it
+//!   can be tailed live, read in pages, and appended to exactly once.
 //!
 //! Durability is Redis's: run it with AOF (`appendonly yes`,
 //! `appendfsync everysec` or `always`); see `docs/operations.md`.
 //! Depends on `weft-core` only.
 
+mod logs;
 mod options;
 mod plugins;
 mod registry;

@@ -120,25 +120,56 @@ end
 return 1
 ";
 
-/// Appends a chunk to a log stream whose entry IDs are `<start + 1>-0`,
-/// `start` being the chunk's first byte in the log as written, so a reader
-/// can seek by byte offset even after the oldest chunks were trimmed.
-/// KEYS[1] = stream; ARGV[1] = chunk; ARGV[2] = chunks kept (about).
-pub(crate) const APPEND_LOG: &str = r"
+/// A log stream's entry IDs are `<start + 1>-0`, `start` being the entry's
+/// first byte in the log as written, so a reader can seek by byte offset
+/// even after the oldest entries were trimmed. Sets `at` to where the
+/// stream ends.
+const LOG_END: &str = r"
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local start = 0
+local at = 0
 if #last > 0 then
-  start = tonumber(string.match(last[1][1], '^(%d+)')) - 1 + string.len(last[1][2][2])
+  at = tonumber(string.match(last[1][1], '^(%d+)')) - 1 + string.len(last[1][2][2])
 end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], string.format('%d-0', start + 1), 'd', ARGV[1])
-return start
 ";
 
-/// The chunks of a log stream (see `APPEND_LOG`) from the one holding byte
-/// ARGV[1] on. KEYS[1] = stream; ARGV[1] = byte offset.
-pub(crate) const READ_LOG_FROM: &str = r"
-local at = redis.call('XREVRANGE', KEYS[1], string.format('%d-0', tonumber(ARGV[1]) + 1), '-', 'COUNT', 1)
+/// Appends entries ARGV[3..] to a log stream if it ends at byte ARGV[1];
+/// ARGV[2] = entries kept (about). Returns where it ends after, or
+/// -1 - where it ends when that is not ARGV[1].
+pub(crate) fn append_log() -> String {
+    format!(
+        "{LOG_END}{}",
+        r"
+if at ~= tonumber(ARGV[1]) then return -1 - at end
+for i = 3, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], string.format('%d-0', at + 1), 'd', ARGV[i])
+  at = at + string.len(ARGV[i])
+end
+return at
+"
+    )
+}
+
+/// Where a log stream ends, and its entries from the one holding byte
+/// ARGV[1] on, until they hold ARGV[2] bytes: `{end, entries}`.
+pub(crate) fn read_log_from() -> String {
+    format!(
+        "{LOG_END}{}",
+        r"
+local holding = redis.call('XREVRANGE', KEYS[1], string.format('%d-0', tonumber(ARGV[1]) + 1), '-', 'COUNT', 1)
 local from = '-'
-if #at > 0 then from = at[1][1] end
-return redis.call('XRANGE', KEYS[1], from, '+')
-";
+if #holding > 0 then from = holding[1][1] end
+local out, bytes, max = {}, 0, tonumber(ARGV[2])
+while bytes < max do
+  local batch = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 64)
+  for _, e in ipairs(batch) do
+    out[#out + 1] = e
+    bytes = bytes + string.len(e[2][2])
+    if bytes >= max then break end
+  end
+  if #batch < 64 then break end
+  from = '(' .. batch[#batch][1]
+end
+return {at, out}
+"
+    )
+}

@@ -16,7 +16,7 @@ use crate::{scripts, Options};
 #[derive(Clone)]
 pub struct RedisRunStore {
     conn: ConnectionManager,
-    options: Options,
+    pub(crate) options: Options,
     append: Script,
     take_lease: Script,
     release_lease: Script,
@@ -24,8 +24,8 @@ pub struct RedisRunStore {
     renew_claim: Script,
     finish_claim: Script,
     abort_claim: Script,
-    append_log: Script,
-    read_log_from: Script,
+    pub(crate) append_log: Script,
+    pub(crate) read_log_from: Script,
 }
 
 pub(crate) fn redis_err(context: &'static str) -> impl Fn(redis::RedisError) -> Error {
@@ -69,8 +69,8 @@ impl RedisRunStore {
             renew_claim: Script::new(&scripts::renew_claim()),
             finish_claim: Script::new(scripts::FINISH_CLAIM),
             abort_claim: Script::new(scripts::ABORT_CLAIM),
-            append_log: Script::new(scripts::APPEND_LOG),
-            read_log_from: Script::new(scripts::READ_LOG_FROM),
+            append_log: Script::new(&scripts::append_log()),
+            read_log_from: Script::new(&scripts::read_log_from()),
         })
     }
 
@@ -149,7 +149,7 @@ impl RedisRunStore {
         ])
     }
 
-    fn log_key(&self, key: &LogKey) -> String {
+    pub(crate) fn log_key(&self, key: &LogKey) -> String {
         self.key(&[
             "log",
             &key.run_id,
@@ -270,7 +270,7 @@ impl RunStore for RedisRunStore {
                 fence.owner
             ))),
             r if r < -1 => Err(Error::LogMoved {
-                run_id: run_id.to_string(),
+                log: format!("run {run_id} events"),
                 expected: expected_len,
                 actual: (-2 - r) as u64,
             }),
@@ -312,66 +312,17 @@ impl RunStore for RedisRunStore {
         Ok(Some((decode(&raw)?, events)))
     }
 
-    async fn append_log(&self, key: &LogKey, chunk: &[u8]) -> Result<(), Error> {
-        let stream = self.log_key(key);
-        let _: i64 = self
-            .append_log
-            .key(&stream)
-            .arg(chunk)
-            .arg(self.options.log_max_chunks)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("appending a log"))?;
-        self.expire(&stream).await
+    async fn append_log(&self, key: &LogKey, offset: u64, chunk: &[u8]) -> Result<(), Error> {
+        self.append_log_at(key, offset, chunk).await
     }
 
-    async fn read_log(&self, key: &LogKey) -> Result<Vec<u8>, Error> {
-        let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
-            .arg(self.log_key(key))
-            .arg("-")
-            .arg("+")
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("reading a log"))?;
-        Ok(entries
-            .into_iter()
-            .flat_map(|(_, fields)| fields.into_iter().flat_map(|(_, v)| v))
-            .collect())
-    }
-
-    async fn read_log_from(&self, key: &LogKey, offset: u64) -> Result<LogSlice, Error> {
-        let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = self
-            .read_log_from
-            .key(self.log_key(key))
-            .arg(offset)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("reading a log"))?;
-        // Past the end, the last chunk comes back and gives its end.
-        let mut slice = LogSlice::default();
-        let mut first = true;
-        for (id, fields) in entries {
-            let chunk_start = id
-                .split_once('-')
-                .and_then(|(ms, _)| ms.parse::<u64>().ok())
-                .and_then(|ms| ms.checked_sub(1))
-                .ok_or_else(|| {
-                    Error::Invalid(format!("redis: log entry {id} is not a byte offset"))
-                })?;
-            for (_, data) in fields {
-                if first {
-                    // From `offset` within it, or from its start when the
-                    // bytes before it were trimmed.
-                    let skip = offset.saturating_sub(chunk_start).min(data.len() as u64);
-                    slice.start = chunk_start + skip;
-                    slice.bytes.extend_from_slice(&data[skip as usize..]);
-                    first = false;
-                } else {
-                    slice.bytes.extend_from_slice(&data);
-                }
-            }
-        }
-        Ok(slice)
+    async fn read_log_from(
+        &self,
+        key: &LogKey,
+        offset: u64,
+        max_bytes: u64,
+    ) -> Result<LogSlice, Error> {
+        self.read_log_page(key, offset, max_bytes).await
     }
 
     async fn lease(

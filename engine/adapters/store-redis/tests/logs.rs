@@ -24,7 +24,10 @@ async fn a_trimmed_log_is_read_by_byte_offset_from_its_oldest_kept_byte() {
     let mut written = Vec::new();
     for i in 0..500 {
         let line = format!("line {i} é\n"); // a two-byte character: offsets are bytes
-        store.append_log(&key, line.as_bytes()).await.unwrap();
+        store
+            .append_log(&key, written.len() as u64, line.as_bytes())
+            .await
+            .unwrap();
         written.extend_from_slice(line.as_bytes());
     }
     let kept = store.read_log(&key).await.unwrap();
@@ -32,20 +35,20 @@ async fn a_trimmed_log_is_read_by_byte_offset_from_its_oldest_kept_byte() {
     assert!(written.ends_with(&kept));
     let oldest = (written.len() - kept.len()) as u64;
     // From the start: what is kept, and where it begins.
-    let slice = store.read_log_from(&key, 0).await.unwrap();
+    let slice = store.read_log_from(&key, 0, 1 << 20).await.unwrap();
     assert_eq!(
         (slice.start, slice.bytes.as_slice()),
         (oldest, kept.as_slice())
     );
     // From inside a chunk that is kept.
     let inside = oldest + 7;
-    let slice = store.read_log_from(&key, inside).await.unwrap();
+    let slice = store.read_log_from(&key, inside, 1 << 20).await.unwrap();
     assert_eq!(slice.start, inside);
     assert_eq!(slice.bytes, &written[inside as usize..]);
     // At and past the end.
     let end = written.len() as u64;
     for offset in [end, end + 10] {
-        let slice = store.read_log_from(&key, offset).await.unwrap();
+        let slice = store.read_log_from(&key, offset, 1 << 20).await.unwrap();
         assert_eq!((slice.start, slice.bytes.len()), (end, 0), "from {offset}");
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::sync::broadcast;
-use weft_core::ports::{LogKey, Role};
+use weft_core::ports::{LogKey, Role, LOG_PAGE_BYTES};
 use weft_core::run::{RunState, TaskId};
 
 use super::{parse_task, ApiState};
@@ -22,15 +22,24 @@ pub(super) struct LogQuery {
     attempt: Option<u32>,
     /// Bytes to skip, for following a log as it grows.
     offset: Option<u64>,
+    /// Most bytes to answer with (default 1 MiB, at most 8 MiB): a long log
+    /// is read in pages.
+    limit: Option<u64>,
 }
+
+/// The largest page of a log one request gets.
+const MAX_PAGE_BYTES: u64 = 8 << 20;
 
 /// Response header: whether the attempt has finished (its log is complete).
 pub const FINISHED_HEADER: &str = "x-weft-attempt-finished";
 /// Response header: the byte of the log the body begins at: the asked-for
 /// offset, or later where the store dropped the log's oldest bytes.
 pub const LOG_START_HEADER: &str = "x-weft-log-start";
+/// Response header: where the log ends as stored now; while the body ends
+/// short of it, more pages follow.
+pub const LOG_END_HEADER: &str = "x-weft-log-end";
 
-#[utoipa::path(get, path = "/api/runs/{id}/logs/{task}", tag = "logs", params(("id" = String, Path), ("task" = String, Path, description = "step, or step[2]"), ("attempt" = Option<u32>, Query), ("offset" = Option<u64>, Query)), responses((status = 200, content_type = "text/plain", body = String, headers(("x-weft-attempt-finished" = String, description = "true once the attempt has ended"), ("x-weft-log-start" = u64, description = "the byte of the log the body begins at")))), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/runs/{id}/logs/{task}", tag = "logs", params(("id" = String, Path), ("task" = String, Path, description = "step, or step[2]"), ("attempt" = Option<u32>, Query), ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query, description = "most bytes to answer with: default 1 MiB, at most 8 MiB")), responses((status = 200, content_type = "text/plain", body = String, headers(("x-weft-attempt-finished" = String, description = "true once the attempt has ended"), ("x-weft-log-start" = u64, description = "the byte of the log the body begins at"), ("x-weft-log-end" = u64, description = "where the log ends as stored now: more pages follow while the body ends short of it")))), security(("bearer" = [])))]
 pub(super) async fn logs(
     State(api): State<ApiState>,
     caller: Caller,
@@ -52,7 +61,11 @@ pub(super) async fn logs(
         task: task_id,
         attempt,
     };
-    let slice = api.store.read_log_from(&key, q.offset.unwrap_or(0)).await?;
+    let limit = q.limit.unwrap_or(LOG_PAGE_BYTES).clamp(1, MAX_PAGE_BYTES);
+    let slice = api
+        .store
+        .read_log_from(&key, q.offset.unwrap_or(0), limit)
+        .await?;
     let finished = HeaderValue::from_static(if finished { "true" } else { "false" });
     let text = HeaderValue::from_static("text/plain; charset=utf-8");
     Ok((
@@ -62,6 +75,10 @@ pub(super) async fn logs(
             (
                 HeaderName::from_static(LOG_START_HEADER),
                 slice.start.into(),
+            ),
+            (
+                HeaderName::from_static(LOG_END_HEADER),
+                slice.log_end.into(),
             ),
         ],
         slice.bytes,
@@ -118,7 +135,7 @@ pub(super) async fn log_stream(
                 let log = tail
                     .api
                     .store
-                    .read_log_from(&key, tail.offset)
+                    .read_log_from(&key, tail.offset, LOG_PAGE_BYTES)
                     .await
                     .unwrap_or_default();
                 if !log.bytes.is_empty() {

@@ -56,7 +56,7 @@ use weft_orchestrator::Service;
 use crate::metrics::ServerMetrics;
 use crate::Error;
 
-pub use logs::{FINISHED_HEADER, LOG_START_HEADER};
+pub use logs::{FINISHED_HEADER, LOG_END_HEADER, LOG_START_HEADER};
 pub use runs::NEXT_PAGE_HEADER;
 pub use waiting::LiveWorkers;
 

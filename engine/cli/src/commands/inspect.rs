@@ -216,19 +216,36 @@ pub async fn logs(
     if attempt == 0 || attempt > last {
         anyhow::bail!("`{task}` has attempts 1 to {last}");
     }
-    let log = match source {
-        Source::Server(c) => c.logs(&v.run.id, &task.to_string(), Some(attempt)).await?,
-        Source::Embedded(dir) => {
-            embedded::open_store(dir)?
-                .read_log(&LogKey {
-                    run_id: v.run.id.clone(),
-                    task,
-                    attempt,
-                })
-                .await?
+    // Page by page, so a log of many megabytes is never held whole.
+    let mut out = std::io::stdout().lock();
+    match source {
+        Source::Server(c) => {
+            c.logs_each(&v.run.id, &task.to_string(), Some(attempt), |page| {
+                out.write_all(page)
+            })
+            .await?
         }
-    };
-    std::io::stdout().write_all(&log)?;
+        Source::Embedded(dir) => {
+            let store = embedded::open_store(dir)?;
+            let key = LogKey {
+                run_id: v.run.id.clone(),
+                task,
+                attempt,
+            };
+            let mut offset = 0;
+            loop {
+                let page = store
+                    .read_log_from(&key, offset, weft_core::ports::LOG_PAGE_BYTES)
+                    .await?;
+                out.write_all(&page.bytes)?;
+                if !page.more() || page.bytes.is_empty() {
+                    break;
+                }
+                offset = page.end();
+            }
+        }
+    }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -23,7 +23,9 @@ pub use kernel_runtime::{
     BufferData, KernelLaunch, KernelOutput, KernelReport, KernelRuntime, LaunchArg, LaunchCode,
 };
 pub use plugin_store::PluginStore;
-pub use run_store::{LogKey, LogSlice, RunQuery, RunRecord, RunStore};
+pub use run_store::{
+    LogKey, LogSlice, RunQuery, RunRecord, RunStore, LOG_CHUNK_BYTES, LOG_PAGE_BYTES,
+};
 pub use token_store::{Role, TokenRecord, TokenStore};
 pub use worker_registry::{gpu_label, GpuSlot, Slots, WorkerInfo, WorkerRegistry};
 pub use workflow_store::{SavedWorkflow, WorkflowStore};

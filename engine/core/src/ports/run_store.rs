@@ -64,6 +64,13 @@ pub struct LogKey {
     pub attempt: u32,
 }
 
+/// Largest piece of a log a store keeps as one entry: a step that prints
+/// 200 MB at once is stored as many bounded entries, never one huge one.
+pub const LOG_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Largest page of a log one read returns, by default.
+pub const LOG_PAGE_BYTES: u64 = 1 << 20;
+
 /// Part of an attempt's log: `bytes` begin at byte `start` of the log as
 /// written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -73,9 +80,17 @@ pub struct LogSlice {
     /// offset lies past it.
     pub start: u64,
     pub bytes: Vec<u8>,
+    /// Where the log ends as stored now: more follows this page while
+    /// [`LogSlice::end`] is short of it.
+    pub log_end: u64,
 }
 
 impl LogSlice {
+    /// Whether the log goes on past this page (as stored now).
+    pub fn more(&self) -> bool {
+        self.end() < self.log_end
+    }
+
     /// Where the next read of the log carries on.
     pub fn end(&self) -> u64 {
         self.start + self.bytes.len() as u64
@@ -149,21 +164,40 @@ pub trait RunStore: Send + Sync {
         )))
     }
 
-    /// Appends to an attempt's log.
-    async fn append_log(&self, key: &LogKey, chunk: &[u8]) -> Result<(), Error>;
+    /// Appends `chunk` to an attempt's log at byte `offset` (where its
+    /// writer believes the log ends), stored in entries of at most
+    /// [`LOG_CHUNK_BYTES`].
+    ///
+    /// # Contract
+    /// Written, all of it, only if the log ends at `offset`; else nothing
+    /// is written and `LogMoved` says where it ends. So a writer that tries
+    /// again after a lost reply finds its bytes there (the log ends at
+    /// `offset + chunk.len()`) instead of writing them twice.
+    async fn append_log(&self, key: &LogKey, offset: u64, chunk: &[u8]) -> Result<(), Error>;
 
-    /// An attempt's whole log (empty if none was written).
-    async fn read_log(&self, key: &LogKey) -> Result<Vec<u8>, Error>;
+    /// A page of an attempt's log: at most `max_bytes` from byte `offset`
+    /// on (a reader following the log reads from where it stopped), with
+    /// where the log ends now. Empty, at 0, if none was written.
+    async fn read_log_from(
+        &self,
+        key: &LogKey,
+        offset: u64,
+        max_bytes: u64,
+    ) -> Result<LogSlice, Error>;
 
-    /// An attempt's log from byte `offset` on: what a reader following the
-    /// log has not seen. Stores override this to read only that part.
-    async fn read_log_from(&self, key: &LogKey, offset: u64) -> Result<LogSlice, Error> {
-        let mut log = self.read_log(key).await?;
-        let start = offset.min(log.len() as u64);
-        Ok(LogSlice {
-            start,
-            bytes: log.split_off(start as usize),
-        })
+    /// An attempt's whole log, page by page: for logs known to be small
+    /// (tests, a post hook's tail); readers of any log page instead.
+    async fn read_log(&self, key: &LogKey) -> Result<Vec<u8>, Error> {
+        let mut log = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = self.read_log_from(key, offset, LOG_PAGE_BYTES).await?;
+            log.extend_from_slice(&page.bytes);
+            if !page.more() || page.bytes.is_empty() {
+                return Ok(log);
+            }
+            offset = page.end();
+        }
     }
 
     /// Takes, or renews, the right to drive `run_id` for `owner`, until

@@ -497,7 +497,8 @@ impl Machine<'_> {
     }
 
     fn fail_step(&mut self, si: usize, error: String, at: Millis) {
-        self.state.steps[si].error = Some(error);
+        // It can quote a value (a `for-each` that is not a list): bounded.
+        self.state.steps[si].error = Some(super::bounded_text(&error, super::MAX_TEXT_BYTES));
         self.close_step(si, StepStatus::Failed, at);
     }
 

@@ -5,6 +5,7 @@
 //! event log; replaying it through `apply` rebuilds the state exactly.
 
 mod backoff;
+mod bounded;
 mod event;
 mod job;
 mod machine;
@@ -14,6 +15,7 @@ mod retry;
 mod state;
 
 pub use backoff::retry_delay;
+pub use bounded::{bounded_text, MAX_TEXT_BYTES};
 pub use event::{Action, Event, HookRun, Job, Millis, Outcome, TaskId};
 pub use machine::{apply, resume};
 pub use params::resolve_params;

@@ -283,7 +283,10 @@ impl RunState {
                 format!("{id}: {}", reason.unwrap_or_else(|| "failed".into()))
             })
             .collect();
-        Some(failed.join("; "))
+        Some(super::bounded_text(
+            &failed.join("; "),
+            super::MAX_TEXT_BYTES,
+        ))
     }
 }
 

@@ -71,3 +71,185 @@ async fn a_huge_plugin_error_is_kept_short_in_the_run_and_whole_in_the_step_log(
         log.len()
     );
 }
+
+/// Resident memory of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A workflow of `n` join steps (no command: each finishes as it starts),
+/// in chains of 100.
+fn joins(n: usize) -> String {
+    let mut text = String::from("[workflow]\nname = \"huge\"\n");
+    for i in 0..n {
+        text.push_str(&format!("[steps.s{i}]\n"));
+        if i % 100 != 0 {
+            text.push_str(&format!("needs = [\"s{}\"]\n", i - 1));
+        }
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_past_the_step_limit_is_refused_and_runs_once_the_limit_is_raised() {
+    use reqwest::Method;
+    use serde_json::json;
+
+    use crate::cluster::{Cluster, Setup};
+
+    let source = joins(100_000);
+    let body = json!({ "workflow": source, "file": "huge.toml" });
+    let cluster = Cluster::set_up(Setup {
+        workers: 0,
+        ..Setup::default()
+    });
+    let token = cluster.admin_token.clone();
+    let (status, answer) = cluster
+        .call(Some(&token), Method::POST, "/api/runs", Some(body.clone()))
+        .await;
+    assert_eq!(status.as_u16(), 422, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.contains("100000 steps") && error.contains("`[orchestrator] max-steps-per-run`"),
+        "{error}"
+    );
+    drop(cluster);
+
+    let cluster = Cluster::set_up(Setup {
+        workers: 0,
+        orchestrator: "lease-ttl-ms = 2000\nmax-steps-per-run = 200000",
+        ..Setup::default()
+    });
+    let serve = cluster.serve.as_ref().unwrap().id();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let idle = rss(serve);
+    let token = cluster.admin_token.clone();
+    let (status, answer) = cluster
+        .call(Some(&token), Method::POST, "/api/runs", Some(body))
+        .await;
+    assert_eq!(status.as_u16(), 201, "{answer}");
+    let id = answer["id"].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let mut peak = idle;
+    let finished = loop {
+        peak = peak.max(rss(serve));
+        let runs = cluster.client().runs(5).await.unwrap();
+        let run = runs.iter().find(|r| r.id == id).unwrap();
+        if run.status != "running" && run.status != "pending" {
+            break run.status.clone();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(240),
+            "the run did not finish"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(finished, "succeeded");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let after = rss(serve);
+    eprintln!(
+        "weft serve: {} MiB idle, {} MiB at the peak of a 100,000-step run, {} MiB after it ended ({:?})",
+        idle >> 20,
+        peak >> 20,
+        after >> 20,
+        started.elapsed()
+    );
+    assert!(
+        after < idle + (64 << 20),
+        "the server's memory went back near idle: {} MiB idle, {} MiB after",
+        idle >> 20,
+        after >> 20
+    );
+}
+
+/// Polls run `id` (by the run list, cheap whatever its size) until it ends.
+async fn wait_listed(
+    cluster: &crate::cluster::Cluster,
+    id: &str,
+    limit: std::time::Duration,
+) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let runs = cluster.client().runs(20).await.unwrap();
+        if let Some(run) = runs.iter().find(|r| r.id == id) {
+            if !matches!(run.status.as_str(), "running" | "pending") {
+                return run.status.clone();
+            }
+        }
+        assert!(
+            started.elapsed() < limit,
+            "run {id} did not end within {limit:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_fan_out_neither_starves_another_run_nor_holds_it_up_once_cancelled() {
+    use std::time::{Duration, Instant};
+
+    use crate::cluster::{Cluster, Setup};
+
+    let cluster = Cluster::set_up(Setup {
+        workers: 1,
+        orchestrator: "lease-ttl-ms = 2000\ndispatch-window = 8",
+        ..Setup::default()
+    });
+    let dir = cluster.dir.path();
+    let items: Vec<String> = (0..2000).map(|i| i.to_string()).collect();
+    let huge = dir.join("huge.toml");
+    std::fs::write(
+        &huge,
+        format!(
+            "[workflow]\nname = \"huge\"\n[steps.many]\nfor-each = [{}]\nrun = \"sleep 0.05\"\n",
+            items.join(",")
+        ),
+    )
+    .unwrap();
+    let small = dir.join("small.toml");
+    std::fs::write(
+        &small,
+        "[workflow]\nname = \"small\"\n[steps.one]\nrun = \"true\"\n",
+    )
+    .unwrap();
+
+    let big = cluster.submit(huge.to_str().unwrap(), &[]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = Instant::now();
+    let other = cluster.submit(small.to_str().unwrap(), &[]).await;
+    assert_eq!(
+        wait_listed(&cluster, &other, Duration::from_secs(30)).await,
+        "succeeded"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "a small run behind 2,000 queued tasks took {waited:?}"
+    );
+    // Cancelled, the big run's jobs that never left the server are dropped,
+    // and the few in the queue are acked without running.
+    cluster.client().cancel(&big).await.unwrap();
+    assert_eq!(
+        wait_listed(&cluster, &big, Duration::from_secs(30)).await,
+        "cancelled"
+    );
+    let started = Instant::now();
+    let next = cluster.submit(small.to_str().unwrap(), &[]).await;
+    assert_eq!(
+        wait_listed(&cluster, &next, Duration::from_secs(30)).await,
+        "succeeded"
+    );
+    let after_cancel = started.elapsed();
+    assert!(
+        after_cancel < Duration::from_secs(5),
+        "a run after the cancel took {after_cancel:?}"
+    );
+    eprintln!(
+        "a small run beside a 2,000-task fan-out: {waited:?}; after its cancel: {after_cancel:?}"
+    );
+}

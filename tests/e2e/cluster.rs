@@ -14,6 +14,7 @@ use crate::support::{repo, weft_bin};
 
 pub struct Cluster {
     pub prefix: String,
+    pub redis_url: String,
     pub dir: tempfile::TempDir,
     config: PathBuf,
     pub serve: Option<Child>,
@@ -53,6 +54,33 @@ pub fn start(mut cmd: Command, what: &str) -> (Child, String, Vec<String>) {
     }
 }
 
+/// How a test's cluster differs from the default one.
+pub struct Setup<'a> {
+    pub workers: usize,
+    pub broker_url: &'a str,
+    pub redis_url: &'a str,
+    /// Deliveries of a job before it is dead-lettered.
+    pub delivery_limit: u32,
+    /// Lines added to `[orchestrator]`, `[redis]` and `[worker]`.
+    pub orchestrator: &'a str,
+    pub redis: &'a str,
+    pub worker: &'a str,
+}
+
+impl Default for Setup<'_> {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            broker_url: "amqp://guest:guest@127.0.0.1:5672/%2f",
+            redis_url: "redis://127.0.0.1:6379/",
+            delivery_limit: 3,
+            orchestrator: "lease-ttl-ms = 2000",
+            redis: "",
+            worker: "concurrency = 2",
+        }
+    }
+}
+
 impl Cluster {
     /// A server and `workers` workers (concurrency 2 each) on the shared broker and Redis.
     pub fn start(workers: usize) -> Self {
@@ -61,6 +89,24 @@ impl Cluster {
 
     /// `delivery_limit`: deliveries of a job before it is dead-lettered.
     pub fn start_with(workers: usize, broker_url: &str, delivery_limit: u32) -> Self {
+        Self::set_up(Setup {
+            workers,
+            broker_url,
+            delivery_limit,
+            ..Setup::default()
+        })
+    }
+
+    pub fn set_up(setup: Setup<'_>) -> Self {
+        let Setup {
+            workers,
+            broker_url,
+            redis_url,
+            delivery_limit,
+            orchestrator,
+            redis,
+            worker,
+        } = setup;
         let prefix = weft_testkit::unique("e2e");
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("weft.toml");
@@ -68,10 +114,10 @@ impl Cluster {
             &config,
             format!(
                 "[broker]\nurl = \"{broker_url}\"\nprefix = \"{prefix}\"\nexpire-after-ms = 600000\ndelivery-limit = {delivery_limit}\nreconnect-max-delay-ms = 1000\n\n\
-                 [redis]\nprefix = \"{prefix}\"\nexpire-after-secs = 900\n\n\
-                 [orchestrator]\nlease-ttl-ms = 2000\n\n\
+                 [redis]\nurl = \"{redis_url}\"\nprefix = \"{prefix}\"\nexpire-after-secs = 900\n{redis}\n\n\
+                 [orchestrator]\n{orchestrator}\n\n\
                  [server]\nlisten = \"127.0.0.1:0\"\n\n\
-                 [worker]\nconcurrency = 2\nheartbeat-ms = 500\nwork-dir = \"{}\"\n\n\
+                 [worker]\n{worker}\nheartbeat-ms = 500\nwork-dir = \"{}\"\n\n\
                  [worker-http]\nlisten = \"127.0.0.1:0\"\ndrain-grace-ms = 5000\n",
                 dir.path().join("work").display()
             ),
@@ -79,6 +125,7 @@ impl Cluster {
         .unwrap();
         let mut cluster = Self {
             prefix,
+            redis_url: redis_url.to_string(),
             dir,
             config,
             serve: None,
@@ -225,6 +272,7 @@ impl Cluster {
 
     pub async fn store(&self) -> weft_store_redis::RedisRunStore {
         weft_store_redis::RedisRunStore::connect(weft_store_redis::Options {
+            url: self.redis_url.clone(),
             prefix: self.prefix.clone(),
             ..Default::default()
         })

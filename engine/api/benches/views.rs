@@ -74,6 +74,7 @@ fn main() {
     let plan = Plan::new(weft_core::spec::load(&source).expect("the bench workflow loads"));
     let record = RunRecord {
         submitted_by: None,
+        limits: Default::default(),
         id: "bench".into(),
         workflow: "wide".into(),
         file: "wide.toml".into(),

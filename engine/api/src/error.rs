@@ -40,7 +40,7 @@ impl From<weft_orchestrator::Error> for Error {
         let status = match &e {
             O::NoSuchRun(_) => StatusCode::NOT_FOUND,
             O::NotOwner(_) => StatusCode::CONFLICT,
-            O::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            O::Invalid(_) | O::TooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
             O::StoredWorkflow(_) | O::Port(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, e.to_string())

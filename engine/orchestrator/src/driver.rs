@@ -6,10 +6,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use weft_core::ports::{Fence, ReportDelivery, ReportKind, RunRecord};
-use weft_core::run::{apply, resume, Action, Event, HookRun, RunState};
+use weft_core::run::{apply, resume, Action, Event, HookRun, RunState, TaskId};
 
 use crate::service::{RunChange, Shared};
 use crate::timers::Timers;
+use crate::window::Window;
 use crate::Error;
 
 /// Called after every event with the state and the event.
@@ -38,6 +39,8 @@ pub(crate) struct Driver {
     pub cancel: watch::Receiver<bool>,
     /// `StepReused` events that open a retry, before `Started`.
     pub reuse: Vec<Event>,
+    /// Dispatched jobs waiting for room in the queue.
+    pub window: Window,
 }
 
 /// Resolves when `cancel` turns true (holding no borrow across awaits);
@@ -89,6 +92,7 @@ impl Driver {
                 self.append(&events).await?;
                 let mut actions = Vec::new();
                 for event in events.drain(..) {
+                    self.window.heard(&event);
                     let was_over = self.state.status.is_terminal();
                     actions.extend(apply(&mut self.state, event.clone()));
                     let finished = !was_over && self.state.status.is_terminal();
@@ -243,14 +247,41 @@ impl Driver {
         acks.push(delivery);
     }
 
-    /// Carries out actions; jobs go out as one pipelined batch.
-    async fn carry_out_all(&self, actions: Vec<Action>, timers: &mut Timers) -> Result<(), Error> {
-        let mut jobs = Vec::new();
+    /// Carries out actions: dispatched jobs join the window, and what it
+    /// lets through goes out as one pipelined batch.
+    async fn carry_out_all(
+        &mut self,
+        actions: Vec<Action>,
+        timers: &mut Timers,
+    ) -> Result<(), Error> {
+        let mut rest = Vec::new();
         for action in actions {
             match action {
-                Action::Dispatch(job) => jobs.push(*job),
-                other => self.carry_out(other, timers).await?,
+                Action::Dispatch(job) => self.window.push(*job),
+                other => rest.push(other),
             }
+        }
+        for action in rest {
+            match action {
+                Action::ArmDeadline {
+                    task,
+                    attempt,
+                    after,
+                } => {
+                    if let Some((task, attempt, after)) =
+                        self.window.defer_deadline(task, attempt, after)
+                    {
+                        self.arm_deadline(task, attempt, after, timers);
+                    }
+                }
+                // Never published: no worker needs to hear of it.
+                Action::Abort { task, attempt } if self.window.take_back(&task, attempt) => {}
+                other => self.carry_out(other, timers),
+            }
+        }
+        let (jobs, deadlines) = self.window.next_batch();
+        for (task, attempt, after) in deadlines {
+            self.arm_deadline(task, attempt, after, timers);
         }
         if !jobs.is_empty() {
             self.shared.queue.publish_all(&jobs).await?;
@@ -258,10 +289,23 @@ impl Driver {
         Ok(())
     }
 
-    async fn carry_out(&self, action: Action, timers: &mut Timers) -> Result<(), Error> {
+    fn arm_deadline(&self, task: TaskId, attempt: u32, after: Duration, timers: &mut Timers) {
         let grace = Duration::from_millis(self.shared.options.deadline_grace_ms);
+        let at = Instant::now()
+            .checked_add(after + grace)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+        timers.arm(
+            at,
+            Event::DeadlinePassed {
+                task,
+                attempt,
+                at: 0,
+            },
+        );
+    }
+
+    fn carry_out(&self, action: Action, timers: &mut Timers) {
         match action {
-            Action::Dispatch(job) => self.shared.queue.publish(&job).await?,
             Action::ScheduleRetry {
                 task,
                 attempt,
@@ -274,27 +318,9 @@ impl Driver {
                     at: 0,
                 },
             ),
-            Action::ArmDeadline {
-                task,
-                attempt,
-                after,
-            } => {
-                let at = Instant::now()
-                    .checked_add(after + grace)
-                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
-                timers.arm(
-                    at,
-                    Event::DeadlinePassed {
-                        task,
-                        attempt,
-                        at: 0,
-                    },
-                );
-            }
             Action::Abort { task, attempt } => (self.shared.abort)(&self.record.id, &task, attempt),
-            Action::Finished { .. } => {}
+            Action::Dispatch(_) | Action::ArmDeadline { .. } | Action::Finished { .. } => {}
         }
-        Ok(())
     }
 }
 

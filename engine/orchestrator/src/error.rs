@@ -10,6 +10,9 @@ pub enum Error {
     NoSuchRun(String),
     #[error("{0}")]
     Invalid(String),
+    /// The workflow is bigger than the server's limits allow.
+    #[error("{0}")]
+    TooLarge(String),
     #[error(transparent)]
     Port(#[from] weft_core::Error),
 }

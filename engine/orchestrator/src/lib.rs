@@ -18,6 +18,7 @@ mod plugins;
 mod read_cache;
 mod service;
 mod timers;
+mod window;
 
 pub use aborts::abort_through_claims;
 pub use clock::SystemClock;
@@ -67,6 +68,7 @@ pub async fn load_run_with(
         .plan(&record.source)
         .ok_or_else(|| Error::StoredWorkflow(record.id.clone()))?;
     let mut state = RunState::new(record.id.clone(), plan, record.params.clone());
+    state.limits = record.limits;
     let seen = events.len() as u64;
     for event in events {
         weft_core::run::apply(&mut state, event);

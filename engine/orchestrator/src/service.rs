@@ -291,6 +291,10 @@ impl Service {
         run: NewRun,
         progress: Box<dyn Progress>,
     ) -> Result<(RunRecord, RunHandle), Error> {
+        self.shared
+            .options
+            .check_size(&run.workflow)
+            .map_err(Error::TooLarge)?;
         let record = RunRecord {
             id: (self.shared.run_ids)(),
             workflow: run.workflow.name.clone(),
@@ -303,6 +307,7 @@ impl Service {
             summary: None,
             plugins: run.plugins,
             submitted_by: run.submitted_by,
+            limits: self.shared.options.run_limits(),
         };
         let _starting = self.starting(&record.id).expect("a new run id is unique");
         self.shared.store.create_run(&record).await?;
@@ -315,6 +320,7 @@ impl Service {
             record.params.clone(),
         );
         state.plugins = record.plugins.clone();
+        state.limits = record.limits;
         let handle = self.start(record.clone(), state, 0, fence, run.reuse, progress);
         Ok((record, handle))
     }
@@ -376,6 +382,7 @@ impl Service {
             record.id.clone(),
             Plan::new(workflow),
             record.params.clone(),
+            record.limits,
             events,
         );
         state.plugins = record.plugins.clone();
@@ -447,6 +454,7 @@ impl Service {
             inbox,
             cancel,
             reuse,
+            window: crate::window::Window::new(self.shared.options.dispatch_window),
         };
         let shared = self.shared.clone();
         tokio::spawn(async move {

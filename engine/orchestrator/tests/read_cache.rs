@@ -12,6 +12,7 @@ const SOURCE: &str = "[workflow]\nname = \"two\"\n[steps.a]\nrun = \"true\"\n[st
 fn record(id: &str) -> RunRecord {
     RunRecord {
         submitted_by: None,
+        limits: Default::default(),
         id: id.into(),
         workflow: "two".into(),
         file: "two.toml".into(),

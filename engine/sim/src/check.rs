@@ -52,6 +52,7 @@ pub fn stored_state(world: &World, run_id: &str) -> Option<RunState> {
         run_id,
         Plan::new(workflow),
         record.params.clone(),
+        record.limits,
         events,
     ))
 }

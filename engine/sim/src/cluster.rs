@@ -75,7 +75,8 @@ impl Cluster {
             owner: name.clone(),
             lease_ttl_ms: self.scenario.lease_ttl_ms,
             deadline_grace_ms: 2_000,
-            jobs_lost_on_restart: false,
+            dispatch_window: self.scenario.dispatch_window,
+            ..weft_orchestrator::Options::default()
         };
         let ids = self.run_ids.clone();
         let service =

@@ -78,6 +78,8 @@ pub struct Scenario {
     pub faults: Vec<(Duration, Fault)>,
     /// After this, no more faults: what was killed is started again.
     pub calm_after: Duration,
+    /// Jobs of one run queued at once (0: no window).
+    pub dispatch_window: u32,
 }
 
 impl Scenario {
@@ -156,6 +158,7 @@ impl Scenario {
             },
             faults,
             calm_after,
+            dispatch_window: *r.pick(&[0, 1, 3, 1_000]),
         }
     }
 }

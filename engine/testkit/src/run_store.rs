@@ -9,6 +9,7 @@ use crate::unique;
 fn record(id: &str, created_at: u64) -> RunRecord {
     RunRecord {
         submitted_by: Some("tester".into()),
+        limits: Default::default(),
         id: id.into(),
         workflow: "contract".into(),
         file: "contract.toml".into(),

@@ -8,7 +8,7 @@ use serde_json::{Map, Value as Json};
 
 use super::{Claim, Fence, Report};
 use crate::plugins::ResolvedPlugin;
-use crate::run::{Event, Millis, RunStatus, TaskId};
+use crate::run::{Event, Millis, RunLimits, RunStatus, TaskId};
 use crate::Error;
 
 /// What is stored about a run besides its events.
@@ -33,6 +33,9 @@ pub struct RunRecord {
     /// Who asked for it: the API token's name, or the local user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_by: Option<String>,
+    /// The limits it runs under (the server's when it was submitted).
+    #[serde(default, skip_serializing_if = "RunLimits::is_default")]
+    pub limits: RunLimits,
 }
 
 /// A page of runs: filters, newest first, after a cursor.

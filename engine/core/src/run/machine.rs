@@ -473,6 +473,30 @@ impl Machine<'_> {
                 }
             }
         };
+        let limits = self.state.limits;
+        if items.len() > limits.max_tasks_per_step as usize {
+            return self.fail_step(
+                si,
+                format!(
+                    "`for-each` gave {} items; a step may have at most {} tasks (`[orchestrator] max-tasks-per-step`)",
+                    items.len(),
+                    limits.max_tasks_per_step
+                ),
+                at,
+            );
+        }
+        if self.state.tasks as usize + items.len() > limits.max_tasks_per_run as usize {
+            return self.fail_step(
+                si,
+                format!(
+                    "its {} tasks would take the run past {} tasks (`[orchestrator] max-tasks-per-run`)",
+                    items.len(),
+                    limits.max_tasks_per_run
+                ),
+                at,
+            );
+        }
+        self.state.tasks += items.len() as u32;
         let step = &mut self.state.steps[si];
         step.status = StepStatus::Running;
         step.open_tasks = items.len();

@@ -213,6 +213,10 @@ pub struct RunState {
     pub cancel_reason: Option<String>,
     /// The exact plugin each reference of the workflow resolved to at submit.
     pub plugins: BTreeMap<String, ResolvedPlugin>,
+    /// What the run may grow to; set before any event is applied.
+    pub limits: super::RunLimits,
+    /// Tasks its steps have so far.
+    pub(super) tasks: u32,
 }
 
 impl RunState {
@@ -244,6 +248,8 @@ impl RunState {
             finished_at: None,
             cancel_reason: None,
             plugins: BTreeMap::new(),
+            limits: super::RunLimits::default(),
+            tasks: 0,
         }
     }
 
@@ -291,14 +297,16 @@ impl RunState {
 }
 
 impl RunState {
-    /// Rebuilds a run's state from its event log.
+    /// Rebuilds a run's state from its event log, under the limits it ran with.
     pub fn replay(
         run_id: impl Into<String>,
         plan: Arc<Plan>,
         params: Map<String, Json>,
+        limits: super::RunLimits,
         events: impl IntoIterator<Item = super::Event>,
     ) -> Self {
         let mut state = Self::new(run_id, plan, params);
+        state.limits = limits;
         for event in events {
             super::apply(&mut state, event);
         }

@@ -305,7 +305,13 @@ fn a_replayed_run_resumes_without_redoing_succeeded_steps() {
     for e in &log[2..] {
         apply(&mut s, e.clone());
     }
-    let mut replayed = RunState::replay("run-1", s.plan.clone(), s.params.clone(), log.clone());
+    let mut replayed = RunState::replay(
+        "run-1",
+        s.plan.clone(),
+        s.params.clone(),
+        s.limits,
+        log.clone(),
+    );
     let actions = resume(&mut replayed, false);
     assert!(actions.contains(&Action::ArmDeadline {
         task: b.task.clone(),
@@ -322,7 +328,7 @@ fn a_replayed_run_resumes_without_redoing_succeeded_steps() {
         "a (succeeded) and b (running) are not dispatched again"
     );
     // Where the queue did not survive, the running attempt is sent again.
-    let mut replayed = RunState::replay("run-1", s.plan.clone(), s.params.clone(), log);
+    let mut replayed = RunState::replay("run-1", s.plan.clone(), s.params.clone(), s.limits, log);
     let again = dispatched(&resume(&mut replayed, true));
     assert_eq!(
         again
@@ -341,6 +347,7 @@ fn a_queued_attempt_is_dispatched_again_on_resume() {
         "run-1",
         s.plan.clone(),
         s.params.clone(),
+        s.limits,
         [Event::Started { at: 0 }],
     );
     assert_eq!(dispatched(&resume(&mut replayed, false)), vec![job]);
@@ -501,6 +508,43 @@ fn two_executions_of_one_attempt_are_both_shown_and_the_first_result_counts() {
         .executions
         .iter()
         .all(|e| e.finished_at.is_some() && e.error.as_deref() == Some("")));
+}
+
+#[test]
+fn a_for_each_past_the_limits_fails_its_step_saying_which() {
+    let toml = "[workflow]\nname='big'\n[params]\nn=[1,2,3,4,5]\n[steps.a]\nfor-each='{{ params.n }}'\nrun='x'\n[steps.b]\nfor-each=[1,2,3]\nrun='y'\n";
+    let mut s = state(toml);
+    s.limits = RunLimits {
+        max_tasks_per_step: 4,
+        max_tasks_per_run: 6,
+    };
+    let jobs = dispatched(&apply(&mut s, Event::Started { at: 0 }));
+    assert_eq!(jobs.len(), 3, "b's three tasks run: {jobs:?}");
+    let a = &s.steps[0];
+    assert_eq!(a.status, StepStatus::Failed);
+    assert!(
+        a.error
+            .as_deref()
+            .unwrap()
+            .contains("gave 5 items; a step may have at most 4 tasks"),
+        "{:?}",
+        a.error
+    );
+    let mut t = state(toml);
+    t.limits = RunLimits {
+        max_tasks_per_step: 10,
+        max_tasks_per_run: 7,
+    };
+    apply(&mut t, Event::Started { at: 0 });
+    assert!(
+        t.steps[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("past 7 tasks"),
+        "{:?}",
+        t.steps[1].error
+    );
 }
 
 proptest! {

@@ -253,3 +253,75 @@ async fn a_huge_fan_out_neither_starves_another_run_nor_holds_it_up_once_cancell
         "a small run beside a 2,000-task fan-out: {waited:?}; after its cancel: {after_cancel:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_the_server_goes_on_serving() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    use crate::cluster::{Cluster, Setup};
+
+    let cluster = Cluster::set_up(Setup {
+        workers: 0,
+        server: "header-read-timeout-ms = 1000\nrequest-timeout-ms = 1500",
+        ..Setup::default()
+    });
+    let addr = cluster.url.trim_start_matches("http://").to_string();
+    // Twenty clients that send their headers a byte at a time.
+    let slow: Vec<std::thread::JoinHandle<Duration>> = (0..20)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut s = TcpStream::connect(&addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                for b in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "
+                    .iter()
+                    .cycle()
+                {
+                    if s.write_all(&[*b]).is_err() {
+                        break;
+                    }
+                    let mut buf = [0u8; 64];
+                    match s.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(_) => break,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => break,
+                    }
+                    assert!(started.elapsed() < Duration::from_secs(20), "never cut off");
+                }
+                started.elapsed()
+            })
+        })
+        .collect();
+    // Meanwhile the server answers others at once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let (status, _) = cluster
+        .call(None, reqwest::Method::GET, "/healthz", None)
+        .await;
+    assert_eq!(status.as_u16(), 200);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    for t in slow {
+        let lasted = t.join().unwrap();
+        assert!(
+            lasted < Duration::from_secs(5),
+            "a slow client was held {lasted:?}"
+        );
+    }
+    // A body sent too slowly is answered 408.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    let token = cluster.admin_token.clone();
+    write!(
+        s,
+        "POST /api/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}

@@ -61,10 +61,11 @@ pub struct Setup<'a> {
     pub redis_url: &'a str,
     /// Deliveries of a job before it is dead-lettered.
     pub delivery_limit: u32,
-    /// Lines added to `[orchestrator]`, `[redis]` and `[worker]`.
+    /// Lines added to `[orchestrator]`, `[redis]`, `[worker]` and `[server]`.
     pub orchestrator: &'a str,
     pub redis: &'a str,
     pub worker: &'a str,
+    pub server: &'a str,
 }
 
 impl Default for Setup<'_> {
@@ -77,6 +78,7 @@ impl Default for Setup<'_> {
             orchestrator: "lease-ttl-ms = 2000",
             redis: "",
             worker: "concurrency = 2",
+            server: "",
         }
     }
 }
@@ -106,6 +108,7 @@ impl Cluster {
             orchestrator,
             redis,
             worker,
+            server,
         } = setup;
         let prefix = weft_testkit::unique("e2e");
         let dir = tempfile::tempdir().unwrap();
@@ -116,7 +119,7 @@ impl Cluster {
                 "[broker]\nurl = \"{broker_url}\"\nprefix = \"{prefix}\"\nexpire-after-ms = 600000\ndelivery-limit = {delivery_limit}\nreconnect-max-delay-ms = 1000\n\n\
                  [redis]\nurl = \"{redis_url}\"\nprefix = \"{prefix}\"\nexpire-after-secs = 900\n{redis}\n\n\
                  [orchestrator]\n{orchestrator}\n\n\
-                 [server]\nlisten = \"127.0.0.1:0\"\n\n\
+                 [server]\nlisten = \"127.0.0.1:0\"\n{server}\n\n\
                  [worker]\n{worker}\nheartbeat-ms = 500\nwork-dir = \"{}\"\n\n\
                  [worker-http]\nlisten = \"127.0.0.1:0\"\ndrain-grace-ms = 5000\n",
                 dir.path().join("work").display()

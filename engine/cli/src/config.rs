@@ -37,6 +37,28 @@ pub struct ServerOptions {
     /// Require bearer tokens on every route but `/healthz`. Default: true.
     /// Turn off only for a single-user server on a trusted loopback.
     pub auth: bool,
+    /// A client must send a request's headers within this, in
+    /// milliseconds (an idle kept-alive connection is closed after it
+    /// too). Default: 10000.
+    pub header_read_timeout_ms: u64,
+    /// A request must be read and answered within this, in milliseconds
+    /// (408 otherwise; event streams are not cut). Default: 60000.
+    pub request_timeout_ms: u64,
+    /// Connections served at once; more wait to be accepted. Default: 1024.
+    pub max_connections: usize,
+    /// Longest the compile of an uploaded plugin may take, in milliseconds.
+    /// Default: 300000.
+    pub max_plugin_compile_ms: u64,
+}
+
+impl ServerOptions {
+    pub fn limits(&self) -> weft_api::Limits {
+        weft_api::Limits {
+            header_read_timeout_ms: self.header_read_timeout_ms,
+            request_timeout_ms: self.request_timeout_ms,
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 impl Default for ServerOptions {
@@ -44,6 +66,10 @@ impl Default for ServerOptions {
         Self {
             listen: "127.0.0.1:7420".into(),
             auth: true,
+            header_read_timeout_ms: weft_api::Limits::default().header_read_timeout_ms,
+            request_timeout_ms: weft_api::Limits::default().request_timeout_ms,
+            max_connections: weft_api::Limits::default().max_connections,
+            max_plugin_compile_ms: weft_wasm_host::Options::default().max_compile_ms,
         }
     }
 }

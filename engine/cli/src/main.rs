@@ -219,7 +219,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(url) => commands::plugin::Registry::Server(client(url)),
                 None => commands::plugin::Registry::Embedded(data.data_dir.clone()),
             };
-            commands::plugin::plugin(registry, command).await
+            let compile_ms = config.worker.plugins.max_compile_ms;
+            commands::plugin::plugin(registry, command, compile_ms).await
         }
         Command::Token(command) => {
             let url = server.clone().ok_or_else(|| {

@@ -1,7 +1,7 @@
 //! The engine, its linker and the compiled plugins it has seen.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,6 +52,11 @@ pub struct Host {
     linker: Linker<State>,
     pub(crate) options: Options,
     compiled: Mutex<HashMap<String, Arc<Plugin>>>,
+    /// One lock per content being compiled: a second load of the same
+    /// plugin waits for the first compile instead of compiling it again.
+    compiling: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Compiles done, for metrics and tests.
+    compiles: AtomicU64,
     disk: Option<DiskCache>,
     stop_ticker: Arc<AtomicBool>,
 }
@@ -123,6 +128,8 @@ impl Host {
             linker,
             options,
             compiled: Mutex::default(),
+            compiling: Mutex::default(),
+            compiles: Default::default(),
             disk,
             stop_ticker,
         })
@@ -150,9 +157,31 @@ impl Host {
     /// from the disk cache) the first time.
     pub fn load(&self, wasm: &[u8]) -> Result<Arc<Plugin>, Error> {
         let sha256 = sha256_hex(wasm);
-        if let Some(p) = self.compiled.lock().expect("plugin cache").get(&sha256) {
-            return Ok(p.clone());
+        if let Some(p) = self.loaded(&sha256) {
+            return Ok(p);
         }
+        // Single flight: whoever holds this content's lock compiles it;
+        // the others find it compiled when they get the lock.
+        let lock = self
+            .compiling
+            .lock()
+            .expect("compile locks")
+            .entry(sha256.clone())
+            .or_default()
+            .clone();
+        let _compiling = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = self.loaded(&sha256) {
+            return Ok(p);
+        }
+        let loaded = self.load_new(wasm, sha256.clone());
+        self.compiling
+            .lock()
+            .expect("compile locks")
+            .remove(&sha256);
+        loaded
+    }
+
+    fn load_new(&self, wasm: &[u8], sha256: String) -> Result<Arc<Plugin>, Error> {
         let component = match self
             .disk
             .as_ref()
@@ -191,6 +220,11 @@ impl Host {
             .cloned()
     }
 
+    /// How many compiles this host has done (a load from the disk cache is none).
+    pub fn compiles(&self) -> u64 {
+        self.compiles.load(Ordering::Relaxed)
+    }
+
     fn compile(&self, wasm: &[u8]) -> Result<Component, Error> {
         if wasm.len() > self.options.max_plugin_bytes {
             return Err(Error::TooLarge {
@@ -199,6 +233,7 @@ impl Host {
             });
         }
         inspect::check_header(wasm)?;
+        self.compiles.fetch_add(1, Ordering::Relaxed);
         Component::new(&self.engine, wasm).map_err(|e| Error::Compile(format!("{e:#}")))
     }
 

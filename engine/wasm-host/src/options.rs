@@ -27,6 +27,9 @@ pub struct Options {
     /// Instances that may be live at once (the pooling allocator's size).
     /// Default: 128.
     pub max_instances: u32,
+    /// Longest a compile of an upload may take, in ms (a Python plugin
+    /// compiled by a debug build can take minutes). Default: 300000.
+    pub max_compile_ms: u64,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
             max_output_bytes: 1 << 20,
             max_plugin_bytes: 32 << 20,
             max_instances: 128,
+            max_compile_ms: 300_000,
         }
     }
 }

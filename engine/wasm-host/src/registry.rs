@@ -9,11 +9,10 @@ use weft_core::ports::PluginStore;
 
 use crate::{sha256_hex, Error, Host, World};
 
-/// Longest a compile may take on upload.
-const COMPILE_LIMIT: Duration = Duration::from_secs(120);
-
 /// Validates `wasm` (name, version, size, component, imports, world; a
-/// compile bounded in time) and registers it as `name@version`.
+/// compile bounded in time) and registers it as `name@version`. A version
+/// already registered is settled before anything is compiled: the same
+/// bytes are a no-op, other bytes a `Conflict`.
 pub async fn register(
     host: &Arc<Host>,
     store: &dyn PluginStore,
@@ -34,15 +33,30 @@ pub async fn register(
     }
     valid_version(version).map_err(Error::BadName)?;
     let (size, sha256) = (wasm.len() as u64, sha256_hex(&wasm));
+    if let Some(existing) = store
+        .plugin_versions(name)
+        .await?
+        .into_iter()
+        .find(|r| r.version == version)
+    {
+        if existing.sha256 == sha256 {
+            return Ok(existing);
+        }
+        return Err(Error::Store(weft_core::Error::Conflict(format!(
+            "{name}@{version} exists with other contents ({}); a version never changes: push a new one",
+            existing.sha256
+        ))));
+    }
+    let limit = Duration::from_millis(host.options().max_compile_ms.max(1));
     let wasm = Arc::new(wasm);
     let task = {
         let (host, wasm) = (host.clone(), wasm.clone());
         tokio::task::spawn_blocking(move || host.inspect(&wasm))
     };
-    let inspection = match tokio::time::timeout(COMPILE_LIMIT, task).await {
+    let inspection = match tokio::time::timeout(limit, task).await {
         Ok(joined) => joined.map_err(|e| Error::Compile(e.to_string()))??,
         // The compile goes on in the background; its result is dropped.
-        Err(_) => return Err(Error::CompileTimeout(COMPILE_LIMIT.as_secs())),
+        Err(_) => return Err(Error::CompileTimeout(limit.as_secs())),
     };
     let record = PluginRecord {
         name: name.to_string(),

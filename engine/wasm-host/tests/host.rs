@@ -305,3 +305,42 @@ fn compiled_plugins_are_cached_on_disk() {
     .unwrap();
     assert!(host.load(&bytes).is_ok());
 }
+
+#[test]
+fn loads_of_one_plugin_at_once_compile_it_once() {
+    let host = std::sync::Arc::new(host());
+    let bytes = std::sync::Arc::new(wasm("text-stats"));
+    let loads: Vec<_> = (0..4)
+        .map(|_| {
+            let (host, bytes) = (host.clone(), bytes.clone());
+            std::thread::spawn(move || host.load(&bytes).unwrap().sha256.clone())
+        })
+        .collect();
+    let hashes: Vec<String> = loads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(hashes.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(host.compiles(), 1, "four loads at once, one compile");
+}
+
+#[tokio::test]
+async fn pushing_an_existing_version_is_settled_before_any_compile() {
+    let host = std::sync::Arc::new(host());
+    let dir = tempfile::tempdir().unwrap();
+    let store = weft_store_embedded::EmbeddedRunStore::open(dir.path()).unwrap();
+    let first = weft_wasm_host::register(&host, &store, "stats", "0.1.0", wasm("text-stats"), 1)
+        .await
+        .unwrap();
+    assert_eq!(host.compiles(), 1);
+    let again = weft_wasm_host::register(&host, &store, "stats", "0.1.0", wasm("text-stats"), 2)
+        .await
+        .unwrap();
+    assert_eq!(again, first, "the same bytes again: nothing to do");
+    let other =
+        weft_wasm_host::register(&host, &store, "stats", "0.1.0", wasm("validate-inputs"), 3)
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(other, Error::Store(weft_core::Error::Conflict(_))),
+        "{other}"
+    );
+    assert_eq!(host.compiles(), 1, "neither push compiled anything");
+}

@@ -52,7 +52,12 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-pub async fn plugin(registry: Registry, command: Command) -> anyhow::Result<ExitCode> {
+/// `compile_ms`: the longest a push to the embedded store may compile.
+pub async fn plugin(
+    registry: Registry,
+    command: Command,
+    compile_ms: u64,
+) -> anyhow::Result<ExitCode> {
     match command {
         Command::Push {
             file,
@@ -69,6 +74,7 @@ pub async fn plugin(registry: Registry, command: Command) -> anyhow::Result<Exit
                     let host = Arc::new(weft_wasm_host::Host::new(weft_wasm_host::Options {
                         max_instances: 1,
                         cache_dir: Some(dir.join("work").join("plugin-cache")),
+                        max_compile_ms: compile_ms,
                         ..Default::default()
                     })?);
                     let record = weft_wasm_host::register(

@@ -140,6 +140,7 @@ async fn serve_api(
     // Compiles uploads to validate them; it runs no plugin.
     let plugin_host = Arc::new(weft_wasm_host::Host::new(weft_wasm_host::Options {
         max_instances: 1,
+        max_compile_ms: config.server.max_plugin_compile_ms,
         ..Default::default()
     })?);
     let changes = weft_api::ChangeFeed::start(&service);
@@ -164,7 +165,7 @@ async fn serve_api(
         }
     };
     tokio::select! {
-        served = axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()) => served?,
+        served = weft_api::serve(listener, app, config.server.limits(), super::shutdown_signal()) => served?,
         routed = router_task => {
             routed.map_err(|e| anyhow::anyhow!("report router: {e}"))??;
         }

@@ -96,7 +96,13 @@ pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> 
     let stats = worker.stats();
     println!("weft worker {name} taking pools [{pools}]; status on {status_url}");
     let status = weft_api::status_router(Arc::new(move || stats.render()));
-    tokio::spawn(async move { axum::serve(listener, status).await });
+    // The same bounds on its clients as the API's: a stuck scraper holds nothing.
+    tokio::spawn(weft_api::serve(
+        listener,
+        status,
+        weft_api::Limits::default(),
+        std::future::pending(),
+    ));
 
     let (stop, stopped) = watch::channel(false);
     let mut running = tokio::spawn(worker.run(stopped));

@@ -12,9 +12,12 @@ const DEFAULT_FILTER: &str =
 pub fn init() {
     let filter =
         EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false);
     let installed = if std::env::var("WEFT_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().try_init()

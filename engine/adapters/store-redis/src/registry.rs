@@ -12,29 +12,36 @@ use crate::RedisRunStore;
 #[async_trait]
 impl WorkerRegistry for RedisRunStore {
     async fn heartbeat(&self, info: &WorkerInfo, ttl_ms: u64) -> Result<(), Error> {
-        let key = self.key(&["worker", &info.name]);
-        let mut conn = self.conn();
-        let _: () = redis::pipe()
-            .cmd("SET")
-            .arg(&key)
-            .arg(encode(info)?)
-            .arg("PX")
-            .arg(ttl_ms.max(1))
-            .ignore()
-            .sadd(self.key(&["workers"]), &info.name)
-            .ignore()
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_err("recording a heartbeat"))?;
-        Ok(())
+        let (key, set, body) = (
+            self.key(&["worker", &info.name]),
+            self.key(&["workers"]),
+            encode(info)?,
+        );
+        crate::retry::retrying(self.retry_for(), "recording a heartbeat", || {
+            let mut pipe = redis::pipe();
+            pipe.cmd("SET")
+                .arg(&key)
+                .arg(&body)
+                .arg("PX")
+                .arg(ttl_ms.max(1))
+                .ignore()
+                .sadd(&set, &info.name)
+                .ignore();
+            let mut conn = self.conn();
+            async move { pipe.query_async::<()>(&mut conn).await }
+        })
+        .await
     }
 
     async fn workers(&self, _now: u64) -> Result<Vec<WorkerInfo>, Error> {
+        let set = self.key(&["workers"]);
+        let names: Vec<String> =
+            crate::retry::retrying(self.retry_for(), "listing workers", || {
+                let (mut conn, set) = (self.conn(), set.clone());
+                async move { conn.smembers(set).await }
+            })
+            .await?;
         let mut conn = self.conn();
-        let names: Vec<String> = conn
-            .smembers(self.key(&["workers"]))
-            .await
-            .map_err(redis_err("listing workers"))?;
         if names.is_empty() {
             return Ok(Vec::new());
         }

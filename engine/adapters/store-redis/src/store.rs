@@ -126,12 +126,11 @@ impl RedisRunStore {
 
     async fn expire(&self, key: &str) -> Result<(), Error> {
         if let Some(secs) = self.options.expire_after_secs {
-            let _: () = self
-                .conn
-                .clone()
-                .expire(key, secs as i64)
-                .await
-                .map_err(redis_err("setting expiry"))?;
+            let _: () = retrying(self.retry_for(), "setting expiry", || {
+                let mut conn = self.conn.clone();
+                async move { conn.expire(key, secs as i64).await }
+            })
+            .await?;
         }
         Ok(())
     }
@@ -163,39 +162,52 @@ impl RedisRunStore {
 impl RunStore for RedisRunStore {
     async fn create_run(&self, run: &RunRecord) -> Result<(), Error> {
         let key = self.key(&["run", &run.id]);
-        let created: bool = redis::cmd("SET")
-            .arg(&key)
-            .arg(encode(run)?)
-            .arg("NX")
-            .query_async::<Option<String>>(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("creating a run"))?
-            .is_some();
-        if !created {
+        let body = encode(run)?;
+        // Tried again through timeouts; when a try that landed lost its
+        // reply, the next finds the very same record there.
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let created: bool = retrying(self.retry_for(), "creating a run", || {
+            tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(&key).arg(&body).arg("NX");
+            let mut conn = self.conn.clone();
+            async move {
+                cmd.query_async::<Option<String>>(&mut conn)
+                    .await
+                    .map(|r| r.is_some())
+            }
+        })
+        .await?;
+        let retried = tries.load(std::sync::atomic::Ordering::Relaxed) > 1;
+        let ours = created || (retried && self.get_run(&run.id).await?.as_ref() == Some(run));
+        if !ours {
             return Err(Error::Conflict(format!("run {} exists", run.id)));
         }
         let index = self.key(&["runs"]);
-        let _: () = self
-            .conn
-            .clone()
-            .zadd(&index, &run.id, run.created_at as f64)
-            .await
-            .map_err(redis_err("indexing a run"))?;
+        let _: () = retrying(self.retry_for(), "indexing a run", || {
+            let mut conn = self.conn.clone();
+            let (index, id, at) = (index.clone(), run.id.clone(), run.created_at as f64);
+            async move { conn.zadd(index, id, at).await }
+        })
+        .await?;
         self.expire(&key).await?;
         self.expire(&index).await
     }
 
     async fn update_run(&self, run: &RunRecord) -> Result<(), Error> {
         let key = self.key(&["run", &run.id]);
-        let updated = redis::cmd("SET")
-            .arg(&key)
-            .arg(encode(run)?)
-            .arg("XX")
-            .arg("KEEPTTL")
-            .query_async::<Option<String>>(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("updating a run"))?
-            .is_some();
+        let body = encode(run)?;
+        let updated: bool = retrying(self.retry_for(), "updating a run", || {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(&key).arg(&body).arg("XX").arg("KEEPTTL");
+            let mut conn = self.conn.clone();
+            async move {
+                cmd.query_async::<Option<String>>(&mut conn)
+                    .await
+                    .map(|r| r.is_some())
+            }
+        })
+        .await?;
         if updated {
             Ok(())
         } else {
@@ -204,12 +216,12 @@ impl RunStore for RedisRunStore {
     }
 
     async fn get_run(&self, id: &str) -> Result<Option<RunRecord>, Error> {
-        let raw: Option<String> = self
-            .conn
-            .clone()
-            .get(self.key(&["run", id]))
-            .await
-            .map_err(redis_err("reading a run"))?;
+        let key = self.key(&["run", id]);
+        let raw: Option<String> = retrying(self.retry_for(), "reading a run", || {
+            let (mut conn, key) = (self.conn.clone(), key.clone());
+            async move { conn.get(key).await }
+        })
+        .await?;
         raw.map(|s| decode(&s)).transpose()
     }
 
@@ -219,22 +231,21 @@ impl RunStore for RedisRunStore {
         } else {
             (limit.min(isize::MAX as usize) - 1) as isize
         };
-        let ids: Vec<String> = self
-            .conn
-            .clone()
-            .zrevrange(self.key(&["runs"]), 0, stop)
-            .await
-            .map_err(redis_err("listing runs"))?;
+        let index = self.key(&["runs"]);
+        let ids: Vec<String> = retrying(self.retry_for(), "listing runs", || {
+            let (mut conn, index) = (self.conn.clone(), index.clone());
+            async move { conn.zrevrange(index, 0, stop).await }
+        })
+        .await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = ids.iter().map(|id| self.key(&["run", id])).collect();
-        let raws: Vec<Option<String>> = self
-            .conn
-            .clone()
-            .mget(&keys)
-            .await
-            .map_err(redis_err("reading runs"))?;
+        let raws: Vec<Option<String>> = retrying(self.retry_for(), "reading runs", || {
+            let (mut conn, keys) = (self.conn.clone(), keys.clone());
+            async move { conn.mget(keys).await }
+        })
+        .await?;
         raws.into_iter().flatten().map(|s| decode(&s)).collect()
     }
 
@@ -279,12 +290,12 @@ impl RunStore for RedisRunStore {
     }
 
     async fn events(&self, run_id: &str) -> Result<Vec<Event>, Error> {
-        let raws: Vec<String> = self
-            .conn
-            .clone()
-            .lrange(self.key(&["events", run_id]), 0, -1)
-            .await
-            .map_err(redis_err("reading events"))?;
+        let key = self.key(&["events", run_id]);
+        let raws: Vec<String> = retrying(self.retry_for(), "reading events", || {
+            let (mut conn, key) = (self.conn.clone(), key.clone());
+            async move { conn.lrange(key, 0, -1).await }
+        })
+        .await?;
         raws.iter().map(|s| decode(s)).collect()
     }
 
@@ -294,17 +305,19 @@ impl RunStore for RedisRunStore {
         from: u64,
     ) -> Result<Option<(RunRecord, Vec<Event>)>, Error> {
         // One atomic round trip: the record and the events agree.
-        let (raw, events): (Option<String>, Vec<String>) = redis::pipe()
-            .atomic()
-            .get(self.key(&["run", run_id]))
-            .lrange(
-                self.key(&["events", run_id]),
-                from.min(i64::MAX as u64) as isize,
-                -1,
-            )
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("reading a run and its events"))?;
+        let (run_key, events_key) = (self.key(&["run", run_id]), self.key(&["events", run_id]));
+        let (raw, events): (Option<String>, Vec<String>) =
+            retrying(self.retry_for(), "reading a run and its events", || {
+                let mut pipe = redis::pipe();
+                pipe.atomic().get(&run_key).lrange(
+                    &events_key,
+                    from.min(i64::MAX as u64) as isize,
+                    -1,
+                );
+                let mut conn = self.conn.clone();
+                async move { pipe.query_async(&mut conn).await }
+            })
+            .await?;
         let Some(raw) = raw else {
             return Ok(None);
         };

@@ -24,11 +24,14 @@ impl TokenStore for RedisRunStore {
     }
 
     async fn token(&self, id: &str) -> Result<Option<TokenRecord>, Error> {
-        let raw: Option<String> = self
-            .conn()
-            .hget(self.key(&["tokens"]), id)
-            .await
-            .map_err(redis_err("reading a token"))?;
+        // Read on every request: a slow Redis must not fail it.
+        let key = self.key(&["tokens"]);
+        let raw: Option<String> =
+            crate::retry::retrying(self.retry_for(), "reading a token", || {
+                let (mut conn, key) = (self.conn(), key.clone());
+                async move { conn.hget(key, id).await }
+            })
+            .await?;
         raw.map(|r| decode(&r)).transpose()
     }
 

@@ -96,6 +96,7 @@ impl ServerMetrics {
     pub fn render(
         &self,
         active_runs: usize,
+        jobs_published: u64,
         depths: &[(String, u64)],
         slots: u64,
         busy: u64,
@@ -106,6 +107,10 @@ impl ServerMetrics {
         let _ = writeln!(
             out,
             "# TYPE weft_runs_active gauge\nweft_runs_active {active_runs}"
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE weft_jobs_published_total counter\nweft_jobs_published_total {jobs_published}"
         );
         let _ = writeln!(out, "# TYPE weft_runs_finished_total counter");
         for (i, s) in ["succeeded", "failed", "cancelled"].iter().enumerate() {

@@ -285,6 +285,9 @@ impl Driver {
         }
         if !jobs.is_empty() {
             self.shared.queue.publish_all(&jobs).await?;
+            self.shared
+                .published
+                .fetch_add(jobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ mod late;
 mod options;
 mod plugins;
 mod read_cache;
+mod router;
 mod service;
 mod timers;
 mod window;

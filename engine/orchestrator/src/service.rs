@@ -8,10 +8,8 @@ use serde_json::{Map, Value as Json};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use weft_core::plugins::ResolvedPlugin;
-use weft_core::ports::{
-    Clock, Delivery, Fence, JobQueue, Report, ReportDelivery, ReportKind, RunRecord, RunStore,
-};
-use weft_core::run::{Outcome, Plan, RunState, RunStatus, TaskId};
+use weft_core::ports::{Clock, Fence, JobQueue, ReportDelivery, RunRecord, RunStore};
+use weft_core::run::{Plan, RunState, RunStatus, TaskId};
 use weft_core::spec::Workflow;
 
 use crate::driver::{Driver, Progress};
@@ -34,27 +32,9 @@ pub struct NewRun {
     pub submitted_by: Option<String>,
 }
 
-/// A dead-lettered job, seen by its run's driver as a failure report; acking
-/// it removes the job from the dead-letter queue.
-struct DeadLetter {
-    report: Report,
-    job: Box<dyn Delivery>,
-}
-
-#[async_trait::async_trait]
-impl ReportDelivery for DeadLetter {
-    fn report(&self) -> &Report {
-        &self.report
-    }
-
-    async fn ack(self: Box<Self>) -> Result<(), weft_core::Error> {
-        self.job.ack().await
-    }
-}
-
 /// What the service keeps per run it drives.
-struct Live {
-    inbox: mpsc::UnboundedSender<Box<dyn ReportDelivery>>,
+pub(crate) struct Live {
+    pub(crate) inbox: mpsc::UnboundedSender<Box<dyn ReportDelivery>>,
     cancel: watch::Sender<bool>,
 }
 
@@ -64,7 +44,7 @@ pub(crate) struct Shared {
     pub clock: Arc<dyn Clock>,
     pub abort: AbortFn,
     pub options: Options,
-    live: Mutex<HashMap<String, Live>>,
+    pub(crate) live: Mutex<HashMap<String, Live>>,
     /// Runs being submitted or adopted here right now: one start at a
     /// time per run, so a run never gets two drivers in one service.
     starting: Mutex<HashSet<String>>,
@@ -72,6 +52,8 @@ pub(crate) struct Shared {
     pub changes: broadcast::Sender<RunChange>,
     /// Names new runs.
     run_ids: RunIds,
+    /// Jobs published since start, for metrics.
+    pub published: std::sync::atomic::AtomicU64,
 }
 
 /// Makes the id of each new run.
@@ -83,7 +65,7 @@ fn ulid_run_id() -> String {
 }
 
 /// What adopting a run came to.
-enum Adoption {
+pub(crate) enum Adoption {
     Started(RunHandle),
     /// It is driven, or being started, here already.
     Busy,
@@ -124,7 +106,7 @@ pub struct RunChange {
 /// The orchestrator. Cheap to clone.
 #[derive(Clone)]
 pub struct Service {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// A run being driven here; `join` yields its final state.
@@ -149,6 +131,7 @@ impl Service {
                 starting: Mutex::new(HashSet::new()),
                 changes: broadcast::channel(4096).0,
                 run_ids: Box::new(ulid_run_id),
+                published: Default::default(),
             }),
         }
     }
@@ -175,6 +158,13 @@ impl Service {
         &self.shared.queue
     }
 
+    /// Jobs this orchestrator has published since it started.
+    pub fn jobs_published(&self) -> u64 {
+        self.shared
+            .published
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Runs driven by this orchestrator right now.
     pub fn active_runs(&self) -> usize {
         self.shared.live.lock().expect("live lock").len()
@@ -184,105 +174,6 @@ impl Service {
     /// A watcher that falls behind by more than 4096 changes skips ahead.
     pub fn watch(&self) -> broadcast::Receiver<RunChange> {
         self.shared.changes.subscribe()
-    }
-
-    /// Routes reports to the drivers until the queue closes. Reports of runs
-    /// not driven here adopt the run if it is unfinished and unleased.
-    pub fn spawn_router(&self) -> JoinHandle<Result<(), Error>> {
-        let this = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let step = async {
-                    let delivery = this.shared.queue.next_report().await?;
-                    let run_id = delivery.report().run_id.clone();
-                    this.deliver(&run_id, delivery).await
-                };
-                if let Err(e) = step.await {
-                    tracing::warn!("report router: {e}; trying again");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        })
-    }
-
-    /// Turns jobs the queue gave up on into failed attempts, so their runs
-    /// fail with the reason instead of waiting forever.
-    pub fn spawn_dead_letters(&self) -> JoinHandle<Result<(), Error>> {
-        let this = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let step = async {
-                    let dead = this.shared.queue.next_dead_job().await?;
-                    let job = dead.job().clone();
-                    let reason = "the job was delivered again and again and never finished: it keeps crashing or losing its worker, so the queue dead-lettered it".to_string();
-                    let report = Report {
-                        run_id: job.run_id.clone(),
-                        task: job.task.clone(),
-                        attempt: job.attempt,
-                        // No worker ran this: it is no execution of the attempt.
-                        worker: String::new(),
-                        at: this.shared.clock.now(),
-                        execution: 0,
-                        kind: ReportKind::Finished {
-                            outcome: Outcome::Failed {
-                                reason,
-                                exit_code: None,
-                                retryable: false,
-                            },
-                            hooks: Vec::new(),
-                        },
-                    };
-                    let delivery: Box<dyn ReportDelivery> =
-                        Box::new(DeadLetter { report, job: dead });
-                    this.deliver(&job.run_id, delivery).await
-                };
-                if let Err(e) = step.await {
-                    tracing::warn!("dead-letter reader: {e}; trying again");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        })
-    }
-
-    /// Hands a report to its run's driver, adopting the run if it is
-    /// unfinished and unleased; acks reports nobody needs; returns reports
-    /// of runs another orchestrator drives to the queue.
-    async fn deliver(&self, run_id: &str, delivery: Box<dyn ReportDelivery>) -> Result<(), Error> {
-        let Err(delivery) = self.route(run_id, delivery) else {
-            return Ok(());
-        };
-        match self.try_adopt(run_id).await {
-            Ok(Adoption::Started(_)) => {
-                let _ = self.route(run_id, delivery);
-            }
-            // Being started here by the adopter right now: in a moment it
-            // is live, and takes this report.
-            Ok(Adoption::Busy) => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                if let Err(delivery) = self.route(run_id, delivery) {
-                    drop(delivery);
-                }
-            }
-            Ok(Adoption::Ended) => self.record_late(run_id, delivery).await?,
-            Err(Error::NotOwner(_)) => {
-                drop(delivery);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => return Err(e),
-        }
-        Ok(())
-    }
-
-    fn route(
-        &self,
-        run_id: &str,
-        delivery: Box<dyn ReportDelivery>,
-    ) -> Result<(), Box<dyn ReportDelivery>> {
-        let live = self.shared.live.lock().expect("live lock");
-        match live.get(run_id) {
-            Some(l) => l.inbox.send(delivery).map_err(|e| e.0),
-            None => Err(delivery),
-        }
     }
 
     /// Creates a run and starts driving it.
@@ -360,7 +251,7 @@ impl Service {
         })
     }
 
-    async fn try_adopt(&self, run_id: &str) -> Result<Adoption, Error> {
+    pub(crate) async fn try_adopt(&self, run_id: &str) -> Result<Adoption, Error> {
         let Some(_starting) = self.starting(run_id) else {
             return Ok(Adoption::Busy);
         };

@@ -4,7 +4,9 @@
 //! restart) or the broker gives up on it (a consumer timeout). Messages may
 //! arrive late (and so out of order) and twice (a publish retried after a
 //! lost confirm). While the broker is down, publishing waits, as the AMQP
-//! adapter retries until it is back.
+//! adapter retries until it is back. As RabbitMQ dispatches round-robin, a
+//! message one consumer returned goes to another consumer of its queue, if
+//! there is any, before it comes back to the first.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -31,6 +33,8 @@ enum Message {
 struct Queued {
     message: Message,
     visible_at: Instant,
+    /// The process that returned it, if it was returned.
+    returned_by: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -46,6 +50,8 @@ struct State {
     unacked: BTreeMap<u64, Held>,
     next_tag: u64,
     down_until: Option<Instant>,
+    /// The live processes that take from each queue.
+    consumers: BTreeMap<String, std::collections::BTreeSet<u64>>,
 }
 
 /// How the broker misbehaves.
@@ -77,6 +83,9 @@ impl Broker {
     /// Every delivery `process` held goes back to its queue.
     pub fn connection_lost(&self, world: &World, process: u64) {
         let mut s = self.lock();
+        for consumers in s.consumers.values_mut() {
+            consumers.remove(&process);
+        }
         let tags: Vec<u64> = s
             .unacked
             .iter()
@@ -142,6 +151,7 @@ impl Broker {
                 .push_back(Queued {
                     message: message.clone(),
                     visible_at: Instant::now() + Duration::from_millis(delay),
+                    returned_by: None,
                 });
         }
         drop(s);
@@ -151,7 +161,13 @@ impl Broker {
     /// Waits for the next visible message of `queue`, held by `process`.
     async fn take(&self, process: &Proc, queue: &str) -> (u64, Message) {
         loop {
+            // Never returns for a dead process: only the living consume.
             process.gate().await;
+            self.lock()
+                .consumers
+                .entry(queue.to_string())
+                .or_default()
+                .insert(process.id);
             if let Some(up) = self.down() {
                 tokio::time::sleep_until(up).await;
                 continue;
@@ -162,8 +178,12 @@ impl Broker {
             let next_visible = {
                 let mut s = self.lock();
                 let now = Instant::now();
+                let others = s.consumers.get(queue).is_some_and(|c| c.len() > 1);
                 let q = s.queues.entry(queue.to_string()).or_default();
-                match q.iter().position(|m| m.visible_at <= now) {
+                let for_me = |m: &Queued| {
+                    m.visible_at <= now && !(others && m.returned_by == Some(process.id))
+                };
+                match q.iter().position(for_me) {
                     Some(i) => {
                         let message = q.remove(i).expect("found above").message;
                         s.next_tag += 1;
@@ -178,7 +198,11 @@ impl Broker {
                         );
                         return (tag, message);
                     }
-                    None => q.iter().map(|m| m.visible_at).min(),
+                    None => q
+                        .iter()
+                        .filter(|m| m.visible_at > now)
+                        .map(|m| m.visible_at)
+                        .min(),
                 }
             };
             let wait = next_visible.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -215,6 +239,7 @@ fn requeue(s: &mut State, tag: u64) {
         s.queues.entry(held.queue).or_default().push_front(Queued {
             message: held.message,
             visible_at: Instant::now(),
+            returned_by: Some(held.process),
         });
     }
 }

@@ -37,6 +37,7 @@ pub(super) async fn metrics(State(api): State<ApiState>) -> Result<impl IntoResp
     let busy = workers.iter().map(|w| w.running.len() as u64).sum();
     let text = api.metrics.render(
         api.service.active_runs(),
+        api.service.jobs_published(),
         &depths,
         slots,
         busy,

@@ -1,0 +1,146 @@
+//! Routing reports to the drivers of their runs. Every orchestrator reads
+//! the one report queue, so a report may reach one that does not drive its
+//! run: it adopts the run if nobody holds it, records the report if the run
+//! has ended, and otherwise returns it to the queue for the owner.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use weft_core::ports::{Delivery, Report, ReportDelivery, ReportKind};
+use weft_core::run::Outcome;
+
+use crate::service::{Adoption, Service};
+use crate::Error;
+
+/// A dead-lettered job, seen by its run's driver as a failure report; acking
+/// it removes the job from the dead-letter queue.
+struct DeadLetter {
+    report: Report,
+    job: Box<dyn Delivery>,
+}
+
+#[async_trait::async_trait]
+impl ReportDelivery for DeadLetter {
+    fn report(&self) -> &Report {
+        &self.report
+    }
+
+    async fn ack(self: Box<Self>) -> Result<(), weft_core::Error> {
+        self.job.ack().await
+    }
+}
+
+impl Service {
+    /// Routes reports to the drivers until the queue closes; a report of a
+    /// run not driven here adopts the run if it is unfinished and unleased.
+    pub fn spawn_router(&self) -> JoinHandle<Result<(), Error>> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let delivery = match this.shared.queue.next_report().await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!("report router: {e}; trying again");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
+                let run_id = delivery.report().run_id.clone();
+                let Err(delivery) = this.route(&run_id, delivery) else {
+                    continue;
+                };
+                // One at a time, on purpose: while this router waits to
+                // return a report, the run's owner takes the ones behind it.
+                if let Err(e) = this.deliver_elsewhere(&run_id, delivery).await {
+                    tracing::warn!("a report of run {run_id}: {e}; it goes back to the queue");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        })
+    }
+
+    /// Turns jobs the queue gave up on into failed attempts, so their runs
+    /// fail with the reason instead of waiting forever.
+    pub fn spawn_dead_letters(&self) -> JoinHandle<Result<(), Error>> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let step = async {
+                    let dead = this.shared.queue.next_dead_job().await?;
+                    let job = dead.job().clone();
+                    let reason = "the job was delivered again and again and never finished: it keeps crashing or losing its worker, so the queue dead-lettered it".to_string();
+                    let report = Report {
+                        run_id: job.run_id.clone(),
+                        task: job.task.clone(),
+                        attempt: job.attempt,
+                        // No worker ran this: it is no execution of the attempt.
+                        worker: String::new(),
+                        at: this.shared.clock.now(),
+                        execution: 0,
+                        kind: ReportKind::Finished {
+                            outcome: Outcome::Failed {
+                                reason,
+                                exit_code: None,
+                                retryable: false,
+                            },
+                            hooks: Vec::new(),
+                        },
+                    };
+                    let delivery: Box<dyn ReportDelivery> =
+                        Box::new(DeadLetter { report, job: dead });
+                    match this.route(&job.run_id, delivery) {
+                        Ok(()) => Ok(()),
+                        Err(d) => this.deliver_elsewhere(&job.run_id, d).await,
+                    }
+                };
+                if let Err(e) = step.await {
+                    tracing::warn!("dead-letter reader: {e}; trying again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        })
+    }
+
+    /// A report of a run not driven here: adopts the run if it is
+    /// unfinished and unleased; records the report if the run has ended;
+    /// returns it to the queue if another orchestrator drives the run.
+    async fn deliver_elsewhere(
+        &self,
+        run_id: &str,
+        delivery: Box<dyn ReportDelivery>,
+    ) -> Result<(), Error> {
+        match self.try_adopt(run_id).await {
+            Ok(Adoption::Started(_)) => {
+                let _ = self.route(run_id, delivery);
+            }
+            // Being started here right now: in a moment it is live, and
+            // takes this report.
+            Ok(Adoption::Busy) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if let Err(delivery) = self.route(run_id, delivery) {
+                    drop(delivery);
+                }
+            }
+            Ok(Adoption::Ended) => self.record_late(run_id, delivery).await?,
+            Err(Error::NotOwner(_)) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                drop(delivery);
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Hands a report to its run's driver here, or gives it back.
+    pub(crate) fn route(
+        &self,
+        run_id: &str,
+        delivery: Box<dyn ReportDelivery>,
+    ) -> Result<(), Box<dyn ReportDelivery>> {
+        let live = self.shared.live.lock().expect("live lock");
+        match live.get(run_id) {
+            Some(l) => l.inbox.send(delivery).map_err(|e| e.0),
+            None => Err(delivery),
+        }
+    }
+}

@@ -22,6 +22,8 @@ pub struct Cluster {
     /// The admin token the first `weft serve` printed.
     pub admin_token: String,
     pub workers: Vec<Child>,
+    /// More `weft serve` processes on the same configuration.
+    pub more_serves: Vec<Child>,
 }
 
 /// Starts `cmd` and reads its stdout until it prints the address it serves
@@ -135,6 +137,7 @@ impl Cluster {
             url: String::new(),
             admin_token: String::new(),
             workers: Vec::new(),
+            more_serves: Vec::new(),
         };
         cluster.start_serve();
         for _ in 0..workers {
@@ -164,6 +167,13 @@ impl Cluster {
         {
             self.admin_token = token.to_string();
         }
+    }
+
+    /// Starts another `weft serve` beside the first; returns its URL.
+    pub fn start_another_serve(&mut self) -> String {
+        let (child, url, _) = start(self.command(&["serve"]), "another weft serve");
+        self.more_serves.push(child);
+        url
     }
 
     /// Starts a worker; returns its pid.
@@ -286,7 +296,8 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for c in self.workers.iter_mut().chain(self.serve.iter_mut()) {
+        let serves = self.serve.iter_mut().chain(self.more_serves.iter_mut());
+        for c in self.workers.iter_mut().chain(serves) {
             let _ = c.kill();
             let _ = c.wait();
         }

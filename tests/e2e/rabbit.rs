@@ -14,7 +14,7 @@ pub struct PrivateRabbit {
 /// A free port below Linux's ephemeral range (32768+): the broker is down
 /// for a while during a restart, and a port the kernel hands out for
 /// `bind(0)` could meanwhile go to another test's listener.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos())

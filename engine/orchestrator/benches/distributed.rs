@@ -6,7 +6,10 @@
 //!
 //! Shapes: a chain of 200 steps (goal: at most 1.5 ms per step), a fan-out
 //! of 2,000 with one join (goal: at least 5,000 steps/s), and 10 layers of
-//! 100 steps each joined to the next (goal: at least 3,000 steps/s).
+//! 100 steps each joined to the next (goal: at least 3,000 steps/s). And
+//! `window`: a fan-out of 20,000 with the default dispatch window (at most
+//! 1,000 of a run's jobs queued at once) against no window (all 20,000
+//! published at once), in turns in one process (goal: within 10%).
 
 mod common;
 
@@ -15,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weft_core::ports::{Clock, JobQueue, RunStore};
-use weft_orchestrator::SystemClock;
+use weft_orchestrator::{Options, SystemClock};
 
 fn fan_out(n: usize) -> String {
     format!("[workflow]\nname = 'fan'\n[steps.each]\nfor-each = {:?}\nrun = 'true'\n[steps.join]\nneeds = ['each']\nrun = 'true'\n", (0..n).collect::<Vec<_>>())
@@ -39,7 +42,7 @@ fn layers(layers: usize, width: usize) -> String {
     s
 }
 
-async fn run_once(source: &str) -> (Duration, usize) {
+async fn run_once(source: &str, options: Options) -> (Duration, usize) {
     let prefix = format!("weft-bench-{}-{}", std::process::id(), SystemClock.now());
     let slots = 64;
     let amqp = weft_queue_amqp::Options {
@@ -65,7 +68,7 @@ async fn run_once(source: &str) -> (Duration, usize) {
             .await
             .unwrap(),
     );
-    common::drive(source, queue, store, Some((worker_queue, slots))).await
+    common::drive(source, queue, store, Some((worker_queue, slots)), options).await
 }
 
 fn main() {
@@ -81,7 +84,7 @@ fn main() {
     );
     let best = |src: &str| {
         (0..3)
-            .map(|_| rt.block_on(run_once(src)))
+            .map(|_| rt.block_on(run_once(src, Options::default())))
             .min_by_key(|r| r.0)
             .unwrap()
     };
@@ -107,6 +110,34 @@ fn main() {
             "layers   10 x 100             {:>9.1} ms  {:>7.0} steps/s",
             t.as_secs_f64() * 1e3,
             n as f64 / t.as_secs_f64()
+        );
+    }
+    if wanted("window") {
+        let src = fan_out(20_000);
+        let options = |window: u32| Options {
+            dispatch_window: window,
+            max_tasks_per_step: 20_000,
+            ..Options::default()
+        };
+        let (mut bounded, mut unbounded) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            bounded.push(rt.block_on(run_once(&src, options(1_000))).0);
+            unbounded.push(rt.block_on(run_once(&src, options(0))).0);
+        }
+        let (b, u) = (
+            *bounded.iter().min().unwrap(),
+            *unbounded.iter().min().unwrap(),
+        );
+        for (name, t) in [("window 1,000", b), ("no window   ", u)] {
+            println!(
+                "fan-out  20,000, {name}  {:>9.1} ms  {:>7.0} steps/s",
+                t.as_secs_f64() * 1e3,
+                20_001.0 / t.as_secs_f64()
+            );
+        }
+        println!(
+            "         bounded / unbounded time: {:.3}",
+            b.as_secs_f64() / u.as_secs_f64()
         );
     }
 }

@@ -28,7 +28,7 @@ async fn drive(source: &str, with_worker: bool) -> (Duration, usize) {
     let store: Arc<dyn RunStore> = Arc::new(EmbeddedRunStore::open(dir.path()).unwrap());
     let queue: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new());
     let worker = with_worker.then(|| (queue.clone(), 1));
-    common::drive(source, queue, store, worker).await
+    common::drive(source, queue, store, worker, Default::default()).await
 }
 
 fn best_of<T>(n: usize, mut f: impl FnMut() -> (Duration, T)) -> (Duration, T) {

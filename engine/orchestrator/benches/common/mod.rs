@@ -66,6 +66,7 @@ pub async fn drive(
     queue: Arc<dyn JobQueue>,
     store: Arc<dyn RunStore>,
     worker: Option<(Arc<dyn JobQueue>, usize)>,
+    options: Options,
 ) -> (Duration, usize) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let service = Service::new(
@@ -73,7 +74,7 @@ pub async fn drive(
         store,
         clock,
         Arc::new(|_: &str, _: &weft_core::run::TaskId, _: u32| {}),
-        Options::default(),
+        options,
     );
     let router = service.spawn_router();
     let worker = worker.map(|(q, slots)| noop_worker(q, slots));

@@ -6,6 +6,15 @@ use std::process::ExitCode;
 
 use weft_sim::{simulate, Profile};
 
+const USAGE: &str =
+    "usage: weft-sim [--profile chaos|store-outages] (--seed N | --seeds A..B) [--trace]
+
+Runs the deterministic simulation of distributed weft for each seed (the
+real orchestrator and worker over a simulated store and broker, faults
+drawn from the seed) and checks its properties: no succeeded step runs
+again, no effect is recorded twice, every run ends, no attempt is lost.
+Default: --profile chaos --seeds 0..100. A failing seed replays exactly.";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut profile = Profile::Chaos;
@@ -43,8 +52,12 @@ fn main() -> ExitCode {
                 i += 1;
             }
             "--trace" => trace = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
             other => {
-                eprintln!("weft-sim: unknown argument `{other}`; usage: weft-sim [--profile chaos|store-outages] (--seed N | --seeds A..B) [--trace]");
+                eprintln!("weft-sim: unknown argument `{other}`\n{USAGE}");
                 return ExitCode::from(2);
             }
         }

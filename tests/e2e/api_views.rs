@@ -146,3 +146,75 @@ async fn check_reports_problems_with_places_and_a_graph_when_clean() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weft_show_finds_a_run_by_prefix_older_than_the_newest_thousand() {
+    use weft_core::ports::{RunRecord, RunStore};
+    use weft_core::run::RunStatus;
+
+    let cluster = Cluster::start(0);
+    let store = cluster.store().await;
+    // 1,100 finished runs, the oldest first; ids share their first part.
+    let record = |i: u64| RunRecord {
+        id: format!("old{i:05}x"),
+        workflow: "hello".into(),
+        file: "hello.toml".into(),
+        source: "[workflow]\nname = \"hello\"\n[steps.a]\nrun = \"true\"\n".into(),
+        params: Default::default(),
+        status: RunStatus::Succeeded,
+        created_at: 1_000_000 + i,
+        finished_at: Some(1_000_000 + i),
+        summary: None,
+        plugins: Default::default(),
+        submitted_by: None,
+        limits: Default::default(),
+    };
+    for i in 0..1_100 {
+        store.create_run(&record(i)).await.unwrap();
+    }
+    let weft = |args: &[&str]| {
+        std::process::Command::new(crate::support::weft_bin())
+            .args(["--server", &cluster.url, "--token", &cluster.admin_token])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // The oldest, by a prefix no newer run has.
+    let out = weft(&["show", "old00000"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("old00000x"));
+    // A prefix of many runs is refused as such, not taken as the newest.
+    let out = weft(&["show", "old0"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("matches more than one run"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And the API says the same to anyone with a prefix.
+    let token = Some(cluster.admin_token.as_str());
+    let (status, runs) = cluster
+        .call(token, Method::GET, "/api/runs?prefix=old0000&limit=5", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "old00009x",
+            "old00008x",
+            "old00007x",
+            "old00006x",
+            "old00005x"
+        ]
+    );
+}

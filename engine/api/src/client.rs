@@ -100,6 +100,18 @@ impl Client {
             .await
     }
 
+    /// At most `limit` runs whose id starts with `prefix`, newest first.
+    pub async fn runs_with_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<RunSummary>, Error> {
+        let request = self
+            .get("/api/runs")
+            .query(&[("limit", limit.to_string()), ("prefix", prefix.to_string())]);
+        self.json(request).await
+    }
+
     /// Runs matching the filters, and the cursor of the next page if any.
     pub async fn runs_page(
         &self,

@@ -408,7 +408,8 @@ pub async fn finished_and_aborted_claims_are_final(s: &dyn RunStore) {
 pub async fn runs_page_by_filter_and_cursor(s: &dyn RunStore) {
     use weft_core::ports::RunQuery;
     let workflow = unique("wf");
-    let ids: Vec<String> = (0..3).map(|_| unique("run")).collect();
+    let base = unique("run");
+    let ids: Vec<String> = (0..3).map(|i| format!("{base}-{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
         let mut r = record(id, u64::MAX - 10_000 + i as u64);
         r.workflow = workflow.clone();
@@ -424,6 +425,7 @@ pub async fn runs_page_by_filter_and_cursor(s: &dyn RunStore) {
         workflow: Some(workflow.clone()),
         before,
         limit,
+        id_prefix: None,
     };
     let got = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(
@@ -444,6 +446,24 @@ pub async fn runs_page_by_filter_and_cursor(s: &dyn RunStore) {
         .await
         .unwrap();
     assert_eq!(got(next), vec![ids[0].clone()]);
+    // By a prefix of the id: the one run, however many runs are newer.
+    let by_prefix = |prefix: &str, limit| RunQuery {
+        id_prefix: Some(prefix.to_string()),
+        limit,
+        ..RunQuery::default()
+    };
+    let oldest = &ids[0];
+    assert_eq!(
+        got(s.query_runs(&by_prefix(oldest, 2)).await.unwrap()),
+        vec![oldest.clone()]
+    );
+    // A prefix shared by all three, at most `limit` of them, newest first.
+    assert_eq!(
+        got(s.query_runs(&by_prefix(&base, 2)).await.unwrap()),
+        vec![ids[2].clone(), ids[1].clone()]
+    );
+    // Glob characters in a prefix are only characters.
+    assert!(s.query_runs(&by_prefix("*", 10)).await.unwrap().is_empty());
 }
 
 /// Runs every `RunStore` contract case as its own test.

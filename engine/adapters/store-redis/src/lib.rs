@@ -19,6 +19,7 @@
 mod logs;
 mod options;
 mod plugins;
+mod query;
 mod registry;
 mod retry;
 mod scripts;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
-use weft_core::ports::{Claim, Fence, LogKey, LogSlice, Report, RunRecord, RunStore};
+use weft_core::ports::{Claim, Fence, LogKey, LogSlice, Report, RunQuery, RunRecord, RunStore};
 use weft_core::run::Event;
 use weft_core::Error;
 
@@ -247,6 +247,21 @@ impl RunStore for RedisRunStore {
         })
         .await?;
         raws.into_iter().flatten().map(|s| decode(&s)).collect()
+    }
+
+    async fn query_runs(&self, query: &RunQuery) -> Result<Vec<RunRecord>, Error> {
+        if let Some(prefix) = &query.id_prefix {
+            return self.runs_by_prefix(prefix, query).await;
+        }
+        let mut runs: Vec<RunRecord> = self
+            .list_runs(usize::MAX)
+            .await?
+            .into_iter()
+            .filter(|r| query.matches(r))
+            .collect();
+        runs.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        runs.truncate(query.limit);
+        Ok(runs)
     }
 
     async fn append_events(

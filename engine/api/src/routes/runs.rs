@@ -87,12 +87,14 @@ pub(super) struct ListQuery {
     workflow: Option<String>,
     /// `<created_at>:<id>` of the last run of the previous page.
     before: Option<String>,
+    /// Only runs whose id starts with this (how a shortened id is found).
+    prefix: Option<String>,
 }
 
 /// Response header of `GET /api/runs`: the `before` of the next page, when there may be one.
 pub const NEXT_PAGE_HEADER: &str = "x-weft-next-before";
 
-#[utoipa::path(get, path = "/api/runs", tag = "runs", params(("status" = Option<String>, Query), ("workflow" = Option<String>, Query), ("limit" = Option<usize>, Query), ("before" = Option<String>, Query, description = "cursor from x-weft-next-before")), responses((status = 200, body = [RunSummary])), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/runs", tag = "runs", params(("status" = Option<String>, Query), ("workflow" = Option<String>, Query), ("limit" = Option<usize>, Query), ("before" = Option<String>, Query, description = "cursor from x-weft-next-before"), ("prefix" = Option<String>, Query, description = "only runs whose id starts with this")), responses((status = 200, body = [RunSummary])), security(("bearer" = [])))]
 pub(super) async fn list(
     State(api): State<ApiState>,
     caller: Caller,
@@ -121,6 +123,7 @@ pub(super) async fn list(
             status,
             workflow: q.workflow,
             before,
+            id_prefix: q.prefix.filter(|p| !p.is_empty()),
             limit,
         })
         .await?;

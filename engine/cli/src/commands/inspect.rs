@@ -42,10 +42,7 @@ fn by_prefix(runs: Vec<RunSummary>, prefix: &str) -> anyhow::Result<String> {
     match matches.as_slice() {
         [one] => Ok(one.clone()),
         [] => anyhow::bail!("no run `{prefix}`; `weft runs` lists them"),
-        many => anyhow::bail!(
-            "`{prefix}` matches {} runs; give more of the id",
-            many.len()
-        ),
+        _ => anyhow::bail!("`{prefix}` matches more than one run; give more of the id"),
     }
 }
 
@@ -56,7 +53,10 @@ pub async fn view(source: &Source, run: &str) -> anyhow::Result<RunView> {
         Source::Server(c) => match c.run(run).await {
             Ok(v) => Ok(v),
             Err(weft_api::Error::Api { status: 404, .. }) => {
-                Ok(c.run(&by_prefix(c.runs(100_000).await?, run)?).await?)
+                // Found by the server, however old the run: two answers
+                // are enough to tell that a prefix is not unique.
+                Ok(c.run(&by_prefix(c.runs_with_prefix(run, 2).await?, run)?)
+                    .await?)
             }
             Err(e) => Err(e.into()),
         },
@@ -77,8 +77,13 @@ pub async fn find_embedded(store: &EmbeddedRunStore, run: &str) -> anyhow::Resul
     if store.get_run(run).await?.is_some() {
         return Ok(run.to_string());
     }
+    let query = RunQuery {
+        id_prefix: Some(run.to_string()),
+        limit: 2,
+        ..RunQuery::default()
+    };
     let runs = store
-        .list_runs(usize::MAX)
+        .query_runs(&query)
         .await?
         .iter()
         .map(RunSummary::from)
@@ -103,8 +108,8 @@ pub async fn runs(
             let query = RunQuery {
                 status,
                 workflow: workflow.map(str::to_string),
-                before: None,
                 limit,
+                ..RunQuery::default()
             };
             embedded::open_store(dir)?
                 .query_runs(&query)

@@ -45,6 +45,8 @@ pub struct RunQuery {
     pub workflow: Option<String>,
     /// Only runs older than this `(created_at, id)`: the last run of the previous page.
     pub before: Option<(Millis, String)>,
+    /// Only runs whose id starts with this.
+    pub id_prefix: Option<String>,
     pub limit: usize,
 }
 
@@ -52,6 +54,10 @@ impl RunQuery {
     pub fn matches(&self, run: &RunRecord) -> bool {
         self.status.is_none_or(|s| s == run.status)
             && self.workflow.as_ref().is_none_or(|w| *w == run.workflow)
+            && self
+                .id_prefix
+                .as_ref()
+                .is_none_or(|p| run.id.starts_with(p.as_str()))
             && self
                 .before
                 .as_ref()

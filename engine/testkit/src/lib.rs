@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod job_queue;
+pub mod kernels;
 mod memory_store;
 pub mod plugin_store;
 pub mod run_store;

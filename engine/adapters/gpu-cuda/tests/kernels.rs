@@ -36,6 +36,18 @@ sys.stdout.buffer.write(struct.pack("<I", len(h)) + h + struct.pack("<I", 0))
 sys.stdout.flush()
 "#;
 
+/// The contract every kernel runtime passes (the CPU one passes it in
+/// `engine/testkit`), on GPU 0 through the real kernel process.
+mod needs_gpu_contract {
+    use super::*;
+
+    weft_testkit::kernel_runtime_contract!(
+        host_runtime(&std::env::temp_dir().join("weft-cuda-contract-cache")),
+        "0",
+        #[ignore = "needs an NVIDIA GPU and driver"]
+    );
+}
+
 const SAXPY: &str = include_str!("../../../../workflows/gpu/kernels/saxpy.cu");
 
 fn f32s(v: &[f32]) -> Vec<u8> {

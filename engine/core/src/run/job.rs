@@ -38,6 +38,15 @@ impl Machine<'_> {
             StepAction::Container { spec: container } => StepAction::Container {
                 spec: render_json(container, &lookup)?,
             },
+            StepAction::Cuda { spec: cuda } => {
+                let rendered = render_json(cuda, &lookup)?;
+                // What the templates rendered to is checked here, as the
+                // file's own values were at `weft check`: a bad value
+                // fails the attempt with its reason, not on the worker.
+                crate::kernel::KernelSpec::from_json(&rendered)
+                    .map_err(|e| format!("the `cuda` table as rendered: {e}"))?;
+                StepAction::Cuda { spec: rendered }
+            }
             StepAction::Wasm { spec: wasm } => {
                 let mut wasm = wasm.clone();
                 if let Some(input) = wasm.get("input") {
@@ -187,4 +196,97 @@ fn wasm_call(
         timeout_ms,
         memory,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::run::{apply, Action, Event, Job, Outcome, Plan, RunState, RunStatus};
+    use crate::spec::{self, StepAction};
+
+    const SAXPY: &str = r#"
+[workflow]
+name = "k"
+[params]
+n = 3
+[steps.xs]
+run = "x"
+[steps.k.cuda]
+source = "saxpy.cu"
+entry = "saxpy"
+args = [
+  { scalar = 2.0, type = "f32" },
+  { buffer = "x", type = "f32", values = "{{ steps.xs.outputs.x }}" },
+  { buffer = "y", type = "f32", len = "{{ params.n }}", output = true },
+  { scalar = "{{ params.n }}", type = "u32" },
+]
+[steps.k]
+needs = ["xs"]
+"#;
+
+    fn run(params: serde_json::Value, x: serde_json::Value) -> (RunState, Vec<Action>) {
+        let workflow = spec::load(SAXPY).unwrap_or_else(|d| panic!("{d:?}"));
+        let mut params_map = workflow.param_defaults();
+        params_map.extend(params.as_object().unwrap().clone());
+        let mut s = RunState::new("run-1", Plan::new(workflow), params_map);
+        let job = dispatched(&apply(&mut s, Event::Started { at: 0 })).remove(0);
+        let finished = Event::TaskFinished {
+            task: job.task.clone(),
+            attempt: job.attempt,
+            outcome: Outcome::Succeeded {
+                outputs: json!({ "x": x }),
+            },
+            at: 1,
+            hooks: Vec::new(),
+            worker: "w".into(),
+            execution: 1,
+        };
+        let actions = apply(&mut s, finished);
+        (s, actions)
+    }
+
+    fn dispatched(actions: &[Action]) -> Vec<Job> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Dispatch(j) => Some((**j).clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cuda_table_is_rendered_before_it_is_dispatched() {
+        let (_, actions) = run(json!({}), json!([1.0, 2.0, 3.0]));
+        let job = dispatched(&actions).remove(0);
+        let StepAction::Cuda { spec } = &job.action else {
+            panic!("{:?}", job.action)
+        };
+        assert_eq!(spec["args"][1]["values"], json!([1.0, 2.0, 3.0]));
+        assert_eq!(spec["args"][2]["len"], json!(3));
+        assert_eq!(spec["args"][3]["scalar"], json!(3));
+    }
+
+    #[test]
+    fn a_cuda_value_that_renders_wrong_fails_the_attempt_naming_it() {
+        for (params, x, says) in [
+            (json!({"n": "lots"}), json!([1.0]), "len"),
+            (
+                json!({}),
+                json!(["a", "b"]),
+                "buffer `x`: value 0: `a` is not a number",
+            ),
+            (json!({"n": -1}), json!([1.0]), "argument"),
+        ] {
+            let (s, actions) = run(params.clone(), x.clone());
+            assert!(dispatched(&actions).is_empty(), "{params} {x}: {actions:?}");
+            assert_eq!(s.status, RunStatus::Failed, "{params} {x}");
+            let summary = s.failure_summary().unwrap();
+            assert!(
+                summary.contains("the `cuda` table as rendered") && summary.contains(says),
+                "{params} {x}: {summary}"
+            );
+        }
+    }
 }

@@ -1,0 +1,132 @@
+//! `workflows/gpu/saxpy.toml`, as its GPU test checks it, on the CPU kernel
+//! runtime: templates rendered into kernel arguments, buffers in and out,
+//! outputs inline and as files, and a value that renders wrong.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{json, Value as Json};
+use tokio::sync::watch;
+use weft_core::ports::{Clock, GpuSlot, JobQueue, RunStore};
+use weft_core::run::{RunState, RunStatus};
+use weft_orchestrator::{NewRun, Service, SystemClock};
+use weft_testkit::kernels::CpuKernels;
+use weft_testkit::MemoryRunStore;
+use weft_worker::Worker;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `source` (with `params`) to its end on one worker holding one
+/// stand-in GPU; the final state, and the work directory it wrote in.
+async fn run(source: &str, params: &[(&str, Json)]) -> (RunState, tempfile::TempDir) {
+    let work = tempfile::tempdir().unwrap();
+    let store: Arc<dyn RunStore> = Arc::new(MemoryRunStore::new());
+    let queue: Arc<dyn JobQueue> = Arc::new(weft_queue_local::LocalJobQueue::new());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let options = weft_worker::Options {
+        name: "cpu".into(),
+        concurrency: 2,
+        work_dir: work.path().to_path_buf(),
+        cwd: Some(repo().join("workflows/gpu")),
+        gpus: Some(vec![GpuSlot {
+            index: 0,
+            name: "a CPU standing in".into(),
+            memory_bytes: 0,
+            uuid: None,
+            busy: false,
+        }]),
+        ..Default::default()
+    };
+    let worker = Worker::new(queue.clone(), store.clone(), clock.clone(), options)
+        .with_kernels(Arc::new(CpuKernels));
+    let aborts = worker.aborts();
+    let abort = Arc::new(
+        move |run: &str, task: &weft_core::run::TaskId, attempt: u32| {
+            aborts.abort(run, task, attempt)
+        },
+    );
+    let service = Service::new(queue, store, clock, abort, Default::default());
+    let router = service.spawn_router();
+    let (stop, stopped) = watch::channel(false);
+    let worker = tokio::spawn(worker.run(stopped));
+    let workflow = weft_core::spec::load(source).unwrap();
+    let mut values = workflow.param_defaults();
+    for (k, v) in params {
+        values.insert(k.to_string(), v.clone());
+    }
+    let new = NewRun {
+        workflow,
+        source: source.into(),
+        file: "saxpy.toml".into(),
+        params: values,
+        reuse: Vec::new(),
+        plugins: Default::default(),
+        submitted_by: None,
+    };
+    let (_, handle) = service
+        .submit(new, Box::new(|_: &RunState, _: &weft_core::run::Event| {}))
+        .await
+        .unwrap();
+    let state = tokio::time::timeout(std::time::Duration::from_secs(120), handle)
+        .await
+        .expect("the run ended")
+        .unwrap()
+        .unwrap();
+    let _ = stop.send(true);
+    let _ = worker.await;
+    router.abort();
+    (state, work)
+}
+
+fn outputs(state: &RunState, step: &str) -> Json {
+    let i = state.step_index(step).unwrap();
+    state.steps[i].outputs.clone().unwrap_or(Json::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_saxpy_example_runs_on_the_cpu_kernel_runtime() {
+    let source = std::fs::read_to_string(repo().join("workflows/gpu/saxpy.toml")).unwrap();
+    let (state, _work) = run(&source, &[]).await;
+    assert_eq!(
+        state.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        state.failure_summary()
+    );
+    // y = 2x + 1 over x = 0..1024, x from the upstream step's outputs and
+    // the length from a param, both through templates.
+    let y = outputs(&state, "small")["y"].as_array().unwrap().clone();
+    assert_eq!(y.len(), 1024);
+    for (i, v) in y.iter().enumerate() {
+        assert_eq!(v.as_f64(), Some(2.0 * i as f64 + 1.0), "y[{i}]");
+    }
+    // A million elements came back as a file, which the reduction read.
+    let big = outputs(&state, "big")["y"].clone();
+    assert_eq!(
+        (big["type"].as_str(), big["len"].as_u64()),
+        (Some("f32"), Some(1 << 20))
+    );
+    let bytes = std::fs::read(big["file"].as_str().unwrap()).unwrap();
+    assert!(bytes
+        .chunks_exact(4)
+        .all(|c| f32::from_le_bytes(c.try_into().unwrap()) == 4.0));
+    assert_eq!(
+        outputs(&state, "total")["sum"],
+        json!([4.0 * (1 << 20) as f64])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kernel_argument_that_renders_wrong_fails_its_step_naming_it() {
+    let source = std::fs::read_to_string(repo().join("workflows/gpu/saxpy.toml")).unwrap();
+    // `xs` takes -1 (an empty list); the kernel's `len` cannot.
+    let (state, _work) = run(&source, &[("n", json!(-1))]).await;
+    assert_eq!(state.status, RunStatus::Failed);
+    let summary = state.failure_summary().unwrap();
+    assert!(
+        summary.contains("small") && summary.contains("the `cuda` table as rendered"),
+        "{summary}"
+    );
+}

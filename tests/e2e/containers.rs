@@ -392,3 +392,42 @@ async fn a_worker_killed_mid_step_leaves_no_container_once_restarted() {
         "containers of the run left behind"
     );
 }
+
+#[tokio::test]
+async fn a_templated_mount_of_the_docker_socket_fails_the_step_before_any_container() {
+    // `weft check` cannot see what a parameter will hold...
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("w.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[workflow]\nname = \"sneaky\"\n[params]\nsrc = \"/data\"\n\
+             [steps.peek]\ncontainer = {{ image = \"{IMAGE}\", command = \"ls /x\", mounts = [\"{{{{ params.src }}}}:/x\"] }}\n"
+        ),
+    )
+    .unwrap();
+    let checked = weft(&["check", file.to_str().unwrap()], data.path());
+    assert!(checked.status.success(), "{}", text(&checked));
+    // ...so the rendered value is checked where the step is dispatched.
+    let out = weft(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--plain",
+            "--param",
+            "src=/var/run/../run/docker.sock",
+        ],
+        data.path(),
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let (_, record, state) = newest_embedded_run(data.path()).await;
+    let view = weft_api::views::RunView::new(&record, &state);
+    let peek = step(&view, "peek");
+    assert_eq!(peek.status, "failed");
+    let reason = peek.tasks[0].attempts[0].error.clone().unwrap_or_default();
+    assert!(
+        reason.contains("mounting `/var/run/../run/docker.sock` is refused"),
+        "{reason}"
+    );
+    assert!(containers_of(&record.id).trim().is_empty());
+}

@@ -35,9 +35,12 @@ impl Machine<'_> {
                         .collect::<Result<_, _>>()?,
                 ),
             },
-            StepAction::Container { spec: container } => StepAction::Container {
-                spec: render_json(container, &lookup)?,
-            },
+            StepAction::Container { spec: container } => {
+                let rendered = render_json(container, &lookup)?;
+                crate::spec::check_rendered_container(&rendered)
+                    .map_err(|e| format!("the `container` table as rendered: {e}"))?;
+                StepAction::Container { spec: rendered }
+            }
             StepAction::Cuda { spec: cuda } => {
                 let rendered = render_json(cuda, &lookup)?;
                 // What the templates rendered to is checked here, as the
@@ -286,6 +289,70 @@ needs = ["xs"]
             assert!(
                 summary.contains("the `cuda` table as rendered") && summary.contains(says),
                 "{params} {x}: {summary}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod container_tests {
+    use serde_json::json;
+
+    use crate::run::{apply, Action, Event, Plan, RunState, RunStatus};
+    use crate::spec::{self, StepAction};
+
+    const MOUNTING: &str = r#"
+[workflow]
+name = "m"
+[params]
+src = "/data"
+[steps.c.container]
+image = "busybox"
+command = ["ls", "/x"]
+mounts = ["{{ params.src }}:/x:ro"]
+"#;
+
+    fn start(src: &str) -> (RunState, Vec<Action>) {
+        let workflow = spec::load(MOUNTING).unwrap_or_else(|d| panic!("{d:?}"));
+        let mut params = workflow.param_defaults();
+        params.insert("src".into(), json!(src));
+        let mut s = RunState::new("run-1", Plan::new(workflow), params);
+        let actions = apply(&mut s, Event::Started { at: 0 });
+        (s, actions)
+    }
+
+    #[test]
+    fn a_templated_mount_is_checked_as_rendered() {
+        let (_, actions) = start("/data");
+        let job = actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Dispatch(j) => Some(j.clone()),
+                _ => None,
+            })
+            .expect("dispatched");
+        let StepAction::Container { spec } = &job.action else {
+            panic!("{:?}", job.action)
+        };
+        assert_eq!(spec["mounts"], json!(["/data:/x:ro"]));
+        for refused in [
+            "/var/run/docker.sock",
+            "/run/docker.sock",
+            "/var/run/../run/docker.sock",
+            "//var//run",
+            "/",
+        ] {
+            let (s, actions) = start(refused);
+            assert!(
+                !actions.iter().any(|a| matches!(a, Action::Dispatch(_))),
+                "{refused}: {actions:?}"
+            );
+            assert_eq!(s.status, RunStatus::Failed, "{refused}");
+            let summary = s.failure_summary().unwrap();
+            assert!(
+                summary.contains("the `container` table as rendered")
+                    && summary.contains("is refused"),
+                "{refused}: {summary}"
             );
         }
     }

@@ -32,7 +32,80 @@ const DOCKER_SOCKETS: &[&str] = &[
     "/run/docker.sock",
     "/var/run",
     "/run",
+    "/var",
+    "/",
 ];
+
+/// `path` with `.`, `..` and repeated slashes taken out, as the kernel
+/// would resolve it (symbolic links aside).
+fn lexically_normal(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    let joined = parts.join("/");
+    if path.starts_with('/') {
+        format!("/{joined}")
+    } else {
+        joined
+    }
+}
+
+/// Whether mounting `source` would hand a container the Docker engine.
+fn is_docker_socket(source: &str) -> bool {
+    DOCKER_SOCKETS.contains(&lexically_normal(source.trim()).as_str())
+}
+
+/// The source of one `mounts` entry: `"src:dst[:ro]"` or `{ source = … }`.
+fn mount_source(mount: &Json) -> Option<&str> {
+    match mount {
+        Json::String(s) => s.split(':').next(),
+        Json::Object(t) => t.get("source").and_then(Json::as_str),
+        _ => None,
+    }
+}
+
+/// Checks a `container` table as its templates rendered, with the rules
+/// `weft check` applies to the values written in the file: a mount of the
+/// Docker socket (or a directory holding it) is refused, an image is named.
+pub fn check_rendered_container(spec: &Json) -> Result<(), String> {
+    match spec.get("image") {
+        Some(Json::String(image)) if !image.trim().is_empty() => {}
+        Some(other) => {
+            return Err(format!(
+                "`container.image` rendered to {}, not an image name",
+                crate::run::bounded_text(&other.to_string(), 200)
+            ))
+        }
+        None => return Err("`container` needs an `image`".into()),
+    }
+    if let Some(Json::Array(mounts)) = spec.get("mounts") {
+        for mount in mounts {
+            match mount_source(mount) {
+                Some(source) if is_docker_socket(source) => {
+                    return Err(format!(
+                        "mounting `{}` is refused: a container with the Docker socket controls the host",
+                        crate::run::bounded_text(source, 200)
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    return Err(format!(
+                        "`container.mounts` holds {}, not `\"source:target\"` or a table with a `source`",
+                        crate::run::bounded_text(&mount.to_string(), 200)
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
 const CUDA_KEYS: &[&str] = &[
     "source",
     "ptx",
@@ -81,7 +154,7 @@ impl Parser {
                     _ => None,
                 };
                 let Some(source) = source else { continue };
-                if DOCKER_SOCKETS.contains(&source.trim_end_matches('/')) {
+                if is_docker_socket(&source) {
                     refused = true;
                     self.diags.push(
                         Diagnostic::at(m.span(), format!("mounting `{source}` is refused"))

@@ -9,6 +9,7 @@ pub mod units;
 mod validate;
 mod values;
 
+pub use actions::check_rendered_container;
 pub use model::*;
 pub use schema::json_schema;
 

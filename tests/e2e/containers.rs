@@ -429,5 +429,9 @@ async fn a_templated_mount_of_the_docker_socket_fails_the_step_before_any_contai
         reason.contains("mounting `/var/run/../run/docker.sock` is refused"),
         "{reason}"
     );
+    assert_eq!(
+        peek.tasks[0].attempts[0].error_kind.as_deref(),
+        Some("policy")
+    );
     assert!(containers_of(&record.id).trim().is_empty());
 }

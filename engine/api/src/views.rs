@@ -46,6 +46,11 @@ pub struct AttemptView {
     pub worker: Option<String>,
     /// `None` while running; `""` on success; else why it failed.
     pub error: Option<String>,
+    /// For a failure: what kind it was (`exit-code`, `timeout`,
+    /// `out-of-memory`, `infrastructure`, `plugin`, `cancelled`, `policy`,
+    /// `other`). Absent while running and on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
     pub exit_code: Option<i32>,
     /// The plugin hooks that ran around it: phase, plugin, time, error.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -218,6 +223,11 @@ impl StepView {
                             finished_at: a.finished_at,
                             worker: a.worker.clone(),
                             error: a.error.clone(),
+                            error_kind: a
+                                .error
+                                .as_deref()
+                                .filter(|e| !e.is_empty())
+                                .map(|_| a.error_kind.as_str().to_string()),
                             exit_code: a.exit_code,
                             hooks: a
                                 .hooks

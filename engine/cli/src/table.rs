@@ -97,7 +97,13 @@ pub fn attempts(view: &RunView) -> String {
                 let mut result = match &a.error {
                     None => "running".to_string(),
                     Some(e) if e.is_empty() => "ok".to_string(),
-                    Some(e) => e.clone(),
+                    // Kinds the reason's words do not already say.
+                    Some(e) => match a.error_kind.as_deref() {
+                        Some(kind @ ("infrastructure" | "policy" | "plugin" | "out-of-memory")) => {
+                            format!("{e} [{kind}]")
+                        }
+                        _ => e.clone(),
+                    },
                 };
                 if !a.executions.is_empty() {
                     let ran: Vec<String> = a

@@ -82,6 +82,7 @@ impl Service {
                                 reason,
                                 exit_code: None,
                                 retryable: false,
+                                kind: weft_core::run::FailureKind::Infrastructure,
                             },
                             hooks: Vec::new(),
                         },

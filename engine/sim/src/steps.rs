@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use tokio::sync::watch;
 use weft_core::ports::LogSink;
-use weft_core::run::{Job, Outcome};
+use weft_core::run::{FailureKind, Job, Outcome};
 use weft_core::spec::Command;
 use weft_worker::CommandExecutor;
 
@@ -48,7 +48,12 @@ impl CommandExecutor for SimSteps {
         tokio::select! {
             _ = tokio::time::sleep(work.min(limit)) => {}
             _ = abort.wait_for(|a| *a) => {
-                return Outcome::Failed { reason: "aborted".into(), exit_code: None, retryable: false };
+                return Outcome::Failed {
+                    reason: "aborted".into(),
+                    exit_code: None,
+                    retryable: false,
+                    kind: FailureKind::Cancelled,
+                };
             }
         }
         self.process.gate().await;
@@ -57,6 +62,7 @@ impl CommandExecutor for SimSteps {
                 reason: format!("timed out after {limit:?}"),
                 exit_code: None,
                 retryable: true,
+                kind: FailureKind::Timeout,
             };
         }
         let effect = Effect {
@@ -81,6 +87,7 @@ impl CommandExecutor for SimSteps {
                 reason: "exited with code 1".into(),
                 exit_code: Some(1),
                 retryable: true,
+                kind: FailureKind::ExitCode,
             };
         }
         Outcome::Succeeded {

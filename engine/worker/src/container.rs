@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 use weft_core::ports::{
     ContainerExit, ContainerMount, ContainerRun, ContainerRuntime, WORKER_LABEL,
 };
-use weft_core::run::{Job, Outcome};
+use weft_core::run::{FailureKind, Job, Outcome};
 use weft_core::spec::units::format_duration;
 
 use crate::attempt::{bounded, Attempt, Ended};
@@ -24,11 +24,12 @@ const LABEL_ATTEMPT: &str = "dev.weft.attempt";
 /// Processes a container may run at once.
 const PIDS_LIMIT: i64 = 1024;
 
-fn failed(reason: String, exit_code: Option<i32>, retryable: bool) -> Outcome {
+fn failed(kind: FailureKind, reason: String, exit_code: Option<i32>, retryable: bool) -> Outcome {
     Outcome::Failed {
         reason,
         exit_code,
         retryable,
+        kind,
     }
 }
 
@@ -210,18 +211,30 @@ pub(crate) async fn run(
         Err(note) => (None, Some(note)),
     };
     if let Err(e) = prepared {
-        return failed(format!("preparing {}: {e}", dir.display()), None, true);
+        return failed(
+            FailureKind::Infrastructure,
+            format!("preparing {}: {e}", dir.display()),
+            None,
+            true,
+        );
     }
     let scratch = match std::path::absolute(&dir) {
         Ok(p) => p.display().to_string(),
-        Err(e) => return failed(format!("preparing {}: {e}", dir.display()), None, true),
+        Err(e) => {
+            return failed(
+                FailureKind::Infrastructure,
+                format!("preparing {}: {e}", dir.display()),
+                None,
+                true,
+            )
+        }
     };
     let request = match request(job, spec, inputs_env, &scratch, &options.name) {
         Ok(r) => ContainerRun {
             gpus: gpus.to_vec(),
             ..r
         },
-        Err(e) => return failed(e, None, false),
+        Err(e) => return failed(FailureKind::Policy, e, None, false),
     };
     if let Some(note) = inputs_note {
         log.push(note.as_bytes()).await;
@@ -238,6 +251,7 @@ pub(crate) async fn run(
     log.finish().await;
     let outcome = match ended {
         Ended::TimedOut(after) => failed(
+            FailureKind::Timeout,
             format!(
                 "timed out after {}; the container was killed",
                 format_duration(after)
@@ -245,10 +259,18 @@ pub(crate) async fn run(
             None,
             true,
         ),
-        Ended::Aborted => failed("aborted".into(), None, false),
-        Ended::Finished(Err(weft_core::Error::Invalid(e))) => failed(e, None, false),
-        Ended::Finished(Err(e)) => failed(format!("container runtime: {e}"), None, true),
+        Ended::Aborted => failed(FailureKind::Cancelled, "aborted".into(), None, false),
+        Ended::Finished(Err(weft_core::Error::Invalid(e))) => {
+            failed(FailureKind::Policy, e, None, false)
+        }
+        Ended::Finished(Err(e)) => failed(
+            FailureKind::Infrastructure,
+            format!("container runtime: {e}"),
+            None,
+            true,
+        ),
         Ended::Finished(Ok(ContainerExit::OomKilled)) => failed(
+            FailureKind::OutOfMemory,
             format!(
                 "oom-killed: the container went over its memory limit{}",
                 job.resources
@@ -262,12 +284,15 @@ pub(crate) async fn run(
         Ended::Finished(Ok(ContainerExit::Exited(0))) => {
             match outputs::read(&dir.join("outputs.json"), options.max_output_bytes) {
                 Ok(outputs) => Outcome::Succeeded { outputs },
-                Err(e) => failed(e, Some(0), false),
+                Err(e) => failed(FailureKind::Other, e, Some(0), false),
             }
         }
-        Ended::Finished(Ok(ContainerExit::Exited(code))) => {
-            failed(format!("exited with code {code}"), Some(code as i32), true)
-        }
+        Ended::Finished(Ok(ContainerExit::Exited(code))) => failed(
+            FailureKind::ExitCode,
+            format!("exited with code {code}"),
+            Some(code as i32),
+            true,
+        ),
     };
     let _ = std::fs::remove_dir_all(&dir);
     outcome

@@ -12,7 +12,7 @@ use weft_core::kernel::{BufferInit, DType, KernelArg, KernelCode, KernelSpec, MA
 use weft_core::ports::{
     gpu_label, BufferData, KernelLaunch, KernelReport, KernelRuntime, LaunchArg, LaunchCode,
 };
-use weft_core::run::Outcome;
+use weft_core::run::{FailureKind, Outcome};
 use weft_core::spec::units::format_duration;
 
 use crate::attempt::{bounded, Attempt, Ended};
@@ -22,11 +22,12 @@ use crate::Options;
 /// a larger one is written to a file and the outputs say where.
 pub const INLINE_OUTPUT_BYTES: usize = 64 << 10;
 
-fn failed(reason: String, retryable: bool) -> Outcome {
+fn failed(kind: FailureKind, reason: String, retryable: bool) -> Outcome {
     Outcome::Failed {
         reason,
         exit_code: None,
         retryable,
+        kind,
     }
 }
 
@@ -177,31 +178,41 @@ pub(crate) async fn run(
     } = attempt;
     let spec = match KernelSpec::from_json(spec) {
         Ok(s) => s,
-        Err(e) => return failed(e, false),
+        Err(e) => return failed(FailureKind::Policy, e, false),
     };
     let Some(device) = gpus.first() else {
         return failed(
+            FailureKind::Policy,
             "a cuda step needs a GPU, and none was assigned".into(),
             false,
         );
     };
     let launch = match prepare(&spec, options) {
         Ok(l) => l,
-        Err(e) => return failed(e, false),
+        Err(e) => return failed(FailureKind::Other, e, false),
     };
     // Losing the race drops the launch, and with it the kernel process.
     let ended = bounded(runtime.launch(device, launch), job.timeout, &mut abort).await;
     let outcome = match ended {
-        Ended::Aborted => failed("aborted; the kernel process was stopped".into(), false),
+        Ended::Aborted => failed(
+            FailureKind::Cancelled,
+            "aborted; the kernel process was stopped".into(),
+            false,
+        ),
         Ended::TimedOut(after) => failed(
+            FailureKind::Timeout,
             format!(
                 "timed out after {}; the kernel process was killed",
                 format_duration(after)
             ),
             true,
         ),
-        Ended::Finished(Err(weft_core::Error::Invalid(e))) => failed(e, false),
-        Ended::Finished(Err(e)) => failed(format!("kernel runtime: {e}"), true),
+        Ended::Finished(Err(weft_core::Error::Invalid(e))) => failed(FailureKind::Other, e, false),
+        Ended::Finished(Err(e)) => failed(
+            FailureKind::Infrastructure,
+            format!("kernel runtime: {e}"),
+            true,
+        ),
         Ended::Finished(Ok(report)) => {
             if !report.log.is_empty() {
                 log.push(report.log.as_bytes()).await;
@@ -209,7 +220,11 @@ pub(crate) async fn run(
             log.push(summary(&spec, device, &report).as_bytes()).await;
             match outputs(&report, &options.attempt_dir(job).join("buffers")) {
                 Ok(outputs) => Outcome::Succeeded { outputs },
-                Err(e) => failed(format!("writing output buffers: {e}"), true),
+                Err(e) => failed(
+                    FailureKind::Infrastructure,
+                    format!("writing output buffers: {e}"),
+                    true,
+                ),
             }
         }
     };

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value as Json};
 use weft_core::plugins::PluginCall;
 use weft_core::ports::PluginStore;
-use weft_core::run::{HookRun, Job, Outcome};
+use weft_core::run::{FailureKind, HookRun, Job, Outcome};
 use weft_core::spec::StepAction;
 use weft_wasm_host::{CallContext, HookInstance, Host, Limits, LogLine, Plugin};
 
@@ -106,6 +106,7 @@ fn failed(reason: String) -> Outcome {
         reason,
         exit_code: None,
         retryable: true,
+        kind: FailureKind::Plugin,
     }
 }
 
@@ -300,6 +301,7 @@ fn outcome_json(outcome: &Outcome, log_tail: String) -> Json {
             reason,
             exit_code,
             retryable,
+            ..
         } => json!({
             "status": "failed", "exit-code": exit_code, "reason": reason, "retryable": retryable,
             "outputs": {}, "log-tail": log_tail,
@@ -331,6 +333,7 @@ fn outcome_from(payload: Json) -> Result<Outcome, String> {
                 .and_then(Json::as_i64)
                 .map(|c| c as i32),
             retryable: map.get("retryable").and_then(Json::as_bool).unwrap_or(true),
+            kind: FailureKind::Plugin,
         }),
         other => Err(format!(
             "`status` must be \"succeeded\" or \"failed\", not {other:?}"
@@ -345,6 +348,7 @@ pub(crate) async fn run_step(plugins: &Plugins, log: &StepLog, job: &Job, spec: 
             reason: "the wasm step names no plugin".into(),
             exit_code: None,
             retryable: false,
+            kind: FailureKind::Policy,
         };
     };
     let plugin = match plugins.load(call).await {
@@ -372,6 +376,7 @@ pub(crate) async fn run_step(plugins: &Plugins, log: &StepLog, job: &Job, spec: 
             ),
             exit_code: None,
             retryable: false,
+            kind: FailureKind::Plugin,
         },
         Err(e) => failed(e.to_string()),
     }

@@ -9,7 +9,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command as Process;
-use weft_core::run::Outcome;
+use weft_core::run::{FailureKind, Outcome};
 use weft_core::spec::{units::format_duration, Command};
 
 use crate::attempt::{bounded, Attempt, Ended};
@@ -27,6 +27,7 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
     let dir = options.attempt_dir(job);
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return failed(
+            FailureKind::Infrastructure,
             format!("preparing the work directory {}: {e}", dir.display()),
             None,
             true,
@@ -37,7 +38,12 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
     let _ = std::fs::remove_file(&outputs_path);
     let inputs = job.inputs.to_string();
     if let Err(e) = std::fs::write(&inputs_path, &inputs) {
-        return failed(format!("writing inputs file: {e}"), None, true);
+        return failed(
+            FailureKind::Infrastructure,
+            format!("writing inputs file: {e}"),
+            None,
+            true,
+        );
     }
 
     let (program, mut process) = match command {
@@ -84,7 +90,14 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
     }
     let mut child = match process.spawn() {
         Ok(c) => c,
-        Err(e) => return failed(format!("starting `{program}`: {e}"), None, false),
+        Err(e) => {
+            return failed(
+                FailureKind::Infrastructure,
+                format!("starting `{program}`: {e}"),
+                None,
+                false,
+            )
+        }
     };
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
     if let Some(note) = inputs_note {
@@ -120,21 +133,33 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
 
     let outcome = match ended {
         Ended::TimedOut(after) => failed(
+            FailureKind::Timeout,
             format!("timed out after {}", format_duration(after)),
             None,
             true,
         ),
-        Ended::Aborted => failed("aborted".into(), None, false),
-        Ended::Finished(Err(e)) => failed(format!("waiting for `{program}`: {e}"), None, true),
+        Ended::Aborted => failed(FailureKind::Cancelled, "aborted".into(), None, false),
+        Ended::Finished(Err(e)) => failed(
+            FailureKind::Infrastructure,
+            format!("waiting for `{program}`: {e}"),
+            None,
+            true,
+        ),
         Ended::Finished(Ok(status)) => match status.code() {
             Some(0) => match outputs::read(&outputs_path, options.max_output_bytes) {
                 Ok(outputs) => Outcome::Succeeded { outputs },
-                Err(e) => failed(e, Some(0), false),
+                Err(e) => failed(FailureKind::Other, e, Some(0), false),
             },
-            Some(code) => failed(format!("exited with code {code}"), Some(code), true),
+            Some(code) => failed(
+                FailureKind::ExitCode,
+                format!("exited with code {code}"),
+                Some(code),
+                true,
+            ),
             None => {
                 use std::os::unix::process::ExitStatusExt;
                 failed(
+                    FailureKind::ExitCode,
                     format!("killed by signal {}", status.signal().unwrap_or(0)),
                     None,
                     true,
@@ -159,11 +184,12 @@ fn die_with_worker(process: &mut Process) {
     }
 }
 
-fn failed(reason: String, exit_code: Option<i32>, retryable: bool) -> Outcome {
+fn failed(kind: FailureKind, reason: String, exit_code: Option<i32>, retryable: bool) -> Outcome {
     Outcome::Failed {
         reason,
         exit_code,
         retryable,
+        kind,
     }
 }
 

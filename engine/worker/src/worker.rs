@@ -8,7 +8,7 @@ use weft_core::ports::{
     Claim, Clock, ContainerRuntime, Delivery, JobQueue, KernelRuntime, LogKey, Report, ReportKind,
     RunStore, WorkerRegistry,
 };
-use weft_core::run::{HookRun, Job, Outcome, MAX_TEXT_BYTES};
+use weft_core::run::{FailureKind, HookRun, Job, Outcome, MAX_TEXT_BYTES};
 use weft_core::spec::{gpu_pool, StepAction};
 
 use std::sync::atomic::Ordering;
@@ -418,6 +418,7 @@ impl Worker {
                 ),
                 exit_code: None,
                 retryable: false,
+                kind: FailureKind::Policy,
             };
         }
         let ids = self.gpus.acquire(need).await;
@@ -445,6 +446,7 @@ impl Worker {
             reason,
             exit_code: None,
             retryable: false,
+            kind: FailureKind::Infrastructure,
         };
         let plugins = match (&self.plugins, plugins::needs_plugins(job)) {
             (Some(p), true) => Some(p),

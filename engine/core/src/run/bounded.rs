@@ -34,10 +34,12 @@ impl Outcome {
                 reason,
                 exit_code,
                 retryable,
+                kind,
             } if reason.len() > MAX_TEXT_BYTES => Outcome::Failed {
                 reason: bounded_text(&reason, MAX_TEXT_BYTES),
                 exit_code,
                 retryable,
+                kind,
             },
             other => other,
         }
@@ -76,6 +78,7 @@ mod tests {
             reason: long,
             exit_code: Some(3),
             retryable: true,
+            kind: crate::run::FailureKind::ExitCode,
         };
         assert!(failed.is_oversized());
         match failed.bounded() {

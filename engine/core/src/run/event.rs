@@ -53,7 +53,55 @@ pub enum Outcome {
         exit_code: Option<i32>,
         /// False where trying again cannot help (e.g. the worker lacks a runtime).
         retryable: bool,
+        /// What kind of failure it was, beside the words of `reason`.
+        #[serde(default, skip_serializing_if = "FailureKind::is_other")]
+        kind: FailureKind,
     },
+}
+
+/// What kind of failure ended an attempt: for filters, colours and
+/// alerting, where the reason's words are for people.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The step's command or container ended with a non-zero exit code.
+    ExitCode,
+    /// The step ran past its `timeout`.
+    Timeout,
+    /// The step was killed for using too much memory.
+    OutOfMemory,
+    /// What runs the step failed, not the step: the worker, the queue, the
+    /// store, a container or kernel runtime, a job dead-lettered.
+    Infrastructure,
+    /// A plugin (a hook or a `wasm` step) failed or returned a failure.
+    Plugin,
+    /// The run was cancelled, or the attempt aborted.
+    Cancelled,
+    /// Refused by weft's rules: a rendered value, a limit, a resource no
+    /// worker has.
+    Policy,
+    /// Anything else, and failures recorded before kinds existed.
+    #[default]
+    Other,
+}
+
+impl FailureKind {
+    pub fn is_other(&self) -> bool {
+        *self == FailureKind::Other
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::ExitCode => "exit-code",
+            FailureKind::Timeout => "timeout",
+            FailureKind::OutOfMemory => "out-of-memory",
+            FailureKind::Infrastructure => "infrastructure",
+            FailureKind::Plugin => "plugin",
+            FailureKind::Cancelled => "cancelled",
+            FailureKind::Policy => "policy",
+            FailureKind::Other => "other",
+        }
+    }
 }
 
 /// One plugin hook's part in an attempt, as the worker saw it.

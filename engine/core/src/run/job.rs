@@ -354,6 +354,8 @@ mounts = ["{{ params.src }}:/x:ro"]
                     && summary.contains("is refused"),
                 "{refused}: {summary}"
             );
+            let attempt = &s.steps[0].tasks[0].attempts[0];
+            assert_eq!(attempt.error_kind, crate::run::FailureKind::Policy);
         }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use serde_json::{json, Value as Json};
 
 use super::backoff::retry_delay;
-use super::event::{Action, Event, Millis, Outcome, TaskId};
+use super::event::{Action, Event, FailureKind, Millis, Outcome, TaskId};
 use super::state::{
     AttemptRecord, Execution, RunState, RunStatus, SkipReason, StepStatus, TaskState, TaskStatus,
 };
@@ -226,6 +226,7 @@ impl Machine<'_> {
                             reason,
                             exit_code: None,
                             retryable: true,
+                            kind: FailureKind::Timeout,
                         },
                         at,
                     );
@@ -337,8 +338,10 @@ impl Machine<'_> {
                 reason,
                 exit_code,
                 retryable,
+                kind,
             } => {
                 record.error = Some(reason);
+                record.error_kind = kind;
                 record.exit_code = exit_code;
                 let attempt = record.number;
                 if retryable && attempt <= policy.limit {
@@ -540,6 +543,7 @@ impl Machine<'_> {
             finished_at: None,
             worker: None,
             error: None,
+            error_kind: FailureKind::Other,
             exit_code: None,
             hooks: Vec::new(),
             executions: Vec::new(),
@@ -567,6 +571,7 @@ impl Machine<'_> {
                     reason,
                     exit_code: None,
                     retryable: false,
+                    kind: FailureKind::Policy,
                 },
                 at,
             ),
@@ -585,6 +590,7 @@ impl Machine<'_> {
                         if let Some(a) = task.attempts.last_mut() {
                             a.finished_at = Some(at);
                             a.error = Some(format!("cancelled: {reason}"));
+                            a.error_kind = FailureKind::Cancelled;
                         }
                         task.status = TaskStatus::Cancelled;
                     }

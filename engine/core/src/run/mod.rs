@@ -17,7 +17,7 @@ mod state;
 
 pub use backoff::retry_delay;
 pub use bounded::{bounded_text, MAX_TEXT_BYTES};
-pub use event::{Action, Event, HookRun, Job, Millis, Outcome, TaskId};
+pub use event::{Action, Event, FailureKind, HookRun, Job, Millis, Outcome, TaskId};
 pub use limits::RunLimits;
 pub use machine::{apply, resume};
 pub use params::resolve_params;

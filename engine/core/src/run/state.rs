@@ -154,6 +154,8 @@ pub struct AttemptRecord {
     pub worker: Option<String>,
     /// `None` while running; the failure reason, or `""` on success.
     pub error: Option<String>,
+    /// What kind of failure `error` is (`Other` while running or on success).
+    pub error_kind: super::FailureKind,
     pub exit_code: Option<i32>,
     /// The plugin hooks that ran around it.
     pub hooks: Vec<super::HookRun>,

@@ -45,6 +45,7 @@ fn fail(job: &Job) -> Event {
             reason: "exit 1".into(),
             exit_code: Some(1),
             retryable: true,
+            kind: FailureKind::ExitCode,
         },
         at: 10,
         hooks: Vec::new(),
@@ -185,6 +186,10 @@ fn a_deadline_aborts_the_attempt_and_a_late_result_is_ignored() {
         .failure_summary()
         .unwrap()
         .contains("timed out after 1.0s"));
+    assert_eq!(
+        s.steps[0].tasks[0].attempts[0].error_kind,
+        FailureKind::Timeout
+    );
     assert!(apply(&mut s, ok(&job, json!({}))).is_empty());
 }
 
@@ -251,6 +256,10 @@ fn cancel_aborts_running_tasks_and_finishes_the_run() {
         ]
     );
     assert_eq!(s.steps[1].status, StepStatus::Cancelled);
+    assert_eq!(
+        s.steps[0].tasks[0].attempts[0].error_kind,
+        FailureKind::Cancelled
+    );
     assert!(apply(&mut s, ok(&job, json!({}))).is_empty());
 }
 
@@ -590,7 +599,7 @@ proptest! {
             let mut event = pending.swap_remove(i);
             if let Event::TaskFinished { outcome, task, attempt, .. } = &mut event {
                 if outcomes[step % outcomes.len()] == 0 {
-                    *outcome = Outcome::Failed { reason: "boom".into(), exit_code: Some(1), retryable: true };
+                    *outcome = Outcome::Failed { reason: "boom".into(), exit_code: Some(1), retryable: true, kind: FailureKind::ExitCode };
                 }
                 *ended.entry((task.clone(), *attempt)).or_default() += 1;
             }

@@ -140,7 +140,9 @@ export function mount(el, [id]) {
       h('td', {}, a.worker || ''),
       h('td', {}, a.started_at ? duration((a.finished_at || Date.now()) - a.started_at) : 'queued'),
       h('td', {}, a.exit_code ?? ''),
-      h('td', { class: 'error-text' }, a.error || ''));
+      h('td', { class: 'error-text' },
+        a.error_kind ? h('span', { class: 'kind', title: 'what kind of failure' }, a.error_kind) : '',
+        a.error || ''));
     if (!a.executions || !a.executions.length) return row;
     // At-least-once delivery ran it more than once: every execution is shown.
     const ran = a.executions.map((e) => `${e.worker} (${e.error == null ? 'no result' : e.error === '' ? 'ok' : `failed: ${e.error}`})`);

@@ -191,7 +191,19 @@ fn apply_pre(job: &mut Job, changed: Json) -> Result<(), String> {
         job.env = serde_json::from_value(env).map_err(|e| format!("`env`: {e}"))?;
     }
     if let Some(action) = map.remove("action") {
-        job.action = serde_json::from_value(action).map_err(|e| format!("`action`: {e}"))?;
+        let action: StepAction =
+            serde_json::from_value(action).map_err(|e| format!("`action`: {e}"))?;
+        // A hook may change how the step runs, not what kind of step it
+        // is, and what it returns is held to the rules the rendered step was.
+        if std::mem::discriminant(&action) != std::mem::discriminant(&job.action) {
+            return Err(format!(
+                "`action`: a pre hook may not turn a `{}` step into a `{}` step",
+                job.action.kind(),
+                action.kind()
+            ));
+        }
+        weft_core::run::check_rendered(&action).map_err(|e| format!("`action`: {e}"))?;
+        job.action = action;
     }
     Ok(())
 }
@@ -387,4 +399,45 @@ pub(crate) fn needs_plugins(job: &Job) -> bool {
     !job.pre_hooks.is_empty()
         || !job.post_hooks.is_empty()
         || matches!(job.action, StepAction::Wasm { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use weft_core::spec::{Command, StepAction};
+
+    use super::apply_pre;
+
+    #[test]
+    fn a_pre_hook_may_change_a_step_but_not_past_the_rules() {
+        let mut job = weft_testkit::job("r", "s", "default");
+        job.action = StepAction::Container {
+            spec: json!({"image": "busybox", "command": "ls /x", "mounts": ["/data:/x"]}),
+        };
+        let container = |spec| json!({ "action": serde_json::to_value(StepAction::Container { spec }).unwrap() });
+        // Another command: fine.
+        let changed = container(json!({"image": "busybox", "command": "ls /y"}));
+        apply_pre(&mut job, changed).unwrap();
+        assert!(
+            matches!(&job.action, StepAction::Container { spec } if spec["command"] == "ls /y")
+        );
+        // The Docker socket, however spelled: refused, the job unchanged.
+        let sneaky =
+            container(json!({"image": "busybox", "mounts": ["/run/../var/run/docker.sock:/s"]}));
+        let e = apply_pre(&mut job, sneaky).unwrap_err();
+        assert!(e.contains("is refused"), "{e}");
+        assert!(
+            matches!(&job.action, StepAction::Container { spec } if spec["command"] == "ls /y")
+        );
+        // Another kind of step: refused.
+        let shell = serde_json::to_value(StepAction::Run {
+            command: Command::Shell("cat /etc/shadow".into()),
+        })
+        .unwrap();
+        let e = apply_pre(&mut job, json!({ "action": shell })).unwrap_err();
+        assert!(
+            e.contains("may not turn a `container` step into a `run` step"),
+            "{e}"
+        );
+    }
 }

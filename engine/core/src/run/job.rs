@@ -35,21 +35,12 @@ impl Machine<'_> {
                         .collect::<Result<_, _>>()?,
                 ),
             },
-            StepAction::Container { spec: container } => {
-                let rendered = render_json(container, &lookup)?;
-                crate::spec::check_rendered_container(&rendered)
-                    .map_err(|e| format!("the `container` table as rendered: {e}"))?;
-                StepAction::Container { spec: rendered }
-            }
-            StepAction::Cuda { spec: cuda } => {
-                let rendered = render_json(cuda, &lookup)?;
-                // What the templates rendered to is checked here, as the
-                // file's own values were at `weft check`: a bad value
-                // fails the attempt with its reason, not on the worker.
-                crate::kernel::KernelSpec::from_json(&rendered)
-                    .map_err(|e| format!("the `cuda` table as rendered: {e}"))?;
-                StepAction::Cuda { spec: rendered }
-            }
+            StepAction::Container { spec: container } => StepAction::Container {
+                spec: render_json(container, &lookup)?,
+            },
+            StepAction::Cuda { spec: cuda } => StepAction::Cuda {
+                spec: render_json(cuda, &lookup)?,
+            },
             StepAction::Wasm { spec: wasm } => {
                 let mut wasm = wasm.clone();
                 if let Some(input) = wasm.get("input") {
@@ -60,6 +51,10 @@ impl Machine<'_> {
             }
             other => other.clone(),
         };
+        // What the templates rendered to is checked here, as the file's
+        // own values were at `weft check`: a bad value fails the attempt
+        // with its reason, and never reaches a worker.
+        check_rendered(&action)?;
         let step_plugin = match &action {
             StepAction::Wasm { spec: wasm } => wasm_call(wasm, &self.state.plugins),
             _ => None,
@@ -171,6 +166,20 @@ impl Machine<'_> {
                 .ok_or_else(not_found),
             _ => Err(not_found()),
         }
+    }
+}
+
+/// Checks an action as it will run (templates rendered, or changed by a
+/// pre hook) with the rules `weft check` applies to values written in the
+/// file: refused container settings and mounts, kernel arguments.
+pub fn check_rendered(action: &StepAction) -> Result<(), String> {
+    match action {
+        StepAction::Container { spec } => crate::spec::check_rendered_container(spec)
+            .map_err(|e| format!("the `container` table as rendered: {e}")),
+        StepAction::Cuda { spec } => crate::kernel::KernelSpec::from_json(spec)
+            .map(|_| ())
+            .map_err(|e| format!("the `cuda` table as rendered: {e}")),
+        _ => Ok(()),
     }
 }
 

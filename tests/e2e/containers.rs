@@ -435,3 +435,71 @@ async fn a_templated_mount_of_the_docker_socket_fails_the_step_before_any_contai
     );
     assert!(containers_of(&record.id).trim().is_empty());
 }
+
+#[tokio::test]
+async fn host_paths_are_mounted_only_where_the_worker_allows() {
+    let data = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::write(shared.path().join("hello"), "from the host\n").unwrap();
+    let file = data.path().join("w.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[workflow]\nname = \"mounts\"\n[params]\nsrc = \"/etc\"\n\
+             [steps.read]\ncontainer = {{ image = \"{IMAGE}\", command = \"cat /x/hello || ls /x\", mounts = [\"{{{{ params.src }}}}:/x:ro\"] }}\n"
+        ),
+    )
+    .unwrap();
+    let shared_dir = shared.path().display().to_string();
+    // The host's /etc: refused, as anything is by default.
+    let out = weft(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--plain",
+            "--allow-mount",
+            &shared_dir,
+        ],
+        data.path(),
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let (_, record, state) = newest_embedded_run(data.path()).await;
+    let view = weft_api::views::RunView::new(&record, &state);
+    let attempt = &step(&view, "read").tasks[0].attempts[0];
+    let reason = attempt.error.clone().unwrap_or_default();
+    assert!(
+        reason
+            .contains("mounting host path `/etc` is refused: this worker allows only paths inside"),
+        "{reason}"
+    );
+    assert_eq!(attempt.error_kind.as_deref(), Some("policy"));
+    assert!(containers_of(&record.id).trim().is_empty());
+    // The directory the worker allows: mounted, read.
+    let src = format!("src={shared_dir}");
+    let out = weft(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--plain",
+            "--logs",
+            "--param",
+            &src,
+            "--allow-mount",
+            &shared_dir,
+        ],
+        data.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("from the host"), "{}", text(&out));
+    // And with no --allow-mount, not even that.
+    let out = weft(
+        &["run", file.to_str().unwrap(), "--plain", "--param", &src],
+        data.path(),
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("allows container steps no host paths"),
+        "{}",
+        text(&out)
+    );
+}

@@ -120,6 +120,32 @@ fn mounts(v: Option<&Json>) -> Result<Vec<ContainerMount>, String> {
         .collect()
 }
 
+/// Whether this worker lets a container mount host path `source`: it must
+/// exist and, with its symbolic links resolved, be one of `allowed` or
+/// inside one (so neither `..` nor a link leads out of them).
+fn mount_allowed(source: &str, allowed: &[std::path::PathBuf]) -> Result<(), String> {
+    if allowed.is_empty() {
+        return Err(format!(
+            "mounting host path `{source}` is refused: this worker allows container steps no \
+             host paths (an administrator may list some in `[worker] allowed-mounts`)"
+        ));
+    }
+    let real =
+        std::fs::canonicalize(source).map_err(|e| format!("mounting host path `{source}`: {e}"))?;
+    let inside = allowed
+        .iter()
+        .any(|dir| std::fs::canonicalize(dir).is_ok_and(|dir| real.starts_with(dir)));
+    if inside {
+        Ok(())
+    } else {
+        let list: Vec<String> = allowed.iter().map(|d| d.display().to_string()).collect();
+        Err(format!(
+            "mounting host path `{source}` is refused: this worker allows only paths inside {}",
+            list.join(", ")
+        ))
+    }
+}
+
 /// What the runtime gets for this attempt; `inputs` for `$WEFT_INPUTS`
 /// (none when too big for the environment).
 fn request(
@@ -236,6 +262,11 @@ pub(crate) async fn run(
         },
         Err(e) => return failed(FailureKind::Policy, e, None, false),
     };
+    for mount in &request.mounts {
+        if let Err(e) = mount_allowed(&mount.source, &options.allowed_mounts) {
+            return failed(FailureKind::Policy, e, None, false);
+        }
+    }
     if let Some(note) = inputs_note {
         log.push(note.as_bytes()).await;
     }
@@ -303,6 +334,39 @@ mod tests {
     use super::*;
     use serde_json::json;
     use weft_core::run::TaskId;
+
+    #[test]
+    fn host_paths_are_mounted_only_inside_the_allowed_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        let secret = root.path().join("secret");
+        std::fs::create_dir_all(data.join("set")).unwrap();
+        std::fs::create_dir_all(&secret).unwrap();
+        std::os::unix::fs::symlink(&secret, data.join("escape")).unwrap();
+        let path = |p: &std::path::Path| p.display().to_string();
+        // None allowed by default.
+        let e = mount_allowed(&path(&data), &[]).unwrap_err();
+        assert!(e.contains("allows container steps no host paths"), "{e}");
+        let allowed = [data.clone()];
+        assert!(mount_allowed(&path(&data), &allowed).is_ok());
+        assert!(mount_allowed(&path(&data.join("set")), &allowed).is_ok());
+        for outside in [
+            secret.clone(),
+            data.join("escape"),
+            data.join("../secret"),
+            std::path::PathBuf::from("/"),
+        ] {
+            let e = mount_allowed(&path(&outside), &allowed).unwrap_err();
+            assert!(e.contains("allows only paths inside"), "{outside:?}: {e}");
+        }
+        // A sibling whose name starts the same is not inside.
+        std::fs::create_dir_all(root.path().join("data2")).unwrap();
+        assert!(mount_allowed(&path(&root.path().join("data2")), &allowed).is_err());
+        // A path that does not exist is not mounted (Docker would make it).
+        assert!(mount_allowed(&path(&data.join("nope")), &allowed)
+            .unwrap_err()
+            .contains("No such file"));
+    }
 
     #[test]
     fn requests_are_built_from_the_step_and_refuse_bad_mounts() {

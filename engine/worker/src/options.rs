@@ -34,6 +34,10 @@ pub struct Options {
     /// Default: those `nvidia-smi` reports, none without the driver (the
     /// `weft` binary fills this in from the CUDA driver where it can).
     pub gpus: Option<Vec<weft_core::ports::GpuSlot>>,
+    /// Host directories a container step may mount: a mount's source must
+    /// be one of these or inside one, once symbolic links are resolved.
+    /// Default: none, so a container step gets no path of the host.
+    pub allowed_mounts: Vec<PathBuf>,
 }
 
 impl Options {
@@ -59,6 +63,7 @@ impl Default for Options {
             heartbeat_ms: 3000,
             plugins: weft_wasm_host::Options::default(),
             gpus: None,
+            allowed_mounts: Vec::new(),
         }
     }
 }

@@ -39,6 +39,10 @@ pub struct Watch {
     /// step's id.
     #[arg(long)]
     logs: bool,
+    /// A host directory container steps may mount (they get none unless
+    /// given); repeat for more.
+    #[arg(long = "allow-mount", value_name = "DIR")]
+    allow_mounts: Vec<PathBuf>,
 }
 
 /// What to start: a new run, or a retry of a finished one.
@@ -155,6 +159,11 @@ async fn watch_here(
     // another `weft run` may be running beside this one.
     options.name = format!("local-{}", std::process::id());
     options.cwd = Some(dir);
+    options.allowed_mounts = args
+        .allow_mounts
+        .iter()
+        .map(std::path::absolute)
+        .collect::<Result<_, _>>()?;
     let uses_containers = workflow
         .steps
         .iter()

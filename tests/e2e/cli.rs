@@ -417,3 +417,50 @@ run = "echo after"
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("no run `nope`"), "{}", text(&out));
 }
+
+#[test]
+fn a_step_sees_a_minimal_environment_and_leaves_no_scratch_behind() {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("env.toml");
+    std::fs::write(
+        &file,
+        "[workflow]\nname = \"env\"\n[steps.show]\nfor-each = [1, 2, 3]\nenv = { MINE = \"mine\" }\nrun = \"env | sort\"\n",
+    )
+    .unwrap();
+    let out = Command::new(weft_bin())
+        .args(["run", file.to_str().unwrap(), "--plain", "--logs"])
+        .env("WEFT_DATA_DIR", data.path())
+        .env("WEFT_TOKEN", "weft_secret_token")
+        .env("REDIS_URL", "redis://:hunter2@db:6379/")
+        .env("AWS_SECRET_ACCESS_KEY", "not-for-steps")
+        .output()
+        .unwrap();
+    let printed = text(&out);
+    assert!(out.status.success(), "{printed}");
+    // Its own variables and what programs expect...
+    assert!(printed.contains("MINE=mine"), "{printed}");
+    assert!(printed.contains("PATH="), "{printed}");
+    assert!(printed.contains("WEFT_RUN_ID="), "{printed}");
+    // ...and nothing the worker was started with.
+    for secret in [
+        "weft_secret_token",
+        "hunter2",
+        "not-for-steps",
+        "WEFT_DATA_DIR",
+    ] {
+        assert!(
+            !printed.contains(secret),
+            "a step saw `{secret}`:\n{printed}"
+        );
+    }
+    // Every attempt's scratch directory is gone, and its run's with it.
+    let work = data.path().join("work");
+    let left: Vec<_> = std::fs::read_dir(&work)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|n| n == "plugin-cache" || n == "ptx-cache"),
+        "left in {}: {left:?}",
+        work.display()
+    );
+}

@@ -224,7 +224,7 @@ pub(crate) async fn run(
     let dir = options.attempt_dir(job);
     let inputs = job.inputs.to_string();
     let prepared = (|| {
-        std::fs::create_dir_all(&dir)?;
+        options.make_attempt_dir(job)?;
         // The container's user may be anyone; the directory is the attempt's own.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
@@ -325,7 +325,7 @@ pub(crate) async fn run(
             true,
         ),
     };
-    let _ = std::fs::remove_dir_all(&dir);
+    options.remove_attempt_dir(job);
     outcome
 }
 

@@ -30,3 +30,10 @@ pub use options::Options;
 pub use plugins::Plugins;
 pub use stats::Stats;
 pub use worker::Worker;
+
+/// The variables of the worker's environment every shell step gets (with
+/// `LC_*`): what programs expect to find. Nothing else of the worker's
+/// environment reaches a step unless `[worker] pass-env` names it.
+pub const STEP_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+];

@@ -38,6 +38,10 @@ pub struct Options {
     /// be one of these or inside one, once symbolic links are resolved.
     /// Default: none, so a container step gets no path of the host.
     pub allowed_mounts: Vec<PathBuf>,
+    /// Variables of the worker's own environment a shell step also gets,
+    /// beyond the minimal set ([`crate::STEP_ENV`]). Default: none; the
+    /// worker's configuration, tokens and service URLs never reach a step.
+    pub pass_env: Vec<String>,
 }
 
 impl Options {
@@ -47,6 +51,32 @@ impl Options {
             .join(&job.run_id)
             .join(job.task.to_string())
             .join(job.attempt.to_string())
+    }
+
+    /// Makes the attempt's scratch directory. Tried again if another
+    /// attempt's [`Options::remove_attempt_dir`] took an empty parent away
+    /// midway.
+    pub fn make_attempt_dir(&self, job: &weft_core::run::Job) -> std::io::Result<PathBuf> {
+        let dir = self.attempt_dir(job);
+        let mut tries = 0;
+        loop {
+            match std::fs::create_dir_all(&dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
+                other => return other.map(|()| dir),
+            }
+        }
+    }
+
+    /// Removes the attempt's scratch directory, and its task's and run's
+    /// once nothing else is in them, so finished runs leave nothing behind.
+    pub fn remove_attempt_dir(&self, job: &weft_core::run::Job) {
+        let dir = self.attempt_dir(job);
+        let _ = std::fs::remove_dir_all(&dir);
+        for parent in dir.ancestors().skip(1).take(2) {
+            if std::fs::remove_dir(parent).is_err() {
+                break;
+            }
+        }
     }
 }
 
@@ -64,6 +94,7 @@ impl Default for Options {
             plugins: weft_wasm_host::Options::default(),
             gpus: None,
             allowed_mounts: Vec::new(),
+            pass_env: Vec::new(),
         }
     }
 }

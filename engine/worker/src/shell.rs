@@ -25,7 +25,7 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
         ..
     } = attempt;
     let dir = options.attempt_dir(job);
-    if let Err(e) = std::fs::create_dir_all(&dir) {
+    if let Err(e) = options.make_attempt_dir(job) {
         return failed(
             FailureKind::Infrastructure,
             format!("preparing the work directory {}: {e}", dir.display()),
@@ -58,6 +58,9 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
             (argv[0].clone(), p)
         }
     };
+    // Not the worker's environment: what it was started with (a token,
+    // service URLs, its configuration) is none of a step's business.
+    process.env_clear().envs(step_env(&options.pass_env));
     process
         .envs(&job.env)
         .env("WEFT_OUTPUTS", &outputs_path)
@@ -167,7 +170,7 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
             }
         },
     };
-    let _ = std::fs::remove_dir_all(&dir);
+    options.remove_attempt_dir(job);
     outcome
 }
 
@@ -182,6 +185,20 @@ fn die_with_worker(process: &mut Process) {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
         });
     }
+}
+
+/// The variables of this process's environment a step gets: the minimal
+/// set a program expects ([`crate::STEP_ENV`], and `LC_*`) and those the
+/// worker's configuration passes on.
+fn step_env(pass: &[String]) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    std::env::vars_os()
+        .filter(|(k, _)| {
+            let k = k.to_string_lossy();
+            crate::STEP_ENV.contains(&k.as_ref())
+                || k.starts_with("LC_")
+                || pass.iter().any(|p| *p == k)
+        })
+        .collect()
 }
 
 fn failed(kind: FailureKind, reason: String, exit_code: Option<i32>, retryable: bool) -> Outcome {

@@ -256,3 +256,52 @@ fn weft_token_create_list_and_revoke_work_from_the_cli() {
     weft(&["token", "revoke", &id]);
     assert!(!weft(&["token", "list"]).contains(&id));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_tokens_are_throttled_per_address_and_a_right_one_elsewhere_still_works() {
+    let cluster = Cluster::start(0);
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let guesser = from("127.0.0.1");
+    let url = format!("{}/api/runs", cluster.url);
+    let mut statuses = std::collections::BTreeMap::new();
+    let mut retry_after = None;
+    for i in 0..2_000 {
+        let response = guesser
+            .get(&url)
+            .bearer_auth(format!("weft_guess{i}_nope"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+        }
+        *statuses.entry(response.status().as_u16()).or_insert(0) += 1;
+    }
+    assert!(
+        statuses.get(&429).copied().unwrap_or(0) >= 1_900,
+        "{statuses:?}"
+    );
+    assert!(
+        retry_after
+            .as_deref()
+            .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)),
+        "{retry_after:?}"
+    );
+    // Another address with the right token: at once.
+    let response = from("127.0.0.2")
+        .get(&url)
+        .bearer_auth(&cluster.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}

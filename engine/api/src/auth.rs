@@ -130,14 +130,25 @@ impl FromRequestParts<ApiState> for Caller {
                 name: None,
             }),
             Some(tokens) => {
-                check(
+                let client = parts
+                    .extensions
+                    .get::<crate::throttle::ClientAddr>()
+                    .map(|c| c.0);
+                if let Some(wait) = client.and_then(|ip| state.auth_throttle.wait(ip)) {
+                    return Err(Error::throttled(wait));
+                }
+                let checked = check(
                     tokens,
                     parts
                         .headers
                         .get(axum::http::header::AUTHORIZATION)
                         .and_then(|v| v.to_str().ok()),
                 )
-                .await
+                .await;
+                if let (Err(Error::Api { status: 401, .. }), Some(ip)) = (&checked, client) {
+                    state.auth_throttle.failed(ip);
+                }
+                checked
             }
         }
     }

@@ -32,6 +32,17 @@ impl Error {
     pub(crate) fn not_found(what: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, what)
     }
+
+    /// 429 for a client that sent too many wrong tokens; `retry_after_s`
+    /// in the details becomes the `Retry-After` header.
+    pub(crate) fn throttled(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        Error::Api {
+            status: StatusCode::TOO_MANY_REQUESTS.as_u16(),
+            message: format!("too many wrong tokens from this address; try again in {secs} s"),
+            details: Some(serde_json::json!({ "retry_after_s": secs })),
+        }
+    }
 }
 
 impl From<weft_orchestrator::Error> for Error {
@@ -63,11 +74,23 @@ impl IntoResponse for Error {
             } => {
                 let status =
                     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let retry_after = details
+                    .as_ref()
+                    .and_then(|d| d.get("retry_after_s"))
+                    .and_then(serde_json::Value::as_u64)
+                    .filter(|_| status == StatusCode::TOO_MANY_REQUESTS);
                 let mut body = serde_json::json!({ "error": message });
                 if let Some(d) = details {
                     body["details"] = d;
                 }
-                (status, Json(body)).into_response()
+                let mut response = (status, Json(body)).into_response();
+                if let Some(secs) = retry_after {
+                    response.headers_mut().insert(
+                        axum::http::header::RETRY_AFTER,
+                        axum::http::HeaderValue::from(secs),
+                    );
+                }
+                response
             }
             other => (
                 StatusCode::INTERNAL_SERVER_ERROR,

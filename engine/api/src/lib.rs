@@ -12,6 +12,7 @@ mod metrics;
 mod routes;
 mod serve;
 mod status;
+mod throttle;
 pub mod views;
 mod web;
 
@@ -24,3 +25,4 @@ pub use metrics::ServerMetrics;
 pub use routes::{parse_task, router, ApiState};
 pub use serve::{serve, Limits};
 pub use status::status_router;
+pub use throttle::AuthThrottle;

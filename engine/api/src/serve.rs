@@ -67,7 +67,7 @@ pub async fn serve(
         };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, peer)) => (stream, peer),
                 Err(e) => {
                     // Out of file descriptors, say: wait, do not spin.
                     tracing::warn!("accepting a connection: {e}");
@@ -83,7 +83,10 @@ pub async fn serve(
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout);
         builder.http2().timer(TokioTimer::new());
-        let service = TowerToHyperService::new(app.clone());
+        let (stream, peer) = stream;
+        // Every request carries its client's address (for the auth throttle).
+        let client = crate::throttle::ClientAddr(peer.ip());
+        let service = TowerToHyperService::new(app.clone().layer(axum::Extension(client)));
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();

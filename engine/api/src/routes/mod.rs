@@ -84,6 +84,8 @@ pub struct ApiState {
     pub finished: Arc<crate::FinishedViews>,
     /// The live workers as last read, for why queued steps wait.
     pub live_workers: Arc<LiveWorkers>,
+    /// Wrong tokens per client address.
+    pub auth_throttle: Arc<crate::throttle::AuthThrottle>,
 }
 
 pub fn router(state: ApiState) -> Router {

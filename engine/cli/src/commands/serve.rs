@@ -157,6 +157,7 @@ async fn serve_api(
         reads: Arc::new(weft_orchestrator::ReadCache::new()),
         finished: Arc::default(),
         live_workers: Arc::default(),
+        auth_throttle: Arc::default(),
     });
     let worker = async {
         match worker {

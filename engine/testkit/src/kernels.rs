@@ -306,6 +306,15 @@ pub fn saxpy_launch(n: u32) -> KernelLaunch {
     }
 }
 
+/// Asserts that `bytes` are the `y` of [`saxpy_launch`]`(n)`: 2x + 1.
+pub fn check_saxpy(bytes: &[u8], n: u32) {
+    let y = f32s(bytes);
+    assert_eq!(y.len(), n as usize);
+    for (i, v) in y.iter().enumerate() {
+        assert_eq!(*v, 2.0 * i as f32 + 1.0, "y[{i}]");
+    }
+}
+
 /// Contract: SAXPY computes y = 2x + 1, and only the output buffer comes back.
 pub async fn saxpy_computes_and_returns_only_outputs(runtime: &dyn KernelRuntime, device: &str) {
     let n = 4096;
@@ -313,11 +322,7 @@ pub async fn saxpy_computes_and_returns_only_outputs(runtime: &dyn KernelRuntime
     assert_eq!(report.outputs.len(), 1, "only `y` is an output");
     let y = &report.outputs[0];
     assert_eq!((y.name.as_str(), y.dtype), ("y", DType::F32));
-    let y = f32s(&y.bytes);
-    assert_eq!(y.len(), n as usize);
-    for (i, v) in y.iter().enumerate() {
-        assert_eq!(*v, 2.0 * i as f32 + 1.0, "y[{i}]");
-    }
+    check_saxpy(&y.bytes, n);
 }
 
 /// Contract: the reduction of a million ones is a million.

@@ -48,60 +48,7 @@ mod needs_gpu_contract {
     );
 }
 
-const SAXPY: &str = include_str!("../../../../workflows/gpu/kernels/saxpy.cu");
-
-fn f32s(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|f| f.to_le_bytes()).collect()
-}
-
-fn saxpy(n: u32) -> KernelLaunch {
-    KernelLaunch {
-        code: LaunchCode::Source {
-            name: "saxpy.cu".into(),
-            text: SAXPY.into(),
-        },
-        entry: "saxpy".into(),
-        grid: [n.div_ceil(256), 1, 1],
-        block: [256, 1, 1],
-        shared_mem_bytes: 0,
-        args: vec![
-            LaunchArg::Scalar {
-                dtype: DType::F32,
-                bytes: 2f32.to_le_bytes().to_vec(),
-            },
-            LaunchArg::Buffer {
-                name: "x".into(),
-                dtype: DType::F32,
-                data: BufferData::Bytes(f32s(&(0..n).map(|i| i as f32).collect::<Vec<_>>())),
-                output: false,
-            },
-            LaunchArg::Buffer {
-                name: "y".into(),
-                dtype: DType::F32,
-                data: BufferData::Fill {
-                    len: n.into(),
-                    element: 1f32.to_le_bytes().to_vec(),
-                },
-                output: true,
-            },
-            LaunchArg::Scalar {
-                dtype: DType::U32,
-                bytes: n.to_le_bytes().to_vec(),
-            },
-        ],
-    }
-}
-
-fn check_saxpy(bytes: &[u8], n: u32) {
-    let y: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    assert_eq!(y.len(), n as usize);
-    for (i, v) in y.iter().enumerate() {
-        assert_eq!(*v, 2.0 * i as f32 + 1.0, "y[{i}]");
-    }
-}
+use weft_testkit::kernels::{check_saxpy, saxpy_launch as saxpy};
 
 #[tokio::test]
 async fn a_launch_runs_where_there_is_a_driver_and_says_why_not_where_there_is_none() {

@@ -75,9 +75,7 @@ impl RedisRunStore {
                 break;
             }
         }
-        runs.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-        runs.truncate(query.limit);
-        Ok(runs)
+        Ok(query.pick(runs))
     }
 }
 

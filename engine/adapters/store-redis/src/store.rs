@@ -253,15 +253,7 @@ impl RunStore for RedisRunStore {
         if let Some(prefix) = &query.id_prefix {
             return self.runs_by_prefix(prefix, query).await;
         }
-        let mut runs: Vec<RunRecord> = self
-            .list_runs(usize::MAX)
-            .await?
-            .into_iter()
-            .filter(|r| query.matches(r))
-            .collect();
-        runs.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-        runs.truncate(query.limit);
-        Ok(runs)
+        Ok(query.pick(self.list_runs(usize::MAX).await?))
     }
 
     async fn append_events(

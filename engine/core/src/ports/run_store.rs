@@ -51,6 +51,15 @@ pub struct RunQuery {
 }
 
 impl RunQuery {
+    /// The runs of `runs` this query asks for: matching, newest first, at
+    /// most `limit`.
+    pub fn pick(&self, runs: impl IntoIterator<Item = RunRecord>) -> Vec<RunRecord> {
+        let mut picked: Vec<RunRecord> = runs.into_iter().filter(|r| self.matches(r)).collect();
+        picked.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        picked.truncate(self.limit);
+        picked
+    }
+
     pub fn matches(&self, run: &RunRecord) -> bool {
         self.status.is_none_or(|s| s == run.status)
             && self.workflow.as_ref().is_none_or(|w| *w == run.workflow)
@@ -123,15 +132,7 @@ pub trait RunStore: Send + Sync {
     /// Runs matching `query`, newest first. The default scans every run;
     /// stores with an index may do better.
     async fn query_runs(&self, query: &RunQuery) -> Result<Vec<RunRecord>, Error> {
-        let mut runs: Vec<RunRecord> = self
-            .list_runs(usize::MAX)
-            .await?
-            .into_iter()
-            .filter(|r| query.matches(r))
-            .collect();
-        runs.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-        runs.truncate(query.limit);
-        Ok(runs)
+        Ok(query.pick(self.list_runs(usize::MAX).await?))
     }
 
     /// Appends events at position `expected_len` of the run's log, for the

@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value as Json;
-use weft_core::ports::{
-    ContainerExit, ContainerMount, ContainerRun, ContainerRuntime, WORKER_LABEL,
-};
+use weft_core::ports::{ContainerExit, ContainerRun, ContainerRuntime, WORKER_LABEL};
 use weft_core::run::{FailureKind, Job, Outcome};
 use weft_core::spec::units::format_duration;
 
@@ -69,55 +67,6 @@ fn strings(v: Option<&Json>, what: &str) -> Result<Option<Vec<String>>, String> 
             .map(Some),
         Some(_) => Err(format!("`container.{what}` must be a string or a list")),
     }
-}
-
-fn mounts(v: Option<&Json>) -> Result<Vec<ContainerMount>, String> {
-    let Some(v) = v else { return Ok(Vec::new()) };
-    let Json::Array(items) = v else {
-        return Err("`container.mounts` must be a list".into());
-    };
-    items
-        .iter()
-        .map(|m| match m {
-            Json::String(s) => {
-                let parts: Vec<&str> = s.split(':').collect();
-                match parts.as_slice() {
-                    [source, target] => Ok((source.to_string(), target.to_string(), false)),
-                    [source, target, "ro"] => Ok((source.to_string(), target.to_string(), true)),
-                    [source, target, "rw"] => Ok((source.to_string(), target.to_string(), false)),
-                    _ => Err(format!(
-                        "mount `{s}`: write `/host/path:/container/path[:ro]`"
-                    )),
-                }
-            }
-            Json::Object(t) => {
-                let get = |k: &str| t.get(k).and_then(Json::as_str).map(str::to_string);
-                match (get("source"), get("target")) {
-                    (Some(s), Some(d)) => Ok((
-                        s,
-                        d,
-                        t.get("read-only").and_then(Json::as_bool).unwrap_or(false),
-                    )),
-                    _ => Err("a mount table needs `source` and `target`".into()),
-                }
-            }
-            _ => Err("each mount is `src:dst[:ro]` or `{ source, target, read-only }`".into()),
-        })
-        .map(|r| {
-            r.and_then(|(source, target, read_only)| {
-                if !source.starts_with('/') || !target.starts_with('/') {
-                    return Err(format!(
-                        "mount {source}:{target}: both paths must be absolute"
-                    ));
-                }
-                Ok(ContainerMount {
-                    source,
-                    target,
-                    read_only,
-                })
-            })
-        })
-        .collect()
 }
 
 /// Whether this worker lets a container mount host path `source`: it must
@@ -198,7 +147,7 @@ fn request(
             .and_then(Json::as_str)
             .map(str::to_string),
         user: spec.get("user").and_then(Json::as_str).map(str::to_string),
-        mounts: mounts(spec.get("mounts"))?,
+        mounts: weft_core::spec::container_mounts(spec.get("mounts"))?,
         scratch: scratch.to_string(),
         cpus: job.resources.cpus,
         memory_bytes: job.resources.memory,

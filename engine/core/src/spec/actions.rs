@@ -8,6 +8,7 @@ use toml::de::DeValue;
 use super::model::PluginRef;
 use super::parse::{Parser, Value};
 use crate::diagnostic::Diagnostic;
+use crate::ports::ContainerMount;
 
 const CONTAINER_KEYS: &[&str] = &[
     "image", "command", "args", "env", "workdir", "user", "mounts", "network",
@@ -62,13 +63,56 @@ fn is_docker_socket(source: &str) -> bool {
     DOCKER_SOCKETS.contains(&lexically_normal(source.trim()).as_str())
 }
 
-/// The source of one `mounts` entry: `"src:dst[:ro]"` or `{ source = … }`.
-fn mount_source(mount: &Json) -> Option<&str> {
-    match mount {
-        Json::String(s) => s.split(':').next(),
-        Json::Object(t) => t.get("source").and_then(Json::as_str),
-        _ => None,
-    }
+/// The `mounts` of a `container` table: `"src:dst[:ro|:rw]"` or
+/// `{ source, target, read-only }`, both paths absolute. The one reading
+/// of mounts, for the dispatcher's checks and for the worker.
+pub fn container_mounts(v: Option<&Json>) -> Result<Vec<ContainerMount>, String> {
+    let Some(v) = v else { return Ok(Vec::new()) };
+    let Json::Array(items) = v else {
+        return Err("`container.mounts` must be a list".into());
+    };
+    items
+        .iter()
+        .map(|m| match m {
+            Json::String(s) => {
+                let parts: Vec<&str> = s.split(':').collect();
+                match parts.as_slice() {
+                    [source, target] => Ok((source.to_string(), target.to_string(), false)),
+                    [source, target, "ro"] => Ok((source.to_string(), target.to_string(), true)),
+                    [source, target, "rw"] => Ok((source.to_string(), target.to_string(), false)),
+                    _ => Err(format!(
+                        "mount `{s}`: write `/host/path:/container/path[:ro]`"
+                    )),
+                }
+            }
+            Json::Object(t) => {
+                let get = |k: &str| t.get(k).and_then(Json::as_str).map(str::to_string);
+                match (get("source"), get("target")) {
+                    (Some(s), Some(d)) => Ok((
+                        s,
+                        d,
+                        t.get("read-only").and_then(Json::as_bool).unwrap_or(false),
+                    )),
+                    _ => Err("a mount table needs `source` and `target`".into()),
+                }
+            }
+            _ => Err("each mount is `src:dst[:ro]` or `{ source, target, read-only }`".into()),
+        })
+        .map(|r| {
+            r.and_then(|(source, target, read_only)| {
+                if !source.starts_with('/') || !target.starts_with('/') {
+                    return Err(format!(
+                        "mount {source}:{target}: both paths must be absolute"
+                    ));
+                }
+                Ok(ContainerMount {
+                    source,
+                    target,
+                    read_only,
+                })
+            })
+        })
+        .collect()
 }
 
 /// Checks a `container` table as its templates rendered, with the rules
@@ -85,23 +129,12 @@ pub fn check_rendered_container(spec: &Json) -> Result<(), String> {
         }
         None => return Err("`container` needs an `image`".into()),
     }
-    if let Some(Json::Array(mounts)) = spec.get("mounts") {
-        for mount in mounts {
-            match mount_source(mount) {
-                Some(source) if is_docker_socket(source) => {
-                    return Err(format!(
-                        "mounting `{}` is refused: a container with the Docker socket controls the host",
-                        crate::run::bounded_text(source, 200)
-                    ))
-                }
-                Some(_) => {}
-                None => {
-                    return Err(format!(
-                        "`container.mounts` holds {}, not `\"source:target\"` or a table with a `source`",
-                        crate::run::bounded_text(&mount.to_string(), 200)
-                    ))
-                }
-            }
+    for mount in container_mounts(spec.get("mounts"))? {
+        if is_docker_socket(&mount.source) {
+            return Err(format!(
+                "mounting `{}` is refused: a container with the Docker socket controls the host",
+                crate::run::bounded_text(&mount.source, 200)
+            ));
         }
     }
     Ok(())

@@ -430,8 +430,8 @@ async fn a_templated_mount_of_the_docker_socket_fails_the_step_before_any_contai
         "{reason}"
     );
     assert_eq!(
-        peek.tasks[0].attempts[0].error_kind.as_deref(),
-        Some("policy")
+        peek.tasks[0].attempts[0].error_kind,
+        Some(weft_core::run::FailureKind::Policy)
     );
     assert!(containers_of(&record.id).trim().is_empty());
 }
@@ -472,7 +472,10 @@ async fn host_paths_are_mounted_only_where_the_worker_allows() {
             .contains("mounting host path `/etc` is refused: this worker allows only paths inside"),
         "{reason}"
     );
-    assert_eq!(attempt.error_kind.as_deref(), Some("policy"));
+    assert_eq!(
+        attempt.error_kind,
+        Some(weft_core::run::FailureKind::Policy)
+    );
     assert!(containers_of(&record.id).trim().is_empty());
     // The directory the worker allows: mounted, read.
     let src = format!("src={shared_dir}");

@@ -50,7 +50,8 @@ pub struct AttemptView {
     /// `out-of-memory`, `infrastructure`, `plugin`, `cancelled`, `policy`,
     /// `other`). Absent while running and on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_kind: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub error_kind: Option<weft_core::run::FailureKind>,
     pub exit_code: Option<i32>,
     /// The plugin hooks that ran around it: phase, plugin, time, error.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -227,7 +228,7 @@ impl StepView {
                                 .error
                                 .as_deref()
                                 .filter(|e| !e.is_empty())
-                                .map(|_| a.error_kind.as_str().to_string()),
+                                .map(|_| a.error_kind),
                             exit_code: a.exit_code,
                             hooks: a
                                 .hooks

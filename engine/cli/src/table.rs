@@ -1,6 +1,7 @@
 //! Plain-text tables for run summaries.
 
 use std::time::Duration;
+use weft_core::run::FailureKind;
 
 use weft_api::views::RunView;
 use weft_core::spec::units::format_duration;
@@ -98,10 +99,13 @@ pub fn attempts(view: &RunView) -> String {
                     None => "running".to_string(),
                     Some(e) if e.is_empty() => "ok".to_string(),
                     // Kinds the reason's words do not already say.
-                    Some(e) => match a.error_kind.as_deref() {
-                        Some(kind @ ("infrastructure" | "policy" | "plugin" | "out-of-memory")) => {
-                            format!("{e} [{kind}]")
-                        }
+                    Some(e) => match a.error_kind {
+                        Some(
+                            kind @ (FailureKind::Infrastructure
+                            | FailureKind::Policy
+                            | FailureKind::Plugin
+                            | FailureKind::OutOfMemory),
+                        ) => format!("{e} [{kind}]"),
                         _ => e.clone(),
                     },
                 };

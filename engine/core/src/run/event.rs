@@ -89,17 +89,14 @@ impl FailureKind {
     pub fn is_other(&self) -> bool {
         *self == FailureKind::Other
     }
+}
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::ExitCode => "exit-code",
-            FailureKind::Timeout => "timeout",
-            FailureKind::OutOfMemory => "out-of-memory",
-            FailureKind::Infrastructure => "infrastructure",
-            FailureKind::Plugin => "plugin",
-            FailureKind::Cancelled => "cancelled",
-            FailureKind::Policy => "policy",
-            FailureKind::Other => "other",
+/// As it is written in events and the API (`exit-code`, `policy`, ...).
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(Json::String(name)) => f.write_str(&name),
+            _ => Err(fmt::Error),
         }
     }
 }

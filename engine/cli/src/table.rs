@@ -1,9 +1,9 @@
 //! Plain-text tables for run summaries.
 
 use std::time::Duration;
-use weft_core::run::FailureKind;
 
 use weft_api::views::RunView;
+use weft_core::run::FailureKind;
 use weft_core::spec::units::format_duration;
 
 fn dur(from: Option<u64>, to: Option<u64>) -> String {

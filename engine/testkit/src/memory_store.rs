@@ -105,10 +105,7 @@ impl RunStore for MemoryRunStore {
     ) -> Result<(), Error> {
         let mut s = self.lock();
         if !LeaseRecord::admits(s.leases.get(run_id), fence) {
-            return Err(Error::Fenced(format!(
-                "run {run_id}: {} no longer holds the lease",
-                fence.owner
-            )));
+            return Err(fence.lost(run_id));
         }
         let log = s.events.entry(run_id.to_string()).or_default();
         if log.len() as u64 != expected_len {

@@ -237,10 +237,7 @@ impl RunStore for EmbeddedRunStore {
             {
                 let lease = read_lease(&txn, &run_id)?;
                 if !LeaseRecord::admits(lease.as_ref(), &fence) {
-                    return Err(Error::Fenced(format!(
-                        "run {run_id}: {} no longer holds the lease",
-                        fence.owner
-                    )));
+                    return Err(fence.lost(&run_id));
                 }
                 let mut counts = txn
                     .open_table(EVENT_COUNTS)

@@ -283,10 +283,7 @@ impl RunStore for RedisRunStore {
         })
         .await?;
         match result {
-            -1 => Err(Error::Fenced(format!(
-                "run {run_id}: {} no longer holds the lease",
-                fence.owner
-            ))),
+            -1 => Err(fence.lost(run_id)),
             r if r < -1 => Err(Error::LogMoved {
                 log: format!("run {run_id} events"),
                 expected: expected_len,

@@ -33,6 +33,17 @@ pub struct Fence {
     pub token: u64,
 }
 
+impl Fence {
+    /// What a write under this fence fails with once another owner holds
+    /// run `run_id`'s lease.
+    pub fn lost(&self, run_id: &str) -> crate::Error {
+        crate::Error::Fenced(format!(
+            "run {run_id}: {} no longer holds the lease",
+            self.owner
+        ))
+    }
+}
+
 /// A run's lease as stored. Kept after release (expired), so its token
 /// keeps growing across holders.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

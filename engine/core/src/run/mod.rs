@@ -7,6 +7,7 @@
 mod backoff;
 mod bounded;
 mod event;
+mod executions;
 mod job;
 mod limits;
 mod machine;

@@ -130,3 +130,99 @@ async fn a_kernel_argument_that_renders_wrong_fails_its_step_naming_it() {
         "{summary}"
     );
 }
+
+/// Every scalar type and every kind of buffer (zeros, filled, listed,
+/// from an upstream output, from JSON text, from an upstream output file),
+/// written out and through templates, reach the kernel as typed bytes.
+const EVERY_KIND: &str = r#"
+[workflow]
+name = "every-kind"
+[params]
+i = -7
+u = 7
+n = 7
+f = 2.5
+[steps.xs]
+run = "echo '{\"x\": [1, 2, 3]}' > \"$WEFT_OUTPUTS\""
+[steps.wide.cuda]
+ptx = "// describe"
+entry = "describe"
+args = [{ buffer = "out", type = "f64", len = 10000, output = true }]
+[steps.every]
+needs = ["xs", "wide"]
+[steps.every.cuda]
+ptx = "// describe"
+entry = "describe"
+args = [
+  { scalar = "{{ params.f }}", type = "f32" },
+  { scalar = 0.25, type = "f64" },
+  { scalar = "{{ params.i }}", type = "i32" },
+  { scalar = "{{ params.u }}", type = "u32" },
+  { scalar = -9, type = "i64" },
+  { scalar = "{{ params.u }}", type = "u64" },
+  { scalar = 255, type = "u8" },
+  { buffer = "zeros", type = "u8", len = 5 },
+  { buffer = "filled", type = "i64", len = "{{ params.n }}", fill = "{{ params.i }}" },
+  { buffer = "listed", type = "u32", values = [1, 2, 3] },
+  { buffer = "upstream", type = "f64", values = "{{ steps.xs.outputs.x }}" },
+  { buffer = "text", type = "i32", values = "[{{ params.i }}, 1]" },
+  { buffer = "filed", type = "f64", file = "{{ steps.wide.outputs.out.file }}" },
+  { buffer = "out", type = "f64", len = 32, output = true },
+]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scalar_type_and_buffer_kind_reaches_the_kernel_through_a_step() {
+    let (state, _work) = run(EVERY_KIND, &[]).await;
+    assert_eq!(
+        state.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        state.failure_summary()
+    );
+    // 80,000 bytes: the upstream output came back as a file.
+    assert_eq!(outputs(&state, "wide")["out"]["len"], json!(10000));
+    let out: Vec<f64> = outputs(&state, "every")["out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let mut want = vec![2.5, 0.25, -7.0, 7.0, -9.0, 7.0, 255.0];
+    // (count, sum) of each input buffer, in order.
+    for (n, sum) in [
+        (5, 0.0),
+        (7, -49.0),
+        (3, 6.0),
+        (3, 6.0),
+        (2, -6.0),
+        (10000, 0.0),
+    ] {
+        want.extend([n as f64, sum]);
+    }
+    want.resize(32, 0.0);
+    assert_eq!(out, want);
+    // Each value that renders wrong fails the step, naming the key and value.
+    for (param, value, says) in [
+        ("u", json!([1, 2]), "`scalar` rendered to [1,2]"),
+        ("n", json!("many"), "`len` rendered to \"many\""),
+        ("i", json!(1.5), "1.5 is not a whole number"),
+        ("u", json!(300), "300 does not fit in u8"),
+    ] {
+        let source = if says.contains("u8") {
+            EVERY_KIND.replace(
+                "{ scalar = 255, type = \"u8\" }",
+                "{ scalar = \"{{ params.u }}\", type = \"u8\" }",
+            )
+        } else {
+            EVERY_KIND.to_string()
+        };
+        let (state, _work) = run(&source, &[(param, value.clone())]).await;
+        assert_eq!(state.status, RunStatus::Failed, "{param}={value}");
+        let summary = state.failure_summary().unwrap();
+        assert!(
+            summary.contains("every") && summary.contains(says),
+            "{param}={value}: {summary}"
+        );
+    }
+}

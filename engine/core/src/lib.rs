@@ -17,5 +17,6 @@ pub mod ports;
 pub mod run;
 pub mod spec;
 pub mod template;
+pub mod templated;
 
 pub use error::Error;

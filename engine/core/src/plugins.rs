@@ -155,13 +155,10 @@ pub fn references(workflow: &Workflow) -> Vec<(Spanned<PluginRef>, PluginWorld)>
             ));
         }
         if let StepAction::Wasm { spec } = &step.action {
-            if let Some(p) = spec
-                .get("plugin")
-                .and_then(Json::as_str)
-                .and_then(|t| PluginRef::parse(t).ok())
-            {
-                out.push((Spanned::new(p, step.span.clone()), PluginWorld::Step));
-            }
+            out.push((
+                Spanned::new(spec.plugin.clone(), step.span.clone()),
+                PluginWorld::Step,
+            ));
         }
     }
     out

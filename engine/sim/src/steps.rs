@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use weft_core::ports::LogSink;
 use weft_core::run::{FailureKind, Job, Outcome};
 use weft_core::spec::Command;
-use weft_worker::CommandExecutor;
+use weft_worker::{Attempt, Executor};
 
 use crate::world::{Effect, Proc};
 
@@ -32,8 +32,21 @@ pub struct SimSteps {
 }
 
 #[async_trait]
-impl CommandExecutor for SimSteps {
-    async fn execute(
+impl Executor<Command> for SimSteps {
+    async fn execute(&self, attempt: Attempt<'_>, command: &Command) -> Outcome {
+        attempt
+            .logged(self.step(
+                attempt.job(),
+                command,
+                attempt.abort_signal(),
+                attempt.log_sink(),
+            ))
+            .await
+    }
+}
+
+impl SimSteps {
+    async fn step(
         &self,
         job: &Job,
         _command: &Command,

@@ -1,36 +1,10 @@
-//! What every executor gets for one attempt: the job, where and how to run
-//! it, where its log goes, how it is stopped, and the GPUs it holds.
+//! How an executor bounds an attempt's work: by the step's timeout and the
+//! attempt's abort signal.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use weft_core::run::Job;
-
-use crate::steplog::StepLog;
-use crate::Options;
-
-/// One attempt, as handed to the shell, container and CUDA executors.
-pub(crate) struct Attempt<'a> {
-    /// The job, after the pre-process hooks.
-    pub(crate) job: &'a Job,
-    pub(crate) options: &'a Options,
-    /// The attempt's step log (capped, filtered by its post hooks).
-    pub(crate) log: Arc<StepLog>,
-    /// Turns `true` when the attempt must stop (cancel, lost claim).
-    pub(crate) abort: watch::Receiver<bool>,
-    /// The GPUs this worker gave the attempt (none for most steps), as
-    /// `CUDA_VISIBLE_DEVICES` names them.
-    pub(crate) gpus: &'a [String],
-}
-
-impl Attempt<'_> {
-    /// The attempt's step log.
-    pub(crate) fn log(&self) -> Arc<StepLog> {
-        self.log.clone()
-    }
-}
 
 /// How an attempt's work ended.
 pub(crate) enum Ended<T> {
@@ -59,3 +33,5 @@ pub(crate) async fn bounded<T>(
         _ = abort.wait_for(|a| *a) => Ended::Aborted,
     }
 }
+
+pub(crate) use crate::executor::Attempt;

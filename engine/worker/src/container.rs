@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::Value as Json;
 use weft_core::ports::{ContainerExit, ContainerRun, ContainerRuntime, WORKER_LABEL};
 use weft_core::run::{FailureKind, Job, Outcome};
 use weft_core::spec::units::format_duration;
+use weft_core::spec::ContainerSpec;
 
 use crate::attempt::{bounded, Attempt, Ended};
 use crate::outputs;
@@ -53,22 +53,6 @@ fn container_name(job: &Job) -> String {
     )
 }
 
-fn strings(v: Option<&Json>, what: &str) -> Result<Option<Vec<String>>, String> {
-    match v {
-        None => Ok(None),
-        Some(Json::String(s)) => Ok(Some(vec!["sh".into(), "-c".into(), s.clone()])),
-        Some(Json::Array(items)) => items
-            .iter()
-            .map(|i| match i {
-                Json::String(s) => Ok(s.clone()),
-                other => Ok(other.to_string()),
-            })
-            .collect::<Result<Vec<_>, String>>()
-            .map(Some),
-        Some(_) => Err(format!("`container.{what}` must be a string or a list")),
-    }
-}
-
 /// Whether this worker lets a container mount host path `source`: it must
 /// exist and, with its symbolic links resolved, be one of `allowed` or
 /// inside one (so neither `..` nor a link leads out of them).
@@ -99,25 +83,13 @@ fn mount_allowed(source: &str, allowed: &[std::path::PathBuf]) -> Result<(), Str
 /// (none when too big for the environment).
 fn request(
     job: &Job,
-    spec: &Json,
+    spec: &ContainerSpec,
     inputs: Option<&str>,
     scratch: &str,
     worker: &str,
-) -> Result<ContainerRun, String> {
-    let image = spec
-        .get("image")
-        .and_then(Json::as_str)
-        .ok_or("`container.image` is missing")?
-        .to_string();
+) -> ContainerRun {
     let mut env: BTreeMap<String, String> = job.env.clone();
-    if let Some(Json::Object(extra)) = spec.get("env") {
-        for (k, v) in extra {
-            env.insert(
-                k.clone(),
-                v.as_str().map_or_else(|| v.to_string(), str::to_string),
-            );
-        }
-    }
+    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.insert("WEFT_OUTPUTS".into(), "/weft/outputs.json".into());
     env.insert("WEFT_INPUTS_FILE".into(), "/weft/inputs.json".into());
     if let Some(inputs) = inputs {
@@ -132,34 +104,28 @@ fn request(
         (LABEL_TASK.to_string(), job.task.to_string()),
         (LABEL_ATTEMPT.to_string(), job.attempt.to_string()),
     ]);
-    Ok(ContainerRun {
+    ContainerRun {
         name: container_name(job),
         labels,
-        image,
-        command: strings(spec.get("command"), "command")?,
-        args: match spec.get("args") {
-            Some(Json::String(_)) => return Err("`container.args` must be a list".into()),
-            other => strings(other, "args")?,
-        },
+        image: spec.image.clone(),
+        command: spec.command.clone(),
+        args: spec.args.clone(),
         env,
-        workdir: spec
-            .get("workdir")
-            .and_then(Json::as_str)
-            .map(str::to_string),
-        user: spec.get("user").and_then(Json::as_str).map(str::to_string),
-        mounts: weft_core::spec::container_mounts(spec.get("mounts"))?,
+        workdir: spec.workdir.clone(),
+        user: spec.user.clone(),
+        mounts: spec.mounts.clone(),
         scratch: scratch.to_string(),
         cpus: job.resources.cpus,
         memory_bytes: job.resources.memory,
         pids_limit: PIDS_LIMIT,
-        network: spec.get("network").and_then(Json::as_bool).unwrap_or(false),
+        network: spec.network,
         gpus: Vec::new(),
-    })
+    }
 }
 
 pub(crate) async fn run(
     attempt: Attempt<'_>,
-    spec: &Json,
+    spec: &ContainerSpec,
     runtime: &Arc<dyn ContainerRuntime>,
 ) -> Outcome {
     let log = attempt.log();
@@ -204,12 +170,9 @@ pub(crate) async fn run(
             )
         }
     };
-    let request = match request(job, spec, inputs_env, &scratch, &options.name) {
-        Ok(r) => ContainerRun {
-            gpus: gpus.to_vec(),
-            ..r
-        },
-        Err(e) => return failed(FailureKind::Policy, e, None, false),
+    let request = ContainerRun {
+        gpus: gpus.to_vec(),
+        ..request(job, spec, inputs_env, &scratch, &options.name)
     };
     for mount in &request.mounts {
         if let Err(e) = mount_allowed(&mount.source, &options.allowed_mounts) {
@@ -318,27 +281,24 @@ mod tests {
     }
 
     #[test]
-    fn requests_are_built_from_the_step_and_refuse_bad_mounts() {
+    fn requests_are_built_from_the_typed_step() {
         let mut job = weft_testkit_job();
         job.task = TaskId::new("prep", Some(2));
         job.resources.memory = Some(64 << 20);
+        job.env.insert("A".into(), "step".into());
+        job.env.insert("B".into(), "step".into());
         let spec = json!({"image": "busybox", "command": "echo hi", "env": {"A": 1},
             "mounts": ["/data:/data:ro", {"source": "/x", "target": "/y"}], "network": true});
-        let r = request(&job, &spec, Some("{}"), "/tmp/s", "w1").unwrap();
+        let spec = ContainerSpec::parse(spec.as_object().unwrap()).unwrap();
+        let r = request(&job, &spec, Some("{}"), "/tmp/s", "w1");
         assert_eq!(r.name, "weft-r1-prep-2-1");
         assert_eq!(r.command.unwrap(), ["sh", "-c", "echo hi"]);
-        assert_eq!(r.env["A"], "1");
+        assert_eq!((r.env["A"].as_str(), r.env["B"].as_str()), ("1", "step"));
         assert_eq!(r.env["WEFT_OUTPUTS"], "/weft/outputs.json");
         assert!(r.mounts[0].read_only);
         assert!(!r.mounts[1].read_only);
         assert_eq!(r.labels[WORKER_LABEL], "w1");
         assert_eq!((r.memory_bytes, r.network), (Some(64 << 20), true));
-        let bad = json!({"image": "b", "mounts": ["relative:/x"]});
-        assert!(request(&job, &bad, Some("{}"), "/s", "w")
-            .unwrap_err()
-            .contains("absolute"));
-        let bad = json!({"image": "b", "args": "not a list"});
-        assert!(request(&job, &bad, Some("{}"), "/s", "w").is_err());
     }
 
     fn weft_testkit_job() -> Job {

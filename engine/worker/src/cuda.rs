@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value as Json};
-use weft_core::kernel::{BufferInit, DType, KernelArg, KernelCode, KernelSpec, MAX_BUFFER_BYTES};
+use weft_core::kernel::{
+    encode, encode_values, BufferInit, KernelArg, KernelCode, KernelSpec, MAX_BUFFER_BYTES,
+};
 use weft_core::ports::{
     gpu_label, BufferData, KernelLaunch, KernelReport, KernelRuntime, LaunchArg, LaunchCode,
 };
@@ -89,10 +91,7 @@ pub(crate) fn prepare(spec: &KernelSpec, options: &Options) -> Result<KernelLaun
 }
 
 fn argument(arg: &KernelArg, options: &Options) -> Result<LaunchArg, String> {
-    let encode = |dtype: DType, v: &Json| {
-        let mut b = Vec::new();
-        dtype.encode(v, &mut b).map(|_| b)
-    };
+    let zero = serde_json::Number::from(0u8);
     Ok(match arg {
         KernelArg::Scalar { dtype, value } => LaunchArg::Scalar {
             dtype: *dtype,
@@ -102,11 +101,10 @@ fn argument(arg: &KernelArg, options: &Options) -> Result<LaunchArg, String> {
             let data = match &b.init {
                 BufferInit::Len { len, fill } => BufferData::Fill {
                     len: *len,
-                    element: encode(b.dtype, fill.as_ref().unwrap_or(&json!(0)))?,
+                    element: encode(b.dtype, fill.as_ref().unwrap_or(&zero))?,
                 },
                 BufferInit::Values(v) => BufferData::Bytes(
-                    BufferInit::encode_values(v, b.dtype)
-                        .map_err(|e| format!("buffer `{}`: {e}", b.name))?,
+                    encode_values(v, b.dtype).map_err(|e| format!("buffer `{}`: {e}", b.name))?,
                 ),
                 BufferInit::File(path) => {
                     let bytes = read_file(options, path, &format!("buffer `{}` file", b.name))?;
@@ -165,7 +163,7 @@ fn summary(spec: &KernelSpec, device: &str, r: &KernelReport) -> String {
 
 pub(crate) async fn run(
     attempt: Attempt<'_>,
-    spec: &Json,
+    spec: &KernelSpec,
     runtime: &Arc<dyn KernelRuntime>,
 ) -> Outcome {
     let log = attempt.log();
@@ -176,10 +174,6 @@ pub(crate) async fn run(
         gpus,
         ..
     } = attempt;
-    let spec = match KernelSpec::from_json(spec) {
-        Ok(s) => s,
-        Err(e) => return failed(FailureKind::Policy, e, false),
-    };
     let Some(device) = gpus.first() else {
         return failed(
             FailureKind::Policy,
@@ -187,7 +181,7 @@ pub(crate) async fn run(
             false,
         );
     };
-    let launch = match prepare(&spec, options) {
+    let launch = match prepare(spec, options) {
         Ok(l) => l,
         Err(e) => return failed(FailureKind::Other, e, false),
     };
@@ -217,7 +211,7 @@ pub(crate) async fn run(
             if !report.log.is_empty() {
                 log.push(report.log.as_bytes()).await;
             }
-            log.push(summary(&spec, device, &report).as_bytes()).await;
+            log.push(summary(spec, device, &report).as_bytes()).await;
             match outputs(&report, &options.attempt_dir(job).join("buffers")) {
                 Ok(outputs) => Outcome::Succeeded { outputs },
                 Err(e) => failed(
@@ -238,6 +232,7 @@ pub(crate) async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weft_core::kernel::DType;
     use weft_core::ports::KernelOutput;
 
     fn spec(args: Json) -> KernelSpec {
@@ -318,15 +313,16 @@ mod tests {
                 json!([{"buffer": "x", "type": "f32", "file": "missing"}]),
                 "buffer `x` file",
             ),
-            (
-                json!([{"buffer": "x", "type": "u8", "values": "[1, 300]"}]),
-                "does not fit in u8",
-            ),
         ] {
             let e = prepare(&spec(args.clone()), &options).unwrap_err();
             assert!(e.contains(says), "{args}: {e}");
             assert!(e.starts_with("kernel argument 0"), "{e}");
         }
+        // A value that does not fit never gets this far: reading it refuses it.
+        let e = KernelSpec::from_json(&json!({"source": "k", "entry": "k",
+            "args": [{"buffer": "x", "type": "u8", "values": "[1, 300]"}]}))
+        .unwrap_err();
+        assert!(e.contains("does not fit in u8"), "{e}");
         let missing = KernelSpec::from_json(&json!({"source": "nope.cu", "entry": "k"})).unwrap();
         assert!(prepare(&missing, &options)
             .unwrap_err()

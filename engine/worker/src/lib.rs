@@ -25,7 +25,7 @@ mod worker;
 
 pub use abort::Aborts;
 pub use error::Error;
-pub use executor::CommandExecutor;
+pub use executor::{Attempt, Executor};
 pub use options::Options;
 pub use plugins::Plugins;
 pub use stats::Stats;

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value as Json};
 use weft_core::plugins::PluginCall;
 use weft_core::ports::PluginStore;
 use weft_core::run::{FailureKind, HookRun, Job, Outcome};
-use weft_core::spec::StepAction;
+use weft_core::spec::{JobAction, StepAction, WasmStep};
 use weft_wasm_host::{CallContext, HookInstance, Host, Limits, LogLine, Plugin};
 
 use crate::steplog::StepLog;
@@ -191,7 +191,7 @@ fn apply_pre(job: &mut Job, changed: Json) -> Result<(), String> {
         job.env = serde_json::from_value(env).map_err(|e| format!("`env`: {e}"))?;
     }
     if let Some(action) = map.remove("action") {
-        let action: StepAction =
+        let action: JobAction =
             serde_json::from_value(action).map_err(|e| format!("`action`: {e}"))?;
         // A hook may change how the step runs, not what kind of step it
         // is, and what it returns is held to the rules the rendered step was.
@@ -202,7 +202,7 @@ fn apply_pre(job: &mut Job, changed: Json) -> Result<(), String> {
                 action.kind()
             ));
         }
-        weft_core::run::check_rendered(&action).map_err(|e| format!("`action`: {e}"))?;
+        action.check().map_err(|e| format!("`action`: {e}"))?;
         job.action = action;
     }
     Ok(())
@@ -354,7 +354,12 @@ fn outcome_from(payload: Json) -> Result<Outcome, String> {
 }
 
 /// A `wasm` step: the plugin's `run` on the step's rendered `input`.
-pub(crate) async fn run_step(plugins: &Plugins, log: &StepLog, job: &Job, spec: &Json) -> Outcome {
+pub(crate) async fn run_step(
+    plugins: &Plugins,
+    log: &StepLog,
+    job: &Job,
+    spec: &WasmStep,
+) -> Outcome {
     let Some(call) = &job.step_plugin else {
         return Outcome::Failed {
             reason: "the wasm step names no plugin".into(),
@@ -367,7 +372,7 @@ pub(crate) async fn run_step(plugins: &Plugins, log: &StepLog, job: &Job, spec: 
         Ok(p) => p,
         Err(e) => return failed(e),
     };
-    let input = spec.get("input").cloned().unwrap_or_else(|| json!({}));
+    let input = spec.input.clone();
     let mut limits = limits(call);
     // The step's own timeout bounds the call when the plugin sets none.
     limits.timeout = limits.timeout.or(job.timeout);
@@ -404,33 +409,40 @@ pub(crate) fn needs_plugins(job: &Job) -> bool {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use weft_core::spec::{Command, StepAction};
+    use weft_core::spec::{Command, ContainerSpec, JobAction, StepAction};
 
     use super::apply_pre;
 
     #[test]
     fn a_pre_hook_may_change_a_step_but_not_past_the_rules() {
         let mut job = weft_testkit::job("r", "s", "default");
+        let spec = |v: serde_json::Value| ContainerSpec::parse(v.as_object().unwrap()).unwrap();
         job.action = StepAction::Container {
-            spec: json!({"image": "busybox", "command": "ls /x", "mounts": ["/data:/x"]}),
+            spec: spec(json!({"image": "busybox", "command": "ls /x", "mounts": ["/data:/x"]})),
         };
-        let container = |spec| json!({ "action": serde_json::to_value(StepAction::Container { spec }).unwrap() });
+        // What the hook gets back is the typed action, as it was given.
+        let container =
+            |v: serde_json::Value| json!({ "action": {"kind": "container", "spec": v} });
+        let ls_y = || Some(vec!["sh".to_string(), "-c".into(), "ls /y".into()]);
         // Another command: fine.
-        let changed = container(json!({"image": "busybox", "command": "ls /y"}));
+        let changed = container(json!({"image": "busybox", "command": ["sh", "-c", "ls /y"]}));
         apply_pre(&mut job, changed).unwrap();
-        assert!(
-            matches!(&job.action, StepAction::Container { spec } if spec["command"] == "ls /y")
-        );
+        assert!(matches!(&job.action, StepAction::Container { spec } if spec.command == ls_y()));
         // The Docker socket, however spelled: refused, the job unchanged.
-        let sneaky =
-            container(json!({"image": "busybox", "mounts": ["/run/../var/run/docker.sock:/s"]}));
+        let sneaky = container(json!({"image": "busybox",
+            "mounts": [{"source": "/run/../var/run/docker.sock", "target": "/s", "read-only": false}]}));
         let e = apply_pre(&mut job, sneaky).unwrap_err();
         assert!(e.contains("is refused"), "{e}");
-        assert!(
-            matches!(&job.action, StepAction::Container { spec } if spec["command"] == "ls /y")
-        );
+        assert!(matches!(&job.action, StepAction::Container { spec } if spec.command == ls_y()));
+        // A key the table does not have: refused, named.
+        let e = apply_pre(
+            &mut job,
+            container(json!({"image": "b", "privileged": true})),
+        )
+        .unwrap_err();
+        assert!(e.contains("privileged"), "{e}");
         // Another kind of step: refused.
-        let shell = serde_json::to_value(StepAction::Run {
+        let shell = serde_json::to_value(JobAction::Run {
             command: Command::Shell("cat /etc/shadow".into()),
         })
         .unwrap();

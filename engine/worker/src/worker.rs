@@ -9,17 +9,18 @@ use weft_core::ports::{
     RunStore, WorkerRegistry,
 };
 use weft_core::run::{FailureKind, HookRun, Job, Outcome, MAX_TEXT_BYTES};
-use weft_core::spec::{gpu_pool, StepAction};
+use weft_core::spec::{gpu_pool, Command};
 
 use std::sync::atomic::Ordering;
 
 use crate::attempt::Attempt;
 use crate::claim::{backoff, label, HeldClaim, Recorded};
+use crate::executor::{ContainerExecutor, Executor, Executors, KernelExecutor, WasmExecutor};
 use crate::gpus::{self, Gpus, HeldGpus};
 use crate::heartbeat::{beat, Running};
 use crate::plugins::{self, Plugins, PostHooks};
 use crate::steplog::StepLog;
-use crate::{container, cuda, shell, Aborts, CommandExecutor, Error, Options, Stats};
+use crate::{Aborts, Error, Options, Stats};
 
 /// A worker bound to a queue and a store.
 pub struct Worker {
@@ -32,9 +33,9 @@ pub struct Worker {
     registry: Option<(Arc<dyn WorkerRegistry>, Option<String>)>,
     running: Running,
     plugins: Option<Plugins>,
+    /// Kept beside its executor to remove an earlier life's containers.
     containers: Option<Arc<dyn ContainerRuntime>>,
-    kernels: Option<Arc<dyn KernelRuntime>>,
-    commands: Option<Arc<dyn CommandExecutor>>,
+    executors: Executors,
     gpus: Arc<Gpus>,
 }
 
@@ -57,8 +58,7 @@ impl Worker {
             running: Running::default(),
             plugins: None,
             containers: None,
-            kernels: None,
-            commands: None,
+            executors: Executors::default(),
             gpus,
         }
     }
@@ -77,25 +77,27 @@ impl Worker {
     /// Runs plugin hooks and `wasm` steps with this host and store; a
     /// worker without them fails steps that use plugins.
     pub fn with_plugins(mut self, plugins: Plugins) -> Self {
+        self.executors.wasm = Some(Arc::new(WasmExecutor(plugins.clone())));
         self.plugins = Some(plugins);
         self
     }
 
     /// Runs container steps on this runtime; a worker without one fails them.
     pub fn with_containers(mut self, runtime: Arc<dyn ContainerRuntime>) -> Self {
+        self.executors.containers = Some(Arc::new(ContainerExecutor(runtime.clone())));
         self.containers = Some(runtime);
         self
     }
 
     /// Runs CUDA steps on this runtime; a worker without one fails them.
     pub fn with_kernels(mut self, runtime: Arc<dyn KernelRuntime>) -> Self {
-        self.kernels = Some(runtime);
+        self.executors.kernels = Some(Arc::new(KernelExecutor(runtime)));
         self
     }
 
     /// Runs `run` steps with `executor` instead of a local shell.
-    pub fn with_command_executor(mut self, executor: Arc<dyn CommandExecutor>) -> Self {
-        self.commands = Some(executor);
+    pub fn with_command_executor(mut self, executor: Arc<dyn Executor<Command>>) -> Self {
+        self.executors.shell = executor;
         self
     }
 
@@ -481,42 +483,7 @@ impl Worker {
             abort,
             gpus,
         };
-        let outcome = match &job.action {
-            StepAction::Run { command } => match &self.commands {
-                Some(executor) => {
-                    let log = attempt.log();
-                    let flusher = log.spawn_flusher();
-                    let outcome = executor
-                        .execute(&job, command, attempt.abort.clone(), log.as_ref())
-                        .await;
-                    flusher.abort();
-                    log.finish().await;
-                    outcome
-                }
-                None => shell::run(attempt, command).await,
-            },
-            StepAction::Container { spec } => match &self.containers {
-                Some(runtime) => container::run(attempt, spec, runtime).await,
-                None => cannot(format!(
-                    "worker {} has no container runtime (no Docker engine was reachable when it started)",
-                    self.options.name
-                )),
-            },
-            StepAction::Cuda { spec } => match &self.kernels {
-                Some(runtime) => cuda::run(attempt, spec, runtime).await,
-                None => cannot(format!(
-                    "worker {} cannot run CUDA kernels: no CUDA driver (libcuda.so) was found when it started",
-                    self.options.name
-                )),
-            },
-            StepAction::Wasm { spec } => match plugins {
-                Some(p) => plugins::run_step(p, log, &job, spec).await,
-                None => cannot(format!("worker {} has no plugin host", self.options.name)),
-            },
-            StepAction::Join => Outcome::Succeeded {
-                outputs: serde_json::json!({}),
-            },
-        };
+        let outcome = self.executors.run(attempt, &job.action).await;
         match post {
             Some(post) => post.finish(outcome, hooks, log).await,
             None => outcome,

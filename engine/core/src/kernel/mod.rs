@@ -1,11 +1,18 @@
 //! CUDA kernel steps, typed: what a `cuda` table asks for (the kernel, its
 //! launch shape, its arguments) and how argument values become the bytes a
-//! kernel receives. `weft check` reads the table with templates left
-//! unrendered; the worker reads it again once they are rendered.
+//! kernel receives. The table is read once, at load ([`parse`]), into a
+//! [`KernelSpec<Written>`] whose values may be templates; the dispatcher
+//! renders it ([`render`]) into the [`KernelSpec`] a worker runs, checking
+//! every value with the rules `weft check` applied to the written ones.
 
-use serde_json::Value as Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Number, Value as Json};
+
+use crate::templated::{Form, Rendered};
 
 mod dtype;
+mod parse;
+mod render;
 
 pub use dtype::DType;
 
@@ -17,19 +24,21 @@ pub const MAX_BUFFER_BYTES: u64 = 4 << 30;
 pub const MAX_BLOCK_THREADS: u64 = 1024;
 
 /// A kernel step, as its `cuda` table says.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KernelSpec {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "", rename_all = "kebab-case")]
+pub struct KernelSpec<F: Form = Rendered> {
     pub code: KernelCode,
     /// The kernel's name (declare it `extern "C"` so NVRTC keeps it).
     pub entry: String,
     pub grid: [u32; 3],
     pub block: [u32; 3],
     pub shared_mem_bytes: u32,
-    pub args: Vec<KernelArg>,
+    pub args: Vec<KernelArg<F>>,
 }
 
 /// Where the kernel comes from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum KernelCode {
     /// A `.cu` file, compiled with NVRTC on the worker.
     Source(String),
@@ -38,285 +47,82 @@ pub enum KernelCode {
 }
 
 /// One kernel argument, in the kernel's parameter order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum KernelArg {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "", rename_all = "kebab-case")]
+pub enum KernelArg<F: Form = Rendered> {
     /// A value passed by value (`{ scalar = 2.0, type = "f32" }`).
-    Scalar { dtype: DType, value: Json },
+    Scalar { dtype: DType, value: F::Of<Number> },
     /// Device memory passed as a pointer.
-    Buffer(BufferArg),
+    Buffer(BufferArg<F>),
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct BufferArg {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "", rename_all = "kebab-case")]
+pub struct BufferArg<F: Form = Rendered> {
     /// Names the buffer in messages, and in the step's outputs when copied back.
     pub name: String,
     pub dtype: DType,
-    pub init: BufferInit,
+    pub init: BufferInit<F>,
     /// Copied back into the step's outputs after the kernel ran.
     pub output: bool,
 }
 
 /// What a buffer holds before the kernel runs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BufferInit {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "", rename_all = "kebab-case")]
+pub enum BufferInit<F: Form = Rendered> {
     /// `len` elements, each `fill` (zero when not given).
-    Len { len: u64, fill: Option<Json> },
+    Len {
+        len: F::Of<u64>,
+        fill: Option<F::Of<Number>>,
+    },
     /// A list of numbers (often an upstream step's output).
-    Values(Json),
+    Values(F::Of<Vec<Number>>),
     /// A file of raw little-endian elements (often an upstream output buffer).
     File(String),
 }
 
-const ARG_KEYS: &[&str] = &[
-    "scalar", "buffer", "type", "len", "fill", "values", "file", "output",
-];
-
-/// Whether `v` is a template the orchestrator renders later.
-fn templated(v: &Json) -> bool {
-    matches!(v, Json::String(s) if s.contains("{{"))
+/// `value` as `dtype`'s little-endian bytes; refuses what does not fit.
+pub fn encode(dtype: DType, value: &Number) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(dtype.size());
+    dtype.encode(&Json::Number(value.clone()), &mut out)?;
+    Ok(out)
 }
 
-impl KernelArg {
-    /// Reads one entry of `args`. With `rendered` false (at `weft check`),
-    /// values that are still templates are taken on trust.
-    pub fn from_json(v: &Json, rendered: bool) -> Result<KernelArg, String> {
-        let Json::Object(t) = v else {
-            return Err("each kernel argument is a table: `{ scalar = 2.0, type = \"f32\" }` or `{ buffer = \"x\", type = \"f32\", len = 1024 }`".into());
-        };
-        if let Some(k) = t.keys().find(|k| !ARG_KEYS.contains(&k.as_str())) {
-            return Err(format!(
-                "unknown key `{k}` in a kernel argument; expected one of {}",
-                ARG_KEYS.join(", ")
-            ));
-        }
-        let dtype = match t.get("type") {
-            Some(Json::String(s)) => DType::parse(s).ok_or_else(|| {
-                format!(
-                    "unknown type `{s}`; expected one of {}",
-                    DType::ALL.map(DType::name).join(", ")
-                )
-            })?,
-            Some(_) => return Err("`type` is a string such as \"f32\"".into()),
-            None => {
-                return Err(format!(
-                    "a kernel argument needs a `type` ({})",
-                    DType::ALL.map(DType::name).join(", ")
-                ))
-            }
-        };
-        let check = |v: &Json| -> Result<(), String> {
-            if rendered || !templated(v) {
-                dtype.encode(v, &mut Vec::new())?;
-            }
-            Ok(())
-        };
-        match (t.get("scalar"), t.get("buffer")) {
-            (Some(_), Some(_)) => Err("an argument is a `scalar` or a `buffer`, not both".into()),
-            (None, None) => {
-                Err("a kernel argument needs `scalar = <value>` or `buffer = \"<name>\"`".into())
-            }
-            (Some(value), None) => {
-                if let Some(k) = ["len", "fill", "values", "file", "output"]
-                    .iter()
-                    .find(|k| t.contains_key(**k))
-                {
-                    return Err(format!("`{k}` belongs to buffers, not scalars"));
-                }
-                check(value).map_err(|e| format!("scalar: {e}"))?;
-                Ok(KernelArg::Scalar {
-                    dtype,
-                    value: value.clone(),
-                })
-            }
-            (None, Some(name)) => {
-                let name = match name {
-                    Json::String(s) if !s.is_empty() => s.clone(),
-                    _ => return Err("`buffer` is the buffer's name, a non-empty string".into()),
-                };
-                let output = match t.get("output") {
-                    None => false,
-                    Some(Json::Bool(b)) => *b,
-                    Some(_) => return Err(format!("buffer `{name}`: `output` is true or false")),
-                };
-                let init = buffer_init(t, &name, dtype, rendered, &check)?;
-                Ok(KernelArg::Buffer(BufferArg {
-                    name,
-                    dtype,
-                    init,
-                    output,
-                }))
-            }
-        }
-    }
-}
-
-fn buffer_init(
-    t: &serde_json::Map<String, Json>,
-    name: &str,
-    dtype: DType,
-    rendered: bool,
-    check: &dyn Fn(&Json) -> Result<(), String>,
-) -> Result<BufferInit, String> {
-    let given: Vec<&str> = ["len", "values", "file"]
-        .into_iter()
-        .filter(|k| t.contains_key(*k))
-        .collect();
-    if given.len() != 1 {
-        return Err(format!(
-            "buffer `{name}` needs exactly one of `len` (with an optional `fill`), `values` or `file`{}",
-            if given.is_empty() { String::new() } else { format!("; it has {}", given.join(" and ")) }
-        ));
-    }
-    if t.contains_key("fill") && given[0] != "len" {
-        return Err(format!("buffer `{name}`: `fill` goes with `len`"));
-    }
-    let e = |m: String| format!("buffer `{name}`: {m}");
-    Ok(match given[0] {
-        "len" => {
-            let len = &t["len"];
-            let len = if !rendered && templated(len) {
-                0
-            } else {
-                let mut b = Vec::new();
-                DType::U64
-                    .encode(len, &mut b)
-                    .map_err(|m| e(format!("`len`: {m}")))?;
-                u64::from_le_bytes(b.try_into().expect("8 bytes"))
-            };
-            if len.saturating_mul(dtype.size() as u64) > MAX_BUFFER_BYTES {
-                return Err(e(format!(
-                    "{len} elements of {} is more than the {} GiB a buffer may have",
-                    dtype.name(),
-                    MAX_BUFFER_BYTES >> 30
-                )));
-            }
-            let fill = t.get("fill").cloned();
-            if let Some(f) = &fill {
-                check(f).map_err(|m| e(format!("`fill`: {m}")))?;
-            }
-            BufferInit::Len { len, fill }
-        }
-        "values" => {
-            let v = &t["values"];
-            match v {
-                Json::Array(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        check(item).map_err(|m| e(format!("value {i}: {m}")))?;
-                    }
-                }
-                v if !rendered && templated(v) => {}
-                // A rendered template may leave the list as JSON text.
-                Json::String(s) if rendered => match serde_json::from_str::<Json>(s) {
-                    Ok(Json::Array(_)) => {}
-                    _ => return Err(e("`values` is not a list of numbers".into())),
-                },
-                _ => return Err(e("`values` is a list of numbers".into())),
-            }
-            BufferInit::Values(v.clone())
-        }
-        _ => match &t["file"] {
-            Json::String(p) if !p.is_empty() => BufferInit::File(p.clone()),
-            _ => return Err(e("`file` is a path".into())),
-        },
-    })
-}
-
-impl BufferInit {
-    /// The buffer's bytes from `values` (for `Values` only).
-    pub fn encode_values(values: &Json, dtype: DType) -> Result<Vec<u8>, String> {
-        let parsed;
-        let items = match values {
-            Json::Array(items) => items,
-            Json::String(s) => match serde_json::from_str::<Json>(s) {
-                Ok(Json::Array(items)) => {
-                    parsed = items;
-                    &parsed
-                }
-                _ => return Err("`values` is not a list of numbers".into()),
-            },
-            _ => return Err("`values` is a list of numbers".into()),
-        };
-        let mut out = Vec::with_capacity(items.len() * dtype.size());
-        for (i, item) in items.iter().enumerate() {
-            dtype
-                .encode(item, &mut out)
-                .map_err(|m| format!("value {i}: {m}"))?;
-        }
-        Ok(out)
-    }
-}
-
-fn dims(spec: &Json, key: &str) -> Result<[u32; 3], String> {
-    let Some(v) = spec.get(key) else {
-        return Ok([1, 1, 1]);
-    };
-    let items = v
-        .as_array()
-        .filter(|a| (1..=3).contains(&a.len()))
-        .ok_or_else(|| format!("`cuda.{key}` is a list of 1 to 3 integers"))?;
-    let mut out = [1u32; 3];
-    for (slot, item) in out.iter_mut().zip(items) {
-        *slot = item
-            .as_u64()
-            .filter(|n| (1..=u32::MAX as u64).contains(n))
-            .ok_or_else(|| format!("`cuda.{key}` holds positive integers"))? as u32;
+/// The bytes of a buffer's `values`.
+pub fn encode_values(values: &[Number], dtype: DType) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(values.len() * dtype.size());
+    for (i, v) in values.iter().enumerate() {
+        dtype
+            .encode(&Json::Number(v.clone()), &mut out)
+            .map_err(|m| format!("value {i}: {m}"))?;
     }
     Ok(out)
 }
 
-impl KernelSpec {
-    /// Reads a rendered `cuda` table; every problem is named.
-    pub fn from_json(spec: &Json) -> Result<KernelSpec, String> {
-        let text = |k: &str| spec.get(k).and_then(Json::as_str).map(str::to_string);
-        let code = match (text("source"), text("ptx")) {
-            (Some(s), None) => KernelCode::Source(s),
-            (None, Some(p)) => KernelCode::Ptx(p),
-            (Some(_), Some(_)) => return Err("`cuda` takes `source` or `ptx`, not both".into()),
-            (None, None) => return Err("`cuda` needs `source` (a .cu file) or `ptx`".into()),
-        };
-        let entry = text("entry").ok_or("`cuda` needs an `entry` (the kernel's name)")?;
-        let block = dims(spec, "block")?;
-        let threads: u64 = block.iter().map(|d| u64::from(*d)).product();
-        if threads > MAX_BLOCK_THREADS {
-            return Err(format!(
-                "`cuda.block` has {threads} threads; a block has at most {MAX_BLOCK_THREADS}"
-            ));
-        }
-        let shared_mem_bytes = match spec.get("shared-mem") {
-            None => 0,
-            Some(v) => v
-                .as_u64()
-                .filter(|n| *n <= u32::MAX as u64)
-                .ok_or("`cuda.shared-mem` is a number of bytes")? as u32,
-        };
-        let args = match spec.get("args") {
-            None => Vec::new(),
-            Some(Json::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, a)| {
-                    KernelArg::from_json(a, true).map_err(|e| format!("argument {i}: {e}"))
-                })
-                .collect::<Result<_, _>>()?,
-            Some(_) => return Err("`cuda.args` is a list".into()),
-        };
-        let mut names = std::collections::HashSet::new();
-        for a in &args {
-            if let KernelArg::Buffer(b) = a {
-                if !names.insert(b.name.as_str()) {
-                    return Err(format!("two buffers are named `{}`", b.name));
-                }
+/// Refuses a buffer of `len` elements bigger than [`MAX_BUFFER_BYTES`].
+fn check_len(len: u64, dtype: DType) -> Result<(), String> {
+    if len.saturating_mul(dtype.size() as u64) > MAX_BUFFER_BYTES {
+        return Err(format!(
+            "{len} elements of {} is more than the {} GiB a buffer may have",
+            dtype.name(),
+            MAX_BUFFER_BYTES >> 30
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses two buffers of one name (outputs are keyed by it).
+fn check_names<F: Form>(args: &[KernelArg<F>]) -> Result<(), String> {
+    let mut names = std::collections::HashSet::new();
+    for a in args {
+        if let KernelArg::Buffer(b) = a {
+            if !names.insert(b.name.as_str()) {
+                return Err(format!("two buffers are named `{}`", b.name));
             }
         }
-        Ok(KernelSpec {
-            code,
-            entry,
-            grid: dims(spec, "grid")?,
-            block,
-            shared_mem_bytes,
-            args,
-        })
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -335,14 +141,14 @@ mod tests {
             (DType::U64, json!([u64::MAX])),
             (DType::U8, json!([0, 128, 255])),
         ] {
-            let bytes = BufferInit::encode_values(&v, t).unwrap();
+            let bytes = encode_values(&parse::numbers(&v).unwrap(), t).unwrap();
             assert_eq!(bytes.len(), v.as_array().unwrap().len() * t.size());
             assert_eq!(Json::Array(t.decode(&bytes)), v, "{}", t.name());
         }
         // A rendered template may hand the list over as JSON text.
-        let bytes = BufferInit::encode_values(&json!("[1, 2]"), DType::U32).unwrap();
+        let bytes = encode_values(&parse::numbers(&json!("[1, 2]")).unwrap(), DType::U32).unwrap();
         assert_eq!(DType::U32.decode(&bytes), vec![json!(1), json!(2)]);
-        assert!(BufferInit::encode_values(&json!([1, "x"]), DType::U32)
+        assert!(parse::numbers(&json!([1, "x"]))
             .unwrap_err()
             .contains("value 1"));
         assert_eq!(DType::F32.decode(&f32::NAN.to_le_bytes()), vec![Json::Null]);
@@ -350,18 +156,28 @@ mod tests {
 
     #[test]
     fn arguments_are_checked_before_templates_and_after() {
-        let arg = |v: Json, rendered| KernelArg::from_json(&v, rendered);
+        let arg = |v: Json, rendered: bool| -> Result<(), String> {
+            let written = KernelArg::parse(&v)?;
+            if rendered {
+                written.render(&crate::templated::no_templates)?;
+            }
+            Ok(())
+        };
         assert_eq!(
-            arg(json!({"scalar": 2.0, "type": "f32"}), true).unwrap(),
+            KernelArg::parse(&json!({"scalar": 2.0, "type": "f32"}))
+                .unwrap()
+                .render(&crate::templated::no_templates)
+                .unwrap(),
             KernelArg::Scalar {
                 dtype: DType::F32,
-                value: json!(2.0)
+                value: Number::from_f64(2.0).unwrap()
             }
         );
-        let b = arg(
-            json!({"buffer": "y", "type": "f32", "len": 8, "fill": 3.0, "output": true}),
-            true,
+        let b = KernelArg::parse(
+            &json!({"buffer": "y", "type": "f32", "len": 8, "fill": 3.0, "output": true}),
         )
+        .unwrap()
+        .render(&crate::templated::no_templates)
         .unwrap();
         assert!(matches!(
             b,

@@ -41,10 +41,13 @@ pub struct ContainerRun {
     pub gpus: Vec<String>,
 }
 
+/// A host path a container sees; in a step's table, a `mounts` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ContainerMount {
     pub source: String,
     pub target: String,
+    #[serde(default)]
     pub read_only: bool,
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::plugins::PluginCall;
-use crate::spec::{Resources, StepAction};
+use crate::spec::{JobAction, Resources};
 
 /// Milliseconds since the Unix epoch, as given by the caller's clock.
 pub type Millis = u64;
@@ -198,7 +198,8 @@ pub struct Job {
     pub task: TaskId,
     pub attempt: u32,
     /// With templates rendered (for `run`).
-    pub action: StepAction,
+    /// The step's action, rendered: typed values, no templates.
+    pub action: JobAction,
     pub env: BTreeMap<String, String>,
     /// What `$WEFT_INPUTS` holds: params, upstream outputs, item, run.
     pub inputs: Json,

@@ -7,8 +7,8 @@ use serde_json::{json, Map, Value as Json};
 use super::event::{Job, TaskId};
 use super::machine::Machine;
 use crate::plugins::{hook_call, PluginCall, ResolvedPlugin};
-use crate::spec::{Command, StepAction};
-use crate::template::{render_json, render_str, Path};
+use crate::spec::{StepAction, WasmStep};
+use crate::template::{render_str, Path};
 
 impl Machine<'_> {
     pub(super) fn job(
@@ -20,43 +20,12 @@ impl Machine<'_> {
     ) -> Result<Job, String> {
         let spec = &self.state.plan.workflow.steps[si];
         let lookup = |p: &Path| self.lookup(si, item, p);
-        let action = match &spec.action {
-            StepAction::Run {
-                command: Command::Shell(s),
-            } => StepAction::Run {
-                command: Command::Shell(render_str(s, &lookup)?),
-            },
-            StepAction::Run {
-                command: Command::Argv(v),
-            } => StepAction::Run {
-                command: Command::Argv(
-                    v.iter()
-                        .map(|a| render_str(a, &lookup))
-                        .collect::<Result<_, _>>()?,
-                ),
-            },
-            StepAction::Container { spec: container } => StepAction::Container {
-                spec: render_json(container, &lookup)?,
-            },
-            StepAction::Cuda { spec: cuda } => StepAction::Cuda {
-                spec: render_json(cuda, &lookup)?,
-            },
-            StepAction::Wasm { spec: wasm } => {
-                let mut wasm = wasm.clone();
-                if let Some(input) = wasm.get("input") {
-                    let rendered = render_json(input, &lookup)?;
-                    wasm["input"] = rendered;
-                }
-                StepAction::Wasm { spec: wasm }
-            }
-            other => other.clone(),
-        };
-        // What the templates rendered to is checked here, as the file's
-        // own values were at `weft check`: a bad value fails the attempt
-        // with its reason, and never reaches a worker.
-        check_rendered(&action)?;
+        // Rendering checks what the templates rendered to, as `weft check`
+        // checked the file's own values: a bad value fails the attempt with
+        // its reason, and never reaches a worker.
+        let action = spec.action.render(&lookup)?;
         let step_plugin = match &action {
-            StepAction::Wasm { spec: wasm } => wasm_call(wasm, &self.state.plugins),
+            StepAction::Wasm { spec: wasm } => Some(wasm_call(wasm, &self.state.plugins)),
             _ => None,
         };
         let env = spec
@@ -169,45 +138,19 @@ impl Machine<'_> {
     }
 }
 
-/// Checks an action as it will run (templates rendered, or changed by a
-/// pre hook) with the rules `weft check` applies to values written in the
-/// file: refused container settings and mounts, kernel arguments.
-pub fn check_rendered(action: &StepAction) -> Result<(), String> {
-    match action {
-        StepAction::Container { spec } => crate::spec::check_rendered_container(spec)
-            .map_err(|e| format!("the `container` table as rendered: {e}")),
-        StepAction::Cuda { spec } => crate::kernel::KernelSpec::from_json(spec)
-            .map(|_| ())
-            .map_err(|e| format!("the `cuda` table as rendered: {e}")),
-        _ => Ok(()),
-    }
-}
-
-/// A `wasm` step's plugin call, from its table (`plugin`, `timeout`, `memory`).
+/// A `wasm` step's plugin call, from its typed table.
 fn wasm_call(
-    wasm: &Json,
+    wasm: &WasmStep,
     resolved: &std::collections::BTreeMap<String, ResolvedPlugin>,
-) -> Option<PluginCall> {
-    let reference = crate::spec::PluginRef::parse(wasm.get("plugin")?.as_str()?)
-        .ok()?
-        .to_string();
-    let timeout_ms = wasm
-        .get("timeout")
-        .and_then(Json::as_str)
-        .and_then(|t| crate::spec::units::parse_duration(t).ok())
-        .map(|d| d.as_millis() as u64);
-    let memory = match wasm.get("memory") {
-        Some(Json::Number(n)) => n.as_u64(),
-        Some(Json::String(t)) => crate::spec::units::parse_bytes(t).ok(),
-        _ => None,
-    };
-    Some(PluginCall {
+) -> PluginCall {
+    let reference = wasm.plugin.to_string();
+    PluginCall {
         resolved: resolved.get(&reference).cloned(),
         reference,
         config: json!({}),
-        timeout_ms,
-        memory,
-    })
+        timeout_ms: wasm.timeout.map(|d| d.as_millis() as u64),
+        memory: wasm.memory,
+    }
 }
 
 #[cfg(test)]
@@ -275,9 +218,25 @@ needs = ["xs"]
         let StepAction::Cuda { spec } = &job.action else {
             panic!("{:?}", job.action)
         };
-        assert_eq!(spec["args"][1]["values"], json!([1.0, 2.0, 3.0]));
-        assert_eq!(spec["args"][2]["len"], json!(3));
-        assert_eq!(spec["args"][3]["scalar"], json!(3));
+        use crate::kernel::{BufferArg, BufferInit, KernelArg};
+        let numbers = |v: &[f64]| -> Vec<serde_json::Number> {
+            v.iter()
+                .map(|f| serde_json::Number::from_f64(*f).unwrap())
+                .collect()
+        };
+        assert!(
+            matches!(&spec.args[1], KernelArg::Buffer(BufferArg { init: BufferInit::Values(v), .. }) if *v == numbers(&[1.0, 2.0, 3.0]))
+        );
+        assert!(matches!(
+            &spec.args[2],
+            KernelArg::Buffer(BufferArg {
+                init: BufferInit::Len { len: 3, fill: None },
+                ..
+            })
+        ));
+        assert!(
+            matches!(&spec.args[3], KernelArg::Scalar { value, .. } if value.as_u64() == Some(3))
+        );
     }
 
     #[test]
@@ -343,7 +302,14 @@ mounts = ["{{ params.src }}:/x:ro"]
         let StepAction::Container { spec } = &job.action else {
             panic!("{:?}", job.action)
         };
-        assert_eq!(spec["mounts"], json!(["/data:/x:ro"]));
+        assert_eq!(
+            spec.mounts,
+            [crate::ports::ContainerMount {
+                source: "/data".into(),
+                target: "/x".into(),
+                read_only: true
+            }]
+        );
         for refused in [
             "/var/run/docker.sock",
             "/run/docker.sock",

@@ -19,7 +19,6 @@ mod state;
 pub use backoff::retry_delay;
 pub use bounded::{bounded_text, MAX_TEXT_BYTES};
 pub use event::{Action, Event, FailureKind, HookRun, Job, Millis, Outcome, TaskId};
-pub use job::check_rendered;
 pub use limits::RunLimits;
 pub use machine::{apply, resume};
 pub use params::resolve_params;

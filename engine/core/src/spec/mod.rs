@@ -9,7 +9,7 @@ pub mod units;
 mod validate;
 mod values;
 
-pub use actions::{check_rendered_container, container_mounts};
+pub use actions::{check_mount, ContainerSpec, WasmStep};
 pub use model::*;
 pub use schema::json_schema;
 

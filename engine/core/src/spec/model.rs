@@ -6,7 +6,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use super::actions::{ContainerSpec, WasmStep};
 use crate::diagnostic::{Span, Spanned};
+use crate::kernel::KernelSpec;
+use crate::templated::{Form, Rendered, Written};
 
 /// A parsed workflow. Steps keep file order.
 #[derive(Debug, Clone)]
@@ -65,23 +68,28 @@ pub struct Step {
     pub texts: Vec<Spanned<String>>,
 }
 
-/// What a step does. Exactly one per step; none makes a join step.
+/// What a step does. Exactly one per step; none makes a join step. As
+/// written ([`Written`], in a workflow) its values may be templates; a job
+/// carries it [`Rendered`], every value concrete and checked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum StepAction {
+#[serde(bound = "", rename_all = "kebab-case", tag = "kind")]
+pub enum StepAction<F: Form = Written> {
     /// A shell command: a string run by `sh -c`, or an argv list run directly.
     Run { command: Command },
-    /// A container; the table is kept as written for the executor.
-    Container { spec: Json },
-    /// A CUDA kernel; the table is kept as written for the executor.
-    Cuda { spec: Json },
+    /// A container on the worker's container runtime.
+    Container { spec: ContainerSpec },
+    /// A CUDA kernel.
+    Cuda { spec: KernelSpec<F> },
     /// A WebAssembly plugin step.
-    Wasm { spec: Json },
+    Wasm { spec: WasmStep },
     /// No action: completes as soon as its needs do.
     Join,
 }
 
-impl StepAction {
+/// An action as a worker runs it.
+pub type JobAction = StepAction<Rendered>;
+
+impl<F: Form> StepAction<F> {
     pub fn kind(&self) -> &'static str {
         match self {
             StepAction::Run { .. } => "run",

@@ -1,7 +1,7 @@
 //! What protects an install from one run: texts a run keeps are bounded,
 //! whatever a step or plugin produces.
 
-use weft_core::ports::{LogKey, RunStore};
+use weft_core::ports::{AttemptId, RunStore};
 use weft_core::run::MAX_TEXT_BYTES;
 
 use crate::support::{newest_embedded_run, repo, text, weft};
@@ -57,7 +57,7 @@ async fn a_huge_plugin_error_is_kept_short_in_the_run_and_whole_in_the_step_log(
     );
 
     let log = store
-        .read_log(&LogKey {
+        .read_log(&AttemptId {
             run_id: record.id.clone(),
             task: state.steps[0].tasks[0].id.clone(),
             attempt: 1,

@@ -40,7 +40,7 @@ async fn run(workflow: &str) -> (weft_api::views::RunView, String) {
     for s in &state.plan.workflow.steps {
         let log = weft_core::ports::RunStore::read_log(
             &store,
-            &weft_core::ports::LogKey {
+            &weft_core::ports::AttemptId {
                 run_id: record.id.clone(),
                 task: weft_core::run::TaskId::new(&s.id, None),
                 attempt: 1,

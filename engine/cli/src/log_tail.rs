@@ -13,7 +13,7 @@ use std::time::Duration;
 use indicatif::MultiProgress;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use weft_core::ports::{LogKey, RunStore};
+use weft_core::ports::{AttemptId, RunStore};
 
 /// How often the logs of running steps are read.
 const READ_EVERY: Duration = Duration::from_millis(200);
@@ -23,9 +23,9 @@ pub enum Message {
     /// A progress line.
     Line(String),
     /// An attempt started: follow its log.
-    Started(LogKey),
+    Started(AttemptId),
     /// An attempt ended: print the rest of its log now.
-    Finished(LogKey),
+    Finished(AttemptId),
     /// The run ended: print what is left of every log and stop.
     Done,
 }
@@ -62,7 +62,7 @@ pub fn spawn(
             printer,
             width,
         };
-        let mut following: HashMap<LogKey, Follow> = HashMap::new();
+        let mut following: HashMap<AttemptId, Follow> = HashMap::new();
         let mut tick = tokio::time::interval(READ_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -114,7 +114,7 @@ struct Follow {
 impl Tail {
     /// Prints the whole lines written since the last read; with `last`, the
     /// unfinished one too.
-    async fn read(&self, key: &LogKey, follow: &mut Follow, last: bool) {
+    async fn read(&self, key: &AttemptId, follow: &mut Follow, last: bool) {
         match self
             .store
             .read_log_from(key, follow.offset, weft_core::ports::LOG_PAGE_BYTES)
@@ -144,7 +144,7 @@ impl Tail {
         }
     }
 
-    fn line(&self, key: &LogKey, text: &str) {
+    fn line(&self, key: &AttemptId, text: &str) {
         let width = self.width;
         let task = key.task.to_string();
         self.printer.print(&format!("{task:>width$} | {text}"));

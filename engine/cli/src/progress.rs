@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc::UnboundedSender;
-use weft_core::ports::LogKey;
+use weft_core::ports::AttemptId;
 use weft_core::run::{Event, Outcome, RunState, StepStatus, TaskStatus};
 use weft_core::spec::units::format_duration;
 use weft_core::spec::Workflow;
@@ -138,7 +138,7 @@ impl weft_orchestrator::Progress for Reporter {
             ));
         }
         if let Event::TaskFinished { task, attempt, .. } = event {
-            self.tell(Message::Finished(LogKey {
+            self.tell(Message::Finished(AttemptId {
                 run_id: state.run_id.clone(),
                 task: task.clone(),
                 attempt: *attempt,
@@ -183,7 +183,7 @@ impl weft_orchestrator::Progress for Reporter {
             _ => {}
         }
         if let Event::TaskStarted { task, attempt, .. } = event {
-            self.tell(Message::Started(LogKey {
+            self.tell(Message::Started(AttemptId {
                 run_id: state.run_id.clone(),
                 task: task.clone(),
                 attempt: *attempt,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft_core::ports::{LogKey, RunStore};
+use weft_core::ports::{AttemptId, RunStore};
 
 use crate::AbortFn;
 
@@ -19,7 +19,7 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
 pub fn abort_through_claims(store: Arc<dyn RunStore>) -> AbortFn {
     Arc::new(move |run: &str, task, attempt| {
         let store = store.clone();
-        let key = LogKey {
+        let key = AttemptId {
             run_id: run.to_string(),
             task: task.clone(),
             attempt,

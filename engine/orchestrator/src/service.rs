@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Map, Value as Json};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 use weft_core::plugins::ResolvedPlugin;
 use weft_core::ports::{Clock, Fence, JobQueue, ReportDelivery, RunRecord, RunStore};
 use weft_core::run::{Plan, RunState, RunStatus, TaskId};
@@ -348,14 +349,19 @@ impl Service {
             window: crate::window::Window::new(self.shared.options.dispatch_window),
         };
         let shared = self.shared.clone();
-        tokio::spawn(async move {
-            let result = driver.drive(progress).await;
-            shared.live.lock().expect("live lock").remove(&id);
-            if let Err(e) = &result {
-                tracing::warn!(run = %id, "{e}");
+        // Everything logged while driving the run names it.
+        let span = tracing::info_span!("run", run = %id);
+        tokio::spawn(
+            async move {
+                let result = driver.drive(progress).await;
+                shared.live.lock().expect("live lock").remove(&id);
+                if let Err(e) = &result {
+                    tracing::warn!("{e}");
+                }
+                result
             }
-            result
-        })
+            .instrument(span),
+        )
     }
 
     /// Starts a new run of `run_id`'s workflow and params that reuses the

@@ -3,7 +3,7 @@
 //! ended, every execution is shown, no attempt is left open).
 
 use std::collections::BTreeMap;
-use weft_core::ports::LogKey;
+use weft_core::ports::AttemptId;
 use weft_core::run::{Event, Outcome, Plan, RunState, TaskId, TaskStatus};
 
 use crate::world::World;
@@ -62,7 +62,7 @@ pub fn stored_state(world: &World, run_id: &str) -> Option<RunState> {
 /// execution that began earlier may still end after it, when its worker
 /// was starved and lost its claim meanwhile: that is shown, and checked at
 /// the end.)
-pub fn execution_starts(world: &World, key: &LogKey, worker: &str, token: u64) {
+pub fn execution_starts(world: &World, key: &AttemptId, worker: &str, token: u64) {
     let Some(state) = stored_state(world, &key.run_id) else {
         return;
     };

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use weft_core::ports::{Claim, Fence, LogKey, LogSlice, Report, RunRecord, RunStore};
+use weft_core::ports::{AttemptId, Claim, Fence, LogSlice, Report, RunRecord, RunStore};
 use weft_core::run::Event;
 use weft_core::Error;
 
@@ -144,7 +144,7 @@ impl RunStore for SimStore {
         self.call("read events", false, store.events(run_id)).await
     }
 
-    async fn append_log(&self, key: &LogKey, offset: u64, chunk: &[u8]) -> Result<(), Error> {
+    async fn append_log(&self, key: &AttemptId, offset: u64, chunk: &[u8]) -> Result<(), Error> {
         let store = &self.process.world.store;
         self.call("append log", true, store.append_log(key, offset, chunk))
             .await
@@ -152,7 +152,7 @@ impl RunStore for SimStore {
 
     async fn read_log_from(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         offset: u64,
         max_bytes: u64,
     ) -> Result<LogSlice, Error> {
@@ -186,7 +186,7 @@ impl RunStore for SimStore {
 
     async fn claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         worker: &str,
         _now: u64,
         ttl_ms: u64,
@@ -206,7 +206,7 @@ impl RunStore for SimStore {
 
     async fn renew_claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         worker: &str,
         token: u64,
         _now: u64,
@@ -224,7 +224,7 @@ impl RunStore for SimStore {
 
     async fn finish_claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         worker: &str,
         token: u64,
         report: &Report,
@@ -238,7 +238,7 @@ impl RunStore for SimStore {
         .await
     }
 
-    async fn abort_claim(&self, key: &LogKey) -> Result<(), Error> {
+    async fn abort_claim(&self, key: &AttemptId) -> Result<(), Error> {
         let store = &self.process.world.store;
         self.call("abort claim", true, store.abort_claim(key)).await
     }

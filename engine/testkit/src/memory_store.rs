@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use weft_core::ports::{
-    Claim, ClaimRecord, Fence, LeaseRecord, LogKey, LogSlice, Report, RunRecord, RunStore,
+    AttemptId, Claim, ClaimRecord, Fence, LeaseRecord, LogSlice, Report, RunRecord, RunStore,
     LOG_CHUNK_BYTES,
 };
 use weft_core::run::Event;
@@ -34,7 +34,7 @@ pub struct MemoryRunStore {
     state: Arc<Mutex<MemoryState>>,
 }
 
-fn attempt_id(key: &LogKey) -> String {
+fn attempt_id(key: &AttemptId) -> String {
     format!("{}/{}/{}", key.run_id, key.task, key.attempt)
 }
 
@@ -123,7 +123,7 @@ impl RunStore for MemoryRunStore {
         Ok(self.lock().events.get(run_id).cloned().unwrap_or_default())
     }
 
-    async fn append_log(&self, key: &LogKey, offset: u64, chunk: &[u8]) -> Result<(), Error> {
+    async fn append_log(&self, key: &AttemptId, offset: u64, chunk: &[u8]) -> Result<(), Error> {
         let mut s = self.lock();
         let log = s.logs.entry(attempt_id(key)).or_default();
         let end = log.last().map_or(0, |(at, c)| at + c.len() as u64);
@@ -144,7 +144,7 @@ impl RunStore for MemoryRunStore {
 
     async fn read_log_from(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         offset: u64,
         max_bytes: u64,
     ) -> Result<LogSlice, Error> {
@@ -197,7 +197,7 @@ impl RunStore for MemoryRunStore {
 
     async fn claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         worker: &str,
         now: u64,
         ttl_ms: u64,
@@ -213,7 +213,7 @@ impl RunStore for MemoryRunStore {
 
     async fn renew_claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         worker: &str,
         token: u64,
         now: u64,
@@ -230,7 +230,7 @@ impl RunStore for MemoryRunStore {
 
     async fn finish_claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         worker: &str,
         token: u64,
         report: &Report,
@@ -247,7 +247,7 @@ impl RunStore for MemoryRunStore {
         }
     }
 
-    async fn abort_claim(&self, key: &LogKey) -> Result<(), Error> {
+    async fn abort_claim(&self, key: &AttemptId) -> Result<(), Error> {
         let mut s = self.lock();
         let id = attempt_id(key);
         if let Some(r) = ClaimRecord::abort(s.claims.get(&id)) {

@@ -1,6 +1,8 @@
 //! The `RunStore` contract.
 
-use weft_core::ports::{Claim, Fence, LogKey, LogSlice, Report, ReportKind, RunRecord, RunStore};
+use weft_core::ports::{
+    AttemptId, Claim, Fence, LogSlice, Report, ReportKind, RunRecord, RunStore,
+};
 use weft_core::run::{Event, Outcome, RunStatus, TaskId};
 use weft_core::Error;
 
@@ -151,7 +153,7 @@ pub async fn an_owner_whose_lease_was_taken_over_cannot_append(s: &dyn RunStore)
 
 pub async fn logs_append_per_attempt(s: &dyn RunStore) {
     let run_id = unique("run");
-    let key = |attempt| LogKey {
+    let key = |attempt| AttemptId {
         run_id: run_id.clone(),
         task: TaskId::new("a", Some(2)),
         attempt,
@@ -191,7 +193,7 @@ pub async fn logs_append_per_attempt(s: &dyn RunStore) {
 }
 
 pub async fn a_log_append_lands_once_and_only_where_the_log_ends(s: &dyn RunStore) {
-    let key = LogKey {
+    let key = AttemptId {
         run_id: unique("run"),
         task: TaskId::new("a", None),
         attempt: 1,
@@ -217,7 +219,7 @@ pub async fn a_log_append_lands_once_and_only_where_the_log_ends(s: &dyn RunStor
 }
 
 pub async fn a_big_log_is_stored_in_bounded_chunks_and_read_in_pages(s: &dyn RunStore) {
-    let key = LogKey {
+    let key = AttemptId {
         run_id: unique("run"),
         task: TaskId::new("big", None),
         attempt: 1,
@@ -290,7 +292,7 @@ pub async fn a_released_lease_is_free(s: &dyn RunStore) {
     assert!(s.lease(&run, "b", now(), 60_000).await.unwrap().is_some());
 }
 
-fn finished(key: &LogKey, token: u64) -> Report {
+fn finished(key: &AttemptId, token: u64) -> Report {
     Report {
         run_id: key.run_id.clone(),
         task: key.task.clone(),
@@ -308,7 +310,7 @@ fn finished(key: &LogKey, token: u64) -> Report {
 }
 
 pub async fn one_execution_holds_an_attempt_until_its_claim_expires(s: &dyn RunStore) {
-    let key = LogKey {
+    let key = AttemptId {
         run_id: unique("run"),
         task: TaskId::new("a", None),
         attempt: 1,
@@ -359,7 +361,7 @@ pub async fn one_execution_holds_an_attempt_until_its_claim_expires(s: &dyn RunS
 }
 
 pub async fn finished_and_aborted_claims_are_final(s: &dyn RunStore) {
-    let key = |attempt| LogKey {
+    let key = |attempt| AttemptId {
         run_id: "claims".into(),
         task: TaskId::new(unique("t"), None),
         attempt,

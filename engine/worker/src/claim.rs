@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use weft_core::ports::{Claim, Clock, LogKey, Report, RunStore};
+use weft_core::ports::{AttemptId, Claim, Clock, Report, RunStore};
 
 use crate::Aborts;
 
@@ -22,7 +22,7 @@ pub(crate) struct HeldClaim {
     pub(crate) store: Arc<dyn RunStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) worker: String,
-    pub(crate) key: LogKey,
+    pub(crate) key: AttemptId,
     /// This execution's token.
     pub(crate) token: u64,
     pub(crate) ttl: Duration,
@@ -105,6 +105,6 @@ impl HeldClaim {
 }
 
 /// `run/task#attempt`, as logs name an attempt.
-pub(crate) fn label(key: &LogKey) -> String {
-    format!("{}/{}#{}", key.run_id, key.task, key.attempt)
+pub(crate) fn label(key: &AttemptId) -> String {
+    key.to_string()
 }

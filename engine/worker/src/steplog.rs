@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use weft_core::ports::{LogKey, LogSink, RunStore};
+use weft_core::ports::{AttemptId, LogSink, RunStore};
 
 use crate::plugins::PostHooks;
 
@@ -36,7 +36,7 @@ pub(crate) const TAIL_BYTES: usize = 64 << 10;
 pub(crate) struct StepLog {
     writer: Mutex<Writer>,
     store: Arc<dyn RunStore>,
-    key: LogKey,
+    key: AttemptId,
     /// The post hooks' filter, once they have started.
     filter: SyncMutex<Option<Arc<PostHooks>>>,
 }
@@ -61,7 +61,7 @@ struct Writer {
 }
 
 impl StepLog {
-    pub(crate) fn new(store: Arc<dyn RunStore>, key: LogKey, max_bytes: u64) -> Arc<Self> {
+    pub(crate) fn new(store: Arc<dyn RunStore>, key: AttemptId, max_bytes: u64) -> Arc<Self> {
         Arc::new(Self {
             writer: Mutex::new(Writer {
                 pending: Vec::new(),
@@ -229,8 +229,8 @@ mod tests {
     use weft_core::run::TaskId;
     use weft_testkit::MemoryRunStore;
 
-    fn key() -> LogKey {
-        LogKey {
+    fn key() -> AttemptId {
+        AttemptId {
             run_id: "r".into(),
             task: TaskId::new("s", None),
             attempt: 1,

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch, Semaphore};
+use tracing::Instrument;
 use weft_core::ports::{
-    Claim, Clock, ContainerRuntime, Delivery, JobQueue, KernelRuntime, LogKey, Report, ReportKind,
-    RunStore, WorkerRegistry,
+    AttemptId, Claim, Clock, ContainerRuntime, Delivery, JobQueue, KernelRuntime, Report,
+    ReportKind, RunStore, WorkerRegistry,
 };
 use weft_core::run::{FailureKind, HookRun, Job, Outcome, MAX_TEXT_BYTES};
 use weft_core::spec::{gpu_pool, Command};
@@ -174,10 +175,21 @@ impl Worker {
                     };
                     let (held, gpus_held) = oneshot::channel();
                     let this = this.clone();
-                    tokio::spawn(async move {
-                        this.execute(delivery, held).await;
-                        drop(permit);
-                    });
+                    // Everything logged about this attempt names it.
+                    let job = delivery.job();
+                    let span = tracing::info_span!(
+                        "attempt",
+                        run = %job.run_id,
+                        task = %job.task,
+                        attempt = job.attempt
+                    );
+                    tokio::spawn(
+                        async move {
+                            this.execute(delivery, held).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
                     if needs_gpu {
                         // Until this job holds its GPUs, they still look
                         // free: wait, or the next one would be taken for
@@ -218,7 +230,11 @@ impl Worker {
     /// it (the broker delivered a job again that is still running, e.g.
     /// past its consumer timeout), waits holding the delivery; while the
     /// store fails, tries again.
-    async fn claim(&self, key: &LogKey, delivery: &mut Option<Box<dyn Delivery>>) -> Option<u64> {
+    async fn claim(
+        &self,
+        key: &AttemptId,
+        delivery: &mut Option<Box<dyn Delivery>>,
+    ) -> Option<u64> {
         let ttl = self.claim_ttl();
         let mut deferred = false;
         let mut tries = 0;
@@ -272,11 +288,7 @@ impl Worker {
     /// dropped, when it never will).
     async fn execute(&self, delivery: Box<dyn Delivery>, held: oneshot::Sender<()>) {
         let job = delivery.job().clone();
-        let key = LogKey {
-            run_id: job.run_id.clone(),
-            task: job.task.clone(),
-            attempt: job.attempt,
-        };
+        let key = AttemptId::of(&job);
         let need = job.resources.gpus as usize;
         if need > self.gpus.total() && self.bigger_worker(need).await {
             // Leave it to a worker with enough GPUs.

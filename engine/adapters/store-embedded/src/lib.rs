@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use weft_core::ports::{
-    Claim, ClaimDecision, ClaimRecord, Fence, LeaseRecord, LogKey, LogSlice, Report, RunRecord,
+    AttemptId, Claim, ClaimDecision, ClaimRecord, Fence, LeaseRecord, LogSlice, Report, RunRecord,
     RunStore,
 };
 use weft_core::run::Event;
@@ -95,7 +95,7 @@ impl EmbeddedRunStore {
     /// storing the record it decides on.
     async fn update_claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         rule: impl FnOnce(Option<&ClaimRecord>) -> Result<ClaimDecision, Error> + Send + 'static,
     ) -> Result<Claim, Error> {
         let id = claim_id(key);
@@ -134,7 +134,7 @@ impl EmbeddedRunStore {
     }
 }
 
-fn claim_id(key: &LogKey) -> String {
+fn claim_id(key: &AttemptId) -> String {
     format!("{}/{}/{}", key.run_id, key.task, key.attempt)
 }
 
@@ -296,7 +296,7 @@ impl RunStore for EmbeddedRunStore {
         .await
     }
 
-    async fn append_log(&self, key: &LogKey, offset: u64, chunk: &[u8]) -> Result<(), Error> {
+    async fn append_log(&self, key: &AttemptId, offset: u64, chunk: &[u8]) -> Result<(), Error> {
         let (key, chunk) = (key.clone(), chunk.to_vec());
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(err("appending log"))?;
@@ -316,7 +316,7 @@ impl RunStore for EmbeddedRunStore {
 
     async fn read_log_from(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         offset: u64,
         max_bytes: u64,
     ) -> Result<LogSlice, Error> {
@@ -364,7 +364,7 @@ impl RunStore for EmbeddedRunStore {
 
     async fn claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         worker: &str,
         now: u64,
         ttl_ms: u64,
@@ -378,7 +378,7 @@ impl RunStore for EmbeddedRunStore {
 
     async fn renew_claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         worker: &str,
         token: u64,
         now: u64,
@@ -393,7 +393,7 @@ impl RunStore for EmbeddedRunStore {
 
     async fn finish_claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         worker: &str,
         token: u64,
         report: &Report,
@@ -409,7 +409,7 @@ impl RunStore for EmbeddedRunStore {
         .map(drop)
     }
 
-    async fn abort_claim(&self, key: &LogKey) -> Result<(), Error> {
+    async fn abort_claim(&self, key: &AttemptId) -> Result<(), Error> {
         self.update_claim(key, |c| Ok((Claim::Aborted, ClaimRecord::abort(c))))
             .await
             .map(drop)

@@ -3,7 +3,7 @@
 //! reading the whole log on every poll.
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
-use weft_core::ports::{LogKey, LogSlice, LOG_CHUNK_BYTES};
+use weft_core::ports::{AttemptId, LogSlice, LOG_CHUNK_BYTES};
 
 /// (run, task, attempt, byte offset of the chunk) -> bytes
 pub(crate) const LOG_CHUNKS: TableDefinition<(&str, &str, u32, u64), &[u8]> =
@@ -21,7 +21,7 @@ struct Attempt<'a> {
 }
 
 impl<'a> Attempt<'a> {
-    fn of(key: &'a LogKey) -> Self {
+    fn of(key: &'a AttemptId) -> Self {
         Self {
             run: &key.run_id,
             task: key.task.to_string(),
@@ -51,7 +51,7 @@ fn end_of(
 /// `LOG_CHUNK_BYTES`, if the log ends there; else says where it ends.
 pub(crate) fn append(
     txn: &WriteTransaction,
-    key: &LogKey,
+    key: &AttemptId,
     offset: u64,
     chunk: &[u8],
 ) -> Result<Result<(), u64>, redb::Error> {
@@ -73,7 +73,7 @@ pub(crate) fn append(
 /// its end where `offset` lies past it).
 pub(crate) fn read_from(
     txn: &ReadTransaction,
-    key: &LogKey,
+    key: &AttemptId,
     offset: u64,
     max_bytes: u64,
 ) -> Result<LogSlice, redb::Error> {
@@ -112,7 +112,7 @@ pub(crate) fn read_from(
 /// A log kept in numbered chunks, read whole and cut at `offset`.
 fn read_numbered(
     txn: &ReadTransaction,
-    key: &LogKey,
+    key: &AttemptId,
     offset: u64,
     max_bytes: u64,
 ) -> Result<LogSlice, redb::Error> {
@@ -144,7 +144,7 @@ mod tests {
     fn logs_written_in_numbered_chunks_are_still_read() -> Result<(), redb::Error> {
         let dir = tempfile::tempdir().map_err(redb::Error::Io)?;
         let db = Database::create(dir.path().join("weft.redb"))?;
-        let key = LogKey {
+        let key = AttemptId {
             run_id: "r1".into(),
             task: TaskId::new("a", None),
             attempt: 1,

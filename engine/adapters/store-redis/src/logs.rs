@@ -3,7 +3,7 @@
 //! `scripts::append_log`), trimmed to about `log-max-chunks` entries; read
 //! in bounded pages by byte offset.
 
-use weft_core::ports::{LogKey, LogSlice, LOG_CHUNK_BYTES};
+use weft_core::ports::{AttemptId, LogSlice, LOG_CHUNK_BYTES};
 use weft_core::Error;
 
 use crate::retry::retrying;
@@ -12,7 +12,7 @@ use crate::RedisRunStore;
 impl RedisRunStore {
     pub(crate) async fn append_log_at(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         offset: u64,
         chunk: &[u8],
     ) -> Result<(), Error> {
@@ -41,7 +41,7 @@ impl RedisRunStore {
 
     pub(crate) async fn read_log_page(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         offset: u64,
         max_bytes: u64,
     ) -> Result<LogSlice, Error> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
-use weft_core::ports::{Claim, Fence, LogKey, LogSlice, Report, RunQuery, RunRecord, RunStore};
+use weft_core::ports::{AttemptId, Claim, Fence, LogSlice, Report, RunQuery, RunRecord, RunStore};
 use weft_core::run::Event;
 use weft_core::Error;
 
@@ -100,7 +100,7 @@ impl RedisRunStore {
     async fn claim_script(
         &self,
         script: &Script,
-        key: &LogKey,
+        key: &AttemptId,
         args: &[String],
         context: &'static str,
     ) -> Result<Claim, Error> {
@@ -139,7 +139,7 @@ impl RedisRunStore {
         self.key(&["lease", run_id])
     }
 
-    fn claim_key(&self, key: &LogKey) -> String {
+    fn claim_key(&self, key: &AttemptId) -> String {
         self.key(&[
             "claim",
             &key.run_id,
@@ -148,7 +148,7 @@ impl RedisRunStore {
         ])
     }
 
-    pub(crate) fn log_key(&self, key: &LogKey) -> String {
+    pub(crate) fn log_key(&self, key: &AttemptId) -> String {
         self.key(&[
             "log",
             &key.run_id,
@@ -329,13 +329,13 @@ impl RunStore for RedisRunStore {
         Ok(Some((decode(&raw)?, events)))
     }
 
-    async fn append_log(&self, key: &LogKey, offset: u64, chunk: &[u8]) -> Result<(), Error> {
+    async fn append_log(&self, key: &AttemptId, offset: u64, chunk: &[u8]) -> Result<(), Error> {
         self.append_log_at(key, offset, chunk).await
     }
 
     async fn read_log_from(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         offset: u64,
         max_bytes: u64,
     ) -> Result<LogSlice, Error> {
@@ -381,7 +381,7 @@ impl RunStore for RedisRunStore {
 
     async fn claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         worker: &str,
         _now: u64,
         ttl_ms: u64,
@@ -403,7 +403,7 @@ impl RunStore for RedisRunStore {
 
     async fn renew_claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         worker: &str,
         token: u64,
         _now: u64,
@@ -420,7 +420,7 @@ impl RunStore for RedisRunStore {
 
     async fn finish_claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         worker: &str,
         token: u64,
         report: &Report,
@@ -440,7 +440,7 @@ impl RunStore for RedisRunStore {
         }
     }
 
-    async fn abort_claim(&self, key: &LogKey) -> Result<(), Error> {
+    async fn abort_claim(&self, key: &AttemptId) -> Result<(), Error> {
         let claim_key = self.claim_key(key);
         let _: i64 = retrying(self.retry_for(), "aborting a claim", || {
             let invocation = self.abort_claim.key(&claim_key);

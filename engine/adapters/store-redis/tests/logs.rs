@@ -1,7 +1,7 @@
 //! A step log in Redis is a capped stream: once its oldest chunks are
 //! trimmed, a follower still reads by byte offset, from the oldest byte kept.
 
-use weft_core::ports::{LogKey, RunStore};
+use weft_core::ports::{AttemptId, RunStore};
 use weft_core::run::TaskId;
 use weft_store_redis::{Options, RedisRunStore};
 
@@ -16,7 +16,7 @@ async fn a_trimmed_log_is_read_by_byte_offset_from_its_oldest_kept_byte() {
     })
     .await
     .unwrap();
-    let key = LogKey {
+    let key = AttemptId {
         run_id: "r".into(),
         task: TaskId::new("s", None),
         attempt: 1,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::sync::broadcast;
-use weft_core::ports::{LogKey, Role, LOG_PAGE_BYTES};
+use weft_core::ports::{AttemptId, Role, LOG_PAGE_BYTES};
 use weft_core::run::{RunState, TaskId};
 
 use super::{parse_task, ApiState};
@@ -56,7 +56,7 @@ pub(super) async fn logs(
             }
             _ => Error::not_found(format!("`{task}` never ran in run {id}")),
         })?;
-    let key = LogKey {
+    let key = AttemptId {
         run_id: id,
         task: task_id,
         attempt,
@@ -127,7 +127,7 @@ pub(super) async fn log_stream(
                 ));
             };
             if attempt > 0 {
-                let key = LogKey {
+                let key = AttemptId {
                     run_id: tail.id.clone(),
                     task: tail.task.clone(),
                     attempt,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use weft_api::views::{RunSummary, RunView};
 use weft_api::Client;
-use weft_core::ports::{LogKey, RunQuery, RunStore};
+use weft_core::ports::{AttemptId, RunQuery, RunStore};
 use weft_core::run::RunStatus;
 use weft_core::spec::units::format_duration;
 
@@ -232,7 +232,7 @@ pub async fn logs(
         }
         Source::Embedded(dir) => {
             let store = embedded::open_store(dir)?;
-            let key = LogKey {
+            let key = AttemptId {
                 run_id: v.run.id.clone(),
                 task,
                 attempt,

@@ -24,7 +24,7 @@ pub use kernel_runtime::{
 };
 pub use plugin_store::PluginStore;
 pub use run_store::{
-    LogKey, LogSlice, RunQuery, RunRecord, RunStore, LOG_CHUNK_BYTES, LOG_PAGE_BYTES,
+    AttemptId, LogSlice, RunQuery, RunRecord, RunStore, LOG_CHUNK_BYTES, LOG_PAGE_BYTES,
 };
 pub use token_store::{Role, TokenRecord, TokenStore};
 pub use worker_registry::{gpu_label, GpuSlot, Slots, WorkerInfo, WorkerRegistry};

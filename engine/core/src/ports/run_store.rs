@@ -74,12 +74,30 @@ impl RunQuery {
     }
 }
 
-/// One attempt's log.
+/// One attempt of one task of a run: what its claim, its log and its
+/// executions are keyed by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LogKey {
+pub struct AttemptId {
     pub run_id: String,
     pub task: TaskId,
     pub attempt: u32,
+}
+
+impl AttemptId {
+    /// The attempt a job is for.
+    pub fn of(job: &crate::run::Job) -> Self {
+        Self {
+            run_id: job.run_id.clone(),
+            task: job.task.clone(),
+            attempt: job.attempt,
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}#{}", self.run_id, self.task, self.attempt)
+    }
 }
 
 /// Largest piece of a log a store keeps as one entry: a step that prints
@@ -183,21 +201,21 @@ pub trait RunStore: Send + Sync {
     /// is written and `LogMoved` says where it ends. So a writer that tries
     /// again after a lost reply finds its bytes there (the log ends at
     /// `offset + chunk.len()`) instead of writing them twice.
-    async fn append_log(&self, key: &LogKey, offset: u64, chunk: &[u8]) -> Result<(), Error>;
+    async fn append_log(&self, key: &AttemptId, offset: u64, chunk: &[u8]) -> Result<(), Error>;
 
     /// A page of an attempt's log: at most `max_bytes` from byte `offset`
     /// on (a reader following the log reads from where it stopped), with
     /// where the log ends now. Empty, at 0, if none was written.
     async fn read_log_from(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         offset: u64,
         max_bytes: u64,
     ) -> Result<LogSlice, Error>;
 
     /// An attempt's whole log, page by page: for logs known to be small
     /// (tests, a post hook's tail); readers of any log page instead.
-    async fn read_log(&self, key: &LogKey) -> Result<Vec<u8>, Error> {
+    async fn read_log(&self, key: &AttemptId) -> Result<Vec<u8>, Error> {
         let mut log = Vec::new();
         let mut offset = 0;
         loop {
@@ -241,7 +259,7 @@ pub trait RunStore: Send + Sync {
     /// them. (Rules: [`ClaimRecord::claim`](super::ClaimRecord::claim).)
     async fn claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         worker: &str,
         now: Millis,
         ttl_ms: u64,
@@ -251,7 +269,7 @@ pub trait RunStore: Send + Sync {
     /// has it, else what became of it.
     async fn renew_claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         worker: &str,
         token: u64,
         now: Millis,
@@ -265,12 +283,12 @@ pub trait RunStore: Send + Sync {
     /// `Fenced` if another execution took the claim over.
     async fn finish_claim(
         &self,
-        key: &LogKey,
+        key: &AttemptId,
         worker: &str,
         token: u64,
         report: &Report,
     ) -> Result<(), Error>;
 
     /// Asks whoever runs attempt `key` to stop; a finished attempt stays finished.
-    async fn abort_claim(&self, key: &LogKey) -> Result<(), Error>;
+    async fn abort_claim(&self, key: &AttemptId) -> Result<(), Error>;
 }

@@ -149,7 +149,7 @@ async fn check_reports_problems_with_places_and_a_graph_when_clean() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weft_show_finds_a_run_by_prefix_older_than_the_newest_thousand() {
-    use weft_core::ports::{RunRecord, RunStore};
+    use weft_core::ports::{RunIndex, RunRecord};
     use weft_core::run::RunStatus;
 
     let cluster = Cluster::start(0);

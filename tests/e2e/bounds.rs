@@ -1,7 +1,7 @@
 //! What protects an install from one run: texts a run keeps are bounded,
 //! whatever a step or plugin produces.
 
-use weft_core::ports::{AttemptId, RunStore};
+use weft_core::ports::{AttemptId, EventLog, StepLogs};
 use weft_core::run::MAX_TEXT_BYTES;
 
 use crate::support::{newest_embedded_run, repo, text, weft};

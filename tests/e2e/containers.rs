@@ -38,7 +38,7 @@ async fn run(workflow: &str) -> (weft_api::views::RunView, String) {
     let (store, record, state) = newest_embedded_run(data.path()).await;
     let mut output = text(&out);
     for s in &state.plan.workflow.steps {
-        let log = weft_core::ports::RunStore::read_log(
+        let log = weft_core::ports::StepLogs::read_log(
             &store,
             &weft_core::ports::AttemptId {
                 run_id: record.id.clone(),

@@ -236,7 +236,7 @@ async fn a_starved_server_on_a_stalling_redis_keeps_its_runs_and_takes_every_sub
     // Nothing was taken over or cancelled by anyone.
     let store = cluster.store().await;
     for id in &ids {
-        let events = weft_core::ports::RunStore::events(&store, id)
+        let events = weft_core::ports::EventLog::events(&store, id)
             .await
             .unwrap();
         assert!(
@@ -298,7 +298,7 @@ async fn two_servers_with_a_5s_lease_publish_each_of_20000_steps_once_and_never_
 
     let published = jobs_published(&cluster.url).await + jobs_published(&second).await;
     let store = cluster.store().await;
-    let events = weft_core::ports::RunStore::events(&store, &id)
+    let events = weft_core::ports::EventLog::events(&store, &id)
         .await
         .unwrap();
     let cancels: Vec<_> = events

@@ -134,7 +134,7 @@ async fn run_embedded(name: &str) {
         text(&out)
     );
     let (store, record, state) = newest_embedded_run(data.path()).await;
-    let runs = weft_core::ports::RunStore::list_runs(&store, 10)
+    let runs = weft_core::ports::RunIndex::list_runs(&store, 10)
         .await
         .unwrap();
     assert_eq!(runs.len(), 1, "one run per example");

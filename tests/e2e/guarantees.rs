@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use weft_core::ports::RunStore;
+use weft_core::ports::EventLog;
 use weft_core::run::Event;
 
 use crate::cluster::Cluster;

@@ -101,7 +101,7 @@ pub async fn newest_embedded_run(
     weft_core::run::RunState,
 ) {
     let store = weft_store_embedded::EmbeddedRunStore::open(data_dir).unwrap();
-    let runs = weft_core::ports::RunStore::list_runs(&store, 1)
+    let runs = weft_core::ports::RunIndex::list_runs(&store, 1)
         .await
         .unwrap();
     let newest = &runs.first().expect("a run in the data directory").id;

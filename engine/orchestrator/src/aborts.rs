@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft_core::ports::{AttemptId, RunStore};
+use weft_core::ports::{AttemptClaims, AttemptId};
 
 use crate::AbortFn;
 
@@ -16,7 +16,7 @@ use crate::AbortFn;
 const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
 
 /// An [`AbortFn`] that aborts attempts through their claims in `store`.
-pub fn abort_through_claims(store: Arc<dyn RunStore>) -> AbortFn {
+pub fn abort_through_claims(store: Arc<dyn AttemptClaims>) -> AbortFn {
     Arc::new(move |run: &str, task, attempt| {
         let store = store.clone();
         let key = AttemptId {

@@ -303,16 +303,15 @@ impl Service {
         })
     }
 
-    /// Adopts every unfinished run not held by another orchestrator.
+    /// Adopts every unfinished run not held by another orchestrator. Reads
+    /// only the index of unfinished runs, never the finished ones.
     pub async fn resume_unfinished(&self) -> Result<usize, Error> {
         let mut adopted = 0;
-        for record in self.shared.store.list_runs(usize::MAX).await? {
-            if !record.status.is_terminal() {
-                match self.adopt(&record.id).await {
-                    Ok(Some(_)) => adopted += 1,
-                    Ok(None) | Err(Error::NotOwner(_)) => {}
-                    Err(e) => return Err(e),
-                }
+        for id in self.shared.store.unfinished_runs(usize::MAX).await? {
+            match self.adopt(&id).await {
+                Ok(Some(_)) => adopted += 1,
+                Ok(None) | Err(Error::NotOwner(_)) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(adopted)

@@ -2,7 +2,7 @@
 //! since the last read, and gives the same state as a replay from scratch.
 
 use serde_json::json;
-use weft_core::ports::{RunRecord, RunStore};
+use weft_core::ports::{EventLog, Leases, RunIndex, RunRecord};
 use weft_core::run::{Event, Outcome, RunStatus, TaskId};
 use weft_orchestrator::{load_run, load_run_with, ReadCache};
 use weft_store_embedded::EmbeddedRunStore;

@@ -8,7 +8,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use weft_core::ports::{AttemptId, Claim, Fence, LogSlice, Report, RunRecord, RunStore};
+use weft_core::ports::{
+    AttemptClaims, AttemptId, Claim, EventLog, Fence, Leases, LogSlice, Report, RunIndex,
+    RunRecord, StepLogs,
+};
 use weft_core::run::Event;
 use weft_core::Error;
 
@@ -91,7 +94,7 @@ impl SimStore {
 }
 
 #[async_trait]
-impl RunStore for SimStore {
+impl RunIndex for SimStore {
     async fn create_run(&self, run: &RunRecord) -> Result<(), Error> {
         let store = &self.process.world.store;
         self.call("create run", true, store.create_run(run)).await
@@ -112,6 +115,15 @@ impl RunStore for SimStore {
         self.call("list runs", false, store.list_runs(limit)).await
     }
 
+    async fn unfinished_runs(&self, limit: usize) -> Result<Vec<String>, Error> {
+        let store = &self.process.world.store;
+        self.call("list unfinished runs", false, store.unfinished_runs(limit))
+            .await
+    }
+}
+
+#[async_trait]
+impl EventLog for SimStore {
     async fn append_events(
         &self,
         run_id: &str,
@@ -144,6 +156,17 @@ impl RunStore for SimStore {
         self.call("read events", false, store.events(run_id)).await
     }
 
+    async fn run_since(
+        &self,
+        run_id: &str,
+        from: u64,
+    ) -> Result<Option<(RunRecord, Vec<Event>)>, Error> {
+        weft_core::ports::run_since_in_parts(self, run_id, from).await
+    }
+}
+
+#[async_trait]
+impl StepLogs for SimStore {
     async fn append_log(&self, key: &AttemptId, offset: u64, chunk: &[u8]) -> Result<(), Error> {
         let store = &self.process.world.store;
         self.call("append log", true, store.append_log(key, offset, chunk))
@@ -164,7 +187,10 @@ impl RunStore for SimStore {
         )
         .await
     }
+}
 
+#[async_trait]
+impl Leases for SimStore {
     async fn lease(
         &self,
         run_id: &str,
@@ -183,7 +209,10 @@ impl RunStore for SimStore {
         self.call("release", true, store.release(run_id, fence))
             .await
     }
+}
 
+#[async_trait]
+impl AttemptClaims for SimStore {
     async fn claim(
         &self,
         key: &AttemptId,

@@ -4,13 +4,13 @@
 //! stores, and its whole state can be copied and put back, so a simulated
 //! store restart can lose exactly what was not yet durable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use weft_core::ports::{
-    AttemptId, Claim, ClaimRecord, Fence, LeaseRecord, LogSlice, Report, RunRecord, RunStore,
-    LOG_CHUNK_BYTES,
+    run_since_in_parts, AttemptClaims, AttemptId, Claim, ClaimRecord, EventLog, Fence, LeaseRecord,
+    Leases, LogSlice, Report, RunIndex, RunRecord, StepLogs, LOG_CHUNK_BYTES,
 };
 use weft_core::run::Event;
 use weft_core::Error;
@@ -19,6 +19,8 @@ use weft_core::Error;
 #[derive(Debug, Clone, Default)]
 pub struct MemoryState {
     pub runs: BTreeMap<String, RunRecord>,
+    /// The ids of the runs that have not ended.
+    pub unfinished: BTreeSet<String>,
     pub events: BTreeMap<String, Vec<Event>>,
     /// Each attempt's log as entries of at most `LOG_CHUNK_BYTES`, each
     /// with the byte offset it starts at.
@@ -64,13 +66,16 @@ impl MemoryRunStore {
 }
 
 #[async_trait]
-impl RunStore for MemoryRunStore {
+impl RunIndex for MemoryRunStore {
     async fn create_run(&self, run: &RunRecord) -> Result<(), Error> {
         let mut s = self.lock();
         if s.runs.contains_key(&run.id) {
             return Err(Error::Conflict(format!("run {} exists", run.id)));
         }
         s.runs.insert(run.id.clone(), run.clone());
+        if !run.status.is_terminal() {
+            s.unfinished.insert(run.id.clone());
+        }
         Ok(())
     }
 
@@ -79,6 +84,11 @@ impl RunStore for MemoryRunStore {
         match s.runs.get_mut(&run.id) {
             Some(r) => {
                 *r = run.clone();
+                if run.status.is_terminal() {
+                    s.unfinished.remove(&run.id);
+                } else {
+                    s.unfinished.insert(run.id.clone());
+                }
                 Ok(())
             }
             None => Err(Error::NotFound(format!("run {}", run.id))),
@@ -96,6 +106,13 @@ impl RunStore for MemoryRunStore {
         Ok(runs)
     }
 
+    async fn unfinished_runs(&self, limit: usize) -> Result<Vec<String>, Error> {
+        Ok(self.lock().unfinished.iter().take(limit).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl EventLog for MemoryRunStore {
     async fn append_events(
         &self,
         run_id: &str,
@@ -123,6 +140,17 @@ impl RunStore for MemoryRunStore {
         Ok(self.lock().events.get(run_id).cloned().unwrap_or_default())
     }
 
+    async fn run_since(
+        &self,
+        run_id: &str,
+        from: u64,
+    ) -> Result<Option<(RunRecord, Vec<Event>)>, Error> {
+        run_since_in_parts(self, run_id, from).await
+    }
+}
+
+#[async_trait]
+impl StepLogs for MemoryRunStore {
     async fn append_log(&self, key: &AttemptId, offset: u64, chunk: &[u8]) -> Result<(), Error> {
         let mut s = self.lock();
         let log = s.logs.entry(attempt_id(key)).or_default();
@@ -170,7 +198,10 @@ impl RunStore for MemoryRunStore {
             log_end: end,
         })
     }
+}
 
+#[async_trait]
+impl Leases for MemoryRunStore {
     async fn lease(
         &self,
         run_id: &str,
@@ -194,7 +225,10 @@ impl RunStore for MemoryRunStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl AttemptClaims for MemoryRunStore {
     async fn claim(
         &self,
         key: &AttemptId,

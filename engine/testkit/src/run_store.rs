@@ -1,7 +1,10 @@
-//! The `RunStore` contract.
+//! The run store's contracts, one per port ([`RunIndex`], [`EventLog`],
+//! [`StepLogs`], [`Leases`], [`AttemptClaims`]), each a macro that an
+//! adapter's tests invoke; `run_store_contract!` runs them all.
 
 use weft_core::ports::{
-    AttemptId, Claim, Fence, LogSlice, Report, ReportKind, RunRecord, RunStore,
+    AttemptClaims, AttemptId, Claim, Fence, Leases, LogSlice, Report, ReportKind, RunIndex,
+    RunRecord, RunStore, StepLogs,
 };
 use weft_core::run::{Event, Outcome, RunStatus, TaskId};
 use weft_core::Error;
@@ -25,7 +28,7 @@ fn record(id: &str, created_at: u64) -> RunRecord {
     }
 }
 
-pub async fn created_run_reads_back_and_lists_newest_first(s: &dyn RunStore) {
+pub async fn created_run_reads_back_and_lists_newest_first(s: &dyn RunIndex) {
     let (a, b) = (unique("run"), unique("run"));
     // Far-future times so other runs in a shared store sort after these.
     s.create_run(&record(&a, u64::MAX - 2000)).await.unwrap();
@@ -45,7 +48,7 @@ pub async fn created_run_reads_back_and_lists_newest_first(s: &dyn RunStore) {
     assert_eq!(s.get_run(&unique("missing")).await.unwrap(), None);
 }
 
-pub async fn creating_a_run_twice_conflicts(s: &dyn RunStore) {
+pub async fn creating_a_run_twice_conflicts(s: &dyn RunIndex) {
     let a = unique("run");
     s.create_run(&record(&a, 1)).await.unwrap();
     assert!(matches!(
@@ -151,7 +154,7 @@ pub async fn an_owner_whose_lease_was_taken_over_cannot_append(s: &dyn RunStore)
     );
 }
 
-pub async fn logs_append_per_attempt(s: &dyn RunStore) {
+pub async fn logs_append_per_attempt(s: &dyn StepLogs) {
     let run_id = unique("run");
     let key = |attempt| AttemptId {
         run_id: run_id.clone(),
@@ -192,7 +195,7 @@ pub async fn logs_append_per_attempt(s: &dyn RunStore) {
     );
 }
 
-pub async fn a_log_append_lands_once_and_only_where_the_log_ends(s: &dyn RunStore) {
+pub async fn a_log_append_lands_once_and_only_where_the_log_ends(s: &dyn StepLogs) {
     let key = AttemptId {
         run_id: unique("run"),
         task: TaskId::new("a", None),
@@ -218,7 +221,7 @@ pub async fn a_log_append_lands_once_and_only_where_the_log_ends(s: &dyn RunStor
     assert_eq!(s.read_log(&key).await.unwrap(), b"one\n");
 }
 
-pub async fn a_big_log_is_stored_in_bounded_chunks_and_read_in_pages(s: &dyn RunStore) {
+pub async fn a_big_log_is_stored_in_bounded_chunks_and_read_in_pages(s: &dyn StepLogs) {
     let key = AttemptId {
         run_id: unique("run"),
         task: TaskId::new("big", None),
@@ -252,7 +255,7 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-pub async fn a_lease_is_exclusive_until_it_expires(s: &dyn RunStore) {
+pub async fn a_lease_is_exclusive_until_it_expires(s: &dyn Leases) {
     let run = unique("run");
     let a = s.lease(&run, "a", now(), 400).await.unwrap().expect("free");
     assert_eq!(
@@ -275,7 +278,7 @@ pub async fn a_lease_is_exclusive_until_it_expires(s: &dyn RunStore) {
     assert_eq!(s.lease(&run, "a", now(), 400).await.unwrap(), None);
 }
 
-pub async fn a_released_lease_is_free(s: &dyn RunStore) {
+pub async fn a_released_lease_is_free(s: &dyn Leases) {
     let run = unique("run");
     let a = s.lease(&run, "a", now(), 60_000).await.unwrap().unwrap();
     let not_a = Fence {
@@ -309,7 +312,7 @@ fn finished(key: &AttemptId, token: u64) -> Report {
     }
 }
 
-pub async fn one_execution_holds_an_attempt_until_its_claim_expires(s: &dyn RunStore) {
+pub async fn one_execution_holds_an_attempt_until_its_claim_expires(s: &dyn AttemptClaims) {
     let key = AttemptId {
         run_id: unique("run"),
         task: TaskId::new("a", None),
@@ -360,7 +363,7 @@ pub async fn one_execution_holds_an_attempt_until_its_claim_expires(s: &dyn RunS
     );
 }
 
-pub async fn finished_and_aborted_claims_are_final(s: &dyn RunStore) {
+pub async fn finished_and_aborted_claims_are_final(s: &dyn AttemptClaims) {
     let key = |attempt| AttemptId {
         run_id: "claims".into(),
         task: TaskId::new(unique("t"), None),
@@ -407,7 +410,7 @@ pub async fn finished_and_aborted_claims_are_final(s: &dyn RunStore) {
     );
 }
 
-pub async fn runs_page_by_filter_and_cursor(s: &dyn RunStore) {
+pub async fn runs_page_by_filter_and_cursor(s: &dyn RunIndex) {
     use weft_core::ports::RunQuery;
     let workflow = unique("wf");
     let base = unique("run");
@@ -468,29 +471,124 @@ pub async fn runs_page_by_filter_and_cursor(s: &dyn RunStore) {
     assert!(s.query_runs(&by_prefix("*", 10)).await.unwrap().is_empty());
 }
 
-/// Runs every `RunStore` contract case as its own test.
+pub async fn unfinished_runs_are_listed_until_they_end(s: &dyn RunIndex) {
+    let (a, b) = (unique("run"), unique("run"));
+    let mut ra = record(&a, 1);
+    s.create_run(&ra).await.unwrap();
+    let mut done = record(&b, 2);
+    done.status = RunStatus::Succeeded;
+    s.create_run(&done).await.unwrap();
+    let unfinished = s.unfinished_runs(usize::MAX).await.unwrap();
+    assert!(unfinished.contains(&a), "{unfinished:?}");
+    assert!(!unfinished.contains(&b), "{unfinished:?}");
+    assert!(s.unfinished_runs(0).await.unwrap().is_empty());
+    ra.status = RunStatus::Cancelled;
+    s.update_run(&ra).await.unwrap();
+    assert!(!s.unfinished_runs(usize::MAX).await.unwrap().contains(&a));
+    // A run can be started again (a retry in place): unfinished once more.
+    ra.status = RunStatus::Running;
+    s.update_run(&ra).await.unwrap();
+    assert!(s.unfinished_runs(usize::MAX).await.unwrap().contains(&a));
+}
+
+pub async fn a_reader_catches_up_from_where_it_stopped(s: &dyn RunStore) {
+    let a = unique("run");
+    s.create_run(&record(&a, 1)).await.unwrap();
+    let f = fence(s, &a).await;
+    let events = [
+        Event::Started { at: 1 },
+        Event::Started { at: 2 },
+        Event::Started { at: 3 },
+    ];
+    s.append_events(&a, &f, 0, &events).await.unwrap();
+    let (r, new) = s.run_since(&a, 1).await.unwrap().expect("the run");
+    assert_eq!((r.id.as_str(), new.as_slice()), (a.as_str(), &events[1..]));
+    let (_, none) = s.run_since(&a, 9).await.unwrap().expect("the run");
+    assert!(none.is_empty());
+    assert!(s.run_since(&unique("missing"), 0).await.unwrap().is_none());
+}
+
+/// The contract of each port, as its own module of tests.
 #[macro_export]
-macro_rules! run_store_contract {
+macro_rules! run_index_contract {
     ($make:expr) => {
-        mod run_store_contract {
+        mod run_index_contract {
             #[allow(unused_imports)]
             use super::*;
             $crate::run_store_contract!(@cases $make;
                 created_run_reads_back_and_lists_newest_first,
                 creating_a_run_twice_conflicts,
                 updated_run_keeps_its_new_status,
+                unfinished_runs_are_listed_until_they_end,
+                runs_page_by_filter_and_cursor);
+        }
+    };
+}
+
+#[macro_export]
+macro_rules! event_log_contract {
+    ($make:expr) => {
+        mod event_log_contract {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::run_store_contract!(@cases $make;
                 events_append_in_order_and_read_back,
                 append_at_a_stale_length_conflicts_and_writes_nothing,
                 an_owner_whose_lease_was_taken_over_cannot_append,
+                a_reader_catches_up_from_where_it_stopped);
+        }
+    };
+}
+
+#[macro_export]
+macro_rules! step_logs_contract {
+    ($make:expr) => {
+        mod step_logs_contract {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::run_store_contract!(@cases $make;
                 logs_append_per_attempt,
                 a_log_append_lands_once_and_only_where_the_log_ends,
-                a_big_log_is_stored_in_bounded_chunks_and_read_in_pages,
-                a_lease_is_exclusive_until_it_expires,
-                a_released_lease_is_free,
-                one_execution_holds_an_attempt_until_its_claim_expires,
-                finished_and_aborted_claims_are_final,
-                runs_page_by_filter_and_cursor);
+                a_big_log_is_stored_in_bounded_chunks_and_read_in_pages);
         }
+    };
+}
+
+#[macro_export]
+macro_rules! lease_contract {
+    ($make:expr) => {
+        mod lease_contract {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::run_store_contract!(@cases $make;
+                a_lease_is_exclusive_until_it_expires,
+                a_released_lease_is_free);
+        }
+    };
+}
+
+#[macro_export]
+macro_rules! attempt_claims_contract {
+    ($make:expr) => {
+        mod attempt_claims_contract {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::run_store_contract!(@cases $make;
+                one_execution_holds_an_attempt_until_its_claim_expires,
+                finished_and_aborted_claims_are_final);
+        }
+    };
+}
+
+/// Every port's contract, for a store that implements them all.
+#[macro_export]
+macro_rules! run_store_contract {
+    ($make:expr) => {
+        $crate::run_index_contract!($make);
+        $crate::event_log_contract!($make);
+        $crate::step_logs_contract!($make);
+        $crate::lease_contract!($make);
+        $crate::attempt_claims_contract!($make);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use weft_core::ports::{AttemptId, Claim, Clock, Report, RunStore};
+use weft_core::ports::{AttemptClaims, AttemptId, Claim, Clock, Report};
 
 use crate::Aborts;
 
@@ -19,7 +19,7 @@ pub(crate) fn backoff(tries: u32) -> Duration {
 
 /// The claim of one execution of an attempt.
 pub(crate) struct HeldClaim {
-    pub(crate) store: Arc<dyn RunStore>,
+    pub(crate) store: Arc<dyn AttemptClaims>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) worker: String,
     pub(crate) key: AttemptId,

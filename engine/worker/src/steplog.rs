@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use weft_core::ports::{AttemptId, LogSink, RunStore};
+use weft_core::ports::{AttemptId, LogSink, StepLogs};
 
 use crate::plugins::PostHooks;
 
@@ -35,7 +35,7 @@ pub(crate) const TAIL_BYTES: usize = 64 << 10;
 
 pub(crate) struct StepLog {
     writer: Mutex<Writer>,
-    store: Arc<dyn RunStore>,
+    store: Arc<dyn StepLogs>,
     key: AttemptId,
     /// The post hooks' filter, once they have started.
     filter: SyncMutex<Option<Arc<PostHooks>>>,
@@ -61,7 +61,7 @@ struct Writer {
 }
 
 impl StepLog {
-    pub(crate) fn new(store: Arc<dyn RunStore>, key: AttemptId, max_bytes: u64) -> Arc<Self> {
+    pub(crate) fn new(store: Arc<dyn StepLogs>, key: AttemptId, max_bytes: u64) -> Arc<Self> {
         Arc::new(Self {
             writer: Mutex::new(Writer {
                 pending: Vec::new(),

@@ -11,15 +11,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use weft_core::ports::{
-    AttemptId, Claim, ClaimDecision, ClaimRecord, Fence, LeaseRecord, LogSlice, Report, RunRecord,
-    RunStore,
+    AttemptClaims, AttemptId, Claim, ClaimDecision, ClaimRecord, EventLog, Fence, LeaseRecord,
+    Leases, LogSlice, Report, RunIndex, RunRecord, StepLogs,
 };
 use weft_core::run::Event;
 use weft_core::Error;
 
 const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+/// The ids of the runs that have not ended (written with the run).
+const UNFINISHED: TableDefinition<&str, ()> = TableDefinition::new("unfinished-runs");
 const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
 const EVENT_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("event_counts");
 /// run -> its lease (`LeaseRecord` as JSON). The tables before fencing
@@ -60,7 +62,23 @@ impl EmbeddedRunStore {
         })?;
         let txn = db.begin_write().map_err(err("opening store"))?;
         {
-            txn.open_table(RUNS).map_err(err("creating tables"))?;
+            let indexed = txn
+                .list_tables()
+                .map_err(err("opening store"))?
+                .any(|t| t.name() == UNFINISHED.name());
+            let runs = txn.open_table(RUNS).map_err(err("creating tables"))?;
+            let mut unfinished = txn.open_table(UNFINISHED).map_err(err("creating tables"))?;
+            if !indexed {
+                // A store written before the index: built once, here.
+                for entry in runs.iter().map_err(err("indexing runs"))? {
+                    let (id, v) = entry.map_err(err("indexing runs"))?;
+                    if !decode::<RunRecord>(v.value())?.status.is_terminal() {
+                        unfinished
+                            .insert(id.value(), ())
+                            .map_err(err("indexing runs"))?;
+                    }
+                }
+            }
             txn.open_table(EVENTS).map_err(err("creating tables"))?;
             txn.open_table(EVENT_COUNTS)
                 .map_err(err("creating tables"))?;
@@ -176,12 +194,22 @@ fn put_run(db: &Database, run: &RunRecord, must_be_new: bool) -> Result<(), Erro
         }
         runs.insert(run.id.as_str(), encode(run)?.as_slice())
             .map_err(err("writing run"))?;
+        let mut unfinished = txn.open_table(UNFINISHED).map_err(err("writing run"))?;
+        if run.status.is_terminal() {
+            unfinished
+                .remove(run.id.as_str())
+                .map_err(err("writing run"))?;
+        } else {
+            unfinished
+                .insert(run.id.as_str(), ())
+                .map_err(err("writing run"))?;
+        }
     }
     txn.commit().map_err(err("committing run"))
 }
 
 #[async_trait]
-impl RunStore for EmbeddedRunStore {
+impl RunIndex for EmbeddedRunStore {
     async fn create_run(&self, run: &RunRecord) -> Result<(), Error> {
         let run = run.clone();
         self.blocking(move |db| put_run(db, &run, true)).await
@@ -223,6 +251,29 @@ impl RunStore for EmbeddedRunStore {
         .await
     }
 
+    async fn unfinished_runs(&self, limit: usize) -> Result<Vec<String>, Error> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(err("listing unfinished runs"))?;
+            let unfinished = txn
+                .open_table(UNFINISHED)
+                .map_err(err("listing unfinished runs"))?;
+            let mut out = Vec::new();
+            for entry in unfinished
+                .iter()
+                .map_err(err("listing unfinished runs"))?
+                .take(limit)
+            {
+                let (id, _) = entry.map_err(err("listing unfinished runs"))?;
+                out.push(id.value().to_string());
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl EventLog for EmbeddedRunStore {
     async fn append_events(
         &self,
         run_id: &str,
@@ -295,7 +346,10 @@ impl RunStore for EmbeddedRunStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl StepLogs for EmbeddedRunStore {
     async fn append_log(&self, key: &AttemptId, offset: u64, chunk: &[u8]) -> Result<(), Error> {
         let (key, chunk) = (key.clone(), chunk.to_vec());
         self.blocking(move |db| {
@@ -327,7 +381,10 @@ impl RunStore for EmbeddedRunStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Leases for EmbeddedRunStore {
     async fn lease(
         &self,
         run_id: &str,
@@ -361,7 +418,10 @@ impl RunStore for EmbeddedRunStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl AttemptClaims for EmbeddedRunStore {
     async fn claim(
         &self,
         key: &AttemptId,

@@ -1,5 +1,5 @@
 //! The embedded store passes the `RunStore` contract, and keeps data across reopen.
-use weft_core::ports::RunStore;
+use weft_core::ports::{EventLog, Leases};
 use weft_store_embedded::EmbeddedRunStore;
 
 async fn fresh() -> EmbeddedRunStore {

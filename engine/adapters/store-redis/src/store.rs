@@ -5,7 +5,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
-use weft_core::ports::{AttemptId, Claim, Fence, LogSlice, Report, RunQuery, RunRecord, RunStore};
+use weft_core::ports::{
+    AttemptClaims, AttemptId, Claim, EventLog, Fence, Leases, LogSlice, Report, RunIndex, RunQuery,
+    RunRecord, StepLogs,
+};
 use weft_core::run::Event;
 use weft_core::Error;
 
@@ -59,7 +62,7 @@ impl RedisRunStore {
                     e,
                 )
             })?;
-        Ok(Self {
+        let store = Self {
             conn,
             options,
             append: Script::new(scripts::APPEND_EVENTS),
@@ -71,7 +74,9 @@ impl RedisRunStore {
             abort_claim: Script::new(scripts::ABORT_CLAIM),
             append_log: Script::new(&scripts::append_log()),
             read_log_from: Script::new(&scripts::read_log_from()),
-        })
+        };
+        store.index_unfinished().await?;
+        Ok(store)
     }
 
     pub(crate) fn conn(&self) -> ConnectionManager {
@@ -135,6 +140,43 @@ impl RedisRunStore {
         Ok(())
     }
 
+    /// Puts `run` in the index of unfinished runs (oldest first).
+    async fn mark_unfinished(&self, run: &RunRecord) -> Result<(), Error> {
+        let unfinished = self.key(&["unfinished"]);
+        let _: () = retrying(self.retry_for(), "indexing a run", || {
+            let (mut conn, unfinished) = (self.conn.clone(), unfinished.clone());
+            let (id, at) = (run.id.clone(), run.created_at as f64);
+            async move { conn.zadd(unfinished, id, at).await }
+        })
+        .await?;
+        self.expire(&unfinished).await
+    }
+
+    /// Builds the index of unfinished runs for runs stored before it
+    /// existed: once per store, marked done by a key.
+    async fn index_unfinished(&self) -> Result<(), Error> {
+        let marker = self.key(&["unfinished-indexed"]);
+        let indexed: bool = retrying(self.retry_for(), "reading the run index", || {
+            let (mut conn, marker) = (self.conn.clone(), marker.clone());
+            async move { conn.exists(marker).await }
+        })
+        .await?;
+        if indexed {
+            return Ok(());
+        }
+        for run in self.list_runs(usize::MAX).await? {
+            if !run.status.is_terminal() {
+                self.mark_unfinished(&run).await?;
+            }
+        }
+        let _: () = retrying(self.retry_for(), "marking the run index", || {
+            let (mut conn, marker) = (self.conn.clone(), marker.clone());
+            async move { conn.set(marker, 1).await }
+        })
+        .await?;
+        self.expire(&marker).await
+    }
+
     fn lease_key(&self, run_id: &str) -> String {
         self.key(&["lease", run_id])
     }
@@ -159,13 +201,18 @@ impl RedisRunStore {
 }
 
 #[async_trait]
-impl RunStore for RedisRunStore {
+impl RunIndex for RedisRunStore {
     async fn create_run(&self, run: &RunRecord) -> Result<(), Error> {
         let key = self.key(&["run", &run.id]);
         let body = encode(run)?;
         // Tried again through timeouts; when a try that landed lost its
         // reply, the next finds the very same record there.
         let tries = std::sync::atomic::AtomicU32::new(0);
+        // Indexed as unfinished first: a run that is stored is always found
+        // by the orchestrators' adopters, even if this process dies now.
+        if !run.status.is_terminal() {
+            self.mark_unfinished(run).await?;
+        }
         let created: bool = retrying(self.retry_for(), "creating a run", || {
             tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut cmd = redis::cmd("SET");
@@ -208,11 +255,21 @@ impl RunStore for RedisRunStore {
             }
         })
         .await?;
-        if updated {
-            Ok(())
-        } else {
-            Err(Error::NotFound(format!("run {}", run.id)))
+        if !updated {
+            return Err(Error::NotFound(format!("run {}", run.id)));
         }
+        if run.status.is_terminal() {
+            let unfinished = self.key(&["unfinished"]);
+            let _: () = retrying(self.retry_for(), "indexing a run", || {
+                let (mut conn, unfinished) = (self.conn.clone(), unfinished.clone());
+                let id = run.id.clone();
+                async move { conn.zrem(unfinished, id).await }
+            })
+            .await?;
+        } else {
+            self.mark_unfinished(run).await?;
+        }
+        Ok(())
     }
 
     async fn get_run(&self, id: &str) -> Result<Option<RunRecord>, Error> {
@@ -223,6 +280,19 @@ impl RunStore for RedisRunStore {
         })
         .await?;
         raw.map(|s| decode(&s)).transpose()
+    }
+
+    async fn unfinished_runs(&self, limit: usize) -> Result<Vec<String>, Error> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let stop = (limit.min(isize::MAX as usize) - 1) as isize;
+        let unfinished = self.key(&["unfinished"]);
+        retrying(self.retry_for(), "listing unfinished runs", || {
+            let (mut conn, unfinished) = (self.conn.clone(), unfinished.clone());
+            async move { conn.zrange(unfinished, 0, stop).await }
+        })
+        .await
     }
 
     async fn list_runs(&self, limit: usize) -> Result<Vec<RunRecord>, Error> {
@@ -255,7 +325,10 @@ impl RunStore for RedisRunStore {
         }
         Ok(query.pick(self.list_runs(usize::MAX).await?))
     }
+}
 
+#[async_trait]
+impl EventLog for RedisRunStore {
     async fn append_events(
         &self,
         run_id: &str,
@@ -328,7 +401,10 @@ impl RunStore for RedisRunStore {
         let events = events.iter().map(|s| decode(s)).collect::<Result<_, _>>()?;
         Ok(Some((decode(&raw)?, events)))
     }
+}
 
+#[async_trait]
+impl StepLogs for RedisRunStore {
     async fn append_log(&self, key: &AttemptId, offset: u64, chunk: &[u8]) -> Result<(), Error> {
         self.append_log_at(key, offset, chunk).await
     }
@@ -341,7 +417,10 @@ impl RunStore for RedisRunStore {
     ) -> Result<LogSlice, Error> {
         self.read_log_page(key, offset, max_bytes).await
     }
+}
 
+#[async_trait]
+impl Leases for RedisRunStore {
     async fn lease(
         &self,
         run_id: &str,
@@ -378,7 +457,10 @@ impl RunStore for RedisRunStore {
         .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl AttemptClaims for RedisRunStore {
     async fn claim(
         &self,
         key: &AttemptId,

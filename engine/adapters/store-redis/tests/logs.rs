@@ -1,7 +1,7 @@
 //! A step log in Redis is a capped stream: once its oldest chunks are
 //! trimmed, a follower still reads by byte offset, from the oldest byte kept.
 
-use weft_core::ports::{AttemptId, RunStore};
+use weft_core::ports::{AttemptId, StepLogs};
 use weft_core::run::TaskId;
 use weft_store_redis::{Options, RedisRunStore};
 

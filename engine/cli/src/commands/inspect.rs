@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use weft_api::views::{RunSummary, RunView};
 use weft_api::Client;
-use weft_core::ports::{AttemptId, RunQuery, RunStore};
+use weft_core::ports::{AttemptId, RunIndex, RunQuery, StepLogs};
 use weft_core::run::RunStatus;
 use weft_core::spec::units::format_duration;
 

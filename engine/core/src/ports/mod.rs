@@ -24,7 +24,8 @@ pub use kernel_runtime::{
 };
 pub use plugin_store::PluginStore;
 pub use run_store::{
-    AttemptId, LogSlice, RunQuery, RunRecord, RunStore, LOG_CHUNK_BYTES, LOG_PAGE_BYTES,
+    run_since_in_parts, AttemptClaims, AttemptId, EventLog, Leases, LogSlice, RunIndex, RunQuery,
+    RunRecord, RunStore, StepLogs, LOG_CHUNK_BYTES, LOG_PAGE_BYTES,
 };
 pub use token_store::{Role, TokenRecord, TokenStore};
 pub use worker_registry::{gpu_label, GpuSlot, Slots, WorkerInfo, WorkerRegistry};

@@ -1,4 +1,7 @@
-//! Runs, their event logs and step logs.
+//! The run store: runs, their event logs, step logs, leases and attempt
+//! claims, as five focused ports ([`RunIndex`], [`EventLog`], [`StepLogs`],
+//! [`Leases`], [`AttemptClaims`]) that one store implements together as a
+//! [`RunStore`]. Each port has its own contract in `weft-testkit`.
 
 use std::collections::BTreeMap;
 
@@ -133,9 +136,9 @@ impl LogSlice {
     }
 }
 
-/// The run store port.
+/// The runs: their records, and the queries that find them.
 #[async_trait]
-pub trait RunStore: Send + Sync {
+pub trait RunIndex: Send + Sync {
     /// Stores a new run. Fails with `Conflict` if the id exists.
     async fn create_run(&self, run: &RunRecord) -> Result<(), Error>;
 
@@ -147,12 +150,21 @@ pub trait RunStore: Send + Sync {
     /// Newest first, at most `limit`.
     async fn list_runs(&self, limit: usize) -> Result<Vec<RunRecord>, Error>;
 
+    /// The ids of the runs that have not ended, at most `limit`: what an
+    /// orchestrator looks through for runs whose driver is gone. A store
+    /// keeps them apart, so finding them reads no finished run.
+    async fn unfinished_runs(&self, limit: usize) -> Result<Vec<String>, Error>;
+
     /// Runs matching `query`, newest first. The default scans every run;
     /// stores with an index may do better.
     async fn query_runs(&self, query: &RunQuery) -> Result<Vec<RunRecord>, Error> {
         Ok(query.pick(self.list_runs(usize::MAX).await?))
     }
+}
 
+/// Each run's event log: the truth its state is replayed from.
+#[async_trait]
+pub trait EventLog: Send + Sync {
     /// Appends events at position `expected_len` of the run's log, for the
     /// driver holding the run's lease as `fence`.
     ///
@@ -175,23 +187,19 @@ pub trait RunStore: Send + Sync {
 
     /// The run's record with its events from position `from` (0-based) on,
     /// read together (`None` if there is no such run): what a reader that
-    /// has seen `from` events needs to bring its state up to date. Stores
-    /// override this to read it in one round trip, and only the new events.
+    /// has seen `from` events needs to bring its state up to date. A store
+    /// reads it in one round trip, and only the new events, where it can
+    /// ([`run_since_in_parts`] is the plain way).
     async fn run_since(
         &self,
         run_id: &str,
         from: u64,
-    ) -> Result<Option<(RunRecord, Vec<Event>)>, Error> {
-        let Some(record) = self.get_run(run_id).await? else {
-            return Ok(None);
-        };
-        let mut events = self.events(run_id).await?;
-        Ok(Some((
-            record,
-            events.split_off((from as usize).min(events.len())),
-        )))
-    }
+    ) -> Result<Option<(RunRecord, Vec<Event>)>, Error>;
+}
 
+/// Each attempt's output, stored in bounded chunks and read in pages.
+#[async_trait]
+pub trait StepLogs: Send + Sync {
     /// Appends `chunk` to an attempt's log at byte `offset` (where its
     /// writer believes the log ends), stored in entries of at most
     /// [`LOG_CHUNK_BYTES`].
@@ -227,7 +235,11 @@ pub trait RunStore: Send + Sync {
             offset = page.end();
         }
     }
+}
 
+/// Who drives a run: one orchestrator at a time, by lease.
+#[async_trait]
+pub trait Leases: Send + Sync {
     /// Takes, or renews, the right to drive `run_id` for `owner`, until
     /// `ttl_ms` after `now` (stores that keep their own time, as Redis
     /// does, use theirs).
@@ -248,7 +260,11 @@ pub trait RunStore: Send + Sync {
 
     /// Gives the lease up if `fence` still holds it.
     async fn release(&self, run_id: &str, fence: &Fence) -> Result<(), Error>;
+}
 
+/// Who runs an attempt: one execution at a time, by claim.
+#[async_trait]
+pub trait AttemptClaims: Send + Sync {
     /// A fresh claim of attempt `key` by `worker`, until `ttl_ms` after
     /// `now`: `Held` with a new execution token if the attempt is free.
     ///
@@ -292,3 +308,26 @@ pub trait RunStore: Send + Sync {
     /// Asks whoever runs attempt `key` to stop; a finished attempt stays finished.
     async fn abort_claim(&self, key: &AttemptId) -> Result<(), Error>;
 }
+
+/// [`EventLog::run_since`] from the run's record and its whole event log,
+/// read one after the other: for stores where that costs nothing more.
+pub async fn run_since_in_parts<S: RunIndex + EventLog + ?Sized>(
+    store: &S,
+    run_id: &str,
+    from: u64,
+) -> Result<Option<(RunRecord, Vec<Event>)>, Error> {
+    let Some(record) = store.get_run(run_id).await? else {
+        return Ok(None);
+    };
+    let mut events = store.events(run_id).await?;
+    Ok(Some((
+        record,
+        events.split_off((from as usize).min(events.len())),
+    )))
+}
+
+/// The run store port: every part a run's data is kept in. Callers that
+/// need one part take that part's port; a store implements them all.
+pub trait RunStore: RunIndex + EventLog + StepLogs + Leases + AttemptClaims {}
+
+impl<T: RunIndex + EventLog + StepLogs + Leases + AttemptClaims + ?Sized> RunStore for T {}

@@ -7,6 +7,7 @@ mod config;
 mod embedded;
 mod log_tail;
 mod logging;
+mod memory;
 mod progress;
 mod table;
 
@@ -15,11 +16,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc gives memory freed by a finished run back to the system; glibc's
-/// allocator kept hundreds of megabytes of a 100,000-step run's state in its
-/// per-thread arenas after the run ended.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use commands::inspect::Source;
 
 #[derive(Parser)]
@@ -279,6 +275,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    memory::return_freed_memory_at_once();
     quiet_when_stdout_closes();
     let cli = Cli::parse();
     if let Command::CudaHost = cli.command {

@@ -217,4 +217,32 @@ async fn weft_show_finds_a_run_by_prefix_older_than_the_newest_thousand() {
             "old00005x"
         ]
     );
+    // The server resolves a prefix itself (the CLI sends it as given): the
+    // run's view and its states name the whole id; a prefix of many, or of
+    // none, is a JSON error saying so.
+    for path in ["/api/runs/old01099", "/api/runs/old01099/states"] {
+        let (status, view) = cluster.call(token, Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {view}");
+        let id = view["run"]["id"].as_str().or(view["id"].as_str());
+        assert_eq!(id, Some("old01099x"), "{path}: {view}");
+    }
+    let (status, error) = cluster
+        .call(token, Method::GET, "/api/runs/old0", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("matches more than one run"),
+        "{error}"
+    );
+    let (status, error) = cluster
+        .call(token, Method::POST, "/api/runs/nosuchrun/cancel", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+    assert!(error["error"]
+        .as_str()
+        .unwrap()
+        .contains("no run `nosuchrun`"));
 }

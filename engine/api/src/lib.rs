@@ -3,6 +3,7 @@
 //! views both sides share, the client the CLI uses to talk to a server, and
 //! the web dashboard (`web/`, embedded in the binary).
 
+pub mod app;
 mod auth;
 mod changes;
 mod client;

@@ -49,18 +49,10 @@ pub(super) async fn logs(
     caller.require(Role::Viewer)?;
     let task_id = task_param(&task)?;
     let (_, state) = super::load_run(&api, &id).await?;
-    let (attempt, finished) =
-        attempt_state(&state, &task_id, q.attempt).ok_or_else(|| match state.task(&task_id) {
-            Some(t) if t.attempt() > 0 => {
-                Error::not_found(format!("`{task}` has attempts 1 to {}", t.attempt()))
-            }
-            _ => Error::not_found(format!("`{task}` never ran in run {id}")),
-        })?;
-    let key = AttemptId {
-        run_id: id,
-        task: task_id,
-        attempt,
-    };
+    let crate::app::PickedAttempt {
+        attempt: key,
+        finished,
+    } = crate::app::pick_attempt(&state, &task_id, q.attempt)?;
     let limit = q.limit.unwrap_or(LOG_PAGE_BYTES).clamp(1, MAX_PAGE_BYTES);
     let slice = api
         .store
@@ -99,9 +91,7 @@ pub(super) async fn log_stream(
 ) -> Result<impl IntoResponse, Error> {
     caller.require(Role::Viewer)?;
     let task_id = task_param(&task)?;
-    if api.store.get_run(&id).await?.is_none() {
-        return Err(Error::not_found(format!("no run {id}")));
-    }
+    let id = crate::app::resolve_run(api.store.as_ref(), &id).await?;
     let start = Tail {
         changes: api.changes.subscribe(),
         api,
@@ -224,11 +214,7 @@ fn task_param(task: &str) -> Result<TaskId, Error> {
 /// The attempt of `task` a caller means (`asked`, else the last one) and
 /// whether its log is complete; `None` if that attempt never started.
 fn attempt_state(state: &RunState, task: &TaskId, asked: Option<u32>) -> Option<(u32, bool)> {
-    let t = state.task(task)?;
-    let attempt = asked.unwrap_or_else(|| t.attempt());
-    let record = t.attempts.get((attempt as usize).checked_sub(1)?)?;
-    Some((
-        attempt,
-        state.status.is_terminal() || record.finished_at.is_some(),
-    ))
+    crate::app::pick_attempt(state, task, asked)
+        .ok()
+        .map(|p| (p.attempt.attempt, p.finished))
 }

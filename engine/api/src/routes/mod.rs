@@ -39,7 +39,6 @@ mod ops;
 mod plugins;
 mod runs;
 mod tokens;
-mod waiting;
 mod workflows;
 
 use std::sync::Arc;
@@ -56,9 +55,9 @@ use weft_orchestrator::Service;
 use crate::metrics::ServerMetrics;
 use crate::Error;
 
+pub use crate::app::LiveWorkers;
 pub use logs::{FINISHED_HEADER, LOG_END_HEADER, LOG_START_HEADER};
 pub use runs::NEXT_PAGE_HEADER;
-pub use waiting::LiveWorkers;
 
 /// Largest request body: a workflow file's limit with room for JSON escaping.
 pub const MAX_BODY_BYTES: usize = 40 << 20;
@@ -130,16 +129,24 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// A run's record and its state replayed from its events; 404 if unknown.
+/// Run `id` (or the one run whose id starts with it), read through the
+/// server's cache.
 pub(super) async fn load_run(
     api: &ApiState,
     id: &str,
 ) -> Result<(weft_core::ports::RunRecord, Arc<weft_core::run::RunState>), Error> {
-    weft_orchestrator::load_run_with(api.store.as_ref(), id, &api.reads)
+    if let Some(found) =
+        weft_orchestrator::load_run_with(api.store.as_ref(), id, &api.reads).await?
+    {
+        return Ok(found);
+    }
+    let id = crate::app::resolve_run(api.store.as_ref(), id).await?;
+    weft_orchestrator::load_run_with(api.store.as_ref(), &id, &api.reads)
         .await?
         .ok_or_else(|| Error::not_found(format!("no run {id}")))
 }
 
-pub(super) fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

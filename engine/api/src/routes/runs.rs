@@ -8,12 +8,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use tokio::sync::broadcast;
-use weft_core::ports::{Role, RunQuery};
-use weft_core::run::{resolve_params, RunStatus};
+use weft_core::ports::Role;
+use weft_core::run::resolve_params;
 use weft_orchestrator::NewRun;
 
-use super::waiting::{queued_steps, waiting_reason};
 use super::{body, ApiState};
+use crate::app::{queued_steps, waiting_reason};
 use crate::auth::Caller;
 use crate::finished::ViewKind;
 use crate::views::{RunStates, RunSummary, RunView, StepView, SubmitRequest};
@@ -101,32 +101,15 @@ pub(super) async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<impl IntoResponse, Error> {
     caller.require(Role::Viewer)?;
-    let bad = |what: String| Error::new(StatusCode::BAD_REQUEST, what);
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| RunStatus::parse(s).ok_or_else(|| bad(format!("`{s}` is not a run status"))))
-        .transpose()?;
-    let before = q
-        .before
-        .as_deref()
-        .map(|b| {
-            b.split_once(':')
-                .and_then(|(at, id)| Some((at.parse().ok()?, id.to_string())))
-                .ok_or_else(|| bad(format!("`{b}` is not a page cursor")))
-        })
-        .transpose()?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    let runs = api
-        .store
-        .query_runs(&RunQuery {
-            status,
-            workflow: q.workflow,
-            before,
-            id_prefix: q.prefix.filter(|p| !p.is_empty()),
-            limit,
-        })
-        .await?;
+    let query = crate::app::run_query(&crate::app::RunFilter {
+        status: q.status.as_deref(),
+        workflow: q.workflow.as_deref(),
+        before: q.before.as_deref(),
+        prefix: q.prefix.as_deref(),
+        limit: q.limit,
+    })?;
+    let limit = query.limit;
+    let runs = api.store.query_runs(&query).await?;
     let next = (runs.len() == limit)
         .then(|| runs.last().map(|r| format!("{}:{}", r.created_at, r.id)))
         .flatten()
@@ -149,21 +132,16 @@ pub(super) async fn show(
         return Ok(json_response(json));
     }
     let (record, state) = super::load_run(&api, &id).await?;
-    let mut view = RunView::new(&record, &state);
-    let waiting = queued_steps(&state);
-    if !waiting.is_empty() {
-        let workers = api.live_workers.get(api.workers.as_ref()).await?;
-        for i in waiting {
-            let step = &mut view.steps[i];
-            if step.reason.is_none() {
-                step.reason = waiting_reason(&state.plan.workflow.steps[i], &workers);
-            }
-        }
-    }
+    let workers = match crate::app::needs_workers(&state) {
+        true => api.live_workers.get(api.workers.as_ref()).await?,
+        false => Default::default(),
+    };
+    let view = crate::app::run_view(&record, &state, &workers);
+    // Kept under the run's own id: a prefix may match another run later.
     Ok(finished_or_not(
         &api,
         ViewKind::Run,
-        &id,
+        &record.id,
         finished(&record, &state),
         &view,
     ))
@@ -220,7 +198,7 @@ pub(super) async fn states(
     Ok(finished_or_not(
         &api,
         ViewKind::States,
-        &id,
+        &record.id,
         finished(&record, &state),
         &view,
     ))
@@ -254,6 +232,7 @@ pub(super) async fn cancel(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, Error> {
     caller.require(Role::Operator)?;
+    let id = crate::app::resolve_run(api.store.as_ref(), &id).await?;
     api.service.cancel(&id).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -277,6 +256,7 @@ pub(super) async fn retry(
 ) -> Result<impl IntoResponse, Error> {
     caller.require(Role::Operator)?;
     let request = request.map(|Json(r)| r).unwrap_or_default();
+    let id = crate::app::resolve_run(api.store.as_ref(), &id).await?;
     let (record, _handle) = api
         .service
         .retry(&id, request.from.as_deref(), caller.name)

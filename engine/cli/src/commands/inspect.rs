@@ -6,10 +6,11 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use weft_api::app;
 use weft_api::views::{RunSummary, RunView};
 use weft_api::Client;
-use weft_core::ports::{AttemptId, RunIndex, RunQuery, StepLogs};
-use weft_core::run::RunStatus;
+use weft_core::ports::{RunIndex, RunRecord, StepLogs, WorkerRegistry};
+use weft_core::run::RunState;
 use weft_core::spec::units::format_duration;
 
 use weft_store_embedded::EmbeddedRunStore;
@@ -32,63 +33,45 @@ fn ago(ms: u64) -> String {
     )
 }
 
-/// The one run whose id starts with `prefix`.
-fn by_prefix(runs: Vec<RunSummary>, prefix: &str) -> anyhow::Result<String> {
-    let matches: Vec<String> = runs
-        .into_iter()
-        .map(|r| r.id)
-        .filter(|id| id.starts_with(prefix))
-        .collect();
-    match matches.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => anyhow::bail!("no run `{prefix}`; `weft runs` lists them"),
-        _ => anyhow::bail!("`{prefix}` matches more than one run; give more of the id"),
+/// A run by its id or a unique prefix of it: the server, or the embedded
+/// store through the same application layer, finds it and builds its view.
+pub async fn view(source: &Source, run: &str) -> anyhow::Result<RunView> {
+    match source {
+        Source::Server(c) => Ok(c.run(run).await?),
+        Source::Embedded(dir) => {
+            let store = embedded::open_store(dir)?;
+            let (record, state) = load_embedded(&store, run).await?;
+            let workers = match app::needs_workers(&state) {
+                true => store.workers(now()).await?,
+                false => Vec::new(),
+            };
+            Ok(app::run_view(&record, &state, &workers))
+        }
     }
 }
 
-/// A run by its id or a unique prefix of it: the exact id is tried first,
-/// so only a shortened id costs a listing.
-pub async fn view(source: &Source, run: &str) -> anyhow::Result<RunView> {
-    match source {
-        Source::Server(c) => match c.run(run).await {
-            Ok(v) => Ok(v),
-            Err(weft_api::Error::Api { status: 404, .. }) => {
-                // Found by the server, however old the run: two answers
-                // are enough to tell that a prefix is not unique.
-                Ok(c.run(&by_prefix(c.runs_with_prefix(run, 2).await?, run)?)
-                    .await?)
-            }
-            Err(e) => Err(e.into()),
-        },
-        Source::Embedded(dir) => {
-            let store = embedded::open_store(dir)?;
-            let id = find_embedded(&store, run).await?;
-            let found = weft_orchestrator::load_run(store.as_ref(), &id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no run `{run}`"))?;
-            Ok(RunView::new(&found.0, &found.1))
-        }
-    }
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The embedded store's run `run` (its id or a unique prefix), as a record
+/// and its state.
+async fn load_embedded(
+    store: &EmbeddedRunStore,
+    run: &str,
+) -> anyhow::Result<(RunRecord, RunState)> {
+    let id = find_embedded(store, run).await?;
+    weft_orchestrator::load_run(store, &id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no run `{run}`"))
 }
 
 /// The id of the embedded store's run `run`, or of the one run whose id
 /// starts with it.
 pub async fn find_embedded(store: &EmbeddedRunStore, run: &str) -> anyhow::Result<String> {
-    if store.get_run(run).await?.is_some() {
-        return Ok(run.to_string());
-    }
-    let query = RunQuery {
-        id_prefix: Some(run.to_string()),
-        limit: 2,
-        ..RunQuery::default()
-    };
-    let runs = store
-        .query_runs(&query)
-        .await?
-        .iter()
-        .map(RunSummary::from)
-        .collect();
-    by_prefix(runs, run)
+    Ok(app::resolve_run(store, run).await?)
 }
 
 pub async fn runs(
@@ -100,17 +83,12 @@ pub async fn runs(
     let runs = match source {
         Source::Server(c) => c.runs_page(status, workflow, limit, None).await?.0,
         Source::Embedded(dir) => {
-            let status = status
-                .map(|s| {
-                    RunStatus::parse(s).ok_or_else(|| anyhow::anyhow!("`{s}` is not a run status"))
-                })
-                .transpose()?;
-            let query = RunQuery {
+            let query = app::run_query(&app::RunFilter {
                 status,
-                workflow: workflow.map(str::to_string),
-                limit,
-                ..RunQuery::default()
-            };
+                workflow,
+                limit: Some(limit),
+                ..app::RunFilter::default()
+            })?;
             embedded::open_store(dir)?
                 .query_runs(&query)
                 .await?
@@ -202,41 +180,19 @@ pub async fn logs(
         )
         .await;
     }
-    let v = view(source, run).await?;
-    let Some(s) = v.steps.iter().find(|s| s.id == task.step) else {
-        anyhow::bail!("run {} has no step `{}`", v.run.id, task.step)
-    };
-    if s.fan_out && task.index.is_none() {
-        anyhow::bail!(
-            "`{}` is a for-each step: name an instance, e.g. `{}[0]`",
-            task.step,
-            task.step
-        );
-    }
-    let Some(t) = s.tasks.iter().find(|t| t.id == task.to_string()) else {
-        anyhow::bail!("`{task}` never ran in run {}", v.run.id)
-    };
-    let last = t.attempts.len() as u32;
-    let attempt = attempt.unwrap_or(last);
-    if attempt == 0 || attempt > last {
-        anyhow::bail!("`{task}` has attempts 1 to {last}");
-    }
-    // Page by page, so a log of many megabytes is never held whole.
+    // Page by page, so a log of many megabytes is never held whole. Which
+    // attempt, and why there is none, is the application layer's to say,
+    // on the server or here.
     let mut out = std::io::stdout().lock();
     match source {
         Source::Server(c) => {
-            c.logs_each(&v.run.id, &task.to_string(), Some(attempt), |page| {
-                out.write_all(page)
-            })
-            .await?
+            c.logs_each(run, &task.to_string(), attempt, |page| out.write_all(page))
+                .await?
         }
         Source::Embedded(dir) => {
             let store = embedded::open_store(dir)?;
-            let key = AttemptId {
-                run_id: v.run.id.clone(),
-                task,
-                attempt,
-            };
+            let (_, state) = load_embedded(&store, run).await?;
+            let key = app::pick_attempt(&state, &task, attempt)?.attempt;
             let mut offset = 0;
             loop {
                 let page = store

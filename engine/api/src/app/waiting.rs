@@ -30,14 +30,14 @@ impl LiveWorkers {
                 return Ok(workers.clone());
             }
         }
-        let workers = Arc::new(registry.workers(super::now()).await?);
+        let workers = Arc::new(registry.workers(crate::routes::now()).await?);
         *self.last.lock().expect("workers lock") = Some((Instant::now(), workers.clone()));
         Ok(workers)
     }
 }
 
 /// Steps with a task waiting in a queue.
-pub(super) fn queued_steps(state: &weft_core::run::RunState) -> Vec<usize> {
+pub(crate) fn queued_steps(state: &weft_core::run::RunState) -> Vec<usize> {
     (0..state.steps.len())
         .filter(|&i| {
             state.steps[i]
@@ -51,7 +51,7 @@ pub(super) fn queued_steps(state: &weft_core::run::RunState) -> Vec<usize> {
 /// Says why a queued step may wait for ever: no live worker serves its
 /// pool, or none has the GPUs it asks for. A worker that joins later takes
 /// it; until then the run shows the reason instead of looking stuck.
-pub(super) fn waiting_reason(
+pub(crate) fn waiting_reason(
     spec: &weft_core::spec::Step,
     workers: &[WorkerInfo],
 ) -> Option<String> {

@@ -1,0 +1,93 @@
+//! Which attempt's log a reader gets: the one asked for, else the latest,
+//! with the reason named when there is none.
+
+use weft_core::ports::AttemptId;
+use weft_core::run::{RunState, TaskId};
+
+use crate::Error;
+
+/// The attempt whose log is read, and whether it has ended (its log is whole).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PickedAttempt {
+    pub attempt: AttemptId,
+    pub finished: bool,
+}
+
+/// Attempt `asked` of `task` in the run `state` is of (the latest when
+/// `None`). A step that is not in the run, a for-each step named without
+/// an instance, a task that never ran and an attempt out of range are each
+/// named.
+pub fn pick_attempt(
+    state: &RunState,
+    task: &TaskId,
+    asked: Option<u32>,
+) -> Result<PickedAttempt, Error> {
+    let run = &state.run_id;
+    let Some(step) = state.step_index(&task.step) else {
+        return Err(Error::not_found(format!(
+            "run {run} has no step `{}`",
+            task.step
+        )));
+    };
+    if task.index.is_none() && state.plan.workflow.steps[step].for_each.is_some() {
+        return Err(Error::not_found(format!(
+            "`{0}` is a for-each step: name an instance, e.g. `{0}[0]`",
+            task.step
+        )));
+    }
+    let Some(t) = state.task(task).filter(|t| t.attempt() > 0) else {
+        return Err(Error::not_found(format!("`{task}` never ran in run {run}")));
+    };
+    let last = t.attempt();
+    let attempt = asked.unwrap_or(last);
+    let Some(record) = (attempt as usize)
+        .checked_sub(1)
+        .and_then(|i| t.attempts.get(i))
+    else {
+        return Err(Error::not_found(format!(
+            "`{task}` has attempts 1 to {last}"
+        )));
+    };
+    Ok(PickedAttempt {
+        attempt: AttemptId {
+            run_id: run.clone(),
+            task: task.clone(),
+            attempt,
+        },
+        finished: state.status.is_terminal() || record.finished_at.is_some(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use weft_core::run::{apply, Event, Plan, RunState};
+
+    use super::*;
+
+    #[test]
+    fn the_attempt_is_the_latest_unless_asked_and_each_miss_is_named() {
+        let workflow = weft_core::spec::load(
+            "[workflow]\nname = \"w\"\n[steps.a]\nrun = \"x\"\n[steps.f]\nneeds = [\"a\"]\nfor-each = [1, 2]\nrun = \"y\"\n",
+        )
+        .unwrap();
+        let mut state = RunState::new("r1", Plan::new(workflow), Default::default());
+        apply(&mut state, Event::Started { at: 0 });
+        let a = TaskId::new("a", None);
+        let picked = pick_attempt(&state, &a, None).unwrap();
+        assert_eq!((picked.attempt.attempt, picked.finished), (1, false));
+        for (task, asked, says) in [
+            (TaskId::new("nope", None), None, "has no step `nope`"),
+            (
+                TaskId::new("f", None),
+                None,
+                "name an instance, e.g. `f[0]`",
+            ),
+            (TaskId::new("f", Some(0)), None, "never ran"),
+            (a.clone(), Some(2), "has attempts 1 to 1"),
+            (a.clone(), Some(0), "has attempts 1 to 1"),
+        ] {
+            let e = pick_attempt(&state, &task, asked).unwrap_err().to_string();
+            assert!(e.contains(says), "{task} {asked:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The application layer: what listing runs, showing one, and reading a
+//! step's log mean, whoever asks. The HTTP handlers and the CLI's embedded
+//! branch both call it, so `weft show` says the same on a server and on
+//! the embedded store: the same prefix rule, the same view (with why a
+//! queued step waits), the same choice of attempt and the same messages.
+//! Nothing here knows HTTP; its errors carry the status a handler answers
+//! with.
+
+mod logs;
+mod runs;
+mod waiting;
+
+pub use logs::{pick_attempt, PickedAttempt};
+pub use runs::{needs_workers, resolve_run, run_query, run_view, RunFilter, MAX_LISTED};
+pub use waiting::LiveWorkers;
+pub(crate) use waiting::{queued_steps, waiting_reason};

@@ -168,6 +168,7 @@ async fn weft_show_finds_a_run_by_prefix_older_than_the_newest_thousand() {
         plugins: Default::default(),
         submitted_by: None,
         limits: Default::default(),
+        policy: None,
     };
     for i in 0..1_100 {
         store.create_run(&record(i)).await.unwrap();

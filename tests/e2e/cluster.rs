@@ -68,6 +68,8 @@ pub struct Setup<'a> {
     pub redis: &'a str,
     pub worker: &'a str,
     pub server: &'a str,
+    /// Tables appended to the configuration (`[policy]`, say).
+    pub tables: &'a str,
 }
 
 impl Default for Setup<'_> {
@@ -81,6 +83,7 @@ impl Default for Setup<'_> {
             redis: "",
             worker: "concurrency = 2",
             server: "",
+            tables: "",
         }
     }
 }
@@ -111,6 +114,7 @@ impl Cluster {
             redis,
             worker,
             server,
+            tables,
         } = setup;
         let prefix = weft_testkit::unique("e2e");
         let dir = tempfile::tempdir().unwrap();
@@ -123,7 +127,7 @@ impl Cluster {
                  [orchestrator]\n{orchestrator}\n\n\
                  [server]\nlisten = \"127.0.0.1:0\"\n{server}\n\n\
                  [worker]\n{worker}\nheartbeat-ms = 500\nwork-dir = \"{}\"\n\n\
-                 [worker-http]\nlisten = \"127.0.0.1:0\"\ndrain-grace-ms = 5000\n",
+                 [worker-http]\nlisten = \"127.0.0.1:0\"\ndrain-grace-ms = 5000\n\n{tables}\n",
                 dir.path().join("work").display()
             ),
         )

@@ -17,6 +17,7 @@ mod examples;
 mod gpu;
 mod guarantees;
 mod plugins;
+mod policy;
 mod private_redis;
 mod rabbit;
 mod support;

@@ -64,6 +64,7 @@ async fn run(source: &str, params: &[(&str, Json)]) -> (RunState, tempfile::Temp
         reuse: Vec::new(),
         plugins: Default::default(),
         submitted_by: None,
+        policy: None,
     };
     let (_, handle) = service
         .submit(new, Box::new(|_: &RunState, _: &weft_core::run::Event| {}))

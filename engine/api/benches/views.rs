@@ -75,6 +75,7 @@ fn main() {
     let record = RunRecord {
         submitted_by: None,
         limits: Default::default(),
+        policy: None,
         id: "bench".into(),
         workflow: "wide".into(),
         file: "wide.toml".into(),

@@ -27,6 +27,8 @@ pub struct Config {
     pub worker_http: WorkerHttpOptions,
     /// Commands that talk to a server (`submit`, `runs`, `show`, `logs`).
     pub client: ClientOptions,
+    /// What each role may run on `weft serve` (none: no policy).
+    pub policy: Option<weft_core::policy::Policy>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +122,11 @@ impl Config {
             }
             None => Config::default(),
         };
+        if let (Some(policy), Some(p)) = (&config.policy, &path) {
+            policy
+                .validate()
+                .map_err(|e| anyhow::anyhow!("config {}: {e}", p.display()))?;
+        }
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         if let Some(v) = var("WEFT_BROKER_URL") {
             config.broker.url = v;

@@ -13,6 +13,7 @@ pub mod expr;
 pub mod kernel;
 pub mod layout;
 pub mod plugins;
+pub mod policy;
 pub mod ports;
 pub mod run;
 pub mod spec;

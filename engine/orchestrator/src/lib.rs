@@ -28,7 +28,7 @@ pub use error::Error;
 pub use options::Options;
 pub use plugins::resolve_plugins;
 pub use read_cache::ReadCache;
-pub use service::{AbortFn, NewRun, RunChange, RunHandle, RunIds, Service};
+pub use service::{AbortFn, NewRun, RunChange, RunHandle, RunIds, Service, Submitter};
 
 use std::sync::Arc;
 
@@ -68,14 +68,8 @@ pub async fn load_run_with(
     let plan = cache
         .plan(&record.source)
         .ok_or_else(|| Error::StoredWorkflow(record.id.clone()))?;
-    let mut state = RunState::new(record.id.clone(), plan, record.params.clone());
-    state.limits = record.limits;
     let seen = events.len() as u64;
-    for event in events {
-        weft_core::run::apply(&mut state, event);
-    }
-    state.plugins = record.plugins.clone();
-    let state = Arc::new(state);
+    let state = Arc::new(RunState::of_record(&record, plan, events));
     cache.keep(run_id, seen, state.clone());
     Ok(Some((record, state)))
 }

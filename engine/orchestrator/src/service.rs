@@ -31,6 +31,26 @@ pub struct NewRun {
     pub plugins: BTreeMap<String, ResolvedPlugin>,
     /// Who asked for it, for display.
     pub submitted_by: Option<String>,
+    /// The server's policy for the submitter's role (none: no policy).
+    pub policy: Option<weft_core::policy::RunPolicy>,
+}
+
+/// Who starts a run again, and the policy for their role.
+#[derive(Debug, Clone, Default)]
+pub struct Submitter {
+    pub name: Option<String>,
+    pub policy: Option<weft_core::policy::RunPolicy>,
+}
+
+/// The limits of a new run: the server's, with a policy's fan-out ceiling.
+fn run_limits(
+    mut limits: weft_core::run::RunLimits,
+    policy: Option<&weft_core::policy::RunPolicy>,
+) -> weft_core::run::RunLimits {
+    if let Some(max) = policy.and_then(|p| p.max_fan_out) {
+        limits.max_tasks_per_step = limits.max_tasks_per_step.min(max);
+    }
+    limits
 }
 
 /// What the service keeps per run it drives.
@@ -199,7 +219,8 @@ impl Service {
             summary: None,
             plugins: run.plugins,
             submitted_by: run.submitted_by,
-            limits: self.shared.options.run_limits(),
+            limits: run_limits(self.shared.options.run_limits(), run.policy.as_ref()),
+            policy: run.policy,
         };
         let _starting = self.starting(&record.id).expect("a new run id is unique");
         self.shared.store.create_run(&record).await?;
@@ -213,6 +234,7 @@ impl Service {
         );
         state.plugins = record.plugins.clone();
         state.limits = record.limits;
+        state.policy = record.policy.clone().map(Arc::new);
         let handle = self.start(record.clone(), state, 0, fence, run.reuse, progress);
         Ok((record, handle))
     }
@@ -270,14 +292,7 @@ impl Service {
         // Read after the lease is taken: every event before it is in.
         let events = self.shared.store.events(run_id).await?;
         let logged = events.len() as u64;
-        let mut state = RunState::replay(
-            record.id.clone(),
-            Plan::new(workflow),
-            record.params.clone(),
-            record.limits,
-            events,
-        );
-        state.plugins = record.plugins.clone();
+        let state = RunState::of_record(&record, Plan::new(workflow), events);
         Ok(Adoption::Started(self.start(
             record,
             state,
@@ -370,11 +385,10 @@ impl Service {
         &self,
         run_id: &str,
         from: Option<&str>,
-        submitted_by: Option<String>,
+        by: Submitter,
     ) -> Result<(RunRecord, RunHandle), Error> {
         let progress = Box::new(|_: &RunState, _: &weft_core::run::Event| {});
-        self.retry_watched(run_id, from, submitted_by, progress)
-            .await
+        self.retry_watched(run_id, from, by, progress).await
     }
 
     /// [`Service::retry`], with `progress` told of every event of the new run.
@@ -382,7 +396,7 @@ impl Service {
         &self,
         run_id: &str,
         from: Option<&str>,
-        submitted_by: Option<String>,
+        by: Submitter,
         progress: Box<dyn Progress>,
     ) -> Result<(RunRecord, RunHandle), Error> {
         let (record, previous) = crate::load_run(self.shared.store.as_ref(), run_id)
@@ -405,7 +419,9 @@ impl Service {
             reuse,
             // The same plugin versions as the run it retries.
             plugins: record.plugins,
-            submitted_by,
+            // Held to the policy of whoever retries it, not of the first run.
+            submitted_by: by.name,
+            policy: by.policy,
         };
         self.submit(run, progress).await
     }

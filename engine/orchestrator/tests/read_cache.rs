@@ -13,6 +13,7 @@ fn record(id: &str) -> RunRecord {
     RunRecord {
         submitted_by: None,
         limits: Default::default(),
+        policy: None,
         id: id.into(),
         workflow: "two".into(),
         file: "two.toml".into(),

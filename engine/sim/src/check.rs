@@ -48,13 +48,7 @@ pub fn stored_state(world: &World, run_id: &str) -> Option<RunState> {
     });
     let record = record?;
     let workflow = weft_core::spec::load(&record.source).ok()?;
-    Some(RunState::replay(
-        run_id,
-        Plan::new(workflow),
-        record.params.clone(),
-        record.limits,
-        events,
-    ))
+    Some(RunState::of_record(&record, Plan::new(workflow), events))
 }
 
 /// Called as the store grants an execution its claim, the moment it

@@ -152,6 +152,7 @@ async fn run(world: Arc<World>, scenario: Scenario) -> SimOutcome {
                 reuse: Vec::new(),
                 plugins: Default::default(),
                 submitted_by: None,
+                policy: None,
             };
             match service.submit(run, Box::new(|_: &_, _: &_| {})).await {
                 Ok((record, _)) => {

@@ -15,6 +15,7 @@ fn record(id: &str, created_at: u64) -> RunRecord {
     RunRecord {
         submitted_by: Some("tester".into()),
         limits: Default::default(),
+        policy: None,
         id: id.into(),
         workflow: "contract".into(),
         file: "contract.toml".into(),

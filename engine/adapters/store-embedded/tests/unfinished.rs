@@ -20,6 +20,7 @@ fn record(id: &str, status: RunStatus) -> RunRecord {
         plugins: Default::default(),
         submitted_by: None,
         limits: Default::default(),
+        policy: None,
     }
 }
 

@@ -26,6 +26,7 @@ pub(super) async fn run_graph(
 
 #[utoipa::path(post, path = "/api/check", tag = "workflows", request_body = CheckRequest, responses((status = 200, body = CheckView)), security(("bearer" = [])))]
 pub(super) async fn check(
+    State(api): State<ApiState>,
     caller: Caller,
     request: Result<Json<CheckRequest>, JsonRejection>,
 ) -> Result<Json<CheckView>, Error> {
@@ -33,6 +34,21 @@ pub(super) async fn check(
     let request = body(request)?;
     let file = request.file.as_deref().unwrap_or("workflow.toml");
     let source = &request.workflow;
+    // The editor shows what the server's policy would refuse of the caller,
+    // as it would refuse it at submit.
+    let policy = super::run_policy(&api, caller.role)?;
+    let refused = match (&policy, weft_core::spec::load(source)) {
+        (Some(p), Ok(workflow)) => p.review(&workflow),
+        _ => Vec::new(),
+    };
+    if !refused.is_empty() {
+        return Ok(Json(CheckView {
+            ok: false,
+            diagnostics: diagnostic_views(source, &refused),
+            rendered: weft_core::diagnostic::render(file, source, &refused),
+            graph: None,
+        }));
+    }
     Ok(Json(match weft_core::spec::load(source) {
         Ok(workflow) => CheckView {
             ok: true,

@@ -85,6 +85,20 @@ pub struct ApiState {
     pub live_workers: Arc<LiveWorkers>,
     /// Wrong tokens per client address.
     pub auth_throttle: Arc<crate::throttle::AuthThrottle>,
+    /// What each role may run (`[policy]`); `None`: no policy.
+    pub policy: Option<Arc<weft_core::policy::Policy>>,
+}
+
+/// The policy a run submitted by `role` is held to, if the server has one.
+pub(super) fn run_policy(
+    api: &ApiState,
+    role: weft_core::ports::Role,
+) -> Result<Option<weft_core::policy::RunPolicy>, Error> {
+    api.policy
+        .as_ref()
+        .map(|p| p.for_role(role))
+        .transpose()
+        .map_err(|e| Error::new(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 
 pub fn router(state: ApiState) -> Router {

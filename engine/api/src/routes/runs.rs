@@ -31,7 +31,7 @@ pub(super) async fn submit(
         .file
         .clone()
         .unwrap_or_else(|| "workflow.toml".into());
-    let record = start(&api, request.workflow, file, request.params, caller.name).await?;
+    let record = start(&api, request.workflow, file, request.params, &caller).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -48,15 +48,40 @@ pub(super) fn check(file: &str, source: &str) -> Result<weft_core::spec::Workflo
     })
 }
 
+/// 403 with every refusal of the server's policy, each with line and column.
+fn refused(
+    file: &str,
+    source: &str,
+    diagnostics: Vec<weft_core::diagnostic::Diagnostic>,
+) -> Result<(), Error> {
+    if diagnostics.is_empty() {
+        return Ok(());
+    }
+    let rendered = weft_core::diagnostic::render(file, source, &diagnostics);
+    let list = super::graph::diagnostic_views(source, &diagnostics);
+    Err(Error::Api {
+        status: StatusCode::FORBIDDEN.as_u16(),
+        message: format!(
+            "{file}: refused by the server's policy ({} problem(s))\n{rendered}",
+            diagnostics.len()
+        ),
+        details: serde_json::to_value(list).ok(),
+    })
+}
+
 /// Validates `source` with `params` overrides and starts a run of it.
 pub(super) async fn start(
     api: &ApiState,
     source: String,
     file: String,
     params: std::collections::BTreeMap<String, String>,
-    submitted_by: Option<String>,
+    caller: &Caller,
 ) -> Result<RunSummary, Error> {
     let workflow = check(&file, &source)?;
+    let policy = super::run_policy(api, caller.role)?;
+    if let Some(policy) = &policy {
+        refused(&file, &source, policy.review(&workflow))?;
+    }
     let overrides: Vec<(String, String)> = params.into_iter().collect();
     let params = resolve_params(&workflow, &overrides)
         .map_err(|e| Error::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
@@ -68,7 +93,8 @@ pub(super) async fn start(
         params,
         reuse: Vec::new(),
         plugins,
-        submitted_by,
+        submitted_by: caller.name.clone(),
+        policy,
     };
     let (record, _handle) = api
         .service
@@ -257,10 +283,12 @@ pub(super) async fn retry(
     caller.require(Role::Operator)?;
     let request = request.map(|Json(r)| r).unwrap_or_default();
     let id = crate::app::resolve_run(api.store.as_ref(), &id).await?;
-    let (record, _handle) = api
-        .service
-        .retry(&id, request.from.as_deref(), caller.name)
-        .await?;
+    // Held to the policy of whoever retries it.
+    let by = weft_orchestrator::Submitter {
+        policy: super::run_policy(&api, caller.role)?,
+        name: caller.name,
+    };
+    let (record, _handle) = api.service.retry(&id, request.from.as_deref(), by).await?;
     Ok((StatusCode::CREATED, Json(RunSummary::from(&record))))
 }
 

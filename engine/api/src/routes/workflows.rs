@@ -130,7 +130,7 @@ pub(super) async fn run(
         w.source,
         format!("{}@{}", w.name, w.version),
         request.params,
-        caller.name,
+        &caller,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(record)))

@@ -77,6 +77,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         reuse: Vec::new(),
         plugins,
         submitted_by: user(),
+        policy: None,
     };
     watch_here(
         store,
@@ -212,7 +213,15 @@ async fn watch_here(
         Start::New(new) => service.submit(new, Box::new(reporter)).await?,
         Start::Retry { run, from } => {
             service
-                .retry_watched(&run, from.as_deref(), user(), Box::new(reporter))
+                .retry_watched(
+                    &run,
+                    from.as_deref(),
+                    weft_orchestrator::Submitter {
+                        name: user(),
+                        policy: None,
+                    },
+                    Box::new(reporter),
+                )
                 .await?
         }
     };

@@ -158,6 +158,7 @@ async fn serve_api(
         finished: Arc::default(),
         live_workers: Arc::default(),
         auth_throttle: Arc::default(),
+        policy: config.policy.clone().map(Arc::new),
     });
     let worker = async {
         match worker {

@@ -23,7 +23,12 @@ impl Machine<'_> {
         // Rendering checks what the templates rendered to, as `weft check`
         // checked the file's own values: a bad value fails the attempt with
         // its reason, and never reaches a worker.
-        let action = spec.action.render(&lookup)?;
+        let mut action = spec.action.render(&lookup)?;
+        // The server's policy, on what will run: a parameter cannot carry a
+        // refused image, kind or size past the review at submit.
+        if let Some(policy) = &self.state.policy {
+            policy.admit(spec, &mut action)?;
+        }
         let step_plugin = match &action {
             StepAction::Wasm { spec: wasm } => Some(wasm_call(wasm, &self.state.plugins)),
             _ => None,

@@ -217,6 +217,8 @@ pub struct RunState {
     pub plugins: BTreeMap<String, ResolvedPlugin>,
     /// What the run may grow to; set before any event is applied.
     pub limits: super::RunLimits,
+    /// The policy the run was admitted under, if the server has one.
+    pub policy: Option<Arc<crate::policy::RunPolicy>>,
     /// Tasks its steps have so far.
     pub(super) tasks: u32,
 }
@@ -251,6 +253,7 @@ impl RunState {
             cancel_reason: None,
             plugins: BTreeMap::new(),
             limits: super::RunLimits::default(),
+            policy: None,
             tasks: 0,
         }
     }
@@ -300,6 +303,23 @@ impl RunState {
 
 impl RunState {
     /// Rebuilds a run's state from its event log, under the limits it ran with.
+    /// A run's state from its record and its events, under the limits,
+    /// policy and plugins it was recorded with (as its first driver had them).
+    pub fn of_record(
+        record: &crate::ports::RunRecord,
+        plan: Arc<Plan>,
+        events: impl IntoIterator<Item = super::Event>,
+    ) -> Self {
+        let mut state = Self::new(record.id.clone(), plan, record.params.clone());
+        state.limits = record.limits;
+        state.policy = record.policy.clone().map(Arc::new);
+        state.plugins = record.plugins.clone();
+        for event in events {
+            super::apply(&mut state, event);
+        }
+        state
+    }
+
     pub fn replay(
         run_id: impl Into<String>,
         plan: Arc<Plan>,

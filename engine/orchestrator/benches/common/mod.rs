@@ -89,6 +89,7 @@ pub async fn drive(
         reuse: Vec::new(),
         plugins: Default::default(),
         submitted_by: None,
+        policy: None,
     };
     let start = Instant::now();
     let (_, handle) = service

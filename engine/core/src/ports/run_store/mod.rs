@@ -39,6 +39,10 @@ pub struct RunRecord {
     /// The limits it runs under (the server's when it was submitted).
     #[serde(default, skip_serializing_if = "RunLimits::is_default")]
     pub limits: RunLimits,
+    /// The server's policy for the submitter's role, as the run was
+    /// admitted under it; every job is held to it as rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::RunPolicy>,
 }
 
 /// A page of runs: filters, newest first, after a cursor.

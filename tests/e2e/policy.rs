@@ -154,3 +154,100 @@ async fn a_policy_refuses_at_submit_in_the_editor_and_at_dispatch() {
     assert_eq!(view.run.status, "succeeded", "{view:?}");
     assert_eq!(step(&view, "who").outputs, Some(json!({"uid": 65534})));
 }
+
+/// The hostile matrix, as an operator: every way of reaching the host is
+/// refused, with line and column where the value is written, and where it
+/// is rendered or resolved when it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hostile_matrix_is_refused_at_submit_at_dispatch_and_on_the_worker() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().display().to_string();
+    // A link, inside the allowed directory, to the Docker socket.
+    std::os::unix::fs::symlink("/var/run/docker.sock", data.path().join("sock")).unwrap();
+    let tables = POLICY.replace(
+        "[policy]\nimages",
+        &format!("[policy]\nmounts = [\"{data_dir}\"]\nimages"),
+    );
+    let worker = format!("concurrency = 2\nallowed-mounts = [\"{data_dir}\"]");
+    let cluster = Cluster::set_up(Setup {
+        workers: 1,
+        tables: &tables,
+        worker: &worker,
+        ..Setup::default()
+    });
+    let operator = token(&cluster, "operator").await;
+    let container = |extra: &str| {
+        format!("[workflow]\nname = \"w\"\n[params]\nsrc = \"{data_dir}\"\n\n[steps.c.container]\nimage = \"{IMAGE}\"\ncommand = \"ls /x\"\n{extra}\n")
+    };
+    // Written in the file: refused before anything runs (422 by `weft
+    // check`'s rules, 403 by the policy's), at line 7 where it is written
+    // or at the step.
+    for (extra, says) in [
+        ("mounts = [\"/:/x\"]", "mounting `/` is refused"),
+        ("mounts = [\"/etc:/x:ro\"]", "host path `/etc` is refused"),
+        (
+            "mounts = [\"/var/run:/x\"]",
+            "mounting `/var/run` is refused",
+        ),
+        (
+            "mounts = [\"/run/docker.sock:/x\"]",
+            "mounting `/run/docker.sock` is refused",
+        ),
+        (
+            "mounts = [\"/var/run/../run/docker.sock:/x\"]",
+            "is refused",
+        ),
+        ("privileged = true", "`container.privileged` is refused"),
+        ("devices = [\"/dev/sda\"]", "`container.devices` is refused"),
+    ] {
+        let (status, refused) = submit(&cluster, &operator, &container(extra), json!({})).await;
+        assert!(
+            status == StatusCode::FORBIDDEN || status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{extra}: {status} {refused}"
+        );
+        let message = refused["error"].as_str().unwrap();
+        assert!(message.contains(says), "{extra}: {message}");
+        assert!(
+            refused["details"][0]["line"].as_u64().unwrap() >= 5,
+            "{extra}: {refused}"
+        );
+    }
+    // Rendered or resolved: accepted at submit, refused before any container.
+    for (extra, params, says) in [
+        (
+            "mounts = [\"{{ params.src }}:/x\"]",
+            json!({"src": "/"}),
+            "is refused",
+        ),
+        (
+            "mounts = [\"{{ params.src }}:/x:ro\"]",
+            json!({"src": "/etc"}),
+            "policy: mounting host path `/etc` is refused",
+        ),
+        (
+            "mounts = [\"{{ params.src }}/sock:/x:ro\"]",
+            json!({}),
+            "leads to `/run/docker.sock`",
+        ),
+    ] {
+        let (status, run) = submit(&cluster, &operator, &container(extra), params.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{extra} {params}: {run}");
+        let view = cluster
+            .wait(
+                run["id"].as_str().unwrap(),
+                std::time::Duration::from_secs(60),
+            )
+            .await;
+        let c = step(&view, "c");
+        assert_eq!(c.status, "failed", "{extra} {params}");
+        let attempt = &c.tasks[0].attempts[0];
+        assert!(
+            attempt.error.as_deref().unwrap_or_default().contains(says),
+            "{extra} {params}: {attempt:?}"
+        );
+        assert_eq!(
+            attempt.error_kind,
+            Some(weft_core::run::FailureKind::Policy)
+        );
+    }
+}

@@ -45,6 +45,12 @@ pub struct Policy {
     /// digest with `name@sha256:...`), or a prefix ending in `*`
     /// (`registry.example/team/*`). Empty: any image.
     pub images: Vec<String>,
+    /// The host directories container steps may mount, each read-only
+    /// unless it ends in `:rw` (`"/data"`, `"/scratch:rw"`); a mount's
+    /// source must be one of them or inside one. Empty: no host path.
+    /// (A worker checks again with symbolic links resolved, against its
+    /// own `allowed-mounts`.)
+    pub mounts: Vec<String>,
     /// The most one step may ask for, whoever submits it.
     pub ceilings: Ceilings,
     /// What each role may run; a role not named here gets the defaults of
@@ -91,6 +97,8 @@ pub struct RunPolicy {
     pub kinds: Option<Vec<StepKind>>,
     pub pools: Option<Vec<String>>,
     pub images: Vec<String>,
+    /// `(directory, writable)` a container may mount.
+    pub mounts: Vec<(String, bool)>,
     pub network: bool,
     pub container_user: bool,
     pub max_cpus: Option<f64>,
@@ -128,6 +136,18 @@ impl Policy {
             kinds: rules.kinds,
             pools: rules.pools,
             images: self.images.clone(),
+            mounts: self
+                .mounts
+                .iter()
+                .map(|m| match m.strip_suffix(":rw") {
+                    Some(dir) => (dir.to_string(), true),
+                    None => (m.strip_suffix(":ro").unwrap_or(m).to_string(), false),
+                })
+                .map(|(dir, rw)| match dir.starts_with('/') {
+                    true => Ok((crate::spec::lexically_normal(&dir), rw)),
+                    false => Err(format!("`policy.mounts`: `{dir}` is not an absolute path")),
+                })
+                .collect::<Result<_, _>>()?,
             network: rules.network,
             container_user: rules.container_user,
             max_cpus: c.cpus,
@@ -265,6 +285,12 @@ impl RunPolicy {
                     ));
                 }
                 refusals.extend(self.container_refusals(spec.network, spec.user.is_some()));
+                refusals.extend(
+                    spec.mounts
+                        .iter()
+                        .filter(|m| !templated(&m.source))
+                        .filter_map(|m| self.mount_refusal(&m.source, m.read_only)),
+                );
             }
             out.extend(refusals.into_iter().map(|message| {
                 Diagnostic::at(step.span.clone(), message)
@@ -273,6 +299,31 @@ impl RunPolicy {
             }));
         }
         out
+    }
+
+    /// Why mounting host path `source` (read-only or not) is refused, if
+    /// it is: it must be one of the policy's directories or inside one.
+    fn mount_refusal(&self, source: &str, read_only: bool) -> Option<String> {
+        let path = crate::spec::lexically_normal(source);
+        let inside =
+            |dir: &str| path == dir || path.starts_with(&format!("{}/", dir.trim_end_matches('/')));
+        match self.mounts.iter().find(|(dir, _)| inside(dir)) {
+            Some((_, writable)) if *writable || read_only => None,
+            Some((dir, _)) => Some(format!(
+                "policy: `{source}` may be mounted read-only only (`{dir}` is read-only): add `:ro`"
+            )),
+            None if self.mounts.is_empty() => Some(format!(
+                "policy: mounting host path `{source}` is refused: this server allows container steps no host paths"
+            )),
+            None => Some(format!(
+                "policy: mounting host path `{source}` is refused: this server allows only {}",
+                self.mounts
+                    .iter()
+                    .map(|(d, _)| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
     }
 
     fn container_refusals(&self, network: bool, user: bool) -> Vec<String> {
@@ -306,6 +357,11 @@ impl RunPolicy {
                 ));
             }
             refusals.extend(self.container_refusals(spec.network, spec.user.is_some()));
+            refusals.extend(
+                spec.mounts
+                    .iter()
+                    .filter_map(|m| self.mount_refusal(&m.source, m.read_only)),
+            );
             if !self.container_user {
                 spec.user = Some(CONTAINER_NOBODY.to_string());
             }
@@ -327,6 +383,7 @@ mod tests {
 
     const POLICY: &str = r#"
 images = ["weft-test/*", "python:3.12@sha256:abc"]
+mounts = ["/data", "/scratch:rw"]
 [ceilings]
 cpus = 4
 memory = "1GiB"
@@ -355,8 +412,12 @@ container-user = true
 
     #[test]
     fn a_workflow_is_reviewed_against_its_submitters_rules() {
-        let ok = "[workflow]\nname = \"w\"\n[steps.c.container]\nimage = \"weft-test/busybox:1\"\n";
-        assert!(review(Role::Operator, ok).is_empty());
+        let ok = "[workflow]\nname = \"w\"\n[steps.c.container]\nimage = \"weft-test/busybox:1\"\nmounts = [\"/data/set:/d:ro\", \"/scratch/a:/s\"]\n";
+        assert!(
+            review(Role::Operator, ok).is_empty(),
+            "{:?}",
+            review(Role::Operator, ok)
+        );
         for (workflow, says) in [
             ("[steps.s]\nrun = \"id\"", "may not run `run` steps"),
             ("[steps.c]\npool = \"gpu\"\ncontainer = { image = \"weft-test/x\" }", "may not use pool `gpu`"),
@@ -368,6 +429,10 @@ container-user = true
             ("[steps.c]\ntimeout = \"2h\"\ncontainer = { image = \"weft-test/x\" }", "timeout of 2h00m is over the ceiling of 1h00m"),
             ("[steps.c]\nfor-each = [1, 2, 3, 4]\ncontainer = { image = \"weft-test/x\" }", "4 `for-each` items"),
             ("[steps.w.wasm]\nplugin = \"p@1\"\nmemory = \"128MiB\"", "plugin's memory is over"),
+            ("[steps.c.container]\nimage = \"weft-test/x\"\nmounts = [\"/etc:/x:ro\"]", "host path `/etc` is refused: this server allows only /data, /scratch"),
+            ("[steps.c.container]\nimage = \"weft-test/x\"\nmounts = [\"/data/../etc:/x:ro\"]", "`/data/../etc` is refused"),
+            ("[steps.c.container]\nimage = \"weft-test/x\"\nmounts = [\"/database:/x:ro\"]", "`/database` is refused"),
+            ("[steps.c.container]\nimage = \"weft-test/x\"\nmounts = [\"/data/set:/x\"]", "read-only only"),
         ] {
             let refused = review(Role::Operator, &format!("[workflow]\nname = \"w\"\n{workflow}\n"));
             assert!(refused.iter().any(|m| m.contains(says)), "{workflow}: {refused:?}");

@@ -56,7 +56,9 @@ fn container_name(job: &Job) -> String {
 /// Whether this worker lets a container mount host path `source`: it must
 /// exist and, with its symbolic links resolved, be one of `allowed` or
 /// inside one (so neither `..` nor a link leads out of them).
-fn mount_allowed(source: &str, allowed: &[std::path::PathBuf]) -> Result<(), String> {
+/// Returns the path to mount: `source` with its links resolved, so what
+/// was checked is what is mounted, even if a link changes meanwhile.
+fn mount_allowed(source: &str, allowed: &[std::path::PathBuf]) -> Result<String, String> {
     if allowed.is_empty() {
         return Err(format!(
             "mounting host path `{source}` is refused: this worker allows container steps no \
@@ -65,11 +67,18 @@ fn mount_allowed(source: &str, allowed: &[std::path::PathBuf]) -> Result<(), Str
     }
     let real =
         std::fs::canonicalize(source).map_err(|e| format!("mounting host path `{source}`: {e}"))?;
+    let real_text = real.display().to_string();
+    if weft_core::spec::is_docker_socket(&real_text) {
+        return Err(format!(
+            "mounting `{source}` is refused: it leads to `{real_text}`, and a container with the \
+             Docker socket controls the host"
+        ));
+    }
     let inside = allowed
         .iter()
         .any(|dir| std::fs::canonicalize(dir).is_ok_and(|dir| real.starts_with(dir)));
     if inside {
-        Ok(())
+        Ok(real_text)
     } else {
         let list: Vec<String> = allowed.iter().map(|d| d.display().to_string()).collect();
         Err(format!(
@@ -170,13 +179,14 @@ pub(crate) async fn run(
             )
         }
     };
-    let request = ContainerRun {
+    let mut request = ContainerRun {
         gpus: gpus.to_vec(),
         ..request(job, spec, inputs_env, &scratch, &options.name)
     };
-    for mount in &request.mounts {
-        if let Err(e) = mount_allowed(&mount.source, &options.allowed_mounts) {
-            return failed(FailureKind::Policy, e, None, false);
+    for mount in &mut request.mounts {
+        match mount_allowed(&mount.source, &options.allowed_mounts) {
+            Ok(real) => mount.source = real,
+            Err(e) => return failed(FailureKind::Policy, e, None, false),
         }
     }
     if let Some(note) = inputs_note {
@@ -260,7 +270,10 @@ mod tests {
         let e = mount_allowed(&path(&data), &[]).unwrap_err();
         assert!(e.contains("allows container steps no host paths"), "{e}");
         let allowed = [data.clone()];
-        assert!(mount_allowed(&path(&data), &allowed).is_ok());
+        assert_eq!(
+            mount_allowed(&path(&data), &allowed).unwrap(),
+            path(&std::fs::canonicalize(&data).unwrap())
+        );
         assert!(mount_allowed(&path(&data.join("set")), &allowed).is_ok());
         for outside in [
             secret.clone(),
@@ -269,8 +282,21 @@ mod tests {
             std::path::PathBuf::from("/"),
         ] {
             let e = mount_allowed(&path(&outside), &allowed).unwrap_err();
-            assert!(e.contains("allows only paths inside"), "{outside:?}: {e}");
+            assert!(
+                e.contains("allows only paths inside") || e.contains("Docker socket"),
+                "{outside:?}: {e}"
+            );
         }
+        // A link inside an allowed directory to the Docker socket (or a
+        // directory holding it) is refused as where it leads, even where
+        // an administrator allowed that directory.
+        std::os::unix::fs::symlink("/run", data.join("run")).unwrap();
+        let e =
+            mount_allowed(&path(&data.join("run")), &[data.clone(), "/run".into()]).unwrap_err();
+        assert!(
+            e.contains("leads to `/run`") && e.contains("Docker socket"),
+            "{e}"
+        );
         // A sibling whose name starts the same is not inside.
         std::fs::create_dir_all(root.path().join("data2")).unwrap();
         assert!(mount_allowed(&path(&root.path().join("data2")), &allowed).is_err());

@@ -9,7 +9,7 @@ pub mod units;
 mod validate;
 mod values;
 
-pub use actions::{check_mount, ContainerSpec, WasmStep};
+pub use actions::{check_mount, is_docker_socket, lexically_normal, ContainerSpec, WasmStep};
 pub use model::*;
 pub use schema::json_schema;
 

@@ -50,7 +50,7 @@ pub struct ContainerSpec {
 
 /// `path` with `.`, `..` and repeated slashes taken out, as the kernel
 /// would resolve it (symbolic links aside).
-fn lexically_normal(path: &str) -> String {
+pub fn lexically_normal(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {
@@ -70,7 +70,7 @@ fn lexically_normal(path: &str) -> String {
 }
 
 /// Whether mounting `source` would hand a container the Docker engine.
-pub(crate) fn is_docker_socket(source: &str) -> bool {
+pub fn is_docker_socket(source: &str) -> bool {
     DOCKER_SOCKETS.contains(&lexically_normal(source.trim()).as_str())
 }
 

@@ -8,7 +8,7 @@ mod wasm;
 
 use toml::de::DeValue;
 
-pub use container::{check_mount, ContainerSpec};
+pub use container::{check_mount, is_docker_socket, lexically_normal, ContainerSpec};
 pub use wasm::WasmStep;
 
 use super::model::{PluginRef, StepAction};
@@ -143,7 +143,7 @@ impl Parser {
                     refused = true;
                     let d = Diagnostic::at(m.span(), e);
                     self.diags.push(
-                        if container::is_docker_socket(
+                        if is_docker_socket(
                             container::mount(&json)
                                 .map(|m| m.source)
                                 .unwrap_or_default()

@@ -16,6 +16,7 @@ mod embedded_serve;
 mod examples;
 mod gpu;
 mod guarantees;
+mod isolation;
 mod plugins;
 mod policy;
 mod private_redis;

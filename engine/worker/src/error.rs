@@ -14,6 +14,8 @@ pub enum Error {
     },
     #[error("starting the plugin host: {0}")]
     Plugins(String),
+    #[error("{0}")]
+    StepUsers(String),
     #[error(transparent)]
     Port(#[from] weft_core::Error),
 }

@@ -15,6 +15,7 @@ use weft_core::run::{FailureKind, Job, Outcome};
 use weft_core::spec::{Command, ContainerSpec, JobAction, StepAction, WasmStep};
 
 use crate::steplog::StepLog;
+use crate::users::StepUsers;
 use crate::{container, cuda, plugins, shell, Options, Plugins};
 
 /// One attempt, as every executor gets it: the job (after its pre hooks),
@@ -71,13 +72,31 @@ pub trait Executor<A: Sync + ?Sized>: Send + Sync {
     async fn execute(&self, attempt: Attempt<'_>, action: &A) -> Outcome;
 }
 
-/// `run` steps in a local shell (or an argv without one).
-pub(crate) struct ShellExecutor;
+/// `run` steps in a local shell (or an argv without one), as a step user
+/// of their own where the worker has them.
+#[derive(Default)]
+pub(crate) struct ShellExecutor {
+    pub(crate) users: Option<Arc<StepUsers>>,
+}
 
 #[async_trait]
 impl Executor<Command> for ShellExecutor {
     async fn execute(&self, attempt: Attempt<'_>, command: &Command) -> Outcome {
-        shell::run(attempt, command).await
+        let user = match &self.users {
+            Some(users) => match users.take() {
+                Some(user) => Some(user),
+                None => {
+                    return Outcome::Failed {
+                        reason: "no step uid is free (more steps run than `step-uids` has)".into(),
+                        exit_code: None,
+                        retryable: true,
+                        kind: FailureKind::Infrastructure,
+                    }
+                }
+            },
+            None => None,
+        };
+        shell::run(attempt, command, user.as_ref().map(|u| u.uid)).await
     }
 }
 
@@ -123,7 +142,7 @@ pub(crate) struct Executors {
 impl Default for Executors {
     fn default() -> Self {
         Self {
-            shell: Arc::new(ShellExecutor),
+            shell: Arc::new(ShellExecutor::default()),
             containers: None,
             kernels: None,
             wasm: None,

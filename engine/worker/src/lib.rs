@@ -21,6 +21,7 @@ mod plugins;
 mod shell;
 mod stats;
 mod steplog;
+mod users;
 mod worker;
 
 pub use abort::Aborts;
@@ -29,6 +30,7 @@ pub use executor::{Attempt, Executor};
 pub use options::Options;
 pub use plugins::Plugins;
 pub use stats::Stats;
+pub use users::StepUids;
 pub use worker::Worker;
 
 /// The variables of the worker's environment every shell step gets (with

@@ -42,6 +42,10 @@ pub struct Options {
     /// beyond the minimal set ([`crate::STEP_ENV`]). Default: none; the
     /// worker's configuration, tokens and service URLs never reach a step.
     pub pass_env: Vec<String>,
+    /// Uids shell steps run as, one per running step, when the worker runs
+    /// as root (`{ first = 100000, count = 64 }`). Default: none, steps run
+    /// as the worker's user.
+    pub step_uids: Option<crate::users::StepUids>,
 }
 
 impl Options {
@@ -95,6 +99,7 @@ impl Default for Options {
             gpus: None,
             allowed_mounts: Vec::new(),
             pass_env: Vec::new(),
+            step_uids: None,
         }
     }
 }

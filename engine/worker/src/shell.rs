@@ -16,7 +16,9 @@ use crate::attempt::{bounded, Attempt, Ended};
 use crate::outputs;
 use crate::steplog::StepLog;
 
-pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
+/// Runs `command`; as `uid` (its own gid too, no other groups) when given,
+/// in its scratch directory, which is then that uid's alone.
+pub(crate) async fn run(attempt: Attempt<'_>, command: &Command, uid: Option<u32>) -> Outcome {
     let log = attempt.log();
     let Attempt {
         job,
@@ -46,6 +48,16 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
         );
     }
 
+    if let Some(uid) = uid {
+        if let Err(e) = crate::users::give_dir(&dir, uid) {
+            return failed(
+                FailureKind::Infrastructure,
+                format!("giving {} to the step's user: {e}", dir.display()),
+                None,
+                true,
+            );
+        }
+    }
     let (program, mut process) = match command {
         Command::Shell(script) => {
             let mut p = Process::new("sh");
@@ -87,6 +99,13 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command) -> Outcome {
             item.as_str()
                 .map_or_else(|| item.to_string(), str::to_string),
         );
+    }
+    if let Some(uid) = uid {
+        // The step's user has no home but its scratch directory.
+        process.uid(uid).gid(uid).env("HOME", &dir);
+        if options.cwd.is_none() {
+            process.current_dir(&dir);
+        }
     }
     if let Some(cwd) = &options.cwd {
         process.current_dir(cwd);

@@ -118,11 +118,25 @@ impl Worker {
 
     /// Takes and runs jobs until `shutdown` turns true; then waits for
     /// running attempts to finish.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
         std::fs::create_dir_all(&self.options.work_dir).map_err(|source| Error::WorkDir {
             path: self.options.work_dir.display().to_string(),
             source,
         })?;
+        if let Some(uids) = self.options.step_uids {
+            let users = crate::users::StepUsers::new(
+                uids,
+                self.options.concurrency.max(1),
+                &self.options.work_dir,
+            )
+            .map_err(Error::StepUsers)?;
+            self.executors.shell = Arc::new(crate::executor::ShellExecutor { users: Some(users) });
+        } else if nix::unistd::geteuid().is_root() {
+            tracing::info!(
+                "this worker runs as root and its shell steps run as root too: give them users \
+                 of their own with `[worker] step-uids`"
+            );
+        }
         if let Some(runtime) = &self.containers {
             // Containers of an earlier life of this worker have no one to report them.
             match runtime.remove_orphans(&self.options.name).await {

@@ -1,0 +1,94 @@
+//! Steps isolated from the worker and from each other: with `[worker]
+//! step-uids`, a root worker's shell steps run as users of their own and
+//! cannot read another running step's scratch directory, the worker's
+//! environment or its configuration file (the drill of the trust issue).
+
+use std::os::unix::fs::PermissionsExt;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::cluster::{step, Cluster, Setup};
+
+/// `holder` keeps a password in its inputs while `snoop` looks for it, and
+/// for the worker's secrets, every way the drill did.
+const WORKFLOW: &str = r#"
+[workflow]
+name = "snoop"
+[params]
+password = "hunter2-e2e"
+config = ""
+work = ""
+
+[steps.holder]
+run = "sleep 4"
+
+[steps.snoop]
+run = '''
+sleep 1
+mine=$(id -u)
+theirs=$(cat "{{ params.work }}/$WEFT_RUN_ID/holder/1/inputs.json" 2>/dev/null | grep -c hunter2)
+listed=$(ls "{{ params.work }}" "{{ params.work }}/$WEFT_RUN_ID" 2>/dev/null | wc -l)
+environ=$(tr '\0' '\n' < /proc/$PPID/environ 2>/dev/null | grep -c .)
+config=$(cat "{{ params.config }}" 2>/dev/null | grep -c .)
+own=$(grep -c hunter2 "$WEFT_INPUTS_FILE")
+printf '{"uid": %s, "theirs": %s, "listed": %s, "environ": %s, "config": %s, "own": %s}' \
+  "$mine" "$theirs" "$listed" "$environ" "$config" "$own" > "$WEFT_OUTPUTS"
+'''
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_run_as_users_of_their_own_and_read_nothing_of_the_worker_or_each_other() {
+    let cluster = Cluster::set_up(Setup {
+        workers: 0,
+        worker: "concurrency = 2\nstep-uids = { first = 200000, count = 4 }",
+        ..Setup::default()
+    });
+    // As an administrator would: the configuration (with the Redis and
+    // broker URLs) readable by the worker alone, its directory passable.
+    let config = cluster.dir.path().join("weft.toml");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(cluster.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let mut cluster = cluster;
+    cluster.start_worker();
+    let work = cluster.dir.path().join("work");
+    let (status, run) = cluster
+        .call(
+            Some(&cluster.admin_token),
+            Method::POST,
+            "/api/runs",
+            Some(json!({"workflow": WORKFLOW, "params": {
+                "config": config.display().to_string(),
+                "work": work.display().to_string(),
+            }})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let view = cluster
+        .wait(
+            run["id"].as_str().unwrap(),
+            std::time::Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    let seen = step(&view, "snoop").outputs.clone().unwrap();
+    let uid = seen["uid"].as_u64().unwrap();
+    assert!((200_000..200_004).contains(&uid), "{seen}");
+    // Its own inputs it reads; nothing of the other step or the worker.
+    assert_eq!(seen["own"], 1, "{seen}");
+    assert_eq!(seen["theirs"], 0, "{seen}");
+    assert_eq!(seen["listed"], 0, "{seen}");
+    assert_eq!(seen["environ"], 0, "{seen}");
+    assert_eq!(seen["config"], 0, "{seen}");
+    // And the worker, as root, still cleaned up after both.
+    let left: Vec<_> = std::fs::read_dir(&work)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(run["id"].as_str().unwrap())
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

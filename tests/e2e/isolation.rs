@@ -92,3 +92,36 @@ async fn steps_run_as_users_of_their_own_and_read_nothing_of_the_worker_or_each_
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// `resources.memory` holds for a shell step too: going over it, the step
+/// is killed and its attempt says `oom-killed`, as a container's would.
+#[tokio::test]
+async fn a_shell_step_over_its_memory_is_oom_killed() {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("hog.toml");
+    std::fs::write(
+        &file,
+        "[workflow]\nname = \"hog\"\n\
+         [steps.small]\nresources = { memory = \"64MiB\" }\nrun = \"python3 -c 'b = bytearray(16 << 20)'\"\n\
+         [steps.hog]\nneeds = [\"small\"]\nresources = { memory = \"64MiB\" }\n\
+         run = \"python3 -c 'b = bytearray(256 << 20); print(len(b))'\"\n",
+    )
+    .unwrap();
+    let out = crate::support::weft(&["run", file.to_str().unwrap(), "--plain"], data.path());
+    assert!(!out.status.success(), "{}", crate::support::text(&out));
+    let (_, record, state) = crate::support::newest_embedded_run(data.path()).await;
+    let view = weft_api::views::RunView::new(&record, &state);
+    assert_eq!(step(&view, "small").status, "succeeded", "{view:?}");
+    let hog = &step(&view, "hog").tasks[0].attempts[0];
+    assert!(
+        hog.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("oom-killed: the step went over its memory limit of 64 MiB"),
+        "{hog:?}"
+    );
+    assert_eq!(
+        hog.error_kind,
+        Some(weft_core::run::FailureKind::OutOfMemory)
+    );
+}

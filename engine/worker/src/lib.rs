@@ -8,6 +8,7 @@
 
 mod abort;
 mod attempt;
+mod cgroup;
 mod claim;
 mod container;
 mod cuda;

@@ -86,6 +86,32 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command, uid: Option<u32
         .process_group(0)
         .kill_on_drop(true);
     die_with_worker(&mut process);
+    // `resources.memory`, enforced by a control group the step joins
+    // before it execs (and so before it can allocate anything).
+    let (group, group_note) = match job.resources.memory {
+        Some(memory) => {
+            let name = format!(
+                "weft-{}-{}",
+                std::process::id(),
+                weft_core::ports::AttemptId::of(job)
+                    .to_string()
+                    .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+            );
+            match crate::cgroup::StepCgroup::create(&name, memory, uid) {
+                Ok(group) => {
+                    join_group(&mut process, &group);
+                    (Some(group), None)
+                }
+                Err(e) => (
+                    None,
+                    Some(format!(
+                        "[weft] resources.memory is not enforced here: {e}\n"
+                    )),
+                ),
+            }
+        }
+        None => (None, None),
+    };
     let inputs_note = match outputs::inputs_env(&inputs) {
         Ok(inputs) => {
             process.env("WEFT_INPUTS", inputs);
@@ -122,7 +148,7 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command, uid: Option<u32
         }
     };
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
-    if let Some(note) = inputs_note {
+    for note in [inputs_note, group_note].into_iter().flatten() {
         log.push(note.as_bytes()).await;
     }
     let readers = [
@@ -153,7 +179,21 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command, uid: Option<u32
     flusher.abort();
     log.finish().await;
 
+    let oom_killed = group.as_ref().is_some_and(|g| g.oom_killed());
+    if let Some(group) = group {
+        // Removing it may wait for the last killed process to exit.
+        tokio::task::spawn_blocking(move || drop(group));
+    }
     let outcome = match ended {
+        Ended::Finished(Ok(_)) if oom_killed => failed(
+            FailureKind::OutOfMemory,
+            format!(
+                "oom-killed: the step went over its memory limit of {} MiB",
+                job.resources.memory.unwrap_or_default() >> 20
+            ),
+            None,
+            true,
+        ),
         Ended::TimedOut(after) => failed(
             FailureKind::Timeout,
             format!("timed out after {}", format_duration(after)),
@@ -203,6 +243,16 @@ fn die_with_worker(process: &mut Process) {
         process.pre_exec(|| {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
         });
+    }
+}
+
+/// The step joins `group` before it execs.
+#[allow(unsafe_code)]
+fn join_group(process: &mut Process, group: &crate::cgroup::StepCgroup) {
+    // SAFETY: the closure, made before the fork, only opens, writes and
+    // closes a file (async-signal-safe system calls); it allocates nothing.
+    unsafe {
+        process.pre_exec(group.joiner());
     }
 }
 

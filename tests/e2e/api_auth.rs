@@ -305,3 +305,135 @@ async fn wrong_tokens_are_throttled_per_address_and_a_right_one_elsewhere_still_
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// Who did what is recorded, and only admins read it (`GET /api/audit`,
+/// `weft audit`), newest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_records_who_did_what_for_admins_only() {
+    let cluster = Cluster::start(1);
+    let admin = cluster.admin_token.clone();
+    let (status, minted) = cluster
+        .call(
+            Some(&admin),
+            Method::POST,
+            "/api/tokens",
+            Some(json!({"name": "alice", "role": "operator"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{minted}");
+    let alice = minted["token"].as_str().unwrap().to_string();
+    let (status, run) = cluster
+        .call(
+            Some(&alice),
+            Method::POST,
+            "/api/runs",
+            Some(json!({"workflow": "[workflow]\nname = 'quick'\n[steps.a]\nrun = 'true'\n"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let id = run["id"].as_str().unwrap().to_string();
+    cluster.wait(&id, std::time::Duration::from_secs(60)).await;
+    let (status, retried) = cluster
+        .call(
+            Some(&alice),
+            Method::POST,
+            &format!("/api/runs/{id}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{retried}");
+    let token_id = minted["id"].as_str().unwrap();
+    let (status, _) = cluster
+        .call(
+            Some(&admin),
+            Method::DELETE,
+            &format!("/api/tokens/{token_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // The operator could not read it even before it was revoked; an admin can.
+    let (status, log) = cluster
+        .call(Some(&admin), Method::GET, "/api/audit", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let entries: Vec<(String, String, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["who"].as_str().unwrap_or("-").to_string(),
+                e["action"].as_str().unwrap().to_string(),
+                e["target"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let new = retried["id"].as_str().unwrap();
+    assert_eq!(
+        entries[..4]
+            .iter()
+            .map(|(who, action, _)| (who.as_str(), action.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("first admin", "revoke-token"),
+            ("alice", "retry-run"),
+            ("alice", "submit-run"),
+            ("first admin", "create-token"),
+        ],
+        "{entries:?}"
+    );
+    assert_eq!(entries[1].2, format!("{new} (retry of {id})"));
+    assert_eq!(entries[2].2, id);
+    assert_eq!(entries[3].2, "alice (operator)");
+    let (status, _) = cluster
+        .call(
+            Some(&cluster.admin_token),
+            Method::GET,
+            "/api/audit?limit=0",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The CLI shows the same.
+    let out = std::process::Command::new(crate::support::weft_bin())
+        .args([
+            "--server",
+            &cluster.url,
+            "--token",
+            &admin,
+            "audit",
+            "--limit",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("retry-run") && text.contains("alice"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_admins_read_the_audit_log() {
+    let cluster = Cluster::start(0);
+    let (status, minted) = cluster
+        .call(
+            Some(&cluster.admin_token),
+            Method::POST,
+            "/api/tokens",
+            Some(json!({"name": "op", "role": "operator"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{minted}");
+    let (status, refused) = cluster
+        .call(minted["token"].as_str(), Method::GET, "/api/audit", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+}

@@ -175,6 +175,12 @@ impl Client {
         .await
     }
 
+    /// The newest `limit` entries of the audit log (admins).
+    pub async fn audit(&self, limit: usize) -> Result<Vec<weft_core::ports::AuditEntry>, Error> {
+        self.json(self.get(&format!("/api/audit?limit={limit}")))
+            .await
+    }
+
     pub async fn tokens(&self) -> Result<Vec<TokenView>, Error> {
         self.json(self.get("/api/tokens")).await
     }

@@ -123,6 +123,13 @@ enum Command {
     },
     /// Send a workflow to a server.
     Submit(commands::submit::Args),
+    /// Who did what on a server, newest first (admins): runs submitted,
+    /// cancelled and retried, workflows saved, plugins pushed and removed,
+    /// tokens created and revoked.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// List past runs, newest first.
     Runs {
         #[arg(long, default_value_t = 20)]
@@ -244,6 +251,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
             })?;
             commands::submit::cancel(client(&url), &run, wait).await
+        }
+        Command::Audit { limit } => {
+            let url = server.ok_or_else(|| anyhow::anyhow!("`weft audit` needs a server: --server URL, WEFT_SERVER, or `[client] server` in weft.toml"))?;
+            commands::audit::audit(client(&url), limit).await
         }
         Command::Submit(args) => {
             let url = server.ok_or_else(|| anyhow::anyhow!("`weft submit` needs a server: --server URL, WEFT_SERVER, or `[client] server` in weft.toml"))?;

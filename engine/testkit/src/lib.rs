@@ -7,6 +7,7 @@
 //! weft_testkit::run_store_contract!(async { EmbeddedRunStore::open(dir).unwrap() });
 //! ```
 
+pub mod audit_log;
 pub mod clock;
 pub mod job_queue;
 pub mod kernels;

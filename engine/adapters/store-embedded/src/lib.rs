@@ -4,6 +4,7 @@
 //! plugin and worker store of `weft serve --embedded`. Depends on `weft-core` only.
 
 mod accounts;
+mod audit;
 mod logs;
 mod plugins;
 
@@ -96,6 +97,8 @@ impl EmbeddedRunStore {
             txn.open_table(accounts::WORKFLOWS)
                 .map_err(err("creating tables"))?;
             txn.open_table(plugins::WASM)
+                .map_err(err("creating tables"))?;
+            txn.open_table(audit::AUDIT)
                 .map_err(err("creating tables"))?;
         }
         txn.commit().map_err(err("creating tables"))?;

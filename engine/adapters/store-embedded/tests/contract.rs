@@ -13,6 +13,7 @@ weft_testkit::worker_registry_contract!(fresh());
 weft_testkit::plugin_store_contract!(fresh());
 weft_testkit::token_store_contract!(fresh());
 weft_testkit::workflow_store_contract!(fresh());
+weft_testkit::audit_log_contract!(fresh());
 
 #[tokio::test]
 async fn history_survives_reopening_the_store() {

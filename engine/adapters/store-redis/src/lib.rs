@@ -16,6 +16,7 @@
 //! `appendfsync everysec` or `always`); see `docs/operations.md`.
 //! Depends on `weft-core` only.
 
+mod audit;
 mod logs;
 mod options;
 mod plugins;

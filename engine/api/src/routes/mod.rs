@@ -32,6 +32,7 @@
 //! Errors are JSON: `{"error": "...", "details": ...}`. Bodies over
 //! `MAX_BODY_BYTES` get 413.
 
+mod audit_routes;
 mod graph;
 mod logs;
 mod openapi;
@@ -87,6 +88,33 @@ pub struct ApiState {
     pub auth_throttle: Arc<crate::throttle::AuthThrottle>,
     /// What each role may run (`[policy]`); `None`: no policy.
     pub policy: Option<Arc<weft_core::policy::Policy>>,
+    /// Who did what: submits, cancels, retries, saves, plugins, tokens.
+    pub audit: Arc<dyn weft_core::ports::AuditLog>,
+}
+
+/// Records that `caller` did `action` to `target`. The action has
+/// happened: a store that fails to record it is logged, not answered.
+pub(super) async fn audit(
+    api: &ApiState,
+    caller: &crate::auth::Caller,
+    action: weft_core::ports::AuditAction,
+    target: impl Into<String>,
+) {
+    let entry = weft_core::ports::AuditEntry {
+        seq: 0,
+        at: now(),
+        who: caller.name.clone(),
+        role: caller.role,
+        action,
+        target: target.into(),
+    };
+    if let Err(e) = api.audit.record(&entry).await {
+        tracing::error!(
+            "recording {:?} of {} in the audit log: {e}",
+            entry.action,
+            entry.target
+        );
+    }
 }
 
 /// The policy a run submitted by `role` is held to, if the server has one.
@@ -136,6 +164,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/plugins/{name}/{version}",
             get(plugins::show).delete(plugins::remove),
         )
+        .route("/api/audit", get(audit_routes::list))
         .route("/api/openapi.json", get(openapi::openapi))
         .fallback(|| async { Error::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use weft_core::ports::Role;
+use weft_core::ports::{AuditAction, Role};
 use weft_wasm_host::Error as HostError;
 
 use super::{now, ApiState};
@@ -55,6 +55,8 @@ pub(super) async fn push(
     )
     .await
     .map_err(refused)?;
+    let target = format!("{}@{}", q.name, q.version);
+    super::audit(&api, &caller, AuditAction::PushPlugin, target).await;
     Ok((StatusCode::CREATED, Json(PluginView::from(record))))
 }
 
@@ -104,7 +106,9 @@ pub(super) async fn remove_all(
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
     caller.require(Role::Admin)?;
-    removed(api.plugins.remove_plugin(&name, None).await?, &name)
+    removed(api.plugins.remove_plugin(&name, None).await?, &name)?;
+    super::audit(&api, &caller, AuditAction::RemovePlugin, &name).await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(delete, path = "/api/plugins/{name}/{version}", tag = "plugins", params(("name" = String, Path), ("version" = String, Path)), responses((status = 204), (status = 404)), security(("bearer" = [])))]
@@ -114,10 +118,13 @@ pub(super) async fn remove(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<StatusCode, Error> {
     caller.require(Role::Admin)?;
+    let what = format!("{name}@{version}");
     removed(
         api.plugins.remove_plugin(&name, Some(&version)).await?,
-        &format!("{name}@{version}"),
-    )
+        &what,
+    )?;
+    super::audit(&api, &caller, AuditAction::RemovePlugin, what).await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn removed(count: usize, what: &str) -> Result<StatusCode, Error> {

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use tokio::sync::broadcast;
-use weft_core::ports::Role;
+use weft_core::ports::{AuditAction, Role};
 use weft_core::run::resolve_params;
 use weft_orchestrator::NewRun;
 
@@ -32,6 +32,7 @@ pub(super) async fn submit(
         .clone()
         .unwrap_or_else(|| "workflow.toml".into());
     let record = start(&api, request.workflow, file, request.params, &caller).await?;
+    super::audit(&api, &caller, AuditAction::SubmitRun, &record.id).await;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -260,6 +261,7 @@ pub(super) async fn cancel(
     caller.require(Role::Operator)?;
     let id = crate::app::resolve_run(api.store.as_ref(), &id).await?;
     api.service.cancel(&id).await?;
+    super::audit(&api, &caller, AuditAction::CancelRun, &id).await;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"id": id, "cancel": "requested"})),
@@ -286,9 +288,11 @@ pub(super) async fn retry(
     // Held to the policy of whoever retries it.
     let by = weft_orchestrator::Submitter {
         policy: super::run_policy(&api, caller.role)?,
-        name: caller.name,
+        name: caller.name.clone(),
     };
     let (record, _handle) = api.service.retry(&id, request.from.as_deref(), by).await?;
+    let target = format!("{} (retry of {id})", record.id);
+    super::audit(&api, &caller, AuditAction::RetryRun, target).await;
     Ok((StatusCode::CREATED, Json(RunSummary::from(&record))))
 }
 

@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use std::sync::Arc;
 
-use weft_core::ports::{Role, TokenStore};
+use weft_core::ports::{AuditAction, Role, TokenStore};
 
 use super::{body, now, ApiState};
 use crate::auth::{mint, Caller};
@@ -42,6 +42,8 @@ pub(super) async fn create_token(
     })?;
     let (token, record) = mint(&request.name, role, now())?;
     token_store(&api)?.add_token(&record).await?;
+    let target = format!("{} ({})", record.name, role.as_str());
+    super::audit(&api, &caller, AuditAction::CreateToken, target).await;
     Ok((
         StatusCode::CREATED,
         Json(TokenView {
@@ -89,5 +91,6 @@ pub(super) async fn revoke_token(
             weft_core::Error::NotFound(_) => Error::not_found(format!("no token {id}")),
             other => other.into(),
         })?;
+    super::audit(&api, &caller, AuditAction::RevokeToken, &id).await;
     Ok(StatusCode::NO_CONTENT)
 }

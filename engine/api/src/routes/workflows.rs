@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use weft_core::ports::Role;
+use weft_core::ports::{AuditAction, Role};
 
 use super::runs::{check, start};
 use super::{body, now, ApiState};
@@ -46,6 +46,8 @@ pub(super) async fn save(
         .workflows
         .save_workflow(&name, &request.workflow, saved_at)
         .await?;
+    let target = format!("{name}@{version}");
+    super::audit(&api, &caller, AuditAction::SaveWorkflow, target).await;
     Ok((
         StatusCode::CREATED,
         Json(SavedWorkflowView {
@@ -133,5 +135,6 @@ pub(super) async fn run(
         &caller,
     )
     .await?;
+    super::audit(&api, &caller, AuditAction::SubmitRun, &record.id).await;
     Ok((StatusCode::CREATED, Json(record)))
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use weft_api::ApiState;
 use weft_core::ports::{
-    Clock, JobQueue, PluginStore, RunStore, TokenStore, WorkerRegistry, WorkflowStore,
+    AuditLog, Clock, JobQueue, PluginStore, RunStore, TokenStore, WorkerRegistry, WorkflowStore,
 };
 use weft_orchestrator::{Service, SystemClock};
 use weft_queue_amqp::AmqpJobQueue;
@@ -25,6 +25,7 @@ struct Backends {
     tokens: Arc<dyn TokenStore>,
     workflows: Arc<dyn WorkflowStore>,
     plugins: Arc<dyn PluginStore>,
+    audit: Arc<dyn AuditLog>,
 }
 
 pub async fn serve(
@@ -55,7 +56,8 @@ async fn serve_distributed(config: Config) -> anyhow::Result<ExitCode> {
         workers: redis.clone(),
         tokens: redis.clone(),
         workflows: redis.clone(),
-        plugins: redis,
+        plugins: redis.clone(),
+        audit: redis,
     };
     serve_api(&config, service, backends, None).await
 }
@@ -92,7 +94,8 @@ async fn serve_embedded(config: Config, data_dir: &Path) -> anyhow::Result<ExitC
         workers: store.clone(),
         tokens: store.clone(),
         workflows: store.clone(),
-        plugins: store,
+        plugins: store.clone(),
+        audit: store,
     };
     serve_api(&config, service, backends, Some(&mut worker_task)).await?;
     // As `weft worker` drains; what is still running then is run again on
@@ -159,6 +162,7 @@ async fn serve_api(
         live_workers: Arc::default(),
         auth_throttle: Arc::default(),
         policy: config.policy.clone().map(Arc::new),
+        audit: backends.audit,
     });
     let worker = async {
         match worker {

@@ -2,6 +2,7 @@
 //! embedded adapter and, later, a networked one; all must pass the contract
 //! tests in `weft-testkit`.
 
+mod audit_log;
 mod clock;
 mod container_runtime;
 mod fence;
@@ -13,6 +14,7 @@ mod token_store;
 mod worker_registry;
 mod workflow_store;
 
+pub use audit_log::{AuditAction, AuditEntry, AuditLog, MAX_AUDIT_ENTRIES};
 pub use clock::Clock;
 pub use container_runtime::{
     ContainerExit, ContainerMount, ContainerRun, ContainerRuntime, LogSink, WORKER_LABEL,

@@ -125,3 +125,45 @@ async fn a_shell_step_over_its_memory_is_oom_killed() {
         Some(weft_core::run::FailureKind::OutOfMemory)
     );
 }
+
+/// `resources.cpus` holds for a shell step too: a busy loop for two
+/// seconds with a fifth of a CPU gets about 0.4 s of it.
+#[tokio::test]
+async fn a_shell_step_gets_no_more_cpu_than_it_asked_for() {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("spin.toml");
+    std::fs::write(
+        &file,
+        "[workflow]\nname = \"spin\"\n\
+         [steps.spin]\nresources = { cpus = 0.2 }\n\
+         run = \"\"\"\n\
+         timeout 2 sh -c 'while :; do :; done'\n\
+         times > \"$WEFT_OUTPUTS.t\"\n\
+         printf '{\"times\": \"%s\"}' \"$(tail -n 1 \"$WEFT_OUTPUTS.t\")\" > \"$WEFT_OUTPUTS\"\n\
+         \"\"\"\n",
+    )
+    .unwrap();
+    let out = crate::support::weft(&["run", file.to_str().unwrap(), "--plain"], data.path());
+    assert!(out.status.success(), "{}", crate::support::text(&out));
+    let (_, record, state) = crate::support::newest_embedded_run(data.path()).await;
+    let view = weft_api::views::RunView::new(&record, &state);
+    // `times` (run in the shell itself: a subshell would count its own
+    // children): the children's user and system time, `0m0.42s 0m0.00s`.
+    // Measured here: 0.42 s with the quota, 1.98 s without.
+    let times = step(&view, "spin").outputs.clone().unwrap()["times"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ms: f64 = times
+        .split_whitespace()
+        .map(|t| {
+            let (m, s) = t.trim_end_matches('s').split_once('m').unwrap();
+            m.parse::<f64>().unwrap() * 60_000.0 + s.parse::<f64>().unwrap() * 1000.0
+        })
+        .sum();
+    // Unlimited, the loop would use about 2,000 ms of an idle core.
+    assert!(
+        ms < 1_000.0,
+        "the loop used {ms} ms of CPU in 2 s with cpus = 0.2 ({times})"
+    );
+}

@@ -86,31 +86,29 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command, uid: Option<u32
         .process_group(0)
         .kill_on_drop(true);
     die_with_worker(&mut process);
-    // `resources.memory`, enforced by a control group the step joins
-    // before it execs (and so before it can allocate anything).
-    let (group, group_note) = match job.resources.memory {
-        Some(memory) => {
-            let name = format!(
-                "weft-{}-{}",
-                std::process::id(),
-                weft_core::ports::AttemptId::of(job)
-                    .to_string()
-                    .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
-            );
-            match crate::cgroup::StepCgroup::create(&name, memory, uid) {
-                Ok(group) => {
-                    join_group(&mut process, &group);
-                    (Some(group), None)
-                }
-                Err(e) => (
-                    None,
-                    Some(format!(
-                        "[weft] resources.memory is not enforced here: {e}\n"
-                    )),
-                ),
+    // `resources.memory` and `.cpus`, enforced by control groups the step
+    // joins before it execs (and so before it can allocate anything).
+    let (memory, cpus) = (job.resources.memory, job.resources.cpus);
+    let (group, group_note) = if memory.is_some() || cpus.is_some() {
+        let name = format!(
+            "weft-{}-{}",
+            std::process::id(),
+            weft_core::ports::AttemptId::of(job)
+                .to_string()
+                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+        );
+        match crate::cgroup::StepCgroup::create(&name, memory, cpus, uid) {
+            Ok(group) => {
+                join_group(&mut process, &group);
+                (Some(group), None)
             }
+            Err(e) => (
+                None,
+                Some(format!("[weft] resources are not enforced here: {e}\n")),
+            ),
         }
-        None => (None, None),
+    } else {
+        (None, None)
     };
     let inputs_note = match outputs::inputs_env(&inputs) {
         Ok(inputs) => {

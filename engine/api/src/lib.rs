@@ -13,7 +13,7 @@ mod metrics;
 mod routes;
 mod serve;
 mod status;
-mod throttle;
+pub mod throttle;
 pub mod views;
 mod web;
 

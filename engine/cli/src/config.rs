@@ -51,6 +51,12 @@ pub struct ServerOptions {
     /// Longest the compile of an uploaded plugin may take, in milliseconds.
     /// Default: 300000.
     pub max_plugin_compile_ms: u64,
+    /// Wrong tokens one client address may send at once before it is
+    /// answered 429. Default: 20.
+    pub wrong_token_burst: u32,
+    /// Wrong tokens per second a client address may send once its burst
+    /// is spent. Default: 1.
+    pub wrong_tokens_per_second: f64,
 }
 
 impl ServerOptions {
@@ -72,6 +78,8 @@ impl Default for ServerOptions {
             request_timeout_ms: weft_api::Limits::default().request_timeout_ms,
             max_connections: weft_api::Limits::default().max_connections,
             max_plugin_compile_ms: weft_wasm_host::Options::default().max_compile_ms,
+            wrong_token_burst: weft_api::throttle::BURST,
+            wrong_tokens_per_second: weft_api::throttle::PER_SECOND,
         }
     }
 }
@@ -159,5 +167,26 @@ impl Config {
                 .map_err(|_| anyhow::anyhow!("WEFT_LEASE_TTL_MS: `{v}` is not a number"))?;
         }
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_and_policy_sections_read_and_refuse_typos() {
+        let config: Config = toml::from_str(
+            "[server]\nwrong-token-burst = 5\nwrong-tokens-per-second = 0.5\n\
+             [policy]\nimages = [\"team/*\"]\n[policy.roles.operator]\nkinds = [\"container\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.server.wrong_token_burst, 5);
+        assert_eq!(config.server.wrong_tokens_per_second, 0.5);
+        let policy = config.policy.unwrap();
+        assert_eq!(policy.images, ["team/*"]);
+        assert!(toml::from_str::<Config>("[server]\nwrong-token-brust = 5\n").is_err());
+        assert!(toml::from_str::<Config>("[policy]\nimage = []\n").is_err());
+        assert_eq!(Config::default().server.wrong_token_burst, 20);
     }
 }

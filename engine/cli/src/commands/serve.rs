@@ -160,7 +160,10 @@ async fn serve_api(
         reads: Arc::new(weft_orchestrator::ReadCache::new()),
         finished: Arc::default(),
         live_workers: Arc::default(),
-        auth_throttle: Arc::default(),
+        auth_throttle: Arc::new(weft_api::AuthThrottle::new(
+            config.server.wrong_token_burst,
+            config.server.wrong_tokens_per_second,
+        )),
         policy: config.policy.clone().map(Arc::new),
         audit: backends.audit,
     });

@@ -10,8 +10,9 @@ use serde_json::json;
 
 use crate::cluster::{step, Cluster, Setup};
 
-/// `holder` keeps a password in its inputs while `snoop` looks for it, and
-/// for the worker's secrets, every way the drill did.
+/// `holder` (a shell step) and `boxed` (a container) keep a password in
+/// their inputs while `snoop` looks for it, and for the worker's secrets,
+/// every way the drill did.
 const WORKFLOW: &str = r#"
 [workflow]
 name = "snoop"
@@ -21,13 +22,17 @@ config = ""
 work = ""
 
 [steps.holder]
-run = "sleep 4"
+run = "sleep 6"
+
+[steps.boxed]
+container = { image = "weft-test/busybox:1", command = "sleep 6" }
 
 [steps.snoop]
 run = '''
-sleep 1
+sleep 2
 mine=$(id -u)
-theirs=$(cat "{{ params.work }}/$WEFT_RUN_ID/holder/1/inputs.json" 2>/dev/null | grep -c hunter2)
+theirs=$(cat "{{ params.work }}/$WEFT_RUN_ID/holder/1/inputs.json" \
+  "{{ params.work }}/$WEFT_RUN_ID/boxed/1/inputs.json" 2>/dev/null | grep -c hunter2)
 listed=$(ls "{{ params.work }}" "{{ params.work }}/$WEFT_RUN_ID" 2>/dev/null | wc -l)
 environ=$(tr '\0' '\n' < /proc/$PPID/environ 2>/dev/null | grep -c .)
 config=$(cat "{{ params.config }}" 2>/dev/null | grep -c .)
@@ -41,7 +46,7 @@ printf '{"uid": %s, "theirs": %s, "listed": %s, "environ": %s, "config": %s, "ow
 async fn steps_run_as_users_of_their_own_and_read_nothing_of_the_worker_or_each_other() {
     let cluster = Cluster::set_up(Setup {
         workers: 0,
-        worker: "concurrency = 2\nstep-uids = { first = 200000, count = 4 }",
+        worker: "concurrency = 3\nstep-uids = { first = 200000, count = 4 }",
         ..Setup::default()
     });
     // As an administrator would: the configuration (with the Redis and

@@ -149,9 +149,15 @@ pub(crate) async fn run(
     let inputs = job.inputs.to_string();
     let prepared = (|| {
         options.make_attempt_dir(job)?;
-        // The container's user may be anyone; the directory is the attempt's own.
+        // The container's user may be anyone, so the directory is open to
+        // all; its parent, the task's, is the worker's alone, so no other
+        // step on this machine can reach it (the container gets it by
+        // its bind mount, made by the engine as root).
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
+        if let Some(task_dir) = dir.parent() {
+            std::fs::set_permissions(task_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
         let _ = std::fs::remove_file(dir.join("outputs.json"));
         std::fs::write(dir.join("inputs.json"), &inputs)
     })();

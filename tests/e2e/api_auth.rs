@@ -312,15 +312,7 @@ async fn wrong_tokens_are_throttled_per_address_and_a_right_one_elsewhere_still_
 async fn the_audit_log_records_who_did_what_for_admins_only() {
     let cluster = Cluster::start(1);
     let admin = cluster.admin_token.clone();
-    let (status, minted) = cluster
-        .call(
-            Some(&admin),
-            Method::POST,
-            "/api/tokens",
-            Some(json!({"name": "alice", "role": "operator"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{minted}");
+    let minted = cluster.mint("alice", "operator").await;
     let alice = minted["token"].as_str().unwrap().to_string();
     let (status, run) = cluster
         .call(
@@ -423,15 +415,7 @@ async fn the_audit_log_records_who_did_what_for_admins_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_admins_read_the_audit_log() {
     let cluster = Cluster::start(0);
-    let (status, minted) = cluster
-        .call(
-            Some(&cluster.admin_token),
-            Method::POST,
-            "/api/tokens",
-            Some(json!({"name": "op", "role": "operator"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{minted}");
+    let minted = cluster.mint("op", "operator").await;
     let (status, refused) = cluster
         .call(minted["token"].as_str(), Method::GET, "/api/audit", None)
         .await;

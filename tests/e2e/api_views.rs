@@ -156,19 +156,12 @@ async fn weft_show_finds_a_run_by_prefix_older_than_the_newest_thousand() {
     let store = cluster.store().await;
     // 1,100 finished runs, the oldest first; ids share their first part.
     let record = |i: u64| RunRecord {
-        id: format!("old{i:05}x"),
         workflow: "hello".into(),
         file: "hello.toml".into(),
         source: "[workflow]\nname = \"hello\"\n[steps.a]\nrun = \"true\"\n".into(),
-        params: Default::default(),
         status: RunStatus::Succeeded,
-        created_at: 1_000_000 + i,
         finished_at: Some(1_000_000 + i),
-        summary: None,
-        plugins: Default::default(),
-        submitted_by: None,
-        limits: Default::default(),
-        policy: None,
+        ..weft_testkit::run_record(&format!("old{i:05}x"), 1_000_000 + i)
     };
     for i in 0..1_100 {
         store.create_run(&record(i)).await.unwrap();

@@ -264,6 +264,37 @@ impl Cluster {
         }
     }
 
+    /// A new token named `name` with `role`, made with the admin token:
+    /// its JSON (`id`, `token`, ...).
+    pub async fn mint(&self, name: &str, role: &str) -> serde_json::Value {
+        let (status, body) = self
+            .call(
+                Some(&self.admin_token),
+                reqwest::Method::POST,
+                "/api/tokens",
+                Some(serde_json::json!({"name": name, "role": role})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Submits `workflow` (as `w.toml`, with `params`) with `token`, and
+    /// waits a minute at most for the run to end.
+    pub async fn run_as(&self, token: &str, workflow: &str, params: serde_json::Value) -> RunView {
+        let (status, run) = self
+            .call(
+                Some(token),
+                reqwest::Method::POST,
+                "/api/runs",
+                Some(serde_json::json!({"workflow": workflow, "file": "w.toml", "params": params})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{run}");
+        self.wait(run["id"].as_str().unwrap(), Duration::from_secs(60))
+            .await
+    }
+
     /// One API call with `token`; the status and the JSON body (`null` if none).
     pub async fn call(
         &self,

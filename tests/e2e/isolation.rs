@@ -5,7 +5,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::cluster::{step, Cluster, Setup};
@@ -57,24 +56,11 @@ async fn steps_run_as_users_of_their_own_and_read_nothing_of_the_worker_or_each_
     let mut cluster = cluster;
     cluster.start_worker();
     let work = cluster.dir.path().join("work");
-    let (status, run) = cluster
-        .call(
-            Some(&cluster.admin_token),
-            Method::POST,
-            "/api/runs",
-            Some(json!({"workflow": WORKFLOW, "params": {
-                "config": config.display().to_string(),
-                "work": work.display().to_string(),
-            }})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{run}");
-    let view = cluster
-        .wait(
-            run["id"].as_str().unwrap(),
-            std::time::Duration::from_secs(60),
-        )
-        .await;
+    let params = json!({
+        "config": config.display().to_string(),
+        "work": work.display().to_string(),
+    });
+    let view = cluster.run_as(&cluster.admin_token, WORKFLOW, params).await;
     assert_eq!(view.run.status, "succeeded", "{view:?}");
     let seen = step(&view, "snoop").outputs.clone().unwrap();
     let uid = seen["uid"].as_u64().unwrap();
@@ -89,11 +75,7 @@ async fn steps_run_as_users_of_their_own_and_read_nothing_of_the_worker_or_each_
     let left: Vec<_> = std::fs::read_dir(&work)
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(run["id"].as_str().unwrap())
-        })
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&view.run.id))
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }

@@ -22,19 +22,6 @@ kinds = ["container", "wasm"]
 container-user = true
 "#;
 
-async fn token(cluster: &Cluster, role: &str) -> String {
-    let (status, body) = cluster
-        .call(
-            Some(&cluster.admin_token),
-            Method::POST,
-            "/api/tokens",
-            Some(json!({"name": role, "role": role})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["token"].as_str().unwrap().to_string()
-}
-
 async fn submit(
     cluster: &Cluster,
     token: &str,
@@ -58,7 +45,10 @@ async fn a_policy_refuses_at_submit_in_the_editor_and_at_dispatch() {
         tables: POLICY,
         ..Setup::default()
     });
-    let operator = token(&cluster, "operator").await;
+    let operator = cluster.mint("operator", "operator").await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // A shell step, from a role that may not run one: 403, at its line.
     let shell = "[workflow]\nname = \"w\"\n\n[steps.peek]\nrun = \"cat /etc/shadow\"\n";
     let (status, refused) = submit(&cluster, &operator, shell, json!({})).await;
@@ -99,14 +89,14 @@ async fn a_policy_refuses_at_submit_in_the_editor_and_at_dispatch() {
         .unwrap()
         .contains("may not run `run` steps"));
     // An admin may run the shell step.
-    let (status, run) = submit(
-        &cluster,
-        &cluster.admin_token,
-        shell.replace("cat /etc/shadow", "true").as_str(),
-        json!({}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let view = cluster
+        .run_as(
+            &cluster.admin_token,
+            shell.replace("cat /etc/shadow", "true").as_str(),
+            json!({}),
+        )
+        .await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
 
     // A templated image passes the review and is refused as rendered,
     // before any container; an allowed one runs as nobody.
@@ -114,19 +104,8 @@ async fn a_policy_refuses_at_submit_in_the_editor_and_at_dispatch() {
         "[workflow]\nname = \"w\"\n[params]\nimage = \"{IMAGE}\"\n\
          [steps.who]\ncontainer = {{ image = \"{{{{ params.image }}}}\", command = [\"sh\", \"-c\", \"printf '{{\\\"uid\\\": %s}}' $(id -u) > $WEFT_OUTPUTS\"] }}\n"
     );
-    let (status, run) = submit(
-        &cluster,
-        &operator,
-        &templated,
-        json!({"image": "evil/miner:1"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{run}");
     let view = cluster
-        .wait(
-            run["id"].as_str().unwrap(),
-            std::time::Duration::from_secs(60),
-        )
+        .run_as(&operator, &templated, json!({"image": "evil/miner:1"}))
         .await;
     let who = step(&view, "who");
     assert_eq!(who.status, "failed", "{view:?}");
@@ -143,14 +122,7 @@ async fn a_policy_refuses_at_submit_in_the_editor_and_at_dispatch() {
         attempt.error_kind,
         Some(weft_core::run::FailureKind::Policy)
     );
-    let (status, run) = submit(&cluster, &operator, &templated, json!({})).await;
-    assert_eq!(status, StatusCode::CREATED, "{run}");
-    let view = cluster
-        .wait(
-            run["id"].as_str().unwrap(),
-            std::time::Duration::from_secs(60),
-        )
-        .await;
+    let view = cluster.run_as(&operator, &templated, json!({})).await;
     assert_eq!(view.run.status, "succeeded", "{view:?}");
     assert_eq!(step(&view, "who").outputs, Some(json!({"uid": 65534})));
 }
@@ -175,7 +147,10 @@ async fn the_hostile_matrix_is_refused_at_submit_at_dispatch_and_on_the_worker()
         worker: &worker,
         ..Setup::default()
     });
-    let operator = token(&cluster, "operator").await;
+    let operator = cluster.mint("operator", "operator").await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let container = |extra: &str| {
         format!("[workflow]\nname = \"w\"\n[params]\nsrc = \"{data_dir}\"\n\n[steps.c.container]\nimage = \"{IMAGE}\"\ncommand = \"ls /x\"\n{extra}\n")
     };
@@ -230,13 +205,8 @@ async fn the_hostile_matrix_is_refused_at_submit_at_dispatch_and_on_the_worker()
             "leads to `/run/docker.sock`",
         ),
     ] {
-        let (status, run) = submit(&cluster, &operator, &container(extra), params.clone()).await;
-        assert_eq!(status, StatusCode::CREATED, "{extra} {params}: {run}");
         let view = cluster
-            .wait(
-                run["id"].as_str().unwrap(),
-                std::time::Duration::from_secs(60),
-            )
+            .run_as(&operator, &container(extra), params.clone())
             .await;
         let c = step(&view, "c");
         assert_eq!(c.status, "failed", "{extra} {params}");

@@ -11,19 +11,10 @@ const SOURCE: &str = "[workflow]\nname = \"two\"\n[steps.a]\nrun = \"true\"\n[st
 
 fn record(id: &str) -> RunRecord {
     RunRecord {
-        submitted_by: None,
-        limits: Default::default(),
-        policy: None,
-        id: id.into(),
         workflow: "two".into(),
         file: "two.toml".into(),
         source: SOURCE.into(),
-        params: serde_json::Map::new(),
-        status: RunStatus::Running,
-        created_at: 1,
-        finished_at: None,
-        summary: None,
-        plugins: Default::default(),
+        ..weft_testkit::run_record(id, 1)
     }
 }
 

@@ -38,6 +38,26 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A running run's record, for store tests: workflow `contract`, created
+/// at `created_at`; change what a test needs.
+pub fn run_record(id: &str, created_at: u64) -> weft_core::ports::RunRecord {
+    weft_core::ports::RunRecord {
+        id: id.into(),
+        workflow: "contract".into(),
+        file: "contract.toml".into(),
+        source: "[workflow]\nname = \"contract\"\n".into(),
+        params: serde_json::Map::new(),
+        status: weft_core::run::RunStatus::Running,
+        created_at,
+        finished_at: None,
+        summary: None,
+        plugins: Default::default(),
+        submitted_by: None,
+        limits: Default::default(),
+        policy: None,
+    }
+}
+
 /// A minimal job for queue tests.
 pub fn job(run_id: &str, step: &str, pool: &str) -> weft_core::run::Job {
     weft_core::run::Job {

@@ -14,18 +14,7 @@ use crate::unique;
 fn record(id: &str, created_at: u64) -> RunRecord {
     RunRecord {
         submitted_by: Some("tester".into()),
-        limits: Default::default(),
-        policy: None,
-        id: id.into(),
-        workflow: "contract".into(),
-        file: "contract.toml".into(),
-        source: "[workflow]\nname = \"contract\"\n".into(),
-        params: serde_json::Map::new(),
-        status: RunStatus::Running,
-        created_at,
-        finished_at: None,
-        summary: None,
-        plugins: Default::default(),
+        ..crate::run_record(id, created_at)
     }
 }
 

@@ -17,19 +17,8 @@ fn options(prefix: &str) -> Options {
 
 fn record(id: &str, status: RunStatus) -> RunRecord {
     RunRecord {
-        id: id.into(),
-        workflow: "w".into(),
-        file: "w.toml".into(),
-        source: "[workflow]\nname = \"w\"\n".into(),
-        params: Default::default(),
         status,
-        created_at: 1,
-        finished_at: None,
-        summary: None,
-        plugins: Default::default(),
-        submitted_by: None,
-        limits: Default::default(),
-        policy: None,
+        ..weft_testkit::run_record(id, 1)
     }
 }
 

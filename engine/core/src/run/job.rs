@@ -162,7 +162,8 @@ fn wasm_call(
 mod tests {
     use serde_json::json;
 
-    use crate::run::{apply, Action, Event, Job, Outcome, Plan, RunState, RunStatus};
+    use crate::run::tests::dispatched;
+    use crate::run::{apply, Action, Event, Outcome, Plan, RunState, RunStatus};
     use crate::spec::{self, StepAction};
 
     const SAXPY: &str = r#"
@@ -204,16 +205,6 @@ needs = ["xs"]
         };
         let actions = apply(&mut s, finished);
         (s, actions)
-    }
-
-    fn dispatched(actions: &[Action]) -> Vec<Job> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Dispatch(j) => Some((**j).clone()),
-                _ => None,
-            })
-            .collect()
     }
 
     #[test]

@@ -15,7 +15,7 @@ fn state(toml: &str) -> RunState {
     RunState::new("run-1", Plan::new(workflow), params)
 }
 
-fn dispatched(actions: &[Action]) -> Vec<Job> {
+pub(crate) fn dispatched(actions: &[Action]) -> Vec<Job> {
     actions
         .iter()
         .filter_map(|a| match a {

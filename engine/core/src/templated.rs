@@ -65,14 +65,6 @@ impl<T: Clone> Templated<T> {
             }
         }
     }
-
-    /// The value, when the file wrote one.
-    pub fn value(&self) -> Option<&T> {
-        match self {
-            Templated::Value(v) => Some(v),
-            Templated::Template(_) => None,
-        }
-    }
 }
 
 /// Whether `v` is a template the orchestrator renders later.

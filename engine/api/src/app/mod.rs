@@ -11,6 +11,6 @@ mod runs;
 mod waiting;
 
 pub use logs::{pick_attempt, PickedAttempt};
-pub use runs::{needs_workers, resolve_run, run_query, run_view, RunFilter, MAX_LISTED};
+pub use runs::{needs_workers, resolve_run, run_query, run_view, RunFilter};
 pub use waiting::LiveWorkers;
 pub(crate) use waiting::{queued_steps, waiting_reason};

@@ -10,7 +10,7 @@ use crate::views::RunView;
 use crate::Error;
 
 /// The most runs one listing returns.
-pub const MAX_LISTED: usize = 1000;
+const MAX_LISTED: usize = 1000;
 
 /// The id of run `id_or_prefix`, or of the one run whose id starts with
 /// it: the exact id is tried first, so only a shortened id costs a query,

@@ -62,16 +62,10 @@ async fn load_embedded(
     store: &EmbeddedRunStore,
     run: &str,
 ) -> anyhow::Result<(RunRecord, RunState)> {
-    let id = find_embedded(store, run).await?;
+    let id = app::resolve_run(store, run).await?;
     weft_orchestrator::load_run(store, &id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no run `{run}`"))
-}
-
-/// The id of the embedded store's run `run`, or of the one run whose id
-/// starts with it.
-pub async fn find_embedded(store: &EmbeddedRunStore, run: &str) -> anyhow::Result<String> {
-    Ok(app::resolve_run(store, run).await?)
 }
 
 pub async fn runs(

@@ -99,7 +99,7 @@ pub async fn retry(
     from: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let store = embedded::open_store(&data.data_dir)?;
-    let id = super::inspect::find_embedded(&store, run).await?;
+    let id = weft_api::app::resolve_run(store.as_ref(), run).await?;
     let (record, previous) = weft_orchestrator::load_run(store.as_ref(), &id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no run `{run}`"))?;

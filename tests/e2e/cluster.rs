@@ -24,6 +24,8 @@ pub struct Cluster {
     pub workers: Vec<Child>,
     /// More `weft serve` processes on the same configuration.
     pub more_serves: Vec<Child>,
+    /// Where each process's log goes, when the setup asked for files.
+    log_dir: Option<PathBuf>,
 }
 
 /// Starts `cmd` and reads its stdout until it prints the address it serves
@@ -31,7 +33,6 @@ pub struct Cluster {
 pub fn start(mut cmd: Command, what: &str) -> (Child, String, Vec<String>) {
     let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .unwrap_or_else(|e| panic!("starting {what}: {e}"));
     let stdout = child.stdout.take().expect("piped stdout");
@@ -70,6 +71,9 @@ pub struct Setup<'a> {
     pub server: &'a str,
     /// Tables appended to the configuration (`[policy]`, say).
     pub tables: &'a str,
+    /// Each process logs at debug level to a file of its own (read with
+    /// [`Cluster::logs`]) instead of the test's output.
+    pub log_to_files: bool,
 }
 
 impl Default for Setup<'_> {
@@ -84,6 +88,7 @@ impl Default for Setup<'_> {
             worker: "concurrency = 2",
             server: "",
             tables: "",
+            log_to_files: false,
         }
     }
 }
@@ -115,6 +120,7 @@ impl Cluster {
             worker,
             server,
             tables,
+            log_to_files,
         } = setup;
         let prefix = weft_testkit::unique("e2e");
         let dir = tempfile::tempdir().unwrap();
@@ -142,7 +148,13 @@ impl Cluster {
             admin_token: String::new(),
             workers: Vec::new(),
             more_serves: Vec::new(),
+            log_dir: None,
         };
+        if log_to_files {
+            let logs = cluster.dir.path().join("logs");
+            std::fs::create_dir_all(&logs).unwrap();
+            cluster.log_dir = Some(logs);
+        }
         cluster.start_serve();
         for _ in 0..workers {
             cluster.start_worker();
@@ -158,7 +170,30 @@ impl Cluster {
             .current_dir(repo())
             .env_remove("WEFT_SERVER")
             .env_remove("WEFT_PREFIX");
+        match &self.log_dir {
+            Some(logs) => {
+                let n = std::fs::read_dir(logs).map_or(0, |d| d.count());
+                let file =
+                    std::fs::File::create(logs.join(format!("{n}-{}.log", args[0]))).unwrap();
+                cmd.env("WEFT_LOG", "debug").stderr(file);
+            }
+            None => {
+                cmd.stderr(Stdio::inherit());
+            }
+        }
         cmd
+    }
+
+    /// Everything the processes have logged so far (with `log_to_files`).
+    pub fn logs(&self) -> String {
+        let Some(logs) = &self.log_dir else {
+            return String::new();
+        };
+        let mut all = String::new();
+        for entry in std::fs::read_dir(logs).unwrap() {
+            all.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default());
+        }
+        all
     }
 
     pub fn start_serve(&mut self) {

@@ -37,13 +37,18 @@ run = "echo done"
 const LONG: Duration = Duration::from_secs(60);
 
 async fn open(cluster: &Cluster, page: &str) -> Browser {
+    open_as(cluster, &cluster.admin_token, page).await
+}
+
+/// A browser on the dashboard's `page`, signed in with `token`.
+pub(crate) async fn open_as(cluster: &Cluster, token: &str, page: &str) -> Browser {
     let browser = Browser::start().await;
     // Same origin, no dashboard: set the token before any page asks for it.
     browser.goto(&format!("{}/healthz", cluster.url)).await;
     browser
         .eval(
             "localStorage.clear(); localStorage.setItem('weft.token', arguments[0])",
-            json!([cluster.admin_token]),
+            json!([token]),
         )
         .await;
     browser.goto(&format!("{}/#/{page}", cluster.url)).await;

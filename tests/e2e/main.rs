@@ -21,4 +21,5 @@ mod plugins;
 mod policy;
 mod private_redis;
 mod rabbit;
+mod secrets;
 mod support;

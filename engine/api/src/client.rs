@@ -181,6 +181,38 @@ impl Client {
             .await
     }
 
+    /// Sets secret `name` (admins); the answer never holds the value.
+    pub async fn set_secret(
+        &self,
+        name: &str,
+        request: &crate::views::SetSecret,
+    ) -> Result<crate::views::SecretView, Error> {
+        self.json(
+            self.request(reqwest::Method::PUT, &format!("/api/secrets/{name}"))
+                .json(request),
+        )
+        .await
+    }
+
+    pub async fn secrets(&self) -> Result<Vec<crate::views::SecretView>, Error> {
+        self.json(self.get("/api/secrets")).await
+    }
+
+    pub async fn remove_secret(&self, name: &str) -> Result<(), Error> {
+        self.answer(
+            self.request(reqwest::Method::DELETE, &format!("/api/secrets/{name}"))
+                .send()
+                .await,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Seals every secret again under the server's newest key.
+    pub async fn rotate_secrets(&self) -> Result<crate::views::RotatedSecrets, Error> {
+        self.json(self.post("/api/secrets/rotate")).await
+    }
+
     pub async fn tokens(&self) -> Result<Vec<TokenView>, Error> {
         self.json(self.get("/api/tokens")).await
     }

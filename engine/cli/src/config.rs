@@ -29,6 +29,18 @@ pub struct Config {
     pub client: ClientOptions,
     /// What each role may run on `weft serve` (none: no policy).
     pub policy: Option<weft_core::policy::Policy>,
+    /// The keys secrets are sealed under (`weft serve`, `weft worker`).
+    pub secrets: SecretsOptions,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct SecretsOptions {
+    /// A file of keys, one per line, the sealing key first (`weft secret
+    /// keygen` prints one); mode 0600, readable by weft's user alone.
+    /// `$WEFT_SECRET_KEY` (the same, lines or commas) wins over it. The
+    /// embedded store uses `<data-dir>/secret.key` when neither is set.
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +126,11 @@ pub struct ClientOptions {
 }
 
 impl Config {
+    /// The keyring from `$WEFT_SECRET_KEY` or `[secrets] key-file`, if either is set.
+    pub fn keyring(&self) -> anyhow::Result<Option<std::sync::Arc<weft_secrets::Keyring>>> {
+        Ok(weft_secrets::Keyring::load(self.secrets.key_file.as_deref())?.map(std::sync::Arc::new))
+    }
+
     /// Loads the file (if any) and applies `WEFT_*` variables.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let path: Option<PathBuf> = match path {

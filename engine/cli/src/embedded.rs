@@ -29,11 +29,13 @@ pub fn engine(
     mut worker_options: WorkerOptions,
     containers: Option<Arc<dyn ContainerRuntime>>,
     orchestrator: weft_orchestrator::Options,
+    keyring: Option<Arc<weft_secrets::Keyring>>,
 ) -> anyhow::Result<(Service, Worker)> {
     driver_gpus(&mut worker_options);
     let queue: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let plugins = Plugins::from_options(store.clone(), &worker_options)?;
+    let secrets = weft_worker::Secrets::new(store.clone(), keyring);
     let run_store: Arc<dyn RunStore> = store;
     let mut worker = Worker::new(
         queue.clone(),
@@ -41,7 +43,8 @@ pub fn engine(
         clock.clone(),
         worker_options,
     )
-    .with_plugins(plugins);
+    .with_plugins(plugins)
+    .with_secrets(secrets);
     if let Some(runtime) = containers {
         worker = worker.with_containers(runtime);
     }
@@ -58,6 +61,38 @@ pub fn engine(
         Service::new(queue, run_store, clock, abort, orchestrator),
         worker,
     ))
+}
+
+/// The embedded store's keyring: `$WEFT_SECRET_KEY` or `[secrets]
+/// key-file` if set, else `<data-dir>/secret.key`, made (mode 0600, one
+/// new key) when `create` and it does not exist yet.
+pub fn keyring(
+    config: &crate::config::Config,
+    data_dir: &Path,
+    create: bool,
+) -> anyhow::Result<Option<Arc<weft_secrets::Keyring>>> {
+    if let Some(ring) = config.keyring()? {
+        return Ok(Some(ring));
+    }
+    let path = data_dir.join("secret.key");
+    if !path.exists() {
+        if !create {
+            return Ok(None);
+        }
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::create_dir_all(data_dir)?;
+        let key = weft_secrets::Keyring::generate_key()?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{key}"))
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        tracing::info!("made a secret key in {}", path.display());
+    }
+    Ok(weft_secrets::Keyring::load(Some(&path))?.map(Arc::new))
 }
 
 /// The local Docker engine, if one answers; `None` (and why) otherwise.

@@ -95,6 +95,14 @@ enum Command {
     /// Manage API tokens (needs an admin token).
     #[command(subcommand)]
     Token(commands::token::Command),
+    /// Secrets workflows use as `{{ secrets.NAME }}`: set, list, rm,
+    /// rotate (admins, on a server; or in the embedded store), keygen.
+    Secret {
+        #[command(subcommand)]
+        command: commands::secret::Command,
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// Run a finished run again, reusing the outputs of its succeeded
     /// steps: from the steps that did not succeed, or from `--from`. On a
     /// server with `--server`; otherwise here, as `weft run` runs.
@@ -232,6 +240,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
             })?;
             commands::token::token(client(&url), command).await
+        }
+        Command::Secret { command, data } => {
+            let target = match &server {
+                Some(url) => commands::secret::Target::Server(client(url)),
+                None => commands::secret::Target::Embedded(data.data_dir.clone()),
+            };
+            commands::secret::secret(target, &config, command).await
         }
         Command::Retry {
             run,

@@ -16,6 +16,7 @@ pub mod plugins;
 pub mod policy;
 pub mod ports;
 pub mod run;
+pub mod secrets;
 pub mod spec;
 pub mod template;
 pub mod templated;

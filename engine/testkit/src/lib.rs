@@ -14,6 +14,7 @@ pub mod kernels;
 mod memory_store;
 pub mod plugin_store;
 pub mod run_store;
+pub mod secret_store;
 pub mod token_store;
 pub mod worker_registry;
 pub mod workflow_store;
@@ -69,6 +70,7 @@ pub fn job(run_id: &str, step: &str, pool: &str) -> weft_core::run::Job {
             command: weft_core::spec::Command::Shell(format!("echo {step}")),
         },
         env: Default::default(),
+        secrets: Default::default(),
         inputs: serde_json::json!({"params": {}}),
         timeout: None,
         pool: pool.into(),

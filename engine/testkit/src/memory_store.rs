@@ -28,6 +28,8 @@ pub struct MemoryState {
     pub leases: BTreeMap<String, LeaseRecord>,
     /// By `run/task/attempt`.
     pub claims: BTreeMap<String, ClaimRecord>,
+    /// Sealed, by name.
+    pub secrets: BTreeMap<String, weft_core::secrets::StoredSecret>,
 }
 
 /// The in-memory store. Cheap to clone; clones share the state.
@@ -288,5 +290,34 @@ impl AttemptClaims for MemoryRunStore {
             s.claims.insert(id, r);
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl weft_core::ports::SecretStore for MemoryRunStore {
+    async fn put_secret(&self, secret: &weft_core::secrets::StoredSecret) -> Result<(), Error> {
+        let mut s = self.lock();
+        if !s.secrets.contains_key(&secret.name)
+            && s.secrets.len() >= weft_core::secrets::MAX_SECRETS
+        {
+            return Err(Error::Invalid(format!(
+                "{} secrets are set already: remove one first",
+                weft_core::secrets::MAX_SECRETS
+            )));
+        }
+        s.secrets.insert(secret.name.clone(), secret.clone());
+        Ok(())
+    }
+
+    async fn secret(&self, name: &str) -> Result<Option<weft_core::secrets::StoredSecret>, Error> {
+        Ok(self.lock().secrets.get(name).cloned())
+    }
+
+    async fn secrets(&self) -> Result<Vec<weft_core::secrets::StoredSecret>, Error> {
+        Ok(self.lock().secrets.values().cloned().collect())
+    }
+
+    async fn remove_secret(&self, name: &str) -> Result<bool, Error> {
+        Ok(self.lock().secrets.remove(name).is_some())
     }
 }

@@ -341,6 +341,7 @@ mod tests {
             attempt: 1,
             action: weft_core::spec::StepAction::Join,
             env: Default::default(),
+            secrets: Default::default(),
             inputs: json!({}),
             timeout: None,
             pool: "default".into(),

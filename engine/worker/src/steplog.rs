@@ -20,6 +20,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use weft_core::ports::{AttemptId, LogSink, StepLogs};
 
+use weft_secrets::Masker;
+
 use crate::plugins::PostHooks;
 
 /// How often buffered output is written to the store.
@@ -39,6 +41,8 @@ pub(crate) struct StepLog {
     key: AttemptId,
     /// The post hooks' filter, once they have started.
     filter: SyncMutex<Option<Arc<PostHooks>>>,
+    /// The attempt's secrets, masked before anything else sees the output.
+    masker: SyncMutex<Option<Arc<Masker>>>,
 }
 
 struct Writer {
@@ -77,12 +81,24 @@ impl StepLog {
             store,
             key,
             filter: SyncMutex::new(None),
+            masker: SyncMutex::new(None),
         })
     }
 
     /// From now on, output passes through these post hooks.
     pub(crate) fn set_filter(&self, hooks: Arc<PostHooks>) {
         *self.filter.lock().expect("filter lock") = Some(hooks);
+    }
+
+    /// From now on, the attempt's secrets are masked in its output.
+    pub(crate) fn set_masker(&self, masker: Arc<Masker>) {
+        if !masker.is_empty() {
+            *self.masker.lock().expect("masker lock") = Some(masker);
+        }
+    }
+
+    fn masker(&self) -> Option<Arc<Masker>> {
+        self.masker.lock().expect("masker lock").clone()
     }
 
     fn filter(&self) -> Option<Arc<PostHooks>> {
@@ -145,22 +161,30 @@ impl StepLog {
         self.writer.lock().await.tail.iter().copied().collect()
     }
 
-    /// Moves waiting output to the store. With post hooks, their filter
-    /// sees whole lines only (so a secret is never split across two
-    /// writes), unless a line is longer than a write; the `last` flush
-    /// takes the rest. True once nothing that can go out waits.
+    /// Moves waiting output to the store. With secrets to mask or post
+    /// hooks, whole lines go out only (so a secret is never split across
+    /// two writes), unless a line is longer than a write, when the last
+    /// bytes a secret could start in wait for more; the `last` flush takes
+    /// the rest. True once nothing that can go out waits.
     async fn flush(&self, w: &mut Writer, last: bool) -> bool {
-        let filter = self.filter();
-        let cut = match &filter {
-            Some(_) if !last => match w.pending.iter().rposition(|b| *b == b'\n') {
+        let (filter, masker) = (self.filter(), self.masker());
+        let whole_lines = filter.is_some() || masker.is_some();
+        let cut = match whole_lines {
+            true if !last => match w.pending.iter().rposition(|b| *b == b'\n') {
                 Some(i) => i + 1,
-                None if w.pending.len() >= FLUSH_AT => w.pending.len(),
+                None if w.pending.len() >= FLUSH_AT => {
+                    let held = masker.as_ref().map_or(0, |m| m.longest().saturating_sub(1));
+                    w.pending.len().saturating_sub(held)
+                }
                 None => 0,
             },
             _ => w.pending.len(),
         };
         if cut > 0 {
-            let raw: Vec<u8> = w.pending.drain(..cut).collect();
+            let mut raw: Vec<u8> = w.pending.drain(..cut).collect();
+            if let Some(m) = &masker {
+                raw = m.mask_bytes(&raw);
+            }
             let filtered = match &filter {
                 Some(f) => f.filter_log(raw).await,
                 None => raw,
@@ -212,7 +236,7 @@ impl StepLog {
         w.tail.extend(written);
         let excess = w.tail.len().saturating_sub(TAIL_BYTES);
         w.tail.drain(..excess);
-        w.pending.is_empty() || (filter.is_some() && !last)
+        w.pending.is_empty() || (whole_lines && !last)
     }
 }
 
@@ -276,5 +300,27 @@ mod tests {
         second.finish().await;
         assert_eq!(store.read_log(&key()).await.unwrap(), b"first\nsecond\n");
         assert_eq!(second.tail().await, b"second\n");
+    }
+
+    #[tokio::test]
+    async fn secrets_are_masked_even_split_across_writes_and_in_long_lines() {
+        let store = MemoryRunStore::new();
+        let log = StepLog::new(Arc::new(store.clone()), key(), 8 << 20);
+        log.set_masker(Arc::new(Masker::new([b"hunter2-token".as_slice()])));
+        let flusher = log.spawn_flusher();
+        log.push(b"token: hunt").await;
+        tokio::time::sleep(FLUSH_EVERY * 2).await;
+        log.push(b"er2-token.\n").await;
+        // A line longer than a write, the secret across the cut.
+        let mut long = vec![b'x'; FLUSH_AT - 5];
+        long.extend_from_slice(b"hunter2-token");
+        long.extend_from_slice(&[b'y'; 100]);
+        log.push(&long).await;
+        flusher.abort();
+        log.finish().await;
+        let stored = String::from_utf8(store.read_log(&key()).await.unwrap()).unwrap();
+        assert!(!stored.contains("hunt"), "{}", &stored[..40]);
+        assert!(stored.starts_with("token: ***.\n"));
+        assert!(stored.ends_with(&format!("{}***{}", "x".repeat(10), "y".repeat(100))));
     }
 }

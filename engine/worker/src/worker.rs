@@ -20,6 +20,7 @@ use crate::executor::{ContainerExecutor, Executor, Executors, KernelExecutor, Wa
 use crate::gpus::{self, Gpus, HeldGpus};
 use crate::heartbeat::{beat, Running};
 use crate::plugins::{self, Plugins, PostHooks};
+use crate::secrets::{Resolved, Secrets};
 use crate::steplog::StepLog;
 use crate::{Aborts, Error, Options, Stats};
 
@@ -34,6 +35,7 @@ pub struct Worker {
     registry: Option<(Arc<dyn WorkerRegistry>, Option<String>)>,
     running: Running,
     plugins: Option<Plugins>,
+    secrets: Option<Secrets>,
     /// Kept beside its executor to remove an earlier life's containers.
     containers: Option<Arc<dyn ContainerRuntime>>,
     executors: Executors,
@@ -58,6 +60,7 @@ impl Worker {
             registry: None,
             running: Running::default(),
             plugins: None,
+            secrets: None,
             containers: None,
             executors: Executors::default(),
             gpus,
@@ -72,6 +75,13 @@ impl Worker {
         status_url: Option<String>,
     ) -> Self {
         self.registry = Some((registry, status_url));
+        self
+    }
+
+    /// Opens the secrets steps name from this store with this keyring; a
+    /// worker without them fails steps that use secrets.
+    pub fn with_secrets(mut self, secrets: Secrets) -> Self {
+        self.secrets = Some(secrets);
         self
     }
 
@@ -461,9 +471,54 @@ impl Worker {
         self.run_attempt(&job, abort, &devices, hooks, log).await
     }
 
+    /// Opens the step's secrets, runs it, and masks them in what it
+    /// leaves: its outcome and its hooks' errors (its log is masked as it
+    /// is written).
     async fn run_attempt(
         &self,
         job: &Job,
+        abort: watch::Receiver<bool>,
+        gpus: &[String],
+        hooks: &mut Vec<HookRun>,
+        log: &Arc<StepLog>,
+    ) -> Outcome {
+        if job.secrets.is_empty() {
+            return self
+                .run_hooked(job, &Resolved::none(), abort, gpus, hooks, log)
+                .await;
+        }
+        let resolved = match &self.secrets {
+            Some(secrets) => match secrets.resolve(job, &self.options.name).await {
+                Ok(resolved) => resolved,
+                Err(outcome) => return outcome,
+            },
+            None => {
+                return Outcome::Failed {
+                    reason: format!(
+                        "worker {} has no secret store, and this step uses secrets",
+                        self.options.name
+                    ),
+                    exit_code: None,
+                    retryable: false,
+                    kind: FailureKind::Infrastructure,
+                }
+            }
+        };
+        log.set_masker(resolved.masker.clone());
+        let mut job = job.clone();
+        resolved.fill_configs(&mut job);
+        let outcome = self
+            .run_hooked(&job, &resolved, abort, gpus, hooks, log)
+            .await;
+        resolved.mask_hooks(hooks);
+        resolved.mask_outcome(outcome)
+    }
+
+    /// Pre hooks, the step, post hooks.
+    async fn run_hooked(
+        &self,
+        job: &Job,
+        secrets: &Resolved,
         abort: watch::Receiver<bool>,
         gpus: &[String],
         hooks: &mut Vec<HookRun>,
@@ -486,7 +541,7 @@ impl Worker {
             }
             (_, false) => None,
         };
-        let (job, post) = match plugins {
+        let (mut job, post) = match plugins {
             Some(p) => {
                 let job = match plugins::pre_process(p, log, job.clone(), hooks).await {
                     Ok(job) => job,
@@ -499,6 +554,10 @@ impl Worker {
             }
             None => (job.clone(), None),
         };
+        if !secrets.is_empty() {
+            // At the last moment: the pre hooks saw the references only.
+            secrets.fill_env(&mut job);
+        }
         if let Some(post) = &post {
             log.set_filter(post.clone());
         }
@@ -511,7 +570,8 @@ impl Worker {
         };
         let outcome = self.executors.run(attempt, &job.action).await;
         match post {
-            Some(post) => post.finish(outcome, hooks, log).await,
+            // The post hooks are given the outcome masked.
+            Some(post) => post.finish(secrets.mask_outcome(outcome), hooks, log).await,
             None => outcome,
         }
     }

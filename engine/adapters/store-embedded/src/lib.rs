@@ -7,6 +7,7 @@ mod accounts;
 mod audit;
 mod logs;
 mod plugins;
+mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -99,6 +100,8 @@ impl EmbeddedRunStore {
             txn.open_table(plugins::WASM)
                 .map_err(err("creating tables"))?;
             txn.open_table(audit::AUDIT)
+                .map_err(err("creating tables"))?;
+            txn.open_table(secrets::SECRETS)
                 .map_err(err("creating tables"))?;
         }
         txn.commit().map_err(err("creating tables"))?;

@@ -12,6 +12,9 @@
 //!   entries of at most 64 KiB keyed by byte offset (`XADD MAXLEN ~`), so it
 //!   can be tailed live, read in pages, and appended to exactly once.
 //!
+//! - `P:secrets`: secrets by name, each sealed under the server's keyring
+//!   (never in clear);
+//!
 //! Durability is Redis's: run it with AOF (`appendonly yes`,
 //! `appendfsync everysec` or `always`); see `docs/operations.md`.
 //! Depends on `weft-core` only.
@@ -24,6 +27,7 @@ mod query;
 mod registry;
 mod retry;
 mod scripts;
+mod secrets;
 mod store;
 mod tokens;
 mod workflows;

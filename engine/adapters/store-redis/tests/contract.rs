@@ -18,4 +18,5 @@ weft_testkit::worker_registry_contract!(async { RedisRunStore::connect(options()
 weft_testkit::token_store_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
 weft_testkit::workflow_store_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
 weft_testkit::audit_log_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
+weft_testkit::secret_store_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
 weft_testkit::plugin_store_contract!(async { RedisRunStore::connect(options()).await.unwrap() });

@@ -37,9 +37,15 @@ pub(super) async fn check(
     // The editor shows what the server's policy would refuse of the caller,
     // as it would refuse it at submit.
     let policy = super::run_policy(&api, caller.role)?;
-    let refused = match (&policy, weft_core::spec::load(source)) {
-        (Some(p), Ok(workflow)) => p.review(&workflow),
-        _ => Vec::new(),
+    let refused = match weft_core::spec::load(source) {
+        Ok(workflow) => {
+            let mut refused = policy.map(|p| p.review(&workflow)).unwrap_or_default();
+            let (missing, out_of_scope) = super::secrets::review(&api, &workflow).await?;
+            refused.extend(missing);
+            refused.extend(out_of_scope);
+            refused
+        }
+        Err(_) => Vec::new(),
     };
     if !refused.is_empty() {
         return Ok(Json(CheckView {

@@ -25,6 +25,8 @@
 //! - `POST /api/tokens` `{name, role}`, `GET /api/tokens`, `DELETE /api/tokens/{id}` (admin).
 //! - `POST /api/workflows` `{workflow, name?}` (operator), `GET /api/workflows`, `GET /api/workflows/{name}?version=`
 //!   (viewer), `POST /api/workflows/{name}/runs` `{version?, params?}` (operator): saved definitions.
+//! - `GET /api/secrets`, `PUT /api/secrets/{name}` `{value, scope?}`, `DELETE /api/secrets/{name}`,
+//!   `POST /api/secrets/rotate` (admin): secrets; no answer holds a value.
 //! - `GET /api/openapi.json` (viewer): this API as an OpenAPI document.
 //! - `GET /healthz`, `GET /metrics` (Prometheus; open, for scrapers).
 //! - `GET /` and `GET /ui/...`: the dashboard's files (open: they hold no data).
@@ -39,6 +41,7 @@ mod openapi;
 mod ops;
 mod plugins;
 mod runs;
+mod secrets;
 mod tokens;
 mod workflows;
 
@@ -90,6 +93,10 @@ pub struct ApiState {
     pub policy: Option<Arc<weft_core::policy::Policy>>,
     /// Who did what: submits, cancels, retries, saves, plugins, tokens.
     pub audit: Arc<dyn weft_core::ports::AuditLog>,
+    /// Secrets, sealed.
+    pub secrets: Arc<dyn weft_core::ports::SecretStore>,
+    /// The keys that seal them; `None`: secrets cannot be set here.
+    pub keyring: Option<Arc<weft_secrets::Keyring>>,
 }
 
 /// Records that `caller` did `action` to `target`. The action has
@@ -165,6 +172,12 @@ pub fn router(state: ApiState) -> Router {
             get(plugins::show).delete(plugins::remove),
         )
         .route("/api/audit", get(audit_routes::list))
+        .route("/api/secrets", get(secrets::list))
+        .route("/api/secrets/rotate", post(secrets::rotate))
+        .route(
+            "/api/secrets/{name}",
+            axum::routing::put(secrets::set).delete(secrets::remove),
+        )
         .route("/api/openapi.json", get(openapi::openapi))
         .fallback(|| async { Error::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

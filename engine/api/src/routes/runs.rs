@@ -55,15 +55,32 @@ fn refused(
     source: &str,
     diagnostics: Vec<weft_core::diagnostic::Diagnostic>,
 ) -> Result<(), Error> {
+    problems(
+        StatusCode::FORBIDDEN,
+        "refused by the server's policy",
+        file,
+        source,
+        diagnostics,
+    )
+}
+
+/// `status` with every diagnostic, each with line and column.
+fn problems(
+    status: StatusCode,
+    headline: &str,
+    file: &str,
+    source: &str,
+    diagnostics: Vec<weft_core::diagnostic::Diagnostic>,
+) -> Result<(), Error> {
     if diagnostics.is_empty() {
         return Ok(());
     }
     let rendered = weft_core::diagnostic::render(file, source, &diagnostics);
     let list = super::graph::diagnostic_views(source, &diagnostics);
     Err(Error::Api {
-        status: StatusCode::FORBIDDEN.as_u16(),
+        status: status.as_u16(),
         message: format!(
-            "{file}: refused by the server's policy ({} problem(s))\n{rendered}",
+            "{file}: {headline} ({} problem(s))\n{rendered}",
             diagnostics.len()
         ),
         details: serde_json::to_value(list).ok(),
@@ -83,6 +100,15 @@ pub(super) async fn start(
     if let Some(policy) = &policy {
         refused(&file, &source, policy.review(&workflow))?;
     }
+    let (missing, out_of_scope) = super::secrets::review(api, &workflow).await?;
+    problems(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "secrets that are not set",
+        &file,
+        &source,
+        missing,
+    )?;
+    refused(&file, &source, out_of_scope)?;
     let overrides: Vec<(String, String)> = params.into_iter().collect();
     let params = resolve_params(&workflow, &overrides)
         .map_err(|e| Error::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;

@@ -5,6 +5,7 @@ pub mod check;
 pub mod inspect;
 pub mod plugin;
 pub mod run;
+pub mod secret;
 pub mod serve;
 pub mod submit;
 pub mod token;

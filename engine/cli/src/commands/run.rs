@@ -180,11 +180,15 @@ async fn watch_here(
     } else {
         None
     };
+    // `weft run` reads no configuration: `$WEFT_SECRET_KEY`, else the
+    // store's own key file, if secrets were set in it.
+    let keyring = embedded::keyring(&crate::config::Config::default(), &data_dir, false)?;
     let (service, worker) = embedded::engine(
         store.clone(),
         options,
         containers,
         weft_orchestrator::Options::default(),
+        keyring,
     )?;
     let (stop_worker, worker_stop) = watch::channel(false);
     let worker_task = tokio::spawn(worker.run(worker_stop));

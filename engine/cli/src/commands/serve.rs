@@ -9,7 +9,8 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use weft_api::ApiState;
 use weft_core::ports::{
-    AuditLog, Clock, JobQueue, PluginStore, RunStore, TokenStore, WorkerRegistry, WorkflowStore,
+    AuditLog, Clock, JobQueue, PluginStore, RunStore, SecretStore, TokenStore, WorkerRegistry,
+    WorkflowStore,
 };
 use weft_orchestrator::{Service, SystemClock};
 use weft_queue_amqp::AmqpJobQueue;
@@ -26,6 +27,8 @@ struct Backends {
     workflows: Arc<dyn WorkflowStore>,
     plugins: Arc<dyn PluginStore>,
     audit: Arc<dyn AuditLog>,
+    secrets: Arc<dyn SecretStore>,
+    keyring: Option<Arc<weft_secrets::Keyring>>,
 }
 
 pub async fn serve(
@@ -57,7 +60,9 @@ async fn serve_distributed(config: Config) -> anyhow::Result<ExitCode> {
         tokens: redis.clone(),
         workflows: redis.clone(),
         plugins: redis.clone(),
-        audit: redis,
+        audit: redis.clone(),
+        secrets: redis,
+        keyring: config.keyring()?,
     };
     serve_api(&config, service, backends, None).await
 }
@@ -84,7 +89,14 @@ async fn serve_embedded(config: Config, data_dir: &Path) -> anyhow::Result<ExitC
         jobs_lost_on_restart: true,
         ..config.orchestrator.clone()
     };
-    let (service, worker) = embedded::engine(store.clone(), options, containers, orchestrator)?;
+    let keyring = embedded::keyring(&config, &data_dir, true)?;
+    let (service, worker) = embedded::engine(
+        store.clone(),
+        options,
+        containers,
+        orchestrator,
+        keyring.clone(),
+    )?;
     let worker = worker.with_registry(store.clone(), None);
     let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
     let mut worker_task = tokio::spawn(worker.run(worker_stop));
@@ -95,7 +107,9 @@ async fn serve_embedded(config: Config, data_dir: &Path) -> anyhow::Result<ExitC
         tokens: store.clone(),
         workflows: store.clone(),
         plugins: store.clone(),
-        audit: store,
+        audit: store.clone(),
+        secrets: store,
+        keyring,
     };
     serve_api(&config, service, backends, Some(&mut worker_task)).await?;
     // As `weft worker` drains; what is still running then is run again on
@@ -166,6 +180,8 @@ async fn serve_api(
         )),
         policy: config.policy.clone().map(Arc::new),
         audit: backends.audit,
+        secrets: backends.secrets,
+        keyring: backends.keyring,
     });
     let worker = async {
         match worker {

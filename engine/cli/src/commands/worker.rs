@@ -78,9 +78,15 @@ pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> 
     let status_url = format!("http://{}", listener.local_addr()?);
     crate::embedded::driver_gpus(&mut config.worker);
     let plugins = Plugins::from_options(redis.clone(), &config.worker)?;
+    let keyring = config.keyring()?;
+    if keyring.is_none() {
+        tracing::info!("no secret key ([secrets] key-file or $WEFT_SECRET_KEY): steps that use secrets fail here");
+    }
+    let secrets = weft_worker::Secrets::new(redis.clone(), keyring);
     let mut worker = Worker::new(queue, store, clock, config.worker)
         .with_registry(redis, Some(status_url.clone()))
-        .with_plugins(plugins);
+        .with_plugins(plugins)
+        .with_secrets(secrets);
     match crate::embedded::docker().await {
         Ok(runtime) => worker = worker.with_containers(runtime),
         Err(e) => eprintln!("weft: no container runtime, container steps will fail here: {e}"),

@@ -1,7 +1,7 @@
 //! The audit log: who submitted, cancelled or retried a run, saved a
-//! workflow, pushed or removed a plugin, created or revoked a token, in
-//! the order it happened. Bounded: the newest [`MAX_AUDIT_ENTRIES`] are
-//! kept.
+//! workflow, pushed or removed a plugin, created or revoked a token, set,
+//! removed or re-sealed secrets, in the order it happened. Bounded: the
+//! newest [`MAX_AUDIT_ENTRIES`] are kept.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,9 @@ pub enum AuditAction {
     RemovePlugin,
     CreateToken,
     RevokeToken,
+    SetSecret,
+    RemoveSecret,
+    RotateSecrets,
 }
 
 /// One thing someone did.

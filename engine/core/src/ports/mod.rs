@@ -10,6 +10,7 @@ mod job_queue;
 mod kernel_runtime;
 mod plugin_store;
 mod run_store;
+mod secret_store;
 mod token_store;
 mod worker_registry;
 mod workflow_store;
@@ -29,6 +30,7 @@ pub use run_store::{
     run_since_in_parts, AttemptClaims, AttemptId, EventLog, Leases, LogSlice, RunIndex, RunQuery,
     RunRecord, RunStore, StepLogs, LOG_CHUNK_BYTES, LOG_PAGE_BYTES,
 };
+pub use secret_store::SecretStore;
 pub use token_store::{Role, TokenRecord, TokenStore};
 pub use worker_registry::{gpu_label, GpuSlot, Slots, WorkerInfo, WorkerRegistry};
 pub use workflow_store::{SavedWorkflow, WorkflowStore};

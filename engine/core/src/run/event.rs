@@ -1,6 +1,6 @@
 //! What happens to a run (events) and what the machine asks for (actions).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -197,10 +197,15 @@ pub struct Job {
     pub workflow: String,
     pub task: TaskId,
     pub attempt: u32,
-    /// With templates rendered (for `run`).
     /// The step's action, rendered: typed values, no templates.
     pub action: JobAction,
+    /// Rendered; a secret stays `{{ secrets.NAME }}` until the worker
+    /// starts the step.
     pub env: BTreeMap<String, String>,
+    /// The secrets the step's `env`, `container.env` and hooks' `config`
+    /// name: the only ones its worker resolves.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub secrets: BTreeSet<String>,
     /// What `$WEFT_INPUTS` holds: params, upstream outputs, item, run.
     pub inputs: Json,
     pub timeout: Option<Duration>,

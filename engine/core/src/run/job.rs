@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value as Json};
 use super::event::{Job, TaskId};
 use super::machine::Machine;
 use crate::plugins::{hook_call, PluginCall, ResolvedPlugin};
+use crate::secrets::{placeholder, SECRETS_ROOT};
 use crate::spec::{StepAction, WasmStep};
 use crate::template::{render_str, Path};
 
@@ -47,6 +48,7 @@ impl Machine<'_> {
             attempt,
             action,
             env,
+            secrets: spec.secrets.clone(),
             inputs: Json::Object(inputs),
             timeout: spec.timeout,
             pool: crate::spec::queue_pool(&spec.pool, &spec.resources),
@@ -138,6 +140,12 @@ impl Machine<'_> {
                 .and_then(|i| path.select(i, 1))
                 .cloned()
                 .ok_or_else(not_found),
+            // Stays a reference: the worker fills it in as the step starts,
+            // so the value is in no job, event or view.
+            SECRETS_ROOT => match (path.0.len(), path.key(1)) {
+                (2, Some(name)) => Ok(Json::String(placeholder(name))),
+                _ => Err(not_found()),
+            },
             _ => Err(not_found()),
         }
     }

@@ -30,4 +30,4 @@ pub use state::{
 };
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,6 +1,6 @@
 //! The workflow model: what a parsed, defaults-applied workflow file says.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -64,8 +64,32 @@ pub struct Step {
     pub resources: Resources,
     pub hooks: Hooks,
     pub pool: String,
-    /// Every string of the step that may hold `{{ }}` templates, with its span.
-    pub texts: Vec<Spanned<String>>,
+    /// Every string of the step that may hold `{{ }}` templates, with its
+    /// span and where it is.
+    pub texts: Vec<StepText>,
+    /// The secrets its `env`, `container.env` and hooks' `config` name
+    /// (`{{ secrets.NAME }}`): all a worker resolves for it.
+    pub secrets: BTreeSet<String>,
+}
+
+/// A string of a step that may hold templates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepText {
+    pub text: Spanned<String>,
+    pub place: TextPlace,
+}
+
+/// Where a step's text is, which decides what it may refer to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextPlace {
+    /// The action's table (command, image, mounts, ...): rendered at
+    /// dispatch; no secrets (a command line shows in `ps` and logs).
+    Action,
+    /// `env` or `container.env`: rendered at dispatch; secrets allowed.
+    Env,
+    /// A hook's `config`: not rendered; only `{{ secrets.NAME }}` is
+    /// resolved there, by the worker.
+    HookConfig,
 }
 
 /// What a step does. Exactly one per step; none makes a join step. As
@@ -171,6 +195,8 @@ pub struct HookRef {
     pub timeout: Option<Duration>,
     /// Memory cap of the plugin's instance, in bytes; the worker's default if none.
     pub memory: Option<u64>,
+    /// The strings of `config` that hold `{{`, with their spans.
+    pub config_texts: Vec<Spanned<String>>,
 }
 
 impl HookRef {
@@ -180,6 +206,7 @@ impl HookRef {
             config: Json::Object(Default::default()),
             timeout: None,
             memory: None,
+            config_texts: Vec::new(),
         }
     }
 }

@@ -436,11 +436,13 @@ impl Parser {
             .and_then(|v| self.string(v, "`name`"))
             .map(|s| s.value);
         let settings = self.settings(t, &id).over(defaults);
-        let mut texts = Vec::new();
-        if let Some((_, v)) = actions.first() {
-            collect_strings(v, &mut texts);
-        }
-        texts.extend(settings.env.values().cloned());
+        let texts = step_texts(actions.first(), &settings);
+        let secrets = crate::secrets::names_in(
+            texts
+                .iter()
+                .filter(|t| t.place != TextPlace::Action)
+                .map(|t| t.text.value.as_str()),
+        );
         // A kernel needs a GPU to run on, whether or not the step says so.
         let resources = match &action {
             StepAction::Cuda { .. } if settings.resources.gpus == 0 => Resources {
@@ -470,6 +472,43 @@ impl Parser {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_POOL.to_string()),
             texts,
+            secrets,
         }
     }
+}
+
+/// The step's strings that may hold templates, each with its place: the
+/// action's (a container's `env` apart), the `env`s, the hooks' configs.
+fn step_texts(action: Option<&(&str, &Value)>, settings: &Settings) -> Vec<StepText> {
+    let mut action_texts = Vec::new();
+    let mut env_texts: Vec<Spanned<String>> = settings.env.values().cloned().collect();
+    match action {
+        Some(("container", v)) => match v.get_ref() {
+            DeValue::Table(t) => {
+                for (key, value) in t.iter() {
+                    let out = if key.get_ref() == "env" {
+                        &mut env_texts
+                    } else {
+                        &mut action_texts
+                    };
+                    collect_strings(value, out);
+                }
+            }
+            _ => collect_strings(v, &mut action_texts),
+        },
+        Some((_, v)) => collect_strings(v, &mut action_texts),
+        None => {}
+    }
+    let place = |place| move |text| StepText { text, place };
+    let configs = settings
+        .pre
+        .iter()
+        .chain(&settings.post)
+        .flat_map(|h| h.value.config_texts.iter().cloned());
+    action_texts
+        .into_iter()
+        .map(place(TextPlace::Action))
+        .chain(env_texts.into_iter().map(place(TextPlace::Env)))
+        .chain(configs.map(place(TextPlace::HookConfig)))
+        .collect()
 }

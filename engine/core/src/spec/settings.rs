@@ -9,7 +9,7 @@ use toml::de::{DeTable, DeValue};
 use super::model::*;
 use super::parse::{Parser, Value, HOOK_ENTRY_KEYS, HOOK_KEYS, RESOURCE_KEYS, RETRY_KEYS};
 use super::units::parse_bytes;
-use super::values::is_name;
+use super::values::{collect_strings, is_name};
 use crate::diagnostic::{Diagnostic, Spanned};
 
 /// Settings shared by `[defaults]` and steps; `None` where not written.
@@ -280,6 +280,7 @@ impl Parser {
                 if let Some(c) = t.get("config") {
                     if self.table(c, "`config`").is_some() {
                         hook.config = self.json(c, "`config`")?;
+                        collect_strings(c, &mut hook.config_texts);
                     }
                 }
                 if let Some(d) = t.get("timeout") {

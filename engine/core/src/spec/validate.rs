@@ -3,15 +3,43 @@
 
 use std::collections::HashMap;
 
-use super::model::{ForEach, Step, Workflow};
+use super::model::{ForEach, Step, TextPlace, Workflow};
 use crate::dag::Dag;
 use crate::diagnostic::{Diagnostic, Span, Spanned};
 use crate::expr::Condition;
+use crate::secrets::{check_secret_name, SECRETS_ROOT};
 use crate::spec::values::closest;
 use crate::template::{Path, Template};
 
 /// Roots a template or condition may reference.
-pub const ROOTS: &[&str] = &["params", "steps", "run", "workflow", "item"];
+pub const ROOTS: &[&str] = &["params", "steps", "run", "workflow", "item", "secrets"];
+
+const SECRET_PLACES: &str = "a secret may be used in `env`, `container.env` or a hook's `config`, \
+     where it reaches the step's process without showing in `ps`, logs or the run; \
+     pass it to a command through an environment variable";
+
+/// Checks a `{{ secrets.NAME }}` reference: a name, and a place where a
+/// secret may go.
+fn secret_reference(step: &Step, path: &Path, place: TextPlace) -> Result<(), Pending> {
+    if place == TextPlace::Action {
+        return Err(Pending::new(
+            format!(
+                "`{path}` in step `{}`: a secret may not be used here",
+                step.id
+            ),
+            "secret outside `env`",
+        )
+        .note(SECRET_PLACES.into()));
+    }
+    match (path.0.len(), path.key(1)) {
+        (2, Some(name)) => check_secret_name(name)
+            .map_err(|e| Pending::new(format!("`{path}` in step `{}`: {e}", step.id), "bad name")),
+        _ => Err(Pending::new(
+            format!("`{path}`: name one secret, as in `secrets.API_TOKEN`"),
+            "not a secret",
+        )),
+    }
+}
 
 pub fn validate(workflow: &Workflow, source: &str) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
@@ -116,16 +144,16 @@ pub fn validate(workflow: &Workflow, source: &str) -> Vec<Diagnostic> {
     };
     for (index, step) in workflow.steps.iter().enumerate() {
         for text in &step.texts {
-            refs.template(index, step, text, &mut diags);
+            refs.template(index, step, &text.text, text.place, &mut diags);
         }
         if let Some(ForEach::Template(t)) = &step.for_each {
             match Template::parse(&t.value) {
-                Ok(tpl) if tpl.references().count() == 1 && tpl.parts.len() == 1 => refs.template(index, step, t, &mut diags),
+                Ok(tpl) if tpl.references().count() == 1 && tpl.parts.len() == 1 => refs.template(index, step, t, TextPlace::Action, &mut diags),
                 Ok(_) => diags.push(
                     Diagnostic::at(t.span.clone(), "`for-each` must be a list or one reference to a list, such as \"{{ params.shards }}\"")
                         .with_label("not a single reference"),
                 ),
-                Err(_) => refs.template(index, step, t, &mut diags),
+                Err(_) => refs.template(index, step, t, TextPlace::Action, &mut diags),
             }
         }
         if let Some(when) = &step.when {
@@ -148,14 +176,27 @@ impl RefChecker<'_> {
         index: usize,
         step: &Step,
         text: &Spanned<String>,
+        place: TextPlace,
         diags: &mut Vec<Diagnostic>,
     ) {
         match Template::parse(&text.value) {
+            // A hook's config is not a template: only secrets are filled in.
+            Err(_) if place == TextPlace::HookConfig => {}
             Err(e) => diags.push(
                 Diagnostic::at(self.inner(text, e.range), e.message).with_label("bad template"),
             ),
             Ok(tpl) => {
                 for (path, range) in tpl.references() {
+                    let secret = path.root() == SECRETS_ROOT;
+                    if place == TextPlace::HookConfig && !secret {
+                        continue;
+                    }
+                    if secret {
+                        if let Err(d) = secret_reference(step, path, place) {
+                            diags.push(d.at_span(self.inner(text, range.clone())));
+                        }
+                        continue;
+                    }
                     let segments: Vec<String> = path
                         .0
                         .iter()
@@ -319,6 +360,14 @@ impl RefChecker<'_> {
                 format!("step `{}` uses `item`, but has no `for-each`", step.id),
                 "no `for-each` here",
             )),
+            SECRETS_ROOT => Err(Pending::new(
+                format!(
+                    "`{path}` in step `{}`: a secret is not a value a condition or `for-each` may read",
+                    step.id
+                ),
+                "secret here",
+            )
+            .note(SECRET_PLACES.into())),
             other => Err(
                 Pending::new(format!("`{path}`: unknown name `{other}`"), "unknown name").note(
                     format!("references start with one of: {}", ROOTS.join(", ")),
@@ -370,6 +419,83 @@ impl Pending {
             d
         } else {
             d.with_note(self.note)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::run::{apply, Event, Plan, RunState};
+
+    const SOURCE: &str = r#"
+[workflow]
+name = "w"
+[defaults]
+hooks = { post = [{ plugin = "notify@1", config = { auth = "Bearer {{ secrets.HOOK_KEY }}" } }] }
+[steps.a]
+run = "deploy"
+env = { TOKEN = "{{ secrets.API_TOKEN }}", PLAIN = "x" }
+[steps.b.container]
+image = "busybox"
+command = "sh -c 'echo ok'"
+env = { DB = "{{ secrets.DB_PASSWORD }}" }
+"#;
+
+    fn errors(source: &str) -> Vec<String> {
+        crate::spec::load(source)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| d.message)
+            .collect()
+    }
+
+    #[test]
+    fn secrets_are_named_where_they_may_go_and_listed_per_step() {
+        let workflow = crate::spec::load(SOURCE).unwrap_or_else(|d| panic!("{d:?}"));
+        let names =
+            |i: usize| -> Vec<String> { workflow.steps[i].secrets.iter().cloned().collect() };
+        assert_eq!(names(0), ["API_TOKEN", "HOOK_KEY"]);
+        assert_eq!(names(1), ["DB_PASSWORD", "HOOK_KEY"]);
+        // A job carries the reference, never a value.
+        let mut state = RunState::new("r", Plan::new(workflow), Default::default());
+        let jobs = crate::run::tests::dispatched(&apply(&mut state, Event::Started { at: 0 }));
+        assert_eq!(jobs[0].env["TOKEN"], "{{ secrets.API_TOKEN }}");
+        assert_eq!(jobs[0].secrets.len(), 2);
+    }
+
+    #[test]
+    fn a_secret_anywhere_else_is_refused_with_its_place() {
+        let refused = [
+            (
+                "run = \"curl -u {{ secrets.T }}\"",
+                "a secret may not be used here",
+            ),
+            (
+                "run = [\"curl\", \"{{ secrets.T }}\"]",
+                "a secret may not be used here",
+            ),
+            (
+                "container = { image = \"{{ secrets.T }}\" }",
+                "a secret may not be used here",
+            ),
+            (
+                "run = \"x\"\nwhen = \"secrets.T == 'a'\"",
+                "not a value a condition",
+            ),
+            (
+                "run = \"x\"\nenv = { A = \"{{ secrets.T.x }}\" }",
+                "name one secret",
+            ),
+            (
+                "run = \"x\"\nenv = { A = \"{{ secrets.1T }}\" }",
+                "is not a secret name",
+            ),
+        ];
+        for (step, want) in refused {
+            let source = format!("[workflow]\nname = \"w\"\n[steps.a]\n{step}\n");
+            let e = errors(&source);
+            assert!(e.iter().any(|m| m.contains(want)), "{step}: {e:?}");
         }
     }
 }

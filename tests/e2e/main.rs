@@ -1,5 +1,6 @@
 //! End-to-end tests: run the real `weft` binary the way users do.
 
+mod admission;
 mod api_auth;
 mod api_resources;
 mod api_views;

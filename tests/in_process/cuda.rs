@@ -61,7 +61,7 @@ async fn run(source: &str, params: &[(&str, Json)]) -> (RunState, tempfile::Temp
         source: source.into(),
         file: "saxpy.toml".into(),
         params: values,
-        reuse: Vec::new(),
+        prelude: Vec::new(),
         plugins: Default::default(),
         submitted_by: None,
         policy: None,

@@ -234,6 +234,13 @@ export function mount(el, [id]) {
       rows.push(h('details', {}, h('summary', {}, `Plugins (${view.plugins.length})`),
         h('ul', {}, view.plugins.map((p) => h('li', {}, `${p.reference} → ${p.name}@${p.version} `, h('code', {}, p.sha256.slice(0, 12)))))));
     }
+    if (view.admission && view.admission.length) {
+      rows.push(h('details', { class: 'admission', open: true }, h('summary', {}, `Admission (${view.admission.length})`),
+        h('ul', {}, view.admission.map((d) => h('li', {},
+          h('strong', {}, `${d.plugin} ${d.verdict}`), ` (${d.ms.toFixed(1)} ms)`,
+          (d.patches || []).length ? ` · patched ${d.patches.map((p) => p.step).join(', ')}` : '',
+          (d.reasons || []).length ? h('ul', {}, d.reasons.map((r) => h('li', {}, r.step ? `${r.step}: ${r.message}` : r.message))) : '')))));
+    }
     clear(extra).append(...rows);
   }
 

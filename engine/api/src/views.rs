@@ -142,6 +142,10 @@ pub struct RunView {
     /// The exact plugin each reference of the workflow resolved to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<ResolvedPluginView>,
+    /// What the server's admission plugins decided, in the order asked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub admission: Vec<weft_core::admission::AdmissionDecision>,
 }
 
 /// A workflow's plugin reference and what the run resolved it to.
@@ -262,6 +266,7 @@ impl RunView {
             params: record.params.clone(),
             steps,
             plugins: resolved_plugins(record),
+            admission: state.admission.clone(),
         }
     }
 
@@ -533,6 +538,10 @@ pub struct RunStates {
     pub params: serde_json::Map<String, Json>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<ResolvedPluginView>,
+    /// What the server's admission plugins decided.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub admission: Vec<weft_core::admission::AdmissionDecision>,
     pub steps: Vec<StepState>,
 }
 
@@ -573,6 +582,7 @@ impl RunStates {
             run,
             params: record.params.clone(),
             plugins: resolved_plugins(record),
+            admission: state.admission.clone(),
             steps,
         }
     }

@@ -31,6 +31,8 @@ pub struct Config {
     pub policy: Option<weft_core::policy::Policy>,
     /// The keys secrets are sealed under (`weft serve`, `weft worker`).
     pub secrets: SecretsOptions,
+    /// Plugins `weft serve` asks before it accepts a run, in order.
+    pub admission: Vec<weft_api::app::AdmissionOptions>,
 }
 
 #[derive(Debug, Default, Deserialize)]

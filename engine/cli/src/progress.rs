@@ -112,6 +112,7 @@ impl Reporter {
         match event {
             Event::Started { at }
             | Event::StepReused { at, .. }
+            | Event::Admitted { at, .. }
             | Event::TaskStarted { at, .. }
             | Event::TaskFinished { at, .. }
             | Event::RetryDue { at, .. }

@@ -6,6 +6,7 @@
 //! No I/O, no clock reads, no threads: callers pass time in, and carry the
 //! returned actions out. Depends on no other weft crate.
 
+pub mod admission;
 pub mod dag;
 pub mod diagnostic;
 mod error;

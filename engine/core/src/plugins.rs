@@ -19,6 +19,8 @@ pub enum PluginWorld {
     Hook,
     /// `step-plugin`: a whole step.
     Step,
+    /// `admission-plugin`: asked by the server before it accepts a run.
+    Admission,
 }
 
 impl PluginWorld {
@@ -26,6 +28,7 @@ impl PluginWorld {
         match self {
             PluginWorld::Hook => "hook",
             PluginWorld::Step => "step",
+            PluginWorld::Admission => "admission",
         }
     }
 }

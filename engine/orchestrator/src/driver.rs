@@ -37,8 +37,8 @@ pub(crate) struct Driver {
     pub fence: Fence,
     pub inbox: mpsc::UnboundedReceiver<Box<dyn ReportDelivery>>,
     pub cancel: watch::Receiver<bool>,
-    /// `StepReused` events that open a retry, before `Started`.
-    pub reuse: Vec<Event>,
+    /// Events before `Started`: `Admitted`, and a retry's `StepReused`.
+    pub prelude: Vec<Event>,
     /// Dispatched jobs waiting for room in the queue.
     pub window: Window,
 }
@@ -78,7 +78,7 @@ impl Driver {
         let mut acks: Vec<Box<dyn ReportDelivery>> = Vec::new();
 
         if self.logged == 0 {
-            events.append(&mut self.reuse);
+            events.append(&mut self.prelude);
             events.push(Event::Started {
                 at: shared.clock.now(),
             });

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 use weft_core::plugins::ResolvedPlugin;
 use weft_core::ports::{Clock, Fence, JobQueue, ReportDelivery, RunRecord, RunStore};
-use weft_core::run::{Plan, RunState, RunStatus, TaskId};
+use weft_core::run::{Event, Plan, RunState, RunStatus, TaskId};
 use weft_core::spec::Workflow;
 
 use crate::driver::{Driver, Progress};
@@ -25,8 +25,10 @@ pub struct NewRun {
     pub source: String,
     pub file: String,
     pub params: Map<String, Json>,
-    /// For a retry: `StepReused` events of the steps not to run again.
-    pub reuse: Vec<weft_core::run::Event>,
+    /// Recorded before `Started`: what admission decided (`Admitted`),
+    /// and, for a retry, the `StepReused` events of the steps not to run
+    /// again.
+    pub prelude: Vec<Event>,
     /// What each plugin reference resolved to (see `resolve_plugins`).
     pub plugins: BTreeMap<String, ResolvedPlugin>,
     /// Who asked for it, for display.
@@ -118,7 +120,7 @@ pub struct RunChange {
     pub status: RunStatus,
     /// This change ended the run.
     pub finished: bool,
-    pub event: weft_core::run::Event,
+    pub event: Event,
     /// For a finished attempt: how long it took from start (or queueing) to finish.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
@@ -235,7 +237,7 @@ impl Service {
         state.plugins = record.plugins.clone();
         state.limits = record.limits;
         state.policy = record.policy.clone().map(Arc::new);
-        let handle = self.start(record.clone(), state, 0, fence, run.reuse, progress);
+        let handle = self.start(record.clone(), state, 0, fence, run.prelude, progress);
         Ok((record, handle))
     }
 
@@ -299,7 +301,7 @@ impl Service {
             logged,
             fence,
             Vec::new(),
-            Box::new(|_: &RunState, _: &weft_core::run::Event| {}),
+            Box::new(|_: &RunState, _: &Event| {}),
         )))
     }
 
@@ -338,7 +340,7 @@ impl Service {
         state: RunState,
         logged: u64,
         fence: Fence,
-        reuse: Vec<weft_core::run::Event>,
+        prelude: Vec<Event>,
         progress: Box<dyn Progress>,
     ) -> RunHandle {
         let (inbox_tx, inbox) = mpsc::unbounded_channel();
@@ -359,7 +361,7 @@ impl Service {
             fence,
             inbox,
             cancel,
-            reuse,
+            prelude,
             window: crate::window::Window::new(self.shared.options.dispatch_window),
         };
         let shared = self.shared.clone();
@@ -387,7 +389,7 @@ impl Service {
         from: Option<&str>,
         by: Submitter,
     ) -> Result<(RunRecord, RunHandle), Error> {
-        let progress = Box::new(|_: &RunState, _: &weft_core::run::Event| {});
+        let progress = Box::new(|_: &RunState, _: &Event| {});
         self.retry_watched(run_id, from, by, progress).await
     }
 
@@ -408,15 +410,21 @@ impl Service {
                 previous.status.as_str()
             )));
         }
-        let reuse = weft_core::run::reuse_events(&previous, from, self.shared.clock.now())
+        let reused = weft_core::run::reuse_events(&previous, from, self.shared.clock.now())
             .map_err(Error::Invalid)?;
+        // The patches admission made apply to the retry as they did to the run.
+        let admitted = (!previous.admission.is_empty()).then(|| Event::Admitted {
+            decisions: previous.admission.clone(),
+            at: self.shared.clock.now(),
+        });
+        let prelude = admitted.into_iter().chain(reused).collect();
         let workflow = previous.plan.workflow.clone();
         let run = NewRun {
             workflow,
             source: record.source,
             file: record.file,
             params: record.params,
-            reuse,
+            prelude,
             // The same plugin versions as the run it retries.
             plugins: record.plugins,
             // Held to the policy of whoever retries it, not of the first run.

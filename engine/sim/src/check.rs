@@ -12,6 +12,7 @@ use crate::world::World;
 pub fn brief(event: &Event) -> String {
     match event {
         Event::StepReused { step, .. } => format!("reused {step}"),
+        Event::Admitted { decisions, .. } => format!("admitted by {}", decisions.len()),
         Event::Started { .. } => "started".into(),
         Event::TaskStarted {
             task,

@@ -149,7 +149,7 @@ async fn run(world: Arc<World>, scenario: Scenario) -> SimOutcome {
                 source: scenario.workflow.clone(),
                 file: "sim.toml".into(),
                 params: Default::default(),
-                reuse: Vec::new(),
+                prelude: Vec::new(),
                 plugins: Default::default(),
                 submitted_by: None,
                 policy: None,

@@ -18,4 +18,15 @@ pub(crate) mod step {
     });
 }
 
+pub(crate) mod admission {
+    wasmtime::component::bindgen!({
+        world: "admission-plugin",
+        path: "../../wit",
+        with: {
+            "weft:plugin/types": super::hook::weft::plugin::types,
+            "weft:plugin/host": super::hook::weft::plugin::host,
+        },
+    });
+}
+
 pub(crate) use hook::weft::plugin::types::{Context, Level};

@@ -220,6 +220,48 @@ impl Host {
     }
 }
 
+impl Host {
+    /// Runs an admission plugin's `review` on `request` (JSON text);
+    /// returns its answer and its log.
+    pub fn review(
+        &self,
+        plugin: &Plugin,
+        ctx: &CallContext,
+        limits: Limits,
+        request: &str,
+    ) -> (Result<Json, Error>, Vec<LogLine>) {
+        let caps = self.caps(ctx, limits);
+        let Some(pre) = &plugin.admission else {
+            let e = Error::WrongWorld {
+                plugin: caps.plugin,
+                world: plugin.inspection.world.as_str(),
+                export: "review",
+            };
+            return (Err(e), Vec::new());
+        };
+        let mut store = self.store(ctx, &caps);
+        let result = (|| {
+            let bindings = pre
+                .instantiate(&mut store)
+                .map_err(|e| caps.error(&store, "instantiate", e))?;
+            let ctx = store.data().context.clone();
+            let out = bindings
+                .weft_plugin_admission()
+                .call_review(&mut store, &ctx, request)
+                .map_err(|e| caps.error(&store, "review", e))?;
+            match out {
+                Ok(text) => caps.json("review", &text),
+                Err(message) => Err(Error::Returned {
+                    plugin: caps.plugin.clone(),
+                    export: "review",
+                    message,
+                }),
+            }
+        })();
+        (result, drain_logs(&mut store))
+    }
+}
+
 impl HookInstance {
     fn begin(&mut self, export: &'static str) -> Result<Context, Error> {
         if self.failed {

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bindings::{hook, step};
+use crate::bindings::{admission, hook, step};
 use crate::cache::DiskCache;
 use crate::inspect::{self, Inspection};
 use crate::state::State;
@@ -35,6 +35,7 @@ pub struct Plugin {
     pub inspection: Inspection,
     pub(crate) hook: Option<hook::HookPluginPre<State>>,
     pub(crate) step: Option<step::StepPluginPre<State>>,
+    pub(crate) admission: Option<admission::AdmissionPluginPre<State>>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -146,7 +147,7 @@ impl Host {
     pub fn inspect(&self, wasm: &[u8]) -> Result<Inspection, Error> {
         let component = self.compile(wasm)?;
         let pre = self.link(&component)?;
-        let (inspection, _, _) = inspect::classify(&self.engine, &component, pre)?;
+        let (inspection, ..) = inspect::classify(&self.engine, &component, pre)?;
         if let Some(d) = &self.disk {
             d.put(&sha256_hex(wasm), &component);
         }
@@ -197,12 +198,13 @@ impl Host {
             }
         };
         let pre = self.link(&component)?;
-        let (inspection, hook, step) = inspect::classify(&self.engine, &component, pre)?;
+        let (inspection, hook, step, admission) = inspect::classify(&self.engine, &component, pre)?;
         let plugin = Arc::new(Plugin {
             sha256: sha256.clone(),
             inspection,
             hook,
             step,
+            admission,
         });
         self.compiled
             .lock()

@@ -6,13 +6,14 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, InstancePre};
 use wasmtime::Engine;
 
-use crate::bindings::{hook, step};
+use crate::bindings::{admission, hook, step};
 use crate::state::State;
 use crate::Error;
 
 /// The interfaces a plugin exports for each world.
 const HOOK_EXPORT: &str = "weft:plugin/hook@0.1.0";
 const STEP_EXPORT: &str = "weft:plugin/step@0.1.0";
+const ADMISSION_EXPORT: &str = "weft:plugin/admission@0.1.0";
 
 /// Which of weft's worlds a plugin implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -22,6 +23,8 @@ pub enum World {
     Hook,
     /// `step-plugin`: a whole step.
     Step,
+    /// `admission-plugin`: asked by the server before it accepts a run.
+    Admission,
 }
 
 impl World {
@@ -29,6 +32,7 @@ impl World {
         match self {
             World::Hook => "hook",
             World::Step => "step",
+            World::Admission => "admission",
         }
     }
 }
@@ -67,6 +71,7 @@ type Classified = (
     Inspection,
     Option<hook::HookPluginPre<State>>,
     Option<step::StepPluginPre<State>>,
+    Option<admission::AdmissionPluginPre<State>>,
 );
 
 pub(crate) fn classify(
@@ -88,11 +93,13 @@ pub(crate) fn classify(
     }
     let imports = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     let hook = hook::HookPluginPre::new(pre.clone());
-    let step = step::StepPluginPre::new(pre);
-    let world = match (&hook, &step) {
-        (Ok(_), _) => World::Hook,
-        (_, Ok(_)) => World::Step,
-        (Err(h), Err(s)) => {
+    let step = step::StepPluginPre::new(pre.clone());
+    let admission = admission::AdmissionPluginPre::new(pre);
+    let world = match (&hook, &step, &admission) {
+        (Ok(_), _, _) => World::Hook,
+        (_, Ok(_), _) => World::Step,
+        (_, _, Ok(_)) => World::Admission,
+        (Err(h), Err(s), Err(a)) => {
             let listed = if exports.is_empty() {
                 "nothing".to_string()
             } else {
@@ -100,7 +107,8 @@ pub(crate) fn classify(
             };
             return Err(Error::NoWorld(format!(
                 "a hook plugin exports `{HOOK_EXPORT}` (pre-process, post-process, filter-log): \
-                 {h:#}; a step plugin exports `{STEP_EXPORT}` (run): {s:#}; this one exports {listed}"
+                 {h:#}; a step plugin exports `{STEP_EXPORT}` (run): {s:#}; an admission plugin \
+                 exports `{ADMISSION_EXPORT}` (review): {a:#}; this one exports {listed}"
             )));
         }
     };
@@ -112,5 +120,6 @@ pub(crate) fn classify(
         },
         hook.ok(),
         step.ok(),
+        admission.ok(),
     ))
 }

@@ -66,6 +66,7 @@ pub async fn register(
         world: match inspection.world {
             World::Hook => PluginWorld::Hook,
             World::Step => PluginWorld::Step,
+            World::Admission => PluginWorld::Admission,
         },
         exports: inspection.exports,
         imports: inspection.imports,

@@ -6,10 +6,12 @@
 //! Nothing here knows HTTP; its errors carry the status a handler answers
 //! with.
 
+mod admission;
 mod logs;
 mod runs;
 mod waiting;
 
+pub use admission::{Admission, AdmissionOptions};
 pub use logs::{pick_attempt, PickedAttempt};
 pub use runs::{needs_workers, resolve_run, run_query, run_view, RunFilter};
 pub use waiting::LiveWorkers;

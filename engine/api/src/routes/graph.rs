@@ -43,6 +43,20 @@ pub(super) async fn check(
             let (missing, out_of_scope) = super::secrets::review(&api, &workflow).await?;
             refused.extend(missing);
             refused.extend(out_of_scope);
+            let role = caller.role.as_str();
+            match api
+                .admission
+                .review(&workflow, caller.name.as_deref(), role)
+                .await
+            {
+                Ok(decisions) => {
+                    let denials = decisions
+                        .iter()
+                        .filter(|d| d.verdict == weft_core::admission::Verdict::Deny);
+                    refused.extend(denials.flat_map(|d| d.diagnostics(&workflow)));
+                }
+                Err(e) => refused.push(Diagnostic::whole_file(e.to_string())),
+            }
             refused
         }
         Err(_) => Vec::new(),

@@ -97,6 +97,8 @@ pub struct ApiState {
     pub secrets: Arc<dyn weft_core::ports::SecretStore>,
     /// The keys that seal them; `None`: secrets cannot be set here.
     pub keyring: Option<Arc<weft_secrets::Keyring>>,
+    /// The plugins asked before a run is accepted (`[[admission]]`).
+    pub admission: Arc<crate::app::Admission>,
 }
 
 /// Records that `caller` did `action` to `target`. The action has

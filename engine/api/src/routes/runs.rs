@@ -109,6 +109,29 @@ pub(super) async fn start(
         missing,
     )?;
     refused(&file, &source, out_of_scope)?;
+    let decisions = api
+        .admission
+        .review(&workflow, caller.name.as_deref(), caller.role.as_str())
+        .await?;
+    if let Some(denial) = decisions
+        .last()
+        .filter(|d| d.verdict == weft_core::admission::Verdict::Deny)
+    {
+        problems(
+            StatusCode::FORBIDDEN,
+            "denied by an admission plugin",
+            &file,
+            &source,
+            denial.diagnostics(&workflow),
+        )?;
+    }
+    let prelude = match decisions.is_empty() {
+        true => Vec::new(),
+        false => vec![weft_core::run::Event::Admitted {
+            decisions,
+            at: super::now(),
+        }],
+    };
     let overrides: Vec<(String, String)> = params.into_iter().collect();
     let params = resolve_params(&workflow, &overrides)
         .map_err(|e| Error::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
@@ -118,7 +141,7 @@ pub(super) async fn start(
         source,
         file,
         params,
-        reuse: Vec::new(),
+        prelude,
         plugins,
         submitted_by: caller.name.clone(),
         policy,

@@ -182,6 +182,7 @@ async fn plugin_problems(
                         let world = match p.world.as_str() {
                             "hook" => PluginWorld::Hook,
                             "step" => PluginWorld::Step,
+                            "admission" => PluginWorld::Admission,
                             _ => return None,
                         };
                         Some(PluginRecord {

@@ -140,6 +140,30 @@ pub async fn show(source: &Source, run: &str) -> anyhow::Result<ExitCode> {
             p.sha256.chars().take(12).collect::<String>()
         );
     }
+    for d in &v.admission {
+        let reasons: Vec<String> = d
+            .reasons
+            .iter()
+            .map(|r| match &r.step {
+                Some(step) => format!("{step}: {}", r.message),
+                None => r.message.clone(),
+            })
+            .collect();
+        let patched: Vec<&str> = d.patches.iter().map(|p| p.step.as_str()).collect();
+        let mut line = format!(
+            "admission {} {} ({:.1} ms)",
+            d.plugin,
+            d.verdict.as_str(),
+            d.ms
+        );
+        if !patched.is_empty() {
+            line.push_str(&format!("; patched {}", patched.join(", ")));
+        }
+        if !reasons.is_empty() {
+            line.push_str(&format!(": {}", reasons.join("; ")));
+        }
+        println!("{line}");
+    }
     if let Some(s) = &v.run.summary {
         println!("summary   {s}");
     }

@@ -74,7 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         source,
         file,
         params,
-        reuse: Vec::new(),
+        prelude: Vec::new(),
         plugins,
         submitted_by: user(),
         policy: None,

@@ -160,6 +160,15 @@ async fn serve_api(
         max_compile_ms: config.server.max_plugin_compile_ms,
         ..Default::default()
     })?);
+    // Runs admission plugins: its own host, so a compile of an upload
+    // never waits for a review, nor the other way round.
+    let admission_host = Arc::new(weft_wasm_host::Host::new(weft_wasm_host::Options {
+        max_compile_ms: config.server.max_plugin_compile_ms,
+        ..Default::default()
+    })?);
+    let admission =
+        weft_api::app::Admission::new(&config.admission, admission_host, backends.plugins.clone())
+            .map_err(anyhow::Error::msg)?;
     let changes = weft_api::ChangeFeed::start(&service);
     let app = weft_api::router(ApiState {
         changes,
@@ -182,6 +191,7 @@ async fn serve_api(
         audit: backends.audit,
         secrets: backends.secrets,
         keyring: backends.keyring,
+        admission: Arc::new(admission),
     });
     let worker = async {
         match worker {

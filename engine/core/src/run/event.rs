@@ -127,6 +127,12 @@ pub enum Event {
         outputs: Json,
         at: Millis,
     },
+    /// Before `Started`: what the server's admission plugins decided;
+    /// their patches apply to every job of the run.
+    Admitted {
+        decisions: Vec<crate::admission::AdmissionDecision>,
+        at: Millis,
+    },
     /// The run begins: roots are dispatched.
     Started { at: Millis },
     /// A worker began an execution of an attempt.
@@ -179,9 +185,10 @@ impl Event {
             | Event::TaskFinished { task, .. }
             | Event::RetryDue { task, .. }
             | Event::DeadlinePassed { task, .. } => Some(task),
-            Event::StepReused { .. } | Event::Started { .. } | Event::CancelRequested { .. } => {
-                None
-            }
+            Event::StepReused { .. }
+            | Event::Admitted { .. }
+            | Event::Started { .. }
+            | Event::CancelRequested { .. } => None,
         }
     }
 }

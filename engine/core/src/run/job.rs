@@ -41,7 +41,7 @@ impl Machine<'_> {
             .collect::<Result<_, String>>()?;
         let mut inputs = self.variables(si, item);
         inputs.remove("workflow");
-        Ok(Job {
+        let mut job = Job {
             run_id: self.state.run_id.clone(),
             workflow: self.state.plan.workflow.name.clone(),
             task,
@@ -66,7 +66,12 @@ impl Machine<'_> {
                 .map(|h| hook_call(&h.value, &self.state.plugins))
                 .collect(),
             step_plugin,
-        })
+        };
+        if !self.state.admission.is_empty() {
+            crate::admission::patch_job(&mut job, &spec.id, &self.state.admission);
+            job.pool = crate::spec::queue_pool(&spec.pool, &job.resources);
+        }
+        Ok(job)
     }
 
     /// What templates and conditions of step `si` can see: params, run,

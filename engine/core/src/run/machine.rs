@@ -107,6 +107,11 @@ impl Machine<'_> {
             return;
         }
         match event {
+            Event::Admitted { decisions, .. } => {
+                if self.state.status == RunStatus::Pending {
+                    self.state.admission.extend(decisions);
+                }
+            }
             Event::Started { at } => {
                 if self.state.status != RunStatus::Pending {
                     return;

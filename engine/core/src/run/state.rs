@@ -219,6 +219,9 @@ pub struct RunState {
     pub limits: super::RunLimits,
     /// The policy the run was admitted under, if the server has one.
     pub policy: Option<Arc<crate::policy::RunPolicy>>,
+    /// What admission plugins decided (from the `Admitted` event); their
+    /// patches change every job built.
+    pub admission: Vec<crate::admission::AdmissionDecision>,
     /// Tasks its steps have so far.
     pub(super) tasks: u32,
 }
@@ -254,6 +257,7 @@ impl RunState {
             plugins: BTreeMap::new(),
             limits: super::RunLimits::default(),
             policy: None,
+            admission: Vec::new(),
             tasks: 0,
         }
     }

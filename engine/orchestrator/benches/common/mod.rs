@@ -86,7 +86,7 @@ pub async fn drive(
         source: source.into(),
         file: "bench.toml".into(),
         params,
-        reuse: Vec::new(),
+        prelude: Vec::new(),
         plugins: Default::default(),
         submitted_by: None,
         policy: None,

@@ -230,7 +230,24 @@ async fn the_editor_shows_a_policy_refusal_and_disables_run() {
             Duration::from_secs(30),
         )
         .await;
-    assert!(problem.as_str().unwrap().starts_with("4:"), "{problem}");
+    // At the step's line of what the editor holds.
+    let text = b
+        .eval(
+            "return document.querySelector('textarea.source').value",
+            json!([]),
+        )
+        .await;
+    let line = text
+        .as_str()
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("[steps.peek]"))
+        .unwrap()
+        + 1;
+    assert!(
+        problem.as_str().unwrap().starts_with(&format!("{line}:")),
+        "{problem} in {text}"
+    );
     assert_eq!(
         b.eval(
             "return document.querySelector('button.primary').disabled",

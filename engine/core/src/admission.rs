@@ -20,8 +20,9 @@ use crate::spec::{StepAction, Workflow};
 /// Reasons one decision keeps, and the bytes of each.
 const MAX_REASONS: usize = 20;
 const MAX_REASON_BYTES: usize = 1000;
-/// Environment variables one patch may add.
+/// Environment variables one patch may add, and the bytes of each value.
 const MAX_PATCH_ENV: usize = 64;
+const MAX_PATCH_ENV_BYTES: usize = 4096;
 
 /// What a plugin decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,6 +214,13 @@ pub fn decision(
             answer.decision.as_str()
         ));
     }
+    if answer.patches.len() > workflow.steps.len() {
+        return Err(format!(
+            "it returned {} patches for {} steps: at most one a step",
+            answer.patches.len(),
+            workflow.steps.len()
+        ));
+    }
     for patch in &answer.patches {
         let Some(step) = workflow.step(&patch.step) else {
             return Err(format!(
@@ -240,9 +248,13 @@ pub fn decision(
                 patch.step
             ));
         }
-        if patch.env.len() > MAX_PATCH_ENV || patch.env.keys().any(|k| !valid_env_name(k)) {
+        if patch.env.len() > MAX_PATCH_ENV
+            || patch.env.keys().any(|k| !valid_env_name(k))
+            || patch.env.values().any(|v| v.len() > MAX_PATCH_ENV_BYTES)
+        {
             return Err(format!(
-                "its patch of step `{}` sets a bad `env` (at most {MAX_PATCH_ENV} names of letters, digits and `_`)",
+                "its patch of step `{}` sets a bad `env` (at most {MAX_PATCH_ENV} names of letters, \
+                 digits and `_`, each value at most {MAX_PATCH_ENV_BYTES} bytes)",
                 patch.step
             ));
         }

@@ -23,7 +23,7 @@ use crate::Error;
 fn keyring(api: &ApiState) -> Result<&weft_secrets::Keyring, Error> {
     api.keyring.as_deref().ok_or_else(|| {
         Error::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::CONFLICT,
             "this server holds no secret key: set `[secrets] key-file` or $WEFT_SECRET_KEY \
              (`weft secret keygen` makes a key)",
         )
@@ -45,7 +45,7 @@ fn stored(e: weft_core::Error) -> Error {
     }
 }
 
-#[utoipa::path(put, path = "/api/secrets/{name}", tag = "secrets", params(("name" = String, Path)), request_body = SetSecret, responses((status = 200, body = SecretView), (status = 422, description = "a bad name, value or scope"), (status = 503, description = "the server holds no secret key")), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/secrets/{name}", tag = "secrets", params(("name" = String, Path)), request_body = SetSecret, responses((status = 200, body = SecretView), (status = 422, description = "a bad name, value or scope"), (status = 409, description = "the server holds no secret key")), security(("bearer" = [])))]
 pub(super) async fn set(
     State(api): State<ApiState>,
     caller: Caller,
@@ -115,7 +115,7 @@ pub(super) async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/secrets/rotate", tag = "secrets", responses((status = 200, body = RotatedSecrets), (status = 503, description = "the server holds no secret key")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/secrets/rotate", tag = "secrets", responses((status = 200, body = RotatedSecrets), (status = 409, description = "the server holds no secret key")), security(("bearer" = [])))]
 pub(super) async fn rotate(
     State(api): State<ApiState>,
     caller: Caller,

@@ -118,6 +118,22 @@ pub struct SecretScope {
 }
 
 impl SecretScope {
+    /// Checks each pattern: a name, or a prefix ending in `*`.
+    pub fn check(&self) -> Result<(), String> {
+        match self
+            .workflows
+            .iter()
+            .chain(&self.pools)
+            .find(|p| p.is_empty() || p.len() > 200 || p.trim_end_matches('*').contains('*'))
+        {
+            Some(bad) => Err(format!(
+                "`{}` is not a scope pattern: a name, or a prefix ending in `*`",
+                crate::run::bounded_text(bad, 80)
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Whether a step of `workflow` in `pool` may use the secret.
     pub fn allows(&self, workflow: &str, pool: &str) -> bool {
         let fits = |patterns: &[String], name: &str| {
@@ -238,6 +254,14 @@ mod tests {
         assert!(!scope.allows("report-2", "cpu"));
         assert!(!scope.allows("etl-daily", "default"));
         assert_eq!(scope.describe(), "workflows: etl-*, report; pools: cpu");
+        assert!(scope.check().is_ok());
+        for bad in ["", "a*b", "**x"] {
+            let scope = SecretScope {
+                workflows: vec![bad.into()],
+                pools: vec![],
+            };
+            assert!(scope.check().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -181,6 +181,25 @@ impl Keyring {
     }
 }
 
+impl Keyring {
+    /// Seals every secret of `store` that is not under the first key again
+    /// under it; how many it re-sealed, of how many.
+    pub async fn reseal_all(
+        &self,
+        store: &dyn weft_core::ports::SecretStore,
+    ) -> Result<(usize, usize), Error> {
+        let all = store.secrets().await.map_err(Error::Store)?;
+        let mut resealed = 0;
+        for secret in &all {
+            if let Some(new) = self.reseal(secret)? {
+                store.put_secret(&new).await.map_err(Error::Store)?;
+                resealed += 1;
+            }
+        }
+        Ok((resealed, all.len()))
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

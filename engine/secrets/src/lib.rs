@@ -37,6 +37,9 @@ pub enum Error {
     /// The sealed bytes do not open: changed, or bound to another name.
     #[error("secret `{0}` does not open: its stored value was altered or belongs to another name")]
     Tampered(String),
+    /// The secret store failed.
+    #[error("{0}")]
+    Store(weft_core::Error),
     /// The system's random source failed.
     #[error("drawing a nonce: {0}")]
     Random(String),

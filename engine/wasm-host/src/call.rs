@@ -188,39 +188,24 @@ impl Host {
         limits: Limits,
         input: &Json,
     ) -> (Result<Json, Error>, Vec<LogLine>) {
-        let caps = self.caps(ctx, limits);
-        let Some(pre) = &plugin.step else {
-            let e = Error::WrongWorld {
-                plugin: caps.plugin,
-                world: plugin.inspection.world.as_str(),
-                export: "run",
-            };
-            return (Err(e), Vec::new());
-        };
-        let mut store = self.store(ctx, &caps);
-        let result = (|| {
-            let bindings = pre
-                .instantiate(&mut store)
-                .map_err(|e| caps.error(&store, "instantiate", e))?;
-            let ctx = store.data().context.clone();
-            let out = bindings
-                .weft_plugin_step()
-                .call_run(&mut store, &ctx, &input.to_string())
-                .map_err(|e| caps.error(&store, "run", e))?;
-            match out {
-                Ok(text) => caps.json("run", &text),
-                Err(message) => Err(Error::Returned {
-                    plugin: caps.plugin.clone(),
-                    export: "run",
-                    message,
-                }),
-            }
-        })();
-        (result, drain_logs(&mut store))
+        self.call_once(
+            plugin,
+            plugin.step.as_ref(),
+            ctx,
+            limits,
+            "run",
+            |pre, store, context| {
+                let bindings = pre
+                    .instantiate(&mut *store)
+                    .map_err(|e| ("instantiate", e))?;
+                bindings
+                    .weft_plugin_step()
+                    .call_run(store, context, &input.to_string())
+                    .map_err(|e| ("run", e))
+            },
+        )
     }
-}
 
-impl Host {
     /// Runs an admission plugin's `review` on `request` (JSON text);
     /// returns its answer and its log.
     pub fn review(
@@ -230,34 +215,60 @@ impl Host {
         limits: Limits,
         request: &str,
     ) -> (Result<Json, Error>, Vec<LogLine>) {
+        self.call_once(
+            plugin,
+            plugin.admission.as_ref(),
+            ctx,
+            limits,
+            "review",
+            |pre, store, context| {
+                let bindings = pre
+                    .instantiate(&mut *store)
+                    .map_err(|e| ("instantiate", e))?;
+                bindings
+                    .weft_plugin_admission()
+                    .call_review(store, context, request)
+                    .map_err(|e| ("review", e))
+            },
+        )
+    }
+
+    /// One call of `export` in a fresh instance made from `pre` (`None`:
+    /// the plugin is of another world): its JSON answer and its log. `call`
+    /// says which step (`instantiate` or the export) a trap came from.
+    fn call_once<P>(
+        &self,
+        plugin: &Plugin,
+        pre: Option<&P>,
+        ctx: &CallContext,
+        limits: Limits,
+        export: &'static str,
+        call: impl FnOnce(
+            &P,
+            &mut Store<State>,
+            &Context,
+        ) -> Result<Result<String, String>, (&'static str, wasmtime::Error)>,
+    ) -> (Result<Json, Error>, Vec<LogLine>) {
         let caps = self.caps(ctx, limits);
-        let Some(pre) = &plugin.admission else {
+        let Some(pre) = pre else {
             let e = Error::WrongWorld {
                 plugin: caps.plugin,
                 world: plugin.inspection.world.as_str(),
-                export: "review",
+                export,
             };
             return (Err(e), Vec::new());
         };
         let mut store = self.store(ctx, &caps);
-        let result = (|| {
-            let bindings = pre
-                .instantiate(&mut store)
-                .map_err(|e| caps.error(&store, "instantiate", e))?;
-            let ctx = store.data().context.clone();
-            let out = bindings
-                .weft_plugin_admission()
-                .call_review(&mut store, &ctx, request)
-                .map_err(|e| caps.error(&store, "review", e))?;
-            match out {
-                Ok(text) => caps.json("review", &text),
-                Err(message) => Err(Error::Returned {
-                    plugin: caps.plugin.clone(),
-                    export: "review",
-                    message,
-                }),
-            }
-        })();
+        let context = store.data().context.clone();
+        let result = match call(pre, &mut store, &context) {
+            Err((during, e)) => Err(caps.error(&store, during, e)),
+            Ok(Ok(text)) => caps.json(export, &text),
+            Ok(Err(message)) => Err(Error::Returned {
+                plugin: caps.plugin.clone(),
+                export,
+                message,
+            }),
+        };
         (result, drain_logs(&mut store))
     }
 }

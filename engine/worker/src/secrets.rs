@@ -28,6 +28,23 @@ impl Secrets {
         Self { store, keyring }
     }
 
+    /// What `resolve` says, for a worker that may have no secret store.
+    pub(crate) async fn resolve_for(
+        secrets: Option<&Self>,
+        job: &Job,
+        worker: &str,
+    ) -> Result<Resolved, Outcome> {
+        match secrets {
+            Some(secrets) => secrets.resolve(job, worker).await,
+            None => Err(Outcome::Failed {
+                reason: format!("worker {worker} has no secret store, and this step uses secrets"),
+                exit_code: None,
+                retryable: false,
+                kind: FailureKind::Infrastructure,
+            }),
+        }
+    }
+
     /// The values of the secrets `job` names, or the outcome that ends the
     /// attempt: a secret not set, not for this workflow or pool, or one
     /// this worker cannot open.

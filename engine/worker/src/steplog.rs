@@ -2,7 +2,9 @@
 //! (the executor's output, the plugin hooks' lines and the worker's notes
 //! all go through it), capped at the worker's limit, flushed every 200 ms
 //! or whenever 256 KiB wait, and passed through the step's post hooks
-//! (whole lines only) when it has any.
+//! (whole lines only) when it has any, with the attempt's secrets masked
+//! first. What a run cannot keep (an oversized failure reason or hook
+//! error) is written here whole before it is cut ([`bound_texts`]).
 //!
 //! Memory stays bounded whatever the step prints: past 1 MiB waiting, the
 //! writer waits for the store (so a step printing faster than the store
@@ -19,6 +21,7 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use weft_core::ports::{AttemptId, LogSink, StepLogs};
+use weft_core::run::{HookRun, Outcome, MAX_TEXT_BYTES};
 
 use weft_secrets::Masker;
 
@@ -238,6 +241,40 @@ impl StepLog {
         w.tail.drain(..excess);
         w.pending.is_empty() || (whole_lines && !last)
     }
+}
+
+/// Cuts an outcome's reason and the hooks' errors to the bound a run keeps
+/// (`MAX_TEXT_BYTES`), writing the whole of each oversized text to the step
+/// log first, where it belongs.
+pub(crate) async fn bound_texts(
+    outcome: Outcome,
+    hooks: Vec<HookRun>,
+    log: &StepLog,
+) -> (Outcome, Vec<HookRun>) {
+    if let Outcome::Failed { reason, .. } = &outcome {
+        if outcome.is_oversized() {
+            let note = format!(
+                "\n[weft] the attempt failed ({} bytes of reason):\n{reason}\n",
+                reason.len()
+            );
+            log.push(note.as_bytes()).await;
+        }
+    }
+    for hook in &hooks {
+        if let Some(e) = hook.error.as_ref().filter(|e| e.len() > MAX_TEXT_BYTES) {
+            let note = format!(
+                "\n[weft] {} hook {} failed ({} bytes):\n{e}\n",
+                hook.phase,
+                hook.plugin,
+                e.len()
+            );
+            log.push(note.as_bytes()).await;
+        }
+    }
+    (
+        outcome.bounded(),
+        hooks.into_iter().map(HookRun::bounded).collect(),
+    )
 }
 
 #[async_trait::async_trait]

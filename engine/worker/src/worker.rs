@@ -9,7 +9,7 @@ use weft_core::ports::{
     AttemptId, Claim, Clock, ContainerRuntime, Delivery, JobQueue, KernelRuntime, Report,
     ReportKind, RunStore, WorkerRegistry,
 };
-use weft_core::run::{FailureKind, HookRun, Job, Outcome, MAX_TEXT_BYTES};
+use weft_core::run::{FailureKind, HookRun, Job, Outcome};
 use weft_core::spec::{gpu_pool, Command};
 
 use std::sync::atomic::Ordering;
@@ -382,7 +382,7 @@ impl Worker {
         let outcome = self
             .attempt(&job, abort, held, &mut hooks, &mut gpus, &log)
             .await;
-        let (outcome, hooks) = bound_texts(outcome, hooks, &log).await;
+        let (outcome, hooks) = crate::steplog::bound_texts(outcome, hooks, &log).await;
         log.finish().await;
         self.stats.running.fetch_sub(1, Ordering::Relaxed);
         self.running.lock().expect("running lock").remove(&label);
@@ -487,23 +487,11 @@ impl Worker {
                 .run_hooked(job, &Resolved::none(), abort, gpus, hooks, log)
                 .await;
         }
-        let resolved = match &self.secrets {
-            Some(secrets) => match secrets.resolve(job, &self.options.name).await {
+        let resolved =
+            match Secrets::resolve_for(self.secrets.as_ref(), job, &self.options.name).await {
                 Ok(resolved) => resolved,
                 Err(outcome) => return outcome,
-            },
-            None => {
-                return Outcome::Failed {
-                    reason: format!(
-                        "worker {} has no secret store, and this step uses secrets",
-                        self.options.name
-                    ),
-                    exit_code: None,
-                    retryable: false,
-                    kind: FailureKind::Infrastructure,
-                }
-            }
-        };
+            };
         log.set_masker(resolved.masker.clone());
         let mut job = job.clone();
         resolved.fill_configs(&mut job);
@@ -575,38 +563,4 @@ impl Worker {
             None => outcome,
         }
     }
-}
-
-/// Cuts an outcome's reason and the hooks' errors to the bound a run keeps
-/// (`MAX_TEXT_BYTES`), writing the whole of each oversized text to the step
-/// log first, where it belongs.
-async fn bound_texts(
-    outcome: Outcome,
-    hooks: Vec<HookRun>,
-    log: &StepLog,
-) -> (Outcome, Vec<HookRun>) {
-    if let Outcome::Failed { reason, .. } = &outcome {
-        if outcome.is_oversized() {
-            let note = format!(
-                "\n[weft] the attempt failed ({} bytes of reason):\n{reason}\n",
-                reason.len()
-            );
-            log.push(note.as_bytes()).await;
-        }
-    }
-    for hook in &hooks {
-        if let Some(e) = hook.error.as_ref().filter(|e| e.len() > MAX_TEXT_BYTES) {
-            let note = format!(
-                "\n[weft] {} hook {} failed ({} bytes):\n{e}\n",
-                hook.phase,
-                hook.plugin,
-                e.len()
-            );
-            log.push(note.as_bytes()).await;
-        }
-    }
-    (
-        outcome.bounded(),
-        hooks.into_iter().map(HookRun::bounded).collect(),
-    )
 }

@@ -61,17 +61,7 @@ pub(super) async fn set(
         workflows: scope.workflows,
         pools: scope.pools,
     };
-    if let Some(bad) = scope
-        .workflows
-        .iter()
-        .chain(&scope.pools)
-        .find(|p| p.is_empty() || p.len() > 200 || p.trim_end_matches('*').contains('*'))
-    {
-        return Err(invalid(format!(
-            "`{}` is not a scope pattern: a name, or a prefix ending in `*`",
-            weft_core::run::bounded_text(bad, 80)
-        )));
-    }
+    scope.check().map_err(invalid)?;
     let secret = keyring(&api)?
         .seal(
             &name,
@@ -122,20 +112,16 @@ pub(super) async fn rotate(
 ) -> Result<Json<RotatedSecrets>, Error> {
     caller.require(Role::Admin)?;
     let ring = keyring(&api)?;
-    let all = api.secrets.secrets().await?;
-    let mut resealed = 0;
-    for secret in &all {
-        if let Some(new) = ring.reseal(secret).map_err(sealing)? {
-            api.secrets.put_secret(&new).await.map_err(stored)?;
-            resealed += 1;
-        }
-    }
+    let (resealed, total) = ring
+        .reseal_all(api.secrets.as_ref())
+        .await
+        .map_err(sealing)?;
     let key_id = ring.ids().remove(0);
-    let target = format!("{resealed} of {} to key {key_id}", all.len());
+    let target = format!("{resealed} of {total} to key {key_id}");
     super::audit(&api, &caller, AuditAction::RotateSecrets, target).await;
     Ok(Json(RotatedSecrets {
         resealed,
-        total: all.len(),
+        total,
         key_id,
     }))
 }

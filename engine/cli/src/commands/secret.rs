@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use weft_api::views::{SecretScopeView, SecretView, SetSecret};
 use weft_api::Client;
-use weft_core::ports::SecretStore;
+use weft_core::ports::{Clock, SecretStore};
 use weft_core::secrets::{check_secret_name, check_secret_value, SecretInfo, SecretScope};
+use weft_orchestrator::SystemClock;
 use weft_secrets::Keyring;
 
 use crate::config::Config;
@@ -77,7 +78,9 @@ pub async fn secret(target: Target, config: &Config, command: Command) -> anyhow
                     let (store, ring) = embedded(config, &data_dir, true)?;
                     let ring = ring.ok_or_else(|| anyhow::anyhow!("no secret key"))?;
                     let scope = SecretScope { workflows, pools };
-                    let sealed = ring.seal(&name, value.as_bytes(), scope, None, now())?;
+                    scope.check().map_err(anyhow::Error::msg)?;
+                    let sealed =
+                        ring.seal(&name, value.as_bytes(), scope, None, SystemClock.now())?;
                     store.put_secret(&sealed).await?;
                     SecretInfo::from(&sealed).into()
                 }
@@ -144,15 +147,8 @@ pub async fn secret(target: Target, config: &Config, command: Command) -> anyhow
                             "no secret key: set $WEFT_SECRET_KEY or `[secrets] key-file`"
                         )
                     })?;
-                    let all = store.secrets().await?;
-                    let mut resealed = 0;
-                    for s in &all {
-                        if let Some(new) = ring.reseal(s)? {
-                            store.put_secret(&new).await?;
-                            resealed += 1;
-                        }
-                    }
-                    (resealed, all.len(), ring.ids().remove(0))
+                    let (resealed, total) = ring.reseal_all(store.as_ref()).await?;
+                    (resealed, total, ring.ids().remove(0))
                 }
             };
             println!("sealed {resealed} of {total} secret(s) again; all are under key {key}");
@@ -208,10 +204,4 @@ fn embedded(
     let store = crate::embedded::open_store(data_dir)?;
     let ring = crate::embedded::keyring(config, data_dir, create_key)?;
     Ok((store, ring))
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -124,6 +124,13 @@ impl Cluster {
         } = setup;
         let prefix = weft_testkit::unique("e2e");
         let dir = tempfile::tempdir().unwrap();
+        // As an administrator gives a root worker's work-dir (say, under
+        // /var/lib/weft): passable by the step users, listable by none.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        )
+        .unwrap();
         let config = dir.path().join("weft.toml");
         std::fs::write(
             &config,
@@ -254,6 +261,11 @@ impl Cluster {
             let _ = s.kill();
             let _ = s.wait();
         }
+    }
+
+    /// A directory steps may write into, for markers the test reads.
+    pub fn shared(&self) -> PathBuf {
+        crate::support::shared_dir(self.dir.path())
     }
 
     /// A client with the admin token.

@@ -27,7 +27,14 @@ async fn redis_stopped_twice_for_20s_mid_run_every_effect_once_and_no_log_lost()
         redis_url: &url,
         ..Setup::default()
     });
-    let effects = cluster.dir.path().join("effects");
+    // Appended to by every step, each perhaps a user of its own.
+    let effects = cluster.shared().join("effects");
+    std::fs::write(&effects, "").unwrap();
+    std::fs::set_permissions(
+        &effects,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
     let items: Vec<String> = (0..100).map(|i| i.to_string()).collect();
     let file = cluster.dir.path().join("outage.toml");
     std::fs::write(

@@ -39,7 +39,7 @@ fn kill9(pid: i32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_killed_mid_step_is_redelivered_and_recorded_once() {
     let mut cluster = Cluster::start(1);
-    let pids = cluster.dir.path().join("pids");
+    let pids = cluster.shared().join("pids");
     let wf = cluster.dir.path().join("kill-worker.toml");
     std::fs::write(
         &wf,
@@ -83,7 +83,7 @@ async fn worker_killed_mid_step_is_redelivered_and_recorded_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orchestrator_killed_mid_run_resumes_without_rerunning_succeeded_steps() {
     let mut cluster = Cluster::start(1);
-    let trace = cluster.dir.path().join("trace");
+    let trace = cluster.shared().join("trace");
     let wf = cluster.dir.path().join("chain.toml");
     let t = trace.display();
     std::fs::write(
@@ -108,7 +108,14 @@ async fn orchestrator_killed_mid_run_resumes_without_rerunning_succeeded_steps()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_that_always_crashes_its_worker_is_dead_lettered_and_fails_the_run() {
     // Limit 1: the first crash returns the job once, the second dead-letters it.
-    let cluster = Cluster::start_with(2, "amqp://guest:guest@127.0.0.1:5672/%2f", 1);
+    // The step kills its worker, so it runs as the worker's user: a step
+    // user may not signal the worker (isolation::*).
+    let cluster = Cluster::set_up(crate::cluster::Setup {
+        workers: 2,
+        delivery_limit: 1,
+        worker: "concurrency = 2\nrun-as = \"worker\"",
+        ..Default::default()
+    });
     let wf = cluster.dir.path().join("crash.toml");
     std::fs::write(&wf, "[workflow]\nname = 'crash'\n[steps.crash]\nretries = 3\nrun = 'kill -9 $PPID'\n[steps.after]\nneeds = ['crash']\nrun = 'true'\n").unwrap();
     let id = cluster.submit(wf.to_str().unwrap(), &[]).await;
@@ -207,7 +214,7 @@ async fn workers_report_their_slots_and_leave_when_drained() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_run_kills_its_step_on_the_worker() {
     let cluster = Cluster::start(1);
-    let pid_file = cluster.dir.path().join("pid");
+    let pid_file = cluster.shared().join("pid");
     let wf = cluster.dir.path().join("long.toml");
     std::fs::write(&wf, format!("[workflow]\nname = 'long'\n[steps.sleep]\nrun = 'echo $$ > {}; exec sleep 120'\n[steps.after]\nneeds = ['sleep']\nrun = 'true'\n", pid_file.display())).unwrap();
     let id = cluster.submit(wf.to_str().unwrap(), &[]).await;
@@ -261,7 +268,7 @@ async fn a_step_longer_than_the_consumer_timeout_never_runs_twice_at_once() {
     // once a minute) and hands the job to the other worker while it runs.
     let rabbit = crate::rabbit::PrivateRabbit::start_with("consumer_timeout = 5000");
     let cluster = Cluster::start_with(2, &rabbit.url(), 5);
-    let trace = cluster.dir.path().join("trace");
+    let trace = cluster.shared().join("trace");
     let wf = cluster.dir.path().join("long.toml");
     let t = trace.display();
     std::fs::write(&wf, format!("[workflow]\nname = 'long'\n[steps.long]\nrun = 'echo start >> {t}; sleep 75; echo end >> {t}'\n")).unwrap();
@@ -332,7 +339,7 @@ async fn logs_follow_prints_a_step_log_live_until_it_finishes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_running_step_finish_before_the_worker_exits() {
     let mut cluster = Cluster::start(1);
-    let marker = cluster.dir.path().join("started");
+    let marker = cluster.shared().join("started");
     let wf = cluster.dir.path().join("drain.toml");
     std::fs::write(&wf, format!("[workflow]\nname = 'drain'\n[steps.slow]\nrun = \"touch {}; sleep 1.5; echo '{{\\\"finished\\\": true}}' > \\\"$WEFT_OUTPUTS\\\"\"\n", marker.display())).unwrap();
     let id = cluster.submit(wf.to_str().unwrap(), &[]).await;
@@ -369,8 +376,8 @@ async fn sigterm_lets_the_running_step_finish_before_the_worker_exits() {
 async fn a_retry_reruns_what_failed_and_reuses_what_succeeded() {
     let cluster = Cluster::start(1);
     let (trace, flag) = (
-        cluster.dir.path().join("trace"),
-        cluster.dir.path().join("fixed"),
+        cluster.shared().join("trace"),
+        cluster.shared().join("fixed"),
     );
     let wf = cluster.dir.path().join("retry.toml");
     let (t, f) = (trace.display(), flag.display());

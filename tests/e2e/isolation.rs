@@ -1,7 +1,7 @@
-//! Steps isolated from the worker and from each other: with `[worker]
-//! step-uids`, a root worker's shell steps run as users of their own and
-//! cannot read another running step's scratch directory, the worker's
-//! environment or its configuration file (the drill of the trust issue).
+//! Steps isolated from the worker and from each other: by default a root
+//! worker's shell steps run as users of their own and cannot read another
+//! running step's scratch directory, the worker's environment or its
+//! configuration file (the drill of the trust issue).
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -43,16 +43,16 @@ printf '{"uid": %s, "theirs": %s, "listed": %s, "environ": %s, "config": %s, "ow
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steps_run_as_users_of_their_own_and_read_nothing_of_the_worker_or_each_other() {
+    // No `run-as` or `step-uids`: what a root worker does by default.
     let cluster = Cluster::set_up(Setup {
         workers: 0,
-        worker: "concurrency = 3\nstep-uids = { first = 200000, count = 4 }",
+        worker: "concurrency = 3",
         ..Setup::default()
     });
     // As an administrator would: the configuration (with the Redis and
     // broker URLs) readable by the worker alone, its directory passable.
     let config = cluster.dir.path().join("weft.toml");
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::fs::set_permissions(cluster.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let mut cluster = cluster;
     cluster.start_worker();
     let work = cluster.dir.path().join("work");
@@ -64,7 +64,9 @@ async fn steps_run_as_users_of_their_own_and_read_nothing_of_the_worker_or_each_
     assert_eq!(view.run.status, "succeeded", "{view:?}");
     let seen = step(&view, "snoop").outputs.clone().unwrap();
     let uid = seen["uid"].as_u64().unwrap();
-    assert!((200_000..200_004).contains(&uid), "{seen}");
+    let uids = weft_worker::default_step_uids(&format!("{}-w0", cluster.prefix), 3);
+    let first = u64::from(uids.first);
+    assert!((first..first + 3).contains(&uid), "{seen}");
     // Its own inputs it reads; nothing of the other step or the worker.
     assert_eq!(seen["own"], 1, "{seen}");
     assert_eq!(seen["theirs"], 0, "{seen}");
@@ -78,6 +80,68 @@ async fn steps_run_as_users_of_their_own_and_read_nothing_of_the_worker_or_each_
         .filter(|e| e.file_name().to_string_lossy().starts_with(&view.run.id))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// What a step saw of itself: its uid and its working directory.
+const WHERE: &str = r#"
+[workflow]
+name = "where"
+[steps.here]
+run = '''printf '{"uid": %s, "dir": "%s"}' "$(id -u)" "$PWD" > "$WEFT_OUTPUTS"'''
+"#;
+
+/// A root worker whose work-dir is closed to others (a private directory
+/// above it) still runs steps as users of their own, in scratch
+/// directories it makes in the temp directory and removes when it stops;
+/// `run-as` names one user for every step instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_work_dir_moves_step_users_scratch_to_the_temp_directory() {
+    let mut cluster = Cluster::set_up(Setup {
+        workers: 0,
+        ..Setup::default()
+    });
+    std::fs::set_permissions(cluster.dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let worker = cluster.start_worker();
+    let view = cluster.run_as(&cluster.admin_token, WHERE, json!({})).await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    let seen = step(&view, "here").outputs.clone().unwrap();
+    assert_ne!(seen["uid"], 0, "{seen}");
+    // <root>/<run>/<task>/<attempt>
+    let dir = std::path::PathBuf::from(seen["dir"].as_str().unwrap());
+    let root = dir.ancestors().nth(3).unwrap().to_path_buf();
+    assert!(
+        root.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("weft-steps-"),
+        "{seen}"
+    );
+    assert!(root.exists());
+    // Stopped (SIGTERM), the worker takes its scratch root away.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(worker as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while root.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!root.exists(), "{} is still there", root.display());
+}
+
+/// `run-as` names one user for every step: `nobody` is on every machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_as_names_one_user_for_every_step() {
+    let cluster = Cluster::set_up(Setup {
+        worker: "run-as = \"nobody\"",
+        ..Setup::default()
+    });
+    let view = cluster.run_as(&cluster.admin_token, WHERE, json!({})).await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let seen = step(&view, "here").outputs.clone().unwrap();
+    assert_eq!(seen["uid"], nobody.uid.as_raw(), "{seen}");
 }
 
 /// `resources.memory` holds for a shell step too: going over it, the step

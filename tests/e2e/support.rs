@@ -111,3 +111,17 @@ pub async fn newest_embedded_run(
         .unwrap();
     (store, record, state)
 }
+
+/// A directory every user may write into (1777, as /tmp), for what steps
+/// leave for a test to read: a root worker runs them as step users, who
+/// cannot write into the test's own directories.
+pub fn shared_dir(parent: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = parent.join("shared");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    // Passable (not listable) for the step users on the way there.
+    let mode = std::fs::metadata(parent).unwrap().permissions().mode();
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o111)).unwrap();
+    dir
+}

@@ -87,7 +87,8 @@ impl Executor<Command> for ShellExecutor {
                 Some(user) => Some(user),
                 None => {
                     return Outcome::Failed {
-                        reason: "no step uid is free (more steps run than `step-uids` has)".into(),
+                        reason: "no step uid is free (more steps run than `step-uids` holds)"
+                            .into(),
                         exit_code: None,
                         retryable: true,
                         kind: FailureKind::Infrastructure,
@@ -96,7 +97,7 @@ impl Executor<Command> for ShellExecutor {
             },
             None => None,
         };
-        shell::run(attempt, command, user.as_ref().map(|u| u.uid)).await
+        shell::run(attempt, command, user.as_ref().map(|u| (u.uid, u.gid))).await
     }
 }
 
@@ -137,6 +138,9 @@ pub(crate) struct Executors {
     pub(crate) containers: Option<Arc<dyn Executor<ContainerSpec>>>,
     pub(crate) kernels: Option<Arc<dyn Executor<KernelSpec>>>,
     pub(crate) wasm: Option<Arc<dyn Executor<WasmStep>>>,
+    /// The shell executor was given (a test's, an embedder's): it keeps
+    /// its own idea of users.
+    pub(crate) custom_shell: bool,
 }
 
 impl Default for Executors {
@@ -146,6 +150,7 @@ impl Default for Executors {
             containers: None,
             kernels: None,
             wasm: None,
+            custom_shell: false,
         }
     }
 }

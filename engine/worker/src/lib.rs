@@ -33,7 +33,7 @@ pub use options::Options;
 pub use plugins::Plugins;
 pub use secrets::Secrets;
 pub use stats::Stats;
-pub use users::StepUids;
+pub use users::{default_step_uids, RunAs, StepUids};
 pub use worker::Worker;
 
 /// The variables of the worker's environment every shell step gets (with

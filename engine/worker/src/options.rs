@@ -42,16 +42,28 @@ pub struct Options {
     /// beyond the minimal set ([`crate::STEP_ENV`]). Default: none; the
     /// worker's configuration, tokens and service URLs never reach a step.
     pub pass_env: Vec<String>,
-    /// Uids shell steps run as, one per running step, when the worker runs
-    /// as root (`{ first = 100000, count = 64 }`). Default: none, steps run
-    /// as the worker's user.
+    /// Who shell steps run as when the worker runs as root: `"step-uids"`
+    /// (default: each running step a uid of its own from `step-uids`), a
+    /// user's name or number (every step as that user), or `"worker"` (the
+    /// worker's own user). A worker that is not root runs them as itself.
+    pub run_as: crate::users::RunAs,
+    /// The uids of `run-as = "step-uids"`, one per running step
+    /// (`{ first = 100000, count = 64 }`). Default: `concurrency` uids from
+    /// [`crate::users::DEFAULT_FIRST_STEP_UID`].
     pub step_uids: Option<crate::users::StepUids>,
+    /// Where attempts' scratch directories go when step users cannot reach
+    /// `work-dir`: set by the worker as it starts, never configured.
+    #[serde(skip)]
+    pub scratch_dir: Option<PathBuf>,
 }
 
 impl Options {
-    /// The scratch directory of one attempt: `work-dir/<run>/<task>/<attempt>`.
+    /// The scratch directory of one attempt: `work-dir/<run>/<task>/<attempt>`
+    /// (or under the scratch directory step users were given instead).
     pub fn attempt_dir(&self, job: &weft_core::run::Job) -> PathBuf {
-        self.work_dir
+        self.scratch_dir
+            .as_ref()
+            .unwrap_or(&self.work_dir)
             .join(&job.run_id)
             .join(job.task.to_string())
             .join(job.attempt.to_string())
@@ -99,7 +111,9 @@ impl Default for Options {
             gpus: None,
             allowed_mounts: Vec::new(),
             pass_env: Vec::new(),
+            run_as: crate::users::RunAs::default(),
             step_uids: None,
+            scratch_dir: None,
         }
     }
 }

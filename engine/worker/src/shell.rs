@@ -16,9 +16,14 @@ use crate::attempt::{bounded, Attempt, Ended};
 use crate::outputs;
 use crate::steplog::StepLog;
 
-/// Runs `command`; as `uid` (its own gid too, no other groups) when given,
-/// in its scratch directory, which is then that uid's alone.
-pub(crate) async fn run(attempt: Attempt<'_>, command: &Command, uid: Option<u32>) -> Outcome {
+/// Runs `command`; as `user` (a uid and a gid, no other groups) when given,
+/// in its scratch directory, which is then that user's alone.
+pub(crate) async fn run(
+    attempt: Attempt<'_>,
+    command: &Command,
+    user: Option<(u32, u32)>,
+) -> Outcome {
+    let uid = user.map(|(uid, _)| uid);
     let log = attempt.log();
     let Attempt {
         job,
@@ -48,8 +53,8 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command, uid: Option<u32
         );
     }
 
-    if let Some(uid) = uid {
-        if let Err(e) = crate::users::give_dir(&dir, uid) {
+    if let Some((uid, gid)) = user {
+        if let Err(e) = crate::users::give_dir(&dir, uid, gid) {
             return failed(
                 FailureKind::Infrastructure,
                 format!("giving {} to the step's user: {e}", dir.display()),
@@ -124,9 +129,9 @@ pub(crate) async fn run(attempt: Attempt<'_>, command: &Command, uid: Option<u32
                 .map_or_else(|| item.to_string(), str::to_string),
         );
     }
-    if let Some(uid) = uid {
+    if let Some((uid, gid)) = user {
         // The step's user has no home but its scratch directory.
-        process.uid(uid).gid(uid).env("HOME", &dir);
+        process.uid(uid).gid(gid).env("HOME", &dir);
         if options.cwd.is_none() {
             process.current_dir(&dir);
         }

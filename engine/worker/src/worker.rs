@@ -109,6 +109,7 @@ impl Worker {
     /// Runs `run` steps with `executor` instead of a local shell.
     pub fn with_command_executor(mut self, executor: Arc<dyn Executor<Command>>) -> Self {
         self.executors.shell = executor;
+        self.executors.custom_shell = true;
         self
     }
 
@@ -133,19 +134,27 @@ impl Worker {
             path: self.options.work_dir.display().to_string(),
             source,
         })?;
-        if let Some(uids) = self.options.step_uids {
-            let users = crate::users::StepUsers::new(
-                uids,
+        // A shell executor given from outside (a simulation's) keeps its own
+        // idea of users.
+        let setup = if self.executors.custom_shell {
+            crate::users::Setup::default()
+        } else {
+            crate::users::StepUsers::set_up(
+                &self.options.name,
+                &self.options.run_as,
+                self.options.step_uids,
                 self.options.concurrency.max(1),
                 &self.options.work_dir,
             )
-            .map_err(Error::StepUsers)?;
+            .map_err(Error::StepUsers)?
+        };
+        if let Some(users) = setup.users {
             self.executors.shell = Arc::new(crate::executor::ShellExecutor { users: Some(users) });
-        } else if nix::unistd::geteuid().is_root() {
-            tracing::info!(
-                "this worker runs as root and its shell steps run as root too: give them users \
-                 of their own with `[worker] step-uids`"
-            );
+        }
+        // Kept until the worker stops, then removed with what is left in it.
+        let scratch_root = setup.scratch;
+        if let Some(scratch) = &scratch_root {
+            Arc::make_mut(&mut self.options).scratch_dir = Some(scratch.path().to_path_buf());
         }
         if let Some(runtime) = &self.containers {
             // Containers of an earlier life of this worker have no one to report them.

@@ -160,6 +160,9 @@ async fn watch_here(
     // another `weft run` may be running beside this one.
     options.name = format!("local-{}", std::process::id());
     options.cwd = Some(dir);
+    // A local run is its user's own command, in the workflow's directory:
+    // its steps run as that user, as `make` would run them.
+    options.run_as = weft_worker::RunAs::Worker;
     options.allowed_mounts = args
         .allow_mounts
         .iter()

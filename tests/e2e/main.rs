@@ -4,6 +4,7 @@ mod admission;
 mod api_auth;
 mod api_resources;
 mod api_views;
+mod artifacts;
 mod bad_input;
 mod bounds;
 mod browser;

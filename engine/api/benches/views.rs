@@ -53,6 +53,7 @@ fn events(layers: std::ops::Range<usize>) -> Vec<Event> {
                 attempt: 1,
                 outcome: Outcome::Succeeded {
                     outputs: json!({"n": i}),
+                    artifacts: Default::default(),
                 },
                 at: 1_001 + l as u64,
                 hooks: vec![],

@@ -148,6 +148,31 @@ impl Client {
         self.json(self.get(&format!("/api/runs/{id}"))).await
     }
 
+    /// Downloads artifact `step/name` of run `id` into `dest`, a piece at a
+    /// time (never whole in memory); `write` gets each piece.
+    pub async fn download_artifact(
+        &self,
+        id: &str,
+        step: &str,
+        name: &str,
+        mut write: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<(), Error> {
+        use futures_util::StreamExt;
+        let response = self
+            .answer(
+                self.get(&format!("/api/runs/{id}/artifacts/{step}/{name}"))
+                    .send()
+                    .await,
+            )
+            .await?;
+        let mut stream = response.bytes_stream();
+        while let Some(piece) = stream.next().await {
+            let piece = piece.map_err(|e| Error::Protocol(format!("downloading: {e}")))?;
+            write(&piece).map_err(|e| Error::Protocol(format!("writing the download: {e}")))?;
+        }
+        Ok(())
+    }
+
     pub async fn cancel(&self, id: &str) -> Result<(), Error> {
         self.answer(self.post(&format!("/api/runs/{id}/cancel")).send().await)
             .await

@@ -33,6 +33,10 @@ pub struct Config {
     pub secrets: SecretsOptions,
     /// Plugins `weft serve` asks before it accepts a run, in order.
     pub admission: Vec<weft_api::app::AdmissionOptions>,
+    /// Where steps' artifacts are kept (`weft serve`, `weft worker`; the
+    /// embedded engine defaults to `<data-dir>/artifacts`). Servers and
+    /// workers must name the same store.
+    pub artifacts: Option<weft_artifacts_object::ArtifactOptions>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +133,23 @@ pub struct ClientOptions {
 
 impl Config {
     /// The keyring from `$WEFT_SECRET_KEY` or `[secrets] key-file`, if either is set.
+    /// The artifact store `[artifacts]` names; `default_dir` (a directory)
+    /// when it names none and one is given.
+    pub fn artifact_store(
+        &self,
+        default_dir: Option<&Path>,
+    ) -> anyhow::Result<Option<std::sync::Arc<dyn weft_core::ports::ArtifactStore>>> {
+        let store = match (&self.artifacts, default_dir) {
+            (Some(options), dir) => weft_artifacts_object::ObjectArtifactStore::open(
+                options,
+                &dir.map_or_else(|| PathBuf::from("artifacts"), Path::to_path_buf),
+            )?,
+            (None, Some(dir)) => weft_artifacts_object::ObjectArtifactStore::local(dir)?,
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(std::sync::Arc::new(store)))
+    }
+
     pub fn keyring(&self) -> anyhow::Result<Option<std::sync::Arc<weft_secrets::Keyring>>> {
         Ok(weft_secrets::Keyring::load(self.secrets.key_file.as_deref())?.map(std::sync::Arc::new))
     }

@@ -30,6 +30,7 @@ pub fn engine(
     containers: Option<Arc<dyn ContainerRuntime>>,
     orchestrator: weft_orchestrator::Options,
     keyring: Option<Arc<weft_secrets::Keyring>>,
+    artifacts: Option<Arc<dyn weft_core::ports::ArtifactStore>>,
 ) -> anyhow::Result<(Service, Worker)> {
     driver_gpus(&mut worker_options);
     let queue: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new());
@@ -47,6 +48,9 @@ pub fn engine(
     .with_secrets(secrets);
     if let Some(runtime) = containers {
         worker = worker.with_containers(runtime);
+    }
+    if let Some(store) = artifacts {
+        worker = worker.with_artifacts(store);
     }
     if let Ok(runtime) = kernels(worker.options()) {
         worker = worker.with_kernels(runtime);

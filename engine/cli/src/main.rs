@@ -151,6 +151,13 @@ enum Command {
         #[command(flatten)]
         data: DataDir,
     },
+    /// A run's artifacts: list them, or download one.
+    Artifacts {
+        #[command(subcommand)]
+        command: commands::artifacts::Command,
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// Show a run: its steps, states, attempts, durations and outputs.
     Show {
         /// Run id (or a unique prefix of one).
@@ -290,6 +297,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }
         Command::Show { run, data } => commands::inspect::show(&source(&data), &run).await,
+        Command::Artifacts { command, data } => {
+            commands::artifacts::artifacts(&source(&data), command).await
+        }
         Command::Logs {
             run,
             step,

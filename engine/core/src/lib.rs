@@ -7,6 +7,7 @@
 //! returned actions out. Depends on no other weft crate.
 
 pub mod admission;
+pub mod artifacts;
 pub mod dag;
 pub mod diagnostic;
 mod error;

@@ -39,6 +39,7 @@ async fn a_cached_read_applies_only_new_events_and_agrees_with_a_full_replay() {
             attempt: 1,
             outcome: Outcome::Succeeded {
                 outputs: json!({"n": 7}),
+                artifacts: Default::default(),
             },
             at: 12,
             hooks: vec![],
@@ -56,7 +57,10 @@ async fn a_cached_read_applies_only_new_events_and_agrees_with_a_full_replay() {
             Event::TaskFinished {
                 task: task("b"),
                 attempt: 1,
-                outcome: Outcome::Succeeded { outputs: json!({}) },
+                outcome: Outcome::Succeeded {
+                    outputs: json!({}),
+                    artifacts: Default::default(),
+                },
                 at: 14,
                 hooks: vec![],
                 worker: "w".into(),

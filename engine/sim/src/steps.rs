@@ -105,6 +105,7 @@ impl SimSteps {
         }
         Outcome::Succeeded {
             outputs: json!({ "task": job.task.to_string(), "by": self.process.name }),
+            artifacts: Default::default(),
         }
     }
 }

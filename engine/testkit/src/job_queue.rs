@@ -95,6 +95,7 @@ pub async fn reports_arrive_in_order(q: &dyn JobQueue) {
     let finished = mk(ReportKind::Finished {
         outcome: Outcome::Succeeded {
             outputs: serde_json::json!({"x": 1}),
+            artifacts: Default::default(),
         },
         hooks: vec![weft_core::run::HookRun {
             phase: "pre".into(),

@@ -7,6 +7,7 @@
 //! weft_testkit::run_store_contract!(async { EmbeddedRunStore::open(dir).unwrap() });
 //! ```
 
+pub mod artifact_store;
 pub mod audit_log;
 pub mod clock;
 pub mod job_queue;
@@ -78,5 +79,7 @@ pub fn job(run_id: &str, step: &str, pool: &str) -> weft_core::run::Job {
         pre_hooks: vec![],
         post_hooks: vec![],
         step_plugin: None,
+        artifacts: Vec::new(),
+        produces: Vec::new(),
     }
 }

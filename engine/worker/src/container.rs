@@ -101,6 +101,7 @@ fn request(
     env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.insert("WEFT_OUTPUTS".into(), "/weft/outputs.json".into());
     env.insert("WEFT_INPUTS_FILE".into(), "/weft/inputs.json".into());
+    env.insert("WEFT_SCRATCH".into(), "/weft".into());
     if let Some(inputs) = inputs {
         env.insert("WEFT_INPUTS".into(), inputs.into());
     }
@@ -195,6 +196,15 @@ pub(crate) async fn run(
             Err(e) => return failed(FailureKind::Policy, e, None, false),
         }
     }
+    // Upstream artifacts, fetched by the worker: read-only in the container.
+    let fetched = dir.join(crate::artifacts::ARTIFACTS_DIR);
+    if fetched.is_dir() {
+        request.mounts.push(weft_core::ports::ContainerMount {
+            source: format!("{scratch}/{}", crate::artifacts::ARTIFACTS_DIR),
+            target: crate::artifacts::CONTAINER_ARTIFACTS.into(),
+            read_only: true,
+        });
+    }
     if let Some(note) = inputs_note {
         log.push(note.as_bytes()).await;
     }
@@ -242,7 +252,10 @@ pub(crate) async fn run(
         ),
         Ended::Finished(Ok(ContainerExit::Exited(0))) => {
             match outputs::read(&dir.join("outputs.json"), options.max_output_bytes) {
-                Ok(outputs) => Outcome::Succeeded { outputs },
+                Ok(outputs) => Outcome::Succeeded {
+                    outputs,
+                    artifacts: Default::default(),
+                },
                 Err(e) => failed(FailureKind::Other, e, Some(0), false),
             }
         }
@@ -253,7 +266,8 @@ pub(crate) async fn run(
             true,
         ),
     };
-    options.remove_attempt_dir(job);
+    // The worker removes the scratch directory once it has collected
+    // the step's artifacts from it.
     outcome
 }
 
@@ -349,6 +363,8 @@ mod tests {
             pre_hooks: vec![],
             post_hooks: vec![],
             step_plugin: None,
+            artifacts: Vec::new(),
+            produces: Vec::new(),
         }
     }
 }

@@ -213,7 +213,10 @@ pub(crate) async fn run(
             }
             log.push(summary(spec, device, &report).as_bytes()).await;
             match outputs(&report, &options.attempt_dir(job).join("buffers")) {
-                Ok(outputs) => Outcome::Succeeded { outputs },
+                Ok(outputs) => Outcome::Succeeded {
+                    outputs,
+                    artifacts: Default::default(),
+                },
                 Err(e) => failed(
                     FailureKind::Infrastructure,
                     format!("writing output buffers: {e}"),

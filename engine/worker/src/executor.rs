@@ -186,6 +186,7 @@ impl Executors {
             },
             StepAction::Join => Outcome::Succeeded {
                 outputs: serde_json::json!({}),
+                artifacts: Default::default(),
             },
         }
     }

@@ -7,6 +7,7 @@
 //! the job. Depends on `weft-core` and `weft-wasm-host`.
 
 mod abort;
+mod artifacts;
 mod attempt;
 mod cgroup;
 mod claim;

@@ -51,6 +51,9 @@ pub struct Options {
     /// (`{ first = 100000, count = 64 }`). Default: `concurrency` uids from
     /// [`crate::users::DEFAULT_FIRST_STEP_UID`].
     pub step_uids: Option<crate::users::StepUids>,
+    /// The largest artifact a step may leave (a directory's files
+    /// together), in bytes. Default: 8 GiB.
+    pub max_artifact_bytes: u64,
     /// Where attempts' scratch directories go when step users cannot reach
     /// `work-dir`: set by the worker as it starts, never configured.
     #[serde(skip)]
@@ -111,6 +114,7 @@ impl Default for Options {
             gpus: None,
             allowed_mounts: Vec::new(),
             pass_env: Vec::new(),
+            max_artifact_bytes: 8 << 30,
             run_as: crate::users::RunAs::default(),
             step_uids: None,
             scratch_dir: None,

@@ -267,6 +267,11 @@ impl PostHooks {
         log.finish().await;
         let tail = String::from_utf8_lossy(&log.tail().await).into_owned();
         let mut payload = outcome_json(&outcome, tail);
+        // What the step left stays its own: a hook decides success, not files.
+        let artifacts = match &outcome {
+            Outcome::Succeeded { artifacts, .. } => artifacts.clone(),
+            Outcome::Failed { .. } => Default::default(),
+        };
         let hooks = self.hooks.clone();
         let (result, logs, timed) = tokio::task::spawn_blocking(move || {
             let mut hooks = hooks.lock().expect("post hooks");
@@ -296,8 +301,11 @@ impl PostHooks {
             write_logs(log, &label, lines).await;
         }
         match result {
-            Ok(payload) => outcome_from(payload)
-                .unwrap_or_else(|e| failed(format!("a post hook returned a bad outcome: {e}"))),
+            Ok(payload) => match outcome_from(payload) {
+                Ok(Outcome::Succeeded { outputs, .. }) => Outcome::Succeeded { outputs, artifacts },
+                Ok(other) => other,
+                Err(e) => failed(format!("a post hook returned a bad outcome: {e}")),
+            },
             Err(e) => failed(e),
         }
     }
@@ -305,7 +313,7 @@ impl PostHooks {
 
 fn outcome_json(outcome: &Outcome, log_tail: String) -> Json {
     match outcome {
-        Outcome::Succeeded { outputs } => json!({
+        Outcome::Succeeded { outputs, .. } => json!({
             "status": "succeeded", "exit-code": 0, "reason": null, "retryable": false,
             "outputs": outputs, "log-tail": log_tail,
         }),
@@ -332,7 +340,10 @@ fn outcome_from(payload: Json) -> Result<Outcome, String> {
             if !outputs.is_object() {
                 return Err("`outputs` must be an object".into());
             }
-            Ok(Outcome::Succeeded { outputs })
+            Ok(Outcome::Succeeded {
+                outputs,
+                artifacts: Default::default(),
+            })
         }
         Some("failed") => Ok(Outcome::Failed {
             reason: map
@@ -385,7 +396,10 @@ pub(crate) async fn run_step(
     };
     write_logs(log, &call.label(), lines).await;
     match result {
-        Ok(outputs @ Json::Object(_)) => Outcome::Succeeded { outputs },
+        Ok(outputs @ Json::Object(_)) => Outcome::Succeeded {
+            outputs,
+            artifacts: Default::default(),
+        },
         Ok(_) => Outcome::Failed {
             reason: format!(
                 "plugin {} returned outputs that are not a JSON object",

@@ -164,8 +164,9 @@ impl Resolved {
             return outcome;
         }
         match outcome {
-            Outcome::Succeeded { outputs } => Outcome::Succeeded {
+            Outcome::Succeeded { outputs, artifacts } => Outcome::Succeeded {
                 outputs: self.masker.mask_json(outputs),
+                artifacts,
             },
             Outcome::Failed {
                 reason,

@@ -82,6 +82,7 @@ pub(crate) async fn run(
         .envs(&job.env)
         .env("WEFT_OUTPUTS", &outputs_path)
         .env("WEFT_INPUTS_FILE", &inputs_path)
+        .env("WEFT_SCRATCH", &dir)
         .env("WEFT_RUN_ID", &job.run_id)
         .env("WEFT_STEP", &job.task.step)
         .env("WEFT_ATTEMPT", job.attempt.to_string())
@@ -132,13 +133,9 @@ pub(crate) async fn run(
     if let Some((uid, gid)) = user {
         // The step's user has no home but its scratch directory.
         process.uid(uid).gid(gid).env("HOME", &dir);
-        if options.cwd.is_none() {
-            process.current_dir(&dir);
-        }
     }
-    if let Some(cwd) = &options.cwd {
-        process.current_dir(cwd);
-    }
+    // Where its artifacts' paths start, unless told to run elsewhere.
+    process.current_dir(options.cwd.as_ref().unwrap_or(&dir));
     let mut child = match process.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -212,7 +209,10 @@ pub(crate) async fn run(
         ),
         Ended::Finished(Ok(status)) => match status.code() {
             Some(0) => match outputs::read(&outputs_path, options.max_output_bytes) {
-                Ok(outputs) => Outcome::Succeeded { outputs },
+                Ok(outputs) => Outcome::Succeeded {
+                    outputs,
+                    artifacts: Default::default(),
+                },
                 Err(e) => failed(FailureKind::Other, e, Some(0), false),
             },
             Some(code) => failed(
@@ -232,7 +232,8 @@ pub(crate) async fn run(
             }
         },
     };
-    options.remove_attempt_dir(job);
+    // The worker removes the scratch directory once it has collected
+    // the step's artifacts from it.
     outcome
 }
 

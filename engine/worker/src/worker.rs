@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch, Semaphore};
 use tracing::Instrument;
 use weft_core::ports::{
-    AttemptId, Claim, Clock, ContainerRuntime, Delivery, JobQueue, KernelRuntime, Report,
-    ReportKind, RunStore, WorkerRegistry,
+    ArtifactStore, AttemptId, Claim, Clock, ContainerRuntime, Delivery, JobQueue, KernelRuntime,
+    Report, ReportKind, RunStore, WorkerRegistry,
 };
 use weft_core::run::{FailureKind, HookRun, Job, Outcome};
 use weft_core::spec::{gpu_pool, Command};
@@ -36,6 +36,9 @@ pub struct Worker {
     running: Running,
     plugins: Option<Plugins>,
     secrets: Option<Secrets>,
+    /// Where steps' artifacts are kept; none: a step that uses or declares
+    /// artifacts fails here.
+    artifacts: Option<Arc<dyn ArtifactStore>>,
     /// Kept beside its executor to remove an earlier life's containers.
     containers: Option<Arc<dyn ContainerRuntime>>,
     executors: Executors,
@@ -61,6 +64,7 @@ impl Worker {
             running: Running::default(),
             plugins: None,
             secrets: None,
+            artifacts: None,
             containers: None,
             executors: Executors::default(),
             gpus,
@@ -107,6 +111,12 @@ impl Worker {
     }
 
     /// Runs `run` steps with `executor` instead of a local shell.
+    /// Gives the worker an artifact store.
+    pub fn with_artifacts(mut self, store: Arc<dyn ArtifactStore>) -> Self {
+        self.artifacts = Some(store);
+        self
+    }
+
     pub fn with_command_executor(mut self, executor: Arc<dyn Executor<Command>>) -> Self {
         self.executors.shell = executor;
         self.executors.custom_shell = true;
@@ -558,18 +568,61 @@ impl Worker {
         if let Some(post) = &post {
             log.set_filter(post.clone());
         }
-        let attempt = Attempt {
-            job: &job,
-            options: &self.options,
-            log: log.clone(),
-            abort,
-            gpus,
-        };
-        let outcome = self.executors.run(attempt, &job.action).await;
+        let outcome = self.execute_in_scratch(&mut job, abort, gpus, log).await;
         match post {
             // The post hooks are given the outcome masked.
             Some(post) => post.finish(secrets.mask_outcome(outcome), hooks, log).await,
             None => outcome,
         }
+    }
+
+    /// The step in its scratch directory: upstream artifacts fetched into
+    /// it first, its own collected from it when it succeeds, and the
+    /// directory removed at the end, whatever happened.
+    async fn execute_in_scratch(
+        &self,
+        job: &mut Job,
+        abort: watch::Receiver<bool>,
+        gpus: &[String],
+        log: &Arc<StepLog>,
+    ) -> Outcome {
+        let dir = self.options.attempt_dir(job);
+        let store = self.artifacts.as_ref();
+        if !job.artifacts.is_empty() {
+            if let Err(e) = self.options.make_attempt_dir(job) {
+                return Outcome::Failed {
+                    reason: format!("preparing {}: {e}", dir.display()),
+                    exit_code: None,
+                    retryable: true,
+                    kind: FailureKind::Infrastructure,
+                };
+            }
+            if let Err(outcome) = crate::artifacts::fetch(store, job, &dir).await {
+                self.options.remove_attempt_dir(job);
+                return outcome;
+            }
+        }
+        let attempt = Attempt {
+            job,
+            options: &self.options,
+            log: log.clone(),
+            abort,
+            gpus,
+        };
+        let mut outcome = self.executors.run(attempt, &job.action).await;
+        if let Outcome::Succeeded { artifacts, .. } = &mut outcome {
+            let max = self.options.max_artifact_bytes;
+            // Declared paths are the step's working directory's.
+            let base = match (&job.action, &self.options.cwd) {
+                (weft_core::spec::StepAction::Run { .. }, Some(cwd)) => cwd.clone(),
+                _ => dir.clone(),
+            };
+            match crate::artifacts::collect(store, job, &base, &dir, max).await {
+                Ok(collected) => *artifacts = collected,
+                Err(failed) => outcome = failed,
+            }
+        }
+        self.options.remove_attempt_dir(job);
+        outcome
     }
 }

@@ -34,6 +34,7 @@
 //! Errors are JSON: `{"error": "...", "details": ...}`. Bodies over
 //! `MAX_BODY_BYTES` get 413.
 
+mod artifacts;
 mod audit_routes;
 mod graph;
 mod logs;
@@ -97,6 +98,8 @@ pub struct ApiState {
     pub secrets: Arc<dyn weft_core::ports::SecretStore>,
     /// The keys that seal them; `None`: secrets cannot be set here.
     pub keyring: Option<Arc<weft_secrets::Keyring>>,
+    /// Where steps' artifacts are kept; `None`: none can be downloaded.
+    pub artifacts: Option<Arc<dyn weft_core::ports::ArtifactStore>>,
     /// The plugins asked before a run is accepted (`[[admission]]`).
     pub admission: Arc<crate::app::Admission>,
 }
@@ -152,6 +155,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/check", post(graph::check))
         .route("/api/runs/{id}/cancel", post(runs::cancel))
         .route("/api/runs/{id}/retry", post(runs::retry))
+        .route("/api/runs/{id}/artifacts", get(artifacts::list))
+        .route(
+            "/api/runs/{id}/artifacts/{step}/{name}",
+            get(artifacts::download),
+        )
         .route("/api/runs/{id}/logs/{task}", get(logs::logs))
         .route("/api/runs/{id}/logs/{task}/stream", get(logs::log_stream))
         .route("/api/workers", get(ops::workers))

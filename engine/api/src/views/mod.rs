@@ -131,7 +131,42 @@ pub struct StepView {
     /// The run whose outputs a retry reused for this step.
     #[serde(default)]
     pub reused_from: Option<String>,
+    /// What it left for later steps, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<ArtifactView>,
     pub tasks: Vec<TaskView>,
+}
+
+/// A stored artifact of a step: download it from
+/// `/api/runs/{id}/artifacts/{step}/{name}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ArtifactView {
+    pub step: String,
+    pub name: String,
+    /// SHA-256 of its bytes (of the tar stream, for a directory).
+    pub digest: String,
+    pub size: u64,
+    /// A directory, downloaded as a tar.
+    #[serde(default)]
+    pub dir: bool,
+}
+
+impl ArtifactView {
+    /// The artifacts of step `i` of `state`.
+    pub fn of_step(state: &RunState, i: usize) -> Vec<Self> {
+        let step = &state.plan.workflow.steps[i].id;
+        state.steps[i]
+            .artifacts
+            .iter()
+            .map(|(name, a)| ArtifactView {
+                step: step.clone(),
+                name: name.clone(),
+                digest: a.digest.to_string(),
+                size: a.size,
+                dir: a.dir,
+            })
+            .collect()
+    }
 }
 
 /// A run with its steps, tasks and attempts.
@@ -215,6 +250,7 @@ impl StepView {
             outputs: s.outputs.clone(),
             reason,
             reused_from: s.reused_from.clone(),
+            artifacts: ArtifactView::of_step(state, i),
             tasks: s
                 .tasks
                 .iter()

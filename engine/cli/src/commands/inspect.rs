@@ -174,6 +174,24 @@ pub async fn show(source: &Source, run: &str) -> anyhow::Result<ExitCode> {
         println!();
         print!("{attempts}");
     }
+    let artifacts: Vec<_> = v.steps.iter().flat_map(|s| &s.artifacts).collect();
+    if !artifacts.is_empty() {
+        println!();
+        for a in artifacts {
+            println!(
+                "artifact  {}/{}  {} bytes{}  sha256 {}",
+                a.step,
+                a.name,
+                a.size,
+                if a.dir { " (directory)" } else { "" },
+                &a.digest[..12.min(a.digest.len())]
+            );
+        }
+        println!(
+            "          (weft artifacts get {} STEP/NAME -o PATH)",
+            v.run.id
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

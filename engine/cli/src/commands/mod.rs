@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod artifacts;
 pub mod audit;
 pub mod check;
 pub mod inspect;

@@ -192,6 +192,7 @@ async fn watch_here(
         containers,
         weft_orchestrator::Options::default(),
         keyring,
+        crate::config::Config::default().artifact_store(Some(&data_dir.join("artifacts")))?,
     )?;
     let (stop_worker, worker_stop) = watch::channel(false);
     let worker_task = tokio::spawn(worker.run(worker_stop));

@@ -29,6 +29,7 @@ struct Backends {
     audit: Arc<dyn AuditLog>,
     secrets: Arc<dyn SecretStore>,
     keyring: Option<Arc<weft_secrets::Keyring>>,
+    artifacts: Option<Arc<dyn weft_core::ports::ArtifactStore>>,
 }
 
 pub async fn serve(
@@ -63,6 +64,7 @@ async fn serve_distributed(config: Config) -> anyhow::Result<ExitCode> {
         audit: redis.clone(),
         secrets: redis,
         keyring: config.keyring()?,
+        artifacts: config.artifact_store(None)?,
     };
     serve_api(&config, service, backends, None).await
 }
@@ -90,12 +92,14 @@ async fn serve_embedded(config: Config, data_dir: &Path) -> anyhow::Result<ExitC
         ..config.orchestrator.clone()
     };
     let keyring = embedded::keyring(&config, &data_dir, true)?;
+    let artifacts = config.artifact_store(Some(&data_dir.join("artifacts")))?;
     let (service, worker) = embedded::engine(
         store.clone(),
         options,
         containers,
         orchestrator,
         keyring.clone(),
+        artifacts.clone(),
     )?;
     let worker = worker.with_registry(store.clone(), None);
     let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
@@ -110,6 +114,7 @@ async fn serve_embedded(config: Config, data_dir: &Path) -> anyhow::Result<ExitC
         audit: store.clone(),
         secrets: store,
         keyring,
+        artifacts,
     };
     serve_api(&config, service, backends, Some(&mut worker_task)).await?;
     // As `weft worker` drains; what is still running then is run again on
@@ -191,6 +196,7 @@ async fn serve_api(
         audit: backends.audit,
         secrets: backends.secrets,
         keyring: backends.keyring,
+        artifacts: backends.artifacts,
         admission: Arc::new(admission),
     });
     let worker = async {

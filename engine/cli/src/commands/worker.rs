@@ -30,6 +30,10 @@ pub struct Args {
     /// GPUs (those `CUDA_VISIBLE_DEVICES` leaves), else `nvidia-smi`'s.
     #[arg(long = "gpu", value_name = "INDEX:NAME")]
     gpus: Vec<String>,
+    /// Where attempts get their scratch directories. Default: from the
+    /// config, else `weft` in the temp directory.
+    #[arg(long)]
+    work_dir: Option<std::path::PathBuf>,
 }
 
 pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
@@ -38,6 +42,9 @@ pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> 
     }
     if let Some(n) = args.concurrency {
         config.worker.concurrency = n.max(1);
+    }
+    if let Some(dir) = args.work_dir {
+        config.worker.work_dir = dir;
     }
     if !args.gpus.is_empty() {
         let parsed = args
@@ -83,10 +90,19 @@ pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> 
         tracing::info!("no secret key ([secrets] key-file or $WEFT_SECRET_KEY): steps that use secrets fail here");
     }
     let secrets = weft_worker::Secrets::new(redis.clone(), keyring);
+    let artifacts = config.artifact_store(None)?;
+    if artifacts.is_none() {
+        tracing::info!(
+            "no artifact store ([artifacts]): steps that use or declare artifacts fail here"
+        );
+    }
     let mut worker = Worker::new(queue, store, clock, config.worker)
         .with_registry(redis, Some(status_url.clone()))
         .with_plugins(plugins)
         .with_secrets(secrets);
+    if let Some(store) = artifacts {
+        worker = worker.with_artifacts(store);
+    }
     match crate::embedded::docker().await {
         Ok(runtime) => worker = worker.with_containers(runtime),
         Err(e) => eprintln!("weft: no container runtime, container steps will fail here: {e}"),

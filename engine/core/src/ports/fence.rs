@@ -269,6 +269,7 @@ mod tests {
             kind: ReportKind::Finished {
                 outcome: Outcome::Succeeded {
                     outputs: serde_json::json!({}),
+                    artifacts: Default::default(),
                 },
                 hooks: Vec::new(),
             },

@@ -2,6 +2,7 @@
 //! embedded adapter and, later, a networked one; all must pass the contract
 //! tests in `weft-testkit`.
 
+mod artifact_store;
 mod audit_log;
 mod clock;
 mod container_runtime;
@@ -15,6 +16,7 @@ mod token_store;
 mod worker_registry;
 mod workflow_store;
 
+pub use artifact_store::ArtifactStore;
 pub use audit_log::{AuditAction, AuditEntry, AuditLog, MAX_AUDIT_ENTRIES};
 pub use clock::Clock;
 pub use container_runtime::{

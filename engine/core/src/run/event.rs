@@ -46,6 +46,9 @@ pub enum Outcome {
     Succeeded {
         #[serde(default)]
         outputs: Json,
+        /// The artifacts it left, as stored.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        artifacts: crate::artifacts::Artifacts,
     },
     Failed {
         reason: String,
@@ -125,6 +128,9 @@ pub enum Event {
         step: String,
         from: String,
         outputs: Json,
+        /// The artifacts it left in that run.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        artifacts: crate::artifacts::Artifacts,
         at: Millis,
     },
     /// Before `Started`: what the server's admission plugins decided;
@@ -226,6 +232,15 @@ pub struct Job {
     /// For a `wasm` step: the plugin that is the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_plugin: Option<PluginCall>,
+    /// Upstream artifacts its action names
+    /// (`{{ steps.<id>.artifacts.<name> }}`, kept as written): the only
+    /// ones its worker fetches, and where the references point once it has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<crate::artifacts::InputArtifact>,
+    /// What the step declares it leaves (`artifacts`), collected by its
+    /// worker when the attempt succeeds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub produces: Vec<crate::artifacts::DeclaredArtifact>,
 }
 
 /// What the machine asks its driver to do.

@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value as Json};
 
 use super::event::{Job, TaskId};
 use super::machine::Machine;
+use crate::artifacts::{artifact_placeholder, artifact_refs, InputArtifact, ARTIFACTS_FIELD};
 use crate::plugins::{hook_call, PluginCall, ResolvedPlugin};
 use crate::secrets::{placeholder, SECRETS_ROOT};
 use crate::spec::{StepAction, WasmStep};
@@ -41,6 +42,7 @@ impl Machine<'_> {
             .collect::<Result<_, String>>()?;
         let mut inputs = self.variables(si, item);
         inputs.remove("workflow");
+        let artifacts = self.input_artifacts(si)?;
         let mut job = Job {
             run_id: self.state.run_id.clone(),
             workflow: self.state.plan.workflow.name.clone(),
@@ -66,12 +68,44 @@ impl Machine<'_> {
                 .map(|h| hook_call(&h.value, &self.state.plugins))
                 .collect(),
             step_plugin,
+            artifacts,
+            produces: spec.artifacts.iter().map(|a| a.value.clone()).collect(),
         };
         if !self.state.admission.is_empty() {
             crate::admission::patch_job(&mut job, &spec.id, &self.state.admission);
             job.pool = crate::spec::queue_pool(&spec.pool, &job.resources);
         }
         Ok(job)
+    }
+
+    /// The upstream artifacts step `si`'s action and env name, as stored.
+    fn input_artifacts(&self, si: usize) -> Result<Vec<InputArtifact>, String> {
+        let spec = &self.state.plan.workflow.steps[si];
+        let mut wanted: Vec<(String, String)> = spec
+            .texts
+            .iter()
+            .filter(|t| t.place != crate::spec::TextPlace::HookConfig)
+            .flat_map(|t| artifact_refs(&t.text.value))
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        wanted
+            .into_iter()
+            .map(|(step, name)| {
+                let artifact = self
+                    .state
+                    .step_index(&step)
+                    .and_then(|n| self.state.steps[n].artifacts.get(&name))
+                    .ok_or_else(|| {
+                        format!("step `{step}` left no artifact `{name}` for this step to use")
+                    })?;
+                Ok(InputArtifact {
+                    step,
+                    name,
+                    artifact: artifact.clone(),
+                })
+            })
+            .collect()
     }
 
     /// What templates and conditions of step `si` can see: params, run,
@@ -121,6 +155,20 @@ impl Machine<'_> {
                     return Err(format!(
                         "`{path}`: step `{id}` is not upstream of this step"
                     ));
+                }
+                // Stays a reference, as a secret does: only the worker
+                // knows the path it will have.
+                if path.key(2) == Some(ARTIFACTS_FIELD) {
+                    return match (path.0.len(), path.key(3)) {
+                        (4, Some(name)) if s.artifacts.contains_key(name) => {
+                            Ok(Json::String(artifact_placeholder(id, name)))
+                        }
+                        (4, Some(name)) => Err(format!(
+                            "`{path}`: step `{id}` left no artifact `{name}` (it is optional, \
+                             and was not there when the step ended)"
+                        )),
+                        _ => Err(not_found()),
+                    };
                 }
                 let view = json!({"outputs": s.outputs.clone().unwrap_or_else(|| json!({})), "status": s.status.as_str()});
                 path.select(&view, 2)
@@ -210,6 +258,7 @@ needs = ["xs"]
             attempt: job.attempt,
             outcome: Outcome::Succeeded {
                 outputs: json!({ "x": x }),
+                artifacts: Default::default(),
             },
             at: 1,
             hooks: Vec::new(),
@@ -341,5 +390,81 @@ mounts = ["{{ params.src }}:/x:ro"]
             let attempt = &s.steps[0].tasks[0].attempts[0];
             assert_eq!(attempt.error_kind, crate::run::FailureKind::Policy);
         }
+    }
+
+    const PASSING: &str = r#"
+[workflow]
+name = "files"
+[steps.make]
+run = "x"
+artifacts = { model = "out/m.pt", logs = { path = "logs/", optional = true } }
+[steps.use]
+needs = ["make"]
+run = "cp {{ steps.make.artifacts.model }} here"
+env = { M = "{{ steps.make.artifacts.model }}" }
+[steps.late]
+needs = ["make"]
+run = "cat {{ steps.make.artifacts.logs }}"
+"#;
+
+    #[test]
+    fn a_step_s_artifacts_reach_the_jobs_that_name_them_as_references() {
+        use crate::artifacts::{ArtifactRef, Digest};
+        use crate::run::tests::dispatched;
+        use crate::run::Outcome;
+        let workflow = spec::load(PASSING).unwrap_or_else(|d| panic!("{d:?}"));
+        let mut s = RunState::new("run-1", Plan::new(workflow), Default::default());
+        let make = dispatched(&apply(&mut s, Event::Started { at: 0 })).remove(0);
+        assert_eq!(make.produces.len(), 2);
+        assert_eq!(make.produces[0].path, "out/m.pt");
+        let model = ArtifactRef {
+            digest: Digest::parse(&"ab".repeat(32)).unwrap(),
+            size: 9,
+            dir: false,
+        };
+        let finished = Event::TaskFinished {
+            task: make.task.clone(),
+            attempt: 1,
+            outcome: Outcome::Succeeded {
+                outputs: json!({}),
+                // The optional `logs` was not made.
+                artifacts: [("model".to_string(), model.clone())].into(),
+            },
+            at: 1,
+            hooks: Vec::new(),
+            worker: "w".into(),
+            execution: 1,
+        };
+        let jobs = dispatched(&apply(&mut s, finished));
+        let using = jobs.iter().find(|j| j.task.step == "use").unwrap();
+        // The reference stays as written; the worker fills in its path.
+        let StepAction::Run { command } = &using.action else {
+            panic!()
+        };
+        assert_eq!(
+            *command,
+            spec::Command::Shell("cp {{ steps.make.artifacts.model }} here".into())
+        );
+        assert_eq!(using.env["M"], "{{ steps.make.artifacts.model }}");
+        assert_eq!(using.artifacts.len(), 1);
+        assert_eq!(
+            (
+                using.artifacts[0].step.as_str(),
+                using.artifacts[0].name.as_str()
+            ),
+            ("make", "model")
+        );
+        assert_eq!(using.artifacts[0].artifact, model);
+        assert_eq!(s.steps[0].artifacts["model"], model);
+        // The step naming the one that was not made fails, saying so.
+        assert!(jobs.iter().all(|j| j.task.step != "late"));
+        let late = &s.steps[2].tasks[0].attempts[0];
+        assert!(
+            late.error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("left no artifact `logs`"),
+            "{late:?}"
+        );
     }
 }

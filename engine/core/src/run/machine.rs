@@ -127,6 +127,7 @@ impl Machine<'_> {
                 step,
                 from,
                 outputs,
+                artifacts,
                 at,
             } => {
                 let Some(si) = self.state.step_index(&step) else {
@@ -138,6 +139,7 @@ impl Machine<'_> {
                     return;
                 }
                 self.state.steps[si].outputs = Some(outputs);
+                self.state.steps[si].artifacts = artifacts;
                 self.state.steps[si].started_at = Some(at);
                 self.state.steps[si].reused_from = Some(from);
                 self.close_step(si, StepStatus::Succeeded, at);
@@ -255,9 +257,10 @@ impl Machine<'_> {
             .expect("a live task has an attempt");
         record.finished_at = Some(at);
         match outcome {
-            Outcome::Succeeded { outputs } => {
+            Outcome::Succeeded { outputs, artifacts } => {
                 record.error = Some(String::new());
                 task.status = TaskStatus::Succeeded;
+                task.artifacts = artifacts;
                 task.outputs = Some(if outputs.is_null() {
                     json!({})
                 } else {
@@ -301,6 +304,7 @@ impl Machine<'_> {
                         .collect(),
                 )
             } else {
+                step.artifacts = step.tasks[0].artifacts.clone();
                 step.tasks[0].outputs.clone().unwrap_or_else(|| json!({}))
             };
             step.outputs = Some(outputs);
@@ -442,6 +446,7 @@ impl Machine<'_> {
                 status: TaskStatus::Queued,
                 attempts: Vec::new(),
                 outputs: None,
+                artifacts: Default::default(),
             })
             .collect();
         if step.tasks.is_empty() {
@@ -480,7 +485,14 @@ impl Machine<'_> {
         });
         if spec.action == StepAction::Join {
             task.attempts[0].started_at = Some(at);
-            return self.finish_attempt((si, ti), Outcome::Succeeded { outputs: json!({}) }, at);
+            return self.finish_attempt(
+                (si, ti),
+                Outcome::Succeeded {
+                    outputs: json!({}),
+                    artifacts: Default::default(),
+                },
+                at,
+            );
         }
         let task_id = task.id.clone();
         let item = task.item.clone();

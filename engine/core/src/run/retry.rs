@@ -32,6 +32,7 @@ pub fn reuse_events(
                     .outputs
                     .clone()
                     .unwrap_or(Json::Object(Default::default())),
+                artifacts: step.artifacts.clone(),
                 at,
             });
         }

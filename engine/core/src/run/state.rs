@@ -170,6 +170,8 @@ pub struct TaskState {
     pub status: TaskStatus,
     pub attempts: Vec<AttemptRecord>,
     pub outputs: Option<Json>,
+    /// What its succeeded attempt left.
+    pub artifacts: crate::artifacts::Artifacts,
 }
 
 impl TaskState {
@@ -198,6 +200,8 @@ pub struct StepState {
     pub fan_out: bool,
     /// Set when a retry took this step's outputs from an earlier run.
     pub reused_from: Option<String>,
+    /// What it left for later steps (a step that is not `for-each`).
+    pub artifacts: crate::artifacts::Artifacts,
 }
 
 /// Everything known about one run.
@@ -242,6 +246,7 @@ impl RunState {
                 finished_at: None,
                 fan_out: plan.workflow.steps[i].for_each.is_some(),
                 reused_from: None,
+                artifacts: Default::default(),
             })
             .collect::<Vec<_>>();
         Self {

@@ -70,6 +70,19 @@ pub struct Step {
     /// The secrets its `env`, `container.env` and hooks' `config` name
     /// (`{{ secrets.NAME }}`): all a worker resolves for it.
     pub secrets: BTreeSet<String>,
+    /// The files it leaves for later steps (`artifacts`), each spanned by
+    /// its name.
+    pub artifacts: Vec<Spanned<crate::artifacts::DeclaredArtifact>>,
+}
+
+impl Step {
+    /// The artifact it declares by `name`.
+    pub fn artifact(&self, name: &str) -> Option<&crate::artifacts::DeclaredArtifact> {
+        self.artifacts
+            .iter()
+            .map(|a| &a.value)
+            .find(|a| a.name == name)
+    }
 }
 
 /// A string of a step that may hold templates.

@@ -49,6 +49,17 @@ pub fn json_schema() -> Value {
     let mut step = settings();
     let string_or_list =
         json!({"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]});
+    step.insert("artifacts".into(), json!({
+        "description": "Files or directories (paths in the step's scratch directory) left for later steps, which name them as {{ steps.<id>.artifacts.<name> }}.",
+        "type": "object", "maxProperties": 64,
+        "propertyNames": {"pattern": "^[A-Za-z0-9_-]+$"},
+        "additionalProperties": {"oneOf": [
+            {"type": "string"},
+            {"type": "object", "required": ["path"], "additionalProperties": false, "properties": {
+                "path": {"type": "string"}, "optional": {"type": "boolean"}
+            }}
+        ]}
+    }));
     step.insert("run".into(), json!({"description": "A shell command (run by sh -c) or an argv list.", "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}));
     step.insert("container".into(), json!({"type": "object", "required": ["image"], "additionalProperties": false, "properties": {
         "image": {"type": "string"}, "command": string_or_list, "args": {"type": "array", "items": {"type": "string"}},

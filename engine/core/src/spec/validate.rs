@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use super::model::{ForEach, Step, TextPlace, Workflow};
+use super::model::{ForEach, Step, StepAction, TextPlace, Workflow};
+use crate::artifacts::ARTIFACTS_FIELD;
 use crate::dag::Dag;
 use crate::diagnostic::{Diagnostic, Span, Spanned};
 use crate::expr::Condition;
@@ -142,6 +143,22 @@ pub fn validate(workflow: &Workflow, source: &str) -> Vec<Diagnostic> {
         source,
         check_upstream: !has_cycles,
     };
+    for step in &workflow.steps {
+        if let (Some(_), Some(first)) = (&step.for_each, step.artifacts.first()) {
+            diags.push(
+                Diagnostic::at(
+                    first.span.clone(),
+                    format!(
+                        "step `{}` runs once per item (`for-each`) and so cannot declare artifacts: \
+                         each instance would leave the same names",
+                        step.id
+                    ),
+                )
+                .with_label("artifact of a `for-each` step")
+                .with_note("gather the instances' files in a step after it, and declare them there"),
+            );
+        }
+    }
     for (index, step) in workflow.steps.iter().enumerate() {
         for text in &step.texts {
             refs.template(index, step, &text.text, text.place, &mut diags);
@@ -259,6 +276,58 @@ impl RefChecker<'_> {
         }
     }
 
+    /// `steps.<id>.artifacts.<name>`: one artifact `<id>` declares, used
+    /// by a step that runs a command or a container (where a file can be
+    /// put in its reach).
+    fn artifact_reference(
+        &self,
+        step: &Step,
+        target: usize,
+        seg: &[String],
+        path: &Path,
+    ) -> Result<(), Pending> {
+        let source = &self.workflow.steps[target];
+        let Some(name) = seg.get(3).filter(|_| seg.len() == 4) else {
+            return Err(Pending::new(
+                format!(
+                    "`{path}`: name one artifact, as in `steps.{}.artifacts.<name>`",
+                    source.id
+                ),
+                "not an artifact",
+            ));
+        };
+        if source.artifact(name).is_none() {
+            let declared: Vec<_> = source
+                .artifacts
+                .iter()
+                .map(|a| a.value.name.as_str())
+                .collect();
+            return Err(Pending::new(
+                format!("`{path}` in step `{}`: step `{}` declares no artifact `{name}`", step.id, source.id),
+                "unknown artifact",
+            )
+            .note(if declared.is_empty() {
+                format!("declare it in step `{}`: artifacts = {{ {name} = \"path/in/its/scratch/dir\" }}", source.id)
+            } else {
+                format!("its artifacts: {}", declared.join(", "))
+            }));
+        }
+        if !matches!(
+            step.action,
+            StepAction::Run { .. } | StepAction::Container { .. }
+        ) {
+            return Err(Pending::new(
+                format!(
+                    "`{path}` in step `{}`: artifacts reach `run` and `container` steps, not `{}` steps",
+                    step.id,
+                    step.action.kind()
+                ),
+                "not here",
+            ));
+        }
+        Ok(())
+    }
+
     fn reference(
         &self,
         index: usize,
@@ -335,8 +404,11 @@ impl RefChecker<'_> {
                 }
                 match seg.get(2).map(String::as_str) {
                     None | Some("outputs") | Some("status") => Ok(()),
+                    Some(ARTIFACTS_FIELD) => self.artifact_reference(step, target, seg, path),
                     Some(other) => Err(Pending::new(
-                        format!("`{path}`: a step has `outputs` and `status`, not `{other}`"),
+                        format!(
+                            "`{path}`: a step has `outputs`, `status` and `artifacts`, not `{other}`"
+                        ),
                         "unknown field",
                     )),
                 }

@@ -38,6 +38,7 @@ pub fn noop_worker(queue: Arc<dyn JobQueue>, slots: usize) -> tokio::task::JoinH
                 let job = d.job().clone();
                 let outcome = Outcome::Succeeded {
                     outputs: serde_json::json!({}),
+                    artifacts: Default::default(),
                 };
                 let report = Report {
                     run_id: job.run_id,

@@ -298,6 +298,7 @@ fn finished(key: &AttemptId, token: u64) -> Report {
         kind: ReportKind::Finished {
             outcome: Outcome::Succeeded {
                 outputs: serde_json::json!({"n": 1}),
+                artifacts: Default::default(),
             },
             hooks: Vec::new(),
         },

@@ -58,6 +58,7 @@ fn two_executions_of_one_attempt_are_both_shown_and_the_first_result_counts() {
             attempt: 1,
             outcome: Outcome::Succeeded {
                 outputs: json!({"by": "w2"}),
+                artifacts: Default::default(),
             },
             at: 9,
             hooks: Vec::new(),
@@ -78,6 +79,7 @@ fn two_executions_of_one_attempt_are_both_shown_and_the_first_result_counts() {
             attempt: 1,
             outcome: Outcome::Succeeded {
                 outputs: json!({"by": "w1"}),
+                artifacts: Default::default(),
             },
             at: 12,
             hooks: Vec::new(),

@@ -29,7 +29,10 @@ fn ok(job: &Job, outputs: Json) -> Event {
     Event::TaskFinished {
         task: job.task.clone(),
         attempt: job.attempt,
-        outcome: Outcome::Succeeded { outputs },
+        outcome: Outcome::Succeeded {
+            outputs,
+            artifacts: Default::default(),
+        },
         at: 10,
         hooks: Vec::new(),
         worker: "w".into(),
@@ -489,7 +492,7 @@ proptest! {
                         }
                         prop_assert!(seen_attempts.insert((job.task.clone(), job.attempt)), "attempt dispatched twice");
                         prop_assert!(job.attempt <= s.plan.workflow.steps[si].retries.limit + 1, "too many attempts");
-                        pending.push(Event::TaskFinished { task: job.task.clone(), attempt: job.attempt, outcome: Outcome::Succeeded { outputs: json!({}) }, at: 0, hooks: Vec::new(), worker: "w".into(), execution: 1 });
+                        pending.push(Event::TaskFinished { task: job.task.clone(), attempt: job.attempt, outcome: Outcome::Succeeded { outputs: json!({}), artifacts: Default::default() }, at: 0, hooks: Vec::new(), worker: "w".into(), execution: 1 });
                     }
                     Action::ScheduleRetry { task, attempt, .. } => pending.push(Event::RetryDue { task, attempt, at: 0 }),
                     Action::Finished { .. } => *finished += 1,

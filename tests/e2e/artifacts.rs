@@ -1,0 +1,276 @@
+//! Artifacts: a file made by a step on one worker is read by a step on
+//! another (work directories apart, one store between them), checked by
+//! its digest, listed and downloaded through the API and the CLI; the same
+//! workflow on the embedded engine; and what is refused: a missing
+//! artifact, a path that leaves the scratch directory.
+
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+use crate::cluster::{step, Cluster, Setup};
+use crate::support::{text, weft, weft_bin};
+
+/// `a` (pool `a`) writes 200 MiB and records their digest; `b` (pool `b`)
+/// finds the file where `{{ steps.a.artifacts.data }}` points and checks it.
+const PASS_ALONG: &str = r#"
+[workflow]
+name = "pass-along"
+
+[steps.a]
+pool = "a"
+run = '''
+head -c 209715200 /dev/urandom > data
+mkdir -p report && echo "rows: 3" > report/summary.txt
+printf '{"sum": "%s"}' "$(sha256sum data | cut -c1-64)" > "$WEFT_OUTPUTS"
+'''
+artifacts = { data = "data", report = "report", notes = { path = "notes.txt", optional = true } }
+
+[steps.b]
+pool = "b"
+needs = ["a"]
+run = '''
+test "$(sha256sum {{ steps.a.artifacts.data }} | cut -c1-64)" = "{{ steps.a.outputs.sum }}" || exit 3
+grep -q "rows: 3" {{ steps.a.artifacts.report }}/summary.txt || exit 4
+# Read-only for a step user (under `weft run` the step is its user, root here).
+if [ "$(id -u)" != 0 ]; then touch {{ steps.a.artifacts.data }} 2>/dev/null && exit 5; fi
+printf '{"dir": "%s"}' "$PWD" > "$WEFT_OUTPUTS"
+'''
+"#;
+
+fn sha256_file(path: &std::path::Path) -> String {
+    let mut file = std::fs::File::open(path).unwrap();
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).unwrap();
+    format!("{:x}", hasher.finalize())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_mib_file_goes_from_a_step_on_one_worker_to_a_step_on_another() {
+    let store = tempfile::tempdir().unwrap();
+    let tables = format!(
+        "[artifacts]\nstore = \"local\"\ndir = \"{}\"\n",
+        store.path().display()
+    );
+    let mut cluster = Cluster::set_up(Setup {
+        workers: 0,
+        tables: &tables,
+        ..Setup::default()
+    });
+    let (w1, w2) = (cluster.dir.path().join("w1"), cluster.dir.path().join("w2"));
+    cluster.start_worker_with(&["--pool", "a", "--work-dir", w1.to_str().unwrap()]);
+    cluster.start_worker_with(&["--pool", "b", "--work-dir", w2.to_str().unwrap()]);
+    let view = cluster
+        .run_as(&cluster.admin_token, PASS_ALONG, json!({}))
+        .await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    let a = step(&view, "a");
+    let b = step(&view, "b");
+    // Two workers, two work directories.
+    let worker = |s: &weft_api::views::StepView| s.tasks[0].attempts[0].worker.clone();
+    assert_ne!(worker(a), worker(b));
+    let b_dir = b.outputs.as_ref().unwrap()["dir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(b_dir.starts_with(w2.to_str().unwrap()), "{b_dir}");
+
+    // Listed with size and digest (the optional one was not made).
+    let sum = a.outputs.as_ref().unwrap()["sum"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let names: Vec<_> = a.artifacts.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(names, ["data", "report"]);
+    let data = &a.artifacts[0];
+    assert_eq!(
+        (data.size, data.digest.as_str(), data.dir),
+        (200 << 20, sum.as_str(), false)
+    );
+    assert!(a.artifacts[1].dir);
+    let client = reqwest::Client::new();
+    let listed: Vec<weft_api::views::ArtifactView> = client
+        .get(format!(
+            "{}/api/runs/{}/artifacts",
+            cluster.url, view.run.id
+        ))
+        .bearer_auth(&cluster.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+
+    // A range of it, then all of it through the CLI, checked.
+    let url = format!("{}/api/runs/{}/artifacts/a/data", cluster.url, view.run.id);
+    let piece = client
+        .get(&url)
+        .bearer_auth(&cluster.admin_token)
+        .header("Range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(piece.status(), 206);
+    assert_eq!(
+        piece.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 100-199/{}", 200 << 20)
+    );
+    assert_eq!(piece.bytes().await.unwrap().len(), 100);
+    let past = client
+        .get(&url)
+        .bearer_auth(&cluster.admin_token)
+        .header("Range", format!("bytes={}-", 200 << 20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(past.status(), 416);
+    let unauthenticated = client.get(&url).send().await.unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+
+    let out_file = cluster.dir.path().join("downloaded");
+    let out = std::process::Command::new(weft_bin())
+        .args(["--server", &cluster.url, "--token", &cluster.admin_token])
+        .args(["artifacts", "get", &view.run.id, "a/data", "-o"])
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(sha256_file(&out_file), sum);
+    let listed = std::process::Command::new(weft_bin())
+        .args(["--server", &cluster.url, "--token", &cluster.admin_token])
+        .args(["artifacts", "list", &view.run.id])
+        .output()
+        .unwrap();
+    let listed = text(&listed);
+    assert!(
+        listed.contains("a/data") && listed.contains("209715200"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("a/report") && listed.contains("directory"),
+        "{listed}"
+    );
+    // Both workers cleaned up after their steps.
+    for dir in [&w1, &w2] {
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy() == view.run.id)
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_same_workflow_passes_its_artifacts_on_the_embedded_engine() {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("pass.toml");
+    std::fs::write(&file, PASS_ALONG).unwrap();
+    let out = weft(&["run", file.to_str().unwrap(), "--plain"], data.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let (_, record, state) = crate::support::newest_embedded_run(data.path()).await;
+    let view = weft_api::views::RunView::new(&record, &state);
+    let a = step(&view, "a");
+    assert_eq!(a.artifacts[0].size, 200 << 20);
+    // And out of the embedded store, checked.
+    let dest = data.path().join("report.tar");
+    let got = weft(
+        &[
+            "artifacts",
+            "get",
+            &view.run.id,
+            "a/report",
+            "-o",
+            dest.to_str().unwrap(),
+        ],
+        data.path(),
+    );
+    assert!(got.status.success(), "{}", text(&got));
+    assert_eq!(sha256_file(&dest), a.artifacts[1].digest);
+}
+
+/// A declared artifact the step did not write fails it, naming it; a path
+/// that leads out of the scratch directory through a link fails it too,
+/// and nothing of the host is stored.
+#[tokio::test]
+async fn a_missing_artifact_or_one_that_leaves_the_scratch_directory_fails_its_step() {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[workflow]\nname = \"bad\"\n\
+         [steps.forgot]\nrun = \"true\"\nartifacts = { model = \"out/model.pt\" }\n\
+         [steps.sneaky]\nrun = \"ln -s /etc/shadow shadow\"\nartifacts = { loot = \"shadow\" }\n",
+    )
+    .unwrap();
+    let out = weft(&["run", file.to_str().unwrap(), "--plain"], data.path());
+    assert!(!out.status.success(), "{}", text(&out));
+    let (_, record, state) = crate::support::newest_embedded_run(data.path()).await;
+    let view = weft_api::views::RunView::new(&record, &state);
+    let reason = |s: &str| step(&view, s).reason.clone().unwrap_or_default();
+    assert!(
+        reason("forgot").contains("artifact `model` (`out/model.pt`) of step `forgot` is missing"),
+        "{}",
+        reason("forgot")
+    );
+    assert!(
+        reason("sneaky").contains("artifact `loot` (`shadow`) of step `sneaky`: leads out of the step's scratch directory"),
+        "{}",
+        reason("sneaky")
+    );
+    let stored = walk(&data.path().join(".weft/artifacts"));
+    assert!(stored.is_empty(), "{stored:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// A container step finds its upstream artifact read-only at the path the
+/// reference renders to, and leaves one of its own.
+#[tokio::test]
+async fn a_container_step_reads_an_artifact_read_only_and_leaves_one() {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("boxed.toml");
+    std::fs::write(
+        &file,
+        r#"[workflow]
+name = "boxed"
+[steps.make]
+run = "echo 'hello from the host' > msg"
+artifacts = { msg = "msg" }
+[steps.boxed]
+needs = ["make"]
+container = { image = "weft-test/busybox:1", command = '''
+cat {{ steps.make.artifacts.msg }} > /weft/copy
+(echo overwritten > {{ steps.make.artifacts.msg }}) 2>/dev/null && exit 7
+printf '{"path": "%s"}' {{ steps.make.artifacts.msg }} > /weft/outputs.json
+''' }
+artifacts = { copy = "copy" }
+[steps.check]
+needs = ["boxed"]
+run = "grep -q 'hello from the host' {{ steps.boxed.artifacts.copy }}"
+"#,
+    )
+    .unwrap();
+    let out = weft(&["run", file.to_str().unwrap(), "--plain"], data.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let (_, record, state) = crate::support::newest_embedded_run(data.path()).await;
+    let view = weft_api::views::RunView::new(&record, &state);
+    assert_eq!(
+        step(&view, "boxed").outputs,
+        Some(json!({"path": "/weft/artifacts/make/msg"}))
+    );
+}

@@ -274,3 +274,116 @@ run = "grep -q 'hello from the host' {{ steps.boxed.artifacts.copy }}"
         Some(json!({"path": "/weft/artifacts/make/msg"}))
     );
 }
+
+/// The run page lists a step's artifacts with size and digest, previews a
+/// CSV's first rows and an SVG, and downloads one, in Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_lists_previews_and_downloads_artifacts() {
+    use std::time::Duration;
+    let store = tempfile::tempdir().unwrap();
+    let tables = format!(
+        "[artifacts]\nstore = \"local\"\ndir = \"{}\"\n",
+        store.path().display()
+    );
+    let cluster = Cluster::set_up(Setup {
+        tables: &tables,
+        ..Setup::default()
+    });
+    let view = cluster
+        .run_as(
+            &cluster.admin_token,
+            r#"[workflow]
+name = "report"
+[steps.report]
+run = '''
+printf 'city,rain\nOslo,12\nLima,0\n' > table.csv
+printf '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>' > plot.svg
+echo '{"rows": 2}' > stats.json
+'''
+artifacts = { table = "table.csv", plot = "plot.svg", stats = "stats.json" }
+"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    let b = crate::dashboard::open_as(
+        &cluster,
+        &cluster.admin_token,
+        &format!("runs/{}", view.run.id),
+    )
+    .await;
+    let long = Duration::from_secs(60);
+    b.wait_for(
+        "the step",
+        "return document.querySelector(\".canvas g.node[data-step='report']\")",
+        long,
+    )
+    .await;
+    b.click(".canvas g.node[data-step='report']").await;
+    b.wait_for(
+        "the artifacts",
+        "return document.querySelectorAll('.panel table.artifacts tr[data-artifact]').length === 3",
+        long,
+    )
+    .await;
+    let row = b
+        .eval(
+            "return document.querySelector(\".panel tr[data-artifact='table']\").textContent",
+            json!([]),
+        )
+        .await;
+    let row = row.as_str().unwrap().to_string();
+    let digest = &step(&view, "report")
+        .artifacts
+        .iter()
+        .find(|a| a.name == "table")
+        .unwrap()
+        .digest;
+    assert!(row.contains("25 B") && row.contains(&digest[..12]), "{row}");
+    b.eval(
+        "document.querySelector(\".panel tr[data-artifact='table'] button.show-preview\").click()",
+        json!([]),
+    )
+    .await;
+    let cells = b
+        .wait_for(
+            "the CSV preview",
+            "const t = document.querySelector('.artifact-preview table.preview-csv'); return t && t.textContent",
+            long,
+        )
+        .await;
+    assert!(cells.as_str().unwrap().contains("Lima"), "{cells}");
+    b.eval(
+        "document.querySelector(\".panel tr[data-artifact='plot'] button.show-preview\").click()",
+        json!([]),
+    )
+    .await;
+    let src = b
+        .wait_for(
+            "the SVG preview",
+            "const i = document.querySelector('.artifact-preview img.preview-image'); return i && i.complete && i.naturalWidth > 0 && i.src",
+            long,
+        )
+        .await;
+    assert!(
+        src.as_str()
+            .unwrap()
+            .starts_with("data:image/svg+xml;base64,"),
+        "{src}"
+    );
+    // A download is fetched with the token; no failure is shown.
+    b.eval(
+        "document.querySelector(\".panel tr[data-artifact='stats'] button\").click()",
+        json!([]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let note = b
+        .eval(
+            "return document.querySelector(\".panel tr[data-artifact='stats'] span.muted\").textContent",
+            json!([]),
+        )
+        .await;
+    assert_eq!(note, json!(""), "{note}");
+    b.screenshot("artifacts").await;
+}

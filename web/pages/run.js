@@ -1,10 +1,12 @@
 // One run: its graph (laid out by the server) or timeline, coloured live;
-// a side panel with the chosen step's outputs, tasks, attempts and live log.
+// a side panel with the chosen step's outputs, artifacts, tasks, attempts
+// and live log.
 
 import { api, stream } from '../api.js';
 import { h, clear, badge, duration, time, throttle, errorBox } from '../dom.js';
 import { drawGraph, groupStatus } from '../graph.js';
 import { timeline } from '../timeline.js';
+import { artifactList } from '../artifacts.js';
 
 const TASKS_SHOWN = 200;
 
@@ -171,6 +173,8 @@ export function mount(el, [id]) {
     if (step.outputs && Object.keys(step.outputs).length) {
       parts.push(h('h3', {}, 'Outputs'), h('pre', { class: 'outputs' }, JSON.stringify(step.outputs, null, 2)));
     }
+    const artifacts = artifactList(id, step.artifacts);
+    if (artifacts) parts.push(...artifacts);
     if (tasks.length > 1 || step.fan_out) {
       const shown = chosen.showAll ? tasks : tasks.slice(0, TASKS_SHOWN);
       parts.push(h('h3', {}, `Tasks (${tasks.length})`),

@@ -30,6 +30,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     asset!("dom.js", JS),
     asset!("graph.js", JS),
     asset!("timeline.js", JS),
+    asset!("artifacts.js", JS),
     asset!("pages/runs.js", JS),
     asset!("pages/run.js", JS),
     asset!("pages/editor.js", JS),

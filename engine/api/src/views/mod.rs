@@ -143,6 +143,9 @@ pub struct StepView {
 pub struct ArtifactView {
     pub step: String,
     pub name: String,
+    /// Where the step wrote it, as declared.
+    #[serde(default)]
+    pub path: String,
     /// SHA-256 of its bytes (of the tar stream, for a directory).
     pub digest: String,
     pub size: u64,
@@ -154,13 +157,17 @@ pub struct ArtifactView {
 impl ArtifactView {
     /// The artifacts of step `i` of `state`.
     pub fn of_step(state: &RunState, i: usize) -> Vec<Self> {
-        let step = &state.plan.workflow.steps[i].id;
+        let spec = &state.plan.workflow.steps[i];
         state.steps[i]
             .artifacts
             .iter()
             .map(|(name, a)| ArtifactView {
-                step: step.clone(),
+                step: spec.id.clone(),
                 name: name.clone(),
+                path: spec
+                    .artifact(name)
+                    .map(|d| d.path.clone())
+                    .unwrap_or_default(),
                 digest: a.digest.to_string(),
                 size: a.size,
                 dir: a.dir,

@@ -51,9 +51,22 @@ async fn a_200_mib_file_goes_from_a_step_on_one_worker_to_a_step_on_another() {
         "[artifacts]\nstore = \"local\"\ndir = \"{}\"\n",
         store.path().display()
     );
+    pass_along_between_two_workers(&tables).await;
+}
+
+/// The same through a real S3-compatible server (Garage).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_mib_file_goes_between_workers_through_s3() {
+    let garage = crate::garage::PrivateGarage::start();
+    pass_along_between_two_workers(&garage.artifacts_table()).await;
+}
+
+/// Runs [`PASS_ALONG`] on two workers (pools `a` and `b`, work directories
+/// apart) sharing the artifact store `tables` names, and checks it all.
+pub async fn pass_along_between_two_workers(tables: &str) {
     let mut cluster = Cluster::set_up(Setup {
         workers: 0,
-        tables: &tables,
+        tables,
         ..Setup::default()
     });
     let (w1, w2) = (cluster.dir.path().join("w1"), cluster.dir.path().join("w2"));

@@ -28,13 +28,7 @@ async fn redis_stopped_twice_for_20s_mid_run_every_effect_once_and_no_log_lost()
         ..Setup::default()
     });
     // Appended to by every step, each perhaps a user of its own.
-    let effects = cluster.shared().join("effects");
-    std::fs::write(&effects, "").unwrap();
-    std::fs::set_permissions(
-        &effects,
-        std::os::unix::fs::PermissionsExt::from_mode(0o666),
-    )
-    .unwrap();
+    let effects = crate::support::shared_file(&cluster.shared(), "effects");
     let items: Vec<String> = (0..100).map(|i| i.to_string()).collect();
     let file = cluster.dir.path().join("outage.toml");
     std::fs::write(

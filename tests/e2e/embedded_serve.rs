@@ -108,7 +108,7 @@ async fn serve_embedded_runs_workflows_with_no_broker_and_no_redis() {
     );
 
     // SIGTERM drains: a step that is running gets to finish.
-    let marks = crate::support::shared_dir(data.path()).join("marks");
+    let marks = crate::support::shared_file(&crate::support::shared_dir(data.path()), "marks");
     submit(
         &client,
         format!(
@@ -136,7 +136,7 @@ async fn a_killed_embedded_server_finishes_its_runs_once_restarted() {
     let (mut serve, url, printed) = serve_embedded(data.path());
     let token = admin_token(&printed);
     let client = Client::new(&url).with_token(Some(token.clone()));
-    let marks = crate::support::shared_dir(data.path()).join("marks");
+    let marks = crate::support::shared_file(&crate::support::shared_dir(data.path()), "marks");
     let id = submit(
         &client,
         format!(

@@ -39,7 +39,7 @@ fn kill9(pid: i32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_killed_mid_step_is_redelivered_and_recorded_once() {
     let mut cluster = Cluster::start(1);
-    let pids = cluster.shared().join("pids");
+    let pids = crate::support::shared_file(&cluster.shared(), "pids");
     let wf = cluster.dir.path().join("kill-worker.toml");
     std::fs::write(
         &wf,
@@ -83,7 +83,7 @@ async fn worker_killed_mid_step_is_redelivered_and_recorded_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orchestrator_killed_mid_run_resumes_without_rerunning_succeeded_steps() {
     let mut cluster = Cluster::start(1);
-    let trace = cluster.shared().join("trace");
+    let trace = crate::support::shared_file(&cluster.shared(), "trace");
     let wf = cluster.dir.path().join("chain.toml");
     let t = trace.display();
     std::fs::write(
@@ -268,7 +268,7 @@ async fn a_step_longer_than_the_consumer_timeout_never_runs_twice_at_once() {
     // once a minute) and hands the job to the other worker while it runs.
     let rabbit = crate::rabbit::PrivateRabbit::start_with("consumer_timeout = 5000");
     let cluster = Cluster::start_with(2, &rabbit.url(), 5);
-    let trace = cluster.shared().join("trace");
+    let trace = crate::support::shared_file(&cluster.shared(), "trace");
     let wf = cluster.dir.path().join("long.toml");
     let t = trace.display();
     std::fs::write(&wf, format!("[workflow]\nname = 'long'\n[steps.long]\nrun = 'echo start >> {t}; sleep 75; echo end >> {t}'\n")).unwrap();
@@ -376,7 +376,7 @@ async fn sigterm_lets_the_running_step_finish_before_the_worker_exits() {
 async fn a_retry_reruns_what_failed_and_reuses_what_succeeded() {
     let cluster = Cluster::start(1);
     let (trace, flag) = (
-        cluster.shared().join("trace"),
+        crate::support::shared_file(&cluster.shared(), "trace"),
         cluster.shared().join("fixed"),
     );
     let wf = cluster.dir.path().join("retry.toml");

@@ -125,3 +125,13 @@ pub fn shared_dir(parent: &Path) -> PathBuf {
     std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o111)).unwrap();
     dir
 }
+
+/// An empty file in `dir` every user may append to, for what several
+/// steps (each perhaps a user of its own) write a line into.
+pub fn shared_file(dir: &Path, name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join(name);
+    std::fs::write(&file, "").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    file
+}

@@ -21,6 +21,8 @@ use weft_core::ports::ArtifactStore;
 use weft_core::run::{FailureKind, Job, Outcome};
 use weft_core::spec::{Command, StepAction};
 
+use crate::artifact_cache::ArtifactCache;
+
 /// Where a container finds its inputs' artifacts (read-only).
 pub(crate) const CONTAINER_ARTIFACTS: &str = "/weft/artifacts";
 /// The directory of fetched artifacts in a scratch directory.
@@ -48,6 +50,7 @@ fn refused(reason: String) -> Outcome {
 /// (in the action, its env and `$WEFT_INPUTS`) at them.
 pub(crate) async fn fetch(
     store: Option<&Arc<dyn ArtifactStore>>,
+    cache: Option<&ArtifactCache>,
     job: &mut Job,
     dir: &Path,
 ) -> Result<(), Outcome> {
@@ -74,8 +77,7 @@ pub(crate) async fn fetch(
         fetched.map_err(|e| infrastructure(format!("preparing {what}: {e}")))?;
         if input.artifact.dir {
             let tar = step_dir.join(format!(".{}.tar", input.name));
-            store
-                .get_file(&input.artifact, &tar)
+            get(store.as_ref(), cache, &input.artifact, &tar)
                 .await
                 .map_err(|e| fetch_failed(&what, e))?;
             let unpacked = tokio::task::spawn_blocking({
@@ -87,8 +89,7 @@ pub(crate) async fn fetch(
             let _ = std::fs::remove_file(&tar);
             unpacked.map_err(|e| infrastructure(format!("unpacking {what}: {e}")))?;
         } else {
-            store
-                .get_file(&input.artifact, &dest)
+            get(store.as_ref(), cache, &input.artifact, &dest)
                 .await
                 .map_err(|e| fetch_failed(&what, e))?;
             std::fs::set_permissions(&dest, PermissionsExt::from_mode(0o644))
@@ -136,6 +137,26 @@ pub(crate) async fn fetch(
     Ok(())
 }
 
+/// The artifact into `dest`: from this worker's cache when it has it,
+/// else from the store (and then kept in the cache).
+async fn get(
+    store: &dyn ArtifactStore,
+    cache: Option<&ArtifactCache>,
+    artifact: &ArtifactRef,
+    dest: &Path,
+) -> Result<(), weft_core::Error> {
+    if let Some(cache) = cache {
+        if cache.copy_out(artifact, dest).await {
+            return Ok(());
+        }
+    }
+    store.get_file(artifact, dest).await?;
+    if let Some(cache) = cache {
+        cache.keep(artifact, dest).await;
+    }
+    Ok(())
+}
+
 fn fetch_failed(what: &str, e: weft_core::Error) -> Outcome {
     match e {
         // Altered or corrupted bytes: fetching again gives the same.
@@ -149,6 +170,7 @@ fn fetch_failed(what: &str, e: weft_core::Error) -> Outcome {
 /// fails the step naming it.
 pub(crate) async fn collect(
     store: Option<&Arc<dyn ArtifactStore>>,
+    cache: Option<&ArtifactCache>,
     job: &Job,
     base: &Path,
     scratch: &Path,
@@ -189,6 +211,10 @@ pub(crate) async fn collect(
             Err(why) => return Err(refused(format!("{what}: {why}"))),
         };
         let stored = store.put_file(&prepared.artifact, &prepared.file).await;
+        if let (Ok(()), Some(cache)) = (&stored, cache) {
+            // A later step here finds it without a download.
+            cache.keep(&prepared.artifact, &prepared.file).await;
+        }
         if let Some(tar) = prepared.temporary() {
             let _ = std::fs::remove_file(tar);
         }
@@ -469,5 +495,102 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.contains("at most"), "{err}");
+    }
+
+    /// A store of files in memory that counts its downloads.
+    #[derive(Default)]
+    struct CountingStore {
+        objects: std::sync::Mutex<BTreeMap<String, Vec<u8>>>,
+        gets: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl ArtifactStore for CountingStore {
+        async fn put_file(&self, a: &ArtifactRef, path: &Path) -> Result<(), weft_core::Error> {
+            let bytes = std::fs::read(path).unwrap();
+            self.objects
+                .lock()
+                .unwrap()
+                .insert(a.digest.to_string(), bytes);
+            Ok(())
+        }
+        async fn get_file(&self, a: &ArtifactRef, dest: &Path) -> Result<(), weft_core::Error> {
+            self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let bytes = self.objects.lock().unwrap()[a.digest.as_str()].clone();
+            std::fs::write(dest, bytes).unwrap();
+            Ok(())
+        }
+        async fn stat(&self, _: &Digest) -> Result<Option<u64>, weft_core::Error> {
+            Ok(None)
+        }
+        async fn read_range(
+            &self,
+            _: &Digest,
+            _: u64,
+            _: u64,
+        ) -> Result<Vec<u8>, weft_core::Error> {
+            Ok(Vec::new())
+        }
+        async fn remove(&self, _: &Digest) -> Result<bool, weft_core::Error> {
+            Ok(false)
+        }
+    }
+
+    fn job_with(produces: Vec<DeclaredArtifact>) -> Job {
+        let mut job = weft_testkit::job("r", "make", "default");
+        job.action = StepAction::Run {
+            command: Command::Shell("x {{ steps.make.artifacts.model }}".into()),
+        };
+        job.inputs = serde_json::json!({});
+        job.produces = produces;
+        job
+    }
+
+    #[tokio::test]
+    async fn a_chain_on_one_worker_downloads_nothing_it_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let counting = Arc::new(CountingStore::default());
+        let store: Arc<dyn ArtifactStore> = counting.clone();
+        let gets = || counting.gets.load(std::sync::atomic::Ordering::SeqCst);
+        let cache = ArtifactCache::new(dir.path().join("cache"), 1 << 20).unwrap();
+        let made = dir.path().join("r/make/1");
+        std::fs::create_dir_all(&made).unwrap();
+        std::fs::write(made.join("model.pt"), b"weights").unwrap();
+        let job = job_with(vec![declared("model", "model.pt")]);
+        let stored = collect(Some(&store), Some(&cache), &job, &made, &made, 1 << 20)
+            .await
+            .unwrap();
+        let mut next = job_with(Vec::new());
+        next.artifacts = vec![weft_core::artifacts::InputArtifact {
+            step: "make".into(),
+            name: "model".into(),
+            artifact: stored["model"].clone(),
+        }];
+        let scratch = dir.path().join("r/use/1");
+        std::fs::create_dir_all(&scratch).unwrap();
+        fetch(Some(&store), Some(&cache), &mut next, &scratch)
+            .await
+            .unwrap();
+        let fetched = scratch.join("artifacts/make/model");
+        assert_eq!(std::fs::read(&fetched).unwrap(), b"weights");
+        let StepAction::Run {
+            command: Command::Shell(script),
+        } = &next.action
+        else {
+            panic!()
+        };
+        assert_eq!(script, &format!("x {}", fetched.display()));
+        assert_eq!(gets(), 0, "fetched from the cache");
+        // Without the cache, the same fetch asks the store.
+        let mut again = next.clone();
+        again.action = job_with(Vec::new()).action;
+        let other = dir.path().join("r/use/2");
+        std::fs::create_dir_all(&other).unwrap();
+        fetch(Some(&store), None, &mut again, &other).await.unwrap();
+        assert_eq!(
+            std::fs::read(other.join("artifacts/make/model")).unwrap(),
+            b"weights"
+        );
+        assert_eq!(gets(), 1);
     }
 }

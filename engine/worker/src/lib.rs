@@ -7,6 +7,7 @@
 //! the job. Depends on `weft-core` and `weft-wasm-host`.
 
 mod abort;
+mod artifact_cache;
 mod artifacts;
 mod attempt;
 mod cgroup;

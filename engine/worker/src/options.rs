@@ -54,6 +54,10 @@ pub struct Options {
     /// The largest artifact a step may leave (a directory's files
     /// together), in bytes. Default: 8 GiB.
     pub max_artifact_bytes: u64,
+    /// How much of the artifacts it stored or fetched lately a worker keeps
+    /// on disk (`work-dir/artifact-cache`, least recently used out first),
+    /// so a chain of steps here downloads nothing. 0: no cache. Default: 4 GiB.
+    pub artifact_cache_bytes: u64,
     /// Where attempts' scratch directories go when step users cannot reach
     /// `work-dir`: set by the worker as it starts, never configured.
     #[serde(skip)]
@@ -115,6 +119,7 @@ impl Default for Options {
             allowed_mounts: Vec::new(),
             pass_env: Vec::new(),
             max_artifact_bytes: 8 << 30,
+            artifact_cache_bytes: 4 << 30,
             run_as: crate::users::RunAs::default(),
             step_uids: None,
             scratch_dir: None,

@@ -39,6 +39,8 @@ pub struct Worker {
     /// Where steps' artifacts are kept; none: a step that uses or declares
     /// artifacts fails here.
     artifacts: Option<Arc<dyn ArtifactStore>>,
+    /// Artifacts this worker stored or fetched lately, by digest.
+    artifact_cache: Option<Arc<crate::artifact_cache::ArtifactCache>>,
     /// Kept beside its executor to remove an earlier life's containers.
     containers: Option<Arc<dyn ContainerRuntime>>,
     executors: Executors,
@@ -65,6 +67,7 @@ impl Worker {
             plugins: None,
             secrets: None,
             artifacts: None,
+            artifact_cache: None,
             containers: None,
             executors: Executors::default(),
             gpus,
@@ -165,6 +168,16 @@ impl Worker {
         let scratch_root = setup.scratch;
         if let Some(scratch) = &scratch_root {
             Arc::make_mut(&mut self.options).scratch_dir = Some(scratch.path().to_path_buf());
+        }
+        if self.artifacts.is_some() && self.options.artifact_cache_bytes > 0 {
+            let dir = self.options.work_dir.join("artifact-cache");
+            match crate::artifact_cache::ArtifactCache::new(
+                dir.clone(),
+                self.options.artifact_cache_bytes,
+            ) {
+                Ok(cache) => self.artifact_cache = Some(Arc::new(cache)),
+                Err(e) => tracing::warn!("no artifact cache in {}: {e}", dir.display()),
+            }
         }
         if let Some(runtime) = &self.containers {
             // Containers of an earlier life of this worker have no one to report them.
@@ -597,7 +610,8 @@ impl Worker {
                     kind: FailureKind::Infrastructure,
                 };
             }
-            if let Err(outcome) = crate::artifacts::fetch(store, job, &dir).await {
+            let cache = self.artifact_cache.as_deref();
+            if let Err(outcome) = crate::artifacts::fetch(store, cache, job, &dir).await {
                 self.options.remove_attempt_dir(job);
                 return outcome;
             }
@@ -617,12 +631,18 @@ impl Worker {
                 (weft_core::spec::StepAction::Run { .. }, Some(cwd)) => cwd.clone(),
                 _ => dir.clone(),
             };
-            match crate::artifacts::collect(store, job, &base, &dir, max).await {
+            let cache = self.artifact_cache.as_deref();
+            match crate::artifacts::collect(store, cache, job, &base, &dir, max).await {
                 Ok(collected) => *artifacts = collected,
                 Err(failed) => outcome = failed,
             }
         }
-        self.options.remove_attempt_dir(job);
+        // A kernel's large output buffers are files its outputs point at,
+        // read by later steps on this worker: they stay (until kernels
+        // leave them as artifacts).
+        if !matches!(job.action, weft_core::spec::StepAction::Cuda { .. }) {
+            self.options.remove_attempt_dir(job);
+        }
         outcome
     }
 }

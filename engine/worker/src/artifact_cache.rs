@@ -20,15 +20,14 @@ pub(crate) struct ArtifactCache {
 }
 
 impl ArtifactCache {
-    /// A cache in `dir` (made, the worker's alone) of at most `max_bytes`.
-    pub(crate) fn new(dir: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
-        std::fs::set_permissions(&dir, PermissionsExt::from_mode(0o700))?;
-        Ok(Self {
+    /// A cache in `dir` (made, the worker's alone, when first used) of at
+    /// most `max_bytes`.
+    pub(crate) fn new(dir: PathBuf, max_bytes: u64) -> Self {
+        Self {
             dir,
             max_bytes,
             lock: tokio::sync::Mutex::new(()),
-        })
+        }
     }
 
     fn path(&self, digest: &Digest) -> PathBuf {
@@ -74,6 +73,8 @@ impl ArtifactCache {
         let (dir, max) = (self.dir.clone(), self.max_bytes);
         let (cached, src) = (self.path(&artifact.digest), src.to_path_buf());
         let kept = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::set_permissions(&dir, PermissionsExt::from_mode(0o700))?;
             if !cached.exists() {
                 let temp = dir.join(format!(".{}.part", std::process::id()));
                 std::fs::copy(&src, &temp)?;
@@ -145,7 +146,7 @@ mod tests {
     #[tokio::test]
     async fn kept_artifacts_come_back_checked_and_the_oldest_go_first() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = ArtifactCache::new(dir.path().join("cache"), 25).unwrap();
+        let cache = ArtifactCache::new(dir.path().join("cache"), 25);
         let (a, b, c) = (b"aaaaaaaaaa", b"bbbbbbbbbb", b"cccccccccc");
         for (name, bytes) in [("a", a), ("b", b), ("c", c)] {
             std::fs::write(dir.path().join(name), bytes).unwrap();

@@ -552,7 +552,7 @@ mod tests {
         let counting = Arc::new(CountingStore::default());
         let store: Arc<dyn ArtifactStore> = counting.clone();
         let gets = || counting.gets.load(std::sync::atomic::Ordering::SeqCst);
-        let cache = ArtifactCache::new(dir.path().join("cache"), 1 << 20).unwrap();
+        let cache = ArtifactCache::new(dir.path().join("cache"), 1 << 20);
         let made = dir.path().join("r/make/1");
         std::fs::create_dir_all(&made).unwrap();
         std::fs::write(made.join("model.pt"), b"weights").unwrap();

@@ -170,14 +170,10 @@ impl Worker {
             Arc::make_mut(&mut self.options).scratch_dir = Some(scratch.path().to_path_buf());
         }
         if self.artifacts.is_some() && self.options.artifact_cache_bytes > 0 {
-            let dir = self.options.work_dir.join("artifact-cache");
-            match crate::artifact_cache::ArtifactCache::new(
-                dir.clone(),
+            self.artifact_cache = Some(Arc::new(crate::artifact_cache::ArtifactCache::new(
+                self.options.work_dir.join("artifact-cache"),
                 self.options.artifact_cache_bytes,
-            ) {
-                Ok(cache) => self.artifact_cache = Some(Arc::new(cache)),
-                Err(e) => tracing::warn!("no artifact cache in {}: {e}", dir.display()),
-            }
+            )));
         }
         if let Some(runtime) = &self.containers {
             // Containers of an earlier life of this worker have no one to report them.

@@ -85,6 +85,10 @@ impl S3Options {
             builder = builder.with_secret_access_key(key);
         }
         builder
+            // Not hashed again to sign each request: weft hashes every
+            // byte itself, checks the digest on the way out, and the
+            // transport is TLS wherever `allow-http` is off.
+            .with_unsigned_payload(true)
             .with_allow_http(self.allow_http)
             .build()
             .map_err(|e| Error::Invalid(format!("`[artifacts]` (s3): {e}")))

@@ -400,3 +400,87 @@ artifacts = { table = "table.csv", plot = "plot.svg", stats = "stats.json" }
     assert_eq!(note, json!(""), "{note}");
     b.screenshot("artifacts").await;
 }
+
+/// The worker running `a` is killed (SIGKILL) just as its step has written
+/// 200 MiB, while the worker hashes and stores it: the job is redelivered,
+/// the step runs again (at least once, and recorded as such), and the
+/// artifact is one whole object under its digest; nothing partial is
+/// visible under an artifact's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_upload_leaves_one_whole_artifact() {
+    use std::time::{Duration, Instant};
+    let store = tempfile::tempdir().unwrap();
+    let tables = format!(
+        "[artifacts]\nstore = \"local\"\ndir = \"{}\"\n",
+        store.path().display()
+    );
+    let mut cluster = Cluster::set_up(Setup {
+        workers: 2,
+        tables: &tables,
+        ..Setup::default()
+    });
+    // The same bytes each time it runs, so both runs of `a` mean one object.
+    let workflow = r#"
+[workflow]
+name = "killed-upload"
+[steps.a]
+run = '''
+yes 'the same line, over and over, to make two hundred mebibytes' | head -c 209715200 > data
+printf '{"sum": "%s"}' "$(sha256sum data | cut -c1-64)" > "$WEFT_OUTPUTS"
+echo written
+'''
+artifacts = { data = "data" }
+[steps.b]
+needs = ["a"]
+run = 'test "$(sha256sum {{ steps.a.artifacts.data }} | cut -c1-64)" = "{{ steps.a.outputs.sum }}"'
+"#;
+    let client = cluster.client();
+    let id = client
+        .submit(&weft_api::views::SubmitRequest {
+            workflow: workflow.into(),
+            file: None,
+            params: Default::default(),
+        })
+        .await
+        .unwrap()
+        .id;
+    // Kill whichever worker runs `a` once its step says it has written.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let killed = loop {
+        assert!(Instant::now() < deadline, "a never wrote its file");
+        let log = client.logs(&id, "a", Some(1)).await.unwrap_or_default();
+        if String::from_utf8_lossy(&log).contains("written") {
+            let view = client.run(&id).await.unwrap();
+            let worker = step(&view, "a").tasks[0].attempts[0]
+                .worker
+                .clone()
+                .unwrap();
+            let n: usize = worker.rsplit("-w").next().unwrap().parse().unwrap();
+            cluster.kill_worker(n);
+            break worker;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let view = cluster.wait(&id, Duration::from_secs(180)).await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    let a = step(&view, "a");
+    let attempt = &a.tasks[0].attempts[0];
+    // Killed before it could report: the job ran again elsewhere, and both
+    // executions are on the record.
+    assert_ne!(
+        attempt.worker.as_deref(),
+        Some(killed.as_str()),
+        "{attempt:?}"
+    );
+    assert!(attempt.executions.len() >= 2, "{attempt:?}");
+    let digest = a.artifacts[0].digest.clone();
+    assert_eq!(digest, a.outputs.as_ref().unwrap()["sum"].as_str().unwrap());
+    // One object under its digest, whole; no other object is visible.
+    let objects: Vec<_> = walk(store.path())
+        .into_iter()
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().contains('#'))
+        .collect();
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    assert!(objects[0].ends_with(&digest), "{objects:?}");
+    assert_eq!(std::fs::metadata(&objects[0]).unwrap().len(), 200 << 20);
+}

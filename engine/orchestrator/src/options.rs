@@ -21,6 +21,10 @@ pub struct Options {
     pub max_tasks_per_step: u32,
     /// Most tasks a run's steps may have together. Default: 100000.
     pub max_tasks_per_run: u32,
+    /// Most bytes of artifacts a run's steps may leave together (each
+    /// distinct file once); the step whose artifacts would pass it fails,
+    /// naming the setting. Default: 100 GiB.
+    pub max_artifact_bytes_per_run: u64,
     /// Most jobs of one run waiting in the queue at once (dispatched, not
     /// yet started): the rest wait in the orchestrator, so one run's huge
     /// fan-out does not hold back other runs' steps, and a cancel has
@@ -45,6 +49,7 @@ impl Default for Options {
             max_steps_per_run: 10_000,
             max_tasks_per_step: 10_000,
             max_tasks_per_run: 100_000,
+            max_artifact_bytes_per_run: 100 << 30,
             dispatch_window: 1_000,
             jobs_lost_on_restart: false,
         }
@@ -57,6 +62,7 @@ impl Options {
         RunLimits {
             max_tasks_per_step: self.max_tasks_per_step,
             max_tasks_per_run: self.max_tasks_per_run,
+            max_artifact_bytes_per_run: self.max_artifact_bytes_per_run,
         }
     }
 

@@ -13,6 +13,9 @@ pub struct RunLimits {
     pub max_tasks_per_step: u32,
     /// Most tasks all the run's steps may have together.
     pub max_tasks_per_run: u32,
+    /// Most bytes of artifacts (each distinct digest once) the run's steps
+    /// may leave together.
+    pub max_artifact_bytes_per_run: u64,
 }
 
 impl Default for RunLimits {
@@ -20,6 +23,7 @@ impl Default for RunLimits {
         Self {
             max_tasks_per_step: 10_000,
             max_tasks_per_run: 100_000,
+            max_artifact_bytes_per_run: 100 << 30,
         }
     }
 }

@@ -248,7 +248,47 @@ impl Machine<'_> {
             .then_some(((), (si, ti)))
     }
 
+    /// A success whose artifacts would take the run past
+    /// `max_artifact_bytes_per_run` (each distinct digest counted once) is
+    /// a failure naming the limit: the files are stored, but no step sees
+    /// them and the run does not grow past it.
+    fn within_artifact_limit(&self, outcome: Outcome) -> Outcome {
+        let Outcome::Succeeded { artifacts, .. } = &outcome else {
+            return outcome;
+        };
+        if artifacts.is_empty() {
+            return outcome;
+        }
+        let limit = self.state.limits.max_artifact_bytes_per_run;
+        let mut seen = std::collections::BTreeSet::new();
+        let total: u64 = self
+            .state
+            .steps
+            .iter()
+            // A step's (its one task's, or reused from an earlier run).
+            .flat_map(|s| s.artifacts.values())
+            .chain(artifacts.values())
+            .filter(|a| seen.insert(a.digest.clone()))
+            .map(|a| a.size)
+            .sum();
+        if total <= limit {
+            return outcome;
+        }
+        Outcome::Failed {
+            reason: format!(
+                "the run's artifacts would reach {} MiB; a run may leave at most {} MiB \
+                 (`[orchestrator] max-artifact-bytes-per-run`)",
+                total >> 20,
+                limit >> 20
+            ),
+            exit_code: None,
+            retryable: false,
+            kind: FailureKind::Policy,
+        }
+    }
+
     fn finish_attempt(&mut self, (si, ti): (usize, usize), outcome: Outcome, at: Millis) {
+        let outcome = self.within_artifact_limit(outcome);
         let policy = self.state.plan.workflow.steps[si].retries;
         let task = &mut self.state.steps[si].tasks[ti];
         let record = task

@@ -435,6 +435,7 @@ fn a_for_each_past_the_limits_fails_its_step_saying_which() {
     s.limits = RunLimits {
         max_tasks_per_step: 4,
         max_tasks_per_run: 6,
+        ..RunLimits::default()
     };
     let jobs = dispatched(&apply(&mut s, Event::Started { at: 0 }));
     assert_eq!(jobs.len(), 3, "b's three tasks run: {jobs:?}");
@@ -452,6 +453,7 @@ fn a_for_each_past_the_limits_fails_its_step_saying_which() {
     t.limits = RunLimits {
         max_tasks_per_step: 10,
         max_tasks_per_run: 7,
+        ..RunLimits::default()
     };
     apply(&mut t, Event::Started { at: 0 });
     assert!(
@@ -524,4 +526,51 @@ proptest! {
             prop_assert!(st.status.is_terminal());
         }
     }
+}
+
+#[test]
+fn artifacts_past_the_run_s_limit_fail_the_step_that_would_pass_it() {
+    use crate::artifacts::{ArtifactRef, Digest};
+    let toml = "[workflow]\nname='files'\n[steps.a]\nrun='x'\nartifacts={f='f'}\n\
+                [steps.b]\nrun='y'\nartifacts={f='f'}\n[steps.c]\nrun='z'\nartifacts={f='f'}\n";
+    let mut s = state(toml);
+    s.limits = RunLimits {
+        max_artifact_bytes_per_run: 150,
+        ..RunLimits::default()
+    };
+    let jobs = dispatched(&apply(&mut s, Event::Started { at: 0 }));
+    let file = |hex: &str, size| ArtifactRef {
+        digest: Digest::parse(&hex.repeat(64)).unwrap(),
+        size,
+        dir: false,
+    };
+    let finish = |job: &Job, artifact: ArtifactRef| Event::TaskFinished {
+        task: job.task.clone(),
+        attempt: 1,
+        outcome: Outcome::Succeeded {
+            outputs: json!({}),
+            artifacts: [("f".to_string(), artifact)].into(),
+        },
+        at: 1,
+        hooks: Vec::new(),
+        worker: "w".into(),
+        execution: 1,
+    };
+    // 100 bytes, then the same file again (stored once, counted once),
+    // then 100 more: past 150.
+    apply(&mut s, finish(&jobs[0], file("a", 100)));
+    apply(&mut s, finish(&jobs[1], file("a", 100)));
+    apply(&mut s, finish(&jobs[2], file("b", 100)));
+    assert_eq!(s.steps[0].status, StepStatus::Succeeded);
+    assert_eq!(s.steps[1].status, StepStatus::Succeeded);
+    assert_eq!(s.steps[2].status, StepStatus::Failed);
+    let c = &s.steps[2].tasks[0].attempts[0];
+    assert!(
+        c.error
+            .as_deref()
+            .unwrap()
+            .contains("max-artifact-bytes-per-run"),
+        "{c:?}"
+    );
+    assert!(s.steps[2].artifacts.is_empty());
 }

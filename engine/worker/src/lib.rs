@@ -21,6 +21,7 @@ mod heartbeat;
 mod options;
 mod outputs;
 mod plugins;
+mod scratch;
 mod secrets;
 mod shell;
 mod stats;

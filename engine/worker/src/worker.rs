@@ -14,7 +14,6 @@ use weft_core::spec::{gpu_pool, Command};
 
 use std::sync::atomic::Ordering;
 
-use crate::attempt::Attempt;
 use crate::claim::{backoff, label, HeldClaim, Recorded};
 use crate::executor::{ContainerExecutor, Executor, Executors, KernelExecutor, WasmExecutor};
 use crate::gpus::{self, Gpus, HeldGpus};
@@ -36,11 +35,8 @@ pub struct Worker {
     running: Running,
     plugins: Option<Plugins>,
     secrets: Option<Secrets>,
-    /// Where steps' artifacts are kept; none: a step that uses or declares
-    /// artifacts fails here.
-    artifacts: Option<Arc<dyn ArtifactStore>>,
-    /// Artifacts this worker stored or fetched lately, by digest.
-    artifact_cache: Option<Arc<crate::artifact_cache::ArtifactCache>>,
+    /// Where steps' artifacts are kept, and this worker's cache of them.
+    artifacts: crate::scratch::ArtifactsHere,
     /// Kept beside its executor to remove an earlier life's containers.
     containers: Option<Arc<dyn ContainerRuntime>>,
     executors: Executors,
@@ -66,8 +62,7 @@ impl Worker {
             running: Running::default(),
             plugins: None,
             secrets: None,
-            artifacts: None,
-            artifact_cache: None,
+            artifacts: Default::default(),
             containers: None,
             executors: Executors::default(),
             gpus,
@@ -116,7 +111,7 @@ impl Worker {
     /// Runs `run` steps with `executor` instead of a local shell.
     /// Gives the worker an artifact store.
     pub fn with_artifacts(mut self, store: Arc<dyn ArtifactStore>) -> Self {
-        self.artifacts = Some(store);
+        self.artifacts.store = Some(store);
         self
     }
 
@@ -169,11 +164,11 @@ impl Worker {
         if let Some(scratch) = &scratch_root {
             Arc::make_mut(&mut self.options).scratch_dir = Some(scratch.path().to_path_buf());
         }
-        if self.artifacts.is_some() && self.options.artifact_cache_bytes > 0 {
-            self.artifact_cache = Some(Arc::new(crate::artifact_cache::ArtifactCache::new(
+        if self.artifacts.store.is_some() && self.options.artifact_cache_bytes > 0 {
+            self.artifacts.cache = Some(crate::artifact_cache::ArtifactCache::new(
                 self.options.work_dir.join("artifact-cache"),
                 self.options.artifact_cache_bytes,
-            )));
+            ));
         }
         if let Some(runtime) = &self.containers {
             // Containers of an earlier life of this worker have no one to report them.
@@ -577,68 +572,14 @@ impl Worker {
         if let Some(post) = &post {
             log.set_filter(post.clone());
         }
-        let outcome = self.execute_in_scratch(&mut job, abort, gpus, log).await;
+        let outcome = self
+            .artifacts
+            .run_in_scratch(&self.options, &self.executors, &mut job, abort, gpus, log)
+            .await;
         match post {
             // The post hooks are given the outcome masked.
             Some(post) => post.finish(secrets.mask_outcome(outcome), hooks, log).await,
             None => outcome,
         }
-    }
-
-    /// The step in its scratch directory: upstream artifacts fetched into
-    /// it first, its own collected from it when it succeeds, and the
-    /// directory removed at the end, whatever happened.
-    async fn execute_in_scratch(
-        &self,
-        job: &mut Job,
-        abort: watch::Receiver<bool>,
-        gpus: &[String],
-        log: &Arc<StepLog>,
-    ) -> Outcome {
-        let dir = self.options.attempt_dir(job);
-        let store = self.artifacts.as_ref();
-        if !job.artifacts.is_empty() {
-            if let Err(e) = self.options.make_attempt_dir(job) {
-                return Outcome::Failed {
-                    reason: format!("preparing {}: {e}", dir.display()),
-                    exit_code: None,
-                    retryable: true,
-                    kind: FailureKind::Infrastructure,
-                };
-            }
-            let cache = self.artifact_cache.as_deref();
-            if let Err(outcome) = crate::artifacts::fetch(store, cache, job, &dir).await {
-                self.options.remove_attempt_dir(job);
-                return outcome;
-            }
-        }
-        let attempt = Attempt {
-            job,
-            options: &self.options,
-            log: log.clone(),
-            abort,
-            gpus,
-        };
-        let mut outcome = self.executors.run(attempt, &job.action).await;
-        if let Outcome::Succeeded { artifacts, .. } = &mut outcome {
-            let max = self.options.max_artifact_bytes;
-            // Declared paths are the step's working directory's.
-            let base = match (&job.action, &self.options.cwd) {
-                (weft_core::spec::StepAction::Run { .. }, Some(cwd)) => cwd.clone(),
-                _ => dir.clone(),
-            };
-            let cache = self.artifact_cache.as_deref();
-            match crate::artifacts::collect(store, cache, job, &base, &dir, max).await {
-                Ok(collected) => *artifacts = collected,
-                Err(failed) => outcome = failed,
-            }
-        }
-        // A kernel's large output buffers are files its outputs point at,
-        // read by later steps on this worker: they stay (until kernels
-        // leave them as artifacts).
-        if !matches!(job.action, weft_core::spec::StepAction::Cuda { .. }) {
-            self.options.remove_attempt_dir(job);
-        }
-        outcome
     }
 }

@@ -1,6 +1,7 @@
 //! The workflow file: model, parser, validation and JSON Schema.
 
 mod actions;
+mod artifact_table;
 mod model;
 pub mod parse;
 mod schema;

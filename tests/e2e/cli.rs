@@ -252,7 +252,7 @@ fn run_logs_prints_each_steps_output_while_it_runs_and_before_it_ends() {
 name = "talk"
 [steps.talk]
 timeout = "60s"
-run = "echo first; while [ ! -e {go} ]; do sleep 0.05; done; echo second >&2; printf 'no newline'"
+run = "echo first; while [ ! -e {go} ]; do sleep 0.05; done; echo second >&2; sleep 0.2; printf 'no newline'"
 [steps.after]
 needs = ["talk"]
 run = "echo done"
@@ -268,6 +268,8 @@ run = "echo done"
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // (stderr and stdout are two pipes read side by side: the pause keeps
+    // `second` whole before the unterminated stdout text arrives.)
     let lines = lines_of(child.stdout.take().unwrap());
     let mut seen = Vec::new();
     // The step waits for `go`, so its first line can only have come live.

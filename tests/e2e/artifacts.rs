@@ -484,3 +484,80 @@ run = 'test "$(sha256sum {{ steps.a.artifacts.data }} | cut -c1-64)" = "{{ steps
     assert!(objects[0].ends_with(&digest), "{objects:?}");
     assert_eq!(std::fs::metadata(&objects[0]).unwrap().len(), 200 << 20);
 }
+
+/// An artifact altered in the store after it was made fails the step that
+/// fetches it, naming the artifact, instead of handing it bad bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_artifact_altered_in_the_store_fails_the_step_that_fetches_it() {
+    use std::time::{Duration, Instant};
+    let store = tempfile::tempdir().unwrap();
+    let tables = format!(
+        "[artifacts]\nstore = \"local\"\ndir = \"{}\"\n",
+        store.path().display()
+    );
+    let mut cluster = Cluster::set_up(Setup {
+        workers: 0,
+        tables: &tables,
+        ..Setup::default()
+    });
+    // Two workers with work directories (and so artifact caches) apart,
+    // so the reader's has no copy of it but the store's.
+    let (w1, w2) = (cluster.dir.path().join("w1"), cluster.dir.path().join("w2"));
+    cluster.start_worker_with(&["--pool", "a", "--work-dir", w1.to_str().unwrap()]);
+    cluster.start_worker_with(&["--pool", "b", "--work-dir", w2.to_str().unwrap()]);
+    let go = crate::support::shared_dir(cluster.dir.path()).join("go");
+    let workflow = format!(
+        r#"
+[workflow]
+name = "altered"
+[steps.a]
+pool = "a"
+run = "echo 'the real bytes' > data"
+artifacts = {{ data = "data" }}
+[steps.wait]
+pool = "a"
+needs = ["a"]
+run = "while [ ! -e {go} ]; do sleep 0.05; done"
+[steps.b]
+pool = "b"
+needs = ["wait"]
+run = "cat {{{{ steps.a.artifacts.data }}}}"
+"#,
+        go = go.display()
+    );
+    let client = cluster.client();
+    let id = client
+        .submit(&weft_api::views::SubmitRequest {
+            workflow,
+            file: None,
+            params: Default::default(),
+        })
+        .await
+        .unwrap()
+        .id;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let digest = loop {
+        let view = client.run(&id).await.unwrap();
+        if let Some(a) = step(&view, "a").artifacts.first() {
+            break a.digest.clone();
+        }
+        assert!(Instant::now() < deadline, "a never finished: {view:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let object = store
+        .path()
+        .join(format!("sha256/{}/{digest}", &digest[..2]));
+    std::fs::write(&object, "the fake bytes\n").unwrap();
+    std::fs::write(&go, "").unwrap();
+    let view = cluster.wait(&id, Duration::from_secs(60)).await;
+    assert_eq!(view.run.status, "failed", "{view:?}");
+    let reason = step(&view, "b").reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("fetching artifact `data` of step `a`")
+            && reason.contains(&digest[..12])
+            && reason.contains("corrupted or altered"),
+        "{reason}"
+    );
+    // Never retried into success, and never run on the bad bytes.
+    assert_eq!(step(&view, "b").tasks[0].attempts.len(), 1, "{view:?}");
+}

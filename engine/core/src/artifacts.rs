@@ -177,34 +177,15 @@ pub fn artifact_refs(text: &str) -> impl Iterator<Item = (String, String)> {
 /// artifacts a job carries are known, so a parameter that renders to a
 /// reference reaches no other.
 pub fn fill_artifacts(text: &str, path: impl Fn(&str, &str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        let filled = after.find("}}").and_then(|close| {
-            let inner = after[..close].trim();
-            let mut parts = inner.split('.');
-            let (root, step, field, name) =
-                (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-            if root != "steps" || field != ARTIFACTS_FIELD || parts.next().is_some() {
-                return None;
-            }
-            path(step, name).map(|p| (p, close))
-        });
-        match filled {
-            Some((p, close)) => {
-                out.push_str(&p);
-                rest = &after[close + 2..];
-            }
-            None => {
-                out.push_str("{{");
-                rest = after;
-            }
+    crate::template::fill_references(text, |inner| {
+        let mut parts = inner.split('.');
+        let (root, step, field, name) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if root != "steps" || field != ARTIFACTS_FIELD || parts.next().is_some() {
+            return None;
         }
-    }
-    out.push_str(rest);
-    out
+        path(step, name)
+    })
 }
 
 #[cfg(test)]

@@ -81,29 +81,9 @@ pub fn secret_refs(text: &str) -> impl Iterator<Item = String> {
 /// step declared reach here, so a parameter that renders to a reference
 /// cannot ask for another secret.
 pub fn fill_secrets(text: &str, value: impl Fn(&str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        let filled = after.find("}}").and_then(|close| {
-            let inner = after[..close].trim();
-            let name = inner.strip_prefix(SECRETS_ROOT)?.strip_prefix('.')?;
-            value(name).map(|v| (v, close))
-        });
-        match filled {
-            Some((v, close)) => {
-                out.push_str(&v);
-                rest = &after[close + 2..];
-            }
-            None => {
-                out.push_str("{{");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    crate::template::fill_references(text, |inner| {
+        value(inner.strip_prefix(SECRETS_ROOT)?.strip_prefix('.')?)
+    })
 }
 
 /// Which runs may use a secret: workflows by name (exact, or a prefix

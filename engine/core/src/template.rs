@@ -245,6 +245,33 @@ fn parse_path(text: &str) -> Result<Path, String> {
     Ok(Path(segs))
 }
 
+/// Replaces each `{{ ... }}` of `text` for which `value` (given the trimmed
+/// inside) has a value, leaving every other character as it is: how the
+/// worker fills references a job carries as written (secrets, artifacts).
+pub fn fill_references(text: &str, value: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let filled = after
+            .find("}}")
+            .and_then(|close| value(after[..close].trim()).map(|v| (v, close)));
+        match filled {
+            Some((v, close)) => {
+                out.push_str(&v);
+                rest = &after[close + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

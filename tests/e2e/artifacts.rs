@@ -435,15 +435,7 @@ needs = ["a"]
 run = 'test "$(sha256sum {{ steps.a.artifacts.data }} | cut -c1-64)" = "{{ steps.a.outputs.sum }}"'
 "#;
     let client = cluster.client();
-    let id = client
-        .submit(&weft_api::views::SubmitRequest {
-            workflow: workflow.into(),
-            file: None,
-            params: Default::default(),
-        })
-        .await
-        .unwrap()
-        .id;
+    let id = cluster.submit_text(workflow).await;
     // Kill whichever worker runs `a` once its step says it has written.
     let deadline = Instant::now() + Duration::from_secs(60);
     let killed = loop {
@@ -526,15 +518,7 @@ run = "cat {{{{ steps.a.artifacts.data }}}}"
         go = go.display()
     );
     let client = cluster.client();
-    let id = client
-        .submit(&weft_api::views::SubmitRequest {
-            workflow,
-            file: None,
-            params: Default::default(),
-        })
-        .await
-        .unwrap()
-        .id;
+    let id = cluster.submit_text(&workflow).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let digest = loop {
         let view = client.run(&id).await.unwrap();

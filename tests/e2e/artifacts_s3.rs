@@ -45,18 +45,11 @@ needs = ["a"]
 run = 'test "$(sha256sum {{ steps.a.artifacts.data }} | cut -c1-64)" = "{{ steps.a.outputs.sum }}"'
 "#;
     let client = cluster.client();
-    let submitted = client
-        .submit(&weft_api::views::SubmitRequest {
-            workflow: workflow.into(),
-            file: None,
-            params: Default::default(),
-        })
-        .await
-        .unwrap();
+    let submitted_id = cluster.submit_text(workflow).await;
     // As soon as `a` runs, the store goes away for 8 s.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let view = client.run(&submitted.id).await.unwrap();
+        let view = client.run(&submitted_id).await.unwrap();
         if step(&view, "a").status != "queued" && step(&view, "a").status != "waiting" {
             break;
         }
@@ -69,7 +62,7 @@ run = 'test "$(sha256sum {{ steps.a.artifacts.data }} | cut -c1-64)" = "{{ steps
     garage.stop();
     tokio::time::sleep(Duration::from_secs(8)).await;
     garage.start_again();
-    let view = cluster.wait(&submitted.id, Duration::from_secs(240)).await;
+    let view = cluster.wait(&submitted_id, Duration::from_secs(240)).await;
     assert_eq!(view.run.status, "succeeded", "{view:?}");
     let a = step(&view, "a");
     // The outage was met: `a` waited it out, or an attempt failed on it.

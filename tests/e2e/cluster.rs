@@ -287,6 +287,16 @@ impl Cluster {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            ..Default::default()
+        };
+        self.client().submit(&request).await.expect("submit").id
+    }
+
+    /// Submits a workflow given as text; the new run's id.
+    pub async fn submit_text(&self, workflow: &str) -> String {
+        let request = SubmitRequest {
+            workflow: workflow.into(),
+            ..Default::default()
         };
         self.client().submit(&request).await.expect("submit").id
     }

@@ -39,8 +39,7 @@ fn admin_token(printed: &[String]) -> String {
 async fn submit(client: &Client, source: String) -> String {
     let request = SubmitRequest {
         workflow: source,
-        file: None,
-        params: Default::default(),
+        ..Default::default()
     };
     client.submit(&request).await.unwrap().id
 }

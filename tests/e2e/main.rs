@@ -9,6 +9,7 @@ mod artifacts_s3;
 mod bad_input;
 mod bounds;
 mod browser;
+mod caching;
 mod check;
 mod cli;
 mod cluster;

@@ -65,6 +65,7 @@ async fn run(source: &str, params: &[(&str, Json)]) -> (RunState, tempfile::Temp
         plugins: Default::default(),
         submitted_by: None,
         policy: None,
+        cache: Default::default(),
     };
     let (_, handle) = service
         .submit(new, Box::new(|_: &RunState, _: &weft_core::run::Event| {}))

@@ -139,7 +139,7 @@ export function mount(el, [id]) {
     const current = chosen.task === task.id && chosen.attempt === a.number;
     const row = h('tr', { class: current ? 'current' : '' },
       h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => { chosen.task = task.id; chosen.attempt = a.number; details(); } }, `#${a.number}`)),
-      h('td', {}, a.worker || ''),
+      h('td', {}, a.cached_from ? cachedFrom(a.cached_from) : a.worker || ''),
       h('td', {}, a.started_at ? duration((a.finished_at || Date.now()) - a.started_at) : 'queued'),
       h('td', {}, a.exit_code ?? ''),
       h('td', { class: 'error-text' },
@@ -166,6 +166,7 @@ export function mount(el, [id]) {
       step.name ? h('p', { class: 'muted' }, h('code', {}, step.id)) : null,
       step.reason ? h('p', { class: step.reason.startsWith('waiting:') ? 'notice' : 'error-text' }, step.reason) : null,
       step.reused_from ? h('p', { class: 'muted' }, `outputs reused from run ${step.reused_from}`) : null,
+      step.cached_from ? h('p', { class: 'muted' }, cachedFrom(step.cached_from)) : null,
       h('dl', {},
         h('dt', {}, 'Started'), h('dd', {}, time(step.started_at) || '—'),
         h('dt', {}, 'Took'), h('dd', {}, step.started_at ? duration((step.finished_at || Date.now()) - step.started_at) : '—')),
@@ -289,4 +290,10 @@ export function mount(el, [id]) {
       (on) => { window.dispatchEvent(new CustomEvent('weft:live', { detail: on })); if (on) tick(); });
   })();
   return () => { abort.abort(); if (logAbort) logAbort.abort(); };
+}
+
+/// Not run: whose cached result it reused, linking to that run.
+function cachedFrom(c) {
+  return h('span', { class: 'cached', title: 'not run: a result with the same cache key was reused' },
+    'cached from run ', h('a', { href: `#/runs/${encodeURIComponent(c.run)}` }, c.run), `, step ${c.step}`);
 }

@@ -77,6 +77,7 @@ fn main() {
         submitted_by: None,
         limits: Default::default(),
         policy: None,
+        cache: Default::default(),
         id: "bench".into(),
         workflow: "wide".into(),
         file: "wide.toml".into(),

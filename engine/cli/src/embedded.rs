@@ -37,6 +37,10 @@ pub fn engine(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let plugins = Plugins::from_options(store.clone(), &worker_options)?;
     let secrets = weft_worker::Secrets::new(store.clone(), keyring);
+    let caching = weft_orchestrator::StepCaching {
+        cache: store.clone(),
+        secrets: Some(store.clone()),
+    };
     let run_store: Arc<dyn RunStore> = store;
     let mut worker = Worker::new(
         queue.clone(),
@@ -62,7 +66,7 @@ pub fn engine(
         },
     );
     Ok((
-        Service::new(queue, run_store, clock, abort, orchestrator),
+        Service::new(queue, run_store, clock, abort, orchestrator).with_step_cache(caching),
         worker,
     ))
 }

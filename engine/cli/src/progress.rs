@@ -115,6 +115,7 @@ impl Reporter {
             | Event::Admitted { at, .. }
             | Event::TaskStarted { at, .. }
             | Event::TaskFinished { at, .. }
+            | Event::TaskCached { at, .. }
             | Event::RetryDue { at, .. }
             | Event::DeadlinePassed { at, .. }
             | Event::CancelRequested { at, .. } => *at,
@@ -289,7 +290,24 @@ impl weft_orchestrator::Progress for Reporter {
                     ) if reused == id => {
                         format!("{id} reused from run {from}")
                     }
-                    (StepStatus::Succeeded, _) => format!("{id} succeeded{took}"),
+                    (StepStatus::Succeeded, Event::TaskCached { task, from, .. })
+                        if &task.step == id && !step.fan_out =>
+                    {
+                        format!("{id} {from}")
+                    }
+                    (StepStatus::Succeeded, _) => {
+                        let cached = step
+                            .tasks
+                            .iter()
+                            .filter(|t| t.attempts.last().is_some_and(|a| a.cached_from.is_some()))
+                            .count();
+                        match cached {
+                            0 => format!("{id} succeeded{took}"),
+                            n => {
+                                format!("{id} succeeded{took} ({n} of {} cached)", step.tasks.len())
+                            }
+                        }
+                    }
                     (StepStatus::Failed, _) => format!("{id} failed{took}: {}", failure(step)),
                     (StepStatus::Skipped, _) => format!(
                         "{id} skipped: {}",

@@ -57,10 +57,11 @@ pub fn steps(view: &RunView) -> String {
             .map(|t| t.attempts.len())
             .max()
             .unwrap_or(0);
-        let detail = match (&step.reason, &step.reused_from) {
-            (Some(r), _) => r.clone(),
-            (None, Some(run)) => format!("reused from run {run}"),
-            (None, None) => match &step.outputs {
+        let detail = match (&step.reason, &step.reused_from, &step.cached_from) {
+            (Some(r), _, _) => r.clone(),
+            (None, Some(run), _) => format!("reused from run {run}"),
+            (None, None, Some(c)) => format!("cached from run {}, step {}", c.run, c.step),
+            (None, None, None) => match &step.outputs {
                 Some(o)
                     if o.as_object().is_some_and(|m| !m.is_empty())
                         || o.as_array().is_some_and(|a| !a.is_empty()) =>

@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod artifacts;
+pub mod cache;
 pub mod dag;
 pub mod diagnostic;
 mod error;

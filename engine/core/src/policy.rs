@@ -485,6 +485,7 @@ container-user = true
         .unwrap();
         let rules = policy(POLICY).for_role(Role::Operator).unwrap();
         let record = crate::ports::RunRecord {
+            cache: Default::default(),
             id: "r".into(),
             workflow: "w".into(),
             file: "w.toml".into(),

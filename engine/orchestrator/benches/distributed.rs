@@ -68,7 +68,15 @@ async fn run_once(source: &str, options: Options) -> (Duration, usize) {
             .await
             .unwrap(),
     );
-    common::drive(source, queue, store, Some((worker_queue, slots)), options).await
+    common::drive(
+        source,
+        queue,
+        store,
+        Some((worker_queue, slots)),
+        options,
+        None,
+    )
+    .await
 }
 
 fn main() {

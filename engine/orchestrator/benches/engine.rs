@@ -6,6 +6,8 @@
 //!   50,000 steps/s);
 //! - dispatched: 1,000 chained no-op jobs through the local queue to an
 //!   in-process worker loop and back, every event committed to redb;
+//! - cache-hit: 1,000 chained steps whose results are all cached, against
+//!   1,000 join steps (target: a hit costs at most 5 ms over a join step);
 //! - check: parsing and validating a generated 100,000-step workflow
 //!   (target: under 1 s).
 
@@ -28,7 +30,37 @@ async fn drive(source: &str, with_worker: bool) -> (Duration, usize) {
     let store: Arc<dyn RunStore> = Arc::new(EmbeddedRunStore::open(dir.path()).unwrap());
     let queue: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new());
     let worker = with_worker.then(|| (queue.clone(), 1));
-    common::drive(source, queue, store, worker, Default::default()).await
+    common::drive(source, queue, store, worker, Default::default(), None).await
+}
+
+/// 1,000 chained cacheable no-op steps, twice over one store: the first
+/// run fills the cache (through a no-op worker), the second (timed) hits
+/// it for every step.
+async fn drive_cache_hits() -> (Duration, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = Arc::new(EmbeddedRunStore::open(dir.path()).unwrap());
+    let store: Arc<dyn RunStore> = embedded.clone();
+    let caching = || {
+        Some(weft_orchestrator::StepCaching {
+            cache: embedded.clone(),
+            secrets: None,
+        })
+    };
+    let src = common::chain(1000, "run = 'true'\ncache = true");
+    let queue: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new());
+    let worker = Some((queue.clone(), 1));
+    common::drive(
+        &src,
+        queue,
+        store.clone(),
+        worker,
+        Default::default(),
+        caching(),
+    )
+    .await;
+    // No worker this time: a step that missed would never finish.
+    let queue: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new());
+    common::drive(&src, queue, store, None, Default::default(), caching()).await
 }
 
 fn best_of<T>(n: usize, mut f: impl FnMut() -> (Duration, T)) -> (Duration, T) {
@@ -76,6 +108,19 @@ fn main() {
         let src = common::chain(1000, "run = 'true'");
         let (t, n) = best_of(3, || rt.block_on(drive(&src, true)));
         println!("dispatched 1,000 no-op jobs     {:>9.3} ms  {:>8.2} µs/step (local queue + one durable redb event per step)", t.as_secs_f64() * 1e3, t.as_secs_f64() * 1e6 / n as f64);
+    }
+    if wanted("cache-hit") {
+        let join = common::chain(1000, "");
+        let (joins, n) = best_of(5, || rt.block_on(drive(&join, false)));
+        let (hits, _) = best_of(5, || rt.block_on(drive_cache_hits()));
+        let per = |t: Duration| t.as_secs_f64() * 1e6 / n as f64;
+        println!(
+            "cache-hit  1,000 cached steps   {:>9.3} ms  {:>8.2} µs/step; join steps {:.2} µs/step; a hit costs {:.3} ms over a join step (target: at most 5 ms)",
+            hits.as_secs_f64() * 1e3,
+            per(hits),
+            per(joins),
+            (per(hits) - per(joins)) / 1e3
+        );
     }
     if wanted("check") {
         let mut src = String::from("[workflow]\nname = 'big'\n[params]\nn = 1\n");

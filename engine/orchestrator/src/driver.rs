@@ -85,7 +85,7 @@ impl Driver {
         } else {
             // Taken over: put the replayed run back in motion.
             let actions = resume(&mut self.state, shared.options.jobs_lost_on_restart);
-            self.carry_out_all(actions, &mut timers).await?;
+            events.extend(self.carry_out_all(actions, &mut timers).await?);
         }
         loop {
             if !events.is_empty() {
@@ -114,7 +114,9 @@ impl Driver {
                         duration_ms,
                     });
                 }
-                self.carry_out_all(actions, &mut timers).await?;
+                // Cache hits come back as events, handled next time round.
+                let hits = self.carry_out_all(actions, &mut timers).await?;
+                events.extend(hits);
                 // The events are stored: acks may come last, off the path
                 // from a result to the next job. A lost ack only brings the
                 // report back, to be ignored as stale.
@@ -125,6 +127,9 @@ impl Driver {
                 }
                 if self.state.status.is_terminal() {
                     break;
+                }
+                if !events.is_empty() {
+                    continue;
                 }
             }
             let wake = timers
@@ -247,17 +252,25 @@ impl Driver {
         acks.push(delivery);
     }
 
-    /// Carries out actions: dispatched jobs join the window, and what it
-    /// lets through goes out as one pipelined batch.
+    /// Carries out actions: cacheable attempts are looked up, dispatched
+    /// jobs join the window, and what it lets through goes out as one
+    /// pipelined batch. Returns the cache hits, as events to apply.
     async fn carry_out_all(
         &mut self,
         actions: Vec<Action>,
         timers: &mut Timers,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<Event>, Error> {
         let mut rest = Vec::new();
+        let mut hits = Vec::new();
+        let mut saves = Vec::new();
         for action in actions {
             match action {
                 Action::Dispatch(job) => self.window.push(*job),
+                Action::TryCache(probe) => match self.look_up(&probe).await {
+                    Some(hit) => hits.push(hit),
+                    None => self.window.push(probe.job),
+                },
+                Action::SaveToCache(save) => saves.push(*save),
                 other => rest.push(other),
             }
         }
@@ -289,7 +302,10 @@ impl Driver {
                 .published
                 .fetch_add(jobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
-        Ok(())
+        for save in saves {
+            self.save(save).await;
+        }
+        Ok(hits)
     }
 
     fn arm_deadline(&self, task: TaskId, attempt: u32, after: Duration, timers: &mut Timers) {
@@ -322,7 +338,11 @@ impl Driver {
                 },
             ),
             Action::Abort { task, attempt } => (self.shared.abort)(&self.record.id, &task, attempt),
-            Action::Dispatch(_) | Action::ArmDeadline { .. } | Action::Finished { .. } => {}
+            Action::Dispatch(_)
+            | Action::TryCache(_)
+            | Action::SaveToCache(_)
+            | Action::ArmDeadline { .. }
+            | Action::Finished { .. } => {}
         }
     }
 }

@@ -9,6 +9,7 @@
 //! is resumed from its event log by the next one. Depends on `weft-core` only.
 
 mod aborts;
+mod caching;
 mod clock;
 mod driver;
 mod error;
@@ -28,7 +29,7 @@ pub use error::Error;
 pub use options::Options;
 pub use plugins::resolve_plugins;
 pub use read_cache::ReadCache;
-pub use service::{AbortFn, NewRun, RunChange, RunHandle, RunIds, Service, Submitter};
+pub use service::{AbortFn, NewRun, RunChange, RunHandle, RunIds, Service, StepCaching, Submitter};
 
 use std::sync::Arc;
 

@@ -35,6 +35,8 @@ pub struct NewRun {
     pub submitted_by: Option<String>,
     /// The server's policy for the submitter's role (none: no policy).
     pub policy: Option<weft_core::policy::RunPolicy>,
+    /// `--no-cache`, `--refresh STEP`.
+    pub cache: weft_core::cache::RunCacheChoice,
 }
 
 /// Who starts a run again, and the policy for their role.
@@ -77,6 +79,16 @@ pub(crate) struct Shared {
     run_ids: RunIds,
     /// Jobs published since start, for metrics.
     pub published: std::sync::atomic::AtomicU64,
+    /// Results kept for later runs (`cache = true`); none: every step runs.
+    pub cache: Option<StepCaching>,
+}
+
+/// The step cache and what its keys need besides the job.
+#[derive(Clone)]
+pub struct StepCaching {
+    pub cache: Arc<dyn weft_core::ports::StepCache>,
+    /// When each secret was last set: part of the key of a step using it.
+    pub secrets: Option<Arc<dyn weft_core::ports::SecretStore>>,
 }
 
 /// Makes the id of each new run.
@@ -155,6 +167,7 @@ impl Service {
                 changes: broadcast::channel(4096).0,
                 run_ids: Box::new(ulid_run_id),
                 published: Default::default(),
+                cache: None,
             }),
         }
     }
@@ -166,6 +179,15 @@ impl Service {
         Arc::get_mut(&mut self.shared)
             .expect("with_run_ids is called before the service is cloned")
             .run_ids = ids;
+        self
+    }
+
+    /// Lets steps with `cache` reuse results kept in `caching`. Call it
+    /// before the service is cloned.
+    pub fn with_step_cache(mut self, caching: StepCaching) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("with_step_cache is called before the service is cloned")
+            .cache = Some(caching);
         self
     }
 
@@ -223,6 +245,7 @@ impl Service {
             submitted_by: run.submitted_by,
             limits: run_limits(self.shared.options.run_limits(), run.policy.as_ref()),
             policy: run.policy,
+            cache: run.cache,
         };
         let _starting = self.starting(&record.id).expect("a new run id is unique");
         self.shared.store.create_run(&record).await?;
@@ -237,6 +260,7 @@ impl Service {
         state.plugins = record.plugins.clone();
         state.limits = record.limits;
         state.policy = record.policy.clone().map(Arc::new);
+        state.cache = record.cache.clone();
         let handle = self.start(record.clone(), state, 0, fence, run.prelude, progress);
         Ok((record, handle))
     }
@@ -430,6 +454,7 @@ impl Service {
             // Held to the policy of whoever retries it, not of the first run.
             submitted_by: by.name,
             policy: by.policy,
+            cache: Default::default(),
         };
         self.submit(run, progress).await
     }

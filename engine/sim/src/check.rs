@@ -31,6 +31,12 @@ pub fn brief(event: &Event) -> String {
                 format!("task-finished {task}#{attempt} failed: {reason}")
             }
         },
+        Event::TaskCached {
+            task,
+            attempt,
+            from,
+            ..
+        } => format!("task-cached {task}#{attempt}: {from}"),
         Event::RetryDue { task, attempt, .. } => format!("retry-due {task}#{attempt}"),
         Event::DeadlinePassed { task, attempt, .. } => {
             format!("deadline-passed {task}#{attempt}")

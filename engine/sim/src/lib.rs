@@ -153,6 +153,7 @@ async fn run(world: Arc<World>, scenario: Scenario) -> SimOutcome {
                 plugins: Default::default(),
                 submitted_by: None,
                 policy: None,
+                cache: Default::default(),
             };
             match service.submit(run, Box::new(|_: &_, _: &_| {})).await {
                 Ok((record, _)) => {

@@ -16,6 +16,7 @@ mod memory_store;
 pub mod plugin_store;
 pub mod run_store;
 pub mod secret_store;
+pub mod step_cache;
 pub mod token_store;
 pub mod worker_registry;
 pub mod workflow_store;
@@ -57,6 +58,7 @@ pub fn run_record(id: &str, created_at: u64) -> weft_core::ports::RunRecord {
         submitted_by: None,
         limits: Default::default(),
         policy: None,
+        cache: Default::default(),
     }
 }
 

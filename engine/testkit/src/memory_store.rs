@@ -30,6 +30,8 @@ pub struct MemoryState {
     pub claims: BTreeMap<String, ClaimRecord>,
     /// Sealed, by name.
     pub secrets: BTreeMap<String, weft_core::secrets::StoredSecret>,
+    /// The step cache, by key.
+    pub cached: BTreeMap<weft_core::artifacts::Digest, weft_core::cache::CacheEntry>,
 }
 
 /// The in-memory store. Cheap to clone; clones share the state.
@@ -319,5 +321,61 @@ impl weft_core::ports::SecretStore for MemoryRunStore {
 
     async fn remove_secret(&self, name: &str) -> Result<bool, Error> {
         Ok(self.lock().secrets.remove(name).is_some())
+    }
+}
+
+#[async_trait]
+impl weft_core::ports::StepCache for MemoryRunStore {
+    async fn cached(
+        &self,
+        key: &weft_core::artifacts::Digest,
+        now: u64,
+    ) -> Result<Option<weft_core::cache::CacheEntry>, Error> {
+        Ok(self
+            .lock()
+            .cached
+            .get(key)
+            .filter(|e| e.is_live(now))
+            .cloned())
+    }
+
+    async fn save_cached(
+        &self,
+        key: &weft_core::artifacts::Digest,
+        entry: &weft_core::cache::CacheEntry,
+    ) -> Result<(), Error> {
+        let mut s = self.lock();
+        s.cached.insert(key.clone(), entry.clone());
+        while s.cached.len() > weft_core::ports::MAX_CACHE_ENTRIES {
+            let soonest = s
+                .cached
+                .iter()
+                .min_by_key(|(_, e)| e.expires_at)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = soonest {
+                s.cached.remove(&k);
+            }
+        }
+        Ok(())
+    }
+
+    async fn prune_cached(&self, now: u64) -> Result<u64, Error> {
+        let mut s = self.lock();
+        let before = s.cached.len();
+        s.cached.retain(|_, e| e.is_live(now));
+        Ok((before - s.cached.len()) as u64)
+    }
+
+    async fn cached_artifacts(
+        &self,
+        now: u64,
+    ) -> Result<BTreeSet<weft_core::artifacts::Digest>, Error> {
+        Ok(self
+            .lock()
+            .cached
+            .values()
+            .filter(|e| e.is_live(now))
+            .flat_map(|e| e.artifacts.values().map(|a| a.digest.clone()))
+            .collect())
     }
 }

@@ -8,6 +8,7 @@ mod audit;
 mod logs;
 mod plugins;
 mod secrets;
+mod step_cache;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -102,6 +103,8 @@ impl EmbeddedRunStore {
             txn.open_table(audit::AUDIT)
                 .map_err(err("creating tables"))?;
             txn.open_table(secrets::SECRETS)
+                .map_err(err("creating tables"))?;
+            txn.open_table(step_cache::CACHE)
                 .map_err(err("creating tables"))?;
         }
         txn.commit().map_err(err("creating tables"))?;

@@ -15,6 +15,7 @@ weft_testkit::token_store_contract!(fresh());
 weft_testkit::workflow_store_contract!(fresh());
 weft_testkit::audit_log_contract!(fresh());
 weft_testkit::secret_store_contract!(fresh());
+weft_testkit::step_cache_contract!(fresh());
 
 #[tokio::test]
 async fn history_survives_reopening_the_store() {

@@ -28,6 +28,7 @@ mod registry;
 mod retry;
 mod scripts;
 mod secrets;
+mod step_cache;
 mod store;
 mod tokens;
 mod workflows;

@@ -20,3 +20,4 @@ weft_testkit::workflow_store_contract!(async { RedisRunStore::connect(options())
 weft_testkit::audit_log_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
 weft_testkit::secret_store_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
 weft_testkit::plugin_store_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
+weft_testkit::step_cache_contract!(async { RedisRunStore::connect(options()).await.unwrap() });

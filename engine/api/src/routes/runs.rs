@@ -31,7 +31,8 @@ pub(super) async fn submit(
         .file
         .clone()
         .unwrap_or_else(|| "workflow.toml".into());
-    let record = start(&api, request.workflow, file, request.params, &caller).await?;
+    let cache = request.cache_choice();
+    let record = start(&api, request.workflow, file, request.params, cache, &caller).await?;
     super::audit(&api, &caller, AuditAction::SubmitRun, &record.id).await;
     Ok((StatusCode::CREATED, Json(record)))
 }
@@ -93,9 +94,23 @@ pub(super) async fn start(
     source: String,
     file: String,
     params: std::collections::BTreeMap<String, String>,
+    cache: weft_core::cache::RunCacheChoice,
     caller: &Caller,
 ) -> Result<RunSummary, Error> {
     let workflow = check(&file, &source)?;
+    if let Some(unknown) = cache
+        .refresh
+        .iter()
+        .find(|s| !workflow.steps.iter().any(|w| &w.id == *s))
+    {
+        return Err(Error::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "`refresh`: workflow `{}` has no step `{unknown}`",
+                workflow.name
+            ),
+        ));
+    }
     let policy = super::run_policy(api, caller.role)?;
     if let Some(policy) = &policy {
         refused(&file, &source, policy.review(&workflow))?;
@@ -145,6 +160,7 @@ pub(super) async fn start(
         plugins,
         submitted_by: caller.name.clone(),
         policy,
+        cache,
     };
     let (record, _handle) = api
         .service

@@ -132,6 +132,7 @@ pub(super) async fn run(
         w.source,
         format!("{}@{}", w.name, w.version),
         request.params,
+        Default::default(),
         &caller,
     )
     .await?;

@@ -68,6 +68,26 @@ pub struct AttemptView {
     /// the attempt had ended. Absent otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub executions: Vec<ExecutionView>,
+    /// Not run: an earlier run's result with the same cache key was reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_from: Option<CachedFromView>,
+}
+
+/// Where a reused cached result was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CachedFromView {
+    pub run: String,
+    /// The step (with its item's index, `train[2]`, for a `for-each`).
+    pub step: String,
+}
+
+impl From<&weft_core::cache::CachedFrom> for CachedFromView {
+    fn from(c: &weft_core::cache::CachedFrom) -> Self {
+        Self {
+            run: c.run.clone(),
+            step: c.task.to_string(),
+        }
+    }
 }
 
 /// One execution of an attempt by a worker.
@@ -133,6 +153,9 @@ pub struct StepView {
     /// The run whose outputs a retry reused for this step.
     #[serde(default)]
     pub reused_from: Option<String>,
+    /// For a step of one task: the cached result it reused instead of running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_from: Option<CachedFromView>,
     /// What it left for later steps, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<ArtifactView>,
@@ -220,6 +243,14 @@ impl StepView {
             outputs: s.outputs.clone(),
             reason,
             reused_from: s.reused_from.clone(),
+            cached_from: match (s.fan_out, s.tasks.first()) {
+                (false, Some(t)) => t
+                    .attempts
+                    .last()
+                    .and_then(|a| a.cached_from.as_ref())
+                    .map(CachedFromView::from),
+                _ => None,
+            },
             artifacts: ArtifactView::of_step(state, i),
             tasks: s
                 .tasks
@@ -254,6 +285,7 @@ impl StepView {
                                 })
                                 .collect(),
                             executions: ExecutionView::of(a),
+                            cached_from: a.cached_from.as_ref().map(CachedFromView::from),
                         })
                         .collect(),
                 })
@@ -288,7 +320,7 @@ impl RunView {
 }
 
 /// `POST /api/runs` body.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubmitRequest {
     /// The workflow file's text.
     pub workflow: String,
@@ -298,6 +330,22 @@ pub struct SubmitRequest {
     /// Parameter overrides, as `--param` would give them.
     #[serde(default)]
     pub params: std::collections::BTreeMap<String, String>,
+    /// No step reuses a cached result (`--no-cache`); results are still saved.
+    #[serde(default)]
+    pub no_cache: bool,
+    /// These steps run even when a result is cached (`--refresh STEP`).
+    #[serde(default)]
+    pub refresh: Vec<String>,
+}
+
+impl SubmitRequest {
+    /// What the run chooses about the cache.
+    pub fn cache_choice(&self) -> weft_core::cache::RunCacheChoice {
+        weft_core::cache::RunCacheChoice {
+            no_cache: self.no_cache,
+            refresh: self.refresh.iter().cloned().collect(),
+        }
+    }
 }
 
 /// `POST /api/tokens` body.

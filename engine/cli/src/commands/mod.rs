@@ -21,6 +21,35 @@ pub struct WorkflowArgs {
     /// Override a parameter: `--param epochs=5` (repeatable).
     #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+    /// Run every step, reusing no cached result (results are still saved).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Run this step even if a result is cached (repeatable).
+    #[arg(long = "refresh", value_name = "STEP")]
+    pub refresh: Vec<String>,
+}
+
+impl WorkflowArgs {
+    /// What the run chooses about the cache; an unknown step is an error.
+    pub fn cache_choice(
+        &self,
+        workflow: &weft_core::spec::Workflow,
+    ) -> anyhow::Result<weft_core::cache::RunCacheChoice> {
+        if let Some(unknown) = self
+            .refresh
+            .iter()
+            .find(|s| !workflow.steps.iter().any(|w| &w.id == *s))
+        {
+            anyhow::bail!(
+                "`--refresh {unknown}`: workflow `{}` has no step `{unknown}`",
+                workflow.name
+            );
+        }
+        Ok(weft_core::cache::RunCacheChoice {
+            no_cache: self.no_cache,
+            refresh: self.refresh.iter().cloned().collect(),
+        })
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

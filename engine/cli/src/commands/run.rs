@@ -78,6 +78,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         plugins,
         submitted_by: user(),
         policy: None,
+        cache: args.workflow.cache_choice(&workflow)?,
     };
     watch_here(
         store,

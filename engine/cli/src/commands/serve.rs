@@ -54,7 +54,11 @@ async fn serve_distributed(config: Config) -> anyhow::Result<ExitCode> {
     // Aborts reach remote workers through the attempt's claim: the worker
     // holding it sees `Aborted` on its next renewal and kills the step.
     let abort = weft_orchestrator::abort_through_claims(store.clone());
-    let service = Service::new(queue, store, clock, abort, config.orchestrator.clone());
+    let service = Service::new(queue, store, clock, abort, config.orchestrator.clone())
+        .with_step_cache(weft_orchestrator::StepCaching {
+            cache: redis.clone(),
+            secrets: Some(redis.clone()),
+        });
     let backends = Backends {
         store: redis.clone(),
         workers: redis.clone(),

@@ -32,13 +32,16 @@ pub fn parse_params(params: &[String]) -> anyhow::Result<Vec<(String, String)>> 
 
 pub async fn submit(client: Client, args: Args) -> anyhow::Result<ExitCode> {
     // Checked here first, so mistakes show with colour and context.
-    let Some((source, _)) = load_or_report(&args.workflow.file)? else {
+    let Some((source, workflow)) = load_or_report(&args.workflow.file)? else {
         return Ok(ExitCode::FAILURE);
     };
+    let cache = args.workflow.cache_choice(&workflow)?;
     let request = SubmitRequest {
         workflow: source,
         file: Some(args.workflow.file.display().to_string()),
         params: parse_params(&args.workflow.params)?.into_iter().collect(),
+        no_cache: cache.no_cache,
+        refresh: cache.refresh.into_iter().collect(),
     };
     let run = client.submit(&request).await?;
     println!("submitted run {} of {}", run.id, run.workflow);

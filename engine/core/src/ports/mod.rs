@@ -12,6 +12,7 @@ mod kernel_runtime;
 mod plugin_store;
 mod run_store;
 mod secret_store;
+mod step_cache;
 mod token_store;
 mod worker_registry;
 mod workflow_store;
@@ -33,6 +34,7 @@ pub use run_store::{
     RunRecord, RunStore, StepLogs, LOG_CHUNK_BYTES, LOG_PAGE_BYTES,
 };
 pub use secret_store::SecretStore;
+pub use step_cache::{StepCache, MAX_CACHE_ENTRIES};
 pub use token_store::{Role, TokenRecord, TokenStore};
 pub use worker_registry::{gpu_label, GpuSlot, Slots, WorkerInfo, WorkerRegistry};
 pub use workflow_store::{SavedWorkflow, WorkflowStore};

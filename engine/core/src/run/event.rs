@@ -167,6 +167,17 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "is_zero")]
         execution: u64,
     },
+    /// An attempt was not run: a result of the same step with the same
+    /// key, from an earlier run, was reused (`cache`).
+    TaskCached {
+        task: TaskId,
+        attempt: u32,
+        from: crate::cache::CachedFrom,
+        outputs: Json,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        artifacts: crate::artifacts::Artifacts,
+        at: Millis,
+    },
     /// The wait before a retry is over.
     RetryDue {
         task: TaskId,
@@ -189,6 +200,7 @@ impl Event {
         match self {
             Event::TaskStarted { task, .. }
             | Event::TaskFinished { task, .. }
+            | Event::TaskCached { task, .. }
             | Event::RetryDue { task, .. }
             | Event::DeadlinePassed { task, .. } => Some(task),
             Event::StepReused { .. }
@@ -248,6 +260,11 @@ pub struct Job {
 pub enum Action {
     /// Hand this job to a worker.
     Dispatch(Box<Job>),
+    /// Look this cacheable attempt up: feed `Event::TaskCached` on a hit,
+    /// else dispatch its job.
+    TryCache(Box<crate::cache::CacheProbe>),
+    /// Keep this succeeded attempt's result for later runs.
+    SaveToCache(Box<crate::cache::CacheSave>),
     /// After `delay`, feed `Event::RetryDue { task, attempt }`.
     ScheduleRetry {
         task: TaskId,

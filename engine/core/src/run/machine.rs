@@ -66,7 +66,7 @@ pub fn resume(state: &mut RunState, jobs_lost: bool) -> Vec<Action> {
                     }
                     if status == TaskStatus::Queued || jobs_lost {
                         if let Ok(job) = m.job(si, item.as_ref(), id, attempt) {
-                            m.actions.push(Action::Dispatch(Box::new(job)));
+                            m.send(si, item.as_ref(), job);
                         }
                     }
                 }
@@ -91,7 +91,7 @@ pub fn resume(state: &mut RunState, jobs_lost: bool) -> Vec<Action> {
 
 pub(super) struct Machine<'s> {
     pub(super) state: &'s mut RunState,
-    actions: Vec<Action>,
+    pub(super) actions: Vec<Action>,
     /// Steps whose needs have all finished, to activate in order.
     ready: VecDeque<usize>,
 }
@@ -184,6 +184,23 @@ impl Machine<'_> {
                         }
                     }
                     self.finish_attempt(at_idx, outcome, at);
+                    self.drain(at);
+                }
+            }
+            Event::TaskCached {
+                task,
+                attempt,
+                from,
+                outputs,
+                artifacts,
+                at,
+            } => {
+                if let Some((_, idx)) = self.current(&task, attempt) {
+                    if let Some(a) = self.state.steps[idx.0].tasks[idx.1].attempts.last_mut() {
+                        a.started_at.get_or_insert(at);
+                        a.cached_from = Some(from);
+                    }
+                    self.finish_attempt(idx, Outcome::Succeeded { outputs, artifacts }, at);
                     self.drain(at);
                 }
             }
@@ -299,6 +316,7 @@ impl Machine<'_> {
         match outcome {
             Outcome::Succeeded { outputs, artifacts } => {
                 record.error = Some(String::new());
+                let ran = record.cached_from.is_none();
                 task.status = TaskStatus::Succeeded;
                 task.artifacts = artifacts;
                 task.outputs = Some(if outputs.is_null() {
@@ -306,6 +324,9 @@ impl Machine<'_> {
                 } else {
                     outputs
                 });
+                if ran {
+                    self.save_to_cache(si, ti);
+                }
             }
             Outcome::Failed {
                 reason,
@@ -522,6 +543,7 @@ impl Machine<'_> {
             exit_code: None,
             hooks: Vec::new(),
             executions: Vec::new(),
+            cached_from: None,
         });
         if spec.action == StepAction::Join {
             task.attempts[0].started_at = Some(at);
@@ -545,7 +567,7 @@ impl Machine<'_> {
                         after,
                     });
                 }
-                self.actions.push(Action::Dispatch(Box::new(job)));
+                self.send(si, item.as_ref(), job);
             }
             Err(reason) => self.finish_attempt(
                 (si, ti),

@@ -6,6 +6,7 @@
 
 mod backoff;
 mod bounded;
+mod caching;
 mod event;
 mod executions;
 mod job;

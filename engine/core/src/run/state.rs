@@ -161,6 +161,8 @@ pub struct AttemptRecord {
     pub hooks: Vec<super::HookRun>,
     /// Every execution a worker reported, in the order first heard of.
     pub executions: Vec<Execution>,
+    /// Not run: the result was reused from an earlier run.
+    pub cached_from: Option<crate::cache::CachedFrom>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -223,6 +225,8 @@ pub struct RunState {
     pub limits: super::RunLimits,
     /// The policy the run was admitted under, if the server has one.
     pub policy: Option<Arc<crate::policy::RunPolicy>>,
+    /// What the run chose about the cache (`--no-cache`, `--refresh`).
+    pub cache: crate::cache::RunCacheChoice,
     /// What admission plugins decided (from the `Admitted` event); their
     /// patches change every job built.
     pub admission: Vec<crate::admission::AdmissionDecision>,
@@ -262,6 +266,7 @@ impl RunState {
             plugins: BTreeMap::new(),
             limits: super::RunLimits::default(),
             policy: None,
+            cache: Default::default(),
             admission: Vec::new(),
             tasks: 0,
         }
@@ -323,6 +328,7 @@ impl RunState {
         state.limits = record.limits;
         state.policy = record.policy.clone().map(Arc::new);
         state.plugins = record.plugins.clone();
+        state.cache = record.cache.clone();
         for event in events {
             super::apply(&mut state, event);
         }

@@ -73,6 +73,8 @@ pub struct Step {
     /// The files it leaves for later steps (`artifacts`), each spanned by
     /// its name.
     pub artifacts: Vec<Spanned<crate::artifacts::DeclaredArtifact>>,
+    /// `cache`: its result may be reused by later runs (`None`: never).
+    pub cache: Option<crate::cache::CachePolicy>,
 }
 
 impl Step {

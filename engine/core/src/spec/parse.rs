@@ -21,8 +21,15 @@ pub const MAX_NESTING: usize = 64;
 
 const TOP_KEYS: &[&str] = &["workflow", "params", "defaults", "steps"];
 const WORKFLOW_KEYS: &[&str] = &["name", "description"];
-pub(super) const SETTING_KEYS: &[&str] =
-    &["timeout", "retries", "env", "resources", "hooks", "pool"];
+pub(super) const SETTING_KEYS: &[&str] = &[
+    "timeout",
+    "retries",
+    "env",
+    "resources",
+    "hooks",
+    "pool",
+    "cache",
+];
 const ACTION_KEYS: &[&str] = &["run", "container", "cuda", "wasm"];
 const STEP_ONLY_KEYS: &[&str] = &[
     "needs",
@@ -485,6 +492,7 @@ impl Parser {
             texts,
             secrets,
             artifacts,
+            cache: settings.cache.clone().flatten(),
         }
     }
 }
@@ -510,6 +518,13 @@ fn step_texts(action: Option<&(&str, &Value)>, settings: &Settings) -> Vec<StepT
         },
         Some((_, v)) => collect_strings(v, &mut action_texts),
         None => {}
+    }
+    if let Some(Some(key)) = settings
+        .cache
+        .as_ref()
+        .map(|c| c.as_ref().and_then(|c| c.key.clone()))
+    {
+        action_texts.push(key);
     }
     let place = |place| move |text| StepText { text, place };
     let configs = settings

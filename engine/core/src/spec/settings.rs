@@ -29,6 +29,8 @@ pub(super) struct Settings {
     pub(super) pre: Vec<Spanned<HookRef>>,
     pub(super) post: Vec<Spanned<HookRef>>,
     pub(super) pool: Option<String>,
+    /// `cache`: `Some(None)` where it says `cache = false`.
+    pub(super) cache: Option<Option<crate::cache::CachePolicy>>,
 }
 
 impl Settings {
@@ -67,6 +69,7 @@ impl Settings {
             pre: defaults.pre.iter().cloned().chain(self.pre).collect(),
             post: defaults.post.iter().cloned().chain(self.post).collect(),
             pool: self.pool.or_else(|| defaults.pool.clone()),
+            cache: self.cache.or_else(|| defaults.cache.clone()),
         }
     }
 
@@ -132,6 +135,9 @@ impl Parser {
                     "a table like `{ limit = 3, delay = \"2s\" }` or an integer",
                 ),
             }
+        }
+        if let Some(v) = t.get("cache") {
+            s.cache = self.cache(v, owner);
         }
         if let Some(v) = t.get("env") {
             if let Some(e) = self.table(v, "`env`") {
@@ -296,6 +302,48 @@ impl Parser {
                     v,
                     &format!("each of {what}"),
                     "a plugin reference or a table",
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Parser {
+    /// `cache`: `true`, `false`, or `{ key = "...", ttl = "7d" }`.
+    fn cache(&mut self, v: &Value, owner: &str) -> Option<Option<crate::cache::CachePolicy>> {
+        use crate::cache::{CachePolicy, MAX_TTL};
+        let what = format!("`{owner}.cache`");
+        match v.get_ref() {
+            DeValue::Boolean(on) => Some(on.then(CachePolicy::default)),
+            DeValue::Table(t) => {
+                self.check_keys(t, &["key", "ttl"], &what);
+                let mut policy = CachePolicy::default();
+                if let Some(k) = t.get("key") {
+                    policy.key = self.string(k, "`cache.key`");
+                }
+                if let Some(d) = t.get("ttl") {
+                    let ttl = self.duration(d, "`cache.ttl`")?;
+                    if ttl.is_zero() || ttl > MAX_TTL {
+                        self.error(
+                            d.span(),
+                            format!(
+                                "`cache.ttl` must be more than 0s and at most {}",
+                                super::units::format_duration(MAX_TTL)
+                            ),
+                            "out of range",
+                        );
+                        return None;
+                    }
+                    policy.ttl = ttl;
+                }
+                Some(Some(policy))
+            }
+            _ => {
+                self.wrong_type(
+                    v,
+                    &what,
+                    "true, false or a table like `{ key = \"v2\", ttl = \"7d\" }`",
                 );
                 None
             }

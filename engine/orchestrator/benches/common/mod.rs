@@ -68,15 +68,19 @@ pub async fn drive(
     store: Arc<dyn RunStore>,
     worker: Option<(Arc<dyn JobQueue>, usize)>,
     options: Options,
+    caching: Option<weft_orchestrator::StepCaching>,
 ) -> (Duration, usize) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let service = Service::new(
+    let mut service = Service::new(
         queue,
         store,
         clock,
         Arc::new(|_: &str, _: &weft_core::run::TaskId, _: u32| {}),
         options,
     );
+    if let Some(caching) = caching {
+        service = service.with_step_cache(caching);
+    }
     let router = service.spawn_router();
     let worker = worker.map(|(q, slots)| noop_worker(q, slots));
     let workflow = weft_core::spec::load(source).unwrap();
@@ -91,6 +95,7 @@ pub async fn drive(
         plugins: Default::default(),
         submitted_by: None,
         policy: None,
+        cache: Default::default(),
     };
     let start = Instant::now();
     let (_, handle) = service

@@ -43,6 +43,12 @@ pub struct RunRecord {
     /// admitted under it; every job is held to it as rendered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<crate::policy::RunPolicy>,
+    /// `--no-cache`, `--refresh STEP`.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::cache::RunCacheChoice::is_default"
+    )]
+    pub cache: crate::cache::RunCacheChoice,
 }
 
 /// A page of runs: filters, newest first, after a cursor.

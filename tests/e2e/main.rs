@@ -26,5 +26,6 @@ mod plugins;
 mod policy;
 mod private_redis;
 mod rabbit;
+mod retention;
 mod secrets;
 mod support;

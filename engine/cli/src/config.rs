@@ -37,6 +37,9 @@ pub struct Config {
     /// embedded engine defaults to `<data-dir>/artifacts`). Servers and
     /// workers must name the same store.
     pub artifacts: Option<weft_artifacts_object::ArtifactOptions>,
+    /// How long finished runs, logs and artifacts are kept (`weft serve`
+    /// applies it every `every`; `weft gc` once, on the embedded store).
+    pub retention: Option<weft_core::retention::RetentionOptions>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,7 +135,6 @@ pub struct ClientOptions {
 }
 
 impl Config {
-    /// The keyring from `$WEFT_SECRET_KEY` or `[secrets] key-file`, if either is set.
     /// The artifact store `[artifacts]` names; `default_dir` (a directory)
     /// when it names none and one is given.
     pub fn artifact_store(
@@ -150,6 +152,7 @@ impl Config {
         Ok(Some(std::sync::Arc::new(store)))
     }
 
+    /// The keyring from `$WEFT_SECRET_KEY` or `[secrets] key-file`, if either is set.
     pub fn keyring(&self) -> anyhow::Result<Option<std::sync::Arc<weft_secrets::Keyring>>> {
         Ok(weft_secrets::Keyring::load(self.secrets.key_file.as_deref())?.map(std::sync::Arc::new))
     }

@@ -158,6 +158,15 @@ enum Command {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Apply `[retention]` to the embedded store once: remove old finished
+    /// runs, logs and artifacts no kept run or cache entry refers to.
+    Gc {
+        /// Say what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// Show a run: its steps, states, attempts, durations and outputs.
     Show {
         /// Run id (or a unique prefix of one).
@@ -297,6 +306,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }
         Command::Show { run, data } => commands::inspect::show(&source(&data), &run).await,
+        Command::Gc { dry_run, data } => commands::gc::gc(&config, &data, dry_run).await,
         Command::Artifacts { command, data } => {
             commands::artifacts::artifacts(&source(&data), command).await
         }

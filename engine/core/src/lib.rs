@@ -18,6 +18,7 @@ pub mod layout;
 pub mod plugins;
 pub mod policy;
 pub mod ports;
+pub mod retention;
 pub mod run;
 pub mod secrets;
 pub mod spec;

@@ -121,6 +121,24 @@ pub async fn ranges_are_read_in_bounded_pieces(s: &dyn ArtifactStore) {
     s.remove(d).await.unwrap();
 }
 
+pub async fn stored_objects_are_listed(s: &dyn ArtifactStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let before = s.list().await.unwrap().len();
+    let a = file(dir.path(), "a", b"listed one");
+    let b = file(dir.path(), "b", &pattern(5000));
+    s.put_file(&a, &dir.path().join("a")).await.unwrap();
+    s.put_file(&b, &dir.path().join("b")).await.unwrap();
+    let listed = s.list().await.unwrap();
+    assert_eq!(listed.len(), before + 2);
+    let found = |d: &Digest| listed.iter().find(|x| &x.digest == d).map(|x| x.size);
+    assert_eq!(found(&a.digest), Some(10));
+    assert_eq!(found(&b.digest), Some(5000));
+    assert!(listed.iter().all(|x| x.stored_at > 1_600_000_000_000));
+    s.remove(&a.digest).await.unwrap();
+    s.remove(&b.digest).await.unwrap();
+    assert_eq!(s.list().await.unwrap().len(), before);
+}
+
 #[macro_export]
 macro_rules! artifact_store_contract {
     ($make:expr) => {
@@ -141,6 +159,11 @@ macro_rules! artifact_store_contract {
             async fn a_file_that_is_not_what_it_claims_is_refused() {
                 let store = $make.await;
                 $crate::artifact_store::a_file_that_is_not_what_it_claims_is_refused(&store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn stored_objects_are_listed() {
+                let store = $make.await;
+                $crate::artifact_store::stored_objects_are_listed(&store).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn ranges_are_read_in_bounded_pieces() {

@@ -14,6 +14,7 @@ pub mod job_queue;
 pub mod kernels;
 mod memory_store;
 pub mod plugin_store;
+pub mod run_removal;
 pub mod run_store;
 pub mod secret_store;
 pub mod step_cache;

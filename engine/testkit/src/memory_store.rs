@@ -379,3 +379,37 @@ impl weft_core::ports::StepCache for MemoryRunStore {
             .collect())
     }
 }
+
+#[async_trait]
+impl weft_core::ports::RunRemoval for MemoryRunStore {
+    async fn remove_run(&self, run_id: &str, attempts: &[AttemptId]) -> Result<bool, Error> {
+        let mut s = self.lock();
+        match s.runs.get(run_id) {
+            None => return Ok(false),
+            Some(r) if !r.status.is_terminal() => {
+                return Err(Error::Conflict(format!(
+                    "run {run_id} is {}: only a finished run is removed",
+                    r.status.as_str()
+                )))
+            }
+            Some(_) => {}
+        }
+        s.runs.remove(run_id);
+        s.unfinished.remove(run_id);
+        s.events.remove(run_id);
+        s.leases.remove(run_id);
+        for a in attempts {
+            s.claims.remove(&attempt_id(a));
+            s.logs.remove(&attempt_id(a));
+        }
+        Ok(true)
+    }
+
+    async fn remove_logs(&self, attempts: &[AttemptId]) -> Result<(), Error> {
+        let mut s = self.lock();
+        for a in attempts {
+            s.logs.remove(&attempt_id(a));
+        }
+        Ok(())
+    }
+}

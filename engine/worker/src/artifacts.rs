@@ -534,6 +534,9 @@ mod tests {
         async fn remove(&self, _: &Digest) -> Result<bool, weft_core::Error> {
             Ok(false)
         }
+        async fn list(&self) -> Result<Vec<weft_core::ports::StoredArtifact>, weft_core::Error> {
+            Ok(Vec::new())
+        }
     }
 
     fn job_with(produces: Vec<DeclaredArtifact>) -> Job {

@@ -294,6 +294,33 @@ impl ArtifactStore for ObjectArtifactStore {
         Ok(bytes.to_vec())
     }
 
+    async fn list(&self) -> Result<Vec<weft_core::ports::StoredArtifact>, Error> {
+        let root = if self.prefix.is_empty() {
+            Key::from("sha256")
+        } else {
+            Key::from(format!("{}/sha256", self.prefix))
+        };
+        let mut listing = self.store.list(Some(&root));
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| Error::backend("listing artifacts", e))?;
+            // Only objects named as this store names them.
+            let Some(digest) = meta
+                .location
+                .filename()
+                .and_then(|name| Digest::parse(name).ok())
+            else {
+                continue;
+            };
+            found.push(weft_core::ports::StoredArtifact {
+                digest,
+                size: meta.size,
+                stored_at: meta.last_modified.timestamp_millis().max(0) as u64,
+            });
+        }
+        Ok(found)
+    }
+
     async fn remove(&self, digest: &Digest) -> Result<bool, Error> {
         if self.head(digest).await?.is_none() {
             return Ok(false);

@@ -7,6 +7,7 @@ mod accounts;
 mod audit;
 mod logs;
 mod plugins;
+mod removal;
 mod secrets;
 mod step_cache;
 

@@ -133,6 +133,18 @@ fn read_numbered(
     })
 }
 
+/// Removes the logs of `attempts`, in both tables.
+pub(crate) fn remove(txn: &WriteTransaction, attempts: &[AttemptId]) -> Result<(), redb::Error> {
+    let mut chunks = txn.open_table(LOG_CHUNKS)?;
+    let mut numbered = txn.open_table(NUMBERED_LOGS)?;
+    for key in attempts {
+        let a = Attempt::of(key);
+        chunks.retain_in(a.at(0)..=a.at(u64::MAX), |_, _| false)?;
+        numbered.retain_in(a.at(0)..=a.at(u64::MAX), |_, _| false)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use redb::{Database, ReadableDatabase};

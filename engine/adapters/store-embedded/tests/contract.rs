@@ -31,3 +31,4 @@ async fn history_survives_reopening_the_store() {
     let store = EmbeddedRunStore::open(dir.path()).unwrap();
     assert_eq!(store.events("r").await.unwrap().len(), 1);
 }
+weft_testkit::run_removal_contract!(fresh());

@@ -25,6 +25,7 @@ mod options;
 mod plugins;
 mod query;
 mod registry;
+mod removal;
 mod retry;
 mod scripts;
 mod secrets;

@@ -177,11 +177,11 @@ impl RedisRunStore {
         self.expire(&marker).await
     }
 
-    fn lease_key(&self, run_id: &str) -> String {
+    pub(crate) fn lease_key(&self, run_id: &str) -> String {
         self.key(&["lease", run_id])
     }
 
-    fn claim_key(&self, key: &AttemptId) -> String {
+    pub(crate) fn claim_key(&self, key: &AttemptId) -> String {
         self.key(&[
             "claim",
             &key.run_id,

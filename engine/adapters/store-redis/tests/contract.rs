@@ -21,3 +21,4 @@ weft_testkit::audit_log_contract!(async { RedisRunStore::connect(options()).awai
 weft_testkit::secret_store_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
 weft_testkit::plugin_store_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
 weft_testkit::step_cache_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
+weft_testkit::run_removal_contract!(async { RedisRunStore::connect(options()).await.unwrap() });

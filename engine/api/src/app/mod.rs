@@ -8,11 +8,15 @@
 
 mod admission;
 mod logs;
+mod retention;
 mod runs;
 mod waiting;
 
 pub use admission::{Admission, AdmissionOptions};
 pub use logs::{pick_attempt, PickedAttempt};
+pub use retention::{
+    apply_retention, spawn_retention, RetentionOwned, RetentionReport, RetentionStores,
+};
 pub use runs::{needs_workers, resolve_run, run_query, run_view, RunFilter};
 pub use waiting::LiveWorkers;
 pub(crate) use waiting::{queued_steps, waiting_reason};

@@ -3,6 +3,7 @@
 pub mod artifacts;
 pub mod audit;
 pub mod check;
+pub mod gc;
 pub mod inspect;
 pub mod plugin;
 pub mod run;

@@ -59,6 +59,18 @@ async fn serve_distributed(config: Config) -> anyhow::Result<ExitCode> {
             cache: redis.clone(),
             secrets: Some(redis.clone()),
         });
+    if let Some(options) = config.retention.clone() {
+        weft_api::app::spawn_retention(
+            weft_api::app::RetentionOwned {
+                runs: redis.clone(),
+                removal: redis.clone(),
+                cache: Some(redis.clone()),
+                artifacts: config.artifact_store(None)?,
+            },
+            options,
+            Arc::new(SystemClock),
+        );
+    }
     let backends = Backends {
         store: redis.clone(),
         workers: redis.clone(),
@@ -109,6 +121,18 @@ async fn serve_embedded(config: Config, data_dir: &Path) -> anyhow::Result<ExitC
     let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
     let mut worker_task = tokio::spawn(worker.run(worker_stop));
     println!("weft serve: embedded engine in {}", data_dir.display());
+    if let Some(options) = config.retention.clone() {
+        weft_api::app::spawn_retention(
+            weft_api::app::RetentionOwned {
+                runs: store.clone(),
+                removal: store.clone(),
+                cache: Some(store.clone()),
+                artifacts: artifacts.clone(),
+            },
+            options,
+            Arc::new(SystemClock),
+        );
+    }
     let backends = Backends {
         store: store.clone(),
         workers: store.clone(),

@@ -43,4 +43,17 @@ pub trait ArtifactStore: Send + Sync {
 
     /// Removes the object; false if it was not stored.
     async fn remove(&self, digest: &Digest) -> Result<bool, Error>;
+
+    /// Every object stored whole (never one being written), with its size
+    /// and when it was stored: what retention sweeps.
+    async fn list(&self) -> Result<Vec<StoredArtifact>, Error>;
+}
+
+/// An object as [`ArtifactStore::list`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredArtifact {
+    pub digest: Digest,
+    pub size: u64,
+    /// When it was stored, in milliseconds since the Unix epoch.
+    pub stored_at: crate::run::Millis,
 }

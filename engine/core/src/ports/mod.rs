@@ -10,6 +10,7 @@ mod fence;
 mod job_queue;
 mod kernel_runtime;
 mod plugin_store;
+mod run_removal;
 mod run_store;
 mod secret_store;
 mod step_cache;
@@ -17,7 +18,7 @@ mod token_store;
 mod worker_registry;
 mod workflow_store;
 
-pub use artifact_store::ArtifactStore;
+pub use artifact_store::{ArtifactStore, StoredArtifact};
 pub use audit_log::{AuditAction, AuditEntry, AuditLog, MAX_AUDIT_ENTRIES};
 pub use clock::Clock;
 pub use container_runtime::{
@@ -29,6 +30,7 @@ pub use kernel_runtime::{
     BufferData, KernelLaunch, KernelOutput, KernelReport, KernelRuntime, LaunchArg, LaunchCode,
 };
 pub use plugin_store::PluginStore;
+pub use run_removal::RunRemoval;
 pub use run_store::{
     run_since_in_parts, AttemptClaims, AttemptId, EventLog, Leases, LogSlice, RunIndex, RunQuery,
     RunRecord, RunStore, StepLogs, LOG_CHUNK_BYTES, LOG_PAGE_BYTES,

@@ -264,7 +264,7 @@ async fn dashboard_lists_runs_live_and_shows_plugins_and_workers() {
         .await;
     let row = row.as_str().unwrap();
     assert!(
-        row.contains("1.2.3") && row.contains("weft:plugin/step@0.1.0#run"),
+        row.contains("1.2.3") && row.contains("weft:plugin/step@0.1.1#run"),
         "{row}"
     );
     let listed = cluster

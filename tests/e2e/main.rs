@@ -21,6 +21,7 @@ mod examples;
 mod garage;
 mod gpu;
 mod guarantees;
+mod hook_artifacts;
 mod isolation;
 mod plugins;
 mod policy;

@@ -140,7 +140,7 @@ async fn plugin_upload_round_trip_and_bad_uploads_are_refused_with_the_reason() 
     assert_eq!((pushed.world.as_str(), pushed.size > 1000), ("hook", true));
     assert!(pushed
         .exports
-        .contains(&"weft:plugin/hook@0.1.0#post-process".to_string()));
+        .contains(&"weft:plugin/hook@0.1.1#post-process".to_string()));
     // The same bytes again: fine. Other bytes under the same version: refused.
     admin
         .push_plugin("metrics", "0.1.0", plugin_wasm("metrics-extract"))
@@ -360,7 +360,7 @@ fn weft_plugin_commands_and_check_work_on_the_embedded_store() {
         "{out}"
     );
     let (ok, out) = run(&["plugin", "show", "text-stats@^0.1"]);
-    assert!(ok && out.contains("weft:plugin/step@0.1.0#run"), "{out}");
+    assert!(ok && out.contains("weft:plugin/step@0.1.1#run"), "{out}");
     let (ok, out) = run(&[
         "plugin",
         "push",

@@ -29,6 +29,7 @@ fn main() {
         attempt: 1,
         plugin: "metrics-extract@0.1.0".into(),
         config: json!({}),
+        artifacts: Default::default(),
     };
     let input = json!({"inputs": {"params": {"epochs": 3, "dataset": "mnist"}, "steps": {}, "run": {"id": "01jbench"}},
         "env": {"A": "1"}, "action": {"kind": "run", "command": {"shell": "echo hi"}}});

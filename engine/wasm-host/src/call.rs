@@ -29,6 +29,8 @@ pub struct CallContext {
     pub plugin: String,
     /// The plugin's `config` from the workflow.
     pub config: Json,
+    /// What `read-artifact` may read (nothing by default).
+    pub artifacts: crate::CallArtifacts,
 }
 
 /// A line a plugin wrote, through the `log` import or to stdout/stderr.
@@ -141,7 +143,9 @@ impl Host {
             plugin: ctx.plugin.clone(),
             config: ctx.config.to_string(),
         };
-        let mut store = Store::new(&self.engine, State::new(context, caps.memory as usize));
+        let mut state = State::new(context, caps.memory as usize);
+        state.artifacts = ctx.artifacts.clone();
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(caps.ticks);

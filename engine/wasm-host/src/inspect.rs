@@ -11,9 +11,9 @@ use crate::state::State;
 use crate::Error;
 
 /// The interfaces a plugin exports for each world.
-const HOOK_EXPORT: &str = "weft:plugin/hook@0.1.0";
-const STEP_EXPORT: &str = "weft:plugin/step@0.1.0";
-const ADMISSION_EXPORT: &str = "weft:plugin/admission@0.1.0";
+const HOOK_EXPORT: &str = "weft:plugin/hook@0.1.1";
+const STEP_EXPORT: &str = "weft:plugin/step@0.1.1";
+const ADMISSION_EXPORT: &str = "weft:plugin/admission@0.1.1";
 
 /// Which of weft's worlds a plugin implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -8,6 +8,7 @@
 //! bounded output on every call. A plugin that misbehaves fails its call with
 //! an error naming plugin and export; the host keeps serving others.
 
+mod artifacts;
 mod bindings;
 mod cache;
 mod call;
@@ -18,6 +19,7 @@ mod options;
 mod registry;
 mod state;
 
+pub use artifacts::{ArtifactReader, CallArtifacts, MAX_ARTIFACT_READ_BYTES};
 pub use call::{CallContext, HookInstance, Limits, LogLine};
 pub use error::Error;
 pub use host::{sha256_hex, Host, Plugin};

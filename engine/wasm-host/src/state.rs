@@ -45,6 +45,8 @@ pub(crate) struct State {
     pub(crate) stdout: MemoryOutputPipe,
     /// How much of `stdout` is already in `logs`.
     pub(crate) stdout_seen: usize,
+    /// What `read-artifact` reads.
+    pub(crate) artifacts: crate::CallArtifacts,
 }
 
 impl State {
@@ -63,6 +65,7 @@ impl State {
             log_bytes: 0,
             stdout: MemoryOutputPipe::new(MAX_LOG_BYTES),
             stdout_seen: 0,
+            artifacts: Default::default(),
         }
     }
 
@@ -106,6 +109,10 @@ impl hook::weft::plugin::host::Host for State {
 
     fn call_context(&mut self) -> Context {
         self.context.clone()
+    }
+
+    fn read_artifact(&mut self, name: String, offset: u64, length: u32) -> Result<Vec<u8>, String> {
+        self.artifacts.read(&name, offset, length)
     }
 }
 

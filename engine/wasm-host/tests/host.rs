@@ -24,6 +24,7 @@ fn ctx(plugin: &str, config: serde_json::Value) -> CallContext {
         attempt: 1,
         plugin: format!("{plugin}@0.1.0"),
         config,
+        artifacts: Default::default(),
     }
 }
 
@@ -343,4 +344,100 @@ async fn pushing_an_existing_version_is_settled_before_any_compile() {
         "{other}"
     );
     assert_eq!(host.compiles(), 1, "neither push compiled anything");
+}
+
+/// Plugins built against `weft:plugin@0.1.0`, before `read-artifact`
+/// (copies of the example plugins as they were built then).
+fn wasm_0_1_0(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/tests/fixtures/weft-plugin-0.1.0/{name}.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn plugins_built_against_0_1_0_still_load_and_run() {
+    let host = host();
+    let redact = host.load(&wasm_0_1_0("redact-secrets")).unwrap();
+    assert_eq!(redact.inspection.world, World::Hook);
+    assert!(
+        redact
+            .inspection
+            .exports
+            .iter()
+            .any(|e| e.contains("@0.1.0")),
+        "{:?}",
+        redact.inspection.exports
+    );
+    let c = ctx("redact-secrets", json!({"values": ["hunter2"]}));
+    let mut hook = host.hook(&redact, &c, Limits::default()).unwrap();
+    assert_eq!(hook.filter_log("pw hunter2\n").unwrap(), "pw ***\n");
+    let stats = host.load(&wasm_0_1_0("text-stats")).unwrap();
+    let (out, _) = host.run_step(
+        &stats,
+        &ctx("text-stats", json!({})),
+        Limits::default(),
+        &json!({"text": "a b a"}),
+    );
+    assert_eq!(out.unwrap()["words"], 3);
+}
+
+/// Artifacts in memory, as the worker's reader would give them.
+struct Artifacts(std::collections::BTreeMap<String, Vec<u8>>);
+
+impl weft_wasm_host::ArtifactReader for Artifacts {
+    fn read(&self, name: &str, offset: u64, length: u64) -> Result<Vec<u8>, String> {
+        let bytes = self.0.get(name).ok_or(format!("no artifact `{name}`"))?;
+        let start = (offset as usize).min(bytes.len());
+        let end = (start + length as usize).min(bytes.len());
+        Ok(bytes[start..end].to_vec())
+    }
+}
+
+#[test]
+fn a_post_hook_reads_an_artifact_in_bounded_pieces() {
+    let host = host();
+    let plugin = host.load(&wasm("csv-check")).unwrap();
+    // More than one read's worth (1 MiB): the plugin reads it in pieces.
+    let mut csv = String::from("name,score\n");
+    while csv.len() < (1 << 20) + 1000 {
+        csv.push_str("somebody,42\n");
+    }
+    let rows = csv.lines().count() - 1;
+    let reader = Artifacts([("report".to_string(), csv.into_bytes())].into());
+    let mut c = ctx(
+        "csv-check",
+        json!({"artifact": "report", "columns": ["score"]}),
+    );
+    c.artifacts = weft_wasm_host::CallArtifacts(Some(std::sync::Arc::new(reader)));
+    let outcome = json!({"status": "succeeded", "outputs": {}, "log-tail": ""});
+    let mut hook = host.hook(&plugin, &c, Limits::default()).unwrap();
+    let out = hook.post_process(&outcome).unwrap();
+    assert_eq!(out["outputs"]["report"]["rows"], rows);
+
+    // What is missing is said: an artifact, a column; and with no reader
+    // at all, the host says so.
+    for (config, says) in [
+        (json!({"artifact": "nope"}), "no artifact `nope`"),
+        (
+            json!({"artifact": "report", "columns": ["total"]}),
+            "has no column total",
+        ),
+    ] {
+        let mut c2 = ctx("csv-check", config);
+        c2.artifacts = c.artifacts.clone();
+        let mut hook = host.hook(&plugin, &c2, Limits::default()).unwrap();
+        let err = hook.post_process(&outcome).unwrap_err().to_string();
+        assert!(err.contains(says), "{err}");
+    }
+    let mut hook = host
+        .hook(
+            &plugin,
+            &ctx("csv-check", json!({"artifact": "report"})),
+            Limits::default(),
+        )
+        .unwrap();
+    let err = hook.post_process(&outcome).unwrap_err().to_string();
+    assert!(err.contains("no artifacts can be read here"), "{err}");
 }

@@ -3,15 +3,19 @@
 //! after it, and `wasm` steps. Every call runs on the blocking pool: a
 //! plugin holds its thread until it returns or hits its deadline.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value as Json};
+use weft_core::artifacts::ArtifactRef;
 use weft_core::plugins::PluginCall;
-use weft_core::ports::PluginStore;
+use weft_core::ports::{ArtifactStore, PluginStore};
 use weft_core::run::{FailureKind, HookRun, Job, Outcome};
 use weft_core::spec::{JobAction, StepAction, WasmStep};
-use weft_wasm_host::{CallContext, HookInstance, Host, Limits, LogLine, Plugin};
+use weft_wasm_host::{
+    ArtifactReader, CallArtifacts, CallContext, HookInstance, Host, Limits, LogLine, Plugin,
+};
 
 use crate::steplog::StepLog;
 
@@ -81,7 +85,69 @@ impl Plugins {
     }
 }
 
-fn context(job: &Job, call: &PluginCall) -> CallContext {
+/// What a hook's `read-artifact` reads: the artifacts the step uses (as
+/// `<step>/<name>`) and, once it has succeeded, those it left (`<name>`),
+/// from the artifact store, in bounded ranges.
+#[derive(Clone)]
+pub(crate) struct HookArtifacts {
+    store: Option<Arc<dyn ArtifactStore>>,
+    known: Arc<Mutex<BTreeMap<String, ArtifactRef>>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl HookArtifacts {
+    pub(crate) fn new(store: Option<Arc<dyn ArtifactStore>>, job: &Job) -> Self {
+        let known = job
+            .artifacts
+            .iter()
+            .map(|a| (format!("{}/{}", a.step, a.name), a.artifact.clone()))
+            .collect();
+        Self {
+            store,
+            known: Arc::new(Mutex::new(known)),
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// Adds what the step left, for its post hooks.
+    fn left(&self, artifacts: &weft_core::artifacts::Artifacts) {
+        let mut known = self.known.lock().expect("hook artifacts");
+        for (name, artifact) in artifacts {
+            known.insert(name.clone(), artifact.clone());
+        }
+    }
+
+    fn for_call(&self) -> CallArtifacts {
+        CallArtifacts(Some(Arc::new(self.clone())))
+    }
+}
+
+impl ArtifactReader for HookArtifacts {
+    fn read(&self, name: &str, offset: u64, length: u64) -> Result<Vec<u8>, String> {
+        let artifact = {
+            let known = self.known.lock().expect("hook artifacts");
+            known.get(name).cloned().ok_or_else(|| {
+                let names: Vec<&str> = known.keys().map(String::as_str).collect();
+                match names.is_empty() {
+                    true => format!("no artifact `{name}`: this step has none to read"),
+                    false => format!("no artifact `{name}`; here: {}", names.join(", ")),
+                }
+            })?
+        };
+        let Some(store) = &self.store else {
+            return Err("this worker has no artifact store".into());
+        };
+        if offset >= artifact.size || length == 0 {
+            return Ok(Vec::new());
+        }
+        // Called on the blocking pool, where a plugin runs.
+        self.runtime
+            .block_on(store.read_range(&artifact.digest, offset, length))
+            .map_err(|e| format!("reading artifact `{name}`: {e}"))
+    }
+}
+
+fn context(job: &Job, call: &PluginCall, artifacts: &HookArtifacts) -> CallContext {
     CallContext {
         run_id: job.run_id.clone(),
         workflow: job.workflow.clone(),
@@ -90,6 +156,7 @@ fn context(job: &Job, call: &PluginCall) -> CallContext {
         attempt: job.attempt,
         plugin: call.label(),
         config: call.config.clone(),
+        artifacts: artifacts.for_call(),
     }
 }
 
@@ -128,11 +195,12 @@ pub(crate) async fn pre_process(
     log: &StepLog,
     mut job: Job,
     runs: &mut Vec<HookRun>,
+    artifacts: &HookArtifacts,
 ) -> Result<Job, Outcome> {
     let calls = job.pre_hooks.clone();
     for call in &calls {
         let started = Instant::now();
-        let result = pre_one(plugins, log, &mut job, call).await;
+        let result = pre_one(plugins, log, &mut job, call, artifacts).await;
         runs.push(HookRun {
             phase: "pre".into(),
             plugin: call.label(),
@@ -149,10 +217,15 @@ async fn pre_one(
     log: &StepLog,
     job: &mut Job,
     call: &PluginCall,
+    artifacts: &HookArtifacts,
 ) -> Result<(), Outcome> {
     let plugin = plugins.load(call).await.map_err(failed)?;
     let payload = json!({"inputs": job.inputs, "env": job.env, "action": job.action});
-    let (host, ctx, limits) = (plugins.host.clone(), context(job, call), limits(call));
+    let (host, ctx, limits) = (
+        plugins.host.clone(),
+        context(job, call, artifacts),
+        limits(call),
+    );
     let (result, lines) =
         tokio::task::spawn_blocking(move || match host.hook(&plugin, &ctx, limits) {
             Ok(mut hook) => {
@@ -212,17 +285,26 @@ fn apply_pre(job: &mut Job, changed: Json) -> Result<(), String> {
 /// can filter its log as it is written.
 pub(crate) struct PostHooks {
     hooks: Arc<Mutex<Vec<(String, HookInstance)>>>,
+    artifacts: HookArtifacts,
 }
 
 impl PostHooks {
-    pub(crate) async fn start(plugins: &Plugins, job: &Job) -> Result<Option<Self>, Outcome> {
+    pub(crate) async fn start(
+        plugins: &Plugins,
+        job: &Job,
+        artifacts: &HookArtifacts,
+    ) -> Result<Option<Self>, Outcome> {
         if job.post_hooks.is_empty() {
             return Ok(None);
         }
         let mut hooks = Vec::new();
         for call in &job.post_hooks {
             let plugin = plugins.load(call).await.map_err(failed)?;
-            let (host, ctx, limits) = (plugins.host.clone(), context(job, call), limits(call));
+            let (host, ctx, limits) = (
+                plugins.host.clone(),
+                context(job, call, artifacts),
+                limits(call),
+            );
             let hook = tokio::task::spawn_blocking(move || host.hook(&plugin, &ctx, limits))
                 .await
                 .map_err(|e| failed(format!("post hook {}: {e}", call.label())))?
@@ -231,6 +313,7 @@ impl PostHooks {
         }
         Ok(Some(Self {
             hooks: Arc::new(Mutex::new(hooks)),
+            artifacts: artifacts.clone(),
         }))
     }
 
@@ -272,6 +355,7 @@ impl PostHooks {
             Outcome::Succeeded { artifacts, .. } => artifacts.clone(),
             Outcome::Failed { .. } => Default::default(),
         };
+        self.artifacts.left(&artifacts);
         let hooks = self.hooks.clone();
         let (result, logs, timed) = tokio::task::spawn_blocking(move || {
             let mut hooks = hooks.lock().expect("post hooks");
@@ -387,7 +471,9 @@ pub(crate) async fn run_step(
     let mut limits = limits(call);
     // The step's own timeout bounds the call when the plugin sets none.
     limits.timeout = limits.timeout.or(job.timeout);
-    let (host, ctx) = (plugins.host.clone(), context(job, call));
+    // A wasm step is given no artifacts (`weft check` refuses references).
+    let none = HookArtifacts::new(None, job);
+    let (host, ctx) = (plugins.host.clone(), context(job, call, &none));
     let joined =
         tokio::task::spawn_blocking(move || host.run_step(&plugin, &ctx, limits, &input)).await;
     let (result, lines) = match joined {

@@ -554,11 +554,12 @@ impl Worker {
         };
         let (mut job, post) = match plugins {
             Some(p) => {
-                let job = match plugins::pre_process(p, log, job.clone(), hooks).await {
+                let readable = plugins::HookArtifacts::new(self.artifacts.store.clone(), job);
+                let job = match plugins::pre_process(p, log, job.clone(), hooks, &readable).await {
                     Ok(job) => job,
                     Err(outcome) => return outcome,
                 };
-                match PostHooks::start(p, &job).await {
+                match PostHooks::start(p, &job, &readable).await {
                     Ok(post) => (job, post.map(Arc::new)),
                     Err(outcome) => return outcome,
                 }

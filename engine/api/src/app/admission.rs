@@ -121,6 +121,7 @@ impl Admission {
                 attempt: 0,
                 plugin: label.clone(),
                 config: reviewer.config.clone(),
+                artifacts: Default::default(),
             };
             let (host, limits, asked) = (self.host.clone(), reviewer.limits, asked.clone());
             // The request is JSON text, made once for every plugin.

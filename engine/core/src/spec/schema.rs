@@ -37,7 +37,17 @@ fn settings() -> serde_json::Map<String, Value> {
             "gpus": {"type": "integer", "minimum": 0}
         }},
         "hooks": {"type": "object", "additionalProperties": false, "properties": {"pre": plugin_list, "post": plugin_list}},
-        "pool": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "Which workers may take the step."}
+        "pool": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "Which workers may take the step."},
+        "cache": {
+            "description": "Reuse the result of an earlier run whose step had the same key (its rendered action, env, inputs, input artifacts and plugins).",
+            "oneOf": [
+                {"type": "boolean"},
+                {"type": "object", "additionalProperties": false, "properties": {
+                    "key": {"type": "string", "description": "Text added to the key (templated), to split the cache."},
+                    "ttl": duration()
+                }}
+            ]
+        }
     })
     .as_object()
     .cloned()

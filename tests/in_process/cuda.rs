@@ -1,6 +1,7 @@
 //! `workflows/gpu/saxpy.toml`, as its GPU test checks it, on the CPU kernel
 //! runtime: templates rendered into kernel arguments, buffers in and out,
-//! outputs inline and as files, and a value that renders wrong.
+//! outputs inline and as artifacts (or, on a worker without an artifact
+//! store, as files), and a value that renders wrong.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,8 +20,18 @@ fn repo() -> PathBuf {
 }
 
 /// Runs `source` (with `params`) to its end on one worker holding one
-/// stand-in GPU; the final state, and the work directory it wrote in.
+/// stand-in GPU and an artifact store; the final state, and the work
+/// directory it wrote in (the store is under it).
 async fn run(source: &str, params: &[(&str, Json)]) -> (RunState, tempfile::TempDir) {
+    run_with(source, params, true).await
+}
+
+/// [`run`], with or without an artifact store.
+async fn run_with(
+    source: &str,
+    params: &[(&str, Json)],
+    with_store: bool,
+) -> (RunState, tempfile::TempDir) {
     let work = tempfile::tempdir().unwrap();
     let store: Arc<dyn RunStore> = Arc::new(MemoryRunStore::new());
     let queue: Arc<dyn JobQueue> = Arc::new(weft_queue_local::LocalJobQueue::new());
@@ -39,8 +50,14 @@ async fn run(source: &str, params: &[(&str, Json)]) -> (RunState, tempfile::Temp
         }]),
         ..Default::default()
     };
-    let worker = Worker::new(queue.clone(), store.clone(), clock.clone(), options)
+    let mut worker = Worker::new(queue.clone(), store.clone(), clock.clone(), options)
         .with_kernels(Arc::new(CpuKernels));
+    if with_store {
+        let artifacts =
+            weft_artifacts_object::ObjectArtifactStore::local(&work.path().join("artifacts"))
+                .unwrap();
+        worker = worker.with_artifacts(Arc::new(artifacts));
+    }
     let aborts = worker.aborts();
     let abort = Arc::new(
         move |run: &str, task: &weft_core::run::TaskId, attempt: u32| {
@@ -104,13 +121,20 @@ async fn the_saxpy_example_runs_on_the_cpu_kernel_runtime() {
     for (i, v) in y.iter().enumerate() {
         assert_eq!(v.as_f64(), Some(2.0 * i as f64 + 1.0), "y[{i}]");
     }
-    // A million elements came back as a file, which the reduction read.
+    // A million elements came back as an artifact, which the reduction
+    // fetched; no file of it stays in the work directory.
     let big = outputs(&state, "big")["y"].clone();
-    assert_eq!(
-        (big["type"].as_str(), big["len"].as_u64()),
-        (Some("f32"), Some(1 << 20))
-    );
-    let bytes = std::fs::read(big["file"].as_str().unwrap()).unwrap();
+    assert_eq!(big, json!({"artifact": "y", "type": "f32", "len": 1 << 20}));
+    let i = state.step_index("big").unwrap();
+    let artifact = state.steps[i].artifacts["y"].clone();
+    assert_eq!(artifact.size, 4 << 20);
+    let store =
+        weft_artifacts_object::ObjectArtifactStore::local(&_work.path().join("artifacts")).unwrap();
+    let copy = _work.path().join("y.f32");
+    weft_core::ports::ArtifactStore::get_file(&store, &artifact, &copy)
+        .await
+        .unwrap();
+    let bytes = std::fs::read(&copy).unwrap();
     assert!(bytes
         .chunks_exact(4)
         .all(|c| f32::from_le_bytes(c.try_into().unwrap()) == 4.0));
@@ -175,7 +199,8 @@ args = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scalar_type_and_buffer_kind_reaches_the_kernel_through_a_step() {
-    let (state, _work) = run(EVERY_KIND, &[]).await;
+    // Without an artifact store: a large output stays a file on the worker.
+    let (state, _work) = run_with(EVERY_KIND, &[], false).await;
     assert_eq!(
         state.status,
         RunStatus::Succeeded,
@@ -219,7 +244,7 @@ async fn every_scalar_type_and_buffer_kind_reaches_the_kernel_through_a_step() {
         } else {
             EVERY_KIND.to_string()
         };
-        let (state, _work) = run(&source, &[(param, value.clone())]).await;
+        let (state, _work) = run_with(&source, &[(param, value.clone())], false).await;
         assert_eq!(state.status, RunStatus::Failed, "{param}={value}");
         let summary = state.failure_summary().unwrap();
         assert!(

@@ -188,6 +188,29 @@ pub fn fill_artifacts(text: &str, path: impl Fn(&str, &str) -> Option<String>) -
     })
 }
 
+/// Where a kernel step leaves output buffer `name`, in its scratch directory.
+pub fn kernel_buffer_path(name: &str, dtype: crate::kernel::DType) -> String {
+    format!("buffers/{name}.{}", dtype.name())
+}
+
+/// The artifacts a `cuda` step leaves: each output buffer, as raw
+/// little-endian elements, named after the buffer.
+pub fn kernel_artifacts<F: crate::templated::Form>(
+    spec: &crate::kernel::KernelSpec<F>,
+) -> Vec<DeclaredArtifact> {
+    spec.args
+        .iter()
+        .filter_map(|a| match a {
+            crate::kernel::KernelArg::Buffer(b) if b.output => Some(DeclaredArtifact {
+                name: b.name.clone(),
+                path: kernel_buffer_path(&b.name, b.dtype),
+                optional: false,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,6 +121,15 @@ pub(crate) async fn fetch(
             }
             spec.env.values_mut().for_each(|v| *v = fill(v));
         }
+        StepAction::Cuda { spec } => {
+            for arg in &mut spec.args {
+                if let weft_core::kernel::KernelArg::Buffer(b) = arg {
+                    if let weft_core::kernel::BufferInit::File(path) = &mut b.init {
+                        *path = fill(path);
+                    }
+                }
+            }
+        }
         _ => {}
     }
     job.env.values_mut().for_each(|v| *v = fill(v));

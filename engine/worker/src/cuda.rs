@@ -130,17 +130,39 @@ fn argument(arg: &KernelArg, options: &Options) -> Result<LaunchArg, String> {
 }
 
 /// The step's outputs from the report: small buffers inline, large ones in
-/// files under `dir`.
-pub(crate) fn outputs(report: &KernelReport, dir: &Path) -> Result<Json, String> {
+/// files under `dir`. A buffer the step leaves as an artifact (`produces`,
+/// where the worker has an artifact store) is written where it is collected
+/// from, whatever its size, and a large one is named by its artifact
+/// (`{{ steps.<id>.artifacts.<buffer> }}`) instead of a file here.
+pub(crate) fn outputs(
+    report: &KernelReport,
+    dir: &Path,
+    produces: &[weft_core::artifacts::DeclaredArtifact],
+) -> Result<Json, String> {
     let mut out = Map::new();
     for o in &report.outputs {
         let len = o.bytes.len() / o.dtype.size();
-        let value = if o.bytes.len() <= INLINE_OUTPUT_BYTES {
+        let small = o.bytes.len() <= INLINE_OUTPUT_BYTES;
+        let value = if let Some(declared) = produces.iter().find(|d| d.name == o.name) {
+            let file = dir.join(&declared.path);
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            std::fs::write(&file, &o.bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+            match small {
+                true => Json::Array(o.dtype.decode(&o.bytes)),
+                false => json!({"artifact": o.name, "type": o.dtype.name(), "len": len}),
+            }
+        } else if small {
             Json::Array(o.dtype.decode(&o.bytes))
         } else {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let file = std::path::absolute(dir.join(format!("{}.{}", o.name, o.dtype.name())))
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            let file = dir.join(weft_core::artifacts::kernel_buffer_path(&o.name, o.dtype));
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            let file = std::path::absolute(file).map_err(|e| format!("{}: {e}", dir.display()))?;
             std::fs::write(&file, &o.bytes).map_err(|e| format!("{}: {e}", file.display()))?;
             json!({"file": file.display().to_string(), "type": o.dtype.name(), "len": len})
         };
@@ -212,7 +234,7 @@ pub(crate) async fn run(
                 log.push(report.log.as_bytes()).await;
             }
             log.push(summary(spec, device, &report).as_bytes()).await;
-            match outputs(&report, &options.attempt_dir(job).join("buffers")) {
+            match outputs(&report, &options.attempt_dir(job), &job.produces) {
                 Ok(outputs) => Outcome::Succeeded {
                     outputs,
                     artifacts: Default::default(),
@@ -361,13 +383,37 @@ mod tests {
             total_ms: 0.5,
             log: String::new(),
         };
-        let out = outputs(&report, dir.path()).unwrap();
+        let out = outputs(&report, dir.path(), &[]).unwrap();
         assert_eq!(out["sum"], json!([4.0]));
         assert_eq!(out["y"]["type"], "u32");
         assert_eq!(out["y"]["len"], big.len() / 4);
         let file = out["y"]["file"].as_str().unwrap();
         assert!(Path::new(file).is_absolute());
         assert_eq!(std::fs::read(file).unwrap(), big);
+        // Left as artifacts: every buffer is written where it is
+        // collected from, and a large one is named by its artifact.
+        let produced = dir.path().join("as-artifacts");
+        let declared: Vec<_> = ["sum", "y"]
+            .into_iter()
+            .map(|n| weft_core::artifacts::DeclaredArtifact {
+                name: n.into(),
+                path: format!("buffers/{n}.bin"),
+                optional: false,
+            })
+            .collect();
+        let out = outputs(&report, &produced, &declared).unwrap();
+        assert_eq!(out["sum"], json!([4.0]));
+        assert_eq!(
+            out["y"],
+            json!({"artifact": "y", "type": "u32", "len": big.len() / 4})
+        );
+        assert_eq!(std::fs::read(produced.join("buffers/y.bin")).unwrap(), big);
+        assert_eq!(
+            std::fs::read(produced.join("buffers/sum.bin"))
+                .unwrap()
+                .len(),
+            4
+        );
         let line = summary(&spec(json!([])), "0", &report);
         assert!(
             line.contains("PTX from the cache") && line.contains("kernel `saxpy` on GPU 0"),

@@ -36,6 +36,12 @@ impl ArtifactsHere {
     ) -> Outcome {
         let dir = options.attempt_dir(job);
         let (store, cache) = (self.store.as_ref(), self.cache.as_ref());
+        // Without a store a kernel's large outputs stay files on this
+        // worker, read by later steps here, as before artifacts.
+        let kernel_keeps_files = matches!(job.action, StepAction::Cuda { .. }) && store.is_none();
+        if kernel_keeps_files {
+            job.produces.clear();
+        }
         if !job.artifacts.is_empty() {
             if let Err(e) = options.make_attempt_dir(job) {
                 return Outcome::Failed {
@@ -70,10 +76,7 @@ impl ArtifactsHere {
                 Err(failed) => outcome = failed,
             }
         }
-        // A kernel's large output buffers are files its outputs point at,
-        // read by later steps on this worker: they stay (until kernels
-        // leave them as artifacts).
-        if !matches!(job.action, StepAction::Cuda { .. }) {
+        if !kernel_keeps_files {
             options.remove_attempt_dir(job);
         }
         outcome

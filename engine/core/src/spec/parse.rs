@@ -449,10 +449,20 @@ impl Parser {
             .get("name")
             .and_then(|v| self.string(v, "`name`"))
             .map(|s| s.value);
-        let artifacts = t
+        let mut artifacts = t
             .get("artifacts")
             .map(|v| self.artifacts(v, &id))
             .unwrap_or_default();
+        // A kernel's output buffers are its artifacts, one per buffer (a
+        // `for-each` kernel's instances would clash: theirs stay outputs).
+        if let (StepAction::Cuda { spec }, None) = (&action, &for_each) {
+            let implicit: Vec<_> = crate::artifacts::kernel_artifacts(spec)
+                .into_iter()
+                .filter(|a| !artifacts.iter().any(|d| d.value.name == a.name))
+                .map(|a| Spanned::new(a, key.span()))
+                .collect();
+            artifacts.extend(implicit);
+        }
         let settings = self.settings(t, &id).over(defaults);
         let texts = step_texts(actions.first(), &settings);
         let secrets = crate::secrets::names_in(

@@ -314,11 +314,11 @@ impl RefChecker<'_> {
         }
         if !matches!(
             step.action,
-            StepAction::Run { .. } | StepAction::Container { .. }
+            StepAction::Run { .. } | StepAction::Container { .. } | StepAction::Cuda { .. }
         ) {
             return Err(Pending::new(
                 format!(
-                    "`{path}` in step `{}`: artifacts reach `run` and `container` steps, not `{}` steps",
+                    "`{path}` in step `{}`: artifacts reach `run`, `container` and `cuda` steps, not `{}` steps",
                     step.id,
                     step.action.kind()
                 ),

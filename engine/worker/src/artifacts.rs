@@ -546,6 +546,9 @@ mod tests {
         async fn list(&self) -> Result<Vec<weft_core::ports::StoredArtifact>, weft_core::Error> {
             Ok(Vec::new())
         }
+        async fn remove_stale_uploads(&self, _: u64) -> Result<u64, weft_core::Error> {
+            Ok(0)
+        }
     }
 
     fn job_with(produces: Vec<DeclaredArtifact>) -> Job {

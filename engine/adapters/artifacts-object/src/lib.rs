@@ -42,6 +42,9 @@ pub struct ObjectArtifactStore {
     prefix: String,
     /// What it is, for messages: `directory /x`, `s3://bucket/prefix`.
     what: String,
+    /// The directory of a local store: where a killed upload leaves its
+    /// staging file (`<digest>#<n>`).
+    local_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ObjectArtifactStore {
@@ -61,6 +64,7 @@ impl ObjectArtifactStore {
             store: Arc::new(store),
             prefix: String::new(),
             what: format!("directory {}", dir.display()),
+            local_dir: Some(dir.to_path_buf()),
         })
     }
 
@@ -70,6 +74,7 @@ impl ObjectArtifactStore {
             store: Arc::new(InMemory::new()),
             prefix: String::new(),
             what: "memory".into(),
+            local_dir: None,
         }
     }
 
@@ -84,6 +89,9 @@ impl ObjectArtifactStore {
                 options.bucket,
                 options.prefix.trim_matches('/')
             ),
+            // S3 keeps an unfinished multipart upload's parts until it is
+            // aborted: a bucket lifecycle rule does that (operations.md).
+            local_dir: None,
         })
     }
 
@@ -128,6 +136,38 @@ impl ObjectArtifactStore {
             Err(e) => Err(self.failed("looking up", digest, e)),
         }
     }
+}
+
+/// Removes the staging files (`<name>#<n>`) a local upload writes before
+/// it renames the whole file into place, last written before `before`.
+fn remove_staging_files(dir: &Path, before: u64) -> std::io::Result<u64> {
+    let mut removed = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            removed += remove_staging_files(&path, before)?;
+            continue;
+        }
+        let staging = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.rsplit_once('#'))
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        let written = meta
+            .modified()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        if staging && written < before {
+            std::fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Why a file's bytes are not the artifact they claim to be.
@@ -319,6 +359,16 @@ impl ArtifactStore for ObjectArtifactStore {
             });
         }
         Ok(found)
+    }
+
+    async fn remove_stale_uploads(&self, before: u64) -> Result<u64, Error> {
+        let Some(dir) = self.local_dir.clone() else {
+            return Ok(0);
+        };
+        tokio::task::spawn_blocking(move || remove_staging_files(&dir.join("sha256"), before))
+            .await
+            .map_err(|e| Error::backend("removing stale uploads", e))?
+            .map_err(|e| Error::backend("removing stale uploads", e))
     }
 
     async fn remove(&self, digest: &Digest) -> Result<bool, Error> {

@@ -41,3 +41,34 @@ async fn a_tampered_object_fails_its_download_naming_it() {
     );
     assert!(!dest.exists());
 }
+
+/// A local upload killed before it renamed its file into place leaves a
+/// staging file; retention removes it once it is old, and never lists it.
+#[tokio::test]
+async fn stale_staging_files_of_killed_uploads_are_removed() {
+    use weft_core::ports::ArtifactStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectArtifactStore::local(dir.path()).unwrap();
+    let shard = dir.path().join("sha256/ab");
+    std::fs::create_dir_all(&shard).unwrap();
+    let digest = "ab".repeat(32);
+    let (old, fresh) = (shard.join(format!("{digest}#1")), shard.join(format!("{digest}#2")));
+    std::fs::write(&old, b"half").unwrap();
+    std::fs::write(&fresh, b"half").unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    assert!(store.list().await.unwrap().is_empty());
+    let half_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(1800);
+    let before = half_hour_ago
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert_eq!(store.remove_stale_uploads(before).await.unwrap(), 1);
+    assert!(!old.exists() && fresh.exists());
+    assert_eq!(ObjectArtifactStore::in_memory().remove_stale_uploads(before).await.unwrap(), 0);
+}

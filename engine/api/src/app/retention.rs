@@ -29,18 +29,22 @@ pub struct RetentionReport {
     pub artifacts_removed: usize,
     pub artifact_bytes_removed: u64,
     pub cache_entries_pruned: u64,
+    /// Pieces of uploads that never finished (a worker killed mid-upload).
+    pub stale_uploads_removed: u64,
 }
 
 impl std::fmt::Display for RetentionReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} run(s), the logs of {} run(s), {} artifact(s) ({} MiB), {} expired cache entries",
+            "{} run(s), the logs of {} run(s), {} artifact(s) ({} MiB), {} expired cache entries, \
+             {} piece(s) of unfinished uploads",
             self.runs_removed.len(),
             self.logs_removed,
             self.artifacts_removed,
             self.artifact_bytes_removed >> 20,
-            self.cache_entries_pruned
+            self.cache_entries_pruned,
+            self.stale_uploads_removed
         )
     }
 }
@@ -86,6 +90,11 @@ pub async fn apply_retention(
         live.extend(artifacts_in(&stores.runs.events(id).await?));
     }
     let grace = options.upload_grace.as_millis() as u64;
+    if !dry_run {
+        report.stale_uploads_removed = artifacts
+            .remove_stale_uploads(now.saturating_sub(grace))
+            .await?;
+    }
     for object in artifacts.list().await? {
         if live.contains(&object.digest) || object.stored_at.saturating_add(grace) > now {
             continue;

@@ -47,6 +47,11 @@ pub trait ArtifactStore: Send + Sync {
     /// Every object stored whole (never one being written), with its size
     /// and when it was stored: what retention sweeps.
     async fn list(&self) -> Result<Vec<StoredArtifact>, Error>;
+
+    /// Removes what uploads that never finished left (a process killed
+    /// mid-upload) last written before `before`; how many pieces. A store
+    /// whose server cleans them up itself removes none.
+    async fn remove_stale_uploads(&self, before: crate::run::Millis) -> Result<u64, Error>;
 }
 
 /// An object as [`ArtifactStore::list`] finds it.

@@ -127,6 +127,19 @@ pub fn at_the_end(world: &World, runs: &[String]) {
         }
         for step in &state.steps {
             for task in &step.tasks {
+                // A reused result is one an earlier run recorded as a success.
+                for from in task.attempts.iter().filter_map(|a| a.cached_from.as_ref()) {
+                    let source = stored_state(world, &from.run);
+                    let made = source.as_ref().and_then(|s| s.task(&from.task));
+                    if !made.is_some_and(|t| {
+                        t.status == TaskStatus::Succeeded && t.outputs == task.outputs
+                    }) {
+                        world.violation(format!(
+                            "{run_id}/{} reused a result of {}/{} that run does not show as its success",
+                            task.id, from.run, from.task
+                        ));
+                    }
+                }
                 if let Some(a) = task.attempts.iter().find(|a| a.finished_at.is_none()) {
                     world.violation(format!(
                         "{run_id}/{}#{} never ended though the run did",

@@ -79,10 +79,15 @@ impl Cluster {
             ..weft_orchestrator::Options::default()
         };
         let ids = self.run_ids.clone();
-        let service =
-            Service::new(queue, store, clock, abort, options).with_run_ids(Box::new(move || {
+        let service = Service::new(queue, store, clock, abort, options)
+            .with_run_ids(Box::new(move || {
                 format!("run{}", ids.fetch_add(1, Ordering::Relaxed) + 1)
-            }));
+            }))
+            // One cache for every orchestrator, as Redis is (not faulted).
+            .with_step_cache(weft_orchestrator::StepCaching {
+                cache: Arc::new(self.world.store.clone()),
+                secrets: None,
+            });
         service.spawn_router();
         service.spawn_adopter();
         service.spawn_dead_letters();

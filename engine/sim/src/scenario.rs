@@ -164,11 +164,17 @@ impl Scenario {
 }
 
 /// A workflow of simulated steps: a fan-out with a join, a chain, or a
-/// diamond around a fan-out, with retries and sometimes a timeout.
+/// diamond around a fan-out, with retries and sometimes a timeout. Its
+/// steps but the fan-outs are cacheable, so a later run of it may reuse an
+/// earlier's results.
 fn workflow(r: &mut Rng) -> String {
     let mut text = String::from("[workflow]\nname = \"sim\"\n\n");
     let step = |text: &mut String, r: &mut Rng, id: &str, needs: &[&str], items: u64| {
         let _ = writeln!(text, "[steps.{id}]\nrun = \"sim\"");
+        if items == 0 {
+            // Drawn from nothing: every seed keeps the scenario it had.
+            let _ = writeln!(text, "cache = true");
+        }
         if !needs.is_empty() {
             let needs: Vec<String> = needs.iter().map(|n| format!("\"{n}\"")).collect();
             let _ = writeln!(text, "needs = [{}]", needs.join(", "));

@@ -108,6 +108,14 @@ fn regression_the_first_execution_to_finish_wins() {
     passes(1950, Profile::Chaos);
 }
 
+/// Found a resumed run looking its queued attempt up in the step cache: a
+/// hit recorded the success while the job published before the restart
+/// was still in the queue, and that copy then ran.
+#[test]
+fn regression_a_resumed_attempt_is_not_taken_from_the_cache() {
+    passes(776, Profile::Chaos);
+}
+
 #[test]
 fn a_seed_replays_exactly() {
     for (seed, profile) in [(51, Profile::StoreOutages), (2345, Profile::Chaos)] {

@@ -52,7 +52,10 @@ async fn stale_staging_files_of_killed_uploads_are_removed() {
     let shard = dir.path().join("sha256/ab");
     std::fs::create_dir_all(&shard).unwrap();
     let digest = "ab".repeat(32);
-    let (old, fresh) = (shard.join(format!("{digest}#1")), shard.join(format!("{digest}#2")));
+    let (old, fresh) = (
+        shard.join(format!("{digest}#1")),
+        shard.join(format!("{digest}#2")),
+    );
     std::fs::write(&old, b"half").unwrap();
     std::fs::write(&fresh, b"half").unwrap();
     let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
@@ -70,5 +73,11 @@ async fn stale_staging_files_of_killed_uploads_are_removed() {
         .as_millis() as u64;
     assert_eq!(store.remove_stale_uploads(before).await.unwrap(), 1);
     assert!(!old.exists() && fresh.exists());
-    assert_eq!(ObjectArtifactStore::in_memory().remove_stale_uploads(before).await.unwrap(), 0);
+    assert_eq!(
+        ObjectArtifactStore::in_memory()
+            .remove_stale_uploads(before)
+            .await
+            .unwrap(),
+        0
+    );
 }

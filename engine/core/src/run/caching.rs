@@ -11,8 +11,10 @@ use crate::cache::{CachePolicy, CacheProbe, CacheSave, MAX_KEY_TEXT_BYTES};
 use crate::template::render_str;
 
 impl Machine<'_> {
-    /// Hands `job` (of step `si`) on: to the cache first where the step
-    /// is cacheable and the run may reuse its results, else to a worker.
+    /// Hands `job` (of step `si`), an attempt never handed on before, on:
+    /// to the cache first where the step is cacheable and the run may reuse
+    /// its results, else to a worker. (A resumed run's queued attempts go
+    /// to workers only: their jobs may be queued already.)
     pub(super) fn send(&mut self, si: usize, item: Option<&Json>, job: Job) {
         let spec = &self.state.plan.workflow.steps[si];
         let Some(policy) = spec

@@ -65,8 +65,11 @@ pub fn resume(state: &mut RunState, jobs_lost: bool) -> Vec<Action> {
                         });
                     }
                     if status == TaskStatus::Queued || jobs_lost {
+                        // Straight to a worker, never to the cache: the job
+                        // may be in the queue already, and a hit recorded
+                        // now would let that copy run after the success.
                         if let Ok(job) = m.job(si, item.as_ref(), id, attempt) {
-                            m.send(si, item.as_ref(), job);
+                            m.actions.push(Action::Dispatch(Box::new(job)));
                         }
                     }
                 }

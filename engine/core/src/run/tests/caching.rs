@@ -208,3 +208,14 @@ v = "x"
         );
     }
 }
+
+#[test]
+fn a_resumed_run_sends_its_queued_cacheable_attempts_to_workers_not_the_cache() {
+    // Found by the simulation (chaos seed 776): the job may be in the queue
+    // already; a hit recorded on resume would let that copy run after it.
+    let mut s = state(CACHED);
+    assert_eq!(probes(&apply(&mut s, Event::Started { at: 0 })).len(), 1);
+    let actions = resume(&mut s, false);
+    assert!(probes(&actions).is_empty());
+    assert_eq!(super::dispatched(&actions)[0].task.step, "a");
+}

@@ -47,10 +47,7 @@ fn sha256_file(path: &std::path::Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_200_mib_file_goes_from_a_step_on_one_worker_to_a_step_on_another() {
     let store = tempfile::tempdir().unwrap();
-    let tables = format!(
-        "[artifacts]\nstore = \"local\"\ndir = \"{}\"\n",
-        store.path().display()
-    );
+    let tables = local_store_tables(store.path());
     pass_along_between_two_workers(&tables).await;
 }
 
@@ -59,6 +56,14 @@ async fn a_200_mib_file_goes_from_a_step_on_one_worker_to_a_step_on_another() {
 async fn a_200_mib_file_goes_between_workers_through_s3() {
     let garage = crate::garage::PrivateGarage::start();
     pass_along_between_two_workers(&garage.artifacts_table()).await;
+}
+
+/// `[artifacts]` naming a directory store in `dir`.
+pub fn local_store_tables(dir: &std::path::Path) -> String {
+    format!(
+        "[artifacts]\nstore = \"local\"\ndir = \"{}\"\n",
+        dir.display()
+    )
 }
 
 /// Runs [`PASS_ALONG`] on two workers (pools `a` and `b`, work directories
@@ -294,10 +299,7 @@ run = "grep -q 'hello from the host' {{ steps.boxed.artifacts.copy }}"
 async fn the_dashboard_lists_previews_and_downloads_artifacts() {
     use std::time::Duration;
     let store = tempfile::tempdir().unwrap();
-    let tables = format!(
-        "[artifacts]\nstore = \"local\"\ndir = \"{}\"\n",
-        store.path().display()
-    );
+    let tables = local_store_tables(store.path());
     let cluster = Cluster::set_up(Setup {
         tables: &tables,
         ..Setup::default()
@@ -319,20 +321,8 @@ artifacts = { table = "table.csv", plot = "plot.svg", stats = "stats.json" }
         )
         .await;
     assert_eq!(view.run.status, "succeeded", "{view:?}");
-    let b = crate::dashboard::open_as(
-        &cluster,
-        &cluster.admin_token,
-        &format!("runs/{}", view.run.id),
-    )
-    .await;
+    let b = crate::dashboard::open_step(&cluster, &view.run.id, "report").await;
     let long = Duration::from_secs(60);
-    b.wait_for(
-        "the step",
-        "return document.querySelector(\".canvas g.node[data-step='report']\")",
-        long,
-    )
-    .await;
-    b.click(".canvas g.node[data-step='report']").await;
     b.wait_for(
         "the artifacts",
         "return document.querySelectorAll('.panel table.artifacts tr[data-artifact]').length === 3",
@@ -410,10 +400,7 @@ artifacts = { table = "table.csv", plot = "plot.svg", stats = "stats.json" }
 async fn a_worker_killed_mid_upload_leaves_one_whole_artifact() {
     use std::time::{Duration, Instant};
     let store = tempfile::tempdir().unwrap();
-    let tables = format!(
-        "[artifacts]\nstore = \"local\"\ndir = \"{}\"\n",
-        store.path().display()
-    );
+    let tables = local_store_tables(store.path());
     let mut cluster = Cluster::set_up(Setup {
         workers: 2,
         tables: &tables,
@@ -483,10 +470,7 @@ run = 'test "$(sha256sum {{ steps.a.artifacts.data }} | cut -c1-64)" = "{{ steps
 async fn an_artifact_altered_in_the_store_fails_the_step_that_fetches_it() {
     use std::time::{Duration, Instant};
     let store = tempfile::tempdir().unwrap();
-    let tables = format!(
-        "[artifacts]\nstore = \"local\"\ndir = \"{}\"\n",
-        store.path().display()
-    );
+    let tables = local_store_tables(store.path());
     let mut cluster = Cluster::set_up(Setup {
         workers: 0,
         tables: &tables,

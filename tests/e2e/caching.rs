@@ -109,10 +109,7 @@ fn embedded_runs_reuse_a_cached_step_once_per_inputs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distributed_runs_reuse_a_cached_step_and_its_artifact_on_another_worker() {
     let store = tempfile::tempdir().unwrap();
-    let tables = format!(
-        "[artifacts]\nstore = \"local\"\ndir = \"{}\"\n",
-        store.path().display()
-    );
+    let tables = crate::artifacts::local_store_tables(store.path());
     let mut cluster = Cluster::set_up(Setup {
         workers: 0,
         tables: &tables,
@@ -176,4 +173,45 @@ async fn distributed_runs_reuse_a_cached_step_and_its_artifact_on_another_worker
         )
         .await;
     assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+/// The dashboard's step panel says where a cached result came from, with a
+/// link to that run, in Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_where_a_cached_result_came_from() {
+    let store = tempfile::tempdir().unwrap();
+    let tables = crate::artifacts::local_store_tables(store.path());
+    let cluster = Cluster::set_up(Setup {
+        tables: &tables,
+        ..Setup::default()
+    });
+    let marks = shared_file(&shared_dir(cluster.dir.path()), "marks");
+    let source = workflow(&marks);
+    let first = cluster
+        .run_as(&cluster.admin_token, &source, json!({}))
+        .await;
+    let second = cluster
+        .run_as(&cluster.admin_token, &source, json!({}))
+        .await;
+    assert_eq!(second.run.status, "succeeded", "{second:?}");
+    let b = crate::dashboard::open_step(&cluster, &second.run.id, "make").await;
+    let long = Duration::from_secs(60);
+    let said = b
+        .wait_for(
+            "where it came from",
+            "const c = document.querySelector('.panel p .cached'); return c && c.textContent",
+            long,
+        )
+        .await;
+    assert_eq!(
+        said.as_str().unwrap(),
+        format!("cached from run {}, step make", first.run.id)
+    );
+    let link = b
+        .eval(
+            "return document.querySelector('.panel p .cached a').getAttribute('href')",
+            json!([]),
+        )
+        .await;
+    assert_eq!(link, json!(format!("#/runs/{}", first.run.id)));
 }

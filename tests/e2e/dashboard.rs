@@ -55,6 +55,21 @@ pub(crate) async fn open_as(cluster: &Cluster, token: &str, page: &str) -> Brows
     browser
 }
 
+/// Run `run`'s page, as the admin, with step `step` chosen (its node
+/// clicked once the graph is drawn).
+pub(crate) async fn open_step(cluster: &Cluster, run: &str, step: &str) -> Browser {
+    let b = open_as(cluster, &cluster.admin_token, &format!("runs/{run}")).await;
+    let node = format!(".canvas g.node[data-step='{step}']");
+    b.wait_for(
+        "the step",
+        &format!("return document.querySelector({node:?})"),
+        Duration::from_secs(60),
+    )
+    .await;
+    b.click(&node).await;
+    b
+}
+
 fn count(css: &str) -> String {
     format!("return document.querySelectorAll({css:?}).length")
 }

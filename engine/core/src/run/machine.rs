@@ -395,9 +395,11 @@ impl Machine<'_> {
         let mut dependents: Vec<usize> = plan.dag.dependents(si).collect();
         // File order, so siblings start in the order they are written.
         dependents.sort_unstable();
+        let tolerated = status == StepStatus::Failed && plan.workflow.steps[si].continue_on_error;
         for d in dependents {
+            let any = plan.workflow.steps[d].needs_any.contains(&id);
             let dep = &mut self.state.steps[d];
-            if status != StepStatus::Succeeded && dep.blocked_by.is_none() {
+            if status != StepStatus::Succeeded && !tolerated && !any && dep.blocked_by.is_none() {
                 dep.blocked_by = Some(id.clone());
             }
             dep.waiting_on -= 1;
@@ -413,11 +415,13 @@ impl Machine<'_> {
             self.activate(si, at);
         }
         if self.state.open_steps == 0 && !self.state.status.is_terminal() {
+            let plan = self.state.plan.clone();
             let failed = self
                 .state
                 .steps
                 .iter()
-                .any(|s| s.status == StepStatus::Failed);
+                .zip(&plan.workflow.steps)
+                .any(|(s, spec)| s.status == StepStatus::Failed && !spec.continue_on_error);
             self.state.status = if failed {
                 RunStatus::Failed
             } else {

@@ -295,7 +295,10 @@ impl RunState {
             .steps
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.status == StepStatus::Failed)
+            // A step that may fail did not fail the run.
+            .filter(|(i, s)| {
+                s.status == StepStatus::Failed && !self.plan.workflow.steps[*i].continue_on_error
+            })
             .map(|(i, s)| {
                 let id = &self.plan.workflow.steps[i].id;
                 let reason = s.error.clone().or_else(|| {

@@ -56,6 +56,13 @@ pub struct Step {
     pub span: Span,
     pub action: StepAction,
     pub needs: Vec<Spanned<String>>,
+    /// Needs whose outcome does not matter (`{ step, status = "any" }`):
+    /// this step runs once they end, whether they succeeded, failed or were
+    /// skipped.
+    pub needs_any: BTreeSet<String>,
+    /// `continue-on-error`: its failure neither skips its dependents nor
+    /// fails the run by itself.
+    pub continue_on_error: bool,
     pub when: Option<Spanned<String>>,
     pub for_each: Option<ForEach>,
     pub timeout: Option<Duration>,

@@ -38,6 +38,7 @@ const STEP_ONLY_KEYS: &[&str] = &[
     "description",
     "name",
     "artifacts",
+    "continue-on-error",
 ];
 pub(super) const RETRY_KEYS: &[&str] = &["limit", "backoff", "delay", "max-delay", "jitter"];
 pub(super) const RESOURCE_KEYS: &[&str] = &["cpus", "memory", "gpus"];
@@ -415,13 +416,14 @@ impl Parser {
             StepAction::Join
         });
 
-        let needs = match t.get("needs") {
-            Some(v) => match v.get_ref() {
-                DeValue::String(_) => self.string(v, "`needs`").into_iter().collect(),
-                _ => self.strings(v, "`needs`").unwrap_or_default(),
-            },
-            None => Vec::new(),
+        let (needs, needs_any) = match t.get("needs") {
+            Some(v) => self.needs(v),
+            None => Default::default(),
         };
+        let continue_on_error = t
+            .get("continue-on-error")
+            .and_then(|v| self.boolean(v, "`continue-on-error`"))
+            .unwrap_or(false);
         let when = t.get("when").and_then(|v| self.string(v, "`when`"));
         let for_each = match t.get("for-each") {
             Some(v) => match v.get_ref() {
@@ -485,6 +487,8 @@ impl Parser {
             span: key.span(),
             action,
             needs,
+            needs_any,
+            continue_on_error,
             when,
             for_each,
             timeout: settings.timeout,
@@ -548,4 +552,59 @@ fn step_texts(action: Option<&(&str, &Value)>, settings: &Settings) -> Vec<StepT
         .chain(env_texts.into_iter().map(place(TextPlace::Env)))
         .chain(configs.map(place(TextPlace::HookConfig)))
         .collect()
+}
+
+impl Parser {
+    /// `needs`: a step id, or a list of ids and `{ step = "id", status =
+    /// "any" }` tables; the ids, and those whose outcome does not matter.
+    fn needs(&mut self, v: &Value) -> (Vec<Spanned<String>>, std::collections::BTreeSet<String>) {
+        let mut needs = Vec::new();
+        let mut any = std::collections::BTreeSet::new();
+        let items: Vec<&Value> = match v.get_ref() {
+            DeValue::String(_) => vec![v],
+            DeValue::Array(items) => items.iter().collect(),
+            _ => {
+                self.wrong_type(v, "`needs`", "a step id or a list of them");
+                return (needs, any);
+            }
+        };
+        for item in items {
+            match item.get_ref() {
+                DeValue::String(_) => needs.extend(self.string(item, "each of `needs`")),
+                DeValue::Table(t) => {
+                    self.check_keys(t, &["step", "status"], "a `needs` entry");
+                    let Some(step) = t.get("step").and_then(|s| self.string(s, "`needs.step`"))
+                    else {
+                        self.error(item.span(), "a `needs` entry needs a `step`", "no `step`");
+                        continue;
+                    };
+                    match t
+                        .get("status")
+                        .and_then(|s| self.string(s, "`needs.status`"))
+                    {
+                        Some(s) if s.value == "any" => {
+                            any.insert(step.value.clone());
+                        }
+                        Some(s) if s.value == "succeeded" => {}
+                        Some(s) => self.error(
+                            s.span,
+                            format!(
+                                "`needs.status` is `succeeded` (the default) or `any`, not `{}`",
+                                s.value
+                            ),
+                            "unknown status",
+                        ),
+                        None => {}
+                    }
+                    needs.push(step);
+                }
+                _ => self.wrong_type(
+                    item,
+                    "each of `needs`",
+                    "a step id or `{ step = \"id\", status = \"any\" }`",
+                ),
+            }
+        }
+        (needs, any)
+    }
 }

@@ -91,7 +91,13 @@ pub fn json_schema() -> Value {
     step.insert("wasm".into(), json!({"type": "object", "required": ["plugin"], "additionalProperties": false, "properties": {
         "plugin": {"type": "string"}, "input": {}, "timeout": duration(), "memory": {"type": ["string", "integer"]}
     }}));
-    step.insert("needs".into(), json!({"description": "Steps that must finish first.", "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}));
+    step.insert("needs".into(), json!({"description": "Steps that must finish first (and succeed, unless `status = \"any\"`).", "oneOf": [{"type": "string"}, {"type": "array", "items": {"oneOf": [
+        {"type": "string"},
+        {"type": "object", "required": ["step"], "additionalProperties": false, "properties": {
+            "step": {"type": "string"}, "status": {"enum": ["succeeded", "any"]}
+        }}
+    ]}}]}));
+    step.insert("continue-on-error".into(), json!({"type": "boolean", "description": "A failure of this step neither skips its dependents nor fails the run by itself."}));
     step.insert("when".into(), json!({"type": "string", "description": "A CEL condition over params and upstream outputs; the step is skipped when false."}));
     step.insert("for-each".into(), json!({"description": "A list, or one reference to a list: one instance of the step per item.", "oneOf": [{"type": "array"}, {"type": "string"}]}));
     step.insert("description".into(), json!({"type": "string"}));

@@ -18,6 +18,7 @@ mod dashboard;
 mod drills;
 mod embedded_serve;
 mod examples;
+mod flow;
 mod garage;
 mod gpu;
 mod guarantees;

@@ -21,6 +21,7 @@ pub fn apply(state: &mut RunState, event: Event) -> Vec<Action> {
         state,
         actions: Vec::new(),
         ready: VecDeque::new(),
+        freed: VecDeque::new(),
     };
     m.handle(event);
     m.actions
@@ -40,6 +41,7 @@ pub fn resume(state: &mut RunState, jobs_lost: bool) -> Vec<Action> {
         state,
         actions: Vec::new(),
         ready: VecDeque::new(),
+        freed: VecDeque::new(),
     };
     if m.state.status != RunStatus::Running {
         return m.actions;
@@ -97,6 +99,9 @@ pub(super) struct Machine<'s> {
     pub(super) actions: Vec<Action>,
     /// Steps whose needs have all finished, to activate in order.
     ready: VecDeque<usize>,
+    /// Steps limited by `max-parallel` where an instance ended: their
+    /// waiting instances may start (in `drain`, not by recursion).
+    freed: VecDeque<usize>,
 }
 
 impl Machine<'_> {
@@ -268,45 +273,6 @@ impl Machine<'_> {
             .then_some(((), (si, ti)))
     }
 
-    /// A success whose artifacts would take the run past
-    /// `max_artifact_bytes_per_run` (each distinct digest counted once) is
-    /// a failure naming the limit: the files are stored, but no step sees
-    /// them and the run does not grow past it.
-    fn within_artifact_limit(&self, outcome: Outcome) -> Outcome {
-        let Outcome::Succeeded { artifacts, .. } = &outcome else {
-            return outcome;
-        };
-        if artifacts.is_empty() {
-            return outcome;
-        }
-        let limit = self.state.limits.max_artifact_bytes_per_run;
-        let mut seen = std::collections::BTreeSet::new();
-        let total: u64 = self
-            .state
-            .steps
-            .iter()
-            // A step's (its one task's, or reused from an earlier run).
-            .flat_map(|s| s.artifacts.values())
-            .chain(artifacts.values())
-            .filter(|a| seen.insert(a.digest.clone()))
-            .map(|a| a.size)
-            .sum();
-        if total <= limit {
-            return outcome;
-        }
-        Outcome::Failed {
-            reason: format!(
-                "the run's artifacts would reach {} MiB; a run may leave at most {} MiB \
-                 (`[orchestrator] max-artifact-bytes-per-run`)",
-                total >> 20,
-                limit >> 20
-            ),
-            exit_code: None,
-            retryable: false,
-            kind: FailureKind::Policy,
-        }
-    }
-
     fn finish_attempt(&mut self, (si, ti): (usize, usize), outcome: Outcome, at: Millis) {
         let outcome = self.within_artifact_limit(outcome);
         let policy = self.state.plan.workflow.steps[si].retries;
@@ -355,6 +321,9 @@ impl Machine<'_> {
                 }
                 task.status = TaskStatus::Failed;
             }
+        }
+        if self.slots(si) != usize::MAX {
+            self.freed.push_back(si);
         }
         let step = &mut self.state.steps[si];
         step.open_tasks -= 1;
@@ -409,10 +378,17 @@ impl Machine<'_> {
         }
     }
 
-    /// Activates ready steps until none is left; joins cascade without recursion.
+    /// Activates ready steps and fills freed slots until none is left;
+    /// joins cascade without recursion.
     fn drain(&mut self, at: Millis) {
-        while let Some(si) = self.ready.pop_front() {
-            self.activate(si, at);
+        loop {
+            if let Some(si) = self.ready.pop_front() {
+                self.activate(si, at);
+            } else if let Some(si) = self.freed.pop_front() {
+                self.fill_slots(si, at);
+            } else {
+                break;
+            }
         }
         if self.state.open_steps == 0 && !self.state.status.is_terminal() {
             let plan = self.state.plan.clone();
@@ -511,7 +487,7 @@ impl Machine<'_> {
             .map(|(i, item)| TaskState {
                 id: TaskId::new(&spec.id, spec.for_each.as_ref().map(|_| i as u32)),
                 item,
-                status: TaskStatus::Queued,
+                status: TaskStatus::Waiting,
                 attempts: Vec::new(),
                 outputs: None,
                 artifacts: Default::default(),
@@ -521,11 +497,8 @@ impl Machine<'_> {
             step.outputs = Some(Json::Array(Vec::new()));
             return self.close_step(si, StepStatus::Succeeded, at);
         }
-        for ti in 0..self.state.steps[si].tasks.len() {
-            self.dispatch(si, ti, at);
-        }
+        self.fill_slots(si, at);
     }
-
     fn fail_step(&mut self, si: usize, error: String, at: Millis) {
         // It can quote a value (a `for-each` that is not a list): bounded.
         self.state.steps[si].error = Some(super::bounded_text(&error, super::MAX_TEXT_BYTES));
@@ -533,7 +506,7 @@ impl Machine<'_> {
     }
 
     /// Starts the next attempt of a task: joins finish at once, others become jobs.
-    fn dispatch(&mut self, si: usize, ti: usize, at: Millis) {
+    pub(super) fn dispatch(&mut self, si: usize, ti: usize, at: Millis) {
         let plan = self.state.plan.clone();
         let spec = &plan.workflow.steps[si];
         let task = &mut self.state.steps[si].tasks[ti];
@@ -605,7 +578,9 @@ impl Machine<'_> {
                         }
                         task.status = TaskStatus::Cancelled;
                     }
-                    TaskStatus::RetryWaiting => task.status = TaskStatus::Cancelled,
+                    TaskStatus::RetryWaiting | TaskStatus::Waiting => {
+                        task.status = TaskStatus::Cancelled
+                    }
                     _ => {}
                 }
             }

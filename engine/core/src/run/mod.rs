@@ -15,6 +15,7 @@ mod machine;
 mod params;
 mod plan;
 mod retry;
+mod slots;
 mod state;
 
 pub use backoff::retry_delay;

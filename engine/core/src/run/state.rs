@@ -99,6 +99,9 @@ impl std::fmt::Display for SkipReason {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskStatus {
+    /// Not handed on yet: its step runs at most `max-parallel` instances
+    /// at once, and this one waits for a slot.
+    Waiting,
     /// Handed to the queue, not yet started by a worker.
     Queued,
     Running,
@@ -119,6 +122,7 @@ impl TaskStatus {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            TaskStatus::Waiting => "waiting",
             TaskStatus::Queued => "queued",
             TaskStatus::Running => "running",
             TaskStatus::RetryWaiting => "retry-waiting",

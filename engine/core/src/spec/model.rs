@@ -63,6 +63,9 @@ pub struct Step {
     /// `continue-on-error`: its failure neither skips its dependents nor
     /// fails the run by itself.
     pub continue_on_error: bool,
+    /// `max-parallel`: at most this many of a `for-each` step's instances
+    /// at once (queued, running or waiting to retry).
+    pub max_parallel: Option<u32>,
     pub when: Option<Spanned<String>>,
     pub for_each: Option<ForEach>,
     pub timeout: Option<Duration>,

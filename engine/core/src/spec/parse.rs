@@ -39,6 +39,7 @@ const STEP_ONLY_KEYS: &[&str] = &[
     "name",
     "artifacts",
     "continue-on-error",
+    "max-parallel",
 ];
 pub(super) const RETRY_KEYS: &[&str] = &["limit", "backoff", "delay", "max-delay", "jitter"];
 pub(super) const RESOURCE_KEYS: &[&str] = &["cpus", "memory", "gpus"];
@@ -420,6 +421,17 @@ impl Parser {
             Some(v) => self.needs(v),
             None => Default::default(),
         };
+        let max_parallel = t
+            .get("max-parallel")
+            .and_then(|v| self.integer(v, "`max-parallel`", 100_000))
+            .map(|n| n.max(1) as u32);
+        if let (Some(v), None) = (t.get("max-parallel"), t.get("for-each")) {
+            self.error(
+                v.span(),
+                "`max-parallel` limits the instances of a `for-each` step, and this step has no `for-each`",
+                "no `for-each`",
+            );
+        }
         let continue_on_error = t
             .get("continue-on-error")
             .and_then(|v| self.boolean(v, "`continue-on-error`"))
@@ -489,6 +501,7 @@ impl Parser {
             needs,
             needs_any,
             continue_on_error,
+            max_parallel,
             when,
             for_each,
             timeout: settings.timeout,

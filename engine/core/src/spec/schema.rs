@@ -97,6 +97,7 @@ pub fn json_schema() -> Value {
             "step": {"type": "string"}, "status": {"enum": ["succeeded", "any"]}
         }}
     ]}}]}));
+    step.insert("max-parallel".into(), json!({"type": "integer", "minimum": 1, "maximum": 100000, "description": "At most this many of a for-each step's instances at once."}));
     step.insert("continue-on-error".into(), json!({"type": "boolean", "description": "A failure of this step neither skips its dependents nor fails the run by itself."}));
     step.insert("when".into(), json!({"type": "string", "description": "A CEL condition over params and upstream outputs; the step is skipped when false."}));
     step.insert("for-each".into(), json!({"description": "A list, or one reference to a list: one instance of the step per item.", "oneOf": [{"type": "array"}, {"type": "string"}]}));

@@ -404,6 +404,7 @@ fn a_retry_reuses_succeeded_steps_and_runs_the_rest() {
 
 mod caching;
 mod executions;
+mod flow;
 
 // ---- properties over random DAGs and random outcomes ----
 
@@ -574,75 +575,4 @@ fn artifacts_past_the_run_s_limit_fail_the_step_that_would_pass_it() {
         "{c:?}"
     );
     assert!(s.steps[2].artifacts.is_empty());
-}
-
-#[test]
-fn a_step_that_may_fail_and_a_step_that_runs_whatever_happened() {
-    let mut s = state(
-        r#"
-[workflow]
-name = "cleanup"
-[steps.lint]
-run = "lint"
-continue-on-error = true
-[steps.build]
-needs = ["lint"]
-run = "build"
-[steps.test]
-needs = ["build"]
-run = "test"
-[steps.cleanup]
-needs = [{ step = "test", status = "any" }]
-run = "cleanup"
-[steps.report]
-needs = ["test"]
-run = "report"
-"#,
-    );
-    let lint = dispatched(&apply(&mut s, Event::Started { at: 0 })).remove(0);
-    let mut failing = fail(&lint);
-    if let Event::TaskFinished {
-        outcome: Outcome::Failed { retryable, .. },
-        ..
-    } = &mut failing
-    {
-        *retryable = false;
-    }
-    // lint may fail: build still runs.
-    let build = dispatched(&apply(&mut s, failing)).remove(0);
-    assert_eq!(build.task.step, "build");
-    let test = dispatched(&apply(&mut s, ok(&build, json!({})))).remove(0);
-    let mut failing = fail(&test);
-    if let Event::TaskFinished {
-        outcome: Outcome::Failed { retryable, .. },
-        ..
-    } = &mut failing
-    {
-        *retryable = false;
-    }
-    // test failed: report is skipped, cleanup runs anyway.
-    let next = dispatched(&apply(&mut s, failing));
-    assert_eq!(next.len(), 1);
-    assert_eq!(next[0].task.step, "cleanup");
-    assert_eq!(s.steps[4].status, StepStatus::Skipped);
-    apply(&mut s, ok(&next[0], json!({})));
-    // The run failed for test, not for lint.
-    assert_eq!(s.status, RunStatus::Failed);
-    let summary = s.failure_summary().unwrap();
-    assert!(
-        summary.starts_with("test:") && !summary.contains("lint"),
-        "{summary}"
-    );
-
-    // `needs` entries are checked with line and column.
-    let errors = spec::load(
-        "[workflow]\nname = \"w\"\n[steps.a]\nrun = \"a\"\n[steps.b]\nneeds = [{ step = \"a\", status = \"maybe\" }]\nrun = \"b\"\n",
-    )
-    .unwrap_err();
-    assert!(
-        errors
-            .iter()
-            .any(|d| d.message.contains("`needs.status` is `succeeded`")),
-        "{errors:?}"
-    );
 }

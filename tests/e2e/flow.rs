@@ -1,5 +1,6 @@
 //! Flow control with real processes: `max-parallel` bounds a for-each
-//! step's instances at once, proven by the times they ran.
+//! step's instances at once, proven by the times they ran; a run's
+//! `timeout` fails it and stops its step.
 
 use crate::support::{text, weft};
 
@@ -52,4 +53,33 @@ run = 'echo "+ $(date +%s%N)" >> {m}; sleep 0.3; echo "- $(date +%s%N)" >> {m}'
         most = most.max(running);
     }
     assert_eq!(most, 3, "at most 3 at once, and the limit was used");
+}
+
+#[test]
+fn a_run_past_its_timeout_fails_and_its_step_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("finished");
+    let file = dir.path().join("slow.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[workflow]\nname = \"slow\"\ntimeout = \"2s\"\n[steps.wait]\nrun = 'sleep 20; touch {}'\n[steps.after]\nneeds = [\"wait\"]\nrun = 'true'\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = weft(
+        &["run", "--plain", file.to_str().unwrap()],
+        &dir.path().join("data"),
+    );
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("the run timed out after 2"), "{said}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{said}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(!marker.exists(), "the step was stopped");
 }

@@ -118,7 +118,8 @@ impl Reporter {
             | Event::TaskCached { at, .. }
             | Event::RetryDue { at, .. }
             | Event::DeadlinePassed { at, .. }
-            | Event::CancelRequested { at, .. } => *at,
+            | Event::CancelRequested { at, .. }
+            | Event::RunTimedOut { at } => *at,
         }
     }
 }

@@ -338,6 +338,13 @@ impl Driver {
                 },
             ),
             Action::Abort { task, attempt } => (self.shared.abort)(&self.record.id, &task, attempt),
+            Action::ArmRunDeadline { at } => {
+                let wait = at.saturating_sub(self.shared.clock.now());
+                timers.arm(
+                    Instant::now() + Duration::from_millis(wait),
+                    Event::RunTimedOut { at: 0 },
+                )
+            }
             Action::Dispatch(_)
             | Action::TryCache(_)
             | Action::SaveToCache(_)
@@ -384,6 +391,7 @@ fn stamp(event: Event, now: u64) -> Event {
             attempt,
             at: now,
         },
+        Event::RunTimedOut { .. } => Event::RunTimedOut { at: now },
         other => other,
     }
 }

@@ -42,6 +42,7 @@ pub fn brief(event: &Event) -> String {
             format!("deadline-passed {task}#{attempt}")
         }
         Event::CancelRequested { reason, .. } => format!("cancel-requested: {reason}"),
+        Event::RunTimedOut { .. } => "run-timed-out".into(),
     }
 }
 

@@ -192,6 +192,8 @@ pub enum Event {
     },
     /// Someone asked to cancel the run.
     CancelRequested { reason: String, at: Millis },
+    /// The run's `[workflow] timeout` passed.
+    RunTimedOut { at: Millis },
 }
 
 impl Event {
@@ -206,7 +208,8 @@ impl Event {
             Event::StepReused { .. }
             | Event::Admitted { .. }
             | Event::Started { .. }
-            | Event::CancelRequested { .. } => None,
+            | Event::CancelRequested { .. }
+            | Event::RunTimedOut { .. } => None,
         }
     }
 }
@@ -279,6 +282,8 @@ pub enum Action {
     },
     /// Stop this attempt wherever it runs.
     Abort { task: TaskId, attempt: u32 },
+    /// At `at` (the clock's milliseconds), feed `Event::RunTimedOut`.
+    ArmRunDeadline { at: Millis },
     /// The run is over.
     Finished { status: super::RunStatus },
 }

@@ -46,6 +46,7 @@ pub fn resume(state: &mut RunState, jobs_lost: bool) -> Vec<Action> {
     if m.state.status != RunStatus::Running {
         return m.actions;
     }
+    m.arm_run_deadline();
     let plan = m.state.plan.clone();
     for si in 0..m.state.steps.len() {
         let spec = &plan.workflow.steps[si];
@@ -126,6 +127,7 @@ impl Machine<'_> {
                 }
                 self.state.status = RunStatus::Running;
                 self.state.started_at = Some(at);
+                self.arm_run_deadline();
                 self.ready.extend((0..self.state.steps.len()).filter(|&i| {
                     self.state.steps[i].waiting_on == 0 && !self.state.steps[i].status.is_terminal()
                 }));
@@ -249,6 +251,7 @@ impl Machine<'_> {
                 }
             }
             Event::CancelRequested { reason, at } => self.cancel(reason, at),
+            Event::RunTimedOut { at } => self.time_out(at),
         }
     }
 
@@ -560,41 +563,5 @@ impl Machine<'_> {
                 at,
             ),
         }
-    }
-
-    fn cancel(&mut self, reason: String, at: Millis) {
-        for step in &mut self.state.steps {
-            for task in &mut step.tasks {
-                match task.status {
-                    TaskStatus::Queued | TaskStatus::Running => {
-                        self.actions.push(Action::Abort {
-                            task: task.id.clone(),
-                            attempt: task.attempt(),
-                        });
-                        if let Some(a) = task.attempts.last_mut() {
-                            a.finished_at = Some(at);
-                            a.error = Some(format!("cancelled: {reason}"));
-                            a.error_kind = FailureKind::Cancelled;
-                        }
-                        task.status = TaskStatus::Cancelled;
-                    }
-                    TaskStatus::RetryWaiting | TaskStatus::Waiting => {
-                        task.status = TaskStatus::Cancelled
-                    }
-                    _ => {}
-                }
-            }
-            if !step.status.is_terminal() {
-                step.status = StepStatus::Cancelled;
-                step.finished_at = Some(at);
-            }
-        }
-        self.state.open_steps = 0;
-        self.state.status = RunStatus::Cancelled;
-        self.state.cancel_reason = Some(reason);
-        self.state.finished_at = Some(at);
-        self.actions.push(Action::Finished {
-            status: RunStatus::Cancelled,
-        });
     }
 }

@@ -17,6 +17,7 @@ mod plan;
 mod retry;
 mod slots;
 mod state;
+mod stopping;
 
 pub use backoff::retry_delay;
 pub use bounded::{bounded_text, MAX_TEXT_BYTES};

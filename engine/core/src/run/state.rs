@@ -315,6 +315,10 @@ impl RunState {
                 format!("{id}: {}", reason.unwrap_or_else(|| "failed".into()))
             })
             .collect();
+        if failed.is_empty() {
+            // Failed by a limit of its own (`[workflow] timeout`).
+            return self.cancel_reason.clone();
+        }
         Some(super::bounded_text(
             &failed.join("; "),
             super::MAX_TEXT_BYTES,

@@ -16,6 +16,9 @@ use crate::templated::{Form, Rendered, Written};
 pub struct Workflow {
     pub name: String,
     pub description: Option<String>,
+    /// `[workflow] timeout`: the run fails past it, its running steps
+    /// stopped, its waiting ones cancelled.
+    pub timeout: Option<Duration>,
     /// Parameter defaults, in file order.
     pub params: Vec<Param>,
     pub steps: Vec<Step>,

@@ -20,7 +20,7 @@ pub const MAX_SOURCE_BYTES: usize = 32 << 20;
 pub const MAX_NESTING: usize = 64;
 
 const TOP_KEYS: &[&str] = &["workflow", "params", "defaults", "steps"];
-const WORKFLOW_KEYS: &[&str] = &["name", "description"];
+const WORKFLOW_KEYS: &[&str] = &["name", "description", "timeout"];
 pub(super) const SETTING_KEYS: &[&str] = &[
     "timeout",
     "retries",
@@ -234,6 +234,7 @@ impl Parser {
         self.check_keys(doc, TOP_KEYS, "the workflow file");
         let mut name = None;
         let mut description = None;
+        let mut timeout = None;
         match doc.get("workflow") {
             Some(v) => {
                 if let Some(t) = self.table(v, "`workflow`") {
@@ -246,6 +247,9 @@ impl Parser {
                     }
                     if let Some(d) = t.get("description") {
                         description = self.string(d, "`workflow.description`").map(|s| s.value);
+                    }
+                    if let Some(d) = t.get("timeout") {
+                        timeout = self.duration(d, "`workflow.timeout`");
                     }
                 }
             }
@@ -320,6 +324,7 @@ impl Parser {
         Some(Workflow {
             name: name.unwrap_or_default(),
             description,
+            timeout,
             params,
             steps,
         })

@@ -116,7 +116,8 @@ pub fn json_schema() -> Value {
         "required": ["workflow", "steps"],
         "properties": {
             "workflow": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
-                "name": {"type": "string"}, "description": {"type": "string"}
+                "name": {"type": "string"}, "description": {"type": "string"},
+                "timeout": duration()
             }},
             "params": {"type": "object", "description": "Parameters with their defaults; override with --param key=value."},
             "defaults": {"type": "object", "additionalProperties": false, "properties": settings()},

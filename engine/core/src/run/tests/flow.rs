@@ -134,3 +134,29 @@ fn max_parallel_needs_a_for_each() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_run_past_its_timeout_fails_and_stops_its_steps() {
+    let mut s = state(
+        "[workflow]\nname = \"t\"\ntimeout = \"1m\"\n[steps.a]\nrun = \"a\"\n[steps.b]\nneeds = [\"a\"]\nrun = \"b\"\n",
+    );
+    let actions = apply(&mut s, Event::Started { at: 1_000 });
+    assert!(actions.contains(&Action::ArmRunDeadline { at: 61_000 }));
+    let a = dispatched(&actions).remove(0);
+    // A driver that takes the run over arms the same instant.
+    let mut copy = s.clone();
+    assert!(resume(&mut copy, false).contains(&Action::ArmRunDeadline { at: 61_000 }));
+    let actions = apply(&mut s, Event::RunTimedOut { at: 61_000 });
+    assert!(actions.contains(&Action::Abort {
+        task: a.task.clone(),
+        attempt: 1
+    }));
+    assert!(actions.contains(&Action::Finished {
+        status: RunStatus::Failed
+    }));
+    assert_eq!(s.status, RunStatus::Failed);
+    let summary = s.failure_summary().unwrap();
+    assert!(summary.contains("timed out after 1m"), "{summary}");
+    // Nothing after it changes the run.
+    assert!(apply(&mut s, ok(&a, json!({}))).is_empty());
+}

@@ -63,6 +63,17 @@ impl RunCacheChoice {
         *self == Self::default()
     }
 
+    /// Refuses a `refresh` step `workflow` does not have, naming it.
+    pub fn check(&self, workflow: &crate::spec::Workflow) -> Result<(), String> {
+        match self.refresh.iter().find(|s| workflow.step(s).is_none()) {
+            Some(unknown) => Err(format!(
+                "`refresh`: workflow `{}` has no step `{unknown}`",
+                workflow.name
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Whether step `step` may reuse a cached result in this run.
     pub fn may_reuse(&self, step: &str) -> bool {
         !self.no_cache && !self.refresh.contains(step)

@@ -14,12 +14,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::{json, Value as Json};
 use sha2::{Digest as _, Sha256};
-use weft_core::artifacts::{fill_artifacts, ArtifactRef, Artifacts, DeclaredArtifact, Digest};
+use weft_core::artifacts::{ArtifactRef, Artifacts, DeclaredArtifact, Digest};
 use weft_core::ports::ArtifactStore;
 use weft_core::run::{FailureKind, Job, Outcome};
-use weft_core::spec::{Command, StepAction};
+use weft_core::spec::StepAction;
 
 use crate::artifact_cache::ArtifactCache;
 
@@ -105,44 +104,7 @@ pub(crate) async fn fetch(
         };
         paths.insert((input.step.clone(), input.name.clone()), shown);
     }
-    let fill = |text: &str| {
-        fill_artifacts(text, |step, name| {
-            paths.get(&(step.to_string(), name.to_string())).cloned()
-        })
-    };
-    match &mut job.action {
-        StepAction::Run { command } => match command {
-            Command::Shell(script) => *script = fill(script),
-            Command::Argv(argv) => argv.iter_mut().for_each(|a| *a = fill(a)),
-        },
-        StepAction::Container { spec } => {
-            for argv in [&mut spec.command, &mut spec.args].into_iter().flatten() {
-                argv.iter_mut().for_each(|a| *a = fill(a));
-            }
-            spec.env.values_mut().for_each(|v| *v = fill(v));
-        }
-        StepAction::Cuda { spec } => {
-            for arg in &mut spec.args {
-                if let weft_core::kernel::KernelArg::Buffer(b) = arg {
-                    if let weft_core::kernel::BufferInit::File(path) = &mut b.init {
-                        *path = fill(path);
-                    }
-                }
-            }
-        }
-        _ => {}
-    }
-    job.env.values_mut().for_each(|v| *v = fill(v));
-    let mut listed = serde_json::Map::new();
-    for ((step, name), path) in &paths {
-        let entry = listed
-            .entry(step.clone())
-            .or_insert_with(|| Json::Object(Default::default()));
-        entry[name] = json!(path);
-    }
-    if let Json::Object(inputs) = &mut job.inputs {
-        inputs.insert("artifacts".into(), Json::Object(listed));
-    }
+    crate::artifact_refs::point_at(job, &paths);
     Ok(())
 }
 
@@ -426,6 +388,7 @@ fn unpack(tar: &Path, dest: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weft_core::spec::Command;
 
     fn declared(name: &str, path: &str) -> DeclaredArtifact {
         DeclaredArtifact {

@@ -143,28 +143,31 @@ pub(crate) fn outputs(
     for o in &report.outputs {
         let len = o.bytes.len() / o.dtype.size();
         let small = o.bytes.len() <= INLINE_OUTPUT_BYTES;
-        let value = if let Some(declared) = produces.iter().find(|d| d.name == o.name) {
-            let file = dir.join(&declared.path);
+        let declared = produces.iter().find(|d| d.name == o.name);
+        // A declared buffer is written whatever its size (it is collected);
+        // an undeclared one only when too large to inline.
+        let file = match declared {
+            Some(d) => Some(dir.join(&d.path)),
+            None if small => None,
+            None => Some(dir.join(weft_core::artifacts::kernel_buffer_path(&o.name, o.dtype))),
+        };
+        if let Some(file) = &file {
             if let Some(parent) = file.parent() {
                 std::fs::create_dir_all(parent)
                     .map_err(|e| format!("{}: {e}", parent.display()))?;
             }
-            std::fs::write(&file, &o.bytes).map_err(|e| format!("{}: {e}", file.display()))?;
-            match small {
-                true => Json::Array(o.dtype.decode(&o.bytes)),
-                false => json!({"artifact": o.name, "type": o.dtype.name(), "len": len}),
+            std::fs::write(file, &o.bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+        }
+        let value = match (small, declared, file) {
+            (true, _, _) => Json::Array(o.dtype.decode(&o.bytes)),
+            (false, Some(_), _) => {
+                json!({"artifact": o.name, "type": o.dtype.name(), "len": len})
             }
-        } else if small {
-            Json::Array(o.dtype.decode(&o.bytes))
-        } else {
-            let file = dir.join(weft_core::artifacts::kernel_buffer_path(&o.name, o.dtype));
-            if let Some(parent) = file.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            (false, None, file) => {
+                let file = std::path::absolute(file.unwrap_or_default())
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+                json!({"file": file.display().to_string(), "type": o.dtype.name(), "len": len})
             }
-            let file = std::path::absolute(file).map_err(|e| format!("{}: {e}", dir.display()))?;
-            std::fs::write(&file, &o.bytes).map_err(|e| format!("{}: {e}", file.display()))?;
-            json!({"file": file.display().to_string(), "type": o.dtype.name(), "len": len})
         };
         out.insert(o.name.clone(), value);
     }

@@ -8,6 +8,7 @@
 
 mod abort;
 mod artifact_cache;
+mod artifact_refs;
 mod artifacts;
 mod attempt;
 mod cgroup;

@@ -98,19 +98,9 @@ pub(super) async fn start(
     caller: &Caller,
 ) -> Result<RunSummary, Error> {
     let workflow = check(&file, &source)?;
-    if let Some(unknown) = cache
-        .refresh
-        .iter()
-        .find(|s| !workflow.steps.iter().any(|w| &w.id == *s))
-    {
-        return Err(Error::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "`refresh`: workflow `{}` has no step `{unknown}`",
-                workflow.name
-            ),
-        ));
-    }
+    cache
+        .check(&workflow)
+        .map_err(|e| Error::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     let policy = super::run_policy(api, caller.role)?;
     if let Some(policy) = &policy {
         refused(&file, &source, policy.review(&workflow))?;

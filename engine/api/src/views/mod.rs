@@ -2,9 +2,13 @@
 //! replayed state) and the CLI (which prints them, local or remote).
 
 mod artifacts;
+mod cached;
 mod secrets;
+mod submit;
 pub use artifacts::ArtifactView;
+pub use cached::CachedFromView;
 pub use secrets::{RotatedSecrets, SecretScopeView, SecretView, SetSecret};
+pub use submit::SubmitRequest;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -71,23 +75,6 @@ pub struct AttemptView {
     /// Not run: an earlier run's result with the same cache key was reused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_from: Option<CachedFromView>,
-}
-
-/// Where a reused cached result was made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct CachedFromView {
-    pub run: String,
-    /// The step (with its item's index, `train[2]`, for a `for-each`).
-    pub step: String,
-}
-
-impl From<&weft_core::cache::CachedFrom> for CachedFromView {
-    fn from(c: &weft_core::cache::CachedFrom) -> Self {
-        Self {
-            run: c.run.clone(),
-            step: c.task.to_string(),
-        }
-    }
 }
 
 /// One execution of an attempt by a worker.
@@ -316,35 +303,6 @@ impl RunView {
             self.run.status.as_str(),
             "succeeded" | "failed" | "cancelled"
         )
-    }
-}
-
-/// `POST /api/runs` body.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SubmitRequest {
-    /// The workflow file's text.
-    pub workflow: String,
-    /// Its name, for display and diagnostics. Default: `workflow.toml`.
-    #[serde(default)]
-    pub file: Option<String>,
-    /// Parameter overrides, as `--param` would give them.
-    #[serde(default)]
-    pub params: std::collections::BTreeMap<String, String>,
-    /// No step reuses a cached result (`--no-cache`); results are still saved.
-    #[serde(default)]
-    pub no_cache: bool,
-    /// These steps run even when a result is cached (`--refresh STEP`).
-    #[serde(default)]
-    pub refresh: Vec<String>,
-}
-
-impl SubmitRequest {
-    /// What the run chooses about the cache.
-    pub fn cache_choice(&self) -> weft_core::cache::RunCacheChoice {
-        weft_core::cache::RunCacheChoice {
-            no_cache: self.no_cache,
-            refresh: self.refresh.iter().cloned().collect(),
-        }
     }
 }
 

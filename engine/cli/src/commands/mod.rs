@@ -36,20 +36,12 @@ impl WorkflowArgs {
         &self,
         workflow: &weft_core::spec::Workflow,
     ) -> anyhow::Result<weft_core::cache::RunCacheChoice> {
-        if let Some(unknown) = self
-            .refresh
-            .iter()
-            .find(|s| !workflow.steps.iter().any(|w| &w.id == *s))
-        {
-            anyhow::bail!(
-                "`--refresh {unknown}`: workflow `{}` has no step `{unknown}`",
-                workflow.name
-            );
-        }
-        Ok(weft_core::cache::RunCacheChoice {
+        let choice = weft_core::cache::RunCacheChoice {
             no_cache: self.no_cache,
             refresh: self.refresh.iter().cloned().collect(),
-        })
+        };
+        choice.check(workflow).map_err(|e| anyhow::anyhow!(e))?;
+        Ok(choice)
     }
 }
 

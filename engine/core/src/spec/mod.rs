@@ -3,6 +3,7 @@
 mod actions;
 mod artifact_table;
 mod model;
+mod needs;
 pub mod parse;
 mod schema;
 mod settings;

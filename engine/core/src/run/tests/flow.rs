@@ -8,6 +8,19 @@ use super::{dispatched, fail, ok, state};
 use crate::run::*;
 use crate::spec;
 
+/// A failure no retry follows.
+fn fail_for_good(job: &Job) -> Event {
+    let mut failing = fail(job);
+    if let Event::TaskFinished {
+        outcome: Outcome::Failed { retryable, .. },
+        ..
+    } = &mut failing
+    {
+        *retryable = false;
+    }
+    failing
+}
+
 #[test]
 fn a_step_that_may_fail_and_a_step_that_runs_whatever_happened() {
     let mut s = state(
@@ -32,26 +45,12 @@ run = "report"
 "#,
     );
     let lint = dispatched(&apply(&mut s, Event::Started { at: 0 })).remove(0);
-    let mut failing = fail(&lint);
-    if let Event::TaskFinished {
-        outcome: Outcome::Failed { retryable, .. },
-        ..
-    } = &mut failing
-    {
-        *retryable = false;
-    }
+    let failing = fail_for_good(&lint);
     // lint may fail: build still runs.
     let build = dispatched(&apply(&mut s, failing)).remove(0);
     assert_eq!(build.task.step, "build");
     let test = dispatched(&apply(&mut s, ok(&build, json!({})))).remove(0);
-    let mut failing = fail(&test);
-    if let Event::TaskFinished {
-        outcome: Outcome::Failed { retryable, .. },
-        ..
-    } = &mut failing
-    {
-        *retryable = false;
-    }
+    let failing = fail_for_good(&test);
     // test failed: report is skipped, cleanup runs anyway.
     let next = dispatched(&apply(&mut s, failing));
     assert_eq!(next.len(), 1);

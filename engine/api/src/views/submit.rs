@@ -1,0 +1,33 @@
+//! What `POST /api/runs` takes: a workflow's text, its params and the
+//! run's choices about the cache.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/runs` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SubmitRequest {
+    /// The workflow file's text.
+    pub workflow: String,
+    /// Its name, for display and diagnostics. Default: `workflow.toml`.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Parameter overrides, as `--param` would give them.
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
+    /// No step reuses a cached result (`--no-cache`); results are still saved.
+    #[serde(default)]
+    pub no_cache: bool,
+    /// These steps run even when a result is cached (`--refresh STEP`).
+    #[serde(default)]
+    pub refresh: Vec<String>,
+}
+
+impl SubmitRequest {
+    /// What the run chooses about the cache.
+    pub fn cache_choice(&self) -> weft_core::cache::RunCacheChoice {
+        weft_core::cache::RunCacheChoice {
+            no_cache: self.no_cache,
+            refresh: self.refresh.iter().cloned().collect(),
+        }
+    }
+}

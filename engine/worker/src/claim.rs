@@ -4,6 +4,7 @@
 //! copy of the job delivered again finds it done and re-sends the report
 //! instead of running the step again.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,11 +18,41 @@ pub(crate) fn backoff(tries: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << tries.min(5))).min(Duration::from_secs(3))
 }
 
+/// Names each copy of a job this worker takes apart, as the claimant of
+/// its attempt: `<worker>@<start>.<instance>#<copy>`. A claim asked again
+/// after a lost answer then gets its own execution back, while a second
+/// copy of the same job here (redelivered while the first runs), or this
+/// worker restarted, is another claimant that waits its turn.
+pub(crate) struct Claimants {
+    prefix: String,
+    copies: AtomicU64,
+}
+
+impl Claimants {
+    pub(crate) fn new(worker: &str, started: u64) -> Self {
+        // Workers built in one process (tests, the simulation) in one
+        // millisecond still differ.
+        static INSTANCES: AtomicU64 = AtomicU64::new(0);
+        let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
+        Self {
+            prefix: format!("{worker}@{started}.{instance}"),
+            copies: AtomicU64::new(0),
+        }
+    }
+
+    /// The claimant for the next copy of a job.
+    pub(crate) fn next(&self) -> String {
+        let copy = self.copies.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("{}#{copy}", self.prefix)
+    }
+}
+
 /// The claim of one execution of an attempt.
 pub(crate) struct HeldClaim {
     pub(crate) store: Arc<dyn AttemptClaims>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) worker: String,
+    /// The claimant ([`Claimants`]) this execution holds it as.
+    pub(crate) claimant: String,
     pub(crate) key: AttemptId,
     /// This execution's token.
     pub(crate) token: u64,
@@ -53,7 +84,7 @@ impl HeldClaim {
                     .store
                     .renew_claim(
                         &this.key,
-                        &this.worker,
+                        &this.claimant,
                         this.token,
                         this.clock.now(),
                         this.ttl.as_millis() as u64,
@@ -86,7 +117,7 @@ impl HeldClaim {
         loop {
             match self
                 .store
-                .finish_claim(&self.key, &self.worker, self.token, report)
+                .finish_claim(&self.key, &self.claimant, self.token, report)
                 .await
             {
                 Ok(()) => return Recorded::Done,

@@ -41,6 +41,7 @@ pub struct Worker {
     containers: Option<Arc<dyn ContainerRuntime>>,
     executors: Executors,
     gpus: Arc<Gpus>,
+    claimants: Arc<crate::claim::Claimants>,
 }
 
 impl Worker {
@@ -51,6 +52,7 @@ impl Worker {
         options: Options,
     ) -> Self {
         let gpus = Arc::new(Gpus::new(gpus::detect(options.gpus.as_deref())));
+        let claimants = Arc::new(crate::claim::Claimants::new(&options.name, clock.now()));
         Self {
             queue,
             store,
@@ -66,6 +68,7 @@ impl Worker {
             containers: None,
             executors: Executors::default(),
             gpus,
+            claimants,
         }
     }
 
@@ -280,6 +283,7 @@ impl Worker {
     async fn claim(
         &self,
         key: &AttemptId,
+        claimant: &str,
         delivery: &mut Option<Box<dyn Delivery>>,
     ) -> Option<u64> {
         let ttl = self.claim_ttl();
@@ -288,12 +292,7 @@ impl Worker {
         loop {
             let claimed = self
                 .store
-                .claim(
-                    key,
-                    &self.options.name,
-                    self.clock.now(),
-                    ttl.as_millis() as u64,
-                )
+                .claim(key, claimant, self.clock.now(), ttl.as_millis() as u64)
                 .await;
             match claimed {
                 Ok(Claim::Held { token }) => return Some(token),
@@ -344,7 +343,8 @@ impl Worker {
             return;
         }
         let mut delivery = Some(delivery);
-        let Some(token) = self.claim(&key, &mut delivery).await else {
+        let claimant = self.claimants.next();
+        let Some(token) = self.claim(&key, &claimant, &mut delivery).await else {
             return;
         };
         let Some(delivery) = delivery else { return };
@@ -357,7 +357,7 @@ impl Worker {
         let claim = Arc::new(HeldClaim {
             store: self.store.clone(),
             clock: self.clock.clone(),
-            worker: self.options.name.clone(),
+            claimant,
             key: key.clone(),
             token,
             ttl: self.claim_ttl(),

@@ -69,11 +69,13 @@ local function hold(token)
 end
 ";
 
-/// A fresh claim. KEYS[1] = claim hash; ARGV[1] = worker, ARGV[2] = ttl ms.
+/// A fresh claim. KEYS[1] = claim hash; ARGV[1] = claimant, ARGV[2] = ttl
+/// ms. The same claimant asking again gets its execution back.
 pub(crate) fn claim() -> String {
     format!(
         "{NOW}{SETTLED}{}",
         r"
+if c[1] == 'held' and c[2] == ARGV[1] then return hold(tonumber(c[3])) end
 if c[1] == 'held' and tonumber(c[4]) > now then return {'held-by', c[2]} end
 if c[3] then return hold(tonumber(c[3]) + 1) end
 return hold(1)

@@ -162,8 +162,12 @@ impl ClaimRecord {
         )
     }
 
-    /// A fresh claim by `worker`: a new execution if the attempt is free
-    /// (never claimed, or its holder stopped renewing).
+    /// A fresh claim by claimant `worker` (one copy of a job on one
+    /// worker): a new execution if the attempt is free (never claimed, or
+    /// its holder stopped renewing). The same claimant asking again gets
+    /// its execution back, renewed: its earlier answer was lost (the store
+    /// applied the claim, then the connection dropped), and nothing ran
+    /// under that token but the caller.
     pub fn claim(
         current: Option<&ClaimRecord>,
         worker: &str,
@@ -177,6 +181,9 @@ impl ClaimRecord {
             return (settled, None);
         }
         match &c.state {
+            ClaimState::Held { worker: holder } if holder == worker => {
+                Self::held(worker, c.token, now, ttl_ms)
+            }
             ClaimState::Held { worker: holder } if c.expires_at > now => {
                 (Claim::HeldBy(holder.clone()), None)
             }
@@ -302,17 +309,25 @@ mod tests {
 
     #[test]
     fn every_fresh_claim_is_a_new_execution_and_only_its_holder_finishes_it() {
-        let (c1, r1) = ClaimRecord::claim(None, "w1", 0, 100);
+        // Claimants: copies of the job, on worker w1.
+        let (c1, r1) = ClaimRecord::claim(None, "w1/a", 0, 100);
         assert_eq!(c1, Claim::Held { token: 1 });
         let r1 = r1.unwrap();
         assert_eq!(
-            ClaimRecord::claim(Some(&r1), "w1", 50, 100).0,
-            Claim::HeldBy("w1".into()),
+            ClaimRecord::claim(Some(&r1), "w1/b", 50, 100).0,
+            Claim::HeldBy("w1/a".into()),
             "a second copy on the same worker waits for the first"
         );
-        let (renewed, _) = ClaimRecord::renew(Some(&r1), "w1", 1, 150, 100);
+        let (again, again_record) = ClaimRecord::claim(Some(&r1), "w1/a", 60, 100);
+        assert_eq!(
+            again,
+            Claim::Held { token: 1 },
+            "the same claimant asking again (its answer lost) gets its execution back"
+        );
+        assert_eq!(again_record.unwrap().expires_at, 160, "renewed");
+        let (renewed, _) = ClaimRecord::renew(Some(&r1), "w1/a", 1, 150, 100);
         assert_eq!(renewed, Claim::Held { token: 1 }, "its holder renews late");
-        let (c2, r2) = ClaimRecord::claim(Some(&r1), "w1", 150, 100);
+        let (c2, r2) = ClaimRecord::claim(Some(&r1), "w1/c", 150, 100);
         assert_eq!(
             c2,
             Claim::Held { token: 2 },
@@ -320,8 +335,8 @@ mod tests {
         );
         let r2 = r2.unwrap();
         assert_eq!(
-            ClaimRecord::renew(Some(&r2), "w1", 1, 160, 100).0,
-            Claim::HeldBy("w1".into()),
+            ClaimRecord::renew(Some(&r2), "w1/a", 1, 160, 100).0,
+            Claim::HeldBy("w1/c".into()),
             "the old execution has lost it"
         );
         let done = ClaimRecord::finish(Some(&r2), "w1", 1, &report(1))

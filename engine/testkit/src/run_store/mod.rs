@@ -319,9 +319,14 @@ pub async fn one_execution_holds_an_attempt_until_its_claim_expires(s: &dyn Atte
         Claim::HeldBy("w1".into())
     );
     assert_eq!(
-        s.claim(&key, "w1", now(), 400).await.unwrap(),
+        s.claim(&key, "w1/copy-2", now(), 400).await.unwrap(),
         Claim::HeldBy("w1".into()),
         "a second copy on the same worker is not a renewal"
+    );
+    assert_eq!(
+        s.claim(&key, "w1", now(), 400).await.unwrap(),
+        Claim::Held { token: first },
+        "the claimant asking again (its answer lost) gets its execution back"
     );
     assert_eq!(
         s.renew_claim(&key, "w1", first, now(), 400).await.unwrap(),

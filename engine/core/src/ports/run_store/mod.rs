@@ -275,12 +275,16 @@ pub trait Leases: Send + Sync {
 /// Who runs an attempt: one execution at a time, by claim.
 #[async_trait]
 pub trait AttemptClaims: Send + Sync {
-    /// A fresh claim of attempt `key` by `worker`, until `ttl_ms` after
-    /// `now`: `Held` with a new execution token if the attempt is free.
+    /// A fresh claim of attempt `key` by claimant `worker`, until `ttl_ms`
+    /// after `now`: `Held` with a new execution token if the attempt is
+    /// free. A claimant is one copy of the job on one worker (a worker
+    /// names each copy it takes apart), so that asking again after a lost
+    /// answer is safe.
     ///
     /// # Contract
     /// At most one execution holds a claim at a time; a claim not renewed
     /// in time expires and may be taken by another, as a new execution.
+    /// The claimant holding it that asks again gets the same token back.
     /// `Done` and `Aborted` are final: no one can hold the claim after
     /// them. (Rules: [`ClaimRecord::claim`](super::ClaimRecord::claim).)
     async fn claim(

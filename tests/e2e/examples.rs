@@ -199,6 +199,16 @@ async fn plugins_check_measure_and_redact_around_a_step_and_run_as_one() {
 }
 
 #[tokio::test]
+async fn a_step_may_fail_and_a_cleanup_step_runs_whatever_happened() {
+    run_embedded("cleanup").await;
+}
+
+#[tokio::test]
+async fn the_on_exit_step_runs_last_and_knows_the_run_failed() {
+    run_embedded("on-exit").await;
+}
+
+#[tokio::test]
 async fn failing_step_skips_its_dependents() {
     run_embedded("failure").await;
 }

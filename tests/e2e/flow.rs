@@ -1,8 +1,12 @@
 //! Flow control with real processes: `max-parallel` bounds a for-each
 //! step's instances at once, proven by the times they ran; a run's
-//! `timeout` fails it and stops its step.
+//! `timeout` fails it and stops its step; an `on-exit` step runs after a
+//! cancel (its failure case is the `on-exit` example).
 
-use crate::support::{text, weft};
+use std::time::{Duration, Instant};
+
+use crate::cluster::{step, Cluster};
+use crate::support::{shared_file, text, weft};
 
 #[test]
 fn max_parallel_never_lets_more_instances_run_at_once() {
@@ -68,7 +72,7 @@ fn a_run_past_its_timeout_fails_and_its_step_is_stopped() {
         ),
     )
     .unwrap();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let out = weft(
         &["run", "--plain", file.to_str().unwrap()],
         &dir.path().join("data"),
@@ -76,10 +80,60 @@ fn a_run_past_its_timeout_fails_and_its_step_is_stopped() {
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("the run timed out after 2"), "{said}");
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(15),
-        "{said}"
-    );
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(started.elapsed() < Duration::from_secs(15), "{said}");
+    std::thread::sleep(Duration::from_secs(1));
     assert!(!marker.exists(), "the step was stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_stops_its_steps_then_runs_its_on_exit_step() {
+    let cluster = Cluster::start(1);
+    let marks = shared_file(&cluster.shared(), "marks");
+    let file = cluster.dir.path().join("exit.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[workflow]
+name = "exit-on-cancel"
+on-exit = "tidy"
+[steps.long]
+run = 'echo long-started >> {m}; sleep 60; echo long-finished >> {m}'
+[steps.after]
+needs = ["long"]
+run = 'echo after >> {m}'
+[steps.tidy]
+run = 'echo "tidy {{{{ run.status }}}}" >> {m}'
+"#,
+            m = marks.display()
+        ),
+    )
+    .unwrap();
+    let id = cluster.submit(file.to_str().unwrap(), &[]).await;
+    let started = Instant::now();
+    while !std::fs::read_to_string(&marks)
+        .unwrap()
+        .contains("long-started")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "long never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.client().cancel(&id).await.unwrap();
+    let view = cluster.wait(&id, Duration::from_secs(60)).await;
+    assert_eq!(view.run.status, "cancelled", "{view:?}");
+    assert_eq!(step(&view, "long").status, "cancelled");
+    assert_eq!(step(&view, "after").status, "cancelled");
+    assert_eq!(step(&view, "tidy").status, "succeeded", "{view:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "long was not stopped"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marks).unwrap(),
+        "long-started\ntidy cancelled\n",
+        "tidy ran once, after long was stopped, told the run was cancelled"
+    );
 }

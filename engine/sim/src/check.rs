@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use weft_core::ports::AttemptId;
 use weft_core::run::{Event, Outcome, Plan, RunState, TaskId, TaskStatus};
 
+/// The on-exit step of every simulated workflow.
+const ON_EXIT: &str = "finally";
+
 use crate::world::World;
 
 /// An event in one short line, for the trace.
@@ -68,6 +71,14 @@ pub fn execution_starts(world: &World, key: &AttemptId, worker: &str, token: u64
     let Some(state) = stored_state(world, &key.run_id) else {
         return;
     };
+    // The run's events are stored before its jobs are sent: the on-exit
+    // step's job exists only once the stored run says it is exiting.
+    if key.task.step == ON_EXIT && state.exiting.is_none() {
+        world.violation(format!(
+            "{}/{ON_EXIT} began (execution {token} on {worker}) before the rest of the run had ended",
+            key.run_id
+        ));
+    }
     if state
         .task(&key.task)
         .is_some_and(|t| t.status == TaskStatus::Succeeded)
@@ -123,6 +134,17 @@ pub fn at_the_end(world: &World, runs: &[String]) {
             if *n > s {
                 world.violation(format!(
                     "{run_id}/{task}#{attempt} ran {n} time(s) on {worker} but the run shows {s}"
+                ));
+            }
+        }
+        if let Some(exit) = state.step_index(ON_EXIT) {
+            let finally = &state.steps[exit];
+            // Dispatched at least once (a cancel while it runs stops it).
+            let ran = finally.tasks.iter().any(|t| !t.attempts.is_empty());
+            if state.started_at.is_some() && !ran {
+                world.violation(format!(
+                    "{run_id}: its on-exit step `{ON_EXIT}` ended {} without running",
+                    finally.status.as_str()
                 ));
             }
         }

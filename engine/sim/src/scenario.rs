@@ -166,9 +166,13 @@ impl Scenario {
 /// A workflow of simulated steps: a fan-out with a join, a chain, or a
 /// diamond around a fan-out, with retries and sometimes a timeout. Its
 /// steps but the fan-outs are cacheable, so a later run of it may reuse an
-/// earlier's results.
+/// earlier's results. Its `on-exit` step, `finally`, must run once in
+/// every run that started, whatever happened.
 fn workflow(r: &mut Rng) -> String {
-    let mut text = String::from("[workflow]\nname = \"sim\"\n\n");
+    // Drawn from nothing: every seed keeps the scenario it had.
+    let mut text = String::from(
+        "[workflow]\nname = \"sim\"\non-exit = \"finally\"\n\n[steps.finally]\nrun = \"sim\"\n\n",
+    );
     let step = |text: &mut String, r: &mut Rng, id: &str, needs: &[&str], items: u64| {
         let _ = writeln!(text, "[steps.{id}]\nrun = \"sim\"");
         if items == 0 {

@@ -19,10 +19,11 @@ pub(crate) fn backoff(tries: u32) -> Duration {
 }
 
 /// Names each copy of a job this worker takes apart, as the claimant of
-/// its attempt: `<worker>@<start>.<instance>#<copy>`. A claim asked again
-/// after a lost answer then gets its own execution back, while a second
-/// copy of the same job here (redelivered while the first runs), or this
-/// worker restarted, is another claimant that waits its turn.
+/// its attempt: `<worker>@<start>#<copy>`, `<start>` being when this worker
+/// began (by its clock: the simulation's replays stay the same). A claim
+/// asked again after a lost answer then gets its own execution back, while
+/// a second copy of the same job here (redelivered while the first runs),
+/// or this worker restarted, is another claimant that waits its turn.
 pub(crate) struct Claimants {
     prefix: String,
     copies: AtomicU64,
@@ -30,12 +31,8 @@ pub(crate) struct Claimants {
 
 impl Claimants {
     pub(crate) fn new(worker: &str, started: u64) -> Self {
-        // Workers built in one process (tests, the simulation) in one
-        // millisecond still differ.
-        static INSTANCES: AtomicU64 = AtomicU64::new(0);
-        let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
         Self {
-            prefix: format!("{worker}@{started}.{instance}"),
+            prefix: format!("{worker}@{started}"),
             copies: AtomicU64::new(0),
         }
     }

@@ -122,7 +122,7 @@ impl Machine<'_> {
         let mut vars = Map::new();
         vars.insert("params".into(), Json::Object(self.state.params.clone()));
         vars.insert("steps".into(), Json::Object(steps));
-        vars.insert("run".into(), json!({"id": self.state.run_id}));
+        vars.insert("run".into(), self.run_view());
         vars.insert(
             "workflow".into(),
             json!({"name": self.state.plan.workflow.name}),
@@ -182,7 +182,7 @@ impl Machine<'_> {
                     })
             }
             "run" => path
-                .select(&json!({"id": self.state.run_id}), 1)
+                .select(&self.run_view(), 1)
                 .cloned()
                 .ok_or_else(not_found),
             "workflow" => path

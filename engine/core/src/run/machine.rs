@@ -99,10 +99,10 @@ pub(super) struct Machine<'s> {
     pub(super) state: &'s mut RunState,
     pub(super) actions: Vec<Action>,
     /// Steps whose needs have all finished, to activate in order.
-    ready: VecDeque<usize>,
+    pub(super) ready: VecDeque<usize>,
     /// Steps limited by `max-parallel` where an instance ended: their
     /// waiting instances may start (in `drain`, not by recursion).
-    freed: VecDeque<usize>,
+    pub(super) freed: VecDeque<usize>,
 }
 
 impl Machine<'_> {
@@ -128,8 +128,11 @@ impl Machine<'_> {
                 self.state.status = RunStatus::Running;
                 self.state.started_at = Some(at);
                 self.arm_run_deadline();
+                let exit = self.exit_step();
                 self.ready.extend((0..self.state.steps.len()).filter(|&i| {
-                    self.state.steps[i].waiting_on == 0 && !self.state.steps[i].status.is_terminal()
+                    self.state.steps[i].waiting_on == 0
+                        && !self.state.steps[i].status.is_terminal()
+                        && Some(i) != exit
                 }));
                 self.drain(at);
             }
@@ -383,28 +386,26 @@ impl Machine<'_> {
 
     /// Activates ready steps and fills freed slots until none is left;
     /// joins cascade without recursion.
-    fn drain(&mut self, at: Millis) {
+    pub(super) fn drain(&mut self, at: Millis) {
         loop {
             if let Some(si) = self.ready.pop_front() {
                 self.activate(si, at);
             } else if let Some(si) = self.freed.pop_front() {
                 self.fill_slots(si, at);
+            } else if self.state.status == RunStatus::Running && self.state.open_steps == 1 {
+                // Only the on-exit step, if any, is left: its turn.
+                if !self.begin_exit(None) {
+                    break;
+                }
             } else {
                 break;
             }
         }
         if self.state.open_steps == 0 && !self.state.status.is_terminal() {
-            let plan = self.state.plan.clone();
-            let failed = self
-                .state
-                .steps
-                .iter()
-                .zip(&plan.workflow.steps)
-                .any(|(s, spec)| s.status == StepStatus::Failed && !spec.continue_on_error);
-            self.state.status = if failed {
-                RunStatus::Failed
-            } else {
-                RunStatus::Succeeded
+            self.state.status = match self.state.exiting {
+                Some(stopped @ (RunStatus::Cancelled | RunStatus::Failed)) => stopped,
+                _ if self.any_failed() => RunStatus::Failed,
+                _ => RunStatus::Succeeded,
             };
             self.state.finished_at = Some(at);
             self.actions.push(Action::Finished {

@@ -9,6 +9,7 @@ mod bounded;
 mod caching;
 mod event;
 mod executions;
+mod exit;
 mod job;
 mod limits;
 mod machine;

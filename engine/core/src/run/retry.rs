@@ -22,9 +22,12 @@ pub fn reuse_events(
         None => None,
     };
     let mut events = Vec::new();
+    let on_exit = previous.plan.workflow.on_exit.as_ref();
     for (i, step) in previous.steps.iter().enumerate() {
         let downstream_of_redo = redo.is_some_and(|r| r == i || dag.is_upstream(r, i));
-        if step.status == StepStatus::Succeeded && !downstream_of_redo {
+        // The on-exit step runs again at the end of every run.
+        let exit = on_exit.is_some_and(|e| e.value == previous.plan.workflow.steps[i].id);
+        if step.status == StepStatus::Succeeded && !downstream_of_redo && !exit {
             events.push(Event::StepReused {
                 step: previous.plan.workflow.steps[i].id.clone(),
                 from: previous.run_id.clone(),

@@ -223,6 +223,10 @@ pub struct RunState {
     /// Steps not yet finished.
     pub(super) open_steps: usize,
     pub cancel_reason: Option<String>,
+    /// Set once the run's `on-exit` step is started: the status the run
+    /// ended with before it (`Succeeded` or `Failed` when its other steps
+    /// are done, `Cancelled`, or `Failed` by its timeout).
+    pub exiting: Option<RunStatus>,
     /// The exact plugin each reference of the workflow resolved to at submit.
     pub plugins: BTreeMap<String, ResolvedPlugin>,
     /// What the run may grow to; set before any event is applied.
@@ -267,6 +271,7 @@ impl RunState {
             started_at: None,
             finished_at: None,
             cancel_reason: None,
+            exiting: None,
             plugins: BTreeMap::new(),
             limits: super::RunLimits::default(),
             policy: None,

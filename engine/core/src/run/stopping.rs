@@ -26,16 +26,27 @@ impl Machine<'_> {
             "the run timed out after {} (`[workflow] timeout`)",
             crate::spec::units::format_duration(timeout)
         );
-        self.cancel(reason, at);
         // Ended by its own limit, as a step's timeout fails it: failed.
-        self.state.status = RunStatus::Failed;
-        if let Some(Action::Finished { status }) = self.actions.last_mut() {
-            *status = RunStatus::Failed;
-        }
+        self.stop(reason, RunStatus::Failed, at);
     }
 
     pub(super) fn cancel(&mut self, reason: String, at: Millis) {
-        for step in &mut self.state.steps {
+        self.stop(reason, RunStatus::Cancelled, at);
+    }
+
+    /// Stops every unfinished task but the on-exit step's, which then
+    /// starts (once: stopping again while it runs stops it too); the run
+    /// ends `status` when it is done.
+    fn stop(&mut self, reason: String, status: RunStatus, at: Millis) {
+        let exit = self.exit_step().filter(|&si| {
+            self.state.started_at.is_some()
+                && self.state.exiting.is_none()
+                && self.state.steps[si].status == StepStatus::Waiting
+        });
+        for (si, step) in self.state.steps.iter_mut().enumerate() {
+            if Some(si) == exit {
+                continue;
+            }
             for task in &mut step.tasks {
                 match task.status {
                     TaskStatus::Queued | TaskStatus::Running => {
@@ -61,12 +72,18 @@ impl Machine<'_> {
                 step.finished_at = Some(at);
             }
         }
-        self.state.open_steps = 0;
-        self.state.status = RunStatus::Cancelled;
         self.state.cancel_reason = Some(reason);
+        self.freed.clear();
+        self.ready.clear();
+        if exit.is_some() {
+            self.state.open_steps = 1;
+            self.begin_exit(Some(status));
+            self.drain(at);
+            return;
+        }
+        self.state.open_steps = 0;
+        self.state.status = status;
         self.state.finished_at = Some(at);
-        self.actions.push(Action::Finished {
-            status: RunStatus::Cancelled,
-        });
+        self.actions.push(Action::Finished { status });
     }
 }

@@ -4,6 +4,7 @@ mod actions;
 mod artifact_table;
 mod model;
 mod needs;
+mod on_exit;
 pub mod parse;
 mod schema;
 mod settings;
@@ -22,6 +23,7 @@ pub fn load(source: &str) -> Result<Workflow, Vec<Diagnostic>> {
     let (workflow, mut diags) = parse::parse(source);
     if let Some(w) = &workflow {
         diags.extend(validate::validate(w, source));
+        diags.extend(on_exit::check(w));
     }
     match workflow {
         Some(w) if diags.is_empty() => Ok(w),

@@ -19,6 +19,9 @@ pub struct Workflow {
     /// `[workflow] timeout`: the run fails past it, its running steps
     /// stopped, its waiting ones cancelled.
     pub timeout: Option<Duration>,
+    /// `[workflow] on-exit`: the step that runs last, once every other step
+    /// has ended or the run was cancelled or timed out, whatever happened.
+    pub on_exit: Option<Spanned<String>>,
     /// Parameter defaults, in file order.
     pub params: Vec<Param>,
     pub steps: Vec<Step>,

@@ -20,7 +20,7 @@ pub const MAX_SOURCE_BYTES: usize = 32 << 20;
 pub const MAX_NESTING: usize = 64;
 
 const TOP_KEYS: &[&str] = &["workflow", "params", "defaults", "steps"];
-const WORKFLOW_KEYS: &[&str] = &["name", "description", "timeout"];
+const WORKFLOW_KEYS: &[&str] = &["name", "description", "timeout", "on-exit"];
 pub(super) const SETTING_KEYS: &[&str] = &[
     "timeout",
     "retries",
@@ -235,6 +235,7 @@ impl Parser {
         let mut name = None;
         let mut description = None;
         let mut timeout = None;
+        let mut on_exit = None;
         match doc.get("workflow") {
             Some(v) => {
                 if let Some(t) = self.table(v, "`workflow`") {
@@ -250,6 +251,9 @@ impl Parser {
                     }
                     if let Some(d) = t.get("timeout") {
                         timeout = self.duration(d, "`workflow.timeout`");
+                    }
+                    if let Some(d) = t.get("on-exit") {
+                        on_exit = self.string(d, "`workflow.on-exit`");
                     }
                 }
             }
@@ -325,6 +329,7 @@ impl Parser {
             name: name.unwrap_or_default(),
             description,
             timeout,
+            on_exit,
             params,
             steps,
         })

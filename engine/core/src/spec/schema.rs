@@ -117,7 +117,8 @@ pub fn json_schema() -> Value {
         "properties": {
             "workflow": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
                 "name": {"type": "string"}, "description": {"type": "string"},
-                "timeout": duration()
+                "timeout": duration(),
+                "on-exit": {"type": "string", "description": "A step that runs last whatever happened: after every other step, or after a cancel or the run's timeout. It needs no step and no step needs it."}
             }},
             "params": {"type": "object", "description": "Parameters with their defaults; override with --param key=value."},
             "defaults": {"type": "object", "additionalProperties": false, "properties": settings()},

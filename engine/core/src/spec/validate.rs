@@ -414,9 +414,9 @@ impl RefChecker<'_> {
                 }
             }
             "run" => match seg.get(1).map(String::as_str) {
-                None | Some("id") => Ok(()),
+                None | Some("id" | "status" | "failed") => Ok(()),
                 Some(other) => Err(Pending::new(
-                    format!("`{path}`: `run` has `id`, not `{other}`"),
+                    format!("`{path}`: `run` has `id`, `status` and `failed`, not `{other}`"),
                     "unknown field",
                 )),
             },

@@ -404,6 +404,7 @@ fn a_retry_reuses_succeeded_steps_and_runs_the_rest() {
 
 mod caching;
 mod executions;
+mod exit;
 mod flow;
 
 // ---- properties over random DAGs and random outcomes ----

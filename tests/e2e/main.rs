@@ -29,5 +29,6 @@ mod policy;
 mod private_redis;
 mod rabbit;
 mod retention;
+mod schedules;
 mod secrets;
 mod support;

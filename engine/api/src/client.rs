@@ -188,6 +188,46 @@ impl Client {
         .await
     }
 
+    /// Saves `workflow` (its text) as the next version of `name` (its
+    /// `[workflow] name` by default).
+    pub async fn save_workflow(
+        &self,
+        workflow: &str,
+        name: Option<&str>,
+    ) -> Result<crate::views::SavedWorkflowView, Error> {
+        self.json(
+            self.post("/api/workflows")
+                .json(&serde_json::json!({ "workflow": workflow, "name": name })),
+        )
+        .await
+    }
+
+    /// The latest version of every saved workflow.
+    pub async fn saved_workflows(&self) -> Result<Vec<crate::views::SavedWorkflowView>, Error> {
+        self.json(self.get("/api/workflows")).await
+    }
+
+    /// Saved workflows' schedules with their next fire times.
+    pub async fn schedules(&self) -> Result<Vec<crate::app::ScheduleView>, Error> {
+        self.json(self.get("/api/schedules")).await
+    }
+
+    /// One run per fire time of schedule `schedule` of `workflow` in
+    /// `[from, to]` (RFC 3339 or days).
+    pub async fn backfill(
+        &self,
+        workflow: &str,
+        schedule: usize,
+        from: &str,
+        to: &str,
+    ) -> Result<crate::BackfillAnswer, Error> {
+        self.json(
+            self.post(&format!("/api/workflows/{workflow}/backfill"))
+                .json(&serde_json::json!({ "from": from, "to": to, "schedule": schedule })),
+        )
+        .await
+    }
+
     pub async fn workers(&self) -> Result<Vec<weft_core::ports::WorkerInfo>, Error> {
         self.json(self.get("/api/workers")).await
     }

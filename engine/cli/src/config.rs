@@ -40,6 +40,8 @@ pub struct Config {
     /// How long finished runs, logs and artifacts are kept (`weft serve`
     /// applies it every `every`; `weft gc` once, on the embedded store).
     pub retention: Option<weft_core::retention::RetentionOptions>,
+    /// Saved workflows' `[[triggers.schedule]]`, fired by `weft serve`.
+    pub scheduler: weft_api::app::SchedulerOptions,
 }
 
 #[derive(Debug, Default, Deserialize)]

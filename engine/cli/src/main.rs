@@ -95,6 +95,26 @@ enum Command {
     /// Manage API tokens (needs an admin token).
     #[command(subcommand)]
     Token(commands::token::Command),
+    /// Saved workflows on a server: save a version, list them.
+    #[command(subcommand)]
+    Workflows(commands::workflows::Command),
+    /// The schedules of saved workflows, with their next fire times.
+    Schedules,
+    /// Start one run per fire time of a saved workflow's schedule between
+    /// two times (each fire's run once: fire times that had a run are left).
+    Backfill {
+        /// The saved workflow.
+        workflow: String,
+        /// First fire time: RFC 3339 (2026-01-10T02:00:00Z) or a day (2026-01-10).
+        #[arg(long)]
+        from: String,
+        /// Last fire time (included).
+        #[arg(long)]
+        to: String,
+        /// Which `[[triggers.schedule]]`, from 0.
+        #[arg(long, default_value_t = 0)]
+        schedule: usize,
+    },
     /// Secrets workflows use as `{{ secrets.NAME }}`: set, list, rm,
     /// rotate (admins, on a server; or in the embedded store), keygen.
     Secret {
@@ -249,6 +269,28 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let compile_ms = config.worker.plugins.max_compile_ms;
             commands::plugin::plugin(registry, command, compile_ms).await
         }
+        Command::Workflows(command) => {
+            commands::workflows::workflows(client(&needs_server(&server, "workflows")?), command)
+                .await
+        }
+        Command::Schedules => {
+            commands::workflows::schedules(client(&needs_server(&server, "schedules")?)).await
+        }
+        Command::Backfill {
+            workflow,
+            from,
+            to,
+            schedule,
+        } => {
+            commands::workflows::backfill(
+                client(&needs_server(&server, "backfill")?),
+                &workflow,
+                schedule,
+                &from,
+                &to,
+            )
+            .await
+        }
         Command::Token(command) => {
             let url = server.clone().ok_or_else(|| {
                 anyhow::anyhow!(
@@ -366,4 +408,14 @@ fn quiet_when_stdout_closes() {
         }
         default(info);
     }));
+}
+
+/// The server a command that only works on one talks to.
+fn needs_server(server: &Option<String>, command: &str) -> anyhow::Result<String> {
+    server.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "`weft {command}` needs a server (`weft serve`, or `weft serve --embedded`): \
+             --server URL, WEFT_SERVER, or `[client] server`"
+        )
+    })
 }

@@ -20,6 +20,7 @@ pub mod policy;
 pub mod ports;
 pub mod retention;
 pub mod run;
+pub mod schedule;
 pub mod secrets;
 pub mod spec;
 pub mod template;

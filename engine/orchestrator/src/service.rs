@@ -227,12 +227,24 @@ impl Service {
         run: NewRun,
         progress: Box<dyn Progress>,
     ) -> Result<(RunRecord, RunHandle), Error> {
+        self.submit_as(run, None, progress).await
+    }
+
+    /// [`submit`](Self::submit), under run id `id` when given (a scheduled
+    /// fire's, the same on every server): `Conflict` from the store if a
+    /// run has it already.
+    pub async fn submit_as(
+        &self,
+        run: NewRun,
+        id: Option<String>,
+        progress: Box<dyn Progress>,
+    ) -> Result<(RunRecord, RunHandle), Error> {
         self.shared
             .options
             .check_size(&run.workflow)
             .map_err(Error::TooLarge)?;
         let record = RunRecord {
-            id: (self.shared.run_ids)(),
+            id: id.unwrap_or_else(|| (self.shared.run_ids)()),
             workflow: run.workflow.name.clone(),
             file: run.file,
             source: run.source,
@@ -247,7 +259,13 @@ impl Service {
             policy: run.policy,
             cache: run.cache,
         };
-        let _starting = self.starting(&record.id).expect("a new run id is unique");
+        // A fresh id is unique; a given one (a fire's) may be starting here.
+        let Some(_starting) = self.starting(&record.id) else {
+            return Err(Error::Port(weft_core::Error::Conflict(format!(
+                "run {} is being started already",
+                record.id
+            ))));
+        };
         self.shared.store.create_run(&record).await?;
         let Some(fence) = self.take_lease(&record.id).await? else {
             return Err(Error::NotOwner(record.id));

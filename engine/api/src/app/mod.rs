@@ -10,6 +10,7 @@ mod admission;
 mod logs;
 mod retention;
 mod runs;
+mod schedules;
 mod waiting;
 
 pub use admission::{Admission, AdmissionOptions};
@@ -18,5 +19,6 @@ pub use retention::{
     apply_retention, spawn_retention, RetentionOwned, RetentionReport, RetentionStores,
 };
 pub use runs::{needs_workers, resolve_run, run_query, run_view, RunFilter};
+pub use schedules::{schedule_views, spawn_scheduler, ScheduleView, SchedulerOptions};
 pub use waiting::LiveWorkers;
 pub(crate) use waiting::{queued_steps, waiting_reason};

@@ -25,6 +25,9 @@
 //! - `POST /api/tokens` `{name, role}`, `GET /api/tokens`, `DELETE /api/tokens/{id}` (admin).
 //! - `POST /api/workflows` `{workflow, name?}` (operator), `GET /api/workflows`, `GET /api/workflows/{name}?version=`
 //!   (viewer), `POST /api/workflows/{name}/runs` `{version?, params?}` (operator): saved definitions.
+//! - `GET /api/schedules` (viewer): the `[[triggers.schedule]]` of saved workflows, with their
+//!   next fire times; `POST /api/workflows/{name}/backfill` `{from, to, schedule?}` (operator):
+//!   one run per fire time in the range, each fire's run started once.
 //! - `GET /api/secrets`, `PUT /api/secrets/{name}` `{value, scope?}`, `DELETE /api/secrets/{name}`,
 //!   `POST /api/secrets/rotate` (admin): secrets; no answer holds a value.
 //! - `GET /api/openapi.json` (viewer): this API as an OpenAPI document.
@@ -42,6 +45,7 @@ mod openapi;
 mod ops;
 mod plugins;
 mod runs;
+mod schedules;
 mod secrets;
 mod tokens;
 mod workflows;
@@ -63,6 +67,8 @@ use crate::Error;
 pub use crate::app::LiveWorkers;
 pub use logs::{FINISHED_HEADER, LOG_END_HEADER, LOG_START_HEADER};
 pub use runs::NEXT_PAGE_HEADER;
+pub use schedules::BackfillAnswer;
+pub(crate) use workflows::start_saved;
 
 /// Largest request body: a workflow file's limit with room for JSON escaping.
 pub const MAX_BODY_BYTES: usize = 40 << 20;
@@ -172,6 +178,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/workflows", post(workflows::save).get(workflows::list))
         .route("/api/workflows/{name}", get(workflows::show))
         .route("/api/workflows/{name}/runs", post(workflows::run))
+        .route("/api/workflows/{name}/backfill", post(schedules::backfill))
+        .route("/api/schedules", get(schedules::list))
         .route("/api/plugins", post(plugins::push).get(plugins::list))
         .route(
             "/api/plugins/{name}",

@@ -32,7 +32,16 @@ pub(super) async fn submit(
         .clone()
         .unwrap_or_else(|| "workflow.toml".into());
     let cache = request.cache_choice();
-    let record = start(&api, request.workflow, file, request.params, cache, &caller).await?;
+    let record = start(
+        &api,
+        request.workflow,
+        file,
+        request.params,
+        cache,
+        &caller,
+        None,
+    )
+    .await?;
     super::audit(&api, &caller, AuditAction::SubmitRun, &record.id).await;
     Ok((StatusCode::CREATED, Json(record)))
 }
@@ -96,6 +105,7 @@ pub(super) async fn start(
     params: std::collections::BTreeMap<String, String>,
     cache: weft_core::cache::RunCacheChoice,
     caller: &Caller,
+    id: Option<String>,
 ) -> Result<RunSummary, Error> {
     let workflow = check(&file, &source)?;
     cache
@@ -154,8 +164,9 @@ pub(super) async fn start(
     };
     let (record, _handle) = api
         .service
-        .submit(
+        .submit_as(
             run,
+            id,
             Box::new(|_: &weft_core::run::RunState, _: &weft_core::run::Event| {}),
         )
         .await?;

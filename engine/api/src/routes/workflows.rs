@@ -104,6 +104,35 @@ pub(super) async fn show(
     }))
 }
 
+/// Starts a run of version `version` of saved workflow `name`, with run id
+/// `id` (a scheduled fire's), as `caller`: the checks a submit has.
+pub(crate) async fn start_saved(
+    api: &ApiState,
+    name: &str,
+    version: u32,
+    params: BTreeMap<String, String>,
+    id: String,
+    caller: &Caller,
+) -> Result<RunSummary, Error> {
+    let w = api
+        .workflows
+        .workflow(name, Some(version))
+        .await?
+        .ok_or_else(|| {
+            Error::not_found(format!("no saved workflow {name} at version {version}"))
+        })?;
+    start(
+        api,
+        w.source,
+        format!("{}@{}", w.name, w.version),
+        params,
+        Default::default(),
+        caller,
+        Some(id),
+    )
+    .await
+}
+
 /// `POST /api/workflows/{name}/runs` body.
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 pub(super) struct RunSaved {
@@ -134,6 +163,7 @@ pub(super) async fn run(
         request.params,
         Default::default(),
         &caller,
+        None,
     )
     .await?;
     super::audit(&api, &caller, AuditAction::SubmitRun, &record.id).await;

@@ -13,6 +13,7 @@ pub mod submit;
 pub mod token;
 pub mod worker;
 pub mod workers;
+pub mod workflows;
 
 /// A workflow file and its parameter overrides (`run`, `submit`).
 #[derive(clap::Args)]

@@ -203,7 +203,7 @@ async fn serve_api(
         weft_api::app::Admission::new(&config.admission, admission_host, backends.plugins.clone())
             .map_err(anyhow::Error::msg)?;
     let changes = weft_api::ChangeFeed::start(&service);
-    let app = weft_api::router(ApiState {
+    let state = ApiState {
         changes,
         service,
         store: backends.store,
@@ -226,7 +226,11 @@ async fn serve_api(
         keyring: backends.keyring,
         artifacts: backends.artifacts,
         admission: Arc::new(admission),
-    });
+    };
+    if config.scheduler.enabled {
+        weft_api::app::spawn_scheduler(state.clone(), config.scheduler.clone());
+    }
+    let app = weft_api::router(state);
     let worker = async {
         match worker {
             Some(task) => task.await,

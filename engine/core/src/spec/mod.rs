@@ -8,6 +8,7 @@ mod on_exit;
 pub mod parse;
 mod schema;
 mod settings;
+pub mod triggers;
 pub mod units;
 mod validate;
 mod values;

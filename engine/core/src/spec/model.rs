@@ -25,6 +25,8 @@ pub struct Workflow {
     /// Parameter defaults, in file order.
     pub params: Vec<Param>,
     pub steps: Vec<Step>,
+    /// `[[triggers.schedule]]`: when a saved version of it starts runs.
+    pub schedules: Vec<super::triggers::ScheduleSpec>,
 }
 
 impl Workflow {

@@ -19,7 +19,7 @@ pub const MAX_SOURCE_BYTES: usize = 32 << 20;
 /// Deepest nesting of arrays and inline tables accepted.
 pub const MAX_NESTING: usize = 64;
 
-const TOP_KEYS: &[&str] = &["workflow", "params", "defaults", "steps"];
+const TOP_KEYS: &[&str] = &["workflow", "params", "defaults", "steps", "triggers"];
 const WORKFLOW_KEYS: &[&str] = &["name", "description", "timeout", "on-exit"];
 pub(super) const SETTING_KEYS: &[&str] = &[
     "timeout",
@@ -293,6 +293,11 @@ impl Parser {
             }
         }
 
+        let schedules = match doc.get("triggers") {
+            Some(v) => self.triggers(v, &params),
+            None => Vec::new(),
+        };
+
         let defaults = match doc.get("defaults") {
             Some(v) => match self.table(v, "`defaults`") {
                 Some(t) => {
@@ -332,6 +337,7 @@ impl Parser {
             on_exit,
             params,
             steps,
+            schedules,
         })
     }
 

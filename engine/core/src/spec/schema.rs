@@ -121,6 +121,16 @@ pub fn json_schema() -> Value {
                 "on-exit": {"type": "string", "description": "A step that runs last whatever happened: after every other step, or after a cancel or the run's timeout. It needs no step and no step needs it."}
             }},
             "params": {"type": "object", "description": "Parameters with their defaults; override with --param key=value."},
+            "triggers": {"type": "object", "additionalProperties": false, "properties": {
+                "schedule": {"type": "array", "maxItems": 16, "description": "Runs a saved version of this workflow starts by itself.", "items": {
+                    "type": "object", "additionalProperties": false, "required": ["cron"], "properties": {
+                        "cron": {"type": "string", "description": "5 fields (minute hour day month weekday), or 6 with seconds first; @hourly, @daily, @weekly."},
+                        "timezone": {"type": "string", "description": "An IANA time zone, UTC by default."},
+                        "params": {"type": "object", "description": "Parameter overrides for its runs."},
+                        "overlap": {"enum": ["skip", "queue", "cancel-previous", "allow"], "description": "What a fire does while the schedule's previous run still runs (skip by default)."},
+                        "catch-up": duration()
+                    }}}
+            }},
             "defaults": {"type": "object", "additionalProperties": false, "properties": settings()},
             "steps": {"type": "object", "minProperties": 1, "propertyNames": {"pattern": "^[A-Za-z0-9_-]+$"},
                 "additionalProperties": {"type": "object", "additionalProperties": false, "properties": step}}

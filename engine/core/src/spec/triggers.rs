@@ -1,0 +1,285 @@
+//! `[[triggers.schedule]]`: when a saved workflow starts runs by itself.
+//! Parsed and checked here (cron, time zone, params, overlap, catch-up),
+//! each mistake at its line and column; fired by the server's scheduler.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value as Json};
+use toml::de::DeValue;
+
+use super::model::Param;
+use super::parse::{Parser, Value};
+use crate::diagnostic::{Span, Spanned};
+use crate::schedule::{Overlap, Timing, MAX_CATCH_UP, MAX_SCHEDULES_PER_WORKFLOW};
+
+const TRIGGER_KEYS: &[&str] = &["schedule"];
+const SCHEDULE_KEYS: &[&str] = &["cron", "timezone", "params", "overlap", "catch-up"];
+/// The catch-up window when none is given: a server restarting within it
+/// misses nothing.
+pub const DEFAULT_CATCH_UP: Duration = Duration::from_secs(60);
+
+/// One `[[triggers.schedule]]`.
+#[derive(Debug, Clone)]
+pub struct ScheduleSpec {
+    pub cron: Spanned<String>,
+    pub timezone: Option<Spanned<String>>,
+    /// Parameter overrides for its runs, checked against `[params]`.
+    pub params: Map<String, Json>,
+    pub overlap: Overlap,
+    /// Fires missed while no server ran, this far back, start when one does.
+    pub catch_up: Duration,
+    pub span: Span,
+}
+
+impl ScheduleSpec {
+    /// Its timing (checked when parsed, so this only fails on a workflow
+    /// built by hand).
+    pub fn timing(&self) -> Result<Timing, crate::schedule::TimingError> {
+        Timing::new(
+            &self.cron.value,
+            self.timezone.as_ref().map(|z| z.value.as_str()),
+        )
+    }
+
+    /// Its params as `--param` overrides are given.
+    pub fn overrides(&self) -> Vec<(String, String)> {
+        self.params
+            .iter()
+            .map(|(k, v)| {
+                let raw = match v {
+                    Json::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), raw)
+            })
+            .collect()
+    }
+}
+
+impl Parser {
+    /// `[triggers]`: its schedules.
+    pub(super) fn triggers(&mut self, v: &Value, params: &[Param]) -> Vec<ScheduleSpec> {
+        let Some(t) = self.table(v, "`triggers`") else {
+            return Vec::new();
+        };
+        self.check_keys(t, TRIGGER_KEYS, "`[triggers]`");
+        let Some(list) = t.get("schedule") else {
+            return Vec::new();
+        };
+        let DeValue::Array(items) = list.get_ref() else {
+            self.wrong_type(
+                list,
+                "`triggers.schedule`",
+                "an array of tables (`[[triggers.schedule]]`)",
+            );
+            return Vec::new();
+        };
+        if items.len() > MAX_SCHEDULES_PER_WORKFLOW {
+            self.error(
+                list.span(),
+                format!(
+                    "{} schedules: a workflow may have at most {MAX_SCHEDULES_PER_WORKFLOW}",
+                    items.len()
+                ),
+                "too many",
+            );
+            return Vec::new();
+        }
+        items
+            .iter()
+            .filter_map(|item| self.schedule(item, params))
+            .collect()
+    }
+
+    fn schedule(&mut self, v: &Value, params: &[Param]) -> Option<ScheduleSpec> {
+        let t = self.table(v, "each `[[triggers.schedule]]`")?;
+        self.check_keys(t, SCHEDULE_KEYS, "`[[triggers.schedule]]`");
+        let Some(cron) = t.get("cron") else {
+            self.error(v.span(), "a schedule needs `cron`", "no `cron` here");
+            return None;
+        };
+        let cron = self.string(cron, "`cron`")?;
+        let timezone = match t.get("timezone") {
+            Some(z) => Some(self.string(z, "`timezone`")?),
+            None => None,
+        };
+        let mut ok = true;
+        if let Err(e) = Timing::new(&cron.value, None) {
+            self.diags.push(
+                crate::diagnostic::Diagnostic::at(cron.span.clone(), format!("`cron`: {e}"))
+                    .with_label("bad cron expression")
+                    .with_note(
+                        "5 fields (minute hour day month weekday), or 6 with seconds first; \
+                         `@hourly`, `@daily`, `@weekly` also work",
+                    ),
+            );
+            ok = false;
+        }
+        if let Some(z) = &timezone {
+            if let Err(e) = Timing::new("* * * * *", Some(&z.value)) {
+                self.error(z.span.clone(), e.to_string(), "unknown time zone");
+                ok = false;
+            }
+        }
+        let overlap = match t.get("overlap") {
+            None => Overlap::default(),
+            Some(o) => {
+                let o = self.string(o, "`overlap`")?;
+                match Overlap::ALL.iter().find(|(n, _)| *n == o.value) {
+                    Some((_, overlap)) => *overlap,
+                    None => {
+                        let names: Vec<&str> = Overlap::ALL.iter().map(|(n, _)| *n).collect();
+                        self.error(
+                            o.span,
+                            format!(
+                                "`overlap` is one of {}, not `{}`",
+                                names.join(", "),
+                                o.value
+                            ),
+                            "unknown policy",
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        let catch_up = match t.get("catch-up") {
+            None => DEFAULT_CATCH_UP,
+            Some(c) => {
+                let d = self.duration(c, "`catch-up`")?;
+                if d > MAX_CATCH_UP {
+                    self.error(
+                        c.span(),
+                        "`catch-up` may be at most 7d (`weft backfill` starts older fires)",
+                        "too long",
+                    );
+                    return None;
+                }
+                d
+            }
+        };
+        let mut given = Map::new();
+        if let Some(p) = t.get("params") {
+            let table = self.table(p, "`params`")?;
+            for (key, value) in table.iter() {
+                let name = key.get_ref();
+                let Some(declared) = params.iter().find(|d| d.name == name.as_ref()) else {
+                    self.error(
+                        key.span(),
+                        format!("no parameter `{name}` in `[params]`"),
+                        "unknown parameter",
+                    );
+                    ok = false;
+                    continue;
+                };
+                let value = self.json(value, &format!("parameter `{name}`"))?;
+                if std::mem::discriminant(&value) != std::mem::discriminant(&declared.default)
+                    && !declared.default.is_null()
+                {
+                    self.error(
+                        key.span(),
+                        format!(
+                            "parameter `{name}` is {} in `[params]`, but {} here",
+                            super::values::json_type(&declared.default),
+                            super::values::json_type(&value)
+                        ),
+                        "wrong type",
+                    );
+                    ok = false;
+                    continue;
+                }
+                given.insert(name.to_string(), value);
+            }
+        }
+        ok.then_some(ScheduleSpec {
+            cron,
+            timezone,
+            params: given,
+            overlap,
+            catch_up,
+            span: v.span(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[workflow]\nname = \"w\"\n[params]\nday = \"today\"\nshards = 2\n[steps.a]\nrun = \"true\"\n";
+
+    fn errors(triggers: &str) -> Vec<String> {
+        match crate::spec::load(&format!("{BASE}{triggers}")) {
+            Ok(_) => Vec::new(),
+            Err(diags) => diags.iter().map(|d| d.message.clone()).collect(),
+        }
+    }
+
+    #[test]
+    fn schedules_are_read_with_their_defaults() {
+        let w = crate::spec::load(&format!(
+            "{BASE}[[triggers.schedule]]\ncron = \"0 2 * * *\"\ntimezone = \"Europe/Paris\"\nparams = {{ shards = 4 }}\n\
+             [[triggers.schedule]]\ncron = \"*/5 * * * * *\"\noverlap = \"queue\"\ncatch-up = \"1h\"\n"
+        ))
+        .unwrap();
+        assert_eq!(w.schedules.len(), 2);
+        let nightly = &w.schedules[0];
+        assert_eq!(nightly.overlap, Overlap::Skip);
+        assert_eq!(nightly.catch_up, DEFAULT_CATCH_UP);
+        assert_eq!(
+            nightly.overrides(),
+            [("shards".to_string(), "4".to_string())]
+        );
+        assert!(nightly.timing().is_ok());
+        assert_eq!(w.schedules[1].overlap, Overlap::Queue);
+        assert_eq!(w.schedules[1].catch_up, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn bad_schedules_are_refused_each_where_it_is() {
+        let cases = [
+            ("cron = \"61 * * * *\"", "`cron`: not a cron expression"),
+            (
+                "cron = \"* * * * *\"\ntimezone = \"Mars/Olympus\"",
+                "`Mars/Olympus` is not a time zone",
+            ),
+            (
+                "cron = \"* * * * *\"\noverlap = \"sometimes\"",
+                "`overlap` is one of skip, queue, cancel-previous, allow",
+            ),
+            (
+                "cron = \"* * * * *\"\ncatch-up = \"30d\"",
+                "`catch-up` may be at most 7d",
+            ),
+            (
+                "cron = \"* * * * *\"\nparams = { nope = 1 }",
+                "no parameter `nope` in `[params]`",
+            ),
+            (
+                "cron = \"* * * * *\"\nparams = { shards = \"four\" }",
+                "parameter `shards` is a number in `[params]`, but a string here",
+            ),
+            ("timezone = \"UTC\"", "a schedule needs `cron`"),
+            (
+                "cron = \"* * * * *\"\nevery = \"1m\"",
+                "unknown key `every`",
+            ),
+        ];
+        for (body, want) in cases {
+            let errors = errors(&format!("[[triggers.schedule]]\n{body}\n"));
+            assert!(
+                errors.iter().any(|e| e.contains(want)),
+                "{body}: {errors:?}"
+            );
+        }
+        let diags = crate::spec::load(&format!(
+            "{BASE}[[triggers.schedule]]\ncron = \"61 * * * *\"\n"
+        ))
+        .unwrap_err();
+        let at = diags[0].span.clone().unwrap();
+        assert_eq!(
+            &format!("{BASE}[[triggers.schedule]]\ncron = \"61 * * * *\"\n")[at],
+            "\"61 * * * *\""
+        );
+    }
+}

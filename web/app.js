@@ -7,6 +7,7 @@ import * as run from './pages/run.js';
 import * as editor from './pages/editor.js';
 import * as plugins from './pages/plugins.js';
 import * as workers from './pages/workers.js';
+import * as schedules from './pages/schedules.js';
 
 const routes = [
   [/^#?\/?(runs)?$/, runs, 'runs'],
@@ -14,6 +15,7 @@ const routes = [
   [/^#\/editor$/, editor, 'editor'],
   [/^#\/plugins$/, plugins, 'plugins'],
   [/^#\/workers$/, workers, 'workers'],
+  [/^#\/schedules$/, schedules, 'schedules'],
 ];
 
 let cleanup = null;
@@ -72,7 +74,7 @@ function startToken() {
   window.addEventListener('weft:unauthorized', open);
 }
 
-const keys = { r: '#/runs', e: '#/editor', p: '#/plugins', w: '#/workers' };
+const keys = { r: '#/runs', e: '#/editor', p: '#/plugins', w: '#/workers', s: '#/schedules' };
 
 function startKeys() {
   document.addEventListener('keydown', (e) => {

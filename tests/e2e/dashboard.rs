@@ -321,6 +321,38 @@ async fn dashboard_lists_runs_live_and_shows_plugins_and_workers() {
         "{gpu_worker}"
     );
     b.screenshot("workers").await;
+
+    // Schedules with their next fire times.
+    let nightly = std::fs::read_to_string(repo().join("workflows/nightly.toml")).unwrap();
+    cluster
+        .client()
+        .save_workflow(&nightly, None)
+        .await
+        .unwrap();
+    b.goto(&format!("{}/#/schedules", cluster.url)).await;
+    let row = b
+        .wait_for(
+            "the nightly schedule's row",
+            "return document.querySelector('tr[data-schedule=\"nightly#0\"]')?.textContent",
+            LONG,
+        )
+        .await;
+    let row = row.as_str().unwrap();
+    assert!(
+        row.contains("0 2 * * *")
+            && row.contains("Europe/Paris")
+            && row.contains("skip")
+            && row.contains("6h"),
+        "{row}"
+    );
+    let next = b
+        .eval(
+            "return document.querySelectorAll('tr[data-schedule=\"nightly#0\"] ol.next li').length",
+            serde_json::json!([]),
+        )
+        .await;
+    assert_eq!(next, 3, "three next fire times");
+    b.screenshot("schedules").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -36,6 +36,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     asset!("pages/editor.js", JS),
     asset!("pages/plugins.js", JS),
     asset!("pages/workers.js", JS),
+    asset!("pages/schedules.js", JS),
 ];
 
 /// Scripts and styles from this origin only; no inline code, no framing.

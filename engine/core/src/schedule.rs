@@ -198,6 +198,11 @@ mod tests {
         let jan_10 = 1_767_999_600_000; // 2026-01-09T23:00:00Z
         let next = paris.next_after(jan_10).unwrap();
         assert_eq!(next, jan_10 + 2 * HOUR, "01:00 UTC");
+        assert_eq!(
+            Timing::new("0 0 30 2 *", None).unwrap().next_after(jan_10),
+            None,
+            "February 30th never comes"
+        );
         let daily = Timing::new("@daily", None).unwrap();
         assert_eq!(daily.next_after(jan_10).unwrap(), jan_10 + HOUR);
     }

@@ -25,6 +25,9 @@ pub async fn saves_number_versions_and_read_back(s: &dyn WorkflowStore) {
         .collect();
     assert_eq!(latest.len(), 1);
     assert_eq!(latest[0].version, 2);
+    let versions = s.latest_versions().await.unwrap();
+    assert!(versions.contains(&(name.clone(), 2)), "{versions:?}");
+    assert!(versions.windows(2).all(|w| w[0].0 < w[1].0), "by name");
 }
 
 pub async fn racing_saves_get_distinct_versions(s: &dyn WorkflowStore) {

@@ -62,6 +62,29 @@ impl WorkflowStore for RedisRunStore {
         }))
     }
 
+    /// One round trip for the names, one pipeline for their lengths.
+    async fn latest_versions(&self) -> Result<Vec<(String, u32)>, Error> {
+        let mut names: Vec<String> = self
+            .conn()
+            .smembers(self.key(&["workflows"]))
+            .await
+            .map_err(redis_err("listing workflows"))?;
+        names.sort();
+        let mut pipe = redis::pipe();
+        for name in &names {
+            pipe.llen(self.key(&["workflow", name]));
+        }
+        let lengths: Vec<u32> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err("reading workflow versions"))?;
+        Ok(names
+            .into_iter()
+            .zip(lengths)
+            .filter(|(_, v)| *v > 0)
+            .collect())
+    }
+
     async fn workflows(&self) -> Result<Vec<SavedWorkflow>, Error> {
         let mut names: Vec<String> = self
             .conn()

@@ -161,10 +161,13 @@ struct Scheduler {
 impl Scheduler {
     /// Arms the schedules of new versions of saved workflows.
     async fn refresh(&mut self, now: Millis) -> Result<(), crate::Error> {
-        for saved in self.api.workflows.workflows().await? {
-            if self.versions.get(&saved.name) == Some(&saved.version) {
+        for (name, version) in self.api.workflows.latest_versions().await? {
+            if self.versions.get(&name) == Some(&version) {
                 continue;
             }
+            let Some(saved) = self.api.workflows.workflow(&name, Some(version)).await? else {
+                continue;
+            };
             self.versions.insert(saved.name.clone(), saved.version);
             let old: BTreeMap<usize, Armed> = {
                 let keys: Vec<_> = self

@@ -35,4 +35,16 @@ pub trait WorkflowStore: Send + Sync {
 
     /// The latest version of every saved workflow, by name.
     async fn workflows(&self) -> Result<Vec<SavedWorkflow>, Error>;
+
+    /// The latest version number of every saved workflow, by name,
+    /// without their texts: what the scheduler reads every few seconds to
+    /// find new versions. Stores where texts cost more to read override it.
+    async fn latest_versions(&self) -> Result<Vec<(String, u32)>, Error> {
+        Ok(self
+            .workflows()
+            .await?
+            .into_iter()
+            .map(|w| (w.name, w.version))
+            .collect())
+    }
 }

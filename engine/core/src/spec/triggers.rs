@@ -104,6 +104,22 @@ impl Parser {
             None => None,
         };
         let mut ok = true;
+        match Timing::new(&cron.value, None) {
+            // Eight years from 2001: a pattern that fires at all (a leap
+            // day once in four) fires in them.
+            Ok(t)
+                if t.next_after(978_307_200_000)
+                    .is_none_or(|n| n > 978_307_200_000 + 366 * 86_400_000 * 8) =>
+            {
+                self.error(
+                    cron.span.clone(),
+                    format!("`cron`: `{}` never fires", cron.value),
+                    "no such time",
+                );
+                ok = false;
+            }
+            _ => {}
+        }
         if let Err(e) = Timing::new(&cron.value, None) {
             self.diags.push(
                 crate::diagnostic::Diagnostic::at(cron.span.clone(), format!("`cron`: {e}"))
@@ -260,6 +276,7 @@ mod tests {
                 "parameter `shards` is a number in `[params]`, but a string here",
             ),
             ("timezone = \"UTC\"", "a schedule needs `cron`"),
+            ("cron = \"0 0 30 2 *\"", "`cron`: `0 0 30 2 *` never fires"),
             (
                 "cron = \"* * * * *\"\nevery = \"1m\"",
                 "unknown key `every`",

@@ -32,3 +32,4 @@ mod retention;
 mod schedules;
 mod secrets;
 mod support;
+mod webhooks;

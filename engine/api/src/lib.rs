@@ -23,7 +23,7 @@ pub use client::Client;
 pub use error::Error;
 pub use finished::FinishedViews;
 pub use metrics::ServerMetrics;
-pub use routes::{parse_task, router, ApiState, BackfillAnswer};
+pub use routes::{parse_task, router, ApiState, BackfillAnswer, DeliveryAnswer};
 pub use serve::{serve, Limits};
 pub use status::status_router;
 pub use throttle::AuthThrottle;

@@ -32,6 +32,8 @@ pub struct MemoryState {
     pub secrets: BTreeMap<String, weft_core::secrets::StoredSecret>,
     /// The step cache, by key.
     pub cached: BTreeMap<weft_core::artifacts::Digest, weft_core::cache::CacheEntry>,
+    /// Webhook deliveries: key → (run id, expires at).
+    pub deliveries: BTreeMap<String, (String, u64)>,
 }
 
 /// The in-memory store. Cheap to clone; clones share the state.
@@ -411,5 +413,40 @@ impl weft_core::ports::RunRemoval for MemoryRunStore {
             s.logs.remove(&attempt_id(a));
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl weft_core::ports::Deliveries for MemoryRunStore {
+    async fn record_delivery(
+        &self,
+        key: &str,
+        run_id: &str,
+        now: u64,
+        expires_at: u64,
+    ) -> Result<Option<String>, Error> {
+        let mut s = self.lock();
+        if let Some((run, until)) = s.deliveries.get(key) {
+            if *until > now {
+                return Ok(Some(run.clone()));
+            }
+        }
+        s.deliveries
+            .insert(key.to_string(), (run_id.to_string(), expires_at));
+        if s.deliveries.len() > weft_core::ports::MAX_DELIVERIES {
+            s.deliveries.retain(|_, (_, until)| *until > now);
+            while s.deliveries.len() > weft_core::ports::MAX_DELIVERIES {
+                let soonest = s
+                    .deliveries
+                    .iter()
+                    .min_by_key(|(_, (_, until))| *until)
+                    .map(|(k, _)| k.clone());
+                match soonest {
+                    Some(k) => s.deliveries.remove(&k),
+                    None => break,
+                };
+            }
+        }
+        Ok(None)
     }
 }

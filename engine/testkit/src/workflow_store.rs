@@ -30,6 +30,12 @@ pub async fn saves_number_versions_and_read_back(s: &dyn WorkflowStore) {
     assert!(versions.windows(2).all(|w| w[0].0 < w[1].0), "by name");
 }
 
+/// `s` is a store of its own (each case gets a fresh one).
+pub async fn a_fresh_store_has_no_versions(s: &dyn WorkflowStore) {
+    assert_eq!(s.latest_versions().await.unwrap(), Vec::new());
+    assert!(s.workflows().await.unwrap().is_empty());
+}
+
 pub async fn racing_saves_get_distinct_versions(s: &dyn WorkflowStore) {
     let name = unique("wf");
     // Polled together, so the saves interleave at the store.
@@ -50,7 +56,7 @@ macro_rules! workflow_store_contract {
         mod workflow_store_contract {
             #[allow(unused_imports)]
             use super::*;
-            $crate::workflow_store_contract!(@cases $make; saves_number_versions_and_read_back, racing_saves_get_distinct_versions);
+            $crate::workflow_store_contract!(@cases $make; saves_number_versions_and_read_back, racing_saves_get_distinct_versions, a_fresh_store_has_no_versions);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {

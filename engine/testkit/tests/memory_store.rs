@@ -5,3 +5,4 @@ weft_testkit::run_store_contract!(async { MemoryRunStore::new() });
 weft_testkit::secret_store_contract!(async { MemoryRunStore::new() });
 weft_testkit::step_cache_contract!(async { MemoryRunStore::new() });
 weft_testkit::run_removal_contract!(async { MemoryRunStore::new() });
+weft_testkit::deliveries_contract!(async { MemoryRunStore::new() });

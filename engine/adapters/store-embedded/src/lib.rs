@@ -5,6 +5,7 @@
 
 mod accounts;
 mod audit;
+mod deliveries;
 mod logs;
 mod plugins;
 mod removal;
@@ -106,6 +107,8 @@ impl EmbeddedRunStore {
             txn.open_table(secrets::SECRETS)
                 .map_err(err("creating tables"))?;
             txn.open_table(step_cache::CACHE)
+                .map_err(err("creating tables"))?;
+            txn.open_table(deliveries::DELIVERIES)
                 .map_err(err("creating tables"))?;
         }
         txn.commit().map_err(err("creating tables"))?;

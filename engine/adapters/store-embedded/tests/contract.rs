@@ -32,3 +32,4 @@ async fn history_survives_reopening_the_store() {
     assert_eq!(store.events("r").await.unwrap().len(), 1);
 }
 weft_testkit::run_removal_contract!(fresh());
+weft_testkit::deliveries_contract!(fresh());

@@ -20,6 +20,7 @@
 //! Depends on `weft-core` only.
 
 mod audit;
+mod deliveries;
 mod logs;
 mod options;
 mod plugins;

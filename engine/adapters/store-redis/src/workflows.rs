@@ -70,6 +70,10 @@ impl WorkflowStore for RedisRunStore {
             .await
             .map_err(redis_err("listing workflows"))?;
         names.sort();
+        if names.is_empty() {
+            // Redis refuses an empty pipeline.
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for name in &names {
             pipe.llen(self.key(&["workflow", name]));

@@ -12,6 +12,7 @@ mod retention;
 mod runs;
 mod schedules;
 mod waiting;
+mod webhooks;
 
 pub use admission::{Admission, AdmissionOptions};
 pub use logs::{pick_attempt, PickedAttempt};
@@ -22,3 +23,4 @@ pub use runs::{needs_workers, resolve_run, run_query, run_view, RunFilter};
 pub use schedules::{schedule_views, spawn_scheduler, ScheduleView, SchedulerOptions};
 pub use waiting::LiveWorkers;
 pub(crate) use waiting::{queued_steps, waiting_reason};
+pub use webhooks::{Hook, HookIndex};

@@ -28,6 +28,8 @@
 //! - `GET /api/schedules` (viewer): the `[[triggers.schedule]]` of saved workflows, with their
 //!   next fire times; `POST /api/workflows/{name}/backfill` `{from, to, schedule?}` (operator):
 //!   one run per fire time in the range, each fire's run started once.
+//! - `POST /api/triggers/{name}` (no token: signed with the webhook's secret): a webhook
+//!   delivery starts a run of the saved workflow naming it; the same delivery id twice, one run.
 //! - `GET /api/secrets`, `PUT /api/secrets/{name}` `{value, scope?}`, `DELETE /api/secrets/{name}`,
 //!   `POST /api/secrets/rotate` (admin): secrets; no answer holds a value.
 //! - `GET /api/openapi.json` (viewer): this API as an OpenAPI document.
@@ -48,6 +50,7 @@ mod runs;
 mod schedules;
 mod secrets;
 mod tokens;
+mod triggers;
 mod workflows;
 
 use std::sync::Arc;
@@ -68,6 +71,7 @@ pub use crate::app::LiveWorkers;
 pub use logs::{FINISHED_HEADER, LOG_END_HEADER, LOG_START_HEADER};
 pub use runs::NEXT_PAGE_HEADER;
 pub use schedules::BackfillAnswer;
+pub use triggers::DeliveryAnswer;
 pub(crate) use workflows::start_saved;
 
 /// Largest request body: a workflow file's limit with room for JSON escaping.
@@ -108,6 +112,10 @@ pub struct ApiState {
     pub artifacts: Option<Arc<dyn weft_core::ports::ArtifactStore>>,
     /// The plugins asked before a run is accepted (`[[admission]]`).
     pub admission: Arc<crate::app::Admission>,
+    /// Webhook deliveries acted on, so one sent twice starts one run.
+    pub deliveries: Arc<dyn weft_core::ports::Deliveries>,
+    /// Which saved workflow each webhook name starts.
+    pub hooks: Arc<crate::app::HookIndex>,
 }
 
 /// Records that `caller` did `action` to `target`. The action has
@@ -180,6 +188,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/workflows/{name}/runs", post(workflows::run))
         .route("/api/workflows/{name}/backfill", post(schedules::backfill))
         .route("/api/schedules", get(schedules::list))
+        .route("/api/triggers/{name}", post(triggers::deliver))
         .route("/api/plugins", post(plugins::push).get(plugins::list))
         .route(
             "/api/plugins/{name}",

@@ -41,6 +41,22 @@ pub(super) async fn save(
             format!("`{name}` is not a workflow name: use letters, digits, `_` and `-`"),
         ));
     }
+    // A webhook's name is its URL: one saved workflow per name.
+    for hook in &workflow.webhooks {
+        let taken = api
+            .hooks
+            .named(api.workflows.as_ref(), &hook.name.value)
+            .await?;
+        if let Some(other) = taken.iter().find(|h| h.workflow != name) {
+            return Err(Error::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "webhook `{}` is saved workflow {}'s already: give this one another name",
+                    hook.name.value, other.workflow
+                ),
+            ));
+        }
+    }
     let saved_at = now();
     let version = api
         .workflows

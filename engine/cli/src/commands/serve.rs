@@ -30,6 +30,7 @@ struct Backends {
     secrets: Arc<dyn SecretStore>,
     keyring: Option<Arc<weft_secrets::Keyring>>,
     artifacts: Option<Arc<dyn weft_core::ports::ArtifactStore>>,
+    deliveries: Arc<dyn weft_core::ports::Deliveries>,
 }
 
 pub async fn serve(
@@ -78,6 +79,7 @@ async fn serve_distributed(config: Config) -> anyhow::Result<ExitCode> {
         workflows: redis.clone(),
         plugins: redis.clone(),
         audit: redis.clone(),
+        deliveries: redis.clone(),
         secrets: redis,
         keyring: config.keyring()?,
         artifacts: config.artifact_store(None)?,
@@ -140,6 +142,7 @@ async fn serve_embedded(config: Config, data_dir: &Path) -> anyhow::Result<ExitC
         workflows: store.clone(),
         plugins: store.clone(),
         audit: store.clone(),
+        deliveries: store.clone(),
         secrets: store,
         keyring,
         artifacts,
@@ -226,6 +229,8 @@ async fn serve_api(
         keyring: backends.keyring,
         artifacts: backends.artifacts,
         admission: Arc::new(admission),
+        deliveries: backends.deliveries,
+        hooks: Arc::default(),
     };
     if config.scheduler.enabled {
         weft_api::app::spawn_scheduler(state.clone(), config.scheduler.clone());

@@ -6,6 +6,7 @@ mod artifact_store;
 mod audit_log;
 mod clock;
 mod container_runtime;
+mod deliveries;
 mod fence;
 mod job_queue;
 mod kernel_runtime;
@@ -24,6 +25,7 @@ pub use clock::Clock;
 pub use container_runtime::{
     ContainerExit, ContainerMount, ContainerRun, ContainerRuntime, LogSink, WORKER_LABEL,
 };
+pub use deliveries::{Deliveries, MAX_DELIVERIES};
 pub use fence::{Claim, ClaimDecision, ClaimRecord, ClaimState, Fence, LeaseRecord};
 pub use job_queue::{Delivery, JobQueue, Report, ReportDelivery, ReportKind};
 pub use kernel_runtime::{

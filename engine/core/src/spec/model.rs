@@ -27,6 +27,8 @@ pub struct Workflow {
     pub steps: Vec<Step>,
     /// `[[triggers.schedule]]`: when a saved version of it starts runs.
     pub schedules: Vec<super::triggers::ScheduleSpec>,
+    /// `[[triggers.webhook]]`: deliveries that start a saved version of it.
+    pub webhooks: Vec<super::triggers::WebhookSpec>,
 }
 
 impl Workflow {

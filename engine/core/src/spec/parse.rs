@@ -293,9 +293,9 @@ impl Parser {
             }
         }
 
-        let schedules = match doc.get("triggers") {
+        let triggers = match doc.get("triggers") {
             Some(v) => self.triggers(v, &params),
-            None => Vec::new(),
+            None => Default::default(),
         };
 
         let defaults = match doc.get("defaults") {
@@ -337,7 +337,8 @@ impl Parser {
             on_exit,
             params,
             steps,
-            schedules,
+            schedules: triggers.schedules,
+            webhooks: triggers.webhooks,
         })
     }
 

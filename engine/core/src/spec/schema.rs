@@ -129,6 +129,12 @@ pub fn json_schema() -> Value {
                         "params": {"type": "object", "description": "Parameter overrides for its runs."},
                         "overlap": {"enum": ["skip", "queue", "cancel-previous", "allow"], "description": "What a fire does while the schedule's previous run still runs (skip by default)."},
                         "catch-up": duration()
+                    }}},
+                "webhook": {"type": "array", "maxItems": 16, "description": "POST /api/triggers/<name>, signed with a secret, starts a run of the saved workflow.", "items": {
+                    "type": "object", "additionalProperties": false, "required": ["name", "secret"], "properties": {
+                        "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "The webhook's name, in its URL; unique among saved workflows."},
+                        "secret": {"type": "string", "description": "The weft secret whose value signs deliveries (HMAC-SHA256 of the body)."},
+                        "params": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Parameter overrides rendered from the delivery: \"{{ payload.field }}\"."}
                     }}}
             }},
             "defaults": {"type": "object", "additionalProperties": false, "properties": settings()},

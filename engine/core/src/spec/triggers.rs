@@ -1,6 +1,9 @@
-//! `[[triggers.schedule]]`: when a saved workflow starts runs by itself.
-//! Parsed and checked here (cron, time zone, params, overlap, catch-up),
-//! each mistake at its line and column; fired by the server's scheduler.
+//! `[[triggers.schedule]]` and `[[triggers.webhook]]`: when a saved
+//! workflow starts runs by itself, or when another system asks. Parsed and
+//! checked here (cron, time zone, params, overlap, catch-up; a webhook's
+//! name, signing secret and params from its payload), each mistake at its
+//! line and column; fired by the server (`api/src/app/schedules.rs`,
+//! `api/src/routes/triggers.rs`).
 
 use std::time::Duration;
 
@@ -12,7 +15,10 @@ use super::parse::{Parser, Value};
 use crate::diagnostic::{Span, Spanned};
 use crate::schedule::{Overlap, Timing, MAX_CATCH_UP, MAX_SCHEDULES_PER_WORKFLOW};
 
-const TRIGGER_KEYS: &[&str] = &["schedule"];
+const TRIGGER_KEYS: &[&str] = &["schedule", "webhook"];
+const WEBHOOK_KEYS: &[&str] = &["name", "secret", "params"];
+/// Most webhooks a workflow may have.
+pub const MAX_WEBHOOKS_PER_WORKFLOW: usize = 16;
 const SCHEDULE_KEYS: &[&str] = &["cron", "timezone", "params", "overlap", "catch-up"];
 /// The catch-up window when none is given: a server restarting within it
 /// misses nothing.
@@ -56,16 +62,205 @@ impl ScheduleSpec {
     }
 }
 
+/// One `[[triggers.webhook]]`: `POST /api/triggers/<name>`, signed with
+/// the secret `secret` (HMAC-SHA256 of the body), starts a run with
+/// `params` rendered from the delivery's JSON `payload`.
+#[derive(Debug, Clone)]
+pub struct WebhookSpec {
+    pub name: Spanned<String>,
+    /// The name of the weft secret whose value signs deliveries.
+    pub secret: Spanned<String>,
+    /// Parameter → template over `payload` (`"{{ payload.ref }}"`).
+    pub params: Vec<(String, Spanned<String>)>,
+    pub span: Span,
+}
+
+impl WebhookSpec {
+    /// The run's parameter overrides from a delivery's `payload`: a
+    /// template that is one reference gives that value (a string as is,
+    /// anything else as JSON); `Err` names what the payload lacks.
+    pub fn overrides(&self, payload: &Json) -> Result<Vec<(String, String)>, String> {
+        let root = serde_json::json!({ "payload": payload });
+        let lookup = |path: &crate::template::Path| {
+            path.select(&root, 0)
+                .cloned()
+                .ok_or_else(|| format!("the payload has no `{path}`"))
+        };
+        self.params
+            .iter()
+            .map(|(name, text)| {
+                let template = crate::template::Template::parse(&text.value)
+                    .map_err(|e| format!("parameter `{name}`: {}", e.message))?;
+                let value = template
+                    .evaluate(&lookup)
+                    .map_err(|e| format!("parameter `{name}`: {e}"))?;
+                let raw = match value {
+                    Json::String(s) => s,
+                    other => other.to_string(),
+                };
+                Ok((name.clone(), raw))
+            })
+            .collect()
+    }
+}
+
+/// What `[triggers]` holds.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Triggers {
+    pub(super) schedules: Vec<ScheduleSpec>,
+    pub(super) webhooks: Vec<WebhookSpec>,
+}
+
 impl Parser {
-    /// `[triggers]`: its schedules.
-    pub(super) fn triggers(&mut self, v: &Value, params: &[Param]) -> Vec<ScheduleSpec> {
+    /// `[triggers]`: its schedules and webhooks.
+    pub(super) fn triggers(&mut self, v: &Value, params: &[Param]) -> Triggers {
         let Some(t) = self.table(v, "`triggers`") else {
-            return Vec::new();
+            return Triggers::default();
         };
         self.check_keys(t, TRIGGER_KEYS, "`[triggers]`");
-        let Some(list) = t.get("schedule") else {
+        let webhooks = match t.get("webhook") {
+            Some(list) => self.webhooks(list, params),
+            None => Vec::new(),
+        };
+        let schedules = match t.get("schedule") {
+            Some(list) => self.schedules(list, params),
+            None => Vec::new(),
+        };
+        Triggers {
+            schedules,
+            webhooks,
+        }
+    }
+
+    fn webhooks(&mut self, list: &Value, params: &[Param]) -> Vec<WebhookSpec> {
+        let DeValue::Array(items) = list.get_ref() else {
+            self.wrong_type(
+                list,
+                "`triggers.webhook`",
+                "an array of tables (`[[triggers.webhook]]`)",
+            );
             return Vec::new();
         };
+        if items.len() > MAX_WEBHOOKS_PER_WORKFLOW {
+            self.error(
+                list.span(),
+                format!(
+                    "{} webhooks: a workflow may have at most {MAX_WEBHOOKS_PER_WORKFLOW}",
+                    items.len()
+                ),
+                "too many",
+            );
+            return Vec::new();
+        }
+        let mut hooks: Vec<WebhookSpec> = Vec::new();
+        for item in items {
+            let Some(hook) = self.webhook(item, params) else {
+                continue;
+            };
+            if hooks.iter().any(|h| h.name.value == hook.name.value) {
+                self.error(
+                    hook.name.span.clone(),
+                    format!("a second webhook named `{}`", hook.name.value),
+                    "repeated",
+                );
+                continue;
+            }
+            hooks.push(hook);
+        }
+        hooks
+    }
+
+    fn webhook(&mut self, v: &Value, params: &[Param]) -> Option<WebhookSpec> {
+        let t = self.table(v, "each `[[triggers.webhook]]`")?;
+        self.check_keys(t, WEBHOOK_KEYS, "`[[triggers.webhook]]`");
+        let mut field = |key: &str| -> Option<Spanned<String>> {
+            match t.get(key) {
+                Some(value) => self.string(value, &format!("`{key}`")),
+                None => {
+                    self.error(
+                        v.span(),
+                        format!("a webhook needs `{key}`"),
+                        format!("no `{key}` here"),
+                    );
+                    None
+                }
+            }
+        };
+        let name = field("name");
+        let secret = field("secret");
+        let (name, secret) = (name?, secret?);
+        let mut ok = true;
+        if !super::parse::is_name(&name.value) {
+            self.error(
+                name.span.clone(),
+                format!(
+                    "webhook name `{}` may hold only letters, digits, `_` and `-` (it is in a URL)",
+                    name.value
+                ),
+                "bad name",
+            );
+            ok = false;
+        }
+        if let Err(e) = crate::secrets::check_secret_name(&secret.value) {
+            self.error(
+                secret.span.clone(),
+                format!("`secret`: {e}"),
+                "bad secret name",
+            );
+            ok = false;
+        }
+        let mut rendered = Vec::new();
+        if let Some(p) = t.get("params") {
+            let table = self.table(p, "`params`")?;
+            for (key, value) in table.iter() {
+                let param = key.get_ref().to_string();
+                if !params.iter().any(|d| d.name == param) {
+                    self.error(
+                        key.span(),
+                        format!("no parameter `{param}` in `[params]`"),
+                        "unknown parameter",
+                    );
+                    ok = false;
+                    continue;
+                }
+                let Some(text) = self.string(value, &format!("parameter `{param}`")) else {
+                    ok = false;
+                    continue;
+                };
+                match crate::template::Template::parse(&text.value) {
+                    Ok(template) => {
+                        if let Some((path, _)) =
+                            template.references().find(|(p, _)| p.root() != "payload")
+                        {
+                            self.error(
+                                text.span.clone(),
+                                format!("`{path}`: a webhook's params read the delivery's `payload` only"),
+                                "not the payload",
+                            );
+                            ok = false;
+                        }
+                    }
+                    Err(e) => {
+                        self.error(
+                            text.span.clone(),
+                            format!("parameter `{param}`: {}", e.message),
+                            "bad template",
+                        );
+                        ok = false;
+                    }
+                }
+                rendered.push((param, text));
+            }
+        }
+        ok.then_some(WebhookSpec {
+            name,
+            secret,
+            params: rendered,
+            span: v.span(),
+        })
+    }
+
+    fn schedules(&mut self, list: &Value, params: &[Param]) -> Vec<ScheduleSpec> {
         let DeValue::Array(items) = list.get_ref() else {
             self.wrong_type(
                 list,
@@ -298,5 +493,55 @@ mod tests {
             &format!("{BASE}[[triggers.schedule]]\ncron = \"61 * * * *\"\n")[at],
             "\"61 * * * *\""
         );
+    }
+
+    #[test]
+    fn webhooks_render_their_params_from_the_payload() {
+        let w = crate::spec::load(&format!(
+            "{BASE}[[triggers.webhook]]\nname = \"on-push\"\nsecret = \"HOOK_KEY\"\n\
+             params = {{ day = \"{{{{ payload.head.date }}}}\", shards = \"{{{{ payload.count }}}}\" }}\n"
+        ))
+        .unwrap();
+        let hook = &w.webhooks[0];
+        assert_eq!(hook.name.value, "on-push");
+        let payload = serde_json::json!({"head": {"date": "2026-12-01"}, "count": 8});
+        assert_eq!(
+            hook.overrides(&payload).unwrap(),
+            [
+                ("day".to_string(), "2026-12-01".to_string()),
+                ("shards".to_string(), "8".to_string())
+            ]
+        );
+        assert_eq!(
+            hook.overrides(&serde_json::json!({"count": 1}))
+                .unwrap_err(),
+            "parameter `day`: the payload has no `payload.head.date`"
+        );
+    }
+
+    #[test]
+    fn bad_webhooks_are_refused_each_where_it_is() {
+        let cases = [
+            ("name = \"a b\"\nsecret = \"K\"", "may hold only letters"),
+            ("name = \"h\"", "a webhook needs `secret`"),
+            ("name = \"h\"\nsecret = \"not-a-name!\"", "`secret`:"),
+            (
+                "name = \"h\"\nsecret = \"K\"\nparams = { day = \"{{ params.day }}\" }",
+                "read the delivery's `payload` only",
+            ),
+            (
+                "name = \"h\"\nsecret = \"K\"\nparams = { nope = \"x\" }",
+                "no parameter `nope`",
+            ),
+        ];
+        for (body, want) in cases {
+            let errors = errors(&format!("[[triggers.webhook]]\n{body}\n"));
+            assert!(
+                errors.iter().any(|e| e.contains(want)),
+                "{body}: {errors:?}"
+            );
+        }
+        let twice = errors("[[triggers.webhook]]\nname = \"h\"\nsecret = \"K\"\n[[triggers.webhook]]\nname = \"h\"\nsecret = \"K\"\n");
+        assert_eq!(twice, ["a second webhook named `h`"]);
     }
 }

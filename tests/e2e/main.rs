@@ -19,6 +19,7 @@ mod drills;
 mod embedded_serve;
 mod examples;
 mod flow;
+mod follow_ups;
 mod garage;
 mod gpu;
 mod guarantees;

@@ -170,10 +170,21 @@ pub fn submitter(workflow: &str, index: usize) -> String {
 /// workflow and the schedule, so every server (and `weft backfill`) names
 /// that fire's run the same.
 pub fn fire_run_id(workflow: &str, index: usize, fire_at: Millis) -> String {
-    let digest = Sha256::digest(format!("{workflow}\n{index}").as_bytes());
+    derived_run_id(&format!("{workflow}\n{index}"), fire_at)
+}
+
+/// The run id of `on-finish` entry `index` of finished run `parent`: the
+/// same whichever server acts on the end, so it starts one run.
+pub fn follow_up_run_id(parent: &str, index: usize, finished_at: Millis) -> String {
+    derived_run_id(&format!("on-finish\n{parent}\n{index}"), finished_at)
+}
+
+/// A ULID of time `at` whose other 80 bits hash `seed`.
+fn derived_run_id(seed: &str, at: Millis) -> String {
+    let digest = Sha256::digest(seed.as_bytes());
     let mut random = [0u8; 16];
     random[6..].copy_from_slice(&digest[..10]);
-    let ulid = ulid::Ulid::from_parts(fire_at, u128::from_be_bytes(random));
+    let ulid = ulid::Ulid::from_parts(at, u128::from_be_bytes(random));
     ulid.to_string().to_lowercase()
 }
 
@@ -245,6 +256,9 @@ mod tests {
         assert_ne!(a, fire_run_id("etl", 1, 1_767_999_600_000));
         assert_ne!(a, fire_run_id("etl", 0, 1_767_999_601_000));
         assert_ne!(a, fire_run_id("other", 0, 1_767_999_600_000));
+        let f = follow_up_run_id("01abc", 0, 1_767_999_600_000);
+        assert_eq!(f, follow_up_run_id("01abc", 0, 1_767_999_600_000));
+        assert_ne!(f, follow_up_run_id("01abc", 1, 1_767_999_600_000));
         assert_eq!(a.len(), 26);
         assert_eq!(a, a.to_lowercase());
         let parsed = ulid::Ulid::from_string(&a.to_uppercase()).unwrap();

@@ -7,6 +7,7 @@
 //! with.
 
 mod admission;
+mod follow_ups;
 mod logs;
 mod retention;
 mod runs;
@@ -15,6 +16,7 @@ mod waiting;
 mod webhooks;
 
 pub use admission::{Admission, AdmissionOptions};
+pub use follow_ups::{spawn_follow_ups, MAX_DEPTH};
 pub use logs::{pick_attempt, PickedAttempt};
 pub use retention::{
     apply_retention, spawn_retention, RetentionOwned, RetentionReport, RetentionStores,

@@ -232,6 +232,7 @@ async fn serve_api(
         deliveries: backends.deliveries,
         hooks: Arc::default(),
     };
+    weft_api::app::spawn_follow_ups(state.clone());
     if config.scheduler.enabled {
         weft_api::app::spawn_scheduler(state.clone(), config.scheduler.clone());
     }

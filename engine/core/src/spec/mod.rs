@@ -5,6 +5,7 @@ mod artifact_table;
 mod model;
 mod needs;
 mod on_exit;
+pub mod on_finish;
 pub mod parse;
 mod schema;
 mod settings;

@@ -22,6 +22,8 @@ pub struct Workflow {
     /// `[workflow] on-exit`: the step that runs last, once every other step
     /// has ended or the run was cancelled or timed out, whatever happened.
     pub on_exit: Option<Spanned<String>>,
+    /// `[workflow] on-finish`: saved workflows a finished run starts.
+    pub on_finish: Vec<super::on_finish::OnFinish>,
     /// Parameter defaults, in file order.
     pub params: Vec<Param>,
     pub steps: Vec<Step>,

@@ -20,7 +20,7 @@ pub const MAX_SOURCE_BYTES: usize = 32 << 20;
 pub const MAX_NESTING: usize = 64;
 
 const TOP_KEYS: &[&str] = &["workflow", "params", "defaults", "steps", "triggers"];
-const WORKFLOW_KEYS: &[&str] = &["name", "description", "timeout", "on-exit"];
+const WORKFLOW_KEYS: &[&str] = &["name", "description", "timeout", "on-exit", "on-finish"];
 pub(super) const SETTING_KEYS: &[&str] = &[
     "timeout",
     "retries",
@@ -236,6 +236,7 @@ impl Parser {
         let mut description = None;
         let mut timeout = None;
         let mut on_exit = None;
+        let mut on_finish = Vec::new();
         match doc.get("workflow") {
             Some(v) => {
                 if let Some(t) = self.table(v, "`workflow`") {
@@ -251,6 +252,9 @@ impl Parser {
                     }
                     if let Some(d) = t.get("timeout") {
                         timeout = self.duration(d, "`workflow.timeout`");
+                    }
+                    if let Some(d) = t.get("on-finish") {
+                        on_finish = self.on_finish(d);
                     }
                     if let Some(d) = t.get("on-exit") {
                         on_exit = self.string(d, "`workflow.on-exit`");
@@ -335,6 +339,7 @@ impl Parser {
             description,
             timeout,
             on_exit,
+            on_finish,
             params,
             steps,
             schedules: triggers.schedules,

@@ -118,6 +118,8 @@ pub fn json_schema() -> Value {
             "workflow": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
                 "name": {"type": "string"}, "description": {"type": "string"},
                 "timeout": duration(),
+                "on-finish": {"type": "array", "maxItems": 8, "description": "Saved workflows a finished run starts (their latest versions), with parent_run, parent_status and parent_workflow as params when they declare them.", "items": {"type": "object", "additionalProperties": false, "required": ["workflow"], "properties": {
+                    "workflow": {"type": "string"}, "when": {"type": "string", "description": "CEL over run.id, run.status, run.failed, run.workflow."}}}},
                 "on-exit": {"type": "string", "description": "A step that runs last whatever happened: after every other step, or after a cancel or the run's timeout. It needs no step and no step needs it."}
             }},
             "params": {"type": "object", "description": "Parameters with their defaults; override with --param key=value."},

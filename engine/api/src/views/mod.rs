@@ -287,8 +287,18 @@ impl RunView {
             .map(|i| StepView::new(state, i))
             .collect();
         let mut run = RunSummary::from(record);
-        // The replayed state is the truth while the record catches up.
+        // The replayed state is the truth while the record catches up: a
+        // run whose end is in its events but not yet in its record shows
+        // its end, and why, as the record will.
         run.status = state.status.as_str().into();
+        if state.status.is_terminal() {
+            run.finished_at = run.finished_at.or(state.finished_at);
+            if run.summary.is_none() {
+                run.summary = state
+                    .failure_summary()
+                    .or_else(|| state.cancel_reason.clone());
+            }
+        }
         Self {
             run,
             params: record.params.clone(),
@@ -578,6 +588,44 @@ fn resolved_plugins(record: &RunRecord) -> Vec<ResolvedPluginView> {
 #[cfg(test)]
 mod tests {
     use super::group_status;
+
+    #[test]
+    fn a_run_whose_end_is_not_yet_recorded_shows_its_end_and_why() {
+        use weft_core::run::{Event, Outcome, Plan, RunState};
+        let source = "[workflow]\nname = \"w\"\n[steps.a]\nrun = \"false\"\n";
+        let workflow = weft_core::spec::load(source).unwrap();
+        let mut state = RunState::new("r1", Plan::new(workflow), Default::default());
+        let job = weft_core::run::apply(&mut state, Event::Started { at: 1 })
+            .into_iter()
+            .find_map(|a| match a {
+                weft_core::run::Action::Dispatch(j) => Some(j),
+                _ => None,
+            })
+            .unwrap();
+        weft_core::run::apply(
+            &mut state,
+            Event::TaskFinished {
+                task: job.task.clone(),
+                attempt: 1,
+                outcome: Outcome::Failed {
+                    reason: "exited with code 1".into(),
+                    exit_code: Some(1),
+                    retryable: false,
+                    kind: weft_core::run::FailureKind::ExitCode,
+                },
+                at: 5,
+                hooks: Vec::new(),
+                worker: "w".into(),
+                execution: 1,
+            },
+        );
+        // The record still says running, with no end and no summary.
+        let record = weft_testkit::run_record("r1", 0);
+        let view = super::RunView::new(&record, &state);
+        assert_eq!(view.run.status, "failed");
+        assert_eq!(view.run.finished_at, Some(5));
+        assert_eq!(view.run.summary.as_deref(), Some("a: exited with code 1"));
+    }
 
     #[test]
     fn a_group_says_one_word_for_its_steps() {

@@ -25,8 +25,7 @@ async fn a_finished_run_starts_its_follow_ups_once_and_a_loop_stops() {
     let id = cluster.submit_text(train).await;
     let view = cluster.wait(&id, Duration::from_secs(60)).await;
     assert_eq!(view.run.status, "failed");
-    let finished_at = view.run.finished_at.unwrap();
-    let follow = follow_up_run_id(&id, 0, finished_at);
+    let follow = follow_up_run_id(&id, 0, view.run.created_at);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while client.run(&follow).await.is_err() {
         assert!(

@@ -173,10 +173,11 @@ pub fn fire_run_id(workflow: &str, index: usize, fire_at: Millis) -> String {
     derived_run_id(&format!("{workflow}\n{index}"), fire_at)
 }
 
-/// The run id of `on-finish` entry `index` of finished run `parent`: the
-/// same whichever server acts on the end, so it starts one run.
-pub fn follow_up_run_id(parent: &str, index: usize, finished_at: Millis) -> String {
-    derived_run_id(&format!("on-finish\n{parent}\n{index}"), finished_at)
+/// The run id of `on-finish` entry `index` of run `parent` (created at
+/// `parent_created`): the same whichever server acts on the end, so it
+/// starts one run.
+pub fn follow_up_run_id(parent: &str, index: usize, parent_created: Millis) -> String {
+    derived_run_id(&format!("on-finish\n{parent}\n{index}"), parent_created)
 }
 
 /// A ULID of time `at` whose other 80 bits hash `seed`.

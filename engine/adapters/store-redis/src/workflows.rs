@@ -64,12 +64,7 @@ impl WorkflowStore for RedisRunStore {
 
     /// One round trip for the names, one pipeline for their lengths.
     async fn latest_versions(&self) -> Result<Vec<(String, u32)>, Error> {
-        let mut names: Vec<String> = self
-            .conn()
-            .smembers(self.key(&["workflows"]))
-            .await
-            .map_err(redis_err("listing workflows"))?;
-        names.sort();
+        let names = self.workflow_names().await?;
         if names.is_empty() {
             // Redis refuses an empty pipeline.
             return Ok(Vec::new());
@@ -90,18 +85,25 @@ impl WorkflowStore for RedisRunStore {
     }
 
     async fn workflows(&self) -> Result<Vec<SavedWorkflow>, Error> {
+        let mut out = Vec::new();
+        for name in self.workflow_names().await? {
+            if let Some(w) = self.workflow(&name, None).await? {
+                out.push(w);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl RedisRunStore {
+    /// The names of saved workflows, sorted.
+    async fn workflow_names(&self) -> Result<Vec<String>, Error> {
         let mut names: Vec<String> = self
             .conn()
             .smembers(self.key(&["workflows"]))
             .await
             .map_err(redis_err("listing workflows"))?;
         names.sort();
-        let mut out = Vec::new();
-        for name in names {
-            if let Some(w) = self.workflow(&name, None).await? {
-                out.push(w);
-            }
-        }
-        Ok(out)
+        Ok(names)
     }
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use tokio::sync::broadcast::error::RecvError;
 use weft_core::ports::{Role, RunRecord};
+use weft_core::run::RunStatus;
 use weft_core::schedule::follow_up_run_id;
 use weft_core::spec::on_finish::FOLLOW_UP_PARAMS;
 
@@ -27,7 +28,9 @@ pub fn spawn_follow_ups(api: ApiState) -> tokio::task::JoinHandle<()> {
             match changes.recv().await {
                 Ok(change) if change.finished => {
                     let api = api.clone();
-                    tokio::spawn(async move { follow_up(&api, &change.run_id).await });
+                    tokio::spawn(
+                        async move { follow_up(&api, &change.run_id, change.status).await },
+                    );
                 }
                 Ok(_) => {}
                 Err(RecvError::Lagged(missed)) => tracing::warn!(
@@ -58,36 +61,26 @@ async fn depth(api: &ApiState, record: &RunRecord) -> usize {
     depth
 }
 
-/// The run's record once it says the run ended: the change that ended it
-/// is sent before the driver records that.
-async fn ended(api: &ApiState, run_id: &str) -> Option<RunRecord> {
-    for _ in 0..300 {
-        match api.store.get_run(run_id).await {
-            Ok(Some(r)) if r.status.is_terminal() => return Some(r),
-            Ok(None) => return None,
-            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-        }
-    }
-    tracing::warn!(run = %run_id, "on-finish: the run's end was not recorded within 30 s: no follow-up");
-    None
-}
-
-async fn follow_up(api: &ApiState, run_id: &str) {
-    let Some(record) = ended(api, run_id).await else {
+/// `status`: how the run ended, as the change that ended it says (the
+/// driver records the end in the run's record a moment later; nothing here
+/// needs the record's copy of it).
+async fn follow_up(api: &ApiState, run_id: &str, status: RunStatus) {
+    let Ok(Some(record)) = api.store.get_run(run_id).await else {
         return;
     };
-    let Ok(workflow) = weft_core::spec::load(&record.source) else {
+    // Parsed once per workflow text, as reading runs does.
+    let Some(plan) = api.reads.plan(&record.source) else {
         return;
     };
+    let workflow = &plan.workflow;
     if workflow.on_finish.is_empty() {
         return;
     }
-    let status = record.status.as_str();
+    let status = status.as_str();
     if depth(api, &record).await >= MAX_DEPTH {
         tracing::warn!(run = %run_id, "on-finish: not started: {MAX_DEPTH} runs in a row were started by the end of the one before");
         return;
     }
-    let finished_at = record.finished_at.unwrap_or(record.created_at);
     for (index, entry) in workflow.on_finish.iter().enumerate() {
         match entry.applies(run_id, &record.workflow, status) {
             Ok(true) => {}
@@ -98,7 +91,7 @@ async fn follow_up(api: &ApiState, run_id: &str) {
             }
         }
         let target = &entry.workflow.value;
-        let id = follow_up_run_id(run_id, index, finished_at);
+        let id = follow_up_run_id(run_id, index, record.created_at);
         if matches!(api.store.get_run(&id).await, Ok(Some(_))) {
             continue;
         }
@@ -128,9 +121,7 @@ async fn follow_up(api: &ApiState, run_id: &str) {
             token_id: None,
             name: Some(format!("{SUBMITTER}{run_id}")),
         };
-        match crate::routes::start_saved(api, target, saved.version, params, id.clone(), &caller)
-            .await
-        {
+        match crate::routes::start_saved(api, &saved, params, id.clone(), &caller).await {
             Ok(_) => tracing::info!(run = %run_id, follow_up = %id, "on-finish: started {target}"),
             Err(_) if matches!(api.store.get_run(&id).await, Ok(Some(_))) => {}
             Err(e) => tracing::warn!(run = %run_id, "on-finish: starting {target}: {e}"),

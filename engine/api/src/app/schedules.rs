@@ -7,10 +7,11 @@
 //! started again). `weft backfill` uses the same ids.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use weft_core::ports::Role;
+use weft_core::ports::{Role, SavedWorkflow};
 use weft_core::run::Millis;
 use weft_core::schedule::{fire_run_id, submitter, Overlap, Timing, MAX_FIRES_AT_ONCE};
 use weft_core::spec::triggers::ScheduleSpec;
@@ -47,8 +48,8 @@ const MAX_QUEUED: usize = 100;
 
 /// One schedule of the latest version of a saved workflow, armed.
 struct Armed {
-    workflow: String,
-    version: u32,
+    /// The saved version whose schedule this is.
+    saved: Arc<SavedWorkflow>,
     index: usize,
     spec: ScheduleSpec,
     timing: Timing,
@@ -60,6 +61,10 @@ struct Armed {
     queued: VecDeque<Millis>,
     /// The newest run this schedule started (here or elsewhere).
     last_run: Option<String>,
+    /// Whether the fires before this server armed the schedule were
+    /// looked at for `last_run` (done at the first overlap check, not at
+    /// start-up, and never for `overlap = "allow"`).
+    probed: bool,
 }
 
 impl Armed {
@@ -101,10 +106,11 @@ pub async fn schedule_views(
 ) -> Result<Vec<ScheduleView>, crate::Error> {
     let mut views = Vec::new();
     for saved in api.workflows.workflows().await? {
-        let Ok(workflow) = weft_core::spec::load(&saved.source) else {
+        // Parsed once per text, as reading runs does.
+        let Some(plan) = api.reads.plan(&saved.source) else {
             continue;
         };
-        for (index, spec) in workflow.schedules.iter().enumerate() {
+        for (index, spec) in plan.workflow.schedules.iter().enumerate() {
             let Ok(timing) = spec.timing() else { continue };
             views.push(ScheduleView {
                 workflow: saved.name.clone(),
@@ -168,6 +174,7 @@ impl Scheduler {
             let Some(saved) = self.api.workflows.workflow(&name, Some(version)).await? else {
                 continue;
             };
+            let saved = Arc::new(saved);
             self.versions.insert(saved.name.clone(), saved.version);
             let old: BTreeMap<usize, Armed> = {
                 let keys: Vec<_> = self
@@ -193,13 +200,6 @@ impl Scheduler {
                 let watermark = back
                     .max(saved.saved_at)
                     .max(previous.map_or(0, |p| p.watermark));
-                let last_run = match previous.and_then(|p| p.last_run.clone()) {
-                    Some(run) => Some(run),
-                    None => {
-                        self.newest_run(&saved.name, index, &timing, watermark)
-                            .await
-                    }
-                };
                 tracing::info!(
                     workflow = %saved.name,
                     version = saved.version,
@@ -210,15 +210,15 @@ impl Scheduler {
                 self.armed.insert(
                     (saved.name.clone(), index),
                     Armed {
-                        workflow: saved.name.clone(),
-                        version: saved.version,
+                        saved: saved.clone(),
                         index,
                         spec: spec.clone(),
                         next: timing.next_after(watermark),
                         timing,
                         watermark,
                         queued: previous.map(|p| p.queued.clone()).unwrap_or_default(),
-                        last_run,
+                        last_run: previous.and_then(|p| p.last_run.clone()),
+                        probed: previous.is_some_and(|p| p.probed),
                     },
                 );
             }
@@ -253,7 +253,7 @@ impl Scheduler {
             armed.queued.extend(due);
             while armed.queued.len() > MAX_QUEUED {
                 let dropped = armed.queued.pop_front();
-                tracing::warn!(workflow = %armed.workflow, schedule = armed.index, ?dropped, "more than {MAX_QUEUED} fires wait for an earlier run: the oldest is dropped");
+                tracing::warn!(workflow = %armed.saved.name, schedule = armed.index, ?dropped, "more than {MAX_QUEUED} fires wait for an earlier run: the oldest is dropped");
             }
             while let Some(&fire) = armed.queued.front() {
                 match self.fire(&mut armed, fire).await {
@@ -269,7 +269,7 @@ impl Scheduler {
 
     /// Starts the run of `fire`, as its overlap policy says.
     async fn fire(&self, armed: &mut Armed, fire: Millis) -> Fired {
-        let id = fire_run_id(&armed.workflow, armed.index, fire);
+        let id = fire_run_id(&armed.saved.name, armed.index, fire);
         match self.api.store.get_run(&id).await {
             Ok(Some(_)) => {
                 armed.last_run = Some(id);
@@ -277,21 +277,21 @@ impl Scheduler {
             }
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!(workflow = %armed.workflow, "schedule: reading run {id}: {e}; trying again");
+                tracing::warn!(workflow = %armed.saved.name, "schedule: reading run {id}: {e}; trying again");
                 return Fired::Wait;
             }
         }
         if armed.spec.overlap != Overlap::Allow {
-            if let Some(previous) = self.running(armed).await {
+            if let Some(previous) = self.running(armed, fire).await {
                 match armed.spec.overlap {
                     Overlap::Skip => {
-                        tracing::info!(workflow = %armed.workflow, schedule = armed.index, fire, "skipped: run {previous} of this schedule still runs (overlap = \"skip\")");
+                        tracing::info!(workflow = %armed.saved.name, schedule = armed.index, fire, "skipped: run {previous} of this schedule still runs (overlap = \"skip\")");
                         return Fired::Done;
                     }
                     Overlap::Queue => return Fired::Wait,
                     Overlap::CancelPrevious => {
                         if let Err(e) = self.api.service.cancel(&previous).await {
-                            tracing::warn!(workflow = %armed.workflow, "cancelling run {previous} before the next fire: {e}");
+                            tracing::warn!(workflow = %armed.saved.name, "cancelling run {previous} before the next fire: {e}");
                         }
                     }
                     Overlap::Allow => {}
@@ -301,12 +301,11 @@ impl Scheduler {
         let caller = Caller {
             role: Role::Operator,
             token_id: None,
-            name: Some(submitter(&armed.workflow, armed.index)),
+            name: Some(submitter(&armed.saved.name, armed.index)),
         };
         let started = crate::routes::start_saved(
             &self.api,
-            &armed.workflow,
-            armed.version,
+            &armed.saved,
             armed.spec.overrides().into_iter().collect(),
             id.clone(),
             &caller,
@@ -314,7 +313,7 @@ impl Scheduler {
         .await;
         match started {
             Ok(_) => {
-                tracing::info!(workflow = %armed.workflow, schedule = armed.index, fire, run = %id, "scheduled run started");
+                tracing::info!(workflow = %armed.saved.name, schedule = armed.index, fire, run = %id, "scheduled run started");
                 armed.last_run = Some(id);
                 Fired::Done
             }
@@ -328,18 +327,23 @@ impl Scheduler {
             }) if (400..500).contains(&status) => {
                 // The workflow cannot start (a policy, a secret gone): said
                 // once per fire, not retried.
-                tracing::warn!(workflow = %armed.workflow, schedule = armed.index, fire, "scheduled run refused: {message}");
+                tracing::warn!(workflow = %armed.saved.name, schedule = armed.index, fire, "scheduled run refused: {message}");
                 Fired::Done
             }
             Err(e) => {
-                tracing::warn!(workflow = %armed.workflow, schedule = armed.index, fire, "starting a scheduled run: {e}; trying again");
+                tracing::warn!(workflow = %armed.saved.name, schedule = armed.index, fire, "starting a scheduled run: {e}; trying again");
                 Fired::Wait
             }
         }
     }
 
-    /// The schedule's newest run, if it has not ended.
-    async fn running(&self, armed: &Armed) -> Option<String> {
+    /// The schedule's newest run before `fire`, if it has not ended.
+    async fn running(&self, armed: &mut Armed, fire: Millis) -> Option<String> {
+        if !std::mem::replace(&mut armed.probed, true) && armed.last_run.is_none() {
+            armed.last_run = self
+                .newest_run(&armed.saved.name, armed.index, &armed.timing, fire)
+                .await;
+        }
         let id = armed.last_run.as_ref()?;
         match self.api.store.get_run(id).await {
             Ok(Some(r)) if !r.status.is_terminal() => Some(id.clone()),

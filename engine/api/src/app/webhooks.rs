@@ -2,24 +2,26 @@
 //! of each saved workflow's latest version, parsed once per version.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use weft_core::ports::WorkflowStore;
+use weft_core::ports::{SavedWorkflow, WorkflowStore};
 use weft_core::spec::triggers::WebhookSpec;
 use weft_core::Error;
 
-/// A webhook, with the saved workflow it starts.
+/// A webhook, with the saved workflow version it starts.
 #[derive(Debug, Clone)]
 pub struct Hook {
-    pub workflow: String,
-    pub version: u32,
+    pub saved: Arc<SavedWorkflow>,
     pub spec: WebhookSpec,
 }
+
+/// Each saved workflow's latest version read, with its webhooks.
+type Known = BTreeMap<String, (Arc<SavedWorkflow>, Vec<WebhookSpec>)>;
 
 /// The webhooks of saved workflows, kept per version read.
 #[derive(Default)]
 pub struct HookIndex {
-    by_workflow: Mutex<BTreeMap<String, (u32, Vec<WebhookSpec>)>>,
+    by_workflow: Mutex<Known>,
 }
 
 impl HookIndex {
@@ -31,30 +33,33 @@ impl HookIndex {
             let known = self.by_workflow.lock().expect("hook index lock");
             versions
                 .iter()
-                .filter(|(name, version)| known.get(name).is_none_or(|(v, _)| v != version))
+                .filter(|(name, version)| {
+                    known
+                        .get(name)
+                        .is_none_or(|(saved, _)| saved.version != *version)
+                })
                 .cloned()
                 .collect()
         };
         for (name, version) in stale {
-            let hooks = match store.workflow(&name, Some(version)).await? {
-                Some(saved) => weft_core::spec::load(&saved.source)
-                    .map(|w| w.webhooks)
-                    .unwrap_or_default(),
-                None => Vec::new(),
+            let Some(saved) = store.workflow(&name, Some(version)).await? else {
+                continue;
             };
+            let hooks = weft_core::spec::load(&saved.source)
+                .map(|w| w.webhooks)
+                .unwrap_or_default();
             self.by_workflow
                 .lock()
                 .expect("hook index lock")
-                .insert(name, (version, hooks));
+                .insert(name, (Arc::new(saved), hooks));
         }
         let known = self.by_workflow.lock().expect("hook index lock");
         Ok(versions
             .iter()
-            .filter_map(|(name, _)| known.get_key_value(name))
-            .flat_map(|(name, (version, hooks))| {
+            .filter_map(|(name, _)| known.get(name))
+            .flat_map(|(saved, hooks)| {
                 hooks.iter().map(|spec| Hook {
-                    workflow: name.clone(),
-                    version: *version,
+                    saved: saved.clone(),
                     spec: spec.clone(),
                 })
             })

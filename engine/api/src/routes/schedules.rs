@@ -112,16 +112,7 @@ pub(super) async fn backfill(
             answer.existing.push(id);
             continue;
         }
-        match super::start_saved(
-            &api,
-            &name,
-            saved.version,
-            params.clone(),
-            id.clone(),
-            &runner,
-        )
-        .await
-        {
+        match super::start_saved(&api, &saved, params.clone(), id.clone(), &runner).await {
             Ok(_) => answer.started.push(id),
             // The scheduler started it meanwhile.
             Err(_) if api.store.get_run(&id).await?.is_some() => answer.existing.push(id),

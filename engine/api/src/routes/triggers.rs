@@ -77,7 +77,7 @@ pub(super) async fn deliver(
         0 => return Err(Error::not_found(format!("no webhook {name}"))),
         1 => hooks.remove(0),
         _ => {
-            let workflows: Vec<&str> = hooks.iter().map(|h| h.workflow.as_str()).collect();
+            let workflows: Vec<&str> = hooks.iter().map(|h| h.saved.name.as_str()).collect();
             return Err(Error::new(
                 StatusCode::CONFLICT,
                 format!(
@@ -118,7 +118,7 @@ pub(super) async fn deliver(
 
     let at = now();
     let fresh = ulid::Ulid::new().to_string().to_lowercase();
-    let record = format!("{}/{name}/{delivery}", hook.workflow);
+    let record = format!("{}/{name}/{delivery}", hook.saved.name);
     let id = match api
         .deliveries
         .record_delivery(&record, &fresh, at, at + REMEMBERED_MS)
@@ -144,16 +144,7 @@ pub(super) async fn deliver(
         token_id: None,
         name: Some(format!("webhook:{name}")),
     };
-    match super::start_saved(
-        &api,
-        &hook.workflow,
-        hook.version,
-        params,
-        id.clone(),
-        &caller,
-    )
-    .await
-    {
+    match super::start_saved(&api, &hook.saved, params, id.clone(), &caller).await {
         Ok(_) => {}
         Err(_) if api.store.get_run(&id).await?.is_some() => {
             return Ok((
@@ -189,8 +180,8 @@ async fn signing_key(api: &ApiState, hook: &crate::app::Hook) -> Result<Vec<u8>,
                 workflows: stored.scope.workflows.clone(),
                 pools: Vec::new(),
             };
-            if !scope.allows(&hook.workflow, "") {
-                format!("is not for workflow {}", hook.workflow)
+            if !scope.allows(&hook.saved.name, "") {
+                format!("is not for workflow {}", hook.saved.name)
             } else {
                 match keyring.open(&stored) {
                     Ok(key) => return Ok(key),
@@ -201,7 +192,7 @@ async fn signing_key(api: &ApiState, hook: &crate::app::Hook) -> Result<Vec<u8>,
     };
     tracing::warn!(
         webhook = %hook.spec.name.value,
-        workflow = %hook.workflow,
+        workflow = %hook.saved.name,
         "a delivery was refused: its secret `{secret}` {why}"
     );
     Err(unauthorized())

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use weft_core::ports::{AuditAction, Role};
+use weft_core::ports::{AuditAction, Role, SavedWorkflow};
 
 use super::runs::{check, start};
 use super::{body, now, ApiState};
@@ -47,12 +47,12 @@ pub(super) async fn save(
             .hooks
             .named(api.workflows.as_ref(), &hook.name.value)
             .await?;
-        if let Some(other) = taken.iter().find(|h| h.workflow != name) {
+        if let Some(other) = taken.iter().find(|h| h.saved.name != name) {
             return Err(Error::new(
                 StatusCode::CONFLICT,
                 format!(
                     "webhook `{}` is saved workflow {}'s already: give this one another name",
-                    hook.name.value, other.workflow
+                    hook.name.value, other.saved.name
                 ),
             ));
         }
@@ -120,27 +120,20 @@ pub(super) async fn show(
     }))
 }
 
-/// Starts a run of version `version` of saved workflow `name`, with run id
-/// `id` (a scheduled fire's), as `caller`: the checks a submit has.
+/// Starts a run of saved workflow version `saved` with run id `id` (a
+/// scheduled fire's, a delivery's, a follow-up's), as `caller`: the checks
+/// a submit has.
 pub(crate) async fn start_saved(
     api: &ApiState,
-    name: &str,
-    version: u32,
+    saved: &SavedWorkflow,
     params: BTreeMap<String, String>,
     id: String,
     caller: &Caller,
 ) -> Result<RunSummary, Error> {
-    let w = api
-        .workflows
-        .workflow(name, Some(version))
-        .await?
-        .ok_or_else(|| {
-            Error::not_found(format!("no saved workflow {name} at version {version}"))
-        })?;
     start(
         api,
-        w.source,
-        format!("{}@{}", w.name, w.version),
+        saved.source.clone(),
+        format!("{}@{}", saved.name, saved.version),
         params,
         Default::default(),
         caller,

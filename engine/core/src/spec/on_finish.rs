@@ -1,8 +1,6 @@
 //! `[workflow] on-finish`: saved workflows a finished run starts, each
 //! perhaps only when a condition on the run holds.
 
-use toml::de::DeValue;
-
 use super::parse::{is_name, Parser, Value};
 use crate::diagnostic::{Diagnostic, Span, Spanned};
 use crate::expr::Condition;
@@ -43,25 +41,14 @@ impl OnFinish {
 
 impl Parser {
     pub(super) fn on_finish(&mut self, v: &Value) -> Vec<OnFinish> {
-        let DeValue::Array(items) = v.get_ref() else {
-            self.wrong_type(
-                v,
-                "`workflow.on-finish`",
-                "a list of `{ workflow, when }` tables",
-            );
+        let Some(items) = self.bounded_list(
+            v,
+            "`workflow.on-finish`",
+            "`{ workflow, when }` tables",
+            MAX_ON_FINISH,
+        ) else {
             return Vec::new();
         };
-        if items.len() > MAX_ON_FINISH {
-            self.error(
-                v.span(),
-                format!(
-                    "{} follow-ups: `on-finish` may name at most {MAX_ON_FINISH}",
-                    items.len()
-                ),
-                "too many",
-            );
-            return Vec::new();
-        }
         items
             .iter()
             .filter_map(|item| self.on_finish_entry(item))

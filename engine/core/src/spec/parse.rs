@@ -147,6 +147,30 @@ impl Parser {
         }
     }
 
+    /// `v` as a list of at most `max` items: `what` names it and `items`
+    /// what it holds, in the messages. `None` (with the error) otherwise.
+    pub(super) fn bounded_list<'v, 'a>(
+        &mut self,
+        v: &'v Value<'a>,
+        what: &str,
+        items: &str,
+        max: usize,
+    ) -> Option<&'v [Value<'a>]> {
+        let DeValue::Array(list) = v.get_ref() else {
+            self.wrong_type(v, what, &format!("a list of {items}"));
+            return None;
+        };
+        if list.len() > max {
+            self.error(
+                v.span(),
+                format!("{} {items} in {what}: at most {max}", list.len()),
+                "too many",
+            );
+            return None;
+        }
+        Some(list)
+    }
+
     pub(super) fn string(&mut self, v: &Value, what: &str) -> Option<Spanned<String>> {
         match v.get_ref() {
             DeValue::String(s) => Some(Spanned::new(s.to_string(), v.span())),

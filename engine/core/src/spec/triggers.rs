@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
-use toml::de::DeValue;
 
 use super::model::Param;
 use super::parse::{Parser, Value};
@@ -23,6 +22,15 @@ const SCHEDULE_KEYS: &[&str] = &["cron", "timezone", "params", "overlap", "catch
 /// The catch-up window when none is given: a server restarting within it
 /// misses nothing.
 pub const DEFAULT_CATCH_UP: Duration = Duration::from_secs(60);
+
+/// A value as a `--param` override gives it: a string as is, anything
+/// else as JSON.
+fn as_override(value: Json) -> String {
+    match value {
+        Json::String(s) => s,
+        other => other.to_string(),
+    }
+}
 
 /// One `[[triggers.schedule]]`.
 #[derive(Debug, Clone)]
@@ -51,13 +59,7 @@ impl ScheduleSpec {
     pub fn overrides(&self) -> Vec<(String, String)> {
         self.params
             .iter()
-            .map(|(k, v)| {
-                let raw = match v {
-                    Json::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                (k.clone(), raw)
-            })
+            .map(|(k, v)| (k.clone(), as_override(v.clone())))
             .collect()
     }
 }
@@ -94,11 +96,7 @@ impl WebhookSpec {
                 let value = template
                     .evaluate(&lookup)
                     .map_err(|e| format!("parameter `{name}`: {e}"))?;
-                let raw = match value {
-                    Json::String(s) => s,
-                    other => other.to_string(),
-                };
-                Ok((name.clone(), raw))
+                Ok((name.clone(), as_override(value)))
             })
             .collect()
     }
@@ -133,25 +131,14 @@ impl Parser {
     }
 
     fn webhooks(&mut self, list: &Value, params: &[Param]) -> Vec<WebhookSpec> {
-        let DeValue::Array(items) = list.get_ref() else {
-            self.wrong_type(
-                list,
-                "`triggers.webhook`",
-                "an array of tables (`[[triggers.webhook]]`)",
-            );
+        let Some(items) = self.bounded_list(
+            list,
+            "`triggers.webhook`",
+            "webhooks (`[[triggers.webhook]]`)",
+            MAX_WEBHOOKS_PER_WORKFLOW,
+        ) else {
             return Vec::new();
         };
-        if items.len() > MAX_WEBHOOKS_PER_WORKFLOW {
-            self.error(
-                list.span(),
-                format!(
-                    "{} webhooks: a workflow may have at most {MAX_WEBHOOKS_PER_WORKFLOW}",
-                    items.len()
-                ),
-                "too many",
-            );
-            return Vec::new();
-        }
         let mut hooks: Vec<WebhookSpec> = Vec::new();
         for item in items {
             let Some(hook) = self.webhook(item, params) else {
@@ -261,25 +248,14 @@ impl Parser {
     }
 
     fn schedules(&mut self, list: &Value, params: &[Param]) -> Vec<ScheduleSpec> {
-        let DeValue::Array(items) = list.get_ref() else {
-            self.wrong_type(
-                list,
-                "`triggers.schedule`",
-                "an array of tables (`[[triggers.schedule]]`)",
-            );
+        let Some(items) = self.bounded_list(
+            list,
+            "`triggers.schedule`",
+            "schedules (`[[triggers.schedule]]`)",
+            MAX_SCHEDULES_PER_WORKFLOW,
+        ) else {
             return Vec::new();
         };
-        if items.len() > MAX_SCHEDULES_PER_WORKFLOW {
-            self.error(
-                list.span(),
-                format!(
-                    "{} schedules: a workflow may have at most {MAX_SCHEDULES_PER_WORKFLOW}",
-                    items.len()
-                ),
-                "too many",
-            );
-            return Vec::new();
-        }
         items
             .iter()
             .filter_map(|item| self.schedule(item, params))
@@ -484,6 +460,11 @@ mod tests {
                 "{body}: {errors:?}"
             );
         }
+        let many = "[[triggers.schedule]]\ncron = \"@daily\"\n".repeat(17);
+        assert_eq!(
+            errors(&many),
+            ["17 schedules (`[[triggers.schedule]]`) in `triggers.schedule`: at most 16"]
+        );
         let diags = crate::spec::load(&format!(
             "{BASE}[[triggers.schedule]]\ncron = \"61 * * * *\"\n"
         ))

@@ -68,11 +68,15 @@ async fn follow_up(api: &ApiState, run_id: &str, status: RunStatus) {
     let Ok(Some(record)) = api.store.get_run(run_id).await else {
         return;
     };
-    // Parsed once per workflow text, as reading runs does.
-    let Some(plan) = api.reads.plan(&record.source) else {
+    // Most runs have no follow-up: a text without the key has none, and is
+    // not parsed. (Not through the read cache: it would keep the plan of
+    // every finished run, however large, in memory.)
+    if !record.source.contains("on-finish") {
+        return;
+    }
+    let Ok(workflow) = weft_core::spec::load(&record.source) else {
         return;
     };
-    let workflow = &plan.workflow;
     if workflow.on_finish.is_empty() {
         return;
     }

@@ -106,11 +106,10 @@ pub async fn schedule_views(
 ) -> Result<Vec<ScheduleView>, crate::Error> {
     let mut views = Vec::new();
     for saved in api.workflows.workflows().await? {
-        // Parsed once per text, as reading runs does.
-        let Some(plan) = api.reads.plan(&saved.source) else {
+        let Ok(workflow) = weft_core::spec::load(&saved.source) else {
             continue;
         };
-        for (index, spec) in plan.workflow.schedules.iter().enumerate() {
+        for (index, spec) in workflow.schedules.iter().enumerate() {
             let Ok(timing) = spec.timing() else { continue };
             views.push(ScheduleView {
                 workflow: saved.name.clone(),

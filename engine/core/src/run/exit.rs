@@ -17,11 +17,7 @@ impl Machine<'_> {
 
     /// Whether a step other than one allowed to fail has failed.
     pub(super) fn any_failed(&self) -> bool {
-        self.state
-            .steps
-            .iter()
-            .zip(&self.state.plan.workflow.steps)
-            .any(|(s, spec)| s.status == StepStatus::Failed && !spec.continue_on_error)
+        self.state.failed_steps > 0
     }
 
     /// Starts the on-exit step if it has not started: `stopped` is the

@@ -365,6 +365,9 @@ impl Machine<'_> {
         step.status = status;
         step.finished_at = Some(at);
         self.state.open_steps -= 1;
+        if status == StepStatus::Failed && !self.state.plan.workflow.steps[si].continue_on_error {
+            self.state.failed_steps += 1;
+        }
         let id = self.state.plan.workflow.steps[si].id.clone();
         let plan = self.state.plan.clone();
         let mut dependents: Vec<usize> = plan.dag.dependents(si).collect();

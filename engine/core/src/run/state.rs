@@ -222,6 +222,10 @@ pub struct RunState {
     pub finished_at: Option<Millis>,
     /// Steps not yet finished.
     pub(super) open_steps: usize,
+    /// Steps that failed and may not (`continue-on-error` apart): what
+    /// `run.failed` and the run's end read, counted as steps close rather
+    /// than by a scan of every step for every job built.
+    pub(super) failed_steps: usize,
     pub cancel_reason: Option<String>,
     /// Set once the run's `on-exit` step is started: the status the run
     /// ended with before it (`Succeeded` or `Failed` when its other steps
@@ -264,6 +268,7 @@ impl RunState {
         Self {
             run_id: run_id.into(),
             open_steps: steps.len(),
+            failed_steps: 0,
             plan,
             params,
             status: RunStatus::Pending,

@@ -13,6 +13,7 @@ mod caching;
 mod check;
 mod cli;
 mod cluster;
+mod concurrency;
 mod containers;
 mod dashboard;
 mod drills;

@@ -83,6 +83,7 @@ async fn run_with(
         submitted_by: None,
         policy: None,
         cache: Default::default(),
+        priority: 0,
     };
     let (_, handle) = service
         .submit(new, Box::new(|_: &RunState, _: &weft_core::run::Event| {}))

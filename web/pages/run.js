@@ -69,6 +69,12 @@ export function mount(el, [id]) {
       h('h1', {}, r.workflow, ' ', h('small', {}, r.id)), badge(r.status),
       h('span', { class: 'muted' }, `${time(r.created_at)} · ${duration(end - r.created_at)}${r.submitted_by ? ` · by ${r.submitted_by}` : ''}`),
       h('span', { class: 'spacer' }), tab('graph', 'Graph'), tab('timeline', 'Timeline'), ...actions);
+    // A run held back by its concurrency key says what it waits for.
+    if (r.waiting) head.append(h('p', { class: 'waiting', role: 'status' }, `Waiting: ${r.waiting}`));
+    else if (r.concurrency && !finished(r.status)) {
+      const c = r.concurrency;
+      head.append(h('p', { class: 'muted' }, `Concurrency key ${c.key} (limit ${c.limit}, ${c.policy}, priority ${c.priority})`));
+    }
   }
 
   async function cancel() {

@@ -41,6 +41,7 @@ pub fn engine(
         cache: store.clone(),
         secrets: Some(store.clone()),
     };
+    let slots: Arc<dyn weft_core::ports::ConcurrencySlots> = store.clone();
     let run_store: Arc<dyn RunStore> = store;
     let mut worker = Worker::new(
         queue.clone(),
@@ -66,7 +67,9 @@ pub fn engine(
         },
     );
     Ok((
-        Service::new(queue, run_store, clock, abort, orchestrator).with_step_cache(caching),
+        Service::new(queue, run_store, clock, abort, orchestrator)
+            .with_step_cache(caching)
+            .with_concurrency_slots(slots),
         worker,
     ))
 }

@@ -113,6 +113,8 @@ impl Reporter {
             Event::Started { at }
             | Event::StepReused { at, .. }
             | Event::Admitted { at, .. }
+            | Event::Queued { at, .. }
+            | Event::Waiting { at, .. }
             | Event::TaskStarted { at, .. }
             | Event::TaskFinished { at, .. }
             | Event::TaskCached { at, .. }

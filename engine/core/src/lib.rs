@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod artifacts;
 pub mod cache;
+pub mod concurrency;
 pub mod dag;
 pub mod diagnostic;
 mod error;

@@ -6,8 +6,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use weft_core::ports::{Fence, ReportDelivery, ReportKind, RunRecord};
-use weft_core::run::{apply, resume, Action, Event, HookRun, RunState, TaskId};
+use weft_core::run::{apply, resume, Action, Event, HookRun, RunState, RunStatus, TaskId};
 
+use crate::gate::{Gate, GateStep};
 use crate::service::{RunChange, Shared};
 use crate::timers::Timers;
 use crate::window::Window;
@@ -36,19 +37,24 @@ pub(crate) struct Driver {
     /// The lease this driver writes with.
     pub fence: Fence,
     pub inbox: mpsc::UnboundedReceiver<Box<dyn ReportDelivery>>,
-    pub cancel: watch::Receiver<bool>,
+    pub cancel: watch::Receiver<Option<String>>,
     /// Events before `Started`: `Admitted`, and a retry's `StepReused`.
     pub prelude: Vec<Event>,
     /// Dispatched jobs waiting for room in the queue.
     pub window: Window,
 }
 
-/// Resolves when `cancel` turns true (holding no borrow across awaits);
-/// never, once its sender is gone (the driver is being replaced, which is
-/// no cancel).
-async fn cancelled(cancel: &mut watch::Receiver<bool>) {
-    if cancel.wait_for(|c| *c).await.is_err() {
-        std::future::pending::<()>().await;
+/// Resolves with the reason once someone asks to cancel (holding no
+/// borrow across awaits); never, once its sender is gone (the driver is
+/// being replaced, which is no cancel).
+async fn cancelled(cancel: &mut watch::Receiver<Option<String>>) -> String {
+    let reason = match cancel.wait_for(|c| c.is_some()).await {
+        Ok(reason) => Some(reason.clone().unwrap_or_default()),
+        Err(_) => None,
+    };
+    match reason {
+        Some(reason) => reason,
+        None => std::future::pending().await,
     }
 }
 
@@ -77,17 +83,39 @@ impl Driver {
         let mut events: Vec<Event> = Vec::new();
         let mut acks: Vec<Box<dyn ReportDelivery>> = Vec::new();
 
-        if self.logged == 0 {
-            events.append(&mut self.prelude);
-            events.push(Event::Started {
-                at: shared.clock.now(),
+        // A run with a concurrency key starts only once it holds a slot.
+        let mut gate: Option<Gate> = None;
+        if self.logged == 0 || self.state.status == RunStatus::Pending {
+            let queued = self.prelude.iter().find_map(|e| match e {
+                Event::Queued { spot, .. } => Some(spot.clone()),
+                _ => None,
             });
+            events.append(&mut self.prelude);
+            match queued.or_else(|| self.state.queue.clone()) {
+                Some(spot) => gate = Some(Gate::new(spot)),
+                None => events.push(Event::Started {
+                    at: shared.clock.now(),
+                }),
+            }
         } else {
             // Taken over: put the replayed run back in motion.
             let actions = resume(&mut self.state, shared.options.jobs_lost_on_restart);
             events.extend(self.carry_out_all(actions, &mut timers).await?);
         }
         loop {
+            if let Some(g) = gate.as_mut() {
+                if self.state.status.is_terminal() {
+                    gate = None;
+                } else if events.is_empty() && Instant::now() >= g.next {
+                    match self.ask_for_slot(g).await {
+                        GateStep::Open(start) => {
+                            events.extend(start);
+                            gate = None;
+                        }
+                        GateStep::Wait(more) => events.extend(more),
+                    }
+                }
+            }
             if !events.is_empty() {
                 self.append(&events).await?;
                 let mut actions = Vec::new();
@@ -132,11 +160,20 @@ impl Driver {
                     continue;
                 }
             }
-            let wake = timers
+            let mut wake = timers
                 .next_due()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
                 .min(next_renewal);
+            if let Some(g) = &gate {
+                wake = wake.min(g.next);
+            }
+            let slot_freed = shared.slot_freed.notified();
             tokio::select! {
+                _ = slot_freed, if gate.is_some() => {
+                    if let Some(g) = gate.as_mut() {
+                        g.next = Instant::now();
+                    }
+                }
                 delivery = self.inbox.recv() => {
                     let Some(delivery) = delivery else { return Err(Error::Port(weft_core::Error::Closed("report router".into()))) };
                     self.take_report(delivery, &mut events, &mut acks);
@@ -155,9 +192,9 @@ impl Driver {
                         events.push(stamp(e, shared.clock.now()));
                     }
                 }
-                _ = cancelled(&mut self.cancel), if !cancel_sent => {
+                reason = cancelled(&mut self.cancel), if !cancel_sent => {
                     cancel_sent = true;
-                    events.push(Event::CancelRequested { reason: "cancelled by user".into(), at: shared.clock.now() });
+                    events.push(Event::CancelRequested { reason, at: shared.clock.now() });
                 }
             }
         }
@@ -173,6 +210,7 @@ impl Driver {
             tracing::warn!(run = %self.record.id, "recording that the run ended: {e}; trying again");
             tokio::time::sleep(backoff(tries)).await;
         }
+        self.release_slot().await;
         if let Err(e) = shared.store.release(&self.record.id, &self.fence).await {
             // It expires on its own; the run is over either way.
             tracing::warn!(run = %self.record.id, "releasing the lease: {e}");
@@ -375,6 +413,7 @@ pub(crate) fn report_event(r: weft_core::ports::Report, at: u64) -> Event {
             worker: r.worker,
             execution: r.execution,
         },
+        ReportKind::Cancel { reason } => Event::CancelRequested { reason, at },
     }
 }
 

@@ -13,6 +13,7 @@ mod caching;
 mod clock;
 mod driver;
 mod error;
+mod gate;
 mod late;
 mod options;
 mod plugins;

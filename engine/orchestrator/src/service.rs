@@ -37,6 +37,9 @@ pub struct NewRun {
     pub policy: Option<weft_core::policy::RunPolicy>,
     /// `--no-cache`, `--refresh STEP`.
     pub cache: weft_core::cache::RunCacheChoice,
+    /// Its place among runs waiting for a concurrency key's slots
+    /// (`MIN_PRIORITY..=MAX_PRIORITY`, higher first; 0 by default).
+    pub priority: i32,
 }
 
 /// Who starts a run again, and the policy for their role.
@@ -60,7 +63,8 @@ fn run_limits(
 /// What the service keeps per run it drives.
 pub(crate) struct Live {
     pub(crate) inbox: mpsc::UnboundedSender<Box<dyn ReportDelivery>>,
-    cancel: watch::Sender<bool>,
+    /// Why the run is to be cancelled, once someone asks.
+    cancel: watch::Sender<Option<String>>,
 }
 
 pub(crate) struct Shared {
@@ -81,6 +85,12 @@ pub(crate) struct Shared {
     pub published: std::sync::atomic::AtomicU64,
     /// Results kept for later runs (`cache = true`); none: every step runs.
     pub cache: Option<StepCaching>,
+    /// The cluster's concurrency keys; none: a workflow with
+    /// `concurrency` is refused.
+    pub slots: Option<Arc<dyn weft_core::ports::ConcurrencySlots>>,
+    /// Told when a run driven here gives up a key's slot, so the runs
+    /// waiting here ask again at once rather than at their next poll.
+    pub slot_freed: tokio::sync::Notify,
 }
 
 /// The step cache and what its keys need besides the job.
@@ -168,6 +178,8 @@ impl Service {
                 run_ids: Box::new(ulid_run_id),
                 published: Default::default(),
                 cache: None,
+                slots: None,
+                slot_freed: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -188,6 +200,19 @@ impl Service {
         Arc::get_mut(&mut self.shared)
             .expect("with_step_cache is called before the service is cloned")
             .cache = Some(caching);
+        self
+    }
+
+    /// Keeps concurrency keys' slots in `slots`, so workflows with
+    /// `[workflow] concurrency` may run. Call it before the service is
+    /// cloned.
+    pub fn with_concurrency_slots(
+        mut self,
+        slots: Arc<dyn weft_core::ports::ConcurrencySlots>,
+    ) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("with_concurrency_slots is called before the service is cloned")
+            .slots = Some(slots);
         self
     }
 
@@ -243,6 +268,13 @@ impl Service {
             .options
             .check_size(&run.workflow)
             .map_err(Error::TooLarge)?;
+        let mut prelude = run.prelude;
+        if let Some(spot) = self.queue_spot(&run.workflow, &run.params, run.priority)? {
+            prelude.push(Event::Queued {
+                at: spot.queued_at,
+                spot,
+            });
+        }
         let record = RunRecord {
             id: id.unwrap_or_else(|| (self.shared.run_ids)()),
             workflow: run.workflow.name.clone(),
@@ -279,8 +311,43 @@ impl Service {
         state.limits = record.limits;
         state.policy = record.policy.clone().map(Arc::new);
         state.cache = record.cache.clone();
-        let handle = self.start(record.clone(), state, 0, fence, run.prelude, progress);
+        let handle = self.start(record.clone(), state, 0, fence, prelude, progress);
         Ok((record, handle))
+    }
+
+    /// Where a new run of `workflow` stands in its concurrency key's line,
+    /// if it has a key: `Invalid` if the key renders badly, the priority is
+    /// out of range, or this engine keeps no keys.
+    fn queue_spot(
+        &self,
+        workflow: &Workflow,
+        params: &Map<String, Json>,
+        priority: i32,
+    ) -> Result<Option<weft_core::concurrency::QueueSpot>, Error> {
+        use weft_core::concurrency::{MAX_PRIORITY, MIN_PRIORITY};
+        if !(MIN_PRIORITY..=MAX_PRIORITY).contains(&priority) {
+            return Err(Error::Invalid(format!(
+                "priority {priority} is out of range: from {MIN_PRIORITY} to {MAX_PRIORITY}"
+            )));
+        }
+        let Some(c) = &workflow.concurrency else {
+            return Ok(None);
+        };
+        if self.shared.slots.is_none() {
+            return Err(Error::Invalid(
+                "`[workflow] concurrency` needs a store that keeps concurrency keys, and this engine has none".into(),
+            ));
+        }
+        let key = c
+            .key_for(&workflow.name, params)
+            .map_err(|e| Error::Invalid(format!("`[workflow] concurrency`: {e}")))?;
+        Ok(Some(weft_core::concurrency::QueueSpot {
+            key,
+            limit: c.limit,
+            policy: c.policy,
+            priority,
+            queued_at: self.shared.clock.now(),
+        }))
     }
 
     /// Marks `run_id` as being started here; `None` if it is driven or
@@ -386,7 +453,7 @@ impl Service {
         progress: Box<dyn Progress>,
     ) -> RunHandle {
         let (inbox_tx, inbox) = mpsc::unbounded_channel();
-        let (cancel_tx, cancel) = watch::channel(false);
+        let (cancel_tx, cancel) = watch::channel(None);
         let id = record.id.clone();
         self.shared.live.lock().expect("live lock").insert(
             id.clone(),
@@ -473,20 +540,48 @@ impl Service {
             submitted_by: by.name,
             policy: by.policy,
             cache: Default::default(),
+            priority: 0,
         };
         self.submit(run, progress).await
     }
 
-    /// Asks a run driven here to cancel. `NotOwner` if it is driven elsewhere.
+    /// Asks a run to cancel, as its user did.
     pub async fn cancel(&self, run_id: &str) -> Result<(), Error> {
+        self.cancel_because(run_id, "cancelled by user").await
+    }
+
+    /// Asks a run to cancel for `reason`: at once if it is driven here;
+    /// else through the report queue, to whichever server drives it (or
+    /// adopts it). Cancelling an ended run does nothing.
+    pub async fn cancel_because(&self, run_id: &str, reason: &str) -> Result<(), Error> {
         if let Some(live) = self.shared.live.lock().expect("live lock").get(run_id) {
-            let _ = live.cancel.send(true);
+            live.cancel.send_if_modified(|r| {
+                let first = r.is_none();
+                r.get_or_insert_with(|| reason.to_string());
+                first
+            });
             return Ok(());
         }
         match self.shared.store.get_run(run_id).await? {
             None => Err(Error::NoSuchRun(run_id.to_string())),
             Some(r) if r.status.is_terminal() => Ok(()),
-            Some(_) => Err(Error::NotOwner(run_id.to_string())),
+            Some(_) => {
+                let report = weft_core::ports::Report {
+                    run_id: run_id.to_string(),
+                    task: TaskId::new("", None),
+                    attempt: 0,
+                    worker: String::new(),
+                    at: self.shared.clock.now(),
+                    execution: 0,
+                    kind: weft_core::ports::ReportKind::Cancel {
+                        reason: weft_core::run::bounded_text(
+                            reason,
+                            weft_core::run::MAX_TEXT_BYTES,
+                        ),
+                    },
+                };
+                Ok(self.shared.queue.report(&report).await?)
+            }
         }
     }
 }

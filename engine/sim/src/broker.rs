@@ -358,6 +358,7 @@ impl JobQueue for SimQueue {
         let kind = match &report.kind {
             weft_core::ports::ReportKind::Started => "started",
             weft_core::ports::ReportKind::Finished { .. } => "finished",
+            weft_core::ports::ReportKind::Cancel { .. } => "cancel",
         };
         self.process.world.trace(format!(
             "{}: report {}/{}#{} {kind} (execution {})",

@@ -16,6 +16,8 @@ pub fn brief(event: &Event) -> String {
     match event {
         Event::StepReused { step, .. } => format!("reused {step}"),
         Event::Admitted { decisions, .. } => format!("admitted by {}", decisions.len()),
+        Event::Queued { spot, .. } => format!("queued on {}", spot.key),
+        Event::Waiting { reason, .. } => format!("waiting: {reason}"),
         Event::Started { .. } => "started".into(),
         Event::TaskStarted {
             task,

@@ -87,7 +87,9 @@ impl Cluster {
             .with_step_cache(weft_orchestrator::StepCaching {
                 cache: Arc::new(self.world.store.clone()),
                 secrets: None,
-            });
+            })
+            // As the cache: one line per key for every orchestrator.
+            .with_concurrency_slots(Arc::new(self.world.store.clone()));
         service.spawn_router();
         service.spawn_adopter();
         service.spawn_dead_letters();

@@ -154,6 +154,7 @@ async fn run(world: Arc<World>, scenario: Scenario) -> SimOutcome {
                 submitted_by: None,
                 policy: None,
                 cache: Default::default(),
+                priority: 0,
             };
             match service.submit(run, Box::new(|_: &_, _: &_| {})).await {
                 Ok((record, _)) => {

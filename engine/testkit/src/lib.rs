@@ -10,6 +10,7 @@
 pub mod artifact_store;
 pub mod audit_log;
 pub mod clock;
+pub mod concurrency_slots;
 pub mod deliveries;
 pub mod job_queue;
 pub mod kernels;

@@ -34,6 +34,8 @@ pub struct MemoryState {
     pub cached: BTreeMap<weft_core::artifacts::Digest, weft_core::cache::CacheEntry>,
     /// Webhook deliveries: key → (run id, expires at).
     pub deliveries: BTreeMap<String, (String, u64)>,
+    /// Concurrency keys' holders and lines, by key.
+    pub concurrency: BTreeMap<String, weft_core::concurrency::KeySlots>,
 }
 
 /// The in-memory store. Cheap to clone; clones share the state.
@@ -411,6 +413,30 @@ impl weft_core::ports::RunRemoval for MemoryRunStore {
         let mut s = self.lock();
         for a in attempts {
             s.logs.remove(&attempt_id(a));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl weft_core::ports::ConcurrencySlots for MemoryRunStore {
+    async fn acquire_slot(
+        &self,
+        run_id: &str,
+        spot: &weft_core::concurrency::QueueSpot,
+    ) -> Result<weft_core::concurrency::SlotAnswer, Error> {
+        let mut s = self.lock();
+        let slots = s.concurrency.entry(spot.key.clone()).or_default();
+        Ok(slots.acquire(run_id, spot.limit, spot.rank()))
+    }
+
+    async fn release_slot(&self, key: &str, run_id: &str) -> Result<(), Error> {
+        let mut s = self.lock();
+        if let Some(slots) = s.concurrency.get_mut(key) {
+            slots.release(run_id);
+            if slots.is_empty() {
+                s.concurrency.remove(key);
+            }
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod audit;
+mod concurrency;
 mod deliveries;
 mod logs;
 mod plugins;
@@ -109,6 +110,8 @@ impl EmbeddedRunStore {
             txn.open_table(step_cache::CACHE)
                 .map_err(err("creating tables"))?;
             txn.open_table(deliveries::DELIVERIES)
+                .map_err(err("creating tables"))?;
+            txn.open_table(concurrency::CONCURRENCY)
                 .map_err(err("creating tables"))?;
         }
         txn.commit().map_err(err("creating tables"))?;

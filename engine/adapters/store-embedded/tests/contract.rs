@@ -33,3 +33,4 @@ async fn history_survives_reopening_the_store() {
 }
 weft_testkit::run_removal_contract!(fresh());
 weft_testkit::deliveries_contract!(fresh());
+weft_testkit::concurrency_slots_contract!(fresh());

@@ -12,6 +12,8 @@
 //!   entries of at most 64 KiB keyed by byte offset (`XADD MAXLEN ~`), so it
 //!   can be tailed live, read in pages, and appended to exactly once.
 //!
+//! - `P:slots:<key>:held` and `P:slots:<key>:line`: a concurrency key's
+//!   holders and the runs waiting for it, by rank;
 //! - `P:secrets`: secrets by name, each sealed under the server's keyring
 //!   (never in clear);
 //!
@@ -20,6 +22,7 @@
 //! Depends on `weft-core` only.
 
 mod audit;
+mod concurrency;
 mod deliveries;
 mod logs;
 mod options;

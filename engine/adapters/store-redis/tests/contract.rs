@@ -23,3 +23,6 @@ weft_testkit::plugin_store_contract!(async { RedisRunStore::connect(options()).a
 weft_testkit::step_cache_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
 weft_testkit::run_removal_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
 weft_testkit::deliveries_contract!(async { RedisRunStore::connect(options()).await.unwrap() });
+weft_testkit::concurrency_slots_contract!(async {
+    RedisRunStore::connect(options()).await.unwrap()
+});

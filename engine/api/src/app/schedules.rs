@@ -307,6 +307,7 @@ impl Scheduler {
             &armed.saved,
             armed.spec.overrides().into_iter().collect(),
             id.clone(),
+            armed.spec.priority,
             &caller,
         )
         .await;

@@ -31,13 +31,16 @@ pub(super) async fn submit(
         .file
         .clone()
         .unwrap_or_else(|| "workflow.toml".into());
-    let cache = request.cache_choice();
+    let choices = RunChoices {
+        cache: request.cache_choice(),
+        priority: request.priority,
+    };
     let record = start(
         &api,
         request.workflow,
         file,
         request.params,
-        cache,
+        choices,
         &caller,
         None,
     )
@@ -97,16 +100,26 @@ fn problems(
     })
 }
 
+/// What a submitter chooses for one run besides its params.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunChoices {
+    /// `--no-cache`, `--refresh STEP`.
+    pub cache: weft_core::cache::RunCacheChoice,
+    /// Its place among runs waiting for a concurrency key's slots.
+    pub priority: i32,
+}
+
 /// Validates `source` with `params` overrides and starts a run of it.
 pub(super) async fn start(
     api: &ApiState,
     source: String,
     file: String,
     params: std::collections::BTreeMap<String, String>,
-    cache: weft_core::cache::RunCacheChoice,
+    choices: RunChoices,
     caller: &Caller,
     id: Option<String>,
 ) -> Result<RunSummary, Error> {
+    let RunChoices { cache, priority } = choices;
     let workflow = check(&file, &source)?;
     cache
         .check(&workflow)
@@ -161,6 +174,7 @@ pub(super) async fn start(
         submitted_by: caller.name.clone(),
         policy,
         cache,
+        priority,
     };
     let (record, _handle) = api
         .service

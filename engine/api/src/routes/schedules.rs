@@ -112,7 +112,16 @@ pub(super) async fn backfill(
             answer.existing.push(id);
             continue;
         }
-        match super::start_saved(&api, &saved, params.clone(), id.clone(), &runner).await {
+        let started = super::start_saved(
+            &api,
+            &saved,
+            params.clone(),
+            id.clone(),
+            spec.priority,
+            &runner,
+        )
+        .await;
+        match started {
             Ok(_) => answer.started.push(id),
             // The scheduler started it meanwhile.
             Err(_) if api.store.get_run(&id).await?.is_some() => answer.existing.push(id),

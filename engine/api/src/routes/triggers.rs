@@ -144,7 +144,7 @@ pub(super) async fn deliver(
         token_id: None,
         name: Some(format!("webhook:{name}")),
     };
-    match super::start_saved(&api, &hook.saved, params, id.clone(), &caller).await {
+    match super::start_saved(&api, &hook.saved, params, id.clone(), 0, &caller).await {
         Ok(_) => {}
         Err(_) if api.store.get_run(&id).await?.is_some() => {
             return Ok((

@@ -10,7 +10,7 @@ use axum::Json;
 use serde::Deserialize;
 use weft_core::ports::{AuditAction, Role, SavedWorkflow};
 
-use super::runs::{check, start};
+use super::runs::{check, start, RunChoices};
 use super::{body, now, ApiState};
 use crate::auth::Caller;
 use crate::views::{RunSummary, SavedWorkflowView};
@@ -128,6 +128,7 @@ pub(crate) async fn start_saved(
     saved: &SavedWorkflow,
     params: BTreeMap<String, String>,
     id: String,
+    priority: i32,
     caller: &Caller,
 ) -> Result<RunSummary, Error> {
     start(
@@ -135,7 +136,10 @@ pub(crate) async fn start_saved(
         saved.source.clone(),
         format!("{}@{}", saved.name, saved.version),
         params,
-        Default::default(),
+        RunChoices {
+            priority,
+            ..Default::default()
+        },
         caller,
         Some(id),
     )
@@ -149,6 +153,10 @@ pub(super) struct RunSaved {
     version: Option<u32>,
     #[serde(default)]
     params: BTreeMap<String, String>,
+    /// Its place among runs waiting for a concurrency key's slots (-1000
+    /// to 1000, higher first).
+    #[serde(default)]
+    priority: i32,
 }
 
 #[utoipa::path(post, path = "/api/workflows/{name}/runs", tag = "workflows", params(("name" = String, Path)), request_body(content = RunSaved, description = "optional"), responses((status = 201, body = RunSummary), (status = 404, description = "no such workflow or version")), security(("bearer" = [])))]
@@ -170,7 +178,10 @@ pub(super) async fn run(
         w.source,
         format!("{}@{}", w.name, w.version),
         request.params,
-        Default::default(),
+        RunChoices {
+            priority: request.priority,
+            ..Default::default()
+        },
         &caller,
         None,
     )

@@ -164,6 +164,18 @@ pub async fn show(source: &Source, run: &str) -> anyhow::Result<ExitCode> {
         }
         println!("{line}");
     }
+    if let Some(c) = &v.concurrency {
+        println!(
+            "key       {} (limit {}, {}, priority {})",
+            c.key,
+            c.limit,
+            c.policy.as_str(),
+            c.priority
+        );
+    }
+    if let Some(w) = &v.waiting {
+        println!("waiting   {w}");
+    }
     if let Some(s) = &v.run.summary {
         println!("summary   {s}");
     }

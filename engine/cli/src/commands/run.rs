@@ -79,6 +79,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         submitted_by: user(),
         policy: None,
         cache: args.workflow.cache_choice(&workflow)?,
+        priority: args.workflow.priority,
     };
     watch_here(
         store,

@@ -59,7 +59,8 @@ async fn serve_distributed(config: Config) -> anyhow::Result<ExitCode> {
         .with_step_cache(weft_orchestrator::StepCaching {
             cache: redis.clone(),
             secrets: Some(redis.clone()),
-        });
+        })
+        .with_concurrency_slots(redis.clone());
     if let Some(options) = config.retention.clone() {
         weft_api::app::spawn_retention(
             weft_api::app::RetentionOwned {

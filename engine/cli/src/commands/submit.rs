@@ -42,6 +42,7 @@ pub async fn submit(client: Client, args: Args) -> anyhow::Result<ExitCode> {
         params: parse_params(&args.workflow.params)?.into_iter().collect(),
         no_cache: cache.no_cache,
         refresh: cache.refresh.into_iter().collect(),
+        priority: args.workflow.priority,
     };
     let run = client.submit(&request).await?;
     println!("submitted run {} of {}", run.id, run.workflow);

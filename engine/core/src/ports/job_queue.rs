@@ -31,6 +31,12 @@ pub enum ReportKind {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         hooks: Vec<crate::run::HookRun>,
     },
+    /// From a server, not a worker: someone asked to cancel the run, and
+    /// the server asked does not drive it; whichever does takes this as
+    /// the cancel. `task` and `attempt` mean nothing here.
+    Cancel {
+        reason: String,
+    },
 }
 
 /// A job taken from the queue, held until acknowledged.

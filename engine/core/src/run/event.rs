@@ -139,6 +139,15 @@ pub enum Event {
         decisions: Vec<crate::admission::AdmissionDecision>,
         at: Millis,
     },
+    /// Before `Started`: the run holds a concurrency key, and starts only
+    /// once the cluster gives it one of the key's slots.
+    Queued {
+        spot: crate::concurrency::QueueSpot,
+        at: Millis,
+    },
+    /// Before `Started`: why the run does not start yet (all of its key's
+    /// slots are held), as people are told.
+    Waiting { reason: String, at: Millis },
     /// The run begins: roots are dispatched.
     Started { at: Millis },
     /// A worker began an execution of an attempt.
@@ -207,6 +216,8 @@ impl Event {
             | Event::DeadlinePassed { task, .. } => Some(task),
             Event::StepReused { .. }
             | Event::Admitted { .. }
+            | Event::Queued { .. }
+            | Event::Waiting { .. }
             | Event::Started { .. }
             | Event::CancelRequested { .. }
             | Event::RunTimedOut { .. } => None,

@@ -121,10 +121,21 @@ impl Machine<'_> {
                     self.state.admission.extend(decisions);
                 }
             }
+            Event::Queued { spot, .. } => {
+                if self.state.status == RunStatus::Pending {
+                    self.state.queue = Some(spot);
+                }
+            }
+            Event::Waiting { reason, .. } => {
+                if self.state.status == RunStatus::Pending {
+                    self.state.waiting = Some(super::bounded_text(&reason, super::MAX_TEXT_BYTES));
+                }
+            }
             Event::Started { at } => {
                 if self.state.status != RunStatus::Pending {
                     return;
                 }
+                self.state.waiting = None;
                 self.state.status = RunStatus::Running;
                 self.state.started_at = Some(at);
                 self.arm_run_deadline();

@@ -242,6 +242,11 @@ pub struct RunState {
     /// What admission plugins decided (from the `Admitted` event); their
     /// patches change every job built.
     pub admission: Vec<crate::admission::AdmissionDecision>,
+    /// Its concurrency key's line (from the `Queued` event): it starts
+    /// only once it holds a slot.
+    pub queue: Option<crate::concurrency::QueueSpot>,
+    /// Why it has not started yet, while it waits for a slot.
+    pub waiting: Option<String>,
     /// Tasks its steps have so far.
     pub(super) tasks: u32,
 }
@@ -282,6 +287,8 @@ impl RunState {
             policy: None,
             cache: Default::default(),
             admission: Vec::new(),
+            queue: None,
+            waiting: None,
             tasks: 0,
         }
     }

@@ -2,6 +2,7 @@
 
 mod actions;
 mod artifact_table;
+pub mod concurrency;
 mod model;
 mod needs;
 mod on_exit;

@@ -24,6 +24,8 @@ pub struct Workflow {
     pub on_exit: Option<Spanned<String>>,
     /// `[workflow] on-finish`: saved workflows a finished run starts.
     pub on_finish: Vec<super::on_finish::OnFinish>,
+    /// `[workflow] concurrency`: how many runs of one key at once.
+    pub concurrency: Option<super::concurrency::ConcurrencySpec>,
     /// Parameter defaults, in file order.
     pub params: Vec<Param>,
     pub steps: Vec<Step>,

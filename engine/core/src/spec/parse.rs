@@ -20,7 +20,14 @@ pub const MAX_SOURCE_BYTES: usize = 32 << 20;
 pub const MAX_NESTING: usize = 64;
 
 const TOP_KEYS: &[&str] = &["workflow", "params", "defaults", "steps", "triggers"];
-const WORKFLOW_KEYS: &[&str] = &["name", "description", "timeout", "on-exit", "on-finish"];
+const WORKFLOW_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "timeout",
+    "on-exit",
+    "on-finish",
+    "concurrency",
+];
 pub(super) const SETTING_KEYS: &[&str] = &[
     "timeout",
     "retries",
@@ -208,14 +215,18 @@ impl Parser {
     }
 
     pub(super) fn integer(&mut self, v: &Value, what: &str, max: i64) -> Option<i64> {
+        self.integer_in(v, what, 0, max)
+    }
+
+    pub(super) fn integer_in(&mut self, v: &Value, what: &str, min: i64, max: i64) -> Option<i64> {
         match v.get_ref() {
             DeValue::Integer(i) => {
                 match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
-                    Ok(n) if (0..=max).contains(&n) => Some(n),
+                    Ok(n) if (min..=max).contains(&n) => Some(n),
                     _ => {
                         self.error(
                             v.span(),
-                            format!("{what} must be between 0 and {max}"),
+                            format!("{what} must be between {min} and {max}"),
                             "out of range",
                         );
                         None
@@ -321,6 +332,16 @@ impl Parser {
             }
         }
 
+        let concurrency = match doc.get("workflow") {
+            Some(w) => match w.get_ref() {
+                DeValue::Table(t) => t
+                    .get("concurrency")
+                    .and_then(|c| self.concurrency(c, &params)),
+                _ => None,
+            },
+            None => None,
+        };
+
         let triggers = match doc.get("triggers") {
             Some(v) => self.triggers(v, &params),
             None => Default::default(),
@@ -364,6 +385,7 @@ impl Parser {
             timeout,
             on_exit,
             on_finish,
+            concurrency,
             params,
             steps,
             schedules: triggers.schedules,

@@ -120,7 +120,12 @@ pub fn json_schema() -> Value {
                 "timeout": duration(),
                 "on-finish": {"type": "array", "maxItems": 8, "description": "Saved workflows a finished run starts (their latest versions), with parent_run, parent_status and parent_workflow as params when they declare them.", "items": {"type": "object", "additionalProperties": false, "required": ["workflow"], "properties": {
                     "workflow": {"type": "string"}, "when": {"type": "string", "description": "CEL over run.id, run.status, run.failed, run.workflow."}}}},
-                "on-exit": {"type": "string", "description": "A step that runs last whatever happened: after every other step, or after a cancel or the run's timeout. It needs no step and no step needs it."}
+                "on-exit": {"type": "string", "description": "A step that runs last whatever happened: after every other step, or after a cancel or the run's timeout. It needs no step and no step needs it."},
+                "concurrency": {"type": "object", "additionalProperties": false, "description": "At most `limit` runs holding one key at once, across the cluster; the others wait in line by priority, then by submission.", "properties": {
+                    "key": {"type": "string", "description": "A template over params and workflow.name, e.g. \"train-{{ params.dataset }}\"; the workflow's name by default. It may not render empty."},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Runs holding the key at once (1 by default)."},
+                    "policy": {"enum": ["queue", "skip", "cancel-running"], "description": "When all slots are held: wait (queue, the default), end cancelled (skip), or cancel the holders and take a slot (cancel-running)."}
+                }}
             }},
             "params": {"type": "object", "description": "Parameters with their defaults; override with --param key=value."},
             "triggers": {"type": "object", "additionalProperties": false, "properties": {
@@ -130,7 +135,8 @@ pub fn json_schema() -> Value {
                         "timezone": {"type": "string", "description": "An IANA time zone, UTC by default."},
                         "params": {"type": "object", "description": "Parameter overrides for its runs."},
                         "overlap": {"enum": ["skip", "queue", "cancel-previous", "allow"], "description": "What a fire does while the schedule's previous run still runs (skip by default)."},
-                        "catch-up": duration()
+                        "catch-up": duration(),
+                        "priority": {"type": "integer", "minimum": -1000, "maximum": 1000, "description": "Its runs' place among runs waiting for a concurrency key (higher first)."}
                     }}},
                 "webhook": {"type": "array", "maxItems": 16, "description": "POST /api/triggers/<name>, signed with a secret, starts a run of the saved workflow.", "items": {
                     "type": "object", "additionalProperties": false, "required": ["name", "secret"], "properties": {

@@ -18,7 +18,9 @@ const TRIGGER_KEYS: &[&str] = &["schedule", "webhook"];
 const WEBHOOK_KEYS: &[&str] = &["name", "secret", "params"];
 /// Most webhooks a workflow may have.
 pub const MAX_WEBHOOKS_PER_WORKFLOW: usize = 16;
-const SCHEDULE_KEYS: &[&str] = &["cron", "timezone", "params", "overlap", "catch-up"];
+const SCHEDULE_KEYS: &[&str] = &[
+    "cron", "timezone", "params", "overlap", "catch-up", "priority",
+];
 /// The catch-up window when none is given: a server restarting within it
 /// misses nothing.
 pub const DEFAULT_CATCH_UP: Duration = Duration::from_secs(60);
@@ -42,6 +44,8 @@ pub struct ScheduleSpec {
     pub overlap: Overlap,
     /// Fires missed while no server ran, this far back, start when one does.
     pub catch_up: Duration,
+    /// Its runs' place among runs waiting for a concurrency key's slots.
+    pub priority: i32,
     pub span: Span,
 }
 
@@ -345,6 +349,15 @@ impl Parser {
                 d
             }
         };
+        let priority = match t.get("priority") {
+            None => 0,
+            Some(p) => self.integer_in(
+                p,
+                "`priority`",
+                crate::concurrency::MIN_PRIORITY.into(),
+                crate::concurrency::MAX_PRIORITY.into(),
+            )? as i32,
+        };
         let mut given = Map::new();
         if let Some(p) = t.get("params") {
             let table = self.table(p, "`params`")?;
@@ -384,6 +397,7 @@ impl Parser {
             params: given,
             overlap,
             catch_up,
+            priority,
             span: v.span(),
         })
     }

@@ -96,6 +96,7 @@ pub async fn drive(
         submitted_by: None,
         policy: None,
         cache: Default::default(),
+        priority: 0,
     };
     let start = Instant::now();
     let (_, handle) = service

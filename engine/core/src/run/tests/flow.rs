@@ -159,3 +159,58 @@ fn a_run_past_its_timeout_fails_and_stops_its_steps() {
     // Nothing after it changes the run.
     assert!(apply(&mut s, ok(&a, json!({}))).is_empty());
 }
+
+/// A run held by its concurrency key is pending, says why, and dispatches
+/// nothing until `Started`, whatever comes before it; a cancel while it
+/// waits ends it with no step run.
+#[test]
+fn a_run_waiting_for_its_key_dispatches_nothing_until_it_starts() {
+    let source = "[workflow]\nname = \"w\"\nconcurrency = { key = \"k\" }\n[steps.a]\nrun = \"a\"\n";
+    let spot = crate::concurrency::QueueSpot {
+        key: "k".into(),
+        limit: 1,
+        policy: Default::default(),
+        priority: 0,
+        queued_at: 1,
+    };
+    let mut s = state(source);
+    let waiting = [
+        Event::Queued {
+            spot: spot.clone(),
+            at: 1,
+        },
+        Event::Waiting {
+            reason: "held by r0".into(),
+            at: 2,
+        },
+        Event::RetryDue {
+            task: TaskId::new("a", None),
+            attempt: 1,
+            at: 3,
+        },
+    ];
+    for e in waiting.clone() {
+        assert!(dispatched(&apply(&mut s, e)).is_empty());
+    }
+    assert_eq!(s.status, RunStatus::Pending);
+    assert_eq!(s.queue.as_ref(), Some(&spot));
+    assert_eq!(s.waiting.as_deref(), Some("held by r0"));
+    let started = apply(&mut s, Event::Started { at: 4 });
+    assert_eq!(dispatched(&started).len(), 1);
+    assert_eq!(s.waiting, None);
+
+    let mut cancelled = state(source);
+    for e in waiting {
+        apply(&mut cancelled, e);
+    }
+    let actions = apply(
+        &mut cancelled,
+        Event::CancelRequested {
+            reason: "skipped".into(),
+            at: 5,
+        },
+    );
+    assert!(dispatched(&actions).is_empty());
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert!(cancelled.steps[0].tasks.is_empty());
+}

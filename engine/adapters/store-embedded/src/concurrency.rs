@@ -1,0 +1,66 @@
+//! `ConcurrencySlots` in redb: each key's `KeySlots` as one value, changed
+//! in one write transaction, so racing askers never pass the limit.
+
+use async_trait::async_trait;
+use redb::{ReadableTable, TableDefinition};
+use weft_core::concurrency::{KeySlots, QueueSpot, SlotAnswer};
+use weft_core::ports::ConcurrencySlots;
+use weft_core::Error;
+
+use crate::{decode, encode, err, EmbeddedRunStore};
+
+pub(crate) const CONCURRENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("concurrency");
+
+impl EmbeddedRunStore {
+    /// Changes `key`'s slots with `change`, in one transaction; a key left
+    /// empty is removed.
+    async fn change_slots<T: Send + 'static>(
+        &self,
+        key: &str,
+        change: impl FnOnce(&mut KeySlots) -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let key = key.to_string();
+        self.blocking(move |db| {
+            let what = "changing a concurrency key's slots";
+            let txn = db.begin_write().map_err(err(what))?;
+            let out = {
+                let mut table = txn.open_table(CONCURRENCY).map_err(err(what))?;
+                let mut slots: KeySlots = table
+                    .get(key.as_str())
+                    .map_err(err(what))?
+                    .map(|v| decode(v.value()))
+                    .transpose()?
+                    .unwrap_or_default();
+                let out = change(&mut slots);
+                if slots.is_empty() {
+                    table.remove(key.as_str()).map_err(err(what))?;
+                } else {
+                    table
+                        .insert(key.as_str(), encode(&slots)?.as_slice())
+                        .map_err(err(what))?;
+                }
+                out
+            };
+            txn.commit().map_err(err(what))?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ConcurrencySlots for EmbeddedRunStore {
+    async fn acquire_slot(&self, run_id: &str, spot: &QueueSpot) -> Result<SlotAnswer, Error> {
+        let (run, limit, rank) = (run_id.to_string(), spot.limit, spot.rank());
+        self.change_slots(&spot.key, move |slots| slots.acquire(&run, limit, rank))
+            .await
+    }
+
+    async fn release_slot(&self, key: &str, run_id: &str) -> Result<(), Error> {
+        let run = run_id.to_string();
+        self.change_slots(key, move |slots| {
+            slots.release(&run);
+        })
+        .await
+    }
+}

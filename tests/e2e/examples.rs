@@ -189,6 +189,18 @@ async fn timeout_kills_the_step_and_fails_the_run() {
 }
 
 #[tokio::test]
+async fn weft_run_refuses_a_workflow_that_waits_for_a_person() {
+    let data = tempfile::tempdir().unwrap();
+    let out = weft(&["run", "workflows/approval.toml"], data.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("step `gate` waits for a person's approval, which needs a server"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test]
 async fn when_false_skips_a_step() {
     run_embedded("when-skip").await;
 }
@@ -228,8 +240,54 @@ async fn every_example_has_the_same_outcome_in_distributed_mode() {
         let id = cluster.submit(&format!("workflows/{name}.toml"), &[]).await;
         runs.push((name, id));
     }
+    // Examples that wait for a person get the decision their expected
+    // outcome gives.
+    for (name, id) in &runs {
+        if let Some((step, inputs)) = approval_of(name) {
+            approve_when_waiting(&cluster, id, &step, inputs).await;
+        }
+    }
     for (name, id) in runs {
         let view = cluster.wait(&id, Duration::from_secs(60)).await;
         check_outcome(&name, &view, &format!("distributed run {id}"));
+    }
+}
+
+/// The `[approve]` table of an example's expected outcome: the step a test
+/// approves, and the inputs it gives.
+fn approval_of(name: &str) -> Option<(String, Json)> {
+    let path = repo()
+        .join("workflows/expected")
+        .join(format!("{name}.toml"));
+    let raw: toml::Table = toml::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let approve = raw.get("approve")?.as_table()?;
+    Some((
+        approve.get("step")?.as_str()?.to_string(),
+        serde_json::to_value(approve.get("inputs")?).ok()?,
+    ))
+}
+
+/// Approves `step` of run `id` once it waits for a person.
+async fn approve_when_waiting(cluster: &Cluster, id: &str, step: &str, inputs: Json) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = cluster
+            .call(
+                Some(&cluster.admin_token),
+                reqwest::Method::POST,
+                &format!("/api/runs/{id}/steps/{step}/decision"),
+                Some(serde_json::json!({"approve": true, "inputs": inputs})),
+            )
+            .await;
+        if status == reqwest::StatusCode::ACCEPTED {
+            return;
+        }
+        // 409 until the step waits.
+        assert_eq!(status, reqwest::StatusCode::CONFLICT, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id}: {step} never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

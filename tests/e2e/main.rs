@@ -4,6 +4,7 @@ mod admission;
 mod api_auth;
 mod api_resources;
 mod api_views;
+mod approvals;
 mod artifacts;
 mod artifacts_s3;
 mod bad_input;

@@ -202,12 +202,47 @@ export function mount(el, [id]) {
         h('ul', { class: 'hooks' }, current.hooks.map((k) => h('li', { class: k.error ? 'error-text' : '' },
           `${k.phase} ${k.plugin}: ${k.error ? `failed: ${k.error}` : 'ok'} in ${k.ms < 1 ? k.ms.toFixed(2) : k.ms.toFixed(1)} ms`))));
     }
+    if (step.approval && task && task.status === 'awaiting-approval') parts.push(approvalForm(step));
     if (finished(view.status) && view.status !== 'succeeded') {
       parts.push(h('button', { type: 'button', onclick: () => retry(step.id) }, 'Retry from this step'));
     }
     clear(info).append(...parts.filter(Boolean));
     if (!panel.contains(logBox)) clear(panel).append(info, logHead, logBox);
     follow(task, attempt);
+  }
+
+  // A step waiting for a person: its inputs, a comment, Approve and Reject.
+  function approvalForm(step) {
+    const fields = Object.entries(step.approval.inputs || {}).map(([name, type]) => {
+      const input = type === 'boolean'
+        ? h('input', { type: 'checkbox', name })
+        : h('input', { type: type === 'number' ? 'number' : 'text', name, required: true, step: 'any' });
+      return h('label', {}, `${name} (${type}) `, input);
+    });
+    const comment = h('input', { type: 'text', name: 'comment', placeholder: 'why (optional)' });
+    const said = h('p', { role: 'status' });
+    const send = async (approve) => {
+      const inputs = {};
+      for (const [name, type] of Object.entries(step.approval.inputs || {})) {
+        const el = form.querySelector(`[name="${CSS.escape(name)}"]`);
+        inputs[name] = type === 'boolean' ? el.checked : type === 'number' ? Number(el.value) : el.value;
+      }
+      try {
+        await api(`/api/runs/${encodeURIComponent(id)}/steps/${encodeURIComponent(step.id)}/decision`,
+          { method: 'POST', json: { approve, inputs: approve ? inputs : {}, comment: comment.value || null } });
+        clear(said).append(approve ? 'Approved.' : 'Rejected.');
+        loadStep();
+      } catch (e) { clear(said).append(errorBox(e)); }
+    };
+    const form = h('form', { class: 'approval', onsubmit: (e) => { e.preventDefault(); send(true); } },
+      h('h3', {}, 'Waiting for approval'),
+      h('p', { class: 'muted' }, `May decide: ${[...step.approval.roles, 'admin'].join(', ')}`),
+      ...fields, comment,
+      h('div', { class: 'bar' },
+        h('button', { type: 'submit' }, 'Approve'),
+        h('button', { type: 'button', class: 'danger', onclick: () => send(false) }, 'Reject')),
+      said);
+    return form;
   }
 
   function follow(task, attempt) {

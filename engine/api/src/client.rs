@@ -179,6 +179,23 @@ impl Client {
             .map(|_| ())
     }
 
+    /// Approves or rejects step `step` of run `id`, which waits for a person.
+    pub async fn decide(
+        &self,
+        id: &str,
+        step: &str,
+        decision: &crate::views::DecisionRequest,
+    ) -> Result<(), Error> {
+        self.answer(
+            self.post(&format!("/api/runs/{id}/steps/{step}/decision"))
+                .json(decision)
+                .send()
+                .await,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Retries run `id` (from step `from`, or from what did not succeed).
     pub async fn retry(&self, id: &str, from: Option<&str>) -> Result<RunSummary, Error> {
         self.json(

@@ -149,6 +149,23 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// Approve a step that waits for a person (`approve = {...}`), giving
+    /// its inputs, or reject it (`--reject`): on a server.
+    Approve {
+        /// The run (its id, or a unique prefix of it).
+        run: String,
+        /// The approval step.
+        step: String,
+        /// Reject it: the step fails.
+        #[arg(long)]
+        reject: bool,
+        /// One of the step's inputs: `--input reason="hotfix"` (repeatable).
+        #[arg(long = "input", short = 'i', value_name = "KEY=VALUE")]
+        inputs: Vec<String>,
+        /// Why, in a few words.
+        #[arg(long)]
+        comment: Option<String>,
+    },
     /// Send a workflow to a server.
     Submit(commands::submit::Args),
     /// Who did what on a server, newest first (admins): runs submitted,
@@ -324,6 +341,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
             })?;
             commands::submit::cancel(client(&url), &run, wait).await
+        }
+        Command::Approve {
+            run,
+            step,
+            reject,
+            inputs,
+            comment,
+        } => {
+            let url = server.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "`weft approve` needs a server: --server URL, WEFT_SERVER, or `[client] server` \
+                     (approval steps wait on a server: `weft serve`, or `weft serve --embedded`)"
+                )
+            })?;
+            commands::submit::decide(client(&url), &run, &step, !reject, &inputs, comment).await
         }
         Command::Audit { limit } => {
             let url = server.ok_or_else(|| anyhow::anyhow!("`weft audit` needs a server: --server URL, WEFT_SERVER, or `[client] server` in weft.toml"))?;

@@ -121,6 +121,7 @@ impl Reporter {
             | Event::RetryDue { at, .. }
             | Event::DeadlinePassed { at, .. }
             | Event::CancelRequested { at, .. }
+            | Event::Decided { at, .. }
             | Event::RunTimedOut { at } => *at,
         }
     }

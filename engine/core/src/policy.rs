@@ -32,7 +32,8 @@ impl StepKind {
             StepAction::Container { .. } => Some(StepKind::Container),
             StepAction::Cuda { .. } => Some(StepKind::Cuda),
             StepAction::Wasm { .. } => Some(StepKind::Wasm),
-            StepAction::Join => None,
+            // Run by no worker: nothing for a role's kinds to allow.
+            StepAction::Approve { .. } | StepAction::Join => None,
         }
     }
 }

@@ -376,6 +376,17 @@ impl Driver {
                 },
             ),
             Action::Abort { task, attempt } => (self.shared.abort)(&self.record.id, &task, attempt),
+            Action::ArmApprovalTimeout { task, attempt, at } => {
+                let wait = at.saturating_sub(self.shared.clock.now());
+                timers.arm(
+                    Instant::now() + Duration::from_millis(wait),
+                    Event::DeadlinePassed {
+                        task,
+                        attempt,
+                        at: 0,
+                    },
+                )
+            }
             Action::ArmRunDeadline { at } => {
                 let wait = at.saturating_sub(self.shared.clock.now());
                 timers.arm(
@@ -414,6 +425,20 @@ pub(crate) fn report_event(r: weft_core::ports::Report, at: u64) -> Event {
             execution: r.execution,
         },
         ReportKind::Cancel { reason } => Event::CancelRequested { reason, at },
+        ReportKind::Decided {
+            by,
+            approved,
+            inputs,
+            comment,
+        } => Event::Decided {
+            task: r.task,
+            attempt: r.attempt,
+            by,
+            approved,
+            inputs,
+            comment,
+            at,
+        },
     }
 }
 

@@ -72,7 +72,7 @@ fn shows(state: &RunState, report: &weft_core::ports::Report) -> bool {
                 ReportKind::Started => e.started_at.is_some(),
                 ReportKind::Finished { .. } => e.finished_at.is_some(),
                 // Never from a worker: `record_late` acks it before.
-                ReportKind::Cancel { .. } => true,
+                ReportKind::Cancel { .. } | ReportKind::Decided { .. } => true,
             }
     })
 }

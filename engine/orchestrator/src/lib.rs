@@ -20,6 +20,7 @@ mod plugins;
 mod read_cache;
 mod router;
 mod service;
+mod signals;
 mod timers;
 mod window;
 

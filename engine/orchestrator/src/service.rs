@@ -64,7 +64,7 @@ fn run_limits(
 pub(crate) struct Live {
     pub(crate) inbox: mpsc::UnboundedSender<Box<dyn ReportDelivery>>,
     /// Why the run is to be cancelled, once someone asks.
-    cancel: watch::Sender<Option<String>>,
+    pub(crate) cancel: watch::Sender<Option<String>>,
 }
 
 pub(crate) struct Shared {
@@ -543,45 +543,5 @@ impl Service {
             priority: 0,
         };
         self.submit(run, progress).await
-    }
-
-    /// Asks a run to cancel, as its user did.
-    pub async fn cancel(&self, run_id: &str) -> Result<(), Error> {
-        self.cancel_because(run_id, "cancelled by user").await
-    }
-
-    /// Asks a run to cancel for `reason`: at once if it is driven here;
-    /// else through the report queue, to whichever server drives it (or
-    /// adopts it). Cancelling an ended run does nothing.
-    pub async fn cancel_because(&self, run_id: &str, reason: &str) -> Result<(), Error> {
-        if let Some(live) = self.shared.live.lock().expect("live lock").get(run_id) {
-            live.cancel.send_if_modified(|r| {
-                let first = r.is_none();
-                r.get_or_insert_with(|| reason.to_string());
-                first
-            });
-            return Ok(());
-        }
-        match self.shared.store.get_run(run_id).await? {
-            None => Err(Error::NoSuchRun(run_id.to_string())),
-            Some(r) if r.status.is_terminal() => Ok(()),
-            Some(_) => {
-                let report = weft_core::ports::Report {
-                    run_id: run_id.to_string(),
-                    task: TaskId::new("", None),
-                    attempt: 0,
-                    worker: String::new(),
-                    at: self.shared.clock.now(),
-                    execution: 0,
-                    kind: weft_core::ports::ReportKind::Cancel {
-                        reason: weft_core::run::bounded_text(
-                            reason,
-                            weft_core::run::MAX_TEXT_BYTES,
-                        ),
-                    },
-                };
-                Ok(self.shared.queue.report(&report).await?)
-            }
-        }
     }
 }

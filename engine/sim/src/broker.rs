@@ -359,6 +359,7 @@ impl JobQueue for SimQueue {
             weft_core::ports::ReportKind::Started => "started",
             weft_core::ports::ReportKind::Finished { .. } => "finished",
             weft_core::ports::ReportKind::Cancel { .. } => "cancel",
+            weft_core::ports::ReportKind::Decided { .. } => "decided",
         };
         self.process.world.trace(format!(
             "{}: report {}/{}#{} {kind} (execution {})",

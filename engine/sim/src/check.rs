@@ -47,6 +47,7 @@ pub fn brief(event: &Event) -> String {
             format!("deadline-passed {task}#{attempt}")
         }
         Event::CancelRequested { reason, .. } => format!("cancel-requested: {reason}"),
+        Event::Decided { task, approved, .. } => format!("decided {task}: {approved}"),
         Event::RunTimedOut { .. } => "run-timed-out".into(),
     }
 }

@@ -184,6 +184,13 @@ impl Executors {
                 Some(e) => e.execute(attempt, spec).await,
                 None => cannot(format!("worker {worker} has no plugin host")),
             },
+            // Never sent to a worker; a job built by hand is refused.
+            StepAction::Approve { .. } => Outcome::Failed {
+                reason: "an approval step is decided by people (`weft approve`), not run by a worker".into(),
+                exit_code: None,
+                retryable: false,
+                kind: FailureKind::Policy,
+            },
             StepAction::Join => Outcome::Succeeded {
                 outputs: serde_json::json!({}),
                 artifacts: Default::default(),

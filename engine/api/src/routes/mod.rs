@@ -13,6 +13,9 @@
 //! - `POST /api/check` `{workflow, file?}` (viewer): diagnostics with line and column, and the
 //!   graph the workflow would run; 200 either way.
 //! - `POST /api/runs/{id}/cancel` (operator): ask the run to cancel; 202.
+//! - `POST /api/runs/{id}/steps/{step}/decision` `{approve, inputs?, comment?}` (the roles
+//!   the step's `approve.roles` names, and admins): approve or reject a step waiting for a
+//!   person; 202.
 //! - `POST /api/runs/{id}/retry` `{from?}` (operator): a new run that reuses the outputs of
 //!   the steps that succeeded (all but `from` and its downstream); 201.
 //! - `GET /api/runs/{id}/logs/{task}?attempt=N&offset=K` (viewer): one attempt's log, as text,
@@ -39,6 +42,7 @@
 //! Errors are JSON: `{"error": "...", "details": ...}`. Bodies over
 //! `MAX_BODY_BYTES` get 413.
 
+mod approvals;
 mod artifacts;
 mod audit_routes;
 mod graph;
@@ -166,6 +170,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/runs/{id}/graph", get(graph::run_graph))
         .route("/api/runs/{id}/states", get(runs::states))
         .route("/api/runs/{id}/steps/{step}", get(runs::step))
+        .route(
+            "/api/runs/{id}/steps/{step}/decision",
+            post(approvals::decide),
+        )
         .route("/api/check", post(graph::check))
         .route("/api/runs/{id}/cancel", post(runs::cancel))
         .route("/api/runs/{id}/retry", post(runs::retry))

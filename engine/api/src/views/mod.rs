@@ -11,7 +11,7 @@ pub use cached::CachedFromView;
 pub use secrets::{RotatedSecrets, SecretScopeView, SecretView, SetSecret};
 use states::{group_status, task_counts};
 pub use states::{RunStates, StepState};
-pub use submit::SubmitRequest;
+pub use submit::{DecisionRequest, SubmitRequest};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -149,6 +149,10 @@ pub struct StepView {
     /// What it left for later steps, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<ArtifactView>,
+    /// For an approval step: who may decide and what they give.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub approval: Option<weft_core::spec::approval::ApprovalSpec>,
     pub tasks: Vec<TaskView>,
 }
 
@@ -240,6 +244,10 @@ impl StepView {
             outputs: s.outputs.clone(),
             reason,
             reused_from: s.reused_from.clone(),
+            approval: match &state.plan.workflow.steps[i].action {
+                weft_core::spec::StepAction::Approve { spec } => Some(spec.clone()),
+                _ => None,
+            },
             cached_from: match (s.fan_out, s.tasks.first()) {
                 (false, Some(t)) => t
                     .attempts

@@ -36,3 +36,18 @@ impl SubmitRequest {
         }
     }
 }
+
+/// `POST /api/runs/{id}/steps/{step}/decision` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// `true` approves, `false` rejects (the step fails).
+    pub approve: bool,
+    /// The step's declared inputs, by name (needed to approve): its outputs.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+    /// Why, in a few words (at most 1,000 bytes); shown with a rejection.
+    #[serde(default)]
+    pub comment: Option<String>,
+}

@@ -57,6 +57,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let overrides = super::submit::parse_params(&args.workflow.params)?;
     let params = resolve_params(&workflow, &overrides).map_err(|e| anyhow::anyhow!(e))?;
+    // Nobody could approve it here: it would wait for ever.
+    if let Some(gate) = workflow
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, weft_core::spec::StepAction::Approve { .. }))
+    {
+        eprintln!(
+            "error: {}: step `{}` waits for a person's approval, which needs a server: \
+             start `weft serve --embedded`, then `weft submit {}` and `weft approve RUN {}`",
+            args.workflow.file.display(),
+            gate.id,
+            args.workflow.file.display(),
+            gate.id
+        );
+        return Ok(ExitCode::FAILURE);
+    }
 
     let store = embedded::open_store(&args.data.data_dir)?;
     let file = args.workflow.file.display().to_string();

@@ -123,6 +123,33 @@ pub async fn cancel(client: Client, run: &str, wait: bool) -> anyhow::Result<Exi
     })
 }
 
+/// Approves (or rejects) `step` of `run`; inputs are given as text and
+/// read as their declared types by the server.
+pub async fn decide(
+    client: Client,
+    run: &str,
+    step: &str,
+    approve: bool,
+    inputs: &[String],
+    comment: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let id = find(&client, run).await?.run.id;
+    let inputs = parse_params(inputs)
+        .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("--param", "--input")))?
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    let decision = weft_api::views::DecisionRequest {
+        approve,
+        inputs,
+        comment,
+    };
+    client.decide(&id, step, &decision).await?;
+    let verb = if approve { "approved" } else { "rejected" };
+    println!("{verb} step {step} of run {id}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// A run on the server by its id or a unique prefix of it.
 async fn find(client: &Client, run: &str) -> anyhow::Result<RunView> {
     super::inspect::view(&super::inspect::Source::Server(client.clone()), run).await

@@ -28,6 +28,10 @@ pub enum AuditAction {
     SetSecret,
     RemoveSecret,
     RotateSecrets,
+    /// An approval step approved (target `run/step`).
+    ApproveStep,
+    /// An approval step rejected (target `run/step`).
+    RejectStep,
 }
 
 /// One thing someone did.

@@ -37,6 +37,16 @@ pub enum ReportKind {
     Cancel {
         reason: String,
     },
+    /// From a server: a person approved or rejected the approval step's
+    /// attempt `task`/`attempt`.
+    Decided {
+        by: String,
+        approved: bool,
+        #[serde(default)]
+        inputs: serde_json::Map<String, serde_json::Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
 }
 
 /// A job taken from the queue, held until acknowledged.

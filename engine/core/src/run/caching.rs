@@ -39,11 +39,13 @@ impl Machine<'_> {
     pub(super) fn save_to_cache(&mut self, si: usize, ti: usize) {
         let plan = self.state.plan.clone();
         let spec = &plan.workflow.steps[si];
-        let Some(policy) = spec
-            .cache
-            .as_ref()
-            .filter(|_| spec.action != crate::spec::StepAction::Join)
-        else {
+        let Some(policy) = spec.cache.as_ref().filter(|_| {
+            // Nothing ran: a join, or a person's decision.
+            !matches!(
+                spec.action,
+                crate::spec::StepAction::Join | crate::spec::StepAction::Approve { .. }
+            )
+        }) else {
             return;
         };
         let task = &self.state.steps[si].tasks[ti];

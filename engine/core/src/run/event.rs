@@ -199,6 +199,20 @@ pub enum Event {
         attempt: u32,
         at: Millis,
     },
+    /// A person approved or rejected an approval step's attempt.
+    Decided {
+        task: TaskId,
+        attempt: u32,
+        /// Who decided (their token's name).
+        by: String,
+        approved: bool,
+        /// What they gave: the step's outputs when approved.
+        #[serde(default)]
+        inputs: serde_json::Map<String, Json>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+        at: Millis,
+    },
     /// Someone asked to cancel the run.
     CancelRequested { reason: String, at: Millis },
     /// The run's `[workflow] timeout` passed.
@@ -213,6 +227,7 @@ impl Event {
             | Event::TaskFinished { task, .. }
             | Event::TaskCached { task, .. }
             | Event::RetryDue { task, .. }
+            | Event::Decided { task, .. }
             | Event::DeadlinePassed { task, .. } => Some(task),
             Event::StepReused { .. }
             | Event::Admitted { .. }
@@ -295,6 +310,13 @@ pub enum Action {
     Abort { task: TaskId, attempt: u32 },
     /// At `at` (the clock's milliseconds), feed `Event::RunTimedOut`.
     ArmRunDeadline { at: Millis },
+    /// At `at` (the clock's milliseconds), feed `Event::DeadlinePassed`
+    /// for this approval's attempt: nobody decided in time.
+    ArmApprovalTimeout {
+        task: TaskId,
+        attempt: u32,
+        at: Millis,
+    },
     /// The run is over.
     Finished { status: super::RunStatus },
 }

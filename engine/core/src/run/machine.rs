@@ -76,6 +76,15 @@ pub fn resume(state: &mut RunState, jobs_lost: bool) -> Vec<Action> {
                         }
                     }
                 }
+                TaskStatus::AwaitingApproval => {
+                    if let Some(at) = approval_deadline(spec, task) {
+                        m.actions.push(Action::ArmApprovalTimeout {
+                            task: id,
+                            attempt,
+                            at,
+                        });
+                    }
+                }
                 TaskStatus::RetryWaiting => {
                     let delay = retry_delay(
                         &spec.retries,
@@ -228,22 +237,39 @@ impl Machine<'_> {
                     self.drain(at);
                 }
             }
+            Event::Decided {
+                task,
+                attempt,
+                by,
+                approved,
+                inputs,
+                comment,
+                at,
+            } => self.decide(&task, attempt, by, approved, &inputs, comment, at),
             Event::DeadlinePassed { task, attempt, at } => {
                 if let Some((_, idx)) = self.current(&task, attempt) {
-                    let timeout = self.state.plan.workflow.steps[idx.0]
-                        .timeout
-                        .unwrap_or_default();
-                    self.actions.push(Action::Abort { task, attempt });
-                    let reason = format!(
-                        "timed out after {}",
-                        crate::spec::units::format_duration(timeout)
-                    );
+                    let spec = &self.state.plan.workflow.steps[idx.0];
+                    // A wait nobody ended is not tried again.
+                    let retryable = !matches!(spec.action, StepAction::Approve { .. });
+                    let reason = if let StepAction::Approve { spec } = &spec.action {
+                        format!(
+                            "nobody approved or rejected it within {} (`approve.timeout`)",
+                            crate::spec::units::format_duration(spec.timeout.unwrap_or_default())
+                        )
+                    } else {
+                        let timeout = spec.timeout.unwrap_or_default();
+                        self.actions.push(Action::Abort { task, attempt });
+                        format!(
+                            "timed out after {}",
+                            crate::spec::units::format_duration(timeout)
+                        )
+                    };
                     self.finish_attempt(
                         idx,
                         Outcome::Failed {
                             reason,
                             exit_code: None,
-                            retryable: true,
+                            retryable,
                             kind: FailureKind::Timeout,
                         },
                         at,
@@ -286,11 +312,19 @@ impl Machine<'_> {
         let si = self.state.step_index(&task.step)?;
         let ti = task.index.unwrap_or(0) as usize;
         let t = self.state.steps[si].tasks.get(ti)?;
-        (matches!(t.status, TaskStatus::Queued | TaskStatus::Running) && t.attempt() == attempt)
+        (matches!(
+            t.status,
+            TaskStatus::Queued | TaskStatus::Running | TaskStatus::AwaitingApproval
+        ) && t.attempt() == attempt)
             .then_some(((), (si, ti)))
     }
 
-    fn finish_attempt(&mut self, (si, ti): (usize, usize), outcome: Outcome, at: Millis) {
+    pub(super) fn finish_attempt(
+        &mut self,
+        (si, ti): (usize, usize),
+        outcome: Outcome,
+        at: Millis,
+    ) {
         let outcome = self.within_artifact_limit(outcome);
         let policy = self.state.plan.workflow.steps[si].retries;
         let task = &mut self.state.steps[si].tasks[ti];
@@ -554,6 +588,21 @@ impl Machine<'_> {
                 at,
             );
         }
+        if let StepAction::Approve { .. } = &spec.action {
+            // Handed to people, not to a worker: it waits, holding nothing.
+            task.status = TaskStatus::AwaitingApproval;
+            if let Some(a) = task.attempts.last_mut() {
+                a.started_at = Some(at);
+            }
+            if let Some(deadline) = approval_deadline(spec, task) {
+                self.actions.push(Action::ArmApprovalTimeout {
+                    task: task.id.clone(),
+                    attempt,
+                    at: deadline,
+                });
+            }
+            return;
+        }
         let task_id = task.id.clone();
         let item = task.item.clone();
         match self.job(si, item.as_ref(), task_id.clone(), attempt) {
@@ -579,4 +628,14 @@ impl Machine<'_> {
             ),
         }
     }
+}
+
+/// When an approval's attempt stops waiting: its `approve.timeout` after it
+/// began waiting (the same instant for a driver that takes the run over).
+fn approval_deadline(spec: &crate::spec::Step, task: &TaskState) -> Option<Millis> {
+    let StepAction::Approve { spec } = &spec.action else {
+        return None;
+    };
+    let began = task.attempts.last()?.queued_at;
+    Some(began.saturating_add(spec.timeout?.as_millis() as u64))
 }

@@ -4,6 +4,7 @@
 //! (dispatching jobs, arming timers, aborting tasks). A run's history is its
 //! event log; replaying it through `apply` rebuilds the state exactly.
 
+mod approval;
 mod backoff;
 mod bounded;
 mod caching;

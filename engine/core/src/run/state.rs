@@ -104,6 +104,9 @@ pub enum TaskStatus {
     Waiting,
     /// Handed to the queue, not yet started by a worker.
     Queued,
+    /// An approval step's attempt: waiting for a person's decision, on no
+    /// worker.
+    AwaitingApproval,
     Running,
     /// Failed; the next attempt waits for its backoff.
     RetryWaiting,
@@ -124,6 +127,7 @@ impl TaskStatus {
         match self {
             TaskStatus::Waiting => "waiting",
             TaskStatus::Queued => "queued",
+            TaskStatus::AwaitingApproval => "awaiting-approval",
             TaskStatus::Running => "running",
             TaskStatus::RetryWaiting => "retry-waiting",
             TaskStatus::Succeeded => "succeeded",

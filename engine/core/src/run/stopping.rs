@@ -61,6 +61,14 @@ impl Machine<'_> {
                         }
                         task.status = TaskStatus::Cancelled;
                     }
+                    TaskStatus::AwaitingApproval => {
+                        if let Some(a) = task.attempts.last_mut() {
+                            a.finished_at = Some(at);
+                            a.error = Some(format!("cancelled: {reason}"));
+                            a.error_kind = FailureKind::Cancelled;
+                        }
+                        task.status = TaskStatus::Cancelled;
+                    }
                     TaskStatus::RetryWaiting | TaskStatus::Waiting => {
                         task.status = TaskStatus::Cancelled
                     }

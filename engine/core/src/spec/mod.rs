@@ -1,6 +1,7 @@
 //! The workflow file: model, parser, validation and JSON Schema.
 
 mod actions;
+pub mod approval;
 mod artifact_table;
 pub mod concurrency;
 mod model;

@@ -145,6 +145,8 @@ pub enum StepAction<F: Form = Written> {
     Cuda { spec: KernelSpec<F> },
     /// A WebAssembly plugin step.
     Wasm { spec: WasmStep },
+    /// Waits for a person to approve or reject it; runs on no worker.
+    Approve { spec: super::approval::ApprovalSpec },
     /// No action: completes as soon as its needs do.
     Join,
 }
@@ -159,6 +161,7 @@ impl<F: Form> StepAction<F> {
             StepAction::Container { .. } => "container",
             StepAction::Cuda { .. } => "cuda",
             StepAction::Wasm { .. } => "wasm",
+            StepAction::Approve { .. } => "approve",
             StepAction::Join => "join",
         }
     }

@@ -37,7 +37,7 @@ pub(super) const SETTING_KEYS: &[&str] = &[
     "pool",
     "cache",
 ];
-const ACTION_KEYS: &[&str] = &["run", "container", "cuda", "wasm"];
+const ACTION_KEYS: &[&str] = &["run", "container", "cuda", "wasm", "approve"];
 const STEP_ONLY_KEYS: &[&str] = &[
     "needs",
     "when",
@@ -471,6 +471,7 @@ impl Parser {
             },
             Some(("container", v)) => self.container(v).map(|spec| StepAction::Container { spec }),
             Some(("cuda", v)) => self.cuda(v).map(|spec| StepAction::Cuda { spec }),
+            Some(("approve", v)) => self.approval(v).map(|spec| StepAction::Approve { spec }),
             Some((_, v)) => self.wasm(v).map(|spec| StepAction::Wasm { spec }),
         };
         let action = action.unwrap_or_else(|| {
@@ -524,6 +525,29 @@ impl Parser {
             },
             None => None,
         };
+        if let StepAction::Approve { .. } = &action {
+            // A person decides once: no instances, retries, cache or files.
+            for refused in [
+                "for-each",
+                "retries",
+                "cache",
+                "artifacts",
+                "hooks",
+                "timeout",
+            ] {
+                if let Some(v) = t.get(refused) {
+                    let note = match refused {
+                        "timeout" => " (its wait's limit is `approve.timeout`)",
+                        _ => "",
+                    };
+                    self.error(
+                        v.span(),
+                        format!("an approval step has no `{refused}`{note}"),
+                        "not for an approval",
+                    );
+                }
+            }
+        }
         if let Some(v) = t.get("description") {
             self.string(v, "`description`");
         }

@@ -88,6 +88,11 @@ pub fn json_schema() -> Value {
             "output": {"type": "boolean", "description": "Copy the buffer back into the step's outputs."}
         }}}
     }}));
+    step.insert("approve".into(), json!({"type": "object", "additionalProperties": false, "description": "Wait for a person: runs on no worker; approved (weft approve, the API, the dashboard), its outputs are the inputs given; rejected or past its timeout, it fails.", "properties": {
+        "roles": {"type": "array", "items": {"enum": ["viewer", "operator", "admin"]}, "description": "Who may decide (admins always may); operator by default."},
+        "timeout": duration(),
+        "inputs": {"type": "object", "maxProperties": 32, "additionalProperties": {"enum": ["string", "number", "boolean"]}, "description": "What an approver gives, by name and type: the step's outputs."}
+    }}));
     step.insert("wasm".into(), json!({"type": "object", "required": ["plugin"], "additionalProperties": false, "properties": {
         "plugin": {"type": "string"}, "input": {}, "timeout": duration(), "memory": {"type": ["string", "integer"]}
     }}));

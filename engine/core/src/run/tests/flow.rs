@@ -165,7 +165,8 @@ fn a_run_past_its_timeout_fails_and_stops_its_steps() {
 /// waits ends it with no step run.
 #[test]
 fn a_run_waiting_for_its_key_dispatches_nothing_until_it_starts() {
-    let source = "[workflow]\nname = \"w\"\nconcurrency = { key = \"k\" }\n[steps.a]\nrun = \"a\"\n";
+    let source =
+        "[workflow]\nname = \"w\"\nconcurrency = { key = \"k\" }\n[steps.a]\nrun = \"a\"\n";
     let spot = crate::concurrency::QueueSpot {
         key: "k".into(),
         limit: 1,

@@ -402,6 +402,7 @@ fn a_retry_reuses_succeeded_steps_and_runs_the_rest() {
     assert!(reuse_events(&first, Some("nope"), 1).is_err());
 }
 
+mod approval;
 mod caching;
 mod executions;
 mod exit;

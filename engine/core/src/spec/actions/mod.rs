@@ -81,6 +81,7 @@ impl StepAction<Written> {
             StepAction::Wasm { spec } => StepAction::Wasm {
                 spec: spec.render(lookup)?,
             },
+            StepAction::Approve { spec } => StepAction::Approve { spec: spec.clone() },
             StepAction::Join => StepAction::Join,
         })
     }

@@ -1,0 +1,199 @@
+//! Approval steps with a real server, worker, Redis and RabbitMQ: a run
+//! waits for a person across a server restart, holding no worker; a role
+//! the step does not name is refused; `weft approve` gives its inputs,
+//! which flow on; a rejection fails the run.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use weft_api::views::RunView;
+
+use crate::cluster::{step, Cluster, Setup};
+use crate::support::{text, weft_bin};
+
+const DEPLOY: &str = r#"
+[workflow]
+name = "deploy"
+[steps.build]
+run = "echo built"
+[steps.gate]
+needs = ["build"]
+approve = { roles = ["operator"], timeout = "10m", inputs = { reason = "string", replicas = "number" } }
+[steps.ship]
+needs = ["gate"]
+run = '''printf '{"said": "{{ steps.gate.outputs.reason }} x {{ steps.gate.outputs.replicas }}"}' > "$WEFT_OUTPUTS"'''
+"#;
+
+/// Polls run `id` until its step `gate` waits for a person.
+async fn awaiting(cluster: &Cluster, id: &str) -> RunView {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(view) = cluster.client().run(id).await {
+            let gate = step(&view, "gate");
+            if gate
+                .tasks
+                .first()
+                .is_some_and(|t| t.status == "awaiting-approval")
+            {
+                return view;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id} never waited at its gate"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn decide(
+    cluster: &Cluster,
+    token: &str,
+    id: &str,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    cluster
+        .call(
+            Some(token),
+            Method::POST,
+            &format!("/api/runs/{id}/steps/gate/decision"),
+            Some(body),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_survives_a_server_restart_and_its_inputs_flow_on() {
+    let mut cluster = Cluster::set_up(Setup {
+        workers: 1,
+        ..Setup::default()
+    });
+    let operator = cluster.mint("ops-ann", "operator").await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let viewer = cluster.mint("view-bob", "viewer").await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = cluster.submit_text(DEPLOY).await;
+    let view = awaiting(&cluster, &id).await;
+    assert_eq!(view.run.status, "running");
+    assert_eq!(step(&view, "ship").status, "waiting");
+    // The wait holds no worker: no attempt of it was handed to one.
+    assert!(step(&view, "gate").tasks[0].attempts[0].worker.is_none());
+
+    // The server goes away and comes back: the wait is in the run's events.
+    cluster.kill_serve();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.start_serve();
+    let view = awaiting(&cluster, &id).await;
+    assert_eq!(view.run.status, "running");
+
+    // A viewer may not decide; an operator must give the inputs, typed.
+    let (status, body) = decide(&cluster, &viewer, &id, json!({"approve": true})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("role viewer may not approve or reject step gate"),
+        "{body}"
+    );
+    let (status, body) = decide(
+        &cluster,
+        &operator,
+        &id,
+        json!({"approve": true, "inputs": {"reason": "hotfix"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("the approval needs input `replicas` (number)"),
+        "{body}"
+    );
+
+    // `weft approve`, as the operator.
+    let out = std::process::Command::new(weft_bin())
+        .args([
+            "--server",
+            &cluster.url,
+            "--token",
+            &operator,
+            "approve",
+            &id,
+            "gate",
+        ])
+        .args(["--input", "reason=hotfix", "--input", "replicas=3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("approved step gate of run {id}")),
+        "{}",
+        text(&out)
+    );
+    let view = cluster.wait(&id, Duration::from_secs(60)).await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    let gate = step(&view, "gate");
+    assert_eq!(
+        gate.outputs,
+        Some(json!({"reason": "hotfix", "replicas": 3}))
+    );
+    assert_eq!(gate.tasks[0].attempts[0].worker.as_deref(), Some("ops-ann"));
+    assert_eq!(
+        step(&view, "ship").outputs,
+        Some(json!({"said": "hotfix x 3"}))
+    );
+    // Decided once: a second decision is a conflict.
+    let (status, body) = decide(&cluster, &operator, &id, json!({"approve": false})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("is not waiting for approval: it is succeeded"),
+        "{body}"
+    );
+
+    // Rejected: the step fails with who and why, and the run fails.
+    let rejected = cluster.submit_text(DEPLOY).await;
+    awaiting(&cluster, &rejected).await;
+    let (status, body) = decide(
+        &cluster,
+        &operator,
+        &rejected,
+        json!({"approve": false, "comment": "not on a Friday"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let view = cluster.wait(&rejected, Duration::from_secs(60)).await;
+    assert_eq!(view.run.status, "failed", "{view:?}");
+    assert!(
+        view.run
+            .summary
+            .as_deref()
+            .unwrap_or_default()
+            .contains("gate: rejected by ops-ann: not on a Friday"),
+        "{view:?}"
+    );
+    assert_eq!(step(&view, "ship").status, "skipped");
+    // Both decisions are in the audit log.
+    let (_, audit) = cluster
+        .call(Some(&cluster.admin_token), Method::GET, "/api/audit", None)
+        .await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"approve-step") && actions.contains(&"reject-step"),
+        "{audit}"
+    );
+}

@@ -27,83 +27,6 @@ pub fn apply(state: &mut RunState, event: Event) -> Vec<Action> {
     m.actions
 }
 
-/// Actions that put a replayed run back in motion when a new driver takes
-/// it over (after a crash or restart): queued attempts are dispatched again,
-/// deadlines re-armed, pending retries rescheduled. Succeeded work is never
-/// redone. A job that was already in the queue may then be delivered twice;
-/// the second result of one attempt is ignored.
-///
-/// With `jobs_lost` (the queue did not outlive the driver, as in the
-/// embedded engine), running attempts are dispatched again too: nothing
-/// else would ever finish them.
-pub fn resume(state: &mut RunState, jobs_lost: bool) -> Vec<Action> {
-    let mut m = Machine {
-        state,
-        actions: Vec::new(),
-        ready: VecDeque::new(),
-        freed: VecDeque::new(),
-    };
-    if m.state.status != RunStatus::Running {
-        return m.actions;
-    }
-    m.arm_run_deadline();
-    let plan = m.state.plan.clone();
-    for si in 0..m.state.steps.len() {
-        let spec = &plan.workflow.steps[si];
-        for ti in 0..m.state.steps[si].tasks.len() {
-            let task = &m.state.steps[si].tasks[ti];
-            let (id, attempt, item, status) = (
-                task.id.clone(),
-                task.attempt(),
-                task.item.clone(),
-                task.status,
-            );
-            match status {
-                TaskStatus::Queued | TaskStatus::Running => {
-                    if let Some(after) = spec.timeout {
-                        m.actions.push(Action::ArmDeadline {
-                            task: id.clone(),
-                            attempt,
-                            after,
-                        });
-                    }
-                    if status == TaskStatus::Queued || jobs_lost {
-                        // Straight to a worker, never to the cache: the job
-                        // may be in the queue already, and a hit recorded
-                        // now would let that copy run after the success.
-                        if let Ok(job) = m.job(si, item.as_ref(), id, attempt) {
-                            m.actions.push(Action::Dispatch(Box::new(job)));
-                        }
-                    }
-                }
-                TaskStatus::AwaitingApproval => {
-                    if let Some(at) = approval_deadline(spec, task) {
-                        m.actions.push(Action::ArmApprovalTimeout {
-                            task: id,
-                            attempt,
-                            at,
-                        });
-                    }
-                }
-                TaskStatus::RetryWaiting => {
-                    let delay = retry_delay(
-                        &spec.retries,
-                        attempt + 1,
-                        &format!("{}/{}", m.state.run_id, id),
-                    );
-                    m.actions.push(Action::ScheduleRetry {
-                        task: id,
-                        attempt: attempt + 1,
-                        delay,
-                    });
-                }
-                _ => {}
-            }
-        }
-    }
-    m.actions
-}
-
 pub(super) struct Machine<'s> {
     pub(super) state: &'s mut RunState,
     pub(super) actions: Vec<Action>,
@@ -594,7 +517,7 @@ impl Machine<'_> {
             if let Some(a) = task.attempts.last_mut() {
                 a.started_at = Some(at);
             }
-            if let Some(deadline) = approval_deadline(spec, task) {
+            if let Some(deadline) = super::resume::approval_deadline(spec, task) {
                 self.actions.push(Action::ArmApprovalTimeout {
                     task: task.id.clone(),
                     attempt,
@@ -628,14 +551,4 @@ impl Machine<'_> {
             ),
         }
     }
-}
-
-/// When an approval's attempt stops waiting: its `approve.timeout` after it
-/// began waiting (the same instant for a driver that takes the run over).
-fn approval_deadline(spec: &crate::spec::Step, task: &TaskState) -> Option<Millis> {
-    let StepAction::Approve { spec } = &spec.action else {
-        return None;
-    };
-    let began = task.attempts.last()?.queued_at;
-    Some(began.saturating_add(spec.timeout?.as_millis() as u64))
 }

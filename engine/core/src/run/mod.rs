@@ -16,6 +16,7 @@ mod limits;
 mod machine;
 mod params;
 mod plan;
+mod resume;
 mod retry;
 mod slots;
 mod state;
@@ -25,9 +26,10 @@ pub use backoff::retry_delay;
 pub use bounded::{bounded_text, MAX_TEXT_BYTES};
 pub use event::{Action, Event, FailureKind, HookRun, Job, Millis, Outcome, TaskId};
 pub use limits::RunLimits;
-pub use machine::{apply, resume};
+pub use machine::apply;
 pub use params::resolve_params;
 pub use plan::Plan;
+pub use resume::resume;
 pub use retry::reuse_events;
 pub use state::{
     AttemptRecord, Execution, RunState, RunStatus, SkipReason, StepState, StepStatus, TaskState,

@@ -42,6 +42,8 @@ pub(crate) struct Driver {
     pub prelude: Vec<Event>,
     /// Dispatched jobs waiting for room in the queue.
     pub window: Window,
+    /// Renews the run's lease from its own task.
+    pub lease: crate::lease::LeaseKeeper,
 }
 
 /// Resolves with the reason once someone asks to cancel (holding no
@@ -68,8 +70,8 @@ impl Driver {
     /// run's lease (`NotOwner`). Failures of the store are waited out:
     /// writes are tried again (appends are fenced and checked by length,
     /// so a write that landed before its reply was lost is never made
-    /// twice), and the lease is renewed early and only given up when
-    /// another owner holds it.
+    /// twice), and the lease is kept by its own task (`lease.rs`) and only
+    /// given up when another owner holds it.
     ///
     /// Reports that arrive together are handled as one batch: one store
     /// append, then their acks, then one apply pass whose jobs go out as one
@@ -77,8 +79,6 @@ impl Driver {
     pub async fn drive(mut self, mut progress: Box<dyn Progress>) -> Result<RunState, Error> {
         let shared = self.shared.clone();
         let mut timers = Timers::default();
-        let renew_every = Duration::from_millis((shared.options.lease_ttl_ms / 3).max(50));
-        let mut next_renewal = Instant::now() + renew_every;
         let mut cancel_sent = false;
         let mut events: Vec<Event> = Vec::new();
         let mut acks: Vec<Box<dyn ReportDelivery>> = Vec::new();
@@ -162,8 +162,7 @@ impl Driver {
             }
             let mut wake = timers
                 .next_due()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
-                .min(next_renewal);
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             if let Some(g) = &gate {
                 wake = wake.min(g.next);
             }
@@ -171,7 +170,7 @@ impl Driver {
             tokio::select! {
                 _ = slot_freed, if gate.is_some() => {
                     if let Some(g) = gate.as_mut() {
-                        g.next = Instant::now();
+                        g.slot_freed();
                     }
                 }
                 delivery = self.inbox.recv() => {
@@ -184,10 +183,8 @@ impl Driver {
                         }
                     }
                 }
+                _ = self.lease.lost() => return Err(Error::NotOwner(self.record.id.clone())),
                 _ = tokio::time::sleep_until(wake) => {
-                    if Instant::now() >= next_renewal {
-                        next_renewal = Instant::now() + self.renew().await?.unwrap_or(renew_every);
-                    }
                     while let Some(e) = timers.pop_due(Instant::now()) {
                         events.push(stamp(e, shared.clock.now()));
                     }
@@ -211,6 +208,7 @@ impl Driver {
             tokio::time::sleep(backoff(tries)).await;
         }
         self.release_slot().await;
+        self.lease.stop().await;
         if let Err(e) = shared.store.release(&self.record.id, &self.fence).await {
             // It expires on its own; the run is over either way.
             tracing::warn!(run = %self.record.id, "releasing the lease: {e}");
@@ -249,32 +247,6 @@ impl Driver {
         }
         self.logged += n;
         Ok(())
-    }
-
-    /// Renews the lease. `Ok(None)`: renewed; `Ok(Some(wait))`: the store
-    /// failed, try again after `wait`; `NotOwner` when another owner has
-    /// taken the run since this driver's fence was given.
-    async fn renew(&self) -> Result<Option<Duration>, Error> {
-        let s = &self.shared;
-        match s
-            .store
-            .lease(
-                &self.record.id,
-                &s.options.owner,
-                s.clock.now(),
-                s.options.lease_ttl_ms,
-            )
-            .await
-        {
-            Ok(Some(fence)) if fence == self.fence => Ok(None),
-            Ok(_) => Err(Error::NotOwner(self.record.id.clone())),
-            Err(e) => {
-                tracing::warn!(run = %self.record.id, "renewing the lease: {e}; trying again");
-                Ok(Some(Duration::from_millis(
-                    (s.options.lease_ttl_ms / 10).clamp(50, 1_000),
-                )))
-            }
-        }
     }
 
     fn take_report(

@@ -15,6 +15,7 @@ mod driver;
 mod error;
 mod gate;
 mod late;
+mod lease;
 mod options;
 mod plugins;
 mod read_cache;

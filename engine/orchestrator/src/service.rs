@@ -302,6 +302,7 @@ impl Service {
         let Some(fence) = self.take_lease(&record.id).await? else {
             return Err(Error::NotOwner(record.id));
         };
+        let lease = crate::lease::LeaseKeeper::start(&self.shared, &record.id, fence.clone());
         let mut state = RunState::new(
             record.id.clone(),
             Plan::new(run.workflow),
@@ -311,7 +312,7 @@ impl Service {
         state.limits = record.limits;
         state.policy = record.policy.clone().map(Arc::new);
         state.cache = record.cache.clone();
-        let handle = self.start(record.clone(), state, 0, fence, prelude, progress);
+        let handle = self.start(record.clone(), state, 0, (fence, lease), prelude, progress);
         Ok((record, handle))
     }
 
@@ -398,6 +399,8 @@ impl Service {
         let Some(fence) = self.take_lease(run_id).await? else {
             return Err(Error::NotOwner(run_id.to_string()));
         };
+        // Kept from now: reading and replaying a large run takes a while.
+        let lease = crate::lease::LeaseKeeper::start(&self.shared, run_id, fence.clone());
         let workflow = weft_core::spec::load(&record.source)
             .map_err(|_| Error::StoredWorkflow(record.id.clone()))?;
         // Read after the lease is taken: every event before it is in.
@@ -408,7 +411,7 @@ impl Service {
             record,
             state,
             logged,
-            fence,
+            (fence, lease),
             Vec::new(),
             Box::new(|_: &RunState, _: &Event| {}),
         )))
@@ -448,7 +451,7 @@ impl Service {
         record: RunRecord,
         state: RunState,
         logged: u64,
-        fence: Fence,
+        (fence, lease): (Fence, crate::lease::LeaseKeeper),
         prelude: Vec<Event>,
         progress: Box<dyn Progress>,
     ) -> RunHandle {
@@ -472,6 +475,7 @@ impl Service {
             cancel,
             prelude,
             window: crate::window::Window::new(self.shared.options.dispatch_window),
+            lease,
         };
         let shared = self.shared.clone();
         // Everything logged while driving the run names it.

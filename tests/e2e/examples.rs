@@ -189,7 +189,7 @@ async fn timeout_kills_the_step_and_fails_the_run() {
 }
 
 #[tokio::test]
-async fn weft_run_refuses_a_workflow_that_waits_for_a_person() {
+async fn weft_run_refuses_workflows_only_a_server_can_run() {
     let data = tempfile::tempdir().unwrap();
     let out = weft(&["run", "workflows/approval.toml"], data.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -198,6 +198,18 @@ async fn weft_run_refuses_a_workflow_that_waits_for_a_person() {
         "{}",
         text(&out)
     );
+    let out = weft(&["run", "workflows/sub-workflow.toml"], data.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("step `etl` runs a saved workflow, which a server keeps"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test]
+async fn etl_runs_as_a_workflow_of_its_own() {
+    run_embedded("etl").await;
 }
 
 #[tokio::test]
@@ -235,6 +247,18 @@ async fn every_example_has_the_same_outcome_in_distributed_mode() {
             .await
             .expect("push");
     }
+    // Sub-workflows need the workflows they run saved first.
+    for name in examples() {
+        for saved in saves_of(&name) {
+            let path = repo().join("workflows").join(format!("{saved}.toml"));
+            let source = std::fs::read_to_string(path).unwrap();
+            cluster
+                .client()
+                .save_workflow(&source, None)
+                .await
+                .expect("save");
+        }
+    }
     let mut runs = Vec::new();
     for name in examples() {
         let id = cluster.submit(&format!("workflows/{name}.toml"), &[]).await;
@@ -251,6 +275,22 @@ async fn every_example_has_the_same_outcome_in_distributed_mode() {
         let view = cluster.wait(&id, Duration::from_secs(60)).await;
         check_outcome(&name, &view, &format!("distributed run {id}"));
     }
+}
+
+/// The workflows an example's expected outcome says to save first (`save`).
+fn saves_of(name: &str) -> Vec<String> {
+    let path = repo()
+        .join("workflows/expected")
+        .join(format!("{name}.toml"));
+    let raw: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    raw.get("save")
+        .and_then(|s| s.as_array())
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The `[approve]` table of an example's expected outcome: the step a test

@@ -34,5 +34,6 @@ mod rabbit;
 mod retention;
 mod schedules;
 mod secrets;
+mod sub_workflows;
 mod support;
 mod webhooks;

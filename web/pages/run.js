@@ -69,6 +69,12 @@ export function mount(el, [id]) {
       h('h1', {}, r.workflow, ' ', h('small', {}, r.id)), badge(r.status),
       h('span', { class: 'muted' }, `${time(r.created_at)} · ${duration(end - r.created_at)}${r.submitted_by ? ` · by ${r.submitted_by}` : ''}`),
       h('span', { class: 'spacer' }), tab('graph', 'Graph'), tab('timeline', 'Timeline'), ...actions);
+    // A sub-workflow's run links to the run and step that started it.
+    if (r.parent) {
+      head.append(h('p', { class: 'muted' }, 'Sub-workflow of run ',
+        h('a', { href: `#/runs/${encodeURIComponent(r.parent.run)}` }, r.parent.run),
+        `, step ${r.parent.task.index == null ? r.parent.task.step : `${r.parent.task.step}[${r.parent.task.index}]`}`));
+    }
     // A run held back by its concurrency key says what it waits for.
     if (r.waiting) head.append(h('p', { class: 'waiting', role: 'status' }, `Waiting: ${r.waiting}`));
     else if (r.concurrency && !finished(r.status)) {
@@ -141,11 +147,17 @@ export function mount(el, [id]) {
     }
   }
 
+  // A sub-workflow step's attempt names its child run: a link to it.
+  function childLink(worker) {
+    const child = /^run (\S+)$/.exec(worker || '');
+    return child ? h('a', { href: `#/runs/${encodeURIComponent(child[1])}` }, `run ${child[1]}`) : worker || '';
+  }
+
   function attemptRow(task, a) {
     const current = chosen.task === task.id && chosen.attempt === a.number;
     const row = h('tr', { class: current ? 'current' : '' },
       h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => { chosen.task = task.id; chosen.attempt = a.number; details(); } }, `#${a.number}`)),
-      h('td', {}, a.cached_from ? cachedFrom(a.cached_from) : a.worker || ''),
+      h('td', {}, a.cached_from ? cachedFrom(a.cached_from) : childLink(a.worker)),
       h('td', {}, a.started_at ? duration((a.finished_at || Date.now()) - a.started_at) : 'queued'),
       h('td', {}, a.exit_code ?? ''),
       h('td', { class: 'error-text' },

@@ -114,6 +114,7 @@ impl Reporter {
             | Event::StepReused { at, .. }
             | Event::Admitted { at, .. }
             | Event::Queued { at, .. }
+            | Event::ChildOf { at, .. }
             | Event::Waiting { at, .. }
             | Event::TaskStarted { at, .. }
             | Event::TaskFinished { at, .. }

@@ -33,7 +33,7 @@ impl StepKind {
             StepAction::Cuda { .. } => Some(StepKind::Cuda),
             StepAction::Wasm { .. } => Some(StepKind::Wasm),
             // Run by no worker: nothing for a role's kinds to allow.
-            StepAction::Approve { .. } | StepAction::Join => None,
+            StepAction::Approve { .. } | StepAction::Workflow { .. } | StepAction::Join => None,
         }
     }
 }

@@ -180,6 +180,13 @@ pub fn follow_up_run_id(parent: &str, index: usize, parent_created: Millis) -> S
     derived_run_id(&format!("on-finish\n{parent}\n{index}"), parent_created)
 }
 
+/// The run id of the child run of a sub-workflow step's `attempt` of
+/// `task` in run `parent`, queued at `queued_at`: the same on every server
+/// and after a takeover, so the child is started once.
+pub fn child_run_id(parent: &str, task: &str, attempt: u32, queued_at: Millis) -> String {
+    derived_run_id(&format!("child\n{parent}\n{task}\n{attempt}"), queued_at)
+}
+
 /// A ULID of time `at` whose other 80 bits hash `seed`.
 fn derived_run_id(seed: &str, at: Millis) -> String {
     let digest = Sha256::digest(seed.as_bytes());

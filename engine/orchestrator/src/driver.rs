@@ -208,6 +208,7 @@ impl Driver {
             tokio::time::sleep(backoff(tries)).await;
         }
         self.release_slot().await;
+        self.tell_parent().await;
         self.lease.stop().await;
         if let Err(e) = shared.store.release(&self.record.id, &self.fence).await {
             // It expires on its own; the run is over either way.
@@ -347,7 +348,12 @@ impl Driver {
                     at: 0,
                 },
             ),
-            Action::Abort { task, attempt } => (self.shared.abort)(&self.record.id, &task, attempt),
+            Action::Abort { task, attempt } => {
+                if !self.cancel_child(&task, attempt) {
+                    (self.shared.abort)(&self.record.id, &task, attempt)
+                }
+            }
+            Action::StartChild(start) => self.start_child(*start),
             Action::ArmApprovalTimeout { task, attempt, at } => {
                 let wait = at.saturating_sub(self.shared.clock.now());
                 timers.arm(

@@ -10,6 +10,7 @@
 
 mod aborts;
 mod caching;
+mod children;
 mod clock;
 mod driver;
 mod error;
@@ -26,6 +27,7 @@ mod timers;
 mod window;
 
 pub use aborts::abort_through_claims;
+pub use children::ChildRuns;
 pub use clock::SystemClock;
 pub use driver::Progress;
 pub use error::Error;

@@ -88,6 +88,9 @@ pub(crate) struct Shared {
     /// The cluster's concurrency keys; none: a workflow with
     /// `concurrency` is refused.
     pub slots: Option<Arc<dyn weft_core::ports::ConcurrencySlots>>,
+    /// Starts sub-workflow steps' child runs (set by the API, which reads
+    /// saved workflows); none: such a step fails.
+    pub children: std::sync::OnceLock<Arc<dyn crate::ChildRuns>>,
     /// Told when a run driven here gives up a key's slot, so the runs
     /// waiting here ask again at once rather than at their next poll.
     pub slot_freed: tokio::sync::Notify,
@@ -179,6 +182,7 @@ impl Service {
                 published: Default::default(),
                 cache: None,
                 slots: None,
+                children: std::sync::OnceLock::new(),
                 slot_freed: tokio::sync::Notify::new(),
             }),
         }
@@ -214,6 +218,12 @@ impl Service {
             .expect("with_concurrency_slots is called before the service is cloned")
             .slots = Some(slots);
         self
+    }
+
+    /// Lets sub-workflow steps start child runs through `children`. Once;
+    /// later calls change nothing.
+    pub fn set_children(&self, children: Arc<dyn crate::ChildRuns>) {
+        let _ = self.shared.children.set(children);
     }
 
     pub(crate) fn shared(&self) -> &Shared {

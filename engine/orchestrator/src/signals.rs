@@ -59,7 +59,7 @@ impl Service {
     /// A report from this server, not a worker: straight to the run's
     /// driver if it is here, else on the report queue for whichever server
     /// drives it (or adopts it).
-    async fn signal(
+    pub(crate) async fn signal(
         &self,
         run_id: &str,
         task: TaskId,

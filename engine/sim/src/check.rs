@@ -17,6 +17,7 @@ pub fn brief(event: &Event) -> String {
         Event::StepReused { step, .. } => format!("reused {step}"),
         Event::Admitted { decisions, .. } => format!("admitted by {}", decisions.len()),
         Event::Queued { spot, .. } => format!("queued on {}", spot.key),
+        Event::ChildOf { parent, .. } => format!("child of {}", parent.run),
         Event::Waiting { reason, .. } => format!("waiting: {reason}"),
         Event::Started { .. } => "started".into(),
         Event::TaskStarted {

@@ -185,8 +185,9 @@ impl Executors {
                 None => cannot(format!("worker {worker} has no plugin host")),
             },
             // Never sent to a worker; a job built by hand is refused.
-            StepAction::Approve { .. } => Outcome::Failed {
-                reason: "an approval step is decided by people (`weft approve`), not run by a worker".into(),
+            StepAction::Approve { .. } | StepAction::Workflow { .. } => Outcome::Failed {
+                reason: "approval and sub-workflow steps are carried out by the server, not run by a worker"
+                    .into(),
                 exit_code: None,
                 retryable: false,
                 kind: FailureKind::Policy,

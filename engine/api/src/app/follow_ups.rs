@@ -125,7 +125,16 @@ async fn follow_up(api: &ApiState, run_id: &str, status: RunStatus) {
             token_id: None,
             name: Some(format!("{SUBMITTER}{run_id}")),
         };
-        match crate::routes::start_saved(api, &saved, params, id.clone(), 0, &caller).await {
+        match crate::routes::start_saved(
+            api,
+            &saved,
+            params,
+            id.clone(),
+            Default::default(),
+            &caller,
+        )
+        .await
+        {
             Ok(_) => tracing::info!(run = %run_id, follow_up = %id, "on-finish: started {target}"),
             Err(_) if matches!(api.store.get_run(&id).await, Ok(Some(_))) => {}
             Err(e) => tracing::warn!(run = %run_id, "on-finish: starting {target}: {e}"),

@@ -7,6 +7,7 @@
 //! with.
 
 mod admission;
+mod children;
 mod follow_ups;
 mod logs;
 mod retention;
@@ -16,6 +17,7 @@ mod waiting;
 mod webhooks;
 
 pub use admission::{Admission, AdmissionOptions};
+pub use children::{refuse_sub_workflow_cycles, Children};
 pub use follow_ups::{spawn_follow_ups, MAX_DEPTH};
 pub use logs::{pick_attempt, PickedAttempt};
 pub use retention::{

@@ -307,7 +307,10 @@ impl Scheduler {
             &armed.saved,
             armed.spec.overrides().into_iter().collect(),
             id.clone(),
-            armed.spec.priority,
+            crate::routes::RunChoices {
+                priority: armed.spec.priority,
+                ..Default::default()
+            },
             &caller,
         )
         .await;

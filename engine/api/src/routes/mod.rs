@@ -73,6 +73,7 @@ use crate::Error;
 
 pub use crate::app::LiveWorkers;
 pub use logs::{FINISHED_HEADER, LOG_END_HEADER, LOG_START_HEADER};
+pub(crate) use runs::RunChoices;
 pub use runs::NEXT_PAGE_HEADER;
 pub use schedules::BackfillAnswer;
 pub use triggers::DeliveryAnswer;

@@ -34,6 +34,7 @@ pub(super) async fn submit(
     let choices = RunChoices {
         cache: request.cache_choice(),
         priority: request.priority,
+        parent: None,
     };
     let record = start(
         &api,
@@ -107,6 +108,8 @@ pub(crate) struct RunChoices {
     pub cache: weft_core::cache::RunCacheChoice,
     /// Its place among runs waiting for a concurrency key's slots.
     pub priority: i32,
+    /// The run and step it is a sub-workflow of.
+    pub parent: Option<weft_core::spec::sub_workflow::ParentRef>,
 }
 
 /// Validates `source` with `params` overrides and starts a run of it.
@@ -119,8 +122,13 @@ pub(super) async fn start(
     caller: &Caller,
     id: Option<String>,
 ) -> Result<RunSummary, Error> {
-    let RunChoices { cache, priority } = choices;
+    let RunChoices {
+        cache,
+        priority,
+        parent,
+    } = choices;
     let workflow = check(&file, &source)?;
+    crate::app::refuse_sub_workflow_cycles(api, &workflow).await?;
     cache
         .check(&workflow)
         .map_err(|e| Error::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
@@ -153,13 +161,19 @@ pub(super) async fn start(
             denial.diagnostics(&workflow),
         )?;
     }
-    let prelude = match decisions.is_empty() {
+    let mut prelude = match decisions.is_empty() {
         true => Vec::new(),
         false => vec![weft_core::run::Event::Admitted {
             decisions,
             at: super::now(),
         }],
     };
+    if let Some(parent) = parent {
+        prelude.push(weft_core::run::Event::ChildOf {
+            parent,
+            at: super::now(),
+        });
+    }
     let overrides: Vec<(String, String)> = params.into_iter().collect();
     let params = resolve_params(&workflow, &overrides)
         .map_err(|e| Error::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;

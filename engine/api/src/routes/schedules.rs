@@ -117,7 +117,10 @@ pub(super) async fn backfill(
             &saved,
             params.clone(),
             id.clone(),
-            spec.priority,
+            super::RunChoices {
+                priority: spec.priority,
+                ..Default::default()
+            },
             &runner,
         )
         .await;

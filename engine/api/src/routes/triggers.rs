@@ -144,7 +144,16 @@ pub(super) async fn deliver(
         token_id: None,
         name: Some(format!("webhook:{name}")),
     };
-    match super::start_saved(&api, &hook.saved, params, id.clone(), 0, &caller).await {
+    match super::start_saved(
+        &api,
+        &hook.saved,
+        params,
+        id.clone(),
+        Default::default(),
+        &caller,
+    )
+    .await
+    {
         Ok(_) => {}
         Err(_) if api.store.get_run(&id).await?.is_some() => {
             return Ok((

@@ -128,7 +128,7 @@ pub(crate) async fn start_saved(
     saved: &SavedWorkflow,
     params: BTreeMap<String, String>,
     id: String,
-    priority: i32,
+    choices: RunChoices,
     caller: &Caller,
 ) -> Result<RunSummary, Error> {
     start(
@@ -136,10 +136,7 @@ pub(crate) async fn start_saved(
         saved.source.clone(),
         format!("{}@{}", saved.name, saved.version),
         params,
-        RunChoices {
-            priority,
-            ..Default::default()
-        },
+        choices,
         caller,
         Some(id),
     )

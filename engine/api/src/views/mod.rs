@@ -178,6 +178,10 @@ pub struct RunView {
     /// Why it has not started yet (all its key's slots are held).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// The run and step it is a sub-workflow of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub parent: Option<weft_core::spec::sub_workflow::ParentRef>,
 }
 
 /// A workflow's plugin reference and what the run resolved it to.
@@ -325,6 +329,7 @@ impl RunView {
             admission: state.admission.clone(),
             concurrency: state.queue.clone(),
             waiting: state.waiting.clone(),
+            parent: state.parent.clone(),
         }
     }
 

@@ -29,6 +29,10 @@ pub struct RunStates {
     /// Why it has not started yet (all its key's slots are held).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// The run and step it is a sub-workflow of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub parent: Option<weft_core::spec::sub_workflow::ParentRef>,
     pub steps: Vec<StepState>,
 }
 
@@ -72,6 +76,7 @@ impl RunStates {
             admission: state.admission.clone(),
             concurrency: state.queue.clone(),
             waiting: state.waiting.clone(),
+            parent: state.parent.clone(),
             steps,
         }
     }

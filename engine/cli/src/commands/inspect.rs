@@ -176,6 +176,12 @@ pub async fn show(source: &Source, run: &str) -> anyhow::Result<ExitCode> {
     if let Some(w) = &v.waiting {
         println!("waiting   {w}");
     }
+    if let Some(p) = &v.parent {
+        println!(
+            "parent    run {} step {} (attempt {})",
+            p.run, p.task, p.attempt
+        );
+    }
     if let Some(s) = &v.run.summary {
         println!("summary   {s}");
     }

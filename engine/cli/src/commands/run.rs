@@ -57,20 +57,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let overrides = super::submit::parse_params(&args.workflow.params)?;
     let params = resolve_params(&workflow, &overrides).map_err(|e| anyhow::anyhow!(e))?;
-    // Nobody could approve it here: it would wait for ever.
-    if let Some(gate) = workflow
-        .steps
-        .iter()
-        .find(|s| matches!(s.action, weft_core::spec::StepAction::Approve { .. }))
-    {
-        eprintln!(
-            "error: {}: step `{}` waits for a person's approval, which needs a server: \
-             start `weft serve --embedded`, then `weft submit {}` and `weft approve RUN {}`",
-            args.workflow.file.display(),
-            gate.id,
-            args.workflow.file.display(),
-            gate.id
-        );
+    // Nobody could approve it here, and no saved workflow is kept here.
+    for step in &workflow.steps {
+        let why = match step.action {
+            weft_core::spec::StepAction::Approve { .. } => format!(
+                "step `{}` waits for a person's approval, which needs a server: \
+                 start `weft serve --embedded`, then `weft submit {}` and `weft approve RUN {}`",
+                step.id,
+                args.workflow.file.display(),
+                step.id
+            ),
+            weft_core::spec::StepAction::Workflow { .. } => format!(
+                "step `{}` runs a saved workflow, which a server keeps: \
+                 start `weft serve --embedded`, `weft workflows save` it, then `weft submit {}`",
+                step.id,
+                args.workflow.file.display()
+            ),
+            _ => continue,
+        };
+        eprintln!("error: {}: {why}", args.workflow.file.display());
         return Ok(ExitCode::FAILURE);
     }
 

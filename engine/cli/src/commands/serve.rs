@@ -234,6 +234,9 @@ async fn serve_api(
         hooks: Arc::default(),
     };
     weft_api::app::spawn_follow_ups(state.clone());
+    state
+        .service
+        .set_children(Arc::new(weft_api::app::Children::new(state.clone())));
     if config.scheduler.enabled {
         weft_api::app::spawn_scheduler(state.clone(), config.scheduler.clone());
     }

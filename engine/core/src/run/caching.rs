@@ -43,7 +43,9 @@ impl Machine<'_> {
             // Nothing ran: a join, or a person's decision.
             !matches!(
                 spec.action,
-                crate::spec::StepAction::Join | crate::spec::StepAction::Approve { .. }
+                crate::spec::StepAction::Join
+                    | crate::spec::StepAction::Approve { .. }
+                    | crate::spec::StepAction::Workflow { .. }
             )
         }) else {
             return;

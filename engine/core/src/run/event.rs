@@ -139,6 +139,12 @@ pub enum Event {
         decisions: Vec<crate::admission::AdmissionDecision>,
         at: Millis,
     },
+    /// Before `Started`: the run is a sub-workflow of another run's step,
+    /// which hears of its end.
+    ChildOf {
+        parent: crate::spec::sub_workflow::ParentRef,
+        at: Millis,
+    },
     /// Before `Started`: the run holds a concurrency key, and starts only
     /// once the cluster gives it one of the key's slots.
     Queued {
@@ -232,6 +238,7 @@ impl Event {
             Event::StepReused { .. }
             | Event::Admitted { .. }
             | Event::Queued { .. }
+            | Event::ChildOf { .. }
             | Event::Waiting { .. }
             | Event::Started { .. }
             | Event::CancelRequested { .. }
@@ -310,6 +317,9 @@ pub enum Action {
     Abort { task: TaskId, attempt: u32 },
     /// At `at` (the clock's milliseconds), feed `Event::RunTimedOut`.
     ArmRunDeadline { at: Millis },
+    /// Start (or find started) the child run of a sub-workflow step's
+    /// attempt; its end comes back as the attempt's `TaskFinished`.
+    StartChild(Box<ChildStart>),
     /// At `at` (the clock's milliseconds), feed `Event::DeadlinePassed`
     /// for this approval's attempt: nobody decided in time.
     ArmApprovalTimeout {
@@ -319,4 +329,16 @@ pub enum Action {
     },
     /// The run is over.
     Finished { status: super::RunStatus },
+}
+
+/// A sub-workflow step's attempt, as its child run is started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildStart {
+    /// The child's run id: the same for one attempt on every server, so it
+    /// is started once.
+    pub run_id: String,
+    /// The saved workflow, its version and params, rendered.
+    pub workflow: crate::spec::sub_workflow::SubWorkflow,
+    /// Where the child reports its end.
+    pub parent: crate::spec::sub_workflow::ParentRef,
 }

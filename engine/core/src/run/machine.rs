@@ -53,6 +53,11 @@ impl Machine<'_> {
                     self.state.admission.extend(decisions);
                 }
             }
+            Event::ChildOf { parent, .. } => {
+                if self.state.status == RunStatus::Pending {
+                    self.state.parent = Some(parent);
+                }
+            }
             Event::Queued { spot, .. } => {
                 if self.state.status == RunStatus::Pending {
                     self.state.queue = Some(spot);
@@ -536,6 +541,9 @@ impl Machine<'_> {
                         attempt,
                         after,
                     });
+                }
+                if let StepAction::Workflow { .. } = &job.action {
+                    return self.start_child((si, ti), job, at);
                 }
                 self.send(si, item.as_ref(), job);
             }

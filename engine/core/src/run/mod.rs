@@ -8,6 +8,7 @@ mod approval;
 mod backoff;
 mod bounded;
 mod caching;
+mod children;
 mod event;
 mod executions;
 mod exit;
@@ -24,7 +25,7 @@ mod stopping;
 
 pub use backoff::retry_delay;
 pub use bounded::{bounded_text, MAX_TEXT_BYTES};
-pub use event::{Action, Event, FailureKind, HookRun, Job, Millis, Outcome, TaskId};
+pub use event::{Action, ChildStart, Event, FailureKind, HookRun, Job, Millis, Outcome, TaskId};
 pub use limits::RunLimits;
 pub use machine::apply;
 pub use params::resolve_params;

@@ -48,7 +48,9 @@ pub fn resume(state: &mut RunState, jobs_lost: bool) -> Vec<Action> {
                             after,
                         });
                     }
-                    if status == TaskStatus::Queued || jobs_lost {
+                    if let StepAction::Workflow { .. } = &spec.action {
+                        super::children::restart_children(&mut m, si, ti);
+                    } else if status == TaskStatus::Queued || jobs_lost {
                         // Straight to a worker, never to the cache: the job
                         // may be in the queue already, and a hit recorded
                         // now would let that copy run after the success.

@@ -251,6 +251,8 @@ pub struct RunState {
     pub queue: Option<crate::concurrency::QueueSpot>,
     /// Why it has not started yet, while it waits for a slot.
     pub waiting: Option<String>,
+    /// The run and step it is a sub-workflow of (from `ChildOf`).
+    pub parent: Option<crate::spec::sub_workflow::ParentRef>,
     /// Tasks its steps have so far.
     pub(super) tasks: u32,
 }
@@ -293,6 +295,7 @@ impl RunState {
             admission: Vec::new(),
             queue: None,
             waiting: None,
+            parent: None,
             tasks: 0,
         }
     }

@@ -11,6 +11,7 @@ pub mod on_finish;
 pub mod parse;
 mod schema;
 mod settings;
+pub mod sub_workflow;
 pub mod triggers;
 pub mod units;
 mod validate;
@@ -28,6 +29,7 @@ pub fn load(source: &str) -> Result<Workflow, Vec<Diagnostic>> {
     if let Some(w) = &workflow {
         diags.extend(validate::validate(w, source));
         diags.extend(on_exit::check(w));
+        diags.extend(sub_workflow::check(w));
     }
     match workflow {
         Some(w) if diags.is_empty() => Ok(w),

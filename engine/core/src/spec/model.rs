@@ -24,6 +24,9 @@ pub struct Workflow {
     pub on_exit: Option<Spanned<String>>,
     /// `[workflow] on-finish`: saved workflows a finished run starts.
     pub on_finish: Vec<super::on_finish::OnFinish>,
+    /// `[workflow] outputs`: the step whose outputs are the run's (a
+    /// sub-workflow's outputs, as its parent's step sees them).
+    pub outputs: Option<Spanned<String>>,
     /// `[workflow] concurrency`: how many runs of one key at once.
     pub concurrency: Option<super::concurrency::ConcurrencySpec>,
     /// Parameter defaults, in file order.
@@ -145,6 +148,10 @@ pub enum StepAction<F: Form = Written> {
     Cuda { spec: KernelSpec<F> },
     /// A WebAssembly plugin step.
     Wasm { spec: WasmStep },
+    /// Runs a saved workflow as a child run; runs on no worker.
+    Workflow {
+        spec: super::sub_workflow::SubWorkflow,
+    },
     /// Waits for a person to approve or reject it; runs on no worker.
     Approve { spec: super::approval::ApprovalSpec },
     /// No action: completes as soon as its needs do.
@@ -162,6 +169,7 @@ impl<F: Form> StepAction<F> {
             StepAction::Cuda { .. } => "cuda",
             StepAction::Wasm { .. } => "wasm",
             StepAction::Approve { .. } => "approve",
+            StepAction::Workflow { .. } => "workflow",
             StepAction::Join => "join",
         }
     }

@@ -11,7 +11,7 @@ use super::model::*;
 use super::settings::Settings;
 use super::units::parse_duration;
 pub use super::values::is_name;
-use super::values::{closest, collect_strings, to_json, too_deep, type_name};
+use super::values::{closest, step_texts, to_json, too_deep, type_name};
 use crate::diagnostic::{Diagnostic, Span, Spanned};
 
 /// Largest workflow file accepted, in bytes.
@@ -27,6 +27,7 @@ const WORKFLOW_KEYS: &[&str] = &[
     "on-exit",
     "on-finish",
     "concurrency",
+    "outputs",
 ];
 pub(super) const SETTING_KEYS: &[&str] = &[
     "timeout",
@@ -37,7 +38,7 @@ pub(super) const SETTING_KEYS: &[&str] = &[
     "pool",
     "cache",
 ];
-const ACTION_KEYS: &[&str] = &["run", "container", "cuda", "wasm", "approve"];
+const ACTION_KEYS: &[&str] = &["run", "container", "cuda", "wasm", "approve", "workflow"];
 const STEP_ONLY_KEYS: &[&str] = &[
     "needs",
     "when",
@@ -271,6 +272,7 @@ impl Parser {
         let mut description = None;
         let mut timeout = None;
         let mut on_exit = None;
+        let mut outputs = None;
         let mut on_finish = Vec::new();
         match doc.get("workflow") {
             Some(v) => {
@@ -293,6 +295,9 @@ impl Parser {
                     }
                     if let Some(d) = t.get("on-exit") {
                         on_exit = self.string(d, "`workflow.on-exit`");
+                    }
+                    if let Some(d) = t.get("outputs") {
+                        outputs = self.string(d, "`workflow.outputs`");
                     }
                 }
             }
@@ -385,6 +390,7 @@ impl Parser {
             timeout,
             on_exit,
             on_finish,
+            outputs,
             concurrency,
             params,
             steps,
@@ -472,6 +478,9 @@ impl Parser {
             Some(("container", v)) => self.container(v).map(|spec| StepAction::Container { spec }),
             Some(("cuda", v)) => self.cuda(v).map(|spec| StepAction::Cuda { spec }),
             Some(("approve", v)) => self.approval(v).map(|spec| StepAction::Approve { spec }),
+            Some(("workflow", v)) => self
+                .sub_workflow(v)
+                .map(|spec| StepAction::Workflow { spec }),
             Some((_, v)) => self.wasm(v).map(|spec| StepAction::Wasm { spec }),
         };
         let action = action.unwrap_or_else(|| {
@@ -525,29 +534,7 @@ impl Parser {
             },
             None => None,
         };
-        if let StepAction::Approve { .. } = &action {
-            // A person decides once: no instances, retries, cache or files.
-            for refused in [
-                "for-each",
-                "retries",
-                "cache",
-                "artifacts",
-                "hooks",
-                "timeout",
-            ] {
-                if let Some(v) = t.get(refused) {
-                    let note = match refused {
-                        "timeout" => " (its wait's limit is `approve.timeout`)",
-                        _ => "",
-                    };
-                    self.error(
-                        v.span(),
-                        format!("an approval step has no `{refused}`{note}"),
-                        "not for an approval",
-                    );
-                }
-            }
-        }
+        self.refuse_for_action(t, &action);
         if let Some(v) = t.get("description") {
             self.string(v, "`description`");
         }
@@ -614,47 +601,4 @@ impl Parser {
             cache: settings.cache.clone().flatten(),
         }
     }
-}
-
-/// The step's strings that may hold templates, each with its place: the
-/// action's (a container's `env` apart), the `env`s, the hooks' configs.
-fn step_texts(action: Option<&(&str, &Value)>, settings: &Settings) -> Vec<StepText> {
-    let mut action_texts = Vec::new();
-    let mut env_texts: Vec<Spanned<String>> = settings.env.values().cloned().collect();
-    match action {
-        Some(("container", v)) => match v.get_ref() {
-            DeValue::Table(t) => {
-                for (key, value) in t.iter() {
-                    let out = if key.get_ref() == "env" {
-                        &mut env_texts
-                    } else {
-                        &mut action_texts
-                    };
-                    collect_strings(value, out);
-                }
-            }
-            _ => collect_strings(v, &mut action_texts),
-        },
-        Some((_, v)) => collect_strings(v, &mut action_texts),
-        None => {}
-    }
-    if let Some(Some(key)) = settings
-        .cache
-        .as_ref()
-        .map(|c| c.as_ref().and_then(|c| c.key.clone()))
-    {
-        action_texts.push(key);
-    }
-    let place = |place| move |text| StepText { text, place };
-    let configs = settings
-        .pre
-        .iter()
-        .chain(&settings.post)
-        .flat_map(|h| h.value.config_texts.iter().cloned());
-    action_texts
-        .into_iter()
-        .map(place(TextPlace::Action))
-        .chain(env_texts.into_iter().map(place(TextPlace::Env)))
-        .chain(configs.map(place(TextPlace::HookConfig)))
-        .collect()
 }

@@ -88,6 +88,10 @@ pub fn json_schema() -> Value {
             "output": {"type": "boolean", "description": "Copy the buffer back into the step's outputs."}
         }}}
     }}));
+    step.insert("workflow".into(), json!({"type": "object", "required": ["name"], "additionalProperties": false, "description": "Run a saved workflow as a child run; its outputs (its [workflow] outputs step's, or every step's by id) become this step's.", "properties": {
+        "name": {"type": "string"}, "version": {"type": "integer", "minimum": 1, "description": "The latest saved version by default."},
+        "params": {"type": "object", "description": "Parameter overrides for the child; values may be templates."}
+    }}));
     step.insert("approve".into(), json!({"type": "object", "additionalProperties": false, "description": "Wait for a person: runs on no worker; approved (weft approve, the API, the dashboard), its outputs are the inputs given; rejected or past its timeout, it fails.", "properties": {
         "roles": {"type": "array", "items": {"enum": ["viewer", "operator", "admin"]}, "description": "Who may decide (admins always may); operator by default."},
         "timeout": duration(),
@@ -125,6 +129,7 @@ pub fn json_schema() -> Value {
                 "timeout": duration(),
                 "on-finish": {"type": "array", "maxItems": 8, "description": "Saved workflows a finished run starts (their latest versions), with parent_run, parent_status and parent_workflow as params when they declare them.", "items": {"type": "object", "additionalProperties": false, "required": ["workflow"], "properties": {
                     "workflow": {"type": "string"}, "when": {"type": "string", "description": "CEL over run.id, run.status, run.failed, run.workflow."}}}},
+                "outputs": {"type": "string", "description": "The step whose outputs are the run's outputs (what a parent's sub-workflow step gets); every step's, by id, when absent."},
                 "on-exit": {"type": "string", "description": "A step that runs last whatever happened: after every other step, or after a cancel or the run's timeout. It needs no step and no step needs it."},
                 "concurrency": {"type": "object", "additionalProperties": false, "description": "At most `limit` runs holding one key at once, across the cluster; the others wait in line by priority, then by submission.", "properties": {
                     "key": {"type": "string", "description": "A template over params and workflow.name, e.g. \"train-{{ params.dataset }}\"; the workflow's name by default. It may not render empty."},

@@ -1,10 +1,13 @@
 //! Helpers over TOML values: conversion to JSON, type names, names,
-//! nesting limits and "did you mean" suggestions.
+//! nesting limits, "did you mean" suggestions, and a step's strings that may
+//! hold templates.
 
 use serde_json::Value as Json;
 use toml::de::DeValue;
 
+use super::model::{StepText, TextPlace};
 use super::parse::{Value, MAX_NESTING};
+use super::settings::Settings;
 use crate::diagnostic::{Span, Spanned};
 
 /// Finds where bracket nesting passes `MAX_NESTING`, skipping strings and comments.
@@ -141,4 +144,47 @@ pub(super) fn json_type(v: &serde_json::Value) -> &'static str {
         serde_json::Value::Array(_) => "a list",
         serde_json::Value::Object(_) => "a table",
     }
+}
+
+/// The step's strings that may hold templates, each with its place: the
+/// action's (a container's `env` apart), the `env`s, the hooks' configs.
+pub(super) fn step_texts(action: Option<&(&str, &Value)>, settings: &Settings) -> Vec<StepText> {
+    let mut action_texts = Vec::new();
+    let mut env_texts: Vec<Spanned<String>> = settings.env.values().cloned().collect();
+    match action {
+        Some(("container", v)) => match v.get_ref() {
+            DeValue::Table(t) => {
+                for (key, value) in t.iter() {
+                    let out = if key.get_ref() == "env" {
+                        &mut env_texts
+                    } else {
+                        &mut action_texts
+                    };
+                    collect_strings(value, out);
+                }
+            }
+            _ => collect_strings(v, &mut action_texts),
+        },
+        Some((_, v)) => collect_strings(v, &mut action_texts),
+        None => {}
+    }
+    if let Some(Some(key)) = settings
+        .cache
+        .as_ref()
+        .map(|c| c.as_ref().and_then(|c| c.key.clone()))
+    {
+        action_texts.push(key);
+    }
+    let place = |place| move |text| StepText { text, place };
+    let configs = settings
+        .pre
+        .iter()
+        .chain(&settings.post)
+        .flat_map(|h| h.value.config_texts.iter().cloned());
+    action_texts
+        .into_iter()
+        .map(place(TextPlace::Action))
+        .chain(env_texts.into_iter().map(place(TextPlace::Env)))
+        .chain(configs.map(place(TextPlace::HookConfig)))
+        .collect()
 }

@@ -404,6 +404,7 @@ fn a_retry_reuses_succeeded_steps_and_runs_the_rest() {
 
 mod approval;
 mod caching;
+mod children;
 mod executions;
 mod exit;
 mod flow;

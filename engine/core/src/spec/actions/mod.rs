@@ -48,6 +48,45 @@ const WASM_KEYS: &[&str] = &["plugin", "input", "timeout", "memory"];
 
 type Lookup<'a> = &'a dyn Fn(&Path) -> Result<serde_json::Value, String>;
 
+impl Parser {
+    /// The settings a step of `action`'s kind cannot have, refused where
+    /// they are written: an approval (a person decides once) has no
+    /// instances, retries, cache, files, hooks or `timeout`; a sub-workflow
+    /// (a child run) no worker's files, hooks or cache.
+    pub(in crate::spec) fn refuse_for_action(
+        &mut self,
+        t: &toml::de::DeTable,
+        action: &StepAction<Written>,
+    ) {
+        let (what, refused): (&str, &[&str]) = match action {
+            StepAction::Approve { .. } => (
+                "an approval step",
+                &[
+                    "for-each",
+                    "retries",
+                    "cache",
+                    "artifacts",
+                    "hooks",
+                    "timeout",
+                ],
+            ),
+            StepAction::Workflow { .. } => {
+                ("a sub-workflow step", &["cache", "artifacts", "hooks"])
+            }
+            _ => return,
+        };
+        for key in refused.iter().copied() {
+            if let Some(v) = t.get(key) {
+                let note = match key {
+                    "timeout" => " (its wait's limit is `approve.timeout`)",
+                    _ => "",
+                };
+                self.error(v.span(), format!("{what} has no `{key}`{note}"), "not here");
+            }
+        }
+    }
+}
+
 impl StepAction<Written> {
     /// The action as it runs: every template rendered, every value typed
     /// and checked. Its error names the table and what was refused.
@@ -82,6 +121,17 @@ impl StepAction<Written> {
                 spec: spec.render(lookup)?,
             },
             StepAction::Approve { spec } => StepAction::Approve { spec: spec.clone() },
+            StepAction::Workflow { spec } => StepAction::Workflow {
+                spec: crate::spec::sub_workflow::SubWorkflow {
+                    name: render_str(&spec.name, lookup)?,
+                    version: spec.version,
+                    params: spec
+                        .params
+                        .iter()
+                        .map(|(k, v)| Ok((k.clone(), render_str(v, lookup)?)))
+                        .collect::<Result<_, String>>()?,
+                },
+            },
             StepAction::Join => StepAction::Join,
         })
     }

@@ -197,3 +197,70 @@ async fn an_approval_survives_a_server_restart_and_its_inputs_flow_on() {
         "{audit}"
     );
 }
+
+/// The dashboard: a waiting run says what it waits for; a step waiting for
+/// a person has a form with its inputs, and Approve sends them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_why_a_run_waits_and_approves_a_step_with_its_inputs() {
+    let cluster = Cluster::set_up(Setup {
+        workers: 1,
+        worker: "concurrency = 4",
+        ..Setup::default()
+    });
+    // A run waiting for a concurrency key held by another.
+    let keyed = "[workflow]\nname = \"keyed\"\nconcurrency = { key = \"only-one\" }\n[steps.a]\nrun = \"sleep 30\"\n";
+    let holder = cluster.submit_text(keyed).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while step(&cluster.client().run(&holder).await.unwrap(), "a")
+        .tasks
+        .first()
+        .is_none_or(|t| t.status != "running")
+    {
+        assert!(std::time::Instant::now() < deadline, "the holder never ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let waiting = cluster.submit_text(keyed).await;
+    let b =
+        crate::dashboard::open_as(&cluster, &cluster.admin_token, &format!("runs/{waiting}")).await;
+    let said = b
+        .wait_for(
+            "the waiting line",
+            "return document.querySelector('p.waiting')?.textContent",
+            Duration::from_secs(30),
+        )
+        .await;
+    let said = said.as_str().unwrap();
+    assert!(
+        said.contains(
+            "Waiting: waiting for a slot of concurrency key `only-one` (limit 1): held by"
+        ) && said.contains(&holder),
+        "{said}"
+    );
+    cluster.client().cancel(&waiting).await.unwrap();
+    cluster.client().cancel(&holder).await.unwrap();
+
+    // A step waiting for a person, approved from its panel.
+    let id = cluster.submit_text(DEPLOY).await;
+    awaiting(&cluster, &id).await;
+    let b = crate::dashboard::open_step(&cluster, &id, "gate").await;
+    b.wait_for(
+        "the approval form",
+        "return document.querySelector('form.approval input[name=reason]')",
+        Duration::from_secs(30),
+    )
+    .await;
+    b.type_into("form.approval input[name=reason]", "from the page")
+        .await;
+    b.type_into("form.approval input[name=replicas]", "2").await;
+    b.click("form.approval button[type=submit]").await;
+    let view = cluster.wait(&id, Duration::from_secs(60)).await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    assert_eq!(
+        step(&view, "gate").outputs,
+        Some(json!({"reason": "from the page", "replicas": 2}))
+    );
+    assert_eq!(
+        step(&view, "ship").outputs,
+        Some(json!({"said": "from the page x 2"}))
+    );
+}

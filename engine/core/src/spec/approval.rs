@@ -111,9 +111,11 @@ impl Parser {
     pub(super) fn approval(&mut self, v: &Value) -> Option<ApprovalSpec> {
         let t = self.table(v, "`approve`")?;
         self.check_keys(t, KEYS, "`approve`");
+        // Every mistake is reported, not only the first.
+        let mut ok = true;
         let roles = match t.get("roles") {
             Some(r) => {
-                let roles = self.strings(r, "`approve.roles`")?;
+                let roles = self.strings(r, "`approve.roles`").unwrap_or_default();
                 for role in &roles {
                     if !ROLES.contains(&role.value.as_str()) {
                         self.error(
@@ -125,7 +127,7 @@ impl Parser {
                             ),
                             "unknown role",
                         );
-                        return None;
+                        ok = false;
                     }
                 }
                 roles.into_iter().map(|r| r.value).collect()
@@ -160,10 +162,14 @@ impl Parser {
                         ),
                         "unknown type",
                     );
-                    return None;
+                    ok = false;
+                    continue;
                 };
                 inputs.insert(name.get_ref().to_string(), *ty);
             }
+        }
+        if !ok {
+            return None;
         }
         Some(ApprovalSpec {
             roles,

@@ -67,27 +67,34 @@ impl Parser {
     pub(super) fn concurrency(&mut self, v: &Value, params: &[Param]) -> Option<ConcurrencySpec> {
         let t = self.table(v, "`workflow.concurrency`")?;
         self.check_keys(t, KEYS, "`workflow.concurrency`");
+        // Every mistake is reported, not only the first.
+        let mut ok = true;
         let key = match t.get("key") {
             Some(k) => {
-                let key = self.string(k, "`concurrency.key`")?;
-                self.check_key(&key, params)?;
-                Some(key)
+                let key = self.string(k, "`concurrency.key`");
+                let checked = key.as_ref().and_then(|k| self.check_key(k, params));
+                ok &= checked.is_some();
+                key
             }
             None => None,
         };
         let limit = match t.get("limit") {
-            Some(l) => {
-                let n = self.integer(l, "`concurrency.limit`", MAX_LIMIT.into())?;
-                if n == 0 {
+            Some(l) => match self.integer(l, "`concurrency.limit`", MAX_LIMIT.into()) {
+                Some(0) => {
                     self.error(
                         l.span(),
                         "`concurrency.limit` must be at least 1",
                         "no run could ever start",
                     );
-                    return None;
+                    ok = false;
+                    1
                 }
-                n as u32
-            }
+                Some(n) => n as u32,
+                None => {
+                    ok = false;
+                    1
+                }
+            },
             None => 1,
         };
         let policy = match t.get("policy") {
@@ -113,6 +120,9 @@ impl Parser {
             }
             None => ConcurrencyPolicy::Queue,
         };
+        if !ok {
+            return None;
+        }
         Some(ConcurrencySpec {
             key,
             limit,

@@ -146,3 +146,86 @@ fn approval_steps_take_no_worker_settings() {
         "{messages:?}"
     );
 }
+
+mod property {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::{decided, gate, state, GATE};
+    use crate::run::*;
+
+    /// Something that may happen to the deploy run, in any order.
+    #[derive(Debug, Clone)]
+    enum Happens {
+        BuildOk,
+        BuildFails,
+        Decide { approved: bool, attempt: u32 },
+        TimesOut { attempt: u32 },
+        Cancel,
+        Takeover,
+    }
+
+    fn happens() -> impl Strategy<Value = Vec<Happens>> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just(Happens::BuildOk),
+                Just(Happens::BuildFails),
+                (any::<bool>(), 1u32..3)
+                    .prop_map(|(approved, attempt)| Happens::Decide { approved, attempt }),
+                (1u32..3).prop_map(|attempt| Happens::TimesOut { attempt }),
+                Just(Happens::Cancel),
+                Just(Happens::Takeover),
+            ],
+            0..12,
+        )
+    }
+
+    proptest! {
+        /// Whatever happens in whatever order, an approval step's task is
+        /// never handed to a worker, has one attempt, and is decided at
+        /// most once; `ship` runs only after an approval.
+        #[test]
+        fn an_approval_is_never_dispatched_and_decided_once(events in happens()) {
+            let mut s = state(GATE);
+            let mut jobs: Vec<Job> = super::dispatched(&apply(&mut s, Event::Started { at: 0 }));
+            let mut approved = false;
+            for e in events {
+                let build = jobs.iter().find(|j| j.task.step == "build").cloned();
+                let actions = match e {
+                    Happens::BuildOk => match &build {
+                        Some(b) => apply(&mut s, super::ok(b, json!({}))),
+                        None => Vec::new(),
+                    },
+                    Happens::BuildFails => match &build {
+                        Some(b) => apply(&mut s, super::super::fail(b)),
+                        None => Vec::new(),
+                    },
+                    Happens::Decide { approved: yes, attempt } => {
+                        let mut d = decided(yes, json!({"reason": "r"}));
+                        if let Event::Decided { attempt: a, .. } = &mut d {
+                            *a = attempt;
+                        }
+                        let waiting = s.task(&gate()).is_some_and(|t| t.status == TaskStatus::AwaitingApproval);
+                        let out = apply(&mut s, d);
+                        if yes && attempt == 1 && waiting {
+                            approved = true;
+                        }
+                        out
+                    }
+                    Happens::TimesOut { attempt } => apply(&mut s, Event::DeadlinePassed { task: gate(), attempt, at: 5 }),
+                    Happens::Cancel => apply(&mut s, Event::CancelRequested { reason: "c".into(), at: 6 }),
+                    Happens::Takeover => resume(&mut s, false),
+                };
+                let new = super::dispatched(&actions);
+                prop_assert!(new.iter().all(|j| j.task.step != "gate"), "{new:?}");
+                if new.iter().any(|j| j.task.step == "ship") {
+                    prop_assert!(approved, "ship ran without an approval");
+                }
+                jobs.extend(new);
+                if let Some(t) = s.task(&gate()) {
+                    prop_assert!(t.attempts.len() <= 1, "{:?}", t.attempts);
+                }
+            }
+        }
+    }
+}

@@ -25,7 +25,7 @@ pub(crate) fn dispatched(actions: &[Action]) -> Vec<Job> {
         .collect()
 }
 
-fn ok(job: &Job, outputs: Json) -> Event {
+pub(crate) fn ok(job: &Job, outputs: Json) -> Event {
     Event::TaskFinished {
         task: job.task.clone(),
         attempt: job.attempt,
@@ -40,7 +40,7 @@ fn ok(job: &Job, outputs: Json) -> Event {
     }
 }
 
-fn fail(job: &Job) -> Event {
+pub(crate) fn fail(job: &Job) -> Event {
     Event::TaskFinished {
         task: job.task.clone(),
         attempt: job.attempt,

@@ -100,14 +100,14 @@ impl Driver {
         } else {
             // Taken over: put the replayed run back in motion.
             let actions = resume(&mut self.state, shared.options.jobs_lost_on_restart);
-            events.extend(self.carry_out_all(actions, &mut timers).await?);
+            events.extend(Box::pin(self.carry_out_all(actions, &mut timers)).await?);
         }
         loop {
             if let Some(g) = gate.as_mut() {
                 if self.state.status.is_terminal() {
                     gate = None;
                 } else if events.is_empty() && Instant::now() >= g.next {
-                    match self.ask_for_slot(g).await {
+                    match Box::pin(self.ask_for_slot(g)).await {
                         GateStep::Open(start) => {
                             events.extend(start);
                             gate = None;
@@ -117,7 +117,7 @@ impl Driver {
                 }
             }
             if !events.is_empty() {
-                self.append(&events).await?;
+                Box::pin(self.append(&events)).await?;
                 let mut actions = Vec::new();
                 for event in events.drain(..) {
                     self.window.heard(&event);
@@ -143,7 +143,7 @@ impl Driver {
                     });
                 }
                 // Cache hits come back as events, handled next time round.
-                let hits = self.carry_out_all(actions, &mut timers).await?;
+                let hits = Box::pin(self.carry_out_all(actions, &mut timers)).await?;
                 events.extend(hits);
                 // The events are stored: acks may come last, off the path
                 // from a result to the next job. A lost ack only brings the
@@ -195,6 +195,17 @@ impl Driver {
                 }
             }
         }
+        // Boxed, as the awaits above are: a driver that waits (for a
+        // worker, a slot, a person) holds a small state machine, not the
+        // largest of the futures it may await one day.
+        Box::pin(self.end()).await;
+        Ok(self.state)
+    }
+
+    /// Records the run's end, gives back its slot, tells a parent, and
+    /// releases the lease.
+    async fn end(&mut self) {
+        let shared = self.shared.clone();
         self.record.status = self.state.status;
         self.record.finished_at = self.state.finished_at;
         self.record.summary = self
@@ -214,7 +225,6 @@ impl Driver {
             // It expires on its own; the run is over either way.
             tracing::warn!(run = %self.record.id, "releasing the lease: {e}");
         }
-        Ok(self.state)
     }
 
     /// Appends `events` with this driver's fence, trying again while the

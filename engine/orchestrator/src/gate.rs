@@ -17,10 +17,10 @@ use crate::driver::Driver;
 /// How soon a waiting run asks again when nobody here frees a slot (a
 /// run ending on another server frees one without telling this one): at
 /// first, then twice as long after each ask that finds the key full, up
-/// to `MAX_POLL`: a thousand runs waiting on other servers cost the store
-/// 500 asks a second, not thousands, and hear of a freed slot within 2 s.
+/// to `[orchestrator] slot-poll-ms` (2 s): a thousand runs waiting on
+/// other servers cost the store 500 asks a second, not thousands, and hear
+/// of a freed slot within 2 s.
 const POLL: Duration = Duration::from_millis(500);
-const MAX_POLL: Duration = Duration::from_secs(2);
 /// Every this many asks, the holders are looked up: a holder whose run has
 /// ended without giving its slot back (its server died at the very end)
 /// is released.
@@ -97,7 +97,7 @@ impl Driver {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(run = %run_id, "asking for a slot of concurrency key {}: {e}; trying again", gate.spot.key);
-                gate.next = Instant::now() + MAX_POLL;
+                gate.next = Instant::now() + self.max_poll();
                 return GateStep::Wait(Vec::new());
             }
         };
@@ -115,7 +115,7 @@ impl Driver {
             SlotAnswer::Waiting { holders, ahead } => (holders, ahead),
         };
         gate.next = Instant::now() + gate.interval;
-        gate.interval = (gate.interval * 2).min(MAX_POLL);
+        gate.interval = (gate.interval * 2).min(self.max_poll());
         gate.ahead = ahead;
         if gate.asks % STALE_CHECK_EVERY == 1 {
             self.release_ended_holders(&gate.spot.key, &holders).await;
@@ -175,6 +175,10 @@ impl Driver {
             events.push(Event::Waiting { reason, at: now });
         }
         GateStep::Wait(events)
+    }
+
+    fn max_poll(&self) -> Duration {
+        Duration::from_millis(self.shared.options.slot_poll_ms.max(100))
     }
 
     /// Releases the holders of `key` whose runs have ended or are gone.

@@ -30,6 +30,12 @@ pub struct Options {
     /// fan-out does not hold back other runs' steps, and a cancel has
     /// little to take back. 0: no window. Default: 1000.
     pub dispatch_window: u32,
+    /// How long, at most, a run waiting for a concurrency key waits before
+    /// asking again when no run here gives a slot back (a run ending on
+    /// another server frees one without telling this one), in
+    /// milliseconds. Default: 2000 (the embedded server, the only one,
+    /// hears of every slot freed: 30000 there).
+    pub slot_poll_ms: u64,
     /// Whether dispatched jobs are lost when the orchestrator's process
     /// ends (an in-process queue): a run taken over then has its running
     /// attempts dispatched again. Set by the binary, not by configuration.
@@ -51,6 +57,7 @@ impl Default for Options {
             max_tasks_per_run: 100_000,
             max_artifact_bytes_per_run: 100 << 30,
             dispatch_window: 1_000,
+            slot_poll_ms: 2_000,
             jobs_lost_on_restart: false,
         }
     }

@@ -91,6 +91,9 @@ pub(crate) struct Shared {
     /// Starts sub-workflow steps' child runs (set by the API, which reads
     /// saved workflows); none: such a step fails.
     pub children: std::sync::OnceLock<Arc<dyn crate::ChildRuns>>,
+    /// The plans of the runs driven here, by workflow text: runs of one
+    /// workflow share one (a thousand waiting runs, one parsed workflow).
+    plans: Mutex<HashMap<String, std::sync::Weak<Plan>>>,
     /// Told when a run driven here gives up a key's slot, so the runs
     /// waiting here ask again at once rather than at their next poll.
     pub slot_freed: tokio::sync::Notify,
@@ -183,6 +186,7 @@ impl Service {
                 cache: None,
                 slots: None,
                 children: std::sync::OnceLock::new(),
+                plans: Mutex::new(HashMap::new()),
                 slot_freed: tokio::sync::Notify::new(),
             }),
         }
@@ -315,7 +319,7 @@ impl Service {
         let lease = crate::lease::LeaseKeeper::start(&self.shared, &record.id, fence.clone());
         let mut state = RunState::new(
             record.id.clone(),
-            Plan::new(run.workflow),
+            self.plan_for(&record.source, run.workflow),
             record.params.clone(),
         );
         state.plugins = record.plugins.clone();
@@ -359,6 +363,22 @@ impl Service {
             priority,
             queued_at: self.shared.clock.now(),
         }))
+    }
+
+    /// The plan of a run of `source` (parsed as `workflow`): the one runs
+    /// of the same text driven here share, or a new one.
+    pub(crate) fn plan_for(&self, source: &str, workflow: Workflow) -> Arc<Plan> {
+        let mut plans = self.shared.plans.lock().expect("plans lock");
+        if let Some(plan) = plans.get(source).and_then(std::sync::Weak::upgrade) {
+            return plan;
+        }
+        let plan = Plan::new(workflow);
+        plans.insert(source.to_string(), Arc::downgrade(&plan));
+        // Forget the plans no run holds any more, now and then.
+        if plans.len() >= 64 && plans.len().is_power_of_two() {
+            plans.retain(|_, p| p.strong_count() > 0);
+        }
+        plan
     }
 
     /// Marks `run_id` as being started here; `None` if it is driven or
@@ -416,7 +436,7 @@ impl Service {
         // Read after the lease is taken: every event before it is in.
         let events = self.shared.store.events(run_id).await?;
         let logged = events.len() as u64;
-        let state = RunState::of_record(&record, Plan::new(workflow), events);
+        let state = RunState::of_record(&record, self.plan_for(&record.source, workflow), events);
         Ok(Adoption::Started(self.start(
             record,
             state,

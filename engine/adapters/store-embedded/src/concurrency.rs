@@ -1,8 +1,10 @@
 //! `ConcurrencySlots` in redb: each key's `KeySlots` as one value, changed
-//! in one write transaction, so racing askers never pass the limit.
+//! in one write transaction, so racing askers never pass the limit. A run
+//! asking again while it still waits changes nothing, and is answered from
+//! a read: a thousand waiting runs polling cost no writes.
 
 use async_trait::async_trait;
-use redb::{ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use weft_core::concurrency::{KeySlots, QueueSpot, SlotAnswer};
 use weft_core::ports::ConcurrencySlots;
 use weft_core::Error;
@@ -48,10 +50,43 @@ impl EmbeddedRunStore {
     }
 }
 
+impl EmbeddedRunStore {
+    /// The answer to an ask that would change nothing (a waiter still
+    /// waiting, a holder holding), from a read; `None` if the ask changes
+    /// the key's slots.
+    async fn unchanged_answer(
+        &self,
+        key: &str,
+        run: &str,
+        limit: u32,
+        rank: u64,
+    ) -> Result<Option<SlotAnswer>, Error> {
+        let (key, run) = (key.to_string(), run.to_string());
+        self.blocking(move |db| {
+            let what = "reading a concurrency key's slots";
+            let txn = db.begin_read().map_err(err(what))?;
+            let table = txn.open_table(CONCURRENCY).map_err(err(what))?;
+            let slots: KeySlots = table
+                .get(key.as_str())
+                .map_err(err(what))?
+                .map(|v| decode(v.value()))
+                .transpose()?
+                .unwrap_or_default();
+            let mut after = slots.clone();
+            let answer = after.acquire(&run, limit, rank);
+            Ok((after == slots).then_some(answer))
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl ConcurrencySlots for EmbeddedRunStore {
     async fn acquire_slot(&self, run_id: &str, spot: &QueueSpot) -> Result<SlotAnswer, Error> {
         let (run, limit, rank) = (run_id.to_string(), spot.limit, spot.rank());
+        if let Some(answer) = self.unchanged_answer(&spot.key, &run, limit, rank).await? {
+            return Ok(answer);
+        }
         self.change_slots(&spot.key, move |slots| slots.acquire(&run, limit, rank))
             .await
     }

@@ -105,9 +105,16 @@ async fn serve_embedded(config: Config, data_dir: &Path) -> anyhow::Result<ExitC
     // one owner name for every life of it: a restart takes its runs back
     // at once instead of waiting for its old leases to expire. The queue
     // was in the process, so their running attempts are sent again.
+    let defaults = weft_orchestrator::Options::default();
     let orchestrator = weft_orchestrator::Options {
         owner: "embedded".into(),
         jobs_lost_on_restart: true,
+        // Every slot is given back here, and heard of at once: polling
+        // is only a safety net.
+        slot_poll_ms: match config.orchestrator.slot_poll_ms {
+            ms if ms == defaults.slot_poll_ms => 30_000,
+            ms => ms,
+        },
         ..config.orchestrator.clone()
     };
     let keyring = embedded::keyring(&config, &data_dir, true)?;

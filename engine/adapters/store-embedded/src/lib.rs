@@ -53,19 +53,28 @@ fn err<E: Into<redb::Error>>(context: &'static str) -> impl Fn(E) -> Error {
     move |e| Error::backend(context, e.into())
 }
 
+/// The most memory redb's page cache may hold. Its default, 1 GiB, is a
+/// ceiling the cache grows to under a steady stream of writes (a thousand
+/// runs submitted while a thousand others wait grew the server by 750 MB);
+/// the interior pages every lookup needs fit many times over in this.
+pub const CACHE_BYTES: usize = 64 << 20;
+
 impl EmbeddedRunStore {
     /// Opens (or creates) the store at `dir/weft.redb`.
     pub fn open(dir: &Path) -> Result<Self, Error> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::backend(format!("creating data directory {}", dir.display()), e))?;
         let path = dir.join("weft.redb");
-        let db = Database::create(&path).map_err(|e| match e {
-            // Who holds it, and what to do then, is the binary's to say.
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                Error::Conflict(format!("{} is in use by another process", path.display()))
-            }
-            e => backend(&format!("opening {}", path.display()))(e.into()),
-        })?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| match e {
+                // Who holds it, and what to do then, is the binary's to say.
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    Error::Conflict(format!("{} is in use by another process", path.display()))
+                }
+                e => backend(&format!("opening {}", path.display()))(e.into()),
+            })?;
         let txn = db.begin_write().map_err(err("opening store"))?;
         {
             let indexed = txn

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use weft_core::ports::{Fence, ReportDelivery, ReportKind, RunRecord};
 use weft_core::run::{apply, resume, Action, Event, HookRun, RunState, RunStatus, TaskId};
@@ -36,7 +36,7 @@ pub(crate) struct Driver {
     pub logged: u64,
     /// The lease this driver writes with.
     pub fence: Fence,
-    pub inbox: mpsc::UnboundedReceiver<Box<dyn ReportDelivery>>,
+    pub inbox: crate::inbox::Inbox,
     pub cancel: watch::Receiver<Option<String>>,
     /// Events before `Started`: `Admitted`, and a retry's `StepReused`.
     pub prelude: Vec<Event>,
@@ -174,12 +174,11 @@ impl Driver {
                     }
                 }
                 delivery = self.inbox.recv() => {
-                    let Some(delivery) = delivery else { return Err(Error::Port(weft_core::Error::Closed("report router".into()))) };
                     self.take_report(delivery, &mut events, &mut acks);
                     while events.len() < MAX_BATCH {
                         match self.inbox.try_recv() {
-                            Ok(d) => self.take_report(d, &mut events, &mut acks),
-                            Err(_) => break,
+                            Some(d) => self.take_report(d, &mut events, &mut acks),
+                            None => break,
                         }
                     }
                 }

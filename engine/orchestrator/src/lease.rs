@@ -9,14 +9,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use weft_core::ports::Fence;
 
 use crate::service::Shared;
 
 pub(crate) struct LeaseKeeper {
-    lost: watch::Receiver<bool>,
+    /// Ends (with `()`) when another owner holds the lease.
     task: JoinHandle<()>,
 }
 
@@ -25,7 +24,6 @@ impl LeaseKeeper {
     /// live, sooner again when the store fails, until another owner holds
     /// it (then `lost` resolves) or the keeper is stopped or dropped.
     pub fn start(shared: &Arc<Shared>, run_id: &str, fence: Fence) -> Self {
-        let (tell, lost) = watch::channel(false);
         let (shared, run_id) = (shared.clone(), run_id.to_string());
         let task = tokio::spawn(async move {
             let ttl = shared.options.lease_ttl_ms;
@@ -40,10 +38,7 @@ impl LeaseKeeper {
                     .await;
                 wait = match renewed {
                     Ok(Some(f)) if f == fence => every,
-                    Ok(_) => {
-                        let _ = tell.send(true);
-                        return;
-                    }
+                    Ok(_) => return,
                     Err(e) => {
                         tracing::warn!(run = %run_id, "renewing the lease: {e}; trying again");
                         again
@@ -51,13 +46,14 @@ impl LeaseKeeper {
                 };
             }
         });
-        Self { lost, task }
+        Self { task }
     }
 
-    /// Resolves once another owner holds the lease; never otherwise.
+    /// Resolves once another owner holds the lease; never otherwise
+    /// (a stopped keeper is no lost lease). Not to be awaited again once
+    /// it has resolved.
     pub async fn lost(&mut self) {
-        if self.lost.wait_for(|l| *l).await.is_err() {
-            // The keeper's task is gone without a word: stopped.
+        if (&mut self.task).await.is_err() {
             std::future::pending::<()>().await;
         }
     }

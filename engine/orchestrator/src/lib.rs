@@ -15,6 +15,7 @@ mod clock;
 mod driver;
 mod error;
 mod gate;
+mod inbox;
 mod late;
 mod lease;
 mod options;

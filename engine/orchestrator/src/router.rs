@@ -140,7 +140,7 @@ impl Service {
     ) -> Result<(), Box<dyn ReportDelivery>> {
         let live = self.shared.live.lock().expect("live lock");
         match live.get(run_id) {
-            Some(l) => l.inbox.send(delivery).map_err(|e| e.0),
+            Some(l) => l.inbox.send(delivery),
             None => Err(delivery),
         }
     }

@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 use weft_core::plugins::ResolvedPlugin;
-use weft_core::ports::{Clock, Fence, JobQueue, ReportDelivery, RunRecord, RunStore};
+use weft_core::ports::{Clock, Fence, JobQueue, RunRecord, RunStore};
 use weft_core::run::{Event, Plan, RunState, RunStatus, TaskId};
 use weft_core::spec::Workflow;
 
@@ -62,7 +62,7 @@ fn run_limits(
 
 /// What the service keeps per run it drives.
 pub(crate) struct Live {
-    pub(crate) inbox: mpsc::UnboundedSender<Box<dyn ReportDelivery>>,
+    pub(crate) inbox: crate::inbox::InboxSender,
     /// Why the run is to be cancelled, once someone asks.
     pub(crate) cancel: watch::Sender<Option<String>>,
 }
@@ -485,7 +485,7 @@ impl Service {
         prelude: Vec<Event>,
         progress: Box<dyn Progress>,
     ) -> RunHandle {
-        let (inbox_tx, inbox) = mpsc::unbounded_channel();
+        let (inbox_tx, inbox) = crate::inbox::inbox();
         let (cancel_tx, cancel) = watch::channel(None);
         let id = record.id.clone();
         self.shared.live.lock().expect("live lock").insert(
@@ -510,9 +510,12 @@ impl Service {
         let shared = self.shared.clone();
         // Everything logged while driving the run names it.
         let span = tracing::info_span!("run", run = %id);
+        // Boxed on its own: the task then holds a pointer, not the driver
+        // twice (once to call `drive` with, once inside its future).
+        let drive = Box::pin(driver.drive(progress));
         tokio::spawn(
             async move {
-                let result = driver.drive(progress).await;
+                let result = drive.await;
                 shared.live.lock().expect("live lock").remove(&id);
                 if let Err(e) = &result {
                     tracing::warn!("{e}");

@@ -38,8 +38,10 @@ pub(crate) struct Gate {
     /// lowered as slots free here): a freed slot wakes it only when it
     /// might be next.
     ahead: usize,
-    /// The reason last recorded (`Waiting`), so it is recorded once per change.
-    told: Option<String>,
+    /// Whether why it waits is recorded (`Waiting`): once, at its first
+    /// ask. Not again as the line moves: a thousand waiters each recording
+    /// every step of the line would write a million events.
+    told: bool,
     /// Holders already asked to cancel (`cancel-running`).
     cancelled: BTreeSet<String>,
 }
@@ -62,7 +64,7 @@ impl Gate {
             asks: 0,
             interval: POLL,
             ahead: 0,
-            told: None,
+            told: false,
             cancelled: BTreeSet::new(),
         }
     }
@@ -161,17 +163,17 @@ impl Driver {
             }
             ConcurrencyPolicy::Queue => {}
         }
-        let reason = format!(
-            "waiting for a slot of concurrency key `{}` (limit {}): {held_by}{}",
-            gate.spot.key,
-            gate.spot.limit,
-            match ahead {
-                0 => String::new(),
-                n => format!("; {n} run(s) ahead in line"),
-            }
-        );
-        if gate.told.as_deref() != Some(reason.as_str()) {
-            gate.told = Some(reason.clone());
+        if !gate.told {
+            gate.told = true;
+            let reason = format!(
+                "waiting for a slot of concurrency key `{}` (limit {}): {held_by}{}",
+                gate.spot.key,
+                gate.spot.limit,
+                match ahead {
+                    0 => String::new(),
+                    n => format!("; {n} run(s) ahead in line"),
+                }
+            );
             events.push(Event::Waiting { reason, at: now });
         }
         GateStep::Wait(events)

@@ -223,10 +223,14 @@ async fn the_editor_shows_a_policy_refusal_and_disables_run() {
         "[workflow]\nname = \"w\"\n\n[steps.peek]\nrun = \"cat /etc/shadow\"\n",
     )
     .await;
+    // The refusal of what was typed, not the sample's (which has a `run`
+    // step too, and shows until the typed text is checked).
     let problem = b
         .wait_for(
             "the policy's refusal",
-            "return [...document.querySelectorAll('ol.diagnostics li')].map((li) => li.textContent).find((t) => t.includes('may not run'))",
+            "const text = document.querySelector('textarea.source').value;\n\
+             const line = text.split('\\n').findIndex((l) => l.startsWith('[steps.peek]')) + 1;\n\
+             return line > 0 && [...document.querySelectorAll('ol.diagnostics li')].map((li) => li.textContent).find((t) => t.startsWith(`${line}:`) && t.includes('may not run'))",
             Duration::from_secs(30),
         )
         .await;

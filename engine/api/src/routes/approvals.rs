@@ -35,13 +35,14 @@ pub(super) async fn decide(
             format!("step {step} is not an approval step"),
         ));
     };
-    if !spec.allows(caller.role.as_str()) {
+    if !spec.allows(caller.role) {
+        let takes: Vec<&str> = spec.roles.iter().map(|r| r.as_str()).collect();
         return Err(Error::new(
             StatusCode::FORBIDDEN,
             format!(
                 "role {} may not approve or reject step {step}: it takes {}",
                 caller.role.as_str(),
-                spec.roles.join(", ")
+                takes.join(", ")
             ),
         ));
     }

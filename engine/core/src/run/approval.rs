@@ -59,3 +59,16 @@ fn failed(reason: String) -> Outcome {
         kind: FailureKind::Other,
     }
 }
+
+/// When an approval's attempt stops waiting: its `approve.timeout` after it
+/// began waiting (the same instant for a driver that takes the run over).
+pub(super) fn approval_deadline(
+    spec: &crate::spec::Step,
+    task: &super::state::TaskState,
+) -> Option<Millis> {
+    let StepAction::Approve { spec } = &spec.action else {
+        return None;
+    };
+    let began = task.attempts.last()?.queued_at;
+    Some(began.saturating_add(spec.timeout?.as_millis() as u64))
+}

@@ -522,7 +522,7 @@ impl Machine<'_> {
             if let Some(a) = task.attempts.last_mut() {
                 a.started_at = Some(at);
             }
-            if let Some(deadline) = super::resume::approval_deadline(spec, task) {
+            if let Some(deadline) = super::approval::approval_deadline(spec, task) {
                 self.actions.push(Action::ArmApprovalTimeout {
                     task: task.id.clone(),
                     attempt,

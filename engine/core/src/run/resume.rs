@@ -3,9 +3,9 @@
 use std::collections::VecDeque;
 
 use super::backoff::retry_delay;
-use super::event::{Action, Millis};
+use super::event::Action;
 use super::machine::Machine;
-use super::state::{RunState, RunStatus, TaskState, TaskStatus};
+use super::state::{RunState, RunStatus, TaskStatus};
 use crate::spec::StepAction;
 
 /// Actions that put a replayed run back in motion when a new driver takes
@@ -60,7 +60,7 @@ pub fn resume(state: &mut RunState, jobs_lost: bool) -> Vec<Action> {
                     }
                 }
                 TaskStatus::AwaitingApproval => {
-                    if let Some(at) = approval_deadline(spec, task) {
+                    if let Some(at) = super::approval::approval_deadline(spec, task) {
                         m.actions.push(Action::ArmApprovalTimeout {
                             task: id,
                             attempt,
@@ -85,14 +85,4 @@ pub fn resume(state: &mut RunState, jobs_lost: bool) -> Vec<Action> {
         }
     }
     m.actions
-}
-
-/// When an approval's attempt stops waiting: its `approve.timeout` after it
-/// began waiting (the same instant for a driver that takes the run over).
-pub(super) fn approval_deadline(spec: &crate::spec::Step, task: &TaskState) -> Option<Millis> {
-    let StepAction::Approve { spec } = &spec.action else {
-        return None;
-    };
-    let began = task.attempts.last()?.queued_at;
-    Some(began.saturating_add(spec.timeout?.as_millis() as u64))
 }

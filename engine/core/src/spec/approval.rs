@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 use super::parse::{Parser, Value};
+use crate::ports::Role;
 
 const KEYS: &[&str] = &["roles", "timeout", "inputs"];
-const ROLES: &[&str] = &["viewer", "operator", "admin"];
 /// Most inputs one approval asks for.
 pub const MAX_INPUTS: usize = 32;
 /// Longest text an input, or a comment, may hold.
@@ -46,7 +46,7 @@ impl InputType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalSpec {
     /// Roles that may decide (an admin always may).
-    pub roles: Vec<String>,
+    pub roles: Vec<Role>,
     /// Past it (from when the step began waiting) the step fails.
     #[serde(default)]
     pub timeout: Option<Duration>,
@@ -57,8 +57,8 @@ pub struct ApprovalSpec {
 
 impl ApprovalSpec {
     /// Whether `role` may approve or reject.
-    pub fn allows(&self, role: &str) -> bool {
-        role == "admin" || self.roles.iter().any(|r| r == role)
+    pub fn allows(&self, role: Role) -> bool {
+        role == Role::Admin || self.roles.contains(&role)
     }
 
     /// The outputs an approval with `given` makes: each declared input,
@@ -115,25 +115,27 @@ impl Parser {
         let mut ok = true;
         let roles = match t.get("roles") {
             Some(r) => {
-                let roles = self.strings(r, "`approve.roles`").unwrap_or_default();
-                for role in &roles {
-                    if !ROLES.contains(&role.value.as_str()) {
-                        self.error(
-                            role.span.clone(),
-                            format!(
-                                "`{}` is not a role: one of {}",
-                                role.value,
-                                ROLES.join(", ")
-                            ),
-                            "unknown role",
-                        );
-                        ok = false;
+                let mut roles = Vec::new();
+                for role in self.strings(r, "`approve.roles`").unwrap_or_default() {
+                    match Role::parse(&role.value) {
+                        Some(known) => roles.push(known),
+                        None => {
+                            self.error(
+                                role.span.clone(),
+                                format!(
+                                    "`{}` is not a role: one of viewer, operator, admin",
+                                    role.value
+                                ),
+                                "unknown role",
+                            );
+                            ok = false;
+                        }
                     }
                 }
-                roles.into_iter().map(|r| r.value).collect()
+                roles
             }
             // Those who may run it may decide.
-            None => vec!["operator".to_string()],
+            None => vec![Role::Operator],
         };
         let timeout = match t.get("timeout") {
             Some(d) => Some(self.duration(d, "`approve.timeout`")?),
@@ -183,6 +185,7 @@ impl Parser {
 mod tests {
     use serde_json::json;
 
+    use crate::ports::Role;
     use crate::spec::StepAction;
 
     fn load(approve: &str) -> Result<crate::spec::Workflow, Vec<String>> {
@@ -198,7 +201,9 @@ mod tests {
         let StepAction::Approve { spec } = &w.steps[0].action else {
             panic!("{:?}", w.steps[0].action)
         };
-        assert!(spec.allows("operator") && spec.allows("admin") && !spec.allows("viewer"));
+        assert!(
+            spec.allows(Role::Operator) && spec.allows(Role::Admin) && !spec.allows(Role::Viewer)
+        );
         assert_eq!(spec.timeout, Some(std::time::Duration::from_secs(86_400)));
         let given = json!({"reason": "ok", "replicas": "3", "canary": "true"});
         assert_eq!(

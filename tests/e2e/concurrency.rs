@@ -124,19 +124,19 @@ async fn five_runs_of_one_key_on_two_servers_never_overlap_and_wait_by_priority(
     tokio::time::sleep(Duration::from_millis(300)).await;
     let view = two.run(&waiting[0]).await.unwrap();
     assert_eq!(view.run.status, "pending", "{view:?}");
-    let why = view.waiting.clone().unwrap_or_default();
+    let why = view.flow.waiting.clone().unwrap_or_default();
     assert!(
         why.contains("waiting for a slot of concurrency key `ds-a` (limit 1): held by"),
         "{view:?}"
     );
-    let spot = view.concurrency.clone().unwrap();
+    let spot = view.flow.concurrency.clone().unwrap();
     assert_eq!((spot.key.as_str(), spot.limit), ("ds-a", 1));
     assert!(view.steps.iter().all(|s| s.tasks.is_empty()), "{view:?}");
     assert_eq!(wait(&two, &other).await.run.status, "succeeded");
     for id in std::iter::once(&first).chain(&waiting) {
         let view = wait(&one, id).await;
         assert_eq!(view.run.status, "succeeded", "{view:?}");
-        assert!(view.waiting.is_none(), "{view:?}");
+        assert!(view.flow.waiting.is_none(), "{view:?}");
     }
     let spans = spans(&marks);
     assert_eq!(spans.len(), 5, "{spans:?}");

@@ -79,7 +79,7 @@ async fn a_saved_workflow_runs_as_a_child_whose_outputs_flow_into_the_parent() {
     let child_view = cluster.client().run(&child).await.unwrap();
     assert_eq!(child_view.run.status, "succeeded");
     assert_eq!(child_view.run.workflow, "etl");
-    let parent = child_view.parent.clone().unwrap();
+    let parent = child_view.flow.parent.clone().unwrap();
     assert_eq!(
         (parent.run.as_str(), parent.task.step.as_str()),
         (view.run.id.as_str(), "etl")

@@ -171,6 +171,14 @@ pub struct RunView {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     pub admission: Vec<weft_core::admission::AdmissionDecision>,
+    /// Where the run stands in flow control: its key, why it waits, its parent.
+    #[serde(flatten)]
+    pub flow: RunFlow,
+}
+
+/// What flow control says of a run, in its view and its states alike.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RunFlow {
     /// Its concurrency key's line: key, limit, policy, priority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -182,6 +190,16 @@ pub struct RunView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub parent: Option<weft_core::spec::sub_workflow::ParentRef>,
+}
+
+impl RunFlow {
+    pub fn of(state: &RunState) -> Self {
+        Self {
+            concurrency: state.queue.clone(),
+            waiting: state.waiting.clone(),
+            parent: state.parent.clone(),
+        }
+    }
 }
 
 /// A workflow's plugin reference and what the run resolved it to.
@@ -327,9 +345,7 @@ impl RunView {
             steps,
             plugins: resolved_plugins(record),
             admission: state.admission.clone(),
-            concurrency: state.queue.clone(),
-            waiting: state.waiting.clone(),
-            parent: state.parent.clone(),
+            flow: RunFlow::of(state),
         }
     }
 

@@ -6,7 +6,7 @@ use serde_json::Value as Json;
 use weft_core::ports::RunRecord;
 use weft_core::run::RunState;
 
-use super::{resolved_plugins, ResolvedPluginView, RunSummary};
+use super::{resolved_plugins, ResolvedPluginView, RunFlow, RunSummary};
 
 /// A run's states without tasks and attempts: what a live page needs on
 /// every change (`GET /api/runs/{id}/states`), small even for 5,000 steps.
@@ -22,17 +22,9 @@ pub struct RunStates {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     pub admission: Vec<weft_core::admission::AdmissionDecision>,
-    /// Its concurrency key's line: key, limit, policy, priority.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub concurrency: Option<weft_core::concurrency::QueueSpot>,
-    /// Why it has not started yet (all its key's slots are held).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waiting: Option<String>,
-    /// The run and step it is a sub-workflow of.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub parent: Option<weft_core::spec::sub_workflow::ParentRef>,
+    /// Where the run stands in flow control: its key, why it waits, its parent.
+    #[serde(flatten)]
+    pub flow: RunFlow,
     pub steps: Vec<StepState>,
 }
 
@@ -74,9 +66,7 @@ impl RunStates {
             params: record.params.clone(),
             plugins: resolved_plugins(record),
             admission: state.admission.clone(),
-            concurrency: state.queue.clone(),
-            waiting: state.waiting.clone(),
-            parent: state.parent.clone(),
+            flow: RunFlow::of(state),
             steps,
         }
     }

@@ -164,7 +164,7 @@ pub async fn show(source: &Source, run: &str) -> anyhow::Result<ExitCode> {
         }
         println!("{line}");
     }
-    if let Some(c) = &v.concurrency {
+    if let Some(c) = &v.flow.concurrency {
         println!(
             "key       {} (limit {}, {}, priority {})",
             c.key,
@@ -173,10 +173,10 @@ pub async fn show(source: &Source, run: &str) -> anyhow::Result<ExitCode> {
             c.priority
         );
     }
-    if let Some(w) = &v.waiting {
+    if let Some(w) = &v.flow.waiting {
         println!("waiting   {w}");
     }
-    if let Some(p) = &v.parent {
+    if let Some(p) = &v.flow.parent {
         println!(
             "parent    run {} step {} (attempt {})",
             p.run, p.task, p.attempt

@@ -25,9 +25,7 @@ impl Driver {
     /// Starts `start`'s child run off the driver's path; a child that
     /// cannot start fails its parent's attempt.
     pub(crate) fn start_child(&self, start: ChildStart) {
-        let service = Service {
-            shared: self.shared.clone(),
-        };
+        let service = self.service();
         tokio::spawn(async move {
             let started = match service.shared.children.get() {
                 Some(children) => children.start_child(&start).await,
@@ -66,9 +64,7 @@ impl Driver {
         let Some(child) = self.state.child_run_id(task, attempt) else {
             return false;
         };
-        let service = Service {
-            shared: self.shared.clone(),
-        };
+        let service = self.service();
         let reason = format!("its parent run {} stopped step {task}", self.record.id);
         tokio::spawn(async move {
             if let Err(e) = service.cancel_because(&child, &reason).await {
@@ -80,9 +76,7 @@ impl Driver {
 
     /// In a child run that has ended: tells the parent's step how.
     pub(crate) async fn tell_parent(&self) {
-        let service = Service {
-            shared: self.shared.clone(),
-        };
+        let service = self.service();
         service.tell_parent(&self.state).await;
     }
 }

@@ -66,6 +66,14 @@ fn backoff(tries: u32) -> Duration {
 }
 
 impl Driver {
+    /// The service this driver belongs to, for what it asks of other runs
+    /// (cancels, children, parents).
+    pub(crate) fn service(&self) -> crate::service::Service {
+        crate::service::Service {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Runs until the run finishes, or another orchestrator takes the
     /// run's lease (`NotOwner`). Failures of the store are waited out:
     /// writes are tried again (appends are fenced and checked by length,

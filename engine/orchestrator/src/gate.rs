@@ -148,9 +148,7 @@ impl Driver {
                         "cancelled: run {run_id} of concurrency key `{}` replaces it (`policy = \"cancel-running\"`)",
                         gate.spot.key
                     );
-                    let service = crate::service::Service {
-                        shared: self.shared.clone(),
-                    };
+                    let service = self.service();
                     match service.cancel_because(holder, &reason).await {
                         Ok(()) => {
                             gate.cancelled.insert(holder.clone());

@@ -16,6 +16,7 @@ pub mod triggers;
 pub mod units;
 mod validate;
 mod values;
+mod workflow_table;
 
 pub use actions::{check_mount, is_docker_socket, lexically_normal, ContainerSpec, WasmStep};
 pub use model::*;

@@ -29,6 +29,7 @@ mod hook_artifacts;
 mod isolation;
 mod plugins;
 mod policy;
+mod priority;
 mod private_redis;
 mod rabbit;
 mod retention;

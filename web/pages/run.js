@@ -67,7 +67,7 @@ export function mount(el, [id]) {
     }, text);
     clear(head).append(
       h('h1', {}, r.workflow, ' ', h('small', {}, r.id)), badge(r.status),
-      h('span', { class: 'muted' }, `${time(r.created_at)} · ${duration(end - r.created_at)}${r.submitted_by ? ` · by ${r.submitted_by}` : ''}`),
+      h('span', { class: 'muted' }, `${time(r.created_at)} · ${duration(end - r.created_at)}${r.submitted_by ? ` · by ${r.submitted_by}` : ''}${r.priority ? ` · priority ${r.priority}` : ''}`),
       h('span', { class: 'spacer' }), tab('graph', 'Graph'), tab('timeline', 'Timeline'), ...actions);
     // A sub-workflow's run links to the run and step that started it.
     if (r.parent) {

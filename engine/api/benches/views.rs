@@ -88,6 +88,7 @@ fn main() {
         finished_at: None,
         summary: None,
         plugins: Default::default(),
+        priority: 0,
     };
     let mut state = RunState::new("bench", plan, serde_json::Map::new());
     apply(&mut state, Event::Started { at: 1 });

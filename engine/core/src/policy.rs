@@ -500,6 +500,7 @@ container-user = true
             submitted_by: None,
             limits: Default::default(),
             policy: Some(rules),
+            priority: 0,
         };
         let plan = Plan::new(workflow);
         let mut s = RunState::of_record(&record, plan.clone(), []);

@@ -304,6 +304,7 @@ impl Service {
             limits: run_limits(self.shared.options.run_limits(), run.policy.as_ref()),
             policy: run.policy,
             cache: run.cache,
+            priority: run.priority,
         };
         // A fresh id is unique; a given one (a fire's) may be starting here.
         let Some(_starting) = self.starting(&record.id) else {
@@ -326,6 +327,7 @@ impl Service {
         state.limits = record.limits;
         state.policy = record.policy.clone().map(Arc::new);
         state.cache = record.cache.clone();
+        state.priority = record.priority;
         let handle = self.start(record.clone(), state, 0, (fence, lease), prelude, progress);
         Ok((record, handle))
     }
@@ -577,7 +579,8 @@ impl Service {
             submitted_by: by.name,
             policy: by.policy,
             cache: Default::default(),
-            priority: 0,
+            // Its place as the run it retries had it.
+            priority: record.priority,
         };
         self.submit(run, progress).await
     }

@@ -1,5 +1,5 @@
-//! The broker: RabbitMQ's part as weft relies on it. Queues per pool and one
-//! for reports; a delivery is held until acked, and goes back to its queue
+//! The broker: RabbitMQ's part as weft relies on it. Queues per pool and
+//! priority band (the highest band taken first) and one for reports; a delivery is held until acked, and goes back to its queue
 //! when its holder's connection is lost (a killed process, a broker
 //! restart) or the broker gives up on it (a consumer timeout). Messages may
 //! arrive late (and so out of order) and twice (a publish retried after a
@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use weft_core::ports::{Delivery, JobQueue, Report, ReportDelivery};
+use weft_core::ports::{Delivery, JobQueue, PriorityBand, Report, ReportDelivery};
 use weft_core::run::Job;
 use weft_core::Error;
 
@@ -160,14 +160,29 @@ impl Broker {
 
     /// Waits for the next visible message of `queue`, held by `process`.
     async fn take(&self, process: &Proc, queue: &str) -> (u64, Message) {
+        let queues = [queue.to_string()];
+        loop {
+            self.wait(process, &queues).await;
+            if let Some(taken) = self.try_take(process, &queues) {
+                return taken;
+            }
+        }
+    }
+
+    /// Waits until one of `queues` has a message visible to `process`.
+    async fn wait(&self, process: &Proc, queues: &[String]) {
         loop {
             // Never returns for a dead process: only the living consume.
             process.gate().await;
-            self.lock()
-                .consumers
-                .entry(queue.to_string())
-                .or_default()
-                .insert(process.id);
+            {
+                let mut s = self.lock();
+                for queue in queues {
+                    s.consumers
+                        .entry(queue.clone())
+                        .or_default()
+                        .insert(process.id);
+                }
+            }
             if let Some(up) = self.down() {
                 tokio::time::sleep_until(up).await;
                 continue;
@@ -175,35 +190,9 @@ impl Broker {
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let next_visible = {
-                let mut s = self.lock();
-                let now = Instant::now();
-                let others = s.consumers.get(queue).is_some_and(|c| c.len() > 1);
-                let q = s.queues.entry(queue.to_string()).or_default();
-                let for_me = |m: &Queued| {
-                    m.visible_at <= now && !(others && m.returned_by == Some(process.id))
-                };
-                match q.iter().position(for_me) {
-                    Some(i) => {
-                        let message = q.remove(i).expect("found above").message;
-                        s.next_tag += 1;
-                        let tag = s.next_tag;
-                        s.unacked.insert(
-                            tag,
-                            Held {
-                                process: process.id,
-                                queue: queue.to_string(),
-                                message: message.clone(),
-                            },
-                        );
-                        return (tag, message);
-                    }
-                    None => q
-                        .iter()
-                        .filter(|m| m.visible_at > now)
-                        .map(|m| m.visible_at)
-                        .min(),
-                }
+            let next_visible = match self.look(process, queues, false) {
+                Looked::Taken(_) => return,
+                Looked::NextVisible(at) => at,
             };
             let wait = next_visible.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -211,6 +200,57 @@ impl Broker {
                 _ = tokio::time::sleep_until(wait) => {}
             }
         }
+    }
+
+    /// The first message visible to `process` in `queues`, the first queue
+    /// first, held by it; none if there is none now (or the broker is down).
+    fn try_take(&self, process: &Proc, queues: &[String]) -> Option<(u64, Message)> {
+        if self.down().is_some() {
+            return None;
+        }
+        match self.look(process, queues, true) {
+            Looked::Taken(taken) => taken,
+            Looked::NextVisible(_) => None,
+        }
+    }
+
+    /// Finds the first message visible to `process` in `queues` (taking it
+    /// if `take`), or says when the next one becomes visible.
+    fn look(&self, process: &Proc, queues: &[String], take: bool) -> Looked {
+        let mut s = self.lock();
+        let now = Instant::now();
+        let mut next_visible: Option<Instant> = None;
+        for queue in queues {
+            let others = s.consumers.get(queue).is_some_and(|c| c.len() > 1);
+            let q = s.queues.entry(queue.clone()).or_default();
+            let for_me =
+                |m: &Queued| m.visible_at <= now && !(others && m.returned_by == Some(process.id));
+            let Some(i) = q.iter().position(for_me) else {
+                let later = q
+                    .iter()
+                    .filter(|m| m.visible_at > now)
+                    .map(|m| m.visible_at)
+                    .min();
+                next_visible = next_visible.into_iter().chain(later).min();
+                continue;
+            };
+            if !take {
+                return Looked::Taken(None);
+            }
+            let message = q.remove(i).expect("found above").message;
+            s.next_tag += 1;
+            let tag = s.next_tag;
+            s.unacked.insert(
+                tag,
+                Held {
+                    process: process.id,
+                    queue: queue.clone(),
+                    message: message.clone(),
+                },
+            );
+            return Looked::Taken(Some((tag, message)));
+        }
+        Looked::NextVisible(next_visible)
     }
 
     /// Settles delivery `tag`: acked, dropped or returned to its queue.
@@ -242,6 +282,22 @@ fn requeue(s: &mut State, tag: u64) {
             returned_by: Some(held.process),
         });
     }
+}
+
+/// What looking into queues found.
+enum Looked {
+    /// A visible message: taken, when asked to take it.
+    Taken(Option<(u64, Message)>),
+    /// None visible; the next becomes visible then, if any is queued.
+    NextVisible(Option<Instant>),
+}
+
+/// The queues of `pool`'s bands, the first taken first.
+fn band_queues(pool: &str) -> Vec<String> {
+    PriorityBand::ALL
+        .iter()
+        .map(|band| format!("{pool}{}", band.suffix()))
+        .collect()
 }
 
 /// One process's connection to the world's broker.
@@ -331,13 +387,26 @@ impl JobQueue for SimQueue {
             "{}: publish {}/{}#{}",
             self.process.name, job.run_id, job.task, job.attempt
         ));
-        self.publish(&job.pool, Message::Job(job.clone())).await;
+        let queue = format!("{}{}", job.pool, job.band().suffix());
+        self.publish(&queue, Message::Job(job.clone())).await;
         Ok(())
     }
 
-    async fn take(&self, pool: &str) -> Result<Box<dyn Delivery>, Error> {
+    async fn wait_for_job(&self, pool: &str) -> Result<(), Error> {
+        self.process
+            .world
+            .broker
+            .wait(&self.process, &band_queues(pool))
+            .await;
+        Ok(())
+    }
+
+    async fn try_take(&self, pool: &str) -> Result<Option<Box<dyn Delivery>>, Error> {
+        self.process.gate().await;
         let world = &self.process.world;
-        let (tag, message) = world.broker.take(&self.process, pool).await;
+        let Some((tag, message)) = world.broker.try_take(&self.process, &band_queues(pool)) else {
+            return Ok(None);
+        };
         let Message::Job(job) = message else {
             unreachable!("pools hold jobs")
         };
@@ -345,13 +414,13 @@ impl JobQueue for SimQueue {
             "{}: took {}/{}#{} (delivery {tag})",
             self.process.name, job.run_id, job.task, job.attempt
         ));
-        Ok(Box::new(SimDelivery {
+        Ok(Some(Box::new(SimDelivery {
             world: world.clone(),
             process: self.process.clone(),
             tag,
             body: job,
             settled: false,
-        }))
+        })))
     }
 
     async fn report(&self, report: &Report) -> Result<(), Error> {

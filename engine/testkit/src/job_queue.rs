@@ -38,6 +38,77 @@ pub async fn jobs_of_a_pool_come_in_publish_order(q: &dyn JobQueue) {
     }
 }
 
+/// A job of a run of `priority`.
+fn ranked(step: &str, pool: &str, priority: i32) -> weft_core::run::Job {
+    let mut j = job("r1", step, pool);
+    j.priority = priority;
+    j
+}
+
+pub async fn a_higher_band_is_taken_before_an_earlier_lower_one(q: &dyn JobQueue) {
+    let pool = unique("pool");
+    // Within a band, publish order; the highest band first, however late.
+    for (step, priority) in [("low-1", -5), ("normal-1", 0), ("low-2", -1000)] {
+        q.publish(&ranked(step, &pool, priority)).await.unwrap();
+    }
+    q.publish_all(&[ranked("high-1", &pool, 7), ranked("normal-2", &pool, 0)])
+        .await
+        .unwrap();
+    q.publish(&ranked("high-2", &pool, 1000)).await.unwrap();
+    // Every job is at the queue before the first take.
+    tokio::time::sleep(SHORT).await;
+    let mut order = Vec::new();
+    for _ in 0..6 {
+        let d = take(q, &pool).await;
+        order.push(d.job().task.step.clone());
+        d.ack().await.unwrap();
+    }
+    assert_eq!(
+        order,
+        ["high-1", "high-2", "normal-1", "normal-2", "low-1", "low-2"]
+    );
+}
+
+pub async fn a_returned_job_keeps_its_band(q: &dyn JobQueue) {
+    let pool = unique("pool");
+    let high = ranked("high", &pool, 3);
+    q.publish(&high).await.unwrap();
+    take(q, &pool).await.reject(true).await.unwrap();
+    q.publish(&ranked("normal", &pool, 0)).await.unwrap();
+    tokio::time::sleep(SHORT).await;
+    let d = take(q, &pool).await;
+    assert_eq!(d.job(), &high, "the returned high job comes first");
+    d.ack().await.unwrap();
+    take(q, &pool).await.ack().await.unwrap();
+}
+
+pub async fn waiting_for_a_job_ends_when_one_is_published(q: &dyn JobQueue) {
+    let pool = unique("pool");
+    assert!(
+        q.try_take(&pool).await.unwrap().is_none(),
+        "an empty pool gave a job"
+    );
+    assert!(
+        tokio::time::timeout(SHORT, q.wait_for_job(&pool))
+            .await
+            .is_err(),
+        "waiting on an empty pool ended"
+    );
+    let waiting = q.wait_for_job(&pool);
+    q.publish(&ranked("late", &pool, -3)).await.unwrap();
+    tokio::time::timeout(WAIT, waiting)
+        .await
+        .expect("the wait ends once a job is published")
+        .unwrap();
+    let d = tokio::time::timeout(WAIT, q.try_take(&pool))
+        .await
+        .expect("try_take does not wait")
+        .unwrap()
+        .expect("the job waited for");
+    assert_eq!(d.job().task.step, "late");
+    d.ack().await.unwrap();
+}
+
 pub async fn pools_are_separate(q: &dyn JobQueue) {
     let (gpu, cpu) = (unique("gpu"), unique("cpu"));
     q.publish(&job("r1", "a", &gpu)).await.unwrap();
@@ -170,6 +241,9 @@ macro_rules! job_queue_contract {
             $crate::job_queue_contract!(@cases $make;
                 published_job_is_delivered_intact,
                 jobs_of_a_pool_come_in_publish_order,
+                a_higher_band_is_taken_before_an_earlier_lower_one,
+                a_returned_job_keeps_its_band,
+                waiting_for_a_job_ends_when_one_is_published,
                 pools_are_separate,
                 acked_job_is_not_delivered_again,
                 rejected_job_is_delivered_again_when_requeued,

@@ -62,6 +62,7 @@ pub fn run_record(id: &str, created_at: u64) -> weft_core::ports::RunRecord {
         limits: Default::default(),
         policy: None,
         cache: Default::default(),
+        priority: 0,
     }
 }
 
@@ -80,6 +81,7 @@ pub fn job(run_id: &str, step: &str, pool: &str) -> weft_core::run::Job {
         inputs: serde_json::json!({"params": {}}),
         timeout: None,
         pool: pool.into(),
+        priority: 0,
         resources: Default::default(),
         pre_hooks: vec![],
         post_hooks: vec![],

@@ -365,6 +365,7 @@ mod tests {
             step_plugin: None,
             artifacts: Vec::new(),
             produces: Vec::new(),
+            priority: 0,
         }
     }
 }

@@ -214,14 +214,26 @@ impl Worker {
                         // Take a GPU step only with a GPU free to run it.
                         this.gpus.any_free().await;
                     }
-                    // The job first, then a slot: a taker waiting on a quiet
-                    // queue (the GPU queue, most of the time) must not sit
-                    // on a slot that a step from another queue could run in.
-                    // A job waiting here is held as the broker's prefetch
-                    // would hold it, and goes back to the queue if dropped.
-                    let delivery = this.queue.take(&pool).await?;
-                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                    // Room, then a job there, then a slot, then the job.
+                    // A taker waits for jobs only with room for one (so
+                    // the broker sends jobs to workers that can start
+                    // them); it waits without holding a slot, since a taker
+                    // on a quiet queue (the GPU queue, most of the time)
+                    // must not sit on a slot a step from another queue
+                    // could run in; and the job it takes is the best one
+                    // waiting once it holds a slot (the highest priority
+                    // band), not when it last looked.
+                    let Some(free) = room(this.queue.as_ref(), &slots, &pool).await? else {
                         return Ok::<_, Error>(());
+                    };
+                    drop(free);
+                    this.queue.wait_for_job(&pool).await?;
+                    let Some(permit) = room(this.queue.as_ref(), &slots, &pool).await? else {
+                        return Ok(());
+                    };
+                    let Some(delivery) = this.queue.try_take(&pool).await? else {
+                        // Another taker was first.
+                        continue;
                     };
                     let (held, gpus_held) = oneshot::channel();
                     let this = this.clone();
@@ -581,6 +593,30 @@ impl Worker {
             // The post hooks are given the outcome masked.
             Some(post) => post.finish(secrets.mask_outcome(outcome), hooks, log).await,
             None => outcome,
+        }
+    }
+}
+
+/// How long a taker waits for a slot before it gives back what its queue
+/// holds for it (`JobQueue::release`): short, so that a job sent to a busy
+/// worker soon goes to one that can start it; long enough that a worker
+/// busy with short steps never gives anything back.
+const HOLD: Duration = Duration::from_millis(250);
+
+/// A free slot, once there is one (none once the worker stops); each
+/// [`HOLD`] spent waiting, the queue is told this taker has no room for
+/// jobs of `pool`.
+async fn room(
+    queue: &dyn JobQueue,
+    slots: &Arc<Semaphore>,
+    pool: &str,
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Error> {
+    let acquire = slots.clone().acquire_owned();
+    tokio::pin!(acquire);
+    loop {
+        tokio::select! {
+            permit = &mut acquire => return Ok(permit.ok()),
+            _ = tokio::time::sleep(HOLD) => queue.release(pool).await?,
         }
     }
 }

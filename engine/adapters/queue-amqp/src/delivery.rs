@@ -1,5 +1,8 @@
 //! Held messages: jobs and reports that are acked (or returned) by their holder.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::Acker;
@@ -13,11 +16,31 @@ use crate::link::amqp_err;
 pub(crate) struct Held<T> {
     pub body: T,
     pub acker: Option<Acker>,
+    /// The count of its consumer's unsettled deliveries, which this one
+    /// leaves when settled (see `feed`); none for the others.
+    pub unsettled: Option<Arc<AtomicUsize>>,
 }
 
 impl<T> Held<T> {
+    pub fn new(body: T, acker: Acker) -> Self {
+        Self {
+            body,
+            acker: Some(acker),
+            unsettled: None,
+        }
+    }
+
+    /// The acker, once: settling leaves its consumer's count.
+    fn take_acker(&mut self) -> Option<Acker> {
+        let acker = self.acker.take()?;
+        if let Some(count) = self.unsettled.take() {
+            count.fetch_sub(1, Ordering::SeqCst);
+        }
+        Some(acker)
+    }
+
     async fn settle(&mut self, ack: bool, requeue: bool) -> Result<(), Error> {
-        let Some(acker) = self.acker.take() else {
+        let Some(acker) = self.take_acker() else {
             return Ok(());
         };
         if ack {
@@ -41,7 +64,7 @@ impl<T> Held<T> {
 impl<T> Drop for Held<T> {
     fn drop(&mut self) {
         if let (Some(acker), Ok(handle)) =
-            (self.acker.take(), tokio::runtime::Handle::try_current())
+            (self.take_acker(), tokio::runtime::Handle::try_current())
         {
             handle.spawn(async move {
                 // If the channel is gone the broker requeues it anyway.

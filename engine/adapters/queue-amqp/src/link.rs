@@ -15,8 +15,10 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::Mutex;
+use weft_core::ports::PriorityBand;
 use weft_core::Error;
 
+use crate::options::band_key;
 use crate::Options;
 
 pub(crate) struct Session {
@@ -37,6 +39,22 @@ pub(crate) struct Link {
     pub options: Options,
     current: Mutex<Option<Arc<Session>>>,
     generation: std::sync::atomic::AtomicU64,
+}
+
+/// How long weft waits for the broker's answer to one request (a
+/// connection's opening takes two): a broker that is starting, or a
+/// connection that died unnoticed, may never answer, and a wait without end
+/// would stall every user of the connection.
+pub(crate) const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `fut`, or an error once the broker has not answered for [`RPC_TIMEOUT`].
+pub(crate) async fn answered<T>(
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(RPC_TIMEOUT, fut)
+        .await
+        .unwrap_or_else(|_| Err(Error::Closed(format!("rabbitmq: no answer {what}"))))
 }
 
 pub(crate) fn amqp_err(context: &str) -> impl Fn(lapin::Error) -> Error + '_ {
@@ -62,7 +80,12 @@ impl Link {
         let max = Duration::from_millis(self.options.reconnect_max_delay_ms.max(100));
         let mut failures = 0u32;
         loop {
-            match self.open().await {
+            let opened = tokio::time::timeout(RPC_TIMEOUT * 2, self.open())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Closed("rabbitmq: no answer while connecting".into()))
+                });
+            match opened {
                 Ok(session) => {
                     if failures > 0 {
                         tracing::info!(
@@ -163,25 +186,31 @@ impl Link {
         })
     }
 
-    /// Declares a pool's queue once per session.
-    pub async fn ensure_pool(&self, session: &Session, pool: &str) -> Result<(), Error> {
+    /// Declares the queue of a pool's band once per session.
+    pub async fn ensure_band(
+        &self,
+        session: &Session,
+        pool: &str,
+        band: PriorityBand,
+    ) -> Result<(), Error> {
+        let key = band_key(pool, band);
         if session
             .declared_pools
             .lock()
             .expect("pools lock")
-            .contains(pool)
+            .contains(&key)
         {
             return Ok(());
         }
         let o = &self.options;
-        let queue = o.pool_queue(pool);
+        let queue = o.band_queue(pool, band);
         declare_queue(&session.publisher, o, &queue, QueueKind::Jobs).await?;
         session
             .publisher
             .queue_bind(
                 queue.as_str().into(),
                 o.jobs_exchange().into(),
-                pool.into(),
+                key.as_str().into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
@@ -191,7 +220,7 @@ impl Link {
             .declared_pools
             .lock()
             .expect("pools lock")
-            .insert(pool.to_string());
+            .insert(key);
         Ok(())
     }
 }
@@ -199,7 +228,7 @@ impl Link {
 /// What a queue holds, which decides its type.
 #[derive(Clone, Copy, PartialEq)]
 enum QueueKind {
-    /// Pool queues: quorum queues (replicated, delivery-counted) that
+    /// Pool queues (one per priority band): quorum queues (replicated, delivery-counted) that
     /// dead-letter a job after `delivery_limit` deliveries.
     Jobs,
     /// Reports: a durable classic queue of persistent messages. It needs no

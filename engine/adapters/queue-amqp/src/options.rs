@@ -1,6 +1,12 @@
 //! How to reach RabbitMQ and name things there.
 
 use serde::Deserialize;
+use weft_core::ports::PriorityBand;
+
+/// The routing key of `pool`'s jobs of `band` on the jobs exchange.
+pub(crate) fn band_key(pool: &str, band: PriorityBand) -> String {
+    format!("{pool}{}", band.suffix())
+}
 
 /// RabbitMQ settings. Every field has a default.
 #[derive(Debug, Clone, Deserialize)]
@@ -10,8 +16,8 @@ pub struct Options {
     pub url: String,
     /// Prefix of every exchange and queue weft declares. Default: `weft`.
     pub prefix: String,
-    /// Unacked jobs one taker may hold per pool (a worker sets it to its
-    /// free slots). Default: 1.
+    /// Unacked jobs one taker may hold per pool and priority band (a
+    /// worker sets it to its slots). Default: 1.
     pub prefetch: u16,
     /// Deliveries of one job before it is dead-lettered. Default: 3.
     pub delivery_limit: u32,
@@ -51,8 +57,10 @@ impl Options {
     pub(crate) fn reports_queue(&self) -> String {
         format!("{}.reports", self.prefix)
     }
-    pub(crate) fn pool_queue(&self, pool: &str) -> String {
-        format!("{}.jobs.{pool}", self.prefix)
+    /// The queue of `pool`'s jobs of `band`: `P.jobs.<pool>` for the
+    /// normal band, `P.jobs.<pool>.high` and `.low` for the others.
+    pub(crate) fn band_queue(&self, pool: &str, band: PriorityBand) -> String {
+        format!("{}.jobs.{}", self.prefix, band_key(pool, band))
     }
 
     /// The URL with the heartbeat set, unless it already names one.

@@ -10,12 +10,14 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Consumer, PublisherConfirm};
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
-use weft_core::ports::{Delivery, JobQueue, Report, ReportDelivery};
+use weft_core::ports::{Delivery, JobQueue, PriorityBand, Report, ReportDelivery};
 use weft_core::run::Job;
 use weft_core::Error;
 
 use crate::delivery::Held;
-use crate::link::{amqp_err, Link, Session};
+use crate::feed::Feed;
+use crate::link::{amqp_err, answered, Link, Session};
+use crate::options::band_key;
 use crate::Options;
 
 /// A consumer bound to the session it was opened on.
@@ -26,6 +28,7 @@ struct Subscription {
 }
 
 type Slot = Arc<Mutex<Option<Subscription>>>;
+type FeedSlot = Arc<Mutex<Option<Feed>>>;
 
 /// How often a waiting consumer checks that its connection still stands.
 const STALE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -34,8 +37,10 @@ const STALE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 #[derive(Clone)]
 pub struct AmqpJobQueue {
     link: Arc<Link>,
-    /// One consumer per queue name.
+    /// One consumer per queue name (reports, dead letters).
     subscriptions: Arc<std::sync::Mutex<HashMap<String, Slot>>>,
+    /// One feed per pool (its consumers, one per priority band).
+    feeds: Arc<std::sync::Mutex<HashMap<String, FeedSlot>>>,
 }
 
 impl AmqpJobQueue {
@@ -46,6 +51,7 @@ impl AmqpJobQueue {
         Ok(Self {
             link,
             subscriptions: Default::default(),
+            feeds: Default::default(),
         })
     }
 
@@ -85,10 +91,7 @@ impl AmqpJobQueue {
 
     /// Publishes `(exchange, key, body)` messages with confirms, pipelined;
     /// after a broken connection, starts over on a new one (at-least-once).
-    async fn publish_confirmed(
-        &self,
-        messages: &[(String, String, Vec<u8>, Option<String>)],
-    ) -> Result<(), Error> {
+    async fn publish_confirmed(&self, messages: &[Message]) -> Result<(), Error> {
         loop {
             let session = self.link.session().await;
             match self.try_publish(&session, messages).await {
@@ -105,20 +108,20 @@ impl AmqpJobQueue {
         }
     }
 
-    async fn try_publish(
-        &self,
-        session: &Session,
-        messages: &[(String, String, Vec<u8>, Option<String>)],
-    ) -> Result<(), Error> {
+    async fn try_publish(&self, session: &Session, messages: &[Message]) -> Result<(), Error> {
         let mut confirms = Vec::with_capacity(messages.len());
         for (exchange, key, body, pool) in messages {
-            if let Some(pool) = pool {
-                self.link.ensure_pool(session, pool).await?;
+            if let Some((pool, band)) = pool {
+                self.link.ensure_band(session, pool, *band).await?;
             }
             confirms.push(self.start_publish(session, exchange, key, body).await?);
         }
         for confirm in confirms {
-            match confirm.await.map_err(amqp_err("awaiting a confirm"))? {
+            let confirmed = answered("to a publish", async {
+                confirm.await.map_err(amqp_err("awaiting a confirm"))
+            })
+            .await?;
+            match confirmed {
                 Confirmation::Ack(None) | Confirmation::NotRequested => {}
                 Confirmation::Ack(Some(returned)) => {
                     return Err(Error::Invalid(format!(
@@ -132,6 +135,15 @@ impl AmqpJobQueue {
             }
         }
         Ok(())
+    }
+
+    fn feed_slot(&self, pool: &str) -> FeedSlot {
+        self.feeds
+            .lock()
+            .expect("feeds lock")
+            .entry(pool.to_string())
+            .or_default()
+            .clone()
     }
 
     fn slot(&self, queue: &str) -> Slot {
@@ -148,7 +160,6 @@ impl AmqpJobQueue {
         &self,
         queue: &str,
         prefetch: u16,
-        pool: Option<&str>,
     ) -> Result<Held<T>, Error> {
         let slot = self.slot(queue);
         let mut guard = slot.lock().await;
@@ -158,7 +169,7 @@ impl AmqpJobQueue {
                 .as_ref()
                 .is_none_or(|s| s.generation != session.generation)
             {
-                match self.subscribe(&session, queue, prefetch, pool).await {
+                match self.subscribe(&session, queue, prefetch).await {
                     Ok(sub) => *guard = Some(sub),
                     Err(_) => {
                         self.link.drop_session(session.generation).await;
@@ -184,12 +195,7 @@ impl AmqpJobQueue {
             };
             match next {
                 Some(Ok(delivery)) => match serde_json::from_slice::<T>(&delivery.data) {
-                    Ok(body) => {
-                        return Ok(Held {
-                            body,
-                            acker: Some(delivery.acker),
-                        })
-                    }
+                    Ok(body) => return Ok(Held::new(body, delivery.acker)),
                     Err(e) => {
                         tracing::warn!("dropping an undecodable message from {queue}: {e}");
                         let _ = delivery
@@ -215,11 +221,7 @@ impl AmqpJobQueue {
         session: &Session,
         queue: &str,
         prefetch: u16,
-        pool: Option<&str>,
     ) -> Result<Subscription, Error> {
-        if let Some(pool) = pool {
-            self.link.ensure_pool(session, pool).await?;
-        }
         let channel = session
             .connection
             .create_channel()
@@ -246,6 +248,9 @@ impl AmqpJobQueue {
     }
 }
 
+/// `(exchange, routing key, body, the pool and band whose queue it goes to)`.
+type Message = (String, String, Vec<u8>, Option<(String, PriorityBand)>);
+
 fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(v).map_err(|e| Error::backend("encoding a message", e))
 }
@@ -263,21 +268,125 @@ impl JobQueue for AmqpJobQueue {
             .map(|j| {
                 Ok((
                     exchange.clone(),
-                    j.pool.clone(),
+                    band_key(&j.pool, j.band()),
                     encode(j)?,
-                    Some(j.pool.clone()),
+                    Some((j.pool.clone(), j.band())),
                 ))
             })
             .collect::<Result<Vec<_>, Error>>()?;
         self.publish_confirmed(&messages).await
     }
 
-    async fn take(&self, pool: &str) -> Result<Box<dyn Delivery>, Error> {
-        let queue = self.link.options.pool_queue(pool);
-        let held: Held<Job> = self
-            .next(&queue, self.link.options.prefetch, Some(pool))
-            .await?;
-        Ok(Box::new(held))
+    async fn wait_for_job(&self, pool: &str) -> Result<(), Error> {
+        let slot = self.feed_slot(pool);
+        let mut guard = slot.lock().await;
+        loop {
+            let session = self.link.session().await;
+            if guard.as_ref().is_none_or(|f| !f.is_live(&self.link)) {
+                // A feed of a lost session: what it held comes back from
+                // the broker (and is given back as it goes).
+                *guard = None;
+                tracing::debug!(
+                    pool,
+                    generation = session.generation,
+                    "consuming a pool's bands"
+                );
+                match answered(
+                    "opening a pool's consumers",
+                    Feed::open(&self.link, &session, pool),
+                )
+                .await
+                {
+                    Ok(feed) => *guard = Some(feed),
+                    Err(e) => {
+                        tracing::warn!("consuming pool {pool}: {e}; reconnecting");
+                        self.link.drop_session(session.generation).await;
+                        continue;
+                    }
+                }
+            }
+            let feed = guard.as_mut().expect("opened above");
+            feed.drain();
+            // A paused band's queue is asked by the take.
+            if feed.has_buffered() || feed.any_paused() {
+                return Ok(());
+            }
+            if !feed.broken && feed.wait(&self.link, STALE_CHECK).await {
+                return Ok(());
+            }
+            *guard = None;
+            self.link.drop_session(session.generation).await;
+        }
+    }
+
+    async fn try_take(&self, pool: &str) -> Result<Option<Box<dyn Delivery>>, Error> {
+        let slot = self.feed_slot(pool);
+        let mut guard = slot.lock().await;
+        let Some(feed) = guard.as_mut().filter(|f| f.is_live(&self.link)) else {
+            // `wait_for_job` opens it again.
+            return Ok(None);
+        };
+        match feed.take(&self.link).await {
+            Ok(held) => Ok(held.map(|held| Box::new(held) as Box<dyn Delivery>)),
+            Err(e) => {
+                // `wait_for_job` opens it again.
+                tracing::debug!("taking from pool {pool}: {e}");
+                feed.broken = true;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn release(&self, pool: &str) -> Result<(), Error> {
+        let slot = self.feed_slot(pool);
+        let mut guard = slot.lock().await;
+        let Some(feed) = guard.as_mut().filter(|f| f.is_live(&self.link)) else {
+            return Ok(());
+        };
+        let held = match answered("pausing consumers", feed.release()).await {
+            Ok(held) => held,
+            Err(e) => {
+                // Its deliveries go back with the channel.
+                tracing::debug!("pausing pool {pool}: {e}");
+                feed.broken = true;
+                return Ok(());
+            }
+        };
+        drop(guard);
+        if !held.is_empty() {
+            tracing::debug!(
+                "giving back {} job(s) of pool {pool} this worker has no room for",
+                held.len()
+            );
+        }
+        let exchange = self.link.options.jobs_exchange();
+        for (band, delivery) in held {
+            // Published again before the original is acked: a crash between
+            // leaves two copies (claims run it once), never none. Unlike a
+            // requeue, this counts no delivery against the job's limit.
+            let again = (
+                exchange.clone(),
+                band_key(pool, band),
+                delivery.data,
+                Some((pool.to_string(), band)),
+            );
+            let settled = match self.publish_confirmed(std::slice::from_ref(&again)).await {
+                Ok(()) => delivery.acker.ack(Default::default()).await,
+                Err(_) => {
+                    delivery
+                        .acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            multiple: false,
+                        })
+                        .await
+                }
+            };
+            if let Err(e) = settled {
+                tracing::debug!("settling a job given back: {e}");
+            }
+        }
+        Ok(())
     }
 
     async fn report(&self, report: &Report) -> Result<(), Error> {
@@ -291,41 +400,44 @@ impl JobQueue for AmqpJobQueue {
     }
 
     async fn depth(&self, pool: &str) -> Result<Option<u64>, Error> {
-        // A passive declare of a missing queue closes its channel: use a throwaway one.
         let session = self.link.session().await;
-        let channel = session
-            .connection
-            .create_channel()
-            .await
-            .map_err(amqp_err("opening a channel"))?;
-        let options = lapin::options::QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        let depth = match channel
-            .queue_declare(
-                self.link.options.pool_queue(pool).into(),
-                options,
-                FieldTable::default(),
-            )
-            .await
-        {
-            Ok(queue) => Some(u64::from(queue.message_count())),
-            Err(_) => Some(0),
-        };
-        let _ = channel.close(200, "".into()).await;
-        Ok(depth)
+        let mut depth = 0;
+        for band in PriorityBand::ALL {
+            // A passive declare of a missing queue closes its channel: use
+            // a throwaway one per queue.
+            let channel = session
+                .connection
+                .create_channel()
+                .await
+                .map_err(amqp_err("opening a channel"))?;
+            let options = lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            if let Ok(queue) = channel
+                .queue_declare(
+                    self.link.options.band_queue(pool, band).into(),
+                    options,
+                    FieldTable::default(),
+                )
+                .await
+            {
+                depth += u64::from(queue.message_count());
+            }
+            let _ = channel.close(200, "".into()).await;
+        }
+        Ok(Some(depth))
     }
 
     async fn next_dead_job(&self) -> Result<Box<dyn Delivery>, Error> {
         let queue = self.link.options.dead_queue();
-        let held: Held<Job> = self.next(&queue, 16, None).await?;
+        let held: Held<Job> = self.next(&queue, 16).await?;
         Ok(Box::new(held))
     }
 
     async fn next_report(&self) -> Result<Box<dyn ReportDelivery>, Error> {
         let queue = self.link.options.reports_queue();
-        let held: Held<Report> = self.next(&queue, 256, None).await?;
+        let held: Held<Report> = self.next(&queue, 256).await?;
         Ok(Box::new(held))
     }
 }

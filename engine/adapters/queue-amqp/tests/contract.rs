@@ -46,3 +46,105 @@ async fn a_job_that_keeps_coming_back_is_dead_lettered() {
     assert_eq!(dead.job(), &job);
     dead.ack().await.unwrap();
 }
+
+/// A taker whose normal band is at its prefetch (its jobs running,
+/// unacked) holds a low job the broker sent it meanwhile; when a normal job
+/// ends, the next normal one waiting at the broker goes first, though the
+/// broker has not sent it yet, in their order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_low_job_waits_for_normal_ones_the_broker_has_not_sent() {
+    use std::time::Duration;
+    use weft_core::ports::JobQueue;
+    let q = AmqpJobQueue::connect(options()).await.unwrap();
+    let pool = weft_testkit::unique("pool");
+    let ranked = |step: &str, priority: i32| {
+        let mut j = weft_testkit::job("r1", step, &pool);
+        j.priority = priority;
+        j
+    };
+    let normal: Vec<_> = (1..=6).map(|i| ranked(&format!("normal-{i}"), 0)).collect();
+    q.publish_all(&normal[..4]).await.unwrap();
+    // Four running normal jobs: the prefetch (4) of the normal band.
+    let mut running = Vec::new();
+    for _ in 0..4 {
+        let d = tokio::time::timeout(Duration::from_secs(5), q.take(&pool))
+            .await
+            .expect("a job")
+            .unwrap();
+        assert!(d.job().task.step.starts_with("normal"));
+        running.push(d);
+    }
+    q.publish(&ranked("low", -1)).await.unwrap();
+    q.publish_all(&normal[4..]).await.unwrap();
+    // The low job reaches the taker; the normal ones stay at the broker.
+    tokio::time::timeout(Duration::from_secs(5), q.wait_for_job(&pool))
+        .await
+        .expect("the low job arrives")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        // One running job ends; the taker takes at once.
+        running.remove(0).ack().await.unwrap();
+        let d = q.try_take(&pool).await.unwrap().expect("a job is there");
+        order.push(d.job().task.step.clone());
+        running.push(d);
+    }
+    assert_eq!(order, ["normal-5", "normal-6", "low"]);
+    for d in running {
+        d.ack().await.unwrap();
+    }
+}
+
+/// A taker with no room releases the pool: the jobs it held go back (as
+/// new messages: giving back three times does not reach a delivery limit
+/// of 2) and it is sent no more until it waits again, so another taker
+/// gets every job meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_taker_holds_nothing_and_counts_no_delivery() {
+    use std::time::Duration;
+    use weft_core::ports::JobQueue;
+    let shared = Options {
+        delivery_limit: 2,
+        ..options()
+    };
+    let mut busy = Vec::new();
+    for _ in 0..3 {
+        busy.push(AmqpJobQueue::connect(shared.clone()).await.unwrap());
+    }
+    let free = AmqpJobQueue::connect(shared).await.unwrap();
+    let pool = weft_testkit::unique("pool");
+    let mut first = weft_testkit::job("r1", "first", &pool);
+    first.priority = 5;
+    busy[0].publish(&first).await.unwrap();
+    for busy in &busy {
+        // A busy taker is sent the job, then has no room for it.
+        tokio::time::timeout(Duration::from_secs(5), busy.wait_for_job(&pool))
+            .await
+            .expect("the job reaches the busy taker")
+            .unwrap();
+        busy.release(&pool).await.unwrap();
+    }
+    let busy = &busy[0];
+    let later: Vec<_> = (0..4)
+        .map(|i| weft_testkit::job("r1", &format!("later-{i}"), &pool))
+        .collect();
+    busy.publish_all(&later).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let d = tokio::time::timeout(Duration::from_secs(5), free.take(&pool))
+            .await
+            .expect("every job reaches the free taker")
+            .unwrap();
+        got.push(d.job().task.step.clone());
+        d.ack().await.unwrap();
+    }
+    assert_eq!(got[0], "first", "{got:?}");
+    assert_eq!(got.len(), 5);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), free.take(&pool))
+            .await
+            .is_err(),
+        "a job came twice"
+    );
+}

@@ -11,7 +11,7 @@ use weft_core::ports::{Delivery, JobQueue, Report, ReportDelivery};
 use weft_core::run::Job;
 use weft_core::Error;
 
-/// A FIFO that wakes a waiting taker.
+/// A FIFO of reports that wakes a waiting taker.
 struct Fifo<T> {
     items: Mutex<VecDeque<T>>,
     ready: Notify,
@@ -48,7 +48,42 @@ impl<T> Fifo<T> {
     }
 }
 
-type Pool = Fifo<Job>;
+/// A pool's jobs: one FIFO per priority band, taken highest band first.
+#[derive(Default)]
+struct Pool {
+    bands: Mutex<[VecDeque<Job>; 3]>,
+    /// Wakes every waiting taker: each looks again, one gets the job.
+    ready: Notify,
+}
+
+impl Pool {
+    fn push_back(&self, job: Job) {
+        let band = job.band().index();
+        self.bands.lock().expect("pool lock")[band].push_back(job);
+        self.ready.notify_waiters();
+    }
+
+    fn pop(&self) -> Option<Job> {
+        let mut bands = self.bands.lock().expect("pool lock");
+        bands.iter_mut().find_map(VecDeque::pop_front)
+    }
+
+    async fn wait(&self) {
+        loop {
+            let notified = self.ready.notified();
+            if self
+                .bands
+                .lock()
+                .expect("pool lock")
+                .iter()
+                .any(|b| !b.is_empty())
+            {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
 
 /// The in-process queue. Cheap to clone; clones share the queue.
 #[derive(Clone, Default)]
@@ -142,12 +177,18 @@ impl JobQueue for LocalJobQueue {
         Ok(())
     }
 
-    async fn take(&self, pool_name: &str) -> Result<Box<dyn Delivery>, Error> {
+    async fn wait_for_job(&self, pool: &str) -> Result<(), Error> {
+        self.pool(pool).wait().await;
+        Ok(())
+    }
+
+    async fn try_take(&self, pool_name: &str) -> Result<Option<Box<dyn Delivery>>, Error> {
         let pool = self.pool(pool_name);
-        let job = pool.pop().await;
-        Ok(Box::new(LocalDelivery {
-            job: Some(job),
-            pool,
+        Ok(pool.pop().map(|job| {
+            Box::new(LocalDelivery {
+                job: Some(job),
+                pool,
+            }) as Box<dyn Delivery>
         }))
     }
 

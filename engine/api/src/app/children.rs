@@ -65,6 +65,8 @@ impl weft_orchestrator::ChildRuns for Children {
         };
         let choices = crate::routes::RunChoices {
             parent: Some(start.parent.clone()),
+            // A child goes with its parent's priority.
+            priority: start.priority,
             ..Default::default()
         };
         let params = w.params.clone();

@@ -150,8 +150,8 @@ pub(super) struct RunSaved {
     version: Option<u32>,
     #[serde(default)]
     params: BTreeMap<String, String>,
-    /// Its place among runs waiting for a concurrency key's slots (-1000
-    /// to 1000, higher first).
+    /// -1000 to 1000, higher first: its place among runs waiting for a
+    /// concurrency key's slots and its jobs' band in their pools' queues.
     #[serde(default)]
     priority: i32,
 }

@@ -32,6 +32,15 @@ pub struct RunSummary {
     /// Who asked for it: the API token's name, or the local user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_by: Option<String>,
+    /// `--priority` (`-1000` to `1000`, higher first): its place in a
+    /// concurrency key's line and its jobs' band in their pools' queues.
+    /// Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 impl From<&RunRecord> for RunSummary {
@@ -45,6 +54,7 @@ impl From<&RunRecord> for RunSummary {
             finished_at: r.finished_at,
             summary: r.summary.clone(),
             submitted_by: r.submitted_by.clone(),
+            priority: r.priority,
         }
     }
 }

@@ -20,8 +20,10 @@ pub struct SubmitRequest {
     /// These steps run even when a result is cached (`--refresh STEP`).
     #[serde(default)]
     pub refresh: Vec<String>,
-    /// Its place among runs waiting for a concurrency key's slots: from
-    /// -1000 to 1000, higher first (`--priority`). Default 0.
+    /// From -1000 to 1000, higher first (`--priority`): its place among
+    /// runs waiting for a concurrency key's slots, and its jobs' band in
+    /// their pools' queues (above 0, 0, below 0; the higher band's jobs
+    /// start first when a pool is full). Default 0.
     #[serde(default)]
     #[schema(minimum = -1000, maximum = 1000)]
     pub priority: i32,

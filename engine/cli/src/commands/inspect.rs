@@ -128,6 +128,10 @@ pub async fn show(source: &Source, run: &str) -> anyhow::Result<ExitCode> {
     println!("workflow  {} ({})", v.run.workflow, v.run.file);
     println!("status    {}", v.run.status);
     println!("started   {}", ago(v.run.created_at));
+    if v.run.priority != 0 {
+        let band = weft_core::ports::PriorityBand::of(v.run.priority);
+        println!("priority  {} ({} band)", v.run.priority, band.as_str());
+    }
     if !v.params.is_empty() {
         println!("params    {}", serde_json::Value::Object(v.params.clone()));
     }

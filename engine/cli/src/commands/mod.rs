@@ -29,8 +29,9 @@ pub struct WorkflowArgs {
     /// Run this step even if a result is cached (repeatable).
     #[arg(long = "refresh", value_name = "STEP")]
     pub refresh: Vec<String>,
-    /// Its place among runs waiting for a `[workflow] concurrency` key's
-    /// slots: -1000 to 1000, higher first.
+    /// -1000 to 1000, higher first: its place among runs waiting for a
+    /// `[workflow] concurrency` key's slots, and its jobs' band in their
+    /// pools' queues (above 0 before 0 before below 0).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i32).range(-1000..=1000))]
     pub priority: i32,

@@ -49,6 +49,57 @@ pub enum ReportKind {
     },
 }
 
+/// Where a job waits in its pool: a pool's jobs are taken highest band
+/// first, and in publish order within a band. A run's priority
+/// (`--priority`, `-1000..=1000`) falls in one of three bands, as a broker
+/// keeps a few queues per pool rather than one per priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PriorityBand {
+    /// Priority above 0.
+    High,
+    /// Priority 0, the default.
+    Normal,
+    /// Priority below 0.
+    Low,
+}
+
+impl PriorityBand {
+    /// Every band, the first taken first.
+    pub const ALL: [PriorityBand; 3] = [Self::High, Self::Normal, Self::Low];
+
+    pub fn of(priority: i32) -> Self {
+        match priority {
+            p if p > 0 => Self::High,
+            0 => Self::Normal,
+            _ => Self::Low,
+        }
+    }
+
+    /// Its position in [`ALL`](Self::ALL).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// What a queue adapter appends to a pool's name for this band's queue:
+    /// nothing for the normal band, so a pool's queue of priority-0 jobs
+    /// keeps the name it always had. (A pool name holds no `.`.)
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Self::High => ".high",
+            Self::Normal => "",
+            Self::Low => ".low",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::High => "high",
+            Self::Normal => "normal",
+            Self::Low => "low",
+        }
+    }
+}
+
 /// A job taken from the queue, held until acknowledged.
 ///
 /// # Contract
@@ -83,9 +134,37 @@ pub trait JobQueue: Send + Sync {
     /// When this returns `Ok`, the job survives as long as the queue does.
     async fn publish(&self, job: &Job) -> Result<(), Error>;
 
-    /// Waits for the next job of `pool`. Jobs of one pool are delivered in
-    /// publish order, each to one taker at a time.
-    async fn take(&self, pool: &str) -> Result<Box<dyn Delivery>, Error>;
+    /// Waits for the next job of `pool`: the earliest published of the
+    /// highest [`PriorityBand`] that has one. Each job goes to one taker at
+    /// a time.
+    async fn take(&self, pool: &str) -> Result<Box<dyn Delivery>, Error> {
+        loop {
+            self.wait_for_job(pool).await?;
+            if let Some(delivery) = self.try_take(pool).await? {
+                return Ok(delivery);
+            }
+        }
+    }
+
+    /// Waits until a job of `pool` is there for this taker to take with
+    /// [`try_take`](Self::try_take) (which may still find none: another
+    /// taker may have been first). A worker waits here before it holds a
+    /// slot, and takes once it does, so the job it runs is the best one
+    /// waiting when it has room for one, not when it last looked.
+    async fn wait_for_job(&self, pool: &str) -> Result<(), Error>;
+
+    /// The next job of `pool` as [`take`](Self::take) orders them, if one
+    /// is there now; `None` without waiting for one otherwise.
+    async fn try_take(&self, pool: &str) -> Result<Option<Box<dyn Delivery>>, Error>;
+
+    /// The taker has had no room for a job of `pool` for a while: it gives
+    /// back the jobs it holds of `pool` and has not taken, and is sent no
+    /// more until it next waits for or takes one, so that a job does not
+    /// wait on a busy worker while another could start it. Queues that
+    /// hold nothing for a taker do nothing.
+    async fn release(&self, _pool: &str) -> Result<(), Error> {
+        Ok(())
+    }
 
     /// Sends a report to the orchestrator.
     async fn report(&self, report: &Report) -> Result<(), Error>;
@@ -112,4 +191,25 @@ pub trait JobQueue: Send + Sync {
 
     /// Waits for the next report, in the order they were sent.
     async fn next_report(&self) -> Result<Box<dyn ReportDelivery>, Error>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PriorityBand;
+
+    #[test]
+    fn priorities_fall_in_three_bands_taken_highest_first() {
+        assert_eq!(PriorityBand::of(1000), PriorityBand::High);
+        assert_eq!(PriorityBand::of(1), PriorityBand::High);
+        assert_eq!(PriorityBand::of(0), PriorityBand::Normal);
+        assert_eq!(PriorityBand::of(-1), PriorityBand::Low);
+        assert_eq!(PriorityBand::of(-1000), PriorityBand::Low);
+        let mut sorted = PriorityBand::ALL;
+        sorted.sort();
+        assert_eq!(sorted, PriorityBand::ALL, "ALL is in taking order");
+        for (i, band) in PriorityBand::ALL.into_iter().enumerate() {
+            assert_eq!(band.index(), i);
+        }
+        assert_eq!(PriorityBand::Normal.suffix(), "", "the queue it always had");
+    }
 }

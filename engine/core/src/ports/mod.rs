@@ -29,7 +29,7 @@ pub use container_runtime::{
 };
 pub use deliveries::{Deliveries, MAX_DELIVERIES};
 pub use fence::{Claim, ClaimDecision, ClaimRecord, ClaimState, Fence, LeaseRecord};
-pub use job_queue::{Delivery, JobQueue, Report, ReportDelivery, ReportKind};
+pub use job_queue::{Delivery, JobQueue, PriorityBand, Report, ReportDelivery, ReportKind};
 pub use kernel_runtime::{
     BufferData, KernelLaunch, KernelOutput, KernelReport, KernelRuntime, LaunchArg, LaunchCode,
 };

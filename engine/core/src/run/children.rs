@@ -48,6 +48,7 @@ impl RunState {
             return None;
         };
         Some(ChildStart {
+            priority: self.priority,
             run_id: self.child_run_id(&job.task, job.attempt)?,
             workflow: spec.clone(),
             parent: ParentRef {

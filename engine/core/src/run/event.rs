@@ -271,6 +271,10 @@ pub struct Job {
     pub inputs: Json,
     pub timeout: Option<Duration>,
     pub pool: String,
+    /// Its run's priority: the band of its pool's queue it waits in
+    /// ([`crate::ports::PriorityBand`]).
+    #[serde(default, skip_serializing_if = "is_zero_priority")]
+    pub priority: i32,
     pub resources: Resources,
     /// `[defaults]` hooks first, then the step's own.
     #[serde(default)]
@@ -289,6 +293,17 @@ pub struct Job {
     /// worker when the attempt succeeds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub produces: Vec<crate::artifacts::DeclaredArtifact>,
+}
+
+fn is_zero_priority(n: &i32) -> bool {
+    *n == 0
+}
+
+impl Job {
+    /// The band of its pool's queue it waits in.
+    pub fn band(&self) -> crate::ports::PriorityBand {
+        crate::ports::PriorityBand::of(self.priority)
+    }
 }
 
 /// What the machine asks its driver to do.
@@ -334,6 +349,8 @@ pub enum Action {
 /// A sub-workflow step's attempt, as its child run is started.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChildStart {
+    /// Its parent's priority, which the child keeps.
+    pub priority: i32,
     /// The child's run id: the same for one attempt on every server, so it
     /// is started once.
     pub run_id: String,

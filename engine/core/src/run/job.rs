@@ -54,6 +54,7 @@ impl Machine<'_> {
             inputs: Json::Object(inputs),
             timeout: spec.timeout,
             pool: crate::spec::queue_pool(&spec.pool, &spec.resources),
+            priority: self.state.priority,
             resources: spec.resources,
             pre_hooks: spec
                 .hooks

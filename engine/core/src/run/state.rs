@@ -243,6 +243,8 @@ pub struct RunState {
     pub policy: Option<Arc<crate::policy::RunPolicy>>,
     /// What the run chose about the cache (`--no-cache`, `--refresh`).
     pub cache: crate::cache::RunCacheChoice,
+    /// Its priority (from its record): its jobs' band in their pools' queues.
+    pub priority: i32,
     /// What admission plugins decided (from the `Admitted` event); their
     /// patches change every job built.
     pub admission: Vec<crate::admission::AdmissionDecision>,
@@ -292,6 +294,7 @@ impl RunState {
             limits: super::RunLimits::default(),
             policy: None,
             cache: Default::default(),
+            priority: 0,
             admission: Vec::new(),
             queue: None,
             waiting: None,
@@ -364,6 +367,7 @@ impl RunState {
         state.policy = record.policy.clone().map(Arc::new);
         state.plugins = record.plugins.clone();
         state.cache = record.cache.clone();
+        state.priority = record.priority;
         for event in events {
             super::apply(&mut state, event);
         }

@@ -146,7 +146,7 @@ pub fn json_schema() -> Value {
                         "params": {"type": "object", "description": "Parameter overrides for its runs."},
                         "overlap": {"enum": ["skip", "queue", "cancel-previous", "allow"], "description": "What a fire does while the schedule's previous run still runs (skip by default)."},
                         "catch-up": duration(),
-                        "priority": {"type": "integer", "minimum": -1000, "maximum": 1000, "description": "Its runs' place among runs waiting for a concurrency key (higher first)."}
+                        "priority": {"type": "integer", "minimum": -1000, "maximum": 1000, "description": "Its runs' priority (higher first): their place among runs waiting for a concurrency key, and their jobs' band in their pools' queues (above 0, 0, below 0)."}
                     }}},
                 "webhook": {"type": "array", "maxItems": 16, "description": "POST /api/triggers/<name>, signed with a secret, starts a run of the saved workflow.", "items": {
                     "type": "object", "additionalProperties": false, "required": ["name", "secret"], "properties": {

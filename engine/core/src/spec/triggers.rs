@@ -44,7 +44,8 @@ pub struct ScheduleSpec {
     pub overlap: Overlap,
     /// Fires missed while no server ran, this far back, start when one does.
     pub catch_up: Duration,
-    /// Its runs' place among runs waiting for a concurrency key's slots.
+    /// Its runs' priority: their place among runs waiting for a concurrency
+    /// key's slots and their jobs' band in their pools' queues.
     pub priority: i32,
     pub span: Span,
 }

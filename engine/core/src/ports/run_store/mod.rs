@@ -49,6 +49,14 @@ pub struct RunRecord {
         skip_serializing_if = "crate::cache::RunCacheChoice::is_default"
     )]
     pub cache: crate::cache::RunCacheChoice,
+    /// `--priority`: its place in a concurrency key's line, and its jobs'
+    /// band in their pools' queues (`-1000..=1000`, higher first).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// A page of runs: filters, newest first, after a cursor.

@@ -148,3 +148,21 @@ fn a_workflow_that_runs_itself_or_names_no_outputs_step_is_refused() {
         "{messages:?}"
     );
 }
+
+#[test]
+fn a_runs_priority_goes_with_its_jobs_and_its_children() {
+    let mut s = state(PARENT);
+    s.priority = -7;
+    let start = started(&apply(&mut s, Event::Started { at: 7 })).remove(0);
+    assert_eq!(start.priority, -7, "the child keeps its parent's priority");
+    let next = apply(
+        &mut s,
+        finished(Outcome::Succeeded {
+            outputs: json!({"rows": 9}),
+            artifacts: Default::default(),
+        }),
+    );
+    let job = &super::dispatched(&next)[0];
+    assert_eq!(job.priority, -7);
+    assert_eq!(job.band(), crate::ports::PriorityBand::Low);
+}

@@ -22,6 +22,7 @@ mod heartbeat;
 mod options;
 mod outputs;
 mod plugins;
+mod room;
 mod scratch;
 mod secrets;
 mod shell;

@@ -19,6 +19,7 @@ use crate::executor::{ContainerExecutor, Executor, Executors, KernelExecutor, Wa
 use crate::gpus::{self, Gpus, HeldGpus};
 use crate::heartbeat::{beat, Running};
 use crate::plugins::{self, Plugins, PostHooks};
+use crate::room::room;
 use crate::secrets::{Resolved, Secrets};
 use crate::steplog::StepLog;
 use crate::{Aborts, Error, Options, Stats};
@@ -593,30 +594,6 @@ impl Worker {
             // The post hooks are given the outcome masked.
             Some(post) => post.finish(secrets.mask_outcome(outcome), hooks, log).await,
             None => outcome,
-        }
-    }
-}
-
-/// How long a taker waits for a slot before it gives back what its queue
-/// holds for it (`JobQueue::release`): short, so that a job sent to a busy
-/// worker soon goes to one that can start it; long enough that a worker
-/// busy with short steps never gives anything back.
-const HOLD: Duration = Duration::from_millis(250);
-
-/// A free slot, once there is one (none once the worker stops); each
-/// [`HOLD`] spent waiting, the queue is told this taker has no room for
-/// jobs of `pool`.
-async fn room(
-    queue: &dyn JobQueue,
-    slots: &Arc<Semaphore>,
-    pool: &str,
-) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Error> {
-    let acquire = slots.clone().acquire_owned();
-    tokio::pin!(acquire);
-    loop {
-        tokio::select! {
-            permit = &mut acquire => return Ok(permit.ok()),
-            _ = tokio::time::sleep(HOLD) => queue.release(pool).await?,
         }
     }
 }

@@ -134,6 +134,17 @@ async fn a_full_pool_starts_the_jobs_of_higher_priority_runs_first() {
         .unwrap();
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(shown.contains("priority  10 (high band)"), "{shown}");
+    let page = format!("runs/{}", queued[3].1);
+    let b = crate::dashboard::open_as(&cluster, &cluster.admin_token, &page).await;
+    let header = b
+        .wait_for(
+            "the run's priority on its page",
+            "const bar = document.querySelector('.bar')?.textContent || ''; \
+             return bar.includes('priority 10') ? bar : null",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(header.to_string().contains("priority 10"), "{header}");
     // Out of range: a clear 422, and no run.
     let before = client.runs(100).await.unwrap().len();
     let request = SubmitRequest {

@@ -318,16 +318,9 @@ impl Service {
             return Err(Error::NotOwner(record.id));
         };
         let lease = crate::lease::LeaseKeeper::start(&self.shared, &record.id, fence.clone());
-        let mut state = RunState::new(
-            record.id.clone(),
-            self.plan_for(&record.source, run.workflow),
-            record.params.clone(),
-        );
-        state.plugins = record.plugins.clone();
-        state.limits = record.limits;
-        state.policy = record.policy.clone().map(Arc::new);
-        state.cache = record.cache.clone();
-        state.priority = record.priority;
+        // As a server taking it over would build it: from its record.
+        let plan = self.plan_for(&record.source, run.workflow);
+        let state = RunState::of_record(&record, plan, []);
         let handle = self.start(record.clone(), state, 0, (fence, lease), prelude, progress);
         Ok((record, handle))
     }

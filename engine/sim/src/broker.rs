@@ -294,10 +294,7 @@ enum Looked {
 
 /// The queues of `pool`'s bands, the first taken first.
 fn band_queues(pool: &str) -> Vec<String> {
-    PriorityBand::ALL
-        .iter()
-        .map(|band| format!("{pool}{}", band.suffix()))
-        .collect()
+    PriorityBand::ALL.map(|band| band.queue_of(pool)).to_vec()
 }
 
 /// One process's connection to the world's broker.
@@ -387,7 +384,7 @@ impl JobQueue for SimQueue {
             "{}: publish {}/{}#{}",
             self.process.name, job.run_id, job.task, job.attempt
         ));
-        let queue = format!("{}{}", job.pool, job.band().suffix());
+        let queue = job.band().queue_of(&job.pool);
         self.publish(&queue, Message::Job(job.clone())).await;
         Ok(())
     }

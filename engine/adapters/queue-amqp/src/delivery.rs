@@ -12,6 +12,18 @@ use weft_core::Error;
 
 use crate::link::amqp_err;
 
+/// Drops a message that does not decode: dead-lettered, never handed out
+/// (it would fail the same way every time).
+pub(crate) async fn drop_undecodable(acker: &Acker, queue: &str, error: impl std::fmt::Display) {
+    tracing::warn!("dropping an undecodable message from {queue}: {error}");
+    let _ = acker
+        .nack(BasicNackOptions {
+            requeue: false,
+            multiple: false,
+        })
+        .await;
+}
+
 /// An unacked message; returned to its queue if dropped unsettled.
 pub(crate) struct Held<T> {
     pub body: T,

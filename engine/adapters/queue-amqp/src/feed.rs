@@ -32,17 +32,14 @@ use std::sync::Arc;
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery as AmqpDelivery;
-use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
-};
-use lapin::types::FieldTable;
+use lapin::options::{BasicCancelOptions, BasicGetOptions, BasicNackOptions};
 use lapin::{Channel, Consumer};
 use weft_core::ports::PriorityBand;
 use weft_core::run::Job;
 use weft_core::Error;
 
-use crate::delivery::Held;
-use crate::link::{amqp_err, answered, Link, Session};
+use crate::delivery::{drop_undecodable, Held};
+use crate::link::{amqp_err, answered, consume, consuming_channel, Link, Session};
 
 const BANDS: usize = PriorityBand::ALL.len();
 
@@ -70,36 +67,15 @@ pub(crate) struct Feed {
     pub broken: bool,
 }
 
-/// Undecodable jobs are dead-lettered, never handed out.
-fn decode(delivery: &AmqpDelivery, queue: &str) -> Option<Job> {
+/// The job `delivery` carries; none (and dead-lettered) if it does not decode.
+async fn decode(delivery: &AmqpDelivery, queue: &str) -> Option<Job> {
     match serde_json::from_slice::<Job>(&delivery.data) {
         Ok(job) => Some(job),
         Err(e) => {
-            tracing::warn!("dropping an undecodable job from {queue}: {e}");
-            let acker = delivery.acker.clone();
-            tokio::spawn(async move {
-                let _ = acker
-                    .nack(BasicNackOptions {
-                        requeue: false,
-                        multiple: false,
-                    })
-                    .await;
-            });
+            drop_undecodable(&delivery.acker, queue, e).await;
             None
         }
     }
-}
-
-async fn consume(channel: &Channel, queue: String) -> Result<Consumer, Error> {
-    channel
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp_err("consuming"))
 }
 
 /// The next delivery of a consumer; never, for a paused band.
@@ -116,16 +92,8 @@ impl Feed {
         for band in PriorityBand::ALL {
             link.ensure_band(session, pool, band).await?;
         }
-        let channel = session
-            .connection
-            .create_channel()
-            .await
-            .map_err(amqp_err("opening a channel"))?;
         let prefetch = link.options.prefetch.max(1);
-        channel
-            .basic_qos(prefetch, BasicQosOptions::default())
-            .await
-            .map_err(amqp_err("setting prefetch"))?;
+        let channel = consuming_channel(session, prefetch).await?;
         let mut consumers: [Option<Consumer>; BANDS] = Default::default();
         for band in PriorityBand::ALL {
             consumers[band.index()] =
@@ -231,7 +199,8 @@ impl Feed {
         .await
         {
             Ok(Some(message)) => {
-                decode(&message.delivery, &queue).map(|job| Held::new(job, message.delivery.acker))
+                let job = decode(&message.delivery, &queue).await;
+                job.map(|job| Held::new(job, message.delivery.acker))
             }
             Ok(None) => {
                 self.maybe_more[band] = false;
@@ -261,7 +230,7 @@ impl Feed {
             self.drain();
             for band in 0..BANDS {
                 if let Some(delivery) = self.buffered[band].pop_front() {
-                    let Some(job) = decode(&delivery, &self.queue(link, band)) else {
+                    let Some(job) = decode(&delivery, &self.queue(link, band)).await else {
                         self.unsettled[band].fetch_sub(1, Ordering::SeqCst);
                         continue 'again;
                     };

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::options::{
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use tokio::sync::Mutex;
 use weft_core::ports::PriorityBand;
 use weft_core::Error;
@@ -223,6 +224,34 @@ impl Link {
             .insert(key);
         Ok(())
     }
+}
+
+/// A channel to consume on: each consumer on it is sent at most
+/// `prefetch` unacked messages.
+pub(crate) async fn consuming_channel(session: &Session, prefetch: u16) -> Result<Channel, Error> {
+    let channel = session
+        .connection
+        .create_channel()
+        .await
+        .map_err(amqp_err("opening a channel"))?;
+    channel
+        .basic_qos(prefetch.max(1), BasicQosOptions::default())
+        .await
+        .map_err(amqp_err("setting prefetch"))?;
+    Ok(channel)
+}
+
+/// A consumer of `queue` on `channel`, with manual acks.
+pub(crate) async fn consume(channel: &Channel, queue: String) -> Result<Consumer, Error> {
+    channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp_err("consuming"))
 }
 
 /// What a queue holds, which decides its type.

@@ -5,7 +5,7 @@ use weft_core::ports::PriorityBand;
 
 /// The routing key of `pool`'s jobs of `band` on the jobs exchange.
 pub(crate) fn band_key(pool: &str, band: PriorityBand) -> String {
-    format!("{pool}{}", band.suffix())
+    band.queue_of(pool)
 }
 
 /// RabbitMQ settings. Every field has a default.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions};
+use lapin::options::{BasicNackOptions, BasicPublishOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Consumer, PublisherConfirm};
 use serde::de::DeserializeOwned;
@@ -14,9 +14,9 @@ use weft_core::ports::{Delivery, JobQueue, PriorityBand, Report, ReportDelivery}
 use weft_core::run::Job;
 use weft_core::Error;
 
-use crate::delivery::Held;
+use crate::delivery::{drop_undecodable, Held};
 use crate::feed::Feed;
-use crate::link::{amqp_err, answered, Link, Session};
+use crate::link::{amqp_err, answered, consume, consuming_channel, Link, Session};
 use crate::options::band_key;
 use crate::Options;
 
@@ -196,16 +196,7 @@ impl AmqpJobQueue {
             match next {
                 Some(Ok(delivery)) => match serde_json::from_slice::<T>(&delivery.data) {
                     Ok(body) => return Ok(Held::new(body, delivery.acker)),
-                    Err(e) => {
-                        tracing::warn!("dropping an undecodable message from {queue}: {e}");
-                        let _ = delivery
-                            .acker
-                            .nack(BasicNackOptions {
-                                requeue: false,
-                                multiple: false,
-                            })
-                            .await;
-                    }
+                    Err(e) => drop_undecodable(&delivery.acker, queue, e).await,
                 },
                 // The channel or connection broke: start over on a new one.
                 Some(Err(_)) | None => {
@@ -222,24 +213,8 @@ impl AmqpJobQueue {
         queue: &str,
         prefetch: u16,
     ) -> Result<Subscription, Error> {
-        let channel = session
-            .connection
-            .create_channel()
-            .await
-            .map_err(amqp_err("opening a channel"))?;
-        channel
-            .basic_qos(prefetch.max(1), BasicQosOptions::default())
-            .await
-            .map_err(amqp_err("setting prefetch"))?;
-        let consumer = channel
-            .basic_consume(
-                queue.into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(amqp_err("consuming"))?;
+        let channel = consuming_channel(session, prefetch).await?;
+        let consumer = consume(&channel, queue.to_string()).await?;
         Ok(Subscription {
             generation: session.generation,
             channel,

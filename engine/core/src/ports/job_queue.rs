@@ -80,14 +80,14 @@ impl PriorityBand {
         self as usize
     }
 
-    /// What a queue adapter appends to a pool's name for this band's queue:
-    /// nothing for the normal band, so a pool's queue of priority-0 jobs
-    /// keeps the name it always had. (A pool name holds no `.`.)
-    pub fn suffix(self) -> &'static str {
+    /// The name of `pool`'s queue of this band: the pool's own name for the
+    /// normal band, so a pool's queue of priority-0 jobs keeps the name it
+    /// always had; `<pool>.high`, `<pool>.low` (a pool name holds no `.`).
+    pub fn queue_of(self, pool: &str) -> String {
         match self {
-            Self::High => ".high",
-            Self::Normal => "",
-            Self::Low => ".low",
+            Self::High => format!("{pool}.high"),
+            Self::Normal => pool.to_string(),
+            Self::Low => format!("{pool}.low"),
         }
     }
 
@@ -210,6 +210,11 @@ mod tests {
         for (i, band) in PriorityBand::ALL.into_iter().enumerate() {
             assert_eq!(band.index(), i);
         }
-        assert_eq!(PriorityBand::Normal.suffix(), "", "the queue it always had");
+        assert_eq!(
+            PriorityBand::Normal.queue_of("gpu"),
+            "gpu",
+            "the queue it always had"
+        );
+        assert_eq!(PriorityBand::High.queue_of("gpu"), "gpu.high");
     }
 }

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod audit;
+mod commit;
 mod concurrency;
 mod deliveries;
 mod logs;
@@ -42,6 +43,8 @@ const WORKERS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("worke
 #[derive(Clone)]
 pub struct EmbeddedRunStore {
     db: Arc<Database>,
+    /// Where the hot writes go, to be committed together.
+    committer: Arc<commit::Committer>,
     path: PathBuf,
 }
 
@@ -124,8 +127,10 @@ impl EmbeddedRunStore {
                 .map_err(err("creating tables"))?;
         }
         txn.commit().map_err(err("creating tables"))?;
+        let db = Arc::new(db);
         Ok(Self {
-            db: Arc::new(db),
+            committer: Arc::new(commit::Committer::start(db.clone())),
+            db,
             path,
         })
     }
@@ -139,12 +144,11 @@ impl EmbeddedRunStore {
     async fn update_claim(
         &self,
         key: &AttemptId,
-        rule: impl FnOnce(Option<&ClaimRecord>) -> Result<ClaimDecision, Error> + Send + 'static,
+        rule: impl Fn(Option<&ClaimRecord>) -> Result<ClaimDecision, Error> + Send + 'static,
     ) -> Result<Claim, Error> {
         let id = claim_id(key);
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(err("updating a claim"))?;
-            let claim = {
+        self.committer
+            .write(move |txn| {
                 let mut claims = txn.open_table(CLAIMS).map_err(err("updating a claim"))?;
                 let current: Option<ClaimRecord> = claims
                     .get(id.as_str())
@@ -157,12 +161,9 @@ impl EmbeddedRunStore {
                         .insert(id.as_str(), encode(&record)?.as_slice())
                         .map_err(err("updating a claim"))?;
                 }
-                claim
-            };
-            txn.commit().map_err(err("committing a claim"))?;
-            Ok(claim)
-        })
-        .await
+                Ok(claim)
+            })
+            .await
     }
 
     /// Runs `f` on the blocking pool: redb commits fsync.
@@ -203,8 +204,7 @@ fn events_from(txn: &redb::ReadTransaction, run_id: &str, from: u64) -> Result<V
     Ok(out)
 }
 
-fn put_run(db: &Database, run: &RunRecord, must_be_new: bool) -> Result<(), Error> {
-    let txn = db.begin_write().map_err(err("writing run"))?;
+fn put_run(txn: &redb::WriteTransaction, run: &RunRecord, must_be_new: bool) -> Result<(), Error> {
     {
         let mut runs = txn.open_table(RUNS).map_err(err("writing run"))?;
         let exists = runs
@@ -230,19 +230,23 @@ fn put_run(db: &Database, run: &RunRecord, must_be_new: bool) -> Result<(), Erro
                 .map_err(err("writing run"))?;
         }
     }
-    txn.commit().map_err(err("committing run"))
+    Ok(())
 }
 
 #[async_trait]
 impl RunIndex for EmbeddedRunStore {
     async fn create_run(&self, run: &RunRecord) -> Result<(), Error> {
         let run = run.clone();
-        self.blocking(move |db| put_run(db, &run, true)).await
+        self.committer
+            .write(move |txn| put_run(txn, &run, true))
+            .await
     }
 
     async fn update_run(&self, run: &RunRecord) -> Result<(), Error> {
         let run = run.clone();
-        self.blocking(move |db| put_run(db, &run, false)).await
+        self.committer
+            .write(move |txn| put_run(txn, &run, false))
+            .await
     }
 
     async fn get_run(&self, id: &str) -> Result<Option<RunRecord>, Error> {
@@ -308,10 +312,9 @@ impl EventLog for EmbeddedRunStore {
     ) -> Result<(), Error> {
         let (run_id, fence) = (run_id.to_string(), fence.clone());
         let encoded = events.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(err("appending events"))?;
-            {
-                let lease = read_lease(&txn, &run_id)?;
+        self.committer
+            .write(move |txn| {
+                let lease = read_lease(txn, &run_id)?;
                 if !LeaseRecord::admits(lease.as_ref(), &fence) {
                     return Err(fence.lost(&run_id));
                 }
@@ -338,10 +341,9 @@ impl EventLog for EmbeddedRunStore {
                 counts
                     .insert(run_id.as_str(), len + encoded.len() as u64)
                     .map_err(err("appending events"))?;
-            }
-            txn.commit().map_err(err("committing events"))
-        })
-        .await
+                Ok(())
+            })
+            .await
     }
 
     async fn events(&self, run_id: &str) -> Result<Vec<Event>, Error> {
@@ -377,20 +379,20 @@ impl EventLog for EmbeddedRunStore {
 impl StepLogs for EmbeddedRunStore {
     async fn append_log(&self, key: &AttemptId, offset: u64, chunk: &[u8]) -> Result<(), Error> {
         let (key, chunk) = (key.clone(), chunk.to_vec());
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(err("appending log"))?;
-            if let Err(end) =
-                logs::append(&txn, &key, offset, &chunk).map_err(err("appending log"))?
-            {
-                return Err(Error::LogMoved {
-                    log: format!("log of {}", claim_id(&key)),
-                    expected: offset,
-                    actual: end,
-                });
-            }
-            txn.commit().map_err(err("committing log"))
-        })
-        .await
+        self.committer
+            .write(move |txn| {
+                if let Err(end) =
+                    logs::append(txn, &key, offset, &chunk).map_err(err("appending log"))?
+                {
+                    return Err(Error::LogMoved {
+                        log: format!("log of {}", claim_id(&key)),
+                        expected: offset,
+                        actual: end,
+                    });
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn read_log_from(

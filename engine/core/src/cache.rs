@@ -149,7 +149,7 @@ pub fn cache_key(job: &Job, extra: Option<&str>, secrets: &SecretVersions) -> Di
             "config": c.config,
         })
     };
-    let parts = serde_json::json!({
+    let mut parts = serde_json::json!({
         "v": 1,
         "workflow": job.workflow,
         "step": job.task.step,
@@ -172,6 +172,10 @@ pub fn cache_key(job: &Job, extra: Option<&str>, secrets: &SecretVersions) -> Di
         "produces": job.produces,
         "extra": extra,
     });
+    if let Some(params) = &job.shared_params {
+        // Shared params are not in `inputs`; their digest stands for them.
+        parts["params"] = Json::String(params.to_string());
+    }
     let mut hasher = Sha256::new();
     write_canonical(&parts, &mut hasher);
     Digest::from_bytes(&hasher.finalize().into())

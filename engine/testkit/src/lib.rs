@@ -79,6 +79,7 @@ pub fn job(run_id: &str, step: &str, pool: &str) -> weft_core::run::Job {
         env: Default::default(),
         secrets: Default::default(),
         inputs: serde_json::json!({"params": {}}),
+        shared_params: None,
         timeout: None,
         pool: pool.into(),
         priority: 0,

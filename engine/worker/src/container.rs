@@ -144,10 +144,10 @@ pub(crate) async fn run(
         options,
         mut abort,
         gpus,
+        inputs,
         ..
     } = attempt;
     let dir = options.attempt_dir(job);
-    let inputs = job.inputs.to_string();
     let prepared = (|| {
         options.make_attempt_dir(job)?;
         // The container's user may be anyone, so the directory is open to
@@ -357,6 +357,7 @@ mod tests {
             env: Default::default(),
             secrets: Default::default(),
             inputs: json!({}),
+            shared_params: None,
             timeout: None,
             pool: "default".into(),
             resources: Default::default(),

@@ -30,6 +30,9 @@ pub struct Attempt<'a> {
     /// The GPUs this worker gave the attempt (none for most steps), as
     /// `CUDA_VISIBLE_DEVICES` names them.
     pub(crate) gpus: &'a [String],
+    /// The text of its `$WEFT_INPUTS`: its inputs, with its run's params
+    /// spliced in when the job carries them by reference.
+    pub(crate) inputs: String,
 }
 
 impl Attempt<'_> {

@@ -25,11 +25,15 @@ pub(crate) struct ArtifactsHere {
 
 impl ArtifactsHere {
     /// Runs `job`'s action with `executors`, its artifacts around it.
+    // The attempt's parts, each from another owner (the worker, the job,
+    // its hooks): a struct for them would be built for this one call.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn run_in_scratch(
         &self,
         options: &Options,
         executors: &Executors,
         job: &mut Job,
+        params: Option<&str>,
         abort: watch::Receiver<bool>,
         gpus: &[String],
         log: &Arc<StepLog>,
@@ -57,6 +61,7 @@ impl ArtifactsHere {
             }
         }
         let attempt = Attempt {
+            inputs: crate::params::inputs_text(job, params),
             job,
             options,
             log: log.clone(),

@@ -1,6 +1,7 @@
 //! Runs a shell step: its own process group, captured output, timeout and
 //! abort that kill the whole group, outputs read from `$WEFT_OUTPUTS`.
 
+use std::ffi::OsStr;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +14,8 @@ use weft_core::run::{FailureKind, Outcome};
 use weft_core::spec::{units::format_duration, Command};
 
 use crate::attempt::{bounded, Attempt, Ended};
-use crate::outputs;
 use crate::steplog::StepLog;
+use crate::{launch, outputs};
 
 /// Runs `command`; as `user` (a uid and a gid, no other groups) when given,
 /// in its scratch directory, which is then that user's alone.
@@ -29,6 +30,7 @@ pub(crate) async fn run(
         job,
         options,
         mut abort,
+        inputs,
         ..
     } = attempt;
     let dir = options.attempt_dir(job);
@@ -43,7 +45,6 @@ pub(crate) async fn run(
     let outputs_path = dir.join("outputs.json");
     let inputs_path = dir.join("inputs.json");
     let _ = std::fs::remove_file(&outputs_path);
-    let inputs = job.inputs.to_string();
     if let Err(e) = std::fs::write(&inputs_path, &inputs) {
         return failed(
             FailureKind::Infrastructure,
@@ -63,18 +64,42 @@ pub(crate) async fn run(
             );
         }
     }
-    let (program, mut process) = match command {
-        Command::Shell(script) => {
-            let mut p = Process::new("sh");
-            p.arg("-c").arg(script);
-            ("sh".to_string(), p)
-        }
-        Command::Argv(argv) => {
-            let mut p = Process::new(&argv[0]);
-            p.args(&argv[1..]);
-            (argv[0].clone(), p)
-        }
+    let (program, args): (&str, Vec<&OsStr>) = match command {
+        Command::Shell(script) => ("sh", vec![OsStr::new("-c"), OsStr::new(script)]),
+        Command::Argv(argv) => (&argv[0], argv[1..].iter().map(OsStr::new).collect()),
     };
+    // Found here, so the process starts by path (see `launch`).
+    let Some(path) = launch::resolve(program, &launch::step_path(&job.env)) else {
+        let missing = std::io::Error::from(nix::errno::Errno::ENOENT);
+        return failed(
+            FailureKind::Infrastructure,
+            format!("starting `{program}`: {missing}"),
+            None,
+            false,
+        );
+    };
+    // `resources.memory` and `.cpus`, enforced by control groups the step
+    // joins before it execs (and so before it can allocate anything).
+    let (memory, cpus) = (job.resources.memory, job.resources.cpus);
+    let (group, group_note) = if memory.is_some() || cpus.is_some() {
+        let name = format!(
+            "weft-{}-{}",
+            std::process::id(),
+            weft_core::ports::AttemptId::of(job)
+                .to_string()
+                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+        );
+        match crate::cgroup::StepCgroup::create(&name, memory, cpus, uid) {
+            Ok(group) => (Some(group), None),
+            Err(e) => (
+                None,
+                Some(format!("[weft] resources are not enforced here: {e}\n")),
+            ),
+        }
+    } else {
+        (None, None)
+    };
+    let mut process = launch::command(&path, &args, user, group.is_some());
     // Not the worker's environment: what it was started with (a token,
     // service URLs, its configuration) is none of a step's business.
     process.env_clear().envs(step_env(&options.pass_env));
@@ -91,31 +116,9 @@ pub(crate) async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    die_with_worker(&mut process);
-    // `resources.memory` and `.cpus`, enforced by control groups the step
-    // joins before it execs (and so before it can allocate anything).
-    let (memory, cpus) = (job.resources.memory, job.resources.cpus);
-    let (group, group_note) = if memory.is_some() || cpus.is_some() {
-        let name = format!(
-            "weft-{}-{}",
-            std::process::id(),
-            weft_core::ports::AttemptId::of(job)
-                .to_string()
-                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
-        );
-        match crate::cgroup::StepCgroup::create(&name, memory, cpus, uid) {
-            Ok(group) => {
-                join_group(&mut process, &group);
-                (Some(group), None)
-            }
-            Err(e) => (
-                None,
-                Some(format!("[weft] resources are not enforced here: {e}\n")),
-            ),
-        }
-    } else {
-        (None, None)
-    };
+    if let Some(group) = &group {
+        join_group(&mut process, group);
+    }
     let inputs_note = match outputs::inputs_env(&inputs) {
         Ok(inputs) => {
             process.env("WEFT_INPUTS", inputs);
@@ -130,9 +133,9 @@ pub(crate) async fn run(
                 .map_or_else(|| item.to_string(), str::to_string),
         );
     }
-    if let Some((uid, gid)) = user {
+    if user.is_some() {
         // The step's user has no home but its scratch directory.
-        process.uid(uid).gid(gid).env("HOME", &dir);
+        process.env("HOME", &dir);
     }
     // Where its artifacts' paths start, unless told to run elsewhere.
     process.current_dir(options.cwd.as_ref().unwrap_or(&dir));
@@ -235,19 +238,6 @@ pub(crate) async fn run(
     // The worker removes the scratch directory once it has collected
     // the step's artifacts from it.
     outcome
-}
-
-/// The step's shell gets SIGKILL if the worker dies (even by `kill -9`), so
-/// a job the broker redelivers never runs beside an orphan of itself.
-#[allow(unsafe_code)]
-fn die_with_worker(process: &mut Process) {
-    // SAFETY: the closure runs in the child between fork and exec and only
-    // calls prctl(2), which is async-signal-safe; it allocates nothing.
-    unsafe {
-        process.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
-        });
-    }
 }
 
 /// The step joins `group` before it execs.

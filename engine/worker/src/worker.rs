@@ -9,18 +9,18 @@ use weft_core::ports::{
     ArtifactStore, AttemptId, Claim, Clock, ContainerRuntime, Delivery, JobQueue, KernelRuntime,
     Report, ReportKind, RunStore, WorkerRegistry,
 };
-use weft_core::run::{FailureKind, HookRun, Job, Outcome};
+use weft_core::run::Outcome;
 use weft_core::spec::{gpu_pool, Command};
 
 use std::sync::atomic::Ordering;
 
 use crate::claim::{backoff, label, HeldClaim, Recorded};
 use crate::executor::{ContainerExecutor, Executor, Executors, KernelExecutor, WasmExecutor};
-use crate::gpus::{self, Gpus, HeldGpus};
+use crate::gpus::{self, Gpus};
 use crate::heartbeat::{beat, Running};
-use crate::plugins::{self, Plugins, PostHooks};
+use crate::plugins::Plugins;
 use crate::room::room;
-use crate::secrets::{Resolved, Secrets};
+use crate::secrets::Secrets;
 use crate::steplog::StepLog;
 use crate::{Aborts, Error, Options, Stats};
 
@@ -29,20 +29,22 @@ pub struct Worker {
     queue: Arc<dyn JobQueue>,
     store: Arc<dyn RunStore>,
     clock: Arc<dyn Clock>,
-    options: Arc<Options>,
+    pub(crate) options: Arc<Options>,
     aborts: Aborts,
     stats: Arc<Stats>,
     registry: Option<(Arc<dyn WorkerRegistry>, Option<String>)>,
     running: Running,
-    plugins: Option<Plugins>,
-    secrets: Option<Secrets>,
+    pub(crate) plugins: Option<Plugins>,
+    pub(crate) secrets: Option<Secrets>,
     /// Where steps' artifacts are kept, and this worker's cache of them.
-    artifacts: crate::scratch::ArtifactsHere,
+    pub(crate) artifacts: crate::scratch::ArtifactsHere,
     /// Kept beside its executor to remove an earlier life's containers.
     containers: Option<Arc<dyn ContainerRuntime>>,
-    executors: Executors,
-    gpus: Arc<Gpus>,
+    pub(crate) executors: Executors,
+    pub(crate) gpus: Arc<Gpus>,
     claimants: Arc<crate::claim::Claimants>,
+    /// Runs' params that their jobs carry by reference.
+    pub(crate) params: crate::params::SharedParams,
 }
 
 impl Worker {
@@ -55,6 +57,7 @@ impl Worker {
         let gpus = Arc::new(Gpus::new(gpus::detect(options.gpus.as_deref())));
         let claimants = Arc::new(crate::claim::Claimants::new(&options.name, clock.now()));
         Self {
+            params: crate::params::SharedParams::new(store.clone()),
             queue,
             store,
             clock,
@@ -464,136 +467,5 @@ impl Worker {
                     .any(|w| w.name != self.options.name && w.slots.gpus.len() >= need)
             })
             .unwrap_or(false)
-    }
-
-    /// Holds the GPUs the step asks for while it runs; they are named to it
-    /// in `CUDA_VISIBLE_DEVICES` and `WEFT_GPUS`, and given to its container.
-    async fn attempt(
-        &self,
-        job: &Job,
-        abort: watch::Receiver<bool>,
-        held: oneshot::Sender<()>,
-        hooks: &mut Vec<HookRun>,
-        holding: &mut Option<HeldGpus>,
-        log: &Arc<StepLog>,
-    ) -> Outcome {
-        let need = job.resources.gpus as usize;
-        if need == 0 {
-            drop(held);
-            return self.run_attempt(job, abort, &[], hooks, log).await;
-        }
-        if need > self.gpus.total() {
-            return Outcome::Failed {
-                reason: format!(
-                    "unschedulable: the step asks for {need} GPU(s); no live worker has that many \
-                     (this one, {}, has {})",
-                    self.options.name,
-                    self.gpus.total()
-                ),
-                exit_code: None,
-                retryable: false,
-                kind: FailureKind::Policy,
-            };
-        }
-        let ids = self.gpus.acquire(need).await;
-        let _ = held.send(());
-        let devices = self.gpus.device_ids(&ids);
-        let mut job = job.clone();
-        let indices = ids.iter().map(u32::to_string).collect::<Vec<_>>();
-        job.env
-            .insert("CUDA_VISIBLE_DEVICES".into(), devices.join(","));
-        job.env.insert("WEFT_GPUS".into(), indices.join(","));
-        *holding = Some(self.gpus.hold(ids));
-        self.run_attempt(&job, abort, &devices, hooks, log).await
-    }
-
-    /// Opens the step's secrets, runs it, and masks them in what it
-    /// leaves: its outcome and its hooks' errors (its log is masked as it
-    /// is written).
-    async fn run_attempt(
-        &self,
-        job: &Job,
-        abort: watch::Receiver<bool>,
-        gpus: &[String],
-        hooks: &mut Vec<HookRun>,
-        log: &Arc<StepLog>,
-    ) -> Outcome {
-        if job.secrets.is_empty() {
-            return self
-                .run_hooked(job, &Resolved::none(), abort, gpus, hooks, log)
-                .await;
-        }
-        let resolved =
-            match Secrets::resolve_for(self.secrets.as_ref(), job, &self.options.name).await {
-                Ok(resolved) => resolved,
-                Err(outcome) => return outcome,
-            };
-        log.set_masker(resolved.masker.clone());
-        let mut job = job.clone();
-        resolved.fill_configs(&mut job);
-        let outcome = self
-            .run_hooked(&job, &resolved, abort, gpus, hooks, log)
-            .await;
-        resolved.mask_hooks(hooks);
-        resolved.mask_outcome(outcome)
-    }
-
-    /// Pre hooks, the step, post hooks.
-    async fn run_hooked(
-        &self,
-        job: &Job,
-        secrets: &Resolved,
-        abort: watch::Receiver<bool>,
-        gpus: &[String],
-        hooks: &mut Vec<HookRun>,
-        log: &Arc<StepLog>,
-    ) -> Outcome {
-        // What this worker lacks is not the step's fault, and trying again here cannot help.
-        let cannot = |reason: String| Outcome::Failed {
-            reason,
-            exit_code: None,
-            retryable: false,
-            kind: FailureKind::Infrastructure,
-        };
-        let plugins = match (&self.plugins, plugins::needs_plugins(job)) {
-            (Some(p), true) => Some(p),
-            (None, true) => {
-                return cannot(format!(
-                    "worker {} has no plugin host, and this step uses plugins",
-                    self.options.name
-                ))
-            }
-            (_, false) => None,
-        };
-        let (mut job, post) = match plugins {
-            Some(p) => {
-                let readable = plugins::HookArtifacts::new(self.artifacts.store.clone(), job);
-                let job = match plugins::pre_process(p, log, job.clone(), hooks, &readable).await {
-                    Ok(job) => job,
-                    Err(outcome) => return outcome,
-                };
-                match PostHooks::start(p, &job, &readable).await {
-                    Ok(post) => (job, post.map(Arc::new)),
-                    Err(outcome) => return outcome,
-                }
-            }
-            None => (job.clone(), None),
-        };
-        if !secrets.is_empty() {
-            // At the last moment: the pre hooks saw the references only.
-            secrets.fill_env(&mut job);
-        }
-        if let Some(post) = &post {
-            log.set_filter(post.clone());
-        }
-        let outcome = self
-            .artifacts
-            .run_in_scratch(&self.options, &self.executors, &mut job, abort, gpus, log)
-            .await;
-        match post {
-            // The post hooks are given the outcome masked.
-            Some(post) => post.finish(secrets.mask_outcome(outcome), hooks, log).await,
-            None => outcome,
-        }
     }
 }

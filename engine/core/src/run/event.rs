@@ -267,8 +267,15 @@ pub struct Job {
     /// name: the only ones its worker resolves.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub secrets: BTreeSet<String>,
-    /// What `$WEFT_INPUTS` holds: params, upstream outputs, item, run.
+    /// What `$WEFT_INPUTS` holds: params, upstream outputs, item, run;
+    /// without params when they are shared.
     pub inputs: Json,
+    /// Set when the run's params are too big to carry in every job
+    /// ([`super::INLINE_PARAMS_BYTES`]): they are not in `inputs`, and the
+    /// worker fetches them from the run's record, whose params' JSON has
+    /// this SHA-256, once per run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_params: Option<crate::artifacts::Digest>,
     pub timeout: Option<Duration>,
     pub pool: String,
     /// Its run's priority: the band of its pool's queue it waits in

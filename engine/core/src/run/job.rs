@@ -40,8 +40,10 @@ impl Machine<'_> {
             .iter()
             .map(|(k, v)| Ok((k.clone(), render_str(&v.value, &lookup)?)))
             .collect::<Result<_, String>>()?;
-        let mut inputs = self.variables(si, item);
-        inputs.remove("workflow");
+        let mut inputs = self.task_variables(si, item);
+        if self.state.shared_params.is_none() {
+            inputs.insert("params".into(), Json::Object(self.state.params.clone()));
+        }
         let artifacts = self.input_artifacts(si)?;
         let mut job = Job {
             run_id: self.state.run_id.clone(),
@@ -52,6 +54,7 @@ impl Machine<'_> {
             env,
             secrets: spec.secrets.clone(),
             inputs: Json::Object(inputs),
+            shared_params: self.state.shared_params.clone(),
             timeout: spec.timeout,
             pool: crate::spec::queue_pool(&spec.pool, &spec.resources),
             priority: self.state.priority,
@@ -112,6 +115,20 @@ impl Machine<'_> {
     /// What templates and conditions of step `si` can see: params, run,
     /// workflow, item, and the outputs and status of its direct needs.
     pub(super) fn variables(&self, si: usize, item: Option<&Json>) -> Map<String, Json> {
+        let mut vars = self.task_variables(si, item);
+        vars.insert("params".into(), Json::Object(self.state.params.clone()));
+        vars.insert(
+            "workflow".into(),
+            json!({"name": self.state.plan.workflow.name}),
+        );
+        vars
+    }
+
+    /// The variables of step `si` that are its own, as its job's inputs
+    /// carry them: the outputs and status of its direct needs, the run,
+    /// its item; not params (a task's job may carry them by reference)
+    /// nor the workflow's name.
+    fn task_variables(&self, si: usize, item: Option<&Json>) -> Map<String, Json> {
         let mut steps = Map::new();
         for n in self.state.plan.dag.needs(si) {
             let s = &self.state.steps[n];
@@ -121,13 +138,8 @@ impl Machine<'_> {
             );
         }
         let mut vars = Map::new();
-        vars.insert("params".into(), Json::Object(self.state.params.clone()));
         vars.insert("steps".into(), Json::Object(steps));
         vars.insert("run".into(), self.run_view());
-        vars.insert(
-            "workflow".into(),
-            json!({"name": self.state.plan.workflow.name}),
-        );
         if let Some(item) = item {
             vars.insert("item".into(), item.clone());
         }
@@ -467,5 +479,59 @@ run = "cat {{ steps.make.artifacts.logs }}"
                 .contains("left no artifact `logs`"),
             "{late:?}"
         );
+    }
+
+    #[test]
+    fn big_params_travel_by_reference_and_small_ones_in_each_job() {
+        let src = |items: usize| {
+            let list: Vec<String> = (0..items).map(|i| format!("\"item-{i:05}\"")).collect();
+            format!(
+                "[workflow]\nname = \"p\"\n[params]\nitems = [{}]\nlabel = \"x\"\n\
+                 [steps.each]\nfor-each = \"{{{{ params.items }}}}\"\nrun = \"echo {{{{ item }}}} {{{{ params.label }}}}\"\n",
+                list.join(", ")
+            )
+        };
+        let jobs = |items: usize| {
+            let workflow = spec::load(&src(items)).unwrap_or_else(|d| panic!("{d:?}"));
+            let params = workflow.param_defaults();
+            let mut s = RunState::new("run-1", Plan::new(workflow), params);
+            let jobs = crate::run::tests::dispatched(&apply(&mut s, Event::Started { at: 0 }));
+            (s, jobs)
+        };
+        let (small, small_jobs) = jobs(3);
+        assert_eq!(small.shared_params, None);
+        assert_eq!(
+            small_jobs[0].inputs["params"]["items"][2],
+            json!("item-00002")
+        );
+        assert_eq!(small_jobs[0].shared_params, None);
+
+        let (big, big_jobs) = jobs(1000);
+        let digest = big.shared_params.clone().expect("over the inline bound");
+        assert_eq!(big_jobs.len(), 1000);
+        for (i, job) in big_jobs.iter().enumerate() {
+            assert_eq!(job.shared_params.as_ref(), Some(&digest));
+            assert!(job.inputs.get("params").is_none(), "{}", job.inputs);
+            assert_eq!(job.inputs["item"], json!(format!("item-{i:05}")));
+            // Templates still read params on the orchestrator.
+            let StepAction::Run { command } = &job.action else {
+                panic!()
+            };
+            assert_eq!(
+                *command,
+                spec::Command::Shell(format!("echo item-{i:05} x"))
+            );
+            assert!(
+                serde_json::to_vec(job).unwrap().len() < 1024,
+                "a job is its own size"
+            );
+        }
+        let params = serde_json::to_vec(&big.params).unwrap();
+        assert_eq!(crate::run::params_digest(&params), digest);
+        // The cache key stands for the params by their digest.
+        let key = |job: &crate::run::Job| crate::cache::cache_key(job, None, &Default::default());
+        let mut other = big_jobs[0].clone();
+        other.shared_params = Some(crate::run::params_digest(b"{}"));
+        assert_ne!(key(&big_jobs[0]), key(&other));
     }
 }

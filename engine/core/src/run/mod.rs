@@ -28,7 +28,7 @@ pub use bounded::{bounded_text, MAX_TEXT_BYTES};
 pub use event::{Action, ChildStart, Event, FailureKind, HookRun, Job, Millis, Outcome, TaskId};
 pub use limits::RunLimits;
 pub use machine::apply;
-pub use params::resolve_params;
+pub use params::{params_digest, resolve_params, shared_params_digest, INLINE_PARAMS_BYTES};
 pub use plan::Plan;
 pub use resume::resume;
 pub use retry::reuse_events;

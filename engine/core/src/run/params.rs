@@ -55,3 +55,27 @@ pub fn resolve_params(
     }
     Ok(params)
 }
+
+/// Params up to this size (as JSON) travel in every job of their run; a
+/// run's bigger params travel by reference ([`Job::shared_params`]), and
+/// its workers fetch them once: a `for-each` over a big list parameter
+/// would otherwise put the whole list into each of its tasks' jobs
+/// (quadratic in the list's length, in the queue, the broker and the
+/// server's memory).
+///
+/// [`Job::shared_params`]: super::Job::shared_params
+pub const INLINE_PARAMS_BYTES: usize = 4 * 1024;
+
+/// The SHA-256 of `params` as JSON: how a job names its run's params when
+/// they are too big to carry ([`INLINE_PARAMS_BYTES`]); `None` when they
+/// travel in each job.
+pub fn shared_params_digest(params: &Map<String, Json>) -> Option<crate::artifacts::Digest> {
+    let text = serde_json::to_vec(params).ok()?;
+    (text.len() > INLINE_PARAMS_BYTES).then(|| params_digest(&text))
+}
+
+/// The SHA-256 of params' JSON text, as [`shared_params_digest`] names them.
+pub fn params_digest(json: &[u8]) -> crate::artifacts::Digest {
+    use sha2::{Digest as _, Sha256};
+    crate::artifacts::Digest::from_bytes(&Sha256::digest(json).into())
+}

@@ -220,6 +220,9 @@ pub struct RunState {
     pub run_id: String,
     pub plan: Arc<Plan>,
     pub params: Map<String, Json>,
+    /// Set when the params are too big to carry in every job: their
+    /// digest, which the jobs carry instead (see [`super::INLINE_PARAMS_BYTES`]).
+    pub shared_params: Option<crate::artifacts::Digest>,
     pub status: RunStatus,
     pub steps: Vec<StepState>,
     pub started_at: Option<Millis>,
@@ -283,6 +286,7 @@ impl RunState {
             open_steps: steps.len(),
             failed_steps: 0,
             plan,
+            shared_params: super::shared_params_digest(&params),
             params,
             status: RunStatus::Pending,
             steps,

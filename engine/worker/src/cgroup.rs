@@ -130,20 +130,10 @@ impl StepCgroup {
         Ok(step)
     }
 
-    /// What moves the calling process into the groups, for the child
-    /// between fork and exec: made here, it allocates nothing there and
-    /// makes only async-signal-safe system calls (open, write, close).
-    pub(crate) fn joiner(&self) -> impl FnMut() -> std::io::Result<()> + Send + Sync + 'static {
-        let procs: Vec<CString> = self.groups.iter().map(|g| g.procs.clone()).collect();
-        move || {
-            use nix::fcntl::{open, OFlag};
-            use nix::sys::stat::Mode;
-            for file in &procs {
-                let fd = open(file.as_c_str(), OFlag::O_WRONLY, Mode::empty())?;
-                nix::unistd::write(&fd, b"0")?;
-            }
-            Ok(())
-        }
+    /// The `cgroup.procs` files a process writes itself into to join the
+    /// step's groups (see `launch`).
+    pub(crate) fn procs_files(&self) -> Vec<CString> {
+        self.groups.iter().map(|g| g.procs.clone()).collect()
     }
 
     /// Whether the kernel killed a process of the step for going over its

@@ -1,15 +1,13 @@
 //! Runs a shell step: its own process group, captured output, timeout and
 //! abort that kill the whole group, outputs read from `$WEFT_OUTPUTS`.
 
-use std::ffi::OsStr;
-use std::process::Stdio;
+use std::ffi::{OsStr, OsString};
 use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command as Process;
 use weft_core::run::{FailureKind, Outcome};
 use weft_core::spec::{units::format_duration, Command};
 
@@ -99,58 +97,56 @@ pub(crate) async fn run(
     } else {
         (None, None)
     };
-    let mut process = launch::command(&path, &args, user, group.is_some());
     // Not the worker's environment: what it was started with (a token,
     // service URLs, its configuration) is none of a step's business.
-    process.env_clear().envs(step_env(&options.pass_env));
-    process
-        .envs(&job.env)
-        .env("WEFT_OUTPUTS", &outputs_path)
-        .env("WEFT_INPUTS_FILE", &inputs_path)
-        .env("WEFT_SCRATCH", &dir)
-        .env("WEFT_RUN_ID", &job.run_id)
-        .env("WEFT_STEP", &job.task.step)
-        .env("WEFT_ATTEMPT", job.attempt.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some(group) = &group {
-        join_group(&mut process, group);
+    let mut env: Vec<(OsString, OsString)> = step_env(&options.pass_env);
+    let mut set = |k: &str, v: &OsStr| env.push((k.into(), v.to_os_string()));
+    for (k, v) in &job.env {
+        set(k, OsStr::new(v));
     }
+    set("WEFT_OUTPUTS", outputs_path.as_os_str());
+    set("WEFT_INPUTS_FILE", inputs_path.as_os_str());
+    set("WEFT_SCRATCH", dir.as_os_str());
+    set("WEFT_RUN_ID", OsStr::new(&job.run_id));
+    set("WEFT_STEP", OsStr::new(&job.task.step));
+    set("WEFT_ATTEMPT", OsStr::new(&job.attempt.to_string()));
     let inputs_note = match outputs::inputs_env(&inputs) {
         Ok(inputs) => {
-            process.env("WEFT_INPUTS", inputs);
+            set("WEFT_INPUTS", OsStr::new(&inputs));
             None
         }
         Err(note) => Some(note),
     };
     if let Some(item) = job.inputs.get("item") {
-        process.env(
-            "WEFT_ITEM",
-            item.as_str()
-                .map_or_else(|| item.to_string(), str::to_string),
-        );
+        let item = item
+            .as_str()
+            .map_or_else(|| item.to_string(), str::to_string);
+        set("WEFT_ITEM", OsStr::new(&item));
     }
     if user.is_some() {
         // The step's user has no home but its scratch directory.
-        process.env("HOME", &dir);
+        set("HOME", dir.as_os_str());
     }
-    // Where its artifacts' paths start, unless told to run elsewhere.
-    process.current_dir(options.cwd.as_ref().unwrap_or(&dir));
-    let mut child = match process.spawn() {
+    let launch = launch::Launch {
+        program: path,
+        args: args.iter().map(|a| a.to_os_string()).collect(),
+        env,
+        // Where its artifacts' paths start, unless told to run elsewhere.
+        cwd: options.cwd.clone().unwrap_or_else(|| dir.clone()),
+        user,
+        cgroups: group.as_ref().map(|g| g.procs_files()).unwrap_or_default(),
+    };
+    let mut child = match launch::spawn(&launch) {
         Ok(c) => c,
         Err(e) => {
-            return failed(
-                FailureKind::Infrastructure,
-                format!("starting `{program}`: {e}"),
-                None,
-                false,
-            )
+            let reason = match e.doing {
+                "starting" => format!("starting `{program}`: {}", e.source),
+                _ => format!("starting `{program}`: {e}"),
+            };
+            return failed(FailureKind::Infrastructure, reason, None, false);
         }
     };
-    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    let pgid = Some(Pid::from_raw(child.id() as i32));
     for note in [inputs_note, group_note].into_iter().flatten() {
         log.push(note.as_bytes()).await;
     }
@@ -240,20 +236,10 @@ pub(crate) async fn run(
     outcome
 }
 
-/// The step joins `group` before it execs.
-#[allow(unsafe_code)]
-fn join_group(process: &mut Process, group: &crate::cgroup::StepCgroup) {
-    // SAFETY: the closure, made before the fork, only opens, writes and
-    // closes a file (async-signal-safe system calls); it allocates nothing.
-    unsafe {
-        process.pre_exec(group.joiner());
-    }
-}
-
 /// The variables of this process's environment a step gets: the minimal
 /// set a program expects ([`crate::STEP_ENV`], and `LC_*`) and those the
 /// worker's configuration passes on.
-fn step_env(pass: &[String]) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+fn step_env(pass: &[String]) -> Vec<(OsString, OsString)> {
     std::env::vars_os()
         .filter(|(k, _)| {
             let k = k.to_string_lossy();

@@ -390,6 +390,11 @@ impl Worker {
             execution: token,
             kind,
         };
+        // Confirmed before the step runs, never beside it or after it:
+        // it is what records this execution if the worker then dies before
+        // it can report the end (a start sent with the end, or sent while
+        // the step already ran, lost an execution when the broker was down
+        // and the worker was killed: simulation seed 1400, chaos).
         if self
             .queue
             .report(&report(ReportKind::Started))

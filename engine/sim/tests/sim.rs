@@ -116,6 +116,15 @@ fn regression_a_resumed_attempt_is_not_taken_from_the_cache() {
     passes(776, Profile::Chaos);
 }
 
+/// Found a start reported beside the running step rather than confirmed
+/// before it: with the broker down the start was lost, the worker was
+/// killed before it could report the end, and the run never showed that
+/// execution.
+#[test]
+fn regression_a_start_is_confirmed_before_the_step_runs() {
+    passes(1400, Profile::Chaos);
+}
+
 #[test]
 fn a_seed_replays_exactly() {
     for (seed, profile) in [(51, Profile::StoreOutages), (2345, Profile::Chaos)] {

@@ -8,14 +8,16 @@ import * as editor from './pages/editor.js';
 import * as plugins from './pages/plugins.js';
 import * as workers from './pages/workers.js';
 import * as schedules from './pages/schedules.js';
+import * as workflows from './pages/workflows.js';
 
 const routes = [
-  [/^#?\/?(runs)?$/, runs, 'runs'],
-  [/^#\/runs\/([^/]+)$/, run, 'runs'],
+  [/^#?\/?(runs)?(?:\?.*)?$/, runs, 'runs'],
+  [/^#\/runs\/([^/?]+)(?:\?.*)?$/, run, 'runs'],
   [/^#\/editor$/, editor, 'editor'],
   [/^#\/plugins$/, plugins, 'plugins'],
   [/^#\/workers$/, workers, 'workers'],
   [/^#\/schedules$/, schedules, 'schedules'],
+  [/^#\/workflows(?:\?.*)?$/, workflows, 'workflows'],
 ];
 
 let cleanup = null;
@@ -74,7 +76,7 @@ function startToken() {
   window.addEventListener('weft:unauthorized', open);
 }
 
-const keys = { r: '#/runs', e: '#/editor', p: '#/plugins', w: '#/workers', s: '#/schedules' };
+const keys = { r: '#/runs', f: '#/workflows', e: '#/editor', p: '#/plugins', w: '#/workers', s: '#/schedules' };
 
 function startKeys() {
   document.addEventListener('keydown', (e) => {

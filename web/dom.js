@@ -46,6 +46,22 @@ export function duration(ms) {
   return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
 }
 
+/**
+ * A span with the time from `from` to `to`; without `to` it ticks every
+ * second (a running step's or run's clock).
+ */
+export function clock(from, to) {
+  if (!from) return h('span', { class: 'clock' }, '—');
+  if (to) return h('span', { class: 'clock' }, duration(Math.max(0, to - from)));
+  return h('span', { class: 'clock', 'data-since': from }, duration(Math.max(0, Date.now() - from)));
+}
+
+setInterval(() => {
+  for (const el of document.querySelectorAll('.clock[data-since]')) {
+    el.textContent = duration(Math.max(0, Date.now() - Number(el.dataset.since)));
+  }
+}, 1000);
+
 export function ago(ms) {
   if (!ms) return '';
   const d = Date.now() - ms;

@@ -1,12 +1,16 @@
 // Draws a laid-out step graph (GET /api/runs/{id}/graph, POST /api/check)
 // as SVG. The server computed every coordinate; this only draws, and on
-// updates touches just the nodes whose state changed.
+// updates touches just the nodes whose state changed. Big graphs: fit in
+// both directions, find steps by name, a chosen step's upstream and
+// downstream lit and the rest dimmed, and a minimap when wider than the view.
 
 import { h, s } from './dom.js';
 
 const PAD = 16;
 const MAX_LABEL = 22;
 const SHORT = { succeeded: '✓', failed: '✗', running: '▶', queued: '…', 'retry-waiting': '↻', cancelled: '⊘' };
+
+let drawn = 0;
 
 function label(id) {
   return id.length > MAX_LABEL ? `${id.slice(0, MAX_LABEL - 1)}…` : id;
@@ -63,8 +67,20 @@ export function drawGraph(graph, onSelect = () => {}) {
   for (const e of graph.edges) {
     edges.append(s('path', { d: curve(e.points), 'data-from': e.from, 'data-to': e.to }));
   }
-  const nodes = s('g', { class: 'nodes' });
+  const nodes = s('g', { class: 'nodes', id: `nodes-${++drawn}` });
   const byId = new Map();
+  // Edges by end, for walking upstream and downstream.
+  const ins = new Map();
+  const outs = new Map();
+  const edgeEls = new Map();
+  for (const path of edges.children) {
+    const [from, to] = [path.dataset.from, path.dataset.to];
+    if (!outs.has(from)) outs.set(from, []);
+    if (!ins.has(to)) ins.set(to, []);
+    outs.get(from).push(to);
+    ins.get(to).push(from);
+    edgeEls.set(`${from}\u0000${to}`, path);
+  }
   for (const n of graph.nodes) {
     const status = s('text', { x: 10, y: 32, class: 'sub' }, countsText(n));
     const g = s('g', {
@@ -88,29 +104,116 @@ export function drawGraph(graph, onSelect = () => {}) {
     svg.setAttribute('height', height * scale);
     // Text too small to read is not drawn: on a big graph it is most of the paint.
     svg.classList.toggle('tiny', scale < 0.5);
+    requestAnimationFrame(lensAt);
+  };
+
+  /** Every node reached from `id` by following `next` (ins or outs). */
+  const walk = (id, next) => {
+    const seen = new Set();
+    const todo = [id];
+    while (todo.length) {
+      for (const n of next.get(todo.pop()) || []) if (!seen.has(n)) { seen.add(n); todo.push(n); }
+    }
+    return seen;
+  };
+  let lit = [];
+  /** Lights `id`, its upstream and its downstream; dims the rest. */
+  const light = (id) => {
+    for (const el of lit) el.classList.remove('up', 'down', 'lit');
+    lit = [];
+    svg.classList.toggle('focused', !!id && byId.has(id));
+    if (!id || !byId.has(id)) return;
+    const up = walk(id, ins);
+    const down = walk(id, outs);
+    const mark = (el, cls) => { el.classList.add(cls); lit.push(el); };
+    mark(byId.get(id).g, 'lit');
+    for (const n of up) if (byId.has(n)) mark(byId.get(n).g, 'up');
+    for (const n of down) if (byId.has(n)) mark(byId.get(n).g, 'down');
+    for (const [key, path] of edgeEls) {
+      const [from, to] = key.split('\u0000');
+      if ((up.has(from) || from === id) && (up.has(to) || to === id)) mark(path, 'up');
+      else if ((down.has(to) || to === id) && (down.has(from) || from === id)) mark(path, 'down');
+    }
+  };
+  let found = [];
+  /** Marks the steps whose id or name holds `q`; returns their ids. */
+  const find = (q) => {
+    for (const g of found) g.classList.remove('found');
+    found = [];
+    const needle = q.trim().toLowerCase();
+    svg.classList.toggle('searching', !!needle);
+    if (!needle) return [];
+    const ids = [];
+    for (const [id, entry] of byId) {
+      const name = (entry.node.name || '').toLowerCase();
+      const members = entry.node.members || [];
+      if (id.toLowerCase().includes(needle) || name.includes(needle)
+        || members.some((m) => m.toLowerCase().includes(needle))) {
+        entry.g.classList.add('found');
+        found.push(entry.g);
+        ids.push(id);
+      }
+    }
+    return ids;
+  };
+  /** Scrolls node `id` into the middle of the view. */
+  const reveal = (id) => {
+    const entry = byId.get(id);
+    if (!entry) return;
+    wrap.scrollLeft = (entry.node.x + PAD + graph.node_width / 2) * scale - wrap.clientWidth / 2;
+    wrap.scrollTop = (entry.node.y + PAD + graph.node_height / 2) * scale - wrap.clientHeight / 2;
   };
   const zoom = (f) => {
-    scale = f === 0 ? 1 : Math.min(4, Math.max(0.1, scale * f));
+    scale = f === 0 ? 1 : Math.min(4, Math.max(0.05, scale * f));
     resize();
   };
+  // The whole graph in view: as wide and as high as the box allows.
   const fit = () => {
-    const box = wrap.clientWidth || width;
-    scale = Math.min(1, Math.max(0.1, (box - 4) / width));
+    const boxW = (wrap.clientWidth || width) - 20;
+    const boxH = Math.max(200, window.innerHeight - wrap.getBoundingClientRect().top - 40);
+    scale = Math.min(1, Math.max(0.05, Math.min(boxW / width, boxH / height)));
     resize();
   };
   const wrap = h('div', { class: 'graph-wrap' }, svg);
+  // The minimap: the same nodes, drawn again by reference, with the view's box.
+  const lens = s('rect', { class: 'lens' });
+  const mini = s('svg', { class: 'minimap', viewBox: `${-PAD} ${-PAD} ${width} ${height}`, 'aria-hidden': 'true',
+    onclick: (e) => {
+      const box = mini.getBoundingClientRect();
+      const fx = (e.clientX - box.left) / box.width;
+      const fy = (e.clientY - box.top) / box.height;
+      wrap.scrollLeft = fx * svg.clientWidth - wrap.clientWidth / 2;
+      wrap.scrollTop = fy * svg.clientHeight - wrap.clientHeight / 2;
+    } },
+  s('use', { href: `#${nodes.id}` }), lens);
+  const lensAt = () => {
+    const w = svg.clientWidth || 1;
+    const hh = svg.clientHeight || 1;
+    const show = w > wrap.clientWidth + 4 || hh > wrap.clientHeight + 4;
+    mini.classList.toggle('on', show);
+    if (!show) return;
+    lens.setAttribute('x', (wrap.scrollLeft / w) * width - PAD);
+    lens.setAttribute('y', (wrap.scrollTop / hh) * height - PAD);
+    lens.setAttribute('width', Math.min(1, wrap.clientWidth / w) * width);
+    lens.setAttribute('height', Math.min(1, wrap.clientHeight / hh) * height);
+  };
+  wrap.addEventListener('scroll', () => requestAnimationFrame(lensAt));
   const element = h('div', { class: 'graph-box' },
     h('div', { class: 'zoom' },
       h('button', { type: 'button', title: 'zoom in', onclick: () => zoom(1.25) }, '+'),
       h('button', { type: 'button', title: 'zoom out', onclick: () => zoom(0.8) }, '−'),
       h('button', { type: 'button', title: 'fit', onclick: fit }, 'fit'),
       h('button', { type: 'button', title: 'actual size', onclick: () => zoom(0) }, '1:1')),
-    wrap);
+    wrap, mini);
 
   let selected = null;
   return {
     element,
     fit,
+    find,
+    reveal,
+    /** Which node holds step `id` (itself, or its group). */
+    nodeOf: (id) => (byId.has(id) ? id : [...byId.values()].find((e) => (e.node.members || []).includes(id))?.node.id),
     /** nodes: [{id, status, fan_out, counts}] — only changed ones are redrawn. */
     update(list) {
       for (const n of list) {
@@ -120,7 +223,9 @@ export function drawGraph(graph, onSelect = () => {}) {
         const key = `${n.status}|${text}`;
         if (key === entry.key) continue;
         entry.key = key;
+        const keep = ['found', 'up', 'down', 'lit'].filter((c) => entry.g.classList.contains(c));
         entry.g.setAttribute('class', `node st-${n.status}${n.fan_out ? ' fan' : ''}${entry.node.members ? ' group' : ''}${selected === n.id ? ' selected' : ''}`);
+        for (const c of keep) entry.g.classList.add(c);
         entry.g.setAttribute('aria-label', `${n.id}: ${n.status}`);
         entry.status.textContent = text;
       }
@@ -129,6 +234,7 @@ export function drawGraph(graph, onSelect = () => {}) {
       if (selected && byId.has(selected)) byId.get(selected).g.classList.remove('selected');
       selected = id;
       if (id && byId.has(id)) byId.get(id).g.classList.add('selected');
+      light(id);
     },
   };
 }

@@ -150,7 +150,7 @@ async fn dashboard_runs_a_workflow_from_the_editor_live() {
     b.click(".canvas g.node[data-step='greet']").await;
     b.wait_for(
         "greet's log",
-        "return document.querySelector('pre.log')?.textContent.includes('hello, browser')",
+        "return document.querySelector('.log-view')?.textContent.includes('hello, browser')",
         LONG,
     )
     .await;
@@ -167,7 +167,7 @@ async fn dashboard_runs_a_workflow_from_the_editor_live() {
     b.click(".canvas g.node[data-step='hostile']").await;
     b.wait_for(
         "hostile's log",
-        "return document.querySelector('pre.log')?.textContent.includes('<img src=x onerror=alert(2)>')",
+        "return document.querySelector('.log-view')?.textContent.includes('<img src=x onerror=alert(2)>')",
         LONG,
     )
     .await;
@@ -456,7 +456,7 @@ async fn many_sibling_steps_are_one_node_that_lists_them_on_demand() {
     .await;
     b.wait_for(
         "part_07's log",
-        "return document.querySelector('pre.log')?.textContent.includes('part 7')",
+        "return document.querySelector('.log-view')?.textContent.includes('part 7')",
         LONG,
     )
     .await;

@@ -17,6 +17,7 @@ mod cluster;
 mod concurrency;
 mod containers;
 mod dashboard;
+mod dashboard_daily;
 mod drills;
 mod embedded_serve;
 mod examples;

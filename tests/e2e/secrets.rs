@@ -350,7 +350,7 @@ async fn a_secret_reaches_its_steps_and_nothing_else_and_its_keys_rotate() {
             .await;
         b.wait_for(
             "the step's log",
-            &format!("return document.querySelector('pre.log')?.textContent.includes({line:?})"),
+            &format!("return document.querySelector('.log-view')?.textContent.includes({line:?})"),
             Duration::from_secs(30),
         )
         .await;

@@ -1,14 +1,17 @@
 // One run: its graph (laid out by the server) or timeline, coloured live;
-// a side panel with the chosen step's outputs, artifacts, tasks, attempts
-// and live log.
+// the first failure named above it and opened; a side panel with the
+// chosen step; its log below, full width. Everything chosen (view, step,
+// task, attempt, task filter, log line) is in the URL, so a link reopens it.
 
 import { api, stream } from '../api.js';
-import { h, clear, badge, duration, time, throttle, errorBox } from '../dom.js';
+import { h, clear, badge, clock, time, throttle, errorBox } from '../dom.js';
 import { drawGraph, groupStatus } from '../graph.js';
 import { timeline } from '../timeline.js';
-import { artifactList } from '../artifacts.js';
+import { logViewer, plain } from '../log.js';
+import { stepDetails } from './step-panel.js';
 
-const TASKS_SHOWN = 200;
+const TAIL_BYTES = 2048;
+const TAIL_LINES = 5;
 
 /** Node states for the graph: one per step, and one per group of steps. */
 function nodeStates(view, groups) {
@@ -28,8 +31,14 @@ function finished(status) {
   return ['succeeded', 'failed', 'cancelled'].includes(status);
 }
 
+function taskPath(task) {
+  // `step[3]` stays readable in a path; the server parses it.
+  return encodeURIComponent(task).replace(/%5B/g, '[').replace(/%5D/g, ']');
+}
+
 export function mount(el, [id]) {
   const abort = new AbortController();
+  const asked = new URLSearchParams(location.hash.split('?')[1] || '');
   // The run's states (GET .../states: small, polled on every change) and
   // the chosen step in full (GET .../steps/{step}).
   let view = null;
@@ -37,37 +46,79 @@ export function mount(el, [id]) {
   let graph = null;
   // Groups of sibling steps the graph draws as one node: [{id, members}].
   let groups = [];
-  let mode = sessionStorage.getItem('weft.run.mode') || 'graph';
-  let chosen = { step: null, group: null, task: null, attempt: null, showAll: false };
+  let mode = asked.get('view') || sessionStorage.getItem('weft.run.mode') || 'graph';
+  const chosen = {
+    step: asked.get('step'), group: null, task: asked.get('task'),
+    attempt: asked.get('attempt') ? Number(asked.get('attempt')) : null,
+    filter: asked.get('tasks') || 'all', showAll: false, outputs: { all: false },
+  };
+  let line = asked.get('line') ? Number(asked.get('line')) : null;
+  // A line from the URL waits for its log.
+  let lineToShow = line;
   let logFor = null;
   let logAbort = null;
+  let confirming = false;
+  let tailFor = null;
+  let tailLines = null;
+  // Whether the layout is in (until then a step id may be a group's).
+  let ready = false;
 
-  const head = h('div', { class: 'bar' });
+  const head = h('div', { class: 'bar run-head' });
+  const banner = h('div');
   const problem = h('div');
+  const find = h('input', {
+    type: 'search', class: 'graph-find', placeholder: 'find a step (/)', 'aria-label': 'find a step', 'data-filter': true,
+    oninput: () => found(false), onkeydown: (e) => { if (e.key === 'Enter') { e.preventDefault(); found(true); } },
+  });
+  const foundSaid = h('span', { class: 'muted', role: 'status' });
   const canvas = h('section', { class: 'canvas', 'aria-label': 'run graph' });
-  const panel = h('aside', { class: 'panel', 'aria-label': 'step' }, h('p', { class: 'hint' }, 'Choose a step to see its outputs, attempts and log.'));
   const info = h('div');
-  const logBox = h('pre', { class: 'log', 'aria-label': 'log', tabindex: 0 });
+  const panel = h('aside', { class: 'panel', 'aria-label': 'step' }, h('p', { class: 'hint' }, 'Choose a step to see its outputs, attempts and log.'));
   const logHead = h('div', { class: 'log-head' });
+  const viewer = logViewer({
+    lineHref: (n) => url({ line: n }),
+    onLine: (n) => { line = n; saveUrl(); },
+    fileName: () => `${id}-${(logFor || 'log').replace(/[^\w.[\]-]+/g, '_')}.log`,
+  });
+  const logArea = h('section', { class: 'log-area', 'aria-label': 'step log', hidden: true }, logHead, viewer.element);
   const extra = h('div', { class: 'extra' });
-  el.append(head, problem, h('div', { class: 'split' }, canvas, panel), extra);
+  el.append(head, banner, problem, h('div', { class: 'bar' }, find, foundSaid),
+    h('div', { class: 'split' }, canvas, panel), logArea, extra);
+
+  /** This page's URL with what is chosen (and `over` on top). */
+  function url(over = {}) {
+    const p = new URLSearchParams();
+    const want = { view: mode === 'graph' ? null : mode, step: chosen.group ? chosen.group.id : chosen.step, task: chosen.task !== chosen.step ? chosen.task : null, attempt: chosen.attempt, tasks: chosen.filter === 'all' ? null : chosen.filter, line, ...over };
+    for (const [k, v] of Object.entries(want)) if (v !== null && v !== undefined && v !== '') p.set(k, String(v));
+    const q = p.toString();
+    return `#/runs/${encodeURIComponent(id)}${q ? `?${q}` : ''}`;
+  }
+
+  function saveUrl() {
+    const next = url();
+    if (location.hash !== next) history.replaceState(null, '', next);
+  }
 
   function header() {
     const r = view;
-    const end = r.finished_at || Date.now();
     const actions = [];
     if (!finished(r.status)) {
-      actions.push(h('button', { type: 'button', class: 'danger', onclick: cancel }, 'Cancel'));
+      actions.push(confirming
+        ? h('span', { class: 'confirm', role: 'alertdialog', 'aria-label': 'confirm cancel' }, 'Cancel this run? ',
+          h('button', { type: 'button', class: 'danger', 'data-confirm': 'yes', onclick: () => { confirming = false; cancel(); header(); } }, 'Yes, cancel it'),
+          h('button', { type: 'button', onclick: () => { confirming = false; header(); } }, 'No'))
+        : h('button', { type: 'button', class: 'danger', onclick: () => { confirming = true; header(); head.querySelector('[data-confirm]').focus(); } }, 'Cancel'));
     } else if (r.status !== 'succeeded') {
       actions.push(h('button', { type: 'button', onclick: () => retry(null) }, 'Retry failed'));
     }
     const tab = (name, text) => h('button', {
       type: 'button', 'aria-pressed': String(mode === name), class: 'tab',
-      onclick: () => { mode = name; sessionStorage.setItem('weft.run.mode', mode); draw(); header(); },
+      onclick: () => { mode = name; sessionStorage.setItem('weft.run.mode', mode); saveUrl(); draw(); header(); },
     }, text);
     clear(head).append(
       h('h1', {}, r.workflow, ' ', h('small', {}, r.id)), badge(r.status),
-      h('span', { class: 'muted' }, `${time(r.created_at)} · ${duration(end - r.created_at)}${r.submitted_by ? ` · by ${r.submitted_by}` : ''}${r.priority ? ` · priority ${r.priority}` : ''}`),
+      h('span', { class: 'muted' }, `${time(r.created_at)} · `, clock(r.created_at, r.finished_at),
+        `${r.submitted_by ? ` · by ${r.submitted_by}` : ''}${r.priority ? ` · priority ${r.priority}` : ''}`),
       h('span', { class: 'spacer' }), tab('graph', 'Graph'), tab('timeline', 'Timeline'), ...actions);
     // A sub-workflow's run links to the run and step that started it.
     if (r.parent) {
@@ -83,6 +134,31 @@ export function mount(el, [id]) {
     }
   }
 
+  /** The first failed task, named, with its log's last lines; a click opens it. */
+  async function failureBanner() {
+    const f = view.failed;
+    if (!f) { clear(banner); return; }
+    const key = `${f.task}#${f.attempt}`;
+    const open = () => { chosen.filter = 'all'; chooseStep(f.step, f.task); };
+    const draw = () => clear(banner).append(h('div', { class: 'failed-banner', role: 'status' },
+      h('strong', {}, finished(view.status) ? 'Failed at ' : 'A task failed: '),
+      h('button', { type: 'button', class: 'link failed-task', onclick: open }, f.task),
+      f.item != null ? h('span', { class: 'muted' }, ` (item ${f.item})`) : '',
+      f.attempt > 1 ? ` after ${f.attempt} attempts` : '',
+      f.error ? `: ${f.error}` : '',
+      tailLines && tailLines.length ? h('pre', { class: 'failed-tail' }, tailLines.join('\n')) : ''));
+    draw();
+    if (tailFor === key || !f.attempt) return;
+    tailFor = key;
+    try {
+      const text = await api(`/api/runs/${encodeURIComponent(id)}/logs/${taskPath(f.task)}?attempt=${f.attempt}&tail=${TAIL_BYTES}`, { signal: abort.signal });
+      const lines = String(text).split('\n');
+      if (String(text).length >= TAIL_BYTES) lines.shift();
+      tailLines = lines.map(plain).filter((l) => l.trim()).slice(-TAIL_LINES);
+      draw();
+    } catch (e) { /* the banner stands without the tail */ }
+  }
+
   async function cancel() {
     try { await api(`/api/runs/${encodeURIComponent(id)}/cancel`, { method: 'POST' }); }
     catch (e) { clear(problem).append(errorBox(e)); }
@@ -95,11 +171,16 @@ export function mount(el, [id]) {
     } catch (e) { clear(problem).append(errorBox(e)); }
   }
 
-  function select(step) {
+  /** Opens `step` (or a group's id) and, if given, one of its tasks. */
+  function chooseStep(step, task = null) {
     const group = groups.find((g) => g.id === step) || null;
-    chosen = { step: group ? null : step, group, task: null, attempt: null, showAll: false };
+    Object.assign(chosen, { step: group ? null : step, group, task, attempt: null, showAll: false, outputs: { all: false } });
+    if (!task) chosen.filter = 'all';
+    line = null;
     stepView = null;
-    if (graph) graph.select(step);
+    if (graph) graph.select(graph.nodeOf(step) || step);
+    if (mode === 'timeline') draw();
+    saveUrl();
     if (group) showGroup();
     else loadStep();
   }
@@ -110,17 +191,18 @@ export function mount(el, [id]) {
     if (!group) return;
     const status = new Map(view.steps.map((step) => [step.id, step.status]));
     const statuses = group.members.map((m) => status.get(m) || 'pending');
-    const shown = chosen.showAll ? group.members : group.members.slice(0, TASKS_SHOWN);
+    const shown = chosen.showAll ? group.members : group.members.slice(0, 200);
     clear(info).append(
       h('h2', {}, `${group.members.length} steps`, ' ', badge(groupStatus(statuses))),
       h('p', { class: 'muted' }, 'Steps with the same needs and the same dependents, drawn as one node.'),
       h('ul', { class: 'tasks' }, shown.map((m, i) => h('li', {},
-        h('button', { type: 'button', class: 'link', onclick: () => select(m) }, m), ' ', badge(statuses[i])))),
+        h('button', { type: 'button', class: 'link', onclick: () => chooseStep(m) }, m), ' ', badge(statuses[i])))),
       group.members.length > shown.length
         ? h('button', { type: 'button', onclick: () => { chosen.showAll = true; showGroup(); } }, `Show all ${group.members.length}`) : '');
     // No log for a group: stop following the last step's.
     if (logAbort) logAbort.abort();
     logFor = null;
+    logArea.hidden = true;
     clear(panel).append(info);
   }
 
@@ -140,121 +222,44 @@ export function mount(el, [id]) {
   function draw() {
     clear(canvas);
     if (mode === 'timeline') {
-      canvas.append(timeline(view, select, chosen.step));
+      canvas.append(timeline(view, chooseStep, chosen.step, find.value));
     } else if (graph) {
       canvas.append(graph.element);
       graph.update(nodeStates(view, groups));
     }
   }
 
-  // A sub-workflow step's attempt names its child run: a link to it.
-  function childLink(worker) {
-    const child = /^run (\S+)$/.exec(worker || '');
-    return child ? h('a', { href: `#/runs/${encodeURIComponent(child[1])}` }, `run ${child[1]}`) : worker || '';
+  /** Finds steps by name in the graph (or the timeline); Enter opens the first. */
+  function found(open) {
+    const q = find.value;
+    if (mode === 'timeline') draw();
+    const ids = graph ? graph.find(q) : [];
+    foundSaid.textContent = q.trim() ? `${ids.length} found` : '';
+    if (ids.length && graph) graph.reveal(ids[0]);
+    if (open && ids.length) chooseStep(ids[0]);
   }
 
-  function attemptRow(task, a) {
-    const current = chosen.task === task.id && chosen.attempt === a.number;
-    const row = h('tr', { class: current ? 'current' : '' },
-      h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => { chosen.task = task.id; chosen.attempt = a.number; details(); } }, `#${a.number}`)),
-      h('td', {}, a.cached_from ? cachedFrom(a.cached_from) : childLink(a.worker)),
-      h('td', {}, a.started_at ? duration((a.finished_at || Date.now()) - a.started_at) : 'queued'),
-      h('td', {}, a.exit_code ?? ''),
-      h('td', { class: 'error-text' },
-        a.error_kind ? h('span', { class: 'kind', title: 'what kind of failure' }, a.error_kind) : '',
-        a.error || ''));
-    if (!a.executions || !a.executions.length) return row;
-    // At-least-once delivery ran it more than once: every execution is shown.
-    const ran = a.executions.map((e) => `${e.worker} (${e.error == null ? 'no result' : e.error === '' ? 'ok' : `failed: ${e.error}`})`);
-    return [row, h('tr', { class: 'executions' },
-      h('td', {}), h('td', { colspan: '4', class: 'notice' }, `ran ${a.executions.length} times: ${ran.join(', ')}`))];
-  }
+  const act = {
+    retry,
+    reload: () => loadStep(),
+    filterTasks: (f) => { chosen.filter = f; chosen.showAll = false; saveUrl(); details(); },
+    chooseTask: (t) => { chosen.task = t; chosen.attempt = null; line = null; saveUrl(); details(); },
+    chooseAttempt: (t, n) => { chosen.task = t; chosen.attempt = n; line = null; saveUrl(); details(); },
+    showAllTasks: () => { chosen.showAll = true; details(); },
+  };
 
   function details() {
     const step = stepView;
     if (!step || step.id !== chosen.step) return;
-    const tasks = step.tasks;
-    if (!chosen.task && tasks.length) chosen.task = tasks[0].id;
-    const task = tasks.find((t) => t.id === chosen.task);
-    const last = task && task.attempts.length ? task.attempts[task.attempts.length - 1].number : null;
-    const attempt = chosen.attempt ?? last;
-
-    const parts = [
-      h('h2', {}, step.name || step.id, ' ', badge(step.status)),
-      step.name ? h('p', { class: 'muted' }, h('code', {}, step.id)) : null,
-      step.reason ? h('p', { class: step.reason.startsWith('waiting:') ? 'notice' : 'error-text' }, step.reason) : null,
-      step.reused_from ? h('p', { class: 'muted' }, `outputs reused from run ${step.reused_from}`) : null,
-      step.cached_from ? h('p', { class: 'muted' }, cachedFrom(step.cached_from)) : null,
-      h('dl', {},
-        h('dt', {}, 'Started'), h('dd', {}, time(step.started_at) || '—'),
-        h('dt', {}, 'Took'), h('dd', {}, step.started_at ? duration((step.finished_at || Date.now()) - step.started_at) : '—')),
-    ];
-    if (step.outputs && Object.keys(step.outputs).length) {
-      parts.push(h('h3', {}, 'Outputs'), h('pre', { class: 'outputs' }, JSON.stringify(step.outputs, null, 2)));
+    if (!chosen.task && step.tasks.length) {
+      // A fan-out opens on a failed task if it has one.
+      const failed = step.tasks.find((t) => t.status === 'failed');
+      chosen.task = (failed || step.tasks[0]).id;
     }
-    const artifacts = artifactList(id, step.artifacts);
-    if (artifacts) parts.push(...artifacts);
-    if (tasks.length > 1 || step.fan_out) {
-      const shown = chosen.showAll ? tasks : tasks.slice(0, TASKS_SHOWN);
-      parts.push(h('h3', {}, `Tasks (${tasks.length})`),
-        h('ul', { class: 'tasks' }, shown.map((t) => h('li', {},
-          h('button', { type: 'button', class: `link${t.id === chosen.task ? ' current' : ''}`, onclick: () => { chosen.task = t.id; chosen.attempt = null; details(); } }, t.id),
-          ' ', badge(t.status)))),
-        tasks.length > shown.length ? h('button', { type: 'button', onclick: () => { chosen.showAll = true; details(); } }, `Show all ${tasks.length}`) : null);
-    }
-    if (task && task.attempts.length) {
-      parts.push(h('h3', {}, `Attempts of ${task.id}`),
-        h('table', { class: 'attempts' },
-          h('thead', {}, h('tr', {}, ['', 'Worker', 'Took', 'Exit', 'Error'].map((t) => h('th', {}, t)))),
-          h('tbody', {}, task.attempts.flatMap((a) => attemptRow(task, a)))));
-    }
-    const current = task && task.attempts.find((a) => a.number === attempt);
-    if (current && current.hooks && current.hooks.length) {
-      parts.push(h('h3', {}, `Hooks of attempt ${attempt}`),
-        h('ul', { class: 'hooks' }, current.hooks.map((k) => h('li', { class: k.error ? 'error-text' : '' },
-          `${k.phase} ${k.plugin}: ${k.error ? `failed: ${k.error}` : 'ok'} in ${k.ms < 1 ? k.ms.toFixed(2) : k.ms.toFixed(1)} ms`))));
-    }
-    if (step.approval && task && task.status === 'awaiting-approval') parts.push(approvalForm(step));
-    if (finished(view.status) && view.status !== 'succeeded') {
-      parts.push(h('button', { type: 'button', onclick: () => retry(step.id) }, 'Retry from this step'));
-    }
-    clear(info).append(...parts.filter(Boolean));
-    if (!panel.contains(logBox)) clear(panel).append(info, logHead, logBox);
+    const { parts, task, attempt } = stepDetails(id, view, step, chosen, act);
+    clear(info).append(...parts);
+    if (!panel.contains(info)) clear(panel).append(info);
     follow(task, attempt);
-  }
-
-  // A step waiting for a person: its inputs, a comment, Approve and Reject.
-  function approvalForm(step) {
-    const fields = Object.entries(step.approval.inputs || {}).map(([name, type]) => {
-      const input = type === 'boolean'
-        ? h('input', { type: 'checkbox', name })
-        : h('input', { type: type === 'number' ? 'number' : 'text', name, required: true, step: 'any' });
-      return h('label', {}, `${name} (${type}) `, input);
-    });
-    const comment = h('input', { type: 'text', name: 'comment', placeholder: 'why (optional)' });
-    const said = h('p', { role: 'status' });
-    const send = async (approve) => {
-      const inputs = {};
-      for (const [name, type] of Object.entries(step.approval.inputs || {})) {
-        const el = form.querySelector(`[name="${CSS.escape(name)}"]`);
-        inputs[name] = type === 'boolean' ? el.checked : type === 'number' ? Number(el.value) : el.value;
-      }
-      try {
-        await api(`/api/runs/${encodeURIComponent(id)}/steps/${encodeURIComponent(step.id)}/decision`,
-          { method: 'POST', json: { approve, inputs: approve ? inputs : {}, comment: comment.value || null } });
-        clear(said).append(approve ? 'Approved.' : 'Rejected.');
-        loadStep();
-      } catch (e) { clear(said).append(errorBox(e)); }
-    };
-    const form = h('form', { class: 'approval', onsubmit: (e) => { e.preventDefault(); send(true); } },
-      h('h3', {}, 'Waiting for approval'),
-      h('p', { class: 'muted' }, `May decide: ${[...step.approval.roles, 'admin'].join(', ')}`),
-      ...fields, comment,
-      h('div', { class: 'bar' },
-        h('button', { type: 'submit' }, 'Approve'),
-        h('button', { type: 'button', class: 'danger', onclick: () => send(false) }, 'Reject')),
-      said);
-    return form;
   }
 
   function follow(task, attempt) {
@@ -262,23 +267,27 @@ export function mount(el, [id]) {
     if (key === logFor) return;
     logFor = key;
     if (logAbort) logAbort.abort();
-    clear(logBox);
+    viewer.reset();
     clear(logHead);
-    if (!key) { logBox.textContent = 'No attempt yet.'; return; }
+    logArea.hidden = !key;
+    if (!key) return;
     logHead.append(h('h3', {}, `Log of ${task.id}, attempt ${attempt}`));
+    // Failed and running logs open at their end, where the news is.
+    const atEnd = ['failed', 'running', 'retry-waiting'].includes(task.status) || !finished(view.status);
+    if (lineToShow) { viewer.goTo(lineToShow); lineToShow = null; } else viewer.startAt(atEnd);
     logAbort = new AbortController();
-    const path = `/api/runs/${encodeURIComponent(id)}/logs/${encodeURIComponent(task.id)}/stream?attempt=${attempt}`;
+    const path = `/api/runs/${encodeURIComponent(id)}/logs/${taskPath(task.id)}/stream?attempt=${attempt}`;
     const signal = AbortSignal.any([abort.signal, logAbort.signal]);
+    let connected = false;
     stream(path, (name, data) => {
-      if (name === 'log') {
-        const atBottom = logBox.scrollTop + logBox.clientHeight >= logBox.scrollHeight - 8;
-        logBox.append(document.createTextNode(data));
-        if (atBottom) logBox.scrollTop = logBox.scrollHeight;
-        return true;
-      }
-      if (name === 'end') { logHead.append(h('span', { class: 'muted' }, ' (ended)')); return false; }
+      if (name === 'log') { viewer.append(data); return true; }
+      if (name === 'end') { viewer.end(); logHead.append(h('span', { class: 'muted' }, ' (ended)')); return false; }
       return true;
-    }, signal, (on) => { if (on) clear(logBox); });
+    }, signal, (on) => {
+      // A reconnect reads the log again from its start.
+      if (on && connected) viewer.reset();
+      if (on) connected = true;
+    });
   }
 
   function more() {
@@ -307,10 +316,11 @@ export function mount(el, [id]) {
       view = await api(`/api/runs/${encodeURIComponent(id)}/states`, { signal: abort.signal });
       const applying = performance.now();
       header();
+      failureBanner();
       if (mode === 'timeline') draw();
       else if (graph) graph.update(nodeStates(view, groups));
-      if (chosen.step) loadStep();
-      if (chosen.group) showGroup();
+      if (ready && chosen.step) loadStep();
+      if (ready && chosen.group) showGroup();
       if (!extra.firstChild) more();
       clear(problem);
       // For benchmarks and the curious: how long applying an update took.
@@ -327,26 +337,34 @@ export function mount(el, [id]) {
     const layout = api(`/api/runs/${encodeURIComponent(id)}/graph`, { signal: abort.signal });
     layout.catch(() => {});
     if (!(await refresh())) return;
+    // Nothing asked for: a failed run opens on its first failed task.
+    if (!chosen.step && view.failed) {
+      chosen.step = view.failed.step;
+      chosen.task = view.failed.task;
+    }
     try {
       const drawn = await layout;
       groups = drawn.nodes.filter((n) => n.members && n.members.length);
-      graph = drawGraph(drawn, select);
+      graph = drawGraph(drawn, (step) => chooseStep(step));
       draw();
-      if (drawn.width > canvas.clientWidth) graph.fit();
+      if (drawn.width > canvas.clientWidth || drawn.height > window.innerHeight) graph.fit();
+      // What the URL chose: a group's id opens the group.
+      const groupAsked = groups.find((g) => g.id === chosen.step);
+      if (groupAsked) { chosen.group = groupAsked; chosen.step = null; }
+      const node = graph.nodeOf(chosen.group ? chosen.group.id : chosen.step);
+      if (node) { graph.select(node); graph.reveal(node); }
       performance.mark('weft:graph-drawn');
     } catch (e) {
       if (!abort.signal.aborted) clear(problem).append(errorBox(e));
     }
+    ready = true;
+    saveUrl();
+    if (chosen.group) showGroup();
+    else if (chosen.step) loadStep();
     if (finished(view.status)) return;
     const tick = throttle(refresh, 250);
     stream(`/api/events?run=${encodeURIComponent(id)}`, () => { tick(); return true; }, abort.signal,
       (on) => { window.dispatchEvent(new CustomEvent('weft:live', { detail: on })); if (on) tick(); });
   })();
   return () => { abort.abort(); if (logAbort) logAbort.abort(); };
-}
-
-/// Not run: whose cached result it reused, linking to that run.
-function cachedFrom(c) {
-  return h('span', { class: 'cached', title: 'not run: a result with the same cache key was reused' },
-    'cached from run ', h('a', { href: `#/runs/${encodeURIComponent(c.run)}` }, c.run), `, step ${c.step}`);
 }

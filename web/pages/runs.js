@@ -1,7 +1,9 @@
-// Runs: newest first, filtered by status and workflow, updated live from
-// the change stream (a run started elsewhere appears without reload).
+// Runs: newest first, filtered by status and workflow (kept in the URL, so
+// a filtered list can be linked; workflow names offered as you type),
+// updated live from the change stream (a run started elsewhere appears
+// without reload).
 
-import { request, stream } from '../api.js';
+import { api, request, stream } from '../api.js';
 import { h, clear, badge, duration, ago, throttle, errorBox } from '../dom.js';
 
 const STATUSES = ['', 'pending', 'running', 'succeeded', 'failed', 'cancelled'];
@@ -9,11 +11,19 @@ const PAGE = 50;
 
 export function mount(el) {
   const abort = new AbortController();
-  const saved = JSON.parse(sessionStorage.getItem('weft.runs.filter') || '{}');
+  const inUrl = new URLSearchParams(location.hash.split('?')[1] || '');
+  const saved = inUrl.has('status') || inUrl.has('workflow')
+    ? { status: inUrl.get('status') || '', workflow: inUrl.get('workflow') || '' }
+    : JSON.parse(sessionStorage.getItem('weft.runs.filter') || '{}');
+  // Names to pick from: saved workflows' and those of the runs shown.
+  const names = h('datalist', { id: 'workflow-names' });
+  const known = new Set();
+  const offer = (name) => { if (name && !known.has(name)) { known.add(name); names.append(h('option', { value: name })); } };
+  api('/api/workflows', { signal: abort.signal }).then((list) => list.forEach((w) => offer(w.name))).catch(() => {});
   const status = h('select', { 'aria-label': 'status', onchange: () => reload() },
     STATUSES.map((s) => h('option', { value: s, selected: saved.status === s }, s || 'any status')));
   const workflow = h('input', {
-    type: 'search', placeholder: 'workflow', 'aria-label': 'workflow', 'data-filter': true,
+    type: 'search', placeholder: 'workflow', 'aria-label': 'workflow', 'data-filter': true, list: 'workflow-names',
     value: saved.workflow || '', oninput: throttle(() => reload(), 300),
   });
   const body = h('tbody');
@@ -23,7 +33,7 @@ export function mount(el) {
   let shown = PAGE;
 
   el.append(
-    h('div', { class: 'bar' }, h('h1', {}, 'Runs'), h('span', { class: 'spacer' }), status, workflow,
+    h('div', { class: 'bar' }, h('h1', {}, 'Runs'), h('span', { class: 'spacer' }), status, workflow, names,
       h('a', { class: 'button', href: '#/editor' }, 'New run')),
     problem,
     h('table', { class: 'runs' },
@@ -57,7 +67,7 @@ export function mount(el) {
       const { body: list, response } = await request(query(append ? PAGE : shown, append ? cursor : null), { signal: abort.signal });
       if (!append) clear(body);
       if (append) shown += list.length;
-      for (const r of list) body.append(row(r));
+      for (const r of list) { body.append(row(r)); offer(r.workflow); }
       if (!list.length && !append) body.append(h('tr', {}, h('td', { colspan: 7, class: 'empty' }, 'No runs yet. Write one in the editor, or run `weft submit`.')));
       cursor = response.headers.get('x-weft-next-before');
       more.hidden = !cursor;
@@ -69,6 +79,11 @@ export function mount(el) {
 
   function reload() {
     sessionStorage.setItem('weft.runs.filter', JSON.stringify({ status: status.value, workflow: workflow.value }));
+    const q = new URLSearchParams();
+    if (status.value) q.set('status', status.value);
+    if (workflow.value.trim()) q.set('workflow', workflow.value.trim());
+    const next = `#/runs${q.toString() ? `?${q}` : ''}`;
+    if (location.hash !== next) history.replaceState(null, '', next);
     load(false);
   }
 

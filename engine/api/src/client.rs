@@ -144,6 +144,16 @@ impl Client {
         Ok((runs, next))
     }
 
+    /// The server's address, as given.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A run's states without tasks and attempts (what live progress polls).
+    pub async fn states(&self, id: &str) -> Result<crate::views::RunStates, Error> {
+        self.json(self.get(&format!("/api/runs/{id}/states"))).await
+    }
+
     pub async fn run(&self, id: &str) -> Result<RunView, Error> {
         self.json(self.get(&format!("/api/runs/{id}"))).await
     }
@@ -217,6 +227,34 @@ impl Client {
                 .json(&serde_json::json!({ "workflow": workflow, "name": name })),
         )
         .await
+    }
+
+    /// Starts a run of saved workflow `name` (`version`, else the latest)
+    /// with `params` given as text (read as their defaults' types).
+    pub async fn run_saved(
+        &self,
+        name: &str,
+        version: Option<u32>,
+        params: &std::collections::BTreeMap<String, String>,
+        priority: i32,
+    ) -> Result<RunSummary, Error> {
+        self.json(self.post(&format!("/api/workflows/{name}/runs")).json(
+            &serde_json::json!({ "version": version, "params": params, "priority": priority }),
+        ))
+        .await
+    }
+
+    /// One saved workflow version (the latest when `None`), with its text.
+    pub async fn saved_workflow(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<crate::views::SavedWorkflowView, Error> {
+        let path = match version {
+            Some(v) => format!("/api/workflows/{name}?version={v}"),
+            None => format!("/api/workflows/{name}"),
+        };
+        self.json(self.get(&path)).await
     }
 
     /// The latest version of every saved workflow.
@@ -364,6 +402,25 @@ impl Client {
         })
         .await?;
         Ok(log)
+    }
+
+    /// An attempt's last `bytes` bytes of log (a failed step's last lines).
+    pub async fn log_tail(
+        &self,
+        id: &str,
+        task: &str,
+        attempt: Option<u32>,
+        bytes: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let mut path = format!("/api/runs/{id}/logs/{task}?tail={bytes}");
+        if let Some(a) = attempt {
+            path.push_str(&format!("&attempt={a}"));
+        }
+        let r = self.answer(self.get(&path).send().await).await?;
+        Ok(r.bytes()
+            .await
+            .map_err(|e| Error::Protocol(format!("reading a log: {e}")))?
+            .to_vec())
     }
 
     /// Reads an attempt's log page by page, handing each to `page` (which

@@ -17,7 +17,7 @@ pub mod throttle;
 pub mod views;
 mod web;
 
-pub use auth::{first_admin_token, Caller};
+pub use auth::{first_admin_token, mint, Caller};
 pub use changes::ChangeFeed;
 pub use client::Client;
 pub use error::Error;

@@ -5,6 +5,7 @@
 mod commands;
 mod config;
 mod embedded;
+mod failure;
 mod log_tail;
 mod logging;
 mod memory;
@@ -208,6 +209,10 @@ enum Command {
     Show {
         /// Run id (or a unique prefix of one).
         run: String,
+        /// Print the run as JSON, everything the API answers (steps,
+        /// tasks, attempts, outputs in full).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         data: DataDir,
     },
@@ -308,6 +313,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
+        Command::Token(commands::token::Command::Recover {
+            name,
+            embedded,
+            data,
+        }) => {
+            let data_dir = embedded.then_some(data.data_dir.as_path());
+            commands::token::recover(&config, &name, data_dir).await
+        }
         Command::Token(command) => {
             let url = server.clone().ok_or_else(|| {
                 anyhow::anyhow!(
@@ -379,7 +392,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
-        Command::Show { run, data } => commands::inspect::show(&source(&data), &run).await,
+        Command::Show { run, json, data } => {
+            commands::inspect::show(&source(&data), &run, json).await
+        }
         Command::Gc { dry_run, data } => commands::gc::gc(&config, &data, dry_run).await,
         Command::Artifacts { command, data } => {
             commands::artifacts::artifacts(&source(&data), command).await

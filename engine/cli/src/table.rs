@@ -13,6 +13,12 @@ fn dur(from: Option<u64>, to: Option<u64>) -> String {
     }
 }
 
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn clip(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
@@ -76,16 +82,31 @@ pub fn steps(view: &RunView) -> String {
         } else {
             step.id.clone()
         };
+        // Waiting (ready, no slot or worker yet) apart from running: a
+        // step of a busy run may wait far longer than it runs.
+        let end = step.finished_at.or_else(|| step.started_at.map(|_| now()));
+        let waited = match step.running_at {
+            Some(ran) => dur(step.started_at, Some(ran)),
+            None => dur(step.started_at, end),
+        };
         rows.push(vec![
             name,
             step.status.clone(),
             attempts.to_string(),
-            dur(step.started_at, step.finished_at),
+            waited,
+            dur(step.running_at, end),
             clip(&detail, 80),
         ]);
     }
     render(
-        &["STEP", "STATUS", "ATTEMPTS", "TIME", "OUTPUTS / REASON"],
+        &[
+            "STEP",
+            "STATUS",
+            "ATTEMPTS",
+            "WAITED",
+            "RAN",
+            "OUTPUTS / REASON",
+        ],
         &rows,
     )
 }
@@ -130,7 +151,8 @@ pub fn attempts(view: &RunView) -> String {
                     task.id.clone(),
                     a.number.to_string(),
                     a.worker.clone().unwrap_or_else(|| "-".into()),
-                    dur(a.started_at.or(Some(a.queued_at)), a.finished_at),
+                    dur(Some(a.queued_at), a.started_at.or(a.finished_at)),
+                    dur(a.started_at, a.finished_at),
                     result,
                 ]);
             }
@@ -139,5 +161,8 @@ pub fn attempts(view: &RunView) -> String {
     if rows.is_empty() {
         return String::new();
     }
-    render(&["TASK", "ATTEMPT", "WORKER", "TIME", "RESULT"], &rows)
+    render(
+        &["TASK", "ATTEMPT", "WORKER", "QUEUED", "RAN", "RESULT"],
+        &rows,
+    )
 }

@@ -1,7 +1,8 @@
 //! Which attempt's log a reader gets: the one asked for, else the latest,
-//! with the reason named when there is none.
+//! with the reason named when there is none; and a log's last lines, which
+//! a failed run's summary shows.
 
-use weft_core::ports::AttemptId;
+use weft_core::ports::{AttemptId, StepLogs};
 use weft_core::run::{RunState, TaskId};
 
 use crate::Error;
@@ -58,11 +59,60 @@ pub fn pick_attempt(
     })
 }
 
+/// An offset past any log's end (and exact in Redis's Lua numbers): a
+/// read from it answers where the log ends.
+const PAST_ANY_END: u64 = 1 << 52;
+
+/// The last `bytes` bytes of an attempt's log, and where they start.
+pub async fn log_tail(
+    store: &dyn StepLogs,
+    key: &AttemptId,
+    bytes: u64,
+) -> Result<weft_core::ports::LogSlice, Error> {
+    let end = store.read_log_from(key, PAST_ANY_END, 1).await?.log_end;
+    Ok(store
+        .read_log_from(key, end.saturating_sub(bytes), bytes.max(1))
+        .await?)
+}
+
+/// The last `n` lines of `log` with text in them, as a terminal would
+/// leave them (what follows a line's last carriage return), without a cut
+/// first line when the tail began mid-line (`whole` false).
+pub fn last_lines(log: &[u8], n: usize, whole: bool) -> Vec<String> {
+    let text = String::from_utf8_lossy(log);
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    if !whole && lines.len() > 1 {
+        lines.remove(0);
+    }
+    let mut kept: Vec<String> = lines
+        .iter()
+        .rev()
+        .map(|l| l.rsplit('\r').next().unwrap_or(l).trim_end())
+        .filter(|l| !l.is_empty())
+        .take(n)
+        .map(str::to_string)
+        .collect();
+    kept.reverse();
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use weft_core::run::{apply, Event, Plan, RunState};
 
     use super::*;
+
+    #[test]
+    fn the_last_lines_are_whole_and_as_a_terminal_shows_them() {
+        let log = b"tail of a cut line\none\n\nprogress 10%\rprogress 100%\nboom: disk full\n\n";
+        assert_eq!(
+            last_lines(log, 3, false),
+            ["one", "progress 100%", "boom: disk full"]
+        );
+        assert_eq!(last_lines(log, 9, true)[0], "tail of a cut line");
+        assert_eq!(last_lines(log, 9, false).len(), 3);
+        assert!(last_lines(b"", 5, true).is_empty());
+    }
 
     #[test]
     fn the_attempt_is_the_latest_unless_asked_and_each_miss_is_named() {

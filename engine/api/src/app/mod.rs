@@ -19,7 +19,7 @@ mod webhooks;
 pub use admission::{Admission, AdmissionOptions};
 pub use children::{refuse_sub_workflow_cycles, Children};
 pub use follow_ups::{spawn_follow_ups, MAX_DEPTH};
-pub use logs::{pick_attempt, PickedAttempt};
+pub use logs::{last_lines, log_tail, pick_attempt, PickedAttempt};
 pub use retention::{
     apply_retention, spawn_retention, RetentionOwned, RetentionReport, RetentionStores,
 };

@@ -25,6 +25,9 @@ pub(super) struct LogQuery {
     /// Most bytes to answer with (default 1 MiB, at most 8 MiB): a long log
     /// is read in pages.
     limit: Option<u64>,
+    /// The log's last this many bytes (at most 8 MiB) instead of a page
+    /// from `offset`: where a failed step's log is read first.
+    tail: Option<u64>,
 }
 
 /// The largest page of a log one request gets.
@@ -39,7 +42,7 @@ pub const LOG_START_HEADER: &str = "x-weft-log-start";
 /// short of it, more pages follow.
 pub const LOG_END_HEADER: &str = "x-weft-log-end";
 
-#[utoipa::path(get, path = "/api/runs/{id}/logs/{task}", tag = "logs", params(("id" = String, Path), ("task" = String, Path, description = "step, or step[2]"), ("attempt" = Option<u32>, Query), ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query, description = "most bytes to answer with: default 1 MiB, at most 8 MiB")), responses((status = 200, content_type = "text/plain", body = String, headers(("x-weft-attempt-finished" = String, description = "true once the attempt has ended"), ("x-weft-log-start" = u64, description = "the byte of the log the body begins at"), ("x-weft-log-end" = u64, description = "where the log ends as stored now: more pages follow while the body ends short of it")))), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/runs/{id}/logs/{task}", tag = "logs", params(("id" = String, Path), ("task" = String, Path, description = "step, or step[2]"), ("attempt" = Option<u32>, Query), ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query, description = "most bytes to answer with: default 1 MiB, at most 8 MiB"), ("tail" = Option<u64>, Query, description = "the log's last this many bytes (at most 8 MiB) instead of a page from offset")), responses((status = 200, content_type = "text/plain", body = String, headers(("x-weft-attempt-finished" = String, description = "true once the attempt has ended"), ("x-weft-log-start" = u64, description = "the byte of the log the body begins at"), ("x-weft-log-end" = u64, description = "where the log ends as stored now: more pages follow while the body ends short of it")))), security(("bearer" = [])))]
 pub(super) async fn logs(
     State(api): State<ApiState>,
     caller: Caller,
@@ -54,10 +57,17 @@ pub(super) async fn logs(
         finished,
     } = crate::app::pick_attempt(&state, &task_id, q.attempt)?;
     let limit = q.limit.unwrap_or(LOG_PAGE_BYTES).clamp(1, MAX_PAGE_BYTES);
-    let slice = api
-        .store
-        .read_log_from(&key, q.offset.unwrap_or(0), limit)
-        .await?;
+    let slice = match q.tail {
+        Some(tail) => {
+            let store: &dyn weft_core::ports::StepLogs = api.store.as_ref();
+            crate::app::log_tail(store, &key, tail.clamp(1, MAX_PAGE_BYTES)).await?
+        }
+        None => {
+            api.store
+                .read_log_from(&key, q.offset.unwrap_or(0), limit)
+                .await?
+        }
+    };
     let finished = HeaderValue::from_static(if finished { "true" } else { "false" });
     let text = HeaderValue::from_static("text/plain; charset=utf-8");
     Ok((

@@ -71,6 +71,7 @@ pub(super) async fn save(
             version,
             saved_at,
             source: None,
+            params: None,
         }),
     ))
 }
@@ -89,6 +90,7 @@ pub(super) async fn list(
                 version: w.version,
                 saved_at: w.saved_at,
                 source: None,
+                params: None,
             })
             .collect(),
     ))
@@ -112,11 +114,17 @@ pub(super) async fn show(
         .workflow(&name, q.version)
         .await?
         .ok_or_else(|| Error::not_found(format!("no saved workflow {name} at that version")))?;
+    // Saved versions were checked when saved; one that no longer loads
+    // (a newer weft reads it differently) still shows, without a form.
+    let params = weft_core::spec::load(&w.source)
+        .ok()
+        .map(|workflow| workflow.param_defaults());
     Ok(Json(SavedWorkflowView {
         name: w.name,
         version: w.version,
         saved_at: w.saved_at,
         source: Some(w.source),
+        params,
     }))
 }
 

@@ -3,11 +3,13 @@
 
 mod artifacts;
 mod cached;
+mod failed;
 mod secrets;
 mod states;
 mod submit;
 pub use artifacts::ArtifactView;
 pub use cached::CachedFromView;
+pub use failed::{item_label, running_at, FailedAt};
 pub use secrets::{RotatedSecrets, SecretScopeView, SecretView, SetSecret};
 use states::{group_status, task_counts};
 pub use states::{RunStates, StepState};
@@ -133,6 +135,9 @@ pub struct HookView {
 pub struct TaskView {
     pub id: String,
     pub status: String,
+    /// A `for-each` task's item, shortened: what it worked on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
     pub attempts: Vec<AttemptView>,
 }
 
@@ -144,7 +149,12 @@ pub struct StepView {
     pub name: Option<String>,
     pub status: String,
     pub fan_out: bool,
+    /// When it became ready (its needs done): from here it waited.
     pub started_at: Option<u64>,
+    /// When its first attempt started running on a worker: the time
+    /// before it was spent waiting for a slot or a worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_at: Option<u64>,
     pub finished_at: Option<u64>,
     #[schema(value_type = Option<Object>)]
     pub outputs: Option<Json>,
@@ -184,6 +194,10 @@ pub struct RunView {
     /// Where the run stands in flow control: its key, why it waits, its parent.
     #[serde(flatten)]
     pub flow: RunFlow,
+    /// Its first failed task, while running too (a fan-out's failure shows
+    /// before the rest end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<FailedAt>,
 }
 
 /// What flow control says of a run, in its view and its states alike.
@@ -272,6 +286,7 @@ impl StepView {
             status: s.status.as_str().into(),
             fan_out: s.fan_out,
             started_at: s.started_at,
+            running_at: running_at(s),
             finished_at: s.finished_at,
             outputs: s.outputs.clone(),
             reason,
@@ -295,6 +310,7 @@ impl StepView {
                 .map(|t| TaskView {
                     id: t.id.to_string(),
                     status: t.status.as_str().into(),
+                    item: t.item.as_ref().map(item_label),
                     attempts: t
                         .attempts
                         .iter()
@@ -356,6 +372,7 @@ impl RunView {
             plugins: resolved_plugins(record),
             admission: state.admission.clone(),
             flow: RunFlow::of(state),
+            failed: FailedAt::of(state),
         }
     }
 
@@ -394,6 +411,11 @@ pub struct SavedWorkflowView {
     pub saved_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// With `source`: its `[params]` and their defaults, whose types a run
+    /// form's inputs take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<serde_json::Map<String, Json>>,
 }
 
 /// The step graph laid out for drawing (`weft_core::layout`), with each

@@ -6,7 +6,7 @@ use serde_json::Value as Json;
 use weft_core::ports::RunRecord;
 use weft_core::run::RunState;
 
-use super::{resolved_plugins, ResolvedPluginView, RunFlow, RunSummary};
+use super::{resolved_plugins, running_at, FailedAt, ResolvedPluginView, RunFlow, RunSummary};
 
 /// A run's states without tasks and attempts: what a live page needs on
 /// every change (`GET /api/runs/{id}/states`), small even for 5,000 steps.
@@ -25,6 +25,9 @@ pub struct RunStates {
     /// Where the run stands in flow control: its key, why it waits, its parent.
     #[serde(flatten)]
     pub flow: RunFlow,
+    /// Its first failed task (see `RunView::failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<FailedAt>,
     pub steps: Vec<StepState>,
 }
 
@@ -36,7 +39,11 @@ pub struct StepState {
     pub name: Option<String>,
     pub status: String,
     pub fan_out: bool,
+    /// When it became ready (its needs done).
     pub started_at: Option<u64>,
+    /// When its first attempt started running: before it, it waited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_at: Option<u64>,
     pub finished_at: Option<u64>,
     /// Tasks by state.
     pub counts: std::collections::BTreeMap<String, usize>,
@@ -55,6 +62,7 @@ impl RunStates {
                 status: s.status.as_str().into(),
                 fan_out: s.fan_out,
                 started_at: s.started_at,
+                running_at: running_at(s),
                 finished_at: s.finished_at,
                 counts: task_counts(s),
             })
@@ -67,6 +75,7 @@ impl RunStates {
             plugins: resolved_plugins(record),
             admission: state.admission.clone(),
             flow: RunFlow::of(state),
+            failed: FailedAt::of(state),
             steps,
         }
     }

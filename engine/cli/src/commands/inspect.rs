@@ -122,8 +122,25 @@ pub async fn runs(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn show(source: &Source, run: &str) -> anyhow::Result<ExitCode> {
+/// The last lines of the failed attempt's log, wherever the run is kept.
+pub async fn failure_lines(source: &Source, v: &RunView) -> Vec<String> {
+    match (source, &v.failed) {
+        (_, None) => Vec::new(),
+        (Source::Server(c), Some(_)) => crate::failure::lines_from_server(c, v).await,
+        (Source::Embedded(dir), Some(failed)) => match embedded::open_store(dir) {
+            Ok(store) => crate::failure::lines_from_store(store.as_ref(), &v.run.id, failed).await,
+            Err(_) => Vec::new(),
+        },
+    }
+}
+
+pub async fn show(source: &Source, run: &str, json: bool) -> anyhow::Result<ExitCode> {
     let v = view(source, run).await?;
+    if json {
+        // Everything the API answers, as it answers it.
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("run       {}", v.run.id);
     println!("workflow  {} ({})", v.run.workflow, v.run.file);
     println!("status    {}", v.run.status);
@@ -188,6 +205,10 @@ pub async fn show(source: &Source, run: &str) -> anyhow::Result<ExitCode> {
     }
     if let Some(s) = &v.run.summary {
         println!("summary   {s}");
+    }
+    if let Some(failed) = &v.failed {
+        let lines = failure_lines(source, &v).await;
+        print!("{}", crate::failure::describe(failed, &lines));
     }
     println!();
     print!("{}", table::steps(&v));

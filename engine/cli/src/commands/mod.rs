@@ -6,6 +6,7 @@ pub mod check;
 pub mod gc;
 pub mod inspect;
 pub mod plugin;
+pub mod progress_remote;
 pub mod run;
 pub mod secret;
 pub mod serve;

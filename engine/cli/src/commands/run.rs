@@ -282,7 +282,8 @@ async fn watch_here(
         eprintln!("warning: worker: {e}");
     }
 
-    let mut report = table::steps(&weft_api::views::RunView::new(&record, &state));
+    let view = weft_api::views::RunView::new(&record, &state);
+    let mut report = table::steps(&view);
     let took = state
         .finished_at
         .unwrap_or(0)
@@ -295,6 +296,12 @@ async fn watch_here(
     );
     if let Some(summary) = state.failure_summary() {
         report += &format!("  {summary}\n");
+    }
+    if let Some(failed) = &view.failed {
+        let lines = crate::failure::lines_from_store(store.as_ref(), &state.run_id, failed).await;
+        for line in crate::failure::describe(failed, &lines).lines() {
+            report += &format!("  {line}\n");
+        }
     }
     report += &format!(
         "  details: weft show {}   logs: weft logs {} <step>",

@@ -196,7 +196,17 @@ async fn serve_api(
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.server.listen))?;
-    println!("weft serve listening on http://{}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    println!("weft serve listening on http://{addr}");
+    // Where a person opens it: a wildcard address is reached as localhost.
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => format!("localhost:{}", addr.port()),
+        _ => addr.to_string(),
+    };
+    println!("weft: dashboard: http://{host}/");
+    if config.server.auth {
+        println!("weft: the dashboard asks for a token (`weft token create`; lost every admin token? `weft token recover` on this machine)");
+    }
     let metrics = weft_api::ServerMetrics::collect(&service);
     // Compiles uploads to validate them; it runs no plugin.
     let plugin_host = Arc::new(weft_wasm_host::Host::new(weft_wasm_host::Options {

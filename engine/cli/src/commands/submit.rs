@@ -46,34 +46,55 @@ pub async fn submit(client: Client, args: Args) -> anyhow::Result<ExitCode> {
     };
     let run = client.submit(&request).await?;
     println!("submitted run {} of {}", run.id, run.workflow);
+    println!("dashboard: {}", dashboard_url(&client, &run.id));
     if !args.wait {
         return Ok(ExitCode::SUCCESS);
     }
     wait_and_report(&client, &run.id).await
 }
 
-/// Run `id` once it has finished.
+/// Where the run's page is in the dashboard.
+pub fn dashboard_url(client: &Client, id: &str) -> String {
+    format!("{}/#/runs/{id}", client.base())
+}
+
+/// Run `id` once it has finished, saying how it goes meanwhile (see
+/// [`super::progress_remote`]).
 async fn finished(client: &Client, id: &str) -> anyhow::Result<RunView> {
+    let mut progress = super::progress_remote::Progress::new();
     let mut delay = Duration::from_millis(100);
     loop {
-        let view = client.run(id).await?;
-        if view.is_finished() {
-            return Ok(view);
+        let states = client.states(id).await?;
+        progress.show(&states);
+        if matches!(
+            states.run.status.as_str(),
+            "succeeded" | "failed" | "cancelled"
+        ) {
+            return Ok(client.run(id).await?);
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(1));
+        delay = (delay * 2).min(Duration::from_millis(500));
     }
 }
 
-fn report(view: &RunView) {
+async fn report(client: &Client, view: &RunView) {
     print!("{}", table::steps(view));
     println!("\nrun {} {}", view.run.id, view.run.status);
+    if let Some(summary) = &view.run.summary {
+        println!("  {summary}");
+    }
+    if let Some(failed) = &view.failed {
+        let lines = crate::failure::lines_from_server(client, view).await;
+        for line in crate::failure::describe(failed, &lines).lines() {
+            println!("  {line}");
+        }
+    }
 }
 
 /// Waits for run `id` to finish, prints its steps; the exit code follows its status.
 pub async fn wait_and_report(client: &Client, id: &str) -> anyhow::Result<ExitCode> {
     let view = finished(client, id).await?;
-    report(&view);
+    report(client, &view).await;
     Ok(match view.run.status.as_str() {
         "succeeded" => ExitCode::SUCCESS,
         "cancelled" => ExitCode::from(130),
@@ -91,6 +112,7 @@ pub async fn retry(
     let run = find(&client, run).await?.run.id;
     let new = client.retry(&run, from).await?;
     println!("retrying {run} as run {}", new.id);
+    println!("dashboard: {}", dashboard_url(&client, &new.id));
     if wait {
         return wait_and_report(&client, &new.id).await;
     }
@@ -115,7 +137,7 @@ pub async fn cancel(client: Client, run: &str, wait: bool) -> anyhow::Result<Exi
         return Ok(ExitCode::SUCCESS);
     }
     let view = finished(&client, &id).await?;
-    report(&view);
+    report(&client, &view).await;
     Ok(if view.run.status == "cancelled" {
         ExitCode::SUCCESS
     } else {

@@ -21,6 +21,37 @@ pub enum Command {
     },
     /// The latest version of every saved workflow.
     List,
+    /// Run a saved workflow: `NAME` (its latest version) or `NAME@VERSION`.
+    Run {
+        /// `NAME` or `NAME@VERSION`.
+        workflow: String,
+        /// Override a parameter: `--param epochs=5` (repeatable).
+        #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// -1000 to 1000, higher first.
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+        priority: i32,
+        /// Wait for the run to finish, showing its progress; exit 0 only if it succeeded.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Print a saved workflow's text (`NAME` or `NAME@VERSION`) and its parameters.
+    Show { workflow: String },
+}
+
+/// `NAME` or `NAME@VERSION`.
+fn name_and_version(text: &str) -> anyhow::Result<(&str, Option<u32>)> {
+    match text.split_once('@') {
+        None => Ok((text, None)),
+        Some((name, v)) => Ok((
+            name,
+            Some(v.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "`{text}`: write a saved workflow as NAME or NAME@VERSION (a number)"
+                )
+            })?),
+        )),
+    }
 }
 
 pub async fn workflows(client: weft_api::Client, command: Command) -> anyhow::Result<ExitCode> {
@@ -30,6 +61,41 @@ pub async fn workflows(client: weft_api::Client, command: Command) -> anyhow::Re
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
             let saved = client.save_workflow(&text, name.as_deref()).await?;
             println!("saved {} version {}", saved.name, saved.version);
+        }
+        Command::Run {
+            workflow,
+            params,
+            priority,
+            wait,
+        } => {
+            let (name, version) = name_and_version(&workflow)?;
+            let params = super::submit::parse_params(&params)?.into_iter().collect();
+            let run = client.run_saved(name, version, &params, priority).await?;
+            println!(
+                "submitted run {} of {} ({})",
+                run.id, run.workflow, run.file
+            );
+            println!(
+                "dashboard: {}",
+                super::submit::dashboard_url(&client, &run.id)
+            );
+            if wait {
+                return super::submit::wait_and_report(&client, &run.id).await;
+            }
+        }
+        Command::Show { workflow } => {
+            let (name, version) = name_and_version(&workflow)?;
+            let saved = client.saved_workflow(name, version).await?;
+            println!(
+                "# {} version {} saved {}",
+                saved.name,
+                saved.version,
+                format_time(saved.saved_at)
+            );
+            for (param, default) in saved.params.iter().flatten() {
+                println!("# param {param} (default {default})");
+            }
+            print!("{}", saved.source.unwrap_or_default());
         }
         Command::List => {
             let rows: Vec<Vec<String>> = client

@@ -135,6 +135,27 @@ async fn check_reports_problems_with_places_and_a_graph_when_clean() {
         .iter()
         .all(|n| n["status"] == "pending"));
 
+    // An unknown plugin is found as `weft check --server` finds it, at
+    // its line, for the editor's "no problems" to be true.
+    let ghost = "[workflow]\nname = \"x\"\n[steps.a]\nrun = \"true\"\nhooks = { post = [{ plugin = \"no-such-plugin@^1\" }] }\n";
+    let (_, report) = cluster
+        .call(
+            token,
+            Method::POST,
+            "/api/check",
+            Some(json!({"workflow": ghost})),
+        )
+        .await;
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(report["diagnostics"][0]["line"], 5, "{report}");
+    assert!(
+        report["diagnostics"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-plugin"),
+        "{report}"
+    );
+
     // No token, no check.
     let (status, _) = cluster
         .call(

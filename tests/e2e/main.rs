@@ -13,6 +13,7 @@ mod browser;
 mod caching;
 mod check;
 mod cli;
+mod cli_daily;
 mod cluster;
 mod concurrency;
 mod containers;

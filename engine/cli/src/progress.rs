@@ -27,7 +27,14 @@ struct Live {
     multi: MultiProgress,
     bars: HashMap<usize, ProgressBar>,
     width: usize,
+    /// Above [`COMPACT_ABOVE`] steps: one bar for the run (counts by state,
+    /// the running steps by name) instead of a bar per step, and a line
+    /// per failed step.
+    overall: Option<ProgressBar>,
 }
+
+/// Above this many steps, `weft run` shows one bar for the whole run.
+const COMPACT_ABOVE: usize = 30;
 
 impl Reporter {
     pub fn new(live: bool, workflow: &Workflow) -> Self {
@@ -38,10 +45,25 @@ impl Reporter {
             .max()
             .unwrap_or(4)
             .min(30);
-        let live = live.then(|| Live {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
-            bars: HashMap::new(),
-            width,
+        let live = live.then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+            let overall = (workflow.steps.len() > COMPACT_ABOVE).then(|| {
+                let style = ProgressStyle::with_template(
+                    "{spinner} [{bar:30}] {pos}/{len} steps {elapsed:>4} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+                let bar =
+                    multi.add(ProgressBar::new(workflow.steps.len() as u64).with_style(style));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            });
+            Live {
+                multi,
+                bars: HashMap::new(),
+                width,
+                overall,
+            }
         });
         Self {
             live,
@@ -78,7 +100,7 @@ impl Reporter {
 
     fn finish(&mut self) {
         if let Some(live) = &self.live {
-            for bar in live.bars.values() {
+            for bar in live.bars.values().chain(&live.overall) {
                 if !bar.is_finished() {
                     bar.abandon();
                 }
@@ -195,6 +217,14 @@ impl weft_orchestrator::Progress for Reporter {
                 task: task.clone(),
                 attempt: *attempt,
             }));
+        }
+        if self.live.as_ref().is_some_and(|l| l.overall.is_some()) {
+            self.compact(state, at);
+            if state.status.is_terminal() {
+                self.finish();
+                self.tell(Message::Done);
+            }
+            return;
         }
         // Step-level changes.
         for (i, step) in state.steps.iter().enumerate() {
@@ -331,6 +361,73 @@ impl weft_orchestrator::Progress for Reporter {
         if state.status.is_terminal() {
             self.finish();
             self.tell(Message::Done);
+        }
+    }
+}
+
+impl Reporter {
+    /// The compact display: the run's bar says how many steps are done,
+    /// the counts by state and the running steps by name; a failed step
+    /// gets a line of its own above it.
+    fn compact(&mut self, state: &RunState, at: u64) {
+        let mut failed = Vec::new();
+        for (i, step) in state.steps.iter().enumerate() {
+            if self.last[i] != step.status && step.status == StepStatus::Failed {
+                failed.push(format!(
+                    "{} {} failed: {}",
+                    self.stamp(at),
+                    state.plan.workflow.steps[i].id,
+                    failure(step)
+                ));
+            }
+            self.last[i] = step.status;
+        }
+        for line in failed {
+            self.line(line);
+        }
+        let Some(bar) = self.live.as_ref().and_then(|l| l.overall.as_ref()) else {
+            return;
+        };
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for step in &state.steps {
+            *counts.entry(step.status.as_str()).or_insert(0) += 1;
+        }
+        let done = state
+            .steps
+            .iter()
+            .filter(|s| s.status.is_terminal())
+            .count();
+        let running: Vec<&str> = state
+            .steps
+            .iter()
+            .zip(&state.plan.workflow.steps)
+            .filter(|(s, _)| s.status == StepStatus::Running)
+            .map(|(_, spec)| spec.id.as_str())
+            .collect();
+        let mut msg: Vec<String> = counts
+            .iter()
+            .filter(|(s, _)| **s != "running")
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect();
+        if !running.is_empty() {
+            let names = running
+                .iter()
+                .take(3)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            let more = if running.len() > 3 { ", …" } else { "" };
+            msg.push(format!("{} running: {names}{more}", running.len()));
+        }
+        bar.set_position(done as u64);
+        bar.set_message(msg.join(" · "));
+        if state.status.is_terminal() {
+            bar.disable_steady_tick();
+            bar.abandon_with_message(format!(
+                "{} · run {}",
+                msg.join(" · "),
+                state.status.as_str()
+            ));
         }
     }
 }

@@ -37,7 +37,7 @@ pub(super) async fn check(
     // The editor shows what the server's policy would refuse of the caller,
     // as it would refuse it at submit.
     let policy = super::run_policy(&api, caller.role)?;
-    let refused = match weft_core::spec::load(source) {
+    let mut refused = match weft_core::spec::load(source) {
         // Secrets and admission are a submitter's business: a viewer
         // learns nothing of which secrets exist, and runs no plugin.
         Ok(workflow) if caller.role < Role::Operator => {
@@ -66,6 +66,19 @@ pub(super) async fn check(
         }
         Err(_) => Vec::new(),
     };
+    // Plugin references against this server's registry, as `weft check
+    // --server` checks them: unknown plugins, versions matching nothing,
+    // plugins of the wrong world. Local files are the CLI's to read.
+    if let Ok(workflow) = weft_core::spec::load(source) {
+        let references = weft_core::plugins::references(&workflow);
+        if references
+            .iter()
+            .any(|(r, _)| !weft_core::plugins::is_local(&r.value))
+        {
+            let registry = api.plugins.plugins().await?;
+            refused.extend(weft_core::plugins::check(&workflow, &registry));
+        }
+    }
     if !refused.is_empty() {
         return Ok(Json(CheckView {
             ok: false,

@@ -119,6 +119,8 @@ export function logViewer({ lineHref = () => null, onLine = () => {}, fileName =
   let hit = -1;
   let scheduled = false;
   let ended = false;
+  // For benchmarks: marked once a whole log's window is first drawn.
+  let shown = false;
 
   const spacer = h('div', { class: 'log-spacer' });
   const rows = h('div', { class: 'log-rows' });
@@ -177,6 +179,7 @@ export function logViewer({ lineHref = () => null, onLine = () => {}, fileName =
         h('a', { class: 'ln', href: lineHref(i + 1), onclick: (e) => { e.preventDefault(); mark(i + 1); onLine(i + 1); } }, String(i + 1)),
         text));
     }
+    if (ended && !shown) { shown = true; performance.mark('weft:log-shown'); }
   }
 
   function setFollow(on) {
@@ -269,6 +272,7 @@ export function logViewer({ lineHref = () => null, onLine = () => {}, fileName =
       hits = [];
       hit = -1;
       ended = false;
+      shown = false;
       target = null;
       pending = null;
       found.textContent = '';

@@ -115,6 +115,18 @@ impl Browser {
         .await
     }
 
+    /// Runs `script` asynchronously: it calls its last argument with the
+    /// answer (a frame later, for example). The benches time frames with it.
+    #[allow(dead_code)]
+    pub async fn eval_async(&self, script: &str, args: Value) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/async",
+            json!({"script": script, "args": args}),
+        )
+        .await
+    }
+
     /// Polls `script` until it returns something truthy; returns that.
     pub async fn wait_for(&self, what: &str, script: &str, limit: Duration) -> Value {
         let deadline = Instant::now() + limit;

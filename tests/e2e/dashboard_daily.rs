@@ -598,3 +598,87 @@ async fn a_saved_workflow_runs_from_its_typed_form_and_its_versions_diff() {
     );
     assert!(said.contains("train succeeded"), "progress: {said}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_editor_highlights_completes_keys_from_the_schema_and_checks_plugins() {
+    let cluster = Cluster::start(0);
+    let b = open_as(&cluster, &cluster.admin_token, "editor").await;
+    b.wait_for(
+        "the sample, highlighted and checked",
+        "return document.querySelector('.check-state.ok') && document.querySelector('.code-layer .tok-table')",
+        LONG,
+    )
+    .await;
+    let tokens = b
+        .eval(
+            "const t = (c) => [...document.querySelectorAll(`.code-layer .${c}`)].map((e) => e.textContent);
+             return { table: t('tok-table'), tmpl: t('tok-tmpl'), key: t('tok-key'), str: t('tok-str') }",
+            json!([]),
+        )
+        .await;
+    assert!(
+        tokens["table"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("[steps.greet]")),
+        "{tokens}"
+    );
+    assert!(
+        tokens["tmpl"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("{{ params.who }}")),
+        "{tokens}"
+    );
+    assert!(
+        tokens["key"].as_array().unwrap().contains(&json!("needs")),
+        "{tokens}"
+    );
+
+    // Typing a key's start in a step's table offers the step's keys.
+    b.eval(
+        "const s = document.querySelector('textarea.source');
+         s.value = '[workflow]\\nname = \"w\"\\n\\n[steps.a]\\nrun = \"true\"\\n';
+         s.focus(); s.setSelectionRange(s.value.length, s.value.length);",
+        json!([]),
+    )
+    .await;
+    b.type_into("textarea.source", "time").await;
+    let offered = b
+        .wait_for(
+            "keys offered",
+            "const l = document.querySelector('.completions:not([hidden])'); return l && [...l.querySelectorAll('li')].map((li) => li.dataset.key)",
+            LONG,
+        )
+        .await;
+    assert!(
+        offered.as_array().unwrap().contains(&json!("timeout")),
+        "{offered}"
+    );
+    b.type_into("textarea.source", "\u{E004}").await; // Tab takes it
+    let text = b
+        .eval(
+            "return document.querySelector('textarea.source').value",
+            json!([]),
+        )
+        .await;
+    assert!(text.as_str().unwrap().ends_with("timeout = "), "{text}");
+    b.screenshot("daily-editor").await;
+
+    // An unknown plugin is a problem here as in `weft check --server`, its line marked.
+    b.eval(
+        "const s = document.querySelector('textarea.source');
+         s.value = '[workflow]\\nname = \"w\"\\n[steps.a]\\nrun = \"true\"\\nhooks = { post = [{ plugin = \"no-such-plugin@^1\" }] }\\n';
+         s.dispatchEvent(new Event('input'));",
+        json!([]),
+    )
+    .await;
+    let marked = b
+        .wait_for(
+            "the plugin refused",
+            "return document.querySelector('ol.diagnostics').textContent.includes('no-such-plugin') && [...document.querySelectorAll('.code-line')].findIndex((l) => l.classList.contains('problem')) + 1",
+            LONG,
+        )
+        .await;
+    assert_eq!(marked, json!(5));
+}

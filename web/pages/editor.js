@@ -1,9 +1,12 @@
-// Editor: write or paste a workflow, see its problems at line and column as
-// you type and a preview of its graph, then run it with parameters.
+// Editor: write or paste a workflow (highlighted, keys completed from the
+// format's schema), see its problems at line and column as you type (and
+// their lines marked) and a preview of its graph, then run it with
+// parameters.
 
 import { api } from '../api.js';
 import { h, clear, throttle, errorBox } from '../dom.js';
 import { drawGraph } from '../graph.js';
+import { codeEditor } from '../code-editor.js';
 
 const DRAFT = 'weft.editor.draft';
 const SAMPLE = `[workflow]
@@ -42,6 +45,8 @@ export function mount(el) {
     oninput: () => { localStorage.setItem(DRAFT, source.value); check(); },
   });
   source.value = localStorage.getItem(DRAFT) || SAMPLE;
+  // Highlighted, with completion from the format's schema once it comes.
+  const code = codeEditor(source, api('/api/schema', { signal: abort.signal }));
   const file = h('input', { type: 'text', value: 'workflow.toml', 'aria-label': 'file name', size: 18 });
   const params = h('textarea', { class: 'params', rows: 3, spellcheck: 'false', placeholder: 'name=value, one per line', 'aria-label': 'parameters' });
   const submit = h('button', { type: 'button', class: 'primary', disabled: true, onclick: run }, 'Run');
@@ -57,7 +62,7 @@ export function mount(el) {
     h('div', { class: 'bar' }, h('h1', {}, 'Editor'), h('span', { class: 'spacer' }), file, state, save, submit),
     problem,
     h('div', { class: 'editor' },
-      h('div', { class: 'editor-left' }, source, h('label', {}, 'Parameters', params)),
+      h('div', { class: 'editor-left' }, code.element, h('label', {}, 'Parameters', params)),
       h('div', { class: 'editor-right' }, problems, rendered, h('h3', {}, 'Preview'), preview)),
   );
 
@@ -83,6 +88,7 @@ export function mount(el) {
           }, d.line ? `${d.line}:${d.column}` : '—'),
           ' ', d.message));
       }
+      code.mark(result.diagnostics.map((d) => d.line).filter(Boolean));
       rendered.hidden = result.ok;
       rendered.textContent = result.rendered;
       if (result.graph) {

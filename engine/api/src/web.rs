@@ -32,6 +32,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     asset!("timeline.js", JS),
     asset!("artifacts.js", JS),
     asset!("log.js", JS),
+    asset!("code-editor.js", JS),
     asset!("pages/runs.js", JS),
     asset!("pages/run.js", JS),
     asset!("pages/step-panel.js", JS),

@@ -103,6 +103,12 @@ pub(super) async fn check(
     }))
 }
 
+#[utoipa::path(get, path = "/api/schema", tag = "workflows", responses((status = 200, description = "the JSON Schema of the workflow format (`weft schema`): the editor's completion reads it", body = Object)), security(("bearer" = [])))]
+pub(super) async fn schema(caller: Caller) -> Result<Json<serde_json::Value>, Error> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(weft_core::spec::json_schema()))
+}
+
 /// Diagnostics with line and column (0 where one has no place).
 pub(super) fn diagnostic_views(source: &str, diagnostics: &[Diagnostic]) -> Vec<DiagnosticView> {
     diagnostics

@@ -176,6 +176,7 @@ pub fn router(state: ApiState) -> Router {
             post(approvals::decide),
         )
         .route("/api/check", post(graph::check))
+        .route("/api/schema", get(graph::schema))
         .route("/api/runs/{id}/cancel", post(runs::cancel))
         .route("/api/runs/{id}/retry", post(runs::retry))
         .route("/api/runs/{id}/artifacts", get(artifacts::list))

@@ -18,7 +18,7 @@ use crate::Error;
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "weft", description = "The REST API of `weft serve`."),
-    paths(submit, list, show, states, step, approvals::decide, graph::run_graph, graph::check, cancel, retry, logs, log_stream, workers, events, metrics, create_token, list_tokens, revoke_token, workflows::save, workflows::list, workflows::show, workflows::run, schedules::list, schedules::backfill, triggers::deliver, plugins::push, plugins::list, plugins::versions, plugins::show, plugins::remove_all, plugins::remove, audit_routes::list, secrets::set, secrets::list, secrets::remove, secrets::rotate, artifacts::list, artifacts::download),
+    paths(submit, list, show, states, step, approvals::decide, graph::run_graph, graph::check, graph::schema, cancel, retry, logs, log_stream, workers, events, metrics, create_token, list_tokens, revoke_token, workflows::save, workflows::list, workflows::show, workflows::run, schedules::list, schedules::backfill, triggers::deliver, plugins::push, plugins::list, plugins::versions, plugins::show, plugins::remove_all, plugins::remove, audit_routes::list, secrets::set, secrets::list, secrets::remove, secrets::rotate, artifacts::list, artifacts::download),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -1,7 +1,9 @@
 // A step attempt's log. Only the lines in view are in the page, so a
 // 100,000-line log scrolls like a 10-line one. Line numbers link to their
-// line; ANSI colours become spans (text nodes and classes, never HTML from
-// the log); search; follow mode (on while scrolled to the end); download.
+// line; lines the step wrote to stderr (they begin with the byte 0x1E in
+// the stored log) are marked; ANSI colours become spans (text nodes and
+// classes, never HTML from the log); search; follow mode (on while
+// scrolled to the end); download (without the marks).
 
 import { h, clear } from './dom.js';
 
@@ -68,9 +70,22 @@ function parse(line, start) {
   return { runs, end: state };
 }
 
-/** The text of a line as a terminal shows it: escapes gone, after its last CR. */
+/** The byte before each line a step wrote to stderr. */
+const MARK = '\x1e';
+
+/** Whether a log line came from stderr. */
+export function isStderr(line) {
+  return line.startsWith(MARK);
+}
+
+function unmarked(line) {
+  return line.includes(MARK) ? line.split(MARK).join('') : line;
+}
+
+/** The text of a line as a terminal shows it: marks and escapes gone, after its last CR. */
 export function plain(line) {
-  const text = line.includes('\x1b') ? line.replace(ESCAPES, '') : line;
+  const bare = unmarked(line);
+  const text = bare.includes('\x1b') ? bare.replace(ESCAPES, '') : bare;
   const cr = text.lastIndexOf('\r', text.length - 2);
   return cr >= 0 ? text.slice(cr + 1) : text.replace(/\r$/, '');
 }
@@ -169,10 +184,11 @@ export function logViewer({ lineHref = () => null, onLine = () => {}, fileName =
     clear(rows);
     const current = hit >= 0 ? hits[hit] : -1;
     for (let i = first; i < last; i++) {
-      const { runs } = parse(lines[i], starts.get(i) || PLAIN);
+      const { runs } = parse(unmarked(lines[i]), starts.get(i) || PLAIN);
       const text = h('span', { class: 'lt' });
       for (const [t, st] of runs) marked(text, t, st, needle);
       const cls = ['log-line'];
+      if (isStderr(lines[i])) cls.push('stderr');
       if (i + 1 === target) cls.push('target');
       if (i === current) cls.push('hit');
       rows.append(h('div', { class: cls.join(' '), 'data-line': i + 1 },
@@ -252,7 +268,7 @@ export function logViewer({ lineHref = () => null, onLine = () => {}, fileName =
   }
 
   function download() {
-    const blob = new Blob([lines.join('\n')], { type: 'text/plain' });
+    const blob = new Blob([unmarked(lines.join('\n'))], { type: 'text/plain' });
     const url = URL.createObjectURL(blob);
     const a = h('a', { href: url, download: fileName() });
     document.body.append(a);

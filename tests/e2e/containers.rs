@@ -87,6 +87,9 @@ container = { image = "IMAGE", command = "echo got {{ steps.make.outputs.n }}; e
         out.contains("root is read-only") && out.contains("tmp is writable"),
         "{out}"
     );
+    // What the container wrote to stderr is marked as such in its log.
+    assert!(out.contains("\u{1e}touch: /etc/x"), "{out}");
+    assert!(!out.contains("\u{1e}root is read-only"), "{out}");
     let used = step(&view, "use");
     assert_eq!(used.status, "failed");
     assert_eq!(used.reason.as_deref(), Some("exited with code 3"));

@@ -100,6 +100,23 @@ async fn a_failed_fan_out_opens_on_its_failed_task_with_its_log_at_the_end_and_l
         .unwrap();
     assert_eq!(shard["tasks"][25]["item"], "region-25");
     assert!(shard["running_at"].as_u64() >= shard["started_at"].as_u64());
+    // `weft logs` prints the log as the step wrote it, without marks.
+    let logs = std::process::Command::new(crate::support::weft_bin())
+        .args(["logs", &id, "shard[25]", "--server", &cluster.url])
+        .env("WEFT_TOKEN", &cluster.admin_token)
+        .env("WEFT_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        printed.ends_with("line 100000\n\u{1b}[31mboom: disk full\u{1b}[0m\n"),
+        "{}",
+        &printed[printed.len().saturating_sub(200)..]
+    );
+    assert!(!printed.contains('\u{1e}'));
+    // The API's log carries the mark before the stderr line.
+    let raw = cluster.client().logs(&id, "shard[25]", None).await.unwrap();
+    assert!(raw.ends_with(b"line 100000\n\x1e\x1b[31mboom: disk full\x1b[0m\n"));
     drop(data);
 
     // The page opens on the failed task without being asked.
@@ -183,6 +200,8 @@ async fn a_failed_fan_out_opens_on_its_failed_task_with_its_log_at_the_end_and_l
                rendered: lines.length,
                last: Number(last.dataset.line),
                red: !!last.querySelector('.a-fg1'),
+               stderr: last.classList.contains('stderr') && !lines[lines.length - 2].classList.contains('stderr'),
+               mark: last.textContent.includes('\\u001e'),
                raw: last.textContent.includes('\\u001b') || last.textContent.includes('[31m'),
              }",
             json!([]),
@@ -201,6 +220,11 @@ async fn a_failed_fan_out_opens_on_its_failed_task_with_its_log_at_the_end_and_l
         (log["red"].as_bool(), log["raw"].as_bool()),
         (Some(true), Some(false)),
         "{log}"
+    );
+    assert_eq!(
+        (log["stderr"].as_bool(), log["mark"].as_bool()),
+        (Some(true), Some(false)),
+        "stderr marked, the mark not shown: {log}"
     );
     b.screenshot("daily-failed-fan-out").await;
 

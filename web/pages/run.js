@@ -7,7 +7,7 @@ import { api, stream } from '../api.js';
 import { h, clear, badge, clock, time, throttle, errorBox } from '../dom.js';
 import { drawGraph, groupStatus } from '../graph.js';
 import { timeline } from '../timeline.js';
-import { logViewer, plain } from '../log.js';
+import { logViewer, plain, isStderr } from '../log.js';
 import { stepDetails } from './step-panel.js';
 
 const TAIL_BYTES = 2048;
@@ -154,7 +154,10 @@ export function mount(el, [id]) {
       const text = await api(`/api/runs/${encodeURIComponent(id)}/logs/${taskPath(f.task)}?attempt=${f.attempt}&tail=${TAIL_BYTES}`, { signal: abort.signal });
       const lines = String(text).split('\n');
       if (String(text).length >= TAIL_BYTES) lines.shift();
-      tailLines = lines.map(plain).filter((l) => l.trim()).slice(-TAIL_LINES);
+      // Its last stderr lines when it has any: they say why.
+      const said = lines.filter((l) => plain(l).trim());
+      const errs = said.filter(isStderr);
+      tailLines = (errs.length ? errs : said).map(plain).slice(-TAIL_LINES);
       draw();
     } catch (e) { /* the banner stands without the tail */ }
   }

@@ -145,6 +145,8 @@ impl Tail {
     }
 
     fn line(&self, key: &AttemptId, text: &str) {
+        // A stderr line's mark is for viewers that can show it apart.
+        let (_, text) = weft_core::log_format::split_mark(text);
         let width = self.width;
         let task = key.task.to_string();
         self.printer.print(&format!("{task:>width$} | {text}"));

@@ -16,6 +16,7 @@ mod error;
 pub mod expr;
 pub mod kernel;
 pub mod layout;
+pub mod log_format;
 pub mod plugins;
 pub mod policy;
 pub mod ports;

@@ -158,7 +158,7 @@ pub(crate) async fn run(
         child
             .stderr
             .take()
-            .map(|s| tokio::spawn(pump(s, log.clone()))),
+            .map(|s| tokio::spawn(pump_err(s, log.clone()))),
     ];
     let flusher = log.spawn_flusher();
 
@@ -256,6 +256,17 @@ fn failed(kind: FailureKind, reason: String, exit_code: Option<i32>, retryable: 
         exit_code,
         retryable,
         kind,
+    }
+}
+
+/// The step's stderr, its lines marked (`weft_core::log_format`).
+async fn pump_err(mut pipe: impl AsyncRead + Unpin, log: Arc<StepLog>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = pipe.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        log.push_err(&buf[..n]).await;
     }
 }
 

@@ -46,6 +46,8 @@ pub(crate) struct StepLog {
     filter: SyncMutex<Option<Arc<PostHooks>>>,
     /// The attempt's secrets, masked before anything else sees the output.
     masker: SyncMutex<Option<Arc<Masker>>>,
+    /// Whether the next stderr byte begins a line (to be marked).
+    err_line_start: SyncMutex<bool>,
 }
 
 struct Writer {
@@ -85,6 +87,7 @@ impl StepLog {
             key,
             filter: SyncMutex::new(None),
             masker: SyncMutex::new(None),
+            err_line_start: SyncMutex::new(true),
         })
     }
 
@@ -146,6 +149,17 @@ impl StepLog {
             tries += 1;
             tokio::time::sleep(crate::claim::backoff(tries)).await;
         }
+    }
+
+    /// Takes output the step wrote to its stderr: each of its lines marked
+    /// (`weft_core::log_format`). A secret on such a line is still found:
+    /// the masker looks for a many-line value line by line.
+    pub(crate) async fn push_err(&self, bytes: &[u8]) {
+        let marked = {
+            let mut start = self.err_line_start.lock().expect("stderr line lock");
+            weft_core::log_format::mark_stderr(bytes, &mut start)
+        };
+        self.push(&marked).await;
     }
 
     /// Writes what is left, trying for as long as the store fails (up to
@@ -281,6 +295,10 @@ pub(crate) async fn bound_texts(
 impl LogSink for StepLog {
     async fn write(&self, chunk: &[u8]) {
         self.push(chunk).await;
+    }
+
+    async fn write_err(&self, chunk: &[u8]) {
+        self.push_err(chunk).await;
     }
 }
 

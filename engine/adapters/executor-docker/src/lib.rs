@@ -185,6 +185,9 @@ impl ContainerRuntime for DockerRuntime {
         let mut stream = self.docker.logs(&run.name, Some(logs));
         while let Some(chunk) = stream.next().await {
             match chunk {
+                Ok(bollard::container::LogOutput::StdErr { message }) => {
+                    log.write_err(&message).await
+                }
                 Ok(out) => log.write(&out.into_bytes()).await,
                 Err(_) => break,
             }

@@ -77,20 +77,36 @@ pub async fn log_tail(
 
 /// The last `n` lines of `log` with text in them, as a terminal would
 /// leave them (what follows a line's last carriage return), without a cut
-/// first line when the tail began mid-line (`whole` false).
+/// first line when the tail began mid-line (`whole` false): its last
+/// stderr lines when it has any (they say why a step failed), else its
+/// last lines. Without their marks.
 pub fn last_lines(log: &[u8], n: usize, whole: bool) -> Vec<String> {
     let text = String::from_utf8_lossy(log);
     let mut lines: Vec<&str> = text.split('\n').collect();
     if !whole && lines.len() > 1 {
         lines.remove(0);
     }
-    let mut kept: Vec<String> = lines
+    let lines: Vec<(bool, String)> = lines
         .iter()
+        .map(|l| {
+            let (stderr, text) = weft_core::log_format::split_mark(l);
+            let shown = text
+                .rsplit('\r')
+                .next()
+                .unwrap_or(&text)
+                .trim_end()
+                .to_string();
+            (stderr, shown)
+        })
+        .filter(|(_, l)| !l.is_empty())
+        .collect();
+    let any_stderr = lines.iter().any(|(stderr, _)| *stderr);
+    let mut kept: Vec<String> = lines
+        .into_iter()
         .rev()
-        .map(|l| l.rsplit('\r').next().unwrap_or(l).trim_end())
-        .filter(|l| !l.is_empty())
+        .filter(|(stderr, _)| *stderr || !any_stderr)
         .take(n)
-        .map(str::to_string)
+        .map(|(_, l)| l)
         .collect();
     kept.reverse();
     kept
@@ -112,6 +128,12 @@ mod tests {
         assert_eq!(last_lines(log, 9, true)[0], "tail of a cut line");
         assert_eq!(last_lines(log, 9, false).len(), 3);
         assert!(last_lines(b"", 5, true).is_empty());
+        // Stderr lines first: they say why.
+        let log = b"out 1\n\x1eerror: disk full\nout 2\n\x1ehint: free some\nout 3\n";
+        assert_eq!(
+            last_lines(log, 5, true),
+            ["error: disk full", "hint: free some"]
+        );
     }
 
     #[test]

@@ -259,14 +259,17 @@ pub async fn logs(
         )
         .await;
     }
-    // Page by page, so a log of many megabytes is never held whole. Which
+    // Page by page, so a log of many megabytes is never held whole; the
+    // marks of stderr lines taken out (`weft_core::log_format`). Which
     // attempt, and why there is none, is the application layer's to say,
     // on the server or here.
     let mut out = std::io::stdout().lock();
     match source {
         Source::Server(c) => {
-            c.logs_each(run, &task.to_string(), attempt, |page| out.write_all(page))
-                .await?
+            c.logs_each(run, &task.to_string(), attempt, |page| {
+                out.write_all(&weft_core::log_format::strip_marks(page))
+            })
+            .await?
         }
         Source::Embedded(dir) => {
             let store = embedded::open_store(dir)?;
@@ -277,7 +280,7 @@ pub async fn logs(
                 let page = store
                     .read_log_from(&key, offset, weft_core::ports::LOG_PAGE_BYTES)
                     .await?;
-                out.write_all(&page.bytes)?;
+                out.write_all(&weft_core::log_format::strip_marks(&page.bytes))?;
                 if !page.more() || page.bytes.is_empty() {
                     break;
                 }
@@ -309,7 +312,7 @@ async fn follow_log(
                     );
                 }
                 offset = slice.end();
-                out.write_all(&slice.bytes)?;
+                out.write_all(&weft_core::log_format::strip_marks(&slice.bytes))?;
                 out.flush()?;
                 if finished && slice.bytes.is_empty() {
                     return Ok(ExitCode::SUCCESS);

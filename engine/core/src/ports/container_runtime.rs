@@ -63,6 +63,12 @@ pub enum ContainerExit {
 #[async_trait]
 pub trait LogSink: Send + Sync {
     async fn write(&self, chunk: &[u8]);
+
+    /// Output the container wrote to its stderr; a sink that keeps step
+    /// logs marks its lines (`crate::log_format`).
+    async fn write_err(&self, chunk: &[u8]) {
+        self.write(chunk).await;
+    }
 }
 
 /// The container runtime port.

@@ -621,6 +621,26 @@ async fn a_saved_workflow_runs_from_its_typed_form_and_its_versions_diff() {
         "{said}"
     );
     assert!(said.contains("train succeeded"), "progress: {said}");
+    let out = std::process::Command::new(crate::support::weft_bin())
+        .args([
+            "submit",
+            "--saved",
+            "daily-train",
+            "-p",
+            "dry=true",
+            "--wait",
+            "--server",
+            &cluster.url,
+        ])
+        .env("WEFT_TOKEN", &cluster.admin_token)
+        .env("WEFT_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(
+        out.status.success() && said.contains("(daily-train@2)"),
+        "{said}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

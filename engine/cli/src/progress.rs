@@ -49,7 +49,7 @@ impl Reporter {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
             let overall = (workflow.steps.len() > COMPACT_ABOVE).then(|| {
                 let style = ProgressStyle::with_template(
-                    "{spinner} [{bar:30}] {pos}/{len} steps {elapsed:>4} {msg}",
+                    "{spinner} [{bar:30}] {pos}/{len} steps {elapsed:>4} {wide_msg}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");

@@ -1,11 +1,15 @@
 //! Live progress of a run on a server (`weft submit --wait`, `weft retry
-//! --wait`): a line per step as it starts and ends, or, above
-//! [`COMPACT_ABOVE`] steps, a line of counts by state (at most every two
-//! seconds) with the failed steps named as they fail.
+//! --wait`, `weft workflows run --wait`): on a terminal, one bar for the
+//! run with its counts by state and running steps by name, as `weft run`
+//! shows a big run, with a line per step as it ends above it; elsewhere a
+//! line per step as it starts and ends, or, above [`COMPACT_ABOVE`] steps,
+//! a line of counts by state (at most every two seconds) with the failed
+//! steps named as they fail.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use weft_api::views::RunStates;
 use weft_core::spec::units::format_duration;
 
@@ -20,11 +24,36 @@ pub struct Progress {
     said: BTreeMap<String, String>,
     last_counts: Option<(String, Instant)>,
     waiting_said: Option<String>,
+    /// On a terminal: the run's bar, lines printed above it.
+    bar: Option<(MultiProgress, ProgressBar)>,
 }
 
 impl Progress {
     pub fn new() -> Self {
-        Self::default()
+        use std::io::IsTerminal;
+        let mut progress = Self::default();
+        if std::io::stdout().is_terminal() {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+            let style = ProgressStyle::with_template(
+                "{spinner} [{bar:30}] {pos}/{len} steps {elapsed:>4} {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            // Its length is the run's step count, set on the first poll.
+            let bar = multi.add(ProgressBar::new(1).with_style(style));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            progress.bar = Some((multi, bar));
+        }
+        progress
+    }
+
+    fn say(&self, line: String) {
+        match &self.bar {
+            Some((multi, _)) => {
+                let _ = multi.println(line);
+            }
+            None => println!("{line}"),
+        }
     }
 
     fn stamp(states: &RunStates, at: Option<u64>) -> String {
@@ -40,18 +69,20 @@ impl Progress {
     pub fn show(&mut self, states: &RunStates) {
         if states.flow.waiting != self.waiting_said {
             if let Some(w) = &states.flow.waiting {
-                println!("{} waiting: {w}", Self::stamp(states, None));
+                self.say(format!("{} waiting: {w}", Self::stamp(states, None)));
             }
             self.waiting_said = states.flow.waiting.clone();
         }
+        // On a terminal the bar says what runs; lines say what ended.
         let compact = states.steps.len() > COMPACT_ABOVE;
+        let terminal = self.bar.is_some();
         for step in &states.steps {
             let before = self.said.get(&step.id).map(String::as_str);
             if before == Some(step.status.as_str()) {
                 continue;
             }
             let line = match step.status.as_str() {
-                "running" if !compact => Some(format!("{} started", step.id)),
+                "running" if !compact && !terminal => Some(format!("{} started", step.id)),
                 "succeeded" if !compact => Some(format!(
                     "{} succeeded{}",
                     step.id,
@@ -73,8 +104,56 @@ impl Progress {
             }
             self.said.insert(step.id.clone(), step.status.clone());
         }
-        if compact {
+        if self.bar.is_some() {
+            self.draw_bar(states);
+        } else if compact {
             self.counts(states);
+        }
+    }
+
+    /// The run's bar: steps done, counts by state, the running ones by name.
+    fn draw_bar(&mut self, states: &RunStates) {
+        let Some((_, bar)) = &self.bar else {
+            return;
+        };
+        let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+        for step in &states.steps {
+            *by.entry(step.status.as_str()).or_insert(0) += 1;
+        }
+        let done = ["succeeded", "failed", "skipped", "cancelled"]
+            .iter()
+            .map(|s| by.get(s).copied().unwrap_or(0))
+            .sum::<usize>();
+        let running: Vec<&str> = states
+            .steps
+            .iter()
+            .filter(|s| s.status == "running")
+            .map(|s| s.id.as_str())
+            .collect();
+        let mut msg: Vec<String> = by
+            .iter()
+            .filter(|(s, _)| **s != "running")
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect();
+        if !running.is_empty() {
+            let names = running
+                .iter()
+                .take(3)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            let more = if running.len() > 3 { ", …" } else { "" };
+            msg.push(format!("{} running: {names}{more}", running.len()));
+        }
+        bar.set_length(states.steps.len() as u64);
+        bar.set_position(done as u64);
+        bar.set_message(msg.join(" · "));
+        if matches!(
+            states.run.status.as_str(),
+            "succeeded" | "failed" | "cancelled"
+        ) {
+            bar.disable_steady_tick();
+            bar.abandon_with_message(format!("{} · run {}", msg.join(" · "), states.run.status));
         }
     }
 
@@ -103,7 +182,7 @@ impl Progress {
             Some((said, when)) => *said != text && (finished || when.elapsed() >= COUNTS_EVERY),
         };
         if due {
-            println!("{} {text}", Self::stamp(states, None));
+            self.say(format!("{} {text}", Self::stamp(states, None)));
             self.last_counts = Some((text, Instant::now()));
         }
     }

@@ -12,9 +12,27 @@ use crate::table;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    workflow: super::WorkflowArgs,
-    /// Wait for the run to finish; exit 0 only if it succeeded.
+    /// The workflow file.
+    #[arg(required_unless_present = "saved")]
+    file: Option<std::path::PathBuf>,
+    /// A workflow saved on the server instead of a file: `NAME` (its latest
+    /// version) or `NAME@VERSION`.
+    #[arg(long, conflicts_with = "file", value_name = "NAME[@VERSION]")]
+    saved: Option<String>,
+    /// Override a parameter: `--param epochs=5` (repeatable).
+    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Run every step, reusing no cached result (results are still saved).
+    #[arg(long, conflicts_with = "saved")]
+    no_cache: bool,
+    /// Run this step even if a result is cached (repeatable).
+    #[arg(long = "refresh", value_name = "STEP", conflicts_with = "saved")]
+    refresh: Vec<String>,
+    /// -1000 to 1000, higher first (see `weft run --priority`).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-1000..=1000))]
+    priority: i32,
+    /// Wait for the run to finish, showing its progress; exit 0 only if it succeeded.
     #[arg(long)]
     wait: bool,
 }
@@ -31,21 +49,46 @@ pub fn parse_params(params: &[String]) -> anyhow::Result<Vec<(String, String)>> 
 }
 
 pub async fn submit(client: Client, args: Args) -> anyhow::Result<ExitCode> {
-    // Checked here first, so mistakes show with colour and context.
-    let Some((source, workflow)) = load_or_report(&args.workflow.file)? else {
-        return Ok(ExitCode::FAILURE);
+    let run = match (&args.saved, &args.file) {
+        (Some(saved), _) => {
+            let (name, version) = super::workflows::name_and_version(saved)?;
+            let params = parse_params(&args.params)?.into_iter().collect();
+            let run = client
+                .run_saved(name, version, &params, args.priority)
+                .await?;
+            println!(
+                "submitted run {} of {} ({})",
+                run.id, run.workflow, run.file
+            );
+            run
+        }
+        (None, Some(file)) => {
+            // Checked here first, so mistakes show with colour and context.
+            let Some((source, workflow)) = load_or_report(file)? else {
+                return Ok(ExitCode::FAILURE);
+            };
+            let args = super::WorkflowArgs {
+                file: file.clone(),
+                params: args.params.clone(),
+                no_cache: args.no_cache,
+                refresh: args.refresh.clone(),
+                priority: args.priority,
+            };
+            let cache = args.cache_choice(&workflow)?;
+            let request = SubmitRequest {
+                workflow: source,
+                file: Some(file.display().to_string()),
+                params: parse_params(&args.params)?.into_iter().collect(),
+                no_cache: cache.no_cache,
+                refresh: cache.refresh.into_iter().collect(),
+                priority: args.priority,
+            };
+            let run = client.submit(&request).await?;
+            println!("submitted run {} of {}", run.id, run.workflow);
+            run
+        }
+        (None, None) => anyhow::bail!("name a workflow file, or `--saved NAME[@VERSION]`"),
     };
-    let cache = args.workflow.cache_choice(&workflow)?;
-    let request = SubmitRequest {
-        workflow: source,
-        file: Some(args.workflow.file.display().to_string()),
-        params: parse_params(&args.workflow.params)?.into_iter().collect(),
-        no_cache: cache.no_cache,
-        refresh: cache.refresh.into_iter().collect(),
-        priority: args.workflow.priority,
-    };
-    let run = client.submit(&request).await?;
-    println!("submitted run {} of {}", run.id, run.workflow);
     println!("dashboard: {}", dashboard_url(&client, &run.id));
     if !args.wait {
         return Ok(ExitCode::SUCCESS);

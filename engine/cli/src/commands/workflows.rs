@@ -40,7 +40,7 @@ pub enum Command {
 }
 
 /// `NAME` or `NAME@VERSION`.
-fn name_and_version(text: &str) -> anyhow::Result<(&str, Option<u32>)> {
+pub(crate) fn name_and_version(text: &str) -> anyhow::Result<(&str, Option<u32>)> {
     match text.split_once('@') {
         None => Ok((text, None)),
         Some((name, v)) => Ok((

@@ -198,13 +198,32 @@ export function drawGraph(graph, onSelect = () => {}) {
     lens.setAttribute('height', Math.min(1, wrap.clientHeight / hh) * height);
   };
   wrap.addEventListener('scroll', () => requestAnimationFrame(lensAt));
+  // Zoomed out, names are too small to draw: the node under the pointer
+  // (or the keyboard's focus) says its name in a label of page size.
+  const tip = h('div', { class: 'node-tip', role: 'tooltip', hidden: true });
+  const showTip = (e) => {
+    const g = e.target.closest && e.target.closest('g.node');
+    if (!g || scale >= 0.5) { tip.hidden = true; return; }
+    const entry = byId.get(g.dataset.step);
+    if (!entry) return;
+    tip.textContent = `${entry.node.name || entry.node.id} · ${g.getAttribute('aria-label').split(': ').pop()}`;
+    const r = g.getBoundingClientRect();
+    const box = element.getBoundingClientRect();
+    tip.style.left = `${r.left - box.left}px`;
+    tip.style.top = `${r.bottom - box.top + 4}px`;
+    tip.hidden = false;
+  };
+  svg.addEventListener('pointerover', showTip);
+  svg.addEventListener('focusin', showTip);
+  svg.addEventListener('pointerleave', () => { tip.hidden = true; });
+  svg.addEventListener('focusout', () => { tip.hidden = true; });
   const element = h('div', { class: 'graph-box' },
     h('div', { class: 'zoom' },
       h('button', { type: 'button', title: 'zoom in', onclick: () => zoom(1.25) }, '+'),
       h('button', { type: 'button', title: 'zoom out', onclick: () => zoom(0.8) }, '−'),
       h('button', { type: 'button', title: 'fit', onclick: fit }, 'fit'),
       h('button', { type: 'button', title: 'actual size', onclick: () => zoom(0) }, '1:1')),
-    wrap, mini);
+    wrap, mini, tip);
 
   let selected = null;
   return {

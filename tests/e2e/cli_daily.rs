@@ -32,7 +32,7 @@ fn weft_run_of_300_steps_on_a_terminal_shows_one_bar_with_counts_and_failures_by
     std::fs::write(&file, layers()).unwrap();
     // `script` gives the run a terminal, as a person's shell would.
     let command = format!(
-        "{} run --data-dir {} {}",
+        "stty rows 50 cols 200; {} run --data-dir {} {}",
         weft_bin().display(),
         dir.path().join("d").display(),
         file.display()

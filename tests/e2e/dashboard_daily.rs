@@ -322,6 +322,15 @@ async fn a_300_step_graph_finds_a_step_and_lights_its_upstream_and_downstream() 
         )
         .await;
     assert_eq!(fits, json!(true));
+    // Too small to draw names: the one under the pointer says its name.
+    let tip = b
+        .eval(
+            "document.querySelector(\"g.node[data-step='l3_s4']\").dispatchEvent(new PointerEvent('pointerover', {bubbles: true}));
+             const t = document.querySelector('.node-tip'); return document.querySelector('svg.graph.tiny') && !t.hidden && t.textContent",
+            json!([]),
+        )
+        .await;
+    assert!(tip.as_str().unwrap_or("").starts_with("l3_s4 · "), "{tip}");
 
     // '/' goes to the finder; a name finds its step; Enter opens it.
     b.eval("document.activeElement.blur()", json!([])).await;

@@ -159,7 +159,7 @@ async fn main() {
     let mut framed = Vec::new();
     for i in 0..10 {
         let got = b
-            .eval_async(FIND, json!([format!("l{}_s{}", 10 + i * 3, 7 * i + 1)]))
+            .eval_async(FIND, json!([format!("l{}_s{}", 10 + i * 3, 10 + 7 * i)]))
             .await;
         sync.push(got[0].as_f64().unwrap());
         framed.push(got[1].as_f64().unwrap());

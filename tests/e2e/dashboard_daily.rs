@@ -379,6 +379,20 @@ async fn a_300_step_graph_finds_a_step_and_lights_its_upstream_and_downstream() 
     let url = b.eval("return location.hash", json!([])).await;
     assert!(url.as_str().unwrap().contains("step=l5_s17"), "{url}");
 
+    // By keyboard alone: a node takes the focus and Enter opens it.
+    b.eval(
+        "document.querySelector(\"g.node[data-step='l2_s3']\").focus()",
+        json!([]),
+    )
+    .await;
+    b.type_into("g.node[data-step='l2_s3']", "\u{E007}").await;
+    b.wait_for(
+        "the step opened by Enter",
+        "return document.querySelector('.panel h2')?.textContent.startsWith('l2_s3')",
+        LONG,
+    )
+    .await;
+
     // At actual size the graph is wider than the view: the minimap shows.
     b.eval("[...document.querySelectorAll('.zoom button')].find((x) => x.textContent === '1:1').click()", json!([]))
         .await;

@@ -81,6 +81,12 @@ async fn runs_filter_by_status_and_workflow_and_page_with_a_cursor() {
         .await
         .unwrap();
     assert_eq!(ids_of(hello), vec![ids[2].clone(), ids[0].clone()]);
+    // As a person types it: any case.
+    let (hello, _) = client
+        .runs_page(None, Some("HeLLo"), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(ids_of(hello), vec![ids[2].clone(), ids[0].clone()]);
     let (first, next) = client.runs_page(None, None, 2, None).await.unwrap();
     assert_eq!(ids_of(first), vec![ids[2].clone(), ids[1].clone()]);
     let (second, after) = client

@@ -83,7 +83,11 @@ impl RunQuery {
 
     pub fn matches(&self, run: &RunRecord) -> bool {
         self.status.is_none_or(|s| s == run.status)
-            && self.workflow.as_ref().is_none_or(|w| *w == run.workflow)
+            // A person types the name: its case does not matter.
+            && self
+                .workflow
+                .as_ref()
+                .is_none_or(|w| w.eq_ignore_ascii_case(&run.workflow))
             && self
                 .id_prefix
                 .as_ref()

@@ -19,6 +19,7 @@ mod concurrency;
 mod containers;
 mod dashboard;
 mod dashboard_daily;
+mod dashboard_pages;
 mod drills;
 mod embedded_serve;
 mod examples;

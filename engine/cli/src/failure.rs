@@ -11,8 +11,25 @@ const TAIL_BYTES: u64 = 4096;
 const TAIL_LINES: usize = 5;
 
 /// `failed at shard[250] (item eu-west), attempt 2: exited with code 3`,
-/// then the log's last lines, each indented under a bar.
-pub fn describe(failed: &FailedAt, lines: &[String]) -> String {
+/// then the log's last lines, each indented under a bar. The first line is
+/// left out when `summarised` (the run's summary, printed just before, says
+/// `step: reason`) and it would add nothing: a step of one task, no item,
+/// on its first attempt.
+pub fn describe(failed: &FailedAt, lines: &[String], summarised: bool) -> String {
+    let mut out = String::new();
+    for line in lines {
+        out.push_str(&format!("  │ {line}\n"));
+    }
+    let plain = failed.task == failed.step
+        && failed.item.is_none()
+        && failed.attempt.is_none_or(|a| a <= 1);
+    if summarised && plain {
+        return out;
+    }
+    format!("{}\n{out}", headline(failed))
+}
+
+fn headline(failed: &FailedAt) -> String {
     let mut out = format!("failed at {}", failed.task);
     if let Some(item) = &failed.item {
         out.push_str(&format!(" (item {item})"));
@@ -22,10 +39,6 @@ pub fn describe(failed: &FailedAt, lines: &[String]) -> String {
     }
     if let Some(error) = &failed.error {
         out.push_str(&format!(": {error}"));
-    }
-    out.push('\n');
-    for line in lines {
-        out.push_str(&format!("  │ {line}\n"));
     }
     out
 }
@@ -70,5 +83,37 @@ pub async fn lines_from_server(client: &weft_api::Client, view: &RunView) -> Vec
             tracing::debug!("reading the failed attempt's log: {e}");
             Vec::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(task: &str, item: Option<&str>) -> FailedAt {
+        FailedAt {
+            step: "build".into(),
+            task: task.into(),
+            attempt: Some(1),
+            item: item.map(str::to_string),
+            error: Some("exited with code 3".into()),
+        }
+    }
+
+    #[test]
+    fn the_failed_task_is_named_unless_the_summary_already_did() {
+        let lines = ["error: undefined symbol".to_string()];
+        assert_eq!(
+            describe(&failed("build", None), &lines, true),
+            "  │ error: undefined symbol\n"
+        );
+        assert_eq!(
+            describe(&failed("build", None), &lines, false),
+            "failed at build: exited with code 3\n  │ error: undefined symbol\n"
+        );
+        assert_eq!(
+            describe(&failed("build[250]", Some("eu-west")), &[], true),
+            "failed at build[250] (item eu-west): exited with code 3\n"
+        );
     }
 }

@@ -208,7 +208,10 @@ pub async fn show(source: &Source, run: &str, json: bool) -> anyhow::Result<Exit
     }
     if let Some(failed) = &v.failed {
         let lines = failure_lines(source, &v).await;
-        print!("{}", crate::failure::describe(failed, &lines));
+        print!(
+            "{}",
+            crate::failure::describe(failed, &lines, v.run.summary.is_some())
+        );
     }
     println!();
     print!("{}", table::steps(&v));

@@ -299,7 +299,9 @@ async fn watch_here(
     }
     if let Some(failed) = &view.failed {
         let lines = crate::failure::lines_from_store(store.as_ref(), &state.run_id, failed).await;
-        for line in crate::failure::describe(failed, &lines).lines() {
+        for line in
+            crate::failure::describe(failed, &lines, state.failure_summary().is_some()).lines()
+        {
             report += &format!("  {line}\n");
         }
     }

@@ -128,7 +128,7 @@ async fn report(client: &Client, view: &RunView) {
     }
     if let Some(failed) = &view.failed {
         let lines = crate::failure::lines_from_server(client, view).await;
-        for line in crate::failure::describe(failed, &lines).lines() {
+        for line in crate::failure::describe(failed, &lines, view.run.summary.is_some()).lines() {
             println!("  {line}");
         }
     }

@@ -230,9 +230,17 @@ export function logViewer({ lineHref = () => null, onLine = () => {}, fileName =
     schedule();
   }
 
-  function refind() {
-    hits = [];
-    for (let i = 0; i < total(); i++) if (plain(lines[i]).toLowerCase().includes(needle)) hits.push(i);
+  // Lines searched so far for `needle`: a growing log is searched in its
+  // new lines only.
+  let searched = 0;
+
+  function refind(fresh = false) {
+    if (fresh) { hits = []; searched = 0; }
+    // The last line may still grow: searched again next time.
+    if (hits.length && hits[hits.length - 1] >= searched) hits.pop();
+    const n = total();
+    for (let i = searched; i < n; i++) if (plain(lines[i]).toLowerCase().includes(needle)) hits.push(i);
+    searched = Math.max(0, n - 1);
     if (hit >= hits.length) hit = hits.length - 1;
     found.textContent = needle ? (hits.length ? `${hit + 1} of ${hits.length}` : 'no match') : '';
   }
@@ -240,7 +248,7 @@ export function logViewer({ lineHref = () => null, onLine = () => {}, fileName =
   function find(q) {
     needle = q.toLowerCase();
     hit = -1;
-    refind();
+    refind(true);
     if (hits.length) { hit = 0; found.textContent = `1 of ${hits.length}`; reveal(hits[0]); }
     schedule();
   }
@@ -292,7 +300,7 @@ export function logViewer({ lineHref = () => null, onLine = () => {}, fileName =
       target = null;
       pending = null;
       found.textContent = '';
-      if (needle) refind();
+      if (needle) refind(true);
       schedule();
     },
     /** The log is whole: no more will come. */

@@ -356,3 +356,37 @@ async fn the_editor_highlights_completes_keys_from_the_schema_and_checks_plugins
         .await;
     assert_eq!(marked, json!(5));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_viewer_searches_a_growing_log_and_marks_stderr() {
+    let cluster = Cluster::start(0);
+    let b = open_as(&cluster, &cluster.admin_token, "runs").await;
+    b.wait_for("the page", "return document.querySelector('h1')", LONG)
+        .await;
+    // The viewer by itself, fed as a live log feeds it: in pieces that cut
+    // lines, a match growing across two pieces, stderr lines marked.
+    let got = b
+        .eval_async(
+            "const done = arguments[arguments.length - 1];
+             import('/ui/log.js').then(({ logViewer }) => {
+               const v = logViewer();
+               document.querySelector('main').append(v.element);
+               const said = () => v.element.querySelector('.log-found').textContent;
+               v.append('a x\\nb\\nx c');
+               v.search('x');
+               const first = said();
+               v.append('d\\n\\u001ex e\\n\\u001eplain err\\n');
+               v.end();
+               requestAnimationFrame(() => done({
+                 first, then: said(), lines: v.lineCount(),
+                 stderr: [...v.element.querySelectorAll('.log-line.stderr')].map((l) => l.querySelector('.lt').textContent),
+               }));
+             }, (e) => done({ error: String(e) }));",
+            json!([]),
+        )
+        .await;
+    assert_eq!(got["first"], "1 of 2", "{got}");
+    assert_eq!(got["then"], "1 of 3", "{got}");
+    assert_eq!(got["lines"], 5, "{got}");
+    assert_eq!(got["stderr"], json!(["x e", "plain err"]), "{got}");
+}

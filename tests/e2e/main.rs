@@ -38,6 +38,7 @@ mod rabbit;
 mod retention;
 mod schedules;
 mod secrets;
+mod servers;
 mod sub_workflows;
 mod support;
 mod webhooks;

@@ -114,8 +114,17 @@ pub struct ChangeFeed {
 impl ChangeFeed {
     /// Follows `service`'s changes until it closes. Call inside a runtime.
     pub fn start(service: &Service) -> Self {
+        Self::start_with(service, None)
+    }
+
+    /// Follows `service`'s changes and those of `others` (other servers'
+    /// runs, from [`crate::relay_changes`]), merged as they come.
+    pub fn start_with(service: &Service, others: Option<broadcast::Receiver<RunChange>>) -> Self {
         let (tx, _) = broadcast::channel(BACKLOG);
-        let mut changes = service.watch();
+        let mut changes = match others {
+            None => service.watch(),
+            Some(others) => merged(service.watch(), others),
+        };
         let out = tx.clone();
         tokio::spawn(async move {
             let receive = |r: Result<RunChange, broadcast::error::RecvError>| match r {
@@ -158,6 +167,30 @@ impl ChangeFeed {
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Batch>> {
         self.tx.subscribe()
     }
+}
+
+/// Both sources' changes on one receiver; a source that lags is said to
+/// lag on it too.
+fn merged(
+    ours: broadcast::Receiver<RunChange>,
+    others: broadcast::Receiver<RunChange>,
+) -> broadcast::Receiver<RunChange> {
+    let (tx, rx) = broadcast::channel(BACKLOG * 4);
+    for mut source in [ours, others] {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                match source.recv().await {
+                    Ok(change) => {
+                        let _ = tx.send(change);
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+    rx
 }
 
 #[cfg(test)]

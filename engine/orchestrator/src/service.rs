@@ -142,7 +142,7 @@ impl Drop for Starting<'_> {
 }
 
 /// One event applied to a run, with the run's status after it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RunChange {
     pub run_id: String,
     pub status: RunStatus,
@@ -150,7 +150,7 @@ pub struct RunChange {
     pub finished: bool,
     pub event: Event,
     /// For a finished attempt: how long it took from start (or queueing) to finish.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
 }
 

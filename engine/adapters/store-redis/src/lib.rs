@@ -22,6 +22,7 @@
 //! Depends on `weft-core` only.
 
 mod audit;
+mod changes;
 mod concurrency;
 mod deliveries;
 mod logs;
@@ -38,5 +39,6 @@ mod store;
 mod tokens;
 mod workflows;
 
+pub use changes::RedisChangeBus;
 pub use options::Options;
 pub use store::RedisRunStore;

@@ -31,6 +31,10 @@ struct Backends {
     keyring: Option<Arc<weft_secrets::Keyring>>,
     artifacts: Option<Arc<dyn weft_core::ports::ArtifactStore>>,
     deliveries: Arc<dyn weft_core::ports::Deliveries>,
+    /// Between the servers sharing the store: each streams every run's
+    /// changes, whichever drives it. None for the embedded store (one
+    /// server).
+    bus: Option<Arc<dyn weft_core::ports::ChangeBus>>,
 }
 
 pub async fn serve(
@@ -84,6 +88,9 @@ async fn serve_distributed(config: Config) -> anyhow::Result<ExitCode> {
         secrets: redis,
         keyring: config.keyring()?,
         artifacts: config.artifact_store(None)?,
+        bus: Some(Arc::new(
+            weft_store_redis::RedisChangeBus::connect(&config.redis).await?,
+        )),
     };
     serve_api(&config, service, backends, None).await
 }
@@ -154,6 +161,7 @@ async fn serve_embedded(config: Config, data_dir: &Path) -> anyhow::Result<ExitC
         secrets: store,
         keyring,
         artifacts,
+        bus: None,
     };
     serve_api(&config, service, backends, Some(&mut worker_task)).await?;
     // As `weft worker` drains; what is still running then is run again on
@@ -223,7 +231,13 @@ async fn serve_api(
     let admission =
         weft_api::app::Admission::new(&config.admission, admission_host, backends.plugins.clone())
             .map_err(anyhow::Error::msg)?;
-    let changes = weft_api::ChangeFeed::start(&service);
+    // This process's name on the bus: its changes are not heard back.
+    let origin = format!("serve-{}-{}", std::process::id(), clock_now());
+    let others = backends
+        .bus
+        .clone()
+        .map(|bus| weft_api::relay_changes(&service, bus, origin));
+    let changes = weft_api::ChangeFeed::start_with(&service, others);
     let state = ApiState {
         changes,
         service,

@@ -4,6 +4,7 @@
 
 mod artifact_store;
 mod audit_log;
+mod change_bus;
 mod clock;
 mod concurrency_slots;
 mod container_runtime;
@@ -22,6 +23,7 @@ mod workflow_store;
 
 pub use artifact_store::{ArtifactStore, StoredArtifact};
 pub use audit_log::{AuditAction, AuditEntry, AuditLog, MAX_AUDIT_ENTRIES};
+pub use change_bus::ChangeBus;
 pub use clock::Clock;
 pub use concurrency_slots::ConcurrencySlots;
 pub use container_runtime::{

@@ -9,6 +9,7 @@
 
 pub mod artifact_store;
 pub mod audit_log;
+pub mod change_bus;
 pub mod clock;
 pub mod concurrency_slots;
 pub mod deliveries;

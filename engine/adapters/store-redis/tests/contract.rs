@@ -26,3 +26,8 @@ weft_testkit::deliveries_contract!(async { RedisRunStore::connect(options()).awa
 weft_testkit::concurrency_slots_contract!(async {
     RedisRunStore::connect(options()).await.unwrap()
 });
+weft_testkit::change_bus_contract!(async {
+    weft_store_redis::RedisChangeBus::connect(&options())
+        .await
+        .unwrap()
+});

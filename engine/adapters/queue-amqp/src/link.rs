@@ -40,6 +40,8 @@ pub(crate) struct Link {
     pub options: Options,
     current: Mutex<Option<Arc<Session>>>,
     generation: std::sync::atomic::AtomicU64,
+    /// The node tried first (`Options::nodes`): the one last reached.
+    node: std::sync::atomic::AtomicUsize,
 }
 
 /// How long weft waits for the broker's answer to one request (a
@@ -68,6 +70,7 @@ impl Link {
             options,
             current: Mutex::new(None),
             generation: Default::default(),
+            node: Default::default(),
         }
     }
 
@@ -100,9 +103,15 @@ impl Link {
                 Err(e) => {
                     failures += 1;
                     if failures == 1 || failures.is_power_of_two() {
+                        let nodes: Vec<String> = self
+                            .options
+                            .nodes()
+                            .into_iter()
+                            .map(weft_core::ports::redacted_url)
+                            .collect();
                         tracing::warn!(
                             "rabbitmq at {} unavailable ({e}); trying again in {delay:?}",
-                            weft_core::ports::redacted_url(&self.options.url)
+                            nodes.join(", ")
                         );
                     }
                     tokio::time::sleep(delay).await;
@@ -126,11 +135,40 @@ impl Link {
         }
     }
 
+    /// A connection to the first node that answers, starting with the one
+    /// last reached.
+    async fn connect_any(&self) -> Result<Connection, Error> {
+        use std::sync::atomic::Ordering;
+        let o = &self.options;
+        let nodes = o.nodes();
+        let first = self.node.load(Ordering::SeqCst) % nodes.len();
+        let mut last = None;
+        for i in (0..nodes.len()).map(|k| (first + k) % nodes.len()) {
+            let url = o.connect_url(nodes[i]);
+            let connect = Connection::connect(&url, ConnectionProperties::default());
+            // A node that takes no connection must not hold up the others.
+            let per_node = RPC_TIMEOUT * 2 / nodes.len().max(1) as u32;
+            match tokio::time::timeout(per_node, connect).await {
+                Ok(Ok(connection)) => {
+                    if i != first {
+                        tracing::info!(
+                            "rabbitmq: connected to {}",
+                            weft_core::ports::redacted_url(nodes[i])
+                        );
+                    }
+                    self.node.store(i, Ordering::SeqCst);
+                    return Ok(connection);
+                }
+                Ok(Err(e)) => last = Some(amqp_err("connecting")(e)),
+                Err(_) => last = Some(Error::Closed("rabbitmq: no answer while connecting".into())),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Closed("rabbitmq: no broker URL".into())))
+    }
+
     async fn open(&self) -> Result<Session, Error> {
         let o = &self.options;
-        let connection = Connection::connect(&o.connect_url(), ConnectionProperties::default())
-            .await
-            .map_err(amqp_err("connecting"))?;
+        let connection = self.connect_any().await?;
         let publisher = connection
             .create_channel()
             .await

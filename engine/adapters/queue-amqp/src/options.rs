@@ -14,6 +14,10 @@ pub(crate) fn band_key(pool: &str, band: PriorityBand) -> String {
 pub struct Options {
     /// Broker URL. Default: `amqp://guest:guest@127.0.0.1:5672/%2f`.
     pub url: String,
+    /// The other nodes of the same RabbitMQ cluster, tried in turn when the
+    /// node in use (first `url`) cannot be reached: a client stays on the
+    /// node it reached until it loses it, then tries the next. Default: none.
+    pub urls: Vec<String>,
     /// Prefix of every exchange and queue weft declares. Default: `weft`.
     pub prefix: String,
     /// Unacked jobs one taker may hold per pool and priority band (a
@@ -34,6 +38,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            urls: Vec::new(),
             prefix: "weft".into(),
             prefetch: 1,
             delivery_limit: 3,
@@ -63,12 +68,19 @@ impl Options {
         format!("{}.jobs.{}", self.prefix, band_key(pool, band))
     }
 
-    /// The URL with the heartbeat set, unless it already names one.
-    pub(crate) fn connect_url(&self) -> String {
-        if self.url.contains("heartbeat=") {
-            return self.url.clone();
+    /// Every node's URL: `url`, then `urls`.
+    pub(crate) fn nodes(&self) -> Vec<&str> {
+        std::iter::once(self.url.as_str())
+            .chain(self.urls.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// `url` with the heartbeat set, unless it already names one.
+    pub(crate) fn connect_url(&self, url: &str) -> String {
+        if url.contains("heartbeat=") {
+            return url.to_string();
         }
-        let sep = if self.url.contains('?') { '&' } else { '?' };
-        format!("{}{sep}heartbeat={}", self.url, self.heartbeat_secs)
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}heartbeat={}", self.heartbeat_secs)
     }
 }

@@ -148,3 +148,32 @@ async fn a_released_taker_holds_nothing_and_counts_no_delivery() {
         "a job came twice"
     );
 }
+
+/// A cluster's URL list whose first node is down: the client reaches the
+/// next one, and jobs go through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_is_down_at_start_is_passed_over_for_the_next() {
+    use std::time::Duration;
+    use weft_core::ports::JobQueue;
+    let live = options();
+    let q = tokio::time::timeout(
+        Duration::from_secs(30),
+        AmqpJobQueue::connect(Options {
+            url: "amqp://guest:guest@127.0.0.1:1/%2f".into(),
+            urls: vec![live.url.clone()],
+            ..live
+        }),
+    )
+    .await
+    .expect("connected within the time")
+    .unwrap();
+    let pool = weft_testkit::unique("pool");
+    let job = weft_testkit::job("r1", "a", &pool);
+    q.publish(&job).await.unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(10), q.take(&pool))
+        .await
+        .expect("the job came")
+        .unwrap();
+    assert_eq!(d.job().task, job.task);
+    d.ack().await.unwrap();
+}

@@ -10,6 +10,7 @@ mod log_tail;
 mod logging;
 mod memory;
 mod progress;
+mod run_bar;
 mod table;
 
 use std::path::PathBuf;

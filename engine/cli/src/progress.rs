@@ -30,7 +30,7 @@ struct Live {
     /// Above [`COMPACT_ABOVE`] steps: one bar for the run (counts by state,
     /// the running steps by name) instead of a bar per step, and a line
     /// per failed step.
-    overall: Option<ProgressBar>,
+    overall: Option<crate::run_bar::RunBar>,
 }
 
 /// Above this many steps, `weft run` shows one bar for the whole run.
@@ -47,17 +47,8 @@ impl Reporter {
             .min(30);
         let live = live.then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
-            let overall = (workflow.steps.len() > COMPACT_ABOVE).then(|| {
-                let style = ProgressStyle::with_template(
-                    "{spinner} [{bar:30}] {pos}/{len} steps {elapsed:>4} {wide_msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
-                let bar =
-                    multi.add(ProgressBar::new(workflow.steps.len() as u64).with_style(style));
-                bar.enable_steady_tick(Duration::from_millis(120));
-                bar
-            });
+            let overall = (workflow.steps.len() > COMPACT_ABOVE)
+                .then(|| crate::run_bar::RunBar::add(&multi, workflow.steps.len()));
             Live {
                 multi,
                 bars: HashMap::new(),
@@ -100,10 +91,13 @@ impl Reporter {
 
     fn finish(&mut self) {
         if let Some(live) = &self.live {
-            for bar in live.bars.values().chain(&live.overall) {
+            for bar in live.bars.values() {
                 if !bar.is_finished() {
                     bar.abandon();
                 }
+            }
+            if let Some(overall) = &live.overall {
+                overall.abandon();
             }
         }
     }
@@ -388,47 +382,17 @@ impl Reporter {
         let Some(bar) = self.live.as_ref().and_then(|l| l.overall.as_ref()) else {
             return;
         };
-        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-        for step in &state.steps {
-            *counts.entry(step.status.as_str()).or_insert(0) += 1;
-        }
-        let done = state
-            .steps
-            .iter()
-            .filter(|s| s.status.is_terminal())
-            .count();
-        let running: Vec<&str> = state
-            .steps
-            .iter()
-            .zip(&state.plan.workflow.steps)
-            .filter(|(s, _)| s.status == StepStatus::Running)
-            .map(|(_, spec)| spec.id.as_str())
-            .collect();
-        let mut msg: Vec<String> = counts
-            .iter()
-            .filter(|(s, _)| **s != "running")
-            .map(|(s, n)| format!("{n} {s}"))
-            .collect();
-        if !running.is_empty() {
-            let names = running
+        bar.show(
+            state
+                .plan
+                .workflow
+                .steps
                 .iter()
-                .take(3)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ");
-            let more = if running.len() > 3 { ", …" } else { "" };
-            msg.push(format!("{} running: {names}{more}", running.len()));
-        }
-        bar.set_position(done as u64);
-        bar.set_message(msg.join(" · "));
-        if state.status.is_terminal() {
-            bar.disable_steady_tick();
-            bar.abandon_with_message(format!(
-                "{} · run {}",
-                msg.join(" · "),
-                state.status.as_str()
-            ));
-        }
+                .zip(&state.steps)
+                .map(|(spec, s)| (spec.id.as_str(), s.status.as_str())),
+            state.status.as_str(),
+            state.status.is_terminal(),
+        );
     }
 }
 

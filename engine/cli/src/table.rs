@@ -13,12 +13,6 @@ fn dur(from: Option<u64>, to: Option<u64>) -> String {
     }
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 fn clip(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
@@ -84,7 +78,9 @@ pub fn steps(view: &RunView) -> String {
         };
         // Waiting (ready, no slot or worker yet) apart from running: a
         // step of a busy run may wait far longer than it runs.
-        let end = step.finished_at.or_else(|| step.started_at.map(|_| now()));
+        let end = step
+            .finished_at
+            .or_else(|| step.started_at.map(|_| crate::commands::inspect::now()));
         let waited = match step.running_at {
             Some(ran) => dur(step.started_at, Some(ran)),
             None => dur(step.started_at, end),

@@ -41,6 +41,13 @@ pub struct RunSummary {
     pub priority: i32,
 }
 
+impl RunSummary {
+    /// Whether the run has ended (succeeded, failed or cancelled).
+    pub fn is_finished(&self) -> bool {
+        matches!(self.status.as_str(), "succeeded" | "failed" | "cancelled")
+    }
+}
+
 fn is_zero(n: &i32) -> bool {
     *n == 0
 }
@@ -377,10 +384,7 @@ impl RunView {
     }
 
     pub fn is_finished(&self) -> bool {
-        matches!(
-            self.run.status.as_str(),
-            "succeeded" | "failed" | "cancelled"
-        )
+        self.run.is_finished()
     }
 }
 

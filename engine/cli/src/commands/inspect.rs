@@ -50,7 +50,8 @@ pub async fn view(source: &Source, run: &str) -> anyhow::Result<RunView> {
     }
 }
 
-fn now() -> u64 {
+/// Milliseconds since the epoch, as runs record times.
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

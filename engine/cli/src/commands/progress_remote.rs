@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressDrawTarget};
 use weft_api::views::RunStates;
 use weft_core::spec::units::format_duration;
 
@@ -25,7 +25,7 @@ pub struct Progress {
     last_counts: Option<(String, Instant)>,
     waiting_said: Option<String>,
     /// On a terminal: the run's bar, lines printed above it.
-    bar: Option<(MultiProgress, ProgressBar)>,
+    bar: Option<(MultiProgress, crate::run_bar::RunBar)>,
 }
 
 impl Progress {
@@ -34,14 +34,8 @@ impl Progress {
         let mut progress = Self::default();
         if std::io::stdout().is_terminal() {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
-            let style = ProgressStyle::with_template(
-                "{spinner} [{bar:30}] {pos}/{len} steps {elapsed:>4} {wide_msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
             // Its length is the run's step count, set on the first poll.
-            let bar = multi.add(ProgressBar::new(1).with_style(style));
-            bar.enable_steady_tick(Duration::from_millis(120));
+            let bar = crate::run_bar::RunBar::add(&multi, 1);
             progress.bar = Some((multi, bar));
         }
         progress
@@ -57,7 +51,7 @@ impl Progress {
     }
 
     fn stamp(states: &RunStates, at: Option<u64>) -> String {
-        let at = at.unwrap_or_else(now);
+        let at = at.unwrap_or_else(super::inspect::now);
         format!(
             "[{:>7}]",
             format_duration(Duration::from_millis(
@@ -97,10 +91,10 @@ impl Progress {
                 _ => None,
             };
             if let Some(line) = line {
-                println!(
+                self.say(format!(
                     "{} {line}",
                     Self::stamp(states, step.finished_at.or(step.running_at))
-                );
+                ));
             }
             self.said.insert(step.id.clone(), step.status.clone());
         }
@@ -113,47 +107,15 @@ impl Progress {
 
     /// The run's bar: steps done, counts by state, the running ones by name.
     fn draw_bar(&mut self, states: &RunStates) {
-        let Some((_, bar)) = &self.bar else {
-            return;
-        };
-        let mut by: BTreeMap<&str, usize> = BTreeMap::new();
-        for step in &states.steps {
-            *by.entry(step.status.as_str()).or_insert(0) += 1;
-        }
-        let done = ["succeeded", "failed", "skipped", "cancelled"]
-            .iter()
-            .map(|s| by.get(s).copied().unwrap_or(0))
-            .sum::<usize>();
-        let running: Vec<&str> = states
-            .steps
-            .iter()
-            .filter(|s| s.status == "running")
-            .map(|s| s.id.as_str())
-            .collect();
-        let mut msg: Vec<String> = by
-            .iter()
-            .filter(|(s, _)| **s != "running")
-            .map(|(s, n)| format!("{n} {s}"))
-            .collect();
-        if !running.is_empty() {
-            let names = running
-                .iter()
-                .take(3)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ");
-            let more = if running.len() > 3 { ", …" } else { "" };
-            msg.push(format!("{} running: {names}{more}", running.len()));
-        }
-        bar.set_length(states.steps.len() as u64);
-        bar.set_position(done as u64);
-        bar.set_message(msg.join(" · "));
-        if matches!(
-            states.run.status.as_str(),
-            "succeeded" | "failed" | "cancelled"
-        ) {
-            bar.disable_steady_tick();
-            bar.abandon_with_message(format!("{} · run {}", msg.join(" · "), states.run.status));
+        if let Some((_, bar)) = &self.bar {
+            bar.show(
+                states
+                    .steps
+                    .iter()
+                    .map(|s| (s.id.as_str(), s.status.as_str())),
+                &states.run.status,
+                states.run.is_finished(),
+            );
         }
     }
 
@@ -173,10 +135,7 @@ impl Progress {
             states.steps.len(),
             parts.join(", ")
         );
-        let finished = matches!(
-            states.run.status.as_str(),
-            "succeeded" | "failed" | "cancelled"
-        );
+        let finished = states.run.is_finished();
         let due = match &self.last_counts {
             None => true,
             Some((said, when)) => *said != text && (finished || when.elapsed() >= COUNTS_EVERY),
@@ -196,10 +155,4 @@ fn took(from: Option<u64>, to: Option<u64>) -> String {
         ),
         _ => String::new(),
     }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

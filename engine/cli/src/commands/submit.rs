@@ -109,10 +109,7 @@ async fn finished(client: &Client, id: &str) -> anyhow::Result<RunView> {
     loop {
         let states = client.states(id).await?;
         progress.show(&states);
-        if matches!(
-            states.run.status.as_str(),
-            "succeeded" | "failed" | "cancelled"
-        ) {
+        if states.run.is_finished() {
             return Ok(client.run(id).await?);
         }
         tokio::time::sleep(delay).await;

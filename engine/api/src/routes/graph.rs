@@ -37,69 +37,61 @@ pub(super) async fn check(
     // The editor shows what the server's policy would refuse of the caller,
     // as it would refuse it at submit.
     let policy = super::run_policy(&api, caller.role)?;
-    let mut refused = match weft_core::spec::load(source) {
+    // Read once; what follows reviews the workflow, then draws it.
+    let loaded = weft_core::spec::load(source);
+    let mut refused = Vec::new();
+    if let Ok(workflow) = &loaded {
+        refused.extend(policy.map(|p| p.review(workflow)).unwrap_or_default());
+        // Plugin references against this server's registry, as `weft check
+        // --server` checks them: unknown plugins, versions matching nothing,
+        // plugins of the wrong world. Local files are the CLI's to read.
+        let references = weft_core::plugins::references(workflow);
+        if references
+            .iter()
+            .any(|(r, _)| !weft_core::plugins::is_local(&r.value))
+        {
+            let registry = api.plugins.plugins().await?;
+            refused.extend(weft_core::plugins::check(workflow, &registry));
+        }
         // Secrets and admission are a submitter's business: a viewer
         // learns nothing of which secrets exist, and runs no plugin.
-        Ok(workflow) if caller.role < Role::Operator => {
-            policy.map(|p| p.review(&workflow)).unwrap_or_default()
-        }
-        Ok(workflow) => {
-            let mut refused = policy.map(|p| p.review(&workflow)).unwrap_or_default();
-            let (missing, out_of_scope) = super::secrets::review(&api, &workflow).await?;
+        if caller.role >= Role::Operator {
+            let (missing, out_of_scope) = super::secrets::review(&api, workflow).await?;
             refused.extend(missing);
             refused.extend(out_of_scope);
             let role = caller.role.as_str();
             match api
                 .admission
-                .review(&workflow, caller.name.as_deref(), role)
+                .review(workflow, caller.name.as_deref(), role)
                 .await
             {
                 Ok(decisions) => {
                     let denials = decisions
                         .iter()
                         .filter(|d| d.verdict == weft_core::admission::Verdict::Deny);
-                    refused.extend(denials.flat_map(|d| d.diagnostics(&workflow)));
+                    refused.extend(denials.flat_map(|d| d.diagnostics(workflow)));
                 }
                 Err(e) => refused.push(Diagnostic::whole_file(e.to_string())),
             }
-            refused
         }
-        Err(_) => Vec::new(),
+    }
+    let problems = match loaded {
+        Ok(workflow) if refused.is_empty() => {
+            return Ok(Json(CheckView {
+                ok: true,
+                diagnostics: Vec::new(),
+                rendered: String::new(),
+                graph: Some(GraphView::new(&Plan::new(workflow), None)),
+            }));
+        }
+        Ok(_) => refused,
+        Err(diagnostics) => diagnostics,
     };
-    // Plugin references against this server's registry, as `weft check
-    // --server` checks them: unknown plugins, versions matching nothing,
-    // plugins of the wrong world. Local files are the CLI's to read.
-    if let Ok(workflow) = weft_core::spec::load(source) {
-        let references = weft_core::plugins::references(&workflow);
-        if references
-            .iter()
-            .any(|(r, _)| !weft_core::plugins::is_local(&r.value))
-        {
-            let registry = api.plugins.plugins().await?;
-            refused.extend(weft_core::plugins::check(&workflow, &registry));
-        }
-    }
-    if !refused.is_empty() {
-        return Ok(Json(CheckView {
-            ok: false,
-            diagnostics: diagnostic_views(source, &refused),
-            rendered: weft_core::diagnostic::render(file, source, &refused),
-            graph: None,
-        }));
-    }
-    Ok(Json(match weft_core::spec::load(source) {
-        Ok(workflow) => CheckView {
-            ok: true,
-            diagnostics: Vec::new(),
-            rendered: String::new(),
-            graph: Some(GraphView::new(&Plan::new(workflow), None)),
-        },
-        Err(diagnostics) => CheckView {
-            ok: false,
-            diagnostics: diagnostic_views(source, &diagnostics),
-            rendered: weft_core::diagnostic::render(file, source, &diagnostics),
-            graph: None,
-        },
+    Ok(Json(CheckView {
+        ok: false,
+        diagnostics: diagnostic_views(source, &problems),
+        rendered: weft_core::diagnostic::render(file, source, &problems),
+        graph: None,
     }))
 }
 

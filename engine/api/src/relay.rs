@@ -19,12 +19,17 @@ const BACKLOG: usize = 4096;
 /// How long before listening again after the bus failed.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// A change on the bus, with the server it came from.
+/// Changes on the bus, with the server they came from: gathered as the
+/// SSE feed gathers them (`crate::changes::GATHER`), so a busy run costs
+/// Redis one message per batch, not one per event.
 #[derive(Serialize, Deserialize)]
 struct OnTheBus {
     origin: String,
-    change: RunChange,
+    changes: Vec<RunChange>,
 }
+
+/// Most changes in one message.
+const BATCH_MAX: usize = 512;
 
 /// Publishes `service`'s changes as `origin` and returns the changes other
 /// servers publish. Call inside a runtime.
@@ -37,24 +42,41 @@ pub fn relay_changes(
     let mut ours = service.watch();
     let (out_bus, out_origin) = (bus.clone(), origin.clone());
     tokio::spawn(async move {
+        let next = |r: Result<RunChange, broadcast::error::RecvError>| match r {
+            Ok(change) => Some(Some(change)),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::debug!("{n} run changes not relayed: this server fell behind");
+                Some(None)
+            }
+            Err(broadcast::error::RecvError::Closed) => None,
+        };
         loop {
-            let change = match ours.recv().await {
-                Ok(change) => change,
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::debug!("{n} run changes not relayed: this server fell behind");
-                    continue;
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
+            let Some(first) = next(ours.recv().await) else {
+                return;
             };
+            let mut changes: Vec<RunChange> = first.into_iter().collect();
+            let deadline = tokio::time::Instant::now() + crate::changes::GATHER;
+            while changes.len() < BATCH_MAX {
+                match tokio::time::timeout_at(deadline, ours.recv()).await {
+                    Ok(r) => match next(r) {
+                        Some(change) => changes.extend(change),
+                        None => break,
+                    },
+                    Err(_) => break,
+                }
+            }
+            if changes.is_empty() {
+                continue;
+            }
             let said = OnTheBus {
                 origin: out_origin.clone(),
-                change,
+                changes,
             };
             let Ok(json) = serde_json::to_vec(&said) else {
                 continue;
             };
             if let Err(e) = out_bus.publish(&json).await {
-                tracing::debug!("relaying a run change: {e}");
+                tracing::debug!("relaying run changes: {e}");
             }
         }
     });
@@ -62,7 +84,9 @@ pub fn relay_changes(
         loop {
             let deliver = |payload: Vec<u8>| match serde_json::from_slice::<OnTheBus>(&payload) {
                 Ok(heard) if heard.origin != origin => {
-                    let _ = tx.send(heard.change);
+                    for change in heard.changes {
+                        let _ = tx.send(change);
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => tracing::debug!("a run change on the bus that does not read: {e}"),

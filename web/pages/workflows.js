@@ -6,32 +6,41 @@
 import { api } from '../api.js';
 import { h, clear, badge, ago, time, errorBox } from '../dom.js';
 
-const MAX_DIFF_LINES = 4000;
+// Most cells of the comparison table (4 bytes each): two versions whose
+// changed middles are larger than this are not compared here.
+const MAX_DIFF_CELLS = 4_000_000;
 
 /** Lines of `a` and `b` as [op, text], op ' ', '-' or '+' (LCS). */
 export function diffLines(a, b) {
   const x = a.split('\n');
   const y = b.split('\n');
-  if (x.length * y.length > MAX_DIFF_LINES * MAX_DIFF_LINES) return null;
-  const n = x.length;
-  const m = y.length;
+  // What both share at the start and the end needs no table.
+  let head = 0;
+  while (head < x.length && head < y.length && x[head] === y[head]) head++;
+  let tail = 0;
+  while (tail < x.length - head && tail < y.length - head && x[x.length - 1 - tail] === y[y.length - 1 - tail]) tail++;
+  const xs = x.slice(head, x.length - tail);
+  const ys = y.slice(head, y.length - tail);
+  const n = xs.length;
+  const m = ys.length;
+  if ((n + 1) * (m + 1) > MAX_DIFF_CELLS) return null;
   const lcs = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
   for (let i = n - 1; i >= 0; i--) {
     for (let j = m - 1; j >= 0; j--) {
-      lcs[i][j] = x[i] === y[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+      lcs[i][j] = xs[i] === ys[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
     }
   }
-  const out = [];
+  const out = x.slice(0, head).map((l) => [' ', l]);
   let i = 0;
   let j = 0;
   while (i < n && j < m) {
-    if (x[i] === y[j]) { out.push([' ', x[i]]); i++; j++; }
-    else if (lcs[i + 1][j] >= lcs[i][j + 1]) out.push(['-', x[i++]]);
-    else out.push(['+', y[j++]]);
+    if (xs[i] === ys[j]) { out.push([' ', xs[i]]); i++; j++; }
+    else if (lcs[i + 1][j] >= lcs[i][j + 1]) out.push(['-', xs[i++]]);
+    else out.push(['+', ys[j++]]);
   }
-  while (i < n) out.push(['-', x[i++]]);
-  while (j < m) out.push(['+', y[j++]]);
-  return out;
+  while (i < n) out.push(['-', xs[i++]]);
+  while (j < m) out.push(['+', ys[j++]]);
+  return out.concat(x.slice(x.length - tail).map((l) => [' ', l]));
 }
 
 /** A parameter's input, typed by its default. */

@@ -17,6 +17,7 @@ mod browser;
 #[allow(dead_code)]
 #[path = "../e2e/cluster.rs"]
 mod cluster;
+mod common;
 #[allow(dead_code)]
 #[path = "../e2e/support.rs"]
 mod support;
@@ -28,6 +29,7 @@ use serde_json::{json, Value};
 
 use browser::Browser;
 use cluster::Cluster;
+use common::{open, percentile};
 
 const LAYERS: usize = 20;
 const WIDTH: usize = 100;
@@ -83,24 +85,6 @@ fn layered(layers: usize, command: &str) -> String {
         }
     }
     w
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-async fn open(cluster: &Cluster) -> Browser {
-    let b = Browser::start().await;
-    b.goto(&format!("{}/healthz", cluster.url)).await;
-    b.eval(
-        "localStorage.clear(); localStorage.setItem('weft.token', arguments[0])",
-        json!([cluster.admin_token]),
-    )
-    .await;
-    b
 }
 
 /// Milliseconds from navigation start to the graph drawn.

@@ -16,6 +16,7 @@ mod browser;
 #[allow(dead_code)]
 #[path = "../e2e/cluster.rs"]
 mod cluster;
+mod common;
 #[allow(dead_code)]
 #[path = "../e2e/support.rs"]
 mod support;
@@ -24,18 +25,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use browser::Browser;
 use cluster::Cluster;
+use common::{open, percentile};
 
 const LONG: Duration = Duration::from_secs(300);
 const LINES: usize = 100_000;
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 fn failing_log() -> String {
     format!(
@@ -61,17 +55,6 @@ fn graph_5k() -> String {
         }
     }
     w
-}
-
-async fn open(cluster: &Cluster) -> Browser {
-    let b = Browser::start().await;
-    b.goto(&format!("{}/healthz", cluster.url)).await;
-    b.eval(
-        "localStorage.clear(); localStorage.setItem('weft.token', arguments[0])",
-        json!([cluster.admin_token]),
-    )
-    .await;
-    b
 }
 
 /// Scrolls the log 120 frames, 900 px a frame; the frame intervals.

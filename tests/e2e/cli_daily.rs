@@ -111,6 +111,16 @@ fn serve(dir: &Path) -> (Child, Vec<String>) {
     }
 }
 
+/// The address `weft serve` said it listens on.
+fn served_at(lines: &[String]) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
+        .expect("weft serve says its address")
+        .trim_end_matches('/')
+        .to_string()
+}
+
 fn stop(mut child: Child) {
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -123,12 +133,7 @@ fn stop(mut child: Child) {
 async fn serve_says_where_its_dashboard_is_and_a_lost_admin_token_is_recovered_on_its_machine() {
     let dir = tempfile::tempdir().unwrap();
     let (child, lines) = serve(dir.path());
-    let url = lines
-        .iter()
-        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
+    let url = served_at(&lines);
     let dashboard = lines.last().unwrap();
     assert!(
         dashboard.ends_with(&format!("dashboard: {url}/")),
@@ -168,12 +173,7 @@ async fn serve_says_where_its_dashboard_is_and_a_lost_admin_token_is_recovered_o
         .expect("the new token, printed once")
         .to_string();
     let (child, lines) = serve(dir.path());
-    let url = lines
-        .iter()
-        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
+    let url = served_at(&lines);
     let http = reqwest::Client::new();
     for token in [&recovered, &first] {
         let tokens: serde_json::Value = http

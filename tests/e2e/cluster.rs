@@ -268,6 +268,19 @@ impl Cluster {
         crate::support::shared_dir(self.dir.path())
     }
 
+    /// `weft ARGS` against this cluster's server, as the admin, with its
+    /// own empty data directory (nothing local is read).
+    pub fn weft(&self, args: &[&str]) -> std::process::Output {
+        let data = tempfile::tempdir().unwrap();
+        Command::new(weft_bin())
+            .args(args)
+            .args(["--server", &self.url])
+            .env("WEFT_TOKEN", &self.admin_token)
+            .env("WEFT_DATA_DIR", data.path())
+            .output()
+            .expect("running weft")
+    }
+
     /// A client with the admin token.
     pub fn client(&self) -> Client {
         Client::new(&self.url).with_token(Some(self.admin_token.clone()))

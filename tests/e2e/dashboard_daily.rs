@@ -70,13 +70,7 @@ async fn a_failed_fan_out_opens_on_its_failed_task_with_its_log_at_the_end_and_l
     assert_eq!(failed.error.as_deref(), Some("exited with code 3"));
 
     // The CLI says which task and why, with its log's last line.
-    let data = tempfile::tempdir().unwrap();
-    let show = std::process::Command::new(crate::support::weft_bin())
-        .args(["show", &id, "--server", &cluster.url])
-        .env("WEFT_TOKEN", &cluster.admin_token)
-        .env("WEFT_DATA_DIR", data.path())
-        .output()
-        .unwrap();
+    let show = cluster.weft(&["show", &id]);
     let said = text(&show);
     assert!(
         said.contains("failed at shard[25] (item region-25): exited with code 3"),
@@ -84,12 +78,7 @@ async fn a_failed_fan_out_opens_on_its_failed_task_with_its_log_at_the_end_and_l
     );
     assert!(said.contains("│ \u{1b}[31mboom: disk full"), "{said}");
     assert!(said.contains("WAITED") && said.contains("RAN"), "{said}");
-    let json = std::process::Command::new(crate::support::weft_bin())
-        .args(["show", &id, "--json", "--server", &cluster.url])
-        .env("WEFT_TOKEN", &cluster.admin_token)
-        .env("WEFT_DATA_DIR", data.path())
-        .output()
-        .unwrap();
+    let json = cluster.weft(&["show", &id, "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("weft show --json");
     assert_eq!(json["failed"]["task"], "shard[25]");
     let shard = json["steps"]
@@ -101,12 +90,7 @@ async fn a_failed_fan_out_opens_on_its_failed_task_with_its_log_at_the_end_and_l
     assert_eq!(shard["tasks"][25]["item"], "region-25");
     assert!(shard["running_at"].as_u64() >= shard["started_at"].as_u64());
     // `weft logs` prints the log as the step wrote it, without marks.
-    let logs = std::process::Command::new(crate::support::weft_bin())
-        .args(["logs", &id, "shard[25]", "--server", &cluster.url])
-        .env("WEFT_TOKEN", &cluster.admin_token)
-        .env("WEFT_DATA_DIR", data.path())
-        .output()
-        .unwrap();
+    let logs = cluster.weft(&["logs", &id, "shard[25]"]);
     let printed = String::from_utf8_lossy(&logs.stdout);
     assert!(
         printed.ends_with("line 100000\n\u{1b}[31mboom: disk full\u{1b}[0m\n"),
@@ -117,7 +101,6 @@ async fn a_failed_fan_out_opens_on_its_failed_task_with_its_log_at_the_end_and_l
     // The API's log carries the mark before the stderr line.
     let raw = cluster.client().logs(&id, "shard[25]", None).await.unwrap();
     assert!(raw.ends_with(b"line 100000\n\x1e\x1b[31mboom: disk full\x1b[0m\n"));
-    drop(data);
 
     // The page opens on the failed task without being asked.
     let b = open_as(&cluster, &cluster.admin_token, &format!("runs/{id}")).await;

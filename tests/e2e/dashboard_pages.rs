@@ -228,22 +228,14 @@ async fn a_saved_workflow_runs_from_its_typed_form_and_its_versions_diff() {
     assert_eq!(view.params["regions"], json!(["ap"]));
 
     // The CLI runs a saved version by name, with progress and a link.
-    let data = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(crate::support::weft_bin())
-        .args([
-            "workflows",
-            "run",
-            "daily-train@1",
-            "--param",
-            "epochs=5",
-            "--wait",
-            "--server",
-            &cluster.url,
-        ])
-        .env("WEFT_TOKEN", &cluster.admin_token)
-        .env("WEFT_DATA_DIR", data.path())
-        .output()
-        .unwrap();
+    let out = cluster.weft(&[
+        "workflows",
+        "run",
+        "daily-train@1",
+        "--param",
+        "epochs=5",
+        "--wait",
+    ]);
     let said = text(&out);
     assert!(out.status.success(), "{said}");
     assert!(
@@ -251,21 +243,14 @@ async fn a_saved_workflow_runs_from_its_typed_form_and_its_versions_diff() {
         "{said}"
     );
     assert!(said.contains("train succeeded"), "progress: {said}");
-    let out = std::process::Command::new(crate::support::weft_bin())
-        .args([
-            "submit",
-            "--saved",
-            "daily-train",
-            "-p",
-            "dry=true",
-            "--wait",
-            "--server",
-            &cluster.url,
-        ])
-        .env("WEFT_TOKEN", &cluster.admin_token)
-        .env("WEFT_DATA_DIR", data.path())
-        .output()
-        .unwrap();
+    let out = cluster.weft(&[
+        "submit",
+        "--saved",
+        "daily-train",
+        "-p",
+        "dry=true",
+        "--wait",
+    ]);
     let said = text(&out);
     assert!(
         out.status.success() && said.contains("(daily-train@2)"),

@@ -61,6 +61,10 @@ struct Writer {
     truncated: bool,
     /// Where the stored log ends: the offset of the next write.
     stored: u64,
+    /// Lengths of writes tried at `stored` whose outcome is unknown (the
+    /// store failed, but may have taken them before it did). `ready` only
+    /// grows at its end meanwhile, so each was a prefix of it.
+    in_doubt: Vec<u64>,
     /// Since when writes have been failing.
     failing_since: Option<Instant>,
     /// Bytes dropped after a minute of failures, not yet noted in the log.
@@ -79,6 +83,7 @@ impl StepLog {
                 max: max_bytes,
                 truncated: false,
                 stored: 0,
+                in_doubt: Vec::new(),
                 failing_since: None,
                 dropped: 0,
                 tail: VecDeque::new(),
@@ -223,16 +228,31 @@ impl StepLog {
         let offset = w.stored;
         match self.store.append_log(&self.key, offset, &w.ready).await {
             Ok(()) => {}
-            // A write whose reply was lost had landed.
-            Err(weft_core::Error::LogMoved { actual, .. })
-                if actual == offset + w.ready.len() as u64 => {}
-            // The log ends elsewhere (another execution of this attempt
-            // wrote first): go on from its end.
             Err(weft_core::Error::LogMoved { actual, .. }) => {
+                let landed = actual.saturating_sub(offset);
+                let ours = actual > offset
+                    && landed <= w.ready.len() as u64
+                    && (landed == w.ready.len() as u64 || w.in_doubt.contains(&landed));
+                w.in_doubt.clear();
                 w.stored = actual;
-                return false;
+                if !ours {
+                    // The log ends elsewhere (another execution of this
+                    // attempt wrote first): go on from its end.
+                    return false;
+                }
+                // A write tried before, whose reply was lost, had landed:
+                // those bytes are stored; what came after them goes next
+                // (written again whole, they would be doubled).
+                let written: Vec<u8> = w.ready.drain(..landed as usize).collect();
+                w.failing_since = None;
+                w.keep_tail(written);
+                return w.ready.is_empty() && (w.pending.is_empty() || (whole_lines && !last));
             }
             Err(e) => {
+                let tried = w.ready.len() as u64;
+                if !w.in_doubt.contains(&tried) {
+                    w.in_doubt.push(tried);
+                }
                 let since = *w.failing_since.get_or_insert_with(Instant::now);
                 if since.elapsed() < GIVE_UP_AFTER {
                     tracing::warn!(attempt = %crate::claim::label(&self.key), "writing the step log: {e}; trying again");
@@ -243,17 +263,27 @@ impl StepLog {
                 w.dropped += lost as u64;
                 w.ready.clear();
                 w.pending.clear();
+                // What was in doubt is no prefix of what comes next.
+                w.in_doubt.clear();
                 w.failing_since = None;
                 return false;
             }
         }
         w.failing_since = None;
+        w.in_doubt.clear();
         w.stored = offset + w.ready.len() as u64;
         let written = std::mem::take(&mut w.ready);
-        w.tail.extend(written);
-        let excess = w.tail.len().saturating_sub(TAIL_BYTES);
-        w.tail.drain(..excess);
+        w.keep_tail(written);
         w.pending.is_empty() || (whole_lines && !last)
+    }
+}
+
+impl Writer {
+    /// Keeps the end of what was stored at hand for post hooks.
+    fn keep_tail(&mut self, written: Vec<u8>) {
+        self.tail.extend(written);
+        let excess = self.tail.len().saturating_sub(TAIL_BYTES);
+        self.tail.drain(..excess);
     }
 }
 
@@ -355,6 +385,63 @@ mod tests {
         second.finish().await;
         assert_eq!(store.read_log(&key()).await.unwrap(), b"first\nsecond\n");
         assert_eq!(second.tail().await, b"second\n");
+    }
+
+    /// A store whose first `fail` appends are taken but answered with an
+    /// error, as when the connection drops before the reply.
+    struct LostReplies {
+        inner: MemoryRunStore,
+        fail: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl StepLogs for LostReplies {
+        async fn append_log(
+            &self,
+            key: &AttemptId,
+            offset: u64,
+            chunk: &[u8],
+        ) -> Result<(), weft_core::Error> {
+            let landed = self.inner.append_log(key, offset, chunk).await;
+            let left = self.fail.load(std::sync::atomic::Ordering::SeqCst);
+            if landed.is_ok() && left > 0 {
+                self.fail
+                    .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+                return Err(weft_core::Error::Closed("connection reset".into()));
+            }
+            landed
+        }
+
+        async fn read_log_from(
+            &self,
+            key: &AttemptId,
+            offset: u64,
+            max_bytes: u64,
+        ) -> Result<weft_core::ports::LogSlice, weft_core::Error> {
+            self.inner.read_log_from(key, offset, max_bytes).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_reply_was_lost_is_not_doubled_when_more_output_came_since() {
+        let store = MemoryRunStore::new();
+        let lossy = Arc::new(LostReplies {
+            inner: store.clone(),
+            fail: 1.into(),
+        });
+        let log = StepLog::new(lossy, key(), 1 << 20);
+        log.push(b"line-1\nline-2\n").await;
+        {
+            let mut w = log.writer.lock().await;
+            assert!(!log.flush(&mut w, false).await, "the reply was lost");
+        }
+        log.push(b"line-3\n").await;
+        log.finish().await;
+        assert_eq!(
+            store.read_log(&key()).await.unwrap(),
+            b"line-1\nline-2\nline-3\n"
+        );
+        assert_eq!(log.tail().await, b"line-1\nline-2\nline-3\n");
     }
 
     #[tokio::test]

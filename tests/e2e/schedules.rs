@@ -73,13 +73,15 @@ async fn a_schedule_fires_once_a_second_across_two_servers_with_one_killed() {
     });
     let second = cluster.start_another_serve();
     let name = "every-second";
-    let saved_at = now_ms();
     let saved = cluster
         .client()
         .save_workflow(&every_second(name), None)
         .await
         .unwrap();
     assert_eq!(saved.version, 1);
+    // The server's time of the save (a fire just before it is not the
+    // schedule's), not the test's from before it sent it.
+    let saved_at = saved.saved_at;
     tokio::time::sleep(Duration::from_secs(8)).await;
     cluster.kill_serve();
     tokio::time::sleep(Duration::from_secs(12)).await;
@@ -134,12 +136,12 @@ async fn a_restarted_server_starts_what_it_missed_and_a_backfill_starts_each_fir
         ..Setup::default()
     });
     let name = "catch-up";
-    let saved_at = now_ms();
-    cluster
+    let saved_at = cluster
         .client()
         .save_workflow(&every_second(name), None)
         .await
-        .unwrap();
+        .unwrap()
+        .saved_at;
     tokio::time::sleep(Duration::from_secs(3)).await;
     cluster.kill_serve();
     let down = now_ms();

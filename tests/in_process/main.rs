@@ -3,3 +3,4 @@
 //! in-memory store, with the CPU kernel runtime for `cuda` steps.
 
 mod cuda;
+mod start;

@@ -29,6 +29,7 @@ mod running;
 mod scratch;
 mod secrets;
 mod shell;
+mod start_gate;
 mod stats;
 mod steplog;
 mod users;

@@ -10,6 +10,7 @@ use weft_core::run::{FailureKind, HookRun, Job, Outcome};
 use crate::gpus::HeldGpus;
 use crate::plugins::{self, PostHooks};
 use crate::secrets::{Resolved, Secrets};
+use crate::start_gate::StartGate;
 use crate::steplog::StepLog;
 use crate::worker::Worker;
 
@@ -24,11 +25,12 @@ impl Worker {
         hooks: &mut Vec<HookRun>,
         holding: &mut Option<HeldGpus>,
         log: &Arc<StepLog>,
+        start: &StartGate,
     ) -> Outcome {
         let need = job.resources.gpus as usize;
         if need == 0 {
             drop(held);
-            return self.run_attempt(job, abort, &[], hooks, log).await;
+            return self.run_attempt(job, abort, &[], hooks, log, start).await;
         }
         if need > self.gpus.total() {
             return Outcome::Failed {
@@ -52,7 +54,8 @@ impl Worker {
             .insert("CUDA_VISIBLE_DEVICES".into(), devices.join(","));
         job.env.insert("WEFT_GPUS".into(), indices.join(","));
         *holding = Some(self.gpus.hold(ids));
-        self.run_attempt(&job, abort, &devices, hooks, log).await
+        self.run_attempt(&job, abort, &devices, hooks, log, start)
+            .await
     }
 
     /// Opens the step's secrets, runs it, and masks them in what it
@@ -65,10 +68,11 @@ impl Worker {
         gpus: &[String],
         hooks: &mut Vec<HookRun>,
         log: &Arc<StepLog>,
+        start: &StartGate,
     ) -> Outcome {
         if job.secrets.is_empty() {
             return self
-                .run_hooked(job, &Resolved::none(), abort, gpus, hooks, log)
+                .run_hooked(job, &Resolved::none(), abort, gpus, hooks, log, start)
                 .await;
         }
         let resolved =
@@ -80,13 +84,16 @@ impl Worker {
         let mut job = job.clone();
         resolved.fill_configs(&mut job);
         let outcome = self
-            .run_hooked(&job, &resolved, abort, gpus, hooks, log)
+            .run_hooked(&job, &resolved, abort, gpus, hooks, log, start)
             .await;
         resolved.mask_hooks(hooks);
         resolved.mask_outcome(outcome)
     }
 
     /// Pre hooks, the step, post hooks.
+    // The attempt's parts, each from another owner (the worker, the job,
+    // its claim): a struct for them would be built for this one call.
+    #[allow(clippy::too_many_arguments)]
     async fn run_hooked(
         &self,
         job: &Job,
@@ -95,6 +102,7 @@ impl Worker {
         gpus: &[String],
         hooks: &mut Vec<HookRun>,
         log: &Arc<StepLog>,
+        start: &StartGate,
     ) -> Outcome {
         // What this worker lacks is not the step's fault, and trying again here cannot help.
         let cannot = |reason: String| Outcome::Failed {
@@ -118,6 +126,9 @@ impl Worker {
             Err(outcome) => return outcome,
         };
         let (mut job, post) = match plugins {
+            // A hook may act (a granted host, an artifact it reads): none
+            // runs before the start is recorded.
+            Some(_) if !start.recorded().await => return crate::executor::not_started(),
             Some(p) => {
                 let mut job = job.clone();
                 if let Some(params) = &params {
@@ -154,6 +165,7 @@ impl Worker {
                 abort,
                 gpus,
                 log,
+                start,
             )
             .await;
         match post {

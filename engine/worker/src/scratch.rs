@@ -12,6 +12,7 @@ use weft_core::spec::StepAction;
 use crate::artifact_cache::ArtifactCache;
 use crate::attempt::Attempt;
 use crate::executor::Executors;
+use crate::start_gate::StartGate;
 use crate::steplog::StepLog;
 use crate::Options;
 
@@ -37,6 +38,7 @@ impl ArtifactsHere {
         abort: watch::Receiver<bool>,
         gpus: &[String],
         log: &Arc<StepLog>,
+        start: &StartGate,
     ) -> Outcome {
         let dir = options.attempt_dir(job);
         let (store, cache) = (self.store.as_ref(), self.cache.as_ref());
@@ -67,6 +69,7 @@ impl ArtifactsHere {
             log: log.clone(),
             abort,
             gpus,
+            start: start.clone(),
         };
         let mut outcome = executors.run(attempt, &job.action).await;
         if let Outcome::Succeeded { artifacts, .. } = &mut outcome {

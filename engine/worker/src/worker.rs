@@ -21,6 +21,7 @@ use crate::heartbeat::{beat, Running};
 use crate::plugins::Plugins;
 use crate::room::room;
 use crate::secrets::Secrets;
+use crate::start_gate::start_gate;
 use crate::steplog::StepLog;
 use crate::{Aborts, Error, Options, Stats};
 
@@ -394,17 +395,13 @@ impl Worker {
         // it is what records this execution if the worker then dies before
         // it can report the end (a start sent with the end, or sent while
         // the step already ran, lost an execution when the broker was down
-        // and the worker was killed: simulation seed 1400, chaos).
-        if self
-            .queue
-            .report(&report(ReportKind::Started))
-            .await
-            .is_err()
-        {
-            renewal.abort();
-            let _ = delivery.reject(true).await;
-            return;
-        }
+        // and the worker was killed: simulation seed 1400, chaos). The
+        // step is prepared meanwhile, and waits for it (`start_gate`).
+        let (recorded, start) = start_gate();
+        let publishing = {
+            let (queue, started) = (self.queue.clone(), report(ReportKind::Started));
+            tokio::spawn(async move { recorded.tell(queue.report(&started).await.is_ok()) })
+        };
         let label = label(&key);
         self.running
             .lock()
@@ -424,8 +421,20 @@ impl Worker {
             log.push(note.as_bytes()).await;
         }
         let outcome = self
-            .attempt(&job, abort, held, &mut hooks, &mut gpus, &log)
+            .attempt(&job, abort, held, &mut hooks, &mut gpus, &log, &start)
             .await;
+        let _ = publishing.await;
+        if !start.recorded().await {
+            // Nothing acted without it: the step never ran, and its job
+            // goes back to be taken again.
+            log.finish().await;
+            self.stats.running.fetch_sub(1, Ordering::Relaxed);
+            self.running.lock().expect("running lock").remove(&label);
+            self.aborts.forget(&job.run_id, &job.task, job.attempt);
+            renewal.abort();
+            let _ = delivery.reject(true).await;
+            return;
+        }
         let (outcome, hooks) = crate::steplog::bound_texts(outcome, hooks, &log).await;
         log.finish().await;
         self.stats.running.fetch_sub(1, Ordering::Relaxed);

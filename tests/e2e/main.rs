@@ -20,6 +20,7 @@ mod containers;
 mod dashboard;
 mod dashboard_daily;
 mod dashboard_pages;
+mod deploy;
 mod drills;
 mod embedded_serve;
 mod examples;

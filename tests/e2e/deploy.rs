@@ -38,7 +38,8 @@ fn the_systemd_units_verify_and_the_worker_is_given_time_to_drain() {
         "systemd found something to say about a unit: {said}"
     );
 
-    let worker = std::fs::read_to_string(repo().join("deploy/systemd/weft-worker.service")).unwrap();
+    let worker =
+        std::fs::read_to_string(repo().join("deploy/systemd/weft-worker.service")).unwrap();
     let stop: u64 = setting(&worker, "TimeoutStopSec").unwrap().parse().unwrap();
     let grace_ms = weft_worker_grace_ms();
     assert!(

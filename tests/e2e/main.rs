@@ -42,4 +42,5 @@ mod secrets;
 mod servers;
 mod sub_workflows;
 mod support;
+mod traces;
 mod webhooks;

@@ -42,6 +42,25 @@ pub struct Config {
     pub retention: Option<weft_core::retention::RetentionOptions>,
     /// Saved workflows' `[[triggers.schedule]]`, fired by `weft serve`.
     pub scheduler: weft_api::app::SchedulerOptions,
+    /// Where `weft serve` and `weft worker` send runs' traces (none: no
+    /// traces).
+    pub telemetry: Option<weft_telemetry_otlp::OtlpOptions>,
+}
+
+impl Config {
+    /// The exporter of spans for the process named `service`, if
+    /// `[telemetry]` is set.
+    pub fn spans(
+        &self,
+        service: &str,
+    ) -> anyhow::Result<Option<std::sync::Arc<dyn weft_core::ports::SpanSink>>> {
+        let Some(options) = &self.telemetry else {
+            return Ok(None);
+        };
+        let exporter = weft_telemetry_otlp::OtlpExporter::start(options, service)?;
+        tracing::info!("traces go to {}", options.otlp_endpoint);
+        Ok(Some(exporter))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -27,5 +27,6 @@ pub mod secrets;
 pub mod spec;
 pub mod template;
 pub mod templated;
+pub mod trace;
 
 pub use error::Error;

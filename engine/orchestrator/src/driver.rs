@@ -133,6 +133,9 @@ impl Driver {
                     actions.extend(apply(&mut self.state, event.clone()));
                     let finished = !was_over && self.state.status.is_terminal();
                     progress.on_event(&self.state, &event);
+                    if let (true, Some(spans)) = (finished, &shared.spans) {
+                        spans.record(weft_core::trace::run_spans(&self.state));
+                    }
                     let duration_ms = match &event {
                         Event::TaskFinished { task, at, .. } => self
                             .state

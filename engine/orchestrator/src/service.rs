@@ -97,6 +97,9 @@ pub(crate) struct Shared {
     /// Told when a run driven here gives up a key's slot, so the runs
     /// waiting here ask again at once rather than at their next poll.
     pub slot_freed: tokio::sync::Notify,
+    /// Where a finished run's spans go (its own and its steps'); none: no
+    /// traces.
+    pub spans: Option<Arc<dyn weft_core::ports::SpanSink>>,
 }
 
 /// The step cache and what its keys need besides the job.
@@ -188,6 +191,7 @@ impl Service {
                 children: std::sync::OnceLock::new(),
                 plans: Mutex::new(HashMap::new()),
                 slot_freed: tokio::sync::Notify::new(),
+                spans: None,
             }),
         }
     }
@@ -221,6 +225,15 @@ impl Service {
         Arc::get_mut(&mut self.shared)
             .expect("with_concurrency_slots is called before the service is cloned")
             .slots = Some(slots);
+        self
+    }
+
+    /// Sends each finished run's spans (`weft_core::trace`) to `spans`.
+    /// Call it before the service is cloned.
+    pub fn with_spans(mut self, spans: Arc<dyn weft_core::ports::SpanSink>) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("with_spans is called before the service is cloned")
+            .spans = Some(spans);
         self
     }
 

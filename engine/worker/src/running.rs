@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use weft_core::run::{FailureKind, HookRun, Job, Outcome};
 
 use crate::gpus::HeldGpus;
 use crate::plugins::{self, PostHooks};
 use crate::secrets::{Resolved, Secrets};
-use crate::start_gate::StartGate;
+use crate::start_gate::Go;
 use crate::steplog::StepLog;
 use crate::worker::Worker;
 
@@ -20,17 +20,16 @@ impl Worker {
     pub(crate) async fn attempt(
         &self,
         job: &Job,
-        abort: watch::Receiver<bool>,
+        go: Go,
         held: oneshot::Sender<()>,
         hooks: &mut Vec<HookRun>,
         holding: &mut Option<HeldGpus>,
         log: &Arc<StepLog>,
-        start: &StartGate,
     ) -> Outcome {
         let need = job.resources.gpus as usize;
         if need == 0 {
             drop(held);
-            return self.run_attempt(job, abort, &[], hooks, log, start).await;
+            return self.run_attempt(job, go, &[], hooks, log).await;
         }
         if need > self.gpus.total() {
             return Outcome::Failed {
@@ -54,8 +53,7 @@ impl Worker {
             .insert("CUDA_VISIBLE_DEVICES".into(), devices.join(","));
         job.env.insert("WEFT_GPUS".into(), indices.join(","));
         *holding = Some(self.gpus.hold(ids));
-        self.run_attempt(&job, abort, &devices, hooks, log, start)
-            .await
+        self.run_attempt(&job, go, &devices, hooks, log).await
     }
 
     /// Opens the step's secrets, runs it, and masks them in what it
@@ -64,15 +62,14 @@ impl Worker {
     async fn run_attempt(
         &self,
         job: &Job,
-        abort: watch::Receiver<bool>,
+        go: Go,
         gpus: &[String],
         hooks: &mut Vec<HookRun>,
         log: &Arc<StepLog>,
-        start: &StartGate,
     ) -> Outcome {
         if job.secrets.is_empty() {
             return self
-                .run_hooked(job, &Resolved::none(), abort, gpus, hooks, log, start)
+                .run_hooked(job, &Resolved::none(), go, gpus, hooks, log)
                 .await;
         }
         let resolved =
@@ -83,26 +80,20 @@ impl Worker {
         log.set_masker(resolved.masker.clone());
         let mut job = job.clone();
         resolved.fill_configs(&mut job);
-        let outcome = self
-            .run_hooked(&job, &resolved, abort, gpus, hooks, log, start)
-            .await;
+        let outcome = self.run_hooked(&job, &resolved, go, gpus, hooks, log).await;
         resolved.mask_hooks(hooks);
         resolved.mask_outcome(outcome)
     }
 
     /// Pre hooks, the step, post hooks.
-    // The attempt's parts, each from another owner (the worker, the job,
-    // its claim): a struct for them would be built for this one call.
-    #[allow(clippy::too_many_arguments)]
     async fn run_hooked(
         &self,
         job: &Job,
         secrets: &Resolved,
-        abort: watch::Receiver<bool>,
+        go: Go,
         gpus: &[String],
         hooks: &mut Vec<HookRun>,
         log: &Arc<StepLog>,
-        start: &StartGate,
     ) -> Outcome {
         // What this worker lacks is not the step's fault, and trying again here cannot help.
         let cannot = |reason: String| Outcome::Failed {
@@ -128,7 +119,7 @@ impl Worker {
         let (mut job, post) = match plugins {
             // A hook may act (a granted host, an artifact it reads): none
             // runs before the start is recorded.
-            Some(_) if !start.recorded().await => return crate::executor::not_started(),
+            Some(_) if !go.start.recorded().await => return crate::executor::not_started(),
             Some(p) => {
                 let mut job = job.clone();
                 if let Some(params) = &params {
@@ -162,10 +153,9 @@ impl Worker {
                 &self.executors,
                 &mut job,
                 params.as_deref(),
-                abort,
+                go,
                 gpus,
                 log,
-                start,
             )
             .await;
         match post {

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
 use weft_core::ports::ArtifactStore;
 use weft_core::run::{FailureKind, Job, Outcome};
 use weft_core::spec::StepAction;
@@ -12,7 +11,7 @@ use weft_core::spec::StepAction;
 use crate::artifact_cache::ArtifactCache;
 use crate::attempt::Attempt;
 use crate::executor::Executors;
-use crate::start_gate::StartGate;
+use crate::start_gate::Go;
 use crate::steplog::StepLog;
 use crate::Options;
 
@@ -35,10 +34,9 @@ impl ArtifactsHere {
         executors: &Executors,
         job: &mut Job,
         params: Option<&str>,
-        abort: watch::Receiver<bool>,
+        go: Go,
         gpus: &[String],
         log: &Arc<StepLog>,
-        start: &StartGate,
     ) -> Outcome {
         let dir = options.attempt_dir(job);
         let (store, cache) = (self.store.as_ref(), self.cache.as_ref());
@@ -67,9 +65,9 @@ impl ArtifactsHere {
             job,
             options,
             log: log.clone(),
-            abort,
+            abort: go.abort,
             gpus,
-            start: start.clone(),
+            start: go.start,
         };
         let mut outcome = executors.run(attempt, &job.action).await;
         if let Outcome::Succeeded { artifacts, .. } = &mut outcome {

@@ -16,6 +16,14 @@ pub(crate) struct StartRecorded(watch::Sender<Option<bool>>);
 #[derive(Clone)]
 pub(crate) struct StartGate(watch::Receiver<Option<bool>>);
 
+/// How an attempt is told to go and to stop: its start recorded (nothing
+/// acts before), and its abort (`true`: stop).
+#[derive(Clone)]
+pub(crate) struct Go {
+    pub(crate) start: StartGate,
+    pub(crate) abort: watch::Receiver<bool>,
+}
+
 /// A gate and the way to open (or shut) it.
 pub(crate) fn start_gate() -> (StartRecorded, StartGate) {
     let (tx, rx) = watch::channel(None);
@@ -30,14 +38,6 @@ impl StartRecorded {
 }
 
 impl StartGate {
-    /// A gate already open: for callers that record the start themselves.
-    #[cfg(test)]
-    pub(crate) fn open() -> Self {
-        let (recorded, gate) = start_gate();
-        recorded.tell(true);
-        gate
-    }
-
     /// True once the start is recorded; false if it could not be (the
     /// step must then not run).
     pub(crate) async fn recorded(&self) -> bool {

@@ -21,7 +21,7 @@ use crate::heartbeat::{beat, Running};
 use crate::plugins::Plugins;
 use crate::room::room;
 use crate::secrets::Secrets;
-use crate::start_gate::start_gate;
+use crate::start_gate::{start_gate, Go};
 use crate::steplog::StepLog;
 use crate::{Aborts, Error, Options, Stats};
 
@@ -46,6 +46,8 @@ pub struct Worker {
     claimants: Arc<crate::claim::Claimants>,
     /// Runs' params that their jobs carry by reference.
     pub(crate) params: crate::params::SharedParams,
+    /// Where each execution's span goes; none: no traces.
+    spans: Option<Arc<dyn weft_core::ports::SpanSink>>,
 }
 
 impl Worker {
@@ -74,7 +76,15 @@ impl Worker {
             executors: Executors::default(),
             gpus,
             claimants,
+            spans: None,
         }
+    }
+
+    /// Sends a span for each execution it runs (`weft_core::trace`), under
+    /// its step's span in its run's trace, to `spans`.
+    pub fn with_spans(mut self, spans: Arc<dyn weft_core::ports::SpanSink>) -> Self {
+        self.spans = Some(spans);
+        self
     }
 
     /// Reports this worker to `registry` every heartbeat; `status_url` is
@@ -365,6 +375,7 @@ impl Worker {
             return;
         };
         let Some(delivery) = delivery else { return };
+        let claimed_at = self.clock.now();
         let abort = self.aborts.watch(&job.run_id, &job.task, job.attempt);
         if *abort.borrow() {
             self.aborts.forget(&job.run_id, &job.task, job.attempt);
@@ -421,7 +432,17 @@ impl Worker {
             log.push(note.as_bytes()).await;
         }
         let outcome = self
-            .attempt(&job, abort, held, &mut hooks, &mut gpus, &log, &start)
+            .attempt(
+                &job,
+                Go {
+                    start: start.clone(),
+                    abort,
+                },
+                held,
+                &mut hooks,
+                &mut gpus,
+                &log,
+            )
             .await;
         let _ = publishing.await;
         if !start.recorded().await {
@@ -445,6 +466,12 @@ impl Worker {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.aborts.forget(&job.run_id, &job.task, job.attempt);
+        if let Some(spans) = &self.spans {
+            let (name, now) = (&self.options.name, self.clock.now());
+            let span =
+                weft_core::trace::execution_span(&key, token, name, claimed_at, now, &outcome);
+            spans.record(vec![span]);
+        }
         let finished = report(ReportKind::Finished { outcome, hooks });
         // The end is durable before anything else: from here on a copy of
         // this job finds the attempt done and re-sends this report.

@@ -52,6 +52,8 @@ pub async fn serve(
 }
 
 async fn serve_distributed(config: Config) -> anyhow::Result<ExitCode> {
+    // Before anything connects: a wrong `[telemetry]` is said at once.
+    let spans = config.spans("weft-server")?;
     let queue: Arc<dyn JobQueue> = Arc::new(AmqpJobQueue::connect(config.broker.clone()).await?);
     let redis = Arc::new(RedisRunStore::connect(config.redis.clone()).await?);
     let store: Arc<dyn RunStore> = redis.clone();
@@ -65,6 +67,10 @@ async fn serve_distributed(config: Config) -> anyhow::Result<ExitCode> {
             secrets: Some(redis.clone()),
         })
         .with_concurrency_slots(redis.clone());
+    let service = match spans {
+        Some(spans) => service.with_spans(spans),
+        None => service,
+    };
     if let Some(options) = config.retention.clone() {
         weft_api::app::spawn_retention(
             weft_api::app::RetentionOwned {
@@ -134,7 +140,14 @@ async fn serve_embedded(config: Config, data_dir: &Path) -> anyhow::Result<ExitC
         keyring.clone(),
         artifacts.clone(),
     )?;
-    let worker = worker.with_registry(store.clone(), None);
+    let mut worker = worker.with_registry(store.clone(), None);
+    let service = match config.spans("weft-server")? {
+        Some(spans) => {
+            worker = worker.with_spans(spans.clone());
+            service.with_spans(spans)
+        }
+        None => service,
+    };
     let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
     let mut worker_task = tokio::spawn(worker.run(worker_stop));
     println!("weft serve: embedded engine in {}", data_dir.display());

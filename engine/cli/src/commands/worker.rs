@@ -37,6 +37,8 @@ pub struct Args {
 }
 
 pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
+    // Before anything connects: a wrong `[telemetry]` is said at once.
+    let spans = config.spans("weft-worker")?;
     if !args.pools.is_empty() {
         config.worker.pools = args.pools;
     }
@@ -102,6 +104,9 @@ pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> 
         .with_secrets(secrets);
     if let Some(store) = artifacts {
         worker = worker.with_artifacts(store);
+    }
+    if let Some(spans) = spans {
+        worker = worker.with_spans(spans);
     }
     match crate::embedded::docker().await {
         Ok(runtime) => worker = worker.with_containers(runtime),

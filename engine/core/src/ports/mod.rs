@@ -16,6 +16,7 @@ mod plugin_store;
 mod run_removal;
 mod run_store;
 mod secret_store;
+mod span_sink;
 mod step_cache;
 mod token_store;
 mod worker_registry;
@@ -42,6 +43,7 @@ pub use run_store::{
     RunRecord, RunStore, StepLogs, LOG_CHUNK_BYTES, LOG_PAGE_BYTES,
 };
 pub use secret_store::SecretStore;
+pub use span_sink::SpanSink;
 pub use step_cache::{StepCache, MAX_CACHE_ENTRIES};
 pub use token_store::{Role, TokenRecord, TokenStore};
 pub use worker_registry::{gpu_label, GpuSlot, Slots, WorkerInfo, WorkerRegistry};

@@ -157,7 +157,7 @@ impl Feed {
     /// Consumes again from `band`, paused by [`release`](Self::release).
     async fn resume(&mut self, link: &Link, band: usize) -> Result<(), Error> {
         let consumer = consume(&self.channel, self.queue(link, band));
-        self.consumers[band] = Some(answered("to basic.consume", consumer).await?);
+        self.consumers[band] = Some(consumer.await?);
         // A fresh consumer has its whole prefetch again; the jobs the old
         // one delivered leave the old count.
         self.unsettled[band] = Arc::default();

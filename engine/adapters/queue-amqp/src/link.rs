@@ -265,31 +265,44 @@ impl Link {
 }
 
 /// A channel to consume on: each consumer on it is sent at most
-/// `prefetch` unacked messages.
+/// `prefetch` unacked messages. Each request has [`answered`]'s limit: a
+/// connection left half-open by a broker restart can leave a request
+/// unanswered forever, and a consumer (the server's of reports, say) that
+/// waited on it would never hear a message again.
 pub(crate) async fn consuming_channel(session: &Session, prefetch: u16) -> Result<Channel, Error> {
-    let channel = session
-        .connection
-        .create_channel()
-        .await
-        .map_err(amqp_err("opening a channel"))?;
-    channel
-        .basic_qos(prefetch.max(1), BasicQosOptions::default())
-        .await
-        .map_err(amqp_err("setting prefetch"))?;
+    let channel = answered("to channel.open", async {
+        session
+            .connection
+            .create_channel()
+            .await
+            .map_err(amqp_err("opening a channel"))
+    })
+    .await?;
+    answered("to basic.qos", async {
+        channel
+            .basic_qos(prefetch.max(1), BasicQosOptions::default())
+            .await
+            .map_err(amqp_err("setting prefetch"))
+    })
+    .await?;
     Ok(channel)
 }
 
-/// A consumer of `queue` on `channel`, with manual acks.
+/// A consumer of `queue` on `channel`, with manual acks (within
+/// [`answered`]'s limit, as above).
 pub(crate) async fn consume(channel: &Channel, queue: String) -> Result<Consumer, Error> {
-    channel
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp_err("consuming"))
+    answered("to basic.consume", async {
+        channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp_err("consuming"))
+    })
+    .await
 }
 
 /// What a queue holds, which decides its type.

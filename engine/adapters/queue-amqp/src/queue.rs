@@ -73,20 +73,23 @@ impl AmqpJobQueue {
         key: &str,
         body: &[u8],
     ) -> Result<PublisherConfirm, Error> {
-        session
-            .publisher
-            .basic_publish(
-                exchange.into(),
-                key.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                body,
-                Self::persistent(),
-            )
-            .await
-            .map_err(amqp_err("publishing"))
+        answered("to basic.publish", async {
+            session
+                .publisher
+                .basic_publish(
+                    exchange.into(),
+                    key.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    body,
+                    Self::persistent(),
+                )
+                .await
+                .map_err(amqp_err("publishing"))
+        })
+        .await
     }
 
     /// Publishes `(exchange, key, body)` messages with confirms, pipelined;

@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
-use tokio::sync::watch;
 use weft_core::ports::{Clock, GpuSlot, JobQueue, RunStore};
 use weft_core::run::{RunState, RunStatus};
-use weft_orchestrator::{NewRun, Service, SystemClock};
+use weft_orchestrator::SystemClock;
 use weft_testkit::kernels::CpuKernels;
 use weft_testkit::MemoryRunStore;
 use weft_worker::Worker;
@@ -58,45 +57,18 @@ async fn run_with(
                 .unwrap();
         worker = worker.with_artifacts(Arc::new(artifacts));
     }
-    let aborts = worker.aborts();
-    let abort = Arc::new(
-        move |run: &str, task: &weft_core::run::TaskId, attempt: u32| {
-            aborts.abort(run, task, attempt)
-        },
-    );
-    let service = Service::new(queue, store, clock, abort, Default::default());
-    let router = service.spawn_router();
-    let (stop, stopped) = watch::channel(false);
-    let worker = tokio::spawn(worker.run(stopped));
-    let workflow = weft_core::spec::load(source).unwrap();
-    let mut values = workflow.param_defaults();
-    for (k, v) in params {
-        values.insert(k.to_string(), v.clone());
-    }
-    let new = NewRun {
-        workflow,
-        source: source.into(),
-        file: "saxpy.toml".into(),
-        params: values,
-        prelude: Vec::new(),
-        plugins: Default::default(),
-        submitted_by: None,
-        policy: None,
-        cache: Default::default(),
-        priority: 0,
-    };
-    let (_, handle) = service
-        .submit(new, Box::new(|_: &RunState, _: &weft_core::run::Event| {}))
-        .await
-        .unwrap();
-    let state = tokio::time::timeout(std::time::Duration::from_secs(120), handle)
-        .await
-        .expect("the run ended")
-        .unwrap()
-        .unwrap();
-    let _ = stop.send(true);
-    let _ = worker.await;
-    router.abort();
+    let params = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let state = crate::harness::run_to_end(
+        worker,
+        (queue, store, clock),
+        (source, "saxpy.toml"),
+        params,
+        std::time::Duration::from_secs(120),
+    )
+    .await;
     (state, work)
 }
 

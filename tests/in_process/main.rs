@@ -3,4 +3,5 @@
 //! in-memory store, with the CPU kernel runtime for `cuda` steps.
 
 mod cuda;
+mod harness;
 mod start;

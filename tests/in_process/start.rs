@@ -9,11 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use tokio::sync::watch;
 use weft_core::ports::{Clock, Delivery, JobQueue, Report, ReportDelivery, ReportKind, RunStore};
-use weft_core::run::{Job, RunState, RunStatus};
+use weft_core::run::{Job, RunStatus};
 use weft_core::Error;
-use weft_orchestrator::{NewRun, Service, SystemClock};
+use weft_orchestrator::SystemClock;
 use weft_queue_local::LocalJobQueue;
 use weft_testkit::MemoryRunStore;
 use weft_worker::Worker;
@@ -89,44 +88,18 @@ async fn a_step_starts_only_once_its_start_is_confirmed_and_a_refused_start_runs
         ..Default::default()
     };
     let worker = Worker::new(queue.clone(), store.clone(), clock.clone(), options);
-    let aborts = worker.aborts();
-    let abort = Arc::new(
-        move |run: &str, task: &weft_core::run::TaskId, attempt: u32| {
-            aborts.abort(run, task, attempt)
-        },
-    );
-    let service = Service::new(queue, store, clock, abort, Default::default());
-    let router = service.spawn_router();
-    let (stop, stopped) = watch::channel(false);
-    let worker = tokio::spawn(worker.run(stopped));
     let source = format!(
         "[workflow]\nname = \"gate\"\n[steps.mark]\nrun = 'date +%s%N >> {}'\n",
         marks.display()
     );
-    let new = NewRun {
-        workflow: weft_core::spec::load(&source).unwrap(),
-        source: source.clone(),
-        file: "gate.toml".into(),
-        params: Default::default(),
-        prelude: Vec::new(),
-        plugins: Default::default(),
-        submitted_by: None,
-        policy: None,
-        cache: Default::default(),
-        priority: 0,
-    };
-    let (_, handle) = service
-        .submit(new, Box::new(|_: &RunState, _: &weft_core::run::Event| {}))
-        .await
-        .unwrap();
-    let state = tokio::time::timeout(Duration::from_secs(60), handle)
-        .await
-        .expect("the run ended")
-        .unwrap()
-        .unwrap();
-    let _ = stop.send(true);
-    let _ = worker.await;
-    router.abort();
+    let state = crate::harness::run_to_end(
+        worker,
+        (queue, store, clock),
+        (&source, "gate.toml"),
+        Default::default(),
+        Duration::from_secs(60),
+    )
+    .await;
 
     assert_eq!(
         state.status,

@@ -44,8 +44,13 @@ use crate::link::{amqp_err, answered, consume, consuming_channel, Link, Session}
 const BANDS: usize = PriorityBand::ALL.len();
 
 /// How long a take waits for a job the broker is likely sending before it
-/// asks the queue instead.
-const SENDING: std::time::Duration = std::time::Duration::from_millis(50);
+/// asks the queue instead. The wait ends as soon as the job comes, and is
+/// paid in full only when the band's queue has run dry (once: the ask
+/// finds it empty), by a lower band's job that waits that much longer. A
+/// busy broker can take tens of milliseconds to send: too short a wait
+/// lets the ask overtake the job on its way (the band's order breaks) or a
+/// lower band's job go first.
+const SENDING: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// One pool's consumers on one session.
 pub(crate) struct Feed {

@@ -64,7 +64,8 @@ pub struct Setup<'a> {
     pub redis_url: &'a str,
     /// Deliveries of a job before it is dead-lettered.
     pub delivery_limit: u32,
-    /// Lines added to `[orchestrator]`, `[redis]`, `[worker]` and `[server]`.
+    /// Lines added to `[broker]`, `[orchestrator]`, `[redis]`, `[worker]` and `[server]`.
+    pub broker: &'a str,
     pub orchestrator: &'a str,
     pub redis: &'a str,
     pub worker: &'a str,
@@ -83,6 +84,7 @@ impl Default for Setup<'_> {
             broker_url: "amqp://guest:guest@127.0.0.1:5672/%2f",
             redis_url: "redis://127.0.0.1:6379/",
             delivery_limit: 3,
+            broker: "",
             orchestrator: "lease-ttl-ms = 2000",
             redis: "",
             worker: "concurrency = 2",
@@ -115,6 +117,7 @@ impl Cluster {
             broker_url,
             redis_url,
             delivery_limit,
+            broker,
             orchestrator,
             redis,
             worker,
@@ -135,7 +138,7 @@ impl Cluster {
         std::fs::write(
             &config,
             format!(
-                "[broker]\nurl = \"{broker_url}\"\nprefix = \"{prefix}\"\nexpire-after-ms = 600000\ndelivery-limit = {delivery_limit}\nreconnect-max-delay-ms = 1000\n\n\
+                "[broker]\nurl = \"{broker_url}\"\nprefix = \"{prefix}\"\nexpire-after-ms = 600000\ndelivery-limit = {delivery_limit}\nreconnect-max-delay-ms = 1000\n{broker}\n\n\
                  [redis]\nurl = \"{redis_url}\"\nprefix = \"{prefix}\"\nexpire-after-secs = 900\n{redis}\n\n\
                  [orchestrator]\n{orchestrator}\n\n\
                  [server]\nlisten = \"127.0.0.1:0\"\n{server}\n\n\

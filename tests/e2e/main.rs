@@ -9,6 +9,7 @@ mod artifacts;
 mod artifacts_s3;
 mod bad_input;
 mod bounds;
+mod broker_cluster;
 mod browser;
 mod caching;
 mod check;

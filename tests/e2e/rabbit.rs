@@ -1,4 +1,5 @@
-//! A private RabbitMQ node that a test may stop and start (never the shared one).
+//! Private RabbitMQ nodes that a test may stop, start and kill (never the
+//! shared one), alone or joined into a cluster.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -69,6 +70,57 @@ impl PrivateRabbit {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
     }
 
+    /// The node's Erlang name (`name@localhost`).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// `rabbitmqctl -n NODE ARGS`, which must succeed.
+    fn ctl(&self, args: &[&str]) {
+        let out = Command::new("rabbitmqctl")
+            .args(["-q", "-n", &self.node])
+            .args(args)
+            .output()
+            .expect("running rabbitmqctl");
+        assert!(
+            out.status.success(),
+            "rabbitmqctl {args:?} on {}: {}",
+            self.node,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Kills the node's Erlang VM with SIGKILL: no goodbye to its peers
+    /// or clients, as when its machine dies.
+    pub fn kill9(&mut self) {
+        let pid_file = self
+            .dir
+            .path()
+            .join("mnesia")
+            .join(format!("{}.pid", self.node));
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .expect("the node's pid file")
+            .trim()
+            .parse()
+            .expect("a pid");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("killing the node");
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+        let start = Instant::now();
+        while port_open(self.port) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the node lives on"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn start_again(&mut self) {
         let d = self.dir.path();
         let child = Command::new("rabbitmq-server")
@@ -97,6 +149,9 @@ impl PrivateRabbit {
     }
 
     pub fn stop(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
         let _ = Command::new("rabbitmqctl")
             .args(["-n", &self.node, "stop"])
             .stdout(Stdio::null())
@@ -115,5 +170,65 @@ impl PrivateRabbit {
 impl Drop for PrivateRabbit {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Private nodes joined into one RabbitMQ cluster; the first is the seed
+/// the others join.
+pub struct PrivateRabbitCluster {
+    pub nodes: Vec<PrivateRabbit>,
+}
+
+impl PrivateRabbitCluster {
+    pub fn start(n: usize) -> Self {
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            nodes.push(PrivateRabbit::start());
+        }
+        let seed = nodes[0].node().to_string();
+        for node in &nodes[1..] {
+            node.ctl(&["stop_app"]);
+            node.ctl(&["join_cluster", &seed]);
+            node.ctl(&["start_app"]);
+        }
+        let cluster = Self { nodes };
+        cluster.await_running(n);
+        cluster
+    }
+
+    /// Waits until a live node counts `n` running nodes in its cluster.
+    pub fn await_running(&self, n: usize) {
+        let start = Instant::now();
+        loop {
+            let live = self.nodes.iter().find(|node| node.child.is_some());
+            let running = live.and_then(|node| {
+                let out = Command::new("rabbitmqctl")
+                    .args([
+                        "-q",
+                        "-n",
+                        node.node(),
+                        "cluster_status",
+                        "--formatter",
+                        "json",
+                    ])
+                    .output()
+                    .ok()?;
+                let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+                Some(status["running_nodes"].as_array()?.len())
+            });
+            if running == Some(n) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the cluster never had {n} running nodes (last seen: {running:?})"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Every node's URL, the seed's first.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(PrivateRabbit::url).collect()
     }
 }

@@ -8,7 +8,8 @@
 //! - pool queues are durable quorum queues with a delivery limit: a job that
 //!   keeps coming back (its worker keeps dying) goes to exchange `P.dead`
 //!   and queue `P.dead`;
-//! - reports go to the durable classic queue `P.reports`.
+//! - reports go to the durable queue `P.reports`: classic on a single
+//!   node, quorum (replicated) on a cluster (`Options::replicated_reports`).
 //!
 //! Jobs and reports are persistent, published `mandatory` with publisher
 //! confirms, and consumed with manual acks. A lost connection is re-opened

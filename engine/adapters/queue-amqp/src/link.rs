@@ -76,9 +76,23 @@ impl Link {
 
     /// The live session, reconnecting (and waiting as long as it takes) if needed.
     pub async fn session(&self) -> Arc<Session> {
+        match self.session_unless_refused(false).await {
+            Ok(session) => session,
+            Err(_) => unreachable!("only a first session gives up"),
+        }
+    }
+
+    /// The first session: as [`session`](Self::session), but a broker that
+    /// refuses the configuration (a queue of the other type) is an error
+    /// at once, where waiting would never end.
+    pub async fn first_session(&self) -> Result<Arc<Session>, Error> {
+        self.session_unless_refused(true).await
+    }
+
+    async fn session_unless_refused(&self, first: bool) -> Result<Arc<Session>, Error> {
         let mut current = self.current.lock().await;
         if let Some(s) = current.as_ref().filter(|s| s.is_open()) {
-            return s.clone();
+            return Ok(s.clone());
         }
         let mut delay = Duration::from_millis(100);
         let max = Duration::from_millis(self.options.reconnect_max_delay_ms.max(100));
@@ -98,8 +112,9 @@ impl Link {
                     }
                     let session = Arc::new(session);
                     *current = Some(session.clone());
-                    return session;
+                    return Ok(session);
                 }
+                Err(e @ Error::Invalid(_)) if first => return Err(e),
                 Err(e) => {
                     failures += 1;
                     if failures == 1 || failures.is_power_of_two() {
@@ -313,9 +328,11 @@ enum QueueKind {
     Jobs,
     /// Reports: a durable classic queue of persistent messages. It needs no
     /// delivery count, and a classic queue hands a message on before its
-    /// fsync, which keeps a step's critical path to one quorum commit.
+    /// fsync, which keeps a step's critical path to one quorum commit. On a
+    /// cluster, a quorum queue (`Options::replicated_reports`): a classic
+    /// one lives on one node and stops with it.
     Reports,
-    /// Dead letters: a durable classic queue.
+    /// Dead letters: a durable classic queue, or a quorum one like reports.
     Dead,
 }
 
@@ -326,11 +343,14 @@ async fn declare_queue(
     kind: QueueKind,
 ) -> Result<(), Error> {
     let mut args = FieldTable::default();
-    if kind == QueueKind::Jobs {
+    let quorum = kind == QueueKind::Jobs || o.reports_replicated();
+    if quorum {
         args.insert(
             "x-queue-type".into(),
             AMQPValue::LongString("quorum".into()),
         );
+    }
+    if kind == QueueKind::Jobs {
         args.insert(
             "x-delivery-limit".into(),
             AMQPValue::LongInt(o.delivery_limit as i32),
@@ -357,5 +377,22 @@ async fn declare_queue(
         )
         .await
         .map(|_| ())
-        .map_err(|e| Error::backend(format!("rabbitmq: declaring queue {name}"), e))
+        .map_err(|e| {
+            let text = e.to_string();
+            if kind != QueueKind::Jobs && text.contains("x-queue-type") {
+                // It exists with the other type: say what to do about it.
+                let (is, want) = if quorum {
+                    ("classic", "true")
+                } else {
+                    ("quorum", "false")
+                };
+                return Error::Invalid(format!(
+                    "rabbitmq: queue {name} exists as a {is} queue, but [broker] \
+                     replicated-reports is {want}: set it to match, or stop the \
+                     servers once the queue is empty and delete it \
+                     (rabbitmqctl delete_queue {name})"
+                ));
+            }
+            Error::backend(format!("rabbitmq: declaring queue {name}"), e)
+        })
 }

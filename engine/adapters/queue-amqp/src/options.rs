@@ -18,6 +18,15 @@ pub struct Options {
     /// node in use (first `url`) cannot be reached: a client stays on the
     /// node it reached until it loses it, then tries the next. Default: none.
     pub urls: Vec<String>,
+    /// Reports and dead letters in quorum queues, replicated over the
+    /// cluster's nodes like the jobs, rather than in classic queues on one
+    /// node. On a cluster, a classic queue stops when its node does, and
+    /// what workers report meanwhile has nowhere to go. A classic queue
+    /// saves a step one replicated write per report on a single node.
+    /// Default: true when `urls` names other nodes, else false. The type
+    /// of an existing queue cannot change: to switch, drain and delete
+    /// `P.reports` and `P.dead` first.
+    pub replicated_reports: Option<bool>,
     /// Prefix of every exchange and queue weft declares. Default: `weft`.
     pub prefix: String,
     /// Unacked jobs one taker may hold per pool and priority band (a
@@ -39,6 +48,7 @@ impl Default for Options {
         Self {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             urls: Vec::new(),
+            replicated_reports: None,
             prefix: "weft".into(),
             prefetch: 1,
             delivery_limit: 3,
@@ -66,6 +76,11 @@ impl Options {
     /// normal band, `P.jobs.<pool>.high` and `.low` for the others.
     pub(crate) fn band_queue(&self, pool: &str, band: PriorityBand) -> String {
         format!("{}.jobs.{}", self.prefix, band_key(pool, band))
+    }
+
+    /// Whether reports and dead letters go to quorum queues.
+    pub(crate) fn reports_replicated(&self) -> bool {
+        self.replicated_reports.unwrap_or(!self.urls.is_empty())
     }
 
     /// Every node's URL: `url`, then `urls`.

@@ -47,7 +47,7 @@ impl AmqpJobQueue {
     /// Connects (retrying until the broker answers) and declares the topology.
     pub async fn connect(options: Options) -> Result<Self, Error> {
         let link = Arc::new(Link::new(options));
-        link.session().await;
+        link.first_session().await?;
         Ok(Self {
             link,
             subscriptions: Default::default(),

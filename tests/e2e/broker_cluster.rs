@@ -5,20 +5,11 @@
 //! the run finishes with every step's effect once, and a run submitted
 //! afterwards runs on the two nodes alone.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::cluster::{step, Cluster, Setup};
 use crate::rabbit::PrivateRabbitCluster;
-
-/// Lines of `path`, counted.
-fn counted(path: &std::path::Path) -> BTreeMap<String, usize> {
-    let mut seen = BTreeMap::new();
-    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
-        *seen.entry(line.to_string()).or_default() += 1;
-    }
-    seen
-}
+use crate::support::counted;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_node_killed_mid_run_loses_nothing_and_runs_nothing_twice() {

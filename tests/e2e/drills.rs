@@ -3,20 +3,11 @@
 //! floods its output), checking the promises: every step's effect exactly
 //! once, the run showing what ran, nothing recorded lost, memory bounded.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::cluster::{step, Cluster, Setup};
 use crate::private_redis::PrivateRedis;
-
-/// Lines of `path`, counted.
-fn counted(path: &std::path::Path) -> BTreeMap<String, usize> {
-    let mut seen = BTreeMap::new();
-    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
-        *seen.entry(line.to_string()).or_default() += 1;
-    }
-    seen
-}
+use crate::support::counted;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_twice_for_20s_mid_run_every_effect_once_and_no_log_lost() {

@@ -37,6 +37,7 @@ mod policy;
 mod priority;
 mod private_redis;
 mod rabbit;
+mod redis_cluster;
 mod retention;
 mod schedules;
 mod secrets;

@@ -135,3 +135,12 @@ pub fn shared_file(dir: &Path, name: &str) -> PathBuf {
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
     file
 }
+
+/// Lines of `path`, counted: how many times each effect happened.
+pub fn counted(path: &Path) -> std::collections::BTreeMap<String, usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        *seen.entry(line.to_string()).or_default() += 1;
+    }
+    seen
+}

@@ -17,6 +17,7 @@ pub mod job_queue;
 pub mod kernels;
 mod memory_store;
 pub mod plugin_store;
+pub mod redis_cluster;
 pub mod run_removal;
 pub mod run_store;
 pub mod secret_store;

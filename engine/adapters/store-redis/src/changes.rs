@@ -5,32 +5,49 @@
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
 use weft_core::ports::ChangeBus;
 use weft_core::Error;
 
+use crate::conn::Conn;
 use crate::store::redis_err;
 use crate::Options;
 
 /// Run changes between the servers sharing one Redis (and prefix).
 pub struct RedisChangeBus {
-    client: redis::Client,
-    conn: ConnectionManager,
+    /// Where a listener subscribes: every node given. A cluster hands what
+    /// is published on any node to the subscribers of every node.
+    clients: Vec<redis::Client>,
+    conn: Conn,
     channel: String,
 }
 
 impl RedisChangeBus {
     pub async fn connect(options: &Options) -> Result<Self, Error> {
-        let client =
-            redis::Client::open(options.url.as_str()).map_err(redis_err("parsing the URL"))?;
-        let conn = client
-            .get_connection_manager()
-            .await
-            .map_err(redis_err("connecting for run changes"))?;
+        let clients = options
+            .nodes()
+            .into_iter()
+            .map(redis::Client::open)
+            .collect::<Result<_, _>>()
+            .map_err(redis_err("parsing the URL"))?;
         Ok(Self {
-            client,
-            conn,
+            clients,
+            conn: Conn::open(options).await?,
             channel: format!("{}changes", options.prefix),
+        })
+    }
+
+    /// A subscription connection to the first node that takes one.
+    async fn pubsub(&self) -> Result<redis::aio::PubSub, Error> {
+        let mut last = None;
+        for client in &self.clients {
+            match client.get_async_pubsub().await {
+                Ok(pubsub) => return Ok(pubsub),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) => redis_err("listening for run changes")(e),
+            None => Error::Invalid("redis: no URL to listen on".into()),
         })
     }
 }
@@ -49,11 +66,7 @@ impl ChangeBus for RedisChangeBus {
     }
 
     async fn listen(&self, deliver: &(dyn Fn(Vec<u8>) + Send + Sync)) -> Result<(), Error> {
-        let mut pubsub = self
-            .client
-            .get_async_pubsub()
-            .await
-            .map_err(redis_err("listening for run changes"))?;
+        let mut pubsub = self.pubsub().await?;
         pubsub
             .subscribe(&self.channel)
             .await

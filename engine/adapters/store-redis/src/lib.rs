@@ -17,6 +17,12 @@
 //! - `P:secrets`: secrets by name, each sealed under the server's keyring
 //!   (never in clear);
 //!
+//! On a Redis Cluster (`Options::cluster`) a run's keys carry its id as
+//! their hash tag (`P:run:{<id>}`, `P:claim:{<run>}:<task>:<attempt>`, ...),
+//! so every script on a run touches one slot and runs spread over the
+//! primaries; the keys shared by all runs carry the prefix as theirs
+//! (`{P}:runs`), so the scripts across them stay in one slot too.
+//!
 //! Durability is Redis's: run it with AOF (`appendonly yes`,
 //! `appendfsync everysec` or `always`); see `docs/operations.md`.
 //! Depends on `weft-core` only.
@@ -24,6 +30,7 @@
 mod audit;
 mod changes;
 mod concurrency;
+mod conn;
 mod deliveries;
 mod logs;
 mod options;

@@ -6,8 +6,17 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct Options {
-    /// Redis URL. Default: `redis://127.0.0.1:6379/`.
+    /// Redis URL. Default: `redis://127.0.0.1:6379/`. With `cluster`, one
+    /// node of the cluster (a seed: the others are learnt from it).
     pub url: String,
+    /// The Redis at `url` is a Redis Cluster. Each run's keys then share a
+    /// hash tag (its id), so its scripts touch one slot and runs spread
+    /// over the primaries; the keys shared by all runs (indexes, workers,
+    /// tokens, secrets) share the prefix's tag. Default: false.
+    pub cluster: bool,
+    /// More seed nodes of the cluster, tried when `url` does not answer.
+    /// Default: none.
+    pub urls: Vec<String>,
     /// Prefix of every key. Default: `weft`.
     pub prefix: String,
     /// Chunks kept per attempt log stream (approximate cap). Default: 100000.
@@ -28,11 +37,22 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379/".into(),
+            cluster: false,
+            urls: Vec::new(),
             prefix: "weft".into(),
             log_max_chunks: 100_000,
             expire_after_secs: None,
             response_timeout_ms: 5_000,
             retry_for_ms: 10_000,
         }
+    }
+}
+
+impl Options {
+    /// Every node given: `url`, then `urls`.
+    pub(crate) fn nodes(&self) -> Vec<&str> {
+        std::iter::once(self.url.as_str())
+            .chain(self.urls.iter().map(String::as_str))
+            .collect()
     }
 }

@@ -59,7 +59,10 @@ impl RedisRunStore {
         found.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
         let mut runs = Vec::new();
         for batch in found.chunks(BATCH) {
-            let keys: Vec<String> = batch.iter().map(|(_, id)| self.key(&["run", id])).collect();
+            let keys: Vec<String> = batch
+                .iter()
+                .map(|(_, id)| self.run_key("run", id, &[]))
+                .collect();
             let raws: Vec<Option<String>> = retrying(self.retry_for(), "reading runs", || {
                 let (mut conn, keys) = (self.conn(), keys.clone());
                 async move { redis::AsyncCommands::mget(&mut conn, keys).await }

@@ -1,6 +1,6 @@
 //! `RunRemoval` on Redis: a finished run's keys (record, events, lease,
 //! each attempt's claim and log stream) and its place in the index, in one
-//! transaction.
+//! transaction (two on a cluster: the index first, then the run's slot).
 
 use async_trait::async_trait;
 use weft_core::ports::{AttemptId, RunIndex, RunRemoval};
@@ -21,20 +21,41 @@ impl RunRemoval for RedisRunStore {
                 record.status.as_str()
             )));
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .del(self.key(&["run", run_id]))
-            .del(self.key(&["events", run_id]))
-            .del(self.lease_key(run_id))
+        let mut unindex = redis::pipe();
+        unindex
+            .atomic()
             .zrem(self.key(&["runs"]), run_id)
             .zrem(self.key(&["unfinished"]), run_id);
+        let mut keys = redis::pipe();
+        keys.atomic()
+            .del(self.run_key("run", run_id, &[]))
+            .del(self.run_key("events", run_id, &[]))
+            .del(self.lease_key(run_id));
         for a in attempts {
-            pipe.del(self.claim_key(a)).del(self.log_key(a));
+            keys.del(self.claim_key(a)).del(self.log_key(a));
         }
-        let _: () = pipe
-            .query_async(&mut self.conn())
-            .await
-            .map_err(redis_err("removing a run"))?;
+        if self.options.cluster {
+            // The index is in another slot than the run: two transactions,
+            // the index first, so one cut short between them leaves the
+            // run's record, and the removal can be asked again.
+            let _: () = unindex
+                .query_async(&mut self.conn())
+                .await
+                .map_err(redis_err("removing a run from the index"))?;
+            let _: () = keys
+                .query_async(&mut self.conn())
+                .await
+                .map_err(redis_err("removing a run"))?;
+        } else {
+            let mut both = unindex;
+            for cmd in keys.cmd_iter() {
+                both.add_command(cmd.clone());
+            }
+            let _: () = both
+                .query_async(&mut self.conn())
+                .await
+                .map_err(redis_err("removing a run"))?;
+        }
         Ok(true)
     }
 

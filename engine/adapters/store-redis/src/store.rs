@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use weft_core::ports::{
     AttemptClaims, AttemptId, Claim, EventLog, Fence, Leases, LogSlice, Report, RunIndex, RunQuery,
@@ -12,13 +11,14 @@ use weft_core::ports::{
 use weft_core::run::Event;
 use weft_core::Error;
 
+use crate::conn::Conn;
 use crate::retry::retrying;
 use crate::{scripts, Options};
 
 /// The Redis store. Cheap to clone; clones share one auto-reconnecting connection.
 #[derive(Clone)]
 pub struct RedisRunStore {
-    conn: ConnectionManager,
+    conn: Conn,
     pub(crate) options: Options,
     append: Script,
     take_lease: Script,
@@ -45,23 +45,7 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, Error
 
 impl RedisRunStore {
     pub async fn connect(options: Options) -> Result<Self, Error> {
-        let client =
-            redis::Client::open(options.url.as_str()).map_err(redis_err("parsing the URL"))?;
-        let config = ConnectionManagerConfig::new().set_response_timeout(Some(
-            Duration::from_millis(options.response_timeout_ms.max(1)),
-        ));
-        let conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(|e| {
-                Error::backend(
-                    format!(
-                        "redis: connecting to {}",
-                        weft_core::ports::redacted_url(&options.url)
-                    ),
-                    e,
-                )
-            })?;
+        let conn = Conn::open(&options).await?;
         let store = Self {
             conn,
             options,
@@ -79,13 +63,40 @@ impl RedisRunStore {
         Ok(store)
     }
 
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> Conn {
         self.conn.clone()
     }
 
+    /// A key shared by all runs (an index, a worker, a token...). On a
+    /// cluster they all carry the prefix as their hash tag: one slot, so
+    /// the scripts and transactions across them stay atomic.
     pub(crate) fn key(&self, parts: &[&str]) -> String {
-        let mut k = self.options.prefix.clone();
+        let mut k = if self.options.cluster {
+            format!("{{{}}}", self.options.prefix)
+        } else {
+            self.options.prefix.clone()
+        };
         for p in parts {
+            k.push(':');
+            k.push_str(p);
+        }
+        k
+    }
+
+    /// A key of one run: `P:<kind>:<run>:<rest>`. On a cluster the run's id
+    /// is its hash tag (`P:<kind>:{<run>}:...`), so a run's keys share a
+    /// slot (the event append checks the lease in one script) and runs
+    /// spread over the primaries.
+    pub(crate) fn run_key(&self, kind: &str, run_id: &str, rest: &[&str]) -> String {
+        let mut k = format!("{}:{kind}:", self.options.prefix);
+        if self.options.cluster {
+            k.push('{');
+            k.push_str(run_id);
+            k.push('}');
+        } else {
+            k.push_str(run_id);
+        }
+        for p in rest {
             k.push(':');
             k.push_str(p);
         }
@@ -178,32 +189,24 @@ impl RedisRunStore {
     }
 
     pub(crate) fn lease_key(&self, run_id: &str) -> String {
-        self.key(&["lease", run_id])
+        self.run_key("lease", run_id, &[])
     }
 
     pub(crate) fn claim_key(&self, key: &AttemptId) -> String {
-        self.key(&[
-            "claim",
-            &key.run_id,
-            &key.task.to_string(),
-            &key.attempt.to_string(),
-        ])
+        let (task, attempt) = (key.task.to_string(), key.attempt.to_string());
+        self.run_key("claim", &key.run_id, &[&task, &attempt])
     }
 
     pub(crate) fn log_key(&self, key: &AttemptId) -> String {
-        self.key(&[
-            "log",
-            &key.run_id,
-            &key.task.to_string(),
-            &key.attempt.to_string(),
-        ])
+        let (task, attempt) = (key.task.to_string(), key.attempt.to_string());
+        self.run_key("log", &key.run_id, &[&task, &attempt])
     }
 }
 
 #[async_trait]
 impl RunIndex for RedisRunStore {
     async fn create_run(&self, run: &RunRecord) -> Result<(), Error> {
-        let key = self.key(&["run", &run.id]);
+        let key = self.run_key("run", &run.id, &[]);
         let body = encode(run)?;
         // Tried again through timeouts; when a try that landed lost its
         // reply, the next finds the very same record there.
@@ -242,7 +245,7 @@ impl RunIndex for RedisRunStore {
     }
 
     async fn update_run(&self, run: &RunRecord) -> Result<(), Error> {
-        let key = self.key(&["run", &run.id]);
+        let key = self.run_key("run", &run.id, &[]);
         let body = encode(run)?;
         let updated: bool = retrying(self.retry_for(), "updating a run", || {
             let mut cmd = redis::cmd("SET");
@@ -273,7 +276,7 @@ impl RunIndex for RedisRunStore {
     }
 
     async fn get_run(&self, id: &str) -> Result<Option<RunRecord>, Error> {
-        let key = self.key(&["run", id]);
+        let key = self.run_key("run", id, &[]);
         let raw: Option<String> = retrying(self.retry_for(), "reading a run", || {
             let (mut conn, key) = (self.conn.clone(), key.clone());
             async move { conn.get(key).await }
@@ -310,7 +313,7 @@ impl RunIndex for RedisRunStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids.iter().map(|id| self.key(&["run", id])).collect();
+        let keys: Vec<String> = ids.iter().map(|id| self.run_key("run", id, &[])).collect();
         let raws: Vec<Option<String>> = retrying(self.retry_for(), "reading runs", || {
             let (mut conn, keys) = (self.conn.clone(), keys.clone());
             async move { conn.mget(keys).await }
@@ -337,7 +340,7 @@ impl EventLog for RedisRunStore {
         events: &[Event],
     ) -> Result<(), Error> {
         let encoded = events.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
-        let (events_key, lease_key) = (self.key(&["events", run_id]), self.lease_key(run_id));
+        let (events_key, lease_key) = (self.run_key("events", run_id, &[]), self.lease_key(run_id));
         // Safe to repeat: an append that landed before its reply was lost
         // is found by its length (`LogMoved`), never written twice.
         let result: i64 = retrying(self.retry_for(), "appending events", || {
@@ -367,7 +370,7 @@ impl EventLog for RedisRunStore {
     }
 
     async fn events(&self, run_id: &str) -> Result<Vec<Event>, Error> {
-        let key = self.key(&["events", run_id]);
+        let key = self.run_key("events", run_id, &[]);
         let raws: Vec<String> = retrying(self.retry_for(), "reading events", || {
             let (mut conn, key) = (self.conn.clone(), key.clone());
             async move { conn.lrange(key, 0, -1).await }
@@ -382,7 +385,10 @@ impl EventLog for RedisRunStore {
         from: u64,
     ) -> Result<Option<(RunRecord, Vec<Event>)>, Error> {
         // One atomic round trip: the record and the events agree.
-        let (run_key, events_key) = (self.key(&["run", run_id]), self.key(&["events", run_id]));
+        let (run_key, events_key) = (
+            self.run_key("run", run_id, &[]),
+            self.run_key("events", run_id, &[]),
+        );
         let (raw, events): (Option<String>, Vec<String>) =
             retrying(self.retry_for(), "reading a run and its events", || {
                 let mut pipe = redis::pipe();

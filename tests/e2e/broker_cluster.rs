@@ -5,11 +5,11 @@
 //! the run finishes with every step's effect once, and a run submitted
 //! afterwards runs on the two nodes alone.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cluster::{step, Cluster, Setup};
 use crate::rabbit::PrivateRabbitCluster;
-use crate::support::counted;
+use crate::support::{counted, wait_for_lines};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_node_killed_mid_run_loses_nothing_and_runs_nothing_twice() {
@@ -43,14 +43,7 @@ async fn a_broker_node_killed_mid_run_loses_nothing_and_runs_nothing_twice() {
     };
     let first = write("before", 200);
     let id = cluster.submit(first.to_str().unwrap(), &[]).await;
-    let start = Instant::now();
-    while counted(&effects).len() < 40 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the run never got going"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_lines(&effects, 40, Duration::from_secs(60));
     rabbits.nodes[0].kill9();
     let at_kill = counted(&effects).len();
     assert!(at_kill < 200, "the run ended before the node was killed");

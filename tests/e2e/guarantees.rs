@@ -7,26 +7,7 @@ use weft_core::ports::EventLog;
 use weft_core::run::Event;
 
 use crate::cluster::Cluster;
-
-fn wait_for_lines(path: &std::path::Path, n: usize, limit: Duration) -> Vec<String> {
-    let start = Instant::now();
-    loop {
-        let lines: Vec<String> = std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect();
-        if lines.len() >= n {
-            return lines;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "{} never had {n} lines",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use crate::support::wait_for_lines;
 
 fn kill9(pid: i32) {
     nix::sys::signal::kill(

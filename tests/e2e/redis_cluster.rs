@@ -2,12 +2,12 @@
 //! through it as through one Redis, and a primary killed mid-run is
 //! replaced by its replica without a step's effect happening twice.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use weft_testkit::redis_cluster::RedisCluster;
 
 use crate::cluster::{step, Cluster, Setup};
-use crate::support::counted;
+use crate::support::{counted, wait_for_lines};
 
 fn cluster_lines(redis: &RedisCluster) -> String {
     let urls = redis.urls();
@@ -87,14 +87,7 @@ async fn a_redis_primary_killed_mid_run_fails_over_and_every_effect_happens_once
     );
     let file = fan_out(&cluster, "failover", 150, &run);
     let id = cluster.submit(file.to_str().unwrap(), &[]).await;
-    let start = Instant::now();
-    while counted(&effects).len() < 30 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the run never got going"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_lines(&effects, 30, Duration::from_secs(60));
     // The primary that holds the run's keys.
     let holder = redis
         .primaries()

@@ -144,3 +144,25 @@ pub fn counted(path: &Path) -> std::collections::BTreeMap<String, usize> {
     }
     seen
 }
+
+/// The lines of `path` once it has at least `n` (a step's effects, its
+/// pid), failing the test after `limit`.
+pub fn wait_for_lines(path: &Path, n: usize, limit: std::time::Duration) -> Vec<String> {
+    let start = std::time::Instant::now();
+    loop {
+        let lines: Vec<String> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{} never had {n} lines",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

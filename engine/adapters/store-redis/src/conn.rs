@@ -31,6 +31,13 @@ impl Conn {
                 .collect();
             Error::backend(format!("redis: connecting to {}", nodes.join(", ")), e)
         };
+        if !options.cluster && !options.urls.is_empty() {
+            return Err(Error::Invalid(
+                "[redis] urls names more nodes of a Redis Cluster: set cluster = true, \
+                 or leave urls out for a single Redis"
+                    .into(),
+            ));
+        }
         if options.cluster {
             let client = ClusterClient::builder(options.nodes())
                 .response_timeout(timeout)

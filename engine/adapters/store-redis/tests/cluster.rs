@@ -71,3 +71,17 @@ async fn a_single_redis_given_as_a_cluster_is_refused_naming_it() {
         "{text}"
     );
 }
+
+/// More nodes without `cluster = true` is a mistake, said at once.
+#[tokio::test]
+async fn more_nodes_without_cluster_are_refused() {
+    let Err(e) = RedisRunStore::connect(Options {
+        cluster: false,
+        ..options()
+    })
+    .await
+    else {
+        panic!("urls were taken without cluster = true");
+    };
+    assert!(e.to_string().contains("set cluster = true"), "{e}");
+}

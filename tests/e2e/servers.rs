@@ -1,10 +1,12 @@
 //! Several `weft serve` sharing one Redis and RabbitMQ: the live changes
 //! of a run reach the Server-Sent-Event streams of every server, whichever
-//! server drives the run, each once.
+//! server drives the run, each once; each server drives its own runs with
+//! its own reports, and a killed one's runs and reports go to another.
 
 use std::time::{Duration, Instant};
 
-use crate::cluster::Cluster;
+use crate::cluster::{step, Cluster, Setup};
+use crate::support::{counted, wait_for_lines};
 
 const WORKFLOW: &str = "[workflow]\nname = \"relayed\"\n[steps.a]\nrun = \"true\"\n[steps.b]\nneeds = [\"a\"]\nrun = \"true\"\n";
 
@@ -92,4 +94,67 @@ async fn every_server_streams_the_changes_of_runs_another_server_drives_each_onc
         1,
         "{own}{more}"
     );
+}
+
+/// Two servers drive runs at once, each the runs submitted to it, with the
+/// reports of its own jobs in its own mailbox. The first is killed with
+/// steps of its runs still running: the second adopts them when their
+/// leases expire, the reports sent to the dead server's mailbox reach it
+/// once the mailbox gives them up, and every run ends with each step's
+/// effect once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_servers_runs_and_reports_go_to_another_and_every_effect_happens_once() {
+    let mut cluster = Cluster::set_up(Setup {
+        workers: 2,
+        broker: "mailbox-ttl-ms = 2000",
+        ..Setup::default()
+    });
+    let second = cluster.start_another_serve();
+    let effects = crate::support::shared_file(&cluster.shared(), "effects");
+    let items: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+    let workflow = format!(
+        "[workflow]\nname = \"spread\"\n[steps.fan]\nfor-each = [{}]\n\
+         run = \"echo {{{{ run.id }}}}-{{{{ item }}}} >> {}; sleep 0.2\"\n\
+         [steps.join]\nneeds = [\"fan\"]\nrun = \"echo joined\"\n",
+        items.join(","),
+        effects.display()
+    );
+    let on_second = weft_api::Client::new(&second).with_token(Some(cluster.admin_token.clone()));
+    let request = weft_api::views::SubmitRequest {
+        workflow: workflow.clone(),
+        ..Default::default()
+    };
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        ids.push(cluster.submit_text(&workflow).await);
+        ids.push(on_second.submit(&request).await.unwrap().id);
+    }
+    wait_for_lines(&effects, 30, Duration::from_secs(60));
+    cluster.kill_serve();
+    let at_kill = counted(&effects).len();
+    assert!(at_kill < 160, "the runs ended before the server was killed");
+    eprintln!("first server killed after {at_kill} effects");
+
+    cluster.url = second;
+    let mut statuses = Vec::new();
+    for id in &ids {
+        let view = cluster.wait(id, Duration::from_secs(120)).await;
+        assert_eq!(step(&view, "fan").tasks.len(), 40);
+        statuses.push(view.run.status.clone());
+    }
+    let seen = counted(&effects);
+    let lost: Vec<_> = ids
+        .iter()
+        .flat_map(|id| (0..40).map(move |i| format!("{id}-{i}")))
+        .filter(|e| !seen.contains_key(e))
+        .collect();
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    eprintln!(
+        "report: 160 effects expected, {} lost, {} twice, runs {statuses:?}",
+        lost.len(),
+        twice.len()
+    );
+    assert!(lost.is_empty(), "effects lost: {lost:?}");
+    assert!(twice.is_empty(), "effects twice: {twice:?}");
+    assert!(statuses.iter().all(|s| s == "succeeded"), "{statuses:?}");
 }

@@ -45,7 +45,7 @@ impl JobQueue for SlowStarts {
     async fn try_take(&self, pool: &str) -> Result<Option<Box<dyn Delivery>>, Error> {
         self.inner.try_take(pool).await
     }
-    async fn report(&self, report: &Report) -> Result<(), Error> {
+    async fn report(&self, to: Option<&str>, report: &Report) -> Result<(), Error> {
         if matches!(report.kind, ReportKind::Started) {
             tokio::time::sleep(self.delay).await;
             let left = self.failures.load(Ordering::SeqCst);
@@ -53,11 +53,11 @@ impl JobQueue for SlowStarts {
                 self.failures.store(left - 1, Ordering::SeqCst);
                 return Err(Error::Closed("the broker is down".into()));
             }
-            self.inner.report(report).await?;
+            self.inner.report(to, report).await?;
             self.confirmed.lock().unwrap().push(now_ns());
             return Ok(());
         }
-        self.inner.report(report).await
+        self.inner.report(to, report).await
     }
     async fn next_report(&self) -> Result<Box<dyn ReportDelivery>, Error> {
         self.inner.next_report().await

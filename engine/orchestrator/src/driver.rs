@@ -323,7 +323,12 @@ impl Driver {
                 other => self.carry_out(other, timers),
             }
         }
-        let (jobs, deadlines) = self.window.next_batch();
+        let (mut jobs, deadlines) = self.window.next_batch();
+        if let Some(reply_to) = self.shared.reply_to.get() {
+            for job in &mut jobs {
+                job.reply_to = Some(reply_to.clone());
+            }
+        }
         for (task, attempt, after) in deadlines {
             self.arm_deadline(task, attempt, after, timers);
         }

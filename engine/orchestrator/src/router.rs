@@ -1,7 +1,10 @@
-//! Routing reports to the drivers of their runs. Every orchestrator reads
-//! the one report queue, so a report may reach one that does not drive its
-//! run: it adopts the run if nobody holds it, records the report if the run
-//! has ended, and otherwise returns it to the queue for the owner.
+//! Routing reports to the drivers of their runs. A worker sends a job's
+//! reports to the mailbox of the server that published it; a report of an
+//! older job, a signal, or a dead server's report (its mailbox hands it on)
+//! comes through the queue every server reads. So a report may reach a
+//! server that does not drive its run: it adopts the run if nobody holds
+//! it, records the report if the run has ended, and otherwise forwards it
+//! to the holder's mailbox.
 
 use std::time::Duration;
 
@@ -123,12 +126,43 @@ impl Service {
                 }
             }
             Ok(Adoption::Ended) => self.record_late(run_id, delivery).await?,
-            Err(Error::NotOwner(_)) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                drop(delivery);
-            }
+            Err(Error::NotOwner(_)) => self.forward(run_id, delivery).await?,
             Err(e) => return Err(e),
         }
+        Ok(())
+    }
+
+    /// A report of a run another server drives: sent to that server's
+    /// mailbox, then acked. Where the store cannot tell who that is, one
+    /// from this server's mailbox goes to the shared queue, which the
+    /// owner reads too; one from the shared queue goes back to it after a
+    /// pause, for the owner to take.
+    async fn forward(&self, run_id: &str, delivery: Box<dyn ReportDelivery>) -> Result<(), Error> {
+        let mine = self.shared.reply_to.get();
+        let holder = self
+            .shared
+            .store
+            .holder(run_id)
+            .await?
+            .filter(|h| Some(h) != mine);
+        if holder.is_none() && !delivery.came_by_mailbox() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(delivery);
+            return Ok(());
+        }
+        if holder.is_some() && !delivery.came_by_mailbox() {
+            // A holder without a mailbox (a server of an earlier version)
+            // gets it back through the shared queue: not in a busy loop.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tracing::debug!(run = run_id, to = ?holder, "forwarding a report of a run driven elsewhere");
+        // Sent before the ack: a crash between leaves two copies, which
+        // the driver takes as one (it records an attempt's report once).
+        self.shared
+            .queue
+            .report(holder.as_deref(), delivery.report())
+            .await?;
+        delivery.ack().await?;
         Ok(())
     }
 

@@ -100,6 +100,10 @@ pub(crate) struct Shared {
     /// Where a finished run's spans go (its own and its steps'); none: no
     /// traces.
     pub spans: Option<Arc<dyn weft_core::ports::SpanSink>>,
+    /// This server's mailbox on the queue, once opened
+    /// ([`Service::open_mailbox`]): the `reply_to` of every job it
+    /// publishes.
+    pub reply_to: std::sync::OnceLock<String>,
 }
 
 /// The step cache and what its keys need besides the job.
@@ -192,6 +196,7 @@ impl Service {
                 plans: Mutex::new(HashMap::new()),
                 slot_freed: tokio::sync::Notify::new(),
                 spans: None,
+                reply_to: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -235,6 +240,19 @@ impl Service {
             .expect("with_spans is called before the service is cloned")
             .spans = Some(spans);
         self
+    }
+
+    /// Opens this server's mailbox on the queue, named by its owner name
+    /// in leases: the jobs it publishes from now on name it, and their
+    /// reports come to it rather than to the queue every server reads, so
+    /// servers sharing a broker do not pass each other's reports around.
+    /// Queues of one reader do nothing. Before the router starts.
+    pub async fn open_mailbox(&self) -> Result<(), Error> {
+        let owner = &self.shared.options.owner;
+        if let Some(name) = self.shared.queue.open_mailbox(owner).await? {
+            let _ = self.shared.reply_to.set(name);
+        }
+        Ok(())
     }
 
     /// Lets sub-workflow steps start child runs through `children`. Once;

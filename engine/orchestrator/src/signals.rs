@@ -79,7 +79,10 @@ impl Service {
         if self.route(run_id, local).is_ok() {
             return Ok(());
         }
-        Ok(self.shared.queue.report(&report).await?)
+        // To the mailbox of whoever holds the run, if the store can tell:
+        // any server takes it from the shared queue, but that takes longer.
+        let holder = self.shared.store.holder(run_id).await.ok().flatten();
+        Ok(self.shared.queue.report(holder.as_deref(), &report).await?)
     }
 }
 

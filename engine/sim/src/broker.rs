@@ -420,7 +420,7 @@ impl JobQueue for SimQueue {
         })))
     }
 
-    async fn report(&self, report: &Report) -> Result<(), Error> {
+    async fn report(&self, _to: Option<&str>, report: &Report) -> Result<(), Error> {
         let kind = match &report.kind {
             weft_core::ports::ReportKind::Started => "started",
             weft_core::ports::ReportKind::Finished { .. } => "finished",

@@ -175,8 +175,8 @@ pub async fn reports_arrive_in_order(q: &dyn JobQueue) {
             error: None,
         }],
     });
-    q.report(&started).await.unwrap();
-    q.report(&finished).await.unwrap();
+    q.report(None, &started).await.unwrap();
+    q.report(None, &finished).await.unwrap();
     let next = || async {
         tokio::time::timeout(WAIT, q.next_report())
             .await
@@ -202,7 +202,7 @@ pub async fn unacked_report_is_delivered_again(q: &dyn JobQueue) {
         execution: 1,
         kind: ReportKind::Started,
     };
-    q.report(&report).await.unwrap();
+    q.report(None, &report).await.unwrap();
     let first = tokio::time::timeout(WAIT, q.next_report())
         .await
         .expect("a report")
@@ -215,6 +215,48 @@ pub async fn unacked_report_is_delivered_again(q: &dyn JobQueue) {
         .unwrap();
     assert_eq!(again.report(), &report);
     again.ack().await.unwrap();
+}
+
+fn started(run: &str) -> Report {
+    Report {
+        run_id: run.to_string(),
+        task: TaskId::new("a", None),
+        attempt: 1,
+        worker: "w".into(),
+        at: 1,
+        execution: 1,
+        kind: ReportKind::Started,
+    }
+}
+
+/// A report sent to this reader's mailbox comes to its `next_report`, and
+/// says it came from the mailbox where the queue keeps mailboxes.
+pub async fn a_report_to_a_mailbox_reaches_its_reader(q: &dyn JobQueue) {
+    let name = unique("server");
+    let mailbox = q.open_mailbox(&name).await.unwrap();
+    let report = started(&unique("run"));
+    q.report(mailbox.as_deref(), &report).await.unwrap();
+    let got = tokio::time::timeout(WAIT, q.next_report())
+        .await
+        .expect("the report")
+        .unwrap();
+    assert_eq!(got.report(), &report);
+    assert_eq!(got.came_by_mailbox(), mailbox.is_some());
+    got.ack().await.unwrap();
+}
+
+/// A report sent to a mailbox nobody opened (its server is gone, or of an
+/// earlier version) comes through the shared queue.
+pub async fn a_report_to_a_missing_mailbox_comes_through_the_shared_queue(q: &dyn JobQueue) {
+    let report = started(&unique("run"));
+    q.report(Some(&unique("nobody")), &report).await.unwrap();
+    let got = tokio::time::timeout(WAIT, q.next_report())
+        .await
+        .expect("the report")
+        .unwrap();
+    assert_eq!(got.report(), &report);
+    assert!(!got.came_by_mailbox());
+    got.ack().await.unwrap();
 }
 
 pub async fn a_batch_publishes_every_job(q: &dyn JobQueue) {
@@ -250,6 +292,8 @@ macro_rules! job_queue_contract {
                 dropped_delivery_is_delivered_again,
                 reports_arrive_in_order,
                 unacked_report_is_delivered_again,
+                a_report_to_a_mailbox_reaches_its_reader,
+                a_report_to_a_missing_mailbox_comes_through_the_shared_queue,
                 a_batch_publishes_every_job);
         }
     };

@@ -91,5 +91,6 @@ pub fn job(run_id: &str, step: &str, pool: &str) -> weft_core::run::Job {
         step_plugin: None,
         artifacts: Vec::new(),
         produces: Vec::new(),
+        reply_to: None,
     }
 }

@@ -233,6 +233,10 @@ impl Leases for MemoryRunStore {
         }
         Ok(())
     }
+
+    async fn holder(&self, run_id: &str) -> Result<Option<String>, Error> {
+        Ok(self.lock().leases.get(run_id).map(|l| l.owner.clone()))
+    }
 }
 
 #[async_trait]

@@ -367,6 +367,7 @@ mod tests {
             artifacts: Vec::new(),
             produces: Vec::new(),
             priority: 0,
+            reply_to: None,
         }
     }
 }

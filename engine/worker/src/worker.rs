@@ -325,8 +325,11 @@ impl Worker {
                 Ok(Claim::Held { token }) => return Some(token),
                 Ok(Claim::Done(report)) => {
                     let d = delivery.take()?;
+                    let to = d.job().reply_to.clone();
                     match report {
-                        Some(report) if self.queue.report(&report).await.is_err() => {
+                        Some(report)
+                            if self.queue.report(to.as_deref(), &report).await.is_err() =>
+                        {
                             // Not sent: the job comes back, and with it this chance.
                             let _ = d.reject(true).await;
                         }
@@ -411,7 +414,10 @@ impl Worker {
         let (recorded, start) = start_gate();
         let publishing = {
             let (queue, started) = (self.queue.clone(), report(ReportKind::Started));
-            tokio::spawn(async move { recorded.tell(queue.report(&started).await.is_ok()) })
+            let to = job.reply_to.clone();
+            tokio::spawn(async move {
+                recorded.tell(queue.report(to.as_deref(), &started).await.is_ok())
+            })
         };
         let label = label(&key);
         self.running
@@ -483,7 +489,7 @@ impl Worker {
                 "another execution of this attempt, which took it over while this one could not renew its claim, finished first ({why}); this execution is reported as well"
             );
         }
-        match self.queue.report(&finished).await {
+        match self.queue.report(job.reply_to.as_deref(), &finished).await {
             Ok(()) => {
                 let _ = delivery.ack().await;
             }

@@ -31,6 +31,8 @@ pub(crate) struct Held<T> {
     /// The count of its consumer's unsettled deliveries, which this one
     /// leaves when settled (see `feed`); none for the others.
     pub unsettled: Option<Arc<AtomicUsize>>,
+    /// Taken from this server's mailbox (see `JobQueue::open_mailbox`).
+    pub came_by_mailbox: bool,
 }
 
 impl<T> Held<T> {
@@ -39,6 +41,7 @@ impl<T> Held<T> {
             body,
             acker: Some(acker),
             unsettled: None,
+            came_by_mailbox: false,
         }
     }
 
@@ -114,5 +117,9 @@ impl ReportDelivery for Held<Report> {
 
     async fn ack(mut self: Box<Self>) -> Result<(), Error> {
         self.settle(true, false).await
+    }
+
+    fn came_by_mailbox(&self) -> bool {
+        self.came_by_mailbox
     }
 }

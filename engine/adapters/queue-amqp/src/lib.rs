@@ -9,7 +9,15 @@
 //!   keeps coming back (its worker keeps dying) goes to exchange `P.dead`
 //!   and queue `P.dead`;
 //! - reports go to the durable queue `P.reports`: classic on a single
-//!   node, quorum (replicated) on a cluster (`Options::replicated_reports`).
+//!   node, quorum (replicated) on a cluster (`Options::replicated_reports`);
+//! - a server's mailbox: a job carries its server's name (`reply_to`), and
+//!   its reports go to exchange `P.mailbox` (direct) with that name as key,
+//!   to the server's queue `P.mailbox.<name>`. A report nobody takes from an
+//!   mailbox within `Options::mailbox_ttl_ms` (its server died) is
+//!   dead-lettered to `P.reports`; one sent to a mailbox that is gone goes
+//!   there through `P.mailbox`'s alternate exchange, `P.mailbox.rest`. So a
+//!   server reads its own runs' reports, not every server's, and a report
+//!   always has somewhere to go.
 //!
 //! Jobs and reports are persistent, published `mandatory` with publisher
 //! confirms, and consumed with manual acks. A lost connection is re-opened

@@ -42,6 +42,8 @@ pub(crate) struct Link {
     generation: std::sync::atomic::AtomicU64,
     /// The node tried first (`Options::nodes`): the one last reached.
     node: std::sync::atomic::AtomicUsize,
+    /// This server's mailbox, once opened: declared again on each session.
+    pub mailbox: std::sync::Mutex<Option<String>>,
 }
 
 /// How long weft waits for the broker's answer to one request (a
@@ -71,6 +73,7 @@ impl Link {
             current: Mutex::new(None),
             generation: Default::default(),
             node: Default::default(),
+            mailbox: Default::default(),
         }
     }
 
@@ -228,6 +231,11 @@ impl Link {
             .await
             .map_err(amqp_err("binding the dead-letter queue"))?;
         declare_queue(&publisher, o, &o.reports_queue(), QueueKind::Reports).await?;
+        declare_mailbox_exchanges(&publisher, o, xopts).await?;
+        let mailbox = self.mailbox.lock().expect("mailbox lock").clone();
+        if let Some(name) = mailbox {
+            declare_mailbox(&publisher, o, &name).await?;
+        }
         let generation = self
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
@@ -320,6 +328,71 @@ pub(crate) async fn consume(channel: &Channel, queue: String) -> Result<Consumer
     .await
 }
 
+/// `P.mailbox`, which routes reports to servers' mailboxes, and its alternate
+/// exchange `P.mailbox.rest`, bound to `P.reports`: a report for a mailbox
+/// that is gone goes to the queue every server reads.
+async fn declare_mailbox_exchanges(
+    channel: &Channel,
+    o: &Options,
+    xopts: ExchangeDeclareOptions,
+) -> Result<(), Error> {
+    channel
+        .exchange_declare(
+            o.unrouted_exchange().into(),
+            ExchangeKind::Fanout,
+            xopts,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp_err("declaring the unrouted-reports exchange"))?;
+    channel
+        .queue_bind(
+            o.reports_queue().into(),
+            o.unrouted_exchange().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp_err("binding the reports queue"))?;
+    let mut args = FieldTable::default();
+    args.insert(
+        "alternate-exchange".into(),
+        AMQPValue::LongString(o.unrouted_exchange().into()),
+    );
+    channel
+        .exchange_declare(
+            o.mailbox_exchange().into(),
+            ExchangeKind::Direct,
+            xopts,
+            args,
+        )
+        .await
+        .map_err(amqp_err("declaring the mailbox exchange"))
+}
+
+/// Server `name`'s mailbox, bound to `P.mailbox` by its name: of the type of
+/// `P.reports`; what waits in it longer than `mailbox_ttl_ms` is
+/// dead-lettered to `P.reports`.
+pub(crate) async fn declare_mailbox(
+    channel: &Channel,
+    o: &Options,
+    name: &str,
+) -> Result<(), Error> {
+    let queue = o.mailbox_queue(name);
+    declare_queue(channel, o, &queue, QueueKind::Mailbox).await?;
+    channel
+        .queue_bind(
+            queue.as_str().into(),
+            o.mailbox_exchange().into(),
+            name.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp_err("binding a mailbox"))
+}
+
 /// What a queue holds, which decides its type.
 #[derive(Clone, Copy, PartialEq)]
 enum QueueKind {
@@ -334,6 +407,9 @@ enum QueueKind {
     Reports,
     /// Dead letters: a durable classic queue, or a quorum one like reports.
     Dead,
+    /// A server's reports: like `Reports`, with a message TTL that hands
+    /// them on to `Reports` when the server is gone.
+    Mailbox,
 }
 
 async fn declare_queue(
@@ -360,10 +436,44 @@ async fn declare_queue(
             AMQPValue::LongString(o.dead_exchange().into()),
         );
     }
-    if let Some(ms) = o.expire_after_ms {
+    if kind == QueueKind::Mailbox {
+        args.insert(
+            "x-message-ttl".into(),
+            AMQPValue::LongInt(o.mailbox_ttl_ms.clamp(1, i32::MAX as u64) as i32),
+        );
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString("".into()),
+        );
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(o.reports_queue().into()),
+        );
+        if quorum {
+            // The default, at-most-once, drops a report the target does
+            // not confirm; at-least-once needs publishes refused when full.
+            args.insert(
+                "x-dead-letter-strategy".into(),
+                AMQPValue::LongString("at-least-once".into()),
+            );
+            args.insert(
+                "x-overflow".into(),
+                AMQPValue::LongString("reject-publish".into()),
+            );
+        }
+    }
+    let expires = match kind {
+        QueueKind::Mailbox => Some(
+            o.expire_after_ms
+                .unwrap_or(o.mailbox_expires_ms)
+                .max(o.mailbox_ttl_ms.saturating_mul(2)),
+        ),
+        _ => o.expire_after_ms,
+    };
+    if let Some(ms) = expires {
         args.insert(
             "x-expires".into(),
-            AMQPValue::LongInt(ms.min(i32::MAX as u64) as i32),
+            AMQPValue::LongInt(ms.clamp(1, i32::MAX as u64) as i32),
         );
     }
     channel
@@ -390,6 +500,16 @@ async fn declare_queue(
                     "rabbitmq: queue {name} exists as a {is} queue, but [broker] \
                      replicated-reports is {want}: set it to match, or stop the \
                      servers once the queue is empty and delete it \
+                     (rabbitmqctl delete_queue {name})"
+                ));
+            }
+            if kind == QueueKind::Mailbox && text.contains("PRECONDITION_FAILED") {
+                return Error::Invalid(format!(
+                    "rabbitmq: mailbox {name} exists with other settings ({text}): \
+                     a server of this name ran with another [broker] mailbox-ttl-ms \
+                     or mailbox-expires-ms: with every server of this name stopped, \
+                     what the mailbox holds moves to the shared report queue within \
+                     its old mailbox-ttl-ms; then delete it \
                      (rabbitmqctl delete_queue {name})"
                 ));
             }

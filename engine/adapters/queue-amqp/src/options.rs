@@ -38,6 +38,17 @@ pub struct Options {
     pub heartbeat_secs: u16,
     /// Longest wait between reconnection attempts, in milliseconds. Default: 5000.
     pub reconnect_max_delay_ms: u64,
+    /// How long a report waits in a server's mailbox for its server before
+    /// it goes to `P.reports`, which every server reads, in milliseconds:
+    /// the reports of a server that died reach the one that adopts its
+    /// runs after this. About the servers' lease time (`[server]
+    /// lease-ttl-ms`). Default: 15000.
+    pub mailbox_ttl_ms: u64,
+    /// A mailbox nobody has read for this many milliseconds is deleted (its
+    /// server is gone for good), in milliseconds. A report sent to it in
+    /// its last `mailbox_ttl_ms` is deleted with it: keep this far above the
+    /// longest step. Default: one week.
+    pub mailbox_expires_ms: u64,
     /// Queues expire after this many idle milliseconds and exchanges
     /// auto-delete: for tests on a shared broker. Default: none (durable).
     pub expire_after_ms: Option<u64>,
@@ -54,6 +65,8 @@ impl Default for Options {
             delivery_limit: 3,
             heartbeat_secs: 10,
             reconnect_max_delay_ms: 5000,
+            mailbox_ttl_ms: 15_000,
+            mailbox_expires_ms: 7 * 24 * 3600 * 1000,
             expire_after_ms: None,
         }
     }
@@ -71,6 +84,19 @@ impl Options {
     }
     pub(crate) fn reports_queue(&self) -> String {
         format!("{}.reports", self.prefix)
+    }
+    /// Routes a report to the mailbox its routing key names.
+    pub(crate) fn mailbox_exchange(&self) -> String {
+        format!("{}.mailbox", self.prefix)
+    }
+    /// Takes what `P.mailbox` cannot route (a mailbox that is gone) to
+    /// `P.reports`.
+    pub(crate) fn unrouted_exchange(&self) -> String {
+        format!("{}.mailbox.rest", self.prefix)
+    }
+    /// Server `name`'s mailbox.
+    pub(crate) fn mailbox_queue(&self, name: &str) -> String {
+        format!("{}.mailbox.{name}", self.prefix)
     }
     /// The queue of `pool`'s jobs of `band`: `P.jobs.<pool>` for the
     /// normal band, `P.jobs.<pool>.high` and `.low` for the others.

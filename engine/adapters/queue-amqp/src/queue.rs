@@ -20,11 +20,13 @@ use crate::link::{amqp_err, answered, consume, consuming_channel, Link, Session}
 use crate::options::band_key;
 use crate::Options;
 
-/// A consumer bound to the session it was opened on.
+/// Consumers, one per queue read together, on one channel of the session
+/// they were opened on.
 struct Subscription {
     generation: u64,
     channel: Channel,
-    consumer: Consumer,
+    queues: Vec<String>,
+    consumers: Vec<Consumer>,
 }
 
 type Slot = Arc<Mutex<Option<Subscription>>>;
@@ -37,7 +39,7 @@ const STALE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 #[derive(Clone)]
 pub struct AmqpJobQueue {
     link: Arc<Link>,
-    /// One consumer per queue name (reports, dead letters).
+    /// Consumers by the first queue they read (reports, dead letters).
     subscriptions: Arc<std::sync::Mutex<HashMap<String, Slot>>>,
     /// One feed per pool (its consumers, one per priority band).
     feeds: Arc<std::sync::Mutex<HashMap<String, FeedSlot>>>,
@@ -158,21 +160,26 @@ impl AmqpJobQueue {
             .clone()
     }
 
-    /// The next message of `queue`, decoded; undecodable messages are dead-lettered.
+    /// The next message of any of `queues`, decoded, with the position of
+    /// its queue in `queues`; undecodable messages are dead-lettered.
     async fn next<T: DeserializeOwned>(
         &self,
-        queue: &str,
+        queues: &[String],
         prefetch: u16,
-    ) -> Result<Held<T>, Error> {
-        let slot = self.slot(queue);
+    ) -> Result<(Held<T>, usize), Error> {
+        let slot = self.slot(&queues[0]);
         let mut guard = slot.lock().await;
         loop {
             let session = self.link.session().await;
             if guard
                 .as_ref()
-                .is_none_or(|s| s.generation != session.generation)
+                .is_none_or(|s| s.generation != session.generation || s.queues != queues)
             {
-                match self.subscribe(&session, queue, prefetch).await {
+                if let Some(old) = guard.take() {
+                    // What it holds unacked goes back to its queues.
+                    let _ = old.channel.close(200, "".into()).await;
+                }
+                match self.subscribe(&session, queues, prefetch).await {
                     Ok(sub) => *guard = Some(sub),
                     Err(_) => {
                         self.link.drop_session(session.generation).await;
@@ -182,8 +189,13 @@ impl AmqpJobQueue {
             }
             let sub = guard.as_mut().expect("subscribed above");
             let next = loop {
+                let nexts = sub.consumers.iter_mut().map(|c| c.next());
                 tokio::select! {
-                    next = sub.consumer.next() => break next,
+                    // Any consumer that ends (its queue deleted, its
+                    // channel closed) starts them all over.
+                    (next, at, _) = futures_util::future::select_all(nexts) => {
+                        break next.map(|n| n.map(|d| (d, at)));
+                    }
                     // A consumer on a connection that died may wait forever
                     // instead of ending: start over once its channel is down
                     // or a newer session has replaced its own.
@@ -197,9 +209,9 @@ impl AmqpJobQueue {
                 }
             };
             match next {
-                Some(Ok(delivery)) => match serde_json::from_slice::<T>(&delivery.data) {
-                    Ok(body) => return Ok(Held::new(body, delivery.acker)),
-                    Err(e) => drop_undecodable(&delivery.acker, queue, e).await,
+                Some(Ok((delivery, at))) => match serde_json::from_slice::<T>(&delivery.data) {
+                    Ok(body) => return Ok((Held::new(body, delivery.acker), at)),
+                    Err(e) => drop_undecodable(&delivery.acker, &queues[at], e).await,
                 },
                 // The channel or connection broke: start over on a new one.
                 Some(Err(_)) | None => {
@@ -213,15 +225,19 @@ impl AmqpJobQueue {
     async fn subscribe(
         &self,
         session: &Session,
-        queue: &str,
+        queues: &[String],
         prefetch: u16,
     ) -> Result<Subscription, Error> {
         let channel = consuming_channel(session, prefetch).await?;
-        let consumer = consume(&channel, queue.to_string()).await?;
+        let mut consumers = Vec::with_capacity(queues.len());
+        for queue in queues {
+            consumers.push(consume(&channel, queue.clone()).await?);
+        }
         Ok(Subscription {
             generation: session.generation,
             channel,
-            consumer,
+            queues: queues.to_vec(),
+            consumers,
         })
     }
 }
@@ -367,14 +383,34 @@ impl JobQueue for AmqpJobQueue {
         Ok(())
     }
 
-    async fn report(&self, report: &Report) -> Result<(), Error> {
-        let message = (
-            String::new(),
-            self.link.options.reports_queue(),
-            encode(report)?,
-            None,
-        );
+    async fn report(&self, to: Option<&str>, report: &Report) -> Result<(), Error> {
+        let o = &self.link.options;
+        let (exchange, key) = match to {
+            Some(mailbox) => (o.mailbox_exchange(), mailbox.to_string()),
+            None => (String::new(), o.reports_queue()),
+        };
+        let message = (exchange, key, encode(report)?, None);
         self.publish_confirmed(std::slice::from_ref(&message)).await
+    }
+
+    async fn open_mailbox(&self, name: &str) -> Result<Option<String>, Error> {
+        if name.is_empty() || name.len() > 200 {
+            return Err(Error::Invalid(format!(
+                "a server's mailbox is named by its owner name, of 1 to 200 bytes: {name:?}"
+            )));
+        }
+        *self.link.mailbox.lock().expect("mailbox lock") = Some(name.to_string());
+        loop {
+            let session = self.link.session().await;
+            match crate::link::declare_mailbox(&session.publisher, &self.link.options, name).await {
+                Ok(()) => return Ok(Some(name.to_string())),
+                Err(e @ Error::Invalid(_)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!("declaring this server's mailbox: {e}; reconnecting");
+                    self.link.drop_session(session.generation).await;
+                }
+            }
+        }
     }
 
     async fn depth(&self, pool: &str) -> Result<Option<u64>, Error> {
@@ -409,13 +445,17 @@ impl JobQueue for AmqpJobQueue {
 
     async fn next_dead_job(&self) -> Result<Box<dyn Delivery>, Error> {
         let queue = self.link.options.dead_queue();
-        let held: Held<Job> = self.next(&queue, 16).await?;
+        let (held, _): (Held<Job>, _) = self.next(&[queue], 16).await?;
         Ok(Box::new(held))
     }
 
     async fn next_report(&self) -> Result<Box<dyn ReportDelivery>, Error> {
-        let queue = self.link.options.reports_queue();
-        let held: Held<Report> = self.next(&queue, 256).await?;
+        let o = &self.link.options;
+        let mut queues = vec![o.reports_queue()];
+        let mailbox = self.link.mailbox.lock().expect("mailbox lock").clone();
+        queues.extend(mailbox.map(|name| o.mailbox_queue(&name)));
+        let (mut held, at): (Held<Report>, _) = self.next(&queues, 256).await?;
+        held.came_by_mailbox = at == 1;
         Ok(Box::new(held))
     }
 }

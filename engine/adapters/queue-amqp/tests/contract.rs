@@ -143,3 +143,8 @@ async fn a_node_that_is_down_at_start_is_passed_over_for_the_next() {
     assert_eq!(d.job().task, job.task);
     d.ack().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_mailbox_is_its_own_until_it_stops_reading() {
+    common::a_servers_mailbox_is_its_own_until_it_stops_reading(options()).await;
+}

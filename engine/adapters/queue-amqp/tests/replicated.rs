@@ -51,3 +51,8 @@ async fn a_reports_queue_of_the_other_type_is_refused_with_what_to_do() {
     assert!(text.contains("exists as a classic queue"), "{text}");
     assert!(text.contains("replicated-reports"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_mailbox_is_its_own_until_it_stops_reading() {
+    common::a_servers_mailbox_is_its_own_until_it_stops_reading(options()).await;
+}

@@ -192,7 +192,7 @@ impl JobQueue for LocalJobQueue {
         }))
     }
 
-    async fn report(&self, report: &Report) -> Result<(), Error> {
+    async fn report(&self, _to: Option<&str>, report: &Report) -> Result<(), Error> {
         self.reports.push_back(report.clone());
         Ok(())
     }

@@ -463,6 +463,22 @@ impl Leases for RedisRunStore {
         .await?;
         Ok(())
     }
+
+    async fn holder(&self, run_id: &str) -> Result<Option<String>, Error> {
+        let key = self.lease_key(run_id);
+        retrying(self.retry_for(), "reading a lease", || {
+            let mut conn = self.conn.clone();
+            let key = key.clone();
+            async move {
+                redis::cmd("HGET")
+                    .arg(&key)
+                    .arg("owner")
+                    .query_async(&mut conn)
+                    .await
+            }
+        })
+        .await
+    }
 }
 
 #[async_trait]

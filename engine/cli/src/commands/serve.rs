@@ -196,6 +196,7 @@ async fn serve_api(
     backends: Backends,
     worker: Option<&mut JoinHandle<Result<(), weft_worker::Error>>>,
 ) -> anyhow::Result<ExitCode> {
+    service.open_mailbox().await?;
     let router_task = service.spawn_router();
     let adopter_task = service.spawn_adopter();
     let dead_letter_task = service.spawn_dead_letters();

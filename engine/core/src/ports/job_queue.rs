@@ -123,6 +123,11 @@ pub trait ReportDelivery: Send {
     fn report(&self) -> &Report;
     /// The report's event is durably stored; it will not be delivered again.
     async fn ack(self: Box<Self>) -> Result<(), Error>;
+    /// Whether it came from this server's own mailbox
+    /// ([`JobQueue::open_mailbox`]) rather than the queue every server reads.
+    fn came_by_mailbox(&self) -> bool {
+        false
+    }
 }
 
 /// The job queue port.
@@ -166,8 +171,27 @@ pub trait JobQueue: Send + Sync {
         Ok(())
     }
 
-    /// Sends a report to the orchestrator.
-    async fn report(&self, report: &Report) -> Result<(), Error>;
+    /// Sends a report to the orchestrator: to the mailbox `to` (a job's
+    /// [`reply_to`](Job::reply_to)) if it is given, else to the queue every
+    /// server reads.
+    ///
+    /// # Contract
+    /// When this returns `Ok`, the report reaches a server's
+    /// [`next_report`](Self::next_report): the mailbox's if it is read, the
+    /// shared queue's if the mailbox is gone, or unread for a while (its
+    /// server died). A report is never lost for want of its mailbox.
+    async fn report(&self, to: Option<&str>, report: &Report) -> Result<(), Error>;
+
+    /// Opens this server's own mailbox, `name` (its name in leases): from
+    /// now on [`next_report`](Self::next_report) returns the reports sent
+    /// to it as well as the shared queue's. Returns what to put in jobs'
+    /// `reply_to`, or `None` where the queue keeps one report queue for all
+    /// (every report then comes to every reader's `next_report` anyway).
+    /// Where several servers read one queue, a mailbox spares each the
+    /// others' reports.
+    async fn open_mailbox(&self, _name: &str) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
 
     /// Queues several jobs; adapters may pipeline them.
     async fn publish_all(&self, jobs: &[Job]) -> Result<(), Error> {

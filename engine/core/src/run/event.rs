@@ -300,6 +300,13 @@ pub struct Job {
     /// worker when the attempt succeeds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub produces: Vec<crate::artifacts::DeclaredArtifact>,
+    /// The mailbox of the server that queued it (see
+    /// [`JobQueue::open_mailbox`](crate::ports::JobQueue::open_mailbox)): its
+    /// worker sends the job's reports there, so they reach the run's
+    /// driver without passing every other server. Set by the driver as it
+    /// publishes; `None` sends them to the queue every server reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
 }
 
 fn is_zero_priority(n: &i32) -> bool {

@@ -74,6 +74,7 @@ impl Machine<'_> {
             step_plugin,
             artifacts,
             produces: spec.artifacts.iter().map(|a| a.value.clone()).collect(),
+            reply_to: None,
         };
         if !self.state.admission.is_empty() {
             crate::admission::patch_job(&mut job, &spec.id, &self.state.admission);

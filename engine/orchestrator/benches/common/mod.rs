@@ -52,7 +52,7 @@ pub fn noop_worker(queue: Arc<dyn JobQueue>, slots: usize) -> tokio::task::JoinH
                         hooks: Vec::new(),
                     },
                 };
-                queue.report(&report).await.unwrap();
+                queue.report(None, &report).await.unwrap();
                 d.ack().await.unwrap();
                 drop(permit);
             });

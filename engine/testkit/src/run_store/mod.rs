@@ -255,6 +255,8 @@ pub async fn a_lease_is_exclusive_until_it_expires(s: &dyn Leases) {
         None,
         "b took a live lease"
     );
+    let told = s.holder(&run).await.unwrap();
+    assert!(told.is_none() || told.as_deref() == Some("a"), "{told:?}");
     assert_eq!(
         s.lease(&run, "a", now(), 400).await.unwrap(),
         Some(a.clone()),
@@ -268,6 +270,9 @@ pub async fn a_lease_is_exclusive_until_it_expires(s: &dyn Leases) {
         "b takes an expired lease, with a newer token: {b:?}"
     );
     assert_eq!(s.lease(&run, "a", now(), 400).await.unwrap(), None);
+    if told.is_some() {
+        assert_eq!(s.holder(&run).await.unwrap().as_deref(), Some("b"));
+    }
 }
 
 pub async fn a_released_lease_is_free(s: &dyn Leases) {

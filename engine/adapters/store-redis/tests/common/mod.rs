@@ -61,6 +61,26 @@ macro_rules! redis_contracts {
                 .await
                 .unwrap()
         });
+        /// Redis tells who holds a lease: servers forward a report of a
+        /// run they do not drive to its holder's mailbox.
+        #[tokio::test]
+        async fn the_holder_of_a_lease_is_told() {
+            use weft_core::ports::Leases;
+            let store = weft_store_redis::RedisRunStore::connect(options())
+                .await
+                .unwrap();
+            let run = weft_testkit::unique("run");
+            assert_eq!(store.holder(&run).await.unwrap(), None);
+            store
+                .lease(&run, "server-a", 0, 60_000)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                store.holder(&run).await.unwrap().as_deref(),
+                Some("server-a")
+            );
+        }
         weft_testkit::change_bus_contract!(async {
             weft_store_redis::RedisChangeBus::connect(&options())
                 .await

@@ -282,6 +282,13 @@ pub trait Leases: Send + Sync {
 
     /// Gives the lease up if `fence` still holds it.
     async fn release(&self, run_id: &str, fence: &Fence) -> Result<(), Error>;
+
+    /// The owner who last took `run_id`'s lease, expired or not, where the
+    /// store can tell: a server that is handed another's report forwards
+    /// it to that owner's mailbox. Stores of one server say `None`.
+    async fn holder(&self, _run_id: &str) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
 }
 
 /// Who runs an attempt: one execution at a time, by claim.

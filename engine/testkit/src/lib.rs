@@ -18,6 +18,7 @@ pub mod kernels;
 mod memory_store;
 pub mod plugin_store;
 pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod run_removal;
 pub mod run_store;
 pub mod secret_store;

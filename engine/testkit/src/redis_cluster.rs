@@ -149,21 +149,26 @@ impl RedisCluster {
 
     /// Kills node `port` with SIGKILL, as when its machine dies.
     pub fn kill9(&self, port: u16) {
-        let pid = Command::new("redis-cli")
-            .args(["-p", &port.to_string(), "info", "server"])
-            .output()
-            .expect("redis-cli");
-        let pid = String::from_utf8_lossy(&pid.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("process_id:"))
-            .map(|p| p.trim().to_string())
-            .expect("the node's process id");
-        let killed = Command::new("kill")
-            .args(["-9", &pid])
-            .status()
-            .expect("kill");
-        assert!(killed.success(), "killing redis on {port}");
+        kill9(port);
     }
+}
+
+/// Kills the Redis on `port` with SIGKILL.
+pub(crate) fn kill9(port: u16) {
+    let pid = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "info", "server"])
+        .output()
+        .expect("redis-cli");
+    let pid = String::from_utf8_lossy(&pid.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .map(|p| p.trim().to_string())
+        .expect("the node's process id");
+    let killed = Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success(), "killing redis on {port}");
 }
 
 impl Drop for RedisCluster {

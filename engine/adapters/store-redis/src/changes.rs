@@ -23,6 +23,7 @@ pub struct RedisChangeBus {
 
 impl RedisChangeBus {
     pub async fn connect(options: &Options) -> Result<Self, Error> {
+        // With Sentinels these name them, and are not listened on.
         let clients = options
             .nodes()
             .into_iter()
@@ -36,10 +37,15 @@ impl RedisChangeBus {
         })
     }
 
-    /// A subscription connection to the first node that takes one.
+    /// A subscription connection to the first node that takes one (with
+    /// Sentinels, to the primary they named last).
     async fn pubsub(&self) -> Result<redis::aio::PubSub, Error> {
         let mut last = None;
-        for client in &self.clients {
+        let clients = match &self.conn {
+            Conn::Sentinel(watched) => vec![watched.client()],
+            _ => self.clients.clone(),
+        };
+        for client in &clients {
             match client.get_async_pubsub().await {
                 Ok(pubsub) => return Ok(pubsub),
                 Err(e) => last = Some(e),

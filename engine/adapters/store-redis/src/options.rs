@@ -14,9 +14,16 @@ pub struct Options {
     /// over the primaries; the keys shared by all runs (indexes, workers,
     /// tokens, secrets) share the prefix's tag. Default: false.
     pub cluster: bool,
-    /// More seed nodes of the cluster, tried when `url` does not answer.
-    /// Default: none.
+    /// More seed nodes of the cluster, tried when `url` does not answer;
+    /// with `sentinel-master`, the other Sentinels. Default: none.
     pub urls: Vec<String>,
+    /// The name of the primary a set of Redis Sentinels watches (its
+    /// `sentinel monitor` name): `url` and `urls` then name the Sentinels,
+    /// which say where the primary is now, and weft asks them again when
+    /// the primary it uses stops answering or turns replica (a failover).
+    /// The primary is reached with `url`'s user, password and database.
+    /// Default: none (no Sentinel).
+    pub sentinel_master: Option<String>,
     /// Prefix of every key. Default: `weft`.
     pub prefix: String,
     /// Chunks kept per attempt log stream (approximate cap). Default: 100000.
@@ -39,6 +46,7 @@ impl Default for Options {
             url: "redis://127.0.0.1:6379/".into(),
             cluster: false,
             urls: Vec::new(),
+            sentinel_master: None,
             prefix: "weft".into(),
             log_max_chunks: 100_000,
             expire_after_secs: None,

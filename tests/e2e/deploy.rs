@@ -1,6 +1,8 @@
 //! The example deployment files in `deploy/` are real: systemd accepts the
 //! units (with the binary where this build put it), and the worker's unit
-//! gives a draining worker more time than its grace before it is killed.
+//! gives a draining worker more time than its grace before it is killed;
+//! the image builds from `deploy/docker/Dockerfile`, and the compose stack
+//! (RabbitMQ, Redis, a server, two workers) runs `workflows/hello.toml`.
 
 use crate::support::weft_bin;
 
@@ -57,4 +59,161 @@ fn weft_worker_grace_ms() -> u64 {
         .and_then(|r| r.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .expect("docs/configuration.md names drain-grace-ms")
+}
+
+/// The Debian image `scripts/test` makes with debootstrap (no registry is
+/// reachable here): the runtime base, and RabbitMQ's and Redis's image.
+const CI_BASE: &str = "weft-ci/bookworm:1";
+
+fn docker(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs here (scripts/test installs it)")
+}
+
+/// `docker-compose` on the example stack, as project `project`.
+fn compose(project: &str, env: &[(&str, String)], args: &[&str]) -> std::process::Output {
+    std::process::Command::new("docker-compose")
+        .arg("-f")
+        .arg(repo().join("deploy/compose/docker-compose.yml"))
+        .args(["-p", project])
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("docker-compose (Debian's package) runs here; scripts/test installs it")
+}
+
+/// Takes the stack down, volumes and all, however the test ends.
+struct Stack {
+    project: String,
+    env: Vec<(&'static str, String)>,
+    image: String,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = compose(&self.project, &self.env, &["down", "-v", "--timeout", "5"]);
+        let _ = docker(&["image", "rm", "-f", &self.image]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compose_stack_runs_hello_end_to_end() {
+    assert!(
+        docker(&["image", "inspect", CI_BASE]).status.success(),
+        "the image {CI_BASE} is missing: scripts/test makes it with debootstrap"
+    );
+    // The image, from the binary under test (`--target prebuilt`), in a
+    // context of its own: the binary alone.
+    let context = tempfile::tempdir().unwrap();
+    std::fs::copy(weft_bin(), context.path().join("weft")).unwrap();
+    let tag = weft_testkit::unique("weft-ci/weft").to_lowercase();
+    let image = format!("{tag}:test");
+    let built = docker(&[
+        "build",
+        "-q",
+        "-f",
+        repo().join("deploy/docker/Dockerfile").to_str().unwrap(),
+        "--target",
+        "prebuilt",
+        "--build-arg",
+        &format!("BASE={CI_BASE}"),
+        "--build-arg",
+        "BINARY=weft",
+        "-t",
+        &image,
+        context.path().to_str().unwrap(),
+    ]);
+    assert!(
+        built.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+
+    let port = crate::rabbit::free_port();
+    let project = tag.replace(['/', '-'], "");
+    let stack = Stack {
+        project: project.clone(),
+        env: vec![
+            ("WEFT_IMAGE", image.clone()),
+            ("WEFT_PORT", port.to_string()),
+            ("WEFT_RABBITMQ_IMAGE", CI_BASE.to_string()),
+            ("WEFT_REDIS_IMAGE", CI_BASE.to_string()),
+        ],
+        image,
+    };
+    let up = compose(&project, &stack.env, &["up", "-d"]);
+    assert!(
+        up.status.success(),
+        "docker-compose up: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    // The server waits for RabbitMQ and Redis, then prints the first admin
+    // token and serves.
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let start = std::time::Instant::now();
+    let token = loop {
+        let logs = compose(&project, &stack.env, &["logs", "--no-color", "serve"]);
+        let text = String::from_utf8_lossy(&logs.stdout).to_string();
+        let token = text
+            .split_whitespace()
+            .find(|w| w.starts_with("weft_"))
+            .map(str::to_string);
+        let healthy = http
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if let (Some(token), true) = (token, healthy) {
+            break token;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(180),
+            "the stack did not come up; the server said:\n{text}\n{}",
+            String::from_utf8_lossy(
+                &compose(
+                    &project,
+                    &stack.env,
+                    &["logs", "--no-color", "--tail", "40"]
+                )
+                .stdout
+            )
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    };
+
+    let data = tempfile::tempdir().unwrap();
+    let run = tokio::process::Command::new(weft_bin())
+        .args(["submit", "workflows/hello.toml", "--wait", "--server", &url])
+        .env("WEFT_TOKEN", &token)
+        .env("WEFT_DATA_DIR", data.path())
+        .env_remove("WEFT_CONFIG")
+        .current_dir(repo())
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), run)
+        .await
+        .expect("hello finished within two minutes")
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(
+            &compose(
+                &project,
+                &stack.env,
+                &["logs", "--no-color", "--tail", "40"]
+            )
+            .stdout
+        )
+    );
+    assert!(said.contains("succeeded"), "{said}");
+    drop(stack);
 }

@@ -30,10 +30,11 @@ if ok "$@"; then exit 0; fi
 for port in "$p" "$r" "$@"; do redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; done
 rm -rf "$base"; mkdir -p "$base"
 redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-  --dir "$base" --dbfilename "$p.rdb" --logfile "$base/$p.log" --repl-diskless-sync-delay 0
+  --dir "$base" --dbfilename "$p.rdb" --logfile "$base/$p.log" --repl-diskless-sync-delay 0 \
+  --enable-debug-command local
 redis-server --port "$r" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
   --dir "$base" --dbfilename "$r.rdb" --logfile "$base/$r.log" --repl-diskless-sync-delay 0 \
-  --replicaof 127.0.0.1 "$p"
+  --enable-debug-command local --replicaof 127.0.0.1 "$p"
 n=0
 until redis-cli -p "$r" info replication 2>/dev/null | grep -q 'master_link_status:up'; do
   n=$((n + 1)); [ $n -lt 300 ] || { echo "the replica never synced" >&2; exit 1; }

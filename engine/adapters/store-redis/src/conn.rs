@@ -236,6 +236,31 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Waits until `replicas` replicas hold every write made so far on the
+    /// connection that wrote `key` (Redis `WAIT`), at most `timeout_ms`;
+    /// how many do. On a cluster, asked of `key`'s primary.
+    pub async fn wait_for_replicas(
+        &self,
+        key: &str,
+        replicas: u32,
+        timeout_ms: u64,
+    ) -> redis::RedisResult<u32> {
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(replicas).arg(timeout_ms);
+        match self {
+            Self::Cluster(c) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let route = Route::with_key(key, SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                let answer = c.clone().route_command(cmd, routing).await?;
+                Ok(redis::from_redis_value(answer)?)
+            }
+            _ => cmd.query_async(&mut self.clone()).await,
+        }
+    }
+}
+
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
@@ -263,6 +288,51 @@ impl ConnectionLike for Conn {
             Self::Single(c) => c.get_db(),
             Self::Sentinel(w) => w.latest().1.get_db(),
             Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Conn;
+    use crate::Options;
+
+    /// `WAIT` reaches the primary of the key on a cluster (each of the
+    /// test cluster's primaries has one replica) and on a Sentinel's
+    /// primary (one replica): it answers that the replica holds the write.
+    #[tokio::test]
+    async fn a_write_is_waited_for_on_a_cluster_and_behind_sentinels() {
+        let cluster = weft_testkit::redis_cluster::RedisCluster::shared().urls();
+        let sentinels = weft_testkit::redis_sentinel::RedisSentinel::shared().urls();
+        let setups = [
+            Options {
+                url: cluster[0].clone(),
+                urls: cluster[1..].to_vec(),
+                cluster: true,
+                ..Options::default()
+            },
+            Options {
+                url: sentinels[0].clone(),
+                sentinel_master: Some(weft_testkit::redis_sentinel::MASTER.into()),
+                ..Options::default()
+            },
+        ];
+        for options in setups {
+            let conn = Conn::open(&options).await.unwrap();
+            for i in 0..5 {
+                let key = weft_testkit::unique(&format!("waited-{i}"));
+                let mut c = conn.clone();
+                let (): () = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("EX")
+                    .arg(60)
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+                let held = conn.wait_for_replicas(&key, 1, 5_000).await.unwrap();
+                assert_eq!(held, 1, "{key} on {}", options.url);
+            }
         }
     }
 }

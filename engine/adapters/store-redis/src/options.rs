@@ -31,6 +31,18 @@ pub struct Options {
     /// Every key written expires after this many seconds: for tests on a
     /// shared Redis. Default: none (keys persist).
     pub expire_after_secs: Option<u64>,
+    /// Replicas that must hold a write before the store call that made it
+    /// returns (Redis `WAIT`), for the writes a failover must not lose:
+    /// runs created, events appended, leases taken, attempts claimed,
+    /// finished or aborted. Redis replicates asynchronously, so without it
+    /// a write the primary acknowledged just before it died may be missing
+    /// on the replica promoted in its place. Best effort: a write that
+    /// reaches fewer within `wait-timeout-ms` is kept (it is on the
+    /// primary) and a warning says so. Default: 0 (no wait).
+    pub wait_for_replicas: u32,
+    /// How long a write waits for `wait-for-replicas`, in milliseconds.
+    /// Default: 1000.
+    pub wait_timeout_ms: u64,
     /// How long one command may take before it counts as failed, in
     /// milliseconds. Default: 5000.
     pub response_timeout_ms: u64,
@@ -47,6 +59,8 @@ impl Default for Options {
             cluster: false,
             urls: Vec::new(),
             sentinel_master: None,
+            wait_for_replicas: 0,
+            wait_timeout_ms: 1_000,
             prefix: "weft".into(),
             log_max_chunks: 100_000,
             expire_after_secs: None,

@@ -29,6 +29,8 @@ pub struct RedisRunStore {
     abort_claim: Script,
     pub(crate) append_log: Script,
     pub(crate) read_log_from: Script,
+    /// When a write last fell short of `wait-for-replicas`, said.
+    replica_warning: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 pub(crate) fn redis_err(context: &'static str) -> impl Fn(redis::RedisError) -> Error {
@@ -58,6 +60,7 @@ impl RedisRunStore {
             abort_claim: Script::new(scripts::ABORT_CLAIM),
             append_log: Script::new(&scripts::append_log()),
             read_log_from: Script::new(&scripts::read_log_from()),
+            replica_warning: Default::default(),
         };
         store.index_unfinished().await?;
         Ok(store)
@@ -138,6 +141,31 @@ impl RedisRunStore {
 
     pub(crate) async fn expire_key(&self, key: &str) -> Result<(), Error> {
         self.expire(key).await
+    }
+
+    /// With `[redis] wait-for-replicas`, waits until that many replicas
+    /// hold the write of `key` just made (and every earlier one on its
+    /// connection). Best effort: the write stands either way; a shortfall
+    /// is said once a minute at most.
+    async fn replicated(&self, key: &str) {
+        let wanted = self.options.wait_for_replicas;
+        if wanted == 0 {
+            return;
+        }
+        let timeout = self.options.wait_timeout_ms;
+        let told = match self.conn.wait_for_replicas(key, wanted, timeout).await {
+            Ok(held) if held >= wanted => return,
+            Ok(held) => format!(
+                "a write reached {held} of the {wanted} replica(s) [redis] wait-for-replicas asks \
+                 for within {timeout} ms: a failover now could lose it"
+            ),
+            Err(e) => format!("waiting for replicas: {e}"),
+        };
+        let mut last = self.replica_warning.lock().expect("warning lock");
+        if last.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+            *last = Some(std::time::Instant::now());
+            tracing::warn!("redis: {told}");
+        }
     }
 
     async fn expire(&self, key: &str) -> Result<(), Error> {
@@ -228,6 +256,7 @@ impl RunIndex for RedisRunStore {
             }
         })
         .await?;
+        self.replicated(&key).await;
         let retried = tries.load(std::sync::atomic::Ordering::Relaxed) > 1;
         let ours = created || (retried && self.get_run(&run.id).await?.as_ref() == Some(run));
         if !ours {
@@ -358,6 +387,7 @@ impl EventLog for RedisRunStore {
             async move { invocation.invoke_async(&mut conn).await }
         })
         .await?;
+        self.replicated(&events_key).await;
         match result {
             -1 => Err(fence.lost(run_id)),
             r if r < -1 => Err(Error::LogMoved {
@@ -445,6 +475,7 @@ impl Leases for RedisRunStore {
         .await?;
         if token.is_some() {
             self.expire(&key).await?;
+            self.replicated(&key).await;
         }
         Ok(token.map(|token| Fence {
             owner: owner.to_string(),
@@ -502,6 +533,7 @@ impl AttemptClaims for RedisRunStore {
             .await
             .map_err(redis_err("claiming an attempt"))?;
         self.expire(&claim_key).await?;
+        self.replicated(&claim_key).await;
         claim_answer(&answer)
     }
 
@@ -533,6 +565,7 @@ impl AttemptClaims for RedisRunStore {
         let answer = self
             .claim_script(&self.finish_claim, key, &args, "finishing a claim")
             .await;
+        self.replicated(&self.claim_key(key)).await;
         match answer {
             // The script answers `{'ok'}`, which reads as `Held` here.
             Ok(Claim::Held { .. }) => Ok(()),
@@ -552,6 +585,7 @@ impl AttemptClaims for RedisRunStore {
             async move { invocation.invoke_async(&mut conn).await }
         })
         .await?;
+        self.replicated(&claim_key).await;
         Ok(())
     }
 }

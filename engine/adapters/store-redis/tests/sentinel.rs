@@ -115,3 +115,48 @@ async fn sentinels_are_refused_with_a_cluster_or_an_unknown_primary() {
     };
     assert!(e.to_string().contains("\"nobody\""), "{e}");
 }
+
+/// With `wait-for-replicas = 1`, a write is on the replica when the call
+/// that made it returns: while the replica is stalled (`DEBUG SLEEP`), an
+/// append waits for it, and the replica holds the events at once after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_wait_for_replicas_a_write_is_on_the_replica_when_its_call_returns() {
+    let set = RedisSentinel::start_private(17421);
+    let options = Options {
+        wait_for_replicas: 1,
+        wait_timeout_ms: 5_000,
+        ..on(&set)
+    };
+    let prefix = options.prefix.clone();
+    let store = RedisRunStore::connect(options).await.unwrap();
+    let run = weft_testkit::unique("waited");
+    store
+        .create_run(&weft_testkit::run_record(&run, 1))
+        .await
+        .unwrap();
+    let fence = store.lease(&run, "a", 0, 60_000).await.unwrap().unwrap();
+    let replica = set.servers[1];
+    let stall = std::thread::spawn(move || {
+        std::process::Command::new("redis-cli")
+            .args(["-p", &replica.to_string(), "debug", "sleep", "0.8"])
+            .output()
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    store
+        .append_events(&run, &fence, 0, &[weft_core::run::Event::Started { at: 1 }])
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    let held = std::process::Command::new("redis-cli")
+        .args(["-p", &replica.to_string(), "llen"])
+        .arg(format!("{prefix}:events:{run}"))
+        .output()
+        .unwrap();
+    stall.join().unwrap().unwrap();
+    assert_eq!(String::from_utf8_lossy(&held.stdout).trim(), "1");
+    assert!(
+        took >= Duration::from_millis(400),
+        "the append returned after {took:?}, before the stalled replica could hold it"
+    );
+}

@@ -13,63 +13,9 @@ use std::process::{Command, Stdio};
 const SHARED_PORTS: [u16; 6] = [17101, 17102, 17103, 17104, 17105, 17106];
 
 /// Starts the nodes (unless the cluster answers already), makes the
-/// cluster, and waits until every node sees it whole. A replica stands in
-/// for its primary however long ago it last heard from it (validity factor
-/// 0): by default a replica that reads its link as stale refuses, and a
-/// test's young cluster would then never fail over. Replicas sync at once
-/// (no diskless delay), and the start waits until they have.
-const START: &str = r#"
-set -eu
-base=$1; shift
-ok() {
-  for p in "$@"; do
-    redis-cli -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || return 1
-  done
-}
-if ok "$@"; then exit 0; fi
-for p in "$@"; do redis-cli -p "$p" shutdown nosave >/dev/null 2>&1 || true; done
-rm -rf "$base"
-for p in "$@"; do
-  mkdir -p "$base/$p"
-  redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes \
-    --cluster-port $((p + 1000)) --cluster-node-timeout 2000 \
-    --cluster-replica-validity-factor 0 --repl-diskless-sync-delay 0 \
-    --cluster-config-file "$base/$p/nodes.conf" --dir "$base/$p" \
-    --save '' --appendonly no --daemonize yes --logfile "$base/$p/log"
-done
-for p in "$@"; do
-  n=0
-  until redis-cli -p "$p" ping >/dev/null 2>&1; do
-    n=$((n + 1)); [ $n -lt 100 ] || { echo "redis on $p did not start" >&2; exit 1; }
-    sleep 0.1
-  done
-done
-nodes=""
-for p in "$@"; do nodes="$nodes 127.0.0.1:$p"; done
-redis-cli --cluster create $nodes --cluster-replicas 1 --cluster-yes >/dev/null
-n=0
-until ok "$@"; do
-  n=$((n + 1)); [ $n -lt 300 ] || { echo "the cluster never became ok" >&2; exit 1; }
-  sleep 0.1
-done
-# Every replica holds its primary's data (a failover before the first
-# sync would lose everything, which no client can help).
-synced() {
-  for p in "$@"; do
-    info=$(redis-cli -p "$p" info replication 2>/dev/null)
-    case "$info" in
-      *role:slave*) echo "$info" | grep -q 'master_link_status:up' || return 1 ;;
-      *) echo "$info" | grep -q 'wait_bgsave\|send_bulk' && return 1 ;;
-    esac
-  done
-  return 0
-}
-n=0
-until synced "$@"; do
-  n=$((n + 1)); [ $n -lt 300 ] || { echo "the replicas never synced" >&2; exit 1; }
-  sleep 0.1
-done
-"#;
+/// cluster, and waits until every node sees it whole and every replica
+/// has synced: `scripts/redis-cluster`, shared with `bench/scale`.
+const START: &str = include_str!("../../../scripts/redis-cluster");
 
 /// A Redis Cluster's nodes, by client port.
 pub struct RedisCluster {

@@ -173,7 +173,12 @@ impl Cluster {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(weft_bin());
+        self.command_of(Command::new(weft_bin()), args)
+    }
+
+    /// `weft ARGS` on this cluster's configuration, started by `cmd` (weft
+    /// itself, or a wrapper given weft's path).
+    fn command_of(&self, mut cmd: Command, args: &[&str]) -> Command {
         cmd.arg("--config")
             .arg(&self.config)
             .args(args)
@@ -221,6 +226,28 @@ impl Cluster {
     /// Starts another `weft serve` beside the first; returns its URL.
     pub fn start_another_serve(&mut self) -> String {
         let (child, url, _) = start(self.command(&["serve"]), "another weft serve");
+        self.more_serves.push(child);
+        url
+    }
+
+    /// Starts another `weft serve` whose clock reads `offset` (libfaketime's
+    /// syntax: `+30s`) off the machine's; its timers still run at the
+    /// machine's pace. Returns its URL.
+    pub fn start_another_serve_with_clock(&mut self, offset: &str) -> String {
+        // The library itself, not the `faketime` program: that one forks,
+        // and killing it would leave the server running.
+        let library = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+        assert!(
+            std::path::Path::new(library).exists(),
+            "{library} is missing: scripts/test installs it (package faketime)"
+        );
+        let mut faked = Command::new(weft_bin());
+        faked
+            .env("LD_PRELOAD", library)
+            .env("FAKETIME", offset)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        let cmd = self.command_of(faked, &["serve"]);
+        let (child, url, _) = start(cmd, "weft serve with libfaketime");
         self.more_serves.push(child);
         url
     }

@@ -158,3 +158,73 @@ async fn a_killed_servers_runs_and_reports_go_to_another_and_every_effect_happen
     assert!(twice.is_empty(), "effects twice: {twice:?}");
     assert!(statuses.iter().all(|s| s == "succeeded"), "{statuses:?}");
 }
+
+/// A server whose clock is 30 s ahead shares the runs with one on time:
+/// leases are timed by Redis's clock, not the servers', so it takes no run
+/// from the live server however stale its leases look by its own clock,
+/// and takes a dead server's runs when their leases expire (2 s), not 30 s
+/// early nor late. Runs end as ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_30s_ahead_takes_no_live_run_and_a_dead_servers_runs_on_time() {
+    let mut cluster = Cluster::set_up(Setup {
+        workers: 1,
+        broker: "mailbox-ttl-ms = 2000",
+        ..Setup::default()
+    });
+    let ahead = cluster.start_another_serve_with_clock("+30s");
+    // Its clock is ahead: the Date of its answers says so.
+    let answer = reqwest::get(format!("{ahead}/healthz")).await.unwrap();
+    let date = answer.headers()["date"].to_str().unwrap().to_string();
+    let said = httpdate::parse_http_date(&date).unwrap();
+    let lead = said
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    assert!(lead >= Duration::from_secs(25), "its clock says {date}");
+    let items: Vec<String> = (0..30).map(|i| i.to_string()).collect();
+    let workflow = format!(
+        "[workflow]\nname = \"skew\"\n[steps.fan]\nfor-each = [{}]\nrun = \"sleep 0.5\"\n",
+        items.join(",")
+    );
+    let id = cluster.submit_text(&workflow).await;
+    let store = cluster.store().await;
+    use weft_core::ports::Leases;
+    let holder = |store: weft_store_redis::RedisRunStore, id: String| async move {
+        store.holder(&id).await.unwrap()
+    };
+    // While the first server lives, it alone holds the run.
+    let first = holder(store.clone(), id.clone()).await.expect("a holder");
+    let watch_until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < watch_until {
+        let now = holder(store.clone(), id.clone()).await;
+        assert_eq!(
+            now.as_deref(),
+            Some(first.as_str()),
+            "the run changed hands"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Dead, its run goes to the server ahead once the lease expires.
+    let view = cluster.client().run(&id).await.unwrap();
+    assert!(
+        view.run.finished_at.is_none(),
+        "the run ended before the kill"
+    );
+    cluster.kill_serve();
+    let killed = Instant::now();
+    let taken = loop {
+        let now = holder(store.clone(), id.clone()).await;
+        if now.as_deref().is_some_and(|h| h != first) {
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "nobody took the run over"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("taken over {taken:?} after the kill (lease 2 s)");
+    assert!(taken < Duration::from_secs(8), "taken over after {taken:?}");
+    cluster.url = ahead;
+    let view = cluster.wait(&id, Duration::from_secs(120)).await;
+    assert_eq!(view.run.status, "succeeded", "{:?}", view.run);
+}

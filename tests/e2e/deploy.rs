@@ -91,6 +91,18 @@ struct Stack {
     image: String,
 }
 
+impl Stack {
+    /// The last lines every service logged, for a failure's message.
+    fn tail(&self) -> String {
+        let logs = compose(
+            &self.project,
+            &self.env,
+            &["logs", "--no-color", "--tail", "40"],
+        );
+        String::from_utf8_lossy(&logs.stdout).into_owned()
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         let _ = compose(&self.project, &self.env, &["down", "-v", "--timeout", "5"]);
@@ -173,14 +185,7 @@ async fn the_compose_stack_runs_hello_end_to_end() {
         assert!(
             start.elapsed() < std::time::Duration::from_secs(180),
             "the stack did not come up; the server said:\n{text}\n{}",
-            String::from_utf8_lossy(
-                &compose(
-                    &project,
-                    &stack.env,
-                    &["logs", "--no-color", "--tail", "40"]
-                )
-                .stdout
-            )
+            stack.tail()
         );
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     };
@@ -202,18 +207,7 @@ async fn the_compose_stack_runs_hello_end_to_end() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        out.status.success(),
-        "{said}\n{}",
-        String::from_utf8_lossy(
-            &compose(
-                &project,
-                &stack.env,
-                &["logs", "--no-color", "--tail", "40"]
-            )
-            .stdout
-        )
-    );
+    assert!(out.status.success(), "{said}\n{}", stack.tail());
     assert!(said.contains("succeeded"), "{said}");
     drop(stack);
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use weft_testkit::redis_cluster::RedisCluster;
 
 use crate::cluster::{step, Cluster, Setup};
-use crate::support::{counted, wait_for_lines};
+use crate::support::{counted, lost_and_twice, wait_for_lines};
 
 fn cluster_lines(redis: &RedisCluster) -> String {
     let urls = redis.urls();
@@ -107,12 +107,7 @@ async fn a_redis_primary_killed_mid_run_fails_over_and_every_effect_happens_once
     eprintln!("primary {holder} killed after {at_kill} effects");
 
     let view = cluster.wait(&id, Duration::from_secs(240)).await;
-    let seen = counted(&effects);
-    let lost: Vec<_> = (0..150)
-        .map(|i| format!("{id}-{i}"))
-        .filter(|e| !seen.contains_key(e))
-        .collect();
-    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    let (lost, twice) = lost_and_twice(&effects, (0..150).map(|i| format!("{id}-{i}")));
     eprintln!(
         "report: 150 effects expected, {} lost, {} twice, run {}",
         lost.len(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use weft_testkit::redis_sentinel::{RedisSentinel, MASTER};
 
 use crate::cluster::{step, Cluster, Setup};
-use crate::support::{counted, wait_for_lines};
+use crate::support::{counted, lost_and_twice, wait_for_lines};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_killed_mid_run_is_replaced_by_sentinel_and_every_effect_happens_once() {
@@ -49,12 +49,7 @@ async fn a_primary_killed_mid_run_is_replaced_by_sentinel_and_every_effect_happe
     let view = cluster.wait(&id, Duration::from_secs(240)).await;
     let now = set.primary();
     assert!(now.is_some_and(|p| p != primary), "no failover: {now:?}");
-    let seen = counted(&effects);
-    let lost: Vec<_> = (0..120)
-        .map(|i| format!("{id}-{i}"))
-        .filter(|e| !seen.contains_key(e))
-        .collect();
-    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    let (lost, twice) = lost_and_twice(&effects, (0..120).map(|i| format!("{id}-{i}")));
     eprintln!(
         "report: 120 effects expected, {} lost, {} twice, run {}",
         lost.len(),

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::cluster::{step, Cluster, Setup};
-use crate::support::{counted, wait_for_lines};
+use crate::support::{counted, lost_and_twice, wait_for_lines};
 
 const WORKFLOW: &str = "[workflow]\nname = \"relayed\"\n[steps.a]\nrun = \"true\"\n[steps.b]\nneeds = [\"a\"]\nrun = \"true\"\n";
 
@@ -142,13 +142,10 @@ async fn a_killed_servers_runs_and_reports_go_to_another_and_every_effect_happen
         assert_eq!(step(&view, "fan").tasks.len(), 40);
         statuses.push(view.run.status.clone());
     }
-    let seen = counted(&effects);
-    let lost: Vec<_> = ids
+    let expected = ids
         .iter()
-        .flat_map(|id| (0..40).map(move |i| format!("{id}-{i}")))
-        .filter(|e| !seen.contains_key(e))
-        .collect();
-    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        .flat_map(|id| (0..40).map(move |i| format!("{id}-{i}")));
+    let (lost, twice) = lost_and_twice(&effects, expected);
     eprintln!(
         "report: 160 effects expected, {} lost, {} twice, runs {statuses:?}",
         lost.len(),

@@ -145,6 +145,26 @@ pub fn counted(path: &Path) -> std::collections::BTreeMap<String, usize> {
     seen
 }
 
+/// What became of effects that should each have happened once, written
+/// as lines of `path`: `(lost, twice)`, those of `expected` missing, and
+/// every line seen more than once.
+pub fn lost_and_twice(
+    path: &Path,
+    expected: impl IntoIterator<Item = String>,
+) -> (Vec<String>, Vec<String>) {
+    let seen = counted(path);
+    let lost = expected
+        .into_iter()
+        .filter(|e| !seen.contains_key(e))
+        .collect();
+    let twice = seen
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(e, _)| e)
+        .collect();
+    (lost, twice)
+}
+
 /// The lines of `path` once it has at least `n` (a step's effects, its
 /// pid), failing the test after `limit`.
 pub fn wait_for_lines(path: &Path, n: usize, limit: std::time::Duration) -> Vec<String> {

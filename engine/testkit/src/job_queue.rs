@@ -192,29 +192,22 @@ pub async fn reports_arrive_in_order(q: &dyn JobQueue) {
 }
 
 pub async fn unacked_report_is_delivered_again(q: &dyn JobQueue) {
-    let run = unique("run");
-    let report = Report {
-        run_id: run,
-        task: TaskId::new("a", None),
-        attempt: 1,
-        worker: "w".into(),
-        at: 1,
-        execution: 1,
-        kind: ReportKind::Started,
-    };
+    let report = started(&unique("run"));
     q.report(None, &report).await.unwrap();
-    let first = tokio::time::timeout(WAIT, q.next_report())
-        .await
-        .expect("a report")
-        .unwrap();
+    let first = next_report(q, "a report").await;
     assert_eq!(first.report(), &report);
     drop(first);
-    let again = tokio::time::timeout(WAIT, q.next_report())
-        .await
-        .expect("the report again")
-        .unwrap();
+    let again = next_report(q, "the report again").await;
     assert_eq!(again.report(), &report);
     again.ack().await.unwrap();
+}
+
+/// The next report, failing the test if none comes within [`WAIT`].
+async fn next_report(q: &dyn JobQueue, what: &str) -> Box<dyn weft_core::ports::ReportDelivery> {
+    tokio::time::timeout(WAIT, q.next_report())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not come"))
+        .unwrap()
 }
 
 fn started(run: &str) -> Report {
@@ -236,10 +229,7 @@ pub async fn a_report_to_a_mailbox_reaches_its_reader(q: &dyn JobQueue) {
     let mailbox = q.open_mailbox(&name).await.unwrap();
     let report = started(&unique("run"));
     q.report(mailbox.as_deref(), &report).await.unwrap();
-    let got = tokio::time::timeout(WAIT, q.next_report())
-        .await
-        .expect("the report")
-        .unwrap();
+    let got = next_report(q, "the report").await;
     assert_eq!(got.report(), &report);
     assert_eq!(got.came_by_mailbox(), mailbox.is_some());
     got.ack().await.unwrap();
@@ -250,10 +240,7 @@ pub async fn a_report_to_a_mailbox_reaches_its_reader(q: &dyn JobQueue) {
 pub async fn a_report_to_a_missing_mailbox_comes_through_the_shared_queue(q: &dyn JobQueue) {
     let report = started(&unique("run"));
     q.report(Some(&unique("nobody")), &report).await.unwrap();
-    let got = tokio::time::timeout(WAIT, q.next_report())
-        .await
-        .expect("the report")
-        .unwrap();
+    let got = next_report(q, "the report").await;
     assert_eq!(got.report(), &report);
     assert!(!got.came_by_mailbox());
     got.ack().await.unwrap();

@@ -39,13 +39,10 @@ pub(crate) struct Watched {
     trouble: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
-/// Whether `e` may mean the primary moved: it stopped answering, or it is
-/// a replica now.
+/// Whether `e` may mean the primary moved: a failure worth trying again,
+/// or an answer that it is a replica now.
 fn primary_moved(e: &redis::RedisError) -> bool {
-    e.is_timeout()
-        || e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
+    crate::retry::transient(e)
         || matches!(
             e.kind(),
             redis::ErrorKind::Server(

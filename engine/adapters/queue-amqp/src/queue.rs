@@ -175,9 +175,17 @@ impl AmqpJobQueue {
                 .as_ref()
                 .is_none_or(|s| s.generation != session.generation || s.queues != queues)
             {
-                if let Some(old) = guard.take() {
-                    // What it holds unacked goes back to its queues.
-                    let _ = old.channel.close(200, "".into()).await;
+                if let Some(old) = guard.take().filter(|o| o.generation == session.generation) {
+                    // Other queues on a live session (a mailbox opened since):
+                    // what it holds unacked goes back to its queues. One of
+                    // a lost session went with it.
+                    let _ = answered("to channel.close", async {
+                        old.channel
+                            .close(200, "".into())
+                            .await
+                            .map_err(amqp_err("closing a channel"))
+                    })
+                    .await;
                 }
                 match self.subscribe(&session, queues, prefetch).await {
                     Ok(sub) => *guard = Some(sub),

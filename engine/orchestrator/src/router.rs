@@ -107,7 +107,7 @@ impl Service {
 
     /// A report of a run not driven here: adopts the run if it is
     /// unfinished and unleased; records the report if the run has ended;
-    /// returns it to the queue if another orchestrator drives the run.
+    /// forwards it if another orchestrator drives the run.
     async fn deliver_elsewhere(
         &self,
         run_id: &str,

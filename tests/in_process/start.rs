@@ -1,16 +1,15 @@
-//! A step's start is recorded before it runs: the worker prepares the step
-//! while the broker confirms its `Started` report, and starts nothing until
-//! it has. Here the confirm is slow and the first one fails: the step runs
-//! once, after its start was confirmed, and its job, given back when the
-//! start could not be recorded, runs on the next delivery.
+//! An execution's start is recorded by its claim, before its step runs;
+//! the `Started` report is for people watching. A step that ends within
+//! `START_REPORT_AFTER` sends one report, its end, which dates its start;
+//! a longer one reports its start while it runs, and a start report the
+//! broker refuses or holds up neither delays nor stops the step.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use weft_core::ports::{Clock, Delivery, JobQueue, Report, ReportDelivery, ReportKind, RunStore};
-use weft_core::run::{Job, RunStatus};
+use weft_core::run::{Job, RunState, RunStatus};
 use weft_core::Error;
 use weft_orchestrator::SystemClock;
 use weft_queue_local::LocalJobQueue;
@@ -24,18 +23,18 @@ fn now_ns() -> u128 {
         .as_nanos()
 }
 
-/// The local queue, with each `Started` report confirmed only after
-/// `delay`, and the first `failures` of them refused after it.
-struct SlowStarts {
+/// The local queue, keeping every report sent; with `refuse_starts`, each
+/// `Started` report is refused after `delay` (the broker is down).
+struct Reports {
     inner: LocalJobQueue,
-    delay: Duration,
-    failures: AtomicUsize,
-    /// When each start was confirmed, ns since the epoch.
-    confirmed: Mutex<Vec<u128>>,
+    refuse_starts: Option<Duration>,
+    sent: Mutex<Vec<Report>>,
+    /// When each start report was refused, ns since the epoch.
+    refused: Mutex<Vec<u128>>,
 }
 
 #[async_trait]
-impl JobQueue for SlowStarts {
+impl JobQueue for Reports {
     async fn publish(&self, job: &Job) -> Result<(), Error> {
         self.inner.publish(job).await
     }
@@ -46,17 +45,12 @@ impl JobQueue for SlowStarts {
         self.inner.try_take(pool).await
     }
     async fn report(&self, to: Option<&str>, report: &Report) -> Result<(), Error> {
-        if matches!(report.kind, ReportKind::Started) {
-            tokio::time::sleep(self.delay).await;
-            let left = self.failures.load(Ordering::SeqCst);
-            if left > 0 {
-                self.failures.store(left - 1, Ordering::SeqCst);
-                return Err(Error::Closed("the broker is down".into()));
-            }
-            self.inner.report(to, report).await?;
-            self.confirmed.lock().unwrap().push(now_ns());
-            return Ok(());
+        if let (ReportKind::Started, Some(delay)) = (&report.kind, self.refuse_starts) {
+            tokio::time::sleep(delay).await;
+            self.refused.lock().unwrap().push(now_ns());
+            return Err(Error::Closed("the broker is down".into()));
         }
+        self.sent.lock().unwrap().push(report.clone());
         self.inner.report(to, report).await
     }
     async fn next_report(&self) -> Result<Box<dyn ReportDelivery>, Error> {
@@ -64,71 +58,141 @@ impl JobQueue for SlowStarts {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_step_starts_only_once_its_start_is_confirmed_and_a_refused_start_runs_it_later() {
-    let work = tempfile::tempdir().unwrap();
-    let marks = work.path().join("marks");
+/// Runs a one-step workflow whose step is `command` to its end.
+async fn run_one(queue: Arc<Reports>, work: &std::path::Path, command: &str) -> RunState {
     let store: Arc<dyn RunStore> = Arc::new(MemoryRunStore::new());
-    let slow = Arc::new(SlowStarts {
-        inner: LocalJobQueue::new(),
-        delay: Duration::from_millis(300),
-        failures: AtomicUsize::new(1),
-        confirmed: Mutex::default(),
-    });
-    let queue: Arc<dyn JobQueue> = slow.clone();
+    let queue: Arc<dyn JobQueue> = queue;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let options = weft_worker::Options {
         name: "w".into(),
         concurrency: 1,
-        work_dir: work.path().join("work"),
-        // A short claim, so the job given back is taken again soon.
-        heartbeat_ms: 100,
+        work_dir: work.join("work"),
         // The step writes its marks into this test's directory.
         run_as: weft_worker::RunAs::Worker,
         ..Default::default()
     };
     let worker = Worker::new(queue.clone(), store.clone(), clock.clone(), options);
-    let source = format!(
-        "[workflow]\nname = \"gate\"\n[steps.mark]\nrun = 'date +%s%N >> {}'\n",
-        marks.display()
-    );
+    let source = format!("[workflow]\nname = \"start\"\n[steps.one]\nrun = '{command}'\n");
     let state = crate::harness::run_to_end(
         worker,
         (queue, store, clock),
-        (&source, "gate.toml"),
+        (&source, "start.toml"),
         Default::default(),
         Duration::from_secs(60),
     )
     .await;
-
     assert_eq!(
         state.status,
         RunStatus::Succeeded,
         "{:?}",
         state.failure_summary()
     );
+    state
+}
+
+fn quiet_queue(refuse_starts: Option<Duration>) -> Arc<Reports> {
+    Arc::new(Reports {
+        inner: LocalJobQueue::new(),
+        refuse_starts,
+        sent: Mutex::default(),
+        refused: Mutex::default(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_step_sends_only_its_end_which_dates_its_start() {
+    let work = tempfile::tempdir().unwrap();
+    let queue = quiet_queue(None);
+    let state = run_one(queue.clone(), work.path(), "true").await;
+
+    let sent = queue.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "one report, its end: {sent:?}");
+    let ReportKind::Finished {
+        unreported_start_ms,
+        ..
+    } = &sent[0].kind
+    else {
+        panic!("an end: {sent:?}")
+    };
+    assert!(
+        unreported_start_ms.is_some(),
+        "it says its start was not reported"
+    );
+    let attempt = &state.steps[0].tasks[0].attempts[0];
+    assert_eq!(attempt.executions.len(), 1, "{attempt:?}");
+    let execution = &attempt.executions[0];
+    let (started, finished) = (
+        execution.started_at.unwrap(),
+        execution.finished_at.unwrap(),
+    );
+    assert!(
+        started <= finished,
+        "started {started}, finished {finished}"
+    );
+    assert!(
+        attempt.started_at.is_some(),
+        "the attempt shows when it began"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_longer_step_reports_its_start_while_it_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let queue = quiet_queue(None);
+    let state = run_one(queue.clone(), work.path(), "sleep 0.5").await;
+
+    let kinds: Vec<_> = queue
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| match &r.kind {
+            ReportKind::Started => "started",
+            ReportKind::Finished {
+                unreported_start_ms: None,
+                ..
+            } => "finished",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["started", "finished"]);
+    assert_eq!(
+        state.steps[0].tasks[0].attempts[0].executions.len(),
+        1,
+        "one execution, started and finished"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_report_the_broker_refuses_neither_holds_up_nor_stops_the_step() {
+    let work = tempfile::tempdir().unwrap();
+    let marks = work.path().join("marks");
+    // Refused 3 s after it is sent: the step (which begins at once) has
+    // long marked by then.
+    let queue = quiet_queue(Some(Duration::from_secs(3)));
+    let state = run_one(
+        queue.clone(),
+        work.path(),
+        &format!("sleep 0.2; date +%s%N >> {}", marks.display()),
+    )
+    .await;
+
     let ran: Vec<u128> = std::fs::read_to_string(&marks)
         .unwrap()
         .lines()
         .map(|l| l.parse().unwrap())
         .collect();
     assert_eq!(ran.len(), 1, "the step ran once: {ran:?}");
-    let confirmed = slow.confirmed.lock().unwrap().clone();
-    assert_eq!(confirmed.len(), 1, "one start recorded: {confirmed:?}");
+    let refused = queue.refused.lock().unwrap().clone();
+    assert_eq!(refused.len(), 1, "its start report was tried, and refused");
     assert!(
-        ran[0] >= confirmed[0],
-        "the step began {} µs before its start was confirmed",
-        (confirmed[0] - ran[0]) / 1000
-    );
-    assert_eq!(
-        slow.failures.load(Ordering::SeqCst),
-        0,
-        "the refused start was tried"
+        ran[0] < refused[0],
+        "the step did not wait for its start report"
     );
     let attempt = &state.steps[0].tasks[0].attempts[0];
-    assert_eq!(
-        attempt.executions.len(),
-        1,
-        "the execution whose start was refused never ran, and is not shown: {attempt:?}"
+    assert_eq!(attempt.executions.len(), 1, "{attempt:?}");
+    assert!(
+        attempt.executions[0].started_at.is_some(),
+        "its end told of its start"
     );
 }

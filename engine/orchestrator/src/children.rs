@@ -49,6 +49,7 @@ impl Driver {
                     ReportKind::Finished {
                         outcome,
                         hooks: Vec::new(),
+                        unreported_start_ms: None,
                     },
                 )
                 .await;
@@ -98,6 +99,7 @@ impl Service {
             let kind = ReportKind::Finished {
                 outcome: outcome.clone(),
                 hooks: Vec::new(),
+                unreported_start_ms: None,
             };
             match self.signal(&p.run, p.task.clone(), p.attempt, kind).await {
                 Ok(()) => return,

@@ -276,9 +276,10 @@ impl Driver {
         events: &mut Vec<Event>,
         acks: &mut Vec<Box<dyn ReportDelivery>>,
     ) {
-        events.push(report_event(
+        events.extend(report_events(
             delivery.report().clone(),
             self.shared.clock.now(),
+            &self.state,
         ));
         acks.push(delivery);
     }
@@ -406,8 +407,78 @@ impl Driver {
     }
 }
 
-/// The event a worker's report becomes, stamped with the time it is heard.
-pub(crate) fn report_event(r: weft_core::ports::Report, at: u64) -> Event {
+/// The events a worker's report becomes, stamped with the time it is
+/// heard: first a start for each earlier execution it tells of that `state`
+/// does not show (their workers died before reporting them), and for an
+/// end whose start was never reported, that start; then its own.
+pub(crate) fn report_events(r: weft_core::ports::Report, at: u64, state: &RunState) -> Vec<Event> {
+    let mut events = Vec::new();
+    let started = |worker: String, execution: u64, at: u64| Event::TaskStarted {
+        task: r.task.clone(),
+        attempt: r.attempt,
+        worker,
+        at,
+        execution,
+    };
+    for e in &r.earlier {
+        let event = started(e.worker.clone(), e.token, at);
+        if !shown(state, &event) {
+            events.push(event);
+        }
+    }
+    if let ReportKind::Finished {
+        unreported_start_ms: Some(ms),
+        ..
+    } = &r.kind
+    {
+        let event = started(r.worker.clone(), r.execution, at.saturating_sub(*ms));
+        if !r.worker.is_empty() && !shown(state, &event) {
+            events.push(event);
+        }
+    }
+    events.push(report_event(r, at));
+    events
+}
+
+/// Whether `state` already shows the execution's start or end `event` is.
+pub(crate) fn shown(state: &RunState, event: &Event) -> bool {
+    let (task, attempt, worker, token, end) = match event {
+        Event::TaskStarted {
+            task,
+            attempt,
+            worker,
+            execution,
+            ..
+        } => (task, attempt, worker, execution, false),
+        Event::TaskFinished {
+            task,
+            attempt,
+            worker,
+            execution,
+            ..
+        } => (task, attempt, worker, execution, true),
+        _ => return false,
+    };
+    let Some(a) = state
+        .task(task)
+        .and_then(|t| t.attempts.iter().find(|a| a.number == *attempt))
+    else {
+        // Nothing to show it in.
+        return true;
+    };
+    a.executions.iter().any(|e| {
+        e.worker == *worker
+            && e.token == *token
+            && if end {
+                e.finished_at.is_some()
+            } else {
+                e.started_at.is_some()
+            }
+    })
+}
+
+/// The event of a report itself.
+fn report_event(r: weft_core::ports::Report, at: u64) -> Event {
     match r.kind {
         ReportKind::Started => Event::TaskStarted {
             task: r.task,
@@ -418,7 +489,7 @@ pub(crate) fn report_event(r: weft_core::ports::Report, at: u64) -> Event {
         },
         // Bounded here too, whatever the worker did: the event log and
         // every view of it stay small.
-        ReportKind::Finished { outcome, hooks } => Event::TaskFinished {
+        ReportKind::Finished { outcome, hooks, .. } => Event::TaskFinished {
             task: r.task,
             attempt: r.attempt,
             outcome: outcome.bounded(),

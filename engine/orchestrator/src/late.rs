@@ -4,10 +4,10 @@
 //! does not change, but its event log records the execution, so the run
 //! shows everything that ran.
 
-use weft_core::ports::{ReportDelivery, ReportKind};
-use weft_core::run::RunState;
+use weft_core::ports::ReportDelivery;
+use weft_core::run::Event;
 
-use crate::driver::report_event;
+use crate::driver::{report_events, shown};
 use crate::service::Service;
 use crate::Error;
 
@@ -30,7 +30,17 @@ impl Service {
             // Unknown run: nothing to record it in.
             return delivery.ack().await.map_err(Error::from);
         };
-        if report.worker.is_empty() || shows(&state, &report) {
+        // What the run does not show yet: the execution this report is
+        // about, and earlier ones it tells of (a signal, or a dead letter,
+        // is no execution).
+        let from_worker = !report.worker.is_empty();
+        let events: Vec<_> = report_events(report, shared.clock.now(), &state)
+            .into_iter()
+            .filter(|e| matches!(e, Event::TaskStarted { .. } | Event::TaskFinished { .. }))
+            .filter(|e| !shown(&state, e))
+            .filter(|e| from_worker || matches!(e, Event::TaskStarted { .. }))
+            .collect();
+        if events.is_empty() {
             return delivery.ack().await.map_err(Error::from);
         }
         let Some(fence) = self.take_lease(run_id).await? else {
@@ -39,10 +49,9 @@ impl Service {
         };
         // Read after the lease is taken, so the length is the log's.
         let logged = shared.store.events(run_id).await?.len() as u64;
-        let event = report_event(report, shared.clock.now());
         let appended = shared
             .store
-            .append_events(run_id, &fence, logged, std::slice::from_ref(&event))
+            .append_events(run_id, &fence, logged, &events)
             .await;
         let _ = shared.store.release(run_id, &fence).await;
         match appended {
@@ -55,24 +64,4 @@ impl Service {
             Err(e) => Err(e.into()),
         }
     }
-}
-
-/// Whether the run already shows what `report` says of its execution.
-fn shows(state: &RunState, report: &weft_core::ports::Report) -> bool {
-    let Some(task) = state.task(&report.task) else {
-        return true;
-    };
-    let Some(attempt) = task.attempts.iter().find(|a| a.number == report.attempt) else {
-        return true;
-    };
-    attempt.executions.iter().any(|e| {
-        e.worker == report.worker
-            && e.token == report.execution
-            && match report.kind {
-                ReportKind::Started => e.started_at.is_some(),
-                ReportKind::Finished { .. } => e.finished_at.is_some(),
-                // Never from a worker: `record_late` acks it before.
-                ReportKind::Cancel { .. } | ReportKind::Decided { .. } => true,
-            }
-    })
 }

@@ -72,6 +72,14 @@ impl Service {
                     let dead = this.shared.queue.next_dead_job().await?;
                     let job = dead.job().clone();
                     let reason = "the job was delivered again and again and never finished: it keeps crashing or losing its worker, so the queue dead-lettered it".to_string();
+                    // No execution may start it now, and those that began
+                    // (their workers died: that is how a job gets here) are
+                    // known only to its claim.
+                    let earlier = this
+                        .shared
+                        .store
+                        .abort_claim(&weft_core::ports::AttemptId::of(&job))
+                        .await?;
                     let report = Report {
                         run_id: job.run_id.clone(),
                         task: job.task.clone(),
@@ -80,6 +88,7 @@ impl Service {
                         worker: String::new(),
                         at: this.shared.clock.now(),
                         execution: 0,
+                        earlier,
                         kind: ReportKind::Finished {
                             outcome: Outcome::Failed {
                                 reason,
@@ -88,6 +97,7 @@ impl Service {
                                 kind: weft_core::run::FailureKind::Infrastructure,
                             },
                             hooks: Vec::new(),
+                            unreported_start_ms: None,
                         },
                     };
                     let delivery: Box<dyn ReportDelivery> =

@@ -73,6 +73,7 @@ impl Service {
             worker: String::new(),
             at: self.shared.clock.now(),
             execution: 0,
+            earlier: Vec::new(),
             kind,
         };
         let local: Box<dyn ReportDelivery> = Box::new(Signal(report.clone()));

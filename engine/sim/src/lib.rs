@@ -70,6 +70,7 @@ impl SimOutcome {
         let profile = match s.profile {
             Profile::StoreOutages => "store-outages",
             Profile::Chaos => "chaos",
+            Profile::QuickSteps => "quick-steps",
         };
         let skip = self.trace.len().saturating_sub(trace_lines);
         format!(

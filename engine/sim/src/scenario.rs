@@ -18,6 +18,11 @@ pub enum Profile {
     /// restarts, messages come late and twice, clocks disagree, runs are
     /// cancelled. Executions may repeat, but each must be shown.
     Chaos,
+    /// Chaos with steps that end within tens of milliseconds (most before
+    /// a worker reports their start: their claims record it) and more
+    /// cancels, so executions whose workers die unheard meet every way an
+    /// attempt ends: a later execution, a cancel, a timeout, a dead letter.
+    QuickSteps,
 }
 
 impl Profile {
@@ -25,6 +30,7 @@ impl Profile {
         match text {
             "store-outages" => Some(Profile::StoreOutages),
             "chaos" => Some(Profile::Chaos),
+            "quick-steps" => Some(Profile::QuickSteps),
             _ => None,
         }
     }
@@ -85,17 +91,24 @@ pub struct Scenario {
 impl Scenario {
     pub fn draw(seed: u64, profile: Profile) -> Self {
         let mut r = Rng::new(seed ^ 0x005E_ED0F_5CE4_A210_u64);
-        let chaos = profile == Profile::Chaos;
+        // Quick steps draw what chaos does, so chaos seeds keep their scenarios.
+        let quick = profile == Profile::QuickSteps;
+        let chaos = profile != Profile::StoreOutages;
         let workflow = workflow(&mut r);
         let orchestrators = if chaos { r.range(1, 2) as usize } else { 1 };
         let workers = r.range(1, 3) as usize;
         let lease_ttl_ms = *r.pick(&[2_000, 5_000, 15_000]);
         let heartbeat_ms = *r.pick(&[500, 1_000, 3_000]);
-        let steps = StepsSpec {
+        let mut steps = StepsSpec {
             min_ms: 50,
             max_ms: *r.pick(&[500, 2_000, 6_000]),
             fail: *r.pick(&[0.0, 0.05, 0.2]),
         };
+        if quick {
+            // 20, 80 or 240 ms at most.
+            steps.min_ms = 0;
+            steps.max_ms /= 25;
+        }
         let calm_after = Duration::from_secs(r.range(20, 90));
         let mut faults = Vec::new();
         for _ in 0..r.range(1, if chaos { 8 } else { 4 }) {
@@ -121,7 +134,7 @@ impl Scenario {
                         pause: Duration::from_millis(r.range(500, 30_000)),
                     },
                     6 => Fault::Redeliver,
-                    7 if r.chance(0.3) => Fault::Cancel,
+                    7 if quick || r.chance(0.3) => Fault::Cancel,
                     _ => Fault::StoreDown(Duration::from_millis(r.range(500, 10_000))),
                 }
             } else {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use weft_core::ports::{
-    AttemptClaims, AttemptId, Claim, EventLog, Fence, Leases, LogSlice, Report, RunIndex,
-    RunRecord, StepLogs,
+    AttemptClaims, AttemptId, Claim, ClaimedExecution, EventLog, Fence, Leases, LogSlice, Report,
+    RunIndex, RunRecord, StepLogs,
 };
 use weft_core::run::Event;
 use weft_core::Error;
@@ -224,7 +224,7 @@ impl AttemptClaims for SimStore {
         let now = self.now();
         let claimed = async {
             let claimed = world.store.claim(key, worker, now, ttl_ms).await;
-            if let Ok(Claim::Held { token }) = &claimed {
+            if let Ok(Claim::Held { token, .. }) = &claimed {
                 // The moment an execution begins.
                 crate::check::execution_starts(world, key, worker, *token);
             }
@@ -267,7 +267,7 @@ impl AttemptClaims for SimStore {
         .await
     }
 
-    async fn abort_claim(&self, key: &AttemptId) -> Result<(), Error> {
+    async fn abort_claim(&self, key: &AttemptId) -> Result<Vec<ClaimedExecution>, Error> {
         let store = &self.process.world.store;
         self.call("abort claim", true, store.abort_claim(key)).await
     }

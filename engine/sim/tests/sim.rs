@@ -68,6 +68,23 @@ fn chaos_3() {
     sweep(Profile::Chaos, 3);
 }
 
+#[test]
+fn quick_steps_0() {
+    sweep(Profile::QuickSteps, 0);
+}
+#[test]
+fn quick_steps_1() {
+    sweep(Profile::QuickSteps, 1);
+}
+#[test]
+fn quick_steps_2() {
+    sweep(Profile::QuickSteps, 2);
+}
+#[test]
+fn quick_steps_3() {
+    sweep(Profile::QuickSteps, 3);
+}
+
 fn passes(seed: u64, profile: Profile) {
     let outcome = simulate(seed, profile);
     assert!(outcome.violations.is_empty(), "{}", outcome.report(200));
@@ -116,13 +133,24 @@ fn regression_a_resumed_attempt_is_not_taken_from_the_cache() {
     passes(776, Profile::Chaos);
 }
 
-/// Found a start reported beside the running step rather than confirmed
-/// before it: with the broker down the start was lost, the worker was
+/// Found a start reported beside the running step with nothing else
+/// recording it: with the broker down the start was lost, the worker was
 /// killed before it could report the end, and the run never showed that
-/// execution.
+/// execution. The claim records it now, and the next execution's reports
+/// tell of it (with that part of `report_events` removed, this fails).
 #[test]
-fn regression_a_start_is_confirmed_before_the_step_runs() {
+fn regression_an_execution_whose_start_was_lost_is_shown() {
     passes(1400, Profile::Chaos);
+}
+
+/// Found (with the aborter not telling of the executions its claim
+/// remembered) a step that ran with no report sent: its worker was killed
+/// before reporting a start it no longer reports up front, and the run was
+/// cancelled before any copy of the job came back, so only the claim knew.
+#[test]
+fn regression_a_cancel_records_the_executions_only_the_claim_saw() {
+    passes(633, Profile::QuickSteps);
+    passes(2794, Profile::QuickSteps);
 }
 
 #[test]

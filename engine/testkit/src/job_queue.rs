@@ -160,6 +160,11 @@ pub async fn reports_arrive_in_order(q: &dyn JobQueue) {
         worker: "w".into(),
         at: 1,
         execution: 3,
+        // Travels whole: what the server records of executions that died.
+        earlier: vec![weft_core::ports::ClaimedExecution {
+            token: 2,
+            worker: "gone".into(),
+        }],
         kind,
     };
     let started = mk(ReportKind::Started);
@@ -174,6 +179,7 @@ pub async fn reports_arrive_in_order(q: &dyn JobQueue) {
             ms: 0.25,
             error: None,
         }],
+        unreported_start_ms: Some(3),
     });
     q.report(None, &started).await.unwrap();
     q.report(None, &finished).await.unwrap();
@@ -218,6 +224,7 @@ fn started(run: &str) -> Report {
         worker: "w".into(),
         at: 1,
         execution: 1,
+        earlier: Vec::new(),
         kind: ReportKind::Started,
     }
 }

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use weft_core::ports::{
-    run_since_in_parts, AttemptClaims, AttemptId, Claim, ClaimRecord, EventLog, Fence, LeaseRecord,
-    Leases, LogSlice, Report, RunIndex, RunRecord, StepLogs, LOG_CHUNK_BYTES,
+    run_since_in_parts, AttemptClaims, AttemptId, Claim, ClaimRecord, ClaimedExecution, EventLog,
+    Fence, LeaseRecord, Leases, LogSlice, Report, RunIndex, RunRecord, StepLogs, LOG_CHUNK_BYTES,
 };
 use weft_core::run::Event;
 use weft_core::Error;
@@ -293,13 +293,14 @@ impl AttemptClaims for MemoryRunStore {
         }
     }
 
-    async fn abort_claim(&self, key: &AttemptId) -> Result<(), Error> {
+    async fn abort_claim(&self, key: &AttemptId) -> Result<Vec<ClaimedExecution>, Error> {
         let mut s = self.lock();
         let id = attempt_id(key);
+        let executions = ClaimRecord::executions(s.claims.get(&id));
         if let Some(r) = ClaimRecord::abort(s.claims.get(&id)) {
             s.claims.insert(id, r);
         }
-        Ok(())
+        Ok(executions)
     }
 }
 

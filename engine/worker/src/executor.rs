@@ -14,7 +14,6 @@ use weft_core::ports::{ContainerRuntime, KernelRuntime, LogSink};
 use weft_core::run::{FailureKind, Job, Outcome};
 use weft_core::spec::{Command, ContainerSpec, JobAction, StepAction, WasmStep};
 
-use crate::start_gate::StartGate;
 use crate::steplog::StepLog;
 use crate::users::StepUsers;
 use crate::{container, cuda, plugins, shell, Options, Plugins};
@@ -34,10 +33,6 @@ pub struct Attempt<'a> {
     /// The text of its `$WEFT_INPUTS`: its inputs, with its run's params
     /// spliced in when the job carries them by reference.
     pub(crate) inputs: String,
-    /// Open once the attempt's start is recorded: nothing that acts may
-    /// begin before (the shell executor prepares meanwhile; the others
-    /// are started only once it is open).
-    pub(crate) start: StartGate,
 }
 
 impl Attempt<'_> {
@@ -174,12 +169,6 @@ impl Executors {
             retryable: false,
             kind: FailureKind::Infrastructure,
         };
-        // The built-in shell executor waits for the start just before its
-        // process starts, its preparation overlapping the broker's confirm.
-        let waits_itself = matches!(action, StepAction::Run { .. }) && !self.custom_shell;
-        if !waits_itself && !attempt.start.recorded().await {
-            return not_started();
-        }
         match action {
             StepAction::Run { command } => self.shell.execute(attempt, command).await,
             StepAction::Container { spec } => match &self.containers {
@@ -211,16 +200,5 @@ impl Executors {
                 artifacts: Default::default(),
             },
         }
-    }
-}
-
-/// What an attempt whose start could not be recorded ends with. The worker
-/// never reports it: the job goes back to the queue.
-pub(crate) fn not_started() -> Outcome {
-    Outcome::Failed {
-        reason: "the start could not be recorded; the step did not run".into(),
-        exit_code: None,
-        retryable: true,
-        kind: FailureKind::Infrastructure,
     }
 }

@@ -29,7 +29,6 @@ mod running;
 mod scratch;
 mod secrets;
 mod shell;
-mod start_gate;
 mod stats;
 mod steplog;
 mod users;

@@ -4,13 +4,12 @@
 
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use weft_core::run::{FailureKind, HookRun, Job, Outcome};
 
 use crate::gpus::HeldGpus;
 use crate::plugins::{self, PostHooks};
 use crate::secrets::{Resolved, Secrets};
-use crate::start_gate::Go;
 use crate::steplog::StepLog;
 use crate::worker::Worker;
 
@@ -20,7 +19,7 @@ impl Worker {
     pub(crate) async fn attempt(
         &self,
         job: &Job,
-        go: Go,
+        abort: watch::Receiver<bool>,
         held: oneshot::Sender<()>,
         hooks: &mut Vec<HookRun>,
         holding: &mut Option<HeldGpus>,
@@ -29,7 +28,7 @@ impl Worker {
         let need = job.resources.gpus as usize;
         if need == 0 {
             drop(held);
-            return self.run_attempt(job, go, &[], hooks, log).await;
+            return self.run_attempt(job, abort, &[], hooks, log).await;
         }
         if need > self.gpus.total() {
             return Outcome::Failed {
@@ -53,7 +52,7 @@ impl Worker {
             .insert("CUDA_VISIBLE_DEVICES".into(), devices.join(","));
         job.env.insert("WEFT_GPUS".into(), indices.join(","));
         *holding = Some(self.gpus.hold(ids));
-        self.run_attempt(&job, go, &devices, hooks, log).await
+        self.run_attempt(&job, abort, &devices, hooks, log).await
     }
 
     /// Opens the step's secrets, runs it, and masks them in what it
@@ -62,14 +61,14 @@ impl Worker {
     async fn run_attempt(
         &self,
         job: &Job,
-        go: Go,
+        abort: watch::Receiver<bool>,
         gpus: &[String],
         hooks: &mut Vec<HookRun>,
         log: &Arc<StepLog>,
     ) -> Outcome {
         if job.secrets.is_empty() {
             return self
-                .run_hooked(job, &Resolved::none(), go, gpus, hooks, log)
+                .run_hooked(job, &Resolved::none(), abort, gpus, hooks, log)
                 .await;
         }
         let resolved =
@@ -80,7 +79,9 @@ impl Worker {
         log.set_masker(resolved.masker.clone());
         let mut job = job.clone();
         resolved.fill_configs(&mut job);
-        let outcome = self.run_hooked(&job, &resolved, go, gpus, hooks, log).await;
+        let outcome = self
+            .run_hooked(&job, &resolved, abort, gpus, hooks, log)
+            .await;
         resolved.mask_hooks(hooks);
         resolved.mask_outcome(outcome)
     }
@@ -90,7 +91,7 @@ impl Worker {
         &self,
         job: &Job,
         secrets: &Resolved,
-        go: Go,
+        abort: watch::Receiver<bool>,
         gpus: &[String],
         hooks: &mut Vec<HookRun>,
         log: &Arc<StepLog>,
@@ -117,9 +118,6 @@ impl Worker {
             Err(outcome) => return outcome,
         };
         let (mut job, post) = match plugins {
-            // A hook may act (a granted host, an artifact it reads): none
-            // runs before the start is recorded.
-            Some(_) if !go.start.recorded().await => return crate::executor::not_started(),
             Some(p) => {
                 let mut job = job.clone();
                 if let Some(params) = &params {
@@ -153,7 +151,7 @@ impl Worker {
                 &self.executors,
                 &mut job,
                 params.as_deref(),
-                go,
+                abort,
                 gpus,
                 log,
             )

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use tokio::sync::watch;
 use weft_core::ports::ArtifactStore;
 use weft_core::run::{FailureKind, Job, Outcome};
 use weft_core::spec::StepAction;
@@ -11,7 +12,6 @@ use weft_core::spec::StepAction;
 use crate::artifact_cache::ArtifactCache;
 use crate::attempt::Attempt;
 use crate::executor::Executors;
-use crate::start_gate::Go;
 use crate::steplog::StepLog;
 use crate::Options;
 
@@ -34,7 +34,7 @@ impl ArtifactsHere {
         executors: &Executors,
         job: &mut Job,
         params: Option<&str>,
-        go: Go,
+        abort: watch::Receiver<bool>,
         gpus: &[String],
         log: &Arc<StepLog>,
     ) -> Outcome {
@@ -65,9 +65,8 @@ impl ArtifactsHere {
             job,
             options,
             log: log.clone(),
-            abort: go.abort,
+            abort,
             gpus,
-            start: go.start,
         };
         let mut outcome = executors.run(attempt, &job.action).await;
         if let Outcome::Succeeded { artifacts, .. } = &mut outcome {

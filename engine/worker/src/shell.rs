@@ -29,7 +29,6 @@ pub(crate) async fn run(
         options,
         mut abort,
         inputs,
-        start,
         ..
     } = attempt;
     let dir = options.attempt_dir(job);
@@ -137,9 +136,6 @@ pub(crate) async fn run(
         user,
         cgroups: group.as_ref().map(|g| g.procs_files()).unwrap_or_default(),
     };
-    if !start.recorded().await {
-        return crate::executor::not_started();
-    }
     let mut child = match launch::spawn(&launch) {
         Ok(c) => c,
         Err(e) => {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch, Semaphore};
 use tracing::Instrument;
 use weft_core::ports::{
-    ArtifactStore, AttemptId, Claim, Clock, ContainerRuntime, Delivery, JobQueue, KernelRuntime,
-    Report, ReportKind, RunStore, WorkerRegistry,
+    ArtifactStore, AttemptId, Claim, ClaimedExecution, Clock, ContainerRuntime, Delivery, JobQueue,
+    KernelRuntime, Report, ReportKind, RunStore, WorkerRegistry,
 };
 use weft_core::run::Outcome;
 use weft_core::spec::{gpu_pool, Command};
@@ -21,9 +21,12 @@ use crate::heartbeat::{beat, Running};
 use crate::plugins::Plugins;
 use crate::room::room;
 use crate::secrets::Secrets;
-use crate::start_gate::{start_gate, Go};
 use crate::steplog::StepLog;
 use crate::{Aborts, Error, Options, Stats};
+
+/// How long a step runs before its `Started` report is sent; one that ends
+/// sooner has its start told in its end.
+const START_REPORT_AFTER: Duration = Duration::from_millis(50);
 
 /// A worker bound to a queue and a store.
 pub struct Worker {
@@ -312,7 +315,7 @@ impl Worker {
         key: &AttemptId,
         claimant: &str,
         delivery: &mut Option<Box<dyn Delivery>>,
-    ) -> Option<u64> {
+    ) -> Option<(u64, Vec<ClaimedExecution>)> {
         let ttl = self.claim_ttl();
         let mut deferred = false;
         let mut tries = 0;
@@ -322,7 +325,7 @@ impl Worker {
                 .claim(key, claimant, self.clock.now(), ttl.as_millis() as u64)
                 .await;
             match claimed {
-                Ok(Claim::Held { token }) => return Some(token),
+                Ok(Claim::Held { token, earlier }) => return Some((token, earlier)),
                 Ok(Claim::Done(report)) => {
                     let d = delivery.take()?;
                     let to = d.job().reply_to.clone();
@@ -374,7 +377,7 @@ impl Worker {
         }
         let mut delivery = Some(delivery);
         let claimant = self.claimants.next();
-        let Some(token) = self.claim(&key, &claimant, &mut delivery).await else {
+        let Some((token, earlier)) = self.claim(&key, &claimant, &mut delivery).await else {
             return;
         };
         let Some(delivery) = delivery else { return };
@@ -403,20 +406,25 @@ impl Worker {
             worker: self.options.name.clone(),
             at: self.clock.now(),
             execution: token,
+            earlier: earlier.clone(),
             kind,
         };
-        // Confirmed before the step runs, never beside it or after it:
-        // it is what records this execution if the worker then dies before
-        // it can report the end (a start sent with the end, or sent while
-        // the step already ran, lost an execution when the broker was down
-        // and the worker was killed: simulation seed 1400, chaos). The
-        // step is prepared meanwhile, and waits for it (`start_gate`).
-        let (recorded, start) = start_gate();
-        let publishing = {
+        // The claim recorded this execution's start, durably, before
+        // anything runs: were the worker to die now, the next claim (or an
+        // abort) tells the server of it. The `Started` report is for
+        // people watching: sent once the step has run a while, and for a
+        // shorter one folded into its end (one message instead of two).
+        let (ended, ending) = oneshot::channel::<()>();
+        let announcing = {
             let (queue, started) = (self.queue.clone(), report(ReportKind::Started));
             let to = job.reply_to.clone();
             tokio::spawn(async move {
-                recorded.tell(queue.report(to.as_deref(), &started).await.is_ok())
+                tokio::select! {
+                    _ = ending => false,
+                    () = tokio::time::sleep(START_REPORT_AFTER) => {
+                        queue.report(to.as_deref(), &started).await.is_ok()
+                    }
+                }
             })
         };
         let label = label(&key);
@@ -438,30 +446,10 @@ impl Worker {
             log.push(note.as_bytes()).await;
         }
         let outcome = self
-            .attempt(
-                &job,
-                Go {
-                    start: start.clone(),
-                    abort,
-                },
-                held,
-                &mut hooks,
-                &mut gpus,
-                &log,
-            )
+            .attempt(&job, abort, held, &mut hooks, &mut gpus, &log)
             .await;
-        let _ = publishing.await;
-        if !start.recorded().await {
-            // Nothing acted without it: the step never ran, and its job
-            // goes back to be taken again.
-            log.finish().await;
-            self.stats.running.fetch_sub(1, Ordering::Relaxed);
-            self.running.lock().expect("running lock").remove(&label);
-            self.aborts.forget(&job.run_id, &job.task, job.attempt);
-            renewal.abort();
-            let _ = delivery.reject(true).await;
-            return;
-        }
+        let _ = ended.send(());
+        let announced = announcing.await.unwrap_or(false);
         let (outcome, hooks) = crate::steplog::bound_texts(outcome, hooks, &log).await;
         log.finish().await;
         self.stats.running.fetch_sub(1, Ordering::Relaxed);
@@ -478,7 +466,11 @@ impl Worker {
                 weft_core::trace::execution_span(&key, token, name, claimed_at, now, &outcome);
             spans.record(vec![span]);
         }
-        let finished = report(ReportKind::Finished { outcome, hooks });
+        let finished = report(ReportKind::Finished {
+            outcome,
+            hooks,
+            unreported_start_ms: (!announced).then(|| self.clock.now().saturating_sub(claimed_at)),
+        });
         // The end is durable before anything else: from here on a copy of
         // this job finds the attempt done and re-sends this report.
         let recorded = claim.finish(&finished).await;

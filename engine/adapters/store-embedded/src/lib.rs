@@ -20,7 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use weft_core::ports::{
-    AttemptClaims, AttemptId, Claim, ClaimDecision, ClaimRecord, EventLog, Fence, LeaseRecord,
+    AttemptClaims, AttemptId, Claim, ClaimRecord, ClaimedExecution, EventLog, Fence, LeaseRecord,
     Leases, LogSlice, Report, RunIndex, RunRecord, StepLogs,
 };
 use weft_core::run::Event;
@@ -141,11 +141,11 @@ impl EmbeddedRunStore {
 
     /// Applies a claim rule to attempt `key`'s claim in one transaction,
     /// storing the record it decides on.
-    async fn update_claim(
+    async fn update_claim<T: Send + 'static>(
         &self,
         key: &AttemptId,
-        rule: impl Fn(Option<&ClaimRecord>) -> Result<ClaimDecision, Error> + Send + 'static,
-    ) -> Result<Claim, Error> {
+        rule: impl Fn(Option<&ClaimRecord>) -> Result<(T, Option<ClaimRecord>), Error> + Send + 'static,
+    ) -> Result<T, Error> {
         let id = claim_id(key);
         self.committer
             .write(move |txn| {
@@ -488,7 +488,7 @@ impl AttemptClaims for EmbeddedRunStore {
         let (worker, report, id) = (worker.to_string(), report.clone(), claim_id(key));
         self.update_claim(key, move |c| {
             match ClaimRecord::finish(c, &worker, token, &report) {
-                Ok(record) => Ok((Claim::Held { token }, record)),
+                Ok(record) => Ok(((), record)),
                 Err(now) => Err(Error::Fenced(format!("attempt {id}: the claim is {now:?}"))),
             }
         })
@@ -496,10 +496,11 @@ impl AttemptClaims for EmbeddedRunStore {
         .map(drop)
     }
 
-    async fn abort_claim(&self, key: &AttemptId) -> Result<(), Error> {
-        self.update_claim(key, |c| Ok((Claim::Aborted, ClaimRecord::abort(c))))
-            .await
-            .map(drop)
+    async fn abort_claim(&self, key: &AttemptId) -> Result<Vec<ClaimedExecution>, Error> {
+        self.update_claim(key, |c| {
+            Ok((ClaimRecord::executions(c), ClaimRecord::abort(c)))
+        })
+        .await
     }
 }
 

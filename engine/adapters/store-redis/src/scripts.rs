@@ -3,6 +3,8 @@
 //! ClaimRecord}` (the contract tests hold them to it), with Redis's own
 //! clock (`TIME`), so a process whose clock is off cannot stretch them.
 
+use weft_core::ports::CLAIM_HISTORY;
+
 /// `now` in milliseconds, from the server's clock.
 const NOW: &str = r"
 local t = redis.call('TIME')
@@ -69,16 +71,50 @@ local function hold(token)
 end
 ";
 
+/// An attempt's remembered executions (`ClaimRecord::history`): field
+/// `h<token>` = the worker's name, for the newest `CLAIM_HISTORY` tokens,
+/// and `last` = the newest token given. `remember(token)` adds one;
+/// `executions(out)` appends `token, worker` pairs, oldest first.
+fn history() -> String {
+    format!(
+        r"
+local HISTORY = {CLAIM_HISTORY}
+local function remember(token)
+  if tonumber(redis.call('HGET', KEYS[1], 'last') or 0) >= token then return end
+  local worker = string.match(ARGV[1], '^(.*)@[^@]*$') or ARGV[1]
+  redis.call('HSET', KEYS[1], 'h' .. token, worker, 'last', token)
+  if token > HISTORY then redis.call('HDEL', KEYS[1], 'h' .. (token - HISTORY)) end
+end
+local function executions(out, before)
+  local last = tonumber(redis.call('HGET', KEYS[1], 'last') or 0)
+  for t = math.max(1, last - HISTORY + 1), math.min(last, before - 1) do
+    local w = redis.call('HGET', KEYS[1], 'h' .. t)
+    if w then
+      out[#out + 1] = tostring(t)
+      out[#out + 1] = w
+    end
+  end
+  return out
+end
+"
+    )
+}
+
 /// A fresh claim. KEYS[1] = claim hash; ARGV[1] = claimant, ARGV[2] = ttl
-/// ms. The same claimant asking again gets its execution back.
+/// ms. The same claimant asking again gets its execution back. Held, the
+/// answer goes on with the earlier executions remembered: `token, worker`
+/// pairs.
 pub(crate) fn claim() -> String {
     format!(
-        "{NOW}{SETTLED}{}",
+        "{NOW}{SETTLED}{}{}",
+        history(),
         r"
-if c[1] == 'held' and c[2] == ARGV[1] then return hold(tonumber(c[3])) end
-if c[1] == 'held' and tonumber(c[4]) > now then return {'held-by', c[2]} end
-if c[3] then return hold(tonumber(c[3]) + 1) end
-return hold(1)
+local token = 1
+if c[1] == 'held' and c[2] == ARGV[1] then token = tonumber(c[3])
+elseif c[1] == 'held' and tonumber(c[4]) > now then return {'held-by', c[2]}
+elseif c[3] then token = tonumber(c[3]) + 1 end
+remember(token)
+return executions(hold(token), token)
 "
     )
 }
@@ -87,10 +123,13 @@ return hold(1)
 /// ms, ARGV[3] = token.
 pub(crate) fn renew_claim() -> String {
     format!(
-        "{NOW}{SETTLED}{}",
+        "{NOW}{SETTLED}{}{}",
+        history(),
         r"
 if (not c[1]) or (c[2] == ARGV[1] and tonumber(c[3]) == tonumber(ARGV[3])) then
-  return hold(tonumber(ARGV[3]))
+  local token = tonumber(ARGV[3])
+  remember(token)
+  return executions(hold(token), token)
 end
 return {'held-by', c[2]}
 "
@@ -112,15 +151,22 @@ if (c[1] == 'done' and tonumber(c[3]) == tonumber(ARGV[3])) or c[1] == 'aborted'
 return {'done', c[4] or ''}
 ";
 
-/// Aborts an attempt unless it finished.
-pub(crate) const ABORT_CLAIM: &str = r"
+/// Aborts an attempt unless it finished. Answers the executions
+/// remembered: `token, worker` pairs, oldest first.
+pub(crate) fn abort_claim() -> String {
+    format!(
+        "{}{}",
+        history(),
+        r"
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'done' and state ~= 'aborted' then
   redis.call('HSET', KEYS[1], 'state', 'aborted')
   redis.call('EXPIRE', KEYS[1], 86400)
 end
-return 1
-";
+return executions({}, math.huge)
+"
+    )
+}
 
 /// A log stream's entry IDs are `<start + 1>-0`, `start` being the entry's
 /// first byte in the log as written, so a reader can seek by byte offset

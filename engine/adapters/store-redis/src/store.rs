@@ -5,8 +5,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::{AsyncCommands, Script};
 use weft_core::ports::{
-    AttemptClaims, AttemptId, Claim, EventLog, Fence, Leases, LogSlice, Report, RunIndex, RunQuery,
-    RunRecord, StepLogs,
+    AttemptClaims, AttemptId, Claim, ClaimedExecution, EventLog, Fence, Leases, LogSlice, Report,
+    RunIndex, RunQuery, RunRecord, StepLogs,
 };
 use weft_core::run::Event;
 use weft_core::Error;
@@ -57,7 +57,7 @@ impl RedisRunStore {
             claim: Script::new(&scripts::claim()),
             renew_claim: Script::new(&scripts::renew_claim()),
             finish_claim: Script::new(scripts::FINISH_CLAIM),
-            abort_claim: Script::new(scripts::ABORT_CLAIM),
+            abort_claim: Script::new(&scripts::abort_claim()),
             append_log: Script::new(&scripts::append_log()),
             read_log_from: Script::new(&scripts::read_log_from()),
             replica_warning: Default::default(),
@@ -577,28 +577,43 @@ impl AttemptClaims for RedisRunStore {
         }
     }
 
-    async fn abort_claim(&self, key: &AttemptId) -> Result<(), Error> {
+    async fn abort_claim(&self, key: &AttemptId) -> Result<Vec<ClaimedExecution>, Error> {
         let claim_key = self.claim_key(key);
-        let _: i64 = retrying(self.retry_for(), "aborting a claim", || {
+        let answer: Vec<String> = retrying(self.retry_for(), "aborting a claim", || {
             let invocation = self.abort_claim.key(&claim_key);
             let mut conn = self.conn.clone();
             async move { invocation.invoke_async(&mut conn).await }
         })
         .await?;
         self.replicated(&claim_key).await;
-        Ok(())
+        Ok(executions(&answer))
     }
 }
 
-/// A claim script's answer: `{'held', token}`, `{'held-by', worker}`,
+/// Executions a script answers as `token, worker` pairs.
+fn executions(pairs: &[String]) -> Vec<ClaimedExecution> {
+    pairs
+        .chunks_exact(2)
+        .map(|pair| ClaimedExecution {
+            token: pair[0].parse().unwrap_or(0),
+            worker: pair[1].clone(),
+        })
+        .collect()
+}
+
+/// A claim script's answer: `{'held', token, earlier pairs…}`, `{'held-by', worker}`,
 /// `{'done', report}`, `{'aborted'}` (or `{'ok'}`, which reads as held).
 fn claim_answer(answer: &[String]) -> Result<Claim, Error> {
     let word = |i: usize| answer.get(i).map(String::as_str).unwrap_or_default();
     Ok(match word(0) {
         "held" => Claim::Held {
             token: word(1).parse().unwrap_or(0),
+            earlier: executions(answer.get(2..).unwrap_or_default()),
         },
-        "ok" => Claim::Held { token: 0 },
+        "ok" => Claim::Held {
+            token: 0,
+            earlier: Vec::new(),
+        },
         "held-by" => Claim::HeldBy(word(1).to_string()),
         "done" if word(1).is_empty() => Claim::Done(None),
         "done" => Claim::Done(Some(Box::new(decode(word(1))?))),

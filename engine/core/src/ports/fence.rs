@@ -99,6 +99,31 @@ impl LeaseRecord {
     }
 }
 
+/// How many of an attempt's executions its claim remembers: the newest.
+/// Each needs a delivery of the job (bounded by the queue's delivery
+/// limit) and a lapsed claim, so an attempt rarely has more than a few.
+pub const CLAIM_HISTORY: usize = 16;
+
+/// One execution of an attempt, as its claim remembers it: what the server
+/// records when no report of it arrives (its worker died before sending
+/// one), so every execution that began is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimedExecution {
+    /// The execution's token.
+    pub token: u64,
+    /// The worker's name (not the claimant: see [`worker_of`]).
+    pub worker: String,
+}
+
+/// The worker a claimant belongs to: a worker names each copy of a job it
+/// takes `<worker>@<when it started>#<copy>`; a claimant without `@` is
+/// the worker's name itself.
+pub fn worker_of(claimant: &str) -> &str {
+    claimant
+        .rsplit_once('@')
+        .map_or(claimant, |(worker, _)| worker)
+}
+
 /// An attempt's claim as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClaimRecord {
@@ -106,6 +131,11 @@ pub struct ClaimRecord {
     /// The execution that holds (or held) it.
     pub token: u64,
     pub expires_at: Millis,
+    /// The newest executions the claim was given to, oldest first (at most
+    /// [`CLAIM_HISTORY`]): a claim records an execution's start, durably,
+    /// before its step runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<ClaimedExecution>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,8 +157,15 @@ pub enum ClaimState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Claim {
-    /// The caller holds it, as execution `token` of the attempt.
-    Held { token: u64 },
+    /// The caller holds it, as execution `token` of the attempt; `earlier`
+    /// are the executions before it that the claim remembers (oldest
+    /// first), for the caller to report: their workers may have died
+    /// before they could.
+    Held {
+        token: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        earlier: Vec<ClaimedExecution>,
+    },
     /// Another execution holds it and has renewed it in time.
     HeldBy(String),
     /// The attempt finished, with the report its execution recorded.
@@ -149,15 +186,40 @@ impl ClaimRecord {
         }
     }
 
-    fn held(worker: &str, token: u64, now: Millis, ttl_ms: u64) -> ClaimDecision {
+    /// Held by claimant `worker` as execution `token`, remembered in the
+    /// history after `history` (a new execution is added; the same one
+    /// renewed is not).
+    fn held(
+        history: &[ClaimedExecution],
+        worker: &str,
+        token: u64,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> ClaimDecision {
+        let mut history = history.to_vec();
+        if history.last().is_none_or(|e| e.token != token) {
+            history.push(ClaimedExecution {
+                token,
+                worker: worker_of(worker).to_string(),
+            });
+        }
+        if history.len() > CLAIM_HISTORY {
+            history.drain(..history.len() - CLAIM_HISTORY);
+        }
+        let earlier = history
+            .iter()
+            .filter(|e| e.token != token)
+            .cloned()
+            .collect();
         (
-            Claim::Held { token },
+            Claim::Held { token, earlier },
             Some(ClaimRecord {
                 state: ClaimState::Held {
                     worker: worker.to_string(),
                 },
                 token,
                 expires_at: now.saturating_add(ttl_ms),
+                history,
             }),
         )
     }
@@ -175,19 +237,19 @@ impl ClaimRecord {
         ttl_ms: u64,
     ) -> ClaimDecision {
         let Some(c) = current else {
-            return Self::held(worker, 1, now, ttl_ms);
+            return Self::held(&[], worker, 1, now, ttl_ms);
         };
         if let Some(settled) = c.settled() {
             return (settled, None);
         }
         match &c.state {
             ClaimState::Held { worker: holder } if holder == worker => {
-                Self::held(worker, c.token, now, ttl_ms)
+                Self::held(&c.history, worker, c.token, now, ttl_ms)
             }
             ClaimState::Held { worker: holder } if c.expires_at > now => {
                 (Claim::HeldBy(holder.clone()), None)
             }
-            _ => Self::held(worker, c.token + 1, now, ttl_ms),
+            _ => Self::held(&c.history, worker, c.token + 1, now, ttl_ms),
         }
     }
 
@@ -203,14 +265,14 @@ impl ClaimRecord {
         let Some(c) = current else {
             // The record is gone (a store that lost it): nobody else took
             // it, since taking it writes one.
-            return Self::held(worker, token, now, ttl_ms);
+            return Self::held(&[], worker, token, now, ttl_ms);
         };
         if let Some(settled) = c.settled() {
             return (settled, None);
         }
         match &c.state {
             ClaimState::Held { worker: holder } if *holder == worker && c.token == token => {
-                Self::held(worker, token, now, ttl_ms)
+                Self::held(&c.history, worker, token, now, ttl_ms)
             }
             ClaimState::Held { worker: holder } => (Claim::HeldBy(holder.clone()), None),
             _ => unreachable!("settled states returned above"),
@@ -232,6 +294,7 @@ impl ClaimRecord {
             },
             token,
             expires_at: Millis::MAX,
+            history: current.map(|c| c.history.clone()).unwrap_or_default(),
         };
         match current.map(|c| (&c.state, c.token)) {
             // Held by this execution, or by a newer one that took over
@@ -254,8 +317,14 @@ impl ClaimRecord {
                 state: ClaimState::Aborted,
                 token: current.map_or(0, |c| c.token),
                 expires_at: Millis::MAX,
+                history: current.map(|c| c.history.clone()).unwrap_or_default(),
             }),
         }
+    }
+
+    /// The executions the claim remembers, oldest first.
+    pub fn executions(current: Option<&ClaimRecord>) -> Vec<ClaimedExecution> {
+        current.map(|c| c.history.clone()).unwrap_or_default()
     }
 }
 
@@ -273,14 +342,64 @@ mod tests {
             worker: "w1".into(),
             at: 5,
             execution: token,
+            earlier: Vec::new(),
             kind: ReportKind::Finished {
                 outcome: Outcome::Succeeded {
                     outputs: serde_json::json!({}),
                     artifacts: Default::default(),
                 },
                 hooks: Vec::new(),
+                unreported_start_ms: None,
             },
         }
+    }
+
+    fn held(token: u64, earlier: &[(u64, &str)]) -> Claim {
+        Claim::Held {
+            token,
+            earlier: earlier
+                .iter()
+                .map(|&(token, worker)| ClaimedExecution {
+                    token,
+                    worker: worker.into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_claim_remembers_its_newest_executions_through_its_end() {
+        let mut record = None;
+        for n in 1..=(CLAIM_HISTORY as u64 + 3) {
+            let (claim, next) =
+                ClaimRecord::claim(record.as_ref(), &format!("w{n}@7#1"), n * 1000, 100);
+            let Claim::Held { token, earlier } = claim else {
+                panic!("free after its holder lapsed: {claim:?}")
+            };
+            assert_eq!(token, n);
+            assert_eq!(earlier.len(), (n as usize - 1).min(CLAIM_HISTORY - 1));
+            assert_eq!(
+                earlier.last().map(|e| e.worker.clone()),
+                (n > 1).then(|| format!("w{}", n - 1)),
+                "named by worker, not by claimant"
+            );
+            record = next;
+        }
+        let kept = ClaimRecord::executions(record.as_ref());
+        assert_eq!(kept.len(), CLAIM_HISTORY, "bounded");
+        assert_eq!(kept.last().unwrap().token, CLAIM_HISTORY as u64 + 3);
+        let aborted = ClaimRecord::abort(record.as_ref()).unwrap();
+        assert_eq!(
+            ClaimRecord::executions(Some(&aborted)),
+            kept,
+            "kept when aborted"
+        );
+        let done = ClaimRecord::finish(record.as_ref(), "w", 19, &report(19))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ClaimRecord::executions(Some(&done)), kept, "kept when done");
+        assert_eq!(worker_of("gpu@box@12#3"), "gpu@box");
+        assert_eq!(worker_of("w1"), "w1");
     }
 
     #[test]
@@ -311,7 +430,7 @@ mod tests {
     fn every_fresh_claim_is_a_new_execution_and_only_its_holder_finishes_it() {
         // Claimants: copies of the job, on worker w1.
         let (c1, r1) = ClaimRecord::claim(None, "w1/a", 0, 100);
-        assert_eq!(c1, Claim::Held { token: 1 });
+        assert_eq!(c1, held(1, &[]));
         let r1 = r1.unwrap();
         assert_eq!(
             ClaimRecord::claim(Some(&r1), "w1/b", 50, 100).0,
@@ -321,17 +440,17 @@ mod tests {
         let (again, again_record) = ClaimRecord::claim(Some(&r1), "w1/a", 60, 100);
         assert_eq!(
             again,
-            Claim::Held { token: 1 },
+            held(1, &[]),
             "the same claimant asking again (its answer lost) gets its execution back"
         );
         assert_eq!(again_record.unwrap().expires_at, 160, "renewed");
         let (renewed, _) = ClaimRecord::renew(Some(&r1), "w1/a", 1, 150, 100);
-        assert_eq!(renewed, Claim::Held { token: 1 }, "its holder renews late");
+        assert_eq!(renewed, held(1, &[]), "its holder renews late");
         let (c2, r2) = ClaimRecord::claim(Some(&r1), "w1/c", 150, 100);
         assert_eq!(
             c2,
-            Claim::Held { token: 2 },
-            "a restarted worker is a new execution"
+            held(2, &[(1, "w1/a")]),
+            "a restarted worker is a new execution, told of the one before"
         );
         let r2 = r2.unwrap();
         assert_eq!(

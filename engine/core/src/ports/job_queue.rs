@@ -18,6 +18,12 @@ pub struct Report {
     /// where none is known, as for a dead-lettered job).
     #[serde(default)]
     pub execution: u64,
+    /// Executions of the attempt before this one, as its claim remembers
+    /// them: their workers may have died before reporting them, and the
+    /// server records each it does not show yet (at most
+    /// [`CLAIM_HISTORY`](super::CLAIM_HISTORY)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<super::ClaimedExecution>,
     pub kind: ReportKind,
 }
 
@@ -30,6 +36,12 @@ pub enum ReportKind {
         /// The plugin hooks that ran around the step.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         hooks: Vec<crate::run::HookRun>,
+        /// Where no `Started` was sent (a step that ended quickly: its
+        /// claim recorded the start), how many milliseconds before this
+        /// report the execution began, so the server can date its start by
+        /// its own clock.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unreported_start_ms: Option<u64>,
     },
     /// From a server, not a worker: someone asked to cancel the run, and
     /// the server asked does not drive it; whichever does takes this as

@@ -31,7 +31,10 @@ pub use container_runtime::{
     ContainerExit, ContainerMount, ContainerRun, ContainerRuntime, LogSink, WORKER_LABEL,
 };
 pub use deliveries::{Deliveries, MAX_DELIVERIES};
-pub use fence::{Claim, ClaimDecision, ClaimRecord, ClaimState, Fence, LeaseRecord};
+pub use fence::{
+    worker_of, Claim, ClaimDecision, ClaimRecord, ClaimState, ClaimedExecution, Fence, LeaseRecord,
+    CLAIM_HISTORY,
+};
 pub use job_queue::{Delivery, JobQueue, PriorityBand, Report, ReportDelivery, ReportKind};
 pub use kernel_runtime::{
     BufferData, KernelLaunch, KernelOutput, KernelReport, KernelRuntime, LaunchArg, LaunchCode,

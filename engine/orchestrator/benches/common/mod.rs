@@ -50,6 +50,7 @@ pub fn noop_worker(queue: Arc<dyn JobQueue>, slots: usize) -> tokio::task::JoinH
                     kind: ReportKind::Finished {
                         outcome,
                         hooks: Vec::new(),
+                        unreported_start_ms: None,
                     },
                 };
                 queue.report(None, &report).await.unwrap();

@@ -1,4 +1,4 @@
-//! Replays simulation seeds: `weft-sim [--profile chaos|store-outages]
+//! Replays simulation seeds: `weft-sim [--profile chaos|store-outages|quick-steps]
 //! (--seed N | --seeds A..B) [--trace]`. Prints each seed's result; with
 //! `--trace`, the whole trace of each. Exits 1 if any seed broke a property.
 
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use weft_sim::{simulate, Profile};
 
 const USAGE: &str =
-    "usage: weft-sim [--profile chaos|store-outages] (--seed N | --seeds A..B) [--trace]
+    "usage: weft-sim [--profile chaos|store-outages|quick-steps] (--seed N | --seeds A..B) [--trace]
 
 Runs the deterministic simulation of distributed weft for each seed (the
 real orchestrator and worker over a simulated store and broker, faults

@@ -3,8 +3,8 @@
 //! adapter's tests invoke; `run_store_contract!` runs them all.
 
 use weft_core::ports::{
-    AttemptClaims, AttemptId, Claim, Fence, Leases, LogSlice, Report, ReportKind, RunIndex,
-    RunRecord, RunStore, StepLogs,
+    AttemptClaims, AttemptId, Claim, ClaimedExecution, Fence, Leases, LogSlice, Report, ReportKind,
+    RunIndex, RunRecord, RunStore, StepLogs,
 };
 use weft_core::run::{Event, Outcome, RunStatus, TaskId};
 use weft_core::Error;
@@ -300,13 +300,23 @@ fn finished(key: &AttemptId, token: u64) -> Report {
         worker: "w1".into(),
         at: 7,
         execution: token,
+        earlier: Vec::new(),
         kind: ReportKind::Finished {
             outcome: Outcome::Succeeded {
                 outputs: serde_json::json!({"n": 1}),
                 artifacts: Default::default(),
             },
             hooks: Vec::new(),
+            unreported_start_ms: None,
         },
+    }
+}
+
+/// Held by an execution with no earlier one.
+fn held(token: u64) -> Claim {
+    Claim::Held {
+        token,
+        earlier: Vec::new(),
     }
 }
 
@@ -316,7 +326,7 @@ pub async fn one_execution_holds_an_attempt_until_its_claim_expires(s: &dyn Atte
         task: TaskId::new("a", None),
         attempt: 1,
     };
-    let Claim::Held { token: first } = s.claim(&key, "w1", now(), 400).await.unwrap() else {
+    let Claim::Held { token: first, .. } = s.claim(&key, "w1", now(), 400).await.unwrap() else {
         panic!("a free attempt is claimed");
     };
     assert_eq!(
@@ -330,19 +340,31 @@ pub async fn one_execution_holds_an_attempt_until_its_claim_expires(s: &dyn Atte
     );
     assert_eq!(
         s.claim(&key, "w1", now(), 400).await.unwrap(),
-        Claim::Held { token: first },
+        held(first),
         "the claimant asking again (its answer lost) gets its execution back"
     );
     assert_eq!(
         s.renew_claim(&key, "w1", first, now(), 400).await.unwrap(),
-        Claim::Held { token: first },
+        held(first),
         "the holder renews"
     );
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-    let Claim::Held { token: second } = s.claim(&key, "w2", now(), 400).await.unwrap() else {
+    let Claim::Held {
+        token: second,
+        earlier,
+    } = s.claim(&key, "w2", now(), 400).await.unwrap()
+    else {
         panic!("an expired claim is free");
     };
     assert!(second > first, "a new execution has a newer token");
+    assert_eq!(
+        earlier,
+        vec![ClaimedExecution {
+            token: first,
+            worker: "w1".into()
+        }],
+        "and is told of the one before"
+    );
     assert_eq!(
         s.renew_claim(&key, "w1", first, now(), 400).await.unwrap(),
         Claim::HeldBy("w2".into()),
@@ -373,7 +395,7 @@ pub async fn finished_and_aborted_claims_are_final(s: &dyn AttemptClaims) {
         attempt,
     };
     let done = key(1);
-    let Claim::Held { token } = s.claim(&done, "w1", now(), 60_000).await.unwrap() else {
+    let Claim::Held { token, .. } = s.claim(&done, "w1", now(), 60_000).await.unwrap() else {
         panic!("held");
     };
     let report = finished(&done, token);
@@ -386,26 +408,47 @@ pub async fn finished_and_aborted_claims_are_final(s: &dyn AttemptClaims) {
         Claim::Done(Some(Box::new(report.clone()))),
         "a redelivered copy gets the report"
     );
-    s.abort_claim(&done).await.unwrap();
+    let told = s.abort_claim(&done).await.unwrap();
     assert_eq!(
         s.claim(&done, "w1", now(), 60_000).await.unwrap(),
         Claim::Done(Some(Box::new(report))),
         "a finished attempt stays finished"
     );
+    assert_eq!(
+        told,
+        vec![ClaimedExecution {
+            token,
+            worker: "w1".into()
+        }],
+        "an abort says which executions began"
+    );
     let aborted = key(2);
-    let Claim::Held { token } = s.claim(&aborted, "w1", now(), 60_000).await.unwrap() else {
+    // Claimants as workers name them: `<worker>@<start>#<copy>`.
+    let Claim::Held { token, .. } = s.claim(&aborted, "w@1@7#2", now(), 60_000).await.unwrap()
+    else {
         panic!("held");
     };
-    s.abort_claim(&aborted).await.unwrap();
     assert_eq!(
-        s.renew_claim(&aborted, "w1", token, now(), 60_000)
+        s.abort_claim(&aborted).await.unwrap(),
+        vec![ClaimedExecution {
+            token,
+            worker: "w@1".into()
+        }],
+        "named by worker"
+    );
+    assert_eq!(
+        s.renew_claim(&aborted, "w@1@7#2", token, now(), 60_000)
             .await
             .unwrap(),
         Claim::Aborted,
         "the holder learns on renewal"
     );
     let never = key(3);
-    s.abort_claim(&never).await.unwrap();
+    assert_eq!(
+        s.abort_claim(&never).await.unwrap(),
+        Vec::new(),
+        "none began"
+    );
     assert_eq!(
         s.claim(&never, "w1", now(), 60_000).await.unwrap(),
         Claim::Aborted,

@@ -58,6 +58,7 @@ fn started(run: &str) -> weft_core::ports::Report {
         worker: "w".into(),
         at: 1,
         execution: 1,
+        earlier: Vec::new(),
         kind: weft_core::ports::ReportKind::Started,
     }
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
-use super::{Claim, Fence, Report};
+use super::{Claim, ClaimedExecution, Fence, Report};
 use crate::plugins::ResolvedPlugin;
 use crate::run::{Event, Millis, RunLimits, RunStatus, TaskId};
 use crate::Error;
@@ -338,8 +338,10 @@ pub trait AttemptClaims: Send + Sync {
         report: &Report,
     ) -> Result<(), Error>;
 
-    /// Asks whoever runs attempt `key` to stop; a finished attempt stays finished.
-    async fn abort_claim(&self, key: &AttemptId) -> Result<(), Error>;
+    /// Asks whoever runs attempt `key` to stop; a finished attempt stays
+    /// finished. Returns the executions the claim remembers (oldest first),
+    /// for the caller to record those no report told it of.
+    async fn abort_claim(&self, key: &AttemptId) -> Result<Vec<ClaimedExecution>, Error>;
 }
 
 /// [`EventLog::run_since`] from the run's record and its whole event log,

@@ -29,6 +29,7 @@
 
 mod audit;
 mod changes;
+mod claims;
 mod concurrency;
 mod conn;
 mod deliveries;

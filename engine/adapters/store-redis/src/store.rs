@@ -5,8 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::{AsyncCommands, Script};
 use weft_core::ports::{
-    AttemptClaims, AttemptId, Claim, ClaimedExecution, EventLog, Fence, Leases, LogSlice, Report,
-    RunIndex, RunQuery, RunRecord, StepLogs,
+    AttemptId, EventLog, Fence, Leases, LogSlice, RunIndex, RunQuery, RunRecord, StepLogs,
 };
 use weft_core::run::Event;
 use weft_core::Error;
@@ -18,15 +17,15 @@ use crate::{scripts, Options};
 /// The Redis store. Cheap to clone; clones share one auto-reconnecting connection.
 #[derive(Clone)]
 pub struct RedisRunStore {
-    conn: Conn,
+    pub(crate) conn: Conn,
     pub(crate) options: Options,
     append: Script,
     take_lease: Script,
     release_lease: Script,
-    claim: Script,
-    renew_claim: Script,
-    finish_claim: Script,
-    abort_claim: Script,
+    pub(crate) claim: Script,
+    pub(crate) renew_claim: Script,
+    pub(crate) finish_claim: Script,
+    pub(crate) abort_claim: Script,
     pub(crate) append_log: Script,
     pub(crate) read_log_from: Script,
     /// When a write last fell short of `wait-for-replicas`, said.
@@ -115,30 +114,6 @@ impl RedisRunStore {
         Duration::from_millis(self.options.retry_for_ms)
     }
 
-    /// Runs a claim script on attempt `key`'s claim and reads its answer.
-    async fn claim_script(
-        &self,
-        script: &Script,
-        key: &AttemptId,
-        args: &[String],
-        context: &'static str,
-    ) -> Result<Claim, Error> {
-        let claim_key = self.claim_key(key);
-        let answer: Vec<String> = retrying(self.retry_for(), context, || {
-            let mut invocation = script.key(&claim_key);
-            for a in args {
-                invocation.arg(a);
-            }
-            let mut conn = self.conn.clone();
-            async move { invocation.invoke_async(&mut conn).await }
-        })
-        .await?;
-        if self.options.expire_after_secs.is_some() {
-            self.expire(&claim_key).await?;
-        }
-        claim_answer(&answer)
-    }
-
     pub(crate) async fn expire_key(&self, key: &str) -> Result<(), Error> {
         self.expire(key).await
     }
@@ -147,7 +122,7 @@ impl RedisRunStore {
     /// hold the write of `key` just made (and every earlier one on its
     /// connection). Best effort: the write stands either way; a shortfall
     /// is said once a minute at most.
-    async fn replicated(&self, key: &str) {
+    pub(crate) async fn replicated(&self, key: &str) {
         let wanted = self.options.wait_for_replicas;
         if wanted == 0 {
             return;
@@ -168,7 +143,7 @@ impl RedisRunStore {
         }
     }
 
-    async fn expire(&self, key: &str) -> Result<(), Error> {
+    pub(crate) async fn expire(&self, key: &str) -> Result<(), Error> {
         if let Some(secs) = self.options.expire_after_secs {
             let _: () = retrying(self.retry_for(), "setting expiry", || {
                 let mut conn = self.conn.clone();
@@ -510,118 +485,4 @@ impl Leases for RedisRunStore {
         })
         .await
     }
-}
-
-#[async_trait]
-impl AttemptClaims for RedisRunStore {
-    async fn claim(
-        &self,
-        key: &AttemptId,
-        worker: &str,
-        _now: u64,
-        ttl_ms: u64,
-    ) -> Result<Claim, Error> {
-        // Not repeated on a lost reply: a second try would find the claim
-        // held by this very call. The worker tries again later itself.
-        let claim_key = self.claim_key(key);
-        let answer: Vec<String> = self
-            .claim
-            .key(&claim_key)
-            .arg(worker)
-            .arg(ttl_ms.max(1))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("claiming an attempt"))?;
-        self.expire(&claim_key).await?;
-        self.replicated(&claim_key).await;
-        claim_answer(&answer)
-    }
-
-    async fn renew_claim(
-        &self,
-        key: &AttemptId,
-        worker: &str,
-        token: u64,
-        _now: u64,
-        ttl_ms: u64,
-    ) -> Result<Claim, Error> {
-        let args = [
-            worker.to_string(),
-            ttl_ms.max(1).to_string(),
-            token.to_string(),
-        ];
-        self.claim_script(&self.renew_claim, key, &args, "renewing a claim")
-            .await
-    }
-
-    async fn finish_claim(
-        &self,
-        key: &AttemptId,
-        worker: &str,
-        token: u64,
-        report: &Report,
-    ) -> Result<(), Error> {
-        let args = [worker.to_string(), encode(report)?, token.to_string()];
-        let answer = self
-            .claim_script(&self.finish_claim, key, &args, "finishing a claim")
-            .await;
-        self.replicated(&self.claim_key(key)).await;
-        match answer {
-            // The script answers `{'ok'}`, which reads as `Held` here.
-            Ok(Claim::Held { .. }) => Ok(()),
-            Ok(other) => Err(Error::Fenced(format!(
-                "attempt {}/{}#{}: the claim is {other:?}",
-                key.run_id, key.task, key.attempt
-            ))),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn abort_claim(&self, key: &AttemptId) -> Result<Vec<ClaimedExecution>, Error> {
-        let claim_key = self.claim_key(key);
-        let answer: Vec<String> = retrying(self.retry_for(), "aborting a claim", || {
-            let invocation = self.abort_claim.key(&claim_key);
-            let mut conn = self.conn.clone();
-            async move { invocation.invoke_async(&mut conn).await }
-        })
-        .await?;
-        self.replicated(&claim_key).await;
-        Ok(executions(&answer))
-    }
-}
-
-/// Executions a script answers as `token, worker` pairs.
-fn executions(pairs: &[String]) -> Vec<ClaimedExecution> {
-    pairs
-        .chunks_exact(2)
-        .map(|pair| ClaimedExecution {
-            token: pair[0].parse().unwrap_or(0),
-            worker: pair[1].clone(),
-        })
-        .collect()
-}
-
-/// A claim script's answer: `{'held', token, earlier pairs…}`, `{'held-by', worker}`,
-/// `{'done', report}`, `{'aborted'}` (or `{'ok'}`, which reads as held).
-fn claim_answer(answer: &[String]) -> Result<Claim, Error> {
-    let word = |i: usize| answer.get(i).map(String::as_str).unwrap_or_default();
-    Ok(match word(0) {
-        "held" => Claim::Held {
-            token: word(1).parse().unwrap_or(0),
-            earlier: executions(answer.get(2..).unwrap_or_default()),
-        },
-        "ok" => Claim::Held {
-            token: 0,
-            earlier: Vec::new(),
-        },
-        "held-by" => Claim::HeldBy(word(1).to_string()),
-        "done" if word(1).is_empty() => Claim::Done(None),
-        "done" => Claim::Done(Some(Box::new(decode(word(1))?))),
-        "aborted" => Claim::Aborted,
-        other => {
-            return Err(Error::Invalid(format!(
-                "redis: unexpected answer from a claim script: {other:?}"
-            )))
-        }
-    })
 }

@@ -47,6 +47,7 @@ pub fn noop_worker(queue: Arc<dyn JobQueue>, slots: usize) -> tokio::task::JoinH
                     worker: "bench".into(),
                     at: SystemClock.now(),
                     execution: 1,
+                    earlier: Vec::new(),
                     kind: ReportKind::Finished {
                         outcome,
                         hooks: Vec::new(),

@@ -111,6 +111,56 @@ async fn a_step_that_always_crashes_its_worker_is_dead_lettered_and_fails_the_ru
         "a poison job is not retried"
     );
     assert_eq!(view.steps[1].status, "skipped");
+    // Each crash killed its worker before it could report anything (the
+    // step ends within the 50 ms after which a start is reported): the
+    // claim told of both executions, through the dead letter.
+    let attempt = &crash.tasks[0].attempts[0];
+    let workers: std::collections::BTreeSet<&str> = attempt
+        .executions
+        .iter()
+        .map(|e| e.worker.as_str())
+        .collect();
+    assert_eq!(
+        (attempt.executions.len(), workers.len()),
+        (2, 2),
+        "both executions are shown, one on each worker: {attempt:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_its_quick_step_killed_unheard_is_shown_by_the_next_execution() {
+    // The step kills its worker, so it runs as the worker's user.
+    let cluster = Cluster::set_up(crate::cluster::Setup {
+        workers: 2,
+        worker: "concurrency = 1\nrun-as = \"worker\"",
+        ..Default::default()
+    });
+    let marker = cluster.shared().join("killed-one");
+    let wf = cluster.dir.path().join("quick-crash.toml");
+    // The first execution kills its worker at once, before the 50 ms after
+    // which a start is reported: nothing but the claim knows it ran.
+    std::fs::write(
+        &wf,
+        format!(
+            "[workflow]\nname = 'quick-crash'\n[steps.once]\nrun = '[ -e {m} ] || {{ touch {m}; kill -9 $PPID; }}'\n",
+            m = marker.display()
+        ),
+    )
+    .unwrap();
+    let id = cluster.submit(wf.to_str().unwrap(), &[]).await;
+    let view = cluster.wait(&id, Duration::from_secs(60)).await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    assert!(marker.exists(), "the first execution ran");
+    let attempt = &crate::cluster::step(&view, "once").tasks[0].attempts[0];
+    let ran: Vec<(&str, Option<&str>)> = attempt
+        .executions
+        .iter()
+        .map(|e| (e.worker.as_str(), e.error.as_deref()))
+        .collect();
+    assert_eq!(ran.len(), 2, "both executions are shown: {attempt:?}");
+    assert_ne!(ran[0].0, ran[1].0, "on two workers: {ran:?}");
+    assert_eq!(ran[0].1, None, "the killed one has no result: {ran:?}");
+    assert_eq!(ran[1].1, Some(""), "the second succeeded: {ran:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@
 //! is resumed from its event log by the next one. Depends on `weft-core` only.
 
 mod aborts;
+mod adoption;
 mod caching;
 mod children;
 mod clock;

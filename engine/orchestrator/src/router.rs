@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 use weft_core::ports::{Delivery, Report, ReportDelivery, ReportKind};
 use weft_core::run::Outcome;
 
-use crate::service::{Adoption, Service};
+use crate::adoption::Adoption;
+use crate::service::Service;
 use crate::Error;
 
 /// A dead-lettered job, seen by its run's driver as a failure report; acking

@@ -17,6 +17,21 @@ fn kill9(pid: i32) {
     .unwrap();
 }
 
+/// Asserts step `id`'s first attempt shows two executions on two workers:
+/// the first killed (no result), the second a success.
+fn killed_then_succeeded(view: &weft_api::views::RunView, id: &str) {
+    let attempt = &crate::cluster::step(view, id).tasks[0].attempts[0];
+    let ran: Vec<(&str, Option<&str>)> = attempt
+        .executions
+        .iter()
+        .map(|e| (e.worker.as_str(), e.error.as_deref()))
+        .collect();
+    assert_eq!(ran.len(), 2, "both executions are shown: {attempt:?}");
+    assert_ne!(ran[0].0, ran[1].0, "on two workers: {ran:?}");
+    assert_eq!(ran[0].1, None, "the killed one has no result: {ran:?}");
+    assert_eq!(ran[1].1, Some(""), "the second succeeded: {ran:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_killed_mid_step_is_redelivered_and_recorded_once() {
     let mut cluster = Cluster::start(1);
@@ -49,16 +64,7 @@ async fn worker_killed_mid_step_is_redelivered_and_recorded_once() {
         "the step's result is recorded exactly once: {events:?}"
     );
     // It ran twice, and the run says so: both executions of the attempt.
-    let attempt = &crate::cluster::step(&view, "slow").tasks[0].attempts[0];
-    let ran: Vec<(&str, Option<&str>)> = attempt
-        .executions
-        .iter()
-        .map(|e| (e.worker.as_str(), e.error.as_deref()))
-        .collect();
-    assert_eq!(ran.len(), 2, "both executions are shown: {attempt:?}");
-    assert_ne!(ran[0].0, ran[1].0, "on two workers: {ran:?}");
-    assert_eq!(ran[0].1, None, "the killed one has no result: {ran:?}");
-    assert_eq!(ran[1].1, Some(""), "the second succeeded: {ran:?}");
+    killed_then_succeeded(&view, "slow");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,16 +157,7 @@ async fn a_worker_its_quick_step_killed_unheard_is_shown_by_the_next_execution()
     let view = cluster.wait(&id, Duration::from_secs(60)).await;
     assert_eq!(view.run.status, "succeeded", "{view:?}");
     assert!(marker.exists(), "the first execution ran");
-    let attempt = &crate::cluster::step(&view, "once").tasks[0].attempts[0];
-    let ran: Vec<(&str, Option<&str>)> = attempt
-        .executions
-        .iter()
-        .map(|e| (e.worker.as_str(), e.error.as_deref()))
-        .collect();
-    assert_eq!(ran.len(), 2, "both executions are shown: {attempt:?}");
-    assert_ne!(ran[0].0, ran[1].0, "on two workers: {ran:?}");
-    assert_eq!(ran[0].1, None, "the killed one has no result: {ran:?}");
-    assert_eq!(ran[1].1, Some(""), "the second succeeded: {ran:?}");
+    killed_then_succeeded(&view, "once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ pub mod concurrency_slots;
 pub mod deliveries;
 pub mod job_queue;
 pub mod kernels;
+mod locked_script;
 mod memory_store;
 pub mod plugin_store;
 pub mod redis_cluster;

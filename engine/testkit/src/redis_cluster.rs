@@ -5,7 +5,7 @@
 //! prefix. A test that kills nodes starts a cluster of its own
 //! ([`RedisCluster::start_private`]) on other ports.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Client ports of the shared cluster; each node's cluster bus is the
 /// port + 1000. Outside the 20000–32000 range the other private servers
@@ -51,24 +51,11 @@ impl RedisCluster {
     }
 
     fn start(&self, lock: &str) {
-        // `flock -o`: the lock is held by flock while the script runs, and
-        // not passed to it, so the daemonised servers do not keep it.
-        let said = tempfile::NamedTempFile::new().expect("a temporary file");
-        let status = Command::new("flock")
-            .args(["-o", lock, "sh", "-c", START, "start"])
-            .arg(&self.base)
-            .args(self.ports.iter().map(u16::to_string))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(said.reopen().expect("reopening a temporary file"))
-            .status()
-            .expect("running flock and sh to start a Redis Cluster");
-        assert!(
-            status.success(),
-            "starting the Redis Cluster on {:?}: {}",
-            self.ports,
-            std::fs::read_to_string(said.path()).unwrap_or_default()
-        );
+        let args: Vec<String> = std::iter::once(self.base.clone())
+            .chain(self.ports.iter().map(u16::to_string))
+            .collect();
+        let what = format!("the Redis Cluster on {:?}", self.ports);
+        crate::locked_script::run_locked(lock, START, &args, &what);
     }
 
     /// Every node's URL.

@@ -5,7 +5,7 @@
 //! ([`RedisSentinel::start_private`]). The primary is named
 //! [`MASTER`]; a failover takes about two seconds (down after one).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// The name the Sentinels watch the primary under.
 pub const MASTER: &str = "weft";
@@ -104,25 +104,19 @@ impl RedisSentinel {
     }
 
     fn start(&self, lock: &str) {
-        // `flock -o`: the daemonised servers do not keep the lock.
-        let said = tempfile::NamedTempFile::new().expect("a temporary file");
-        let status = Command::new("flock")
-            .args(["-o", lock, "sh", "-c", START, "start"])
-            .arg(&self.base)
-            .args(self.servers.iter().map(u16::to_string))
-            .args(self.sentinels.iter().map(u16::to_string))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(said.reopen().expect("reopening a temporary file"))
-            .status()
-            .expect("running flock and sh to start Redis with Sentinels");
-        assert!(
-            status.success(),
-            "starting Redis with Sentinels on {:?} {:?}: {}",
-            self.servers,
-            self.sentinels,
-            std::fs::read_to_string(said.path()).unwrap_or_default()
+        let args: Vec<String> = std::iter::once(self.base.clone())
+            .chain(
+                self.servers
+                    .iter()
+                    .chain(&self.sentinels)
+                    .map(u16::to_string),
+            )
+            .collect();
+        let what = format!(
+            "Redis with Sentinels on {:?} {:?}",
+            self.servers, self.sentinels
         );
+        crate::locked_script::run_locked(lock, START, &args, &what);
     }
 
     /// The Sentinels' URLs, for `[redis] url` and `urls`.

@@ -153,6 +153,16 @@ fn regression_a_cancel_records_the_executions_only_the_claim_saw() {
     passes(2794, Profile::QuickSteps);
 }
 
+/// Found an execution whose start report was lost (the broker down), its
+/// worker killed, and its attempt then timed out: the server that aborted
+/// the claim, and learned of the execution from it, was killed before it
+/// could tell anyone. A copy of the job that finds its claim settled now
+/// tells of every execution the claim remembers before it is acked.
+#[test]
+fn regression_a_settled_claim_tells_of_its_executions_to_the_last_copy_of_its_job() {
+    passes(46118, Profile::Chaos);
+}
+
 #[test]
 fn a_seed_replays_exactly() {
     for (seed, profile) in [(51, Profile::StoreOutages), (2345, Profile::Chaos)] {

@@ -303,10 +303,9 @@ impl Worker {
         Duration::from_millis(self.options.heartbeat_ms.saturating_mul(3).max(300))
     }
 
-    /// Claims the attempt as a new execution: its token, to run it; `None`
-    /// if it finished or was aborted (the delivery is then settled, and a
-    /// finished attempt's report sent again: the execution that recorded
-    /// it may have died before sending it). While another execution holds
+    /// Claims the attempt as a new execution: its token and the executions
+    /// before it, to run it; `None` if it finished or was aborted (the
+    /// delivery is then settled: see [`Worker::settle`]). While another execution holds
     /// it (the broker delivered a job again that is still running, e.g.
     /// past its consumer timeout), waits holding the delivery; while the
     /// store fails, tries again.
@@ -327,25 +326,11 @@ impl Worker {
             match claimed {
                 Ok(Claim::Held { token, earlier }) => return Some((token, earlier)),
                 Ok(Claim::Done(report)) => {
-                    let d = delivery.take()?;
-                    let to = d.job().reply_to.clone();
-                    match report {
-                        Some(report)
-                            if self.queue.report(to.as_deref(), &report).await.is_err() =>
-                        {
-                            // Not sent: the job comes back, and with it this chance.
-                            let _ = d.reject(true).await;
-                        }
-                        _ => {
-                            let _ = d.ack().await;
-                        }
-                    }
+                    self.settle(key, delivery.take()?, report).await;
                     return None;
                 }
                 Ok(Claim::Aborted) => {
-                    if let Some(d) = delivery.take() {
-                        let _ = d.ack().await;
-                    }
+                    self.settle(key, delivery.take()?, None).await;
                     return None;
                 }
                 Ok(Claim::HeldBy(_)) => {
@@ -361,6 +346,57 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Settles a copy of a job whose attempt finished (`done`: the report
+    /// its execution recorded) or was aborted. Every execution its claim
+    /// remembers is told to the server, with the report or as starts: one
+    /// may have died before it could report (that is often why this copy
+    /// came back), and after this copy is acked nothing would tell of it.
+    /// The job is acked once they are sent, else given back to try again.
+    async fn settle(
+        &self,
+        key: &AttemptId,
+        delivery: Box<dyn Delivery>,
+        done: Option<Box<Report>>,
+    ) {
+        // On a settled claim an abort changes nothing: it reads what the
+        // claim remembers.
+        let Ok(executions) = self.store.abort_claim(key).await else {
+            let _ = delivery.reject(true).await;
+            return;
+        };
+        let reports = match done {
+            Some(mut report) => {
+                report.earlier = executions
+                    .into_iter()
+                    .filter(|e| e.token != report.execution)
+                    .collect();
+                vec![*report]
+            }
+            None => executions
+                .into_iter()
+                .map(|e| Report {
+                    run_id: key.run_id.clone(),
+                    task: key.task.clone(),
+                    attempt: key.attempt,
+                    worker: e.worker,
+                    at: self.clock.now(),
+                    execution: e.token,
+                    earlier: Vec::new(),
+                    kind: ReportKind::Started,
+                })
+                .collect(),
+        };
+        let to = delivery.job().reply_to.clone();
+        for report in &reports {
+            if self.queue.report(to.as_deref(), report).await.is_err() {
+                // Not sent: the job comes back, and with it this chance.
+                let _ = delivery.reject(true).await;
+                return;
+            }
+        }
+        let _ = delivery.ack().await;
     }
 
     /// Runs one job; `held` is told once the job holds its GPUs (or

@@ -36,9 +36,10 @@ impl Service {
         let from_worker = !report.worker.is_empty();
         let events: Vec<_> = report_events(report, shared.clock.now(), &state)
             .into_iter()
-            .filter(|e| matches!(e, Event::TaskStarted { .. } | Event::TaskFinished { .. }))
-            .filter(|e| !shown(&state, e))
-            .filter(|e| from_worker || matches!(e, Event::TaskStarted { .. }))
+            .filter(|e| {
+                let execution = from_worker || matches!(e, Event::TaskStarted { .. });
+                execution && !shown(&state, e)
+            })
             .collect();
         if events.is_empty() {
             return delivery.ack().await.map_err(Error::from);

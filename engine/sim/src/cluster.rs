@@ -70,8 +70,7 @@ impl Cluster {
         let store: Arc<dyn RunStore> = Arc::new(SimStore::new(process.clone()));
         let queue: Arc<dyn JobQueue> = Arc::new(SimQueue::new(process.clone()));
         let clock: Arc<dyn Clock> = Arc::new(SkewedClock(process.clone()));
-        let abort =
-            weft_orchestrator::abort_through_claims(store.clone(), queue.clone(), clock.clone());
+        let abort = weft_orchestrator::abort_through_claims(store.clone());
         let options = weft_orchestrator::Options {
             owner: name.clone(),
             lease_ttl_ms: self.scenario.lease_ttl_ms,

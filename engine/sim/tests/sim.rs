@@ -143,10 +143,10 @@ fn regression_an_execution_whose_start_was_lost_is_shown() {
     passes(1400, Profile::Chaos);
 }
 
-/// Found (with the aborter not telling of the executions its claim
-/// remembered) a step that ran with no report sent: its worker was killed
-/// before reporting a start it no longer reports up front, and the run was
+/// Found a step that ran with no report sent: its worker was killed before
+/// reporting a start it no longer reports up front, and the run was
 /// cancelled before any copy of the job came back, so only the claim knew.
+/// The copy that comes back tells of it (`Worker::settle`).
 #[test]
 fn regression_a_cancel_records_the_executions_only_the_claim_saw() {
     passes(633, Profile::QuickSteps);

@@ -129,7 +129,7 @@ pub(crate) fn renew_claim() -> String {
 if (not c[1]) or (c[2] == ARGV[1] and tonumber(c[3]) == tonumber(ARGV[3])) then
   local token = tonumber(ARGV[3])
   remember(token)
-  return executions(hold(token), token)
+  return hold(token)
 end
 return {'held-by', c[2]}
 "

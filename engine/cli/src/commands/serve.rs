@@ -60,8 +60,7 @@ async fn serve_distributed(config: Config) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Aborts reach remote workers through the attempt's claim: the worker
     // holding it sees `Aborted` on its next renewal and kills the step.
-    let abort =
-        weft_orchestrator::abort_through_claims(store.clone(), queue.clone(), clock.clone());
+    let abort = weft_orchestrator::abort_through_claims(store.clone());
     let service = Service::new(queue, store, clock, abort, config.orchestrator.clone())
         .with_step_cache(weft_orchestrator::StepCaching {
             cache: redis.clone(),

@@ -157,10 +157,10 @@ pub enum ClaimState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Claim {
-    /// The caller holds it, as execution `token` of the attempt; `earlier`
-    /// are the executions before it that the claim remembers (oldest
-    /// first), for the caller to report: their workers may have died
-    /// before they could.
+    /// The caller holds it, as execution `token` of the attempt. On a fresh
+    /// claim `earlier` are the executions before it that the claim
+    /// remembers (oldest first), for the caller to report: their workers
+    /// may have died before they could; a renewal leaves it empty.
     Held {
         token: u64,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -224,6 +224,21 @@ impl ClaimRecord {
         )
     }
 
+    /// A renewal's answer: its holder was told of the earlier executions
+    /// when it claimed, so the stores need not read them again each time.
+    fn renewed((claim, record): ClaimDecision) -> ClaimDecision {
+        match claim {
+            Claim::Held { token, .. } => (
+                Claim::Held {
+                    token,
+                    earlier: Vec::new(),
+                },
+                record,
+            ),
+            other => (other, record),
+        }
+    }
+
     /// A fresh claim by claimant `worker` (one copy of a job on one
     /// worker): a new execution if the attempt is free (never claimed, or
     /// its holder stopped renewing). The same claimant asking again gets
@@ -265,14 +280,14 @@ impl ClaimRecord {
         let Some(c) = current else {
             // The record is gone (a store that lost it): nobody else took
             // it, since taking it writes one.
-            return Self::held(&[], worker, token, now, ttl_ms);
+            return Self::renewed(Self::held(&[], worker, token, now, ttl_ms));
         };
         if let Some(settled) = c.settled() {
             return (settled, None);
         }
         match &c.state {
             ClaimState::Held { worker: holder } if *holder == worker && c.token == token => {
-                Self::held(&c.history, worker, token, now, ttl_ms)
+                Self::renewed(Self::held(&c.history, worker, token, now, ttl_ms))
             }
             ClaimState::Held { worker: holder } => (Claim::HeldBy(holder.clone()), None),
             _ => unreachable!("settled states returned above"),

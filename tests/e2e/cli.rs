@@ -181,6 +181,43 @@ run = "test -z \"${WEFT_INPUTS+set}\" && wc -c < \"$WEFT_INPUTS_FILE\""
 }
 
 #[test]
+fn a_for_each_over_big_params_says_once_that_its_inputs_are_not_in_the_environment() {
+    let data = tempfile::tempdir().unwrap();
+    // 80 KB of params: every instance's inputs are over the environment's limit.
+    let blob = "x".repeat(80_000);
+    let file = data.path().join("big-params.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"[workflow]
+name = "big-params"
+[params]
+blob = "{blob}"
+items = ["a", "b", "c", "d"]
+[steps.each]
+for-each = "{{{{ params.items }}}}"
+run = "test -z \"${{WEFT_INPUTS+set}}\" && grep -c {{{{ item }}}} \"$WEFT_INPUTS_FILE\""
+"#
+        ),
+    )
+    .unwrap();
+    let out = weft(&["run", file.to_str().unwrap(), "--plain"], data.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = last_run_id(data.path());
+    let told = (0..4)
+        .filter(|i| {
+            let log = text(&weft(&["logs", &id, &format!("each[{i}]")], data.path()));
+            assert!(
+                log.contains('1'),
+                "each[{i}] read its item from the file: {log}"
+            );
+            log.contains("$WEFT_INPUTS is not set")
+        })
+        .count();
+    assert_eq!(told, 1, "one instance's log says why $WEFT_INPUTS is unset");
+}
+
+#[test]
 fn a_server_that_is_not_there_or_not_weft_is_named_plainly() {
     let data = tempfile::tempdir().unwrap();
     // A port nothing listens on: bind one, then free it.

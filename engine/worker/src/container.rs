@@ -162,11 +162,8 @@ pub(crate) async fn run(
         let _ = std::fs::remove_file(dir.join("outputs.json"));
         std::fs::write(dir.join("inputs.json"), &inputs)
     })();
-    // Inputs too big for the environment are only in the file; the log says so.
-    let (inputs_env, inputs_note) = match outputs::inputs_env(&inputs) {
-        Ok(inputs) => (Some(inputs), None),
-        Err(note) => (None, Some(note)),
-    };
+    // Inputs too big for the environment are only in the file.
+    let inputs_env = outputs::inputs_env(&inputs);
     if let Err(e) = prepared {
         return failed(
             FailureKind::Infrastructure,
@@ -204,9 +201,6 @@ pub(crate) async fn run(
             target: crate::artifacts::CONTAINER_ARTIFACTS.into(),
             read_only: true,
         });
-    }
-    if let Some(note) = inputs_note {
-        log.push(note.as_bytes()).await;
     }
     let flusher = log.spawn_flusher();
     let ended = bounded(runtime.run(&request, log.as_ref()), job.timeout, &mut abort).await;

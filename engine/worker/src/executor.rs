@@ -144,6 +144,8 @@ pub(crate) struct Executors {
     /// The shell executor was given (a test's, an embedder's): it keeps
     /// its own idea of users.
     pub(crate) custom_shell: bool,
+    /// Which steps' logs said their inputs are not in the environment.
+    pub(crate) inputs_notes: crate::outputs::InputsNotes,
 }
 
 impl Default for Executors {
@@ -154,6 +156,7 @@ impl Default for Executors {
             kernels: None,
             wasm: None,
             custom_shell: false,
+            inputs_notes: Default::default(),
         }
     }
 }
@@ -169,6 +172,15 @@ impl Executors {
             retryable: false,
             kind: FailureKind::Infrastructure,
         };
+        if matches!(
+            action,
+            StepAction::Run { .. } | StepAction::Container { .. }
+        ) {
+            // Their `$WEFT_INPUTS` is unset when too big (see `outputs::inputs_env`).
+            if let Some(note) = self.inputs_notes.note(attempt.job, attempt.inputs.len()) {
+                attempt.log.push(note.as_bytes()).await;
+            }
+        }
         match action {
             StepAction::Run { command } => self.shell.execute(attempt, command).await,
             StepAction::Container { spec } => match &self.containers {

@@ -1,8 +1,11 @@
 //! Reading what a step wrote to `$WEFT_OUTPUTS`, and handing it its inputs.
 
+use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::Mutex;
 
 use serde_json::Value as Json;
+use weft_core::run::Job;
 
 /// Largest `$WEFT_INPUTS` put in a step's environment. Linux refuses to
 /// start a program with one variable over 128 KiB, and all of them with its
@@ -10,17 +13,48 @@ use serde_json::Value as Json;
 /// passes that. Bigger inputs are only in `$WEFT_INPUTS_FILE`.
 pub const MAX_INPUTS_ENV: usize = 64 << 10;
 
-/// What goes in `$WEFT_INPUTS`: the inputs, or, when they are too big for
-/// the environment, nothing, with the line the step log says instead.
-pub fn inputs_env(inputs: &str) -> Result<&str, String> {
-    if inputs.len() <= MAX_INPUTS_ENV {
-        return Ok(inputs);
+/// What goes in `$WEFT_INPUTS`: the inputs, or nothing when they are too
+/// big for the environment (see [`InputsNotes`] for what the log says).
+pub fn inputs_env(inputs: &str) -> Option<&str> {
+    (inputs.len() <= MAX_INPUTS_ENV).then_some(inputs)
+}
+
+/// The steps recently run here whose log said why `$WEFT_INPUTS` is unset.
+const NOTED_STEPS: usize = 64;
+
+/// Says once per step on this worker, in the log of its first attempt
+/// whose inputs are too big for the environment, that `$WEFT_INPUTS` is
+/// unset. Once, not per attempt: a `for-each` over a big params list has
+/// every task over the limit, and a line in each of 10,000 logs is 10,000
+/// more log writes (each a store commit) that say the same thing.
+#[derive(Default)]
+pub(crate) struct InputsNotes {
+    said: Mutex<VecDeque<(String, String)>>,
+}
+
+impl InputsNotes {
+    /// The line for `job`'s log, if its inputs (`inputs_len` bytes) are
+    /// too big for the environment and its step has not been told here.
+    pub(crate) fn note(&self, job: &Job, inputs_len: usize) -> Option<String> {
+        if inputs_len <= MAX_INPUTS_ENV {
+            return None;
+        }
+        let mut said = self.said.lock().expect("inputs notes lock");
+        let step = (&job.run_id, &job.task.step);
+        if said.iter().any(|(run, name)| (run, name) == step) {
+            return None;
+        }
+        if said.len() == NOTED_STEPS {
+            said.pop_front();
+        }
+        said.push_back((job.run_id.clone(), job.task.step.clone()));
+        Some(format!(
+            "[weft] $WEFT_INPUTS is not set: the inputs are {} KiB, more than the {} KiB the \
+             environment takes; they are in $WEFT_INPUTS_FILE (said once per step on each worker)\n",
+            inputs_len.div_ceil(1024),
+            MAX_INPUTS_ENV >> 10
+        ))
     }
-    Err(format!(
-        "[weft] $WEFT_INPUTS is not set: the inputs are {} KiB, more than the {} KiB the environment takes; they are in $WEFT_INPUTS_FILE\n",
-        inputs.len().div_ceil(1024),
-        MAX_INPUTS_ENV >> 10
-    ))
 }
 
 /// The outputs object, `{}` if the file is missing or empty, or why it cannot be used.
@@ -82,11 +116,32 @@ mod tests {
     #[test]
     fn inputs_go_in_the_environment_up_to_the_limit() {
         let fits = "x".repeat(MAX_INPUTS_ENV);
-        assert_eq!(inputs_env(&fits), Ok(fits.as_str()));
-        let note = inputs_env(&"x".repeat(MAX_INPUTS_ENV + 1)).unwrap_err();
+        assert_eq!(inputs_env(&fits), Some(fits.as_str()));
+        assert_eq!(inputs_env(&"x".repeat(MAX_INPUTS_ENV + 1)), None);
+    }
+
+    #[test]
+    fn a_step_is_told_once_that_its_inputs_are_not_in_the_environment() {
+        let notes = InputsNotes::default();
+        let mut job = weft_testkit::job("r", "each", "default");
+        assert_eq!(notes.note(&job, MAX_INPUTS_ENV), None, "they fit");
+        let note = notes
+            .note(&job, MAX_INPUTS_ENV + 1)
+            .expect("the first is told");
         assert!(
             note.contains("$WEFT_INPUTS is not set") && note.contains("65 KiB"),
             "{note}"
+        );
+        assert_eq!(notes.note(&job, MAX_INPUTS_ENV + 1), None, "once per step");
+        job.task.step = "other".into();
+        assert!(
+            notes.note(&job, MAX_INPUTS_ENV + 1).is_some(),
+            "another step"
+        );
+        job.run_id = "r2".into();
+        assert!(
+            notes.note(&job, MAX_INPUTS_ENV + 1).is_some(),
+            "another run"
         );
     }
 }

@@ -110,13 +110,9 @@ pub(crate) async fn run(
     set("WEFT_RUN_ID", OsStr::new(&job.run_id));
     set("WEFT_STEP", OsStr::new(&job.task.step));
     set("WEFT_ATTEMPT", OsStr::new(&job.attempt.to_string()));
-    let inputs_note = match outputs::inputs_env(&inputs) {
-        Ok(inputs) => {
-            set("WEFT_INPUTS", OsStr::new(&inputs));
-            None
-        }
-        Err(note) => Some(note),
-    };
+    if let Some(inputs) = outputs::inputs_env(&inputs) {
+        set("WEFT_INPUTS", OsStr::new(inputs));
+    }
     if let Some(item) = job.inputs.get("item") {
         let item = item
             .as_str()
@@ -147,7 +143,7 @@ pub(crate) async fn run(
         }
     };
     let pgid = Some(Pid::from_raw(child.id() as i32));
-    for note in [inputs_note, group_note].into_iter().flatten() {
+    if let Some(note) = group_note {
         log.push(note.as_bytes()).await;
     }
     let readers = [

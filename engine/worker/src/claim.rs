@@ -4,7 +4,6 @@
 //! copy of the job delivered again finds it done and re-sends the report
 //! instead of running the step again.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,37 +17,11 @@ pub(crate) fn backoff(tries: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << tries.min(5))).min(Duration::from_secs(3))
 }
 
-/// Names each copy of a job this worker takes apart, as the claimant of
-/// its attempt: `<worker>@<start>#<copy>`, `<start>` being when this worker
-/// began (by its clock: the simulation's replays stay the same). A claim
-/// asked again after a lost answer then gets its own execution back, while
-/// a second copy of the same job here (redelivered while the first runs),
-/// or this worker restarted, is another claimant that waits its turn.
-pub(crate) struct Claimants {
-    prefix: String,
-    copies: AtomicU64,
-}
-
-impl Claimants {
-    pub(crate) fn new(worker: &str, started: u64) -> Self {
-        Self {
-            prefix: format!("{worker}@{started}"),
-            copies: AtomicU64::new(0),
-        }
-    }
-
-    /// The claimant for the next copy of a job.
-    pub(crate) fn next(&self) -> String {
-        let copy = self.copies.fetch_add(1, Ordering::Relaxed) + 1;
-        format!("{}#{copy}", self.prefix)
-    }
-}
-
 /// The claim of one execution of an attempt.
 pub(crate) struct HeldClaim {
     pub(crate) store: Arc<dyn AttemptClaims>,
     pub(crate) clock: Arc<dyn Clock>,
-    /// The claimant ([`Claimants`]) this execution holds it as.
+    /// The claimant (`weft_core::ports::Claimants`) this execution holds it as.
     pub(crate) claimant: String,
     pub(crate) key: AttemptId,
     /// This execution's token.

@@ -46,7 +46,7 @@ pub struct Worker {
     containers: Option<Arc<dyn ContainerRuntime>>,
     pub(crate) executors: Executors,
     pub(crate) gpus: Arc<Gpus>,
-    claimants: Arc<crate::claim::Claimants>,
+    claimants: Arc<weft_core::ports::Claimants>,
     /// Runs' params that their jobs carry by reference.
     pub(crate) params: crate::params::SharedParams,
     /// Where each execution's span goes; none: no traces.
@@ -61,7 +61,7 @@ impl Worker {
         options: Options,
     ) -> Self {
         let gpus = Arc::new(Gpus::new(gpus::detect(options.gpus.as_deref())));
-        let claimants = Arc::new(crate::claim::Claimants::new(&options.name, clock.now()));
+        let claimants = Arc::new(weft_core::ports::Claimants::new(&options.name, clock.now()));
         Self {
             params: crate::params::SharedParams::new(store.clone()),
             queue,

@@ -21,6 +21,8 @@
 //!   another took it over.) A redelivered copy of the job finds the
 //!   report and re-sends it instead of running the step again.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde::{Deserialize, Serialize};
 
 use super::Report;
@@ -115,9 +117,36 @@ pub struct ClaimedExecution {
     pub worker: String,
 }
 
-/// The worker a claimant belongs to: a worker names each copy of a job it
-/// takes `<worker>@<when it started>#<copy>`; a claimant without `@` is
-/// the worker's name itself.
+/// Names each copy of a job a worker takes apart, as the claimant of
+/// its attempt: `<worker>@<start>#<copy>`, `<start>` being when this worker
+/// began (by its clock: the simulation's replays stay the same). A claim
+/// asked again after a lost answer then gets its own execution back, while
+/// a second copy of the same job here (redelivered while the first runs),
+/// or this worker restarted, is another claimant that waits its turn.
+pub struct Claimants {
+    prefix: String,
+    copies: AtomicU64,
+}
+
+impl Claimants {
+    /// The claimants of `worker`, which began at `started` (ms).
+    pub fn new(worker: &str, started: u64) -> Self {
+        Self {
+            prefix: format!("{worker}@{started}"),
+            copies: AtomicU64::new(0),
+        }
+    }
+
+    /// The claimant for the next copy of a job.
+    pub fn next(&self) -> String {
+        let copy = self.copies.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("{}#{copy}", self.prefix)
+    }
+}
+
+/// The worker a claimant belongs to (see [`Claimants`]); a claimant
+/// without `@` is the worker's name itself. The Redis store's claim script
+/// cuts it the same way (`store-redis/src/scripts.rs`).
 pub fn worker_of(claimant: &str) -> &str {
     claimant
         .rsplit_once('@')
@@ -414,6 +443,9 @@ mod tests {
             .unwrap();
         assert_eq!(ClaimRecord::executions(Some(&done)), kept, "kept when done");
         assert_eq!(worker_of("gpu@box@12#3"), "gpu@box");
+        let claimants = Claimants::new("gpu@box", 12);
+        assert_eq!(claimants.next(), "gpu@box@12#1");
+        assert_eq!(worker_of(&claimants.next()), "gpu@box", "as it names them");
         assert_eq!(worker_of("w1"), "w1");
     }
 

@@ -32,8 +32,8 @@ pub use container_runtime::{
 };
 pub use deliveries::{Deliveries, MAX_DELIVERIES};
 pub use fence::{
-    worker_of, Claim, ClaimDecision, ClaimRecord, ClaimState, ClaimedExecution, Fence, LeaseRecord,
-    CLAIM_HISTORY,
+    worker_of, Claim, ClaimDecision, ClaimRecord, ClaimState, Claimants, ClaimedExecution, Fence,
+    LeaseRecord, CLAIM_HISTORY,
 };
 pub use job_queue::{Delivery, JobQueue, PriorityBand, Report, ReportDelivery, ReportKind};
 pub use kernel_runtime::{

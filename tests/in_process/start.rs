@@ -24,10 +24,12 @@ fn now_ns() -> u128 {
 }
 
 /// The local queue, keeping every report sent; with `refuse_starts`, each
-/// `Started` report is refused after `delay` (the broker is down).
+/// `Started` report is refused after `delay` (the broker is down); with
+/// `slow_ends`, each end is sent that much later (a slow broker).
 struct Reports {
     inner: LocalJobQueue,
     refuse_starts: Option<Duration>,
+    slow_ends: Option<Duration>,
     sent: Mutex<Vec<Report>>,
     /// When each start report was refused, ns since the epoch.
     refused: Mutex<Vec<u128>>,
@@ -50,6 +52,9 @@ impl JobQueue for Reports {
             self.refused.lock().unwrap().push(now_ns());
             return Err(Error::Closed("the broker is down".into()));
         }
+        if let (ReportKind::Finished { .. }, Some(delay)) = (&report.kind, self.slow_ends) {
+            tokio::time::sleep(delay).await;
+        }
         self.sent.lock().unwrap().push(report.clone());
         self.inner.report(to, report).await
     }
@@ -60,6 +65,12 @@ impl JobQueue for Reports {
 
 /// Runs a one-step workflow whose step is `command` to its end.
 async fn run_one(queue: Arc<Reports>, work: &std::path::Path, command: &str) -> RunState {
+    let source = format!("[workflow]\nname = \"start\"\n[steps.one]\nrun = '{command}'\n");
+    run_source(queue, work, &source).await
+}
+
+/// Runs the workflow `source` to its end on a worker with one slot.
+async fn run_source(queue: Arc<Reports>, work: &std::path::Path, source: &str) -> RunState {
     let store: Arc<dyn RunStore> = Arc::new(MemoryRunStore::new());
     let queue: Arc<dyn JobQueue> = queue;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -72,11 +83,10 @@ async fn run_one(queue: Arc<Reports>, work: &std::path::Path, command: &str) -> 
         ..Default::default()
     };
     let worker = Worker::new(queue.clone(), store.clone(), clock.clone(), options);
-    let source = format!("[workflow]\nname = \"start\"\n[steps.one]\nrun = '{command}'\n");
     let state = crate::harness::run_to_end(
         worker,
         (queue, store, clock),
-        (&source, "start.toml"),
+        (source, "start.toml"),
         Default::default(),
         Duration::from_secs(60),
     )
@@ -94,6 +104,7 @@ fn quiet_queue(refuse_starts: Option<Duration>) -> Arc<Reports> {
     Arc::new(Reports {
         inner: LocalJobQueue::new(),
         refuse_starts,
+        slow_ends: None,
         sent: Mutex::default(),
         refused: Mutex::default(),
     })
@@ -195,4 +206,36 @@ async fn a_start_report_the_broker_refuses_neither_holds_up_nor_stops_the_step()
         attempt.executions[0].started_at.is_some(),
         "its end told of its start"
     );
+}
+
+/// A step frees its slot when it ends, not once its end is recorded and
+/// reported: on one slot, with each end taking a second to send, the
+/// second step starts at once after the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_frees_its_slot_when_it_ends_not_once_its_end_is_sent() {
+    let work = tempfile::tempdir().unwrap();
+    let marks = work.path().join("marks");
+    let queue = Arc::new(Reports {
+        slow_ends: Some(Duration::from_secs(1)),
+        ..Arc::into_inner(quiet_queue(None)).unwrap()
+    });
+    let mark = format!("date +%s%N >> {}", marks.display());
+    let source = format!(
+        "[workflow]\nname = \"two\"\n[steps.a]\nrun = '{mark}'\n[steps.b]\nrun = '{mark}'\n"
+    );
+    let state = run_source(queue.clone(), work.path(), &source).await;
+
+    let ran: Vec<u128> = std::fs::read_to_string(&marks)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(ran.len(), 2, "both ran: {ran:?}");
+    let apart_ms = ran[0].abs_diff(ran[1]) / 1_000_000;
+    assert!(
+        apart_ms < 700,
+        "the second started {apart_ms} ms after the first, waiting for its end to be sent"
+    );
+    assert_eq!(queue.sent.lock().unwrap().len(), 2, "both ends were sent");
+    assert!(state.steps.iter().all(|s| s.tasks[0].attempts.len() == 1));
 }

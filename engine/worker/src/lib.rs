@@ -39,6 +39,7 @@ pub use error::Error;
 pub use executor::{Attempt, Executor};
 pub use options::Options;
 pub use plugins::Plugins;
+pub use room::prefetch;
 pub use secrets::Secrets;
 pub use stats::Stats;
 pub use users::{default_step_uids, RunAs, StepUids};

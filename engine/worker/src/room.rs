@@ -1,6 +1,7 @@
-//! A taker's wait for a free slot: while it waits, it tells its queue it
-//! has no room (`JobQueue::release`), so jobs wait at the broker for a
-//! worker that can start them, not on one that cannot.
+//! A taker's wait for a free slot (or a free GPU): while it waits, it
+//! tells its queue it has no room (`JobQueue::release`), so jobs wait at
+//! the broker for a worker that can start them, not on one that cannot.
+//! And how many jobs a worker is sent ahead of its slots.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,20 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use weft_core::ports::JobQueue;
 
+use crate::gpus::Gpus;
 use crate::Error;
+
+/// How many unacked jobs a worker with `concurrency` slots is sent per
+/// priority band: twice its slots, so that when a step ends the next job
+/// is already here instead of a broker round trip away (the ack of one
+/// job is what lets the broker send the next). What it holds and cannot
+/// start soon goes back ([`room`]).
+pub fn prefetch(concurrency: usize) -> u16 {
+    concurrency
+        .max(1)
+        .saturating_mul(2)
+        .min(usize::from(u16::MAX)) as u16
+}
 
 /// How long a taker waits for a slot before it gives back what its queue
 /// holds for it (`JobQueue::release`): short, so that a job sent to a busy
@@ -31,5 +45,31 @@ pub(crate) async fn room(
             permit = &mut acquire => return Ok(permit.ok()),
             _ = tokio::time::sleep(HOLD) => queue.release(pool).await?,
         }
+    }
+}
+
+/// Waits until one of the worker's GPUs is free; each [`HOLD`] spent
+/// waiting, the queue is told this taker has no room for jobs of `pool`
+/// (its GPU pool), so another worker's free GPU runs them.
+pub(crate) async fn gpu_room(queue: &dyn JobQueue, gpus: &Gpus, pool: &str) -> Result<(), Error> {
+    let free = gpus.any_free();
+    tokio::pin!(free);
+    loop {
+        tokio::select! {
+            () = &mut free => return Ok(()),
+            _ = tokio::time::sleep(HOLD) => queue.release(pool).await?,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_is_sent_twice_its_slots() {
+        assert_eq!(prefetch(0), 2);
+        assert_eq!(prefetch(2), 4);
+        assert_eq!(prefetch(usize::MAX), u16::MAX);
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 use weft_core::ports::{
     ArtifactStore, AttemptId, Claim, ClaimedExecution, Clock, ContainerRuntime, Delivery, JobQueue,
@@ -19,7 +19,7 @@ use crate::executor::{ContainerExecutor, Executor, Executors, KernelExecutor, Wa
 use crate::gpus::{self, Gpus};
 use crate::heartbeat::{beat, Running};
 use crate::plugins::Plugins;
-use crate::room::room;
+use crate::room::{gpu_room, room};
 use crate::secrets::Secrets;
 use crate::steplog::StepLog;
 use crate::{Aborts, Error, Options, Stats};
@@ -202,6 +202,11 @@ impl Worker {
             }
         }
         let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        // An attempt frees its slot when its step ends, and records and
+        // reports its end after (see `execute`): this many attempts at most,
+        // running or settling, so a slow store holds up takes, not memory.
+        let in_flight_most = self.options.concurrency.max(1) * 2;
+        let in_flight = Arc::new(Semaphore::new(in_flight_most));
         self.stats
             .slots
             .store(self.options.concurrency.max(1) as u64, Ordering::Relaxed);
@@ -225,12 +230,12 @@ impl Worker {
             std::iter::once((p.clone(), false)).chain(gpu)
         });
         for (pool, needs_gpu) in queues.collect::<Vec<_>>() {
-            let (this, slots) = (this.clone(), slots.clone());
+            let (this, slots, in_flight) = (this.clone(), slots.clone(), in_flight.clone());
             takers.spawn(async move {
                 loop {
                     if needs_gpu && this.gpus.total() > 0 {
                         // Take a GPU step only with a GPU free to run it.
-                        this.gpus.any_free().await;
+                        gpu_room(this.queue.as_ref(), &this.gpus, &pool).await?;
                     }
                     // Room, then a job there, then a slot, then the job.
                     // A taker waits for jobs only with room for one (so
@@ -246,7 +251,10 @@ impl Worker {
                     };
                     drop(free);
                     this.queue.wait_for_job(&pool).await?;
-                    let Some(permit) = room(this.queue.as_ref(), &slots, &pool).await? else {
+                    let Ok(flying) = in_flight.clone().acquire_owned().await else {
+                        return Ok(());
+                    };
+                    let Some(slot) = room(this.queue.as_ref(), &slots, &pool).await? else {
                         return Ok(());
                     };
                     let Some(delivery) = this.queue.try_take(&pool).await? else {
@@ -265,8 +273,8 @@ impl Worker {
                     );
                     tokio::spawn(
                         async move {
-                            this.execute(delivery, held).await;
-                            drop(permit);
+                            this.execute(delivery, held, slot).await;
+                            drop(flying);
                         }
                         .instrument(span),
                     );
@@ -288,10 +296,8 @@ impl Worker {
         if let Some(h) = heartbeat {
             h.abort();
         }
-        // Drain: wait until every slot is free again.
-        let _ = slots
-            .acquire_many(this.options.concurrency.max(1) as u32)
-            .await;
+        // Drain: wait until every attempt has ended and settled.
+        let _ = in_flight.acquire_many(in_flight_most as u32).await;
         if let Some((registry, _)) = &this.registry {
             let _ = registry.leave(&this.options.name).await;
         }
@@ -401,7 +407,14 @@ impl Worker {
 
     /// Runs one job; `held` is told once the job holds its GPUs (or
     /// dropped, when it never will).
-    async fn execute(&self, delivery: Box<dyn Delivery>, held: oneshot::Sender<()>) {
+    /// Runs one copy of a job in `slot`, which it frees as soon as its
+    /// step has ended.
+    async fn execute(
+        &self,
+        delivery: Box<dyn Delivery>,
+        held: oneshot::Sender<()>,
+        slot: OwnedSemaphorePermit,
+    ) {
         let job = delivery.job().clone();
         let key = AttemptId::of(&job);
         let need = job.resources.gpus as usize;
@@ -488,6 +501,11 @@ impl Worker {
         let announced = announcing.await.unwrap_or(false);
         let (outcome, hooks) = crate::steplog::bound_texts(outcome, hooks, &log).await;
         log.finish().await;
+        // The step is over: its slot and GPUs go to the next one while this
+        // one's end is recorded, reported and acked (two durable writes and
+        // a broker round trip a slot would otherwise sit through).
+        drop(slot);
+        drop(gpus);
         self.stats.running.fetch_sub(1, Ordering::Relaxed);
         self.running.lock().expect("running lock").remove(&label);
         let counter = match &outcome {
@@ -526,7 +544,6 @@ impl Worker {
                 let _ = delivery.reject(true).await;
             }
         }
-        drop(gpus);
     }
 
     /// Whether another live worker has at least `need` GPUs.

@@ -12,19 +12,23 @@
 //!   the band just ended) or else the queue's next, asked (`basic.get`).
 //! - **Hold nothing without room.** A worker with no free slot still has
 //!   credit on the bands it is not running, and the broker would send it
-//!   jobs that another worker could start now. When the worker has waited a
-//!   moment for a slot, it *releases* the pool: the consumers that still
-//!   have credit are cancelled, and the jobs it holds but has not started go
-//!   back to their queues (published again, then acked, so no delivery is
-//!   counted against the job's delivery limit).
+//!   jobs that another worker could start now; and its prefetch is above
+//!   its slots (so the next job is there when a slot frees, not one round
+//!   trip later), so it may hold a few it cannot start yet. When the worker
+//!   has waited a moment for a slot, it *releases* the pool: the consumers
+//!   that still have credit or hold jobs not started are cancelled, and
+//!   those jobs go back to their queues (published again, then acked, so no
+//!   delivery is counted against the job's delivery limit). Cancelled, not
+//!   only emptied: with credit again, a consumer would be sent the same
+//!   jobs back, to give them back again a moment later.
 //! - **Ask while paused.** With room again, a take asks the paused bands'
 //!   queues in order, one job at a time, so a busy pool's jobs stay at the
 //!   broker in their order; a paused band found empty consumes again.
 //!
-//! A worker whose jobs are all priority 0 never pauses its normal consumer
-//! (at its prefetch, it has no credit left to misuse) and takes as it
-//! always did. Deliveries a taker holds stay unacked: they go back to their
-//! queue if its connection goes, and are never lost.
+//! A worker busy with short steps never waits a moment for a slot, so it
+//! never releases, and takes from its consumers' deliveries alone.
+//! Deliveries a taker holds stay unacked: they go back to their queue if
+//! its connection goes, and are never lost.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -274,12 +278,18 @@ impl Feed {
     }
 
     /// The taker has no room: pauses every consumer that could still be
-    /// sent jobs, and hands back what it holds and has not started, as
-    /// `(band, delivery)`, for the caller to publish again and ack.
+    /// sent jobs or holds some not started, and hands back what it holds
+    /// and has not started, as `(band, delivery)`, for the caller to
+    /// publish again and ack.
     pub async fn release(&mut self) -> Result<Vec<(PriorityBand, AmqpDelivery)>, Error> {
+        self.drain();
         for band in 0..BANDS {
             let has_credit = self.unsettled[band].load(Ordering::SeqCst) < self.prefetch;
-            let Some(consumer) = self.consumers[band].as_ref().filter(|_| has_credit) else {
+            let holds = !self.buffered[band].is_empty();
+            let Some(consumer) = self.consumers[band]
+                .as_ref()
+                .filter(|_| has_credit || holds)
+            else {
                 continue;
             };
             self.channel

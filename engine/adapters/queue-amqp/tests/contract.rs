@@ -115,6 +115,48 @@ async fn a_released_taker_holds_nothing_and_counts_no_delivery() {
     );
 }
 
+/// A taker sent jobs ahead of its slots (its prefetch is above them) and
+/// busy for a while gives back the ones it holds, and is not sent them (or
+/// others) again while it has no room: another taker gets them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_taker_gives_back_the_jobs_it_was_sent_ahead_and_is_not_sent_more() {
+    use std::time::Duration;
+    use weft_core::ports::JobQueue;
+    let shared = Options {
+        prefetch: 2,
+        ..options()
+    };
+    let busy = AmqpJobQueue::connect(shared.clone()).await.unwrap();
+    let free = AmqpJobQueue::connect(shared).await.unwrap();
+    let pool = weft_testkit::unique("pool");
+    let jobs: Vec<_> = (1..=4)
+        .map(|i| weft_testkit::job("r1", &format!("job-{i}"), &pool))
+        .collect();
+    busy.publish_all(&jobs).await.unwrap();
+    // One running, one held ahead of it: the busy taker's prefetch.
+    let running = tokio::time::timeout(Duration::from_secs(5), busy.take(&pool))
+        .await
+        .expect("a job")
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), busy.wait_for_job(&pool))
+        .await
+        .expect("a second job is sent ahead")
+        .unwrap();
+    busy.release(&pool).await.unwrap();
+    let mut got = Vec::new();
+    while let Ok(Ok(d)) = tokio::time::timeout(Duration::from_secs(2), free.take(&pool)).await {
+        got.push(d.job().task.step.clone());
+        d.ack().await.unwrap();
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        ["job-2", "job-3", "job-4"],
+        "the free taker got the rest"
+    );
+    running.ack().await.unwrap();
+}
+
 /// A cluster's URL list whose first node is down: the client reaches the
 /// next one, and jobs go through it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,8 +73,7 @@ pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> 
     } else if config.worker.name == weft_worker::Options::default().name {
         config.worker.name = format!("worker-{}", std::process::id());
     }
-    // Hold at most as many unacked jobs as there are free slots.
-    config.broker.prefetch = config.worker.concurrency.clamp(1, u16::MAX as usize) as u16;
+    config.broker.prefetch = weft_worker::prefetch(config.worker.concurrency);
     let queue: Arc<dyn JobQueue> = Arc::new(AmqpJobQueue::connect(config.broker.clone()).await?);
     let redis = Arc::new(RedisRunStore::connect(config.redis.clone()).await?);
     let store: Arc<dyn RunStore> = redis.clone();

@@ -100,6 +100,15 @@ async fn run_source(queue: Arc<Reports>, work: &std::path::Path, source: &str) -
     state
 }
 
+/// The times (ns since the epoch) the steps wrote into `marks`, one a line.
+fn marks_in(marks: &std::path::Path) -> Vec<u128> {
+    std::fs::read_to_string(marks)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect()
+}
+
 fn quiet_queue(refuse_starts: Option<Duration>) -> Arc<Reports> {
     Arc::new(Reports {
         inner: LocalJobQueue::new(),
@@ -188,11 +197,7 @@ async fn a_start_report_the_broker_refuses_neither_holds_up_nor_stops_the_step()
     )
     .await;
 
-    let ran: Vec<u128> = std::fs::read_to_string(&marks)
-        .unwrap()
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
+    let ran = marks_in(&marks);
     assert_eq!(ran.len(), 1, "the step ran once: {ran:?}");
     let refused = queue.refused.lock().unwrap().clone();
     assert_eq!(refused.len(), 1, "its start report was tried, and refused");
@@ -225,11 +230,7 @@ async fn a_step_frees_its_slot_when_it_ends_not_once_its_end_is_sent() {
     );
     let state = run_source(queue.clone(), work.path(), &source).await;
 
-    let ran: Vec<u128> = std::fs::read_to_string(&marks)
-        .unwrap()
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
+    let ran = marks_in(&marks);
     assert_eq!(ran.len(), 2, "both ran: {ran:?}");
     let apart_ms = ran[0].abs_diff(ran[1]) / 1_000_000;
     assert!(

@@ -34,16 +34,10 @@ pub fn abort_through_claims(store: Arc<dyn AttemptClaims>) -> AbortFn {
             let mut delay = Duration::from_millis(100);
             while let Err(e) = store.abort_claim(&key).await.map(drop) {
                 if started.elapsed() > GIVE_UP_AFTER {
-                    tracing::warn!(
-                        attempt = %format!("{}/{}#{}", key.run_id, key.task, key.attempt),
-                        "aborting: {e}; giving up"
-                    );
+                    tracing::warn!(attempt = %key, "aborting: {e}; giving up");
                     return;
                 }
-                tracing::warn!(
-                    attempt = %format!("{}/{}#{}", key.run_id, key.task, key.attempt),
-                    "aborting: {e}; trying again"
-                );
+                tracing::warn!(attempt = %key, "aborting: {e}; trying again");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(3));
             }

@@ -16,7 +16,8 @@ use crate::Error;
 /// priority band: twice its slots, so that when a step ends the next job
 /// is already here instead of a broker round trip away (the ack of one
 /// job is what lets the broker send the next). What it holds and cannot
-/// start soon goes back ([`room`]).
+/// start soon goes back ([`room`]). Also the most attempts a worker has in
+/// flight, running or reporting their ends: each holds its job unacked.
 pub fn prefetch(concurrency: usize) -> u16 {
     concurrency
         .max(1)
@@ -30,36 +31,37 @@ pub fn prefetch(concurrency: usize) -> u16 {
 /// busy with short steps never gives anything back.
 const HOLD: Duration = Duration::from_millis(250);
 
-/// A free slot, once there is one (none once the worker stops); each
-/// [`HOLD`] spent waiting, the queue is told this taker has no room for
-/// jobs of `pool`.
-pub(crate) async fn room(
+/// Waits for `room`; each [`HOLD`] spent waiting, the queue is told this
+/// taker has no room for jobs of `pool`.
+async fn releasing<T>(
     queue: &dyn JobQueue,
-    slots: &Arc<Semaphore>,
     pool: &str,
-) -> Result<Option<OwnedSemaphorePermit>, Error> {
-    let acquire = slots.clone().acquire_owned();
-    tokio::pin!(acquire);
+    room: impl std::future::Future<Output = T>,
+) -> Result<T, Error> {
+    tokio::pin!(room);
     loop {
         tokio::select! {
-            permit = &mut acquire => return Ok(permit.ok()),
+            got = &mut room => return Ok(got),
             _ = tokio::time::sleep(HOLD) => queue.release(pool).await?,
         }
     }
 }
 
-/// Waits until one of the worker's GPUs is free; each [`HOLD`] spent
-/// waiting, the queue is told this taker has no room for jobs of `pool`
-/// (its GPU pool), so another worker's free GPU runs them.
+/// A free slot, once there is one (none once the worker stops), releasing
+/// `pool` while it waits.
+pub(crate) async fn room(
+    queue: &dyn JobQueue,
+    slots: &Arc<Semaphore>,
+    pool: &str,
+) -> Result<Option<OwnedSemaphorePermit>, Error> {
+    let permit = releasing(queue, pool, slots.clone().acquire_owned()).await?;
+    Ok(permit.ok())
+}
+
+/// Waits until one of the worker's GPUs is free, releasing `pool` (its GPU
+/// pool) while it waits, so another worker's free GPU runs its jobs.
 pub(crate) async fn gpu_room(queue: &dyn JobQueue, gpus: &Gpus, pool: &str) -> Result<(), Error> {
-    let free = gpus.any_free();
-    tokio::pin!(free);
-    loop {
-        tokio::select! {
-            () = &mut free => return Ok(()),
-            _ = tokio::time::sleep(HOLD) => queue.release(pool).await?,
-        }
-    }
+    releasing(queue, pool, gpus.any_free()).await
 }
 
 #[cfg(test)]

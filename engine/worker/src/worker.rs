@@ -203,9 +203,10 @@ impl Worker {
         }
         let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
         // An attempt frees its slot when its step ends, and records and
-        // reports its end after (see `execute`): this many attempts at most,
-        // running or settling, so a slow store holds up takes, not memory.
-        let in_flight_most = self.options.concurrency.max(1) * 2;
+        // reports its end after (see `execute`): as many attempts at most,
+        // running or settling, as jobs the worker is sent, so a slow store
+        // holds up takes, not memory.
+        let in_flight_most = usize::from(crate::room::prefetch(self.options.concurrency));
         let in_flight = Arc::new(Semaphore::new(in_flight_most));
         self.stats
             .slots
@@ -405,10 +406,9 @@ impl Worker {
         let _ = delivery.ack().await;
     }
 
-    /// Runs one job; `held` is told once the job holds its GPUs (or
-    /// dropped, when it never will).
     /// Runs one copy of a job in `slot`, which it frees as soon as its
-    /// step has ended.
+    /// step has ended; `held` is told once the job holds its GPUs (or
+    /// dropped, when it never will).
     async fn execute(
         &self,
         delivery: Box<dyn Delivery>,

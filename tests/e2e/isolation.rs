@@ -30,8 +30,8 @@ container = { image = "weft-test/busybox:1", command = "sleep 6" }
 run = '''
 sleep 2
 mine=$(id -u)
-theirs=$(cat "{{ params.work }}/$WEFT_RUN_ID/holder/1/inputs.json" \
-  "{{ params.work }}/$WEFT_RUN_ID/boxed/1/inputs.json" 2>/dev/null | grep -c hunter2)
+theirs=$(cat "{{ params.work }}/$WEFT_RUN_ID/holder@1/inputs.json" \
+  "{{ params.work }}/$WEFT_RUN_ID/boxed@1/inputs.json" 2>/dev/null | grep -c hunter2)
 listed=$(ls "{{ params.work }}" "{{ params.work }}/$WEFT_RUN_ID" 2>/dev/null | wc -l)
 environ=$(tr '\0' '\n' < /proc/$PPID/environ 2>/dev/null | grep -c .)
 config=$(cat "{{ params.config }}" 2>/dev/null | grep -c .)
@@ -106,9 +106,9 @@ async fn a_closed_work_dir_moves_step_users_scratch_to_the_temp_directory() {
     assert_eq!(view.run.status, "succeeded", "{view:?}");
     let seen = step(&view, "here").outputs.clone().unwrap();
     assert_ne!(seen["uid"], 0, "{seen}");
-    // <root>/<run>/<task>/<attempt>
+    // <root>/<run>/<task>@<attempt>
     let dir = std::path::PathBuf::from(seen["dir"].as_str().unwrap());
-    let root = dir.ancestors().nth(3).unwrap().to_path_buf();
+    let root = dir.ancestors().nth(2).unwrap().to_path_buf();
     assert!(
         root.file_name()
             .unwrap()

@@ -151,13 +151,13 @@ pub(crate) async fn run(
     let prepared = (|| {
         options.make_attempt_dir(job)?;
         // The container's user may be anyone, so the directory is open to
-        // all; its parent, the task's, is the worker's alone, so no other
-        // step on this machine can reach it (the container gets it by
-        // its bind mount, made by the engine as root).
+        // all; its parent (the run's `containers`) is the worker's alone, so
+        // no other step on this machine can reach it (the container gets
+        // it by its bind mount, made by the engine as root).
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
-        if let Some(task_dir) = dir.parent() {
-            std::fs::set_permissions(task_dir, std::fs::Permissions::from_mode(0o700))?;
+        if let Some(private) = dir.parent() {
+            std::fs::set_permissions(private, std::fs::Permissions::from_mode(0o700))?;
         }
         let _ = std::fs::remove_file(dir.join("outputs.json"));
         std::fs::write(dir.join("inputs.json"), &inputs)

@@ -65,15 +65,25 @@ pub struct Options {
 }
 
 impl Options {
-    /// The scratch directory of one attempt: `work-dir/<run>/<task>/<attempt>`
+    /// The scratch directory of one attempt: `work-dir/<run>/<task>@<attempt>`
     /// (or under the scratch directory step users were given instead).
+    /// One directory per attempt, not one per task with the attempts in it:
+    /// each directory made and removed is a new inode, and a fan-out makes
+    /// thousands a second (see `docs/performance.md`). A container's is in
+    /// `<run>/containers/`, which the worker alone may pass: the container's
+    /// own directory is open to every user (the image's may be anyone).
     pub fn attempt_dir(&self, job: &weft_core::run::Job) -> PathBuf {
-        self.scratch_dir
-            .as_ref()
-            .unwrap_or(&self.work_dir)
-            .join(&job.run_id)
-            .join(job.task.to_string())
-            .join(job.attempt.to_string())
+        let run = self.scratch_root().join(&job.run_id);
+        let name = format!("{}@{}", job.task, job.attempt);
+        match job.action {
+            weft_core::spec::StepAction::Container { .. } => run.join("containers").join(name),
+            _ => run.join(name),
+        }
+    }
+
+    /// Where the runs' scratch directories are.
+    fn scratch_root(&self) -> &std::path::Path {
+        self.scratch_dir.as_ref().unwrap_or(&self.work_dir)
     }
 
     /// Makes the attempt's scratch directory. Tried again if another
@@ -90,12 +100,15 @@ impl Options {
         }
     }
 
-    /// Removes the attempt's scratch directory, and its task's and run's
-    /// once nothing else is in them, so finished runs leave nothing behind.
+    /// Removes the attempt's scratch directory, and the ones above it up to
+    /// the run's once nothing else is in them, so finished runs leave
+    /// nothing behind. Never the root above the runs: it carries the mode
+    /// step users pass through.
     pub fn remove_attempt_dir(&self, job: &weft_core::run::Job) {
         let dir = self.attempt_dir(job);
         let _ = std::fs::remove_dir_all(&dir);
-        for parent in dir.ancestors().skip(1).take(2) {
+        let root = self.scratch_root();
+        for parent in dir.ancestors().skip(1).take_while(|d| *d != root) {
             if std::fs::remove_dir(parent).is_err() {
                 break;
             }
@@ -124,5 +137,54 @@ impl Default for Options {
             step_uids: None,
             scratch_dir: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_core::spec::{Command, StepAction};
+
+    fn options(root: &std::path::Path) -> Options {
+        Options {
+            work_dir: root.to_path_buf(),
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn an_attempt_makes_one_directory_and_takes_its_run_away_with_it() {
+        let root = tempfile::tempdir().unwrap();
+        let options = options(root.path());
+        let mut job = weft_testkit::job("r1", "make", "default");
+        job.action = StepAction::Run {
+            command: Command::Shell("true".into()),
+        };
+        let dir = options.make_attempt_dir(&job).unwrap();
+        assert_eq!(dir, root.path().join("r1").join("make@1"));
+        let mut retry = job.clone();
+        retry.attempt = 2;
+        options.make_attempt_dir(&retry).unwrap();
+        options.remove_attempt_dir(&job);
+        assert!(!dir.exists());
+        assert!(root.path().join("r1").exists(), "the retry is still in it");
+        options.remove_attempt_dir(&retry);
+        assert!(!root.path().join("r1").exists());
+        assert!(root.path().exists(), "the root stays");
+    }
+
+    #[test]
+    fn a_containers_directory_sits_in_one_of_the_runs_that_is_removed_with_it() {
+        let root = tempfile::tempdir().unwrap();
+        let options = options(root.path());
+        let mut job = weft_testkit::job("r1", "boxed", "default");
+        job.action = StepAction::Container {
+            spec: serde_json::from_value(serde_json::json!({"image": "busybox"})).unwrap(),
+        };
+        let dir = options.make_attempt_dir(&job).unwrap();
+        assert_eq!(dir, root.path().join("r1/containers/boxed@1"));
+        options.remove_attempt_dir(&job);
+        assert!(!root.path().join("r1").exists());
+        assert!(root.path().exists());
     }
 }

@@ -322,9 +322,9 @@ pub(crate) fn give_dir(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         nix::unistd::chown(&entry?.path(), id, gid).map_err(std::io::Error::from)?;
     }
-    // The run's and the task's directories: passable, not listable.
-    for parent in dir.ancestors().skip(1).take(2) {
-        std::fs::set_permissions(parent, PermissionsExt::from_mode(0o711))?;
+    // The run's directory: passable, not listable.
+    if let Some(run_dir) = dir.parent() {
+        std::fs::set_permissions(run_dir, PermissionsExt::from_mode(0o711))?;
     }
     std::fs::set_permissions(dir, PermissionsExt::from_mode(0o700))
 }

@@ -100,9 +100,50 @@ impl Browser {
         reply["value"].clone()
     }
 
+    /// Opens `url`; once more if the dashboard's scripts did not load (its
+    /// `.load-failed` box), said on stderr with what the page fetched, so
+    /// one dropped connection on a loaded CI machine fails no test, and
+    /// two in a row still do.
     pub async fn goto(&self, url: &str) {
+        self.navigate(url).await;
+        let failed = self
+            .eval("return !!document.querySelector('.load-failed')", json!([]))
+            .await;
+        if failed == json!(true) {
+            eprintln!(
+                "the dashboard's scripts did not load from {url}; opening it again. It fetched:\n{}",
+                self.fetched().await
+            );
+            self.navigate(url).await;
+        }
+    }
+
+    /// Opens `url`, nothing more.
+    pub async fn navigate(&self, url: &str) {
         self.call(reqwest::Method::POST, "/url", json!({"url": url}))
             .await;
+    }
+
+    /// What the page fetched: each resource's status, time and name.
+    async fn fetched(&self) -> String {
+        let entries = self
+            .eval(
+                "return performance.getEntriesByType('resource').map((r) => \
+                 `${r.responseStatus} ${Math.round(r.duration)} ms ${r.name}`).join('\\n')",
+                json!([]),
+            )
+            .await;
+        entries.as_str().unwrap_or("").to_string()
+    }
+
+    /// A Chrome DevTools Protocol command (`Network.setBlockedURLs`, say).
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            json!({"cmd": cmd, "params": params}),
+        )
+        .await
     }
 
     /// Runs `script` (a function body; `arguments[i]` are `args`) in the page.
@@ -149,8 +190,9 @@ impl Browser {
                 self.screenshot(&format!("failed-{}", what.replace(' ', "-")))
                     .await;
                 panic!(
-                    "timed out waiting for {what}; page says:\n{}",
-                    page.as_str().unwrap_or("")
+                    "timed out waiting for {what}; page says:\n{}\nit fetched:\n{}",
+                    page.as_str().unwrap_or(""),
+                    self.fetched().await
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -191,9 +191,10 @@ async fn dashboard_runs_a_workflow_from_the_editor_live() {
             .starts_with("<script>alert(1)</script>"),
         "{heading}"
     );
+    // The page's own two: boot.js and app.js.
     assert_eq!(
         b.eval(&count("script"), json!([])).await,
-        json!(1),
+        json!(2),
         "a script element was injected"
     );
     assert_eq!(

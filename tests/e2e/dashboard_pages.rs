@@ -2,7 +2,8 @@
 //! worker: every text has 4.5:1 contrast in both themes on every page (a
 //! screenshot of each in `target/screenshots/`), cancel asks first, a saved
 //! workflow runs from its typed form and its versions diff, and the editor
-//! highlights, completes keys from the schema and checks plugins.
+//! highlights, completes keys from the schema and checks plugins; a page
+//! whose scripts did not load says so and reloads.
 
 use std::time::Duration;
 
@@ -374,4 +375,44 @@ async fn the_log_viewer_searches_a_growing_log_and_marks_stderr() {
     assert_eq!(got["then"], "1 of 3", "{got}");
     assert_eq!(got["lines"], 5, "{got}");
     assert_eq!(got["stderr"], json!(["x e", "plain err"]), "{got}");
+}
+
+/// A dashboard one of whose scripts cannot be fetched says so, with a
+/// Reload that tries again, instead of staying blank.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_whose_scripts_did_not_load_says_so_and_reloads() {
+    let cluster = Cluster::start(0);
+    let b = open_as(&cluster, &cluster.admin_token, "runs").await;
+    b.cdp("Network.enable", json!({})).await;
+    b.cdp(
+        "Network.setBlockedURLs",
+        json!({"urls": ["*/ui/pages/plugins.js"]}),
+    )
+    .await;
+    b.navigate(&format!("{}/?blocked#/plugins", cluster.url))
+        .await;
+    let said = b
+        .wait_for(
+            "the failure",
+            "return document.querySelector('#page .load-failed[role=alert]')?.textContent",
+            LONG,
+        )
+        .await;
+    assert!(
+        said.as_str().unwrap_or("").contains("did not load"),
+        "{said}"
+    );
+    assert_eq!(
+        b.eval("return document.querySelector('h1')", json!([]))
+            .await,
+        json!(null)
+    );
+    b.cdp("Network.setBlockedURLs", json!({"urls": []})).await;
+    b.click("#page .load-failed button").await;
+    b.wait_for(
+        "the plugins page",
+        "return document.querySelector('h1')?.textContent === 'Plugins'",
+        LONG,
+    )
+    .await;
 }

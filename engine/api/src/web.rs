@@ -25,6 +25,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const ASSETS: &[(&str, &str, &[u8])] = &[
     asset!("index.html", "text/html; charset=utf-8"),
     asset!("style.css", "text/css; charset=utf-8"),
+    asset!("boot.js", JS),
     asset!("app.js", JS),
     asset!("api.js", JS),
     asset!("dom.js", JS),

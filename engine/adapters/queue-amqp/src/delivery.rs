@@ -10,7 +10,7 @@ use weft_core::ports::{Delivery, Report, ReportDelivery};
 use weft_core::run::Job;
 use weft_core::Error;
 
-use crate::link::amqp_err;
+use crate::link::{amqp_err, answered};
 
 /// Drops a message that does not decode: dead-lettered, never handed out
 /// (it would fail the same way every time).
@@ -58,21 +58,32 @@ impl<T> Held<T> {
         let Some(acker) = self.take_acker() else {
             return Ok(());
         };
+        // Bounded like every other call to the broker: an ack on the
+        // channel of a connection that died must not hold its attempt (and
+        // the attempt's place among those in flight) for ever. Unsettled,
+        // the message goes back to its queue with the channel.
         if ack {
-            acker
-                .ack(BasicAckOptions::default())
-                .await
-                .map_err(amqp_err("acking"))?;
+            answered("to an ack", async {
+                acker
+                    .ack(BasicAckOptions::default())
+                    .await
+                    .map_err(amqp_err("acking"))
+            })
+            .await
+            .map(drop)
         } else {
-            acker
-                .nack(BasicNackOptions {
-                    requeue,
-                    multiple: false,
-                })
-                .await
-                .map_err(amqp_err("returning"))?;
+            answered("to a nack", async {
+                acker
+                    .nack(BasicNackOptions {
+                        requeue,
+                        multiple: false,
+                    })
+                    .await
+                    .map_err(amqp_err("returning"))
+            })
+            .await
+            .map(drop)
         }
-        Ok(())
     }
 }
 

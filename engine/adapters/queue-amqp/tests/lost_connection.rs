@@ -12,6 +12,8 @@ use tokio::sync::Notify;
 use weft_core::ports::JobQueue;
 use weft_queue_amqp::{AmqpJobQueue, Options};
 
+// Only its broker options are used here.
+#[allow(dead_code)]
 mod common;
 
 /// Forwards connections to `to`; those open when `cut` is notified close.

@@ -12,16 +12,47 @@ use weft_core::Error;
 
 use crate::link::{amqp_err, answered};
 
+/// What becomes of a message its holder settles.
+#[derive(Clone, Copy)]
+pub(crate) enum Settle {
+    /// Done with: the broker forgets it.
+    Ack,
+    /// Back to its queue (counted against its delivery limit).
+    Return,
+    /// Dead-lettered.
+    Reject,
+}
+
+/// Settles the message `acker` holds. Bounded like every other call to
+/// the broker: on the channel of a connection that died, the client may
+/// never answer, and the caller (an attempt holding its place among those
+/// in flight, a taker giving jobs back) must not wait for ever. A message
+/// left unsettled goes back to its queue with its channel.
+pub(crate) async fn settle(acker: &Acker, how: Settle) -> Result<(), Error> {
+    answered("to an ack or a nack", async {
+        match how {
+            Settle::Ack => acker
+                .ack(BasicAckOptions::default())
+                .await
+                .map_err(amqp_err("acking")),
+            Settle::Return | Settle::Reject => acker
+                .nack(BasicNackOptions {
+                    requeue: matches!(how, Settle::Return),
+                    multiple: false,
+                })
+                .await
+                .map_err(amqp_err("returning")),
+        }
+    })
+    .await
+    .map(drop)
+}
+
 /// Drops a message that does not decode: dead-lettered, never handed out
 /// (it would fail the same way every time).
 pub(crate) async fn drop_undecodable(acker: &Acker, queue: &str, error: impl std::fmt::Display) {
     tracing::warn!("dropping an undecodable message from {queue}: {error}");
-    let _ = acker
-        .nack(BasicNackOptions {
-            requeue: false,
-            multiple: false,
-        })
-        .await;
+    let _ = settle(acker, Settle::Reject).await;
 }
 
 /// An unacked message; returned to its queue if dropped unsettled.
@@ -54,35 +85,10 @@ impl<T> Held<T> {
         Some(acker)
     }
 
-    async fn settle(&mut self, ack: bool, requeue: bool) -> Result<(), Error> {
-        let Some(acker) = self.take_acker() else {
-            return Ok(());
-        };
-        // Bounded like every other call to the broker: an ack on the
-        // channel of a connection that died must not hold its attempt (and
-        // the attempt's place among those in flight) for ever. Unsettled,
-        // the message goes back to its queue with the channel.
-        if ack {
-            answered("to an ack", async {
-                acker
-                    .ack(BasicAckOptions::default())
-                    .await
-                    .map_err(amqp_err("acking"))
-            })
-            .await
-            .map(drop)
-        } else {
-            answered("to a nack", async {
-                acker
-                    .nack(BasicNackOptions {
-                        requeue,
-                        multiple: false,
-                    })
-                    .await
-                    .map_err(amqp_err("returning"))
-            })
-            .await
-            .map(drop)
+    async fn settle(&mut self, how: Settle) -> Result<(), Error> {
+        match self.take_acker() {
+            Some(acker) => settle(&acker, how).await,
+            None => Ok(()),
         }
     }
 }
@@ -94,12 +100,7 @@ impl<T> Drop for Held<T> {
         {
             handle.spawn(async move {
                 // If the channel is gone the broker requeues it anyway.
-                let _ = acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        multiple: false,
-                    })
-                    .await;
+                let _ = settle(&acker, Settle::Return).await;
             });
         }
     }
@@ -112,11 +113,16 @@ impl Delivery for Held<Job> {
     }
 
     async fn ack(mut self: Box<Self>) -> Result<(), Error> {
-        self.settle(true, false).await
+        self.settle(Settle::Ack).await
     }
 
     async fn reject(mut self: Box<Self>, requeue: bool) -> Result<(), Error> {
-        self.settle(false, requeue).await
+        let how = if requeue {
+            Settle::Return
+        } else {
+            Settle::Reject
+        };
+        self.settle(how).await
     }
 }
 
@@ -127,7 +133,7 @@ impl ReportDelivery for Held<Report> {
     }
 
     async fn ack(mut self: Box<Self>) -> Result<(), Error> {
-        self.settle(true, false).await
+        self.settle(Settle::Ack).await
     }
 
     fn came_by_mailbox(&self) -> bool {

@@ -36,13 +36,13 @@ use std::sync::Arc;
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery as AmqpDelivery;
-use lapin::options::{BasicCancelOptions, BasicGetOptions, BasicNackOptions};
+use lapin::options::{BasicCancelOptions, BasicGetOptions};
 use lapin::{Channel, Consumer};
 use weft_core::ports::PriorityBand;
 use weft_core::run::Job;
 use weft_core::Error;
 
-use crate::delivery::{drop_undecodable, Held};
+use crate::delivery::{drop_undecodable, settle, Held, Settle};
 use crate::link::{amqp_err, answered, consume, consuming_channel, Link, Session};
 
 const BANDS: usize = PriorityBand::ALL.len();
@@ -330,12 +330,7 @@ impl Drop for Feed {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 for acker in ackers {
-                    let _ = acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            multiple: false,
-                        })
-                        .await;
+                    let _ = settle(&acker, Settle::Return).await;
                 }
             });
         }

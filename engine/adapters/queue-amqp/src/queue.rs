@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use lapin::options::{BasicNackOptions, BasicPublishOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Consumer, PublisherConfirm};
 use serde::de::DeserializeOwned;
@@ -14,7 +14,7 @@ use weft_core::ports::{Delivery, JobQueue, PriorityBand, Report, ReportDelivery}
 use weft_core::run::Job;
 use weft_core::Error;
 
-use crate::delivery::{drop_undecodable, Held};
+use crate::delivery::{drop_undecodable, settle, Held, Settle};
 use crate::feed::Feed;
 use crate::link::{amqp_err, answered, consume, consuming_channel, Link, Session};
 use crate::options::band_key;
@@ -372,18 +372,11 @@ impl JobQueue for AmqpJobQueue {
                 delivery.data,
                 Some((pool.to_string(), band)),
             );
-            let settled = match self.publish_confirmed(std::slice::from_ref(&again)).await {
-                Ok(()) => delivery.acker.ack(Default::default()).await,
-                Err(_) => {
-                    delivery
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            multiple: false,
-                        })
-                        .await
-                }
+            let how = match self.publish_confirmed(std::slice::from_ref(&again)).await {
+                Ok(()) => Settle::Ack,
+                Err(_) => Settle::Return,
             };
+            let settled = settle(&delivery.acker, how).await;
             if let Err(e) = settled {
                 tracing::debug!("settling a job given back: {e}");
             }

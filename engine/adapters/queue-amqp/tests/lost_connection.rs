@@ -21,21 +21,17 @@ async fn cuttable_proxy(to: String, cut: Arc<Notify>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let Ok((mut client, _)) = accepted else { return };
-                    let to = to.clone();
-                    let cut = cut.clone();
-                    tokio::spawn(async move {
-                        let Ok(mut broker) = TcpStream::connect(to).await else { return };
-                        tokio::select! {
-                            _ = copy_bidirectional(&mut client, &mut broker) => {}
-                            () = cut.notified() => {}
-                        }
-                    });
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (to, cut) = (to.clone(), cut.clone());
+            tokio::spawn(async move {
+                let Ok(mut broker) = TcpStream::connect(to).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = copy_bidirectional(&mut client, &mut broker) => {}
+                    () = cut.notified() => {}
                 }
-            }
+            });
         }
     });
     port

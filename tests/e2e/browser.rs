@@ -58,9 +58,16 @@ impl Browser {
             "--window-size=1400,900",
             &format!("--user-data-dir={}", profile.path().display()),
         ];
+        // The network events are logged so that a failed fetch can be named
+        // with Chromium's own error (`net::ERR_…`), not just a status 0.
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": args,
+                "perfLoggingPrefs": {"enableNetwork": true, "enablePage": false},
+            },
+            "goog:loggingPrefs": {"performance": "ALL"},
             "unhandledPromptBehavior": "ignore",
         }}});
         let reply: Value = http
@@ -100,22 +107,84 @@ impl Browser {
         reply["value"].clone()
     }
 
-    /// Opens `url`; once more if the dashboard's scripts did not load (its
-    /// `.load-failed` box), said on stderr with what the page fetched, so
-    /// one dropped connection on a loaded CI machine fails no test, and
-    /// two in a row still do.
+    /// Opens `url`; reloads it once if the dashboard's scripts did not
+    /// load (its `.load-failed` box), said on stderr with what the page
+    /// fetched and how each failed fetch failed, so one dropped connection
+    /// on a loaded CI machine fails no test, and two in a row still do.
     pub async fn goto(&self, url: &str) {
+        // Only this page's network events are wanted below.
+        self.network_failures().await;
         self.navigate(url).await;
-        let failed = self
-            .eval("return !!document.querySelector('.load-failed')", json!([]))
-            .await;
-        if failed == json!(true) {
+        if self.scripts_failed().await {
             eprintln!(
-                "the dashboard's scripts did not load from {url}; opening it again. It fetched:\n{}",
-                self.fetched().await
+                "the dashboard's scripts did not load from {url}; reloading it. It fetched:\n{}\nfailed fetches:\n{}",
+                self.fetched().await,
+                self.network_failures().await
             );
-            self.navigate(url).await;
+            // Not the same URL again: with a fragment, that is a jump within
+            // the page, not a new load.
+            self.call(reqwest::Method::POST, "/refresh", json!({}))
+                .await;
+            if self.scripts_failed().await {
+                eprintln!(
+                    "they did not load again. It fetched:\n{}\nfailed fetches:\n{}",
+                    self.fetched().await,
+                    self.network_failures().await
+                );
+            }
         }
+    }
+
+    async fn scripts_failed(&self) -> bool {
+        self.eval("return !!document.querySelector('.load-failed')", json!([]))
+            .await
+            == json!(true)
+    }
+
+    /// The fetches that failed since the last call, from Chromium's network
+    /// log: each URL with its error (`net::ERR_…`) and the status, if any,
+    /// its answer had.
+    pub async fn network_failures(&self) -> String {
+        let entries = self
+            .call(
+                reqwest::Method::POST,
+                "/se/log",
+                json!({"type": "performance"}),
+            )
+            .await;
+        let mut urls = std::collections::HashMap::new();
+        let mut statuses = std::collections::HashMap::new();
+        let mut failures = Vec::new();
+        for entry in entries.as_array().into_iter().flatten() {
+            let Some(message) = entry["message"]
+                .as_str()
+                .and_then(|m| serde_json::from_str::<Value>(m).ok())
+            else {
+                continue;
+            };
+            let event = &message["message"];
+            let params = &event["params"];
+            let id = params["requestId"].as_str().unwrap_or("").to_string();
+            match event["method"].as_str().unwrap_or("") {
+                "Network.requestWillBeSent" => {
+                    let url = params["request"]["url"].as_str().unwrap_or("?");
+                    urls.insert(id, url.to_string());
+                }
+                "Network.responseReceived" => {
+                    statuses.insert(id, params["response"]["status"].to_string());
+                }
+                "Network.loadingFailed" => failures.push(format!(
+                    "{} {} (answer status: {}, canceled: {}, blocked: {})",
+                    urls.get(&id).map_or("?", String::as_str),
+                    params["errorText"].as_str().unwrap_or("?"),
+                    statuses.get(&id).map_or("none", String::as_str),
+                    params["canceled"],
+                    params["blockedReason"].as_str().unwrap_or("no"),
+                )),
+                _ => {}
+            }
+        }
+        failures.join("\n")
     }
 
     /// Opens `url`, nothing more.
@@ -190,9 +259,10 @@ impl Browser {
                 self.screenshot(&format!("failed-{}", what.replace(' ', "-")))
                     .await;
                 panic!(
-                    "timed out waiting for {what}; page says:\n{}\nit fetched:\n{}",
+                    "timed out waiting for {what}; page says:\n{}\nit fetched:\n{}\nfailed fetches:\n{}",
                     page.as_str().unwrap_or(""),
-                    self.fetched().await
+                    self.fetched().await,
+                    self.network_failures().await
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -407,6 +407,24 @@ async fn a_page_whose_scripts_did_not_load_says_so_and_reloads() {
             .await,
         json!(null)
     );
+    // What the harness prints when a page's scripts fail names the fetch
+    // and Chromium's reason.
+    let failures = b.network_failures().await;
+    assert!(
+        failures.contains("/ui/pages/plugins.js") && failures.contains("blocked: inspector"),
+        "{failures}"
+    );
+    // The harness's second try is a reload, not a jump within the page (as
+    // opening the same URL with a fragment would be).
+    b.goto(&format!("{}/?blocked#/plugins", cluster.url)).await;
+    assert_eq!(
+        b.eval(
+            "return performance.getEntriesByType('navigation')[0].type",
+            json!([])
+        )
+        .await,
+        json!("reload")
+    );
     b.cdp("Network.setBlockedURLs", json!({"urls": []})).await;
     b.click("#page .load-failed button").await;
     b.wait_for(

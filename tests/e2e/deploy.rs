@@ -2,7 +2,8 @@
 //! units (with the binary where this build put it), and the worker's unit
 //! gives a draining worker more time than its grace before it is killed;
 //! the image builds from `deploy/docker/Dockerfile`, and the compose stack
-//! (RabbitMQ, Redis, a server, two workers) runs `workflows/hello.toml`.
+//! (RabbitMQ, Redis, a server, two workers) runs `workflows/hello.toml`,
+//! then, with `docker-steps.yml` over it, container steps.
 
 use crate::support::weft_bin;
 
@@ -74,9 +75,26 @@ fn docker(args: &[&str]) -> std::process::Output {
 
 /// `docker-compose` on the example stack, as project `project`.
 fn compose(project: &str, env: &[(&str, String)], args: &[&str]) -> std::process::Output {
+    compose_with(&[], project, env, args)
+}
+
+/// `docker-compose` on the example stack with the overrides `over` (file
+/// names in `deploy/compose`), as project `project`.
+fn compose_with(
+    over: &[&str],
+    project: &str,
+    env: &[(&str, String)],
+    args: &[&str],
+) -> std::process::Output {
+    let mut files = vec!["docker-compose.yml"];
+    files.extend(over);
     std::process::Command::new("docker-compose")
-        .arg("-f")
-        .arg(repo().join("deploy/compose/docker-compose.yml"))
+        .args(files.iter().flat_map(|f| {
+            [
+                "-f".into(),
+                repo().join("deploy/compose").join(f).into_os_string(),
+            ]
+        }))
         .args(["-p", project])
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -111,7 +129,7 @@ impl Drop for Stack {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_compose_stack_runs_hello_end_to_end() {
+async fn the_compose_stack_runs_hello_then_with_the_socket_container_steps() {
     assert!(
         docker(&["image", "inspect", CI_BASE]).status.success(),
         "the image {CI_BASE} is missing: scripts/test makes it with debootstrap"
@@ -191,23 +209,106 @@ async fn the_compose_stack_runs_hello_end_to_end() {
     };
 
     let data = tempfile::tempdir().unwrap();
+    let said = submit(
+        &url,
+        &token,
+        data.path(),
+        &repo().join("workflows/hello.toml"),
+    )
+    .await;
+    assert!(said.0, "{}\n{}", said.1, stack.tail());
+    assert!(said.1.contains("succeeded"), "{}", said.1);
+
+    // With docker-steps.yml over it, the workers get the host's engine and
+    // a work directory at the same path on both sides: a container step's
+    // outputs reach the step after it.
+    let work = tempfile::tempdir().unwrap();
+    // Step users pass through it to their scratch directories.
+    std::fs::set_permissions(
+        work.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .unwrap();
+    let mut env = stack.env.clone();
+    env.push(("WEFT_WORK_DIR", work.path().display().to_string()));
+    let up = compose_with(&["docker-steps.yml"], &project, &env, &["up", "-d"]);
+    assert!(
+        up.status.success(),
+        "docker-compose up with docker-steps.yml: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let boxed = data.path().join("boxed.toml");
+    std::fs::write(&boxed, BOXED.replace("IMAGE", BOX)).unwrap();
+    let said = submit(&url, &token, data.path(), &boxed).await;
+    assert!(said.0, "{}\n{}", said.1, stack.tail());
+    assert!(said.1.contains("succeeded"), "{}", said.1);
+    // The attempts' scratch directories went with them.
+    let left: Vec<_> = walk(work.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains('@'))
+        .collect();
+    assert!(left.is_empty(), "scratch directories left: {left:?}");
+    drop(stack);
+}
+
+/// The image `scripts/test` builds for container steps.
+const BOX: &str = "weft-test/busybox:1";
+
+/// A container step whose output a shell step after it checks.
+const BOXED: &str = r#"[workflow]
+name = "compose-boxed"
+
+[steps.make]
+container = { image = "IMAGE", command = "echo '{\"n\": 42}' > \"$WEFT_OUTPUTS\"" }
+
+[steps.check]
+needs = ["make"]
+run = "test {{ steps.make.outputs.n }} = 42"
+"#;
+
+/// `weft submit FILE --wait` against the stack: whether it succeeded, and
+/// what it said.
+async fn submit(
+    url: &str,
+    token: &str,
+    data: &std::path::Path,
+    file: &std::path::Path,
+) -> (bool, String) {
     let run = tokio::process::Command::new(weft_bin())
-        .args(["submit", "workflows/hello.toml", "--wait", "--server", &url])
-        .env("WEFT_TOKEN", &token)
-        .env("WEFT_DATA_DIR", data.path())
+        .arg("submit")
+        .arg(file)
+        .args(["--wait", "--server", url])
+        .env("WEFT_TOKEN", token)
+        .env("WEFT_DATA_DIR", data)
         .env_remove("WEFT_CONFIG")
         .current_dir(repo())
         .output();
     let out = tokio::time::timeout(std::time::Duration::from_secs(120), run)
         .await
-        .expect("hello finished within two minutes")
+        .expect("the run finished within two minutes")
         .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{said}\n{}", stack.tail());
-    assert!(said.contains("succeeded"), "{said}");
-    drop(stack);
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Every path under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path.clone());
+            }
+            found.push(path);
+        }
+    }
+    found
 }

@@ -112,8 +112,13 @@ impl Browser {
     /// fetched and how each failed fetch failed, so one dropped connection
     /// on a loaded CI machine fails no test, and two in a row still do.
     pub async fn goto(&self, url: &str) {
-        // Only this page's network events are wanted below.
-        self.network_failures().await;
+        // Only this page's network events are wanted below; the last page's
+        // failed fetches (the dashboard reloads itself once after one) are
+        // said, for a failure that comes later.
+        let before = self.network_failures().await;
+        if !before.is_empty() {
+            eprintln!("fetches that failed before {url} was opened:\n{before}");
+        }
         self.navigate(url).await;
         if self.scripts_failed().await {
             eprintln!(
@@ -135,7 +140,8 @@ impl Browser {
         }
     }
 
-    async fn scripts_failed(&self) -> bool {
+    /// Whether the dashboard says its scripts did not load.
+    pub async fn scripts_failed(&self) -> bool {
         self.eval("return !!document.querySelector('.load-failed')", json!([]))
             .await
             == json!(true)
@@ -143,7 +149,7 @@ impl Browser {
 
     /// The fetches that failed since the last call, from Chromium's network
     /// log: each URL with its error (`net::ERR_…`) and the status, if any,
-    /// its answer had.
+    /// its answer had. Fetches cancelled (by leaving their page) are not.
     pub async fn network_failures(&self) -> String {
         let entries = self
             .call(
@@ -173,12 +179,13 @@ impl Browser {
                 "Network.responseReceived" => {
                     statuses.insert(id, params["response"]["status"].to_string());
                 }
+                // What a page left running as the next one opened.
+                "Network.loadingFailed" if params["canceled"] == json!(true) => {}
                 "Network.loadingFailed" => failures.push(format!(
-                    "{} {} (answer status: {}, canceled: {}, blocked: {})",
+                    "{} {} (answer status: {}, blocked: {})",
                     urls.get(&id).map_or("?", String::as_str),
                     params["errorText"].as_str().unwrap_or("?"),
                     statuses.get(&id).map_or("none", String::as_str),
-                    params["canceled"],
                     params["blockedReason"].as_str().unwrap_or("no"),
                 )),
                 _ => {}

@@ -160,10 +160,10 @@ pub(crate) async fn run(
             std::fs::set_permissions(private, std::fs::Permissions::from_mode(0o700))?;
         }
         let _ = std::fs::remove_file(dir.join("outputs.json"));
-        std::fs::write(dir.join("inputs.json"), &inputs)
+        inputs.write_file(&dir.join("inputs.json"))
     })();
     // Inputs too big for the environment are only in the file.
-    let inputs_env = outputs::inputs_env(&inputs);
+    let inputs_env = inputs.for_env();
     if let Err(e) = prepared {
         return failed(
             FailureKind::Infrastructure,
@@ -185,7 +185,7 @@ pub(crate) async fn run(
     };
     let mut request = ContainerRun {
         gpus: gpus.to_vec(),
-        ..request(job, spec, inputs_env, &scratch, &options.name)
+        ..request(job, spec, inputs_env.as_deref(), &scratch, &options.name)
     };
     for mount in &mut request.mounts {
         match mount_allowed(&mount.source, &options.allowed_mounts) {

@@ -32,7 +32,7 @@ pub struct Attempt<'a> {
     pub(crate) gpus: &'a [String],
     /// The text of its `$WEFT_INPUTS`: its inputs, with its run's params
     /// spliced in when the job carries them by reference.
-    pub(crate) inputs: String,
+    pub(crate) inputs: crate::params::InputsText,
 }
 
 impl Attempt<'_> {
@@ -176,7 +176,7 @@ impl Executors {
             action,
             StepAction::Run { .. } | StepAction::Container { .. }
         ) {
-            // Their `$WEFT_INPUTS` is unset when too big (see `outputs::inputs_env`).
+            // Their `$WEFT_INPUTS` is unset when too big (see `InputsText::for_env`).
             if let Some(note) = self.inputs_notes.note(attempt.job, attempt.inputs.len()) {
                 attempt.log.push(note.as_bytes()).await;
             }

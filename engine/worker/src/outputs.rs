@@ -13,12 +13,6 @@ use weft_core::run::Job;
 /// passes that. Bigger inputs are only in `$WEFT_INPUTS_FILE`.
 pub const MAX_INPUTS_ENV: usize = 64 << 10;
 
-/// What goes in `$WEFT_INPUTS`: the inputs, or nothing when they are too
-/// big for the environment (see [`InputsNotes`] for what the log says).
-pub fn inputs_env(inputs: &str) -> Option<&str> {
-    (inputs.len() <= MAX_INPUTS_ENV).then_some(inputs)
-}
-
 /// The steps recently run here whose log said why `$WEFT_INPUTS` is unset.
 const NOTED_STEPS: usize = 64;
 
@@ -111,13 +105,6 @@ mod tests {
         assert!(read(&p, 100).unwrap_err().contains("JSON object"));
         std::fs::write(&p, "{nope").unwrap();
         assert!(read(&p, 100).unwrap_err().contains("not valid JSON"));
-    }
-
-    #[test]
-    fn inputs_go_in_the_environment_up_to_the_limit() {
-        let fits = "x".repeat(MAX_INPUTS_ENV);
-        assert_eq!(inputs_env(&fits), Some(fits.as_str()));
-        assert_eq!(inputs_env(&"x".repeat(MAX_INPUTS_ENV + 1)), None);
     }
 
     #[test]

@@ -97,23 +97,70 @@ pub(crate) fn fill(job: &mut Job, params: &str) {
     }
 }
 
-/// The text of `job`'s `$WEFT_INPUTS`: its inputs, with its run's shared
-/// `params` spliced in unless they are there already.
-pub(crate) fn inputs_text(job: &Job, params: Option<&str>) -> String {
-    let own = job.inputs.to_string();
-    match (params, &job.inputs) {
-        (Some(params), Json::Object(inputs)) if !inputs.contains_key("params") => {
-            let rest = &own[1..];
-            let mut text = String::with_capacity(own.len() + params.len() + 12);
-            text.push_str("{\"params\":");
-            text.push_str(params);
-            if rest != "}" {
-                text.push(',');
-            }
-            text.push_str(rest);
-            text
+/// The text of an attempt's `$WEFT_INPUTS`: its job's own inputs, with its
+/// run's shared `params` spliced in unless they are there already. Kept as
+/// its parts, the params shared with the run's other tasks here, and
+/// written to the inputs file part by part: a task of a run whose params
+/// are big costs its own inputs, not another copy of the params (a
+/// `for-each` over 10,000 params items made a 130 KiB string per task).
+#[derive(Debug, Clone)]
+pub(crate) struct InputsText {
+    /// The run's params' JSON text, when spliced in.
+    params: Option<Arc<str>>,
+    /// The job's own inputs as JSON; with `params`, without its `{`.
+    own: String,
+}
+
+impl InputsText {
+    pub(crate) fn of(job: &Job, params: Option<Arc<str>>) -> Self {
+        let own = job.inputs.to_string();
+        match (params, &job.inputs) {
+            (Some(params), Json::Object(inputs)) if !inputs.contains_key("params") => Self {
+                params: Some(params),
+                own: own[1..].to_string(),
+            },
+            _ => Self { params: None, own },
         }
-        _ => own,
+    }
+
+    /// The text's pieces, in order.
+    fn parts(&self) -> impl Iterator<Item = &str> {
+        let (head, params, comma) = match &self.params {
+            Some(params) => (
+                "{\"params\":",
+                &**params,
+                if self.own == "}" { "" } else { "," },
+            ),
+            None => ("", "", ""),
+        };
+        [head, params, comma, self.own.as_str()].into_iter()
+    }
+
+    /// Its length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.parts().map(str::len).sum()
+    }
+
+    /// The whole text, for `$WEFT_INPUTS`, when it fits in a process's
+    /// environment ([`crate::outputs::MAX_INPUTS_ENV`]); bigger inputs are
+    /// only in the file.
+    pub(crate) fn for_env(&self) -> Option<String> {
+        (self.len() <= crate::outputs::MAX_INPUTS_ENV).then(|| self.parts().collect())
+    }
+
+    /// Writes it to a new file at `path`.
+    pub(crate) fn write_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(path)?;
+        for part in self.parts().filter(|p| !p.is_empty()) {
+            file.write_all(part.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn text(&self) -> String {
+        self.parts().collect()
     }
 }
 
@@ -126,23 +173,57 @@ mod tests {
     fn shared_params_are_spliced_into_the_inputs_text_once() {
         let mut job = weft_testkit::job("r", "s", "default");
         job.inputs = json!({"item": "a", "run": {"id": "r"}});
-        let text = inputs_text(&job, Some(r#"{"items":["a","b"]}"#));
+        let text = InputsText::of(&job, Some(r#"{"items":["a","b"]}"#.into())).text();
         let back: Json = serde_json::from_str(&text).unwrap();
         assert_eq!(
             back,
             json!({"params": {"items": ["a", "b"]}, "item": "a", "run": {"id": "r"}})
         );
         job.inputs = json!({});
-        let text = inputs_text(&job, Some(r#"{"n":1}"#));
+        let text = InputsText::of(&job, Some(r#"{"n":1}"#.into())).text();
         assert_eq!(
             serde_json::from_str::<Json>(&text).unwrap(),
             json!({"params": {"n": 1}})
         );
         fill(&mut job, r#"{"n":2}"#);
         assert_eq!(
-            inputs_text(&job, Some(r#"{"n":1}"#)),
+            InputsText::of(&job, Some(r#"{"n":1}"#.into())).text(),
             r#"{"params":{"n":2}}"#
         );
-        assert_eq!(inputs_text(&job, None), r#"{"params":{"n":2}}"#);
+        assert_eq!(InputsText::of(&job, None).text(), r#"{"params":{"n":2}}"#);
+    }
+
+    #[test]
+    fn the_file_holds_the_whole_text_and_the_environment_what_fits() {
+        let mut job = weft_testkit::job("r", "s", "default");
+        job.inputs = json!({"item": "a"});
+        // `{"params":"xx…"}` spliced before `"item":"a"}`.
+        let overhead = r#"{"params":"","item":"a"}"#.len();
+        let fits = format!(
+            r#""{}""#,
+            "x".repeat(crate::outputs::MAX_INPUTS_ENV - overhead)
+        );
+        let inputs = InputsText::of(&job, Some(fits.into()));
+        assert_eq!(inputs.len(), crate::outputs::MAX_INPUTS_ENV);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inputs.json");
+        inputs.write_file(&path).unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(written, inputs.text());
+        assert_eq!(serde_json::from_str::<Json>(&written).unwrap()["item"], "a");
+        assert_eq!(inputs.for_env().as_deref(), Some(written.as_str()));
+
+        let over = format!(r#""{}""#, "x".repeat(crate::outputs::MAX_INPUTS_ENV));
+        let inputs = InputsText::of(&job, Some(over.into()));
+        assert!(inputs.len() > crate::outputs::MAX_INPUTS_ENV);
+        assert_eq!(inputs.for_env(), None);
+        // Its own inputs alone, when the job carries its params.
+        job.inputs = json!({"params": {"n": 1}});
+        let inputs = InputsText::of(&job, None);
+        inputs.write_file(&path).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            r#"{"params":{"n":1}}"#
+        );
     }
 }

@@ -150,7 +150,7 @@ impl Worker {
                 &self.options,
                 &self.executors,
                 &mut job,
-                params.as_deref(),
+                params,
                 abort,
                 gpus,
                 log,

@@ -33,7 +33,7 @@ impl ArtifactsHere {
         options: &Options,
         executors: &Executors,
         job: &mut Job,
-        params: Option<&str>,
+        params: Option<Arc<str>>,
         abort: watch::Receiver<bool>,
         gpus: &[String],
         log: &Arc<StepLog>,
@@ -61,7 +61,7 @@ impl ArtifactsHere {
             }
         }
         let attempt = Attempt {
-            inputs: crate::params::inputs_text(job, params),
+            inputs: crate::params::InputsText::of(job, params),
             job,
             options,
             log: log.clone(),

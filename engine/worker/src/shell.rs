@@ -43,7 +43,7 @@ pub(crate) async fn run(
     let outputs_path = dir.join("outputs.json");
     let inputs_path = dir.join("inputs.json");
     let _ = std::fs::remove_file(&outputs_path);
-    if let Err(e) = std::fs::write(&inputs_path, &inputs) {
+    if let Err(e) = inputs.write_file(&inputs_path) {
         return failed(
             FailureKind::Infrastructure,
             format!("writing inputs file: {e}"),
@@ -110,8 +110,8 @@ pub(crate) async fn run(
     set("WEFT_RUN_ID", OsStr::new(&job.run_id));
     set("WEFT_STEP", OsStr::new(&job.task.step));
     set("WEFT_ATTEMPT", OsStr::new(&job.attempt.to_string()));
-    if let Some(inputs) = outputs::inputs_env(&inputs) {
-        set("WEFT_INPUTS", OsStr::new(inputs));
+    if let Some(inputs) = inputs.for_env() {
+        set("WEFT_INPUTS", OsStr::new(&inputs));
     }
     if let Some(item) = job.inputs.get("item") {
         let item = item

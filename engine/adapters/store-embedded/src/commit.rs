@@ -9,18 +9,31 @@
 //! before. A write refused in a group (a conflict, a fence) makes the group
 //! start over with each write in a transaction of its own, so no refused
 //! write leaves anything behind and the others are unchanged.
+//!
+//! An *eventual* write ([`Committer::write_eventual`]) is answered once it
+//! is committed, before its fsync: it becomes durable with the next write
+//! that is not eventual, or, if none comes, with an empty durable commit
+//! at most [`DURABLE_WITHIN`] later. Commits are durable in order (redb
+//! makes every earlier commit durable with a durable one), so a crash can
+//! lose an eventual write only together with every write after it.
 
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use redb::{Database, WriteTransaction};
+use std::time::Duration;
+
+use redb::{Database, Durability, WriteTransaction};
 use tokio::sync::oneshot;
 use weft_core::Error;
 
 /// Most writes in one transaction: a group is also a batch of work that
 /// redb must hold in memory until it commits.
 const MOST_IN_GROUP: usize = 128;
+
+/// Longest an eventual write waits for its fsync when no other write
+/// brings one.
+pub(crate) const DURABLE_WITHIN: Duration = Duration::from_millis(20);
 
 /// A write waiting for its transaction.
 trait Pending: Send {
@@ -29,12 +42,15 @@ trait Pending: Send {
     fn write(&mut self, txn: &WriteTransaction) -> bool;
     /// Answers its writer: its own result once `committed` is Ok.
     fn answer(self: Box<Self>, committed: Result<(), Error>);
+    /// Whether it may be answered before its fsync.
+    fn eventual(&self) -> bool;
 }
 
 struct Write<T, F> {
     f: F,
     result: Option<Result<T, Error>>,
     tx: oneshot::Sender<Result<T, Error>>,
+    eventual: bool,
 }
 
 impl<T, F> Pending for Write<T, F>
@@ -58,6 +74,10 @@ where
         };
         let _ = self.tx.send(answer);
     }
+
+    fn eventual(&self) -> bool {
+        self.eventual
+    }
 }
 
 /// The committer thread and the way to it. Dropping the last handle ends
@@ -74,7 +94,24 @@ impl Committer {
         let thread = std::thread::Builder::new()
             .name("weft-store-commit".into())
             .spawn(move || {
-                while let Ok(first) = rx.recv() {
+                // Whether a commit is not durable yet.
+                let mut unflushed = false;
+                loop {
+                    let first = if unflushed {
+                        match rx.recv_timeout(DURABLE_WITHIN) {
+                            Ok(first) => first,
+                            Err(mpsc::RecvTimeoutError::Timeout) => {
+                                unflushed = !flush(&db);
+                                continue;
+                            }
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        }
+                    } else {
+                        match rx.recv() {
+                            Ok(first) => first,
+                            Err(_) => break,
+                        }
+                    };
                     let mut group = vec![first];
                     while group.len() < MOST_IN_GROUP {
                         match rx.try_recv() {
@@ -82,7 +119,13 @@ impl Committer {
                             Err(_) => break,
                         }
                     }
-                    commit_group(&db, group);
+                    if let Some(durable) = commit_group(&db, group) {
+                        unflushed = !durable;
+                    }
+                }
+                // The store is closing: what was answered stays.
+                if unflushed {
+                    flush(&db);
                 }
             })
             .expect("starting the store's committer thread");
@@ -100,11 +143,30 @@ impl Committer {
         &self,
         f: impl FnMut(&WriteTransaction) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
+        self.send(f, false).await
+    }
+
+    /// As [`Committer::write`], but answered once committed, before its
+    /// fsync: durable with the next write that is not eventual, or within
+    /// [`DURABLE_WITHIN`].
+    pub(crate) async fn write_eventual<T: Send + 'static>(
+        &self,
+        f: impl FnMut(&WriteTransaction) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        self.send(f, true).await
+    }
+
+    async fn send<T: Send + 'static>(
+        &self,
+        f: impl FnMut(&WriteTransaction) -> Result<T, Error> + Send + 'static,
+        eventual: bool,
+    ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         let pending = Box::new(Write {
             f,
             result: None,
             tx,
+            eventual,
         });
         self.tx
             .as_ref()
@@ -125,12 +187,42 @@ impl Drop for Committer {
     }
 }
 
-fn commit_group(db: &Database, mut group: Vec<Box<dyn Pending>>) {
+/// An empty durable commit, which makes the commits before it durable;
+/// whether it was made.
+fn flush(db: &Database) -> bool {
+    match db.begin_write().map(|txn| txn.commit()) {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::warn!("making the store's last writes durable: {e}");
+            false
+        }
+        Err(e) => {
+            tracing::warn!("making the store's last writes durable: {e}");
+            false
+        }
+    }
+}
+
+/// Begins a transaction for writes that are all `eventual` or not.
+fn begin(db: &Database, eventual: bool) -> Result<WriteTransaction, redb::TransactionError> {
+    let mut txn = db.begin_write()?;
+    if eventual {
+        // Only fails for a transaction that made a persistent savepoint.
+        let _ = txn.set_durability(Durability::None);
+    }
+    Ok(txn)
+}
+
+/// Commits `group`; whether its last commit was durable (`None` when
+/// nothing was committed).
+fn commit_group(db: &Database, mut group: Vec<Box<dyn Pending>>) -> Option<bool> {
     if group.len() > 1 {
-        match db.begin_write() {
+        let eventual = group.iter().all(|w| w.eventual());
+        match begin(db, eventual) {
             Ok(txn) => {
                 if group.iter_mut().all(|w| w.write(&txn)) {
                     let committed = txn.commit();
+                    let made = committed.is_ok().then_some(!eventual);
                     for w in group {
                         w.answer(
                             committed
@@ -144,7 +236,7 @@ fn commit_group(db: &Database, mut group: Vec<Box<dyn Pending>>) {
                                 .copied(),
                         );
                     }
-                    return;
+                    return made;
                 }
                 // One was refused, maybe after writing part of itself:
                 // nothing of the group stays, and each goes alone.
@@ -158,19 +250,133 @@ fn commit_group(db: &Database, mut group: Vec<Box<dyn Pending>>) {
                         std::io::Error::other(e.clone()),
                     )));
                 }
-                return;
+                return None;
             }
         }
     }
+    let mut made = None;
     for mut w in group {
-        let committed = db
-            .begin_write()
+        let eventual = w.eventual();
+        let committed = begin(db, eventual)
             .map_err(|e| Error::backend("starting a write", e))
             .and_then(|txn| match w.write(&txn) {
-                true => txn.commit().map_err(|e| Error::backend("committing", e)),
+                true => {
+                    let committed = txn.commit().map_err(|e| Error::backend("committing", e));
+                    if committed.is_ok() {
+                        made = Some(!eventual);
+                    }
+                    committed
+                }
                 // Its own refusal is its answer.
                 false => Ok(()),
             });
         w.answer(committed);
+    }
+    made
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+    const TABLE: TableDefinition<&str, u64> = TableDefinition::new("t");
+
+    /// Set in the child process that writes and then dies.
+    const CHILD: &str = "WEFT_COMMIT_TEST_DB";
+
+    fn put(key: &'static str) -> impl FnMut(&WriteTransaction) -> Result<(), Error> + Send {
+        move |txn| {
+            txn.open_table(TABLE)
+                .and_then(|mut t| t.insert(key, 1).map(drop).map_err(Into::into))
+                .map_err(|e| Error::backend("writing", std::io::Error::other(e.to_string())))
+        }
+    }
+
+    /// In a child process: the writes `scenario` names, then an abort (no
+    /// drop, no flush: as a kill would leave the file).
+    fn child(path: &str, scenario: &str) {
+        let db = Arc::new(Database::create(path).unwrap());
+        let committer = Committer::start(db);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            match scenario {
+                "alone" => {
+                    committer.write_eventual(put("eventual")).await.unwrap();
+                    std::thread::sleep(DURABLE_WITHIN * 10);
+                }
+                _ => {
+                    committer.write_eventual(put("eventual")).await.unwrap();
+                    committer.write(put("durable")).await.unwrap();
+                }
+            }
+        });
+        std::process::abort();
+    }
+
+    /// Runs `scenario` in a child process, then reads what survived it.
+    fn survivors(test: &str, scenario: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, format!("{}\n{scenario}", path.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!status.success(), "the child should have aborted");
+        let db = Database::create(&path).unwrap();
+        let read = db.begin_read().unwrap();
+        let Ok(table) = read.open_table(TABLE) else {
+            return Vec::new();
+        };
+        let mut keys: Vec<String> = table
+            .iter()
+            .unwrap()
+            .map(|e| e.unwrap().0.value().to_string())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    fn run_child_if_asked() -> bool {
+        let Ok(asked) = std::env::var(CHILD) else {
+            return false;
+        };
+        let (path, scenario) = asked.split_once('\n').unwrap();
+        child(path, scenario);
+        true
+    }
+
+    #[test]
+    fn an_eventual_write_alone_is_durable_within_its_bound() {
+        if run_child_if_asked() {
+            return;
+        }
+        assert_eq!(
+            survivors(
+                "commit::tests::an_eventual_write_alone_is_durable_within_its_bound",
+                "alone"
+            ),
+            ["eventual"]
+        );
+    }
+
+    #[test]
+    fn an_eventual_write_is_durable_with_the_next_durable_one() {
+        if run_child_if_asked() {
+            return;
+        }
+        assert_eq!(
+            survivors(
+                "commit::tests::an_eventual_write_is_durable_with_the_next_durable_one",
+                "then-durable"
+            ),
+            ["durable", "eventual"]
+        );
     }
 }

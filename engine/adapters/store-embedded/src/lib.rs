@@ -146,24 +146,17 @@ impl EmbeddedRunStore {
         key: &AttemptId,
         rule: impl Fn(Option<&ClaimRecord>) -> Result<(T, Option<ClaimRecord>), Error> + Send + 'static,
     ) -> Result<T, Error> {
-        let id = claim_id(key);
-        self.committer
-            .write(move |txn| {
-                let mut claims = txn.open_table(CLAIMS).map_err(err("updating a claim"))?;
-                let current: Option<ClaimRecord> = claims
-                    .get(id.as_str())
-                    .map_err(err("reading a claim"))?
-                    .map(|g| decode(g.value()))
-                    .transpose()?;
-                let (claim, record) = rule(current.as_ref())?;
-                if let Some(record) = record {
-                    claims
-                        .insert(id.as_str(), encode(&record)?.as_slice())
-                        .map_err(err("updating a claim"))?;
-                }
-                Ok(claim)
-            })
-            .await
+        self.committer.write(claim_write(key, rule)).await
+    }
+
+    /// As `update_claim`, answered before its fsync
+    /// ([`commit::Committer::write_eventual`]).
+    async fn update_claim_eventually<T: Send + 'static>(
+        &self,
+        key: &AttemptId,
+        rule: impl Fn(Option<&ClaimRecord>) -> Result<(T, Option<ClaimRecord>), Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        self.committer.write_eventual(claim_write(key, rule)).await
     }
 
     /// Runs `f` on the blocking pool: redb commits fsync.
@@ -486,7 +479,12 @@ impl AttemptClaims for EmbeddedRunStore {
         report: &Report,
     ) -> Result<(), Error> {
         let (worker, report, id) = (worker.to_string(), report.clone(), claim_id(key));
-        self.update_claim(key, move |c| {
+        // Answered before its fsync: in this store the worker's report goes
+        // to a server in this process, whose events (written right after,
+        // durably) make it durable too. A crash before them loses both, as
+        // a crash just before this write would have; never the events
+        // without the finish (see `commit.rs`).
+        self.update_claim_eventually(key, move |c| {
             match ClaimRecord::finish(c, &worker, token, &report) {
                 Ok(record) => Ok(((), record)),
                 Err(now) => Err(Error::Fenced(format!("attempt {id}: the claim is {now:?}"))),
@@ -501,6 +499,29 @@ impl AttemptClaims for EmbeddedRunStore {
             Ok((ClaimRecord::executions(c), ClaimRecord::abort(c)))
         })
         .await
+    }
+}
+
+/// A claim's update by `rule`, as a write for the committer.
+fn claim_write<T: Send + 'static>(
+    key: &AttemptId,
+    rule: impl Fn(Option<&ClaimRecord>) -> Result<(T, Option<ClaimRecord>), Error> + Send + 'static,
+) -> impl FnMut(&redb::WriteTransaction) -> Result<T, Error> + Send + 'static {
+    let id = claim_id(key);
+    move |txn| {
+        let mut claims = txn.open_table(CLAIMS).map_err(err("updating a claim"))?;
+        let current: Option<ClaimRecord> = claims
+            .get(id.as_str())
+            .map_err(err("reading a claim"))?
+            .map(|g| decode(g.value()))
+            .transpose()?;
+        let (claim, record) = rule(current.as_ref())?;
+        if let Some(record) = record {
+            claims
+                .insert(id.as_str(), encode(&record)?.as_slice())
+                .map_err(err("updating a claim"))?;
+        }
+        Ok(claim)
     }
 }
 

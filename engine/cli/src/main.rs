@@ -411,7 +411,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    memory::return_freed_memory_at_once();
     quiet_when_stdout_closes();
     let cli = Cli::parse();
     if let Command::CudaHost = cli.command {

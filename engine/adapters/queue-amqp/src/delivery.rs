@@ -35,13 +35,16 @@ pub(crate) async fn settle(acker: &Acker, how: Settle) -> Result<(), Error> {
                 .ack(BasicAckOptions::default())
                 .await
                 .map_err(amqp_err("acking")),
-            Settle::Return | Settle::Reject => acker
-                .nack(BasicNackOptions {
-                    requeue: matches!(how, Settle::Return),
-                    multiple: false,
-                })
-                .await
-                .map_err(amqp_err("returning")),
+            Settle::Return | Settle::Reject => {
+                let requeue = matches!(how, Settle::Return);
+                acker
+                    .nack(BasicNackOptions {
+                        requeue,
+                        multiple: false,
+                    })
+                    .await
+                    .map_err(amqp_err(if requeue { "returning" } else { "rejecting" }))
+            }
         }
     })
     .await

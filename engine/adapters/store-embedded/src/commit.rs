@@ -20,7 +20,6 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-
 use std::time::Duration;
 
 use redb::{Database, Durability, WriteTransaction};
@@ -33,7 +32,7 @@ const MOST_IN_GROUP: usize = 128;
 
 /// Longest an eventual write waits for its fsync when no other write
 /// brings one.
-pub(crate) const DURABLE_WITHIN: Duration = Duration::from_millis(20);
+const DURABLE_WITHIN: Duration = Duration::from_millis(20);
 
 /// A write waiting for its transaction.
 trait Pending: Send {
@@ -190,17 +189,14 @@ impl Drop for Committer {
 /// An empty durable commit, which makes the commits before it durable;
 /// whether it was made.
 fn flush(db: &Database) -> bool {
-    match db.begin_write().map(|txn| txn.commit()) {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            tracing::warn!("making the store's last writes durable: {e}");
-            false
-        }
-        Err(e) => {
-            tracing::warn!("making the store's last writes durable: {e}");
-            false
-        }
+    let made = db
+        .begin_write()
+        .map_err(|e| e.to_string())
+        .and_then(|txn| txn.commit().map_err(|e| e.to_string()));
+    if let Err(e) = &made {
+        tracing::warn!("making the store's last writes durable: {e}");
     }
+    made.is_ok()
 }
 
 /// Begins a transaction for writes that are all `eventual` or not.

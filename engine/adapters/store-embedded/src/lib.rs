@@ -149,16 +149,6 @@ impl EmbeddedRunStore {
         self.committer.write(claim_write(key, rule)).await
     }
 
-    /// As `update_claim`, answered before its fsync
-    /// ([`commit::Committer::write_eventual`]).
-    async fn update_claim_eventually<T: Send + 'static>(
-        &self,
-        key: &AttemptId,
-        rule: impl Fn(Option<&ClaimRecord>) -> Result<(T, Option<ClaimRecord>), Error> + Send + 'static,
-    ) -> Result<T, Error> {
-        self.committer.write_eventual(claim_write(key, rule)).await
-    }
-
     /// Runs `f` on the blocking pool: redb commits fsync.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -484,14 +474,13 @@ impl AttemptClaims for EmbeddedRunStore {
         // durably) make it durable too. A crash before them loses both, as
         // a crash just before this write would have; never the events
         // without the finish (see `commit.rs`).
-        self.update_claim_eventually(key, move |c| {
+        let finish = claim_write(key, move |c| {
             match ClaimRecord::finish(c, &worker, token, &report) {
                 Ok(record) => Ok(((), record)),
                 Err(now) => Err(Error::Fenced(format!("attempt {id}: the claim is {now:?}"))),
             }
-        })
-        .await
-        .map(drop)
+        });
+        self.committer.write_eventual(finish).await
     }
 
     async fn abort_claim(&self, key: &AttemptId) -> Result<Vec<ClaimedExecution>, Error> {

@@ -241,19 +241,12 @@ async fn a_missing_artifact_or_one_that_leaves_the_scratch_directory_fails_its_s
     assert!(stored.is_empty(), "{stored:?}");
 }
 
+/// The files under `dir`.
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
+    crate::support::walk(dir)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect()
 }
 
 /// A container step finds its upstream artifact read-only at the path the

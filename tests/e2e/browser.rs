@@ -122,22 +122,27 @@ impl Browser {
         self.navigate(url).await;
         if self.scripts_failed().await {
             eprintln!(
-                "the dashboard's scripts did not load from {url}; reloading it. It fetched:\n{}\nfailed fetches:\n{}",
-                self.fetched().await,
-                self.network_failures().await
+                "the dashboard's scripts did not load from {url}; reloading it. {}",
+                self.what_it_fetched().await
             );
             // Not the same URL again: with a fragment, that is a jump within
             // the page, not a new load.
             self.call(reqwest::Method::POST, "/refresh", json!({}))
                 .await;
             if self.scripts_failed().await {
-                eprintln!(
-                    "they did not load again. It fetched:\n{}\nfailed fetches:\n{}",
-                    self.fetched().await,
-                    self.network_failures().await
-                );
+                eprintln!("they did not load again. {}", self.what_it_fetched().await);
             }
         }
+    }
+
+    /// What the page fetched, and which fetches failed since the last
+    /// look and why: for a failure's message.
+    async fn what_it_fetched(&self) -> String {
+        format!(
+            "It fetched:\n{}\nfailed fetches:\n{}",
+            self.fetched().await,
+            self.network_failures().await
+        )
     }
 
     /// Whether the dashboard says its scripts did not load.
@@ -266,10 +271,9 @@ impl Browser {
                 self.screenshot(&format!("failed-{}", what.replace(' ', "-")))
                     .await;
                 panic!(
-                    "timed out waiting for {what}; page says:\n{}\nit fetched:\n{}\nfailed fetches:\n{}",
+                    "timed out waiting for {what}; page says:\n{}\n{}",
                     page.as_str().unwrap_or(""),
-                    self.fetched().await,
-                    self.network_failures().await
+                    self.what_it_fetched().await
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

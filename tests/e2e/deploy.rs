@@ -5,7 +5,7 @@
 //! (RabbitMQ, Redis, a server, two workers) runs `workflows/hello.toml`,
 //! then, with `docker-steps.yml` over it, container steps.
 
-use crate::support::weft_bin;
+use crate::support::{walk, weft_bin};
 
 fn repo() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -295,20 +295,4 @@ async fn submit(
             String::from_utf8_lossy(&out.stderr)
         ),
     )
-}
-
-/// Every path under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path.clone());
-            }
-            found.push(path);
-        }
-    }
-    found
 }

@@ -186,3 +186,18 @@ pub fn wait_for_lines(path: &Path, n: usize, limit: std::time::Duration) -> Vec<
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Every path under `dir`, directories and files.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(entry.path());
+            }
+            found.push(entry.path());
+        }
+    }
+    found
+}

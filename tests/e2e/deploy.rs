@@ -73,6 +73,44 @@ fn docker(args: &[&str]) -> std::process::Output {
         .expect("docker runs here (scripts/test installs it)")
 }
 
+/// Builds the Dockerfile's `target` from the binary under test, in a
+/// context of its own (the binary alone), on the debootstrap base; returns
+/// the image's name without and with its tag. A build runs on the host's
+/// network: the GPU image installs Debian's NVRTC.
+fn build_image(target: &str) -> (String, String) {
+    assert!(
+        docker(&["image", "inspect", CI_BASE]).status.success(),
+        "the image {CI_BASE} is missing: scripts/test makes it with debootstrap"
+    );
+    let context = tempfile::tempdir().unwrap();
+    std::fs::copy(weft_bin(), context.path().join("weft")).unwrap();
+    let tag = weft_testkit::unique("weft-ci/weft").to_lowercase();
+    let image = format!("{tag}:test");
+    let built = docker(&[
+        "build",
+        "-q",
+        "--network",
+        "host",
+        "-f",
+        repo().join("deploy/docker/Dockerfile").to_str().unwrap(),
+        "--target",
+        target,
+        "--build-arg",
+        &format!("BASE={CI_BASE}"),
+        "--build-arg",
+        "BINARY=weft",
+        "-t",
+        &image,
+        context.path().to_str().unwrap(),
+    ]);
+    assert!(
+        built.status.success(),
+        "docker build --target {target}: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    (tag, image)
+}
+
 /// `docker-compose` on the example stack, as project `project`.
 fn compose(project: &str, env: &[(&str, String)], args: &[&str]) -> std::process::Output {
     compose_with(&[], project, env, args)
@@ -128,39 +166,73 @@ impl Drop for Stack {
     }
 }
 
+/// Removes an image however the test ends.
+struct Image(String);
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = docker(&["image", "rm", "-f", &self.0]);
+    }
+}
+
+/// The GPU worker's image: Debian's NVRTC compiles a kernel in it without
+/// a GPU (its build checks that too). The driver is the host's, mounted by
+/// NVIDIA's container toolkit, so a container started without `--gpus`
+/// has none: `weft gpus` says so, and `--need driver` fails.
+#[test]
+fn the_gpu_image_compiles_a_kernel_with_its_nvrtc_and_names_a_missing_driver() {
+    let image = Image(build_image("gpu-prebuilt").1);
+    let gpus = |need: &str| {
+        let out = docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &image.0,
+            "gpus",
+            "--need",
+            need,
+        ]);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let (ok, out, err) = gpus("nvrtc");
+    assert!(ok, "weft gpus --need nvrtc: {out}{err}");
+    assert!(
+        out.contains("NVRTC: 11.8, compiles `source` kernels"),
+        "{out}"
+    );
+    let (ok, out, err) = gpus("driver");
+    assert!(!ok, "no driver without --gpus, yet: {out}{err}");
+    assert!(out.contains("CUDA driver: not found"), "{out}");
+    assert!(err.contains("needed here but missing: driver"), "{err}");
+    // The stack's override for it is a valid compose file, on this image.
+    let env = [("WEFT_GPU_IMAGE", image.0.clone())];
+    let config = compose_with(&["gpu-worker.yml"], "weftgpuconfig", &env, &["config"]);
+    let text = String::from_utf8_lossy(&config.stdout);
+    assert!(
+        config.status.success() && text.contains("worker-gpu") && text.contains(&image.0),
+        "docker-compose config: {text}{}",
+        String::from_utf8_lossy(&config.stderr)
+    );
+    let cmd = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Cmd}}",
+        &image.0,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&cmd.stdout).trim(),
+        r#"["worker"]"#,
+        "the GPU image starts a worker"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_compose_stack_runs_hello_then_with_the_socket_container_steps() {
-    assert!(
-        docker(&["image", "inspect", CI_BASE]).status.success(),
-        "the image {CI_BASE} is missing: scripts/test makes it with debootstrap"
-    );
-    // The image, from the binary under test (`--target prebuilt`), in a
-    // context of its own: the binary alone.
-    let context = tempfile::tempdir().unwrap();
-    std::fs::copy(weft_bin(), context.path().join("weft")).unwrap();
-    let tag = weft_testkit::unique("weft-ci/weft").to_lowercase();
-    let image = format!("{tag}:test");
-    let built = docker(&[
-        "build",
-        "-q",
-        "-f",
-        repo().join("deploy/docker/Dockerfile").to_str().unwrap(),
-        "--target",
-        "prebuilt",
-        "--build-arg",
-        &format!("BASE={CI_BASE}"),
-        "--build-arg",
-        "BINARY=weft",
-        "-t",
-        &image,
-        context.path().to_str().unwrap(),
-    ]);
-    assert!(
-        built.status.success(),
-        "docker build: {}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-
+    // The image, from the binary under test (`--target prebuilt`).
+    let (tag, image) = build_image("prebuilt");
     let port = crate::rabbit::free_port();
     let project = tag.replace(['/', '-'], "");
     let stack = Stack {

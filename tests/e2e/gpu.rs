@@ -59,6 +59,55 @@ args = [
     }
 }
 
+/// `weft gpus` names each part, here as on a GPU machine; `--need` fails
+/// on a part this machine lacks and names it. (The GPU image's NVRTC is
+/// checked in `deploy`.)
+#[test]
+fn weft_gpus_names_each_part_and_need_fails_on_a_missing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = weft(&["gpus"], dir.path());
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    let nvrtc_here = said.contains("compiles `source` kernels");
+    if gpu_present() {
+        assert!(said.contains("CUDA driver: libcuda.so loads"), "{said}");
+        assert!(
+            said.contains("GPUs: ") && !said.contains("GPUs: none"),
+            "{said}"
+        );
+    } else {
+        assert!(
+            said.contains("CUDA driver: not found (libcuda.so): kernel steps cannot run here"),
+            "{said}"
+        );
+        assert!(said.contains("GPUs: none"), "{said}");
+        let need = weft(&["gpus", "--need", "driver", "--need", "nvrtc"], dir.path());
+        assert_eq!(need.status.code(), Some(1), "{}", text(&need));
+        let missing = if nvrtc_here {
+            "driver"
+        } else {
+            "driver, nvrtc"
+        };
+        assert!(
+            text(&need).contains(&format!("needed here but missing: {missing}")),
+            "{}",
+            text(&need)
+        );
+    }
+    if !nvrtc_here {
+        assert!(
+            said.contains(
+                "NVRTC: libnvrtc.so is not installed (or not on the loader's path): \
+                           `source` kernels cannot be compiled here"
+            ),
+            "{said}"
+        );
+    }
+    let bad = weft(&["gpus", "--need", "tpu"], dir.path());
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(text(&bad).contains("invalid value 'tpu'"), "{}", text(&bad));
+}
+
 #[tokio::test]
 #[ignore = "needs an NVIDIA GPU and driver"]
 async fn needs_gpu_saxpy_and_reduction() {

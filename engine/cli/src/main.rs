@@ -85,6 +85,9 @@ enum Command {
     /// binary protocol on stdin and stdout).
     #[command(hide = true)]
     CudaHost,
+    /// What this machine gives a worker for kernel steps: the CUDA
+    /// driver's GPUs, and whether NVRTC compiles a kernel (no server asked).
+    Gpus(commands::gpus::Args),
     /// List live workers: pools, resource slots, running attempts.
     Workers,
     /// Manage plugins: push, list, show, rm (on a server: admins push and remove).
@@ -235,7 +238,10 @@ enum Command {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let needs_config = !matches!(cli.command, Command::Run(_) | Command::Schema);
+    let needs_config = !matches!(
+        cli.command,
+        Command::Run(_) | Command::Schema | Command::Gpus(_)
+    );
     let config = if needs_config {
         config::Config::load(cli.config.as_deref())?
     } else {
@@ -281,6 +287,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Worker(args) => commands::worker::worker(config, args).await,
         Command::CudaHost => unreachable!("handled before the runtime starts"),
+        Command::Gpus(args) => Ok(commands::gpus::gpus(&args)),
         Command::Workers => {
             commands::workers::workers(config, server.map(|url| client(&url))).await
         }

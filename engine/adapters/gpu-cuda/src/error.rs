@@ -1,6 +1,7 @@
 //! What the CUDA adapter can fail with.
 
-/// An error of the kernel process, of its pipe, or of the driver's GPU list.
+/// An error of the kernel process, of its pipe, of the driver's GPU list,
+/// or of NVRTC's check.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("kernel process I/O: {0}")]
@@ -9,4 +10,6 @@ pub enum Error {
     Protocol(String),
     #[error("asking the CUDA driver for its GPUs: {0}")]
     Driver(String),
+    #[error("NVRTC: {0}")]
+    Nvrtc(String),
 }

@@ -20,6 +20,6 @@ mod runtime;
 
 pub use devices::devices;
 pub use error::Error;
-pub use probe::{driver_present, nvrtc_present};
+pub use probe::{check_nvrtc, driver_present, nvrtc_present, NvrtcCheck};
 pub use ptx_cache::PtxCache;
 pub use runtime::{CudaRuntime, Options};

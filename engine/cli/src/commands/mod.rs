@@ -4,6 +4,7 @@ pub mod artifacts;
 pub mod audit;
 pub mod check;
 pub mod gc;
+pub mod gpus;
 pub mod inspect;
 pub mod plugin;
 pub mod progress_remote;

@@ -200,6 +200,38 @@ async fn three_nodes_of_everything_lose_one_of_each_and_every_run_ends_losing_no
         failed.len(),
         rerun.len()
     );
+    // What each run that did not succeed says of its tasks that did not:
+    // each attempt's worker, kind of failure and reason.
+    let why: Vec<String> = views
+        .iter()
+        .filter(|(_, v)| v.run.status != "succeeded")
+        .flat_map(|(id, v)| {
+            v.steps
+                .iter()
+                .flat_map(|s| &s.tasks)
+                .filter(|t| t.status != "succeeded")
+                .map(move |t| {
+                    let attempts: Vec<String> = t
+                        .attempts
+                        .iter()
+                        .map(|a| {
+                            format!(
+                                "#{} on {:?}: {:?} {:?} ({} executions)",
+                                a.number,
+                                a.worker,
+                                a.error_kind,
+                                a.error,
+                                a.executions.len().max(1)
+                            )
+                        })
+                        .collect();
+                    format!("{id}/{} {}: {}", t.id, t.status, attempts.join("; "))
+                })
+        })
+        .collect();
+    if !why.is_empty() {
+        eprintln!("tasks that did not succeed:\n  {}", why.join("\n  "));
+    }
     assert!(lost.is_empty(), "effects lost: {lost:?}");
     assert!(twice.is_empty(), "effects twice: {twice:?}");
     assert!(stuck.is_empty(), "runs stuck: {stuck:?}");

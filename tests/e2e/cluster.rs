@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use weft_api::views::{RunView, StepView, SubmitRequest};
+use weft_api::views::{RunView, StepView, SubmitRequest, TaskView};
 use weft_api::Client;
 
 use crate::support::{repo, weft_bin};
@@ -450,26 +450,40 @@ pub fn step<'a>(view: &'a RunView, id: &str) -> &'a StepView {
 /// What a run that did not finish was waiting on: its unfinished tasks (at
 /// most 20) with their attempts, for the message of a failed test.
 fn unfinished(view: &RunView) -> String {
+    tasks_where(view, |t| {
+        !matches!(
+            t.status.as_str(),
+            "succeeded" | "failed" | "skipped" | "cancelled"
+        )
+    })
+}
+
+/// A run's status and its tasks that `keep` picks (at most 20), each with
+/// its attempts (worker, times, kind of failure, reason, executions), for
+/// the message of a failed test.
+pub fn tasks_where(view: &RunView, keep: impl Fn(&TaskView) -> bool) -> String {
     let mut lines = vec![format!("run status {}", view.run.status)];
-    let open = view.steps.iter().flat_map(|step| {
+    let picked = view.steps.iter().flat_map(|step| {
         step.tasks
             .iter()
-            .filter(|t| {
-                !matches!(
-                    t.status.as_str(),
-                    "succeeded" | "failed" | "skipped" | "cancelled"
-                )
-            })
+            .filter(|t| keep(t))
             .map(move |t| (step, t))
     });
-    for (step, task) in open.take(20) {
+    for (step, task) in picked.take(20) {
         let attempts: Vec<String> = task
             .attempts
             .iter()
             .map(|a| {
                 format!(
-                    "#{} worker {:?} queued {} started {:?} finished {:?} error {:?}",
-                    a.number, a.worker, a.queued_at, a.started_at, a.finished_at, a.error
+                    "#{} worker {:?} queued {} started {:?} finished {:?} error {:?} {:?} ({} executions)",
+                    a.number,
+                    a.worker,
+                    a.queued_at,
+                    a.started_at,
+                    a.finished_at,
+                    a.error_kind,
+                    a.error,
+                    a.executions.len().max(1)
                 )
             })
             .collect();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use weft_testkit::redis_cluster::RedisCluster;
 
-use crate::cluster::{Cluster, Setup};
+use crate::cluster::{tasks_where, Cluster, Setup};
 use crate::rabbit::PrivateRabbitCluster;
 use crate::support::{counted, wait_for_lines};
 
@@ -200,37 +200,9 @@ async fn three_nodes_of_everything_lose_one_of_each_and_every_run_ends_losing_no
         failed.len(),
         rerun.len()
     );
-    // What each run that did not succeed says of its tasks that did not:
-    // each attempt's worker, kind of failure and reason.
-    let why: Vec<String> = views
-        .iter()
-        .filter(|(_, v)| v.run.status != "succeeded")
-        .flat_map(|(id, v)| {
-            v.steps
-                .iter()
-                .flat_map(|s| &s.tasks)
-                .filter(|t| t.status != "succeeded")
-                .map(move |t| {
-                    let attempts: Vec<String> = t
-                        .attempts
-                        .iter()
-                        .map(|a| {
-                            format!(
-                                "#{} on {:?}: {:?} {:?} ({} executions)",
-                                a.number,
-                                a.worker,
-                                a.error_kind,
-                                a.error,
-                                a.executions.len().max(1)
-                            )
-                        })
-                        .collect();
-                    format!("{id}/{} {}: {}", t.id, t.status, attempts.join("; "))
-                })
-        })
-        .collect();
-    if !why.is_empty() {
-        eprintln!("tasks that did not succeed:\n  {}", why.join("\n  "));
+    // Why: each run that did not succeed, with its tasks that did not.
+    for (id, view) in views.iter().filter(|(_, v)| v.run.status != "succeeded") {
+        eprintln!("{id}: {}", tasks_where(view, |t| t.status != "succeeded"));
     }
     assert!(lost.is_empty(), "effects lost: {lost:?}");
     assert!(twice.is_empty(), "effects twice: {twice:?}");

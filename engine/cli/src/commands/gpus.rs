@@ -25,8 +25,7 @@ pub struct Args {
 /// Prints one line per part, and fails where a part in `--need` is missing.
 pub fn gpus(args: &Args) -> ExitCode {
     let mut missing = Vec::new();
-    let driver = weft_gpu_cuda::driver_present();
-    if driver {
+    if weft_gpu_cuda::driver_present() {
         println!("CUDA driver: libcuda.so loads");
     } else {
         println!("CUDA driver: not found (libcuda.so): kernel steps cannot run here");
@@ -64,9 +63,11 @@ pub fn gpus(args: &Args) -> ExitCode {
     if unmet.is_empty() {
         return ExitCode::SUCCESS;
     }
+    // As `--need` spells them.
     let names: Vec<_> = unmet
         .iter()
-        .map(|n| format!("{n:?}").to_lowercase())
+        .filter_map(|n| clap::ValueEnum::to_possible_value(*n))
+        .map(|v| v.get_name().to_string())
         .collect();
     eprintln!("error: needed here but missing: {}", names.join(", "));
     ExitCode::FAILURE

@@ -134,6 +134,63 @@ async fn a_step_that_always_crashes_its_worker_is_dead_lettered_and_fails_the_ru
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_let_go_of_unstarted_past_its_delivery_limit_is_queued_again_and_runs_once() {
+    use weft_core::ports::JobQueue;
+    // No worker yet: the test takes the job and hands it back unstarted,
+    // which is what a worker holding it (sent ahead of its slots) does when
+    // its connection drops. RabbitMQ counts each such return.
+    let mut cluster = Cluster::set_up(crate::cluster::Setup {
+        workers: 0,
+        delivery_limit: 1,
+        ..Default::default()
+    });
+    let ran = cluster.shared().join("ran");
+    let id = cluster
+        .submit_text(&format!(
+            "[workflow]\nname = 'held'\n[steps.once]\nrun = 'echo once >> {}'\n",
+            ran.display()
+        ))
+        .await;
+    let taker = weft_queue_amqp::AmqpJobQueue::connect(weft_queue_amqp::Options {
+        prefix: cluster.prefix.clone(),
+        expire_after_ms: Some(600_000),
+        delivery_limit: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Limit 1: the second return dead-letters the job. Three rounds of
+    // that: each time the server finds no execution in its claim and
+    // queues it again, counting.
+    let mut requeued = Vec::new();
+    for _ in 0..6 {
+        let held = tokio::time::timeout(Duration::from_secs(30), taker.take("default"))
+            .await
+            .expect("the job comes back")
+            .unwrap();
+        assert_eq!(held.job().run_id, id);
+        requeued.push(held.job().requeued);
+        held.reject(true).await.unwrap();
+    }
+    assert_eq!(
+        requeued,
+        vec![0, 0, 1, 1, 2, 2],
+        "queued again by the server each time the queue gave up on it"
+    );
+    drop(taker);
+    cluster.start_worker();
+    let view = cluster.wait(&id, Duration::from_secs(60)).await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    assert_eq!(std::fs::read_to_string(&ran).unwrap(), "once\n");
+    let attempts = &view.steps[0].tasks[0].attempts;
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert!(
+        attempts[0].executions.is_empty(),
+        "one execution, the attempt's own: the returns were none: {attempts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_its_quick_step_killed_unheard_is_shown_by_the_next_execution() {
     // The step kills its worker, so it runs as the worker's user.
     let cluster = Cluster::set_up(crate::cluster::Setup {

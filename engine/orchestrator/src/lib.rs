@@ -13,6 +13,7 @@ mod adoption;
 mod caching;
 mod children;
 mod clock;
+mod dead_letters;
 mod driver;
 mod error;
 mod gate;

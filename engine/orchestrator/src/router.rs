@@ -9,30 +9,11 @@
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use weft_core::ports::{Delivery, Report, ReportDelivery, ReportKind};
-use weft_core::run::Outcome;
+use weft_core::ports::ReportDelivery;
 
 use crate::adoption::Adoption;
 use crate::service::Service;
 use crate::Error;
-
-/// A dead-lettered job, seen by its run's driver as a failure report; acking
-/// it removes the job from the dead-letter queue.
-struct DeadLetter {
-    report: Report,
-    job: Box<dyn Delivery>,
-}
-
-#[async_trait::async_trait]
-impl ReportDelivery for DeadLetter {
-    fn report(&self) -> &Report {
-        &self.report
-    }
-
-    async fn ack(self: Box<Self>) -> Result<(), weft_core::Error> {
-        self.job.ack().await
-    }
-}
 
 impl Service {
     /// Routes reports to the drivers until the queue closes; a report of a
@@ -63,63 +44,10 @@ impl Service {
         })
     }
 
-    /// Turns jobs the queue gave up on into failed attempts, so their runs
-    /// fail with the reason instead of waiting forever.
-    pub fn spawn_dead_letters(&self) -> JoinHandle<Result<(), Error>> {
-        let this = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let step = async {
-                    let dead = this.shared.queue.next_dead_job().await?;
-                    let job = dead.job().clone();
-                    let reason = "the job was delivered again and again and never finished: it keeps crashing or losing its worker, so the queue dead-lettered it".to_string();
-                    // No execution may start it now, and those that began
-                    // (their workers died: that is how a job gets here) are
-                    // known only to its claim.
-                    let earlier = this
-                        .shared
-                        .store
-                        .abort_claim(&weft_core::ports::AttemptId::of(&job))
-                        .await?;
-                    let report = Report {
-                        run_id: job.run_id.clone(),
-                        task: job.task.clone(),
-                        attempt: job.attempt,
-                        // No worker ran this: it is no execution of the attempt.
-                        worker: String::new(),
-                        at: this.shared.clock.now(),
-                        execution: 0,
-                        earlier,
-                        kind: ReportKind::Finished {
-                            outcome: Outcome::Failed {
-                                reason,
-                                exit_code: None,
-                                retryable: false,
-                                kind: weft_core::run::FailureKind::Infrastructure,
-                            },
-                            hooks: Vec::new(),
-                            unreported_start_ms: None,
-                        },
-                    };
-                    let delivery: Box<dyn ReportDelivery> =
-                        Box::new(DeadLetter { report, job: dead });
-                    match this.route(&job.run_id, delivery) {
-                        Ok(()) => Ok(()),
-                        Err(d) => this.deliver_elsewhere(&job.run_id, d).await,
-                    }
-                };
-                if let Err(e) = step.await {
-                    tracing::warn!("dead-letter reader: {e}; trying again");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        })
-    }
-
     /// A report of a run not driven here: adopts the run if it is
     /// unfinished and unleased; records the report if the run has ended;
     /// forwards it if another orchestrator drives the run.
-    async fn deliver_elsewhere(
+    pub(crate) async fn deliver_elsewhere(
         &self,
         run_id: &str,
         delivery: Box<dyn ReportDelivery>,

@@ -271,4 +271,10 @@ impl AttemptClaims for SimStore {
         let store = &self.process.world.store;
         self.call("abort claim", true, store.abort_claim(key)).await
     }
+
+    async fn claim_executions(&self, key: &AttemptId) -> Result<Vec<ClaimedExecution>, Error> {
+        let store = &self.process.world.store;
+        self.call("claim executions", false, store.claim_executions(key))
+            .await
+    }
 }

@@ -94,5 +94,6 @@ pub fn job(run_id: &str, step: &str, pool: &str) -> weft_core::run::Job {
         artifacts: Vec::new(),
         produces: Vec::new(),
         reply_to: None,
+        requeued: 0,
     }
 }

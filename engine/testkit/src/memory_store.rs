@@ -302,6 +302,11 @@ impl AttemptClaims for MemoryRunStore {
         }
         Ok(executions)
     }
+
+    async fn claim_executions(&self, key: &AttemptId) -> Result<Vec<ClaimedExecution>, Error> {
+        let s = self.lock();
+        Ok(ClaimRecord::executions(s.claims.get(&attempt_id(key))))
+    }
 }
 
 #[async_trait]

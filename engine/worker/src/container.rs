@@ -362,6 +362,7 @@ mod tests {
             produces: Vec::new(),
             priority: 0,
             reply_to: None,
+            requeued: 0,
         }
     }
 }

@@ -24,15 +24,58 @@ use crate::Options;
 
 pub(crate) struct Session {
     pub connection: Connection,
-    /// In confirm mode; shared by every publisher of this process.
-    pub publisher: Channel,
+    /// In confirm mode; shared by every publisher of this process, and
+    /// replaced on its own when the broker keeps refusing what it sends
+    /// (see [`Session::renew_publisher`]).
+    publisher: std::sync::Mutex<Channel>,
     pub generation: u64,
     declared_pools: std::sync::Mutex<HashSet<String>>,
 }
 
 impl Session {
     pub fn is_open(&self) -> bool {
-        self.connection.status().connected() && self.publisher.status().connected()
+        self.connection.status().connected() && self.publisher().status().connected()
+    }
+
+    /// The channel publishes go on.
+    pub fn publisher(&self) -> Channel {
+        self.publisher.lock().expect("publisher lock").clone()
+    }
+
+    /// A new publishing channel on the same connection, in place of
+    /// `refused` (unless another caller replaced it already). After a
+    /// broker node dies, RabbitMQ 3.x can go on refusing every publish a
+    /// channel makes to a quorum queue that had its leader there, while a
+    /// new channel publishes fine. Only the channel is replaced: a new
+    /// connection would hand back every job this process holds, and
+    /// RabbitMQ counts each such return against the job's delivery limit.
+    pub async fn renew_publisher(&self, refused: &Channel) -> Result<(), Error> {
+        let fresh = self
+            .connection
+            .create_channel()
+            .await
+            .map_err(amqp_err("opening a channel"))?;
+        fresh
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(amqp_err("enabling confirms"))?;
+        let old = {
+            let mut current = self.publisher.lock().expect("publisher lock");
+            if current.id() != refused.id() {
+                None
+            } else {
+                Some(std::mem::replace(&mut *current, fresh.clone()))
+            }
+        };
+        match old {
+            Some(old) => {
+                let _ = old.close(200, "".into()).await;
+            }
+            None => {
+                let _ = fresh.close(200, "".into()).await;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -242,7 +285,7 @@ impl Link {
             + 1;
         Ok(Session {
             connection,
-            publisher,
+            publisher: std::sync::Mutex::new(publisher),
             generation,
             declared_pools: Default::default(),
         })
@@ -266,9 +309,9 @@ impl Link {
         }
         let o = &self.options;
         let queue = o.band_queue(pool, band);
-        declare_queue(&session.publisher, o, &queue, QueueKind::Jobs).await?;
-        session
-            .publisher
+        let publisher = session.publisher();
+        declare_queue(&publisher, o, &queue, QueueKind::Jobs).await?;
+        publisher
             .queue_bind(
                 queue.as_str().into(),
                 o.jobs_exchange().into(),

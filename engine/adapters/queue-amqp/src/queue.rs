@@ -70,14 +70,13 @@ impl AmqpJobQueue {
     /// Publishes without waiting for the confirm.
     async fn start_publish(
         &self,
-        session: &Session,
+        publisher: &Channel,
         exchange: &str,
         key: &str,
         body: &[u8],
     ) -> Result<PublisherConfirm, Error> {
         answered("to basic.publish", async {
-            session
-                .publisher
+            publisher
                 .basic_publish(
                     exchange.into(),
                     key.into(),
@@ -97,10 +96,30 @@ impl AmqpJobQueue {
     /// Publishes `(exchange, key, body)` messages with confirms, pipelined;
     /// after a broken connection, starts over on a new one (at-least-once).
     async fn publish_confirmed(&self, messages: &[Message]) -> Result<(), Error> {
+        let mut refusals: u32 = 0;
         loop {
             let session = self.link.session().await;
-            match self.try_publish(&session, messages).await {
-                Ok(()) => return Ok(()),
+            let publisher = session.publisher();
+            match self.try_publish(&session, &publisher, messages).await {
+                Ok(Answer::Confirmed) => return Ok(()),
+                // Refused, on a connection that stands: publish again on a
+                // new channel of it (see `Session::renew_publisher`), which
+                // keeps what this process holds.
+                Ok(Answer::Refused) => {
+                    refusals += 1;
+                    if refusals == 1 || refusals % 50 == 0 {
+                        tracing::warn!(
+                            refusals,
+                            "rabbitmq refused a message (nack); publishing it again on a new channel"
+                        );
+                    }
+                    if let Err(e) = session.renew_publisher(&publisher).await {
+                        tracing::warn!("opening a publishing channel failed ({e}); reconnecting");
+                        self.link.drop_session(session.generation).await;
+                    }
+                    let pause = 100 * u64::from(refusals.min(10));
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
                 Err(e @ Error::Invalid(_)) => return Err(e),
                 // Any other failure is the broker's: start over on a fresh
                 // connection (a message may then arrive twice, never zero times).
@@ -113,14 +132,20 @@ impl AmqpJobQueue {
         }
     }
 
-    async fn try_publish(&self, session: &Session, messages: &[Message]) -> Result<(), Error> {
+    async fn try_publish(
+        &self,
+        session: &Session,
+        publisher: &Channel,
+        messages: &[Message],
+    ) -> Result<Answer, Error> {
         let mut confirms = Vec::with_capacity(messages.len());
         for (exchange, key, body, pool) in messages {
             if let Some((pool, band)) = pool {
                 self.link.ensure_band(session, pool, *band).await?;
             }
-            confirms.push(self.start_publish(session, exchange, key, body).await?);
+            confirms.push(self.start_publish(publisher, exchange, key, body).await?);
         }
+        let mut answer = Answer::Confirmed;
         for confirm in confirms {
             let confirmed = answered("to a publish", async {
                 confirm.await.map_err(amqp_err("awaiting a confirm"))
@@ -134,12 +159,10 @@ impl AmqpJobQueue {
                         returned.reply_text
                     )))
                 }
-                Confirmation::Nack(_) => {
-                    return Err(Error::Closed("rabbitmq refused a message (nack)".into()))
-                }
+                Confirmation::Nack(_) => answer = Answer::Refused,
             }
         }
-        Ok(())
+        Ok(answer)
     }
 
     fn feed_slot(&self, pool: &str) -> FeedSlot {
@@ -252,6 +275,13 @@ impl AmqpJobQueue {
 
 /// `(exchange, routing key, body, the pool and band whose queue it goes to)`.
 type Message = (String, String, Vec<u8>, Option<(String, PriorityBand)>);
+
+/// What the broker answered a batch of publishes.
+enum Answer {
+    Confirmed,
+    /// At least one message was refused (nacked): all are published again.
+    Refused,
+}
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(v).map_err(|e| Error::backend("encoding a message", e))
@@ -403,7 +433,8 @@ impl JobQueue for AmqpJobQueue {
         *self.link.mailbox.lock().expect("mailbox lock") = Some(name.to_string());
         loop {
             let session = self.link.session().await;
-            match crate::link::declare_mailbox(&session.publisher, &self.link.options, name).await {
+            match crate::link::declare_mailbox(&session.publisher(), &self.link.options, name).await
+            {
                 Ok(()) => return Ok(Some(name.to_string())),
                 Err(e @ Error::Invalid(_)) => return Err(e),
                 Err(e) => {
@@ -442,6 +473,10 @@ impl JobQueue for AmqpJobQueue {
             let _ = channel.close(200, "".into()).await;
         }
         Ok(Some(depth))
+    }
+
+    fn delivery_limit(&self) -> Option<u32> {
+        Some(self.link.options.delivery_limit)
     }
 
     async fn next_dead_job(&self) -> Result<Box<dyn Delivery>, Error> {

@@ -489,6 +489,21 @@ impl AttemptClaims for EmbeddedRunStore {
         })
         .await
     }
+
+    async fn claim_executions(&self, key: &AttemptId) -> Result<Vec<ClaimedExecution>, Error> {
+        let id = claim_id(key);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(err("reading a claim"))?;
+            let claims = txn.open_table(CLAIMS).map_err(err("reading a claim"))?;
+            let current: Option<ClaimRecord> = claims
+                .get(id.as_str())
+                .map_err(err("reading a claim"))?
+                .map(|g| decode(g.value()))
+                .transpose()?;
+            Ok(ClaimRecord::executions(current.as_ref()))
+        })
+        .await
+    }
 }
 
 /// A claim's update by `rule`, as a write for the committer.

@@ -112,6 +112,17 @@ impl AttemptClaims for RedisRunStore {
         self.replicated(&claim_key).await;
         Ok(executions(&answer))
     }
+
+    async fn claim_executions(&self, key: &AttemptId) -> Result<Vec<ClaimedExecution>, Error> {
+        let claim_key = self.claim_key(key);
+        let answer: Vec<String> = retrying(self.retry_for(), "reading a claim", || {
+            let invocation = self.claim_executions.key(&claim_key);
+            let mut conn = self.conn.clone();
+            async move { invocation.invoke_async(&mut conn).await }
+        })
+        .await?;
+        Ok(executions(&answer))
+    }
 }
 
 /// Executions a script answers as `token, worker` pairs.

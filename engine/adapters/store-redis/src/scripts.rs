@@ -168,6 +168,12 @@ return executions({}, math.huge)
     )
 }
 
+/// The executions a claim remembers, as `abort_claim` answers them,
+/// changing nothing. KEYS[1] = claim hash.
+pub(crate) fn claim_executions() -> String {
+    format!("{}return executions({{}}, math.huge)\n", history())
+}
+
 /// A log stream's entry IDs are `<start + 1>-0`, `start` being the entry's
 /// first byte in the log as written, so a reader can seek by byte offset
 /// even after the oldest entries were trimmed. Sets `at` to where the

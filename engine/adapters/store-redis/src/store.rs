@@ -26,6 +26,7 @@ pub struct RedisRunStore {
     pub(crate) renew_claim: Script,
     pub(crate) finish_claim: Script,
     pub(crate) abort_claim: Script,
+    pub(crate) claim_executions: Script,
     pub(crate) append_log: Script,
     pub(crate) read_log_from: Script,
     /// When a write last fell short of `wait-for-replicas`, said.
@@ -57,6 +58,7 @@ impl RedisRunStore {
             renew_claim: Script::new(&scripts::renew_claim()),
             finish_claim: Script::new(scripts::FINISH_CLAIM),
             abort_claim: Script::new(&scripts::abort_claim()),
+            claim_executions: Script::new(&scripts::claim_executions()),
             append_log: Script::new(&scripts::append_log()),
             read_log_from: Script::new(&scripts::read_log_from()),
             replica_warning: Default::default(),

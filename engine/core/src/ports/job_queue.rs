@@ -218,8 +218,18 @@ pub trait JobQueue: Send + Sync {
         Ok(None)
     }
 
-    /// Waits for the next job the queue gave up on: one delivered more than
-    /// its delivery limit without an ack (it keeps crashing its worker).
+    /// How many times the queue takes a job back unacked before it gives up
+    /// on it (see [`next_dead_job`](Self::next_dead_job)); `None` where it
+    /// never does.
+    fn delivery_limit(&self) -> Option<u32> {
+        None
+    }
+
+    /// Waits for the next job the queue gave up on: one taken back more
+    /// than its delivery limit without an ack. That is what a job that
+    /// keeps crashing its worker does, and also one whose takers kept
+    /// losing their connection while they held it, unstarted: the server
+    /// tells the two apart by the executions its claim remembers.
     /// Queues that never give up on a job never return from this.
     async fn next_dead_job(&self) -> Result<Box<dyn Delivery>, Error> {
         std::future::pending().await

@@ -307,6 +307,16 @@ pub struct Job {
     /// publishes; `None` sends them to the queue every server reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// How many times a server queued this job again after its queue had
+    /// dead-lettered it for coming back too often while too few executions
+    /// had begun to explain it (its takers lost their connections while
+    /// they held it, unstarted). Bounds how often that may happen.
+    #[serde(default, skip_serializing_if = "is_zero_count")]
+    pub requeued: u32,
+}
+
+fn is_zero_count(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_zero_priority(n: &i32) -> bool {

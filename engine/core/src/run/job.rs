@@ -75,6 +75,7 @@ impl Machine<'_> {
             artifacts,
             produces: spec.artifacts.iter().map(|a| a.value.clone()).collect(),
             reply_to: None,
+            requeued: 0,
         };
         if !self.state.admission.is_empty() {
             crate::admission::patch_job(&mut job, &spec.id, &self.state.admission);

@@ -365,6 +365,22 @@ pub async fn one_execution_holds_an_attempt_until_its_claim_expires(s: &dyn Atte
         }],
         "and is told of the one before"
     );
+    let both = s.claim_executions(&key).await.unwrap();
+    assert_eq!(
+        both.iter()
+            .map(|e| (e.token, e.worker.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(first, "w1"), (second, "w2")],
+        "reading a claim says which executions began"
+    );
+    assert_eq!(
+        s.renew_claim(&key, "w2", second, now(), 400).await.unwrap(),
+        Claim::Held {
+            token: second,
+            earlier: Vec::new()
+        },
+        "and changes nothing"
+    );
     assert_eq!(
         s.renew_claim(&key, "w1", first, now(), 400).await.unwrap(),
         Claim::HeldBy("w2".into()),
@@ -444,6 +460,11 @@ pub async fn finished_and_aborted_claims_are_final(s: &dyn AttemptClaims) {
         "the holder learns on renewal"
     );
     let never = key(3);
+    assert_eq!(
+        s.claim_executions(&never).await.unwrap(),
+        Vec::new(),
+        "a claim never taken has no executions"
+    );
     assert_eq!(
         s.abort_claim(&never).await.unwrap(),
         Vec::new(),

@@ -342,6 +342,11 @@ pub trait AttemptClaims: Send + Sync {
     /// finished. Returns the executions the claim remembers (oldest first),
     /// for the caller to record those no report told it of.
     async fn abort_claim(&self, key: &AttemptId) -> Result<Vec<ClaimedExecution>, Error>;
+
+    /// The executions attempt `key`'s claim remembers (oldest first),
+    /// changing nothing: how many began, for a server that must tell a job
+    /// that crashed its workers from one its takers merely let go of.
+    async fn claim_executions(&self, key: &AttemptId) -> Result<Vec<ClaimedExecution>, Error>;
 }
 
 /// [`EventLog::run_since`] from the run's record and its whole event log,

@@ -6,7 +6,10 @@
 //! lost confirm). While the broker is down, publishing waits, as the AMQP
 //! adapter retries until it is back. As RabbitMQ dispatches round-robin, a
 //! message one consumer returned goes to another consumer of its queue, if
-//! there is any, before it comes back to the first.
+//! there is any, before it comes back to the first. Like RabbitMQ's pool
+//! queues, a job's queue counts the times it was taken back unacked (a
+//! lost connection's returns too) and dead-letters it past
+//! [`DELIVERY_LIMIT`], for a server to judge.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -22,6 +25,13 @@ use weft_core::Error;
 use crate::world::{Proc, World};
 
 const REPORTS: &str = "(reports)";
+const DEAD: &str = "(dead)";
+
+/// Returns of one job before its queue dead-letters it. Lower than the
+/// AMQP adapter's default (3), so that the simulation's faults dead-letter
+/// jobs often: the servers' judgment of them (queued again, or failed as
+/// crashing) is drilled with every other fault.
+pub const DELIVERY_LIMIT: u32 = 1;
 
 #[derive(Debug, Clone)]
 enum Message {
@@ -35,6 +45,8 @@ struct Queued {
     visible_at: Instant,
     /// The process that returned it, if it was returned.
     returned_by: Option<u64>,
+    /// How many times it was taken back unacked.
+    returns: u32,
 }
 
 #[derive(Debug)]
@@ -42,6 +54,7 @@ struct Held {
     process: u64,
     queue: String,
     message: Message,
+    returns: u32,
 }
 
 #[derive(Debug, Default)]
@@ -152,6 +165,7 @@ impl Broker {
                     message: message.clone(),
                     visible_at: Instant::now() + Duration::from_millis(delay),
                     returned_by: None,
+                    returns: 0,
                 });
         }
         drop(s);
@@ -237,7 +251,9 @@ impl Broker {
             if !take {
                 return Looked::Taken(None);
             }
-            let message = q.remove(i).expect("found above").message;
+            let Queued {
+                message, returns, ..
+            } = q.remove(i).expect("found above");
             s.next_tag += 1;
             let tag = s.next_tag;
             s.unacked.insert(
@@ -246,6 +262,7 @@ impl Broker {
                     process: process.id,
                     queue: queue.clone(),
                     message: message.clone(),
+                    returns,
                 },
             );
             return Looked::Taken(Some((tag, message)));
@@ -273,14 +290,28 @@ impl Broker {
     }
 }
 
-/// Puts a held delivery back at the head of its queue.
+/// Puts a held delivery back at the head of its queue; a job taken back
+/// more than [`DELIVERY_LIMIT`] times goes to the dead letters instead.
 fn requeue(s: &mut State, tag: u64) {
-    if let Some(held) = s.unacked.remove(&tag) {
-        s.queues.entry(held.queue).or_default().push_front(Queued {
-            message: held.message,
-            visible_at: Instant::now(),
-            returned_by: Some(held.process),
+    let Some(held) = s.unacked.remove(&tag) else {
+        return;
+    };
+    let returns = held.returns + 1;
+    let dead = matches!(held.message, Message::Job(_)) && returns > DELIVERY_LIMIT;
+    let queued = Queued {
+        message: held.message,
+        visible_at: Instant::now(),
+        returned_by: Some(held.process),
+        returns,
+    };
+    if dead {
+        s.queues.entry(DEAD.into()).or_default().push_back(Queued {
+            returned_by: None,
+            returns: 0,
+            ..queued
         });
+    } else {
+        s.queues.entry(held.queue).or_default().push_front(queued);
     }
 }
 
@@ -433,6 +464,29 @@ impl JobQueue for SimQueue {
         ));
         self.publish(REPORTS, Message::Report(report.clone())).await;
         Ok(())
+    }
+
+    fn delivery_limit(&self) -> Option<u32> {
+        Some(DELIVERY_LIMIT)
+    }
+
+    async fn next_dead_job(&self) -> Result<Box<dyn Delivery>, Error> {
+        let world = &self.process.world;
+        let (tag, message) = world.broker.take(&self.process, DEAD).await;
+        let Message::Job(job) = message else {
+            unreachable!("dead letters are jobs")
+        };
+        world.trace(format!(
+            "{}: dead letter {}/{}#{} (requeued {})",
+            self.process.name, job.run_id, job.task, job.attempt, job.requeued
+        ));
+        Ok(Box::new(SimDelivery {
+            world: world.clone(),
+            process: self.process.clone(),
+            tag,
+            body: job,
+            settled: false,
+        }))
     }
 
     async fn next_report(&self) -> Result<Box<dyn ReportDelivery>, Error> {

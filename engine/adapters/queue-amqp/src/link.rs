@@ -50,15 +50,7 @@ impl Session {
     /// connection would hand back every job this process holds, and
     /// RabbitMQ counts each such return against the job's delivery limit.
     pub async fn renew_publisher(&self, refused: &Channel) -> Result<(), Error> {
-        let fresh = self
-            .connection
-            .create_channel()
-            .await
-            .map_err(amqp_err("opening a channel"))?;
-        fresh
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(amqp_err("enabling confirms"))?;
+        let fresh = publishing_channel(&self.connection).await?;
         let old = {
             let mut current = self.publisher.lock().expect("publisher lock");
             if current.id() != refused.id() {
@@ -77,6 +69,19 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// A new channel of `connection`, in confirm mode, to publish on.
+async fn publishing_channel(connection: &Connection) -> Result<Channel, Error> {
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(amqp_err("opening a channel"))?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(amqp_err("enabling confirms"))?;
+    Ok(channel)
 }
 
 pub(crate) struct Link {
@@ -230,14 +235,7 @@ impl Link {
     async fn open(&self) -> Result<Session, Error> {
         let o = &self.options;
         let connection = self.connect_any().await?;
-        let publisher = connection
-            .create_channel()
-            .await
-            .map_err(amqp_err("opening a channel"))?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(amqp_err("enabling confirms"))?;
+        let publisher = publishing_channel(&connection).await?;
         let ephemeral = o.expire_after_ms.is_some();
         let xopts = ExchangeDeclareOptions {
             durable: !ephemeral,

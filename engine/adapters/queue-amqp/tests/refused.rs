@@ -8,7 +8,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use weft_core::ports::JobQueue;
+use weft_core::ports::{Delivery, JobQueue};
 use weft_queue_amqp::{AmqpJobQueue, Options};
 
 // Only its broker options are used here.
@@ -44,6 +44,16 @@ impl Drop for Policy {
             .args(["-q", "clear_policy", &self.name])
             .output();
     }
+}
+
+/// The job a take gives within 10 s.
+async fn within_10s(
+    take: impl std::future::Future<Output = Result<Box<dyn Delivery>, weft_core::Error>>,
+) -> Box<dyn Delivery> {
+    tokio::time::timeout(Duration::from_secs(10), take)
+        .await
+        .expect("a job within 10 s")
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,10 +100,7 @@ async fn a_refused_publish_is_sent_again_on_its_connection_and_what_the_process_
     published.unwrap();
     // This process still holds `b` on the connection it had (a new one
     // would have handed it back, dead-lettered at this limit).
-    let next = tokio::time::timeout(Duration::from_secs(10), q.take(&pool))
-        .await
-        .expect("a job")
-        .unwrap();
+    let next = within_10s(q.take(&pool)).await;
     assert_eq!(next.job(), &job("b"));
     next.ack().await.unwrap();
     running.ack().await.unwrap();
@@ -103,10 +110,7 @@ async fn a_refused_publish_is_sent_again_on_its_connection_and_what_the_process_
             .is_err(),
         "nothing was handed back"
     );
-    let last = tokio::time::timeout(Duration::from_secs(10), other.take(&pool))
-        .await
-        .expect("e, published once there was room")
-        .unwrap();
-    assert_eq!(last.job(), &job("e"));
+    let last = within_10s(other.take(&pool)).await;
+    assert_eq!(last.job(), &job("e"), "published once there was room");
     last.ack().await.unwrap();
 }

@@ -102,21 +102,31 @@ impl AttemptClaims for RedisRunStore {
     }
 
     async fn abort_claim(&self, key: &AttemptId) -> Result<Vec<ClaimedExecution>, Error> {
-        let claim_key = self.claim_key(key);
-        let answer: Vec<String> = retrying(self.retry_for(), "aborting a claim", || {
-            let invocation = self.abort_claim.key(&claim_key);
-            let mut conn = self.conn.clone();
-            async move { invocation.invoke_async(&mut conn).await }
-        })
-        .await?;
-        self.replicated(&claim_key).await;
-        Ok(executions(&answer))
+        let executions = self
+            .executions_by(&self.abort_claim, key, "aborting a claim")
+            .await?;
+        self.replicated(&self.claim_key(key)).await;
+        Ok(executions)
     }
 
     async fn claim_executions(&self, key: &AttemptId) -> Result<Vec<ClaimedExecution>, Error> {
+        self.executions_by(&self.claim_executions, key, "reading a claim")
+            .await
+    }
+}
+
+impl RedisRunStore {
+    /// The executions `script` answers on attempt `key`'s claim, retried
+    /// on connection errors.
+    async fn executions_by(
+        &self,
+        script: &Script,
+        key: &AttemptId,
+        what: &'static str,
+    ) -> Result<Vec<ClaimedExecution>, Error> {
         let claim_key = self.claim_key(key);
-        let answer: Vec<String> = retrying(self.retry_for(), "reading a claim", || {
-            let invocation = self.claim_executions.key(&claim_key);
+        let answer: Vec<String> = retrying(self.retry_for(), what, || {
+            let invocation = script.key(&claim_key);
             let mut conn = self.conn.clone();
             async move { invocation.invoke_async(&mut conn).await }
         })

@@ -297,7 +297,9 @@ fn requeue(s: &mut State, tag: u64) {
         return;
     };
     let returns = held.returns + 1;
-    let dead = matches!(held.message, Message::Job(_)) && returns > DELIVERY_LIMIT;
+    // Pool queues only: like RabbitMQ's, the dead letters' queue counts nothing.
+    let dead =
+        matches!(held.message, Message::Job(_)) && held.queue != DEAD && returns > DELIVERY_LIMIT;
     let queued = Queued {
         message: held.message,
         visible_at: Instant::now(),

@@ -51,22 +51,17 @@ impl Session {
     /// RabbitMQ counts each such return against the job's delivery limit.
     pub async fn renew_publisher(&self, refused: &Channel) -> Result<(), Error> {
         let fresh = publishing_channel(&self.connection).await?;
-        let old = {
+        // The refused channel, or the fresh one if another caller already
+        // replaced it: either way one channel is left over.
+        let spare = {
             let mut current = self.publisher.lock().expect("publisher lock");
-            if current.id() != refused.id() {
-                None
+            if current.id() == refused.id() {
+                std::mem::replace(&mut *current, fresh)
             } else {
-                Some(std::mem::replace(&mut *current, fresh.clone()))
+                fresh
             }
         };
-        match old {
-            Some(old) => {
-                let _ = old.close(200, "".into()).await;
-            }
-            None => {
-                let _ = fresh.close(200, "".into()).await;
-            }
-        }
+        let _ = spare.close(200, "".into()).await;
         Ok(())
     }
 }

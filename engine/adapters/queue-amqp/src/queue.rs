@@ -94,7 +94,8 @@ impl AmqpJobQueue {
     }
 
     /// Publishes `(exchange, key, body)` messages with confirms, pipelined;
-    /// after a broken connection, starts over on a new one (at-least-once).
+    /// a refused batch goes again on a new channel, and after a broken
+    /// connection starts over on a new one (at-least-once either way).
     async fn publish_confirmed(&self, messages: &[Message]) -> Result<(), Error> {
         let mut refusals: u32 = 0;
         loop {

@@ -495,15 +495,23 @@ impl AttemptClaims for EmbeddedRunStore {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(err("reading a claim"))?;
             let claims = txn.open_table(CLAIMS).map_err(err("reading a claim"))?;
-            let current: Option<ClaimRecord> = claims
-                .get(id.as_str())
-                .map_err(err("reading a claim"))?
-                .map(|g| decode(g.value()))
-                .transpose()?;
+            let current = claim_in(&claims, &id)?;
             Ok(ClaimRecord::executions(current.as_ref()))
         })
         .await
     }
+}
+
+/// Claim `id` as `claims` (read or being written) holds it.
+fn claim_in(
+    claims: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &str,
+) -> Result<Option<ClaimRecord>, Error> {
+    claims
+        .get(id)
+        .map_err(err("reading a claim"))?
+        .map(|g| decode(g.value()))
+        .transpose()
 }
 
 /// A claim's update by `rule`, as a write for the committer.
@@ -514,11 +522,7 @@ fn claim_write<T: Send + 'static>(
     let id = claim_id(key);
     move |txn| {
         let mut claims = txn.open_table(CLAIMS).map_err(err("updating a claim"))?;
-        let current: Option<ClaimRecord> = claims
-            .get(id.as_str())
-            .map_err(err("reading a claim"))?
-            .map(|g| decode(g.value()))
-            .transpose()?;
+        let current = claim_in(&claims, &id)?;
         let (claim, record) = rule(current.as_ref())?;
         if let Some(record) = record {
             claims

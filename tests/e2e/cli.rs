@@ -369,17 +369,22 @@ fn steps_run_side_by_side_up_to_the_concurrency() {
 fn a_closed_standard_output_ends_listings_quietly_and_runs_go_on() {
     let data = tempfile::tempdir().unwrap();
     let closed = |args: &[&str]| {
-        let mut child = Command::new(weft_bin())
+        // Nobody reads: the reading end is closed before weft starts, so
+        // its first write finds the pipe closed however soon it writes
+        // (closed after the spawn, a quick `weft schema` could fill the
+        // pipe's buffer first and exit 0).
+        let (reader, writer) = nix::unistd::pipe().unwrap();
+        drop(reader);
+        Command::new(weft_bin())
             .args(args)
             .env("WEFT_DATA_DIR", data.path())
             .current_dir(crate::support::repo())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::from(writer))
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
-        // Nobody reads: the first write finds the pipe closed.
-        drop(child.stdout.take());
-        child.wait_with_output().unwrap()
+            .unwrap()
+            .wait_with_output()
+            .unwrap()
     };
     let out = closed(&["run", "--plain", "workflows/hello.toml"]);
     let said = String::from_utf8_lossy(&out.stderr).to_string();

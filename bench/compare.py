@@ -100,7 +100,7 @@ def floor_parallel(n):
 class Weft:
     """`weft serve` and one worker on the local RabbitMQ and Redis."""
 
-    def __init__(self, binary, workdir):
+    def __init__(self, binary, workdir, broker=()):
         self.binary = binary
         self.prefix = f"bench-{os.getpid()}"
         port = free_port()
@@ -109,7 +109,7 @@ class Weft:
         with open(self.config, "w") as f:
             f.write(
                 f"[broker]\nurl = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\nprefix = \"{self.prefix}\"\n"
-                "expire-after-ms = 600000\n\n"
+                "expire-after-ms = 600000\n" + "".join(f"{line}\n" for line in broker) + "\n"
                 f"[redis]\nurl = \"redis://127.0.0.1:6379/\"\nprefix = \"{self.prefix}\"\nexpire-after-secs = 1800\n\n"
                 "[orchestrator]\nmax-tasks-per-step = 50000\nmax-tasks-per-run = 100000\n\n"
                 f"[server]\nlisten = \"127.0.0.1:{port}\"\n\n"
@@ -236,6 +236,8 @@ def main():
     parser.add_argument("--only", default="distributed,embedded,for-each",
                         help="comma-separated: distributed, embedded, for-each, for-each-50k")
     parser.add_argument("--no-celery", action="store_true")
+    parser.add_argument("--broker", action="append", default=[], metavar="LINE",
+                        help="a line added to weft's [broker] table, e.g. 'replicated-jobs = true'")
     args = parser.parse_args()
     only = set(args.only.split(","))
     workdir = tempfile.mkdtemp(prefix="weft-compare-")
@@ -261,7 +263,7 @@ def main():
     weft = celery = None
     try:
         if "distributed" in only:
-            weft = Weft(args.weft, workdir)
+            weft = Weft(args.weft, workdir, args.broker)
             weft.run(chain_toml(5), "warm-up")
             if not args.no_celery:
                 celery = Celery()
@@ -295,7 +297,7 @@ def main():
                     shutil.rmtree(data, ignore_errors=True)
         if "for-each-50k" in only:
             if weft is None:
-                weft = Weft(args.weft, workdir)
+                weft = Weft(args.weft, workdir, args.broker)
             took = weft.run(for_each_toml(50000, True), "for-each-50k")
             figures["k.time"] = [took]
             figures["k.peak"] = [weft.server_peak_mib()]

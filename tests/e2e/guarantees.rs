@@ -94,11 +94,14 @@ async fn orchestrator_killed_mid_run_resumes_without_rerunning_succeeded_steps()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_that_always_crashes_its_worker_is_dead_lettered_and_fails_the_run() {
-    // Limit 1: the first crash returns the job once, the second dead-letters it.
+    // Limit 1: two executions may begin. On a single node the job queue is
+    // classic and counts nothing: the third worker to take the job finds
+    // its claim past the limit and dead-letters it unrun (on a cluster's
+    // quorum queue the broker would at the second crash).
     // The step kills its worker, so it runs as the worker's user: a step
     // user may not signal the worker (isolation::*).
     let cluster = Cluster::set_up(crate::cluster::Setup {
-        workers: 2,
+        workers: 3,
         delivery_limit: 1,
         worker: "concurrency = 2\nrun-as = \"worker\"",
         ..Default::default()
@@ -119,7 +122,8 @@ async fn a_step_that_always_crashes_its_worker_is_dead_lettered_and_fails_the_ru
     assert_eq!(view.steps[1].status, "skipped");
     // Each crash killed its worker before it could report anything (the
     // step ends within the 50 ms after which a start is reported): the
-    // claim told of both executions, through the dead letter.
+    // claim told of both executions, through the dead letter. The worker
+    // that refused the job is no execution.
     let attempt = &crash.tasks[0].attempts[0];
     let workers: std::collections::BTreeSet<&str> = attempt
         .executions
@@ -139,9 +143,11 @@ async fn a_job_let_go_of_unstarted_past_its_delivery_limit_is_queued_again_and_r
     // No worker yet: the test takes the job and hands it back unstarted,
     // which is what a worker holding it (sent ahead of its slots) does when
     // its connection drops. RabbitMQ counts each such return.
+    // Quorum job queues (a cluster's), which count returns.
     let mut cluster = Cluster::set_up(crate::cluster::Setup {
         workers: 0,
         delivery_limit: 1,
+        broker: "replicated-jobs = true",
         ..Default::default()
     });
     let ran = cluster.shared().join("ran");
@@ -155,6 +161,7 @@ async fn a_job_let_go_of_unstarted_past_its_delivery_limit_is_queued_again_and_r
         prefix: cluster.prefix.clone(),
         expire_after_ms: Some(600_000),
         delivery_limit: 1,
+        replicated_jobs: Some(true),
         ..Default::default()
     })
     .await

@@ -6,10 +6,13 @@
 //! lost confirm). While the broker is down, publishing waits, as the AMQP
 //! adapter retries until it is back. As RabbitMQ dispatches round-robin, a
 //! message one consumer returned goes to another consumer of its queue, if
-//! there is any, before it comes back to the first. Like RabbitMQ's pool
-//! queues, a job's queue counts the times it was taken back unacked (a
-//! lost connection's returns too) and dead-letters it past
-//! [`DELIVERY_LIMIT`], for a server to judge.
+//! there is any, before it comes back to the first. Like RabbitMQ's quorum
+//! pool queues, a job's queue counts the times it was taken back unacked
+//! (a lost connection's returns too) and dead-letters it past
+//! [`DELIVERY_LIMIT`], for a server to judge; like classic ones (a seed's
+//! draw, `Scenario::classic_jobs`), it counts nothing, and a worker
+//! dead-letters a job whose claim is past the limit. Either way a rejected
+//! job is dead-lettered.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -65,6 +68,9 @@ struct State {
     down_until: Option<Instant>,
     /// The live processes that take from each queue.
     consumers: BTreeMap<String, std::collections::BTreeSet<u64>>,
+    /// Pool queues count no returns, as a single node's classic queues: a
+    /// job that keeps crashing its workers is caught by its claim alone.
+    classic_jobs: bool,
 }
 
 /// How the broker misbehaves.
@@ -89,6 +95,11 @@ impl Broker {
         self.state.lock().expect("broker lock")
     }
 
+    /// Pool queues of the classic kind (no delivery count), or quorum ones.
+    pub fn set_classic_jobs(&self, classic: bool) {
+        self.lock().classic_jobs = classic;
+    }
+
     fn down(&self) -> Option<Instant> {
         self.lock().down_until.filter(|t| Instant::now() < *t)
     }
@@ -106,7 +117,7 @@ impl Broker {
             .map(|(t, _)| *t)
             .collect();
         for tag in tags {
-            requeue(&mut s, tag);
+            requeue(&mut s, tag, false);
         }
         drop(s);
         world.trace(format!("broker: connection of process {process} lost"));
@@ -120,7 +131,7 @@ impl Broker {
         s.down_until = Some(Instant::now() + down);
         let tags: Vec<u64> = s.unacked.keys().copied().collect();
         for tag in tags {
-            requeue(&mut s, tag);
+            requeue(&mut s, tag, false);
         }
         drop(s);
         world.trace(format!("broker: restarting, down for {down:?}"));
@@ -136,7 +147,7 @@ impl Broker {
             return;
         }
         let tag = tags[world.rng(|r| r.range(0, tags.len() as u64 - 1)) as usize];
-        requeue(&mut s, tag);
+        requeue(&mut s, tag, false);
         drop(s);
         world.trace(format!("broker: delivery {tag} taken back from its holder"));
         self.wake.notify_waiters();
@@ -270,36 +281,55 @@ impl Broker {
         Looked::NextVisible(next_visible)
     }
 
-    /// Settles delivery `tag`: acked, dropped or returned to its queue.
+    /// Settles delivery `tag`: acked, returned to its queue or rejected.
     /// Fails when the broker no longer knows it (taken back meanwhile).
-    fn settle(&self, tag: u64, requeue_it: bool) -> Result<(), Error> {
+    fn settle(&self, tag: u64, how: Settle) -> Result<(), Error> {
         let mut s = self.lock();
         if s.down_until.is_some_and(|t| Instant::now() < t) || !s.unacked.contains_key(&tag) {
             return Err(Error::Closed(format!(
                 "sim broker: delivery {tag} is no longer held"
             )));
         }
-        if requeue_it {
-            requeue(&mut s, tag);
-            drop(s);
-            self.wake.notify_waiters();
-        } else {
-            s.unacked.remove(&tag);
+        match how {
+            Settle::Ack => {
+                s.unacked.remove(&tag);
+            }
+            Settle::Return | Settle::Reject => {
+                requeue(&mut s, tag, matches!(how, Settle::Reject));
+                drop(s);
+                self.wake.notify_waiters();
+            }
         }
         Ok(())
     }
 }
 
+/// What becomes of a held message, as with RabbitMQ.
+#[derive(Clone, Copy)]
+enum Settle {
+    /// Done with: forgotten.
+    Ack,
+    /// Back to its queue, counted.
+    Return,
+    /// Dead-lettered: a pool queue's job goes to the dead letters, anything
+    /// else is dropped.
+    Reject,
+}
+
 /// Puts a held delivery back at the head of its queue; a job taken back
-/// more than [`DELIVERY_LIMIT`] times goes to the dead letters instead.
-fn requeue(s: &mut State, tag: u64) {
+/// more than [`DELIVERY_LIMIT`] times, or `rejected`, goes to the dead
+/// letters instead (a rejected message of another queue is dropped).
+fn requeue(s: &mut State, tag: u64, rejected: bool) {
     let Some(held) = s.unacked.remove(&tag) else {
         return;
     };
     let returns = held.returns + 1;
     // Pool queues only: like RabbitMQ's, the dead letters' queue counts nothing.
-    let dead =
-        matches!(held.message, Message::Job(_)) && held.queue != DEAD && returns > DELIVERY_LIMIT;
+    let pool_job = matches!(held.message, Message::Job(_)) && held.queue != DEAD;
+    if rejected && !pool_job {
+        return;
+    }
+    let dead = pool_job && (rejected || (!s.classic_jobs && returns > DELIVERY_LIMIT));
     let queued = Queued {
         message: held.message,
         visible_at: Instant::now(),
@@ -363,10 +393,10 @@ struct SimDelivery<T> {
 }
 
 impl<T> SimDelivery<T> {
-    async fn settle(&mut self, requeue_it: bool) -> Result<(), Error> {
+    async fn settle(&mut self, how: Settle) -> Result<(), Error> {
         self.process.gate().await;
         self.settled = true;
-        self.world.broker.settle(self.tag, requeue_it)
+        self.world.broker.settle(self.tag, how)
     }
 }
 
@@ -375,7 +405,7 @@ impl<T> Drop for SimDelivery<T> {
         // Unsettled and dropped by a live holder: back to the queue. (A dead
         // one's were taken back when it died.)
         if !self.settled && self.process.is_alive() {
-            let _ = self.world.broker.settle(self.tag, true);
+            let _ = self.world.broker.settle(self.tag, Settle::Return);
         }
     }
 }
@@ -387,15 +417,16 @@ impl Delivery for SimDelivery<Job> {
     }
 
     async fn ack(mut self: Box<Self>) -> Result<(), Error> {
-        self.settle(false).await
+        self.settle(Settle::Ack).await
     }
 
     async fn reject(mut self: Box<Self>, requeue: bool) -> Result<(), Error> {
-        if requeue {
-            self.settle(true).await
+        self.settle(if requeue {
+            Settle::Return
         } else {
-            self.settle(false).await
-        }
+            Settle::Reject
+        })
+        .await
     }
 }
 
@@ -406,7 +437,7 @@ impl ReportDelivery for SimDelivery<Report> {
     }
 
     async fn ack(mut self: Box<Self>) -> Result<(), Error> {
-        self.settle(false).await
+        self.settle(Settle::Ack).await
     }
 }
 

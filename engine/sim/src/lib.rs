@@ -133,6 +133,7 @@ async fn run(world: Arc<World>, scenario: Scenario) -> SimOutcome {
         faults.lost_reply = scenario.lost_reply;
     }
     *world.broker.faults.lock().expect("faults lock") = scenario.broker.clone();
+    world.broker.set_classic_jobs(scenario.classic_jobs);
     let mut cluster = Cluster::new(world.clone(), scenario.clone());
     for i in 0..scenario.orchestrators {
         cluster.start_orchestrator(i);

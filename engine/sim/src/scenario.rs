@@ -86,6 +86,9 @@ pub struct Scenario {
     pub calm_after: Duration,
     /// Jobs of one run queued at once (0: no window).
     pub dispatch_window: u32,
+    /// Pool queues that count no returns (a single node's classic queues):
+    /// poison jobs are caught by their claims alone.
+    pub classic_jobs: bool,
 }
 
 impl Scenario {
@@ -143,7 +146,7 @@ impl Scenario {
             faults.push((at, fault));
         }
         faults.sort_by_key(|(at, _)| *at);
-        Scenario {
+        let mut scenario = Scenario {
             seed,
             profile,
             workflow,
@@ -172,7 +175,11 @@ impl Scenario {
             faults,
             calm_after,
             dispatch_window: *r.pick(&[0, 1, 3, 1_000]),
-        }
+            // Drawn last: every seed keeps the scenario it had.
+            classic_jobs: false,
+        };
+        scenario.classic_jobs = r.chance(0.5);
+        scenario
     }
 }
 

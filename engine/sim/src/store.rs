@@ -219,11 +219,15 @@ impl AttemptClaims for SimStore {
         worker: &str,
         _now: u64,
         ttl_ms: u64,
+        delivery_limit: Option<u32>,
     ) -> Result<Claim, Error> {
         let world = &self.process.world;
         let now = self.now();
         let claimed = async {
-            let claimed = world.store.claim(key, worker, now, ttl_ms).await;
+            let claimed = world
+                .store
+                .claim(key, worker, now, ttl_ms, delivery_limit)
+                .await;
             if let Ok(Claim::Held { token, .. }) = &claimed {
                 // The moment an execution begins.
                 crate::check::execution_starts(world, key, worker, *token);

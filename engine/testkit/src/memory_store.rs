@@ -247,10 +247,12 @@ impl AttemptClaims for MemoryRunStore {
         worker: &str,
         now: u64,
         ttl_ms: u64,
+        delivery_limit: Option<u32>,
     ) -> Result<Claim, Error> {
         let mut s = self.lock();
         let id = attempt_id(key);
-        let (claim, record) = ClaimRecord::claim(s.claims.get(&id), worker, now, ttl_ms);
+        let (claim, record) =
+            ClaimRecord::claim(s.claims.get(&id), worker, now, ttl_ms, delivery_limit);
         if let Some(r) = record {
             s.claims.insert(id, r);
         }

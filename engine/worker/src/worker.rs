@@ -312,7 +312,8 @@ impl Worker {
 
     /// Claims the attempt as a new execution: its token and the executions
     /// before it, to run it; `None` if it finished or was aborted (the
-    /// delivery is then settled: see [`Worker::settle`]). While another execution holds
+    /// delivery is then settled: see [`Worker::settle`]) or more executions
+    /// began than the queue's delivery limit (it is dead-lettered). While another execution holds
     /// it (the broker delivered a job again that is still running, e.g.
     /// past its consumer timeout), waits holding the delivery; while the
     /// store fails, tries again.
@@ -328,10 +329,28 @@ impl Worker {
         loop {
             let claimed = self
                 .store
-                .claim(key, claimant, self.clock.now(), ttl.as_millis() as u64)
+                .claim(
+                    key,
+                    claimant,
+                    self.clock.now(),
+                    ttl.as_millis() as u64,
+                    self.queue.delivery_limit(),
+                )
                 .await;
             match claimed {
                 Ok(Claim::Held { token, earlier }) => return Some((token, earlier)),
+                Ok(Claim::Exhausted { began }) => {
+                    // Every execution before crashed or lost its worker: a
+                    // poison job. Dead-lettered unrun; its server fails the
+                    // attempt by the same count (`dead_letters::verdict`).
+                    tracing::warn!(
+                        attempt = %label(key),
+                        began,
+                        "this job's executions all ended without finishing, past its delivery limit: dead-lettered, not run again"
+                    );
+                    let _ = delivery.take()?.reject(false).await;
+                    return None;
+                }
                 Ok(Claim::Done(report)) => {
                     self.settle(key, delivery.take()?, report).await;
                     return None;

@@ -5,9 +5,12 @@
 //!   priority band: `P.jobs.<pool>` (priority 0), `P.jobs.<pool>.high`
 //!   (above 0), `P.jobs.<pool>.low` (below 0); a worker takes the highest
 //!   band first (see [`feed`]);
-//! - pool queues are durable quorum queues with a delivery limit: a job that
-//!   keeps coming back (its worker keeps dying) goes to exchange `P.dead`
-//!   and queue `P.dead`;
+//! - pool queues are durable: classic on a single node, quorum (replicated,
+//!   with a delivery limit) on a cluster (`Options::replicated_jobs`). A
+//!   job that keeps coming back (its worker keeps dying) goes to exchange
+//!   `P.dead` and queue `P.dead`: the quorum queue sends it after its
+//!   delivery limit, and a worker sends a copy whose claim shows more
+//!   executions begun than that limit (`Claim::Exhausted`);
 //! - reports go to the durable queue `P.reports`: classic on a single
 //!   node, quorum (replicated) on a cluster (`Options::replicated_reports`);
 //! - a server's mailbox: a job carries its server's name (`reply_to`), and

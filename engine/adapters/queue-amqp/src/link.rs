@@ -432,20 +432,35 @@ pub(crate) async fn declare_mailbox(
 /// What a queue holds, which decides its type.
 #[derive(Clone, Copy, PartialEq)]
 enum QueueKind {
-    /// Pool queues (one per priority band): quorum queues (replicated, delivery-counted) that
-    /// dead-letter a job after `delivery_limit` deliveries.
+    /// Pool queues (one per priority band). On a cluster, quorum queues
+    /// (replicated, delivery-counted) that dead-letter a job after
+    /// `delivery_limit` returns. On a single node, durable classic queues
+    /// of persistent messages (`Options::replicated_jobs`): a classic queue
+    /// hands a job on before its fsync, and counts no deliveries, so the
+    /// attempt's claim catches a job that keeps crashing its workers (a
+    /// worker dead-letters a copy whose claim shows more executions than
+    /// the limit).
     Jobs,
     /// Reports: a durable classic queue of persistent messages. It needs no
     /// delivery count, and a classic queue hands a message on before its
-    /// fsync, which keeps a step's critical path to one quorum commit. On a
-    /// cluster, a quorum queue (`Options::replicated_reports`): a classic
-    /// one lives on one node and stops with it.
+    /// fsync. On a cluster, a quorum queue (`Options::replicated_reports`):
+    /// a classic one lives on one node and stops with it.
     Reports,
     /// Dead letters: a durable classic queue, or a quorum one like reports.
     Dead,
     /// A server's reports: like `Reports`, with a message TTL that hands
     /// them on to `Reports` when the server is gone.
     Mailbox,
+}
+
+impl QueueKind {
+    /// Whether `o` puts this kind in quorum queues, and the option that says so.
+    fn replicated(self, o: &Options) -> (bool, &'static str) {
+        match self {
+            Self::Jobs => (o.jobs_replicated(), "replicated-jobs"),
+            _ => (o.reports_replicated(), "replicated-reports"),
+        }
+    }
 }
 
 async fn declare_queue(
@@ -455,7 +470,7 @@ async fn declare_queue(
     kind: QueueKind,
 ) -> Result<(), Error> {
     let mut args = FieldTable::default();
-    let quorum = kind == QueueKind::Jobs || o.reports_replicated();
+    let (quorum, option) = kind.replicated(o);
     if quorum {
         args.insert(
             "x-queue-type".into(),
@@ -463,10 +478,12 @@ async fn declare_queue(
         );
     }
     if kind == QueueKind::Jobs {
-        args.insert(
-            "x-delivery-limit".into(),
-            AMQPValue::LongInt(o.delivery_limit as i32),
-        );
+        if quorum {
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongInt(o.delivery_limit as i32),
+            );
+        }
         args.insert(
             "x-dead-letter-exchange".into(),
             AMQPValue::LongString(o.dead_exchange().into()),
@@ -525,7 +542,7 @@ async fn declare_queue(
         .map(|_| ())
         .map_err(|e| {
             let text = e.to_string();
-            if kind != QueueKind::Jobs && text.contains("x-queue-type") {
+            if text.contains("x-queue-type") {
                 // It exists with the other type: say what to do about it.
                 let (is, want) = if quorum {
                     ("classic", "true")
@@ -534,8 +551,8 @@ async fn declare_queue(
                 };
                 return Error::Invalid(format!(
                     "rabbitmq: queue {name} exists as a {is} queue, but [broker] \
-                     replicated-reports is {want}: set it to match, or stop the \
-                     servers once the queue is empty and delete it \
+                     {option} is {want}: set it to match, or stop the servers \
+                     and workers once the queue is empty and delete it \
                      (rabbitmqctl delete_queue {name})"
                 ));
             }

@@ -8,9 +8,48 @@ use common::options;
 
 weft_testkit::job_queue_contract!(async { AmqpJobQueue::connect(options()).await.unwrap() });
 
+/// On a single node job queues are classic: they count no returns (a
+/// worker's claim catches a job that keeps crashing its workers), but a
+/// job its taker rejects is dead-lettered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_that_keeps_coming_back_is_dead_lettered() {
-    common::a_job_that_keeps_coming_back_is_dead_lettered(options()).await;
+async fn a_classic_job_queue_counts_no_returns_and_dead_letters_what_is_rejected() {
+    use std::time::Duration;
+    use weft_core::ports::JobQueue;
+    let q = AmqpJobQueue::connect(Options {
+        delivery_limit: 1,
+        ..options()
+    })
+    .await
+    .unwrap();
+    assert_eq!(q.delivery_limit(), Some(1), "the claim's limit");
+    let pool = weft_testkit::unique("pool");
+    let job = weft_testkit::job("r1", "crash", &pool);
+    q.publish(&job).await.unwrap();
+    for _ in 0..4 {
+        let d = tokio::time::timeout(Duration::from_secs(5), q.take(&pool))
+            .await
+            .expect("a job handed back comes back, past the limit too")
+            .unwrap();
+        assert_eq!(d.job(), &job);
+        d.reject(true).await.unwrap();
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), q.next_dead_job())
+            .await
+            .is_err(),
+        "nothing dead-lettered by returns"
+    );
+    let d = tokio::time::timeout(Duration::from_secs(5), q.take(&pool))
+        .await
+        .expect("the job")
+        .unwrap();
+    d.reject(false).await.unwrap();
+    let dead = tokio::time::timeout(Duration::from_secs(5), q.next_dead_job())
+        .await
+        .expect("a rejected job is dead-lettered")
+        .unwrap();
+    assert_eq!(dead.job(), &job);
+    dead.ack().await.unwrap();
 }
 
 /// A taker whose normal band is at its prefetch (its jobs running,
@@ -70,8 +109,10 @@ async fn a_held_low_job_waits_for_normal_ones_the_broker_has_not_sent() {
 async fn a_released_taker_holds_nothing_and_counts_no_delivery() {
     use std::time::Duration;
     use weft_core::ports::JobQueue;
+    // Quorum job queues, which count returns.
     let shared = Options {
         delivery_limit: 2,
+        replicated_jobs: Some(true),
         ..options()
     };
     let mut busy = Vec::new();

@@ -58,9 +58,11 @@ async fn within_10s(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_publish_is_sent_again_on_its_connection_and_what_the_process_holds_stays_held() {
-    // Limit 0: any job handed back unacked is dead-lettered at once.
+    // Limit 0 on a quorum job queue: any job handed back unacked is
+    // dead-lettered at once.
     let options = Options {
         delivery_limit: 0,
+        replicated_jobs: Some(true),
         prefetch: 2,
         ..common::options()
     };

@@ -438,10 +438,11 @@ impl AttemptClaims for EmbeddedRunStore {
         worker: &str,
         now: u64,
         ttl_ms: u64,
+        delivery_limit: Option<u32>,
     ) -> Result<Claim, Error> {
         let worker = worker.to_string();
         self.update_claim(key, move |c| {
-            Ok(ClaimRecord::claim(c, &worker, now, ttl_ms))
+            Ok(ClaimRecord::claim(c, &worker, now, ttl_ms, delivery_limit))
         })
         .await
     }

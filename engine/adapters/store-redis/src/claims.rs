@@ -44,6 +44,7 @@ impl AttemptClaims for RedisRunStore {
         worker: &str,
         _now: u64,
         ttl_ms: u64,
+        delivery_limit: Option<u32>,
     ) -> Result<Claim, Error> {
         // Not repeated on a lost reply: a second try would find the claim
         // held by this very call. The worker tries again later itself.
@@ -53,6 +54,7 @@ impl AttemptClaims for RedisRunStore {
             .key(&claim_key)
             .arg(worker)
             .arg(ttl_ms.max(1))
+            .arg(delivery_limit.map_or(-1, i64::from))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(redis_err("claiming an attempt"))?;
@@ -163,6 +165,9 @@ fn claim_answer(answer: &[String]) -> Result<Claim, Error> {
         "done" if word(1).is_empty() => Claim::Done(None),
         "done" => Claim::Done(Some(Box::new(decode(word(1))?))),
         "aborted" => Claim::Aborted,
+        "exhausted" => Claim::Exhausted {
+            began: word(1).parse().unwrap_or(0),
+        },
         other => {
             return Err(Error::Invalid(format!(
                 "redis: unexpected answer from a claim script: {other:?}"

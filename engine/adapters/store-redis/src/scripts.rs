@@ -101,9 +101,10 @@ end
 }
 
 /// A fresh claim. KEYS[1] = claim hash; ARGV[1] = claimant, ARGV[2] = ttl
-/// ms. The same claimant asking again gets its execution back. Held, the
-/// answer goes on with the earlier executions remembered: `token, worker`
-/// pairs.
+/// ms, ARGV[3] = delivery limit (-1: none). The same claimant asking again
+/// gets its execution back. Held, the answer goes on with the earlier
+/// executions remembered: `token, worker` pairs. Past the limit (more
+/// executions began than it, none finished): `{'exhausted', began}`.
 pub(crate) fn claim() -> String {
     format!(
         "{NOW}{SETTLED}{}{}",
@@ -112,7 +113,11 @@ pub(crate) fn claim() -> String {
 local token = 1
 if c[1] == 'held' and c[2] == ARGV[1] then token = tonumber(c[3])
 elseif c[1] == 'held' and tonumber(c[4]) > now then return {'held-by', c[2]}
-elseif c[3] then token = tonumber(c[3]) + 1 end
+elseif c[3] then
+  local limit = tonumber(ARGV[3])
+  if limit >= 0 and tonumber(c[3]) > limit then return {'exhausted', c[3]} end
+  token = tonumber(c[3]) + 1
+end
 remember(token)
 return executions(hold(token), token)
 "

@@ -201,6 +201,12 @@ pub enum Claim {
     Done(Option<Box<Report>>),
     /// The orchestrator asked for the attempt to stop.
     Aborted,
+    /// `began` executions began (the newest token given) and none
+    /// finished, more than the job's delivery limit: the claim is given to
+    /// no one else, and the caller dead-letters the job unrun. That is the
+    /// poison rule for a queue that does not count deliveries itself (a
+    /// classic queue), and the same rule as the server's for one that does.
+    Exhausted { began: u64 },
 }
 
 /// What a claim rule decided: the answer, and the record to store if it changed.
@@ -273,12 +279,15 @@ impl ClaimRecord {
     /// its holder stopped renewing). The same claimant asking again gets
     /// its execution back, renewed: its earlier answer was lost (the store
     /// applied the claim, then the connection dropped), and nothing ran
-    /// under that token but the caller.
+    /// under that token but the caller. With a `delivery_limit`, a new
+    /// execution is refused (`Exhausted`) once more than that many began
+    /// and none finished.
     pub fn claim(
         current: Option<&ClaimRecord>,
         worker: &str,
         now: Millis,
         ttl_ms: u64,
+        delivery_limit: Option<u32>,
     ) -> ClaimDecision {
         let Some(c) = current else {
             return Self::held(&[], worker, 1, now, ttl_ms);
@@ -292,6 +301,11 @@ impl ClaimRecord {
             }
             ClaimState::Held { worker: holder } if c.expires_at > now => {
                 (Claim::HeldBy(holder.clone()), None)
+            }
+            // Tokens count up from 1, one per execution: the newest is how
+            // many began, whatever the history still remembers.
+            _ if delivery_limit.is_some_and(|limit| c.token > u64::from(limit)) => {
+                (Claim::Exhausted { began: c.token }, None)
             }
             _ => Self::held(&c.history, worker, c.token + 1, now, ttl_ms),
         }
@@ -416,7 +430,7 @@ mod tests {
         let mut record = None;
         for n in 1..=(CLAIM_HISTORY as u64 + 3) {
             let (claim, next) =
-                ClaimRecord::claim(record.as_ref(), &format!("w{n}@7#1"), n * 1000, 100);
+                ClaimRecord::claim(record.as_ref(), &format!("w{n}@7#1"), n * 1000, 100, None);
             let Claim::Held { token, earlier } = claim else {
                 panic!("free after its holder lapsed: {claim:?}")
             };
@@ -476,15 +490,15 @@ mod tests {
     #[test]
     fn every_fresh_claim_is_a_new_execution_and_only_its_holder_finishes_it() {
         // Claimants: copies of the job, on worker w1.
-        let (c1, r1) = ClaimRecord::claim(None, "w1/a", 0, 100);
+        let (c1, r1) = ClaimRecord::claim(None, "w1/a", 0, 100, None);
         assert_eq!(c1, held(1, &[]));
         let r1 = r1.unwrap();
         assert_eq!(
-            ClaimRecord::claim(Some(&r1), "w1/b", 50, 100).0,
+            ClaimRecord::claim(Some(&r1), "w1/b", 50, 100, None).0,
             Claim::HeldBy("w1/a".into()),
             "a second copy on the same worker waits for the first"
         );
-        let (again, again_record) = ClaimRecord::claim(Some(&r1), "w1/a", 60, 100);
+        let (again, again_record) = ClaimRecord::claim(Some(&r1), "w1/a", 60, 100, None);
         assert_eq!(
             again,
             held(1, &[]),
@@ -493,7 +507,7 @@ mod tests {
         assert_eq!(again_record.unwrap().expires_at, 160, "renewed");
         let (renewed, _) = ClaimRecord::renew(Some(&r1), "w1/a", 1, 150, 100);
         assert_eq!(renewed, held(1, &[]), "its holder renews late");
-        let (c2, r2) = ClaimRecord::claim(Some(&r1), "w1/c", 150, 100);
+        let (c2, r2) = ClaimRecord::claim(Some(&r1), "w1/c", 150, 100, None);
         assert_eq!(
             c2,
             held(2, &[(1, "w1/a")]),
@@ -524,7 +538,7 @@ mod tests {
             "finishing again after a lost reply is fine"
         );
         assert_eq!(
-            ClaimRecord::claim(Some(&done), "w2", 10_000, 100).0,
+            ClaimRecord::claim(Some(&done), "w2", 10_000, 100, None).0,
             Claim::Done(Some(Box::new(report(1)))),
             "a redelivered copy gets the report, never the step"
         );
@@ -536,10 +550,42 @@ mod tests {
     }
 
     #[test]
+    fn past_the_delivery_limit_a_claim_is_given_to_no_new_execution() {
+        // Limit 1: two executions may begin; a third copy is refused.
+        let (_, r1) = ClaimRecord::claim(None, "w1@1#1", 0, 100, Some(1));
+        let (c2, r2) = ClaimRecord::claim(r1.as_ref(), "w2@1#1", 200, 100, Some(1));
+        assert_eq!(c2, held(2, &[(1, "w1")]), "one began: a second may");
+        let r2 = r2.unwrap();
+        assert_eq!(
+            ClaimRecord::claim(Some(&r2), "w2@1#1", 250, 100, Some(1)).0,
+            held(2, &[(1, "w1")]),
+            "its own claimant asking again is no new execution"
+        );
+        assert_eq!(
+            ClaimRecord::claim(Some(&r2), "w3@1#1", 400, 100, Some(1)),
+            (Claim::Exhausted { began: 2 }, None),
+            "two began and none finished: refused, and nothing changes"
+        );
+        assert_eq!(
+            ClaimRecord::claim(Some(&r2), "w3@1#1", 400, 100, None).0,
+            held(3, &[(1, "w1"), (2, "w2")]),
+            "without a limit the claim is free"
+        );
+        let done = ClaimRecord::finish(Some(&r2), "w2", 2, &report(2))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ClaimRecord::claim(Some(&done), "w3@1#1", 400, 100, Some(1)).0,
+            Claim::Done(Some(Box::new(report(2)))),
+            "a finished attempt is told as finished, whatever its count"
+        );
+    }
+
+    #[test]
     fn an_aborted_claim_stays_aborted() {
         let aborted = ClaimRecord::abort(None).unwrap();
         assert_eq!(
-            ClaimRecord::claim(Some(&aborted), "w1", 0, 100).0,
+            ClaimRecord::claim(Some(&aborted), "w1", 0, 100, None).0,
             Claim::Aborted
         );
         assert_eq!(

@@ -68,6 +68,7 @@ macro_rules! attempt_claims_contract {
             use super::*;
             $crate::run_store_contract!(@cases $make;
                 one_execution_holds_an_attempt_until_its_claim_expires,
+                a_claim_past_its_delivery_limit_is_given_to_no_new_execution,
                 finished_and_aborted_claims_are_final);
         }
     };

@@ -326,20 +326,21 @@ pub async fn one_execution_holds_an_attempt_until_its_claim_expires(s: &dyn Atte
         task: TaskId::new("a", None),
         attempt: 1,
     };
-    let Claim::Held { token: first, .. } = s.claim(&key, "w1", now(), 400).await.unwrap() else {
+    let Claim::Held { token: first, .. } = s.claim(&key, "w1", now(), 400, None).await.unwrap()
+    else {
         panic!("a free attempt is claimed");
     };
     assert_eq!(
-        s.claim(&key, "w2", now(), 400).await.unwrap(),
+        s.claim(&key, "w2", now(), 400, None).await.unwrap(),
         Claim::HeldBy("w1".into())
     );
     assert_eq!(
-        s.claim(&key, "w1/copy-2", now(), 400).await.unwrap(),
+        s.claim(&key, "w1/copy-2", now(), 400, None).await.unwrap(),
         Claim::HeldBy("w1".into()),
         "a second copy on the same worker is not a renewal"
     );
     assert_eq!(
-        s.claim(&key, "w1", now(), 400).await.unwrap(),
+        s.claim(&key, "w1", now(), 400, None).await.unwrap(),
         held(first),
         "the claimant asking again (its answer lost) gets its execution back"
     );
@@ -352,7 +353,7 @@ pub async fn one_execution_holds_an_attempt_until_its_claim_expires(s: &dyn Atte
     let Claim::Held {
         token: second,
         earlier,
-    } = s.claim(&key, "w2", now(), 400).await.unwrap()
+    } = s.claim(&key, "w2", now(), 400, None).await.unwrap()
     else {
         panic!("an expired claim is free");
     };
@@ -404,6 +405,58 @@ pub async fn one_execution_holds_an_attempt_until_its_claim_expires(s: &dyn Atte
     );
 }
 
+pub async fn a_claim_past_its_delivery_limit_is_given_to_no_new_execution(s: &dyn AttemptClaims) {
+    let key = AttemptId {
+        run_id: unique("run"),
+        task: TaskId::new("poison", None),
+        attempt: 1,
+    };
+    let lapse = || tokio::time::sleep(std::time::Duration::from_millis(250));
+    let limit = Some(1);
+    assert!(matches!(
+        s.claim(&key, "w1@1#1", now(), 100, limit).await.unwrap(),
+        Claim::Held { token: 1, .. }
+    ));
+    lapse().await;
+    assert!(
+        matches!(
+            s.claim(&key, "w2@1#1", now(), 100, limit).await.unwrap(),
+            Claim::Held { token: 2, .. }
+        ),
+        "one execution began: a second may"
+    );
+    assert!(
+        matches!(
+            s.claim(&key, "w2@1#1", now(), 100, limit).await.unwrap(),
+            Claim::Held { token: 2, .. }
+        ),
+        "its claimant asking again is no new execution"
+    );
+    assert_eq!(
+        s.claim(&key, "w3@1#1", now(), 100, limit).await.unwrap(),
+        Claim::HeldBy("w2@1#1".into()),
+        "held is held, whatever the count"
+    );
+    lapse().await;
+    assert_eq!(
+        s.claim(&key, "w3@1#1", now(), 100, limit).await.unwrap(),
+        Claim::Exhausted { began: 2 },
+        "two began and none finished: past the limit"
+    );
+    assert_eq!(
+        s.claim_executions(&key).await.unwrap().len(),
+        2,
+        "the refusal is no execution"
+    );
+    assert!(
+        matches!(
+            s.claim(&key, "w3@1#1", now(), 100, None).await.unwrap(),
+            Claim::Held { token: 3, .. }
+        ),
+        "without a limit it is free"
+    );
+}
+
 pub async fn finished_and_aborted_claims_are_final(s: &dyn AttemptClaims) {
     let key = |attempt| AttemptId {
         run_id: "claims".into(),
@@ -411,7 +464,7 @@ pub async fn finished_and_aborted_claims_are_final(s: &dyn AttemptClaims) {
         attempt,
     };
     let done = key(1);
-    let Claim::Held { token, .. } = s.claim(&done, "w1", now(), 60_000).await.unwrap() else {
+    let Claim::Held { token, .. } = s.claim(&done, "w1", now(), 60_000, None).await.unwrap() else {
         panic!("held");
     };
     let report = finished(&done, token);
@@ -420,13 +473,13 @@ pub async fn finished_and_aborted_claims_are_final(s: &dyn AttemptClaims) {
         .await
         .expect("finishing again (a lost reply) is fine");
     assert_eq!(
-        s.claim(&done, "w2", now(), 60_000).await.unwrap(),
+        s.claim(&done, "w2", now(), 60_000, None).await.unwrap(),
         Claim::Done(Some(Box::new(report.clone()))),
         "a redelivered copy gets the report"
     );
     let told = s.abort_claim(&done).await.unwrap();
     assert_eq!(
-        s.claim(&done, "w1", now(), 60_000).await.unwrap(),
+        s.claim(&done, "w1", now(), 60_000, None).await.unwrap(),
         Claim::Done(Some(Box::new(report))),
         "a finished attempt stays finished"
     );
@@ -440,7 +493,10 @@ pub async fn finished_and_aborted_claims_are_final(s: &dyn AttemptClaims) {
     );
     let aborted = key(2);
     // Claimants as workers name them: `<worker>@<start>#<copy>`.
-    let Claim::Held { token, .. } = s.claim(&aborted, "w@1@7#2", now(), 60_000).await.unwrap()
+    let Claim::Held { token, .. } = s
+        .claim(&aborted, "w@1@7#2", now(), 60_000, None)
+        .await
+        .unwrap()
     else {
         panic!("held");
     };
@@ -471,7 +527,7 @@ pub async fn finished_and_aborted_claims_are_final(s: &dyn AttemptClaims) {
         "none began"
     );
     assert_eq!(
-        s.claim(&never, "w1", now(), 60_000).await.unwrap(),
+        s.claim(&never, "w1", now(), 60_000, None).await.unwrap(),
         Claim::Aborted,
         "aborted before it started"
     );

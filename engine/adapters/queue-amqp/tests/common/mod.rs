@@ -1,5 +1,5 @@
 //! What the contract files share: the test broker's options, and the
-//! dead-lettering check both queue layouts pass.
+//! mailbox check both queue layouts pass.
 
 use std::time::Duration;
 
@@ -16,38 +16,6 @@ pub fn options() -> Options {
         prefetch: 4,
         ..Options::default()
     }
-}
-
-/// A job returned again and again (what a crashed worker's lost channel
-/// does) is delivered three times with a delivery limit of 2, then
-/// dead-lettered whole.
-pub async fn a_job_that_keeps_coming_back_is_dead_lettered(options: Options) {
-    let q = AmqpJobQueue::connect(Options {
-        delivery_limit: 2,
-        ..options
-    })
-    .await
-    .unwrap();
-    let pool = weft_testkit::unique("pool");
-    let job = weft_testkit::job("r1", "crash", &pool);
-    q.publish(&job).await.unwrap();
-    let mut deliveries = 0;
-    // Each return is what a crashed worker's lost channel does.
-    while let Ok(Ok(d)) = tokio::time::timeout(Duration::from_secs(2), q.take(&pool)).await {
-        deliveries += 1;
-        d.reject(true).await.unwrap();
-        assert!(deliveries < 10, "the job keeps coming back");
-    }
-    assert_eq!(
-        deliveries, 3,
-        "delivered once, then returned twice before dead-lettering"
-    );
-    let dead = tokio::time::timeout(Duration::from_secs(5), q.next_dead_job())
-        .await
-        .expect("a dead job")
-        .unwrap();
-    assert_eq!(dead.job(), &job);
-    dead.ack().await.unwrap();
 }
 
 fn started(run: &str) -> weft_core::ports::Report {

@@ -305,13 +305,16 @@ pub trait AttemptClaims: Send + Sync {
     /// in time expires and may be taken by another, as a new execution.
     /// The claimant holding it that asks again gets the same token back.
     /// `Done` and `Aborted` are final: no one can hold the claim after
-    /// them. (Rules: [`ClaimRecord::claim`](super::ClaimRecord::claim).)
+    /// them. With a `delivery_limit`, a claim that more than that many
+    /// executions took, none finishing, is given to no new one
+    /// (`Exhausted`). (Rules: [`ClaimRecord::claim`](super::ClaimRecord::claim).)
     async fn claim(
         &self,
         key: &AttemptId,
         worker: &str,
         now: Millis,
         ttl_ms: u64,
+        delivery_limit: Option<u32>,
     ) -> Result<Claim, Error>;
 
     /// Execution `token` of `worker` renews its claim: `Held` if it still

@@ -171,11 +171,7 @@ pub async fn pass_along_between_two_workers(tables: &str) {
     );
     // Both workers cleaned up after their steps.
     for dir in [&w1, &w2] {
-        let left: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy() == view.run.id)
-            .collect();
+        let left = crate::support::scratch_left(dir, &view.run.id).await;
         assert!(left.is_empty(), "{left:?}");
     }
 }

@@ -74,11 +74,7 @@ async fn steps_run_as_users_of_their_own_and_read_nothing_of_the_worker_or_each_
     assert_eq!(seen["environ"], 0, "{seen}");
     assert_eq!(seen["config"], 0, "{seen}");
     // And the worker, as root, still cleaned up after both.
-    let left: Vec<_> = std::fs::read_dir(&work)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&view.run.id))
-        .collect();
+    let left = crate::support::scratch_left(&work, &view.run.id).await;
     assert!(left.is_empty(), "{left:?}");
 }
 

@@ -201,3 +201,24 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     found
 }
+
+/// What is left in a running worker's `work` directory of run `run_id`'s
+/// scratch directories, once they have had the time to go: a worker
+/// removes a run's directory after the run has been idle there a few
+/// seconds (`weft_worker`'s `IdleRuns`), so this waits up to 20 s.
+pub async fn scratch_left(work: &Path, run_id: &str) -> Vec<PathBuf> {
+    let left = || -> Vec<PathBuf> {
+        std::fs::read_dir(work)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(run_id))
+            .map(|e| e.path())
+            .collect()
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !left().is_empty() && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    left()
+}

@@ -100,15 +100,21 @@ impl Options {
         }
     }
 
-    /// Removes the attempt's scratch directory, and the ones above it up to
-    /// the run's once nothing else is in them, so finished runs leave
-    /// nothing behind. Never the root above the runs: it carries the mode
-    /// step users pass through.
+    /// The run's scratch directory, which holds its attempts'.
+    pub fn run_dir(&self, job: &weft_core::run::Job) -> PathBuf {
+        self.scratch_root().join(&job.run_id)
+    }
+
+    /// Removes the attempt's scratch directory, and the ones above it below
+    /// the run's once nothing else is in them. The run's own goes once the
+    /// run has been idle here a while (`scratch::IdleRuns`), so finished
+    /// runs leave nothing behind; never the root above the runs: it
+    /// carries the mode step users pass through.
     pub fn remove_attempt_dir(&self, job: &weft_core::run::Job) {
         let dir = self.attempt_dir(job);
         let _ = std::fs::remove_dir_all(&dir);
-        let root = self.scratch_root();
-        for parent in dir.ancestors().skip(1).take_while(|d| *d != root) {
+        let run = self.run_dir(job);
+        for parent in dir.ancestors().skip(1).take_while(|d| *d != run) {
             if std::fs::remove_dir(parent).is_err() {
                 break;
             }
@@ -153,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn an_attempt_makes_one_directory_and_takes_its_run_away_with_it() {
+    fn an_attempt_makes_one_directory_and_leaves_its_runs_for_the_sweep() {
         let root = tempfile::tempdir().unwrap();
         let options = options(root.path());
         let mut job = weft_testkit::job("r1", "make", "default");
@@ -169,12 +175,17 @@ mod tests {
         assert!(!dir.exists());
         assert!(root.path().join("r1").exists(), "the retry is still in it");
         options.remove_attempt_dir(&retry);
-        assert!(!root.path().join("r1").exists());
-        assert!(root.path().exists(), "the root stays");
+        assert!(!root.path().join("r1/make@2").exists());
+        assert_eq!(
+            options.run_dir(&job),
+            root.path().join("r1"),
+            "the run's stays, for its next attempt here (`scratch::IdleRuns` removes it)"
+        );
+        assert!(root.path().join("r1").exists());
     }
 
     #[test]
-    fn a_containers_directory_sits_in_one_of_the_runs_that_is_removed_with_it() {
+    fn a_containers_directory_sits_in_one_of_the_runs_and_goes_with_its_last_container() {
         let root = tempfile::tempdir().unwrap();
         let options = options(root.path());
         let mut job = weft_testkit::job("r1", "boxed", "default");
@@ -184,7 +195,7 @@ mod tests {
         let dir = options.make_attempt_dir(&job).unwrap();
         assert_eq!(dir, root.path().join("r1/containers/boxed@1"));
         options.remove_attempt_dir(&job);
-        assert!(!root.path().join("r1").exists());
-        assert!(root.path().exists());
+        assert!(!root.path().join("r1/containers").exists());
+        assert!(root.path().join("r1").exists(), "the run's goes once idle");
     }
 }

@@ -2,7 +2,10 @@
 //! fetched into it first, what it declares collected from it when it
 //! succeeds, and the directory removed at the end, whatever happened.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use weft_core::ports::ArtifactStore;
@@ -14,6 +17,52 @@ use crate::attempt::Attempt;
 use crate::executor::Executors;
 use crate::steplog::StepLog;
 use crate::Options;
+
+/// Runs' scratch directories their attempts here have left, each removed
+/// once no attempt of its run has ended here for [`IdleRuns::IDLE`] and
+/// nothing is in it, rather than at each attempt's end: a chain's steps
+/// would otherwise make and remove it at every step, one inode more each
+/// (on ext4 without a journal, a scan past every recently freed one).
+#[derive(Default)]
+pub(crate) struct IdleRuns {
+    left: Mutex<HashMap<PathBuf, Instant>>,
+}
+
+impl IdleRuns {
+    /// How long a run's directory waits, idle, before it goes.
+    pub(crate) const IDLE: Duration = Duration::from_secs(5);
+
+    /// An attempt of the run whose directory is `run_dir` has ended here.
+    pub(crate) fn left(&self, run_dir: PathBuf) {
+        self.lock().insert(run_dir, Instant::now());
+    }
+
+    /// Removes the directories idle for `idle` or more that are empty. One
+    /// that is not holds an attempt still running, whose end notes it
+    /// again; one removed as an attempt starts in it is made again
+    /// (`Options::make_attempt_dir`).
+    pub(crate) fn sweep(&self, idle: Duration) {
+        let due: Vec<PathBuf> = {
+            let mut left = self.lock();
+            let due = left
+                .iter()
+                .filter(|(_, at)| at.elapsed() >= idle)
+                .map(|(dir, _)| dir.clone())
+                .collect::<Vec<_>>();
+            for dir in &due {
+                left.remove(dir);
+            }
+            due
+        };
+        for dir in due {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Instant>> {
+        self.left.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// Where this worker keeps artifacts: the store (none: a step that uses or
 /// declares artifacts fails here) and its local cache.
@@ -85,5 +134,35 @@ impl ArtifactsHere {
             options.remove_attempt_dir(job);
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runs_directory_goes_once_idle_and_empty() {
+        let root = tempfile::tempdir().unwrap();
+        let (quiet, busy) = (root.path().join("quiet"), root.path().join("busy"));
+        std::fs::create_dir(&quiet).unwrap();
+        std::fs::create_dir_all(busy.join("a@1")).unwrap();
+        let runs = IdleRuns::default();
+        runs.left(quiet.clone());
+        runs.left(busy.clone());
+        runs.sweep(IdleRuns::IDLE);
+        assert!(quiet.exists(), "kept while its run may go on here");
+        runs.sweep(Duration::ZERO);
+        assert!(!quiet.exists(), "removed once idle");
+        assert!(busy.exists(), "one holding a running attempt stays");
+        std::fs::remove_dir(busy.join("a@1")).unwrap();
+        runs.sweep(Duration::ZERO);
+        assert!(
+            busy.exists(),
+            "and is forgotten until an attempt ends again"
+        );
+        runs.left(busy.clone());
+        runs.sweep(Duration::ZERO);
+        assert!(!busy.exists());
     }
 }

@@ -42,6 +42,8 @@ pub struct Worker {
     pub(crate) secrets: Option<Secrets>,
     /// Where steps' artifacts are kept, and this worker's cache of them.
     pub(crate) artifacts: crate::scratch::ArtifactsHere,
+    /// Runs' scratch directories, removed once idle.
+    pub(crate) idle_runs: crate::scratch::IdleRuns,
     /// Kept beside its executor to remove an earlier life's containers.
     containers: Option<Arc<dyn ContainerRuntime>>,
     pub(crate) executors: Executors,
@@ -75,6 +77,7 @@ impl Worker {
             plugins: None,
             secrets: None,
             artifacts: Default::default(),
+            idle_runs: Default::default(),
             containers: None,
             executors: Executors::default(),
             gpus,
@@ -222,6 +225,19 @@ impl Worker {
                 url,
             ))
         });
+        // Aborted when dropped, on every way out of here.
+        let mut sweeper = tokio::task::JoinSet::new();
+        {
+            let this = this.clone();
+            sweeper.spawn(async move {
+                let idle = crate::scratch::IdleRuns::IDLE;
+                loop {
+                    tokio::time::sleep(idle).await;
+                    let this = this.clone();
+                    let _ = tokio::task::spawn_blocking(move || this.idle_runs.sweep(idle)).await;
+                }
+            });
+        }
         let mut takers = tokio::task::JoinSet::new();
         // A worker with GPUs also takes its pools' GPU steps; so does a
         // worker on its own (embedded), to fail those it cannot run.
@@ -299,6 +315,8 @@ impl Worker {
         }
         // Drain: wait until every attempt has ended and settled.
         let _ = in_flight.acquire_many(in_flight_most as u32).await;
+        sweeper.abort_all();
+        this.idle_runs.sweep(Duration::ZERO);
         if let Some((registry, _)) = &this.registry {
             let _ = registry.leave(&this.options.name).await;
         }

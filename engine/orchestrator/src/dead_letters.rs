@@ -98,7 +98,12 @@ impl Service {
         let dead = self.shared.queue.next_dead_job().await?;
         let job = dead.job().clone();
         let key = AttemptId::of(&job);
-        let executions = self.shared.store.claim_executions(&key).await?.len();
+        // How many began: the newest token (one per execution), which the
+        // claim's bounded history still names when it has forgotten the
+        // oldest; the same count a claim refuses a new execution by
+        // (`ClaimRecord::claim`).
+        let remembered = self.shared.store.claim_executions(&key).await?;
+        let executions = remembered.last().map_or(0, |e| e.token as usize);
         let reason = match verdict(&job, executions, self.shared.queue.delivery_limit()) {
             Verdict::Requeue => {
                 tracing::info!(

@@ -205,7 +205,7 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
 /// What is left in a running worker's `work` directory of run `run_id`'s
 /// scratch directories, once they have had the time to go: a worker
 /// removes a run's directory after the run has been idle there a few
-/// seconds (`weft_worker`'s `IdleRuns`), so this waits up to 20 s.
+/// seconds (`weft_worker`'s `ScratchDirs`), so this waits up to 20 s.
 pub async fn scratch_left(work: &Path, run_id: &str) -> Vec<PathBuf> {
     let left = || -> Vec<PathBuf> {
         std::fs::read_dir(work)

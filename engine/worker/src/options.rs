@@ -107,13 +107,17 @@ impl Options {
 
     /// Removes the attempt's scratch directory, and the ones above it below
     /// the run's once nothing else is in them. The run's own goes once the
-    /// run has been idle here a while (`scratch::IdleRuns`), so finished
+    /// run has been idle here a while (`scratch::ScratchDirs`), so finished
     /// runs leave nothing behind; never the root above the runs: it
     /// carries the mode step users pass through.
     pub fn remove_attempt_dir(&self, job: &weft_core::run::Job) {
-        let dir = self.attempt_dir(job);
-        let _ = std::fs::remove_dir_all(&dir);
-        let run = self.run_dir(job);
+        Self::remove_scratch(&self.attempt_dir(job), &self.run_dir(job));
+    }
+
+    /// Removes scratch directory `dir`, and the ones above it below `run`
+    /// once nothing else is in them.
+    pub(crate) fn remove_scratch(dir: &std::path::Path, run: &std::path::Path) {
+        let _ = std::fs::remove_dir_all(dir);
         for parent in dir.ancestors().skip(1).take_while(|d| *d != run) {
             if std::fs::remove_dir(parent).is_err() {
                 break;
@@ -179,7 +183,7 @@ mod tests {
         assert_eq!(
             options.run_dir(&job),
             root.path().join("r1"),
-            "the run's stays, for its next attempt here (`scratch::IdleRuns` removes it)"
+            "the run's stays, for its next attempt here (`scratch::ScratchDirs` removes it)"
         );
         assert!(root.path().join("r1").exists());
     }

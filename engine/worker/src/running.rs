@@ -156,7 +156,6 @@ impl Worker {
                 log,
             )
             .await;
-        self.idle_runs.left(self.options.run_dir(&job));
         match post {
             // The post hooks are given the outcome masked.
             Some(post) => post.finish(secrets.mask_outcome(outcome), hooks, log).await,

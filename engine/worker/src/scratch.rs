@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use weft_core::ports::ArtifactStore;
+use weft_core::ports::{ArtifactStore, AttemptId};
 use weft_core::run::{FailureKind, Job, Outcome};
 use weft_core::spec::StepAction;
 
@@ -18,39 +18,88 @@ use crate::executor::Executors;
 use crate::steplog::StepLog;
 use crate::Options;
 
-/// Runs' scratch directories their attempts here have left, each removed
-/// once no attempt of its run has ended here for [`IdleRuns::IDLE`] and
-/// nothing is in it, rather than at each attempt's end: a chain's steps
-/// would otherwise make and remove it at every step, one inode more each
-/// (on ext4 without a journal, a scan past every recently freed one).
+/// What is left to remove of attempts' scratch directories.
+///
+/// - An attempt's own directory is removed once its end is recorded and
+///   reported ([`ScratchDirs::remove_ended`]), not before: removing it (two
+///   inodes freed) would otherwise sit on a chain's way between one step's
+///   process and the next step's start.
+/// - A run's directory, once an attempt leaves it empty, waits until no
+///   attempt of its run has ended here for [`ScratchDirs::IDLE`], rather
+///   than going at each attempt's end: a chain's steps would otherwise make
+///   and remove it at every step, one inode more each (on ext4 without a
+///   journal, a scan past every recently freed one).
 #[derive(Default)]
-pub(crate) struct IdleRuns {
-    left: Mutex<HashMap<PathBuf, Instant>>,
+pub(crate) struct ScratchDirs {
+    runs: Mutex<HashMap<PathBuf, Instant>>,
+    /// Attempts whose step has ended, by attempt: their directory and
+    /// their run's.
+    ended: Mutex<HashMap<String, Ended>>,
 }
 
-impl IdleRuns {
+/// An ended attempt's directories.
+struct Ended {
+    dir: PathBuf,
+    run: PathBuf,
+    at: Instant,
+}
+
+impl ScratchDirs {
     /// How long a run's directory waits, idle, before it goes.
     pub(crate) const IDLE: Duration = Duration::from_secs(5);
 
-    /// An attempt of the run whose directory is `run_dir` has ended here.
-    pub(crate) fn left(&self, run_dir: PathBuf) {
-        self.lock().insert(run_dir, Instant::now());
+    /// `job`'s step has ended: its directory goes once its end is
+    /// reported ([`remove_ended`](Self::remove_ended)), or at the latest
+    /// with the next sweep after [`IDLE`](Self::IDLE).
+    fn ended(&self, options: &Options, job: &Job) {
+        let ended = Ended {
+            dir: options.attempt_dir(job),
+            run: options.run_dir(job),
+            at: Instant::now(),
+        };
+        lock(&self.ended).insert(AttemptId::of(job).to_string(), ended);
     }
 
-    /// Removes the directories idle for `idle` or more that are empty. One
+    /// Removes the directory of `attempt`, whose end is now reported.
+    pub(crate) fn remove_ended(&self, attempt: &AttemptId) {
+        let ended = lock(&self.ended).remove(&attempt.to_string());
+        if let Some(ended) = ended {
+            self.remove(ended);
+        }
+    }
+
+    fn remove(&self, ended: Ended) {
+        Options::remove_scratch(&ended.dir, &ended.run);
+        lock(&self.runs).insert(ended.run, Instant::now());
+    }
+
+    /// Removes the ended attempts' directories older than `idle` and the
+    /// runs' directories idle for `idle` or more that are empty. A run's
     /// that is not holds an attempt still running, whose end notes it
     /// again; one removed as an attempt starts in it is made again
     /// (`Options::make_attempt_dir`).
     pub(crate) fn sweep(&self, idle: Duration) {
+        let stale: Vec<Ended> = {
+            let mut ended = lock(&self.ended);
+            let keys: Vec<String> = ended
+                .iter()
+                .filter(|(_, e)| e.at.elapsed() >= idle)
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.iter().filter_map(|k| ended.remove(k)).collect()
+        };
+        for ended in stale {
+            self.remove(ended);
+        }
         let due: Vec<PathBuf> = {
-            let mut left = self.lock();
-            let due = left
+            let mut runs = lock(&self.runs);
+            let due = runs
                 .iter()
                 .filter(|(_, at)| at.elapsed() >= idle)
                 .map(|(dir, _)| dir.clone())
                 .collect::<Vec<_>>();
             for dir in &due {
-                left.remove(dir);
+                runs.remove(dir);
             }
             due
         };
@@ -58,18 +107,20 @@ impl IdleRuns {
             let _ = std::fs::remove_dir(dir);
         }
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Instant>> {
-        self.left.lock().unwrap_or_else(|e| e.into_inner())
-    }
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Where this worker keeps artifacts: the store (none: a step that uses or
-/// declares artifacts fails here) and its local cache.
+/// declares artifacts fails here) and its local cache; and what is left to
+/// remove of its attempts' scratch directories.
 #[derive(Default)]
 pub(crate) struct ArtifactsHere {
     pub(crate) store: Option<Arc<dyn ArtifactStore>>,
     pub(crate) cache: Option<ArtifactCache>,
+    pub(crate) scratch: ScratchDirs,
 }
 
 impl ArtifactsHere {
@@ -131,7 +182,7 @@ impl ArtifactsHere {
             }
         }
         if !kernel_keeps_files {
-            options.remove_attempt_dir(job);
+            self.scratch.ended(options, job);
         }
         outcome
     }
@@ -142,27 +193,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_runs_directory_goes_once_idle_and_empty() {
+    fn an_attempts_directory_goes_when_told_and_its_runs_once_idle_and_empty() {
         let root = tempfile::tempdir().unwrap();
-        let (quiet, busy) = (root.path().join("quiet"), root.path().join("busy"));
-        std::fs::create_dir(&quiet).unwrap();
-        std::fs::create_dir_all(busy.join("a@1")).unwrap();
-        let runs = IdleRuns::default();
-        runs.left(quiet.clone());
-        runs.left(busy.clone());
-        runs.sweep(IdleRuns::IDLE);
-        assert!(quiet.exists(), "kept while its run may go on here");
-        runs.sweep(Duration::ZERO);
-        assert!(!quiet.exists(), "removed once idle");
-        assert!(busy.exists(), "one holding a running attempt stays");
-        std::fs::remove_dir(busy.join("a@1")).unwrap();
-        runs.sweep(Duration::ZERO);
-        assert!(
-            busy.exists(),
-            "and is forgotten until an attempt ends again"
+        let options = Options {
+            work_dir: root.path().to_path_buf(),
+            ..Options::default()
+        };
+        let (a, b) = (
+            weft_testkit::job("r1", "a", "default"),
+            weft_testkit::job("r1", "b", "default"),
         );
-        runs.left(busy.clone());
-        runs.sweep(Duration::ZERO);
-        assert!(!busy.exists());
+        let dirs = ScratchDirs::default();
+        for job in [&a, &b] {
+            options.make_attempt_dir(job).unwrap();
+            dirs.ended(&options, job);
+        }
+        dirs.remove_ended(&AttemptId::of(&a));
+        assert!(!options.attempt_dir(&a).exists(), "removed once reported");
+        assert!(
+            options.attempt_dir(&b).exists(),
+            "b's end is not reported yet"
+        );
+        dirs.sweep(ScratchDirs::IDLE);
+        assert!(options.attempt_dir(&b).exists(), "nor old enough to sweep");
+        let run = options.run_dir(&a);
+        assert!(run.exists(), "the run's waits until idle");
+        dirs.sweep(Duration::ZERO);
+        assert!(
+            !options.attempt_dir(&b).exists(),
+            "a sweep takes what is left"
+        );
+        assert!(!run.exists(), "and the run's, idle and empty");
+
+        // A run's directory that holds a running attempt stays.
+        let c = weft_testkit::job("r2", "c", "default");
+        let d = weft_testkit::job("r2", "d", "default");
+        options.make_attempt_dir(&c).unwrap();
+        options.make_attempt_dir(&d).unwrap();
+        dirs.ended(&options, &c);
+        dirs.remove_ended(&AttemptId::of(&c));
+        dirs.sweep(Duration::ZERO);
+        assert!(options.run_dir(&c).exists(), "d is running in it");
     }
 }

@@ -42,8 +42,6 @@ pub struct Worker {
     pub(crate) secrets: Option<Secrets>,
     /// Where steps' artifacts are kept, and this worker's cache of them.
     pub(crate) artifacts: crate::scratch::ArtifactsHere,
-    /// Runs' scratch directories, removed once idle.
-    pub(crate) idle_runs: crate::scratch::IdleRuns,
     /// Kept beside its executor to remove an earlier life's containers.
     containers: Option<Arc<dyn ContainerRuntime>>,
     pub(crate) executors: Executors,
@@ -77,7 +75,6 @@ impl Worker {
             plugins: None,
             secrets: None,
             artifacts: Default::default(),
-            idle_runs: Default::default(),
             containers: None,
             executors: Executors::default(),
             gpus,
@@ -230,11 +227,12 @@ impl Worker {
         {
             let this = this.clone();
             sweeper.spawn(async move {
-                let idle = crate::scratch::IdleRuns::IDLE;
+                let idle = crate::scratch::ScratchDirs::IDLE;
                 loop {
                     tokio::time::sleep(idle).await;
                     let this = this.clone();
-                    let _ = tokio::task::spawn_blocking(move || this.idle_runs.sweep(idle)).await;
+                    let _ = tokio::task::spawn_blocking(move || this.artifacts.scratch.sweep(idle))
+                        .await;
                 }
             });
         }
@@ -316,7 +314,7 @@ impl Worker {
         // Drain: wait until every attempt has ended and settled.
         let _ = in_flight.acquire_many(in_flight_most as u32).await;
         sweeper.abort_all();
-        this.idle_runs.sweep(Duration::ZERO);
+        this.artifacts.scratch.sweep(Duration::ZERO);
         if let Some((registry, _)) = &this.registry {
             let _ = registry.leave(&this.options.name).await;
         }
@@ -581,6 +579,8 @@ impl Worker {
                 let _ = delivery.reject(true).await;
             }
         }
+        // Off the step's way: the server has heard of its end by now.
+        self.artifacts.scratch.remove_ended(&key);
     }
 
     /// Whether another live worker has at least `need` GPUs.

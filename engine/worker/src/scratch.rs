@@ -1,8 +1,10 @@
 //! An attempt in its scratch directory: the upstream artifacts it names
 //! fetched into it first, what it declares collected from it when it
-//! succeeds, and the directory removed at the end, whatever happened.
+//! succeeds, and the directory removed once the attempt's end is reported,
+//! whatever happened (its run's once the run is idle here).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,9 +34,8 @@ use crate::Options;
 #[derive(Default)]
 pub(crate) struct ScratchDirs {
     runs: Mutex<HashMap<PathBuf, Instant>>,
-    /// Attempts whose step has ended, by attempt: their directory and
-    /// their run's.
-    ended: Mutex<HashMap<String, Ended>>,
+    /// Attempts whose step has ended: their directory and their run's.
+    ended: Mutex<HashMap<AttemptId, Ended>>,
 }
 
 /// An ended attempt's directories.
@@ -57,12 +58,12 @@ impl ScratchDirs {
             run: options.run_dir(job),
             at: Instant::now(),
         };
-        lock(&self.ended).insert(AttemptId::of(job).to_string(), ended);
+        lock(&self.ended).insert(AttemptId::of(job), ended);
     }
 
     /// Removes the directory of `attempt`, whose end is now reported.
     pub(crate) fn remove_ended(&self, attempt: &AttemptId) {
-        let ended = lock(&self.ended).remove(&attempt.to_string());
+        let ended = lock(&self.ended).remove(attempt);
         if let Some(ended) = ended {
             self.remove(ended);
         }
@@ -79,34 +80,31 @@ impl ScratchDirs {
     /// again; one removed as an attempt starts in it is made again
     /// (`Options::make_attempt_dir`).
     pub(crate) fn sweep(&self, idle: Duration) {
-        let stale: Vec<Ended> = {
-            let mut ended = lock(&self.ended);
-            let keys: Vec<String> = ended
-                .iter()
-                .filter(|(_, e)| e.at.elapsed() >= idle)
-                .map(|(k, _)| k.clone())
-                .collect();
-            keys.iter().filter_map(|k| ended.remove(k)).collect()
-        };
-        for ended in stale {
+        for (_, ended) in take_older(&self.ended, idle, |e| e.at) {
             self.remove(ended);
         }
-        let due: Vec<PathBuf> = {
-            let mut runs = lock(&self.runs);
-            let due = runs
-                .iter()
-                .filter(|(_, at)| at.elapsed() >= idle)
-                .map(|(dir, _)| dir.clone())
-                .collect::<Vec<_>>();
-            for dir in &due {
-                runs.remove(dir);
-            }
-            due
-        };
-        for dir in due {
+        for (dir, _) in take_older(&self.runs, idle, |at| *at) {
             let _ = std::fs::remove_dir(dir);
         }
     }
+}
+
+/// Takes out of `map` the entries noted `idle` or more ago (`at`).
+fn take_older<K: Clone + Eq + Hash, V>(
+    map: &Mutex<HashMap<K, V>>,
+    idle: Duration,
+    at: impl Fn(&V) -> Instant,
+) -> Vec<(K, V)> {
+    let mut map = lock(map);
+    let older: Vec<K> = map
+        .iter()
+        .filter(|(_, v)| at(v).elapsed() >= idle)
+        .map(|(k, _)| k.clone())
+        .collect();
+    older
+        .into_iter()
+        .filter_map(|k| map.remove_entry(&k))
+        .collect()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::io::tcp::TcpSettings;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 use weft_core::Error;
@@ -39,6 +40,14 @@ pub(crate) struct Watched {
     trouble: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
+/// How every connection to a Redis node is set: commands go out at once.
+/// One connection carries many callers' commands (claims, heartbeats,
+/// event appends) at a time, and with Nagle's algorithm the kernel holds
+/// a command back while the one before it is unanswered.
+fn tcp_settings() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
+}
+
 /// Whether `e` may mean the primary moved: a failure worth trying again,
 /// or an answer that it is a replica now.
 fn primary_moved(e: &redis::RedisError) -> bool {
@@ -55,7 +64,8 @@ impl Watched {
     async fn open(options: &Options, master: &str, timeout: Duration) -> redis::RedisResult<Self> {
         let first = options.url.as_str().into_connection_info()?;
         let node = SentinelNodeConnectionInfo::default()
-            .set_redis_connection_info(first.redis_settings().clone());
+            .set_redis_connection_info(first.redis_settings().clone())
+            .set_tcp_settings(tcp_settings());
         let mut sentinels = SentinelClient::build(
             options.nodes(),
             master.to_string(),
@@ -213,6 +223,7 @@ impl Conn {
         }
         if options.cluster {
             let client = ClusterClient::builder(options.nodes())
+                .tcp_settings(tcp_settings())
                 .response_timeout(timeout)
                 .connection_timeout(timeout)
                 .build()
@@ -221,8 +232,14 @@ impl Conn {
                 client.get_async_connection().await.map_err(failed)?,
             ));
         }
-        let client = redis::Client::open(options.url.as_str())
-            .map_err(|e| Error::backend("redis: parsing the URL", e))?;
+        let info = options
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| Error::backend("redis: parsing the URL", e))?
+            .set_tcp_settings(tcp_settings());
+        let client =
+            redis::Client::open(info).map_err(|e| Error::backend("redis: parsing the URL", e))?;
         let config = ConnectionManagerConfig::new().set_response_timeout(Some(timeout));
         Ok(Self::Single(
             client

@@ -60,3 +60,20 @@ pub async fn run_to_end(
     router.abort();
     state
 }
+
+/// As [`run_to_end`], with no params, for a run that must succeed.
+pub async fn run_to_success(
+    worker: Worker,
+    parts: (Arc<dyn JobQueue>, Arc<dyn RunStore>, Arc<dyn Clock>),
+    source: (&str, &str),
+    limit: Duration,
+) -> RunState {
+    let state = run_to_end(worker, parts, source, Default::default(), limit).await;
+    assert_eq!(
+        state.status,
+        weft_core::run::RunStatus::Succeeded,
+        "{:?}",
+        state.failure_summary()
+    );
+    state
+}

@@ -4,4 +4,5 @@
 
 mod cuda;
 mod harness;
+mod redelivered;
 mod start;

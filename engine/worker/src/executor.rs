@@ -14,6 +14,7 @@ use weft_core::ports::{ContainerRuntime, KernelRuntime, LogSink};
 use weft_core::run::{FailureKind, Job, Outcome};
 use weft_core::spec::{Command, ContainerSpec, JobAction, StepAction, WasmStep};
 
+use crate::gate::StartGate;
 use crate::steplog::StepLog;
 use crate::users::StepUsers;
 use crate::{container, cuda, plugins, shell, Options, Plugins};
@@ -33,6 +34,9 @@ pub struct Attempt<'a> {
     /// The text of its `$WEFT_INPUTS`: its inputs, with its run's params
     /// spliced in when the job carries them by reference.
     pub(crate) inputs: crate::params::InputsText,
+    /// Closed while the attempt's claim is asked: nothing of the step may
+    /// start until it opens (see [`crate::gate`]).
+    pub(crate) gate: StartGate,
 }
 
 impl Attempt<'_> {
@@ -64,6 +68,15 @@ impl Attempt<'_> {
     /// The attempt's step log.
     pub(crate) fn log(&self) -> Arc<StepLog> {
         self.log.clone()
+    }
+
+    /// Waits at the start gate, if it is closed; false if the claim was
+    /// not held (nothing may start). After it, the gate is open and the
+    /// abort signal the attempt's own.
+    async fn pass_gate(&mut self) -> bool {
+        let passed = self.gate.pass().await;
+        self.abort = self.gate.abort();
+        passed
     }
 }
 
@@ -172,6 +185,16 @@ impl Executors {
             retryable: false,
             kind: FailureKind::Infrastructure,
         };
+        let mut attempt = attempt;
+        // Only the worker's own shell prepares a step while its claim is
+        // asked; every other executor starts once it is held, and so does
+        // a step whose inputs the note below is about.
+        let prepares_early = matches!(action, StepAction::Run { .. })
+            && !self.custom_shell
+            && attempt.inputs.len() <= crate::outputs::MAX_INPUTS_ENV;
+        if !prepares_early && !attempt.pass_gate().await {
+            return crate::gate::not_started();
+        }
         if matches!(
             action,
             StepAction::Run { .. } | StepAction::Container { .. }

@@ -17,6 +17,7 @@ mod container;
 mod cuda;
 mod error;
 mod executor;
+mod gate;
 mod gpus;
 mod heartbeat;
 mod launch;

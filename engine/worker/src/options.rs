@@ -91,11 +91,17 @@ impl Options {
     /// midway.
     pub fn make_attempt_dir(&self, job: &weft_core::run::Job) -> std::io::Result<PathBuf> {
         let dir = self.attempt_dir(job);
+        Self::make_scratch_dir(&dir).map(|()| dir)
+    }
+
+    /// Makes scratch directory `dir` and those above it, as
+    /// [`Options::make_attempt_dir`] does.
+    pub(crate) fn make_scratch_dir(dir: &std::path::Path) -> std::io::Result<()> {
         let mut tries = 0;
         loop {
-            match std::fs::create_dir_all(&dir) {
+            match std::fs::create_dir_all(dir) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
-                other => return other.map(|()| dir),
+                other => return other,
             }
         }
     }

@@ -1,12 +1,15 @@
-//! One attempt on this worker, once claimed: the GPUs it asks for held,
-//! its secrets opened, its run's shared params fetched, its pre hooks, the
-//! step in its scratch directory, its post hooks.
+//! One attempt on this worker, from while its claim is asked: the GPUs it
+//! asks for held, its secrets opened, its run's shared params fetched, its
+//! pre hooks, the step in its scratch directory, its post hooks. Each of
+//! them that acts (holds, opens, runs) passes the start gate first (see
+//! [`crate::gate`]); a shell step without them is prepared before it.
 
 use std::sync::Arc;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use weft_core::run::{FailureKind, HookRun, Job, Outcome};
 
+use crate::gate::StartGate;
 use crate::gpus::HeldGpus;
 use crate::plugins::{self, PostHooks};
 use crate::secrets::{Resolved, Secrets};
@@ -19,16 +22,19 @@ impl Worker {
     pub(crate) async fn attempt(
         &self,
         job: &Job,
-        abort: watch::Receiver<bool>,
         held: oneshot::Sender<()>,
         hooks: &mut Vec<HookRun>,
         holding: &mut Option<HeldGpus>,
         log: &Arc<StepLog>,
+        mut gate: StartGate,
     ) -> Outcome {
         let need = job.resources.gpus as usize;
         if need == 0 {
             drop(held);
-            return self.run_attempt(job, abort, &[], hooks, log).await;
+            return self.run_attempt(job, &[], hooks, log, gate).await;
+        }
+        if !gate.pass().await {
+            return crate::gate::not_started();
         }
         if need > self.gpus.total() {
             return Outcome::Failed {
@@ -52,7 +58,7 @@ impl Worker {
             .insert("CUDA_VISIBLE_DEVICES".into(), devices.join(","));
         job.env.insert("WEFT_GPUS".into(), indices.join(","));
         *holding = Some(self.gpus.hold(ids));
-        self.run_attempt(&job, abort, &devices, hooks, log).await
+        self.run_attempt(&job, &devices, hooks, log, gate).await
     }
 
     /// Opens the step's secrets, runs it, and masks them in what it
@@ -61,15 +67,18 @@ impl Worker {
     async fn run_attempt(
         &self,
         job: &Job,
-        abort: watch::Receiver<bool>,
         gpus: &[String],
         hooks: &mut Vec<HookRun>,
         log: &Arc<StepLog>,
+        mut gate: StartGate,
     ) -> Outcome {
         if job.secrets.is_empty() {
             return self
-                .run_hooked(job, &Resolved::none(), abort, gpus, hooks, log)
+                .run_hooked(job, &Resolved::none(), gpus, hooks, log, gate)
                 .await;
+        }
+        if !gate.pass().await {
+            return crate::gate::not_started();
         }
         let resolved =
             match Secrets::resolve_for(self.secrets.as_ref(), job, &self.options.name).await {
@@ -80,7 +89,7 @@ impl Worker {
         let mut job = job.clone();
         resolved.fill_configs(&mut job);
         let outcome = self
-            .run_hooked(&job, &resolved, abort, gpus, hooks, log)
+            .run_hooked(&job, &resolved, gpus, hooks, log, gate)
             .await;
         resolved.mask_hooks(hooks);
         resolved.mask_outcome(outcome)
@@ -91,10 +100,10 @@ impl Worker {
         &self,
         job: &Job,
         secrets: &Resolved,
-        abort: watch::Receiver<bool>,
         gpus: &[String],
         hooks: &mut Vec<HookRun>,
         log: &Arc<StepLog>,
+        mut gate: StartGate,
     ) -> Outcome {
         // What this worker lacks is not the step's fault, and trying again here cannot help.
         let cannot = |reason: String| Outcome::Failed {
@@ -118,6 +127,7 @@ impl Worker {
             Err(outcome) => return outcome,
         };
         let (mut job, post) = match plugins {
+            Some(_) if !gate.pass().await => return crate::gate::not_started(),
             Some(p) => {
                 let mut job = job.clone();
                 if let Some(params) = &params {
@@ -151,9 +161,9 @@ impl Worker {
                 &self.executors,
                 &mut job,
                 params,
-                abort,
                 gpus,
                 log,
+                gate,
             )
             .await;
         match post {

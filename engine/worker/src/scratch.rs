@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
 use weft_core::ports::{ArtifactStore, AttemptId};
 use weft_core::run::{FailureKind, Job, Outcome};
 use weft_core::spec::StepAction;
@@ -17,6 +16,7 @@ use weft_core::spec::StepAction;
 use crate::artifact_cache::ArtifactCache;
 use crate::attempt::Attempt;
 use crate::executor::Executors;
+use crate::gate::StartGate;
 use crate::steplog::StepLog;
 use crate::Options;
 
@@ -132,9 +132,9 @@ impl ArtifactsHere {
         executors: &Executors,
         job: &mut Job,
         params: Option<Arc<str>>,
-        abort: watch::Receiver<bool>,
         gpus: &[String],
         log: &Arc<StepLog>,
+        mut gate: StartGate,
     ) -> Outcome {
         let dir = options.attempt_dir(job);
         let (store, cache) = (self.store.as_ref(), self.cache.as_ref());
@@ -144,7 +144,12 @@ impl ArtifactsHere {
         if kernel_keeps_files {
             job.produces.clear();
         }
+        let refused = gate.refused();
         if !job.artifacts.is_empty() {
+            // Fetched once the claim is held.
+            if !gate.pass().await {
+                return crate::gate::not_started();
+            }
             if let Err(e) = options.make_attempt_dir(job) {
                 return Outcome::Failed {
                     reason: format!("preparing {}: {e}", dir.display()),
@@ -163,10 +168,16 @@ impl ArtifactsHere {
             job,
             options,
             log: log.clone(),
-            abort,
+            abort: gate.abort(),
             gpus,
+            gate,
         };
         let mut outcome = executors.run(attempt, &job.action).await;
+        if refused.happened() {
+            // Its claim was not held: the directory is another execution's
+            // to remove, if anyone's.
+            return outcome;
+        }
         if let Outcome::Succeeded { artifacts, .. } = &mut outcome {
             // Declared paths are the step's working directory's.
             let base = match (&job.action, &options.cwd) {

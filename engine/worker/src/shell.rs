@@ -2,17 +2,22 @@
 //! abort that kill the whole group, outputs read from `$WEFT_OUTPUTS`.
 
 use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use weft_core::run::{FailureKind, Outcome};
+use weft_core::run::{FailureKind, Job, Outcome};
 use weft_core::spec::{units::format_duration, Command};
 
 use crate::attempt::{bounded, Attempt, Ended};
+use crate::gate::not_started;
+use crate::params::InputsText;
 use crate::steplog::StepLog;
+use crate::Options;
 use crate::{launch, outputs};
 
 /// Runs `command`; as `user` (a uid and a gid, no other groups) when given,
@@ -29,52 +34,39 @@ pub(crate) async fn run(
         options,
         mut abort,
         inputs,
+        mut gate,
         ..
     } = attempt;
     let dir = options.attempt_dir(job);
-    if let Err(e) = options.make_attempt_dir(job) {
-        return failed(
-            FailureKind::Infrastructure,
-            format!("preparing the work directory {}: {e}", dir.display()),
-            None,
-            true,
-        );
-    }
     let outputs_path = dir.join("outputs.json");
     let inputs_path = dir.join("inputs.json");
-    let _ = std::fs::remove_file(&outputs_path);
-    if let Err(e) = inputs.write_file(&inputs_path) {
-        return failed(
-            FailureKind::Infrastructure,
-            format!("writing inputs file: {e}"),
-            None,
-            true,
-        );
-    }
-
-    if let Some((uid, gid)) = user {
-        if let Err(e) = crate::users::give_dir(&dir, uid, gid) {
-            return failed(
-                FailureKind::Infrastructure,
-                format!("giving {} to the step's user: {e}", dir.display()),
-                None,
-                true,
-            );
-        }
-    }
     let (program, args): (&str, Vec<&OsStr>) = match command {
         Command::Shell(script) => ("sh", vec![OsStr::new("-c"), OsStr::new(script)]),
         Command::Argv(argv) => (&argv[0], argv[1..].iter().map(OsStr::new).collect()),
     };
-    // Found here, so the process starts by path (see `launch`).
-    let Some(path) = launch::resolve(program, &launch::step_path(&job.env)) else {
-        let missing = std::io::Error::from(nix::errno::Errno::ENOENT);
-        return failed(
-            FailureKind::Infrastructure,
-            format!("starting `{program}`: {missing}"),
-            None,
-            false,
-        );
+    let prepared = if gate.is_closed() {
+        // Prepared while the claim is asked (see `gate`), in a directory of
+        // this execution's own, put in place once the claim is held.
+        let early = prepare_aside(&dir, &inputs, user);
+        let found = find(program, job);
+        if !gate.pass().await {
+            if let Ok(aside) = early {
+                let _ = std::fs::remove_dir_all(aside);
+            }
+            return not_started();
+        }
+        abort = gate.abort();
+        match early {
+            Ok(aside) => put_in_place(&aside, &dir, &inputs, user),
+            Err(outcome) => Err(outcome),
+        }
+        .and(found)
+    } else {
+        prepare(&dir, &inputs, user).and_then(|()| find(program, job))
+    };
+    let path = match prepared {
+        Ok(path) => path,
+        Err(outcome) => return outcome,
     };
     // `resources.memory` and `.cpus`, enforced by control groups the step
     // joins before it execs (and so before it can allocate anything).
@@ -232,6 +224,100 @@ pub(crate) async fn run(
     outcome
 }
 
+/// The attempt's scratch directory `dir` made (or kept, from an earlier
+/// execution here), with its `inputs.json`, and given to the step's user.
+fn prepare(dir: &Path, inputs: &InputsText, user: Option<(u32, u32)>) -> Result<(), Outcome> {
+    Options::make_scratch_dir(dir).map_err(|e| unprepared(dir, e))?;
+    let _ = std::fs::remove_file(dir.join("outputs.json"));
+    fill(dir, inputs, user)
+}
+
+/// Writes `inputs.json` into `dir` and gives it to the step's user.
+fn fill(dir: &Path, inputs: &InputsText, user: Option<(u32, u32)>) -> Result<(), Outcome> {
+    inputs.write_file(&dir.join("inputs.json")).map_err(|e| {
+        failed(
+            FailureKind::Infrastructure,
+            format!("writing inputs file: {e}"),
+            None,
+            true,
+        )
+    })?;
+    if let Some((uid, gid)) = user {
+        crate::users::give_dir(dir, uid, gid).map_err(|e| {
+            failed(
+                FailureKind::Infrastructure,
+                format!("giving {} to the step's user: {e}", dir.display()),
+                None,
+                true,
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// As [`prepare`], before the claim is held: in a new directory beside
+/// `dir` that no other execution can know of, so nothing another copy of
+/// this attempt made or uses is touched.
+fn prepare_aside(
+    dir: &Path,
+    inputs: &InputsText,
+    user: Option<(u32, u32)>,
+) -> Result<PathBuf, Outcome> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let aside = dir.with_file_name(format!(
+        ".{name}.{}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    Options::make_scratch_dir(&aside).map_err(|e| unprepared(&aside, e))?;
+    fill(&aside, inputs, user)
+        .inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&aside);
+        })
+        .map(|()| aside)
+}
+
+/// Moves the directory [`prepare_aside`] made to `dir`, the claim now
+/// held. Where `dir` is there already, left by an earlier execution of
+/// this attempt on this worker, it is used as [`prepare`] would.
+fn put_in_place(
+    aside: &Path,
+    dir: &Path,
+    inputs: &InputsText,
+    user: Option<(u32, u32)>,
+) -> Result<(), Outcome> {
+    if std::fs::rename(aside, dir).is_ok() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(aside);
+    prepare(dir, inputs, user)
+}
+
+/// A scratch directory that could not be made (a worker's fault: tried again).
+fn unprepared(dir: &Path, e: std::io::Error) -> Outcome {
+    failed(
+        FailureKind::Infrastructure,
+        format!("preparing the work directory {}: {e}", dir.display()),
+        None,
+        true,
+    )
+}
+
+/// The program's path in the step's `PATH`: the process starts by path
+/// (see `launch`).
+fn find(program: &str, job: &Job) -> Result<PathBuf, Outcome> {
+    launch::resolve(program, &launch::step_path(&job.env)).ok_or_else(|| {
+        let missing = std::io::Error::from(nix::errno::Errno::ENOENT);
+        failed(
+            FailureKind::Infrastructure,
+            format!("starting `{program}`: {missing}"),
+            None,
+            false,
+        )
+    })
+}
+
 /// The variables of this process's environment a step gets: the minimal
 /// set a program expects ([`crate::STEP_ENV`], and `LC_*`) and those the
 /// worker's configuration passes on.
@@ -273,5 +359,181 @@ async fn pump(mut pipe: impl AsyncRead + Unpin, log: Arc<StepLog>) {
             break;
         }
         log.push(&buf[..n]).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::{GateKey, StartGate};
+    use tokio::sync::watch;
+    use tokio::task::JoinHandle;
+    use weft_core::ports::AttemptId;
+
+    /// A job of run `r` whose step runs `script`.
+    fn job(script: &str) -> Job {
+        let mut job = weft_testkit::job("r", "one", "default");
+        job.action = weft_core::spec::StepAction::Run {
+            command: Command::Shell(script.into()),
+        };
+        job
+    }
+
+    /// Runs `job` in `options`'s work directory behind `gate`.
+    async fn run_behind(job: Job, options: Options, gate: StartGate) -> Outcome {
+        let store = Arc::new(weft_testkit::MemoryRunStore::new());
+        let log = StepLog::new(store, AttemptId::of(&job), 1 << 20);
+        let attempt = Attempt {
+            inputs: InputsText::of(&job, None),
+            job: &job,
+            options: &options,
+            log,
+            abort: gate.abort(),
+            gpus: &[],
+            gate,
+        };
+        let command = match &job.action {
+            weft_core::spec::StepAction::Run { command } => command.clone(),
+            _ => unreachable!(),
+        };
+        run(attempt, &command, None).await
+    }
+
+    /// The directories in the run's scratch directory, by name.
+    fn in_run(options: &Options, job: &Job) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(options.run_dir(job))
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    fn options(root: &Path) -> Options {
+        Options {
+            work_dir: root.join("work"),
+            ..Options::default()
+        }
+    }
+
+    /// Polls until the run's directory holds an entry `pred` likes.
+    async fn until_in_run(options: &Options, job: &Job, pred: impl Fn(&str) -> bool) -> String {
+        for _ in 0..500 {
+            if let Some(name) = in_run(options, job).into_iter().find(|n| pred(n)) {
+                return name;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("nothing of that name came: {:?}", in_run(options, job));
+    }
+
+    /// A work directory (kept while it is held), a marker's path in it,
+    /// and a job whose step runs `script` of that path, with its options.
+    fn with_marker(script: impl Fn(&Path) -> String) -> (tempfile::TempDir, PathBuf, Job, Options) {
+        let root = tempfile::tempdir().unwrap();
+        let marker = root.path().join("ran");
+        let job = job(&script(&marker));
+        let options = options(root.path());
+        (root, marker, job, options)
+    }
+
+    /// Starts `job` behind a closed gate, and waits until it has prepared
+    /// its directory aside.
+    async fn start_behind_gate(job: &Job, options: &Options) -> (GateKey, JoinHandle<Outcome>) {
+        let (key, gate) = StartGate::closed();
+        let step = tokio::spawn(run_behind(job.clone(), options.clone(), gate));
+        until_in_run(options, job, |n| n.starts_with(".one@1.")).await;
+        (key, step)
+    }
+
+    #[tokio::test]
+    async fn a_step_prepares_aside_behind_its_gate_and_runs_in_its_own_directory_once_it_opens() {
+        let (_root, ran, job, options) =
+            with_marker(|ran| format!("pwd > {}; cat inputs.json", ran.display()));
+        let (key, step) = start_behind_gate(&job, &options).await;
+        let aside = until_in_run(&options, &job, |n| n.starts_with(".one@1.")).await;
+        let aside = options.run_dir(&job).join(aside);
+        assert!(
+            aside.join("inputs.json").is_file(),
+            "its inputs are written while the claim is asked"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !ran.exists(),
+            "nothing of the step runs before the gate opens"
+        );
+        assert!(!options.attempt_dir(&job).exists());
+
+        let (_abort_tx, abort) = watch::channel(false);
+        key.open(abort);
+        let outcome = step.await.unwrap();
+        assert!(matches!(outcome, Outcome::Succeeded { .. }), "{outcome:?}");
+        let cwd = std::fs::read_to_string(&ran).unwrap();
+        assert_eq!(
+            Path::new(cwd.trim()),
+            options.attempt_dir(&job).canonicalize().unwrap(),
+            "it ran in the attempt's own directory"
+        );
+        assert_eq!(
+            in_run(&options, &job),
+            vec!["one@1".to_string()],
+            "nothing left aside"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_step_whose_gate_is_shut_runs_nothing_and_leaves_nothing() {
+        let (_root, ran, job, options) = with_marker(|ran| format!("touch {}", ran.display()));
+        let (key, step) = start_behind_gate(&job, &options).await;
+
+        drop(key);
+        let outcome = step.await.unwrap();
+        assert!(
+            matches!(&outcome, Outcome::Failed { kind: FailureKind::Cancelled, reason, .. } if reason.contains("not started")),
+            "{outcome:?}"
+        );
+        assert!(!ran.exists(), "the step never ran");
+        assert!(
+            in_run(&options, &job).is_empty(),
+            "{:?}",
+            in_run(&options, &job)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_directory_an_earlier_execution_left_is_used_once_the_gate_opens_without_its_outputs(
+    ) {
+        let root = tempfile::tempdir().unwrap();
+        let job = job("echo hello > kept; test ! -e outputs.json");
+        let options = options(root.path());
+        let dir = options.make_attempt_dir(&job).unwrap();
+        std::fs::write(dir.join("outputs.json"), r#"{"stale": true}"#).unwrap();
+        std::fs::write(dir.join("left"), "by the execution before").unwrap();
+        let (key, step) = start_behind_gate(&job, &options).await;
+        assert!(
+            dir.join("outputs.json").exists(),
+            "what is there is not touched before the gate opens"
+        );
+
+        let (_abort_tx, abort) = watch::channel(false);
+        key.open(abort);
+        let outcome = step.await.unwrap();
+        let Outcome::Succeeded { outputs, .. } = &outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(
+            outputs,
+            &serde_json::json!({}),
+            "the stale outputs are not read"
+        );
+        assert!(dir.join("left").is_file() && dir.join("kept").is_file());
+        assert_eq!(
+            in_run(&options, &job),
+            vec!["one@1".to_string()],
+            "nothing left aside"
+        );
     }
 }

@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 
 use crate::claim::{backoff, label, HeldClaim, Recorded};
 use crate::executor::{ContainerExecutor, Executor, Executors, KernelExecutor, WasmExecutor};
+use crate::gate::StartGate;
 use crate::gpus::{self, Gpus};
 use crate::heartbeat::{beat, Running};
 use crate::plugins::Plugins;
@@ -461,17 +462,62 @@ impl Worker {
         }
         let mut delivery = Some(delivery);
         let claimant = self.claimants.next();
-        let Some((token, earlier)) = self.claim(&key, &claimant, &mut delivery).await else {
-            return;
+        let mut hooks = Vec::new();
+        let mut gpus = None;
+        // The attempt's one log writer: executors, hooks and the notes below.
+        let log = StepLog::new(self.store.clone(), key.clone(), self.options.max_log_bytes);
+        // The attempt begins while its claim is asked: until the claim is
+        // held it only prepares, at its start gate (see `gate`), through
+        // which its abort signal then comes.
+        let (gate_key, gate) = StartGate::closed();
+        let mut attempt = Box::pin(self.attempt(&job, held, &mut hooks, &mut gpus, &log, gate));
+        // What the attempt ended with before its gate opened (it could not
+        // prepare, or the worker cannot run it).
+        let mut ended_unstarted = None;
+        let claimed = {
+            let claim = self.claim(&key, &claimant, &mut delivery);
+            tokio::pin!(claim);
+            loop {
+                tokio::select! {
+                    // The claim first: its request goes out, then the
+                    // attempt prepares while it is answered.
+                    biased;
+                    claimed = &mut claim => break claimed,
+                    outcome = &mut attempt, if ended_unstarted.is_none() => {
+                        ended_unstarted = Some(outcome);
+                    }
+                }
+            }
         };
-        let Some(delivery) = delivery else { return };
+        // Held, and not aborted meanwhile: the step may start.
+        let go = match claimed.zip(delivery) {
+            Some((held, delivery)) => {
+                let abort = self.aborts.watch(&job.run_id, &job.task, job.attempt);
+                if *abort.borrow() {
+                    self.aborts.forget(&job.run_id, &job.task, job.attempt);
+                    Err(Some(delivery))
+                } else {
+                    Ok((held, delivery, abort))
+                }
+            }
+            None => Err(None),
+        };
+        let ((token, earlier), delivery, abort) = match go {
+            Ok(go) => go,
+            Err(aborted) => {
+                // Shut: the attempt undoes what it prepared, then the job
+                // is settled (by `claim`, or here once aborted).
+                drop(gate_key);
+                if ended_unstarted.is_none() {
+                    attempt.await;
+                }
+                if let Some(delivery) = aborted {
+                    let _ = delivery.ack().await;
+                }
+                return;
+            }
+        };
         let claimed_at = self.clock.now();
-        let abort = self.aborts.watch(&job.run_id, &job.task, job.attempt);
-        if *abort.borrow() {
-            self.aborts.forget(&job.run_id, &job.task, job.attempt);
-            let _ = delivery.ack().await;
-            return;
-        }
         let claim = Arc::new(HeldClaim {
             store: self.store.clone(),
             clock: self.clock.clone(),
@@ -517,10 +563,6 @@ impl Worker {
             .expect("running lock")
             .insert(label.clone());
         self.stats.running.fetch_add(1, Ordering::Relaxed);
-        let mut hooks = Vec::new();
-        let mut gpus = None;
-        // The attempt's one log writer: executors, hooks and the notes below.
-        let log = StepLog::new(self.store.clone(), key.clone(), self.options.max_log_bytes);
         if token > 1 {
             // An earlier execution of this attempt may have written some.
             let note = format!(
@@ -529,9 +571,14 @@ impl Worker {
             );
             log.push(note.as_bytes()).await;
         }
-        let outcome = self
-            .attempt(&job, abort, held, &mut hooks, &mut gpus, &log)
-            .await;
+        gate_key.open(abort);
+        let outcome = match ended_unstarted {
+            Some(outcome) => {
+                drop(attempt);
+                outcome
+            }
+            None => attempt.await,
+        };
         let _ = ended.send(());
         let announced = announcing.await.unwrap_or(false);
         let (outcome, hooks) = crate::steplog::bound_texts(outcome, hooks, &log).await;

@@ -6,15 +6,15 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 use weft_core::ports::{
-    ArtifactStore, AttemptId, Claim, ClaimedExecution, Clock, ContainerRuntime, Delivery, JobQueue,
-    KernelRuntime, Report, ReportKind, RunStore, WorkerRegistry,
+    ArtifactStore, AttemptId, Clock, ContainerRuntime, Delivery, JobQueue, KernelRuntime, Report,
+    ReportKind, RunStore, WorkerRegistry,
 };
 use weft_core::run::Outcome;
 use weft_core::spec::{gpu_pool, Command};
 
 use std::sync::atomic::Ordering;
 
-use crate::claim::{backoff, label, HeldClaim, Recorded};
+use crate::claim::{label, HeldClaim, Recorded};
 use crate::executor::{ContainerExecutor, Executor, Executors, KernelExecutor, WasmExecutor};
 use crate::gate::StartGate;
 use crate::gpus::{self, Gpus};
@@ -31,12 +31,12 @@ const START_REPORT_AFTER: Duration = Duration::from_millis(50);
 
 /// A worker bound to a queue and a store.
 pub struct Worker {
-    queue: Arc<dyn JobQueue>,
-    store: Arc<dyn RunStore>,
-    clock: Arc<dyn Clock>,
+    pub(crate) queue: Arc<dyn JobQueue>,
+    pub(crate) store: Arc<dyn RunStore>,
+    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) options: Arc<Options>,
     aborts: Aborts,
-    stats: Arc<Stats>,
+    pub(crate) stats: Arc<Stats>,
     registry: Option<(Arc<dyn WorkerRegistry>, Option<String>)>,
     running: Running,
     pub(crate) plugins: Option<Plugins>,
@@ -320,126 +320,6 @@ impl Worker {
             let _ = registry.leave(&this.options.name).await;
         }
         Ok(())
-    }
-
-    /// How long a claim on a running attempt lasts without renewal.
-    fn claim_ttl(&self) -> Duration {
-        Duration::from_millis(self.options.heartbeat_ms.saturating_mul(3).max(300))
-    }
-
-    /// Claims the attempt as a new execution: its token and the executions
-    /// before it, to run it; `None` if it finished or was aborted (the
-    /// delivery is then settled: see [`Worker::settle`]) or more executions
-    /// began than the queue's delivery limit (it is dead-lettered). While another execution holds
-    /// it (the broker delivered a job again that is still running, e.g.
-    /// past its consumer timeout), waits holding the delivery; while the
-    /// store fails, tries again.
-    async fn claim(
-        &self,
-        key: &AttemptId,
-        claimant: &str,
-        delivery: &mut Option<Box<dyn Delivery>>,
-    ) -> Option<(u64, Vec<ClaimedExecution>)> {
-        let ttl = self.claim_ttl();
-        let mut deferred = false;
-        let mut tries = 0;
-        loop {
-            let claimed = self
-                .store
-                .claim(
-                    key,
-                    claimant,
-                    self.clock.now(),
-                    ttl.as_millis() as u64,
-                    self.queue.delivery_limit(),
-                )
-                .await;
-            match claimed {
-                Ok(Claim::Held { token, earlier }) => return Some((token, earlier)),
-                Ok(Claim::Exhausted { began }) => {
-                    // Every execution before crashed or lost its worker: a
-                    // poison job. Dead-lettered unrun; its server fails the
-                    // attempt by the same count (`dead_letters::verdict`).
-                    tracing::warn!(
-                        attempt = %label(key),
-                        began,
-                        "this job's executions all ended without finishing, past its delivery limit: dead-lettered, not run again"
-                    );
-                    let _ = delivery.take()?.reject(false).await;
-                    return None;
-                }
-                Ok(Claim::Done(report)) => {
-                    self.settle(key, delivery.take()?, report).await;
-                    return None;
-                }
-                Ok(Claim::Aborted) => {
-                    self.settle(key, delivery.take()?, None).await;
-                    return None;
-                }
-                Ok(Claim::HeldBy(_)) => {
-                    if !std::mem::replace(&mut deferred, true) {
-                        self.stats.deferred.fetch_add(1, Ordering::Relaxed);
-                    }
-                    tokio::time::sleep(ttl / 3).await;
-                }
-                Err(e) => {
-                    tries += 1;
-                    tracing::warn!(attempt = %label(key), "claiming: {e}; trying again");
-                    tokio::time::sleep(backoff(tries)).await;
-                }
-            }
-        }
-    }
-
-    /// Settles a copy of a job whose attempt finished (`done`: the report
-    /// its execution recorded) or was aborted. Every execution its claim
-    /// remembers is told to the server, with the report or as starts: one
-    /// may have died before it could report (that is often why this copy
-    /// came back), and after this copy is acked nothing would tell of it.
-    /// The job is acked once they are sent, else given back to try again.
-    async fn settle(
-        &self,
-        key: &AttemptId,
-        delivery: Box<dyn Delivery>,
-        done: Option<Box<Report>>,
-    ) {
-        // On a settled claim an abort changes nothing: it reads what the
-        // claim remembers.
-        let Ok(executions) = self.store.abort_claim(key).await else {
-            let _ = delivery.reject(true).await;
-            return;
-        };
-        let reports = match done {
-            Some(mut report) => {
-                report.earlier = executions
-                    .into_iter()
-                    .filter(|e| e.token != report.execution)
-                    .collect();
-                vec![*report]
-            }
-            None => executions
-                .into_iter()
-                .map(|e| Report {
-                    run_id: key.run_id.clone(),
-                    task: key.task.clone(),
-                    attempt: key.attempt,
-                    worker: e.worker,
-                    at: self.clock.now(),
-                    execution: e.token,
-                    earlier: Vec::new(),
-                    kind: ReportKind::Started,
-                })
-                .collect(),
-        };
-        let to = delivery.job().reply_to.clone();
-        for report in &reports {
-            if self.queue.report(to.as_deref(), report).await.is_err() {
-                // Not sent: the job comes back, and with it this chance.
-                let _ = delivery.reject(true).await;
-                return;
-            }
-        }
-        let _ = delivery.ack().await;
     }
 
     /// Runs one copy of a job in `slot`, which it frees as soon as its

@@ -142,11 +142,13 @@ pub(crate) async fn run(
     let Attempt {
         job,
         options,
-        mut abort,
+        gate,
         gpus,
         inputs,
         ..
     } = attempt;
+    // Passed already (`Executors::run`): the attempt's own.
+    let mut abort = gate.abort();
     let dir = options.attempt_dir(job);
     let prepared = (|| {
         options.make_attempt_dir(job)?;

@@ -195,10 +195,12 @@ pub(crate) async fn run(
     let Attempt {
         job,
         options,
-        mut abort,
+        gate,
         gpus,
         ..
     } = attempt;
+    // Passed already (`Executors::run`): the attempt's own.
+    let mut abort = gate.abort();
     let Some(device) = gpus.first() else {
         return failed(
             FailureKind::Policy,

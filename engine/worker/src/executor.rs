@@ -26,8 +26,6 @@ pub struct Attempt<'a> {
     pub(crate) options: &'a Options,
     /// The attempt's step log (capped, filtered by its post hooks).
     pub(crate) log: Arc<StepLog>,
-    /// Turns `true` when the attempt must stop (cancel, lost claim).
-    pub(crate) abort: watch::Receiver<bool>,
     /// The GPUs this worker gave the attempt (none for most steps), as
     /// `CUDA_VISIBLE_DEVICES` names them.
     pub(crate) gpus: &'a [String],
@@ -35,7 +33,8 @@ pub struct Attempt<'a> {
     /// spliced in when the job carries them by reference.
     pub(crate) inputs: crate::params::InputsText,
     /// Closed while the attempt's claim is asked: nothing of the step may
-    /// start until it opens (see [`crate::gate`]).
+    /// start until it opens (see [`crate::gate`]). It holds what stops the
+    /// attempt (cancel, lost claim).
     pub(crate) gate: StartGate,
 }
 
@@ -47,7 +46,7 @@ impl Attempt<'_> {
 
     /// Turns `true` when the attempt must stop.
     pub fn abort_signal(&self) -> watch::Receiver<bool> {
-        self.abort.clone()
+        self.gate.abort()
     }
 
     /// Where the attempt's output goes.
@@ -68,15 +67,6 @@ impl Attempt<'_> {
     /// The attempt's step log.
     pub(crate) fn log(&self) -> Arc<StepLog> {
         self.log.clone()
-    }
-
-    /// Waits at the start gate, if it is closed; false if the claim was
-    /// not held (nothing may start). After it, the gate is open and the
-    /// abort signal the attempt's own.
-    async fn pass_gate(&mut self) -> bool {
-        let passed = self.gate.pass().await;
-        self.abort = self.gate.abort();
-        passed
     }
 }
 
@@ -192,7 +182,7 @@ impl Executors {
         let prepares_early = matches!(action, StepAction::Run { .. })
             && !self.custom_shell
             && attempt.inputs.len() <= crate::outputs::MAX_INPUTS_ENV;
-        if !prepares_early && !attempt.pass_gate().await {
+        if !prepares_early && !attempt.gate.pass().await {
             return crate::gate::not_started();
         }
         if matches!(

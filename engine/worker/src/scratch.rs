@@ -168,7 +168,6 @@ impl ArtifactsHere {
             job,
             options,
             log: log.clone(),
-            abort: gate.abort(),
             gpus,
             gate,
         };

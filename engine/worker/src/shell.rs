@@ -32,7 +32,6 @@ pub(crate) async fn run(
     let Attempt {
         job,
         options,
-        mut abort,
         inputs,
         mut gate,
         ..
@@ -55,7 +54,6 @@ pub(crate) async fn run(
             }
             return not_started();
         }
-        abort = gate.abort();
         match early {
             Ok(aside) => put_in_place(&aside, &dir, &inputs, user),
             Err(outcome) => Err(outcome),
@@ -68,6 +66,8 @@ pub(crate) async fn run(
         Ok(path) => path,
         Err(outcome) => return outcome,
     };
+    // The gate is open: this is the attempt's own.
+    let mut abort = gate.abort();
     // `resources.memory` and `.cpus`, enforced by control groups the step
     // joins before it execs (and so before it can allocate anything).
     let (memory, cpus) = (job.resources.memory, job.resources.cpus);
@@ -388,7 +388,6 @@ mod tests {
             job: &job,
             options: &options,
             log,
-            abort: gate.abort(),
             gpus: &[],
             gate,
         };

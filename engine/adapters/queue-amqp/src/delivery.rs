@@ -4,13 +4,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
-use lapin::Acker;
 use weft_core::ports::{Delivery, Report, ReportDelivery};
 use weft_core::run::Job;
 use weft_core::Error;
 
-use crate::link::{amqp_err, answered};
+use crate::client::Acker;
+use crate::link::answered;
 
 /// What becomes of a message its holder settles.
 #[derive(Clone, Copy)]
@@ -31,24 +30,12 @@ pub(crate) enum Settle {
 pub(crate) async fn settle(acker: &Acker, how: Settle) -> Result<(), Error> {
     answered("to an ack or a nack", async {
         match how {
-            Settle::Ack => acker
-                .ack(BasicAckOptions::default())
-                .await
-                .map_err(amqp_err("acking")),
-            Settle::Return | Settle::Reject => {
-                let requeue = matches!(how, Settle::Return);
-                acker
-                    .nack(BasicNackOptions {
-                        requeue,
-                        multiple: false,
-                    })
-                    .await
-                    .map_err(amqp_err(if requeue { "returning" } else { "rejecting" }))
-            }
+            Settle::Ack => acker.ack().await,
+            Settle::Return => acker.nack(true).await,
+            Settle::Reject => acker.nack(false).await,
         }
     })
     .await
-    .map(drop)
 }
 
 /// Drops a message that does not decode: dead-lettered, never handed out

@@ -34,16 +34,13 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use futures_util::{FutureExt, StreamExt};
-use lapin::message::Delivery as AmqpDelivery;
-use lapin::options::{BasicCancelOptions, BasicGetOptions};
-use lapin::{Channel, Consumer};
 use weft_core::ports::PriorityBand;
 use weft_core::run::Job;
 use weft_core::Error;
 
+use crate::client::{Channel, Consumer, Delivery as AmqpDelivery};
 use crate::delivery::{drop_undecodable, settle, Held, Settle};
-use crate::link::{amqp_err, answered, consume, consuming_channel, Link, Session};
+use crate::link::{answered, consume, consuming_channel, Link, Session};
 
 const BANDS: usize = PriorityBand::ALL.len();
 
@@ -88,7 +85,7 @@ async fn decode(delivery: &AmqpDelivery, queue: &str) -> Option<Job> {
 }
 
 /// The next delivery of a consumer; never, for a paused band.
-async fn next_of(consumer: Option<&mut Consumer>) -> Option<lapin::Result<AmqpDelivery>> {
+async fn next_of(consumer: Option<&mut Consumer>) -> Option<AmqpDelivery> {
     match consumer {
         Some(consumer) => consumer.next().await,
         None => std::future::pending().await,
@@ -122,9 +119,7 @@ impl Feed {
     }
 
     pub fn is_live(&self, link: &Link) -> bool {
-        !self.broken
-            && self.channel.status().connected()
-            && link.latest_generation() == self.generation
+        !self.broken && self.channel.is_open() && link.latest_generation() == self.generation
     }
 
     pub fn has_buffered(&self) -> bool {
@@ -135,16 +130,16 @@ impl Feed {
         link.options.band_queue(&self.pool, PriorityBand::ALL[band])
     }
 
-    fn arrived(&mut self, band: usize, next: Option<lapin::Result<AmqpDelivery>>) {
+    fn arrived(&mut self, band: usize, next: Option<AmqpDelivery>) {
         match next {
-            Some(Ok(delivery)) => {
+            Some(delivery) => {
                 self.buffered[band].push_back(delivery);
                 let unsettled = self.unsettled[band].fetch_add(1, Ordering::SeqCst) + 1;
                 if unsettled >= self.prefetch {
                     self.maybe_more[band] = true;
                 }
             }
-            Some(Err(_)) | None => self.broken = true,
+            None => self.broken = true,
         }
     }
 
@@ -155,7 +150,7 @@ impl Feed {
                 let Some(consumer) = self.consumers[band].as_mut() else {
                     break;
                 };
-                match consumer.next().now_or_never() {
+                match consumer.try_next() {
                     Some(next) => self.arrived(band, next),
                     None => break,
                 }
@@ -199,17 +194,10 @@ impl Feed {
     /// Asks `band`'s queue for its next job.
     async fn ask(&mut self, link: &Link, band: usize) -> Option<Held<Job>> {
         let queue = self.queue(link, band);
-        let get = self
-            .channel
-            .basic_get(queue.as_str().into(), BasicGetOptions::default());
-        match answered("to basic.get", async {
-            get.await.map_err(amqp_err("basic.get"))
-        })
-        .await
-        {
-            Ok(Some(message)) => {
-                let job = decode(&message.delivery, &queue).await;
-                job.map(|job| Held::new(job, message.delivery.acker))
+        match answered("to basic.get", self.channel.get(&queue)).await {
+            Ok(Some(delivery)) => {
+                let job = decode(&delivery, &queue).await;
+                job.map(|job| Held::new(job, delivery.acker))
             }
             Ok(None) => {
                 self.maybe_more[band] = false;
@@ -292,13 +280,10 @@ impl Feed {
             else {
                 continue;
             };
-            self.channel
-                .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-                .await
-                .map_err(amqp_err("pausing a consumer"))?;
+            self.channel.cancel(consumer.tag()).await?;
             // What it was sent before the cancel was confirmed.
             let mut consumer = self.consumers[band].take().expect("checked above");
-            while let Some(Some(Ok(delivery))) = consumer.next().now_or_never() {
+            while let Some(Some(delivery)) = consumer.try_next() {
                 self.buffered[band].push_back(delivery);
                 self.unsettled[band].fetch_add(1, Ordering::SeqCst);
             }
@@ -317,18 +302,31 @@ impl Feed {
 impl Drop for Feed {
     fn drop(&mut self) {
         // Held but never taken: back to their queues now, rather than when
-        // the broker notices the old channel is gone.
-        let ackers: Vec<_> = self
+        // the channel closes (the jobs taken from it, still running, keep
+        // it open). Its consumers are cancelled first: after that, all
+        // they were sent is in their streams, to go back too.
+        let mut ackers: Vec<_> = self
             .buffered
             .iter_mut()
             .flat_map(|b| b.drain(..))
             .map(|d| d.acker)
             .collect();
-        if ackers.is_empty() {
+        let consumers: Vec<Consumer> = self.consumers.iter_mut().filter_map(Option::take).collect();
+        if ackers.is_empty() && consumers.is_empty() {
             return;
         }
+        let channel = self.channel.clone();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
+                for mut consumer in consumers {
+                    if channel.is_open() {
+                        let tag = consumer.tag().to_string();
+                        let _ = answered("to basic.cancel", channel.cancel(&tag)).await;
+                    }
+                    while let Some(Some(delivery)) = consumer.try_next() {
+                        ackers.push(delivery.acker);
+                    }
+                }
                 for acker in ackers {
                     let _ = settle(&acker, Settle::Return).await;
                 }

@@ -1,4 +1,5 @@
-//! The RabbitMQ [`JobQueue`](weft_core::ports::JobQueue), built on lapin.
+//! The RabbitMQ [`JobQueue`](weft_core::ports::JobQueue), built on amqprs
+//! (see [`client`]).
 //!
 //! Topology (every name starts with `Options::prefix`, `weft` by default):
 //! - exchange `P.jobs` (direct) routes a job to its pool's queue of its
@@ -28,6 +29,7 @@
 //! on the new connection and unacked messages come back from the broker.
 //! Depends on `weft-core` only.
 
+mod client;
 mod delivery;
 mod feed;
 mod link;

@@ -1,6 +1,6 @@
 //! One connection to RabbitMQ that comes back after it breaks.
 //!
-//! lapin does not reconnect on its own: `Link::session` hands out the live
+//! The client does not reconnect on its own: `Link::session` hands out the live
 //! session, or opens a new one with capped exponential backoff, declaring
 //! the topology again. Each session has a generation so holders of an old
 //! channel know to start over.
@@ -9,16 +9,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lapin::options::{
-    BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use amqprs::{FieldTable, FieldValue};
 use tokio::sync::Mutex;
 use weft_core::ports::PriorityBand;
 use weft_core::Error;
 
+use crate::client::{Channel, Connection, Consumer};
 use crate::options::band_key;
 use crate::Options;
 
@@ -34,7 +30,7 @@ pub(crate) struct Session {
 
 impl Session {
     pub fn is_open(&self) -> bool {
-        self.connection.status().connected() && self.publisher().status().connected()
+        self.connection.is_open() && self.publisher().is_open()
     }
 
     /// The channel publishes go on.
@@ -61,21 +57,15 @@ impl Session {
                 fresh
             }
         };
-        let _ = spare.close(200, "".into()).await;
+        spare.close().await;
         Ok(())
     }
 }
 
 /// A new channel of `connection`, in confirm mode, to publish on.
 async fn publishing_channel(connection: &Connection) -> Result<Channel, Error> {
-    let channel = connection
-        .create_channel()
-        .await
-        .map_err(amqp_err("opening a channel"))?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .map_err(amqp_err("enabling confirms"))?;
+    let channel = connection.channel().await?;
+    channel.confirm_select().await?;
     Ok(channel)
 }
 
@@ -103,10 +93,6 @@ pub(crate) async fn answered<T>(
     tokio::time::timeout(RPC_TIMEOUT, fut)
         .await
         .unwrap_or_else(|_| Err(Error::Closed(format!("rabbitmq: no answer {what}"))))
-}
-
-pub(crate) fn amqp_err(context: &str) -> impl Fn(lapin::Error) -> Error + '_ {
-    move |e| Error::backend(format!("rabbitmq: {context}"), e)
 }
 
 impl Link {
@@ -206,7 +192,7 @@ impl Link {
         let mut last = None;
         for i in (0..nodes.len()).map(|k| (first + k) % nodes.len()) {
             let url = o.connect_url(nodes[i]);
-            let connect = Connection::connect(&url, ConnectionProperties::default());
+            let connect = Connection::open(&url, o.heartbeat_secs);
             // A node that takes no connection must not hold up the others.
             let per_node = RPC_TIMEOUT * 2 / nodes.len().max(1) as u32;
             match tokio::time::timeout(per_node, connect).await {
@@ -220,7 +206,9 @@ impl Link {
                     self.node.store(i, Ordering::SeqCst);
                     return Ok(connection);
                 }
-                Ok(Err(e)) => last = Some(amqp_err("connecting")(e)),
+                // A URL that cannot be read never will be.
+                Ok(Err(e @ Error::Invalid(_))) => return Err(e),
+                Ok(Err(e)) => last = Some(e),
                 Err(_) => last = Some(Error::Closed("rabbitmq: no answer while connecting".into())),
             }
         }
@@ -231,43 +219,31 @@ impl Link {
         let o = &self.options;
         let connection = self.connect_any().await?;
         let publisher = publishing_channel(&connection).await?;
-        let ephemeral = o.expire_after_ms.is_some();
-        let xopts = ExchangeDeclareOptions {
-            durable: !ephemeral,
-            auto_delete: ephemeral,
-            ..Default::default()
-        };
+        let x = Durability::of(o);
         publisher
             .exchange_declare(
-                o.jobs_exchange().into(),
-                ExchangeKind::Direct,
-                xopts,
-                FieldTable::default(),
+                &o.jobs_exchange(),
+                "direct",
+                x.durable,
+                x.auto_delete,
+                FieldTable::new(),
             )
-            .await
-            .map_err(amqp_err("declaring the jobs exchange"))?;
+            .await?;
         publisher
             .exchange_declare(
-                o.dead_exchange().into(),
-                ExchangeKind::Fanout,
-                xopts,
-                FieldTable::default(),
+                &o.dead_exchange(),
+                "fanout",
+                x.durable,
+                x.auto_delete,
+                FieldTable::new(),
             )
-            .await
-            .map_err(amqp_err("declaring the dead-letter exchange"))?;
+            .await?;
         declare_queue(&publisher, o, &o.dead_queue(), QueueKind::Dead).await?;
         publisher
-            .queue_bind(
-                o.dead_queue().into(),
-                o.dead_exchange().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(amqp_err("binding the dead-letter queue"))?;
+            .queue_bind(&o.dead_queue(), &o.dead_exchange(), "")
+            .await?;
         declare_queue(&publisher, o, &o.reports_queue(), QueueKind::Reports).await?;
-        declare_mailbox_exchanges(&publisher, o, xopts).await?;
+        declare_mailbox_exchanges(&publisher, o, x).await?;
         let mailbox = self.mailbox.lock().expect("mailbox lock").clone();
         if let Some(name) = mailbox {
             declare_mailbox(&publisher, o, &name).await?;
@@ -305,15 +281,8 @@ impl Link {
         let publisher = session.publisher();
         declare_queue(&publisher, o, &queue, QueueKind::Jobs).await?;
         publisher
-            .queue_bind(
-                queue.as_str().into(),
-                o.jobs_exchange().into(),
-                key.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(amqp_err("binding a pool queue"))?;
+            .queue_bind(&queue, &o.jobs_exchange(), &key)
+            .await?;
         session
             .declared_pools
             .lock()
@@ -329,39 +298,51 @@ impl Link {
 /// unanswered forever, and a consumer (the server's of reports, say) that
 /// waited on it would never hear a message again.
 pub(crate) async fn consuming_channel(session: &Session, prefetch: u16) -> Result<Channel, Error> {
-    let channel = answered("to channel.open", async {
-        session
-            .connection
-            .create_channel()
-            .await
-            .map_err(amqp_err("opening a channel"))
-    })
-    .await?;
-    answered("to basic.qos", async {
-        channel
-            .basic_qos(prefetch.max(1), BasicQosOptions::default())
-            .await
-            .map_err(amqp_err("setting prefetch"))
-    })
-    .await?;
+    let channel = answered("to channel.open", session.connection.channel()).await?;
+    answered("to basic.qos", channel.qos(prefetch.max(1))).await?;
     Ok(channel)
 }
 
 /// A consumer of `queue` on `channel`, with manual acks (within
 /// [`answered`]'s limit, as above).
 pub(crate) async fn consume(channel: &Channel, queue: String) -> Result<Consumer, Error> {
-    answered("to basic.consume", async {
-        channel
-            .basic_consume(
-                queue.into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(amqp_err("consuming"))
-    })
-    .await
+    answered("to basic.consume", channel.consume(&queue)).await
+}
+
+/// Whether exchanges outlive their last binding (`Options::expire_after_ms`
+/// makes everything go once unused, for tests on a shared broker).
+#[derive(Clone, Copy)]
+struct Durability {
+    durable: bool,
+    auto_delete: bool,
+}
+
+impl Durability {
+    fn of(o: &Options) -> Self {
+        let ephemeral = o.expire_after_ms.is_some();
+        Self {
+            durable: !ephemeral,
+            auto_delete: ephemeral,
+        }
+    }
+}
+
+/// A queue's or exchange's arguments: `(name, value)`.
+fn arguments(pairs: Vec<(&'static str, FieldValue)>) -> FieldTable {
+    let mut table = FieldTable::new();
+    for (name, value) in pairs {
+        table.insert(name.try_into().expect("an argument's name is short"), value);
+    }
+    table
+}
+
+fn text(value: String) -> FieldValue {
+    // Names here are at most a few hundred bytes, far below a long string's 4 GiB.
+    FieldValue::S(value.try_into().expect("a name fits a long string"))
+}
+
+fn number(value: u64) -> FieldValue {
+    FieldValue::I(value.clamp(1, i32::MAX as u64) as i32)
 }
 
 /// `P.mailbox`, which routes reports to servers' mailboxes, and its alternate
@@ -370,41 +351,31 @@ pub(crate) async fn consume(channel: &Channel, queue: String) -> Result<Consumer
 async fn declare_mailbox_exchanges(
     channel: &Channel,
     o: &Options,
-    xopts: ExchangeDeclareOptions,
+    x: Durability,
 ) -> Result<(), Error> {
+    let unrouted = o.unrouted_exchange();
     channel
         .exchange_declare(
-            o.unrouted_exchange().into(),
-            ExchangeKind::Fanout,
-            xopts,
-            FieldTable::default(),
+            &unrouted,
+            "fanout",
+            x.durable,
+            x.auto_delete,
+            FieldTable::new(),
         )
-        .await
-        .map_err(amqp_err("declaring the unrouted-reports exchange"))?;
+        .await?;
     channel
-        .queue_bind(
-            o.reports_queue().into(),
-            o.unrouted_exchange().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp_err("binding the reports queue"))?;
-    let mut args = FieldTable::default();
-    args.insert(
-        "alternate-exchange".into(),
-        AMQPValue::LongString(o.unrouted_exchange().into()),
-    );
+        .queue_bind(&o.reports_queue(), &unrouted, "")
+        .await?;
+    let args = arguments(vec![("alternate-exchange", text(unrouted))]);
     channel
         .exchange_declare(
-            o.mailbox_exchange().into(),
-            ExchangeKind::Direct,
-            xopts,
+            &o.mailbox_exchange(),
+            "direct",
+            x.durable,
+            x.auto_delete,
             args,
         )
         .await
-        .map_err(amqp_err("declaring the mailbox exchange"))
 }
 
 /// Server `name`'s mailbox, bound to `P.mailbox` by its name: of the type of
@@ -418,15 +389,8 @@ pub(crate) async fn declare_mailbox(
     let queue = o.mailbox_queue(name);
     declare_queue(channel, o, &queue, QueueKind::Mailbox).await?;
     channel
-        .queue_bind(
-            queue.as_str().into(),
-            o.mailbox_exchange().into(),
-            name.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
+        .queue_bind(&queue, &o.mailbox_exchange(), name)
         .await
-        .map_err(amqp_err("binding a mailbox"))
 }
 
 /// What a queue holds, which decides its type.
@@ -469,50 +433,27 @@ async fn declare_queue(
     name: &str,
     kind: QueueKind,
 ) -> Result<(), Error> {
-    let mut args = FieldTable::default();
+    let mut args = Vec::new();
     let (quorum, option) = kind.replicated(o);
     if quorum {
-        args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
+        args.push(("x-queue-type", text("quorum".into())));
     }
     if kind == QueueKind::Jobs {
         if quorum {
-            args.insert(
-                "x-delivery-limit".into(),
-                AMQPValue::LongInt(o.delivery_limit as i32),
-            );
+            let limit = o.delivery_limit.min(i32::MAX as u32) as i32;
+            args.push(("x-delivery-limit", FieldValue::I(limit)));
         }
-        args.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(o.dead_exchange().into()),
-        );
+        args.push(("x-dead-letter-exchange", text(o.dead_exchange())));
     }
     if kind == QueueKind::Mailbox {
-        args.insert(
-            "x-message-ttl".into(),
-            AMQPValue::LongInt(o.mailbox_ttl_ms.clamp(1, i32::MAX as u64) as i32),
-        );
-        args.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString("".into()),
-        );
-        args.insert(
-            "x-dead-letter-routing-key".into(),
-            AMQPValue::LongString(o.reports_queue().into()),
-        );
+        args.push(("x-message-ttl", number(o.mailbox_ttl_ms)));
+        args.push(("x-dead-letter-exchange", text(String::new())));
+        args.push(("x-dead-letter-routing-key", text(o.reports_queue())));
         if quorum {
             // The default, at-most-once, drops a report the target does
             // not confirm; at-least-once needs publishes refused when full.
-            args.insert(
-                "x-dead-letter-strategy".into(),
-                AMQPValue::LongString("at-least-once".into()),
-            );
-            args.insert(
-                "x-overflow".into(),
-                AMQPValue::LongString("reject-publish".into()),
-            );
+            args.push(("x-dead-letter-strategy", text("at-least-once".into())));
+            args.push(("x-overflow", text("reject-publish".into())));
         }
     }
     let expires = match kind {
@@ -524,22 +465,12 @@ async fn declare_queue(
         _ => o.expire_after_ms,
     };
     if let Some(ms) = expires {
-        args.insert(
-            "x-expires".into(),
-            AMQPValue::LongInt(ms.clamp(1, i32::MAX as u64) as i32),
-        );
+        args.push(("x-expires", number(ms)));
     }
     channel
-        .queue_declare(
-            name.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            args,
-        )
+        .queue_declare(name, false, arguments(args))
         .await
-        .map(|_| ())
+        .map(drop)
         .map_err(|e| {
             let text = e.to_string();
             if text.contains("x-queue-type") {
@@ -566,6 +497,6 @@ async fn declare_queue(
                      (rabbitmqctl delete_queue {name})"
                 ));
             }
-            Error::backend(format!("rabbitmq: declaring queue {name}"), e)
+            e
         })
 }

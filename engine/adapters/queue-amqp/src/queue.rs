@@ -4,19 +4,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
-use lapin::options::BasicPublishOptions;
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Confirmation, Consumer, PublisherConfirm};
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 use weft_core::ports::{Delivery, JobQueue, PriorityBand, Report, ReportDelivery};
 use weft_core::run::Job;
 use weft_core::Error;
 
+use crate::client::{Channel, Confirm, Confirmation, Consumer};
 use crate::delivery::{drop_undecodable, settle, Held, Settle};
 use crate::feed::Feed;
-use crate::link::{amqp_err, answered, consume, consuming_channel, Link, Session};
+use crate::link::{answered, consume, consuming_channel, Link, Session};
 use crate::options::band_key;
 use crate::Options;
 
@@ -61,12 +58,6 @@ impl AmqpJobQueue {
         &self.link.options
     }
 
-    fn persistent() -> BasicProperties {
-        BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type("application/json".into())
-    }
-
     /// Publishes without waiting for the confirm.
     async fn start_publish(
         &self,
@@ -74,22 +65,11 @@ impl AmqpJobQueue {
         exchange: &str,
         key: &str,
         body: &[u8],
-    ) -> Result<PublisherConfirm, Error> {
-        answered("to basic.publish", async {
-            publisher
-                .basic_publish(
-                    exchange.into(),
-                    key.into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    body,
-                    Self::persistent(),
-                )
-                .await
-                .map_err(amqp_err("publishing"))
-        })
+    ) -> Result<Confirm, Error> {
+        answered(
+            "to basic.publish",
+            publisher.publish(exchange, key, body.to_vec()),
+        )
         .await
     }
 
@@ -148,19 +128,14 @@ impl AmqpJobQueue {
         }
         let mut answer = Answer::Confirmed;
         for confirm in confirms {
-            let confirmed = answered("to a publish", async {
-                confirm.await.map_err(amqp_err("awaiting a confirm"))
-            })
-            .await?;
-            match confirmed {
-                Confirmation::Ack(None) | Confirmation::NotRequested => {}
-                Confirmation::Ack(Some(returned)) => {
+            match answered("to a publish", confirm.answer()).await? {
+                Confirmation::Ack => {}
+                Confirmation::Returned(reason) => {
                     return Err(Error::Invalid(format!(
-                        "rabbitmq returned a message as unroutable: {}",
-                        returned.reply_text
+                        "rabbitmq returned a message as unroutable: {reason}"
                     )))
                 }
-                Confirmation::Nack(_) => answer = Answer::Refused,
+                Confirmation::Nack => answer = Answer::Refused,
             }
         }
         Ok(answer)
@@ -204,10 +179,8 @@ impl AmqpJobQueue {
                     // what it holds unacked goes back to its queues. One of
                     // a lost session went with it.
                     let _ = answered("to channel.close", async {
-                        old.channel
-                            .close(200, "".into())
-                            .await
-                            .map_err(amqp_err("closing a channel"))
+                        old.channel.close().await;
+                        Ok(())
                     })
                     .await;
                 }
@@ -221,18 +194,18 @@ impl AmqpJobQueue {
             }
             let sub = guard.as_mut().expect("subscribed above");
             let next = loop {
-                let nexts = sub.consumers.iter_mut().map(|c| c.next());
+                let nexts = sub.consumers.iter_mut().map(|c| Box::pin(c.next()));
                 tokio::select! {
                     // Any consumer that ends (its queue deleted, its
                     // channel closed) starts them all over.
                     (next, at, _) = futures_util::future::select_all(nexts) => {
-                        break next.map(|n| n.map(|d| (d, at)));
+                        break next.map(|d| (d, at));
                     }
                     // A consumer on a connection that died may wait forever
                     // instead of ending: start over once its channel is down
                     // or a newer session has replaced its own.
                     _ = tokio::time::sleep(STALE_CHECK) => {
-                        if !sub.channel.status().connected()
+                        if !sub.channel.is_open()
                             || self.link.latest_generation() != sub.generation
                         {
                             break None;
@@ -241,12 +214,12 @@ impl AmqpJobQueue {
                 }
             };
             match next {
-                Some(Ok((delivery, at))) => match serde_json::from_slice::<T>(&delivery.data) {
+                Some((delivery, at)) => match serde_json::from_slice::<T>(&delivery.data) {
                     Ok(body) => return Ok((Held::new(body, delivery.acker), at)),
                     Err(e) => drop_undecodable(&delivery.acker, &queues[at], e).await,
                 },
                 // The channel or connection broke: start over on a new one.
-                Some(Err(_)) | None => {
+                None => {
                     *guard = None;
                     self.link.drop_session(session.generation).await;
                 }
@@ -452,26 +425,15 @@ impl JobQueue for AmqpJobQueue {
         for band in PriorityBand::ALL {
             // A passive declare of a missing queue closes its channel: use
             // a throwaway one per queue.
-            let channel = session
-                .connection
-                .create_channel()
-                .await
-                .map_err(amqp_err("opening a channel"))?;
-            let options = lapin::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            };
-            if let Ok(queue) = channel
-                .queue_declare(
-                    self.link.options.band_queue(pool, band).into(),
-                    options,
-                    FieldTable::default(),
-                )
+            let channel = session.connection.channel().await?;
+            let queue = self.link.options.band_queue(pool, band);
+            if let Ok(messages) = channel
+                .queue_declare(&queue, true, amqprs::FieldTable::new())
                 .await
             {
-                depth += u64::from(queue.message_count());
+                depth += u64::from(messages);
             }
-            let _ = channel.close(200, "".into()).await;
+            channel.close().await;
         }
         Ok(Some(depth))
     }

@@ -2,7 +2,7 @@
 //! a confirmed persistent publish to a job queue, its delivery and ack on
 //! a second connection, a confirmed publish to a report queue from there,
 //! its delivery and ack back on the first (2,000 round trips, one at a
-//! time, RabbitMQ on 127.0.0.1:5672). lapin (weft's client) runs each
+//! time, RabbitMQ on 127.0.0.1:5672). lapin (weft's client before amqprs) runs each
 //! connection's I/O on a thread of its own; amqprs runs it on the tokio
 //! runtime. Prints the time per round trip; run under `/usr/bin/time`
 //! for the CPU. `CT=1` uses a single-threaded runtime.

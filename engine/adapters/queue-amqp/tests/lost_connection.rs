@@ -1,12 +1,14 @@
 //! A connection to the broker that dies under a worker: settling a job that
 //! came on it (its ack) ends within the broker call bound, whatever the
 //! client library does with a frame for a dead connection, so an attempt
-//! never holds its place among those in flight for ever.
+//! never holds its place among those in flight for ever. And one that goes
+//! silent, left half-open (a network that drops everything, a host gone
+//! without a word): the queue notices and carries on over a new one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::copy_bidirectional;
+use tokio::io::{copy_bidirectional, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use weft_core::ports::JobQueue;
@@ -73,6 +75,100 @@ async fn acking_a_job_whose_connection_died_ends_within_the_call_bound() {
     assert!(
         settled.is_ok(),
         "the ack was still waiting after {:?}",
+        started.elapsed()
+    );
+}
+
+/// Forwards connections to `to`; once `silence` is notified, those open
+/// then forward nothing more either way, and stay open (half-open, as a
+/// peer behind a dead network looks). Later connections forward as usual.
+async fn silencing_proxy(to: String, silence: Arc<Notify>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (to, silence) = (to.clone(), silence.clone());
+            tokio::spawn(async move {
+                let Ok(broker) = TcpStream::connect(to).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut broker_read, mut broker_write) = broker.into_split();
+                let forward = async {
+                    let (mut up, mut down) = ([0u8; 16384], [0u8; 16384]);
+                    loop {
+                        tokio::select! {
+                            n = client_read.read(&mut up) => match n {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => if broker_write.write_all(&up[..n]).await.is_err() { return },
+                            },
+                            n = broker_read.read(&mut down) => match n {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => if client_write.write_all(&down[..n]).await.is_err() { return },
+                            },
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = forward => {}
+                    () = silence.notified() => {
+                        // Silent from now on, the sockets held open.
+                        std::future::pending::<()>().await;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_gone_silent_is_replaced_and_jobs_flow_again() {
+    let base = common::options();
+    let at = base.url.rfind('@').expect("a URL with credentials") + 1;
+    let end = at + base.url[at..].find('/').unwrap_or(base.url.len() - at);
+    let broker = base.url[at..end].to_string();
+    let silence = Arc::new(Notify::new());
+    let port = silencing_proxy(broker, silence.clone()).await;
+    let through = format!("{}127.0.0.1:{port}{}", &base.url[..at], &base.url[end..]);
+    let q = AmqpJobQueue::connect(Options {
+        url: through,
+        heartbeat_secs: 2,
+        ..base
+    })
+    .await
+    .unwrap();
+    let pool = weft_testkit::unique("pool");
+    let first = weft_testkit::job("r1", "a", &pool);
+    q.publish(&first).await.unwrap();
+    let held = tokio::time::timeout(Duration::from_secs(10), q.take(&pool))
+        .await
+        .expect("the job is delivered")
+        .unwrap();
+    assert_eq!(held.job(), &first);
+    silence.notify_waiters();
+    let started = Instant::now();
+    // Publishing carries on over a new connection (at-least-once: it may
+    // have gone twice), and the held job, whose connection the broker
+    // drops for its missed heartbeats, comes back on it, as does the new one.
+    let second = weft_testkit::job("r1", "b", &pool);
+    tokio::time::timeout(Duration::from_secs(30), q.publish(&second))
+        .await
+        .expect("a publish on a silent connection ends")
+        .unwrap();
+    let mut seen = Vec::new();
+    while !(seen.contains(&first) && seen.contains(&second)) {
+        let next = tokio::time::timeout(Duration::from_secs(30), q.take(&pool))
+            .await
+            .unwrap_or_else(|_| panic!("only {seen:?} came back after {:?}", started.elapsed()))
+            .unwrap();
+        seen.push(next.job().clone());
+        next.ack().await.unwrap();
+    }
+    drop(held);
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "took {:?}",
         started.elapsed()
     );
 }

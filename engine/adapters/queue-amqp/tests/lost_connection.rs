@@ -39,23 +39,32 @@ async fn cuttable_proxy(to: String, cut: Arc<Notify>) -> u16 {
     port
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acking_a_job_whose_connection_died_ends_within_the_call_bound() {
+/// A queue on the test broker, reached through the proxy `proxy` starts
+/// (given the broker's `host:port`, it answers its own port), with a
+/// heartbeat of `heartbeat_secs`.
+async fn through<P>(heartbeat_secs: u16, proxy: impl FnOnce(String) -> P) -> AmqpJobQueue
+where
+    P: std::future::Future<Output = u16>,
+{
     let base = common::options();
     // amqp://user:password@host:port/vhost: the same URL through the proxy.
     let at = base.url.rfind('@').expect("a URL with credentials") + 1;
     let end = at + base.url[at..].find('/').unwrap_or(base.url.len() - at);
-    let broker = base.url[at..end].to_string();
-    let cut = Arc::new(Notify::new());
-    let port = cuttable_proxy(broker, cut.clone()).await;
-    let through = format!("{}127.0.0.1:{port}{}", &base.url[..at], &base.url[end..]);
-    let q = AmqpJobQueue::connect(Options {
-        url: through,
-        heartbeat_secs: 60,
+    let port = proxy(base.url[at..end].to_string()).await;
+    let url = format!("{}127.0.0.1:{port}{}", &base.url[..at], &base.url[end..]);
+    AmqpJobQueue::connect(Options {
+        url,
+        heartbeat_secs,
         ..base
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acking_a_job_whose_connection_died_ends_within_the_call_bound() {
+    let cut = Arc::new(Notify::new());
+    let q = through(60, |broker| cuttable_proxy(broker, cut.clone())).await;
     let pool = weft_testkit::unique("pool");
     q.publish(&weft_testkit::job("r1", "a", &pool))
         .await
@@ -124,20 +133,8 @@ async fn silencing_proxy(to: String, silence: Arc<Notify>) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_gone_silent_is_replaced_and_jobs_flow_again() {
-    let base = common::options();
-    let at = base.url.rfind('@').expect("a URL with credentials") + 1;
-    let end = at + base.url[at..].find('/').unwrap_or(base.url.len() - at);
-    let broker = base.url[at..end].to_string();
     let silence = Arc::new(Notify::new());
-    let port = silencing_proxy(broker, silence.clone()).await;
-    let through = format!("{}127.0.0.1:{port}{}", &base.url[..at], &base.url[end..]);
-    let q = AmqpJobQueue::connect(Options {
-        url: through,
-        heartbeat_secs: 2,
-        ..base
-    })
-    .await
-    .unwrap();
+    let q = through(2, |broker| silencing_proxy(broker, silence.clone())).await;
     let pool = weft_testkit::unique("pool");
     let first = weft_testkit::job("r1", "a", &pool);
     q.publish(&first).await.unwrap();

@@ -262,6 +262,27 @@ fn a_server_that_is_not_there_or_not_weft_is_named_plainly() {
     );
 }
 
+#[test]
+fn a_worker_given_a_pool_no_queue_can_carry_says_so_before_connecting() {
+    let data = tempfile::tempdir().unwrap();
+    let long = "p".repeat(101);
+    for (pool, says) in [
+        (
+            "a.b",
+            "pool name `a.b` may hold only letters, digits, `_` and `-`",
+        ),
+        (long.as_str(), "is 101 characters; at most 100"),
+    ] {
+        let out = weft(
+            &["worker", "--pool", "default", "--pool", pool],
+            data.path(),
+        );
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(said.contains(says), "{said}");
+    }
+}
+
 /// Lines of a child's standard output as they come, on a channel.
 fn lines_of(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead;

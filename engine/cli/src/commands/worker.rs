@@ -42,6 +42,14 @@ pub async fn worker(mut config: Config, args: Args) -> anyhow::Result<ExitCode> 
     if !args.pools.is_empty() {
         config.worker.pools = args.pools;
     }
+    if let Some(problem) = config
+        .worker
+        .pools
+        .iter()
+        .find_map(|p| weft_core::spec::pool_name_problem(p))
+    {
+        anyhow::bail!("{problem} (--pool, or [worker] pools)");
+    }
     if let Some(n) = args.concurrency {
         config.worker.concurrency = n.max(1);
     }

@@ -21,6 +21,7 @@ mod workflow_table;
 pub use actions::{check_mount, is_docker_socket, lexically_normal, ContainerSpec, WasmStep};
 pub use model::*;
 pub use schema::json_schema;
+pub use values::{pool_name_problem, POOL_NAME_MAX};
 
 use crate::diagnostic::Diagnostic;
 

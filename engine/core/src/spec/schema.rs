@@ -37,7 +37,7 @@ fn settings() -> serde_json::Map<String, Value> {
             "gpus": {"type": "integer", "minimum": 0}
         }},
         "hooks": {"type": "object", "additionalProperties": false, "properties": {"pre": plugin_list, "post": plugin_list}},
-        "pool": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "Which workers may take the step."},
+        "pool": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 100, "description": "Which workers may take the step."},
         "cache": {
             "description": "Reuse the result of an earlier run whose step had the same key (its rendered action, env, inputs, input artifacts and plugins).",
             "oneOf": [

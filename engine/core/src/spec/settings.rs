@@ -9,7 +9,7 @@ use toml::de::{DeTable, DeValue};
 use super::model::*;
 use super::parse::{Parser, Value, HOOK_ENTRY_KEYS, HOOK_KEYS, RESOURCE_KEYS, RETRY_KEYS};
 use super::units::parse_bytes;
-use super::values::{collect_strings, is_name};
+use super::values::{collect_strings, pool_name_problem};
 use crate::diagnostic::{Diagnostic, Spanned};
 
 /// Settings shared by `[defaults]` and steps; `None` where not written.
@@ -214,17 +214,9 @@ impl Parser {
         }
         if let Some(v) = t.get("pool") {
             if let Some(p) = self.string(v, "`pool`") {
-                if is_name(&p.value) {
-                    s.pool = Some(p.value);
-                } else {
-                    self.error(
-                        p.span,
-                        format!(
-                            "pool name `{}` may hold only letters, digits, `_` and `-`",
-                            p.value
-                        ),
-                        "bad pool name",
-                    );
+                match pool_name_problem(&p.value) {
+                    None => s.pool = Some(p.value),
+                    Some(problem) => self.error(p.span, problem, "bad pool name"),
                 }
             }
         }

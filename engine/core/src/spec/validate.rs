@@ -537,6 +537,24 @@ env = { DB = "{{ secrets.DB_PASSWORD }}" }
     }
 
     #[test]
+    fn a_pool_name_no_queue_can_carry_is_refused_where_it_is_written() {
+        let long = "p".repeat(crate::spec::POOL_NAME_MAX + 1);
+        let fits = "p".repeat(crate::spec::POOL_NAME_MAX);
+        for (pool, says) in [
+            (long.as_str(), "is 101 characters; at most 100"),
+            ("a.b", "may hold only letters"),
+        ] {
+            let source =
+                format!("[workflow]\nname = \"w\"\n[steps.a]\nrun = \"true\"\npool = \"{pool}\"\n");
+            let found = errors(&source);
+            assert!(found.iter().any(|e| e.contains(says)), "{pool}: {found:?}");
+        }
+        let source =
+            format!("[workflow]\nname = \"w\"\n[steps.a]\nrun = \"true\"\npool = \"{fits}\"\n");
+        assert_eq!(errors(&source), Vec::<String>::new());
+    }
+
+    #[test]
     fn a_secret_anywhere_else_is_refused_with_its_place() {
         let refused = [
             (

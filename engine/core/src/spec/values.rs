@@ -74,6 +74,28 @@ pub(super) fn type_name(v: &DeValue) -> &'static str {
     }
 }
 
+/// The longest pool name: a pool's queues carry its name with a prefix
+/// and a band, and AMQP names hold at most 255 bytes.
+pub const POOL_NAME_MAX: usize = 100;
+
+/// Why `name` cannot name a pool, if it cannot: in a workflow's `pool`
+/// and a worker's pools alike.
+pub fn pool_name_problem(name: &str) -> Option<String> {
+    if !is_name(name) {
+        return Some(format!(
+            "pool name `{name}` may hold only letters, digits, `_` and `-`"
+        ));
+    }
+    if name.len() > POOL_NAME_MAX {
+        return Some(format!(
+            "pool name `{}…` is {} characters; at most {POOL_NAME_MAX}",
+            &name[..20],
+            name.len()
+        ));
+    }
+    None
+}
+
 /// Names of steps, params and pools.
 pub fn is_name(s: &str) -> bool {
     !s.is_empty()

@@ -75,19 +75,21 @@ impl PrivateRabbit {
         &self.node
     }
 
-    /// `rabbitmqctl -n NODE ARGS`, which must succeed.
-    fn ctl(&self, args: &[&str]) {
+    /// `rabbitmqctl -n NODE ARGS`; what it said, if it failed.
+    fn try_ctl(&self, args: &[&str]) -> Result<(), String> {
         let out = Command::new("rabbitmqctl")
             .args(["-q", "-n", &self.node])
             .args(args)
             .output()
             .expect("running rabbitmqctl");
-        assert!(
-            out.status.success(),
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
             "rabbitmqctl {args:?} on {}: {}",
             self.node,
             String::from_utf8_lossy(&out.stderr)
-        );
+        ))
     }
 
     /// Kills the node's Erlang VM with SIGKILL: no goodbye to its peers
@@ -180,20 +182,36 @@ pub struct PrivateRabbitCluster {
 }
 
 impl PrivateRabbitCluster {
+    /// Starts `n` nodes and joins them. A node can die as it starts (a
+    /// busy machine running other tests' brokers beside it), which is this
+    /// harness's trouble, not the test's: the cluster is made again, at
+    /// most three times.
     pub fn start(n: usize) -> Self {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::try_start(n) {
+                Ok(cluster) => return cluster,
+                Err(e) if tries < 3 => eprintln!("forming a private RabbitMQ cluster again: {e}"),
+                Err(e) => panic!("forming a private RabbitMQ cluster, three times: {e}"),
+            }
+        }
+    }
+
+    fn try_start(n: usize) -> Result<Self, String> {
         let mut nodes = Vec::new();
         for _ in 0..n {
             nodes.push(PrivateRabbit::start());
         }
         let seed = nodes[0].node().to_string();
         for node in &nodes[1..] {
-            node.ctl(&["stop_app"]);
-            node.ctl(&["join_cluster", &seed]);
-            node.ctl(&["start_app"]);
+            node.try_ctl(&["stop_app"])?;
+            node.try_ctl(&["join_cluster", &seed])?;
+            node.try_ctl(&["start_app"])?;
         }
         let cluster = Self { nodes };
         cluster.await_running(n);
-        cluster
+        Ok(cluster)
     }
 
     /// Waits until a live node counts `n` running nodes in its cluster.

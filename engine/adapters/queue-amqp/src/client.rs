@@ -13,6 +13,10 @@
 //!   answer to its request by the answer's method alone, so two requests
 //!   of one kind on one channel would take each other's answers: a
 //!   channel's requests go one at a time.
+//! - **Nothing sent on a closed channel.** RabbitMQ answers a frame on a
+//!   channel that is not open by closing the whole connection (and every
+//!   job this process holds goes back): once the broker has closed a
+//!   channel, its requests and publishes are errors here.
 //! - **Why a channel closed.** A request the broker refused (a queue
 //!   declared with other arguments) ends with the channel's close, whose
 //!   reason the callback keeps for the request's error.

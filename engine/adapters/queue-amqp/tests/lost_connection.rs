@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{copy_bidirectional, AsyncReadExt, AsyncWriteExt};
+use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use weft_core::ports::JobQueue;
@@ -18,20 +18,36 @@ use weft_queue_amqp::{AmqpJobQueue, Options};
 #[allow(dead_code)]
 mod common;
 
-/// Forwards connections to `to`; those open when `cut` is notified close.
-async fn cuttable_proxy(to: String, cut: Arc<Notify>) -> u16 {
+/// What becomes of the connections a proxy holds once it is told.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Closed, as when the broker's side goes away.
+    Cut,
+    /// Left open, forwarding nothing either way: half-open, as a peer
+    /// behind a dead network looks.
+    Silence,
+}
+
+/// Forwards connections to `to`; those open when `told` is notified meet
+/// `fault`. Later connections forward as usual.
+async fn proxy(to: String, fault: Fault, told: Arc<Notify>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         while let Ok((mut client, _)) = listener.accept().await {
-            let (to, cut) = (to.clone(), cut.clone());
+            let (to, told) = (to.clone(), told.clone());
             tokio::spawn(async move {
                 let Ok(mut broker) = TcpStream::connect(to).await else {
                     return;
                 };
                 tokio::select! {
                     _ = copy_bidirectional(&mut client, &mut broker) => {}
-                    () = cut.notified() => {}
+                    () = told.notified() => {
+                        if let Fault::Silence = fault {
+                            // Both sockets held open, nothing forwarded.
+                            std::future::pending::<()>().await;
+                        }
+                    }
                 }
             });
         }
@@ -39,18 +55,14 @@ async fn cuttable_proxy(to: String, cut: Arc<Notify>) -> u16 {
     port
 }
 
-/// A queue on the test broker, reached through the proxy `proxy` starts
-/// (given the broker's `host:port`, it answers its own port), with a
-/// heartbeat of `heartbeat_secs`.
-async fn through<P>(heartbeat_secs: u16, proxy: impl FnOnce(String) -> P) -> AmqpJobQueue
-where
-    P: std::future::Future<Output = u16>,
-{
+/// A queue on the test broker, reached through a [`proxy`] that meets
+/// `fault` when `told`, with a heartbeat of `heartbeat_secs`.
+async fn through(heartbeat_secs: u16, fault: Fault, told: Arc<Notify>) -> AmqpJobQueue {
     let base = common::options();
     // amqp://user:password@host:port/vhost: the same URL through the proxy.
     let at = base.url.rfind('@').expect("a URL with credentials") + 1;
     let end = at + base.url[at..].find('/').unwrap_or(base.url.len() - at);
-    let port = proxy(base.url[at..end].to_string()).await;
+    let port = proxy(base.url[at..end].to_string(), fault, told).await;
     let url = format!("{}127.0.0.1:{port}{}", &base.url[..at], &base.url[end..]);
     AmqpJobQueue::connect(Options {
         url,
@@ -64,7 +76,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acking_a_job_whose_connection_died_ends_within_the_call_bound() {
     let cut = Arc::new(Notify::new());
-    let q = through(60, |broker| cuttable_proxy(broker, cut.clone())).await;
+    let q = through(60, Fault::Cut, cut.clone()).await;
     let pool = weft_testkit::unique("pool");
     q.publish(&weft_testkit::job("r1", "a", &pool))
         .await
@@ -88,53 +100,10 @@ async fn acking_a_job_whose_connection_died_ends_within_the_call_bound() {
     );
 }
 
-/// Forwards connections to `to`; once `silence` is notified, those open
-/// then forward nothing more either way, and stay open (half-open, as a
-/// peer behind a dead network looks). Later connections forward as usual.
-async fn silencing_proxy(to: String, silence: Arc<Notify>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let (to, silence) = (to.clone(), silence.clone());
-            tokio::spawn(async move {
-                let Ok(broker) = TcpStream::connect(to).await else {
-                    return;
-                };
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut broker_read, mut broker_write) = broker.into_split();
-                let forward = async {
-                    let (mut up, mut down) = ([0u8; 16384], [0u8; 16384]);
-                    loop {
-                        tokio::select! {
-                            n = client_read.read(&mut up) => match n {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => if broker_write.write_all(&up[..n]).await.is_err() { return },
-                            },
-                            n = broker_read.read(&mut down) => match n {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => if client_write.write_all(&down[..n]).await.is_err() { return },
-                            },
-                        }
-                    }
-                };
-                tokio::select! {
-                    () = forward => {}
-                    () = silence.notified() => {
-                        // Silent from now on, the sockets held open.
-                        std::future::pending::<()>().await;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_gone_silent_is_replaced_and_jobs_flow_again() {
     let silence = Arc::new(Notify::new());
-    let q = through(2, |broker| silencing_proxy(broker, silence.clone())).await;
+    let q = through(2, Fault::Silence, silence.clone()).await;
     let pool = weft_testkit::unique("pool");
     let first = weft_testkit::job("r1", "a", &pool);
     q.publish(&first).await.unwrap();

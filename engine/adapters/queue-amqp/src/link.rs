@@ -191,8 +191,8 @@ impl Link {
         let first = self.node.load(Ordering::SeqCst) % nodes.len();
         let mut last = None;
         for i in (0..nodes.len()).map(|k| (first + k) % nodes.len()) {
-            let url = o.connect_url(nodes[i]);
-            let connect = Connection::open(&url, o.heartbeat_secs);
+            // The URL's own `heartbeat`, if it names one, wins.
+            let connect = Connection::open(nodes[i], o.heartbeat_secs);
             // A node that takes no connection must not hold up the others.
             let per_node = RPC_TIMEOUT * 2 / nodes.len().max(1) as u32;
             match tokio::time::timeout(per_node, connect).await {

@@ -135,13 +135,4 @@ impl Options {
             .chain(self.urls.iter().map(String::as_str))
             .collect()
     }
-
-    /// `url` with the heartbeat set, unless it already names one.
-    pub(crate) fn connect_url(&self, url: &str) -> String {
-        if url.contains("heartbeat=") {
-            return url.to_string();
-        }
-        let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}heartbeat={}", self.heartbeat_secs)
-    }
 }

@@ -78,6 +78,55 @@ async fn steps_run_as_users_of_their_own_and_read_nothing_of_the_worker_or_each_
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// `first` leaves what a step may in its directory, and opens it to all;
+/// `second`, run next by the same step user, reports what it finds in its
+/// own.
+const ONE_AFTER_ANOTHER: &str = r#"
+[workflow]
+name = "one-after-another"
+[steps.first]
+run = '''
+echo "the first's" > left.txt; mkdir -p d/e; echo x > d/e/f; echo y > .hidden
+head -c 3000 /dev/zero | tr '\0' x > inputs.json; chmod 777 .
+printf '{"uid": %s, "inode": %s}' "$(id -u)" "$(stat -c %i .)" > "$WEFT_OUTPUTS"
+'''
+[steps.second]
+needs = ["first"]
+run = '''
+printf '{"uid": %s, "inode": %s, "names": "%s", "mode": "%s", "inputs": %s}' \
+  "$(id -u)" "$(stat -c %i .)" "$(ls -A | tr '\n' ' ')" "$(stat -c %a .)" \
+  "$(cat inputs.json)" > "$WEFT_OUTPUTS"
+'''
+"#;
+
+/// A step's directory, emptied, is the next directory of the same step
+/// user (a new inode each is what a fan-out spends its time on, see
+/// `docs/performance.md`): the next step finds its own inputs in it and
+/// nothing else of the step before, and it is closed to others again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_finds_nothing_of_the_step_before_in_a_directory_it_left() {
+    let cluster = Cluster::set_up(Setup {
+        worker: "concurrency = 1",
+        ..Setup::default()
+    });
+    let view = cluster
+        .run_as(&cluster.admin_token, ONE_AFTER_ANOTHER, json!({}))
+        .await;
+    assert_eq!(view.run.status, "succeeded", "{view:?}");
+    let first = step(&view, "first").outputs.clone().unwrap();
+    let second = step(&view, "second").outputs.clone().unwrap();
+    assert_eq!(first["uid"], second["uid"], "{first} {second}");
+    assert_eq!(first["inode"], second["inode"], "the same directory");
+    assert_eq!(second["names"], "inputs.json ", "{second}");
+    assert_eq!(second["mode"], "700", "{second}");
+    // Its own inputs (the first's outputs in them), whole, with nothing of
+    // the longer file the first left (its outputs would not be JSON).
+    let inputs = second["inputs"].to_string();
+    assert!(second["inputs"].is_object(), "{second}");
+    assert!(inputs.contains(&first["inode"].to_string()), "{inputs}");
+    assert!(!inputs.contains("xxx"), "{inputs}");
+}
+
 /// What a step saw of itself: its uid and its working directory.
 const WHERE: &str = r#"
 [workflow]

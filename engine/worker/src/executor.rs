@@ -36,6 +36,8 @@ pub struct Attempt<'a> {
     /// start until it opens (see [`crate::gate`]). It holds what stops the
     /// attempt (cancel, lost claim).
     pub(crate) gate: StartGate,
+    /// Emptied scratch directories a shell step may take for its own.
+    pub(crate) spares: &'a crate::spare::SpareDirs,
 }
 
 impl Attempt<'_> {

@@ -30,6 +30,7 @@ mod running;
 mod scratch;
 mod secrets;
 mod shell;
+mod spare;
 mod stats;
 mod steplog;
 mod users;

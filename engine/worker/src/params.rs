@@ -148,12 +148,27 @@ impl InputsText {
         (self.len() <= crate::outputs::MAX_INPUTS_ENV).then(|| self.parts().collect())
     }
 
-    /// Writes it to a new file at `path`.
+    /// Writes it to the file at `path`, made if missing, never through a
+    /// symbolic link. An existing file (a spare directory's, see
+    /// `crate::spare`) is written over in place and cut to length, so
+    /// the blocks it has are kept.
     pub(crate) fn write_file(&self, path: &std::path::Path) -> std::io::Result<()> {
         use std::io::Write as _;
-        let mut file = std::fs::File::create(path)?;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        let mut written = 0;
         for part in self.parts().filter(|p| !p.is_empty()) {
             file.write_all(part.as_bytes())?;
+            written += part.len() as u64;
+        }
+        // A new file is as long as what was written; only an older,
+        // longer one needs cutting (a truncate is an inode update).
+        if file.metadata()?.len() != written {
+            file.set_len(written)?;
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! An attempt in its scratch directory: the upstream artifacts it names
 //! fetched into it first, what it declares collected from it when it
-//! succeeds, and the directory removed once the attempt's end is reported,
-//! whatever happened (its run's once the run is idle here).
+//! succeeds, and the directory removed (a shell step's emptied and kept
+//! for the next step of its user, `crate::spare`) once the attempt's end
+//! is reported, whatever happened (its run's once the run is idle here).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -17,6 +18,7 @@ use crate::artifact_cache::ArtifactCache;
 use crate::attempt::Attempt;
 use crate::executor::Executors;
 use crate::gate::StartGate;
+use crate::spare::SpareDirs;
 use crate::steplog::StepLog;
 use crate::Options;
 
@@ -31,11 +33,14 @@ use crate::Options;
 ///   than going at each attempt's end: a chain's steps would otherwise make
 ///   and remove it at every step, one inode more each (on ext4 without a
 ///   journal, a scan past every recently freed one).
+/// - A shell step's own directory is emptied and kept for a later step of
+///   its user rather than removed ([`SpareDirs`]), for the same reason.
 #[derive(Default)]
 pub(crate) struct ScratchDirs {
     runs: Mutex<HashMap<PathBuf, Instant>>,
     /// Attempts whose step has ended: their directory and their run's.
     ended: Mutex<HashMap<AttemptId, Ended>>,
+    pub(crate) spares: SpareDirs,
 }
 
 /// An ended attempt's directories.
@@ -43,6 +48,9 @@ struct Ended {
     dir: PathBuf,
     run: PathBuf,
     at: Instant,
+    /// A shell step's, which may wait emptied for another of its user's,
+    /// this many at most: the worker's concurrency.
+    spares: Option<usize>,
 }
 
 impl ScratchDirs {
@@ -53,10 +61,12 @@ impl ScratchDirs {
     /// reported ([`remove_ended`](Self::remove_ended)), or at the latest
     /// with the next sweep after [`IDLE`](Self::IDLE).
     fn ended(&self, options: &Options, job: &Job) {
+        let shell = matches!(job.action, StepAction::Run { .. });
         let ended = Ended {
             dir: options.attempt_dir(job),
             run: options.run_dir(job),
             at: Instant::now(),
+            spares: shell.then_some(options.concurrency.max(1)),
         };
         lock(&self.ended).insert(AttemptId::of(job), ended);
     }
@@ -70,8 +80,21 @@ impl ScratchDirs {
     }
 
     fn remove(&self, ended: Ended) {
-        Options::remove_scratch(&ended.dir, &ended.run);
+        match (ended.spares, ended.run.parent()) {
+            (Some(most), Some(root)) => self.spares.keep(&ended.dir, root, most),
+            _ => Options::remove_scratch(&ended.dir, &ended.run),
+        }
         lock(&self.runs).insert(ended.run, Instant::now());
+    }
+
+    /// Removes every directory left, the spare ones too: the worker stops.
+    pub(crate) fn remove_all(&self) {
+        for (_, ended) in take_older(&self.ended, Duration::ZERO, |e| e.at) {
+            Options::remove_scratch(&ended.dir, &ended.run);
+            lock(&self.runs).insert(ended.run, Instant::now());
+        }
+        self.spares.clear();
+        self.sweep(Duration::ZERO);
     }
 
     /// Removes the ended attempts' directories older than `idle` and the
@@ -170,6 +193,7 @@ impl ArtifactsHere {
             log: log.clone(),
             gpus,
             gate,
+            spares: &self.scratch.spares,
         };
         let mut outcome = executors.run(attempt, &job.action).await;
         if refused.happened() {

@@ -16,6 +16,7 @@ use weft_core::spec::{units::format_duration, Command};
 use crate::attempt::{bounded, Attempt, Ended};
 use crate::gate::not_started;
 use crate::params::InputsText;
+use crate::spare::SpareDirs;
 use crate::steplog::StepLog;
 use crate::Options;
 use crate::{launch, outputs};
@@ -34,6 +35,7 @@ pub(crate) async fn run(
         options,
         inputs,
         mut gate,
+        spares,
         ..
     } = attempt;
     let dir = options.attempt_dir(job);
@@ -46,7 +48,7 @@ pub(crate) async fn run(
     let prepared = if gate.is_closed() {
         // Prepared while the claim is asked (see `gate`), in a directory of
         // this execution's own, put in place once the claim is held.
-        let early = prepare_aside(&dir, &inputs, user);
+        let early = prepare_aside(&dir, &inputs, user, spares);
         let found = find(program, job);
         if !gate.pass().await {
             if let Ok(aside) = early {
@@ -257,11 +259,13 @@ fn fill(dir: &Path, inputs: &InputsText, user: Option<(u32, u32)>) -> Result<(),
 
 /// As [`prepare`], before the claim is held: in a new directory beside
 /// `dir` that no other execution can know of, so nothing another copy of
-/// this attempt made or uses is touched.
+/// this attempt made or uses is touched. A spare directory of the step
+/// user's, where one waits, rather than a new one.
 fn prepare_aside(
     dir: &Path,
     inputs: &InputsText,
     user: Option<(u32, u32)>,
+    spares: &SpareDirs,
 ) -> Result<PathBuf, Outcome> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = dir.file_name().unwrap_or_default().to_string_lossy();
@@ -270,7 +274,10 @@ fn prepare_aside(
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
-    Options::make_scratch_dir(&aside).map_err(|e| unprepared(&aside, e))?;
+    let owner = user.map_or_else(|| nix::unistd::geteuid().as_raw(), |(uid, _)| uid);
+    if !spares.take(owner, &aside) {
+        Options::make_scratch_dir(&aside).map_err(|e| unprepared(&aside, e))?;
+    }
     fill(&aside, inputs, user)
         .inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&aside);
@@ -390,6 +397,7 @@ mod tests {
             log,
             gpus: &[],
             gate,
+            spares: &SpareDirs::default(),
         };
         let command = match &job.action {
             weft_core::spec::StepAction::Run { command } => command.clone(),

@@ -315,7 +315,7 @@ impl Worker {
         // Drain: wait until every attempt has ended and settled.
         let _ = in_flight.acquire_many(in_flight_most as u32).await;
         sweeper.abort_all();
-        this.artifacts.scratch.sweep(Duration::ZERO);
+        this.artifacts.scratch.remove_all();
         if let Some((registry, _)) = &this.registry {
             let _ = registry.leave(&this.options.name).await;
         }

@@ -17,6 +17,7 @@ RabbitMQ and Redis (as bench/compare does), then:
 """
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -115,6 +116,7 @@ def main():
         fan_out_cpu(weft, args.perf)
     finally:
         weft.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -147,6 +147,70 @@ fn ctrl_c_cancels_the_run_and_kills_the_step_process_group() {
     assert!(runs.contains("cancelled"), "{runs}");
 }
 
+/// On one slot, `weft run` claims and prepares the next step while the
+/// slot is busy (its directory made aside); cancelled meanwhile, that
+/// step never runs.
+#[test]
+fn a_step_prepared_ahead_of_its_slot_never_runs_once_its_run_is_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (marks, data) = (dir.path().join("marks"), dir.path().join("data"));
+    let wf = dir.path().join("two.toml");
+    std::fs::write(
+        &wf,
+        format!(
+            "[workflow]\nname = 'two'\n[steps.s]\nfor-each = [1, 2]\n\
+             run = 'echo $WEFT_ITEM >> {}; sleep 60'\n",
+            marks.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(weft_bin())
+        .args(["run", wf.to_str().unwrap(), "--plain", "--concurrency", "1"])
+        .env("WEFT_DATA_DIR", &data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // One runs; the other's directory waits aside, `.s[N]@1.<pid>.<n>`.
+    let aside = || {
+        std::fs::read_dir(data.join("work"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|run| {
+                std::fs::read_dir(run.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .any(|e| e.file_name().to_string_lossy().starts_with(".s["))
+    };
+    let start = Instant::now();
+    while !(marks.exists() && aside()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no step ran with another prepared ahead"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let ran = std::fs::read_to_string(&marks).unwrap();
+    assert_eq!(
+        ran.lines().count(),
+        1,
+        "only the step in the slot ran: {ran}"
+    );
+    let runs = text(&weft(&["runs"], &data));
+    assert!(runs.contains("cancelled"), "{runs}");
+}
+
 #[test]
 fn inputs_too_big_for_the_environment_come_in_their_file() {
     let data = tempfile::tempdir().unwrap();

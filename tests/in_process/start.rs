@@ -71,6 +71,16 @@ async fn run_one(queue: Arc<Reports>, work: &std::path::Path, command: &str) -> 
 
 /// Runs the workflow `source` to its end on a worker with one slot.
 async fn run_source(queue: Arc<Reports>, work: &std::path::Path, source: &str) -> RunState {
+    run_on_one_slot(queue, work, source, false).await
+}
+
+/// As [`run_source`], the worker preparing jobs ahead of its slot or not.
+async fn run_on_one_slot(
+    queue: Arc<Reports>,
+    work: &std::path::Path,
+    source: &str,
+    prepare_ahead: bool,
+) -> RunState {
     let store: Arc<dyn RunStore> = Arc::new(MemoryRunStore::new());
     let queue: Arc<dyn JobQueue> = queue;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -80,6 +90,7 @@ async fn run_source(queue: Arc<Reports>, work: &std::path::Path, source: &str) -
         work_dir: work.join("work"),
         // The step writes its marks into this test's directory.
         run_as: weft_worker::RunAs::Worker,
+        prepare_ahead,
         ..Default::default()
     };
     let worker = Worker::new(queue.clone(), store.clone(), clock.clone(), options);
@@ -231,4 +242,133 @@ async fn a_step_frees_its_slot_when_it_ends_not_once_its_end_is_sent() {
     );
     assert_eq!(queue.sent.lock().unwrap().len(), 2, "both ends were sent");
     assert!(state.steps.iter().all(|s| s.tasks[0].attempts.len() == 1));
+}
+
+/// Prepared ahead of its slot (as `weft run`'s worker is), a job waits,
+/// claimed, while the one slot is busy: it starts only once the slot is
+/// free, and its execution is dated from then, not from its claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_prepared_ahead_starts_in_a_free_slot_and_is_dated_from_it() {
+    let work = tempfile::tempdir().unwrap();
+    let marks = work.path().join("marks");
+    let m = marks.display();
+    let source = format!(
+        "[workflow]\nname = \"ahead\"\n[steps.s]\nfor-each = [1, 2, 3]\n\
+         run = 'echo start >> {m}; sleep 0.3; echo end >> {m}'\n"
+    );
+    let state = run_on_one_slot(quiet_queue(None), work.path(), &source, true).await;
+
+    let ran = std::fs::read_to_string(&marks).unwrap();
+    assert_eq!(
+        ran.lines().collect::<Vec<_>>(),
+        ["start", "end", "start", "end", "start", "end"],
+        "one at a time"
+    );
+    let mut executions: Vec<(u64, u64)> = state.steps[0]
+        .tasks
+        .iter()
+        .flat_map(|t| &t.attempts)
+        .flat_map(|a| &a.executions)
+        .map(|e| (e.started_at.unwrap(), e.finished_at.unwrap()))
+        .collect();
+    executions.sort();
+    assert_eq!(executions.len(), 3, "{executions:?}");
+    for pair in executions.windows(2) {
+        let ((_, finished), (next, _)) = (pair[0], pair[1]);
+        // Its claim was taken while the one before ran, 300 ms earlier.
+        assert!(
+            next + 100 >= finished,
+            "started {next}, while the step before ran until {finished}: {executions:?}"
+        );
+    }
+}
+
+/// A worker that stops does not start a job it took ahead of its slot:
+/// the step in the slot ends, the other is handed back unrun.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_starts_no_job_it_took_ahead_of_its_slot() {
+    let work = tempfile::tempdir().unwrap();
+    let marks = work.path().join("marks");
+    let m = marks.display();
+    let source = format!(
+        "[workflow]\nname = \"stop\"\n[steps.s]\nfor-each = [1, 2]\n\
+         run = 'echo start >> {m}; sleep 0.5; echo end >> {m}'\n"
+    );
+    let store: Arc<dyn RunStore> = Arc::new(MemoryRunStore::new());
+    let queue: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let options = weft_worker::Options {
+        name: "w".into(),
+        concurrency: 1,
+        work_dir: work.path().join("work"),
+        run_as: weft_worker::RunAs::Worker,
+        prepare_ahead: true,
+        ..Default::default()
+    };
+    let worker = Worker::new(queue.clone(), store.clone(), clock.clone(), options);
+    let service = weft_orchestrator::Service::new(
+        queue.clone(),
+        store,
+        clock,
+        Arc::new(|_: &str, _: &weft_core::run::TaskId, _: u32| {}),
+        Default::default(),
+    );
+    let router = service.spawn_router();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(worker.run(stopped));
+    let workflow = weft_core::spec::load(&source).unwrap();
+    let new = weft_orchestrator::NewRun {
+        params: workflow.param_defaults(),
+        workflow,
+        source: source.clone(),
+        file: "stop.toml".into(),
+        prelude: Vec::new(),
+        plugins: Default::default(),
+        submitted_by: None,
+        policy: None,
+        cache: Default::default(),
+        priority: 0,
+    };
+    let _run = service
+        .submit(new, Box::new(|_: &RunState, _: &weft_core::run::Event| {}))
+        .await
+        .unwrap();
+    // The first runs, the second's directory is ready aside.
+    let prepared = || {
+        std::fs::read_dir(work.path().join("work"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|run| {
+                std::fs::read_dir(run.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .any(|e| e.file_name().to_string_lossy().starts_with(".s["))
+    };
+    for _ in 0..200 {
+        if marks.exists() && prepared() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        marks.exists() && prepared(),
+        "one runs, one is prepared ahead"
+    );
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("the worker stopped")
+        .unwrap()
+        .unwrap();
+    router.abort();
+    let ran = std::fs::read_to_string(&marks).unwrap();
+    assert_eq!(ran.lines().collect::<Vec<_>>(), ["start", "end"], "{ran}");
+    assert!(!prepared(), "what it prepared is undone");
+    assert!(
+        queue.try_take("default").await.unwrap().is_some(),
+        "the job it took ahead is back in its queue"
+    );
 }

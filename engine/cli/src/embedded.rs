@@ -33,6 +33,8 @@ pub fn engine(
     artifacts: Option<Arc<dyn weft_core::ports::ArtifactStore>>,
 ) -> anyhow::Result<(Service, Worker)> {
     driver_gpus(&mut worker_options);
+    // No other worker could take a job this one holds.
+    worker_options.prepare_ahead = true;
     let queue: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let plugins = Plugins::from_options(store.clone(), &worker_options)?;

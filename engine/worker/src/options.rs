@@ -62,6 +62,14 @@ pub struct Options {
     /// `work-dir`: set by the worker as it starts, never configured.
     #[serde(skip)]
     pub scratch_dir: Option<PathBuf>,
+    /// Claim and prepare jobs while every slot is busy, as many again as
+    /// slots at most, so a step starts the moment a slot frees instead of
+    /// a claim's durable write later (`worker.rs::execute`). Only for a
+    /// worker alone on its queues (embedded): a job it claims ahead waits
+    /// here even were another worker free. Set by the process that embeds
+    /// the worker, never configured. Not for GPU steps.
+    #[serde(skip)]
+    pub prepare_ahead: bool,
 }
 
 impl Options {
@@ -152,6 +160,7 @@ impl Default for Options {
             run_as: crate::users::RunAs::default(),
             step_uids: None,
             scratch_dir: None,
+            prepare_ahead: false,
         }
     }
 }

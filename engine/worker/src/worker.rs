@@ -247,6 +247,7 @@ impl Worker {
         });
         for (pool, needs_gpu) in queues.collect::<Vec<_>>() {
             let (this, slots, in_flight) = (this.clone(), slots.clone(), in_flight.clone());
+            let stopping = shutdown.clone();
             takers.spawn(async move {
                 loop {
                     if needs_gpu && this.gpus.total() > 0 {
@@ -262,16 +263,27 @@ impl Worker {
                     // could run in; and the job it takes is the best one
                     // waiting once it holds a slot (the highest priority
                     // band), not when it last looked.
-                    let Some(free) = room(this.queue.as_ref(), &slots, &pool).await? else {
-                        return Ok::<_, Error>(());
-                    };
-                    drop(free);
+                    // A worker that prepares ahead (`Options::prepare_ahead`)
+                    // takes a job with room in flight alone; the job waits
+                    // for its slot claimed and prepared (`execute`).
+                    let ahead = this.options.prepare_ahead && !needs_gpu;
+                    if !ahead {
+                        let Some(free) = room(this.queue.as_ref(), &slots, &pool).await? else {
+                            return Ok::<_, Error>(());
+                        };
+                        drop(free);
+                    }
                     this.queue.wait_for_job(&pool).await?;
                     let Ok(flying) = in_flight.clone().acquire_owned().await else {
                         return Ok(());
                     };
-                    let Some(slot) = room(this.queue.as_ref(), &slots, &pool).await? else {
-                        return Ok(());
+                    let slot = if ahead {
+                        Slot::Later(slots.clone(), stopping.clone())
+                    } else {
+                        let Some(slot) = room(this.queue.as_ref(), &slots, &pool).await? else {
+                            return Ok(());
+                        };
+                        Slot::Held(slot)
                     };
                     let Some(delivery) = this.queue.try_take(&pool).await? else {
                         // Another taker was first.
@@ -322,15 +334,11 @@ impl Worker {
         Ok(())
     }
 
-    /// Runs one copy of a job in `slot`, which it frees as soon as its
+    /// Runs one copy of a job in `slot` (for a job taken ahead of one,
+    /// the first free once it is claimed), which it frees as soon as its
     /// step has ended; `held` is told once the job holds its GPUs (or
     /// dropped, when it never will).
-    async fn execute(
-        &self,
-        delivery: Box<dyn Delivery>,
-        held: oneshot::Sender<()>,
-        slot: OwnedSemaphorePermit,
-    ) {
+    async fn execute(&self, delivery: Box<dyn Delivery>, held: oneshot::Sender<()>, slot: Slot) {
         let job = delivery.job().clone();
         let key = AttemptId::of(&job);
         let need = job.resources.gpus as usize;
@@ -375,40 +383,78 @@ impl Worker {
                 let abort = self.aborts.watch(&job.run_id, &job.task, job.attempt);
                 if *abort.borrow() {
                     self.aborts.forget(&job.run_id, &job.task, job.attempt);
-                    Err(Some(delivery))
+                    Err(NotStarted::Aborted(delivery))
                 } else {
                     Ok((held, delivery, abort))
                 }
             }
-            None => Err(None),
+            None => Err(NotStarted::Settled),
         };
-        let ((token, earlier), delivery, abort) = match go {
+        let go = match go {
+            Ok((held, delivery, abort)) => {
+                let claim = Arc::new(HeldClaim {
+                    store: self.store.clone(),
+                    clock: self.clock.clone(),
+                    claimant,
+                    key: key.clone(),
+                    token: held.0,
+                    ttl: self.claim_ttl(),
+                });
+                // Renewed until the end is recorded (or while the job waits
+                // for its slot); the step is stopped if the claim is
+                // aborted or lost to another execution.
+                let renewal = claim.spawn_renewal(self.aborts.clone());
+                let free = slot.when_free(abort);
+                tokio::pin!(free);
+                let free = loop {
+                    tokio::select! {
+                        // A job prepared ahead finishes preparing meanwhile.
+                        biased;
+                        free = &mut free => break free,
+                        outcome = &mut attempt, if ended_unstarted.is_none() => {
+                            ended_unstarted = Some(outcome);
+                        }
+                    }
+                };
+                if let Free::Slot(slot, abort) = free {
+                    Ok((held, delivery, abort, claim, renewal, slot))
+                } else {
+                    renewal.abort();
+                    self.aborts.forget(&job.run_id, &job.task, job.attempt);
+                    Err(match free {
+                        Free::Stopping => NotStarted::Stopping(delivery),
+                        _ => NotStarted::Aborted(delivery),
+                    })
+                }
+            }
+            Err(aborted) => Err(aborted),
+        };
+        let ((token, earlier), delivery, abort, claim, renewal, slot) = match go {
             Ok(go) => go,
-            Err(aborted) => {
+            Err(not_started) => {
                 // Shut: the attempt undoes what it prepared, then the job
-                // is settled (by `claim`, or here once aborted).
+                // is settled (by `claim`, or here).
                 drop(gate_key);
                 if ended_unstarted.is_none() {
                     attempt.await;
                 }
-                if let Some(delivery) = aborted {
-                    let _ = delivery.ack().await;
+                match not_started {
+                    NotStarted::Settled => {}
+                    NotStarted::Aborted(delivery) => {
+                        let _ = delivery.ack().await;
+                    }
+                    // Its claim, never renewed again, lapses: the execution
+                    // it began is told to the server as one that may have
+                    // run when the job is taken again (after a restart).
+                    NotStarted::Stopping(delivery) => {
+                        let _ = delivery.reject(true).await;
+                    }
                 }
                 return;
             }
         };
+        // The step starts now, in its slot.
         let claimed_at = self.clock.now();
-        let claim = Arc::new(HeldClaim {
-            store: self.store.clone(),
-            clock: self.clock.clone(),
-            claimant,
-            key: key.clone(),
-            token,
-            ttl: self.claim_ttl(),
-        });
-        // Renewed until the end is recorded; the step is stopped if the
-        // claim is aborted or lost to another execution.
-        let renewal = claim.spawn_renewal(self.aborts.clone());
         let report = |kind| Report {
             run_id: job.run_id.clone(),
             task: job.task.clone(),
@@ -523,5 +569,52 @@ impl Worker {
                     .any(|w| w.name != self.options.name && w.slots.gpus.len() >= need)
             })
             .unwrap_or(false)
+    }
+}
+
+/// The slot an attempt's step runs in: taken before its job, or, for a job
+/// claimed and prepared ahead (`Options::prepare_ahead`), once one frees.
+pub(crate) enum Slot {
+    Held(OwnedSemaphorePermit),
+    /// The worker's slots, and whether the worker is stopping.
+    Later(Arc<Semaphore>, watch::Receiver<bool>),
+}
+
+/// What became of an attempt's wait for its slot.
+enum Free {
+    /// Its slot, and its abort signal.
+    Slot(OwnedSemaphorePermit, watch::Receiver<bool>),
+    Aborted,
+    /// The worker stops: a job taken ahead of its slot does not start.
+    Stopping,
+}
+
+/// Why an attempt's step did not start.
+enum NotStarted {
+    /// Its claim was not held, and the job is settled.
+    Settled,
+    /// Aborted (cancelled) once claimed: the job is done with.
+    Aborted(Box<dyn Delivery>),
+    /// Taken ahead of its slot as the worker stops: the job goes back.
+    Stopping(Box<dyn Delivery>),
+}
+
+impl Slot {
+    /// The slot, once free, with the attempt's abort signal.
+    async fn when_free(self, mut abort: watch::Receiver<bool>) -> Free {
+        let (slots, mut stopping) = match self {
+            Self::Held(slot) => return Free::Slot(slot, abort),
+            Self::Later(slots, stopping) => (slots, stopping),
+        };
+        let slot = tokio::select! {
+            // The worker's slots are never closed; a stopping worker's
+            // slots go to the steps it started.
+            biased;
+            Ok(_) = stopping.wait_for(|s| *s) => return Free::Stopping,
+            Ok(_) = abort.wait_for(|a| *a) => return Free::Aborted,
+            Ok(slot) = slots.acquire_owned() => slot,
+            else => return Free::Aborted,
+        };
+        Free::Slot(slot, abort)
     }
 }

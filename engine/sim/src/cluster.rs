@@ -123,6 +123,7 @@ impl Cluster {
             work_dir: std::env::temp_dir().join("weft-sim"),
             heartbeat_ms: self.scenario.heartbeat_ms,
             gpus: Some(Vec::new()),
+            prepare_ahead: self.scenario.prepare_ahead,
             ..Default::default()
         };
         let steps = SimSteps {

@@ -89,6 +89,9 @@ pub struct Scenario {
     /// Pool queues that count no returns (a single node's classic queues):
     /// poison jobs are caught by their claims alone.
     pub classic_jobs: bool,
+    /// Workers claim and prepare jobs ahead of a free slot, as the
+    /// embedded worker does (`weft_worker::Options::prepare_ahead`).
+    pub prepare_ahead: bool,
 }
 
 impl Scenario {
@@ -177,8 +180,10 @@ impl Scenario {
             dispatch_window: *r.pick(&[0, 1, 3, 1_000]),
             // Drawn last: every seed keeps the scenario it had.
             classic_jobs: false,
+            prepare_ahead: false,
         };
         scenario.classic_jobs = r.chance(0.5);
+        scenario.prepare_ahead = r.chance(0.5);
         scenario
     }
 }

@@ -9,13 +9,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use weft_core::ports::{
     AttemptClaims, AttemptId, Claim, ClaimedExecution, Clock, Delivery, Report, ReportKind,
 };
 
 use crate::worker::Worker;
-use crate::Aborts;
 
 impl Worker {
     /// How long a claim on a running attempt lasts without renewal.
@@ -169,14 +169,30 @@ pub(crate) enum Recorded {
 
 impl HeldClaim {
     /// Renews the claim every third of its lifetime until the task is
-    /// aborted; if it is aborted or lost to another execution, stops the
-    /// attempt. A renewal the store fails is tried again at the next tick:
-    /// the claim is only lost if another execution takes it.
-    pub(crate) fn spawn_renewal(self: &Arc<Self>, aborts: Aborts) -> JoinHandle<()> {
+    /// aborted, and sets `stop` (this execution's own stop signal) when the
+    /// attempt is aborted (`attempt_abort`: a cancel, which stops every
+    /// execution of it here) or when this execution's claim is lost to
+    /// another, which stops this one alone: a later execution of the same
+    /// attempt on this worker (its job delivered again) holds the claim
+    /// now. A renewal the store fails is tried again at the next tick: the
+    /// claim is only lost if another execution takes it.
+    pub(crate) fn spawn_renewal(
+        self: &Arc<Self>,
+        mut attempt_abort: watch::Receiver<bool>,
+        stop: watch::Sender<bool>,
+    ) -> JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
+            let mut told = false;
             loop {
-                tokio::time::sleep(this.ttl / 3).await;
+                tokio::select! {
+                    () = tokio::time::sleep(this.ttl / 3) => {}
+                    Ok(_) = attempt_abort.wait_for(|a| *a), if !told => {
+                        told = true;
+                        stop.send_replace(true);
+                        continue;
+                    }
+                }
                 let renewed = this
                     .store
                     .renew_claim(
@@ -198,7 +214,7 @@ impl HeldClaim {
                             attempt = %label(&this.key),
                             "the claim is now {other:?}: stopping the step"
                         );
-                        aborts.abort(&this.key.run_id, &this.key.task, this.key.attempt);
+                        stop.send_replace(true);
                         return;
                     }
                 }
@@ -235,4 +251,77 @@ impl HeldClaim {
 /// `run/task#attempt`, as logs name an attempt.
 pub(crate) fn label(key: &AttemptId) -> String {
     key.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_testkit::{ManualClock, MemoryRunStore};
+
+    /// Execution `token` of `claimant`, renewed every 30 ms.
+    fn held(
+        store: &Arc<MemoryRunStore>,
+        clock: &Arc<ManualClock>,
+        claimant: &str,
+        token: u64,
+    ) -> Arc<HeldClaim> {
+        Arc::new(HeldClaim {
+            store: store.clone(),
+            clock: clock.clone(),
+            claimant: claimant.into(),
+            key: AttemptId::of(&weft_testkit::job("r", "t", "default")),
+            token,
+            ttl: Duration::from_millis(90),
+        })
+    }
+
+    async fn claim(store: &MemoryRunStore, clock: &ManualClock, claimant: &str) -> u64 {
+        let key = AttemptId::of(&weft_testkit::job("r", "t", "default"));
+        match store
+            .claim(&key, claimant, clock.now(), 90, None)
+            .await
+            .unwrap()
+        {
+            Claim::Held { token, .. } => token,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Two executions of one attempt on one worker (its job delivered
+    /// again while the first could not renew): the one whose claim was
+    /// taken over stops, the one holding it now does not; a cancel stops
+    /// both.
+    #[tokio::test]
+    async fn a_lost_claim_stops_its_own_execution_and_a_cancel_stops_every_one() {
+        let store = Arc::new(MemoryRunStore::new());
+        let clock = Arc::new(ManualClock::new(1_000));
+        let first = claim(&store, &clock, "w#1").await;
+        clock.advance(1_000); // its claim lapsed unrenewed
+        let second = claim(&store, &clock, "w#2").await;
+        assert_ne!(first, second);
+
+        let (cancel, attempt_abort) = watch::channel(false);
+        let (stop_first, mut first_stopped) = watch::channel(false);
+        let (stop_second, mut second_stopped) = watch::channel(false);
+        let renewals = [
+            held(&store, &clock, "w#1", first).spawn_renewal(attempt_abort.clone(), stop_first),
+            held(&store, &clock, "w#2", second).spawn_renewal(attempt_abort, stop_second),
+        ];
+        tokio::time::timeout(Duration::from_secs(5), first_stopped.wait_for(|s| *s))
+            .await
+            .expect("the execution that lost its claim stops")
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !*second_stopped.borrow(),
+            "the one holding the claim goes on"
+        );
+
+        cancel.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(5), second_stopped.wait_for(|s| *s))
+            .await
+            .expect("a cancel stops it too")
+            .unwrap();
+        renewals.iter().for_each(JoinHandle::abort);
+    }
 }

@@ -401,10 +401,11 @@ impl Worker {
                     ttl: self.claim_ttl(),
                 });
                 // Renewed until the end is recorded (or while the job waits
-                // for its slot); the step is stopped if the claim is
-                // aborted or lost to another execution.
-                let renewal = claim.spawn_renewal(self.aborts.clone());
-                let free = slot.when_free(abort);
+                // for its slot); this execution is stopped if its attempt
+                // is aborted or its claim lost to another execution.
+                let (stop, stopped) = watch::channel(false);
+                let renewal = claim.spawn_renewal(abort, stop);
+                let free = slot.when_free(stopped);
                 tokio::pin!(free);
                 let free = loop {
                     tokio::select! {

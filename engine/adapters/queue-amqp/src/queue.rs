@@ -13,7 +13,7 @@ use weft_core::Error;
 use crate::client::{Channel, Confirm, Confirmation, Consumer};
 use crate::delivery::{drop_undecodable, settle, Held, Settle};
 use crate::feed::Feed;
-use crate::link::{answered, consume, consuming_channel, Link, Session};
+use crate::link::{answered, consume, consuming_channel, Link, Session, RPC_TIMEOUT};
 use crate::options::band_key;
 use crate::Options;
 
@@ -424,16 +424,22 @@ impl JobQueue for AmqpJobQueue {
         let mut depth = 0;
         for band in PriorityBand::ALL {
             // A passive declare of a missing queue closes its channel: use
-            // a throwaway one per queue.
-            let channel = session.connection.channel().await?;
+            // a throwaway one per queue. Each request is bounded: a broker
+            // that stopped answering must not hold up who asked (a page
+            // of the API).
+            let channel = answered("to channel.open", session.connection.channel()).await?;
             let queue = self.link.options.band_queue(pool, band);
-            if let Ok(messages) = channel
-                .queue_declare(&queue, true, amqprs::FieldTable::new())
-                .await
-            {
-                depth += u64::from(messages);
+            let declare = channel.queue_declare(&queue, true, amqprs::FieldTable::new());
+            match tokio::time::timeout(RPC_TIMEOUT, declare).await {
+                Ok(Ok(messages)) => depth += u64::from(messages),
+                Ok(Err(_)) => {} // no such queue: nothing waits in it
+                Err(_) => {
+                    return Err(Error::Closed(format!(
+                        "rabbitmq: no answer to a passive queue.declare of {queue}"
+                    )))
+                }
             }
-            channel.close().await;
+            let _ = tokio::time::timeout(RPC_TIMEOUT, channel.close()).await;
         }
         Ok(Some(depth))
     }

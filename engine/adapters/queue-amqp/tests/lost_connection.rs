@@ -138,3 +138,27 @@ async fn a_connection_gone_silent_is_replaced_and_jobs_flow_again() {
         started.elapsed()
     );
 }
+
+/// Asked of a broker that stopped answering, before missed heartbeats
+/// tell (they take two minutes here), a pool's depth is refused within the
+/// call bound: a page that shows it must not hang with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_depth_asked_of_a_silent_broker_is_refused_within_the_call_bound() {
+    let silence = Arc::new(Notify::new());
+    let q = through(60, Fault::Silence, silence.clone()).await;
+    let pool = weft_testkit::unique("pool");
+    q.publish(&weft_testkit::job("r1", "a", &pool))
+        .await
+        .unwrap();
+    silence.notify_waiters();
+    let started = Instant::now();
+    let depth = tokio::time::timeout(Duration::from_secs(30), q.depth(&pool))
+        .await
+        .expect("asking a silent broker for a depth ends");
+    assert!(depth.is_err(), "{depth:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+}

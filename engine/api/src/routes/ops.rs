@@ -29,8 +29,15 @@ pub(super) async fn metrics(State(api): State<ApiState>) -> Result<impl IntoResp
     pools.dedup();
     let mut depths = Vec::new();
     for pool in pools {
-        if let Some(depth) = api.service.queue().depth(&pool).await? {
-            depths.push((pool, depth));
+        match api.service.queue().depth(&pool).await {
+            Ok(Some(depth)) => depths.push((pool, depth)),
+            Ok(None) => {}
+            // The rest is still worth scraping; the broker's answers would
+            // each take as long to fail.
+            Err(e) => {
+                tracing::warn!("metrics without queue depths: {e}");
+                break;
+            }
         }
     }
     let slots = workers.iter().map(|w| u64::from(w.slots.concurrency)).sum();

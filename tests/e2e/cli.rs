@@ -90,6 +90,17 @@ fn fan_out_instances_have_their_own_logs() {
     assert!(text(&weft(&["logs", &id, "prepare"], data.path())).contains("name an instance"));
 }
 
+/// Ctrl-C to a `weft run`: it cancels its run and exits with 130.
+fn interrupt(child: &mut std::process::Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+}
+
 #[test]
 fn ctrl_c_cancels_the_run_and_kills_the_step_process_group() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,13 +139,7 @@ fn ctrl_c_cancels_the_run_and_kills_the_step_process_group() {
         .trim()
         .parse()
         .unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    interrupt(&mut child);
     std::thread::sleep(Duration::from_millis(200));
     // A zombie (dead, not yet reaped by this container's init) counts as gone.
     let stat = std::fs::read_to_string(format!("/proc/{sleeper}/stat")).unwrap_or_default();
@@ -171,20 +176,8 @@ fn a_step_prepared_ahead_of_its_slot_never_runs_once_its_run_is_cancelled() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // One runs; the other's directory waits aside, `.s[N]@1.<pid>.<n>`.
-    let aside = || {
-        std::fs::read_dir(data.join("work"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .flat_map(|run| {
-                std::fs::read_dir(run.path())
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-            })
-            .any(|e| e.file_name().to_string_lossy().starts_with(".s["))
-    };
+    // One runs; the other's directory waits aside.
+    let aside = || weft_testkit::prepared_aside(&data.join("work"), "s[");
     let start = Instant::now();
     while !(marks.exists() && aside()) {
         assert!(
@@ -194,13 +187,7 @@ fn a_step_prepared_ahead_of_its_slot_never_runs_once_its_run_is_cancelled() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    interrupt(&mut child);
     let ran = std::fs::read_to_string(&marks).unwrap();
     assert_eq!(
         ran.lines().count(),

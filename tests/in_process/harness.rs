@@ -31,21 +31,7 @@ pub async fn run_to_end(
     let router = service.spawn_router();
     let (stop, stopped) = watch::channel(false);
     let worker = tokio::spawn(worker.run(stopped));
-    let workflow = weft_core::spec::load(source).unwrap();
-    let mut values = workflow.param_defaults();
-    values.extend(params);
-    let new = NewRun {
-        workflow,
-        source: source.into(),
-        file: file.into(),
-        params: values,
-        prelude: Vec::new(),
-        plugins: Default::default(),
-        submitted_by: None,
-        policy: None,
-        cache: Default::default(),
-        priority: 0,
-    };
+    let new = new_run((source, file), params);
     let (_, handle) = service
         .submit(new, Box::new(|_: &RunState, _: &weft_core::run::Event| {}))
         .await
@@ -59,6 +45,15 @@ pub async fn run_to_end(
     let _ = worker.await;
     router.abort();
     state
+}
+
+/// A run of `source` (file name `file`), `params` over its defaults, to
+/// submit as a person would.
+pub fn new_run((source, file): (&str, &str), params: Map<String, Json>) -> NewRun {
+    let workflow = weft_core::spec::load(source).unwrap();
+    let mut values = workflow.param_defaults();
+    values.extend(params);
+    NewRun::plain(workflow, source.into(), file.into(), values)
 }
 
 /// As [`run_to_end`], with no params, for a run that must succeed.

@@ -316,37 +316,13 @@ async fn a_stopping_worker_starts_no_job_it_took_ahead_of_its_slot() {
     let router = service.spawn_router();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(worker.run(stopped));
-    let workflow = weft_core::spec::load(&source).unwrap();
-    let new = weft_orchestrator::NewRun {
-        params: workflow.param_defaults(),
-        workflow,
-        source: source.clone(),
-        file: "stop.toml".into(),
-        prelude: Vec::new(),
-        plugins: Default::default(),
-        submitted_by: None,
-        policy: None,
-        cache: Default::default(),
-        priority: 0,
-    };
+    let new = crate::harness::new_run((&source, "stop.toml"), Default::default());
     let _run = service
         .submit(new, Box::new(|_: &RunState, _: &weft_core::run::Event| {}))
         .await
         .unwrap();
     // The first runs, the second's directory is ready aside.
-    let prepared = || {
-        std::fs::read_dir(work.path().join("work"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .flat_map(|run| {
-                std::fs::read_dir(run.path())
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-            })
-            .any(|e| e.file_name().to_string_lossy().starts_with(".s["))
-    };
+    let prepared = || weft_testkit::prepared_aside(&work.path().join("work"), "s[");
     for _ in 0..200 {
         if marks.exists() && prepared() {
             break;

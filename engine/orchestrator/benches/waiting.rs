@@ -25,18 +25,7 @@ const GATED: &str = "[workflow]\nname = \"gated\"\n[steps.gate]\napprove = { tim
 fn new_run(source: &str) -> NewRun {
     let workflow = weft_core::spec::load(source).unwrap();
     let params = workflow.param_defaults();
-    NewRun {
-        workflow,
-        source: source.into(),
-        file: "bench.toml".into(),
-        params,
-        prelude: Vec::new(),
-        plugins: Default::default(),
-        submitted_by: None,
-        policy: None,
-        cache: Default::default(),
-        priority: 0,
-    }
+    NewRun::plain(workflow, source.into(), "bench.toml".into(), params)
 }
 
 async fn submit(service: &Service, source: &str, n: usize) {

@@ -41,6 +41,31 @@ pub struct NewRun {
     pub priority: i32,
 }
 
+impl NewRun {
+    /// A run of `workflow` with nothing around it: no prelude, plugins,
+    /// submitter or policy, the cache used as it says, priority 0 (the
+    /// tests', benchmarks' and simulation's).
+    pub fn plain(
+        workflow: Workflow,
+        source: String,
+        file: String,
+        params: Map<String, Json>,
+    ) -> Self {
+        Self {
+            workflow,
+            source,
+            file,
+            params,
+            prelude: Vec::new(),
+            plugins: BTreeMap::new(),
+            submitted_by: None,
+            policy: None,
+            cache: Default::default(),
+            priority: 0,
+        }
+    }
+}
+
 /// Who starts a run again, and the policy for their role.
 #[derive(Debug, Clone, Default)]
 pub struct Submitter {

@@ -146,18 +146,12 @@ async fn run(world: Arc<World>, scenario: Scenario) -> SimOutcome {
     for _ in 0..scenario.runs {
         let service = cluster.live_service().expect("an orchestrator").clone();
         loop {
-            let run = NewRun {
-                workflow: weft_core::spec::load(&scenario.workflow).expect("a valid workflow"),
-                source: scenario.workflow.clone(),
-                file: "sim.toml".into(),
-                params: Default::default(),
-                prelude: Vec::new(),
-                plugins: Default::default(),
-                submitted_by: None,
-                policy: None,
-                cache: Default::default(),
-                priority: 0,
-            };
+            let run = NewRun::plain(
+                weft_core::spec::load(&scenario.workflow).expect("a valid workflow"),
+                scenario.workflow.clone(),
+                "sim.toml".into(),
+                Default::default(),
+            );
             match service.submit(run, Box::new(|_: &_, _: &_| {})).await {
                 Ok((record, _)) => {
                     world.trace(format!("submitted {}", record.id));

@@ -48,6 +48,18 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// Whether a scratch directory prepared aside (`.<task>@<attempt>.<pid>.<n>`,
+/// for a task whose name starts with `task`) is in one of the runs'
+/// directories under a worker's `work_dir`: a job prepared ahead of its
+/// start.
+pub fn prepared_aside(work_dir: &std::path::Path, task: &str) -> bool {
+    let entries = |dir: &std::path::Path| std::fs::read_dir(dir).into_iter().flatten().flatten();
+    let prefix = format!(".{task}");
+    entries(work_dir)
+        .flat_map(|run| entries(&run.path()))
+        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+}
+
 /// A running run's record, for store tests: workflow `contract`, created
 /// at `created_at`; change what a test needs.
 pub fn run_record(id: &str, created_at: u64) -> weft_core::ports::RunRecord {

@@ -88,18 +88,7 @@ pub async fn drive(
     let workflow = weft_core::spec::load(source).unwrap();
     let steps = workflow.steps.len();
     let params = workflow.param_defaults();
-    let run = NewRun {
-        workflow,
-        source: source.into(),
-        file: "bench.toml".into(),
-        params,
-        prelude: Vec::new(),
-        plugins: Default::default(),
-        submitted_by: None,
-        policy: None,
-        cache: Default::default(),
-        priority: 0,
-    };
+    let run = NewRun::plain(workflow, source.into(), "bench.toml".into(), params);
     let start = Instant::now();
     let (_, handle) = service
         .submit(

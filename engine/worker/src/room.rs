@@ -1,12 +1,13 @@
 //! A taker's wait for a free slot (or a free GPU): while it waits, it
 //! tells its queue it has no room (`JobQueue::release`), so jobs wait at
 //! the broker for a worker that can start them, not on one that cannot.
-//! And how many jobs a worker is sent ahead of its slots.
+//! And how many jobs a worker is sent ahead of its slots, and how a job
+//! taken ahead of one waits for it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use weft_core::ports::JobQueue;
 
 use crate::gpus::Gpus;
@@ -62,6 +63,43 @@ pub(crate) async fn room(
 /// pool) while it waits, so another worker's free GPU runs its jobs.
 pub(crate) async fn gpu_room(queue: &dyn JobQueue, gpus: &Gpus, pool: &str) -> Result<(), Error> {
     releasing(queue, pool, gpus.any_free()).await
+}
+
+/// The slot an attempt's step runs in: taken before its job, or, for a job
+/// claimed and prepared ahead (`Options::prepare_ahead`), once one frees.
+pub(crate) enum Slot {
+    Held(OwnedSemaphorePermit),
+    /// The worker's slots, and whether the worker is stopping.
+    Later(Arc<Semaphore>, watch::Receiver<bool>),
+}
+
+/// What became of an attempt's wait for its slot.
+pub(crate) enum Free {
+    /// Its slot, and its abort signal.
+    Slot(OwnedSemaphorePermit, watch::Receiver<bool>),
+    Aborted,
+    /// The worker stops: a job taken ahead of its slot does not start.
+    Stopping,
+}
+
+impl Slot {
+    /// The slot, once free, with the attempt's abort signal.
+    pub(crate) async fn when_free(self, mut abort: watch::Receiver<bool>) -> Free {
+        let (slots, mut stopping) = match self {
+            Self::Held(slot) => return Free::Slot(slot, abort),
+            Self::Later(slots, stopping) => (slots, stopping),
+        };
+        let slot = tokio::select! {
+            // The worker's slots are never closed; a stopping worker's
+            // slots go to the steps it started.
+            biased;
+            Ok(_) = stopping.wait_for(|s| *s) => return Free::Stopping,
+            Ok(_) = abort.wait_for(|a| *a) => return Free::Aborted,
+            Ok(slot) = slots.acquire_owned() => slot,
+            else => return Free::Aborted,
+        };
+        Free::Slot(slot, abort)
+    }
 }
 
 #[cfg(test)]

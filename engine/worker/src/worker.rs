@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tracing::Instrument;
 use weft_core::ports::{
     ArtifactStore, AttemptId, Clock, ContainerRuntime, Delivery, JobQueue, KernelRuntime, Report,
@@ -20,7 +20,7 @@ use crate::gate::StartGate;
 use crate::gpus::{self, Gpus};
 use crate::heartbeat::{beat, Running};
 use crate::plugins::Plugins;
-use crate::room::{gpu_room, room};
+use crate::room::{gpu_room, room, Free, Slot};
 use crate::secrets::Secrets;
 use crate::steplog::StepLog;
 use crate::{Aborts, Error, Options, Stats};
@@ -573,23 +573,6 @@ impl Worker {
     }
 }
 
-/// The slot an attempt's step runs in: taken before its job, or, for a job
-/// claimed and prepared ahead (`Options::prepare_ahead`), once one frees.
-pub(crate) enum Slot {
-    Held(OwnedSemaphorePermit),
-    /// The worker's slots, and whether the worker is stopping.
-    Later(Arc<Semaphore>, watch::Receiver<bool>),
-}
-
-/// What became of an attempt's wait for its slot.
-enum Free {
-    /// Its slot, and its abort signal.
-    Slot(OwnedSemaphorePermit, watch::Receiver<bool>),
-    Aborted,
-    /// The worker stops: a job taken ahead of its slot does not start.
-    Stopping,
-}
-
 /// Why an attempt's step did not start.
 enum NotStarted {
     /// Its claim was not held, and the job is settled.
@@ -598,24 +581,4 @@ enum NotStarted {
     Aborted(Box<dyn Delivery>),
     /// Taken ahead of its slot as the worker stops: the job goes back.
     Stopping(Box<dyn Delivery>),
-}
-
-impl Slot {
-    /// The slot, once free, with the attempt's abort signal.
-    async fn when_free(self, mut abort: watch::Receiver<bool>) -> Free {
-        let (slots, mut stopping) = match self {
-            Self::Held(slot) => return Free::Slot(slot, abort),
-            Self::Later(slots, stopping) => (slots, stopping),
-        };
-        let slot = tokio::select! {
-            // The worker's slots are never closed; a stopping worker's
-            // slots go to the steps it started.
-            biased;
-            Ok(_) = stopping.wait_for(|s| *s) => return Free::Stopping,
-            Ok(_) = abort.wait_for(|a| *a) => return Free::Aborted,
-            Ok(slot) = slots.acquire_owned() => slot,
-            else => return Free::Aborted,
-        };
-        Free::Slot(slot, abort)
-    }
 }

@@ -87,14 +87,10 @@ impl ScratchDirs {
         lock(&self.runs).insert(ended.run, Instant::now());
     }
 
-    /// Removes every directory left, the spare ones too: the worker stops.
+    /// Removes every directory left, the spare ones last: the worker stops.
     pub(crate) fn remove_all(&self) {
-        for (_, ended) in take_older(&self.ended, Duration::ZERO, |e| e.at) {
-            Options::remove_scratch(&ended.dir, &ended.run);
-            lock(&self.runs).insert(ended.run, Instant::now());
-        }
-        self.spares.clear();
         self.sweep(Duration::ZERO);
+        self.spares.clear();
     }
 
     /// Removes the ended attempts' directories older than `idle` and the

@@ -377,59 +377,50 @@ impl Worker {
                 }
             }
         };
-        // Held, and not aborted meanwhile: the step may start.
-        let go = match claimed.zip(delivery) {
-            Some((held, delivery)) => {
-                let abort = self.aborts.watch(&job.run_id, &job.task, job.attempt);
-                if *abort.borrow() {
-                    self.aborts.forget(&job.run_id, &job.task, job.attempt);
-                    Err(NotStarted::Aborted(delivery))
-                } else {
-                    Ok((held, delivery, abort))
-                }
+        // Held, not aborted meanwhile, and in a slot: the step may start.
+        let go = async {
+            let (held, delivery) = claimed.zip(delivery).ok_or(NotStarted::Settled)?;
+            let abort = self.aborts.watch(&job.run_id, &job.task, job.attempt);
+            if *abort.borrow() {
+                self.aborts.forget(&job.run_id, &job.task, job.attempt);
+                return Err(NotStarted::Aborted(delivery));
             }
-            None => Err(NotStarted::Settled),
-        };
-        let go = match go {
-            Ok((held, delivery, abort)) => {
-                let claim = Arc::new(HeldClaim {
-                    store: self.store.clone(),
-                    clock: self.clock.clone(),
-                    claimant,
-                    key: key.clone(),
-                    token: held.0,
-                    ttl: self.claim_ttl(),
-                });
-                // Renewed until the end is recorded (or while the job waits
-                // for its slot); this execution is stopped if its attempt
-                // is aborted or its claim lost to another execution.
-                let (stop, stopped) = watch::channel(false);
-                let renewal = claim.spawn_renewal(abort, stop);
-                let free = slot.when_free(stopped);
-                tokio::pin!(free);
-                let free = loop {
-                    tokio::select! {
-                        // A job prepared ahead finishes preparing meanwhile.
-                        biased;
-                        free = &mut free => break free,
-                        outcome = &mut attempt, if ended_unstarted.is_none() => {
-                            ended_unstarted = Some(outcome);
-                        }
+            let claim = Arc::new(HeldClaim {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                claimant,
+                key: key.clone(),
+                token: held.0,
+                ttl: self.claim_ttl(),
+            });
+            // Renewed until the end is recorded (or while the job waits for
+            // its slot); this execution is stopped if its attempt is
+            // aborted or its claim lost to another execution.
+            let (stop, stopped) = watch::channel(false);
+            let renewal = claim.spawn_renewal(abort, stop);
+            let free = slot.when_free(stopped);
+            tokio::pin!(free);
+            let free = loop {
+                tokio::select! {
+                    // A job prepared ahead finishes preparing meanwhile.
+                    biased;
+                    free = &mut free => break free,
+                    outcome = &mut attempt, if ended_unstarted.is_none() => {
+                        ended_unstarted = Some(outcome);
                     }
-                };
-                if let Free::Slot(slot, abort) = free {
-                    Ok((held, delivery, abort, claim, renewal, slot))
-                } else {
-                    renewal.abort();
-                    self.aborts.forget(&job.run_id, &job.task, job.attempt);
-                    Err(match free {
-                        Free::Stopping => NotStarted::Stopping(delivery),
-                        _ => NotStarted::Aborted(delivery),
-                    })
                 }
-            }
-            Err(aborted) => Err(aborted),
-        };
+            };
+            let Free::Slot(slot, abort) = free else {
+                renewal.abort();
+                self.aborts.forget(&job.run_id, &job.task, job.attempt);
+                return Err(match free {
+                    Free::Stopping => NotStarted::Stopping(delivery),
+                    _ => NotStarted::Aborted(delivery),
+                });
+            };
+            Ok((held, delivery, abort, claim, renewal, slot))
+        }
+        .await;
         let ((token, earlier), delivery, abort, claim, renewal, slot) = match go {
             Ok(go) => go,
             Err(not_started) => {

@@ -162,3 +162,48 @@ async fn a_killed_embedded_server_finishes_its_runs_once_restarted() {
     let _ = serve.kill();
     let _ = serve.wait();
 }
+
+/// A root server's steps run as step users (one uid each while it runs),
+/// and it claims and prepares jobs ahead of its slots: a fan-out wider
+/// than its slots runs every step, each as a step user and none as root,
+/// however many jobs wait prepared (a job prepared ahead once took a uid
+/// while it waited, and the steps past the pool failed with "no step uid
+/// is free").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_server_runs_a_fan_out_wider_than_its_slots_each_step_as_a_step_user() {
+    // Not a pass without root: step users are a root worker's.
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root");
+    let data = tempfile::tempdir().unwrap();
+    let (mut serve, url, printed) = serve_embedded(data.path());
+    let client = Client::new(&url).with_token(Some(admin_token(&printed)));
+    let uids = crate::support::shared_file(&crate::support::shared_dir(data.path()), "uids");
+    let items: Vec<String> = (0..24).map(|i| i.to_string()).collect();
+    let id = submit(
+        &client,
+        format!(
+            "[workflow]\nname = 'wide'\n[steps.fan]\nfor-each = [{}]\n\
+             run = 'sleep 0.05; id -u >> {}'\n",
+            items.join(","),
+            uids.display()
+        ),
+    )
+    .await;
+    let view = finished(&client, &id).await;
+    let failed: Vec<_> = step(&view, "fan")
+        .tasks
+        .iter()
+        .filter(|t| t.status != "succeeded")
+        .map(|t| (&t.item, t.attempts.last().and_then(|a| a.error.clone())))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(view.run.status, "succeeded");
+    let seen = std::fs::read_to_string(&uids).unwrap();
+    assert_eq!(seen.lines().count(), 24, "{seen}");
+    assert!(
+        seen.lines()
+            .all(|uid| uid.parse::<u32>().unwrap() >= 100_000),
+        "every step as a step user: {seen}"
+    );
+    let _ = serve.kill();
+    let _ = serve.wait();
+}

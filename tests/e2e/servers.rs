@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cluster::{step, Cluster, Setup};
+use crate::cluster::{step, tasks_where, Cluster, Setup};
 use crate::support::{counted, lost_and_twice, wait_for_lines};
 
 const WORKFLOW: &str = "[workflow]\nname = \"relayed\"\n[steps.a]\nrun = \"true\"\n[steps.b]\nneeds = [\"a\"]\nrun = \"true\"\n";
@@ -140,6 +140,9 @@ async fn a_killed_servers_runs_and_reports_go_to_another_and_every_effect_happen
     for id in &ids {
         let view = cluster.wait(id, Duration::from_secs(120)).await;
         assert_eq!(step(&view, "fan").tasks.len(), 40);
+        if view.run.status != "succeeded" {
+            eprintln!("{id}: {}", tasks_where(&view, |t| t.status != "succeeded"));
+        }
         statuses.push(view.run.status.clone());
     }
     let expected = ids

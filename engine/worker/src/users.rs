@@ -118,13 +118,15 @@ pub(crate) struct Setup {
 
 impl StepUsers {
     /// The step users of the worker named `worker`, with `concurrency`
-    /// slots and scratch directories under `work_dir`; why they cannot be
-    /// had, if not.
+    /// slots, as many as `holders` attempts holding a uid at once (more
+    /// than its slots where jobs are prepared ahead of a slot: see
+    /// [`StepUsers::uids`]) and scratch directories under `work_dir`; why
+    /// they cannot be had, if not.
     pub(crate) fn set_up(
         worker: &str,
         run_as: &RunAs,
         uids: Option<StepUids>,
-        concurrency: usize,
+        (concurrency, holders): (usize, usize),
         work_dir: &Path,
     ) -> Result<Setup, String> {
         let root = nix::unistd::geteuid().is_root();
@@ -150,7 +152,7 @@ impl StepUsers {
                 )
             }
             (RunAs::StepUids, uids) => {
-                let uids = uids.unwrap_or_else(|| default_step_uids(worker, concurrency));
+                let uids = uids.unwrap_or_else(|| default_step_uids(worker, holders));
                 check_range(uids, concurrency)?;
                 Pool::Range(uids)
             }
@@ -174,6 +176,18 @@ impl StepUsers {
             })),
             scratch,
         })
+    }
+
+    /// How many uids there are to take, for a pool of them (`None`: one
+    /// user for every step). An attempt holds its uid from when it
+    /// prepares its directory (owned by that uid) until its step has
+    /// ended, so the worker lets no more attempts than this prepare at
+    /// once.
+    pub(crate) fn uids(&self) -> Option<usize> {
+        match self.pool {
+            Pool::Range(uids) => Some(uids.count as usize),
+            Pool::One { .. } => None,
+        }
     }
 
     /// A uid no running step has (or the one user's).

@@ -164,6 +164,20 @@ impl Worker {
             path: self.options.work_dir.display().to_string(),
             source,
         })?;
+        let concurrency = self.options.concurrency.max(1);
+        // An attempt frees its slot when its step ends, and records and
+        // reports its end after (see `execute`): as many attempts at most,
+        // running or settling, as jobs the worker is sent, so a slow store
+        // holds up takes, not memory.
+        let mut in_flight_most = usize::from(crate::room::prefetch(concurrency));
+        // A step user's uid is held from an attempt's preparation to its
+        // step's end: by one attempt a slot, or, where jobs are prepared
+        // ahead of their slot, by one in flight.
+        let holders = if self.options.prepare_ahead {
+            in_flight_most
+        } else {
+            concurrency
+        };
         // A shell executor given from outside (a simulation's) keeps its own
         // idea of users.
         let setup = if self.executors.custom_shell {
@@ -173,12 +187,17 @@ impl Worker {
                 &self.options.name,
                 &self.options.run_as,
                 self.options.step_uids,
-                self.options.concurrency.max(1),
+                (concurrency, holders),
                 &self.options.work_dir,
             )
             .map_err(Error::StepUsers)?
         };
         if let Some(users) = setup.users {
+            if let Some(uids) = users.uids().filter(|_| self.options.prepare_ahead) {
+                // A range of `step-uids` narrower than the jobs in flight:
+                // fewer are prepared ahead (the range holds one a slot).
+                in_flight_most = in_flight_most.min(uids.max(concurrency));
+            }
             self.executors.shell = Arc::new(crate::executor::ShellExecutor { users: Some(users) });
         }
         // Kept until the worker stops, then removed with what is left in it.
@@ -202,16 +221,11 @@ impl Worker {
                 Err(e) => tracing::warn!("removing leftover containers: {e}"),
             }
         }
-        let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
-        // An attempt frees its slot when its step ends, and records and
-        // reports its end after (see `execute`): as many attempts at most,
-        // running or settling, as jobs the worker is sent, so a slow store
-        // holds up takes, not memory.
-        let in_flight_most = usize::from(crate::room::prefetch(self.options.concurrency));
+        let slots = Arc::new(Semaphore::new(concurrency));
         let in_flight = Arc::new(Semaphore::new(in_flight_most));
         self.stats
             .slots
-            .store(self.options.concurrency.max(1) as u64, Ordering::Relaxed);
+            .store(concurrency as u64, Ordering::Relaxed);
         let this = Arc::new(self);
         let heartbeat = this.registry.clone().map(|(registry, url)| {
             tokio::spawn(beat(
@@ -378,6 +392,10 @@ impl Worker {
             }
         };
         // Held, not aborted meanwhile, and in a slot: the step may start.
+        // A slot taken before the job is kept until an attempt that does
+        // not start has undone what it prepared: until then it holds its
+        // step user (see `StepUsers::uids`).
+        let mut slot = Some(slot);
         let go = async {
             let (held, delivery) = claimed.zip(delivery).ok_or(NotStarted::Settled)?;
             let abort = self.aborts.watch(&job.run_id, &job.task, job.attempt);
@@ -398,7 +416,7 @@ impl Worker {
             // aborted or its claim lost to another execution.
             let (stop, stopped) = watch::channel(false);
             let renewal = claim.spawn_renewal(abort, stop);
-            let free = slot.when_free(stopped);
+            let free = slot.take().expect("taken once").when_free(stopped);
             tokio::pin!(free);
             let free = loop {
                 tokio::select! {
@@ -430,6 +448,7 @@ impl Worker {
                 if ended_unstarted.is_none() {
                     attempt.await;
                 }
+                drop(slot);
                 match not_started {
                     NotStarted::Settled => {}
                     NotStarted::Aborted(delivery) => {

@@ -14,11 +14,18 @@ use crate::support::{repo, text, weft, weft_bin};
 /// Starts `weft serve --embedded` in `dir`, with a broker and a Redis that
 /// are not there (nothing may need them); its URL and what it printed first.
 fn serve_embedded(dir: &Path) -> (Child, String, Vec<String>) {
+    serve_embedded_with(dir, "")
+}
+
+/// As [`serve_embedded`], with more `[worker]` settings.
+fn serve_embedded_with(dir: &Path, worker: &str) -> (Child, String, Vec<String>) {
     std::fs::write(
         dir.join("weft.toml"),
-        "[broker]\nurl = \"amqp://guest:guest@127.0.0.1:1/%2f\"\n\
-         [redis]\nurl = \"redis://127.0.0.1:1/\"\n\
-         [worker]\nheartbeat-ms = 300\n",
+        format!(
+            "[broker]\nurl = \"amqp://guest:guest@127.0.0.1:1/%2f\"\n\
+             [redis]\nurl = \"redis://127.0.0.1:1/\"\n\
+             [worker]\nheartbeat-ms = 300\n{worker}\n"
+        ),
     )
     .unwrap();
     let mut cmd = Command::new(weft_bin());
@@ -168,13 +175,20 @@ async fn a_killed_embedded_server_finishes_its_runs_once_restarted() {
 /// than its slots runs every step, each as a step user and none as root,
 /// however many jobs wait prepared (a job prepared ahead once took a uid
 /// while it waited, and the steps past the pool failed with "no step uid
-/// is free").
+/// is free"). With the default range of uids and with a range as narrow
+/// as its slots.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_root_server_runs_a_fan_out_wider_than_its_slots_each_step_as_a_step_user() {
     // Not a pass without root: step users are a root worker's.
     assert!(nix::unistd::geteuid().is_root(), "this test needs root");
+    wide_fan_out_as_step_users("concurrency = 2").await;
+    wide_fan_out_as_step_users("concurrency = 2\nstep-uids = { first = 1870000000, count = 2 }")
+        .await;
+}
+
+async fn wide_fan_out_as_step_users(worker: &str) {
     let data = tempfile::tempdir().unwrap();
-    let (mut serve, url, printed) = serve_embedded(data.path());
+    let (mut serve, url, printed) = serve_embedded_with(data.path(), worker);
     let client = Client::new(&url).with_token(Some(admin_token(&printed)));
     let uids = crate::support::shared_file(&crate::support::shared_dir(data.path()), "uids");
     let items: Vec<String> = (0..24).map(|i| i.to_string()).collect();
@@ -195,13 +209,13 @@ async fn a_root_server_runs_a_fan_out_wider_than_its_slots_each_step_as_a_step_u
         .filter(|t| t.status != "succeeded")
         .map(|t| (&t.item, t.attempts.last().and_then(|a| a.error.clone())))
         .collect();
-    assert!(failed.is_empty(), "{failed:?}");
+    assert!(failed.is_empty(), "{worker}: {failed:?}");
     assert_eq!(view.run.status, "succeeded");
     let seen = std::fs::read_to_string(&uids).unwrap();
     assert_eq!(seen.lines().count(), 24, "{seen}");
     assert!(
         seen.lines()
-            .all(|uid| uid.parse::<u32>().unwrap() >= 100_000),
+            .all(|uid| uid.parse::<u32>().unwrap() >= 1_870_000_000),
         "every step as a step user: {seen}"
     );
     let _ = serve.kill();

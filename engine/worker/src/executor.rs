@@ -38,6 +38,9 @@ pub struct Attempt<'a> {
     pub(crate) gate: StartGate,
     /// Emptied scratch directories a shell step may take for its own.
     pub(crate) spares: &'a crate::spare::SpareDirs,
+    /// A line for the step log once the gate has opened (a step prepared
+    /// while its claim is asked writes nothing to its log before that).
+    pub(crate) note: Option<String>,
 }
 
 impl Attempt<'_> {
@@ -179,11 +182,8 @@ impl Executors {
         };
         let mut attempt = attempt;
         // Only the worker's own shell prepares a step while its claim is
-        // asked; every other executor starts once it is held, and so does
-        // a step whose inputs the note below is about.
-        let prepares_early = matches!(action, StepAction::Run { .. })
-            && !self.custom_shell
-            && attempt.inputs.len() <= crate::outputs::MAX_INPUTS_ENV;
+        // asked; every other executor starts once it is held.
+        let prepares_early = matches!(action, StepAction::Run { .. }) && !self.custom_shell;
         if !prepares_early && !attempt.gate.pass().await {
             return crate::gate::not_started();
         }
@@ -191,9 +191,16 @@ impl Executors {
             action,
             StepAction::Run { .. } | StepAction::Container { .. }
         ) {
-            // Their `$WEFT_INPUTS` is unset when too big (see `InputsText::for_env`).
+            // Their `$WEFT_INPUTS` is unset when too big (see
+            // `InputsText::for_env`). The shell says so once its gate opens
+            // (were this copy of the job never to start, the step would
+            // go without the line on this worker).
             if let Some(note) = self.inputs_notes.note(attempt.job, attempt.inputs.len()) {
-                attempt.log.push(note.as_bytes()).await;
+                if prepares_early {
+                    attempt.note = Some(note);
+                } else {
+                    attempt.log.push(note.as_bytes()).await;
+                }
             }
         }
         match action {

@@ -190,6 +190,7 @@ impl ArtifactsHere {
             gpus,
             gate,
             spares: &self.scratch.spares,
+            note: None,
         };
         let mut outcome = executors.run(attempt, &job.action).await;
         if refused.happened() {

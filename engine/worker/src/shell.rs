@@ -36,6 +36,7 @@ pub(crate) async fn run(
         inputs,
         mut gate,
         spares,
+        note,
         ..
     } = attempt;
     let dir = options.attempt_dir(job);
@@ -69,6 +70,9 @@ pub(crate) async fn run(
         Err(outcome) => return outcome,
     };
     // The gate is open: this is the attempt's own.
+    if let Some(note) = note {
+        log.push(note.as_bytes()).await;
+    }
     let mut abort = gate.abort();
     // `resources.memory` and `.cpus`, enforced by control groups the step
     // joins before it execs (and so before it can allocate anything).
@@ -398,6 +402,7 @@ mod tests {
             gpus: &[],
             gate,
             spares: &SpareDirs::default(),
+            note: None,
         };
         let command = match &job.action {
             weft_core::spec::StepAction::Run { command } => command.clone(),
@@ -489,6 +494,56 @@ mod tests {
             vec!["one@1".to_string()],
             "nothing left aside"
         );
+    }
+
+    /// A step whose inputs are too big for the environment (every task of
+    /// a `for-each` over a big params list) is prepared behind its gate as
+    /// any other, so it is prepared ahead of its slot and takes a spare
+    /// directory; the log's line saying `$WEFT_INPUTS` is unset comes once
+    /// the gate opens, not before its claim is held.
+    #[tokio::test]
+    async fn a_step_with_inputs_too_big_for_the_environment_prepares_behind_its_gate_too() {
+        use crate::outputs::MAX_INPUTS_ENV;
+        use weft_core::ports::StepLogs as _;
+        let (_root, ran, mut job, options) =
+            with_marker(|ran| format!("echo \"[${{WEFT_INPUTS+set}}]\" > {}", ran.display()));
+        job.inputs = serde_json::json!({"blob": "x".repeat(MAX_INPUTS_ENV)});
+        let store = Arc::new(weft_testkit::MemoryRunStore::new());
+        let log = StepLog::new(store.clone(), AttemptId::of(&job), 1 << 20);
+        let (key, gate) = StartGate::closed();
+        let step = {
+            let (job, options, log) = (job.clone(), options.clone(), log.clone());
+            tokio::spawn(async move {
+                let executors = crate::executor::Executors::default();
+                let attempt = Attempt {
+                    inputs: InputsText::of(&job, None),
+                    job: &job,
+                    options: &options,
+                    log,
+                    gpus: &[],
+                    gate,
+                    spares: &SpareDirs::default(),
+                    note: None,
+                };
+                executors.run(attempt, &job.action).await
+            })
+        };
+        let aside = until_in_run(&options, &job, |n| n.starts_with(".one@1.")).await;
+        let aside = options.run_dir(&job).join(aside);
+        let written = std::fs::metadata(aside.join("inputs.json")).map_or(0, |m| m.len());
+        assert!(written > MAX_INPUTS_ENV as u64);
+        let attempt_id = AttemptId::of(&job);
+        let read = || store.read_log_from(&attempt_id, 0, 1 << 20);
+        assert!(read().await.unwrap().bytes.is_empty(), "nothing logged yet");
+
+        let (_abort_tx, abort) = watch::channel(false);
+        key.open(abort);
+        let outcome = step.await.unwrap();
+        assert!(matches!(outcome, Outcome::Succeeded { .. }), "{outcome:?}");
+        log.finish().await;
+        let said = String::from_utf8(read().await.unwrap().bytes).unwrap();
+        assert!(said.contains("$WEFT_INPUTS is not set"), "{said}");
+        assert_eq!(std::fs::read_to_string(&ran).unwrap(), "[]\n");
     }
 
     #[tokio::test]

@@ -390,25 +390,37 @@ mod tests {
         job
     }
 
+    /// `job`'s attempt in `options`'s work directory behind `gate`,
+    /// logging to `log`, with no spare directories.
+    fn attempt<'a>(
+        job: &'a Job,
+        options: &'a Options,
+        log: Arc<StepLog>,
+        gate: StartGate,
+        spares: &'a SpareDirs,
+    ) -> Attempt<'a> {
+        Attempt {
+            inputs: InputsText::of(job, None),
+            job,
+            options,
+            log,
+            gpus: &[],
+            gate,
+            spares,
+            note: None,
+        }
+    }
+
     /// Runs `job` in `options`'s work directory behind `gate`.
     async fn run_behind(job: Job, options: Options, gate: StartGate) -> Outcome {
         let store = Arc::new(weft_testkit::MemoryRunStore::new());
         let log = StepLog::new(store, AttemptId::of(&job), 1 << 20);
-        let attempt = Attempt {
-            inputs: InputsText::of(&job, None),
-            job: &job,
-            options: &options,
-            log,
-            gpus: &[],
-            gate,
-            spares: &SpareDirs::default(),
-            note: None,
-        };
         let command = match &job.action {
             weft_core::spec::StepAction::Run { command } => command.clone(),
             _ => unreachable!(),
         };
-        run(attempt, &command, None).await
+        let spares = SpareDirs::default();
+        run(attempt(&job, &options, log, gate, &spares), &command, None).await
     }
 
     /// The directories in the run's scratch directory, by name.
@@ -514,17 +526,9 @@ mod tests {
         let step = {
             let (job, options, log) = (job.clone(), options.clone(), log.clone());
             tokio::spawn(async move {
-                let executors = crate::executor::Executors::default();
-                let attempt = Attempt {
-                    inputs: InputsText::of(&job, None),
-                    job: &job,
-                    options: &options,
-                    log,
-                    gpus: &[],
-                    gate,
-                    spares: &SpareDirs::default(),
-                    note: None,
-                };
+                let (executors, spares) =
+                    (crate::executor::Executors::default(), SpareDirs::default());
+                let attempt = attempt(&job, &options, log, gate, &spares);
                 executors.run(attempt, &job.action).await
             })
         };

@@ -79,13 +79,24 @@ impl SharedParams {
                 false,
             ));
         }
-        let text: Arc<str> = text.into();
+        Ok(Some(self.keep(&job.run_id, text)))
+    }
+
+    /// Keeps `text` as run `run_id`'s params, or gives the text kept for
+    /// it already: the first tasks of a run, prepared at once, each read
+    /// its params, and the first read kept is the one they all share, not
+    /// a copy each (which would also push other runs' out).
+    fn keep(&self, run_id: &str, text: String) -> Arc<str> {
         let mut kept = self.kept.lock().expect("params lock");
+        if let Some((_, text)) = kept.iter().find(|(run, _)| run == run_id) {
+            return text.clone();
+        }
+        let text: Arc<str> = text.into();
         if kept.len() == KEPT_RUNS {
             kept.pop_front();
         }
-        kept.push_back((job.run_id.clone(), text.clone()));
-        Ok(Some(text))
+        kept.push_back((run_id.to_string(), text.clone()));
+        text
     }
 }
 
@@ -183,6 +194,24 @@ impl InputsText {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_run_s_params_are_kept_once_however_many_of_its_tasks_read_them() {
+        let shared = SharedParams::new(Arc::new(weft_testkit::MemoryRunStore::new()));
+        let first = shared.keep("r", r#"{"n":1}"#.into());
+        let again = shared.keep("r", r#"{"n":1}"#.into());
+        assert!(Arc::ptr_eq(&first, &again), "one copy for the run");
+        for run in 0..KEPT_RUNS - 1 {
+            shared.keep(&format!("other-{run}"), "{}".into());
+        }
+        let kept = shared.kept.lock().unwrap();
+        assert_eq!(kept.len(), KEPT_RUNS);
+        assert_eq!(
+            kept.front().map(|(run, _)| run.as_str()),
+            Some("r"),
+            "still kept"
+        );
+    }
 
     #[test]
     fn shared_params_are_spliced_into_the_inputs_text_once() {

@@ -126,7 +126,8 @@ impl StepUsers {
         worker: &str,
         run_as: &RunAs,
         uids: Option<StepUids>,
-        (concurrency, holders): (usize, usize),
+        concurrency: usize,
+        holders: usize,
         work_dir: &Path,
     ) -> Result<Setup, String> {
         let root = nix::unistd::geteuid().is_root();

@@ -187,16 +187,17 @@ impl Worker {
                 &self.options.name,
                 &self.options.run_as,
                 self.options.step_uids,
-                (concurrency, holders),
+                concurrency,
+                holders,
                 &self.options.work_dir,
             )
             .map_err(Error::StepUsers)?
         };
         if let Some(users) = setup.users {
             if let Some(uids) = users.uids().filter(|_| self.options.prepare_ahead) {
-                // A range of `step-uids` narrower than the jobs in flight:
-                // fewer are prepared ahead (the range holds one a slot).
-                in_flight_most = in_flight_most.min(uids.max(concurrency));
+                // A range of `step-uids` narrower than the jobs in flight
+                // (it holds at least one a slot): fewer are prepared ahead.
+                in_flight_most = in_flight_most.min(uids);
             }
             self.executors.shell = Arc::new(crate::executor::ShellExecutor { users: Some(users) });
         }

@@ -69,8 +69,9 @@ pub(crate) async fn gpu_room(queue: &dyn JobQueue, gpus: &Gpus, pool: &str) -> R
 /// claimed and prepared ahead (`Options::prepare_ahead`), once one frees.
 pub(crate) enum Slot {
     Held(OwnedSemaphorePermit),
-    /// The worker's slots, and whether the worker is stopping.
-    Later(Arc<Semaphore>, watch::Receiver<bool>),
+    /// The worker's slots, whether the worker is stopping, and the job's
+    /// place among those waiting for a slot.
+    Later(Arc<Semaphore>, watch::Receiver<bool>, OwnedSemaphorePermit),
 }
 
 /// What became of an attempt's wait for its slot.
@@ -85,9 +86,9 @@ pub(crate) enum Free {
 impl Slot {
     /// The slot, once free, with the attempt's abort signal.
     pub(crate) async fn when_free(self, mut abort: watch::Receiver<bool>) -> Free {
-        let (slots, mut stopping) = match self {
+        let (slots, mut stopping, _waiting) = match self {
             Self::Held(slot) => return Free::Slot(slot, abort),
-            Self::Later(slots, stopping) => (slots, stopping),
+            Self::Later(slots, stopping, waiting) => (slots, stopping, waiting),
         };
         let slot = tokio::select! {
             // The worker's slots are never closed; a stopping worker's

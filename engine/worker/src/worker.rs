@@ -169,7 +169,19 @@ impl Worker {
         // reports its end after (see `execute`): as many attempts at most,
         // running or settling, as jobs the worker is sent, so a slow store
         // holds up takes, not memory.
-        let mut in_flight_most = usize::from(crate::room::prefetch(concurrency));
+        let sent = usize::from(crate::room::prefetch(concurrency));
+        // Jobs claimed and prepared ahead wait for a slot, as many at most
+        // as the jobs a worker is sent: with fewer, a slot freed while the
+        // claim of the job for it still waited on the store's fsync (a
+        // claim records its execution durably before the step starts), and
+        // the claims of more jobs share one fsync (`docs/performance.md`,
+        // "Jobs prepared ahead of their slot").
+        let waiting_most = sent;
+        let mut in_flight_most = if self.options.prepare_ahead {
+            sent + waiting_most
+        } else {
+            sent
+        };
         // A step user's uid is held from an attempt's preparation to its
         // step's end: by one attempt a slot, or, where jobs are prepared
         // ahead of their slot, by one in flight.
@@ -224,6 +236,7 @@ impl Worker {
         }
         let slots = Arc::new(Semaphore::new(concurrency));
         let in_flight = Arc::new(Semaphore::new(in_flight_most));
+        let waiting = Arc::new(Semaphore::new(waiting_most));
         self.stats
             .slots
             .store(concurrency as u64, Ordering::Relaxed);
@@ -262,6 +275,7 @@ impl Worker {
         });
         for (pool, needs_gpu) in queues.collect::<Vec<_>>() {
             let (this, slots, in_flight) = (this.clone(), slots.clone(), in_flight.clone());
+            let waiting = waiting.clone();
             let stopping = shutdown.clone();
             takers.spawn(async move {
                 loop {
@@ -293,7 +307,12 @@ impl Worker {
                         return Ok(());
                     };
                     let slot = if ahead {
-                        Slot::Later(slots.clone(), stopping.clone())
+                        // Its place among the jobs waiting for a slot,
+                        // given up once it has one.
+                        let Ok(place) = waiting.clone().acquire_owned().await else {
+                            return Ok(());
+                        };
+                        Slot::Later(slots.clone(), stopping.clone(), place)
                     } else {
                         let Some(slot) = room(this.queue.as_ref(), &slots, &pool).await? else {
                             return Ok(());

@@ -35,9 +35,13 @@ struct Inner {
     kept: u64,
 }
 
-/// An `inputs.json` larger than this goes rather than waiting: a spare
-/// holds at most a block of data.
-const KEEP_INPUTS_UP_TO: u64 = 4096;
+/// An `inputs.json` larger than this goes rather than waiting. Inputs of
+/// a run with big params are that big for each of its tasks (130 KB each
+/// in a `for-each` over 10,000 params items): kept, each task writes over
+/// the blocks of the last instead of freeing them and taking new ones. So
+/// the spares of a worker hold at most this for each of their number
+/// (the worker's concurrency per step user).
+const KEEP_INPUTS_UP_TO: u64 = 1 << 20;
 
 impl SpareDirs {
     /// Moves a spare directory of `owner`'s to `to`, whose parent is made
@@ -198,6 +202,25 @@ mod tests {
         let text = std::fs::read_to_string(to.join("inputs.json")).unwrap();
         let _: serde_json::Value = serde_json::from_str(&text).expect(&text);
         assert!(!text.contains("the step before's"), "{text}");
+    }
+
+    #[test]
+    fn an_inputs_file_up_to_its_bound_waits_and_a_bigger_one_goes() {
+        let root = tempfile::tempdir().unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        let spares = SpareDirs::default();
+        for (name, len) in [("a@1", KEEP_INPUTS_UP_TO), ("b@1", KEEP_INPUTS_UP_TO + 1)] {
+            let dir = ended(root.path(), name);
+            std::fs::write(dir.join("inputs.json"), vec![b' '; len as usize]).unwrap();
+            spares.keep(&dir, root.path(), 2);
+        }
+        // The last kept is taken first.
+        let to = root.path().join("r1/taken");
+        assert!(spares.take(me, &to));
+        assert!(names(&to).is_empty(), "{:?}", names(&to));
+        let to = root.path().join("r1/taken-too");
+        assert!(spares.take(me, &to));
+        assert_eq!(names(&to), ["inputs.json"]);
     }
 
     #[test]

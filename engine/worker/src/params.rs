@@ -8,6 +8,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value as Json;
+use tokio::sync::OnceCell;
+use weft_core::artifacts::Digest;
 use weft_core::ports::RunStore;
 use weft_core::run::{params_digest, FailureKind, Job, Outcome};
 
@@ -20,8 +22,14 @@ const KEPT_RUNS: usize = 8;
 /// The params of the runs this worker ran tasks of lately.
 pub(crate) struct SharedParams {
     store: Arc<dyn RunStore>,
-    kept: Mutex<VecDeque<(String, Arc<str>)>>,
+    /// Each run's params, once read: the first tasks of a run, prepared at
+    /// once, wait on one read of its record rather than each decoding it
+    /// (a record with 10,000 params items is a few MB while decoded).
+    kept: Mutex<VecDeque<(String, KeptParams)>>,
 }
+
+/// One run's params text, once read.
+type KeptParams = Arc<OnceCell<Arc<str>>>;
 
 impl SharedParams {
     pub(crate) fn new(store: Arc<dyn RunStore>) -> Self {
@@ -38,15 +46,41 @@ impl SharedParams {
         let Some(digest) = &job.shared_params else {
             return Ok(None);
         };
-        let kept = self
-            .kept
-            .lock()
-            .expect("params lock")
-            .iter()
-            .find_map(|(run, text)| (run == &job.run_id).then(|| text.clone()));
-        if let Some(text) = kept {
-            return Ok(Some(text));
-        }
+        self.kept_or(&job.run_id, self.read(job, digest))
+            .await
+            .map(Some)
+    }
+
+    /// Run `run_id`'s params as kept, or as `read` gives them, read once
+    /// however many tasks ask meanwhile. A failed read keeps nothing: the
+    /// next task reads again.
+    async fn kept_or(
+        &self,
+        run_id: &str,
+        read: impl std::future::Future<Output = Result<String, Outcome>>,
+    ) -> Result<Arc<str>, Outcome> {
+        let cell = {
+            let mut kept = self.kept.lock().expect("params lock");
+            match kept.iter().find(|(run, _)| run == run_id) {
+                Some((_, cell)) => cell.clone(),
+                None => {
+                    if kept.len() == KEPT_RUNS {
+                        kept.pop_front();
+                    }
+                    let cell = Arc::new(OnceCell::new());
+                    kept.push_back((run_id.to_string(), cell.clone()));
+                    cell
+                }
+            }
+        };
+        cell.get_or_try_init(|| async { read.await.map(Arc::from) })
+            .await
+            .cloned()
+    }
+
+    /// Reads `job`'s run's params from its record, checked against the
+    /// digest its job names.
+    async fn read(&self, job: &Job, digest: &Digest) -> Result<String, Outcome> {
         let failed = |reason: String, retryable: bool| Outcome::Failed {
             reason,
             exit_code: None,
@@ -79,24 +113,7 @@ impl SharedParams {
                 false,
             ));
         }
-        Ok(Some(self.keep(&job.run_id, text)))
-    }
-
-    /// Keeps `text` as run `run_id`'s params, or gives the text kept for
-    /// it already: the first tasks of a run, prepared at once, each read
-    /// its params, and the first read kept is the one they all share, not
-    /// a copy each (which would also push other runs' out).
-    fn keep(&self, run_id: &str, text: String) -> Arc<str> {
-        let mut kept = self.kept.lock().expect("params lock");
-        if let Some((_, text)) = kept.iter().find(|(run, _)| run == run_id) {
-            return text.clone();
-        }
-        let text: Arc<str> = text.into();
-        if kept.len() == KEPT_RUNS {
-            kept.pop_front();
-        }
-        kept.push_back((run_id.to_string(), text.clone()));
-        text
+        Ok(text)
     }
 }
 
@@ -195,14 +212,55 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn a_run_s_params_are_kept_once_however_many_of_its_tasks_read_them() {
+    #[tokio::test]
+    async fn a_run_s_params_are_read_once_however_many_of_its_tasks_ask_at_once() {
         let shared = SharedParams::new(Arc::new(weft_testkit::MemoryRunStore::new()));
-        let first = shared.keep("r", r#"{"n":1}"#.into());
-        let again = shared.keep("r", r#"{"n":1}"#.into());
-        assert!(Arc::ptr_eq(&first, &again), "one copy for the run");
-        for run in 0..KEPT_RUNS - 1 {
-            shared.keep(&format!("other-{run}"), "{}".into());
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        let read = || async {
+            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            Ok::<_, Outcome>(r#"{"n":1}"#.to_string())
+        };
+        let asked = tokio::join!(
+            shared.kept_or("r", read()),
+            shared.kept_or("r", read()),
+            shared.kept_or("r", read()),
+            shared.kept_or("r", read()),
+        );
+        let asked = [asked.0, asked.1, asked.2, asked.3];
+        assert_eq!(
+            reads.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one read"
+        );
+        let first = asked[0].as_ref().unwrap();
+        assert!(
+            asked
+                .iter()
+                .all(|t| Arc::ptr_eq(t.as_ref().unwrap(), first)),
+            "one copy for the run"
+        );
+
+        // A failed read keeps nothing; the next one is tried.
+        let failed = shared
+            .kept_or("s", async {
+                Err(Outcome::Failed {
+                    reason: "store down".into(),
+                    exit_code: None,
+                    retryable: true,
+                    kind: FailureKind::Infrastructure,
+                })
+            })
+            .await;
+        assert!(failed.is_err());
+        let again = shared.kept_or("s", read()).await.unwrap();
+        assert_eq!(&*again, r#"{"n":1}"#);
+
+        for run in 0..KEPT_RUNS - 2 {
+            shared
+                .kept_or(&format!("other-{run}"), read())
+                .await
+                .unwrap();
         }
         let kept = shared.kept.lock().unwrap();
         assert_eq!(kept.len(), KEPT_RUNS);

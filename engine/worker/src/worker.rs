@@ -184,7 +184,9 @@ impl Worker {
         };
         // A step user's uid is held from an attempt's preparation to its
         // step's end: by one attempt a slot, or, where jobs are prepared
-        // ahead of their slot, by one in flight.
+        // ahead of their slot, by one in flight (not only those running or
+        // waiting: one cancelled while it waited gives up its place, then
+        // undoes what it prepared).
         let holders = if self.options.prepare_ahead {
             in_flight_most
         } else {

@@ -168,14 +168,14 @@ impl Worker {
         // An attempt frees its slot when its step ends, and records and
         // reports its end after (see `execute`): as many attempts at most,
         // running or settling, as jobs the worker is sent, so a slow store
-        // holds up takes, not memory.
-        let sent = usize::from(crate::room::prefetch(concurrency));
-        // Jobs claimed and prepared ahead wait for a slot, as many at most
-        // as the jobs a worker is sent: with fewer, a slot freed while the
+        // holds up takes, not memory. A worker that prepares ahead has as
+        // many again in flight for the jobs that wait, claimed and
+        // prepared, for a slot. With fewer waiting, a slot freed while the
         // claim of the job for it still waited on the store's fsync (a
-        // claim records its execution durably before the step starts), and
-        // the claims of more jobs share one fsync (`docs/performance.md`,
-        // "Jobs prepared ahead of their slot").
+        // claim records its execution durably before the step starts);
+        // with more, their claims share fsyncs (`docs/performance.md`,
+        // "How many wait").
+        let sent = usize::from(crate::room::prefetch(concurrency));
         let waiting_most = sent;
         let mut in_flight_most = if self.options.prepare_ahead {
             sent + waiting_most

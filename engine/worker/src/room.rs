@@ -26,6 +26,24 @@ pub fn prefetch(concurrency: usize) -> u16 {
         .min(usize::from(u16::MAX)) as u16
 }
 
+/// How many attempts a worker with `concurrency` slots has in flight at
+/// most, and how many of those may wait, claimed and prepared, for a slot
+/// (`Options::prepare_ahead`). An attempt frees its slot when its step
+/// ends, and records and reports its end after (`Worker::execute`): as
+/// many in flight as jobs the worker is sent, so a slow store holds up
+/// takes, not memory. A worker that prepares ahead has as many again for
+/// the jobs that wait for a slot. With fewer waiting, a slot freed while
+/// the claim of the job for it still waited on the store's fsync (a claim
+/// records its execution durably before the step starts); with more,
+/// their claims share fsyncs (`docs/performance.md`, "How many wait").
+pub(crate) fn in_flight(concurrency: usize, prepare_ahead: bool) -> (usize, usize) {
+    let sent = usize::from(prefetch(concurrency));
+    match prepare_ahead {
+        true => (sent * 2, sent),
+        false => (sent, 0),
+    }
+}
+
 /// How long a taker waits for a slot before it gives back what its queue
 /// holds for it (`JobQueue::release`): short, so that a job sent to a busy
 /// worker soon goes to one that can start it; long enough that a worker
@@ -106,6 +124,13 @@ impl Slot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_that_prepares_ahead_has_twice_its_slots_waiting_in_four_times_in_flight() {
+        assert_eq!(in_flight(2, true), (8, 4));
+        assert_eq!(in_flight(2, false), (4, 0));
+        assert_eq!(in_flight(0, true), (4, 2));
+    }
 
     #[test]
     fn a_worker_is_sent_twice_its_slots() {

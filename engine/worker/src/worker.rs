@@ -165,23 +165,8 @@ impl Worker {
             source,
         })?;
         let concurrency = self.options.concurrency.max(1);
-        // An attempt frees its slot when its step ends, and records and
-        // reports its end after (see `execute`): as many attempts at most,
-        // running or settling, as jobs the worker is sent, so a slow store
-        // holds up takes, not memory. A worker that prepares ahead has as
-        // many again in flight for the jobs that wait, claimed and
-        // prepared, for a slot. With fewer waiting, a slot freed while the
-        // claim of the job for it still waited on the store's fsync (a
-        // claim records its execution durably before the step starts);
-        // with more, their claims share fsyncs (`docs/performance.md`,
-        // "How many wait").
-        let sent = usize::from(crate::room::prefetch(concurrency));
-        let waiting_most = sent;
-        let mut in_flight_most = if self.options.prepare_ahead {
-            sent + waiting_most
-        } else {
-            sent
-        };
+        let (mut in_flight_most, waiting_most) =
+            crate::room::in_flight(concurrency, self.options.prepare_ahead);
         // A step user's uid is held from an attempt's preparation to its
         // step's end: by one attempt a slot, or, where jobs are prepared
         // ahead of their slot, by one in flight (not only those running or
@@ -255,18 +240,16 @@ impl Worker {
         });
         // Aborted when dropped, on every way out of here.
         let mut sweeper = tokio::task::JoinSet::new();
-        {
-            let this = this.clone();
-            sweeper.spawn(async move {
-                let idle = crate::scratch::ScratchDirs::IDLE;
-                loop {
-                    tokio::time::sleep(idle).await;
-                    let this = this.clone();
-                    let _ = tokio::task::spawn_blocking(move || this.artifacts.scratch.sweep(idle))
-                        .await;
-                }
-            });
-        }
+        let swept = this.clone();
+        sweeper.spawn(async move {
+            let idle = crate::scratch::ScratchDirs::IDLE;
+            loop {
+                tokio::time::sleep(idle).await;
+                let this = swept.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || this.artifacts.scratch.sweep(idle)).await;
+            }
+        });
         let mut takers = tokio::task::JoinSet::new();
         // A worker with GPUs also takes its pools' GPU steps; so does a
         // worker on its own (embedded), to fail those it cannot run.

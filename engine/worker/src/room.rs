@@ -104,6 +104,8 @@ pub(crate) enum Free {
 impl Slot {
     /// The slot, once free, with the attempt's abort signal.
     pub(crate) async fn when_free(self, mut abort: watch::Receiver<bool>) -> Free {
+        // The place among the waiting is held (named, not `_`) until this
+        // returns: with the slot, or never to start.
         let (slots, mut stopping, _waiting) = match self {
             Self::Held(slot) => return Free::Slot(slot, abort),
             Self::Later(slots, stopping, waiting) => (slots, stopping, waiting),

@@ -13,6 +13,9 @@ list written in the file (time and peak memory).
 
 Every shape is repeated (`--reps`), the systems taking turns, and the median
 is printed with the ratios the issue asks about.
+
+`--slots N` runs N steps at once everywhere instead of 2: weft's worker and
+`weft run` (`--concurrency N`), Celery (`-c N`) and the floor (`xargs -PN`).
 """
 import argparse
 import json
@@ -93,14 +96,14 @@ def floor_sequential(n):
     return timed(["bash", "-c", f"for i in $(seq {n}); do sh -c true; done"])[0]
 
 
-def floor_parallel(n):
-    return timed(["bash", "-c", f"seq {n} | xargs -P2 -I{{}} sh -c true"])[0]
+def floor_parallel(n, slots):
+    return timed(["bash", "-c", f"seq {n} | xargs -P{slots} -I{{}} sh -c true"])[0]
 
 
 class Weft:
     """`weft serve` and one worker on the local RabbitMQ and Redis."""
 
-    def __init__(self, binary, workdir, broker=()):
+    def __init__(self, binary, workdir, broker=(), slots=2):
         self.binary = binary
         self.prefix = f"bench-{os.getpid()}"
         port = free_port()
@@ -129,7 +132,7 @@ class Weft:
         if not self.token:
             sys.exit("weft serve printed no admin token (see weft.log)")
         self.worker = subprocess.Popen(
-            [binary, "--config", self.config, "worker", "--concurrency", "2"],
+            [binary, "--config", self.config, "worker", "--concurrency", str(slots)],
             stdout=self.logs, stderr=self.logs, env=env,
         )
         self.wait_ready()
@@ -186,9 +189,9 @@ class Weft:
 
 
 class Celery:
-    """A prefork Celery worker, concurrency 2, on its own queue."""
+    """A prefork Celery worker, concurrency `slots`, on its own queue."""
 
-    def __init__(self):
+    def __init__(self, slots=2):
         os.environ["CELERY_BENCH_PREFIX"] = f"celery-bench-{os.getpid()}"
         sys.path.insert(0, os.path.join(HERE, "celery"))
         import celery
@@ -197,7 +200,7 @@ class Celery:
         self.celery, self.app, self.noop = celery, app, noop
         self.worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", os.environ["CELERY_BENCH_PREFIX"],
-             "-c", "2", "-P", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
+             "-c", str(slots), "-P", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
             cwd=os.path.join(HERE, "celery"),
         )
         noop.apply_async().get(timeout=120)
@@ -238,6 +241,8 @@ def main():
     parser.add_argument("--no-celery", action="store_true")
     parser.add_argument("--broker", action="append", default=[], metavar="LINE",
                         help="a line added to weft's [broker] table, e.g. 'replicated-jobs = true'")
+    parser.add_argument("--slots", type=int, default=2,
+                        help="steps at once for weft, Celery and the xargs floor (default 2)")
     args = parser.parse_args()
     only = set(args.only.split(","))
     workdir = tempfile.mkdtemp(prefix="weft-compare-")
@@ -263,10 +268,10 @@ def main():
     weft = celery = None
     try:
         if "distributed" in only:
-            weft = Weft(args.weft, workdir, args.broker)
+            weft = Weft(args.weft, workdir, args.broker, args.slots)
             weft.run(chain_toml(5), "warm-up")
             if not args.no_celery:
-                celery = Celery()
+                celery = Celery(args.slots)
         for turn in range(args.reps):
             if "distributed" in only:
                 note("d.weft.chain", weft.run(texts["chain"], "chain") / CHAIN)
@@ -276,15 +281,15 @@ def main():
                 note("d.weft.fan-out", (FAN_OUT + 1) / weft.run(texts["fan-out"], "fan-out"))
                 if celery:
                     note("d.celery.fan-out", (FAN_OUT + 1) / celery.fan_out(FAN_OUT))
-                note("d.floor.fan-out", (FAN_OUT + 1) / floor_parallel(FAN_OUT + 1))
+                note("d.floor.fan-out", (FAN_OUT + 1) / floor_parallel(FAN_OUT + 1, args.slots))
                 note("d.weft.layers", LAYERS * PER_LAYER / weft.run(texts["layers"], "layers"))
                 if celery:
                     note("d.celery.layers", LAYERS * (PER_LAYER + 1) / celery.layers(LAYERS, PER_LAYER))
             if "embedded" in only:
                 data = os.path.join(workdir, f"data-{turn}")
-                run = [args.weft, "run", "--plain", "--data-dir", data]
+                run = [args.weft, "run", "--plain", "--concurrency", str(args.slots), "--data-dir", data]
                 note("e.weft.fan-out", timed(run + [files["embedded-fan-out"]])[0])
-                note("e.floor.fan-out", floor_parallel(EMBEDDED_FAN_OUT))
+                note("e.floor.fan-out", floor_parallel(EMBEDDED_FAN_OUT, args.slots))
                 note("e.weft.chain", timed(run + [files["chain"]])[0] / CHAIN)
                 note("e.floor.chain", floor_sequential(CHAIN) / CHAIN)
                 shutil.rmtree(data, ignore_errors=True)
@@ -314,7 +319,8 @@ def main():
         print(f"  {label:<44} {value:>10.2f} {unit}{extra}")
 
     if "d.weft.chain" in m:
-        print(f"\ndistributed (weft serve + 1 worker, concurrency 2{'; celery ' + celery.version if celery else ''})")
+        print(f"\ndistributed (weft serve + 1 worker, concurrency {args.slots}"
+              f"{'; celery ' + celery.version if celery else ''})")
         c, fl = m["d.weft.chain"], m["d.floor.chain"]
         line("chain 200: weft", c * 1e3, "ms/step",
              f"{c / m['d.celery.chain']:.2f}x celery's time; {1e3 * (c - fl):.2f} ms/step above the floor"
@@ -328,7 +334,7 @@ def main():
              + f"floor/weft {ff / f:.2f}")
         if "d.celery.fan-out" in m:
             line("fan-out 2,000 + join: celery", m["d.celery.fan-out"], "steps/s")
-        line("fan-out 2,000 + join: floor (xargs -P2)", ff, "steps/s")
+        line(f"fan-out 2,000 + join: floor (xargs -P{args.slots})", ff, "steps/s")
         lw = m["d.weft.layers"]
         line("layers 10 x 100: weft", lw, "steps/s",
              f"{lw / m['d.celery.layers']:.2f}x celery" if "d.celery.layers" in m else None)
@@ -338,7 +344,7 @@ def main():
         print("\nembedded (weft run)")
         line("fan-out 1,000: weft run", m["e.weft.fan-out"], "s",
              f"{m['e.weft.fan-out'] / m['e.floor.fan-out']:.2f}x the floor")
-        line("fan-out 1,000: floor (xargs -P2)", m["e.floor.fan-out"], "s")
+        line(f"fan-out 1,000: floor (xargs -P{args.slots})", m["e.floor.fan-out"], "s")
         line("chain 200: weft run", m["e.weft.chain"] * 1e3, "ms/step",
              f"{1e3 * (m['e.weft.chain'] - m['e.floor.chain']):.2f} ms/step above the floor")
         line("chain 200: floor", m["e.floor.chain"] * 1e3, "ms/step")

@@ -29,7 +29,9 @@ pub struct Args {
 /// How a run in this process runs and is shown.
 #[derive(clap::Args)]
 pub struct Watch {
-    /// Steps run at once. Default: the number of CPUs.
+    /// Steps run at once. Default: the number of CPUs. For many short steps,
+    /// one more than the CPUs keeps them busy through each step's start
+    /// and end (`docs/performance.md`).
     #[arg(long)]
     concurrency: Option<usize>,
     /// Plain line output even on a terminal.

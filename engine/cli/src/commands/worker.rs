@@ -20,6 +20,8 @@ pub struct Args {
     #[arg(long = "pool")]
     pools: Vec<String>,
     /// Steps run at once. Default: from the config, else the number of CPUs.
+    /// For many short steps, one more than the CPUs keeps them busy through
+    /// each step's start and end (`docs/performance.md`).
     #[arg(long)]
     concurrency: Option<usize>,
     /// Name shown for this worker. Default: from the config.

@@ -15,7 +15,8 @@ Every shape is repeated (`--reps`), the systems taking turns, and the median
 is printed with the ratios the issue asks about.
 
 `--slots N` runs N steps at once everywhere instead of 2: weft's worker and
-`weft run` (`--concurrency N`), Celery (`-c N`) and the floor (`xargs -PN`).
+every `weft run` (`--concurrency N`), Celery (`-c N`) and the floor
+(`xargs -PN`).
 """
 import argparse
 import json
@@ -265,6 +266,10 @@ def main():
     def note(key, value):
         figures.setdefault(key, []).append(value)
 
+    def weft_run(data):
+        """`weft run` on the embedded store in `data`, with the slots asked for."""
+        return [args.weft, "run", "--plain", "--concurrency", str(args.slots), "--data-dir", data]
+
     weft = celery = None
     try:
         if "distributed" in only:
@@ -287,7 +292,7 @@ def main():
                     note("d.celery.layers", LAYERS * (PER_LAYER + 1) / celery.layers(LAYERS, PER_LAYER))
             if "embedded" in only:
                 data = os.path.join(workdir, f"data-{turn}")
-                run = [args.weft, "run", "--plain", "--concurrency", str(args.slots), "--data-dir", data]
+                run = weft_run(data)
                 note("e.weft.fan-out", timed(run + [files["embedded-fan-out"]])[0])
                 note("e.floor.fan-out", floor_parallel(EMBEDDED_FAN_OUT, args.slots))
                 note("e.weft.chain", timed(run + [files["chain"]])[0] / CHAIN)
@@ -296,13 +301,13 @@ def main():
             if "for-each" in only:
                 for kind in ("params", "literal"):
                     data = os.path.join(workdir, f"data-{kind}-{turn}")
-                    took, peak = timed([args.weft, "run", "--plain", "--data-dir", data, files[f"for-each-{kind}"]])
+                    took, peak = timed(weft_run(data) + [files[f"for-each-{kind}"]])
                     note(f"f.{kind}.time", took)
                     note(f"f.{kind}.peak", peak)
                     shutil.rmtree(data, ignore_errors=True)
         if "for-each-50k" in only:
             if weft is None:
-                weft = Weft(args.weft, workdir, args.broker)
+                weft = Weft(args.weft, workdir, args.broker, args.slots)
             took = weft.run(for_each_toml(50000, True), "for-each-50k")
             figures["k.time"] = [took]
             figures["k.peak"] = [weft.server_peak_mib()]

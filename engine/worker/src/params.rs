@@ -52,8 +52,8 @@ impl SharedParams {
     }
 
     /// Run `run_id`'s params as kept, or as `read` gives them, read once
-    /// however many tasks ask meanwhile. A failed read keeps nothing: the
-    /// next task reads again.
+    /// however many tasks ask meanwhile. A failed read leaves the run's
+    /// place empty: the next task reads again.
     async fn kept_or(
         &self,
         run_id: &str,
@@ -241,7 +241,7 @@ mod tests {
             "one copy for the run"
         );
 
-        // A failed read keeps nothing; the next one is tried.
+        // A failed read keeps no text; the next one is tried.
         let failed = shared
             .kept_or("s", async {
                 Err(Outcome::Failed {

@@ -11,7 +11,8 @@ use crate::retry::retrying;
 use crate::store::{decode, encode, redis_err, RedisRunStore};
 
 impl RedisRunStore {
-    /// Runs a claim script on attempt `key`'s claim and reads its answer.
+    /// Runs a claim script on attempt `key`'s claim (with the key's expiry
+    /// as its last argument: `scripts::expiring`) and reads its answer.
     async fn claim_script(
         &self,
         script: &Script,
@@ -25,13 +26,11 @@ impl RedisRunStore {
             for a in args {
                 invocation.arg(a);
             }
+            invocation.arg(self.ttl());
             let mut conn = self.conn.clone();
             async move { invocation.invoke_async(&mut conn).await }
         })
         .await?;
-        if self.options.expire_after_secs.is_some() {
-            self.expire(&claim_key).await?;
-        }
         claim_answer(&answer)
     }
 }
@@ -55,10 +54,10 @@ impl AttemptClaims for RedisRunStore {
             .arg(worker)
             .arg(ttl_ms.max(1))
             .arg(delivery_limit.map_or(-1, i64::from))
+            .arg(self.ttl())
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(redis_err("claiming an attempt"))?;
-        self.expire(&claim_key).await?;
         self.replicated(&claim_key).await;
         claim_answer(&answer)
     }

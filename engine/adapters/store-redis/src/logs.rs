@@ -25,6 +25,7 @@ impl RedisRunStore {
             for piece in chunk.chunks(LOG_CHUNK_BYTES) {
                 invocation.arg(piece);
             }
+            invocation.arg(self.ttl());
             let mut conn = self.conn();
             async move { invocation.invoke_async(&mut conn).await }
         })
@@ -36,7 +37,7 @@ impl RedisRunStore {
                 actual: (-1 - result) as u64,
             });
         }
-        self.expire_key(&stream).await
+        Ok(())
     }
 
     pub(crate) async fn read_log_page(

@@ -11,6 +11,23 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 ";
 
+/// `body`, a script whose first key may be given an expiry, made to set
+/// it itself: its last argument is `[redis] expire-after-secs` (0: none),
+/// and the key gets it after `body` ran, in the same round trip as the
+/// write instead of an `EXPIRE` of its own after it. `body` reads its own
+/// arguments as before; it must not read `ARGV[#ARGV]`.
+pub(crate) fn expiring(body: &str) -> String {
+    format!(
+        "local function body()\n{body}\nend\n{}",
+        r"
+local answer = body()
+local secs = tonumber(ARGV[#ARGV])
+if secs > 0 then redis.call('EXPIRE', KEYS[1], secs) end
+return answer
+"
+    )
+}
+
 /// Appends events if the lease was last taken by the writer's fence and the
 /// log has the expected length. KEYS[1] = events list, KEYS[2] = lease
 /// hash; ARGV[1] = expected length, ARGV[2] = key expiry in seconds (0:
@@ -28,10 +45,10 @@ return len + #ARGV - 4
 ";
 
 /// Takes or renews a lease (a hash: owner, token, expires). KEYS[1] = lease
-/// hash; ARGV[1] = owner, ARGV[2] = ttl ms. Returns the token, or nil while
-/// another owner holds it.
+/// hash; ARGV[1] = owner, ARGV[2] = ttl ms, ARGV[3] = key expiry
+/// ([`expiring`]). Returns the token, or nil while another owner holds it.
 pub(crate) fn take_lease() -> String {
-    format!(
+    expiring(&format!(
         "{NOW}{}",
         r"
 local cur = redis.call('HMGET', KEYS[1], 'owner', 'token', 'expires')
@@ -43,7 +60,7 @@ else token = tonumber(cur[2]) + 1 end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token, 'expires', now + tonumber(ARGV[2]))
 return token
 "
-    )
+    ))
 }
 
 /// Gives a lease up (expired, token kept for a day) if ARGV[1] = owner and
@@ -101,12 +118,13 @@ end
 }
 
 /// A fresh claim. KEYS[1] = claim hash; ARGV[1] = claimant, ARGV[2] = ttl
-/// ms, ARGV[3] = delivery limit (-1: none). The same claimant asking again
+/// ms, ARGV[3] = delivery limit (-1: none), ARGV[4] = key expiry
+/// ([`expiring`]). The same claimant asking again
 /// gets its execution back. Held, the answer goes on with the earlier
 /// executions remembered: `token, worker` pairs. Past the limit (more
 /// executions began than it, none finished): `{'exhausted', began}`.
 pub(crate) fn claim() -> String {
-    format!(
+    expiring(&format!(
         "{NOW}{SETTLED}{}{}",
         history(),
         r"
@@ -121,13 +139,13 @@ end
 remember(token)
 return executions(hold(token), token)
 "
-    )
+    ))
 }
 
 /// The holder renews. KEYS[1] = claim hash; ARGV[1] = worker, ARGV[2] = ttl
-/// ms, ARGV[3] = token.
+/// ms, ARGV[3] = token, ARGV[4] = key expiry ([`expiring`]).
 pub(crate) fn renew_claim() -> String {
-    format!(
+    expiring(&format!(
         "{NOW}{SETTLED}{}{}",
         history(),
         r"
@@ -138,13 +156,18 @@ if (not c[1]) or (c[2] == ARGV[1] and tonumber(c[3]) == tonumber(ARGV[3])) then
 end
 return {'held-by', c[2]}
 "
-    )
+    ))
 }
 
 /// Execution ARGV[3] of worker ARGV[1] finishes the attempt with report
-/// ARGV[2]; the first execution to finish wins. Returns `{'ok'}`, or
-/// `{'done', report}` when another execution finished first.
-pub(crate) const FINISH_CLAIM: &str = r"
+/// ARGV[2]; the first execution to finish wins; ARGV[4] = key expiry
+/// ([`expiring`]). Returns `{'ok'}`, or `{'done', report}` when another
+/// execution finished first.
+pub(crate) fn finish_claim() -> String {
+    expiring(FINISH_CLAIM)
+}
+
+const FINISH_CLAIM: &str = r"
 local c = redis.call('HMGET', KEYS[1], 'state', 'worker', 'token', 'report')
 if (not c[1]) or c[1] == 'held' then
   redis.call('HSET', KEYS[1], 'state', 'done', 'worker', ARGV[1], 'token', ARGV[3], 'report', ARGV[2])
@@ -191,21 +214,22 @@ if #last > 0 then
 end
 ";
 
-/// Appends entries ARGV[3..] to a log stream if it ends at byte ARGV[1];
-/// ARGV[2] = entries kept (about). Returns where it ends after, or
-/// -1 - where it ends when that is not ARGV[1].
+/// Appends entries ARGV[3..#ARGV - 1] to a log stream if it ends at byte
+/// ARGV[1]; ARGV[2] = entries kept (about), the last = key expiry
+/// ([`expiring`]). Returns where it ends after, or -1 - where it ends when
+/// that is not ARGV[1].
 pub(crate) fn append_log() -> String {
-    format!(
+    expiring(&format!(
         "{LOG_END}{}",
         r"
 if at ~= tonumber(ARGV[1]) then return -1 - at end
-for i = 3, #ARGV do
+for i = 3, #ARGV - 1 do
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], string.format('%d-0', at + 1), 'd', ARGV[i])
   at = at + string.len(ARGV[i])
 end
 return at
 "
-    )
+    ))
 }
 
 /// Where a log stream ends, and its entries from the one holding byte

@@ -56,7 +56,7 @@ impl RedisRunStore {
             release_lease: Script::new(scripts::RELEASE_LEASE),
             claim: Script::new(&scripts::claim()),
             renew_claim: Script::new(&scripts::renew_claim()),
-            finish_claim: Script::new(scripts::FINISH_CLAIM),
+            finish_claim: Script::new(&scripts::finish_claim()),
             abort_claim: Script::new(&scripts::abort_claim()),
             claim_executions: Script::new(&scripts::claim_executions()),
             append_log: Script::new(&scripts::append_log()),
@@ -107,7 +107,9 @@ impl RedisRunStore {
         k
     }
 
-    fn ttl(&self) -> u64 {
+    /// `[redis] expire-after-secs`, 0 for none: what the scripts that set
+    /// a key's expiry themselves are given (`scripts::expiring`).
+    pub(crate) fn ttl(&self) -> u64 {
         self.options.expire_after_secs.unwrap_or(0)
     }
 
@@ -445,13 +447,12 @@ impl Leases for RedisRunStore {
         let key = self.lease_key(run_id);
         let token: Option<u64> = retrying(self.retry_for(), "taking a lease", || {
             let mut invocation = self.take_lease.key(&key);
-            invocation.arg(owner).arg(ttl_ms.max(1));
+            invocation.arg(owner).arg(ttl_ms.max(1)).arg(self.ttl());
             let mut conn = self.conn.clone();
             async move { invocation.invoke_async(&mut conn).await }
         })
         .await?;
         if token.is_some() {
-            self.expire(&key).await?;
             self.replicated(&key).await;
         }
         Ok(token.map(|token| Fence {

@@ -2,9 +2,10 @@
 //! touches gets that expiry in the same script as the write
 //! (`scripts::expiring`); without it, they keep what the scripts give them.
 
-use weft_core::ports::{AttemptClaims, AttemptId, Leases, Report, ReportKind, StepLogs};
-use weft_core::run::{Outcome, TaskId};
+use weft_core::ports::{AttemptClaims, AttemptId, Leases, StepLogs};
+use weft_core::run::TaskId;
 use weft_store_redis::{Options, RedisRunStore};
+use weft_testkit::run_store::finished;
 
 fn options(expire_after_secs: Option<u64>) -> Options {
     Options {
@@ -12,26 +13,6 @@ fn options(expire_after_secs: Option<u64>) -> Options {
         prefix: weft_testkit::unique("weft-test"),
         expire_after_secs,
         ..Options::default()
-    }
-}
-
-fn finished(key: &AttemptId, token: u64) -> Report {
-    Report {
-        run_id: key.run_id.clone(),
-        task: key.task.clone(),
-        attempt: key.attempt,
-        worker: "w".into(),
-        at: 1,
-        execution: token,
-        earlier: Vec::new(),
-        kind: ReportKind::Finished {
-            outcome: Outcome::Succeeded {
-                outputs: serde_json::json!({}),
-                artifacts: Default::default(),
-            },
-            hooks: Vec::new(),
-            unreported_start_ms: None,
-        },
     }
 }
 

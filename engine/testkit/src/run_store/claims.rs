@@ -9,7 +9,9 @@ use weft_core::Error;
 use super::now;
 use crate::unique;
 
-fn finished(key: &AttemptId, token: u64) -> Report {
+/// The report of execution `token` of attempt `key`, succeeded: what a
+/// worker finishes a claim with.
+pub fn finished(key: &AttemptId, token: u64) -> Report {
     Report {
         run_id: key.run_id.clone(),
         task: key.task.clone(),

@@ -80,7 +80,9 @@ async fn steps_run_as_users_of_their_own_and_read_nothing_of_the_worker_or_each_
 
 /// `first` leaves what a step may in its directory, and opens it to all;
 /// `second`, run next by the same step user, reports what it finds in its
-/// own.
+/// own. Between them a person approves (on the server, no worker's step),
+/// once the worker has kept `first`'s directory: it keeps it after the
+/// report of its end is acked, and the next job could otherwise come first.
 const ONE_AFTER_ANOTHER: &str = r#"
 [workflow]
 name = "one-after-another"
@@ -90,8 +92,11 @@ echo "the first's" > left.txt; mkdir -p d/e; echo x > d/e/f; echo y > .hidden
 head -c 3000 /dev/zero | tr '\0' x > inputs.json; chmod 777 .
 printf '{"uid": %s, "inode": %s}' "$(id -u)" "$(stat -c %i .)" > "$WEFT_OUTPUTS"
 '''
-[steps.second]
+[steps.gate]
 needs = ["first"]
+approve = { timeout = "10m" }
+[steps.second]
+needs = ["first", "gate"]
 run = '''
 printf '{"uid": %s, "inode": %s, "names": "%s", "mode": "%s", "inputs": %s}' \
   "$(id -u)" "$(stat -c %i .)" "$(ls -A | tr '\n' ' ')" "$(stat -c %a .)" \
@@ -109,9 +114,38 @@ async fn a_step_finds_nothing_of_the_step_before_in_a_directory_it_left() {
         worker: "concurrency = 1",
         ..Setup::default()
     });
-    let view = cluster
-        .run_as(&cluster.admin_token, ONE_AFTER_ANOTHER, json!({}))
+    let id = cluster.submit_text(ONE_AFTER_ANOTHER).await;
+    // `first`'s directory is gone from its place (kept among the spares)
+    // once its step's end is reported and acked.
+    let first_dir = cluster.dir.path().join("work").join(&id).join("first@1");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let view = cluster.client().run(&id).await.ok();
+        let gate_waits = view.as_ref().is_some_and(|v| {
+            step(v, "gate")
+                .tasks
+                .first()
+                .is_some_and(|t| t.status == "awaiting-approval")
+        });
+        if gate_waits && !first_dir.exists() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gate never waited with first's directory kept: {view:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, body) = cluster
+        .call(
+            Some(&cluster.admin_token),
+            reqwest::Method::POST,
+            &format!("/api/runs/{id}/steps/gate/decision"),
+            Some(json!({"approve": true})),
+        )
         .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+    let view = cluster.wait(&id, std::time::Duration::from_secs(60)).await;
     assert_eq!(view.run.status, "succeeded", "{view:?}");
     let first = step(&view, "first").outputs.clone().unwrap();
     let second = step(&view, "second").outputs.clone().unwrap();

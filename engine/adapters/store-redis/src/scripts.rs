@@ -30,19 +30,22 @@ return answer
 
 /// Appends events if the lease was last taken by the writer's fence and the
 /// log has the expected length. KEYS[1] = events list, KEYS[2] = lease
-/// hash; ARGV[1] = expected length, ARGV[2] = key expiry in seconds (0:
-/// none), ARGV[3] = owner, ARGV[4] = token, ARGV[5..] = events.
+/// hash; ARGV[1] = expected length, ARGV[2] = owner, ARGV[3] = token,
+/// ARGV[4..#ARGV - 1] = events, the last = key expiry ([`expiring`]).
 /// Returns the new length; -1 when fenced off; -2 - length when the log
 /// has another length.
-pub(crate) const APPEND_EVENTS: &str = r"
+pub(crate) fn append_events() -> String {
+    expiring(
+        r"
 local holder = redis.call('HMGET', KEYS[2], 'owner', 'token')
-if holder[1] ~= ARGV[3] or tonumber(holder[2]) ~= tonumber(ARGV[4]) then return -1 end
+if holder[1] ~= ARGV[2] or tonumber(holder[2]) ~= tonumber(ARGV[3]) then return -1 end
 local len = redis.call('LLEN', KEYS[1])
 if len ~= tonumber(ARGV[1]) then return -2 - len end
-for i = 5, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
-if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+for i = 4, #ARGV - 1 do redis.call('RPUSH', KEYS[1], ARGV[i]) end
 return len + #ARGV - 4
-";
+",
+    )
+}
 
 /// Takes or renews a lease (a hash: owner, token, expires). KEYS[1] = lease
 /// hash; ARGV[1] = owner, ARGV[2] = ttl ms, ARGV[3] = key expiry

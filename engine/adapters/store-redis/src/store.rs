@@ -51,7 +51,7 @@ impl RedisRunStore {
         let store = Self {
             conn,
             options,
-            append: Script::new(scripts::APPEND_EVENTS),
+            append: Script::new(&scripts::append_events()),
             take_lease: Script::new(&scripts::take_lease()),
             release_lease: Script::new(scripts::RELEASE_LEASE),
             claim: Script::new(&scripts::claim()),
@@ -356,12 +356,12 @@ impl EventLog for RedisRunStore {
             invocation
                 .key(&lease_key)
                 .arg(expected_len)
-                .arg(self.ttl())
                 .arg(&fence.owner)
                 .arg(fence.token);
             for e in &encoded {
                 invocation.arg(e);
             }
+            invocation.arg(self.ttl());
             let mut conn = self.conn.clone();
             async move { invocation.invoke_async(&mut conn).await }
         })

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use weft_api::views::RunView;
 
 use crate::cluster::{step, Cluster, Setup};
 use crate::support::{text, weft_bin};
@@ -24,28 +23,6 @@ approve = { roles = ["operator"], timeout = "10m", inputs = { reason = "string",
 needs = ["gate"]
 run = '''printf '{"said": "{{ steps.gate.outputs.reason }} x {{ steps.gate.outputs.replicas }}"}' > "$WEFT_OUTPUTS"'''
 "#;
-
-/// Polls run `id` until its step `gate` waits for a person.
-async fn awaiting(cluster: &Cluster, id: &str) -> RunView {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(view) = cluster.client().run(id).await {
-            let gate = step(&view, "gate");
-            if gate
-                .tasks
-                .first()
-                .is_some_and(|t| t.status == "awaiting-approval")
-            {
-                return view;
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{id} never waited at its gate"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn decide(
     cluster: &Cluster,
@@ -78,7 +55,7 @@ async fn an_approval_survives_a_server_restart_and_its_inputs_flow_on() {
         .unwrap()
         .to_string();
     let id = cluster.submit_text(DEPLOY).await;
-    let view = awaiting(&cluster, &id).await;
+    let view = cluster.awaiting_approval(&id, "gate").await;
     assert_eq!(view.run.status, "running");
     assert_eq!(step(&view, "ship").status, "waiting");
     // The wait holds no worker: no attempt of it was handed to one.
@@ -88,7 +65,7 @@ async fn an_approval_survives_a_server_restart_and_its_inputs_flow_on() {
     cluster.kill_serve();
     tokio::time::sleep(Duration::from_secs(1)).await;
     cluster.start_serve();
-    let view = awaiting(&cluster, &id).await;
+    let view = cluster.awaiting_approval(&id, "gate").await;
     assert_eq!(view.run.status, "running");
 
     // A viewer may not decide; an operator must give the inputs, typed.
@@ -162,7 +139,7 @@ async fn an_approval_survives_a_server_restart_and_its_inputs_flow_on() {
 
     // Rejected: the step fails with who and why, and the run fails.
     let rejected = cluster.submit_text(DEPLOY).await;
-    awaiting(&cluster, &rejected).await;
+    cluster.awaiting_approval(&rejected, "gate").await;
     let (status, body) = decide(
         &cluster,
         &operator,
@@ -241,7 +218,7 @@ async fn the_dashboard_shows_why_a_run_waits_and_approves_a_step_with_its_inputs
 
     // A step waiting for a person, approved from its panel.
     let id = cluster.submit_text(DEPLOY).await;
-    awaiting(&cluster, &id).await;
+    cluster.awaiting_approval(&id, "gate").await;
     let b = crate::dashboard::open_step(&cluster, &id, "gate").await;
     b.wait_for(
         "the approval form",

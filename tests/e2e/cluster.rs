@@ -364,6 +364,50 @@ impl Cluster {
         }
     }
 
+    /// Polls run `id` until its approval step `step` waits for a person.
+    pub async fn awaiting_approval(&self, id: &str, step_name: &str) -> RunView {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(view) = self.client().run(id).await {
+                let waits = step(&view, step_name)
+                    .tasks
+                    .first()
+                    .is_some_and(|t| t.status == "awaiting-approval");
+                if waits {
+                    return view;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} never waited at {step_name}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Approves `step` of run `id`, with `inputs`, as the admin, once it
+    /// waits for a person.
+    pub async fn approve_when_waiting(&self, id: &str, step: &str, inputs: serde_json::Value) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = self
+                .call(
+                    Some(&self.admin_token),
+                    reqwest::Method::POST,
+                    &format!("/api/runs/{id}/steps/{step}/decision"),
+                    Some(serde_json::json!({"approve": true, "inputs": inputs})),
+                )
+                .await;
+            if status == reqwest::StatusCode::ACCEPTED {
+                return;
+            }
+            // 409 until the step waits.
+            assert_eq!(status, reqwest::StatusCode::CONFLICT, "{body}");
+            assert!(Instant::now() < deadline, "{id}: {step} never waited");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// A new token named `name` with `role`, made with the admin token:
     /// its JSON (`id`, `token`, ...).
     pub async fn mint(&self, name: &str, role: &str) -> serde_json::Value {

@@ -268,7 +268,7 @@ async fn every_example_has_the_same_outcome_in_distributed_mode() {
     // outcome gives.
     for (name, id) in &runs {
         if let Some((step, inputs)) = approval_of(name) {
-            approve_when_waiting(&cluster, id, &step, inputs).await;
+            cluster.approve_when_waiting(id, &step, inputs).await;
         }
     }
     for (name, id) in runs {
@@ -305,29 +305,4 @@ fn approval_of(name: &str) -> Option<(String, Json)> {
         approve.get("step")?.as_str()?.to_string(),
         serde_json::to_value(approve.get("inputs")?).ok()?,
     ))
-}
-
-/// Approves `step` of run `id` once it waits for a person.
-async fn approve_when_waiting(cluster: &Cluster, id: &str, step: &str, inputs: Json) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = cluster
-            .call(
-                Some(&cluster.admin_token),
-                reqwest::Method::POST,
-                &format!("/api/runs/{id}/steps/{step}/decision"),
-                Some(serde_json::json!({"approve": true, "inputs": inputs})),
-            )
-            .await;
-        if status == reqwest::StatusCode::ACCEPTED {
-            return;
-        }
-        // 409 until the step waits.
-        assert_eq!(status, reqwest::StatusCode::CONFLICT, "{body}");
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{id}: {step} never waited"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

@@ -115,36 +115,20 @@ async fn a_step_finds_nothing_of_the_step_before_in_a_directory_it_left() {
         ..Setup::default()
     });
     let id = cluster.submit_text(ONE_AFTER_ANOTHER).await;
-    // `first`'s directory is gone from its place (kept among the spares)
-    // once its step's end is reported and acked.
+    // `first` has ended once the gate waits; its directory leaves its
+    // place (kept among the spares) once its end is reported and acked.
+    cluster.awaiting_approval(&id, "gate").await;
     let first_dir = cluster.dir.path().join("work").join(&id).join("first@1");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let view = cluster.client().run(&id).await.ok();
-        let gate_waits = view.as_ref().is_some_and(|v| {
-            step(v, "gate")
-                .tasks
-                .first()
-                .is_some_and(|t| t.status == "awaiting-approval")
-        });
-        if gate_waits && !first_dir.exists() {
-            break;
-        }
+    while first_dir.exists() {
         assert!(
             std::time::Instant::now() < deadline,
-            "the gate never waited with first's directory kept: {view:?}"
+            "{} was never kept",
+            first_dir.display()
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let (status, body) = cluster
-        .call(
-            Some(&cluster.admin_token),
-            reqwest::Method::POST,
-            &format!("/api/runs/{id}/steps/gate/decision"),
-            Some(json!({"approve": true})),
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+    cluster.approve_when_waiting(&id, "gate", json!({})).await;
     let view = cluster.wait(&id, std::time::Duration::from_secs(60)).await;
     assert_eq!(view.run.status, "succeeded", "{view:?}");
     let first = step(&view, "first").outputs.clone().unwrap();

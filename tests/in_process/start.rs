@@ -348,3 +348,114 @@ async fn a_stopping_worker_starts_no_job_it_took_ahead_of_its_slot() {
         "the job it took ahead is back in its queue"
     );
 }
+
+/// A job taken again after its worker died holds its claim while it waits
+/// for a slot, and is aborted there (its attempt timed out, the server
+/// aborting the claim): its own execution never ran, but the one before
+/// it, whose worker died before telling anyone, may have. The copy tells
+/// of that execution before it is acked (the simulation's chaos seed
+/// 45029 found it acked unsaid, and the run hid an execution).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_aborted_while_it_waits_for_its_slot_tells_of_the_executions_before_it() {
+    use weft_core::ports::{AttemptClaims, AttemptId, Claim};
+    use weft_core::spec::{Command, StepAction};
+
+    let work = tempfile::tempdir().unwrap();
+    let marks = work.path().join("marks");
+    let store = Arc::new(MemoryRunStore::new());
+    let queue = quiet_queue(None);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let shell = |step: &str, command: String| {
+        let mut job = weft_testkit::job("r1", step, "default");
+        job.action = StepAction::Run {
+            command: Command::Shell(command),
+        };
+        job
+    };
+    let busy = shell("busy", format!("echo busy >> {}; sleep 3", marks.display()));
+    let waits = shell("waits", format!("echo waits >> {}", marks.display()));
+    let key = AttemptId::of(&waits);
+
+    // An earlier execution of `waits`, on a worker that died: its claim
+    // lapsed unrenewed.
+    let Claim::Held { token: gone, .. } = store
+        .claim(&key, "gone@1#1", clock.now(), 50, None)
+        .await
+        .unwrap()
+    else {
+        panic!("the first claim is held");
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let options = weft_worker::Options {
+        name: "w".into(),
+        concurrency: 1,
+        work_dir: work.path().join("work"),
+        run_as: weft_worker::RunAs::Worker,
+        prepare_ahead: true,
+        heartbeat_ms: 100,
+        ..Default::default()
+    };
+    let jobs: Arc<dyn JobQueue> = queue.clone();
+    let worker = Worker::new(jobs.clone(), store.clone(), clock.clone(), options);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(worker.run(stopped));
+    jobs.publish(&busy).await.unwrap();
+    for _ in 0..300 {
+        if marks.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(marks.exists(), "the first job runs in the one slot");
+    jobs.publish(&waits).await.unwrap();
+    let mut claimed = Vec::new();
+    for _ in 0..300 {
+        claimed = store.claim_executions(&key).await.unwrap();
+        if claimed.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        claimed.len(),
+        2,
+        "the second job claimed, ahead of its slot"
+    );
+
+    // Its attempt times out: the server aborts the claim.
+    store.abort_claim(&key).await.unwrap();
+    let told = || {
+        queue
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.task == waits.task)
+            .map(|r| (r.execution, r.worker.clone(), r.kind.clone()))
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..300 {
+        if !told().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        told(),
+        [(gone, "gone".to_string(), ReportKind::Started)],
+        "the execution before it is told of, and only that one"
+    );
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("the worker stopped")
+        .unwrap()
+        .unwrap();
+    let ran = std::fs::read_to_string(&marks).unwrap();
+    assert_eq!(ran.lines().collect::<Vec<_>>(), ["busy"], "{ran}");
+    assert!(
+        jobs.try_take("default").await.unwrap().is_none(),
+        "the aborted job was acked, not given back"
+    );
+}

@@ -163,6 +163,17 @@ fn regression_a_settled_claim_tells_of_its_executions_to_the_last_copy_of_its_jo
     passes(46118, Profile::Chaos);
 }
 
+/// Found a copy of a job, taken again after its worker was killed (the
+/// broker down, so the execution before it had told no one), holding its
+/// claim while it waited for a slot and aborted there by its attempt's
+/// timeout: it was acked without a word, and the run hid the execution
+/// before it. A copy aborted before its step starts now tells of the
+/// executions its claim knew (`Worker::settle_unstarted`).
+#[test]
+fn regression_a_copy_aborted_before_its_step_starts_tells_of_the_executions_before_it() {
+    passes(45029, Profile::Chaos);
+}
+
 #[test]
 fn a_seed_replays_exactly() {
     for (seed, profile) in [(51, Profile::StoreOutages), (2345, Profile::Chaos)] {

@@ -113,22 +113,49 @@ impl Worker {
                     .collect();
                 vec![*report]
             }
-            None => executions
-                .into_iter()
-                .map(|e| Report {
-                    run_id: key.run_id.clone(),
-                    task: key.task.clone(),
-                    attempt: key.attempt,
-                    worker: e.worker,
-                    at: self.clock.now(),
-                    execution: e.token,
-                    earlier: Vec::new(),
-                    kind: ReportKind::Started,
-                })
-                .collect(),
+            None => self.starts(key, executions),
         };
+        self.tell_then_ack(delivery, &reports).await;
+    }
+
+    /// Settles a copy of a job that held its claim but was aborted (a
+    /// cancel, a timeout, its claim taken by another copy) before its step
+    /// started, say while it waited for a slot. Its own execution never
+    /// ran; those before it that its claim remembered (`earlier`) may
+    /// have, their worker killed before it could tell, and once this copy
+    /// is acked nothing would tell of them either.
+    pub(crate) async fn settle_unstarted(
+        &self,
+        key: &AttemptId,
+        delivery: Box<dyn Delivery>,
+        earlier: Vec<ClaimedExecution>,
+    ) {
+        let reports = self.starts(key, earlier);
+        self.tell_then_ack(delivery, &reports).await;
+    }
+
+    /// `Started` reports of `executions` of `key`, dated now.
+    fn starts(&self, key: &AttemptId, executions: Vec<ClaimedExecution>) -> Vec<Report> {
+        executions
+            .into_iter()
+            .map(|e| Report {
+                run_id: key.run_id.clone(),
+                task: key.task.clone(),
+                attempt: key.attempt,
+                worker: e.worker,
+                at: self.clock.now(),
+                execution: e.token,
+                earlier: Vec::new(),
+                kind: ReportKind::Started,
+            })
+            .collect()
+    }
+
+    /// Sends `reports`, then acks `delivery`; gives it back if one could
+    /// not be sent.
+    async fn tell_then_ack(&self, delivery: Box<dyn Delivery>, reports: &[Report]) {
         let to = delivery.job().reply_to.clone();
-        for report in &reports {
+        for report in reports {
             if self.queue.report(to.as_deref(), report).await.is_err() {
                 // Not sent: the job comes back, and with it this chance.
                 let _ = delivery.reject(true).await;

@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch, Semaphore};
 use tracing::Instrument;
 use weft_core::ports::{
-    ArtifactStore, AttemptId, Clock, ContainerRuntime, Delivery, JobQueue, KernelRuntime, Report,
-    ReportKind, RunStore, WorkerRegistry,
+    ArtifactStore, AttemptId, ClaimedExecution, Clock, ContainerRuntime, Delivery, JobQueue,
+    KernelRuntime, Report, ReportKind, RunStore, WorkerRegistry,
 };
 use weft_core::run::Outcome;
 use weft_core::spec::{gpu_pool, Command};
@@ -406,7 +406,7 @@ impl Worker {
             let abort = self.aborts.watch(&job.run_id, &job.task, job.attempt);
             if *abort.borrow() {
                 self.aborts.forget(&job.run_id, &job.task, job.attempt);
-                return Err(NotStarted::Aborted(delivery));
+                return Err(NotStarted::Aborted(delivery, held.1));
             }
             let claim = Arc::new(HeldClaim {
                 store: self.store.clone(),
@@ -438,7 +438,7 @@ impl Worker {
                 self.aborts.forget(&job.run_id, &job.task, job.attempt);
                 return Err(match free {
                     Free::Stopping => NotStarted::Stopping(delivery),
-                    _ => NotStarted::Aborted(delivery),
+                    _ => NotStarted::Aborted(delivery, held.1),
                 });
             };
             Ok((held, delivery, abort, claim, renewal, slot))
@@ -456,8 +456,8 @@ impl Worker {
                 drop(slot);
                 match not_started {
                     NotStarted::Settled => {}
-                    NotStarted::Aborted(delivery) => {
-                        let _ = delivery.ack().await;
+                    NotStarted::Aborted(delivery, earlier) => {
+                        self.settle_unstarted(&key, delivery, earlier).await;
                     }
                     // Its claim, never renewed again, lapses: the execution
                     // it began is told to the server as one that may have
@@ -592,8 +592,10 @@ impl Worker {
 enum NotStarted {
     /// Its claim was not held, and the job is settled.
     Settled,
-    /// Aborted (cancelled) once claimed: the job is done with.
-    Aborted(Box<dyn Delivery>),
+    /// Aborted (cancelled, timed out, or its claim lost) once claimed,
+    /// with the executions its claim knew before it: the job is done with
+    /// once they are told.
+    Aborted(Box<dyn Delivery>, Vec<ClaimedExecution>),
     /// Taken ahead of its slot as the worker stops: the job goes back.
     Stopping(Box<dyn Delivery>),
 }

@@ -103,6 +103,32 @@ async fn run_on_one_slot(
     .await
 }
 
+/// A worker `w` of one slot that prepares jobs ahead of it, its steps
+/// running as the worker, its work directory under `work`.
+fn one_slot_preparing_ahead(work: &std::path::Path) -> weft_worker::Options {
+    weft_worker::Options {
+        name: "w".into(),
+        concurrency: 1,
+        work_dir: work.join("work"),
+        run_as: weft_worker::RunAs::Worker,
+        prepare_ahead: true,
+        ..Default::default()
+    }
+}
+
+/// Tells the worker to stop and waits (at most 10 s) until it has.
+async fn stop_worker(
+    stop: &tokio::sync::watch::Sender<bool>,
+    worker: tokio::task::JoinHandle<Result<(), weft_worker::Error>>,
+) {
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("the worker stopped")
+        .unwrap()
+        .unwrap();
+}
+
 /// The times (ns since the epoch) the steps wrote into `marks`, one a line.
 fn marks_in(marks: &std::path::Path) -> Vec<u128> {
     std::fs::read_to_string(marks)
@@ -297,14 +323,7 @@ async fn a_stopping_worker_starts_no_job_it_took_ahead_of_its_slot() {
     let store: Arc<dyn RunStore> = Arc::new(MemoryRunStore::new());
     let queue: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let options = weft_worker::Options {
-        name: "w".into(),
-        concurrency: 1,
-        work_dir: work.path().join("work"),
-        run_as: weft_worker::RunAs::Worker,
-        prepare_ahead: true,
-        ..Default::default()
-    };
+    let options = one_slot_preparing_ahead(work.path());
     let worker = Worker::new(queue.clone(), store.clone(), clock.clone(), options);
     let service = weft_orchestrator::Service::new(
         queue.clone(),
@@ -333,12 +352,7 @@ async fn a_stopping_worker_starts_no_job_it_took_ahead_of_its_slot() {
         marks.exists() && prepared(),
         "one runs, one is prepared ahead"
     );
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), worker)
-        .await
-        .expect("the worker stopped")
-        .unwrap()
-        .unwrap();
+    stop_worker(&stop, worker).await;
     router.abort();
     let ran = std::fs::read_to_string(&marks).unwrap();
     assert_eq!(ran.lines().collect::<Vec<_>>(), ["start", "end"], "{ran}");
@@ -388,13 +402,8 @@ async fn a_job_aborted_while_it_waits_for_its_slot_tells_of_the_executions_befor
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let options = weft_worker::Options {
-        name: "w".into(),
-        concurrency: 1,
-        work_dir: work.path().join("work"),
-        run_as: weft_worker::RunAs::Worker,
-        prepare_ahead: true,
         heartbeat_ms: 100,
-        ..Default::default()
+        ..one_slot_preparing_ahead(work.path())
     };
     let jobs: Arc<dyn JobQueue> = queue.clone();
     let worker = Worker::new(jobs.clone(), store.clone(), clock.clone(), options);
@@ -446,12 +455,7 @@ async fn a_job_aborted_while_it_waits_for_its_slot_tells_of_the_executions_befor
         [(gone, "gone".to_string(), ReportKind::Started)],
         "the execution before it is told of, and only that one"
     );
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), worker)
-        .await
-        .expect("the worker stopped")
-        .unwrap()
-        .unwrap();
+    stop_worker(&stop, worker).await;
     let ran = std::fs::read_to_string(&marks).unwrap();
     assert_eq!(ran.lines().collect::<Vec<_>>(), ["busy"], "{ran}");
     assert!(

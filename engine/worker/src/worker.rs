@@ -592,9 +592,8 @@ impl Worker {
 enum NotStarted {
     /// Its claim was not held, and the job is settled.
     Settled,
-    /// Aborted (cancelled, timed out, or its claim lost) once claimed,
-    /// with the executions its claim knew before it: the job is done with
-    /// once they are told.
+    /// Aborted (cancelled, timed out, its claim lost) once claimed, with the
+    /// executions its claim knew before it: done with once they are told.
     Aborted(Box<dyn Delivery>, Vec<ClaimedExecution>),
     /// Taken ahead of its slot as the worker stops: the job goes back.
     Stopping(Box<dyn Delivery>),
